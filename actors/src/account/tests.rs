@@ -1,0 +1,110 @@
+use actix::prelude::*;
+use secrecy::SecretString;
+
+use super::messages::*;
+use super::state::{AccountEvent, AccountState};
+use super::AccountActor;
+use crate::lease::Outcome;
+use crate::types::{AccountCredentials, AccountId};
+
+#[test]
+fn a_rejected_token_requires_reauth_until_new_credentials_arrive() {
+    let state = AccountState::Active.apply(&AccountEvent::UpstreamStatus(401));
+    assert_eq!(state.name(), "reauth_required");
+    assert!(!state.is_usable());
+    let state = state.apply(&AccountEvent::UpstreamStatus(200));
+    assert_eq!(state.name(), "reauth_required");
+    let state = state.apply(&AccountEvent::CredentialsReplaced { enabled: true });
+    assert_eq!(state, AccountState::Active);
+}
+
+#[test]
+fn other_statuses_leave_an_active_account_active() {
+    for status in [200, 400, 429, 500, 503] {
+        let state = AccountState::Active.apply(&AccountEvent::UpstreamStatus(status));
+        assert_eq!(state, AccountState::Active, "status {status}");
+    }
+}
+
+#[test]
+fn a_disabled_account_stays_disabled_whatever_the_upstream_says() {
+    let state = AccountState::initial(false).apply(&AccountEvent::UpstreamStatus(401));
+    assert_eq!(state, AccountState::Disabled);
+}
+
+/// Collects what the account tells its router.
+#[derive(Default)]
+struct Listener(Vec<AccountStateChanged>);
+
+impl Actor for Listener {
+    type Context = Context<Self>;
+}
+
+impl Handler<AccountStateChanged> for Listener {
+    type Result = ();
+    fn handle(&mut self, msg: AccountStateChanged, _: &mut Context<Self>) {
+        self.0.push(msg);
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "usize")]
+struct Heard;
+
+impl Handler<Heard> for Listener {
+    type Result = usize;
+    fn handle(&mut self, _: Heard, _: &mut Context<Self>) -> usize {
+        self.0.len()
+    }
+}
+
+pub(crate) fn credentials(id: &str, enabled: bool, version: i64) -> AccountCredentials {
+    AccountCredentials {
+        id: AccountId::from(id),
+        chatgpt_account_id: format!("chatgpt-{id}"),
+        access_token: SecretString::from(format!("token-{id}-{version}")),
+        is_fedramp: false,
+        enabled,
+        version,
+    }
+}
+
+#[actix_rt::test]
+async fn leases_hold_a_slot_until_they_report() {
+    let listener = Listener::default().start();
+    let account = AccountActor::new(credentials("a", true, 1), listener.recipient()).start();
+    let first = account.send(GrantLease).await.unwrap().unwrap();
+    let second = account.send(GrantLease).await.unwrap().unwrap();
+    assert_eq!(first.chatgpt_account_id, "chatgpt-a");
+    assert_eq!(account.send(GetAccountStatus).await.unwrap().in_flight, 2);
+    first.report(Outcome::Completed { status: 200 });
+    drop(second); // reports `Abandoned` on drop
+    assert_eq!(account.send(GetAccountStatus).await.unwrap().in_flight, 0);
+}
+
+#[actix_rt::test]
+async fn a_401_takes_the_account_out_and_tells_the_router() {
+    let listener = Listener::default().start();
+    let account =
+        AccountActor::new(credentials("a", true, 1), listener.clone().recipient()).start();
+    let lease = account.send(GrantLease).await.unwrap().unwrap();
+    lease.report(Outcome::Completed { status: 401 });
+    let refused = account.send(GrantLease).await.unwrap();
+    assert_eq!(refused.unwrap_err(), Refusal::Unusable("reauth_required"));
+    assert_eq!(listener.send(Heard).await.unwrap(), 1);
+    account
+        .send(ReplaceCredentials(credentials("a", true, 2)))
+        .await
+        .unwrap();
+    let lease = account.send(GrantLease).await.unwrap().unwrap();
+    assert!(secrecy::ExposeSecret::expose_secret(&lease.access_token).ends_with("-2"));
+    assert_eq!(listener.send(Heard).await.unwrap(), 2);
+}
+
+#[actix_rt::test]
+async fn a_disabled_account_grants_nothing() {
+    let listener = Listener::default().start();
+    let account = AccountActor::new(credentials("a", false, 1), listener.recipient()).start();
+    let refused = account.send(GrantLease).await.unwrap();
+    assert_eq!(refused.unwrap_err(), Refusal::Unusable("disabled"));
+}

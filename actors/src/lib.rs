@@ -1,0 +1,26 @@
+//! codex-relay's actors.
+//!
+//! Each Codex OAuth account of the pool is owned by one [`AccountActor`]: it holds the account's
+//! credentials and state and *grants* upstream calls as [`Lease`]s. The [`RouterActor`] keeps one
+//! supervised AccountActor per account in the store (reconciling every few seconds through the
+//! [`AccountSource`] port) and answers [`Acquire`] with a lease from a usable account.
+//!
+//! Why leases: awc clients and responses are `!Send`, and an actor reply must be `Send`; streaming
+//! through an actor would also funnel every byte through one thread. So the request handler makes
+//! the upstream call itself with the lease and reports the outcome back — exactly once, also when
+//! the client goes away (the lease reports on drop).
+//!
+//! This crate knows nothing of HTTP or SQLite; it declares the ports it needs in [`ports`].
+
+pub mod account;
+mod lease;
+pub mod ports;
+pub mod router;
+mod types;
+
+pub use account::AccountActor;
+pub use lease::{Lease, Outcome};
+pub use ports::{AccountSource, SourceError};
+pub use router::messages::{Acquire, AcquireError, GetPoolStatus, PoolStatus, SyncNow};
+pub use router::RouterActor;
+pub use types::{AccountCredentials, AccountId};

@@ -1,0 +1,49 @@
+//! Messages the [`RouterActor`](super::RouterActor) answers.
+
+use actix::Message;
+
+use crate::lease::Lease;
+use crate::types::AccountId;
+
+/// Asks for a lease on a usable account for one upstream call.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Lease, AcquireError>")]
+pub struct Acquire {
+    /// The upstream model slug (routing by plan comes with the pool policy).
+    pub model: String,
+    /// Conversation affinity key, when the request carries one.
+    pub affinity: Option<String>,
+    /// Accounts already tried for this request.
+    pub exclude: Vec<AccountId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AcquireError {
+    #[error("the pool has no accounts")]
+    EmptyPool,
+    #[error("no account of the pool is usable now")]
+    NoUsableAccount,
+}
+
+/// Re-reads the accounts from the source now instead of at the next interval.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SyncNow;
+
+/// An account's mailbox was found closed (its actor died): restart it from the source.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct AccountUnreachable(pub AccountId);
+
+/// The pool as the router sees it.
+#[derive(Debug, Message)]
+#[rtype(result = "PoolStatus")]
+pub struct GetPoolStatus;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub accounts: usize,
+    pub usable: usize,
+    /// True once the first read of the source has completed.
+    pub synced: bool,
+}

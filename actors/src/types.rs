@@ -1,0 +1,59 @@
+//! Plain data shared by the actors and their ports.
+
+use std::fmt;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+/// The relay's own id of an account (not the ChatGPT account id).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AccountId(Arc<str>);
+
+impl AccountId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for AccountId {
+    fn from(id: &str) -> Self {
+        AccountId(Arc::from(id))
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AccountId({})", self.0)
+    }
+}
+
+/// What an account's actor serves with: loaded from the store, replaced whole when it changes.
+#[derive(Clone)]
+pub struct AccountCredentials {
+    pub id: AccountId,
+    /// Sent upstream as `ChatGPT-Account-ID`.
+    pub chatgpt_account_id: String,
+    pub access_token: SecretString,
+    /// Adds `X-OpenAI-Fedramp: true` upstream.
+    pub is_fedramp: bool,
+    /// False when an operator disabled the account.
+    pub enabled: bool,
+    /// Changes whenever the stored row or token set changes.
+    pub version: i64,
+}
+
+impl fmt::Debug for AccountCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountCredentials")
+            .field("id", &self.id)
+            .field("enabled", &self.enabled)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,374 @@
+//! A mock of the Codex backend (`https://chatgpt.com/backend-api/codex`) and of its OAuth issuer,
+//! for codex-relay's integration tests and for operators who want to try the relay offline.
+//!
+//! This file owns the public surface ([`MockUpstream`], [`MockState`], [`RecordedRequest`],
+//! [`Scripted`], [`fake_auth_json`], [`fake_jwt`]), the HTTP server and the routing. The
+//! behaviour of each endpoint lives in the sibling files:
+//!
+//! | file           | owns                                                               |
+//! |----------------|--------------------------------------------------------------------|
+//! | `responses.rs` | `POST /responses`: auth, the backend's 400 rejections, scripts     |
+//! | `events.rs`    | the Responses stream events (text, tool call, failure)             |
+//! | `stream.rs`    | the SSE body: per-event delay, cuts, started/finished/cancelled    |
+//! | `oauth.rs`     | `POST /oauth/token`, the unsigned JWTs and the fake `auth.json`    |
+//! | `models.rs`    | `GET /models`, the Codex model catalog                             |
+//! | `tests.rs`     | the mock's own tests (run wherever this file is included)          |
+//!
+//! Integration tests include this file with `#[path]`, so sibling modules are declared with
+//! explicit `#[path]` attributes: they then resolve next to this file however it is included.
+
+// The example binary and each test binary use a different subset of this module.
+#![allow(dead_code)]
+
+#[path = "events.rs"]
+mod events;
+#[path = "models.rs"]
+mod models;
+#[path = "oauth.rs"]
+mod oauth;
+#[path = "responses.rs"]
+mod responses;
+#[path = "stream.rs"]
+mod stream;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::{dev::ServerHandle, web, App, HttpRequest, HttpResponse, HttpServer};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use rand::RngCore;
+
+// Re-exported for tests; a crate that uses neither would otherwise warn.
+#[allow(unused_imports)]
+pub use oauth::{fake_auth_json, fake_jwt};
+
+/// Request bodies above this size are refused with 413; real Codex turns are well below it.
+const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// A running mock upstream. [`MockUpstream::stop`] shuts it down and waits; dropping it shuts
+/// it down without waiting.
+pub struct MockUpstream {
+    /// The bound address (the real port when port 0 was asked for).
+    pub addr: SocketAddr,
+    /// What the mock has seen, and the knobs that script its answers.
+    pub state: Arc<MockState>,
+    handle: ServerHandle,
+}
+
+impl MockUpstream {
+    /// Binds `listen` (port 0 allowed) and starts serving with one worker on the current
+    /// actix runtime. Returns as soon as the socket is bound.
+    ///
+    /// # Errors
+    /// When `listen` cannot be resolved or bound.
+    pub async fn start(listen: &str) -> std::io::Result<MockUpstream> {
+        let state = Arc::new(MockState::default());
+        let data = web::Data::from(Arc::clone(&state));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .default_service(web::to(dispatch))
+        })
+        .workers(1)
+        // Tests own the lifecycle; Ctrl-C handling belongs to the example's main.
+        .disable_signals()
+        // A closed read half means the caller went away: drop the stream at once so that
+        // cancellations are counted promptly instead of at the next failed write.
+        .h1_allow_half_closed(false)
+        .shutdown_timeout(1)
+        .bind(listen)?;
+        let addr = server
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| std::io::Error::other("mock upstream bound no address"))?;
+        let server = server.run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        Ok(MockUpstream {
+            addr,
+            state,
+            handle,
+        })
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:9090`, without a trailing slash. It serves both the
+    /// Codex backend paths (`/responses`, `/models`) and the OAuth issuer paths (`/oauth/token`).
+    pub fn url(&self) -> String {
+        let mut addr = self.addr;
+        if addr.ip().is_unspecified() {
+            // A wildcard bind is reached through loopback.
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        format!("http://{addr}")
+    }
+
+    /// Stops the server at once, closing open streams, and waits until it has stopped.
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        // `stop` sends the command when called; its future only waits for completion, so
+        // dropping the future still stops the server (a second stop is a no-op).
+        drop(self.handle.stop(false));
+    }
+}
+
+/// Everything the mock records and every knob that changes its answers. All methods take
+/// `&self`; the state is shared between the test and the server worker.
+#[derive(Default)]
+pub struct MockState {
+    requests: Mutex<Vec<RecordedRequest>>,
+    scripted: Mutex<VecDeque<Scripted>>,
+    event_delay_nanos: AtomicU64,
+    streams_started: AtomicUsize,
+    streams_finished: AtomicUsize,
+    streams_cancelled: AtomicUsize,
+    last_cancelled_at: Mutex<Option<Instant>>,
+    tokens: Mutex<oauth::TokenRegistry>,
+}
+
+impl MockState {
+    /// Every request received, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.requests).clone()
+    }
+
+    /// Only the `POST /responses` requests, in arrival order.
+    pub fn responses_requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.requests)
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == "/responses")
+            .cloned()
+            .collect()
+    }
+
+    /// Pause before each SSE event. Zero (the default) writes a whole stream at once.
+    pub fn set_event_delay(&self, delay: Duration) {
+        let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        self.event_delay_nanos.store(nanos, Ordering::SeqCst);
+    }
+
+    /// Queues an answer: the next `POST /responses` that passes validation gets it instead of
+    /// the normal answer. Answers are used first in, first out.
+    pub fn push_scripted(&self, answer: Scripted) {
+        lock(&self.scripted).push_back(answer);
+    }
+
+    /// SSE streams (status 200) the mock has started to answer.
+    pub fn streams_started(&self) -> usize {
+        self.streams_started.load(Ordering::SeqCst)
+    }
+
+    /// SSE streams whose body was sent to its end (a scripted cut counts once it is delivered).
+    pub fn streams_finished(&self) -> usize {
+        self.streams_finished.load(Ordering::SeqCst)
+    }
+
+    /// SSE streams dropped before their end because the caller closed the connection.
+    pub fn streams_cancelled(&self) -> usize {
+        self.streams_cancelled.load(Ordering::SeqCst)
+    }
+
+    /// When the last cancellation was noticed.
+    pub fn last_cancelled_at(&self) -> Option<Instant> {
+        *lock(&self.last_cancelled_at)
+    }
+
+    /// Access tokens minted by the token endpoint (all of them are accepted by `/responses`).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.tokens).access_tokens().to_vec()
+    }
+
+    fn event_delay(&self) -> Duration {
+        Duration::from_nanos(self.event_delay_nanos.load(Ordering::SeqCst))
+    }
+
+    fn next_scripted(&self) -> Option<Scripted> {
+        lock(&self.scripted).pop_front()
+    }
+
+    fn record(&self, request: RecordedRequest) {
+        lock(&self.requests).push(request);
+    }
+
+    fn tokens(&self) -> MutexGuard<'_, oauth::TokenRegistry> {
+        lock(&self.tokens)
+    }
+
+    fn stream_started(&self) {
+        self.streams_started.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn stream_finished(&self) {
+        self.streams_finished.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn stream_cancelled(&self) {
+        self.streams_cancelled.fetch_add(1, Ordering::SeqCst);
+        *lock(&self.last_cancelled_at) = Some(Instant::now());
+    }
+}
+
+/// A panicking test must not hide what the mock recorded, so a poisoned lock is still read.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One request as the mock received it.
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    /// The raw query string, without `?`.
+    pub query: String,
+    /// Header names in lower case, in the order received; repeated headers appear repeatedly.
+    pub headers: Vec<(String, String)>,
+    /// The body as sent, after undoing any `Content-Encoding` (gzip, zstd); the header list
+    /// still shows which encoding was used.
+    pub body: Bytes,
+}
+
+impl RecordedRequest {
+    fn of(req: &HttpRequest, body: Bytes) -> Self {
+        let headers = req.headers().iter().map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_owned(), value)
+        });
+        RecordedRequest {
+            method: req.method().as_str().to_owned(),
+            path: req.path().to_owned(),
+            query: req.query_string().to_owned(),
+            headers: headers.collect(),
+            body,
+        }
+    }
+
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON, if it is JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// An answer a test queues for the next `POST /responses` (see [`MockState::push_scripted`]).
+#[derive(Clone, Debug)]
+pub enum Scripted {
+    /// A plain HTTP answer, e.g. 429 `usage_limit_reached`, 500, 401. `body` is sent as is
+    /// (as JSON when it parses as JSON); `headers` are added to the answer.
+    Status {
+        status: u16,
+        body: String,
+        headers: Vec<(String, String)>,
+    },
+    /// 200, then `response.created` and `response.failed` with this error, then the end.
+    FailedInStream { code: String, message: String },
+    /// 200, the first N events of the normal answer, then the connection is dropped without
+    /// a terminal event or the chunked-encoding terminator.
+    CutAfterEvents(usize),
+}
+
+/// The single entry point: record first (every request, whatever it is), then route.
+async fn dispatch(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<MockState>,
+) -> HttpResponse {
+    let (body, body_error) = if body_lasts_until_close(&req) {
+        (Bytes::new(), None)
+    } else {
+        match read_body(&req, payload).await {
+            Ok(body) => (body, None),
+            Err(status) => (Bytes::new(), Some(status)),
+        }
+    };
+    let recorded = RecordedRequest::of(&req, body);
+    state.record(recorded.clone());
+    if let Some(status) = body_error {
+        return detail(status, "Invalid request body");
+    }
+    route(state.into_inner(), &recorded)
+}
+
+fn route(state: Arc<MockState>, req: &RecordedRequest) -> HttpResponse {
+    match (req.method.as_str(), req.path.as_str()) {
+        ("POST", "/responses") => responses::handle(state, req),
+        ("GET", "/responses") if is_websocket_upgrade(req) => {
+            // The CLI falls back to SSE at once on 426 (spec §7).
+            detail(StatusCode::UPGRADE_REQUIRED, "Upgrade Required")
+        }
+        ("GET", "/models") => models::handle(),
+        ("POST", "/oauth/token") => oauth::token(&state, req),
+        // Device-code login (spec §3) goes here:
+        // POST /api/accounts/deviceauth/usercode and POST /api/accounts/deviceauth/token.
+        _ => detail(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+fn is_websocket_upgrade(req: &RecordedRequest) -> bool {
+    req.header("upgrade")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
+}
+
+/// A WebSocket handshake (or CONNECT) has no body: what follows belongs to the upgraded
+/// connection, so reading "the body" would wait until the caller hangs up.
+fn body_lasts_until_close(req: &HttpRequest) -> bool {
+    let websocket = req
+        .headers()
+        .get(actix_web::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"));
+    websocket || req.method() == actix_web::http::Method::CONNECT
+}
+
+/// Reads the whole body, undoing `Content-Encoding` as the backend does.
+async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<Bytes, StatusCode> {
+    let mut decoded = actix_web::dev::Decompress::from_headers(payload.into_inner(), req.headers());
+    let mut body = BytesMut::new();
+    while let Some(chunk) = decoded.next().await {
+        let chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST)?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The backend's error shape for requests it refuses: `{"detail": "..."}`.
+fn detail(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(serde_json::json!({ "detail": message }))
+}
+
+/// `len` random bytes as lower-case hex, for ids and opaque tokens.
+fn random_hex(len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

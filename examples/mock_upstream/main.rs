@@ -1,0 +1,76 @@
+//! Runs the mock Codex upstream on its own, so that operators can try codex-relay offline:
+//!
+//! ```text
+//! cargo run --example mock_upstream -- --listen 127.0.0.1:9090 --write-auth-json auth.json
+//! ```
+//!
+//! The mock itself lives in `app.rs`; this file owns only the command line and the lifecycle.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod app;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Serve a mock of the Codex backend and its OAuth issuer.
+#[derive(Parser)]
+#[command(name = "mock_upstream")]
+struct Args {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    listen: String,
+    /// Write a fake Codex login (auth.json, mode 0600) that this mock accepts, then serve.
+    #[arg(long, value_name = "FILE")]
+    write_auth_json: Option<PathBuf>,
+    /// Pause between SSE events, in milliseconds.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    event_delay_ms: u64,
+}
+
+/// The fake login is valid for ten days, long enough for an afternoon of trying things out.
+const AUTH_JSON_VALIDITY_SECS: i64 = 10 * 24 * 3600;
+
+#[actix_rt::main]
+async fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let mock = app::MockUpstream::start(&args.listen).await?;
+    mock.state
+        .set_event_delay(Duration::from_millis(args.event_delay_ms));
+    if let Some(path) = &args.write_auth_json {
+        write_auth_json(path)?;
+        eprintln!(
+            "wrote a fake Codex login for account acct-mock-1 to {}",
+            path.display()
+        );
+    }
+    println!("mock upstream listening on {}", mock.url());
+    actix_rt::signal::ctrl_c().await?;
+    mock.stop().await;
+    Ok(())
+}
+
+fn write_auth_json(path: &Path) -> std::io::Result<()> {
+    let expires = chrono::Utc::now().timestamp() + AUTH_JSON_VALIDITY_SECS;
+    let auth = app::fake_auth_json("acct-mock-1", "dev@example.com", "plus", expires);
+    let text = serde_json::to_string_pretty(&auth).map_err(std::io::Error::other)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    // The mode above applies only to a new file; an existing one is tightened too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")
+}

@@ -1,0 +1,177 @@
+//! `POST /responses`: the Codex backend's model turn. Checks the caller the way the backend does
+//! (bearer token, `ChatGPT-Account-ID`, the request-contract rules of spec §4.2), then answers
+//! with a queued [`Scripted`] answer or with the normal SSE stream.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, HttpResponseBuilder};
+use serde_json::Value;
+
+use super::events::{self, ResponseCtx};
+use super::stream::{sse_body, Ending};
+use super::{detail, oauth, random_hex, unix_now, MockState, RecordedRequest, Scripted};
+
+/// Sampling and length parameters the backend refuses (spec §4.2, field notes #9).
+const UNSUPPORTED_PARAMETERS: [&str; 3] = ["max_output_tokens", "temperature", "top_p"];
+
+pub(super) fn handle(state: Arc<MockState>, req: &RecordedRequest) -> HttpResponse {
+    let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
+    if !has_acceptable_bearer(&state, req) {
+        return with_request_id(
+            detail(StatusCode::UNAUTHORIZED, "Unauthorized"),
+            &request_id,
+        );
+    }
+    if req.header("chatgpt-account-id").is_none() {
+        let missing = detail(StatusCode::BAD_REQUEST, "Missing ChatGPT-Account-ID");
+        return with_request_id(missing, &request_id);
+    }
+    let body = match parse_and_check(req) {
+        Ok(body) => body,
+        Err(reason) => {
+            return with_request_id(detail(StatusCode::BAD_REQUEST, &reason), &request_id)
+        }
+    };
+    let ctx = ResponseCtx::new(&body, req.body.len());
+    match state.next_scripted() {
+        None => stream_answer(
+            state,
+            &ctx,
+            &request_id,
+            events::normal(&ctx, &body),
+            Ending::Complete,
+        ),
+        Some(Scripted::Status {
+            status,
+            body,
+            headers,
+        }) => scripted_status(status, body, &headers, &request_id),
+        Some(Scripted::FailedInStream { code, message }) => {
+            let failed = events::failed(&ctx, &code, &message);
+            stream_answer(state, &ctx, &request_id, failed, Ending::Complete)
+        }
+        Some(Scripted::CutAfterEvents(n)) => {
+            let mut cut = events::normal(&ctx, &body);
+            cut.truncate(n);
+            stream_answer(state, &ctx, &request_id, cut, Ending::Cut)
+        }
+    }
+}
+
+/// Any bearer the mock minted, or any token whose JWT payload parses: the mock does not check
+/// signatures or expiry (script a 401 for that).
+fn has_acceptable_bearer(state: &MockState, req: &RecordedRequest) -> bool {
+    let Some(token) = req
+        .header("authorization")
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|t| !t.is_empty())
+    else {
+        return false;
+    };
+    state.tokens().is_access_token(token) || oauth::jwt_payload(token).is_some()
+}
+
+/// The body, or the backend's 400 `detail` message for the first rule it breaks.
+fn parse_and_check(req: &RecordedRequest) -> Result<Value, String> {
+    let body = req.json().filter(Value::is_object).ok_or("Invalid JSON")?;
+    if body.get("stream") != Some(&Value::Bool(true)) {
+        return Err("Stream must be set to true".into());
+    }
+    if body.get("store") == Some(&Value::Bool(true)) {
+        return Err("Store must be set to false".into());
+    }
+    if let Some(param) = UNSUPPORTED_PARAMETERS
+        .iter()
+        .find(|p| body.get(**p).is_some())
+    {
+        return Err(format!("Unsupported parameter: {param}"));
+    }
+    if body
+        .get("model")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err("Model is required".into());
+    }
+    let Some(input) = body.get("input").and_then(Value::as_array) else {
+        return Err("Input must be a list".into());
+    };
+    if input
+        .iter()
+        .any(|item| item.get("role") == Some(&"system".into()))
+    {
+        return Err("System messages are not allowed".into());
+    }
+    // `instructions` is not required: Codex CLI 0.171 sends its prompt as a developer message.
+    Ok(body)
+}
+
+fn stream_answer(
+    state: Arc<MockState>,
+    ctx: &ResponseCtx,
+    request_id: &str,
+    events: Vec<Value>,
+    ending: Ending,
+) -> HttpResponse {
+    let delay = state.event_delay();
+    let mut response = HttpResponse::Ok();
+    stream_headers(&mut response, &ctx.model, request_id);
+    response.streaming(sse_body(state, events, ending, delay))
+}
+
+/// The headers the backend sends with a 200 stream (spec §5.2, §5.5).
+fn stream_headers(response: &mut HttpResponseBuilder, model: &str, request_id: &str) {
+    let now = unix_now();
+    response
+        .content_type("text/event-stream")
+        .insert_header(("x-request-id", request_id))
+        .insert_header(("openai-model", model))
+        .insert_header(("x-codex-turn-state", format!("ts_{}", random_hex(12))))
+        .insert_header(("x-models-etag", super::models::ETAG))
+        .insert_header(("x-codex-primary-used-percent", "12.5"))
+        .insert_header(("x-codex-primary-window-minutes", "300"))
+        .insert_header(("x-codex-primary-reset-at", (now + 3600).to_string()))
+        .insert_header(("x-codex-secondary-used-percent", "3.0"))
+        .insert_header(("x-codex-secondary-window-minutes", "10080"))
+        .insert_header(("x-codex-secondary-reset-at", (now + 86_400).to_string()));
+}
+
+fn scripted_status(
+    status: u16,
+    body: String,
+    headers: &[(String, String)],
+    request_id: &str,
+) -> HttpResponse {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::build(status);
+    let scripted = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    // Defaults first, so that a script can override them.
+    if !scripted("x-request-id") {
+        response.insert_header(("x-request-id", request_id));
+    }
+    if !scripted("content-type") {
+        let is_json = serde_json::from_str::<Value>(&body).is_ok();
+        response.content_type(if is_json {
+            "application/json"
+        } else {
+            "text/plain; charset=utf-8"
+        });
+    }
+    for (name, value) in headers {
+        response.append_header((name.as_str(), value.as_str()));
+    }
+    response.body(body)
+}
+
+fn with_request_id(mut response: HttpResponse, request_id: &str) -> HttpResponse {
+    if let Ok(value) = request_id.parse() {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-request-id"),
+            value,
+        );
+    }
+    response
+}

@@ -1,0 +1,214 @@
+//! The `codex-relay` command line. Commands share the settings and the store with `serve` and
+//! work while it runs: the server picks up their changes within `store.sync_interval_ms`.
+//!
+//! Output contract, relied on by scripts: what a command creates is printed alone on stdout (an
+//! account id, an API key); explanations and warnings go to stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::oauth::auth_json;
+use crate::obs::mask_email;
+use crate::store::{keys::reveal, ImportOutcome, Store};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "codex-relay",
+    version,
+    about = "The OpenAI Responses API, served from a governed pool of Codex accounts"
+)]
+pub struct Cli {
+    /// Settings file (TOML) layered over the embedded defaults; also CODEX_RELAY_CONFIG.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the relay.
+    Serve,
+    /// Manage the pool of Codex accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Manage the API keys clients use.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Import a Codex login from an auth.json file (`-` reads standard input).
+    Import(ImportArgs),
+    /// List the accounts of the pool.
+    List(ListArgs),
+    /// Remove an account (by relay id or ChatGPT account id) and its stored tokens.
+    Remove { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Path of the auth.json written by `codex login`, or `-`.
+    pub file: String,
+    /// A name for the account in listings (default: the masked email).
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key; prints the key alone on stdout, once.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List API keys (never the keys themselves).
+    List(ListArgs),
+    /// Revoke an API key by id or name.
+    Revoke { id: String },
+}
+
+pub fn account(store: &Store, command: AccountCommand) -> anyhow::Result<()> {
+    match command {
+        AccountCommand::Import(args) => import(store, &args),
+        AccountCommand::List(args) => list_accounts(store, args.json),
+        AccountCommand::Remove { id } => {
+            store.remove_account(&id)?;
+            eprintln!("removed account {id}; the running relay stops using it within seconds");
+            Ok(())
+        }
+    }
+}
+
+fn import(store: &Store, args: &ImportArgs) -> anyhow::Result<()> {
+    let text = if args.file == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read auth.json from standard input")?;
+        text
+    } else {
+        std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file))?
+    };
+    let mut account = auth_json::parse(&text)?;
+    account.label = args.label.clone();
+    let (id, outcome) = store.import_account(&account)?;
+    let email = account.email.as_deref().map_or("-".to_owned(), mask_email);
+    let plan = account.plan.as_deref().unwrap_or("unknown plan");
+    let expiry = account
+        .token_expires_at
+        .map_or("unknown".to_owned(), rfc3339);
+    if outcome == ImportOutcome::Updated {
+        eprintln!(
+            "warning: this ChatGPT account was already in the pool as {id}; its tokens were replaced."
+        );
+    }
+    eprintln!("imported account {id} ({email}, {plan}, access token expires {expiry})");
+    eprintln!(
+        "note: codex-relay now owns this login. Refresh tokens are single-use: stop using this \
+         auth.json anywhere else (another machine, relay or CLI), or both copies end up logged out."
+    );
+    println!("{id}");
+    Ok(())
+}
+
+fn list_accounts(store: &Store, as_json: bool) -> anyhow::Result<()> {
+    let accounts = store.list_accounts()?;
+    if as_json {
+        let rows: Vec<_> = accounts
+            .iter()
+            .map(|a| {
+                json!({
+                    "id": a.id, "label": a.label,
+                    "email": a.email.as_deref().map(mask_email),
+                    "plan": a.plan, "state": a.state, "state_reason": a.state_reason,
+                    "token_expires_at": a.token_expires_at.map(rfc3339),
+                    "last_refresh": a.last_refresh.map(rfc3339),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{:<36}  {:<20}  {:<24}  {:<10}  {:<15}  TOKEN EXPIRES",
+        "ID", "LABEL", "EMAIL", "PLAN", "STATE"
+    );
+    for a in accounts {
+        println!(
+            "{:<36}  {:<20}  {:<24}  {:<10}  {:<15}  {}",
+            a.id,
+            a.label,
+            a.email.as_deref().map_or("-".to_owned(), mask_email),
+            a.plan.as_deref().unwrap_or("-"),
+            a.state,
+            a.token_expires_at.map_or("-".to_owned(), rfc3339)
+        );
+    }
+    Ok(())
+}
+
+pub fn key(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
+    match command {
+        KeyCommand::Create { name } => {
+            let name = name.trim();
+            if name.is_empty() || name.len() > 64 {
+                bail!("--name must be 1 to 64 characters");
+            }
+            let created = store.create_key(name)?;
+            eprintln!(
+                "created API key {} ({name}, {}…). It is shown only now: store it.",
+                created.row.id, created.row.prefix
+            );
+            println!("{}", reveal(&created));
+            Ok(())
+        }
+        KeyCommand::List(args) => {
+            let keys = store.list_keys()?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+                return Ok(());
+            }
+            println!(
+                "{:<36}  {:<20}  {:<16}  {:<20}  REVOKED",
+                "ID", "NAME", "PREFIX", "CREATED"
+            );
+            for k in keys {
+                println!(
+                    "{:<36}  {:<20}  {:<16}  {:<20}  {}",
+                    k.id,
+                    k.name,
+                    k.prefix,
+                    rfc3339(k.created_at),
+                    k.revoked_at.map_or("-".to_owned(), rfc3339)
+                );
+            }
+            Ok(())
+        }
+        KeyCommand::Revoke { id } => {
+            store.revoke_key(&id)?;
+            eprintln!("revoked API key {id}; the running relay refuses it within seconds");
+            Ok(())
+        }
+    }
+}
+
+fn rfc3339(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0).map_or_else(
+        || unix.to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+}

@@ -1,0 +1,175 @@
+//! Adapting a Responses request to what the Codex backend accepts (spec: codex-upstream §4.2,
+//! field notes 9). OpenAI SDK callers send what the public API takes; the backend rejects some of
+//! it. `relaxed` (default) rewrites those parts; `strict` forwards the body as the client sent it.
+
+use serde_json::{json, Map, Value};
+
+use crate::settings::CompatMode;
+
+/// Parameters the Codex backend rejects; relaxed mode drops them.
+const DROPPED: [&str; 6] = [
+    "max_output_tokens",
+    "temperature",
+    "top_p",
+    "truncation",
+    "user",
+    "metadata",
+];
+
+/// Rewrites `body` in place for the upstream.
+pub fn normalize(body: &mut Map<String, Value>, mode: CompatMode, default_instructions: &str) {
+    if mode == CompatMode::Strict {
+        return;
+    }
+    body.insert("stream".into(), Value::Bool(true));
+    body.insert("store".into(), Value::Bool(false));
+    for key in DROPPED {
+        body.remove(key);
+    }
+    if let Some(input) = body.get_mut("input") {
+        normalize_input(input);
+    }
+    let has_instructions = body
+        .get("instructions")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty());
+    if !has_instructions {
+        body.remove("instructions");
+        if !default_instructions.is_empty() {
+            body.insert("instructions".into(), json!(default_instructions));
+        }
+    }
+    if body.get("reasoning").is_some_and(|r| !r.is_null()) {
+        request_encrypted_reasoning(body);
+    }
+}
+
+/// A string becomes one user message; messages get their `type`, string content becomes a
+/// content list, and `system` becomes `developer`.
+fn normalize_input(input: &mut Value) {
+    if let Value::String(text) = input {
+        *input = json!([user_message(std::mem::take(text))]);
+        return;
+    }
+    let Value::Array(items) = input else {
+        return;
+    };
+    for item in items.iter_mut().filter_map(Value::as_object_mut) {
+        let Some(role) = item.get("role").and_then(Value::as_str).map(str::to_owned) else {
+            continue;
+        };
+        if item.get("type").is_none() {
+            item.insert("type".into(), json!("message"));
+        }
+        if role == "system" {
+            item.insert("role".into(), json!("developer"));
+        }
+        if let Some(Value::String(text)) = item.get_mut("content") {
+            let part = if role == "assistant" {
+                "output_text"
+            } else {
+                "input_text"
+            };
+            let text = std::mem::take(text);
+            item.insert("content".into(), json!([{"type": part, "text": text}]));
+        }
+    }
+}
+
+fn user_message(text: String) -> Value {
+    json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]})
+}
+
+/// Reasoning can only be replayed statelessly (store is false) if it comes back encrypted.
+fn request_encrypted_reasoning(body: &mut Map<String, Value>) {
+    const ENCRYPTED: &str = "reasoning.encrypted_content";
+    match body.get_mut("include") {
+        Some(Value::Array(list)) => {
+            if !list.iter().any(|v| v == ENCRYPTED) {
+                list.push(json!(ENCRYPTED));
+            }
+        }
+        _ => {
+            body.insert("include".into(), json!([ENCRYPTED]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relaxed(body: Value) -> Value {
+        let Value::Object(mut map) = body else {
+            panic!()
+        };
+        normalize(&mut map, CompatMode::Relaxed, "");
+        Value::Object(map)
+    }
+
+    #[test]
+    fn an_sdk_request_is_made_acceptable() {
+        let body = relaxed(json!({
+            "model": "gpt-5.5", "input": "hi", "stream": false, "store": true,
+            "max_output_tokens": 5, "temperature": 0.2, "top_p": 1, "instructions": "be brief"
+        }));
+        assert_eq!(body["stream"], true);
+        assert_eq!(body["store"], false);
+        assert_eq!(body["input"][0]["content"][0]["text"], "hi");
+        assert_eq!(body["input"][0]["type"], "message");
+        assert_eq!(body["instructions"], "be brief");
+        for dropped in ["max_output_tokens", "temperature", "top_p"] {
+            assert!(body.get(dropped).is_none(), "{dropped}");
+        }
+    }
+
+    #[test]
+    fn system_messages_become_developer_messages() {
+        let body = relaxed(json!({"model": "m", "input": [
+            {"role": "system", "content": "rules"},
+            {"role": "assistant", "content": "earlier answer"},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "q"}]}
+        ]}));
+        assert_eq!(body["input"][0]["role"], "developer");
+        assert_eq!(body["input"][0]["content"][0]["type"], "input_text");
+        assert_eq!(body["input"][1]["content"][0]["type"], "output_text");
+        assert_eq!(body["input"][2]["content"][0]["text"], "q");
+    }
+
+    #[test]
+    fn reasoning_asks_for_encrypted_content_once() {
+        let body = relaxed(
+            json!({"model": "m", "input": [], "reasoning": {"effort": "low"},
+                                  "include": ["reasoning.encrypted_content"]}),
+        );
+        assert_eq!(body["include"], json!(["reasoning.encrypted_content"]));
+        let body = relaxed(json!({"model": "m", "input": [], "reasoning": {"effort": "low"}}));
+        assert_eq!(body["include"], json!(["reasoning.encrypted_content"]));
+        let body = relaxed(json!({"model": "m", "input": [], "reasoning": null}));
+        assert!(body.get("include").is_none());
+    }
+
+    #[test]
+    fn empty_instructions_are_dropped_or_supplied() {
+        let body = relaxed(json!({"model": "m", "input": [], "instructions": ""}));
+        assert!(body.get("instructions").is_none());
+        let Value::Object(mut map) = json!({"model": "m", "input": []}) else {
+            panic!()
+        };
+        normalize(&mut map, CompatMode::Relaxed, "You are Codex.");
+        assert_eq!(map["instructions"], "You are Codex.");
+    }
+
+    #[test]
+    fn strict_mode_forwards_as_is_and_field_order_is_kept() {
+        let original = json!({"zeta": 1, "model": "m", "input": "hi", "stream": false});
+        let Value::Object(mut map) = original.clone() else {
+            panic!()
+        };
+        normalize(&mut map, CompatMode::Strict, "x");
+        assert_eq!(Value::Object(map), original);
+        let body = relaxed(json!({"zeta": 1, "model": "m", "alpha": 2}));
+        let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+        assert_eq!(&keys[..3], ["zeta", "model", "alpha"]);
+    }
+}

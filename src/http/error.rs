@@ -1,0 +1,195 @@
+//! The one place where failures become HTTP answers: `{"error":{"message","type","param","code"}}`
+//! with the status OpenAI would use, and `Retry-After` where waiting helps. No upstream body, no
+//! secret and no internal detail ever reaches a client message; causes are logged instead.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")]
+    MissingApiKey,
+    #[error(
+        "Incorrect API key provided. Check the key, or ask your codex-relay operator for one."
+    )]
+    InvalidApiKey,
+    #[error("{message}")]
+    InvalidRequest {
+        message: String,
+        param: Option<&'static str>,
+        code: Option<&'static str>,
+    },
+    #[error("Request body is too large: the limit is {limit} bytes.")]
+    PayloadTooLarge { limit: usize },
+    #[error("The model `{0}` does not exist or you do not have access to it.")]
+    ModelNotFound(String),
+    #[error("Unknown request URL: {method} {path}.")]
+    RouteNotFound { method: String, path: String },
+    #[error("This endpoint speaks HTTP server-sent events; WebSocket is not supported.")]
+    UpgradeRequired,
+    #[error("No upstream account is configured. Ask the operator to import one (codex-relay account import).")]
+    NoAccounts,
+    #[error("No upstream account is available right now. Try again shortly.")]
+    NoUsableAccount,
+    #[error("The relay is overloaded. Try again shortly.")]
+    Overloaded,
+    #[error("The upstream rejected the request: {message}")]
+    UpstreamRejected {
+        status: StatusCode,
+        message: String,
+        code: Option<String>,
+    },
+    #[error("The usage limit of the upstream account has been reached. Try again later.")]
+    UsageLimitReached { retry_after_secs: Option<u64> },
+    #[error("The upstream failed to answer: {0}")]
+    UpstreamFailed(&'static str),
+    #[error("The upstream did not answer in time.")]
+    UpstreamTimeout,
+    #[error("The upstream failed the response: {message}")]
+    ResponseFailed {
+        status: StatusCode,
+        message: String,
+        code: Option<String>,
+    },
+    #[error("Internal error in the relay. The request id identifies it in the relay's logs.")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>, param: Option<&'static str>) -> ApiError {
+        ApiError::InvalidRequest {
+            message: message.into(),
+            param,
+            code: None,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            ApiError::MissingApiKey | ApiError::InvalidApiKey => "invalid_request_error",
+            ApiError::InvalidRequest { .. }
+            | ApiError::PayloadTooLarge { .. }
+            | ApiError::ModelNotFound(_)
+            | ApiError::RouteNotFound { .. }
+            | ApiError::UpgradeRequired
+            | ApiError::UpstreamRejected { .. } => "invalid_request_error",
+            ApiError::UsageLimitReached { .. } => "usage_limit_reached",
+            ApiError::NoAccounts | ApiError::NoUsableAccount | ApiError::Overloaded => {
+                "service_unavailable"
+            }
+            ApiError::UpstreamFailed(_)
+            | ApiError::UpstreamTimeout
+            | ApiError::ResponseFailed { .. }
+            | ApiError::Internal => "server_error",
+        }
+    }
+
+    fn code(&self) -> Option<String> {
+        let code = match self {
+            ApiError::MissingApiKey => return None,
+            ApiError::InvalidApiKey => "invalid_api_key",
+            ApiError::InvalidRequest { code, .. } => return code.map(str::to_owned),
+            ApiError::PayloadTooLarge { .. } => "request_too_large",
+            ApiError::ModelNotFound(_) => "model_not_found",
+            ApiError::RouteNotFound { .. } => "unknown_url",
+            ApiError::UpgradeRequired => "websocket_not_supported",
+            ApiError::NoAccounts => "no_accounts_configured",
+            ApiError::NoUsableAccount => "no_usable_account",
+            ApiError::Overloaded => "overloaded",
+            ApiError::UpstreamRejected { code, .. } | ApiError::ResponseFailed { code, .. } => {
+                return code.clone()
+            }
+            ApiError::UsageLimitReached { .. } => "usage_limit_reached",
+            ApiError::UpstreamFailed(_) => "upstream_error",
+            ApiError::UpstreamTimeout => "upstream_timeout",
+            ApiError::Internal => "internal_error",
+        };
+        Some(code.to_owned())
+    }
+
+    fn param(&self) -> Option<&'static str> {
+        match self {
+            ApiError::InvalidRequest { param, .. } => *param,
+            ApiError::ModelNotFound(_) => Some("model"),
+            _ => None,
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::UsageLimitReached { retry_after_secs } => *retry_after_secs,
+            ApiError::NoUsableAccount | ApiError::Overloaded => Some(1),
+            _ => None,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::ModelNotFound(_) | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
+            ApiError::NoAccounts | ApiError::NoUsableAccount | ApiError::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::UpstreamRejected { status, .. } | ApiError::ResponseFailed { status, .. } => {
+                *status
+            }
+            ApiError::UsageLimitReached { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::UpstreamFailed(_) => StatusCode::BAD_GATEWAY,
+            ApiError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after() {
+            response.insert_header(("retry-after", seconds.to_string()));
+        }
+        response.json(json!({
+            "error": {
+                "message": self.to_string(),
+                "type": self.kind(),
+                "param": self.param(),
+                "code": self.code(),
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    fn body(error: &ApiError) -> serde_json::Value {
+        let bytes = error.error_response().into_body().try_into_bytes().unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn errors_have_the_openai_shape() {
+        let value = body(&ApiError::ModelNotFound("nope".into()));
+        let error = value["error"].as_object().unwrap();
+        assert_eq!(error.len(), 4);
+        assert_eq!(error["type"], "invalid_request_error");
+        assert_eq!(error["param"], "model");
+        assert_eq!(error["code"], "model_not_found");
+        assert!(error["message"].as_str().unwrap().contains("nope"));
+    }
+
+    #[test]
+    fn waiting_errors_say_how_long() {
+        let response = ApiError::UsageLimitReached {
+            retry_after_secs: Some(30),
+        }
+        .error_response();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers().get("retry-after").unwrap(), "30");
+    }
+}

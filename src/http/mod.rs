@@ -1,0 +1,116 @@
+//! The data plane: routes, shared state and middleware. `routes` is the one place that says which
+//! path does what; the server and the tests build the app from it.
+
+pub mod auth;
+pub mod context;
+pub mod error;
+mod models;
+mod relay_stream;
+mod responses;
+mod upstream_error;
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::middleware::from_fn;
+use actix_web::{web, HttpRequest, HttpResponse};
+use relay_actors::{GetPoolStatus, RouterActor};
+use serde_json::json;
+use slog::Logger;
+
+use self::auth::KeyRing;
+use self::error::ApiError;
+pub use self::models::ModelCatalog;
+use crate::settings::Settings;
+use crate::store::Store;
+
+/// Everything handlers share; cheap to clone, built once at startup.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    settings: Settings,
+    store: Store,
+    router: Addr<RouterActor>,
+    keys: Arc<KeyRing>,
+    models: ModelCatalog,
+    log: Logger,
+}
+
+impl AppState {
+    pub fn new(
+        settings: Settings,
+        store: Store,
+        router: Addr<RouterActor>,
+        keys: Arc<KeyRing>,
+        log: Logger,
+    ) -> AppState {
+        let models = ModelCatalog::new(
+            settings.models.catalog.clone(),
+            settings.models.owned_by.clone(),
+        );
+        AppState(Arc::new(Inner {
+            settings,
+            store,
+            router,
+            keys,
+            models,
+            log,
+        }))
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+    pub fn router(&self) -> &Addr<RouterActor> {
+        &self.0.router
+    }
+    pub fn keys(&self) -> &KeyRing {
+        &self.0.keys
+    }
+    pub fn models(&self) -> &ModelCatalog {
+        &self.0.models
+    }
+    pub fn log(&self) -> &Logger {
+        &self.0.log
+    }
+}
+
+/// The data-plane routes. `/healthz` answers without a key (load balancers and orchestrators
+/// probe it); everything under `/v1` requires one.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz)).service(
+        web::scope("/v1")
+            .wrap(from_fn(auth::require_api_key))
+            .route("/responses", web::post().to(responses::create_response))
+            .route("/responses", web::get().to(websocket_upgrade))
+            .route("/models", web::get().to(models::list_models))
+            .route("/models/{id}", web::get().to(models::get_model))
+            .default_service(web::to(not_found)),
+    );
+}
+
+/// Liveness plus a glance at the pool: 200 while the server runs, with how many accounts can serve.
+async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let pool = state.router().send(GetPoolStatus).await.unwrap_or_default();
+    HttpResponse::Ok().json(json!({
+        "status": "ok",
+        "accounts": pool.accounts,
+        "usable_accounts": pool.usable,
+    }))
+}
+
+/// Clients that try Responses over WebSocket fall back to SSE at once on 426 (spec §7).
+async fn websocket_upgrade() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::UpgradeRequired)
+}
+
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::RouteNotFound {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+    })
+}

@@ -1,0 +1,148 @@
+//! The streaming answer: upstream bytes forwarded to the client as they arrive, untouched, with
+//! the SSE watcher on the side. After the first byte the relay can no longer change the status,
+//! so an upstream cut, error or silence becomes a `response.failed` event and a clean end.
+//! Dropping this stream (the client went away) drops the upstream response, which closes the
+//! upstream connection at once.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use relay_actors::{Lease, Outcome};
+use slog::{info, warn, Logger};
+
+use crate::upstream::sse::{failed_event, StreamWatcher, Terminal};
+use crate::upstream::UpstreamResponse;
+
+pub struct RelayStream {
+    upstream: UpstreamResponse,
+    watcher: StreamWatcher,
+    lease: Option<Lease>,
+    idle: Pin<Box<actix_web::rt::time::Sleep>>,
+    idle_timeout: Duration,
+    last_byte: Instant,
+    started: Instant,
+    bytes: u64,
+    done: bool,
+    log: Logger,
+}
+
+impl RelayStream {
+    pub fn new(
+        upstream: UpstreamResponse,
+        lease: Lease,
+        idle_timeout: Duration,
+        log: Logger,
+    ) -> RelayStream {
+        let now = Instant::now();
+        RelayStream {
+            upstream,
+            watcher: StreamWatcher::default(),
+            lease: Some(lease),
+            idle: Box::pin(actix_web::rt::time::sleep(idle_timeout)),
+            idle_timeout,
+            last_byte: now,
+            started: now,
+            bytes: 0,
+            done: false,
+            log,
+        }
+    }
+
+    /// Ends the stream: reports the lease and logs one line.
+    fn finish(&mut self, outcome: Outcome, how: &'static str) {
+        self.done = true;
+        if let Some(lease) = self.lease.take() {
+            lease.report(outcome);
+        }
+        let usage = match &self.watcher.terminal {
+            Some(Terminal::Completed { usage }) => *usage,
+            _ => None,
+        };
+        let failure_code = match &self.watcher.terminal {
+            Some(Terminal::Failed { code }) => code.clone(),
+            _ => None,
+        };
+        info!(self.log, "stream ended";
+            "how" => how, "bytes" => self.bytes, "events" => self.watcher.events,
+            "duration_ms" => self.started.elapsed().as_millis() as u64,
+            "input_tokens" => usage.map(|u| u.input_tokens),
+            "output_tokens" => usage.map(|u| u.output_tokens),
+            "failure_code" => failure_code);
+    }
+
+    /// The relay's own terminal event for a stream the upstream did not finish.
+    fn fail(&mut self, outcome: Outcome, code: &'static str, message: &'static str) -> Bytes {
+        warn!(self.log, "upstream stream failed after the first byte"; "code" => code);
+        let sequence = self.watcher.last_sequence.map_or(0, |s| s + 1);
+        let event = failed_event(self.watcher.response_id.as_deref(), sequence, code, message);
+        self.finish(outcome, code);
+        event
+    }
+
+    /// True when the upstream has been silent for longer than the idle timeout.
+    fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            if self.idle.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let deadline = self.last_byte + self.idle_timeout;
+            if Instant::now() >= deadline {
+                return true;
+            }
+            // Bytes arrived since the timer was set: move it instead of resetting it per chunk.
+            self.idle.as_mut().reset(deadline.into());
+        }
+    }
+}
+
+impl Stream for RelayStream {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.upstream).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.last_byte = Instant::now();
+                this.bytes += chunk.len() as u64;
+                this.watcher.observe(&chunk);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(_))) => Poll::Ready(Some(Ok(this.fail(
+                Outcome::TransportFailed,
+                "upstream_disconnected",
+                "The upstream connection failed before the response completed.",
+            )))),
+            Poll::Ready(None) if this.watcher.terminal.is_some() => {
+                this.finish(Outcome::Completed { status: 200 }, "completed");
+                Poll::Ready(None)
+            }
+            Poll::Ready(None) => Poll::Ready(Some(Ok(this.fail(
+                Outcome::TransportFailed,
+                "upstream_disconnected",
+                "The upstream closed the stream before the response completed.",
+            )))),
+            Poll::Pending if this.idle_expired(cx) => Poll::Ready(Some(Ok(this.fail(
+                Outcome::TransportFailed,
+                "upstream_idle_timeout",
+                "The upstream sent nothing for too long; the relay ended the stream.",
+            )))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for RelayStream {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish(Outcome::ClientGone, "client_disconnected");
+        }
+    }
+}

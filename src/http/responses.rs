@@ -1,0 +1,304 @@
+//! `POST /v1/responses`: validate and normalize the request, lease an account, call the upstream,
+//! then stream its bytes back (`stream: true`) or assemble one Response object (otherwise).
+
+use std::time::Duration;
+
+use actix_web::error::PayloadError;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder};
+use awc::error::SendRequestError;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use relay_actors::{Acquire, AcquireError, Lease, Outcome};
+use serde_json::{Map, Value};
+use slog::warn;
+
+use super::context::{AccessNote, RequestContext};
+use super::error::ApiError;
+use super::relay_stream::RelayStream;
+use super::AppState;
+use crate::compat;
+use crate::upstream::assemble::{Assembled, Assembler};
+use crate::upstream::headers::{returned_to_client, text};
+use crate::upstream::{UpstreamClient, UpstreamResponse};
+
+/// Largest upstream error body the relay reads (it is summarized, never echoed).
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// Largest upstream stream the relay assembles for a non-streaming answer.
+const ASSEMBLY_LIMIT: usize = 64 * 1024 * 1024;
+
+pub async fn create_response(
+    req: HttpRequest,
+    body: Result<Bytes, actix_web::Error>,
+    state: web::Data<AppState>,
+    upstream: web::Data<UpstreamClient>,
+    ctx: web::ReqData<RequestContext>,
+) -> Result<HttpResponse, ApiError> {
+    let mut note = AccessNote::default();
+    let result = relay(&req, body, &state, &upstream, &ctx, &mut note).await;
+    req.extensions_mut().insert(note);
+    result
+}
+
+async fn relay(
+    req: &HttpRequest,
+    body: Result<Bytes, actix_web::Error>,
+    state: &AppState,
+    upstream: &UpstreamClient,
+    ctx: &RequestContext,
+    note: &mut AccessNote,
+) -> Result<HttpResponse, ApiError> {
+    let settings = state.settings();
+    let body = body.map_err(|e| body_error(&e, settings.server.max_body_bytes))?;
+    let mut request = parse_request(&body)?;
+    let model = required_model(&request)?;
+    let wants_stream = request
+        .get("stream")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    note.model = Some(model.clone());
+    note.stream = wants_stream;
+    if !state.models().contains(&model) {
+        return Err(ApiError::ModelNotFound(model));
+    }
+    compat::normalize(
+        &mut request,
+        settings.compat.mode,
+        &settings.compat.default_instructions,
+    );
+    let lease = acquire(state, req, &request, &model).await?;
+    note.account = Some(lease.account_id.to_string());
+    let payload = Bytes::from(serde_json::to_vec(&request).map_err(|_| ApiError::Internal)?);
+    match upstream
+        .send_responses(&lease, req.headers(), payload)
+        .await
+    {
+        Ok(response) => {
+            note.upstream_status = Some(response.status().as_u16());
+            note.upstream_request_id = text(response.headers(), "x-request-id").map(str::to_owned);
+            let reply = Reply {
+                model: &model,
+                wants_stream,
+            };
+            answer(response, lease, reply, state, ctx).await
+        }
+        Err(error) => Err(transport_error(error, lease, ctx)),
+    }
+}
+
+fn body_error(error: &actix_web::Error, limit: usize) -> ApiError {
+    match error.as_error::<PayloadError>() {
+        Some(PayloadError::Overflow) => ApiError::PayloadTooLarge { limit },
+        _ => ApiError::invalid("The request body could not be read.", None),
+    }
+}
+
+fn parse_request(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid(
+            format!("We could not parse the JSON body of your request ({e})."),
+            None,
+        )
+    })?;
+    let Value::Object(map) = value else {
+        return Err(ApiError::invalid(
+            "The request body must be a JSON object.",
+            None,
+        ));
+    };
+    check_types(&map)?;
+    Ok(map)
+}
+
+/// Type checks of the fields the relay itself reads; everything else is the upstream's to judge.
+fn check_types(map: &Map<String, Value>) -> Result<(), ApiError> {
+    let wrong = |param: &'static str, expected: &str| {
+        Err(ApiError::InvalidRequest {
+            message: format!("Invalid type for '{param}': expected {expected}."),
+            param: Some(param),
+            code: Some("invalid_type"),
+        })
+    };
+    match map.get("model") {
+        None | Some(Value::Null) => {
+            return Err(ApiError::InvalidRequest {
+                message: "Missing required parameter: 'model'.".to_owned(),
+                param: Some("model"),
+                code: Some("missing_required_parameter"),
+            })
+        }
+        Some(Value::String(m)) if !m.trim().is_empty() => {}
+        Some(_) => return wrong("model", "a non-empty string"),
+    }
+    match map.get("input") {
+        None | Some(Value::String(_)) | Some(Value::Array(_)) => {}
+        Some(_) => return wrong("input", "a string or an array of input items"),
+    }
+    for flag in ["stream", "store", "parallel_tool_calls"] {
+        if !matches!(
+            map.get(flag),
+            None | Some(Value::Null) | Some(Value::Bool(_))
+        ) {
+            return wrong(flag, "a boolean");
+        }
+    }
+    if !matches!(
+        map.get("instructions"),
+        None | Some(Value::Null) | Some(Value::String(_))
+    ) {
+        return wrong("instructions", "a string");
+    }
+    if map
+        .get("previous_response_id")
+        .is_some_and(|v| !v.is_null())
+    {
+        return Err(ApiError::InvalidRequest {
+            message: "'previous_response_id' is not supported: the Codex backend does not store responses. Send the whole conversation in 'input'.".to_owned(),
+            param: Some("previous_response_id"),
+            code: Some("unsupported_parameter"),
+        });
+    }
+    Ok(())
+}
+
+fn required_model(map: &Map<String, Value>) -> Result<String, ApiError> {
+    map.get("model")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::invalid("Missing required parameter: 'model'.", Some("model")))
+}
+
+/// The conversation key that should keep a conversation on one account.
+fn affinity_key(req: &HttpRequest, body: &Map<String, Value>) -> Option<String> {
+    [
+        "x-codex-turn-state",
+        "session-id",
+        "session_id",
+        "thread-id",
+    ]
+    .iter()
+    .find_map(|name| text(req.headers(), name))
+    .or_else(|| body.get("prompt_cache_key").and_then(Value::as_str))
+    .map(str::to_owned)
+}
+
+async fn acquire(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &Map<String, Value>,
+    model: &str,
+) -> Result<Lease, ApiError> {
+    let request = Acquire {
+        model: model.to_owned(),
+        affinity: affinity_key(req, body),
+        exclude: Vec::new(),
+    };
+    match state.router().send(request).await {
+        Ok(Ok(lease)) => Ok(lease),
+        Ok(Err(AcquireError::EmptyPool)) => Err(ApiError::NoAccounts),
+        Ok(Err(AcquireError::NoUsableAccount)) => Err(ApiError::NoUsableAccount),
+        Err(_mailbox) => Err(ApiError::Overloaded),
+    }
+}
+
+fn transport_error(error: SendRequestError, lease: Lease, ctx: &RequestContext) -> ApiError {
+    lease.report(Outcome::TransportFailed);
+    warn!(ctx.log, "upstream request failed"; "error" => error.to_string());
+    match error {
+        SendRequestError::Timeout => ApiError::UpstreamTimeout,
+        _ => ApiError::UpstreamFailed("the upstream could not be reached"),
+    }
+}
+
+/// What the client asked for, as far as the answer's form goes.
+struct Reply<'a> {
+    model: &'a str,
+    wants_stream: bool,
+}
+
+async fn answer(
+    mut response: UpstreamResponse,
+    lease: Lease,
+    reply: Reply<'_>,
+    state: &AppState,
+    ctx: &RequestContext,
+) -> Result<HttpResponse, ApiError> {
+    let status = response.status();
+    if status != StatusCode::OK {
+        let body = response
+            .body()
+            .limit(ERROR_BODY_LIMIT)
+            .await
+            .unwrap_or_default();
+        lease.report(Outcome::Completed {
+            status: status.as_u16(),
+        });
+        return Err(super::upstream_error::map(
+            status,
+            response.headers(),
+            &body,
+            ctx,
+        ));
+    }
+    let idle = Duration::from_secs(state.settings().upstream.stream_idle_timeout_secs);
+    let mut builder = HttpResponse::Ok();
+    copy_returned_headers(&response, &mut builder);
+    if reply.wants_stream {
+        let stream = RelayStream::new(response, lease, idle, ctx.log.clone());
+        return Ok(builder
+            .content_type("text/event-stream")
+            .insert_header(("cache-control", "no-cache"))
+            .insert_header(("x-accel-buffering", "no"))
+            .streaming(stream));
+    }
+    let assembled = assemble(&mut response, lease, idle, reply.model).await?;
+    match assembled {
+        Assembled::Response(value) => Ok(builder.json(value)),
+        Assembled::Failed(error) => Err(super::upstream_error::from_failed_event(&error)),
+        Assembled::Truncated => Err(ApiError::UpstreamFailed(
+            "the upstream stream ended before the response completed",
+        )),
+    }
+}
+
+fn copy_returned_headers(response: &UpstreamResponse, builder: &mut HttpResponseBuilder) {
+    for (name, value) in response.headers() {
+        if returned_to_client(name) {
+            builder.append_header((name.clone(), value.clone()));
+        }
+    }
+}
+
+/// Reads the whole upstream stream into one Response object.
+async fn assemble(
+    response: &mut UpstreamResponse,
+    lease: Lease,
+    idle: Duration,
+    model: &str,
+) -> Result<Assembled, ApiError> {
+    let mut assembler = Assembler::default();
+    let mut read = 0usize;
+    loop {
+        match actix_web::rt::time::timeout(idle, response.next()).await {
+            Ok(Some(Ok(chunk))) => {
+                read += chunk.len();
+                if read > ASSEMBLY_LIMIT {
+                    lease.report(Outcome::Completed { status: 200 });
+                    return Err(ApiError::UpstreamFailed("the upstream answer is too large"));
+                }
+                assembler.push(&chunk);
+            }
+            Ok(None) => break,
+            Ok(Some(Err(_))) => {
+                lease.report(Outcome::TransportFailed);
+                return Err(ApiError::UpstreamFailed("the upstream connection failed"));
+            }
+            Err(_elapsed) => {
+                lease.report(Outcome::TransportFailed);
+                return Err(ApiError::UpstreamTimeout);
+            }
+        }
+    }
+    lease.report(Outcome::Completed { status: 200 });
+    Ok(assembler.finish(model))
+}

@@ -1,0 +1,70 @@
+//! The `codex-relay` binary: parse the command line, load settings, open the store, dispatch.
+#![allow(clippy::print_stderr)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use codex_relay::cli::{self, Cli, Command};
+use codex_relay::obs::{build_logger, LogSink};
+use codex_relay::settings::Settings;
+use codex_relay::startup::Application;
+use codex_relay::store::{KeySource, MasterKey, Store};
+use slog::{error, info, warn};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("codex-relay: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli.command, settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("codex-relay: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    let (key, source) = MasterKey::resolve(&settings.store.path)?;
+    if let KeySource::Generated(path) = &source {
+        eprintln!(
+            "codex-relay: generated a new master key at {} (mode 0600). Back it up: without it the \
+             stored credentials cannot be opened.",
+            path.display()
+        );
+    }
+    let store = Store::open(&settings.store.path, settings.store.pool_size, key)?;
+    match command {
+        Command::Serve => serve(settings, store, &source),
+        Command::Account(command) => cli::account(&store, command),
+        Command::Key(command) => cli::key(&store, command),
+    }
+}
+
+fn serve(settings: Settings, store: Store, source: &KeySource) -> anyhow::Result<()> {
+    let (log, _flush_on_exit) = build_logger(LogSink::Stdout, settings.log.level);
+    match source {
+        KeySource::Generated(path) => warn!(log, "generated a new master key; back it up";
+            "path" => path.display().to_string()),
+        KeySource::File(path) => info!(log, "master key read from file";
+            "path" => path.display().to_string(), "key_id" => store.master_key().id_hex()),
+        KeySource::Environment => info!(log, "master key read from CODEX_RELAY_MASTER_KEY";
+            "key_id" => store.master_key().id_hex()),
+    }
+    let system = actix_web::rt::System::new();
+    let result = system.block_on(async {
+        let app = Application::build(settings, store, log.clone()).await?;
+        app.run_until_stopped().await?;
+        anyhow::Ok(())
+    });
+    if let Err(e) = &result {
+        error!(log, "the relay stopped with an error"; "error" => format!("{e:#}"));
+    }
+    info!(log, "stopped");
+    result
+}

@@ -1,0 +1,21 @@
+//! Codex OAuth logins: reading the Codex CLI's `auth.json` and the claims inside its JWTs.
+//! (Token refresh and headless login flows build on these types.)
+
+pub mod auth_json;
+pub mod claims;
+
+use secrecy::SecretString;
+
+/// One complete token set of a ChatGPT login. Always stored and replaced as a whole.
+#[derive(Clone)]
+pub struct TokenSet {
+    pub id_token: SecretString,
+    pub access_token: SecretString,
+    pub refresh_token: SecretString,
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenSet([redacted])")
+    }
+}

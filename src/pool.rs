@@ -1,0 +1,64 @@
+//! The glue between the store and the actors: the store is the [`AccountSource`] the router
+//! reconciles against, and the API keys are re-read on the same rhythm.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use relay_actors::{AccountCredentials, AccountId, AccountSource, SourceError};
+use slog::{warn, Logger};
+
+use crate::http::auth::KeyRing;
+use crate::store::Store;
+
+/// The store, seen by the router as its source of accounts.
+pub struct StoreAccountSource(pub Store);
+
+impl AccountSource for StoreAccountSource {
+    fn versions(&self) -> BoxFuture<'static, Result<Vec<(AccountId, i64)>, SourceError>> {
+        let store = self.0.clone();
+        Box::pin(async move {
+            let rows = store
+                .run(|s| s.account_versions())
+                .await
+                .map_err(|e| SourceError(e.to_string()))?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, version)| (AccountId::from(id.as_str()), version))
+                .collect())
+        })
+    }
+
+    fn load(
+        &self,
+        id: AccountId,
+    ) -> BoxFuture<'static, Result<Option<AccountCredentials>, SourceError>> {
+        let store = self.0.clone();
+        Box::pin(async move {
+            store
+                .run(move |s| s.load_credentials(id.as_str()))
+                .await
+                .map_err(|e| SourceError(e.to_string()))
+        })
+    }
+}
+
+/// Reads the active API keys into `keys` once.
+pub async fn load_keys(store: &Store, keys: &KeyRing) -> Result<(), crate::store::StoreError> {
+    let active = store.run(|s| s.active_keys()).await?;
+    keys.replace(active);
+    Ok(())
+}
+
+/// Re-reads the active API keys every `interval`, for as long as the server's runtime lives.
+pub fn spawn_key_sync(store: Store, keys: Arc<KeyRing>, interval: Duration, log: Logger) {
+    actix_web::rt::spawn(async move {
+        let mut ticker = actix_web::rt::time::interval(interval);
+        loop {
+            ticker.tick().await;
+            if let Err(error) = load_keys(&store, &keys).await {
+                warn!(log, "could not re-read API keys; keeping the previous set"; "error" => error.to_string());
+            }
+        }
+    });
+}

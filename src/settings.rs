@@ -1,0 +1,223 @@
+//! Settings: the embedded `config/default.toml`, then an optional file, then the environment.
+//!
+//! Every key lives in `config/default.toml` with a comment; this module only gives the keys types
+//! and checks the values, so an invalid setting stops startup with a message naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+use url::Url;
+
+/// The defaults, compiled into the binary so the relay starts with no file at all.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Environment variable naming an optional settings file (same as `--config`).
+pub const CONFIG_FILE_ENV: &str = "CODEX_RELAY_CONFIG";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid settings: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("invalid setting `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub upstream: UpstreamSettings,
+    pub oauth: OauthSettings,
+    pub compat: CompatSettings,
+    pub log: LogSettings,
+    pub models: ModelSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    pub path: PathBuf,
+    pub pool_size: u32,
+    pub sync_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSettings {
+    pub base_url: Url,
+    pub connect_timeout_secs: u64,
+    pub response_timeout_secs: u64,
+    pub stream_idle_timeout_secs: u64,
+    pub originator: String,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OauthSettings {
+    pub issuer: Url,
+    pub client_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompatMode {
+    Relaxed,
+    Strict,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompatSettings {
+    pub mode: CompatMode,
+    pub default_instructions: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub level: LogLevel,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSettings {
+    pub catalog: Vec<String>,
+    pub owned_by: String,
+}
+
+impl Settings {
+    /// Loads the layers: embedded defaults, then `file` (or `CODEX_RELAY_CONFIG`), then the
+    /// `CODEX_RELAY__SECTION__KEY` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        let env_file = std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from);
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = file.map(Path::to_path_buf).or(env_file) {
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+        }
+        let environment = Environment::with_prefix("CODEX_RELAY")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("models.catalog");
+        let settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Loads only the embedded defaults (tests start from these and override fields).
+    pub fn defaults() -> Result<Settings, SettingsError> {
+        let settings: Settings = Config::builder()
+            .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key, reason: &str| {
+            Err(SettingsError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.server.max_body_bytes < 1024 {
+            return invalid("server.max_body_bytes", "must be at least 1024");
+        }
+        if self.store.pool_size == 0 {
+            return invalid("store.pool_size", "must be at least 1");
+        }
+        if self.store.sync_interval_ms < 100 {
+            return invalid("store.sync_interval_ms", "must be at least 100");
+        }
+        if self.store.path.as_os_str().is_empty() {
+            return invalid("store.path", "must not be empty");
+        }
+        if !matches!(self.upstream.base_url.scheme(), "http" | "https") {
+            return invalid("upstream.base_url", "must be an http:// or https:// URL");
+        }
+        if !matches!(self.oauth.issuer.scheme(), "http" | "https") {
+            return invalid("oauth.issuer", "must be an http:// or https:// URL");
+        }
+        if self.upstream.connect_timeout_secs == 0 || self.upstream.response_timeout_secs == 0 {
+            return invalid(
+                "upstream.connect_timeout_secs",
+                "timeouts must be at least 1",
+            );
+        }
+        if self.models.catalog.iter().any(|m| m.trim().is_empty()) {
+            return invalid("models.catalog", "model ids must not be empty");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_load_and_match_the_documented_values() {
+        let s = Settings::defaults().unwrap();
+        assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.store.path, PathBuf::from("data/codex-relay.db"));
+        assert_eq!(
+            s.upstream.base_url.as_str(),
+            "https://chatgpt.com/backend-api/codex"
+        );
+        assert_eq!(s.oauth.issuer.as_str(), "https://auth.openai.com/");
+        assert_eq!(s.compat.mode, CompatMode::Relaxed);
+    }
+
+    #[test]
+    fn an_invalid_file_value_names_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(&path, "[server]\nlisten = \"not an address\"\n").unwrap();
+        let err = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(&path, "[server]\nlisten_addr = \"127.0.0.1:1\"\n").unwrap();
+        let err = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("listen_addr"), "{err}");
+    }
+
+    #[test]
+    fn a_checked_value_names_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(&path, "[upstream]\nbase_url = \"ftp://example.com\"\n").unwrap();
+        let err = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("upstream.base_url"), "{err}");
+    }
+}

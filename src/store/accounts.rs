@@ -1,0 +1,293 @@
+//! Rows of the account pool: import (deduplicated by ChatGPT account), listing without secrets,
+//! and loading one account's credentials for its actor.
+
+use relay_actors::{AccountCredentials, AccountId};
+use rusqlite::{params, OptionalExtension, Row};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{now_unix, Store, StoreError};
+use crate::oauth::TokenSet;
+
+/// An account ready to be stored, as read from an auth.json or a login flow.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub chatgpt_account_id: String,
+    pub label: Option<String>,
+    pub email: Option<String>,
+    pub plan: Option<String>,
+    pub is_fedramp: bool,
+    pub token_expires_at: Option<i64>,
+    pub last_refresh: Option<i64>,
+    pub tokens: TokenSet,
+}
+
+/// Whether an import created a new account or replaced the tokens of an existing one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Created,
+    Updated,
+}
+
+/// An account as operators see it: no token, email unmasked only inside the process.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AccountSummary {
+    pub id: String,
+    pub label: String,
+    pub chatgpt_account_id: String,
+    pub email: Option<String>,
+    pub plan: Option<String>,
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub token_expires_at: Option<i64>,
+    pub last_refresh: Option<i64>,
+    pub created_at: i64,
+}
+
+const TOKEN_COLUMNS: [&str; 3] = ["id_token", "access_token", "refresh_token"];
+
+impl Store {
+    /// Stores an account, or replaces the tokens and claims of the account with the same ChatGPT
+    /// account id. Returns the relay's account id. One transaction: never a torn token set.
+    pub fn import_account(
+        &self,
+        account: &NewAccount,
+    ) -> Result<(String, ImportOutcome), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let existing: Option<String> = tx
+            .query_row(
+                "SELECT id FROM accounts WHERE chatgpt_account_id = ?1",
+                [&account.chatgpt_account_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let now = now_unix();
+        let label = account
+            .label
+            .clone()
+            .or_else(|| account.email.as_deref().map(crate::obs::mask_email))
+            .unwrap_or_else(|| account.chatgpt_account_id.clone());
+        let (id, outcome) = match existing {
+            Some(id) => {
+                tx.execute(
+                    "UPDATE accounts SET email = ?2, plan = ?3, is_fedramp = ?4, token_expires_at = ?5,
+                         last_refresh = ?6, state = 'active', state_reason = NULL,
+                         version = version + 1, updated_at = ?7,
+                         label = COALESCE(?8, label)
+                     WHERE id = ?1",
+                    params![
+                        id,
+                        account.email,
+                        account.plan,
+                        account.is_fedramp,
+                        account.token_expires_at,
+                        account.last_refresh,
+                        now,
+                        account.label
+                    ],
+                )?;
+                (id, ImportOutcome::Updated)
+            }
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                tx.execute(
+                    "INSERT INTO accounts (id, chatgpt_account_id, label, email, plan, is_fedramp,
+                         token_expires_at, last_refresh, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                    params![
+                        id,
+                        account.chatgpt_account_id,
+                        label,
+                        account.email,
+                        account.plan,
+                        account.is_fedramp,
+                        account.token_expires_at,
+                        account.last_refresh,
+                        now
+                    ],
+                )?;
+                (id, ImportOutcome::Created)
+            }
+        };
+        let sealed = self.seal_tokens(&id, &account.tokens);
+        tx.execute(
+            "INSERT INTO account_tokens (account_id, token_version, id_token, access_token, refresh_token)
+             VALUES (?1, 1, ?2, ?3, ?4)
+             ON CONFLICT (account_id) DO UPDATE SET token_version = token_version + 1,
+                 id_token = excluded.id_token, access_token = excluded.access_token,
+                 refresh_token = excluded.refresh_token",
+            params![id, sealed[0], sealed[1], sealed[2]],
+        )?;
+        tx.commit()?;
+        Ok((id, outcome))
+    }
+
+    fn seal_tokens(&self, id: &str, tokens: &TokenSet) -> [Vec<u8>; 3] {
+        let values = [
+            &tokens.id_token,
+            &tokens.access_token,
+            &tokens.refresh_token,
+        ];
+        let mut sealed = TOKEN_COLUMNS
+            .iter()
+            .zip(values)
+            .map(|(column, value)| self.key.seal(id, column, value.expose_secret().as_bytes()));
+        [(); 3].map(|()| sealed.next().unwrap_or_default())
+    }
+
+    /// Every account, oldest first, without secrets.
+    pub fn list_accounts(&self) -> Result<Vec<AccountSummary>, StoreError> {
+        let conn = self.conn()?;
+        let mut statement = conn.prepare(
+            "SELECT id, label, chatgpt_account_id, email, plan, state, state_reason,
+                    token_expires_at, last_refresh, created_at
+             FROM accounts ORDER BY created_at, id",
+        )?;
+        let rows = statement.query_map([], summary_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes an account and its tokens. `id` may be the relay id or the ChatGPT account id.
+    pub fn remove_account(&self, id: &str) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        let removed = conn.execute(
+            "DELETE FROM accounts WHERE id = ?1 OR chatgpt_account_id = ?1",
+            [id],
+        )?;
+        if removed == 0 {
+            return Err(StoreError::NotFound(format!("no account with id {id}")));
+        }
+        Ok(())
+    }
+
+    /// `(id, version)` of every account: what the server's reconciler compares each round.
+    pub fn account_versions(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let conn = self.conn()?;
+        let mut statement = conn.prepare(
+            "SELECT a.id, a.version * 1000000 + COALESCE(t.token_version, 0)
+             FROM accounts a LEFT JOIN account_tokens t ON t.account_id = a.id",
+        )?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The credentials an account's actor serves with, opened with the master key.
+    pub fn load_credentials(&self, id: &str) -> Result<Option<AccountCredentials>, StoreError> {
+        let conn = self.conn()?;
+        let row = conn
+            .query_row(
+                "SELECT a.chatgpt_account_id, a.is_fedramp, a.state, t.access_token,
+                        a.version * 1000000 + t.token_version
+                 FROM accounts a JOIN account_tokens t ON t.account_id = a.id WHERE a.id = ?1",
+                [id],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, bool>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, Vec<u8>>(3)?,
+                        row.get::<_, i64>(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((chatgpt_account_id, is_fedramp, state, sealed_access, version)) = row else {
+            return Ok(None);
+        };
+        let access = self.key.open(id, "access_token", &sealed_access)?;
+        let access = String::from_utf8(access).map_err(|_| super::CryptoError::Corrupt)?;
+        Ok(Some(AccountCredentials {
+            id: AccountId::from(id),
+            chatgpt_account_id,
+            access_token: SecretString::from(access),
+            is_fedramp,
+            enabled: state == "active",
+            version,
+        }))
+    }
+}
+
+fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<AccountSummary> {
+    Ok(AccountSummary {
+        id: row.get(0)?,
+        label: row.get(1)?,
+        chatgpt_account_id: row.get(2)?,
+        email: row.get(3)?,
+        plan: row.get(4)?,
+        state: row.get(5)?,
+        state_reason: row.get(6)?,
+        token_expires_at: row.get(7)?,
+        last_refresh: row.get(8)?,
+        created_at: row.get(9)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MasterKey;
+
+    fn account(chatgpt_id: &str, access: &str) -> NewAccount {
+        NewAccount {
+            chatgpt_account_id: chatgpt_id.to_owned(),
+            label: None,
+            email: Some("someone@example.com".to_owned()),
+            plan: Some("plus".to_owned()),
+            is_fedramp: false,
+            token_expires_at: Some(2_000_000_000),
+            last_refresh: None,
+            tokens: TokenSet {
+                id_token: SecretString::from("id-token"),
+                access_token: SecretString::from(access.to_owned()),
+                refresh_token: SecretString::from("rt-token"),
+            },
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), 2, MasterKey::generate()).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn importing_the_same_chatgpt_account_updates_instead_of_duplicating() {
+        let (_dir, store) = store();
+        let (first, outcome) = store.import_account(&account("acct-1", "at-1")).unwrap();
+        assert_eq!(outcome, ImportOutcome::Created);
+        let before = store.account_versions().unwrap();
+        let (second, outcome) = store.import_account(&account("acct-1", "at-2")).unwrap();
+        assert_eq!(
+            (second.as_str(), outcome),
+            (first.as_str(), ImportOutcome::Updated)
+        );
+        assert_eq!(store.list_accounts().unwrap().len(), 1);
+        assert_ne!(store.account_versions().unwrap(), before);
+        let creds = store.load_credentials(&first).unwrap().unwrap();
+        assert_eq!(creds.access_token.expose_secret(), "at-2");
+    }
+
+    #[test]
+    fn tokens_are_sealed_at_rest() {
+        let (dir, store) = store();
+        store
+            .import_account(&account("acct-1", "at-plaintext-marker"))
+            .unwrap();
+        drop(store);
+        let raw = std::fs::read(dir.path().join("db")).unwrap();
+        let wal = std::fs::read(dir.path().join("db-wal")).unwrap_or_default();
+        let needle = b"at-plaintext-marker";
+        for bytes in [raw, wal] {
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+        }
+    }
+
+    #[test]
+    fn removing_an_account_removes_its_tokens() {
+        let (_dir, store) = store();
+        let (id, _) = store.import_account(&account("acct-1", "at")).unwrap();
+        store.remove_account(&id).unwrap();
+        assert!(store.load_credentials(&id).unwrap().is_none());
+        assert!(store.remove_account(&id).is_err());
+    }
+}

@@ -1,0 +1,232 @@
+//! Non-streaming answers: the Codex backend only streams, so the relay reads the whole stream and
+//! builds the one Response object an OpenAI client expects from `POST /v1/responses`.
+//!
+//! Output items come from `response.output_item.done` (that is where clients build history from);
+//! the rest from `response.completed` (or `response.incomplete`). Fields that strict SDK
+//! validation requires are filled in when the upstream left them out.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use super::sse::{event_type, parse_data, EventSplitter};
+
+/// How the upstream stream ended.
+#[derive(Debug)]
+pub enum Assembled {
+    /// A complete Response object (status `completed` or `incomplete`).
+    Response(Value),
+    /// `response.failed`: the upstream's error object (`code`, `message`).
+    Failed(Value),
+    /// The stream ended without a terminal event.
+    Truncated,
+}
+
+#[derive(Default)]
+pub struct Assembler {
+    splitter: EventSplitter,
+    items: BTreeMap<u64, Value>,
+    created: Option<Value>,
+    terminal: Option<(String, Value)>,
+}
+
+impl Assembler {
+    pub fn push(&mut self, chunk: &[u8]) {
+        let mut splitter = std::mem::take(&mut self.splitter);
+        splitter.push(chunk, |block| self.on_event(block));
+        self.splitter = splitter;
+    }
+
+    fn on_event(&mut self, block: &[u8]) {
+        let Some(kind) = event_type(block).map(str::to_owned) else {
+            return;
+        };
+        let Some(mut data) = parse_data(block) else {
+            return;
+        };
+        match kind.as_str() {
+            "response.created" => self.created = Some(data["response"].take()),
+            "response.output_item.done" => {
+                let index = data["output_index"]
+                    .as_u64()
+                    .unwrap_or(self.items.len() as u64);
+                self.items.insert(index, data["item"].take());
+            }
+            "response.completed" | "response.incomplete" | "response.failed" => {
+                self.terminal = Some((kind, data["response"].take()));
+            }
+            _ => {}
+        }
+    }
+
+    /// The result once the stream has ended; `model` fills a missing `model` field.
+    pub fn finish(self, model: &str) -> Assembled {
+        match self.terminal {
+            Some((kind, response)) if kind == "response.failed" => {
+                let error = response.get("error").cloned().unwrap_or_else(
+                    || json!({"code": null, "message": "the upstream failed the response"}),
+                );
+                Assembled::Failed(error)
+            }
+            Some((_, response)) => {
+                let items: Vec<Value> = self.items.into_values().collect();
+                Assembled::Response(complete_response(response, self.created, items, model))
+            }
+            None => Assembled::Truncated,
+        }
+    }
+}
+
+fn complete_response(
+    response: Value,
+    created: Option<Value>,
+    items: Vec<Value>,
+    model: &str,
+) -> Value {
+    let mut response = match response {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    let created = match created {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    let has_output = response
+        .get("output")
+        .and_then(Value::as_array)
+        .is_some_and(|o| !o.is_empty());
+    if !has_output {
+        response.insert("output".into(), Value::Array(items));
+    }
+    let defaults = [
+        ("object", json!("response")),
+        ("created_at", json!(chrono::Utc::now().timestamp())),
+        ("status", json!("completed")),
+        ("model", json!(model)),
+        ("parallel_tool_calls", json!(true)),
+        ("tool_choice", json!("auto")),
+        ("tools", json!([])),
+    ];
+    for key in [
+        "id",
+        "created_at",
+        "model",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+    ] {
+        if response.get(key).is_none_or(Value::is_null) {
+            if let Some(value) = created.get(key).filter(|v| !v.is_null()) {
+                response.insert(key.into(), value.clone());
+            }
+        }
+    }
+    if response.get("id").is_none_or(Value::is_null) {
+        let id = format!("resp_relay_{}", uuid::Uuid::new_v4().simple());
+        response.insert("id".into(), json!(id));
+    }
+    for (key, value) in defaults {
+        if response.get(key).is_none_or(Value::is_null) {
+            response.insert(key.into(), value);
+        }
+    }
+    let usage = response.get("usage").cloned().unwrap_or(Value::Null);
+    response.insert("usage".into(), complete_usage(usage));
+    Value::Object(response)
+}
+
+/// Usage with every field strict SDK validation requires, integers throughout.
+fn complete_usage(usage: Value) -> Value {
+    let int = |v: &Value, key: &str| v.get(key).and_then(Value::as_u64).unwrap_or(0);
+    let input = int(&usage, "input_tokens");
+    let output = int(&usage, "output_tokens");
+    let input_details = usage
+        .get("input_tokens_details")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let output_details = usage
+        .get("output_tokens_details")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let total = usage
+        .get("total_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(input + output);
+    json!({
+        "input_tokens": input,
+        "input_tokens_details": {
+            "cached_tokens": int(&input_details, "cached_tokens"),
+            "cache_write_tokens": int(&input_details, "cache_write_tokens"),
+        },
+        "output_tokens": output,
+        "output_tokens_details": {
+            "reasoning_tokens": int(&output_details, "reasoning_tokens"),
+        },
+        "total_tokens": total,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str, data: Value) -> String {
+        format!("event: {kind}\ndata: {data}\n\n")
+    }
+
+    #[test]
+    fn items_and_usage_are_assembled_into_one_response() {
+        let message = json!({"type":"message","role":"assistant","id":"msg_1",
+            "content":[{"type":"output_text","text":"hi","annotations":[]}]});
+        let stream = [
+            event("response.created", json!({"type":"response.created","response":{"id":"resp_1","model":"gpt-5.5","created_at":5}})),
+            event("response.output_item.done", json!({"type":"response.output_item.done","output_index":1,"item":message})),
+            event("response.output_item.done", json!({"type":"response.output_item.done","output_index":0,"item":{"type":"reasoning","id":"rs_1"}})),
+            event("response.completed", json!({"type":"response.completed","response":{"id":"resp_1","status":"completed","usage":{"input_tokens":3,"output_tokens":2,"total_tokens":5}}})),
+        ]
+        .concat();
+        let mut assembler = Assembler::default();
+        for chunk in stream.as_bytes().chunks(10) {
+            assembler.push(chunk);
+        }
+        let Assembled::Response(response) = assembler.finish("gpt-5.5") else {
+            panic!("no response");
+        };
+        assert_eq!(response["id"], "resp_1");
+        assert_eq!(response["created_at"], 5);
+        assert_eq!(response["object"], "response");
+        assert_eq!(response["output"][0]["type"], "reasoning");
+        assert_eq!(response["output"][1]["content"][0]["text"], "hi");
+        assert_eq!(
+            response["usage"]["input_tokens_details"]["cached_tokens"],
+            0
+        );
+        assert_eq!(
+            response["usage"]["output_tokens_details"]["reasoning_tokens"],
+            0
+        );
+        assert_eq!(response["usage"]["total_tokens"], 5);
+        for key in ["parallel_tool_calls", "tool_choice", "tools", "model"] {
+            assert!(!response[key].is_null(), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_failed_stream_yields_the_error() {
+        let mut assembler = Assembler::default();
+        assembler.push(event("response.failed", json!({"type":"response.failed","response":{"error":{"code":"server_is_overloaded","message":"busy"}}})).as_bytes());
+        let Assembled::Failed(error) = assembler.finish("m") else {
+            panic!("not failed");
+        };
+        assert_eq!(error["code"], "server_is_overloaded");
+    }
+
+    #[test]
+    fn a_stream_without_terminal_event_is_truncated() {
+        let mut assembler = Assembler::default();
+        assembler.push(
+            b"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{}}\n\n",
+        );
+        assert!(matches!(assembler.finish("m"), Assembled::Truncated));
+    }
+}

@@ -1,0 +1,99 @@
+//! The Codex backend as the relay calls it: one `awc::Client` per worker (awc is `!Send`), the
+//! Codex request headers, and the SSE side path ([`sse`]) and non-stream assembly ([`assemble`]).
+
+pub mod assemble;
+pub mod headers;
+pub mod sse;
+
+use std::time::Duration;
+
+use actix_web::http::header::HeaderMap;
+use awc::error::SendRequestError;
+use bytes::Bytes;
+use relay_actors::Lease;
+use secrecy::ExposeSecret;
+
+use crate::settings::UpstreamSettings;
+
+/// The response type awc gives for a streamed upstream answer.
+pub type UpstreamResponse = awc::ClientResponse;
+
+/// A worker's connection to the upstream. Cheap to build; build one per worker.
+pub struct UpstreamClient {
+    http: awc::Client,
+    responses_url: String,
+    originator: String,
+    user_agent: String,
+}
+
+impl UpstreamClient {
+    pub fn new(settings: &UpstreamSettings) -> UpstreamClient {
+        let connector = awc::Connector::new()
+            .timeout(Duration::from_secs(settings.connect_timeout_secs))
+            // Streams are long-lived; the pool must not cap how many run at once.
+            .limit(0);
+        let http = awc::Client::builder()
+            .connector(connector)
+            .timeout(Duration::from_secs(settings.response_timeout_secs))
+            .no_default_headers()
+            .disable_redirects()
+            .finish();
+        let base = settings.base_url.as_str().trim_end_matches('/');
+        UpstreamClient {
+            http,
+            responses_url: format!("{base}/responses"),
+            originator: settings.originator.clone(),
+            user_agent: settings.user_agent.clone(),
+        }
+    }
+
+    /// Sends one Responses request with the lease's credentials; resolves when the status line
+    /// and headers have arrived. The body is read by the caller, as it arrives.
+    pub async fn send_responses(
+        &self,
+        lease: &Lease,
+        client_headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<UpstreamResponse, SendRequestError> {
+        let mut request = self
+            .http
+            .post(&self.responses_url)
+            .insert_header((
+                "authorization",
+                format!("Bearer {}", lease.access_token.expose_secret()),
+            ))
+            .insert_header(("chatgpt-account-id", lease.chatgpt_account_id.as_str()))
+            .insert_header(("accept", "text/event-stream"))
+            .insert_header(("content-type", "application/json"));
+        if lease.is_fedramp {
+            request = request.insert_header(("x-openai-fedramp", "true"));
+        }
+        for (name, value) in client_headers {
+            if headers::forwarded_to_upstream(name) {
+                request = request.append_header((name.clone(), value.clone()));
+            }
+        }
+        // A Codex client names itself; anything else is presented with the relay's identity.
+        match (
+            client_headers.get("originator"),
+            client_headers.get("user-agent"),
+        ) {
+            (Some(originator), Some(agent)) => {
+                request = request
+                    .insert_header(("originator", originator.clone()))
+                    .insert_header(("user-agent", agent.clone()));
+            }
+            (Some(originator), None) => {
+                request = request
+                    .insert_header(("originator", originator.clone()))
+                    .insert_header(("user-agent", self.user_agent.as_str()));
+            }
+            _ => {
+                request = request
+                    .insert_header(("originator", self.originator.as_str()))
+                    .insert_header(("user-agent", self.user_agent.as_str()));
+            }
+        }
+        request.send_body(body).await
+    }
+}

@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# End-to-end run of codex-relay with real clients:
+#   mock upstream  <-  codex-relay serve  <-  OpenAI Python SDK (pytest) and the Codex CLI
+# Installs the clients (tests/e2e/setup.sh), builds the relay and the mock upstream, starts both
+# on free loopback ports, runs the clients, checks that no secret reached the relay log, and
+# prints one summary line `e2e: N passed, M failed`. Exits non-zero if any check failed.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+
+ANSWER="Hello from the mock upstream."
+PROMPT="say hi"
+PASSED=0
+FAILED=0
+PIDS=()
+TMP=""
+
+log() { printf 'e2e: %s\n' "$*" >&2; }
+pass() { PASSED=$((PASSED + 1)); printf 'e2e: PASS %s\n' "$*"; }
+fail() { FAILED=$((FAILED + 1)); printf 'e2e: FAIL %s\n' "$*"; }
+summary() { printf 'e2e: %d passed, %d failed\n' "$PASSED" "$FAILED"; }
+
+# A failure that leaves nothing else to check: count it, print the summary, stop.
+abort() {
+  fail "$*"
+  summary
+  exit 1
+}
+
+show_file() { # show_file TITLE FILE
+  printf -- '----- %s -----\n' "$1"
+  if [[ -s "$2" ]]; then tail -n 200 "$2"; else echo "(empty)"; fi
+  printf -- '----- end of %s -----\n' "$1"
+}
+
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [[ -n "$TMP" ]]; then rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+
+# Settings must come only from this script.
+while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep '^CODEX_RELAY' || true)
+unset CODEX_API_KEY OPENAI_API_KEY OPENAI_BASE_URL OPENAI_ORG_ID OPENAI_PROJECT_ID
+
+# --- Clients and binaries ---------------------------------------------------------------------
+bash tests/e2e/setup.sh
+PY=".e2e/venv/bin/python"
+CODEX="$(pwd)/.e2e/node/node_modules/.bin/codex"
+
+log "building codex-relay and the mock upstream"
+cargo build --bin codex-relay --example mock_upstream
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+RELAY="$(cd "$TARGET_DIR" && pwd)/debug/codex-relay"
+MOCK="$(cd "$TARGET_DIR" && pwd)/debug/examples/mock_upstream"
+[[ -x "$RELAY" ]] || abort "relay binary not found at $RELAY"
+[[ -x "$MOCK" ]] || abort "mock upstream binary not found at $MOCK"
+
+TMP="$(mktemp -d)"
+
+read -r MOCK_PORT RELAY_PORT < <("$PY" -c '
+import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+')
+
+# --- Mock upstream --------------------------------------------------------------------------
+"$MOCK" --listen "127.0.0.1:$MOCK_PORT" --write-auth-json "$TMP/auth.json" >"$TMP/mock.log" 2>&1 &
+MOCK_PID=$!
+PIDS+=("$MOCK_PID")
+for _ in $(seq 1 100); do
+  if grep -q 'mock upstream listening on http://' "$TMP/mock.log" 2>/dev/null; then break; fi
+  if ! kill -0 "$MOCK_PID" 2>/dev/null; then
+    show_file "mock upstream log" "$TMP/mock.log"
+    abort "mock upstream exited before it was ready"
+  fi
+  sleep 0.2
+done
+if ! grep -q 'mock upstream listening on http://' "$TMP/mock.log"; then
+  show_file "mock upstream log" "$TMP/mock.log"
+  abort "mock upstream did not report that it listens within 20 s"
+fi
+[[ -s "$TMP/auth.json" ]] || abort "mock upstream did not write $TMP/auth.json"
+log "mock upstream on 127.0.0.1:$MOCK_PORT"
+
+# --- Relay ----------------------------------------------------------------------------------
+export CODEX_RELAY__STORE__PATH="$TMP/relay.db"
+export CODEX_RELAY__SERVER__LISTEN="127.0.0.1:$RELAY_PORT"
+export CODEX_RELAY__UPSTREAM__BASE_URL="http://127.0.0.1:$MOCK_PORT"
+export CODEX_RELAY__OAUTH__ISSUER="http://127.0.0.1:$MOCK_PORT"
+
+if ! ACCOUNT_ID="$("$RELAY" account import "$TMP/auth.json" 2>"$TMP/cli.log")"; then
+  show_file "codex-relay account import (stderr)" "$TMP/cli.log"
+  abort "codex-relay account import failed"
+fi
+[[ -n "$ACCOUNT_ID" ]] || abort "codex-relay account import printed no account id"
+log "imported account $ACCOUNT_ID"
+
+if ! KEY="$("$RELAY" key create --name e2e 2>>"$TMP/cli.log")"; then
+  show_file "codex-relay CLI (stderr)" "$TMP/cli.log"
+  abort "codex-relay key create failed"
+fi
+if [[ -z "$KEY" || "$KEY" == *$'\n'* || "$KEY" == *" "* ]]; then
+  abort "codex-relay key create must print the API key alone on stdout (got $(printf '%s' "$KEY" | wc -l) newline(s), ${#KEY} chars)"
+fi
+log "created an API key (${#KEY} chars)"
+
+"$RELAY" serve >"$TMP/relay.log" 2>&1 &
+RELAY_PID=$!
+PIDS+=("$RELAY_PID")
+ready=""
+for _ in $(seq 1 60); do
+  if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$RELAY_PORT/healthz" 2>/dev/null; then
+    ready=1
+    break
+  fi
+  if ! kill -0 "$RELAY_PID" 2>/dev/null; then break; fi
+  sleep 0.5
+done
+if [[ -z "$ready" ]]; then
+  show_file "relay log" "$TMP/relay.log"
+  if kill -0 "$RELAY_PID" 2>/dev/null; then
+    abort "relay did not answer /healthz on 127.0.0.1:$RELAY_PORT within 30 s"
+  fi
+  abort "relay exited before it answered /healthz"
+fi
+log "relay on 127.0.0.1:$RELAY_PORT"
+
+# --- OpenAI Python SDK ----------------------------------------------------------------------
+log "running pytest (OpenAI Python SDK)"
+if RELAY_BASE_URL="http://127.0.0.1:$RELAY_PORT/v1" RELAY_API_KEY="$KEY" \
+  timeout 600 "$PY" -m pytest -q -p no:cacheprovider tests/e2e; then
+  pass "OpenAI Python SDK (pytest)"
+else
+  fail "OpenAI Python SDK (pytest)"
+fi
+
+# --- Codex CLI ------------------------------------------------------------------------------
+CODEX_HOME_DIR="$TMP/codex-home"
+CODEX_WORK="$TMP/codex-work"
+mkdir -p "$CODEX_HOME_DIR" "$CODEX_WORK"
+cat >"$CODEX_HOME_DIR/config.toml" <<EOF
+model = "gpt-5.5"
+model_provider = "relay"
+
+[model_providers.relay]
+name = "relay"
+base_url = "http://127.0.0.1:$RELAY_PORT/v1"
+env_key = "RELAY_API_KEY"
+wire_api = "responses"
+request_max_retries = 0
+stream_max_retries = 0
+EOF
+
+run_codex() { # run_codex OUT ERR [extra codex exec flags...]; prints nothing, returns codex's status
+  local out="$1" err="$2"
+  shift 2
+  (
+    cd "$CODEX_WORK"
+    CODEX_HOME="$CODEX_HOME_DIR" RELAY_API_KEY="$KEY" \
+      timeout 120 "$CODEX" exec --skip-git-repo-check --ephemeral "$@" "$PROMPT" </dev/null >"$out" 2>"$err"
+  )
+}
+
+log "running codex exec"
+status=0
+run_codex "$TMP/codex.out" "$TMP/codex.err" || status=$?
+if [[ "$status" -eq 0 ]] && grep -qF "$ANSWER" "$TMP/codex.out"; then
+  pass "codex exec prints the answer"
+else
+  show_file "codex exec stdout" "$TMP/codex.out"
+  show_file "codex exec stderr" "$TMP/codex.err"
+  fail "codex exec (exit status $status; expected 0 and '$ANSWER' on stdout)"
+fi
+
+log "running codex exec --json"
+status=0
+run_codex "$TMP/codex-json.out" "$TMP/codex-json.err" --json || status=$?
+if [[ "$status" -eq 0 ]] && "$PY" - "$TMP/codex-json.out" "$ANSWER" <<'PYEOF'; then
+import json, sys
+
+path, answer = sys.argv[1], sys.argv[2]
+found = False
+completed = False
+for line in open(path, encoding="utf-8"):
+    line = line.strip()
+    if not line:
+        continue
+    event = json.loads(line)  # every stdout line must be a JSON event
+    item = event.get("item") or {}
+    if event.get("type") == "item.completed" and item.get("type") == "agent_message":
+        found = found or item.get("text", "").strip() == answer
+    completed = completed or event.get("type") == "turn.completed"
+if not found:
+    sys.exit("no item.completed event with an agent_message item whose text is the answer")
+if not completed:
+    sys.exit("no turn.completed event")
+PYEOF
+  pass "codex exec --json reports the agent_message"
+else
+  show_file "codex exec --json stdout" "$TMP/codex-json.out"
+  show_file "codex exec --json stderr" "$TMP/codex-json.err"
+  fail "codex exec --json (exit status $status; expected 0 and an agent_message item with '$ANSWER')"
+fi
+
+# --- No secret in the relay log -------------------------------------------------------------
+# Stop the relay first so that its asynchronous log drain is flushed.
+kill -TERM "$RELAY_PID" 2>/dev/null || true
+for _ in $(seq 1 50); do
+  kill -0 "$RELAY_PID" 2>/dev/null || break
+  sleep 0.2
+done
+if kill -0 "$RELAY_PID" 2>/dev/null; then
+  log "relay still running 10 s after SIGTERM; killing it"
+  kill -KILL "$RELAY_PID" 2>/dev/null || true
+fi
+wait "$RELAY_PID" 2>/dev/null || true
+
+if RELAY_API_KEY="$KEY" "$PY" - "$TMP/relay.log" "$TMP/auth.json" "$TMP/master.key" "$PROMPT" "$ANSWER" <<'PYEOF'; then
+import json, os, sys
+
+log_path, auth_path, master_key_path, prompt, answer = sys.argv[1:6]
+tokens = json.load(open(auth_path, encoding="utf-8")).get("tokens") or {}
+secrets = {"the API key": os.environ["RELAY_API_KEY"]}
+for name in ("access_token", "refresh_token", "id_token"):
+    value = tokens.get(name)
+    if not value:
+        sys.exit(f"auth.json written by the mock has no tokens.{name}")
+    secrets[f"the {name} of the imported account"] = value
+if os.path.exists(master_key_path):
+    key = open(master_key_path, encoding="utf-8", errors="replace").read().strip()
+    if len(key) >= 16:
+        secrets["the master key"] = key
+secrets["the prompt text"] = prompt
+secrets["the answer text"] = answer
+
+lines = open(log_path, encoding="utf-8", errors="replace").read().splitlines()
+print(f"e2e: scanning {len(lines)} relay log line(s) for {len(secrets)} secret(s)")
+leaks = 0
+for what, value in secrets.items():
+    hits = [n for n, line in enumerate(lines, 1) if value in line]
+    if hits:
+        leaks += 1
+        print(f"e2e: the relay log contains {what} on line(s) {hits[:20]}")
+        for n in hits[:3]:
+            print(f"    {n}: {lines[n - 1].replace(value, '<' + what.upper() + '>')[:400]}")
+sys.exit(1 if leaks else 0)
+PYEOF
+  pass "no secret, prompt or answer in the relay log"
+else
+  fail "the relay log contains secrets or content (see above)"
+fi
+
+summary
+[[ "$FAILED" -eq 0 ]]
