@@ -16,6 +16,9 @@
 //!
 //! Integration tests include this file with `#[path]`, so sibling modules are declared with
 //! explicit `#[path]` attributes: they then resolve next to this file however it is included.
+//!
+//! "spec §N" in these files refers to the team's Codex protocol notes (`spec/codex-upstream.md`);
+//! "clients.md" and "field notes" to the client measurements and operator field notes beside it.
 
 // The example binary and each test binary use a different subset of this module.
 #![allow(dead_code)]
@@ -34,7 +37,7 @@ mod stream;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
@@ -223,7 +226,7 @@ impl MockState {
 
 /// A panicking test must not hide what the mock recorded, so a poisoned lock is still read.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One request as the mock received it.
@@ -284,6 +287,9 @@ pub enum Scripted {
     /// 200, the first N events of the normal answer, then the connection is dropped without
     /// a terminal event or the chunked-encoding terminator.
     CutAfterEvents(usize),
+    /// 200, then these byte chunks exactly as given (each written as its own chunk, after the
+    /// event delay), then a normal end: for proving that bytes pass through unaltered.
+    Raw(Vec<Bytes>),
 }
 
 /// The single entry point: record first (every request, whatever it is), then route.

@@ -3,9 +3,9 @@
 //! `sequence_number` counting from 0; `response.created`/`in_progress` carry the full Response
 //! object, `response.completed` carries it again with the output items and integer usage.
 //!
-//! A normal answer is a `reasoning` item (output_index 0, with `encrypted_content`, as Codex
+//! A normal answer is a `reasoning` item (`output_index` 0, with `encrypted_content`, as Codex
 //! asks for via `include`) followed by either an assistant message or a function call
-//! (output_index 1).
+//! (`output_index` 1).
 
 use serde_json::{json, Map, Value};
 
@@ -291,7 +291,7 @@ fn function_call_events(events: &mut Events, output_index: u64, name: &str) -> (
     (done, 4)
 }
 
-/// Splits before each space: "Hello from" → ["Hello", " from"].
+/// Splits before each space: `"Hello from"` → `["Hello", " from"]`.
 fn text_deltas(text: &str) -> Vec<&str> {
     let mut deltas = Vec::new();
     let mut start = 0;

@@ -1,5 +1,5 @@
 //! `GET /models?client_version=X`: the Codex catalog `{"models": [ModelInfo, ...]}` with every
-//! field that old and new Codex CLIs require (spec §6.2, union of [A] and [B]), and the ETag
+//! field that old and new Codex CLIs require (spec §6.2, union of \[A\] and \[B\]), and the ETag
 //! that `/responses` repeats in `x-models-etag` (so clients see an unchanged catalog).
 
 use actix_web::HttpResponse;
@@ -40,7 +40,7 @@ fn model_info(slug: &str, display_name: &str, description: &str, priority: i32) 
         ],
         "availability_nux": null,
         "upgrade": null,
-        // Older CLIs ([A]) require these three.
+        // Older CLIs (spec [A]) require these three.
         "base_instructions": "You are Codex, a coding agent. (mock upstream)",
         "supports_reasoning_summaries": true,
         "supports_parallel_tool_calls": true,
@@ -49,10 +49,10 @@ fn model_info(slug: &str, display_name: &str, description: &str, priority: i32) 
         "default_verbosity": "low",
         "apply_patch_tool_type": "freeform",
         "web_search_tool_type": "text",
-        "truncation_policy": {"mode": "tokens", "limit": 10000},
+        "truncation_policy": {"mode": "tokens", "limit": 10_000},
         "supports_image_detail_original": false,
-        "context_window": 272000,
-        "max_context_window": 272000,
+        "context_window": 272_000,
+        "max_context_window": 272_000,
         "effective_context_window_percent": 95,
         "experimental_supported_tools": [],
         "input_modalities": ["text", "image"],

@@ -9,54 +9,59 @@ use actix_web::{HttpResponse, HttpResponseBuilder};
 use serde_json::Value;
 
 use super::events::{self, ResponseCtx};
-use super::stream::{sse_body, Ending};
+use super::stream::{sse_body, sse_frames, Ending};
 use super::{detail, oauth, random_hex, unix_now, MockState, RecordedRequest, Scripted};
 
 /// Sampling and length parameters the backend refuses (spec §4.2, field notes #9).
 const UNSUPPORTED_PARAMETERS: [&str; 3] = ["max_output_tokens", "temperature", "top_p"];
 
+/// Admits or refuses the request as the backend would, then answers it.
 pub(super) fn handle(state: Arc<MockState>, req: &RecordedRequest) -> HttpResponse {
     let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
-    if !has_acceptable_bearer(&state, req) {
-        return with_request_id(
-            detail(StatusCode::UNAUTHORIZED, "Unauthorized"),
-            &request_id,
-        );
+    match admit(&state, req) {
+        Ok(body) => answer(state, req.body.len(), &body, &request_id),
+        Err((status, reason)) => with_request_id(detail(status, &reason), &request_id),
+    }
+}
+
+/// The request body, or the status and `detail` message the backend refuses it with.
+fn admit(state: &MockState, req: &RecordedRequest) -> Result<Value, (StatusCode, String)> {
+    if !has_acceptable_bearer(state, req) {
+        return Err((StatusCode::UNAUTHORIZED, "Unauthorized".into()));
     }
     if req.header("chatgpt-account-id").is_none() {
-        let missing = detail(StatusCode::BAD_REQUEST, "Missing ChatGPT-Account-ID");
-        return with_request_id(missing, &request_id);
+        let reason = "Missing ChatGPT-Account-ID".into();
+        return Err((StatusCode::BAD_REQUEST, reason));
     }
-    let body = match parse_and_check(req) {
-        Ok(body) => body,
-        Err(reason) => {
-            return with_request_id(detail(StatusCode::BAD_REQUEST, &reason), &request_id)
-        }
-    };
-    let ctx = ResponseCtx::new(&body, req.body.len());
-    match state.next_scripted() {
-        None => stream_answer(
-            state,
-            &ctx,
-            &request_id,
-            events::normal(&ctx, &body),
-            Ending::Complete,
-        ),
+    parse_and_check(req).map_err(|reason| (StatusCode::BAD_REQUEST, reason))
+}
+
+/// The next queued script if there is one, else the normal stream.
+fn answer(state: Arc<MockState>, body_len: usize, body: &Value, request_id: &str) -> HttpResponse {
+    let ctx = ResponseCtx::new(body, body_len);
+    let (events, ending) = match state.next_scripted() {
+        None => (events::normal(&ctx, body), Ending::Complete),
         Some(Scripted::Status {
             status,
-            body,
+            body: text,
             headers,
-        }) => scripted_status(status, body, &headers, &request_id),
+        }) => return scripted_status(status, text, &headers, request_id),
         Some(Scripted::FailedInStream { code, message }) => {
-            let failed = events::failed(&ctx, &code, &message);
-            stream_answer(state, &ctx, &request_id, failed, Ending::Complete)
+            (events::failed(&ctx, &code, &message), Ending::Complete)
+        }
+        Some(Scripted::Raw(chunks)) => {
+            let delay = state.event_delay();
+            let mut response = HttpResponse::Ok();
+            stream_headers(&mut response, &ctx.model, request_id);
+            return response.streaming(sse_frames(state, chunks, Ending::Complete, delay));
         }
         Some(Scripted::CutAfterEvents(n)) => {
-            let mut cut = events::normal(&ctx, &body);
-            cut.truncate(n);
-            stream_answer(state, &ctx, &request_id, cut, Ending::Cut)
+            let mut events = events::normal(&ctx, body);
+            events.truncate(n);
+            (events, Ending::Cut)
         }
-    }
+    };
+    stream_answer(state, &ctx, request_id, &events, ending)
 }
 
 /// Any bearer the mock minted, or any token whose JWT payload parses: the mock does not check
@@ -113,7 +118,7 @@ fn stream_answer(
     state: Arc<MockState>,
     ctx: &ResponseCtx,
     request_id: &str,
-    events: Vec<Value>,
+    events: &[Value],
     ending: Ending,
 ) -> HttpResponse {
     let delay = state.event_delay();

@@ -27,12 +27,21 @@ pub(super) enum Ending {
 /// The streaming body for `events`. Counts as started at once.
 pub(super) fn sse_body(
     state: Arc<MockState>,
-    events: Vec<Value>,
+    events: &[Value],
+    ending: Ending,
+    delay: Duration,
+) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
+    sse_frames(state, events.iter().map(frame).collect(), ending, delay)
+}
+
+/// The streaming body for ready-made byte chunks, sent exactly as given.
+pub(super) fn sse_frames(
+    state: Arc<MockState>,
+    frames: Vec<Bytes>,
     ending: Ending,
     delay: Duration,
 ) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
     state.stream_started();
-    let frames: Vec<Bytes> = events.iter().map(frame).collect();
     let progress = Progress {
         frames: frames.into_iter(),
         ending: Some(ending),

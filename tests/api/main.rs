@@ -1,1 +1,19 @@
+//! Integration tests: the real relay app on port 0 against the project's mock upstream, with a
+//! real SQLite store. One binary, one module per behaviour.
 
+// Panicking is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../examples/mock_upstream/app.rs"]
+mod mock_upstream;
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod errors;
+mod headers;
+mod models;
+mod responses_json;
+mod responses_stream;
+mod secrets;

@@ -50,12 +50,12 @@ while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep '^CODEX_RELA
 unset CODEX_API_KEY OPENAI_API_KEY OPENAI_BASE_URL OPENAI_ORG_ID OPENAI_PROJECT_ID
 
 # --- Clients and binaries ---------------------------------------------------------------------
-bash tests/e2e/setup.sh
+bash tests/e2e/setup.sh || abort "installing the clients (tests/e2e/setup.sh) failed"
 PY=".e2e/venv/bin/python"
 CODEX="$(pwd)/.e2e/node/node_modules/.bin/codex"
 
 log "building codex-relay and the mock upstream"
-cargo build --bin codex-relay --example mock_upstream
+cargo build --bin codex-relay --example mock_upstream || abort "cargo build failed"
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 RELAY="$(cd "$TARGET_DIR" && pwd)/debug/codex-relay"
 MOCK="$(cd "$TARGET_DIR" && pwd)/debug/examples/mock_upstream"

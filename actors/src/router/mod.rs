@@ -77,13 +77,10 @@ impl RouterActor {
         let read = async move { read_changes(source, known).await };
         ctx.spawn(read.into_actor(self).map(|result, act, ctx| {
             act.syncing = false;
-            match result {
-                Ok(result) => {
-                    act.apply_sync(result, ctx);
-                    act.synced = true;
-                }
-                // The next interval tries again; the pool keeps serving as it is meanwhile.
-                Err(_) => {}
+            // On an error the next interval tries again; the pool keeps serving as it is.
+            if let Ok(result) = result {
+                act.apply_sync(result, ctx);
+                act.synced = true;
             }
         }));
     }

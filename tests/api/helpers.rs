@@ -1,0 +1,178 @@
+//! `spawn_app()`: a mock upstream, a store in a temp dir with one imported account and one API
+//! key, and the relay built by `Application::build` on port 0, logging into a buffer.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use bytes::Bytes;
+use codex_relay::oauth::auth_json;
+use codex_relay::obs::{build_logger, LogSink};
+use codex_relay::settings::{LogLevel, Settings};
+use codex_relay::startup::Application;
+use codex_relay::store::{keys::reveal, MasterKey, Store};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::mock_upstream::{fake_auth_json, MockUpstream};
+
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub key: String,
+    pub mock: MockUpstream,
+    pub store: Store,
+    pub account_id: String,
+    /// The auth.json the account was imported from (its tokens are secrets the tests look for).
+    pub auth_json: Value,
+    logs: Arc<Mutex<Vec<u8>>>,
+    handle: ServerHandle,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with settings adjusted by `customize` before the relay starts.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let mock = MockUpstream::start("127.0.0.1:0")
+        .await
+        .expect("mock starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings::defaults().expect("defaults load");
+    settings.server.listen = "127.0.0.1:0".parse().expect("addr");
+    settings.server.workers = 1;
+    settings.store.path = dir.path().join("relay.db");
+    settings.store.sync_interval_ms = 100;
+    settings.upstream.base_url = mock.url().parse().expect("url");
+    settings.oauth.issuer = mock.url().parse().expect("url");
+    customize(&mut settings);
+
+    let store = Store::open(&settings.store.path, 4, MasterKey::generate()).expect("store opens");
+    let exp = chrono::Utc::now().timestamp() + 3600;
+    let auth = fake_auth_json("acct-test-1", "dev@example.com", "plus", exp);
+    let account = auth_json::parse(&auth.to_string()).expect("auth.json parses");
+    let (account_id, _) = store.import_account(&account).expect("import");
+    let key = reveal(&store.create_key("tests").expect("key")).to_owned();
+
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let (log, _) = build_logger(LogSink::Buffer(Arc::clone(&logs)), LogLevel::Debug);
+    let app = Application::build(settings, store.clone(), log)
+        .await
+        .expect("relay starts");
+    let addr = app.addr();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        addr,
+        key,
+        mock,
+        store,
+        account_id,
+        auth_json: auth,
+        logs,
+        handle,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A POST to `/v1/responses` with the test key.
+    pub fn responses(&self) -> awc::ClientRequest {
+        client()
+            .post(self.url("/v1/responses"))
+            .bearer_auth(&self.key)
+            .insert_header(("content-type", "application/json"))
+    }
+
+    pub fn get(&self, path: &str) -> awc::ClientRequest {
+        client().get(self.url(path)).bearer_auth(&self.key)
+    }
+
+    /// Everything the relay has logged so far.
+    pub fn logs(&self) -> String {
+        let bytes = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+        self.mock.stop().await;
+    }
+}
+
+pub fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish()
+}
+
+/// A Responses request body with one user message.
+pub fn body(model: &str, text: &str, stream: bool) -> Value {
+    serde_json::json!({
+        "model": model,
+        "input": [{"type": "message", "role": "user",
+                   "content": [{"type": "input_text", "text": text}]}],
+        "stream": stream,
+        "store": false,
+    })
+}
+
+/// Reads a whole streamed body.
+pub async fn read_all(response: &mut awc::ClientResponse) -> Bytes {
+    let mut all = bytes::BytesMut::new();
+    while let Some(chunk) = response.next().await {
+        all.extend_from_slice(&chunk.expect("chunk"));
+    }
+    all.freeze()
+}
+
+/// The JSON payloads of an SSE body, in order.
+pub fn sse_events(body: &[u8]) -> Vec<Value> {
+    let text = std::str::from_utf8(body).expect("utf-8");
+    text.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let data = block
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .expect("data line");
+            serde_json::from_str(data).expect("event JSON")
+        })
+        .collect()
+}
+
+/// The error object of an OpenAI-shaped error body, checking the shape on the way.
+pub async fn error_of(response: &mut awc::ClientResponse) -> Value {
+    let body: Value = response
+        .json()
+        .limit(1 << 20)
+        .await
+        .expect("JSON error body");
+    let error = body["error"].as_object().expect("error object");
+    for field in ["message", "type", "param", "code"] {
+        assert!(error.contains_key(field), "error lacks {field}: {body}");
+    }
+    assert!(error["message"].is_string(), "{body}");
+    body["error"].clone()
+}
+
+/// Polls `check` every 50 ms for up to `secs` seconds.
+pub async fn eventually<F, Fut>(secs: u64, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
