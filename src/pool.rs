@@ -11,17 +11,22 @@ use slog::{warn, Logger};
 use crate::http::auth::KeyRing;
 use crate::store::Store;
 
-/// The store, seen by the router as its source of accounts.
-pub struct StoreAccountSource(pub Store);
+/// The store, seen by the router as its source of accounts. Read errors are logged here (the
+/// actors have no logger) and returned to the router, which keeps serving and tries again.
+pub struct StoreAccountSource {
+    pub store: Store,
+    pub log: Logger,
+}
 
 impl AccountSource for StoreAccountSource {
     fn versions(&self) -> BoxFuture<'static, Result<Vec<(AccountId, i64)>, SourceError>> {
-        let store = self.0.clone();
+        let store = self.store.clone();
+        let log = self.log.clone();
         Box::pin(async move {
-            let rows = store
-                .run(|s| s.account_versions())
-                .await
-                .map_err(|e| SourceError(e.to_string()))?;
+            let rows = store.run(|s| s.account_versions()).await.map_err(|e| {
+                warn!(log, "could not read the accounts"; "error" => e.to_string());
+                SourceError(e.to_string())
+            })?;
             Ok(rows
                 .into_iter()
                 .map(|(id, version)| (AccountId::from(id.as_str()), version))
@@ -33,12 +38,17 @@ impl AccountSource for StoreAccountSource {
         &self,
         id: AccountId,
     ) -> BoxFuture<'static, Result<Option<AccountCredentials>, SourceError>> {
-        let store = self.0.clone();
+        let store = self.store.clone();
+        let log = self.log.clone();
         Box::pin(async move {
+            let account = id.to_string();
             store
                 .run(move |s| s.load_credentials(id.as_str()))
                 .await
-                .map_err(|e| SourceError(e.to_string()))
+                .map_err(|e| {
+                    warn!(log, "could not load an account"; "account_id" => account, "error" => e.to_string());
+                    SourceError(e.to_string())
+                })
         })
     }
 }

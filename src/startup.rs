@@ -46,7 +46,10 @@ impl Application {
         log: Logger,
     ) -> Result<Application, StartupError> {
         let sync_interval = Duration::from_millis(settings.store.sync_interval_ms);
-        let source = Arc::new(StoreAccountSource(store.clone()));
+        let source = Arc::new(StoreAccountSource {
+            store: store.clone(),
+            log: log.clone(),
+        });
         let router = RouterActor::new(source, sync_interval).start();
         let keys = Arc::new(KeyRing::default());
         load_keys(&store, &keys).await?;

@@ -133,7 +133,9 @@ async fn read_changes(
     let mut loaded = Vec::new();
     for (id, version) in &versions {
         if known.get(id) != Some(version) {
-            if let Some(credentials) = source.load(id.clone()).await? {
+            // One unreadable account must not keep the others from being followed; the source
+            // reports its own errors, and the next sync tries this one again.
+            if let Ok(Some(credentials)) = source.load(id.clone()).await {
                 loaded.push(credentials);
             }
         }

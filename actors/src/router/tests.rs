@@ -13,9 +13,13 @@ use crate::account::AccountActor;
 use crate::ports::{AccountSource, SourceError};
 use crate::types::{AccountCredentials, AccountId};
 
-/// An in-memory store of accounts that tests edit while the router runs.
+/// An in-memory store of accounts that tests edit while the router runs; ids in `broken` fail
+/// to load, like a row whose sealed token cannot be opened.
 #[derive(Clone, Default)]
-struct MemorySource(Arc<Mutex<BTreeMap<AccountId, AccountCredentials>>>);
+struct MemorySource(
+    Arc<Mutex<BTreeMap<AccountId, AccountCredentials>>>,
+    Arc<Mutex<Vec<AccountId>>>,
+);
 
 impl MemorySource {
     fn put(&self, c: AccountCredentials) {
@@ -41,8 +45,14 @@ impl AccountSource for MemorySource {
         &self,
         id: AccountId,
     ) -> BoxFuture<'static, Result<Option<AccountCredentials>, SourceError>> {
+        let broken = self.1.lock().unwrap().contains(&id);
         let c = self.0.lock().unwrap().get(&id).cloned();
-        Box::pin(async move { Ok(c) })
+        Box::pin(async move {
+            match broken {
+                true => Err(SourceError("cannot open".into())),
+                false => Ok(c),
+            }
+        })
     }
 }
 
@@ -132,6 +142,21 @@ async fn accounts_added_changed_and_removed_in_the_source_are_followed() {
     let lease = router.send(acquire()).await.unwrap().unwrap();
     assert_eq!(lease.account_id.as_str(), "b");
     assert!(secrecy::ExposeSecret::expose_secret(&lease.access_token).ends_with("-2"));
+}
+
+#[actix_rt::test]
+async fn an_unreadable_account_does_not_hold_back_the_others() {
+    let source = MemorySource::default();
+    source.put(credentials("a", true, 1));
+    source.put(credentials("b", true, 1));
+    source.1.lock().unwrap().push(AccountId::from("a"));
+    let router = RouterActor::new(Arc::new(source.clone()), Duration::from_millis(20)).start();
+    synced(&router, 1).await;
+    let lease = router.send(acquire()).await.unwrap().unwrap();
+    assert_eq!(lease.account_id.as_str(), "b");
+    drop(lease);
+    source.1.lock().unwrap().clear();
+    synced(&router, 2).await;
 }
 
 #[actix_rt::test]
