@@ -105,37 +105,57 @@ impl Stream for RelayStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if this.done {
-            return Poll::Ready(None);
-        }
-        match Pin::new(&mut this.upstream).poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                this.last_byte = Instant::now();
-                this.bytes += chunk.len() as u64;
-                this.watcher.observe(&chunk);
-                Poll::Ready(Some(Ok(chunk)))
+        loop {
+            if this.done {
+                return Poll::Ready(None);
             }
-            Poll::Ready(Some(Err(_))) => Poll::Ready(Some(Ok(this.fail(
-                Outcome::TransportFailed,
-                "upstream_disconnected",
-                "The upstream connection failed before the response completed.",
-            )))),
-            Poll::Ready(None) if this.watcher.terminal.is_some() => {
-                this.finish(Outcome::Completed { status: 200 }, "completed");
-                Poll::Ready(None)
-            }
-            Poll::Ready(None) => Poll::Ready(Some(Ok(this.fail(
-                Outcome::TransportFailed,
-                "upstream_disconnected",
-                "The upstream closed the stream before the response completed.",
-            )))),
-            Poll::Pending if this.idle_expired(cx) => Poll::Ready(Some(Ok(this.fail(
-                Outcome::TransportFailed,
-                "upstream_idle_timeout",
-                "The upstream sent nothing for too long; the relay ended the stream.",
-            )))),
-            Poll::Pending => Poll::Pending,
+            let event = match Pin::new(&mut this.upstream).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    this.last_byte = Instant::now();
+                    this.bytes += chunk.len() as u64;
+                    let whole_events = this.watcher.forward(chunk);
+                    if whole_events.is_empty() {
+                        continue;
+                    }
+                    whole_events
+                }
+                Poll::Ready(Some(Err(_))) => this.fail(
+                    Outcome::TransportFailed,
+                    "upstream_disconnected",
+                    "The upstream connection failed before the response completed.",
+                ),
+                Poll::Ready(None) => {
+                    let tail = this.watcher.flush();
+                    return Poll::Ready(this.end_of_upstream(tail).map(Ok));
+                }
+                Poll::Pending if this.idle_expired(cx) => this.fail(
+                    Outcome::TransportFailed,
+                    "upstream_idle_timeout",
+                    "The upstream sent nothing for too long; the relay ended the stream.",
+                ),
+                Poll::Pending => return Poll::Pending,
+            };
+            return Poll::Ready(Some(Ok(event)));
         }
+    }
+}
+
+impl RelayStream {
+    /// The upstream's body ended; `tail` is what was left of an unterminated last event.
+    fn end_of_upstream(&mut self, tail: Option<Bytes>) -> Option<Bytes> {
+        if self.watcher.terminal.is_some() {
+            self.finish(Outcome::Completed { status: 200 }, "completed");
+            return tail;
+        }
+        let failed = self.fail(
+            Outcome::TransportFailed,
+            "upstream_disconnected",
+            "The upstream closed the stream before the response completed.",
+        );
+        Some(match tail {
+            Some(tail) => [tail, failed].concat().into(),
+            None => failed,
+        })
     }
 }
 

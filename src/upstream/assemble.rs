@@ -130,40 +130,9 @@ fn complete_response(
             response.insert(key.into(), value);
         }
     }
-    let usage = response.get("usage").cloned().unwrap_or(Value::Null);
-    response.insert("usage".into(), complete_usage(usage));
+    let usage = response.entry("usage").or_insert(Value::Null);
+    super::usage::complete(usage);
     Value::Object(response)
-}
-
-/// Usage with every field strict SDK validation requires, integers throughout.
-fn complete_usage(usage: Value) -> Value {
-    let int = |v: &Value, key: &str| v.get(key).and_then(Value::as_u64).unwrap_or(0);
-    let input = int(&usage, "input_tokens");
-    let output = int(&usage, "output_tokens");
-    let input_details = usage
-        .get("input_tokens_details")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let output_details = usage
-        .get("output_tokens_details")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let total = usage
-        .get("total_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(input + output);
-    json!({
-        "input_tokens": input,
-        "input_tokens_details": {
-            "cached_tokens": int(&input_details, "cached_tokens"),
-            "cache_write_tokens": int(&input_details, "cache_write_tokens"),
-        },
-        "output_tokens": output,
-        "output_tokens_details": {
-            "reasoning_tokens": int(&output_details, "reasoning_tokens"),
-        },
-        "total_tokens": total,
-    })
 }
 
 #[cfg(test)]

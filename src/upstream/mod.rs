@@ -4,6 +4,7 @@
 pub mod assemble;
 pub mod headers;
 pub mod sse;
+pub mod usage;
 
 use std::time::Duration;
 

@@ -4,8 +4,9 @@
 //! parsed only for those events, never re-encoded.
 
 use bytes::{Bytes, BytesMut};
-use serde::Deserialize;
 use serde_json::Value;
+
+pub use super::usage::Usage;
 
 /// Splits a byte stream into complete SSE event blocks. Only an incomplete tail is copied.
 #[derive(Default)]
@@ -91,17 +92,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Token usage of a response, as `response.completed` reports it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub struct Usage {
-    #[serde(default)]
-    pub input_tokens: u64,
-    #[serde(default)]
-    pub output_tokens: u64,
-    #[serde(default)]
-    pub total_tokens: u64,
-}
-
 /// How an upstream stream ended, as far as the relay saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Terminal {
@@ -110,28 +100,19 @@ pub enum Terminal {
     Incomplete,
 }
 
-#[derive(Deserialize)]
-struct TerminalEvent {
-    response: TerminalResponse,
-}
+const TERMINAL_EVENTS: [&str; 3] = [
+    "response.completed",
+    "response.failed",
+    "response.incomplete",
+];
 
-#[derive(Deserialize)]
-struct TerminalResponse {
-    id: Option<String>,
-    usage: Option<Usage>,
-    error: Option<ErrorBody>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    code: Option<String>,
-}
-
-/// Watches a forwarded stream: the response id, the last sequence number, whether any output
-/// item started, and how the stream ended.
+/// Watches a forwarded stream and decides what to forward: whole events, as the upstream sent
+/// them. It remembers the response id, the last sequence number, whether any output item started,
+/// and how the stream ended. A terminal event whose usage lacks fields strict clients require is
+/// the one event it re-encodes (once per stream, with the missing counts added).
 #[derive(Default)]
 pub struct StreamWatcher {
-    splitter: EventSplitter,
+    pending: BytesMut,
     pub response_id: Option<String>,
     pub last_sequence: Option<u64>,
     pub saw_output: bool,
@@ -140,39 +121,88 @@ pub struct StreamWatcher {
 }
 
 impl StreamWatcher {
-    pub fn observe(&mut self, chunk: &[u8]) {
-        let mut splitter = std::mem::take(&mut self.splitter);
-        splitter.push(chunk, |block| self.on_event(block));
-        self.splitter = splitter;
+    /// Takes an upstream chunk and returns the bytes to forward now: every event it completes.
+    /// The unfinished tail of an event waits for the next chunk (only that tail is copied).
+    pub fn forward(&mut self, chunk: Bytes) -> Bytes {
+        let buffer = if self.pending.is_empty() {
+            chunk
+        } else {
+            self.pending.extend_from_slice(&chunk);
+            self.pending.split().freeze()
+        };
+        let mut rewritten: Option<BytesMut> = None;
+        let (mut start, mut copied_until) = (0, 0);
+        while let Some((end, next)) = find_boundary(&buffer[start..]) {
+            if let Some(replacement) = self.on_event(&buffer[start..start + end]) {
+                let out = rewritten.get_or_insert_with(BytesMut::new);
+                out.extend_from_slice(&buffer[copied_until..start]);
+                out.extend_from_slice(&replacement);
+                copied_until = start + next;
+            }
+            start += next;
+        }
+        self.pending.extend_from_slice(&buffer[start..]);
+        match rewritten {
+            None => buffer.slice(..start),
+            Some(mut out) => {
+                out.extend_from_slice(&buffer[copied_until..start]);
+                out.freeze()
+            }
+        }
     }
 
-    fn on_event(&mut self, block: &[u8]) {
+    /// At the upstream's end: a last event that lacked its closing blank line, completed with it
+    /// (clients drop an unterminated last event).
+    pub fn flush(&mut self) -> Option<Bytes> {
+        if self.pending.iter().all(u8::is_ascii_whitespace) {
+            self.pending.clear();
+            return None;
+        }
+        let tail = self.pending.split().freeze();
+        let mut out = BytesMut::from(&self.forward(tail)[..]);
+        if !self.pending.is_empty() {
+            let mut last = self.pending.split();
+            last.extend_from_slice(b"\n\n");
+            out.extend_from_slice(&self.forward(last.freeze()));
+        }
+        Some(out.freeze())
+    }
+
+    /// Notes one event; returns its replacement bytes when it must be re-encoded.
+    fn on_event(&mut self, block: &[u8]) -> Option<Bytes> {
         self.events += 1;
         if let Some(seq) = sequence_number(block) {
             self.last_sequence = Some(seq);
         }
-        match event_type(block) {
-            Some("response.created") => {
-                self.response_id = read_terminal(block).and_then(|r| r.id);
-            }
-            Some("response.output_item.added") => self.saw_output = true,
-            Some("response.completed") => {
-                let usage = read_terminal(block).and_then(|r| r.usage);
-                self.terminal = Some(Terminal::Completed { usage });
-            }
-            Some("response.failed") => {
-                let code = read_terminal(block).and_then(|r| r.error.and_then(|e| e.code));
-                self.terminal = Some(Terminal::Failed { code });
-            }
-            Some("response.incomplete") => self.terminal = Some(Terminal::Incomplete),
-            _ => {}
+        let kind = event_type(block)?;
+        if kind == "response.output_item.added" {
+            self.saw_output = true;
+            return None;
         }
+        if kind != "response.created" && !TERMINAL_EVENTS.contains(&kind) {
+            return None;
+        }
+        let kind = kind.to_owned();
+        let mut data = parse_data(block)?;
+        let response = &mut data["response"];
+        if let Some(id) = response["id"].as_str() {
+            self.response_id = Some(id.to_owned());
+        }
+        let usage = serde_json::from_value::<Usage>(response["usage"].clone()).ok();
+        self.terminal = match kind.as_str() {
+            "response.completed" => Some(Terminal::Completed { usage }),
+            "response.failed" => Some(Terminal::Failed {
+                code: response["error"]["code"].as_str().map(str::to_owned),
+            }),
+            "response.incomplete" => Some(Terminal::Incomplete),
+            _ => return None,
+        };
+        if !super::usage::needs_completion(&response["usage"]) {
+            return None;
+        }
+        super::usage::complete(&mut response["usage"]);
+        Some(Bytes::from(format!("event: {kind}\ndata: {data}\n\n")))
     }
-}
-
-fn read_terminal(block: &[u8]) -> Option<TerminalResponse> {
-    let event: TerminalEvent = serde_json::from_slice(data_of(block)?).ok()?;
-    Some(event.response)
 }
 
 fn sequence_number(block: &[u8]) -> Option<u64> {
@@ -247,30 +277,96 @@ event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_num
         assert_eq!(event_type(events[1].as_bytes()), Some("b"));
     }
 
-    #[test]
-    fn the_watcher_sees_id_sequence_output_and_usage() {
-        let mut watcher = StreamWatcher::default();
-        for chunk in STREAM.as_bytes().chunks(7) {
-            watcher.observe(chunk);
+    fn forward_all(watcher: &mut StreamWatcher, input: &[u8], size: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in input.chunks(size) {
+            out.extend_from_slice(&watcher.forward(Bytes::copy_from_slice(chunk)));
         }
-        assert_eq!(watcher.response_id.as_deref(), Some("resp_1"));
-        assert_eq!(watcher.last_sequence, Some(2));
-        assert!(watcher.saw_output);
-        let usage = Usage {
-            input_tokens: 3,
-            output_tokens: 4,
-            total_tokens: 7,
-        };
+        if let Some(tail) = watcher.flush() {
+            out.extend_from_slice(&tail);
+        }
+        out
+    }
+
+    const COMPLETE_USAGE: &str = "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":2,\"response\":{\"id\":\"resp_1\",\"usage\":{\"input_tokens\":3,\"input_tokens_details\":{\"cached_tokens\":0,\"cache_write_tokens\":0},\"output_tokens\":4,\"output_tokens_details\":{\"reasoning_tokens\":0},\"total_tokens\":7}}}\n\n";
+
+    #[test]
+    fn complete_events_are_forwarded_byte_for_byte_whatever_the_chunking() {
+        let head = STREAM.split("event: response.completed").next().unwrap();
+        let input = format!("{head}{COMPLETE_USAGE}");
+        for size in [1, 2, 7, 50, input.len()] {
+            let mut watcher = StreamWatcher::default();
+            let out = forward_all(&mut watcher, input.as_bytes(), size);
+            assert_eq!(out, input.as_bytes(), "chunk size {size}");
+            assert_eq!(watcher.response_id.as_deref(), Some("resp_1"));
+            assert_eq!(watcher.last_sequence, Some(2));
+            assert!(watcher.saw_output);
+            let usage = Usage {
+                input_tokens: 3,
+                output_tokens: 4,
+                total_tokens: 7,
+            };
+            assert_eq!(
+                watcher.terminal,
+                Some(Terminal::Completed { usage: Some(usage) })
+            );
+        }
+    }
+
+    #[test]
+    fn an_event_is_held_back_only_until_it_is_complete() {
+        let mut watcher = StreamWatcher::default();
+        let first = watcher.forward(Bytes::from_static(b"data: {\"type\":\"a\"}\n\ndata: {\"ty"));
+        assert_eq!(&first[..], b"data: {\"type\":\"a\"}\n\n");
+        let second = watcher.forward(Bytes::from_static(b"pe\":\"b\"}\n\n"));
+        assert_eq!(&second[..], b"data: {\"type\":\"b\"}\n\n");
+    }
+
+    #[test]
+    fn a_usage_missing_fields_strict_clients_require_is_completed() {
+        let mut watcher = StreamWatcher::default();
+        let out = forward_all(&mut watcher, STREAM.as_bytes(), 9);
+        let events: Vec<&[u8]> = out.split(|b| *b == b'\n').collect();
+        assert!(out.starts_with(
+            STREAM
+                .split("event: response.completed")
+                .next()
+                .unwrap()
+                .as_bytes()
+        ));
+        let last = String::from_utf8(out.clone()).unwrap();
+        let block = last.rsplit("\n\n").nth(1).unwrap();
+        assert_eq!(event_type(block.as_bytes()), Some("response.completed"));
+        let data = parse_data(block.as_bytes()).unwrap();
         assert_eq!(
-            watcher.terminal,
-            Some(Terminal::Completed { usage: Some(usage) })
+            data["response"]["usage"]["input_tokens_details"]["cache_write_tokens"],
+            0
         );
+        assert_eq!(data["response"]["usage"]["input_tokens"], 3);
+        assert_eq!(data["sequence_number"], 2);
+        assert!(!events.is_empty());
+    }
+
+    #[test]
+    fn a_last_event_without_its_blank_line_is_completed_at_the_end() {
+        let mut watcher = StreamWatcher::default();
+        let out = forward_all(
+            &mut watcher,
+            b"data: {\"type\":\"a\"}\n\ndata: {\"type\":\"b\"}",
+            4,
+        );
+        assert_eq!(
+            &out[..],
+            b"data: {\"type\":\"a\"}\n\ndata: {\"type\":\"b\"}\n\n"
+        );
+        assert_eq!(watcher.events, 2);
     }
 
     #[test]
     fn a_failed_event_is_read_with_its_code() {
         let mut watcher = StreamWatcher::default();
-        watcher.observe(b"data: {\"type\":\"response.failed\",\"response\":{\"error\":{\"code\":\"server_is_overloaded\"}}}\n\n");
+        let out = watcher.forward(Bytes::from_static(b"data: {\"type\":\"response.failed\",\"response\":{\"error\":{\"code\":\"server_is_overloaded\"}}}\n\n"));
+        assert!(!out.is_empty());
         assert_eq!(
             watcher.terminal,
             Some(Terminal::Failed {

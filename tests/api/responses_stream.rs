@@ -17,7 +17,7 @@ async fn stream_bytes_arrive_unaltered_and_in_order() {
         Bytes::from_static(b"event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_raw\"}}\n\nevent: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"seq"),
         Bytes::from_static(b"uence_number\":1,\"output_index\":0,\"item\":{\"type\":\"message\",\"id\":\"m1\",\"role\":\"assistant\",\"content\":[]}}\n\n"),
         Bytes::from_static("event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":2,\"item_id\":\"m1\",\"output_index\":0,\"content_index\":0,\"delta\":\"h\u{e9}llo \u{1f600}\"}\n\n".as_bytes()),
-        Bytes::from_static(b"event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":3,\"response\":{\"id\":\"resp_raw\",\"usage\":{\"input_tokens\":1,\"output_tokens\":2,\"total_tokens\":3}}}\n\n"),
+        Bytes::from_static(b"event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":3,\"response\":{\"id\":\"resp_raw\",\"usage\":{\"input_tokens\":1,\"input_tokens_details\":{\"cached_tokens\":0,\"cache_write_tokens\":0},\"output_tokens\":2,\"output_tokens_details\":{\"reasoning_tokens\":0},\"total_tokens\":3}}}\n\n"),
     ];
     app.mock
         .state
@@ -34,6 +34,28 @@ async fn stream_bytes_arrive_unaltered_and_in_order() {
     );
     let received = read_all(&mut response).await;
     assert_eq!(received, upstream.concat());
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_final_usage_missing_fields_strict_clients_require_is_completed() {
+    let app = spawn_app().await;
+    // The mock, like the backend, reports `input_tokens_details` without `cache_write_tokens`.
+    let mut response = app
+        .responses()
+        .send_json(&body("gpt-5.5", "hi", true))
+        .await
+        .unwrap();
+    let events = sse_events(&read_all(&mut response).await);
+    let usage = &events.last().unwrap()["response"]["usage"];
+    assert_eq!(
+        usage["input_tokens_details"]["cache_write_tokens"], 0,
+        "{usage}"
+    );
+    assert!(
+        usage["input_tokens"].as_u64().unwrap() > 0,
+        "the upstream's counts are kept"
+    );
     app.stop().await;
 }
 

@@ -41,7 +41,11 @@ cleanup() {
   for pid in "${PIDS[@]}"; do
     wait "$pid" 2>/dev/null || true
   done
-  if [[ -n "$TMP" ]]; then rm -rf "$TMP"; fi
+  if [[ -n "$TMP" && -n "${E2E_KEEP_TMP:-}" ]]; then
+    printf 'e2e: kept the temporary folder %s (E2E_KEEP_TMP is set)\n' "$TMP" >&2
+  elif [[ -n "$TMP" ]]; then
+    rm -rf "$TMP"
+  fi
 }
 trap cleanup EXIT
 
@@ -96,6 +100,8 @@ export CODEX_RELAY__STORE__PATH="$TMP/relay.db"
 export CODEX_RELAY__SERVER__LISTEN="127.0.0.1:$RELAY_PORT"
 export CODEX_RELAY__UPSTREAM__BASE_URL="http://127.0.0.1:$MOCK_PORT"
 export CODEX_RELAY__OAUTH__ISSUER="http://127.0.0.1:$MOCK_PORT"
+# The log check below is strongest when the relay logs everything it may log.
+export CODEX_RELAY__LOG__LEVEL="${E2E_RELAY_LOG_LEVEL:-trace}"
 
 if ! ACCOUNT_ID="$("$RELAY" account import "$TMP/auth.json" 2>"$TMP/cli.log")"; then
   show_file "codex-relay account import (stderr)" "$TMP/cli.log"
@@ -224,10 +230,13 @@ if kill -0 "$RELAY_PID" 2>/dev/null; then
 fi
 wait "$RELAY_PID" 2>/dev/null || true
 
-if RELAY_API_KEY="$KEY" "$PY" - "$TMP/relay.log" "$TMP/auth.json" "$TMP/master.key" "$PROMPT" "$ANSWER" <<'PYEOF'; then
+# The relay's own log, and what its CLI commands printed on stderr.
+if RELAY_API_KEY="$KEY" "$PY" - "$TMP/auth.json" "$TMP/master.key" "$PROMPT" "$ANSWER" \
+  "$TMP/relay.log" "$TMP/cli.log" <<'PYEOF'; then
 import json, os, sys
 
-log_path, auth_path, master_key_path, prompt, answer = sys.argv[1:6]
+auth_path, master_key_path, prompt, answer = sys.argv[1:5]
+log_paths = sys.argv[5:]
 tokens = json.load(open(auth_path, encoding="utf-8")).get("tokens") or {}
 secrets = {"the API key": os.environ["RELAY_API_KEY"]}
 for name in ("access_token", "refresh_token", "id_token"):
@@ -242,16 +251,18 @@ if os.path.exists(master_key_path):
 secrets["the prompt text"] = prompt
 secrets["the answer text"] = answer
 
-lines = open(log_path, encoding="utf-8", errors="replace").read().splitlines()
-print(f"e2e: scanning {len(lines)} relay log line(s) for {len(secrets)} secret(s)")
 leaks = 0
-for what, value in secrets.items():
-    hits = [n for n, line in enumerate(lines, 1) if value in line]
-    if hits:
-        leaks += 1
-        print(f"e2e: the relay log contains {what} on line(s) {hits[:20]}")
-        for n in hits[:3]:
-            print(f"    {n}: {lines[n - 1].replace(value, '<' + what.upper() + '>')[:400]}")
+for log_path in log_paths:
+    name = os.path.basename(log_path)
+    lines = open(log_path, encoding="utf-8", errors="replace").read().splitlines()
+    print(f"e2e: scanning {len(lines)} line(s) of {name} for {len(secrets)} secret(s)")
+    for what, value in secrets.items():
+        hits = [n for n, line in enumerate(lines, 1) if value in line]
+        if hits:
+            leaks += 1
+            print(f"e2e: {name} contains {what} on line(s) {hits[:20]}")
+            for n in hits[:3]:
+                print(f"    {n}: {lines[n - 1].replace(value, '<' + what.upper() + '>')[:400]}")
 sys.exit(1 if leaks else 0)
 PYEOF
   pass "no secret, prompt or answer in the relay log"

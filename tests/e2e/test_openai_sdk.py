@@ -8,9 +8,12 @@ prompt asks it to use a tool.
 
 from __future__ import annotations
 
+import functools
 import os
+from typing import Any, Callable
 
 import openai
+import pydantic
 import pytest
 from openai import OpenAI
 
@@ -50,6 +53,45 @@ def client(request: pytest.FixtureRequest, relay: tuple[str, str]) -> OpenAI:
     )
 
 
+def readable_errors(test: Callable[..., Any]) -> Callable[..., Any]:
+    """Turns the SDK's strict-validation error (one line per member of a large union) into a
+    short failure that names the rejected event or object and the fields at fault."""
+
+    @functools.wraps(test)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return test(*args, **kwargs)
+        except openai.APIResponseValidationError as err:
+            message = describe_validation_error(err)
+        # Outside the except block, so that the failure does not chain the SDK's long error.
+        pytest.fail(message, pytrace=False)
+
+    return wrapper
+
+
+def describe_validation_error(err: openai.APIResponseValidationError) -> str:
+    body = err.body
+    what = (body.get("type") or body.get("object")) if isinstance(body, dict) else None
+    cause = err.__cause__
+    details = [str(cause)]
+    if isinstance(cause, pydantic.ValidationError):
+        errors = cause.errors()
+        # In a union, the members whose `type` literal does not match are not the culprit.
+        wrong_members = {
+            e["loc"][0]
+            for e in errors
+            if e["type"] == "literal_error" and len(e["loc"]) == 2 and e["loc"][1] == "type"
+        }
+        details = [
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r:.200})"
+            for e in errors
+            if not e["loc"] or e["loc"][0] not in wrong_members
+        ] or [str(cause)]
+    return f"strict response validation rejected {what or 'a response'} from the relay:\n  " + "\n  ".join(
+        details[:20]
+    )
+
+
 def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -71,6 +113,7 @@ def assert_completed_response(response: openai.types.responses.Response) -> None
     assert_usage(response.usage)
 
 
+@readable_errors
 def test_create_non_streaming(client: OpenAI) -> None:
     response = client.responses.create(
         model=MODEL,
@@ -82,6 +125,7 @@ def test_create_non_streaming(client: OpenAI) -> None:
     assert messages[-1].role == "assistant"
 
 
+@readable_errors
 def test_non_streaming_reply_is_json(client: OpenAI) -> None:
     raw = client.responses.with_raw_response.create(model=MODEL, input="say hi")
     assert raw.status_code == 200
@@ -89,6 +133,7 @@ def test_non_streaming_reply_is_json(client: OpenAI) -> None:
     assert raw.parse().output_text == ANSWER
 
 
+@readable_errors
 def test_create_streaming(client: OpenAI) -> None:
     stream = client.responses.create(
         model=MODEL,
@@ -123,6 +168,7 @@ def test_create_streaming(client: OpenAI) -> None:
     assert_completed_response(completed)
 
 
+@readable_errors
 def test_stream_helper(client: OpenAI) -> None:
     deltas: list[str] = []
     snapshots: list[str] = []
@@ -141,6 +187,7 @@ def test_stream_helper(client: OpenAI) -> None:
     assert_usage(final.usage)
 
 
+@readable_errors
 def test_models_list(client: OpenAI) -> None:
     models = list(client.models.list())
     assert models, "the model list is empty"
@@ -153,6 +200,7 @@ def test_models_list(client: OpenAI) -> None:
         assert isinstance(model.owned_by, str) and model.owned_by, model
 
 
+@readable_errors
 def test_models_retrieve(client: OpenAI) -> None:
     model = client.models.retrieve(MODEL)
     assert model.id == MODEL
@@ -161,6 +209,7 @@ def test_models_retrieve(client: OpenAI) -> None:
     assert isinstance(model.owned_by, str) and model.owned_by
 
 
+@readable_errors
 def test_parameters_the_backend_rejects_are_normalized(client: OpenAI) -> None:
     response = client.responses.create(
         model=MODEL,
@@ -186,6 +235,7 @@ def test_wrong_api_key_is_401(relay: tuple[str, str]) -> None:
     assert excinfo.value.status_code == 401
 
 
+@readable_errors
 def test_unknown_model_is_404(client: OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as excinfo:
         client.responses.create(model="no-such-model-e2e", input="say hi")
@@ -193,6 +243,7 @@ def test_unknown_model_is_404(client: OpenAI) -> None:
     assert isinstance(excinfo.value.body, dict) and excinfo.value.body.get("message"), excinfo.value.body
 
 
+@readable_errors
 def test_tool_call(client: OpenAI) -> None:
     response = client.responses.create(
         model=MODEL,
