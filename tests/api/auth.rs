@@ -56,42 +56,22 @@ async fn a_wrong_or_malformed_key_is_refused_with_401() {
     app.stop().await;
 }
 
+/// The status `GET /v1/models` answers with for `key`.
+async fn models_status(app: &crate::helpers::TestApp, key: &str) -> u16 {
+    let response = client().get(app.url("/v1/models")).bearer_auth(key).send();
+    response.await.unwrap().status().as_u16()
+}
+
 #[actix_web::test]
 async fn keys_created_and_revoked_while_running_take_effect() {
     let app = spawn_app().await;
     let created = app.store.create_key("late").unwrap();
     let key = reveal(&created).to_owned();
-    let works = || {
-        let key = key.clone();
-        let url = app.url("/v1/models");
-        async move {
-            client()
-                .get(url)
-                .bearer_auth(key)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                == 200
-        }
-    };
-    assert!(eventually(5, works).await, "a new key was not picked up");
+    let works = eventually(5, || async { models_status(&app, &key).await == 200 }).await;
+    assert!(works, "a new key was not picked up");
     app.store.revoke_key("late").unwrap();
-    let refused = || {
-        let key = key.clone();
-        let url = app.url("/v1/models");
-        async move {
-            client()
-                .get(url)
-                .bearer_auth(key)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                == 401
-        }
-    };
-    assert!(eventually(5, refused).await, "a revoked key kept working");
+    let refused = eventually(5, || async { models_status(&app, &key).await == 401 }).await;
+    assert!(refused, "a revoked key kept working");
     app.stop().await;
 }
 
