@@ -158,14 +158,12 @@ impl StreamWatcher {
             self.pending.clear();
             return None;
         }
-        let tail = self.pending.split().freeze();
-        let mut out = BytesMut::from(&self.forward(tail)[..]);
-        if !self.pending.is_empty() {
-            let mut last = self.pending.split();
-            last.extend_from_slice(b"\n\n");
-            out.extend_from_slice(&self.forward(last.freeze()));
-        }
-        Some(out.freeze())
+        // `pending` never holds a complete event, so this completes exactly the last one.
+        let mut last = self.pending.split();
+        last.extend_from_slice(b"\n\n");
+        let out = self.forward(last.freeze());
+        self.pending.clear();
+        Some(out)
     }
 
     /// Notes one event; returns its replacement bytes when it must be re-encoded.
