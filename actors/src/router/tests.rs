@@ -7,7 +7,6 @@ use futures_util::future::BoxFuture;
 
 use super::messages::*;
 use super::RouterActor;
-use crate::account::messages::GetAccountStatus;
 use crate::account::tests::credentials;
 use crate::account::AccountActor;
 use crate::ports::{AccountSource, SourceError};
@@ -196,7 +195,6 @@ impl Handler<GetAccountAddr> for RouterActor {
     type Result = MessageResult<GetAccountAddr>;
     fn handle(&mut self, _: GetAccountAddr, _: &mut Context<Self>) -> Self::Result {
         let entry = self.entries.values().next().unwrap();
-        let _ = entry.addr.do_send(GetAccountStatus);
         MessageResult(entry.addr.clone())
     }
 }
