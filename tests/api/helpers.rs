@@ -89,6 +89,21 @@ impl TestApp {
             .insert_header(("content-type", "application/json"))
     }
 
+    /// Posts a streaming request, checks it is answered as a stream, and returns its events.
+    pub async fn stream_events(&self, request: &Value) -> Vec<Value> {
+        let mut response = self.responses().send_json(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers().get("content-type").unwrap();
+        assert_eq!(content_type, "text/event-stream");
+        sse_events(&read_all(&mut response).await)
+    }
+
+    /// The body of the last `POST /responses` the upstream received.
+    pub fn last_upstream_body(&self) -> Value {
+        let requests = self.mock.state.responses_requests();
+        requests.last().and_then(|r| r.json()).unwrap()
+    }
+
     pub fn get(&self, path: &str) -> awc::ClientRequest {
         client().get(self.url(path)).bearer_auth(&self.key)
     }

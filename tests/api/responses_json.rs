@@ -90,14 +90,7 @@ async fn relaxed_mode_normalizes_what_the_backend_rejects() {
     });
     let mut response = app.responses().send_json(&request).await.unwrap();
     assert_eq!(response.status(), 200, "{:?}", response.body().await);
-    let sent = app
-        .mock
-        .state
-        .responses_requests()
-        .pop()
-        .unwrap()
-        .json()
-        .unwrap();
+    let sent = app.last_upstream_body();
     assert_eq!(sent["stream"], true);
     assert_eq!(sent["store"], false);
     for dropped in ["max_output_tokens", "temperature", "top_p"] {
@@ -130,14 +123,7 @@ async fn a_string_input_becomes_a_message_list() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200, "{:?}", response.body().await);
-    let sent = app
-        .mock
-        .state
-        .responses_requests()
-        .pop()
-        .unwrap()
-        .json()
-        .unwrap();
+    let sent = app.last_upstream_body();
     assert_eq!(sent["input"][0]["content"][0]["text"], "hello there");
     app.stop().await;
 }
@@ -156,14 +142,7 @@ async fn strict_mode_forwards_the_body_as_sent_and_relays_the_backend_reason() {
             .contains("max_output_tokens"),
         "{error}"
     );
-    let sent = app
-        .mock
-        .state
-        .responses_requests()
-        .pop()
-        .unwrap()
-        .json()
-        .unwrap();
+    let sent = app.last_upstream_body();
     assert_eq!(sent, request);
     app.stop().await;
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::helpers::{body, read_all, spawn_app, sse_events};
+use crate::helpers::{body, read_all, spawn_app};
 use crate::mock_upstream::Scripted;
 
 #[actix_web::test]
@@ -41,12 +41,7 @@ async fn stream_bytes_arrive_unaltered_and_in_order() {
 async fn a_final_usage_missing_fields_strict_clients_require_is_completed() {
     let app = spawn_app().await;
     // The mock, like the backend, reports `input_tokens_details` without `cache_write_tokens`.
-    let mut response = app
-        .responses()
-        .send_json(&body("gpt-5.5", "hi", true))
-        .await
-        .unwrap();
-    let events = sse_events(&read_all(&mut response).await);
+    let events = app.stream_events(&body("gpt-5.5", "hi", true)).await;
     let usage = &events.last().unwrap()["response"]["usage"];
     assert_eq!(
         usage["input_tokens_details"]["cache_write_tokens"], 0,
@@ -62,13 +57,7 @@ async fn a_final_usage_missing_fields_strict_clients_require_is_completed() {
 #[actix_web::test]
 async fn the_mock_answer_streams_in_the_shape_clients_accept() {
     let app = spawn_app().await;
-    let mut response = app
-        .responses()
-        .send_json(&body("gpt-5.5", "hi", true))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let events = sse_events(&read_all(&mut response).await);
+    let events = app.stream_events(&body("gpt-5.5", "hi", true)).await;
     assert_eq!(events.first().unwrap()["type"], "response.created");
     assert_eq!(events.last().unwrap()["type"], "response.completed");
     let sequence: Vec<u64> = events
@@ -146,13 +135,7 @@ async fn a_client_disconnect_closes_the_upstream_within_a_second() {
 async fn a_cut_after_the_first_byte_ends_with_response_failed() {
     let app = spawn_app().await;
     app.mock.state.push_scripted(Scripted::CutAfterEvents(4));
-    let mut response = app
-        .responses()
-        .send_json(&body("gpt-5.5", "hi", true))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let events = sse_events(&read_all(&mut response).await);
+    let events = app.stream_events(&body("gpt-5.5", "hi", true)).await;
     assert_eq!(events.len(), 5, "{events:#?}");
     let last = events.last().unwrap();
     assert_eq!(last["type"], "response.failed");
@@ -176,12 +159,7 @@ async fn an_upstream_failure_event_is_passed_through() {
         code: "context_length_exceeded".into(),
         message: "too long".into(),
     });
-    let mut response = app
-        .responses()
-        .send_json(&body("gpt-5.5", "hi", true))
-        .await
-        .unwrap();
-    let events = sse_events(&read_all(&mut response).await);
+    let events = app.stream_events(&body("gpt-5.5", "hi", true)).await;
     let last = events.last().unwrap();
     assert_eq!(last["type"], "response.failed");
     assert_eq!(last["response"]["error"]["code"], "context_length_exceeded");
