@@ -27,6 +27,8 @@ pub enum AuthJsonError {
     BadToken(#[from] ClaimsError),
     #[error("this auth.json names no ChatGPT account id (neither tokens.account_id nor the id token's claim)")]
     NoAccountId,
+    #[error("this auth.json's {0} contains characters that cannot be sent in an HTTP header")]
+    NotHeaderSafe(&'static str),
 }
 
 #[derive(Deserialize)]
@@ -64,6 +66,8 @@ pub fn parse(text: &str) -> Result<NewAccount, AuthJsonError> {
         .filter(|id| !id.is_empty())
         .or(identity.chatgpt_account_id)
         .ok_or(AuthJsonError::NoAccountId)?;
+    header_safe(&chatgpt_account_id, "ChatGPT account id")?;
+    header_safe(&access_token, "tokens.access_token")?;
     let last_refresh = file
         .last_refresh
         .as_deref()
@@ -83,6 +87,12 @@ pub fn parse(text: &str) -> Result<NewAccount, AuthJsonError> {
             refresh_token: SecretString::from(refresh_token),
         },
     })
+}
+
+/// The account id and access token travel as header values upstream: visible ASCII only.
+fn header_safe(value: &str, name: &'static str) -> Result<(), AuthJsonError> {
+    let safe = value.len() <= 16 * 1024 && value.bytes().all(|b| b.is_ascii_graphic());
+    safe.then_some(()).ok_or(AuthJsonError::NotHeaderSafe(name))
 }
 
 fn required(value: Option<String>, name: &'static str) -> Result<String, AuthJsonError> {
@@ -151,6 +161,12 @@ mod tests {
         assert!(matches!(
             parse(&file.to_string()),
             Err(AuthJsonError::MissingToken("refresh_token"))
+        ));
+        let mut file = auth_file();
+        file["tokens"]["account_id"] = json!("acct 9\n");
+        assert!(matches!(
+            parse(&file.to_string()),
+            Err(AuthJsonError::NotHeaderSafe(_))
         ));
         let mut file = auth_file();
         file["tokens"]["access_token"] = json!("not-a-jwt");
