@@ -26,6 +26,8 @@ pub enum ApiError {
     ModelNotFound(String),
     #[error("Unknown request URL: {method} {path}.")]
     RouteNotFound { method: String, path: String },
+    #[error("Method not allowed: {method} {path}.")]
+    MethodNotAllowed { method: String, path: String },
     #[error("This endpoint speaks HTTP server-sent events; WebSocket is not supported.")]
     UpgradeRequired,
     #[error("No upstream account is configured. Ask the operator to import one (codex-relay account import).")]
@@ -72,6 +74,7 @@ impl ApiError {
             | ApiError::PayloadTooLarge { .. }
             | ApiError::ModelNotFound(_)
             | ApiError::RouteNotFound { .. }
+            | ApiError::MethodNotAllowed { .. }
             | ApiError::UpgradeRequired
             | ApiError::UpstreamRejected { .. } => "invalid_request_error",
             ApiError::UsageLimitReached { .. } => "usage_limit_reached",
@@ -93,6 +96,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "request_too_large",
             ApiError::ModelNotFound(_) => "model_not_found",
             ApiError::RouteNotFound { .. } => "unknown_url",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::UpgradeRequired => "websocket_not_supported",
             ApiError::NoAccounts => "no_accounts_configured",
             ApiError::NoUsableAccount => "no_usable_account",
@@ -132,6 +136,7 @@ impl ResponseError for ApiError {
             ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ModelNotFound(_) | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             ApiError::NoAccounts | ApiError::NoUsableAccount | ApiError::Overloaded => {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -80,17 +80,33 @@ impl AppState {
 }
 
 /// The data-plane routes. `/healthz` answers without a key (load balancers and orchestrators
-/// probe it); everything under `/v1` requires one.
+/// probe it); everything under `/v1` requires one. A known path asked with another method gets
+/// 405, an unknown path 404, both in the OpenAI error shape.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz)).service(
-        web::scope("/v1")
-            .wrap(from_fn(auth::require_api_key))
-            .route("/responses", web::post().to(responses::create_response))
-            .route("/responses", web::get().to(websocket_upgrade))
-            .route("/models", web::get().to(models::list_models))
-            .route("/models/{id}", web::get().to(models::get_model))
-            .default_service(web::to(not_found)),
-    );
+    cfg.service(resource("/healthz").route(web::get().to(healthz)))
+        .service(
+            web::scope("/v1")
+                .wrap(from_fn(auth::require_api_key))
+                .service(
+                    resource("/responses")
+                        .route(web::post().to(responses::create_response))
+                        .route(web::get().to(websocket_upgrade)),
+                )
+                .service(resource("/models").route(web::get().to(models::list_models)))
+                .service(resource("/models/{id}").route(web::get().to(models::get_model)))
+                .default_service(web::to(not_found)),
+        );
+}
+
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+    })
 }
 
 /// Liveness plus a glance at the pool: 200 while the server runs, with how many accounts can serve.
