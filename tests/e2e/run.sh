@@ -124,7 +124,9 @@ RELAY_PID=$!
 PIDS+=("$RELAY_PID")
 ready=""
 for _ in $(seq 1 60); do
-  if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$RELAY_PORT/healthz" 2>/dev/null; then
+  # python3 rather than curl: it is already required, and a fresh machine may lack curl.
+  if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+    "http://127.0.0.1:$RELAY_PORT/healthz" 2>/dev/null; then
     ready=1
     break
   fi
