@@ -116,6 +116,9 @@ fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
             .wrap(from_fn(context::request_context))
     })
     .workers(workers)
+    // A client that closes its side has gone: drop its handler (and so the upstream call) at
+    // once, also while a non-streaming answer is still being assembled.
+    .h1_allow_half_closed(false)
     .listen(listener)?
     .run();
     Ok(server)

@@ -178,3 +178,23 @@ async fn a_stream_cut_before_completion_is_a_502_for_non_stream_clients() {
     error_of(&mut response).await;
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn a_client_that_gives_up_on_a_non_stream_answer_closes_the_upstream() {
+    let app = spawn_app().await;
+    app.mock
+        .state
+        .set_event_delay(std::time::Duration::from_millis(200));
+    let request = app.responses().send_json(&body("gpt-5.5", "hi", false));
+    // The answer takes ~3 s to assemble; the client leaves after 500 ms.
+    let gave_up =
+        actix_web::rt::time::timeout(std::time::Duration::from_millis(500), request).await;
+    assert!(gave_up.is_err());
+    let closed =
+        crate::helpers::eventually(5, || async { app.mock.state.streams_cancelled() == 1 }).await;
+    assert!(
+        closed,
+        "the upstream kept streaming to a relay whose client had left"
+    );
+    app.stop().await;
+}
