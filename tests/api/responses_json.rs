@@ -198,3 +198,34 @@ async fn a_client_that_gives_up_on_a_non_stream_answer_closes_the_upstream() {
     );
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn compressed_request_bodies_are_accepted() {
+    use std::io::Write;
+    let app = spawn_app().await;
+    let plain = serde_json::to_vec(&body("gpt-5.5", "compressed hello", false)).unwrap();
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(&plain).unwrap();
+    let encodings = [
+        ("gzip", gzip.finish().unwrap()),
+        ("zstd", zstd::encode_all(&plain[..], 3).unwrap()),
+    ];
+    for (encoding, compressed) in encodings {
+        let mut response = app
+            .responses()
+            .insert_header(("content-encoding", encoding))
+            .send_body(compressed)
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "{encoding}: {:?}",
+            response.body().await
+        );
+        let sent = app.last_upstream_body();
+        assert_eq!(sent["input"][0]["content"][0]["text"], "compressed hello");
+        response.body().await.unwrap();
+    }
+    app.stop().await;
+}
