@@ -34,7 +34,6 @@ pub enum StartupError {
 pub struct Application {
     addr: SocketAddr,
     server: Server,
-    state: AppState,
 }
 
 impl Application {
@@ -65,7 +64,7 @@ impl Application {
             addr: listen,
             source,
         })?;
-        let state = AppState::new(settings, store, router, Arc::clone(&keys), log);
+        let state = AppState::new(settings, router, Arc::clone(&keys), log);
         let server = serve(state.clone(), listener).map_err(|source| StartupError::Bind {
             addr: listen,
             source,
@@ -74,19 +73,11 @@ impl Application {
         info!(state.log(), "listening";
             "addr" => addr.to_string(), "accounts" => pool.accounts, "api_keys" => keys.len(),
             "upstream" => state.settings().upstream.base_url.to_string());
-        Ok(Application {
-            addr,
-            server,
-            state,
-        })
+        Ok(Application { addr, server })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    pub fn state(&self) -> &AppState {
-        &self.state
     }
 
     /// Stops the server gracefully (tests; the binary stops on SIGINT/SIGTERM).

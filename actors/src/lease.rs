@@ -46,11 +46,6 @@ impl Lease {
         }
     }
 
-    /// Records the outcome to report when the lease ends (it may be refined until then).
-    pub fn set_outcome(&mut self, outcome: Outcome) {
-        self.outcome = outcome;
-    }
-
     /// Ends the lease now with `outcome`.
     pub fn report(mut self, outcome: Outcome) {
         self.outcome = outcome;

@@ -22,7 +22,6 @@ use self::auth::KeyRing;
 use self::error::ApiError;
 pub use self::models::ModelCatalog;
 use crate::settings::Settings;
-use crate::store::Store;
 
 /// Everything handlers share; cheap to clone, built once at startup.
 #[derive(Clone)]
@@ -30,7 +29,6 @@ pub struct AppState(Arc<Inner>);
 
 struct Inner {
     settings: Settings,
-    store: Store,
     router: Addr<RouterActor>,
     keys: Arc<KeyRing>,
     models: ModelCatalog,
@@ -40,7 +38,6 @@ struct Inner {
 impl AppState {
     pub fn new(
         settings: Settings,
-        store: Store,
         router: Addr<RouterActor>,
         keys: Arc<KeyRing>,
         log: Logger,
@@ -51,7 +48,6 @@ impl AppState {
         );
         AppState(Arc::new(Inner {
             settings,
-            store,
             router,
             keys,
             models,
@@ -61,9 +57,6 @@ impl AppState {
 
     pub fn settings(&self) -> &Settings {
         &self.0.settings
-    }
-    pub fn store(&self) -> &Store {
-        &self.0.store
     }
     pub fn router(&self) -> &Addr<RouterActor> {
         &self.0.router

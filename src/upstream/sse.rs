@@ -39,11 +39,6 @@ impl EventSplitter {
         }
         self.pending.extend_from_slice(rest);
     }
-
-    /// Bytes of an event that has not been completed yet.
-    pub fn pending(&self) -> &[u8] {
-        &self.pending
-    }
 }
 
 /// Finds the first blank line: returns (end of the event, start of what follows).
