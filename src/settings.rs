@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use config::{Config, Environment, File, FileFormat};
+use config::builder::DefaultState;
+use config::{Config, ConfigBuilder, Environment, File, FileFormat};
 use serde::Deserialize;
 use url::Url;
 
@@ -113,8 +114,7 @@ impl Settings {
     /// `CODEX_RELAY__SECTION__KEY` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
         let env_file = std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from);
-        let mut builder =
-            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        let mut builder = embedded();
         if let Some(path) = file.map(Path::to_path_buf).or(env_file) {
             builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
         }
@@ -124,17 +124,16 @@ impl Settings {
             .try_parsing(true)
             .list_separator(",")
             .with_list_parse_key("models.catalog");
-        let settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
-        settings.validate()?;
-        Ok(settings)
+        Self::checked(builder.add_source(environment))
     }
 
     /// Loads only the embedded defaults (tests start from these and override fields).
     pub fn defaults() -> Result<Settings, SettingsError> {
-        let settings: Settings = Config::builder()
-            .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
-            .build()?
-            .try_deserialize()?;
+        Self::checked(embedded())
+    }
+
+    fn checked(builder: ConfigBuilder<DefaultState>) -> Result<Settings, SettingsError> {
+        let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
     }
@@ -175,6 +174,11 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// The first layer: the defaults compiled into the binary.
+fn embedded() -> ConfigBuilder<DefaultState> {
+    Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
 }
 
 #[cfg(test)]

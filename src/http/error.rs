@@ -44,6 +44,8 @@ pub enum ApiError {
     },
     #[error("The usage limit of the upstream account has been reached. Try again later.")]
     UsageLimitReached { retry_after_secs: Option<u64> },
+    #[error("The upstream is limiting the rate of requests. Try again later.")]
+    UpstreamRateLimited { retry_after_secs: Option<u64> },
     #[error("The upstream failed to answer: {0}")]
     UpstreamFailed(&'static str),
     #[error("The upstream did not answer in time.")]
@@ -78,6 +80,7 @@ impl ApiError {
             | ApiError::UpgradeRequired
             | ApiError::UpstreamRejected { .. } => "invalid_request_error",
             ApiError::UsageLimitReached { .. } => "usage_limit_reached",
+            ApiError::UpstreamRateLimited { .. } => "rate_limit_error",
             ApiError::NoAccounts | ApiError::NoUsableAccount | ApiError::Overloaded => {
                 "service_unavailable"
             }
@@ -105,6 +108,7 @@ impl ApiError {
                 return code.clone()
             }
             ApiError::UsageLimitReached { .. } => "usage_limit_reached",
+            ApiError::UpstreamRateLimited { .. } => "rate_limit_exceeded",
             ApiError::UpstreamFailed(_) => "upstream_error",
             ApiError::UpstreamTimeout => "upstream_timeout",
             ApiError::Internal => "internal_error",
@@ -122,7 +126,8 @@ impl ApiError {
 
     fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::UsageLimitReached { retry_after_secs } => *retry_after_secs,
+            ApiError::UsageLimitReached { retry_after_secs }
+            | ApiError::UpstreamRateLimited { retry_after_secs } => *retry_after_secs,
             ApiError::NoUsableAccount | ApiError::Overloaded => Some(1),
             _ => None,
         }
@@ -144,7 +149,9 @@ impl ResponseError for ApiError {
             ApiError::UpstreamRejected { status, .. } | ApiError::ResponseFailed { status, .. } => {
                 *status
             }
-            ApiError::UsageLimitReached { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::UsageLimitReached { .. } | ApiError::UpstreamRateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::UpstreamFailed(_) => StatusCode::BAD_GATEWAY,
             ApiError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,

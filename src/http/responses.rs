@@ -50,8 +50,7 @@ async fn relay(
 ) -> Result<HttpResponse, ApiError> {
     let settings = state.settings();
     let body = body.map_err(|e| body_error(&e, settings.server.max_body_bytes))?;
-    let mut request = parse_request(&body)?;
-    let model = required_model(&request)?;
+    let (mut request, model) = parse_request(&body)?;
     let wants_stream = request
         .get("stream")
         .and_then(Value::as_bool)
@@ -93,7 +92,8 @@ fn body_error(error: &actix_web::Error, limit: usize) -> ApiError {
     }
 }
 
-fn parse_request(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+/// The request as a JSON object (unknown fields and their order kept), and its model.
+fn parse_request(body: &[u8]) -> Result<(Map<String, Value>, String), ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::invalid(
             format!("We could not parse the JSON body of your request ({e})."),
@@ -106,12 +106,13 @@ fn parse_request(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
             None,
         ));
     };
-    check_types(&map)?;
-    Ok(map)
+    let model = check_types(&map)?;
+    Ok((map, model))
 }
 
 /// Type checks of the fields the relay itself reads; everything else is the upstream's to judge.
-fn check_types(map: &Map<String, Value>) -> Result<(), ApiError> {
+/// Returns the model.
+fn check_types(map: &Map<String, Value>) -> Result<String, ApiError> {
     let wrong = |param: &'static str, expected: &str| {
         Err(ApiError::InvalidRequest {
             message: format!("Invalid type for '{param}': expected {expected}."),
@@ -119,7 +120,7 @@ fn check_types(map: &Map<String, Value>) -> Result<(), ApiError> {
             code: Some("invalid_type"),
         })
     };
-    match map.get("model") {
+    let model = match map.get("model") {
         None | Some(Value::Null) => {
             return Err(ApiError::InvalidRequest {
                 message: "Missing required parameter: 'model'.".to_owned(),
@@ -127,9 +128,9 @@ fn check_types(map: &Map<String, Value>) -> Result<(), ApiError> {
                 code: Some("missing_required_parameter"),
             })
         }
-        Some(Value::String(m)) if !m.trim().is_empty() => {}
+        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
         Some(_) => return wrong("model", "a non-empty string"),
-    }
+    };
     match map.get("input") {
         None | Some(Value::String(_)) | Some(Value::Array(_)) => {}
         Some(_) => return wrong("input", "a string or an array of input items"),
@@ -158,14 +159,7 @@ fn check_types(map: &Map<String, Value>) -> Result<(), ApiError> {
             code: Some("unsupported_parameter"),
         });
     }
-    Ok(())
-}
-
-fn required_model(map: &Map<String, Value>) -> Result<String, ApiError> {
-    map.get("model")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| ApiError::invalid("Missing required parameter: 'model'.", Some("model")))
+    Ok(model)
 }
 
 /// The conversation key that should keep a conversation on one account.
@@ -269,7 +263,7 @@ fn copy_returned_headers(response: &UpstreamResponse, builder: &mut HttpResponse
     }
 }
 
-/// Reads the whole upstream stream into one Response object.
+/// Reads the whole upstream stream into one Response object; the lease reports how it ended.
 async fn assemble(
     response: &mut UpstreamResponse,
     lease: Lease,
@@ -277,28 +271,41 @@ async fn assemble(
     model: &str,
 ) -> Result<Assembled, ApiError> {
     let mut assembler = Assembler::default();
-    let mut read = 0usize;
-    loop {
-        match actix_web::rt::time::timeout(idle, response.next()).await {
-            Ok(Some(Ok(chunk))) => {
-                read += chunk.len();
-                if read > ASSEMBLY_LIMIT {
-                    lease.report(Outcome::Completed { status: 200 });
-                    return Err(ApiError::UpstreamFailed("the upstream answer is too large"));
-                }
-                assembler.push(&chunk);
-            }
-            Ok(None) => break,
-            Ok(Some(Err(_))) => {
-                lease.report(Outcome::TransportFailed);
-                return Err(ApiError::UpstreamFailed("the upstream connection failed"));
-            }
-            Err(_elapsed) => {
-                lease.report(Outcome::TransportFailed);
-                return Err(ApiError::UpstreamTimeout);
-            }
+    match read_into(&mut assembler, response, idle).await {
+        Ok(()) => {
+            lease.report(Outcome::Completed { status: 200 });
+            Ok(assembler.finish(model))
+        }
+        Err((outcome, error)) => {
+            lease.report(outcome);
+            Err(error)
         }
     }
-    lease.report(Outcome::Completed { status: 200 });
-    Ok(assembler.finish(model))
+}
+
+/// Feeds the upstream body to `assembler` until it ends; on failure, what the account should be
+/// told and what the client should be told.
+async fn read_into(
+    assembler: &mut Assembler,
+    response: &mut UpstreamResponse,
+    idle: Duration,
+) -> Result<(), (Outcome, ApiError)> {
+    let mut read = 0usize;
+    loop {
+        let chunk = match actix_web::rt::time::timeout(idle, response.next()).await {
+            Ok(Some(Ok(chunk))) => chunk,
+            Ok(None) => return Ok(()),
+            Ok(Some(Err(_))) => {
+                let error = ApiError::UpstreamFailed("the upstream connection failed");
+                return Err((Outcome::TransportFailed, error));
+            }
+            Err(_elapsed) => return Err((Outcome::TransportFailed, ApiError::UpstreamTimeout)),
+        };
+        read += chunk.len();
+        if read > ASSEMBLY_LIMIT {
+            let error = ApiError::UpstreamFailed("the upstream answer is too large");
+            return Err((Outcome::Completed { status: 200 }, error));
+        }
+        assembler.push(chunk);
+    }
 }

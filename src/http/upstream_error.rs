@@ -27,7 +27,7 @@ pub fn map(status: StatusCode, headers: &HeaderMap, body: &[u8], ctx: &RequestCo
         429 if code.as_deref() == Some("usage_limit_reached") => ApiError::UsageLimitReached {
             retry_after_secs: retry_after(error, headers),
         },
-        429 => ApiError::UsageLimitReached {
+        429 => ApiError::UpstreamRateLimited {
             retry_after_secs: retry_after(error, headers),
         },
         401 | 403 => {

@@ -45,6 +45,10 @@ pub struct AccountSummary {
 
 const TOKEN_COLUMNS: [&str; 3] = ["id_token", "access_token", "refresh_token"];
 
+/// What the server compares to notice a change: the row's version and its token set's version
+/// in one number (`a` = accounts, `t` = account_tokens).
+const VERSION: &str = "a.version * 1000000 + COALESCE(t.token_version, 0)";
+
 impl Store {
     /// Stores an account, or replaces the tokens and claims of the account with the same ChatGPT
     /// account id. Returns the relay's account id. One transaction: never a torn token set.
@@ -163,10 +167,9 @@ impl Store {
     /// `(id, version)` of every account: what the server's reconciler compares each round.
     pub fn account_versions(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let conn = self.conn()?;
-        let mut statement = conn.prepare(
-            "SELECT a.id, a.version * 1000000 + COALESCE(t.token_version, 0)
-             FROM accounts a LEFT JOIN account_tokens t ON t.account_id = a.id",
-        )?;
+        let mut statement = conn.prepare(&format!(
+            "SELECT a.id, {VERSION} FROM accounts a LEFT JOIN account_tokens t ON t.account_id = a.id"
+        ))?;
         let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -176,9 +179,10 @@ impl Store {
         let conn = self.conn()?;
         let row = conn
             .query_row(
-                "SELECT a.chatgpt_account_id, a.is_fedramp, a.state, t.access_token,
-                        a.version * 1000000 + t.token_version
-                 FROM accounts a JOIN account_tokens t ON t.account_id = a.id WHERE a.id = ?1",
+                &format!(
+                    "SELECT a.chatgpt_account_id, a.is_fedramp, a.state, t.access_token, {VERSION}
+                     FROM accounts a JOIN account_tokens t ON t.account_id = a.id WHERE a.id = ?1"
+                ),
                 [id],
                 |row| {
                     Ok((

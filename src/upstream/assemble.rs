@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::sse::{event_type, parse_data, EventSplitter};
+use bytes::Bytes;
+
+use super::sse::{event_type, events, parse_data, EventSplitter};
 
 /// How the upstream stream ended.
 #[derive(Debug)]
@@ -31,10 +33,15 @@ pub struct Assembler {
 }
 
 impl Assembler {
-    pub fn push(&mut self, chunk: &[u8]) {
-        let mut splitter = std::mem::take(&mut self.splitter);
-        splitter.push(chunk, |block| self.on_event(block));
-        self.splitter = splitter;
+    pub fn push(&mut self, chunk: Bytes) {
+        let whole = self.splitter.complete(chunk);
+        self.read(&whole);
+    }
+
+    fn read(&mut self, whole: &[u8]) {
+        for (start, end, _) in events(whole) {
+            self.on_event(&whole[start..end]);
+        }
     }
 
     fn on_event(&mut self, block: &[u8]) {
@@ -60,7 +67,10 @@ impl Assembler {
     }
 
     /// The result once the stream has ended; `model` fills a missing `model` field.
-    pub fn finish(self, model: &str) -> Assembled {
+    pub fn finish(mut self, model: &str) -> Assembled {
+        if let Some(last) = self.splitter.finish() {
+            self.read(&last);
+        }
         match self.terminal {
             Some((kind, response)) if kind == "response.failed" => {
                 let error = response.get("error").cloned().unwrap_or_else(
@@ -156,7 +166,7 @@ mod tests {
         .concat();
         let mut assembler = Assembler::default();
         for chunk in stream.as_bytes().chunks(10) {
-            assembler.push(chunk);
+            assembler.push(Bytes::copy_from_slice(chunk));
         }
         let Assembled::Response(response) = assembler.finish("gpt-5.5") else {
             panic!("no response");
@@ -183,7 +193,7 @@ mod tests {
     #[test]
     fn a_failed_stream_yields_the_error() {
         let mut assembler = Assembler::default();
-        assembler.push(event("response.failed", json!({"type":"response.failed","response":{"error":{"code":"server_is_overloaded","message":"busy"}}})).as_bytes());
+        assembler.push(Bytes::from(event("response.failed", json!({"type":"response.failed","response":{"error":{"code":"server_is_overloaded","message":"busy"}}}))));
         let Assembled::Failed(error) = assembler.finish("m") else {
             panic!("not failed");
         };
@@ -193,9 +203,20 @@ mod tests {
     #[test]
     fn a_stream_without_terminal_event_is_truncated() {
         let mut assembler = Assembler::default();
-        assembler.push(
+        assembler.push(Bytes::from_static(
             b"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{}}\n\n",
-        );
+        ));
         assert!(matches!(assembler.finish("m"), Assembled::Truncated));
+    }
+
+    #[test]
+    fn a_terminal_event_without_its_blank_line_still_counts() {
+        let mut assembler = Assembler::default();
+        let last = event(
+            "response.completed",
+            json!({"type":"response.completed","response":{"id":"r"}}),
+        );
+        assembler.push(Bytes::from(last.trim_end().to_owned()));
+        assert!(matches!(assembler.finish("m"), Assembled::Response(_)));
     }
 }

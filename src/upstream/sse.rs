@@ -1,44 +1,69 @@
-//! Server-sent events on the side path: the relay forwards upstream bytes untouched and only
-//! *watches* them — finding event boundaries, the event type, and the few events it needs to read
-//! (`response.created` for the id, the terminal events for status and usage). Event payloads are
-//! parsed only for those events, never re-encoded.
+//! Server-sent events on the side path: the relay forwards upstream bytes whole-event by
+//! whole-event and only *watches* them — finding event boundaries, the event type, and the few
+//! events it needs to read (`response.created` for the id, the terminal events for status and
+//! usage). Payloads are parsed only for those events; the one event ever re-encoded is a terminal
+//! event whose usage strict clients would reject.
 
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
 pub use super::usage::Usage;
 
-/// Splits a byte stream into complete SSE event blocks. Only an incomplete tail is copied.
+/// Cuts a byte stream at SSE event boundaries: the one framing both the forwarded stream and the
+/// non-stream assembly use. Only an unfinished tail is ever copied.
 #[derive(Default)]
 pub struct EventSplitter {
     pending: BytesMut,
 }
 
 impl EventSplitter {
-    /// Feeds one chunk and calls `on_event` with each event block completed by it (without the
-    /// blank line that ends it).
-    pub fn push(&mut self, chunk: &[u8], mut on_event: impl FnMut(&[u8])) {
-        if !self.pending.is_empty() {
-            // An event straddles chunks: join them and look for ends from where the tail began.
-            let scan_from = self.pending.len().saturating_sub(3);
-            self.pending.extend_from_slice(chunk);
-            let mut start = 0;
-            let mut from = scan_from;
-            while let Some((end, next)) = find_boundary(&self.pending[from..]) {
-                on_event(&self.pending[start..from + end]);
-                start = from + next;
-                from = start;
-            }
-            let _ = self.pending.split_to(start);
-            return;
-        }
-        let mut rest = chunk;
-        while let Some((end, next)) = find_boundary(rest) {
-            on_event(&rest[..end]);
-            rest = &rest[next..];
-        }
-        self.pending.extend_from_slice(rest);
+    /// The events `chunk` completes, as one buffer of whole events: a zero-copy slice of `chunk`
+    /// unless an event straddled the previous chunk. The unfinished tail waits for the next call.
+    pub fn complete(&mut self, chunk: Bytes) -> Bytes {
+        let buffer = if self.pending.is_empty() {
+            chunk
+        } else {
+            self.pending.extend_from_slice(&chunk);
+            self.pending.split().freeze()
+        };
+        let end = end_of_last_event(&buffer);
+        self.pending.extend_from_slice(&buffer[end..]);
+        buffer.slice(..end)
     }
+
+    /// At the end of the stream: a last event that lacked its closing blank line, given one
+    /// (clients drop an unterminated last event). `None` when nothing but white space is left.
+    pub fn finish(&mut self) -> Option<Bytes> {
+        let mut last = self.pending.split();
+        if last.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        last.extend_from_slice(b"\n\n");
+        Some(last.freeze())
+    }
+}
+
+/// Where the last complete event of `bytes` ends (after its blank line); 0 when there is none.
+fn end_of_last_event(bytes: &[u8]) -> usize {
+    (0..bytes.len().saturating_sub(1))
+        .rev()
+        .find_map(|i| match (bytes[i], bytes[i + 1], bytes.get(i + 2)) {
+            (b'\n', b'\n', _) => Some(i + 2),
+            (b'\n', b'\r', Some(b'\n')) => Some(i + 3),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// The events of a buffer of whole events, each as (start, end of its block, start of the next).
+pub fn events(buffer: &[u8]) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let (end, next) = find_boundary(&buffer[start..])?;
+        let event = (start, start + end, start + next);
+        start += next;
+        Some(event)
+    })
 }
 
 /// Finds the first blank line: returns (end of the event, start of what follows).
@@ -107,7 +132,7 @@ const TERMINAL_EVENTS: [&str; 3] = [
 /// the one event it re-encodes (once per stream, with the missing counts added).
 #[derive(Default)]
 pub struct StreamWatcher {
-    pending: BytesMut,
+    splitter: EventSplitter,
     pub response_id: Option<String>,
     pub last_sequence: Option<u64>,
     pub saw_output: bool,
@@ -117,48 +142,37 @@ pub struct StreamWatcher {
 
 impl StreamWatcher {
     /// Takes an upstream chunk and returns the bytes to forward now: every event it completes.
-    /// The unfinished tail of an event waits for the next chunk (only that tail is copied).
     pub fn forward(&mut self, chunk: Bytes) -> Bytes {
-        let buffer = if self.pending.is_empty() {
-            chunk
-        } else {
-            self.pending.extend_from_slice(&chunk);
-            self.pending.split().freeze()
-        };
+        let whole = self.splitter.complete(chunk);
+        self.watch(whole)
+    }
+
+    /// At the upstream's end: a last event that lacked its closing blank line, completed.
+    pub fn flush(&mut self) -> Option<Bytes> {
+        let last = self.splitter.finish()?;
+        Some(self.watch(last))
+    }
+
+    /// Notes each event of `whole`; returns it as is, or with the events that must be
+    /// re-encoded replaced.
+    fn watch(&mut self, whole: Bytes) -> Bytes {
         let mut rewritten: Option<BytesMut> = None;
-        let (mut start, mut copied_until) = (0, 0);
-        while let Some((end, next)) = find_boundary(&buffer[start..]) {
-            if let Some(replacement) = self.on_event(&buffer[start..start + end]) {
+        let mut copied_until = 0;
+        for (start, end, next) in events(&whole) {
+            if let Some(replacement) = self.on_event(&whole[start..end]) {
                 let out = rewritten.get_or_insert_with(BytesMut::new);
-                out.extend_from_slice(&buffer[copied_until..start]);
+                out.extend_from_slice(&whole[copied_until..start]);
                 out.extend_from_slice(&replacement);
-                copied_until = start + next;
+                copied_until = next;
             }
-            start += next;
         }
-        self.pending.extend_from_slice(&buffer[start..]);
         match rewritten {
-            None => buffer.slice(..start),
+            None => whole,
             Some(mut out) => {
-                out.extend_from_slice(&buffer[copied_until..start]);
+                out.extend_from_slice(&whole[copied_until..]);
                 out.freeze()
             }
         }
-    }
-
-    /// At the upstream's end: a last event that lacked its closing blank line, completed with it
-    /// (clients drop an unterminated last event).
-    pub fn flush(&mut self) -> Option<Bytes> {
-        if self.pending.iter().all(u8::is_ascii_whitespace) {
-            self.pending.clear();
-            return None;
-        }
-        // `pending` never holds a complete event, so this completes exactly the last one.
-        let mut last = self.pending.split();
-        last.extend_from_slice(b"\n\n");
-        let out = self.forward(last.freeze());
-        self.pending.clear();
-        Some(out)
     }
 
     /// Notes one event; returns its replacement bytes when it must be re-encoded.
@@ -190,10 +204,11 @@ impl StreamWatcher {
             "response.incomplete" => Some(Terminal::Incomplete),
             _ => return None,
         };
-        if !super::usage::needs_completion(&response["usage"]) {
+        // A missing usage stays missing; a present one must satisfy strict clients.
+        let usage = &mut response["usage"];
+        if !usage.is_object() || !super::usage::complete(usage) {
             return None;
         }
-        super::usage::complete(&mut response["usage"]);
         Some(Bytes::from(format!("event: {kind}\ndata: {data}\n\n")))
     }
 }
@@ -246,9 +261,10 @@ event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_num
         let mut splitter = EventSplitter::default();
         let mut out = Vec::new();
         for chunk in chunks {
-            splitter.push(chunk, |block| {
-                out.push(String::from_utf8_lossy(block).into_owned())
-            });
+            let whole = splitter.complete(Bytes::copy_from_slice(chunk));
+            for (start, end, _) in events(&whole) {
+                out.push(String::from_utf8_lossy(&whole[start..end]).into_owned());
+            }
         }
         out
     }
@@ -319,7 +335,6 @@ event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_num
     fn a_usage_missing_fields_strict_clients_require_is_completed() {
         let mut watcher = StreamWatcher::default();
         let out = forward_all(&mut watcher, STREAM.as_bytes(), 9);
-        let events: Vec<&[u8]> = out.split(|b| *b == b'\n').collect();
         assert!(out.starts_with(
             STREAM
                 .split("event: response.completed")
@@ -337,7 +352,6 @@ event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_num
         );
         assert_eq!(data["response"]["usage"]["input_tokens"], 3);
         assert_eq!(data["sequence_number"], 2);
-        assert!(!events.is_empty());
     }
 
     #[test]

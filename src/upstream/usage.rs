@@ -39,12 +39,6 @@ pub fn complete(usage: &mut Value) -> bool {
     changed
 }
 
-/// True when `usage` (a Response's usage, possibly null) lacks a field strict clients require.
-pub fn needs_completion(usage: &Value) -> bool {
-    let mut copy = usage.clone();
-    usage.is_object() && complete(&mut copy)
-}
-
 fn int(map: &Map<String, Value>, key: &str) -> u64 {
     map.get(key).and_then(Value::as_u64).unwrap_or(0)
 }
@@ -92,10 +86,10 @@ mod tests {
     }
 
     #[test]
-    fn null_usage_is_only_completed_when_asked() {
-        assert!(!needs_completion(&Value::Null));
+    fn null_usage_becomes_a_complete_zero_usage() {
         let mut usage = Value::Null;
-        complete(&mut usage);
+        assert!(complete(&mut usage));
         assert_eq!(usage["input_tokens_details"]["cache_write_tokens"], 0);
+        assert_eq!(usage["total_tokens"], 0);
     }
 }

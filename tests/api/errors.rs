@@ -108,6 +108,7 @@ async fn upstream_errors_are_mapped_without_their_bodies() {
         (500, secret_body.clone(), 502, "upstream_error"),
         (503, secret_body.clone(), 502, "upstream_error"),
         (429, json!({"error": {"type": "usage_limit_reached", "plan_type": "plus", "resets_at": resets_at}}).to_string(), 429, "usage_limit_reached"),
+        (429, json!({"error": {"code": "rate_limit_exceeded", "resets_in_seconds": 85}}).to_string(), 429, "rate_limit_exceeded"),
     ];
     for (status, body_text, expected, code) in cases {
         app.mock.state.push_scripted(Scripted::Status {

@@ -78,22 +78,17 @@ async fn the_mock_answer_streams_in_the_shape_clients_accept() {
 async fn events_are_forwarded_as_they_arrive() {
     let app = spawn_app().await;
     app.mock.state.set_event_delay(Duration::from_millis(300));
-    let started = Instant::now();
     let mut response = app
         .responses()
         .send_json(&body("gpt-5.5", "hi", true))
         .await
         .unwrap();
     let first = response.next().await.unwrap().unwrap();
-    // The first event is delivered long before the whole (~4 s) stream exists.
+    // The first event reached the client while the upstream was still producing the rest.
     assert!(std::str::from_utf8(&first)
         .unwrap()
         .contains("response.created"));
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_eq!(app.mock.state.streams_finished(), 0);
     drop(response);
     app.stop().await;
 }
