@@ -1,46 +1,16 @@
-//! The `codex-relay` command line. Commands share the settings and the store with `serve` and
-//! work while it runs: the server picks up their changes within `store.sync_interval_ms`.
-//!
-//! Output contract, relied on by scripts: what a command creates is printed alone on stdout (an
-//! account id, an API key); explanations and warnings go to stderr.
+//! `codex-relay account …`: the pool's accounts.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::Read;
-use std::path::PathBuf;
 
-use anyhow::{bail, Context};
-use clap::{Args, Parser, Subcommand};
+use anyhow::Context;
+use clap::{Args, Subcommand};
 use serde_json::json;
 
+use super::{rfc3339, ListArgs};
 use crate::oauth::auth_json;
 use crate::obs::mask_email;
-use crate::store::{keys::reveal, ImportOutcome, Store};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "codex-relay",
-    version,
-    about = "The OpenAI Responses API, served from a governed pool of Codex accounts"
-)]
-pub struct Cli {
-    /// Settings file (TOML) layered over the embedded defaults; also CODEX_RELAY_CONFIG.
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Start the relay.
-    Serve,
-    /// Manage the pool of Codex accounts.
-    #[command(subcommand)]
-    Account(AccountCommand),
-    /// Manage the API keys clients use.
-    #[command(subcommand)]
-    Key(KeyCommand),
-}
+use crate::store::{ImportOutcome, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
@@ -59,26 +29,6 @@ pub struct ImportArgs {
     /// A name for the account in listings (default: the masked email).
     #[arg(long)]
     pub label: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct ListArgs {
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum KeyCommand {
-    /// Create an API key; prints the key alone on stdout, once.
-    Create {
-        #[arg(long)]
-        name: String,
-    },
-    /// List API keys (never the keys themselves).
-    List(ListArgs),
-    /// Revoke an API key by id or name.
-    Revoke { id: String },
 }
 
 pub fn account(store: &Store, command: AccountCommand) -> anyhow::Result<()> {
@@ -159,56 +109,4 @@ fn list_accounts(store: &Store, as_json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-pub fn key(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
-    match command {
-        KeyCommand::Create { name } => {
-            let name = name.trim();
-            if name.is_empty() || name.len() > 64 {
-                bail!("--name must be 1 to 64 characters");
-            }
-            let created = store.create_key(name)?;
-            eprintln!(
-                "created API key {} ({name}, {}…). It is shown only now: store it.",
-                created.row.id, created.row.prefix
-            );
-            println!("{}", reveal(&created));
-            Ok(())
-        }
-        KeyCommand::List(args) => {
-            let keys = store.list_keys()?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&keys)?);
-                return Ok(());
-            }
-            println!(
-                "{:<36}  {:<20}  {:<16}  {:<20}  REVOKED",
-                "ID", "NAME", "PREFIX", "CREATED"
-            );
-            for k in keys {
-                println!(
-                    "{:<36}  {:<20}  {:<16}  {:<20}  {}",
-                    k.id,
-                    k.name,
-                    k.prefix,
-                    rfc3339(k.created_at),
-                    k.revoked_at.map_or("-".to_owned(), rfc3339)
-                );
-            }
-            Ok(())
-        }
-        KeyCommand::Revoke { id } => {
-            store.revoke_key(&id)?;
-            eprintln!("revoked API key {id}; the running relay refuses it within seconds");
-            Ok(())
-        }
-    }
-}
-
-fn rfc3339(unix: i64) -> String {
-    chrono::DateTime::from_timestamp(unix, 0).map_or_else(
-        || unix.to_string(),
-        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    )
 }

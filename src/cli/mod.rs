@@ -1,0 +1,57 @@
+//! The `codex-relay` command line. Commands share the settings and the store with `serve` and
+//! work while it runs: the server picks up their changes within `store.sync_interval_ms`.
+//!
+//! Output contract, relied on by scripts: what a command creates is printed alone on stdout (an
+//! account id, an API key); explanations and warnings go to stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod account;
+mod key;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use self::account::{account, AccountCommand};
+pub use self::key::{key, KeyCommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "codex-relay",
+    version,
+    about = "The OpenAI Responses API, served from a governed pool of Codex accounts"
+)]
+pub struct Cli {
+    /// Settings file (TOML) layered over the embedded defaults; also CODEX_RELAY_CONFIG.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the relay.
+    Serve,
+    /// Manage the pool of Codex accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Manage the API keys clients use.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A unix time as RFC 3339 (UTC, seconds) for people to read.
+pub(crate) fn rfc3339(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0).map_or_else(
+        || unix.to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+}
