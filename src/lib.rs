@@ -2,12 +2,13 @@
 //!
 //! Layout (see docs/architecture.md): `settings` (layered configuration), `store` (SQLite and
 //! sealed credentials), `oauth` (Codex logins), `http` (the data plane), `upstream` (the Codex
-//! backend client and SSE side path), `compat` (request normalization), `pool` (store ↔ actors),
+//! backend client and SSE side path), `compat` (request normalization), `governance` (keys, tenants, limits, quotas, models), `pool` (store ↔ actors),
 //! `obs` (logs and redaction), `startup` (wiring), `cli` (the command line). The actors live in
 //! the `relay-actors` crate.
 
 pub mod cli;
 pub mod compat;
+pub mod governance;
 pub mod http;
 pub mod oauth;
 pub mod obs;

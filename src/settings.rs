@@ -3,6 +3,7 @@
 //! Every key lives in `config/default.toml` with a comment; this module only gives the keys types
 //! and checks the values, so an invalid setting stops startup with a message naming the key.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,7 @@ pub struct Settings {
     pub compat: CompatSettings,
     pub log: LogSettings,
     pub models: ModelSettings,
+    pub limits: LimitSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +109,22 @@ pub struct LogSettings {
 pub struct ModelSettings {
     pub catalog: Vec<String>,
     pub owned_by: String,
+    /// Alias → upstream slug.
+    pub aliases: BTreeMap<String, String>,
+    pub hidden: Vec<String>,
+    /// Seconds between fetches of the upstream catalog; 0 serves `catalog` only.
+    pub refresh_interval_secs: u64,
+    /// `client_version` sent when fetching the upstream catalog.
+    pub client_version: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Requests per minute of a key that sets none; 0 means no default rate.
+    pub default_key_rpm: u32,
+    /// Upstream calls in flight at once across every key; beyond it, 503 `overloaded`.
+    pub max_in_flight: usize,
 }
 
 impl Settings {
@@ -123,7 +141,8 @@ impl Settings {
             .separator("__")
             .try_parsing(true)
             .list_separator(",")
-            .with_list_parse_key("models.catalog");
+            .with_list_parse_key("models.catalog")
+            .with_list_parse_key("models.hidden");
         Self::checked(builder.add_source(environment))
     }
 
@@ -171,6 +190,15 @@ impl Settings {
         }
         if self.models.catalog.iter().any(|m| m.trim().is_empty()) {
             return invalid("models.catalog", "model ids must not be empty");
+        }
+        if self.models.aliases.iter().any(|(a, s)| a.trim().is_empty() || s.trim().is_empty()) {
+            return invalid("models.aliases", "aliases and their slugs must not be empty");
+        }
+        if self.models.client_version.trim().is_empty() {
+            return invalid("models.client_version", "must not be empty");
+        }
+        if self.limits.max_in_flight == 0 {
+            return invalid("limits.max_in_flight", "must be at least 1");
         }
         Ok(())
     }

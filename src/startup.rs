@@ -1,4 +1,6 @@
-//! Building the running service: store-backed actors, the key ring, and the HTTP server. The
+//! Building the running service: store-backed actors, the key ring, the governor (limits and
+//! quotas, with this month's usage), the model registry (first catalog fetch), and the HTTP
+//! server. The
 //! binary and the integration tests both start the relay through [`Application::build`].
 
 use std::net::{SocketAddr, TcpListener};
@@ -13,7 +15,10 @@ use relay_actors::{GetPoolStatus, RouterActor};
 use slog::{info, Logger};
 
 use crate::http::auth::KeyRing;
-use crate::http::{self, context, AppState};
+use crate::governance::model_refresh::{self, Refresher};
+use crate::governance::models::ModelRegistry;
+use crate::governance::Governor;
+use crate::http::{self, context, AppState, Parts};
 use crate::pool::{load_keys, spawn_key_sync, StoreAccountSource};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
@@ -54,6 +59,15 @@ impl Application {
         load_keys(&store, &keys).await?;
         spawn_key_sync(store.clone(), Arc::clone(&keys), sync_interval, log.clone());
         wait_for_first_sync(&router).await;
+        let governor = Governor::load(settings.limits.clone(), store.clone(), log.clone()).await?;
+        let models = Arc::new(ModelRegistry::new(&settings.models));
+        let refresher = Refresher {
+            registry: Arc::clone(&models),
+            store: store.clone(),
+            client_version: settings.models.client_version.clone(),
+            log: log.clone(),
+        };
+        model_refresh::start(refresher, &settings).await;
 
         let listen = settings.server.listen;
         let listener = TcpListener::bind(listen).map_err(|source| StartupError::Bind {
@@ -64,7 +78,13 @@ impl Application {
             addr: listen,
             source,
         })?;
-        let state = AppState::new(settings, router, Arc::clone(&keys), log);
+        let parts = Parts {
+            router,
+            keys: Arc::clone(&keys),
+            models,
+            governor,
+        };
+        let state = AppState::new(settings, parts, log);
         let server = serve(state.clone(), listener).map_err(|source| StartupError::Bind {
             addr: listen,
             source,

@@ -46,6 +46,8 @@ pub struct AccountCredentials {
     pub enabled: bool,
     /// Changes whenever the stored row or token set changes.
     pub version: i64,
+    /// The ChatGPT plan (`plus`, `pro`, …) when known: it decides which models the account serves.
+    pub plan: Option<String>,
 }
 
 impl fmt::Debug for AccountCredentials {
@@ -54,6 +56,7 @@ impl fmt::Debug for AccountCredentials {
             .field("id", &self.id)
             .field("enabled", &self.enabled)
             .field("version", &self.version)
+            .field("plan", &self.plan)
             .finish_non_exhaustive()
     }
 }

@@ -11,7 +11,7 @@
 //! | `events.rs`    | the Responses stream events (text, tool call, failure)             |
 //! | `stream.rs`    | the SSE body: per-event delay, cuts, started/finished/cancelled    |
 //! | `oauth.rs`     | `POST /oauth/token`, the unsigned JWTs and the fake `auth.json`    |
-//! | `models.rs`    | `GET /models`, the Codex model catalog                             |
+//! | `models.rs`    | `GET /models`, the Codex model catalog (per account, when set)     |
 //! | `tests.rs`     | the mock's own tests (run wherever this file is included)          |
 //!
 //! Integration tests include this file with `#[path]`, so sibling modules are declared with
@@ -140,6 +140,7 @@ pub struct MockState {
     streams_cancelled: AtomicUsize,
     last_cancelled_at: Mutex<Option<Instant>>,
     tokens: Mutex<oauth::TokenRegistry>,
+    catalogs: Mutex<std::collections::HashMap<String, Vec<String>>>,
 }
 
 impl MockState {
@@ -192,6 +193,16 @@ impl MockState {
     /// Access tokens minted by the token endpoint (all of them are accepted by `/responses`).
     pub fn issued_tokens(&self) -> Vec<String> {
         lock(&self.tokens).access_tokens().to_vec()
+    }
+
+    /// Gives the account with this ChatGPT account id its own model catalog (its plan's).
+    pub fn set_models_for(&self, account: &str, slugs: &[&str]) {
+        let slugs = slugs.iter().map(|s| (*s).to_owned()).collect();
+        lock(&self.catalogs).insert(account.to_owned(), slugs);
+    }
+
+    fn models_for(&self, account: &str) -> Option<Vec<String>> {
+        lock(&self.catalogs).get(account).cloned()
     }
 
     fn event_delay(&self) -> Duration {
@@ -321,7 +332,7 @@ fn route(state: Arc<MockState>, req: &RecordedRequest) -> HttpResponse {
             // The CLI falls back to SSE at once on 426 (spec §7).
             detail(StatusCode::UPGRADE_REQUIRED, "Upgrade Required")
         }
-        ("GET", "/models") => models::handle(),
+        ("GET", "/models") => models::handle(&state, req),
         ("POST", "/oauth/token") => oauth::token(&state, req),
         // Device-code login (spec §3) goes here:
         // POST /api/accounts/deviceauth/usercode and POST /api/accounts/deviceauth/token.

@@ -1,26 +1,55 @@
 //! `GET /models?client_version=X`: the Codex catalog `{"models": [ModelInfo, ...]}` with every
 //! field that old and new Codex CLIs require (spec §6.2, union of \[A\] and \[B\]), and the ETag
 //! that `/responses` repeats in `x-models-etag` (so clients see an unchanged catalog).
+//!
+//! The catalog depends on the plan, as upstream: a test can give an account (by ChatGPT account
+//! id) its own list of slugs with [`MockState::set_models_for`]; `/responses` then refuses the
+//! other models for that account the way the backend does (400, "not supported").
 
 use actix_web::HttpResponse;
 use serde_json::{json, Value};
 
+use super::{MockState, RecordedRequest};
+
 /// The catalog version, quoted as an HTTP entity tag.
 pub(super) const ETAG: &str = "\"mock-etag-1\"";
 
-pub(super) fn handle() -> HttpResponse {
-    let models = [
-        model_info("gpt-5.5", "GPT-5.5", "Frontier agentic coding model.", 0),
-        model_info(
-            "gpt-5.4-mini",
-            "GPT-5.4-Mini",
-            "Smaller, faster model for everyday tasks.",
-            1,
-        ),
-    ];
+/// The slugs served to an account with no catalog of its own.
+const DEFAULT_SLUGS: [&str; 2] = ["gpt-5.5", "gpt-5.4-mini"];
+
+pub(super) fn handle(state: &MockState, req: &RecordedRequest) -> HttpResponse {
+    let slugs = req
+        .header("chatgpt-account-id")
+        .and_then(|account| state.models_for(account));
+    let slugs = slugs.unwrap_or_else(|| DEFAULT_SLUGS.iter().map(|s| (*s).to_owned()).collect());
+    let models: Vec<Value> = slugs
+        .iter()
+        .enumerate()
+        .map(|(i, slug)| model_info(slug, &display_name(slug), &description(slug), i as i32))
+        .collect();
     HttpResponse::Ok()
         .insert_header(("etag", ETAG))
         .json(json!({ "models": models }))
+}
+
+/// The backend's refusal of a model the account's plan does not serve, if it does not.
+pub(super) fn refusal(state: &MockState, account: &str, model: &str) -> Option<String> {
+    let slugs = state.models_for(account)?;
+    (!slugs.iter().any(|s| s == model)).then(|| {
+        format!("The '{model}' model is not supported when using Codex with a ChatGPT account.")
+    })
+}
+
+fn display_name(slug: &str) -> String {
+    slug.replace("gpt", "GPT").replace("-mini", "-Mini")
+}
+
+fn description(slug: &str) -> String {
+    match slug {
+        "gpt-5.5" => "Frontier agentic coding model.".to_owned(),
+        "gpt-5.4-mini" => "Smaller, faster model for everyday tasks.".to_owned(),
+        other => format!("{other} (mock upstream)"),
+    }
 }
 
 fn model_info(slug: &str, display_name: &str, description: &str, priority: i32) -> Value {

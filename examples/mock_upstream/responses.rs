@@ -29,11 +29,16 @@ fn admit(state: &MockState, req: &RecordedRequest) -> Result<Value, (StatusCode,
     if !has_acceptable_bearer(state, req) {
         return Err((StatusCode::UNAUTHORIZED, "Unauthorized".into()));
     }
-    if req.header("chatgpt-account-id").is_none() {
+    let Some(account) = req.header("chatgpt-account-id") else {
         let reason = "Missing ChatGPT-Account-ID".into();
         return Err((StatusCode::BAD_REQUEST, reason));
+    };
+    let body = parse_and_check(req).map_err(|reason| (StatusCode::BAD_REQUEST, reason))?;
+    let model = body.get("model").and_then(Value::as_str).unwrap_or_default();
+    match super::models::refusal(state, account, model) {
+        Some(reason) => Err((StatusCode::BAD_REQUEST, reason)),
+        None => Ok(body),
     }
-    parse_and_check(req).map_err(|reason| (StatusCode::BAD_REQUEST, reason))
 }
 
 /// The next queued script if there is one, else the normal stream.

@@ -7,6 +7,8 @@
 
 mod account;
 mod key;
+mod limits;
+mod tenant;
 
 use std::path::PathBuf;
 
@@ -14,6 +16,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use self::account::{account, AccountCommand};
 pub use self::key::{key, KeyCommand};
+pub use self::tenant::{tenant, TenantCommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,6 +42,9 @@ pub enum Command {
     /// Manage the API keys clients use.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Manage tenants: the teams that own API keys and share their limits.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
 }
 
 #[derive(Debug, Args)]

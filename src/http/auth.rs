@@ -12,36 +12,44 @@ use actix_web::{web, HttpMessage};
 
 use super::error::ApiError;
 use super::AppState;
+use crate::governance::policy::KeyPolicy;
 use crate::store::keys::hash_key;
-use crate::store::KeyHash;
+use crate::store::{KeyHash, KeyRecord};
 
-/// Who is calling: the API key that authenticated the request.
+/// Who is calling: the API key that authenticated the request, with its policy.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub key_id: Arc<str>,
+    pub policy: Arc<KeyPolicy>,
 }
 
 /// The active API keys, by hash.
 #[derive(Default)]
 pub struct KeyRing {
-    keys: RwLock<HashMap<KeyHash, Arc<str>>>,
+    keys: RwLock<HashMap<KeyHash, Arc<KeyPolicy>>>,
 }
 
 impl KeyRing {
     /// Replaces the whole set (called after each read of the store).
-    pub fn replace(&self, keys: Vec<(KeyHash, String)>) {
+    pub fn replace(&self, keys: Vec<KeyRecord>) {
         let keys = keys
             .into_iter()
-            .map(|(hash, id)| (hash, Arc::from(id)))
+            .map(|(hash, policy)| (hash, Arc::new(policy)))
             .collect();
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
     }
 
-    pub fn authenticate(&self, presented: &str) -> Option<Principal> {
+    /// The principal of a presented key; an unknown key is invalid, an expired one says so.
+    pub fn authenticate(&self, presented: &str, now_unix: i64) -> Result<Principal, ApiError> {
         let hash = hash_key(presented);
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-        keys.get(&hash).map(|id| Principal {
-            key_id: Arc::clone(id),
+        let policy = keys.get(&hash).ok_or(ApiError::InvalidApiKey)?;
+        if policy.is_expired(now_unix) {
+            return Err(ApiError::ExpiredApiKey);
+        }
+        Ok(Principal {
+            key_id: Arc::clone(&policy.id),
+            policy: Arc::clone(policy),
         })
     }
 
@@ -74,8 +82,7 @@ pub async fn require_api_key(
         (_, None) => Err(ApiError::MissingApiKey),
         (Some(state), Some(token)) => state
             .keys()
-            .authenticate(token)
-            .ok_or(ApiError::InvalidApiKey),
+            .authenticate(token, chrono::Utc::now().timestamp()),
         (None, Some(_)) => Err(ApiError::Internal),
     };
     match principal {
@@ -94,13 +101,25 @@ mod tests {
     #[test]
     fn only_active_keys_authenticate() {
         let ring = KeyRing::default();
-        ring.replace(vec![(hash_key("sk-relay-good"), "key-1".into())]);
+        let policy = KeyPolicy::unrestricted("key-1");
+        ring.replace(vec![(hash_key("sk-relay-good"), policy)]);
         assert_eq!(
-            &*ring.authenticate("sk-relay-good").unwrap().key_id,
+            &*ring.authenticate("sk-relay-good", 0).unwrap().key_id,
             "key-1"
         );
-        assert!(ring.authenticate("sk-relay-bad").is_none());
+        assert!(ring.authenticate("sk-relay-bad", 0).is_err());
         ring.replace(Vec::new());
-        assert!(ring.authenticate("sk-relay-good").is_none());
+        assert!(ring.authenticate("sk-relay-good", 0).is_err());
+    }
+
+    #[test]
+    fn an_expired_key_is_refused_with_its_own_message() {
+        let ring = KeyRing::default();
+        let mut policy = KeyPolicy::unrestricted("key-1");
+        policy.expires_at = Some(100);
+        ring.replace(vec![(hash_key("sk-relay-old"), policy)]);
+        assert!(ring.authenticate("sk-relay-old", 99).is_ok());
+        let error = ring.authenticate("sk-relay-old", 100).unwrap_err();
+        assert!(matches!(error, ApiError::ExpiredApiKey));
     }
 }

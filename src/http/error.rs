@@ -14,6 +14,20 @@ pub enum ApiError {
         "Incorrect API key provided. Check the key, or ask your codex-relay operator for one."
     )]
     InvalidApiKey,
+    #[error("This API key has expired. Ask your codex-relay operator for a new one.")]
+    ExpiredApiKey,
+    #[error("The API key may not use the model `{0}`.")]
+    ModelNotAllowed(String),
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
+    #[error("{message}")]
+    QuotaExceeded {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("{message}")]
     InvalidRequest {
         message: String,
@@ -71,7 +85,12 @@ impl ApiError {
 
     fn kind(&self) -> &'static str {
         match self {
-            ApiError::MissingApiKey | ApiError::InvalidApiKey => "invalid_request_error",
+            ApiError::MissingApiKey | ApiError::InvalidApiKey | ApiError::ExpiredApiKey => {
+                "invalid_request_error"
+            }
+            ApiError::ModelNotAllowed(_) => "invalid_request_error",
+            ApiError::RateLimited { .. } => "requests",
+            ApiError::QuotaExceeded { .. } => "insufficient_quota",
             ApiError::InvalidRequest { .. }
             | ApiError::PayloadTooLarge { .. }
             | ApiError::ModelNotFound(_)
@@ -94,7 +113,10 @@ impl ApiError {
     fn code(&self) -> Option<String> {
         let code = match self {
             ApiError::MissingApiKey => return None,
-            ApiError::InvalidApiKey => "invalid_api_key",
+            ApiError::InvalidApiKey | ApiError::ExpiredApiKey => "invalid_api_key",
+            ApiError::ModelNotAllowed(_) => "model_not_found",
+            ApiError::RateLimited { .. } => "rate_limit_exceeded",
+            ApiError::QuotaExceeded { .. } => "quota_exceeded",
             ApiError::InvalidRequest { code, .. } => return code.map(str::to_owned),
             ApiError::PayloadTooLarge { .. } => "request_too_large",
             ApiError::ModelNotFound(_) => "model_not_found",
@@ -119,7 +141,7 @@ impl ApiError {
     fn param(&self) -> Option<&'static str> {
         match self {
             ApiError::InvalidRequest { param, .. } => *param,
-            ApiError::ModelNotFound(_) => Some("model"),
+            ApiError::ModelNotFound(_) | ApiError::ModelNotAllowed(_) => Some("model"),
             _ => None,
         }
     }
@@ -128,6 +150,12 @@ impl ApiError {
         match self {
             ApiError::UsageLimitReached { retry_after_secs }
             | ApiError::UpstreamRateLimited { retry_after_secs } => *retry_after_secs,
+            ApiError::RateLimited {
+                retry_after_secs, ..
+            }
+            | ApiError::QuotaExceeded {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
             ApiError::NoUsableAccount | ApiError::Overloaded => Some(1),
             _ => None,
         }
@@ -137,7 +165,13 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            ApiError::MissingApiKey | ApiError::InvalidApiKey | ApiError::ExpiredApiKey => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ModelNotFound(_) | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,

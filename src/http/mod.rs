@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod context;
 pub mod error;
+mod governance;
 mod models;
 mod relay_stream;
 mod responses;
@@ -20,7 +21,8 @@ use slog::Logger;
 
 use self::auth::KeyRing;
 use self::error::ApiError;
-pub use self::models::ModelCatalog;
+use crate::governance::models::ModelRegistry;
+use crate::governance::Governor;
 use crate::settings::Settings;
 
 /// Everything handlers share; cheap to clone, built once at startup.
@@ -31,26 +33,27 @@ struct Inner {
     settings: Settings,
     router: Addr<RouterActor>,
     keys: Arc<KeyRing>,
-    models: ModelCatalog,
+    models: Arc<ModelRegistry>,
+    governor: Governor,
     log: Logger,
 }
 
+/// What [`AppState::new`] is built from, besides the settings and the logger.
+pub struct Parts {
+    pub router: Addr<RouterActor>,
+    pub keys: Arc<KeyRing>,
+    pub models: Arc<ModelRegistry>,
+    pub governor: Governor,
+}
+
 impl AppState {
-    pub fn new(
-        settings: Settings,
-        router: Addr<RouterActor>,
-        keys: Arc<KeyRing>,
-        log: Logger,
-    ) -> AppState {
-        let models = ModelCatalog::new(
-            settings.models.catalog.clone(),
-            settings.models.owned_by.clone(),
-        );
+    pub fn new(settings: Settings, parts: Parts, log: Logger) -> AppState {
         AppState(Arc::new(Inner {
             settings,
-            router,
-            keys,
-            models,
+            router: parts.router,
+            keys: parts.keys,
+            models: parts.models,
+            governor: parts.governor,
             log,
         }))
     }
@@ -64,8 +67,11 @@ impl AppState {
     pub fn keys(&self) -> &KeyRing {
         &self.0.keys
     }
-    pub fn models(&self) -> &ModelCatalog {
+    pub fn models(&self) -> &ModelRegistry {
         &self.0.models
+    }
+    pub fn governor(&self) -> &Governor {
+        &self.0.governor
     }
     pub fn log(&self) -> &Logger {
         &self.0.log
@@ -73,12 +79,13 @@ impl AppState {
 }
 
 /// The data-plane routes. `/healthz` answers without a key (load balancers and orchestrators
-/// probe it); everything under `/v1` requires one. A known path asked with another method gets
+/// probe it); everything under `/v1` requires one, and counts against its request rate. A known path asked with another method gets
 /// 405, an unknown path 404, both in the OpenAI error shape.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(healthz)))
         .service(
             web::scope("/v1")
+                .wrap(from_fn(governance::limit_requests))
                 .wrap(from_fn(auth::require_api_key))
                 .service(
                     resource("/responses")

@@ -15,6 +15,7 @@ use futures_util::Stream;
 use relay_actors::{Lease, Outcome};
 use slog::{info, warn, Logger};
 
+use crate::governance::Admission;
 use crate::upstream::sse::{failed_event, StreamWatcher, Terminal};
 use crate::upstream::UpstreamResponse;
 
@@ -29,6 +30,9 @@ pub struct RelayStream {
     bytes: u64,
     done: bool,
     log: Logger,
+    /// The caller's admission: holds its concurrency slots while the stream lives and counts
+    /// the completed response's tokens.
+    admission: Option<Admission>,
 }
 
 impl RelayStream {
@@ -50,7 +54,14 @@ impl RelayStream {
             bytes: 0,
             done: false,
             log,
+            admission: None,
         }
+    }
+
+    /// Ties the caller's admission to this stream: released when the stream ends or is dropped.
+    pub fn with_admission(mut self, admission: Admission) -> RelayStream {
+        self.admission = Some(admission);
+        self
     }
 
     /// Ends the stream: reports the lease and logs one line.
@@ -63,6 +74,11 @@ impl RelayStream {
             Some(Terminal::Completed { usage }) => *usage,
             _ => None,
         };
+        if let Some(admission) = self.admission.take() {
+            if let Some(usage) = usage {
+                admission.record_usage(usage);
+            }
+        }
         let failure_code = match &self.watcher.terminal {
             Some(Terminal::Failed { code }) => code.clone(),
             _ => None,

@@ -13,11 +13,15 @@ use relay_actors::{Acquire, AcquireError, Lease, Outcome};
 use serde_json::{Map, Value};
 use slog::warn;
 
+use super::auth::Principal;
 use super::context::{AccessNote, RequestContext};
 use super::error::ApiError;
 use super::relay_stream::RelayStream;
 use super::AppState;
 use crate::compat;
+use crate::governance::models::{ModelRefusal, Resolved};
+use crate::governance::Admission;
+use crate::upstream::usage::Usage;
 use crate::upstream::assemble::{Assembled, Assembler};
 use crate::upstream::headers::{returned_to_client, text};
 use crate::upstream::{UpstreamClient, UpstreamResponse};
@@ -57,15 +61,16 @@ async fn relay(
         .unwrap_or(false);
     note.model = Some(model.clone());
     note.stream = wants_stream;
-    if !state.models().contains(&model) {
-        return Err(ApiError::ModelNotFound(model));
-    }
+    let principal = principal_of(req)?;
+    let resolved = resolve_model(state, &principal, &model)?;
+    request.insert("model".to_owned(), Value::from(resolved.slug.clone()));
     compat::normalize(
         &mut request,
         settings.compat.mode,
         &settings.compat.default_instructions,
     );
-    let lease = acquire(state, req, &request, &model).await?;
+    let admission = super::governance::admit(state, &principal)?;
+    let lease = acquire(state, req, &request, resolved).await?;
     note.account = Some(lease.account_id.to_string());
     let payload = Bytes::from(serde_json::to_vec(&request).map_err(|_| ApiError::Internal)?);
     match upstream
@@ -78,6 +83,7 @@ async fn relay(
             let reply = Reply {
                 model: &model,
                 wants_stream,
+                admission,
             };
             answer(response, lease, reply, state, ctx).await
         }
@@ -176,16 +182,36 @@ fn affinity_key(req: &HttpRequest, body: &Map<String, Value>) -> Option<String> 
     .map(str::to_owned)
 }
 
+/// The caller, as authentication left it in the request.
+fn principal_of(req: &HttpRequest) -> Result<Principal, ApiError> {
+    req.extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or(ApiError::Internal)
+}
+
+/// The model's slug and the plans that serve it, or why this key may not use it.
+fn resolve_model(state: &AppState, principal: &Principal, model: &str) -> Result<Resolved, ApiError> {
+    state
+        .models()
+        .resolve(model, &principal.policy)
+        .map_err(|refusal| match refusal {
+            ModelRefusal::NotFound => ApiError::ModelNotFound(model.to_owned()),
+            ModelRefusal::NotAllowed => ApiError::ModelNotAllowed(model.to_owned()),
+        })
+}
+
 async fn acquire(
     state: &AppState,
     req: &HttpRequest,
     body: &Map<String, Value>,
-    model: &str,
+    model: Resolved,
 ) -> Result<Lease, ApiError> {
     let request = Acquire {
-        model: model.to_owned(),
+        model: model.slug,
         affinity: affinity_key(req, body),
         exclude: Vec::new(),
+        exclude_plans: model.exclude_plans,
     };
     match state.router().send(request).await {
         Ok(Ok(lease)) => Ok(lease),
@@ -204,10 +230,12 @@ fn transport_error(error: SendRequestError, lease: Lease, ctx: &RequestContext) 
     }
 }
 
-/// What the client asked for, as far as the answer's form goes.
+/// What the client asked for, as far as the answer's form goes, and the admission that lasts
+/// as long as the answer.
 struct Reply<'a> {
     model: &'a str,
     wants_stream: bool,
+    admission: Admission,
 }
 
 async fn answer(
@@ -238,7 +266,8 @@ async fn answer(
     let mut builder = HttpResponse::Ok();
     copy_returned_headers(&response, &mut builder);
     if reply.wants_stream {
-        let stream = RelayStream::new(response, lease, idle, ctx.log.clone());
+        let stream = RelayStream::new(response, lease, idle, ctx.log.clone())
+            .with_admission(reply.admission);
         return Ok(builder
             .content_type("text/event-stream")
             .insert_header(("cache-control", "no-cache"))
@@ -247,11 +276,21 @@ async fn answer(
     }
     let assembled = assemble(&mut response, lease, idle, reply.model).await?;
     match assembled {
-        Assembled::Response(value) => Ok(builder.json(value)),
+        Assembled::Response(value) => {
+            record_usage(&reply.admission, &value);
+            Ok(builder.json(value))
+        }
         Assembled::Failed(error) => Err(super::upstream_error::from_failed_event(&error)),
         Assembled::Truncated => Err(ApiError::UpstreamFailed(
             "the upstream stream ended before the response completed",
         )),
+    }
+}
+
+/// Counts an assembled response's usage against the caller's quotas.
+fn record_usage(admission: &Admission, response: &Value) {
+    if let Ok(usage) = serde_json::from_value::<Usage>(response["usage"].clone()) {
+        admission.record_usage(usage);
     }
 }
 

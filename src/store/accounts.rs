@@ -174,13 +174,23 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// `(plan, account id)` of every active account whose plan is known.
+    pub fn plan_accounts(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn()?;
+        let mut statement = conn.prepare(
+            "SELECT plan, id FROM accounts WHERE state = 'active' AND plan IS NOT NULL ORDER BY plan, id",
+        )?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The credentials an account's actor serves with, opened with the master key.
     pub fn load_credentials(&self, id: &str) -> Result<Option<AccountCredentials>, StoreError> {
         let conn = self.conn()?;
         let row = conn
             .query_row(
                 &format!(
-                    "SELECT a.chatgpt_account_id, a.is_fedramp, a.state, t.access_token, {VERSION}
+                    "SELECT a.chatgpt_account_id, a.is_fedramp, a.state, t.access_token, {VERSION}, a.plan
                      FROM accounts a JOIN account_tokens t ON t.account_id = a.id WHERE a.id = ?1"
                 ),
                 [id],
@@ -191,11 +201,12 @@ impl Store {
                         row.get::<_, String>(2)?,
                         row.get::<_, Vec<u8>>(3)?,
                         row.get::<_, i64>(4)?,
+                        row.get::<_, Option<String>>(5)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((chatgpt_account_id, is_fedramp, state, sealed_access, version)) = row else {
+        let Some((chatgpt_account_id, is_fedramp, state, sealed_access, version, plan)) = row else {
             return Ok(None);
         };
         let access = self.key.open(id, "access_token", &sealed_access)?;
@@ -207,6 +218,7 @@ impl Store {
             is_fedramp,
             enabled: state == "active",
             version,
+            plan,
         }))
     }
 }

@@ -8,7 +8,10 @@ use rusqlite::params;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
+use std::sync::Arc;
+
 use super::{now_unix, Store, StoreError};
+use crate::governance::policy::{KeyPolicy, Limits};
 
 /// Every key starts with this, so secret scanners and people recognise it.
 pub const KEY_PREFIX: &str = "sk-relay-";
@@ -25,6 +28,10 @@ pub struct ApiKeyRow {
     pub prefix: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    pub tenant: Option<String>,
+    pub expires_at: Option<i64>,
+    pub models: Option<Vec<String>>,
+    pub limits: Limits,
 }
 
 /// A key just created: the only time its text exists outside the client.
@@ -33,47 +40,81 @@ pub struct CreatedKey {
     pub key: SecretString,
 }
 
+/// What a new key is made with.
+#[derive(Debug, Clone, Default)]
+pub struct NewKey {
+    pub name: String,
+    /// Tenant id or name.
+    pub tenant: Option<String>,
+    pub expires_at: Option<i64>,
+    pub models: Option<Vec<String>>,
+    pub limits: Limits,
+}
+
+/// An active key as the key ring holds it: the hash to find it by and its policy.
+pub type KeyRecord = (KeyHash, KeyPolicy);
+
 /// Hashes presented key text for lookup.
 pub fn hash_key(text: &str) -> KeyHash {
     Sha256::digest(text.as_bytes()).into()
 }
 
+const KEY_COLUMNS: &str = "k.id, k.name, k.prefix, k.created_at, k.revoked_at, t.name, k.expires_at,
+     k.models, k.rpm, k.burst, k.max_concurrent, k.daily_tokens, k.monthly_tokens";
+
 impl Store {
+    /// Creates a key with only a name (no tenant, no limits of its own).
     pub fn create_key(&self, name: &str) -> Result<CreatedKey, StoreError> {
+        self.create_key_with(&NewKey {
+            name: name.to_owned(),
+            ..NewKey::default()
+        })
+    }
+
+    pub fn create_key_with(&self, new: &NewKey) -> Result<CreatedKey, StoreError> {
+        let conn = self.conn()?;
+        let tenant = match &new.tenant {
+            Some(t) => Some(super::tenants::tenant_id(&conn, t)?),
+            None => None,
+        };
         let mut random = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut random);
         let key = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(random));
-        let row = ApiKeyRow {
-            id: uuid::Uuid::new_v4().to_string(),
-            name: name.to_owned(),
-            prefix: key[..PUBLIC_PREFIX_LEN].to_owned(),
-            created_at: now_unix(),
-            revoked_at: None,
-        };
-        self.conn()?.execute(
-            "INSERT INTO api_keys (id, name, prefix, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![row.id, row.name, row.prefix, hash_key(&key), row.created_at],
+        let id = uuid::Uuid::new_v4().to_string();
+        let models = new.models.as_ref().map(|m| json_list(m));
+        let l = &new.limits;
+        conn.execute(
+            "INSERT INTO api_keys (id, name, prefix, hash, created_at, tenant_id, expires_at, models,
+                                   rpm, burst, max_concurrent, daily_tokens, monthly_tokens)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                id, new.name, &key[..PUBLIC_PREFIX_LEN], hash_key(&key), now_unix(), tenant,
+                new.expires_at, models, l.rpm, l.burst, l.max_concurrent,
+                l.daily_tokens.map(clamp), l.monthly_tokens.map(clamp)
+            ],
         )?;
+        let row = self.key_row(&conn, &id)?;
         Ok(CreatedKey {
             row,
             key: SecretString::from(key),
         })
     }
 
+    fn key_row(&self, conn: &rusqlite::Connection, id: &str) -> Result<ApiKeyRow, StoreError> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?1"
+        );
+        Ok(conn.query_row(&sql, [id], key_row)?)
+    }
+
     pub fn list_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
         let conn = self.conn()?;
-        let mut statement = conn.prepare(
-            "SELECT id, name, prefix, created_at, revoked_at FROM api_keys ORDER BY created_at, id",
-        )?;
-        let rows = statement.query_map([], |row| {
-            Ok(ApiKeyRow {
-                id: row.get(0)?,
-                name: row.get(1)?,
-                prefix: row.get(2)?,
-                created_at: row.get(3)?,
-                revoked_at: row.get(4)?,
-            })
-        })?;
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id
+             ORDER BY k.created_at, k.id"
+        );
+        let mut statement = conn.prepare(&sql)?;
+        let rows = statement.query_map([], key_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -91,24 +132,77 @@ impl Store {
         Ok(())
     }
 
-    /// Hashes of every key that may be used now, with the key's id.
-    pub fn active_keys(&self) -> Result<Vec<(KeyHash, String)>, StoreError> {
+    /// Every key that is not revoked, with its policy (tenant included). Expired keys are
+    /// returned too: the key ring refuses them with a message that says why.
+    pub fn active_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let conn = self.conn()?;
-        let mut statement =
-            conn.prepare("SELECT hash, id FROM api_keys WHERE revoked_at IS NULL")?;
+        let tenants = super::tenants::tenant_policies(&conn)?;
+        let mut statement = conn.prepare(
+            "SELECT k.hash, k.id, k.name, k.tenant_id, k.expires_at, k.models, k.rpm, k.burst,
+                    k.max_concurrent, k.daily_tokens, k.monthly_tokens
+             FROM api_keys k WHERE k.revoked_at IS NULL",
+        )?;
         let rows = statement.query_map([], |row| {
             let hash: Vec<u8> = row.get(0)?;
-            Ok((hash, row.get::<_, String>(1)?))
+            let tenant: Option<String> = row.get(3)?;
+            let policy = KeyPolicy {
+                id: Arc::from(row.get::<_, String>(1)?),
+                name: row.get(2)?,
+                tenant: tenant.and_then(|t| tenants.get(&t).cloned()),
+                expires_at: row.get(4)?,
+                models: parse_list(row.get(5)?),
+                limits: limits_at(row, 6)?,
+            };
+            Ok((hash, policy))
         })?;
         let mut keys = Vec::new();
         for row in rows {
-            let (hash, id) = row?;
+            let (hash, policy) = row?;
             if let Ok(hash) = KeyHash::try_from(hash.as_slice()) {
-                keys.push((hash, id));
+                keys.push((hash, policy));
             }
         }
         Ok(keys)
     }
+}
+
+fn key_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {
+    Ok(ApiKeyRow {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        prefix: row.get(2)?,
+        created_at: row.get(3)?,
+        revoked_at: row.get(4)?,
+        tenant: row.get(5)?,
+        expires_at: row.get(6)?,
+        models: parse_list(row.get(7)?),
+        limits: limits_at(row, 8)?,
+    })
+}
+
+/// Reads `rpm, burst, max_concurrent, daily_tokens, monthly_tokens` starting at column `first`.
+pub(super) fn limits_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Limits> {
+    let positive = |v: Option<i64>| v.filter(|n| *n > 0);
+    Ok(Limits {
+        rpm: positive(row.get(first)?).and_then(|n| u32::try_from(n).ok()),
+        burst: positive(row.get(first + 1)?).and_then(|n| u32::try_from(n).ok()),
+        max_concurrent: positive(row.get(first + 2)?).and_then(|n| u32::try_from(n).ok()),
+        daily_tokens: positive(row.get(first + 3)?).map(|n| n as u64),
+        monthly_tokens: positive(row.get(first + 4)?).map(|n| n as u64),
+    })
+}
+
+/// SQLite integers are signed; a quota beyond `i64::MAX` tokens is as good as none.
+pub(super) fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub(super) fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+pub(super) fn parse_list(text: Option<String>) -> Option<Vec<String>> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
 }
 
 /// The key text, for the one moment it is printed.
@@ -130,7 +224,9 @@ mod tests {
         assert!(text.starts_with(KEY_PREFIX));
         assert!(text.starts_with(&created.row.prefix));
         let active = store.active_keys().unwrap();
-        assert_eq!(active, vec![(hash_key(&text), created.row.id.clone())]);
+        assert_eq!(active.len(), 1);
+        assert_eq!(active[0].0, hash_key(&text));
+        assert_eq!(&*active[0].1.id, created.row.id.as_str());
         store.revoke_key("ci").unwrap();
         assert!(store.active_keys().unwrap().is_empty());
         assert!(store.list_keys().unwrap()[0].revoked_at.is_some());

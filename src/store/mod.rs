@@ -7,6 +7,8 @@
 mod accounts;
 pub mod crypto;
 pub mod keys;
+pub mod tenants;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,10 +20,14 @@ use rusqlite::OptionalExtension;
 
 pub use accounts::{AccountSummary, ImportOutcome, NewAccount};
 pub use crypto::{CryptoError, KeySource, MasterKey};
-pub use keys::{ApiKeyRow, CreatedKey, KeyHash};
+pub use keys::{ApiKeyRow, CreatedKey, KeyHash, KeyRecord, NewKey};
+pub use tenants::{NewTenant, TenantRow};
 
 /// Forward-only migrations; position + 1 is the `user_version` after applying one.
-const MIGRATIONS: &[&str] = &[include_str!("../../schema/0001_accounts_and_keys.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../schema/0001_accounts_and_keys.sql"),
+    include_str!("../../schema/0005_governance.sql"),
+];
 
 const CANARY_ROW: &str = "store_meta";
 const CANARY_COLUMN: &str = "master_key_canary";
@@ -51,6 +57,8 @@ pub enum StoreError {
     Crypto(#[from] CryptoError),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("the store's background task failed: {0}")]
     Blocking(String),
 }

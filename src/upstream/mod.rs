@@ -3,6 +3,7 @@
 
 pub mod assemble;
 pub mod headers;
+pub mod models;
 pub mod sse;
 pub mod usage;
 

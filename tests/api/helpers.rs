@@ -19,6 +19,9 @@ use crate::mock_upstream::{fake_auth_json, MockUpstream};
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub key: String,
+    /// Keys the test's `seed` created before the relay started, in the order it returned them.
+    pub seeded: Vec<String>,
+    pub settings: Settings,
     pub mock: MockUpstream,
     pub store: Store,
     pub account_id: String,
@@ -35,6 +38,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like [`spawn_app`], with settings adjusted by `customize` before the relay starts.
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_seeded(customize, |_| Vec::new()).await
+}
+
+/// Like [`spawn_app_with`], and `seed` writes to the store before the relay starts (so what it
+/// creates is loaded at startup); the keys it returns are in [`TestApp::seeded`].
+pub async fn spawn_app_seeded(
+    customize: impl FnOnce(&mut Settings),
+    seed: impl FnOnce(&Store) -> Vec<String>,
+) -> TestApp {
     let mock = MockUpstream::start("127.0.0.1:0")
         .await
         .expect("mock starts");
@@ -54,18 +66,15 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let account = auth_json::parse(&auth.to_string()).expect("auth.json parses");
     let (account_id, _) = store.import_account(&account).expect("import");
     let key = reveal(&store.create_key("tests").expect("key")).to_owned();
+    let seeded = seed(&store);
 
     let logs = Arc::new(Mutex::new(Vec::new()));
-    let (log, _) = build_logger(LogSink::Buffer(Arc::clone(&logs)), LogLevel::Debug);
-    let app = Application::build(settings, store.clone(), log)
-        .await
-        .expect("relay starts");
-    let addr = app.addr();
-    let handle = app.handle();
-    actix_web::rt::spawn(app.run_until_stopped());
+    let (addr, handle) = start_relay(&settings, &store, &logs).await;
     TestApp {
         addr,
         key,
+        seeded,
+        settings,
         mock,
         store,
         account_id,
@@ -76,7 +85,40 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     }
 }
 
+/// Builds and starts the relay on `store`, logging into `logs`.
+async fn start_relay(
+    settings: &Settings,
+    store: &Store,
+    logs: &Arc<Mutex<Vec<u8>>>,
+) -> (std::net::SocketAddr, ServerHandle) {
+    let (log, _) = build_logger(LogSink::Buffer(Arc::clone(logs)), LogLevel::Debug);
+    let app = Application::build(settings.clone(), store.clone(), log)
+        .await
+        .expect("relay starts");
+    let addr = app.addr();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    (addr, handle)
+}
+
 impl TestApp {
+    /// Stops the relay and starts a new one on the same store and settings, as a restart of
+    /// the process would (nothing of the old one's memory survives; the address changes).
+    pub async fn restart(&mut self) {
+        self.handle.stop(false).await;
+        let (addr, handle) = start_relay(&self.settings, &self.store, &self.logs).await;
+        self.addr = addr;
+        self.handle = handle;
+    }
+
+    /// A POST to `/v1/responses` with `key`.
+    pub fn responses_as(&self, key: &str) -> awc::ClientRequest {
+        client()
+            .post(self.url("/v1/responses"))
+            .bearer_auth(key)
+            .insert_header(("content-type", "application/json"))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

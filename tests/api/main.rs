@@ -13,6 +13,8 @@ mod auth;
 mod cli;
 mod errors;
 mod headers;
+mod limits;
+mod model_registry;
 mod models;
 mod responses_json;
 mod responses_stream;

@@ -1,4 +1,4 @@
-//! `GET /v1/models` and `GET /v1/models/{id}` from the configured catalog.
+//! `GET /v1/models` and `GET /v1/models/{id}` (the configured catalog when fetching is off).
 
 use serde_json::Value;
 
@@ -23,8 +23,11 @@ async fn the_catalog_is_listed_as_openai_model_objects() {
 
 #[actix_web::test]
 async fn one_model_is_found_by_id_and_an_unknown_one_is_a_404() {
-    let app =
-        spawn_app_with(|s| s.models.catalog = vec!["gpt-5.5".into(), "house-model".into()]).await;
+    let app = spawn_app_with(|s| {
+        s.models.refresh_interval_secs = 0;
+        s.models.catalog = vec!["gpt-5.5".into(), "house-model".into()];
+    })
+    .await;
     let mut response = app.get("/v1/models/house-model").send().await.unwrap();
     let model: Value = response.json().await.unwrap();
     assert_eq!(model["id"], "house-model");

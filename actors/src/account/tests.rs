@@ -66,6 +66,7 @@ pub(crate) fn credentials(id: &str, enabled: bool, version: i64) -> AccountCrede
         is_fedramp: false,
         enabled,
         version,
+        plan: None,
     }
 }
 

@@ -15,6 +15,9 @@ pub struct Acquire {
     pub affinity: Option<String>,
     /// Accounts already tried for this request.
     pub exclude: Vec<AccountId>,
+    /// Plans whose accounts do not serve `model` (from the model registry); accounts of these
+    /// plans are skipped. Accounts whose plan is unknown are never skipped for it.
+    pub exclude_plans: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -33,6 +33,16 @@ struct Entry {
     addr: Addr<AccountActor>,
     version: i64,
     usable: bool,
+    plan: Option<String>,
+}
+
+impl Entry {
+    /// False when the account's plan is one the request's model is not served on.
+    fn serves(&self, exclude_plans: &[String]) -> bool {
+        self.plan
+            .as_ref()
+            .is_none_or(|plan| !exclude_plans.contains(plan))
+    }
 }
 
 pub struct RouterActor {
@@ -104,10 +114,12 @@ impl RouterActor {
                 Some(entry) if entry.addr.connected() => {
                     entry.version = version;
                     entry.usable = credentials.enabled;
+                    entry.plan.clone_from(&credentials.plan);
                     entry.addr.do_send(ReplaceCredentials(credentials));
                 }
                 _ => {
                     let usable = credentials.enabled;
+                    let plan = credentials.plan.clone();
                     let router = ctx.address().recipient();
                     let addr = AccountActor::new(credentials, router).start();
                     self.entries.insert(
@@ -116,6 +128,7 @@ impl RouterActor {
                             addr,
                             version,
                             usable,
+                            plan,
                         },
                     );
                 }
@@ -166,7 +179,7 @@ impl Handler<Acquire> for RouterActor {
             .iter()
             .map(|(id, e)| Candidate {
                 id: id.as_str(),
-                usable: e.usable,
+                usable: e.usable && e.serves(&msg.exclude_plans),
             })
             .collect();
         let exclude: Vec<&str> = msg.exclude.iter().map(AccountId::as_str).collect();

@@ -72,6 +72,7 @@ fn acquire() -> Acquire {
         model: "gpt-5.5".to_owned(),
         affinity: None,
         exclude: Vec::new(),
+        exclude_plans: Vec::new(),
     }
 }
 
@@ -197,4 +198,37 @@ impl Handler<GetAccountAddr> for RouterActor {
         let entry = self.entries.values().next().unwrap();
         MessageResult(entry.addr.clone())
     }
+}
+
+#[actix_rt::test]
+async fn accounts_of_an_excluded_plan_are_skipped_and_unknown_plans_are_not() {
+    let source = MemorySource::default();
+    let with_plan = |id, plan: Option<&str>| AccountCredentials {
+        plan: plan.map(str::to_owned),
+        ..credentials(id, true, 1)
+    };
+    source.put(with_plan("a", Some("plus")));
+    source.put(with_plan("b", Some("pro")));
+    source.put(with_plan("c", None));
+    let router = RouterActor::new(Arc::new(source), Duration::from_secs(60)).start();
+    synced(&router, 3).await;
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let request = Acquire {
+            exclude_plans: vec!["plus".to_owned()],
+            ..acquire()
+        };
+        let lease = router.send(request).await.unwrap().unwrap();
+        seen.insert(lease.account_id.to_string());
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["b", "c"]);
+    let only_plus_excluded = Acquire {
+        exclude_plans: vec!["plus".to_owned(), "pro".to_owned()],
+        exclude: vec![AccountId::from("c")],
+        ..acquire()
+    };
+    assert_eq!(
+        router.send(only_plus_excluded).await.unwrap().unwrap_err(),
+        AcquireError::NoUsableAccount
+    );
 }

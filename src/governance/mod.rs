@@ -1,0 +1,289 @@
+//! Governance of the data plane: who may call how often, how much at once, how many tokens, and
+//! which models. [`Governor`] holds the live state (rate limiters, concurrency counts, the token
+//! book, the global in-flight count); [`policy`] the rules loaded with the key ring; [`models`]
+//! the model registry.
+//!
+//! Order of checks, cheapest first: request rate (every `/v1` request, in middleware, before the
+//! body is read), then for a Responses call the global in-flight cap, key and tenant
+//! concurrency, and token quotas ([`Governor::admit`]). The [`Admission`] it returns holds the
+//! slots for as long as the request or its stream lives and records the usage at the end.
+
+pub mod headers;
+pub mod model_info;
+pub mod model_refresh;
+pub mod models;
+pub mod policy;
+pub mod quota;
+pub mod rate;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use slog::{warn, Logger};
+
+use self::policy::{KeyPolicy, Limits};
+use self::quota::{QuotaBook, TokenStatus};
+use self::rate::{RateBook, RateStatus};
+use crate::settings::LimitSettings;
+use crate::store::usage::Scope;
+use crate::store::{Store, StoreError};
+use crate::upstream::usage::Usage;
+
+/// A key or a tenant, by id.
+pub type Subject = (Scope, Arc<str>);
+
+/// Why a request was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// Over the request rate of the key or its tenant.
+    Rate {
+        scope: Scope,
+        retry_after: Duration,
+    },
+    /// Too many requests of the key or its tenant in progress.
+    Concurrency { scope: Scope, limit: u32 },
+    /// A token quota of the key or its tenant is spent until its window turns.
+    Quota {
+        scope: Scope,
+        retry_after: Duration,
+    },
+    /// The relay's global cap on upstream calls in flight is reached.
+    Overloaded,
+}
+
+/// The live state of every limit; cheap to clone.
+#[derive(Clone)]
+pub struct Governor(Arc<Inner>);
+
+struct Inner {
+    settings: LimitSettings,
+    rates: RateBook,
+    quotas: Mutex<QuotaBook>,
+    concurrent: Mutex<HashMap<Subject, u32>>,
+    in_flight: AtomicUsize,
+    store: Store,
+    log: Logger,
+}
+
+/// What the limits of one request looked like when it was admitted (for the response headers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitSnapshot {
+    pub requests: Option<RateStatus>,
+    pub tokens: Option<TokenStatus>,
+}
+
+impl Governor {
+    /// Builds the governor with this day's and month's usage read from the store.
+    pub async fn load(
+        settings: LimitSettings,
+        store: Store,
+        log: Logger,
+    ) -> Result<Governor, StoreError> {
+        let now = Utc::now();
+        let (day, month) = (quota::day_key(now), quota::month_key(now));
+        let totals = store.run(move |s| s.usage_totals(&day, &month)).await?;
+        Ok(Governor(Arc::new(Inner {
+            settings,
+            rates: RateBook::default(),
+            quotas: Mutex::new(QuotaBook::new(now, totals)),
+            concurrent: Mutex::new(HashMap::new()),
+            in_flight: AtomicUsize::new(0),
+            store,
+            log,
+        })))
+    }
+
+    /// The subjects a key's request counts against, with their limits.
+    fn subjects<'a>(&self, key: &'a KeyPolicy) -> Vec<(Subject, &'a Limits)> {
+        let mut subjects = vec![((Scope::Key, Arc::clone(&key.id)), &key.limits)];
+        if let Some(tenant) = &key.tenant {
+            let id: Arc<str> = Arc::from(tenant.id.as_str());
+            subjects.push(((Scope::Tenant, id), &tenant.limits));
+        }
+        subjects
+    }
+
+    /// Counts one request against the key's and tenant's request rates. On success, the
+    /// tighter of the two (or none when neither has a rate); on refusal, why and the status of
+    /// the rate that refused.
+    pub fn check_rate(
+        &self,
+        key: &KeyPolicy,
+    ) -> Result<Option<RateStatus>, (Rejection, RateStatus)> {
+        let mut tightest: Option<RateStatus> = None;
+        for (subject, limits) in self.subjects(key) {
+            let rpm = match (subject.0, limits.rpm) {
+                (_, Some(rpm)) => rpm,
+                (Scope::Key, None) if self.0.settings.default_key_rpm > 0 => {
+                    self.0.settings.default_key_rpm
+                }
+                _ => continue,
+            };
+            let burst = limits.burst.unwrap_or(rpm);
+            match self.0.rates.check(&subject, rpm, burst) {
+                Ok(status) if tightest.is_none_or(|t| status.remaining < t.remaining) => {
+                    tightest = Some(status);
+                }
+                Ok(_) => {}
+                Err(denied) => {
+                    let rejection = Rejection::Rate {
+                        scope: subject.0,
+                        retry_after: denied.retry_after,
+                    };
+                    return Err((rejection, denied.status));
+                }
+            }
+        }
+        Ok(tightest)
+    }
+
+    /// The tightest token quota of the key and its tenant, without counting anything.
+    pub fn token_status(&self, key: &KeyPolicy, now: DateTime<Utc>) -> Option<TokenStatus> {
+        let mut book = self.0.quotas.lock().unwrap_or_else(|e| e.into_inner());
+        self.subjects(key)
+            .into_iter()
+            .filter_map(|(subject, limits)| {
+                match quota::check(limits, book.used(&subject, now), now) {
+                    Ok(status) => status,
+                    Err(reset) => {
+                        let limit = limits.daily_tokens.or(limits.monthly_tokens)?;
+                        Some(TokenStatus {
+                            limit,
+                            remaining: 0,
+                            reset,
+                        })
+                    }
+                }
+            })
+            .min_by_key(|s| s.remaining)
+    }
+
+    /// Admits one upstream call: global cap, then concurrency, then token quotas. The returned
+    /// [`Admission`] holds the slots until it is dropped.
+    pub fn admit(&self, key: &Arc<KeyPolicy>, now: DateTime<Utc>) -> Result<Admission, Rejection> {
+        let mut admission = Admission {
+            governor: self.clone(),
+            key: Arc::clone(key),
+            held: Vec::new(),
+            global: false,
+        };
+        let max = self.0.settings.max_in_flight;
+        if self.0.in_flight.fetch_add(1, Ordering::SeqCst) >= max {
+            self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return Err(Rejection::Overloaded);
+        }
+        admission.global = true;
+        self.take_concurrency(&mut admission)?;
+        self.check_quotas(key, now)?;
+        Ok(admission)
+    }
+
+    fn take_concurrency(&self, admission: &mut Admission) -> Result<(), Rejection> {
+        let mut counts = self.0.concurrent.lock().unwrap_or_else(|e| e.into_inner());
+        let key = Arc::clone(&admission.key);
+        for (subject, limits) in self.subjects(&key) {
+            let count = counts.entry(subject.clone()).or_default();
+            if let Some(limit) = limits.max_concurrent {
+                if *count >= limit {
+                    return Err(Rejection::Concurrency {
+                        scope: subject.0,
+                        limit,
+                    });
+                }
+            }
+            *count += 1;
+            admission.held.push(subject);
+        }
+        Ok(())
+    }
+
+    fn check_quotas(&self, key: &KeyPolicy, now: DateTime<Utc>) -> Result<(), Rejection> {
+        let mut book = self.0.quotas.lock().unwrap_or_else(|e| e.into_inner());
+        for (subject, limits) in self.subjects(key) {
+            if let Err(retry_after) = quota::check(limits, book.used(&subject, now), now) {
+                return Err(Rejection::Quota {
+                    scope: subject.0,
+                    retry_after,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a finished call's tokens to the key's and tenant's quotas, in memory at once and in
+    /// the store in the background.
+    fn record(&self, key: &KeyPolicy, usage: Usage, now: DateTime<Utc>) {
+        let subjects: Vec<Subject> = self.subjects(key).into_iter().map(|(s, _)| s).collect();
+        {
+            let mut book = self.0.quotas.lock().unwrap_or_else(|e| e.into_inner());
+            for subject in &subjects {
+                book.add(subject, usage.total_tokens, now);
+            }
+        }
+        let store = self.0.store.clone();
+        let log = self.0.log.clone();
+        let day = quota::day_key(now);
+        actix_web::rt::spawn(async move {
+            let written = store
+                .run(move |s| {
+                    subjects
+                        .iter()
+                        .try_for_each(|(scope, id)| s.add_usage(*scope, id, &day, usage))
+                })
+                .await;
+            if let Err(error) = written {
+                warn!(log, "could not persist token usage"; "error" => error.to_string());
+            }
+        });
+    }
+
+    /// Upstream calls in flight now (for tests and health).
+    pub fn in_flight(&self) -> usize {
+        self.0.in_flight.load(Ordering::SeqCst)
+    }
+}
+
+/// One admitted upstream call: holds its concurrency slots and its place under the global cap
+/// until dropped, which may be long after the handler returned (a stream).
+pub struct Admission {
+    governor: Governor,
+    key: Arc<KeyPolicy>,
+    held: Vec<Subject>,
+    global: bool,
+}
+
+impl Admission {
+    /// Counts a completed response's usage against the quotas.
+    pub fn record_usage(&self, usage: Usage) {
+        self.governor.record(&self.key, usage, Utc::now());
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let inner = &self.governor.0;
+        if self.global {
+            inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+        let mut counts = inner.concurrent.lock().unwrap_or_else(|e| e.into_inner());
+        for subject in &self.held {
+            if let Some(count) = counts.get_mut(subject) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    counts.remove(subject);
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("key", &self.key.id)
+            .finish_non_exhaustive()
+    }
+}

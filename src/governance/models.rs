@@ -1,0 +1,211 @@
+//! The model registry: which models the relay offers, under which names, to whom, and which
+//! accounts serve them.
+//!
+//! - The catalog is the upstream's, fetched per plan (`/models?client_version=`, spec §6) by
+//!   [`crate::governance::model_refresh`]; until a fetch succeeds — or when fetching is off —
+//!   the configured `models.catalog` is the catalog.
+//! - Aliases (`models.aliases`) are offered as models of their own and resolved to their slug
+//!   before routing; the upstream only ever sees slugs.
+//! - A name hidden globally (`models.hidden`) or by the caller's tenant is neither listed nor
+//!   served (404, as for a model that does not exist). An alias of a hidden slug stays usable, so
+//!   an operator can offer a model under an alias only.
+//! - A key's allow-list admits a model by the name asked or by the slug it resolves to; another
+//!   model is not listed, and asking for it is a 403 (OpenAI's answer for a model a project may
+//!   not use).
+//! - Routing by plan: a plan whose catalog was fetched serves only the models in it; accounts of
+//!   other plans (or none known) are not excluded.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::RwLock;
+
+use serde_json::Value;
+
+use super::model_info::{renamed, slug, synthesized};
+use super::policy::KeyPolicy;
+use crate::settings::ModelSettings;
+
+/// A model name resolved for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// What the upstream is asked for.
+    pub slug: String,
+    /// Plans whose accounts do not serve it.
+    pub exclude_plans: Vec<String>,
+}
+
+/// Why a model name cannot be used by a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelRefusal {
+    /// Unknown, or hidden from the caller: 404.
+    NotFound,
+    /// Offered, but not on the key's allow-list: 403.
+    NotAllowed,
+}
+
+pub struct ModelRegistry {
+    fallback: Vec<String>,
+    aliases: BTreeMap<String, String>,
+    hidden: Vec<String>,
+    by_plan: RwLock<BTreeMap<String, Vec<Value>>>,
+}
+
+impl ModelRegistry {
+    pub fn new(settings: &ModelSettings) -> ModelRegistry {
+        ModelRegistry {
+            fallback: settings.catalog.clone(),
+            aliases: settings.aliases.clone(),
+            hidden: settings.hidden.clone(),
+            by_plan: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// Replaces the catalog fetched for `plan` (entries without a slug are dropped).
+    pub fn set_plan_catalog(&self, plan: &str, models: Vec<Value>) {
+        let models = models.into_iter().filter(|m| slug(m).is_some()).collect();
+        let mut by_plan = self.by_plan.write().unwrap_or_else(|e| e.into_inner());
+        by_plan.insert(plan.to_owned(), models);
+    }
+
+    /// Plans with a fetched catalog.
+    pub fn fetched_plans(&self) -> Vec<String> {
+        let by_plan = self.by_plan.read().unwrap_or_else(|e| e.into_inner());
+        by_plan.keys().cloned().collect()
+    }
+
+    /// The catalog before any caller's filter: every plan's models (first entry of a slug wins,
+    /// ordered by `priority`), or the configured fallback.
+    fn base(&self) -> Vec<Value> {
+        let by_plan = self.by_plan.read().unwrap_or_else(|e| e.into_inner());
+        if by_plan.is_empty() {
+            return self
+                .fallback
+                .iter()
+                .enumerate()
+                .map(|(i, m)| synthesized(m, i))
+                .collect();
+        }
+        let mut seen: HashMap<String, Value> = HashMap::new();
+        for info in by_plan.values().flatten() {
+            if let Some(s) = slug(info) {
+                seen.entry(s.to_owned()).or_insert_with(|| info.clone());
+            }
+        }
+        let mut models: Vec<Value> = seen.into_values().collect();
+        models.sort_by_key(|m| (m.get("priority").and_then(Value::as_i64), slug(m).map(str::to_owned)));
+        models
+    }
+
+    fn hides(&self, name: &str, key: &KeyPolicy) -> bool {
+        self.hidden.iter().any(|h| h == name) || key.tenant_hides(name)
+    }
+
+    /// The models `key` sees, as Codex `ModelInfo` entries: the catalog, then the aliases whose
+    /// slug is in it, less what is hidden from the key or not on its allow-list.
+    pub fn visible(&self, key: &KeyPolicy) -> Vec<Value> {
+        let base = self.base();
+        let aliases = self.aliases.iter().filter_map(|(alias, target)| {
+            let info = base.iter().find(|m| slug(m) == Some(target.as_str()))?;
+            Some(renamed(info, alias))
+        });
+        let all: Vec<Value> = base.iter().cloned().chain(aliases).collect();
+        all.into_iter()
+            .filter(|m| {
+                let name = slug(m).unwrap_or_default();
+                let target = self.aliases.get(name).map_or(name, String::as_str);
+                !self.hides(name, key) && key.allows(name, target)
+            })
+            .collect()
+    }
+
+    /// Resolves the model a request names, for `key`.
+    pub fn resolve(&self, asked: &str, key: &KeyPolicy) -> Result<Resolved, ModelRefusal> {
+        if self.hides(asked, key) {
+            return Err(ModelRefusal::NotFound);
+        }
+        let target = self.aliases.get(asked).map_or(asked, String::as_str);
+        if !self.base().iter().any(|m| slug(m) == Some(target)) {
+            return Err(ModelRefusal::NotFound);
+        }
+        if !key.allows(asked, target) {
+            return Err(ModelRefusal::NotAllowed);
+        }
+        let by_plan = self.by_plan.read().unwrap_or_else(|e| e.into_inner());
+        let exclude_plans = by_plan
+            .iter()
+            .filter(|(_, models)| !models.iter().any(|m| slug(m) == Some(target)))
+            .map(|(plan, _)| plan.clone())
+            .collect();
+        Ok(Resolved {
+            slug: target.to_owned(),
+            exclude_plans,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::governance::policy::{Limits, TenantPolicy};
+
+    fn registry(aliases: &[(&str, &str)], hidden: &[&str]) -> ModelRegistry {
+        let mut settings = crate::settings::Settings::defaults().unwrap().models;
+        settings.catalog = vec!["gpt-5.5".into(), "gpt-5.4".into()];
+        settings.aliases = aliases
+            .iter()
+            .map(|(a, s)| ((*a).to_owned(), (*s).to_owned()))
+            .collect();
+        settings.hidden = hidden.iter().map(|h| (*h).to_owned()).collect();
+        ModelRegistry::new(&settings)
+    }
+
+    fn names(models: &[Value]) -> Vec<&str> {
+        models.iter().filter_map(slug).collect()
+    }
+
+    #[test]
+    fn aliases_resolve_and_hidden_names_are_not_found() {
+        let r = registry(&[("codex", "gpt-5.4")], &["gpt-5.4"]);
+        let key = KeyPolicy::unrestricted("k");
+        assert_eq!(names(&r.visible(&key)), ["gpt-5.5", "codex"]);
+        assert_eq!(r.resolve("codex", &key).unwrap().slug, "gpt-5.4");
+        assert_eq!(r.resolve("gpt-5.4", &key), Err(ModelRefusal::NotFound));
+        assert_eq!(r.resolve("nope", &key), Err(ModelRefusal::NotFound));
+    }
+
+    #[test]
+    fn the_allow_list_and_the_tenant_filter_per_key() {
+        let r = registry(&[("codex", "gpt-5.4")], &[]);
+        let mut key = KeyPolicy::unrestricted("k");
+        key.models = Some(vec!["gpt-5.4".into()]);
+        assert_eq!(names(&r.visible(&key)), ["gpt-5.4", "codex"]);
+        assert_eq!(r.resolve("gpt-5.5", &key), Err(ModelRefusal::NotAllowed));
+        key.models = None;
+        key.tenant = Some(Arc::new(TenantPolicy {
+            id: "t".into(),
+            name: "t".into(),
+            limits: Limits::default(),
+            hidden_models: vec!["gpt-5.5".into()],
+        }));
+        assert_eq!(names(&r.visible(&key)), ["gpt-5.4", "codex"]);
+        assert_eq!(r.resolve("gpt-5.5", &key), Err(ModelRefusal::NotFound));
+    }
+
+    #[test]
+    fn a_fetched_catalog_replaces_the_fallback_and_routes_by_plan() {
+        let r = registry(&[], &[]);
+        r.set_plan_catalog("plus", vec![json!({"slug": "gpt-5.5", "priority": 0})]);
+        r.set_plan_catalog(
+            "pro",
+            vec![json!({"slug": "gpt-5.5", "priority": 0}), json!({"slug": "gpt-6", "priority": 1})],
+        );
+        let key = KeyPolicy::unrestricted("k");
+        assert_eq!(names(&r.visible(&key)), ["gpt-5.5", "gpt-6"]);
+        assert_eq!(r.resolve("gpt-6", &key).unwrap().exclude_plans, ["plus"]);
+        assert!(r.resolve("gpt-5.5", &key).unwrap().exclude_plans.is_empty());
+        assert_eq!(r.resolve("gpt-5.4", &key), Err(ModelRefusal::NotFound));
+    }
+}

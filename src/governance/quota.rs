@@ -1,0 +1,198 @@
+//! Token quotas per day and per month (UTC), counted from `response.completed` usage. The book
+//! is loaded from the store at startup and kept in memory (the server is the only writer of
+//! usage); every addition is also written to the store, so a restart does not reset a quota.
+//! A request is admitted while its subjects have tokens left; the request that crosses a quota
+//! is counted in full, the next one is refused until the window turns.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+
+use super::policy::Limits;
+use super::Subject;
+use crate::store::usage::UsageTotals;
+
+/// Where a subject's tightest token quota stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenStatus {
+    pub limit: u64,
+    pub remaining: u64,
+    /// Until the window of this quota turns.
+    pub reset: Duration,
+}
+
+/// Tokens used by every subject in the current day and month.
+#[derive(Debug, Default)]
+pub struct QuotaBook {
+    day: String,
+    month: String,
+    used: HashMap<Subject, (u64, u64)>,
+}
+
+pub fn day_key(now: DateTime<Utc>) -> String {
+    now.format("%Y-%m-%d").to_string()
+}
+
+pub fn month_key(now: DateTime<Utc>) -> String {
+    now.format("%Y-%m").to_string()
+}
+
+fn until_next_day(now: DateTime<Utc>) -> Duration {
+    let next = now.date_naive().succ_opt().unwrap_or(NaiveDate::MAX);
+    until(now, next)
+}
+
+fn until_next_month(now: DateTime<Utc>) -> Duration {
+    let (year, month) = match now.month() {
+        12 => (now.year() + 1, 1),
+        m => (now.year(), m + 1),
+    };
+    let next = NaiveDate::from_ymd_opt(year, month, 1).unwrap_or(NaiveDate::MAX);
+    until(now, next)
+}
+
+fn until(now: DateTime<Utc>, date: NaiveDate) -> Duration {
+    let start = date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    start
+        .and_then(|s| (s - now).to_std().ok())
+        .unwrap_or_default()
+}
+
+impl QuotaBook {
+    /// A book for `now` holding the totals read from the store for this day and month.
+    pub fn new(now: DateTime<Utc>, totals: Vec<UsageTotals>) -> QuotaBook {
+        let used = totals
+            .into_iter()
+            .map(|t| ((t.scope, t.subject.into()), (t.day_tokens, t.month_tokens)))
+            .collect();
+        QuotaBook {
+            day: day_key(now),
+            month: month_key(now),
+            used,
+        }
+    }
+
+    /// Starts a new day or month when `now` has moved into one.
+    fn roll(&mut self, now: DateTime<Utc>) {
+        let (day, month) = (day_key(now), month_key(now));
+        if month != self.month {
+            self.used.clear();
+        } else if day != self.day {
+            for used in self.used.values_mut() {
+                used.0 = 0;
+            }
+        }
+        self.day = day;
+        self.month = month;
+    }
+
+    /// `(today, this month)` for `subject`.
+    pub fn used(&mut self, subject: &Subject, now: DateTime<Utc>) -> (u64, u64) {
+        self.roll(now);
+        self.used.get(subject).copied().unwrap_or_default()
+    }
+
+    pub fn add(&mut self, subject: &Subject, tokens: u64, now: DateTime<Utc>) {
+        self.roll(now);
+        let used = self.used.entry(subject.clone()).or_default();
+        used.0 = used.0.saturating_add(tokens);
+        used.1 = used.1.saturating_add(tokens);
+    }
+}
+
+/// The tightest quota of `limits` given `used`; `Err(retry_after)` when one is spent.
+pub fn check(
+    limits: &Limits,
+    used: (u64, u64),
+    now: DateTime<Utc>,
+) -> Result<Option<TokenStatus>, Duration> {
+    let windows = [
+        limits.daily_tokens.map(|l| (l, used.0, until_next_day(now))),
+        limits.monthly_tokens.map(|l| (l, used.1, until_next_month(now))),
+    ];
+    let mut tightest: Option<TokenStatus> = None;
+    let mut spent_until: Option<Duration> = None;
+    for (limit, used, reset) in windows.into_iter().flatten() {
+        let remaining = limit.saturating_sub(used);
+        if remaining == 0 {
+            spent_until = Some(spent_until.map_or(reset, |d| d.max(reset)));
+        }
+        if tightest.is_none_or(|t| remaining < t.remaining) {
+            tightest = Some(TokenStatus {
+                limit,
+                remaining,
+                reset,
+            });
+        }
+    }
+    match spent_until {
+        Some(retry_after) => Err(retry_after),
+        None => Ok(tightest),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::usage::Scope;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    fn daily(n: u64) -> Limits {
+        Limits {
+            daily_tokens: Some(n),
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn a_daily_quota_is_spent_and_restored_the_next_day() {
+        let key: Subject = (Scope::Key, Arc::from("k"));
+        let now = at("2026-03-10T23:00:00Z");
+        let mut book = QuotaBook::new(now, Vec::new());
+        book.add(&key, 100, now);
+        let err = check(&daily(100), book.used(&key, now), now).unwrap_err();
+        assert_eq!(err, Duration::from_secs(3600));
+        let tomorrow = at("2026-03-11T00:00:01Z");
+        let status = check(&daily(100), book.used(&key, tomorrow), tomorrow)
+            .unwrap()
+            .unwrap();
+        assert_eq!(status.remaining, 100);
+        assert_eq!(book.used(&key, tomorrow), (0, 100), "the month keeps counting");
+    }
+
+    #[test]
+    fn a_monthly_quota_turns_with_the_month_and_the_tightest_quota_is_reported() {
+        let key: Subject = (Scope::Tenant, Arc::from("t"));
+        let now = at("2026-12-31T12:00:00Z");
+        let totals = vec![UsageTotals {
+            scope: Scope::Tenant,
+            subject: "t".into(),
+            day_tokens: 10,
+            month_tokens: 990,
+        }];
+        let mut book = QuotaBook::new(now, totals);
+        let limits = Limits {
+            daily_tokens: Some(500),
+            monthly_tokens: Some(1000),
+            ..Limits::default()
+        };
+        let status = check(&limits, book.used(&key, now), now).unwrap().unwrap();
+        assert_eq!((status.limit, status.remaining), (1000, 10));
+        assert_eq!(status.reset, Duration::from_secs(12 * 3600));
+        book.add(&key, 10, now);
+        assert!(check(&limits, book.used(&key, now), now).is_err());
+        let january = at("2027-01-01T00:00:00Z");
+        assert_eq!(book.used(&key, january), (0, 0));
+    }
+
+    #[test]
+    fn no_quota_means_no_status() {
+        assert_eq!(check(&Limits::default(), (5, 5), Utc::now()), Ok(None));
+    }
+}

@@ -1,0 +1,158 @@
+//! Request rates per key and per tenant: GCRA through `governor`, one limiter per subject. A
+//! limiter is rebuilt when its subject's rate changes (a key or tenant edited by an operator);
+//! otherwise its state lives as long as the process.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
+use super::Subject;
+
+type Limiter<C> = RateLimiter<NotKeyed, InMemoryState, C, StateInformationMiddleware>;
+
+/// Where a subject's request rate stands after a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateStatus {
+    /// Requests per minute.
+    pub limit: u32,
+    /// Requests that may still be made at once.
+    pub remaining: u32,
+    /// Until the burst capacity is whole again.
+    pub reset: Duration,
+}
+
+/// A request over the rate: when the next one would pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDenied {
+    pub retry_after: Duration,
+    pub status: RateStatus,
+}
+
+struct Cell<C: Clock> {
+    rate: (u32, u32),
+    limiter: Arc<Limiter<C>>,
+}
+
+/// Every subject's limiter.
+pub struct RateBook<C: Clock = DefaultClock> {
+    clock: C,
+    cells: Mutex<HashMap<Subject, Cell<C>>>,
+}
+
+impl Default for RateBook<DefaultClock> {
+    fn default() -> Self {
+        RateBook::with_clock(DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> RateBook<C> {
+    pub fn with_clock(clock: C) -> RateBook<C> {
+        RateBook {
+            clock,
+            cells: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Lets one request of `subject` through at `rpm` with `burst`, or says when it may come.
+    pub fn check(&self, subject: &Subject, rpm: u32, burst: u32) -> Result<RateStatus, RateDenied> {
+        let (Some(rate), Some(burst)) = (NonZeroU32::new(rpm), NonZeroU32::new(burst)) else {
+            return Err(RateDenied {
+                retry_after: Duration::from_secs(60),
+                status: RateStatus {
+                    limit: rpm,
+                    remaining: 0,
+                    reset: Duration::from_secs(60),
+                },
+            });
+        };
+        let limiter = self.limiter(subject, rate, burst);
+        let interval = Quota::per_minute(rate).replenish_interval();
+        match limiter.check() {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                Ok(RateStatus {
+                    limit: rpm,
+                    remaining,
+                    reset: interval * burst.get().saturating_sub(remaining),
+                })
+            }
+            Err(not_until) => {
+                let retry_after = not_until.wait_time_from(self.clock.now());
+                Err(RateDenied {
+                    retry_after,
+                    status: RateStatus {
+                        limit: rpm,
+                        remaining: 0,
+                        reset: retry_after + interval * burst.get().saturating_sub(1),
+                    },
+                })
+            }
+        }
+    }
+
+    fn limiter(&self, subject: &Subject, rate: NonZeroU32, burst: NonZeroU32) -> Arc<Limiter<C>> {
+        let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+        let wanted = (rate.get(), burst.get());
+        if let Some(cell) = cells.get(subject).filter(|c| c.rate == wanted) {
+            return Arc::clone(&cell.limiter);
+        }
+        let quota = Quota::per_minute(rate).allow_burst(burst);
+        let limiter = Arc::new(
+            RateLimiter::direct_with_clock(quota, self.clock.clone())
+                .with_middleware::<StateInformationMiddleware>(),
+        );
+        let cell = Cell {
+            rate: wanted,
+            limiter: Arc::clone(&limiter),
+        };
+        cells.insert(subject.clone(), cell);
+        limiter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use governor::clock::FakeRelativeClock;
+
+    use super::*;
+    use crate::store::usage::Scope;
+
+    fn subject(id: &str) -> Subject {
+        (Scope::Key, Arc::from(id))
+    }
+
+    #[test]
+    fn a_burst_passes_then_the_rate_applies_and_recovers() {
+        let clock = FakeRelativeClock::default();
+        let book = RateBook::with_clock(clock.clone());
+        let a = subject("a");
+        assert_eq!(book.check(&a, 60, 2).unwrap().remaining, 1);
+        assert_eq!(book.check(&a, 60, 2).unwrap().remaining, 0);
+        let denied = book.check(&a, 60, 2).unwrap_err();
+        assert_eq!(denied.retry_after, Duration::from_secs(1));
+        assert_eq!(denied.status.remaining, 0);
+        // Another subject is not affected.
+        assert!(book.check(&subject("b"), 60, 2).is_ok());
+        clock.advance(Duration::from_secs(1));
+        let status = book.check(&a, 60, 2).unwrap();
+        assert_eq!(status.remaining, 0);
+        assert_eq!(status.reset, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_changed_rate_starts_a_fresh_limiter() {
+        let clock = FakeRelativeClock::default();
+        let book = RateBook::with_clock(clock);
+        let a = subject("a");
+        assert!(book.check(&a, 1, 1).is_ok());
+        let denied = book.check(&a, 1, 1).unwrap_err();
+        assert_eq!(denied.retry_after, Duration::from_secs(60));
+        assert!(book.check(&a, 120, 10).is_ok());
+    }
+}
