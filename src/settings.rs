@@ -191,8 +191,16 @@ impl Settings {
         if self.models.catalog.iter().any(|m| m.trim().is_empty()) {
             return invalid("models.catalog", "model ids must not be empty");
         }
-        if self.models.aliases.iter().any(|(a, s)| a.trim().is_empty() || s.trim().is_empty()) {
-            return invalid("models.aliases", "aliases and their slugs must not be empty");
+        if self
+            .models
+            .aliases
+            .iter()
+            .any(|(a, s)| a.trim().is_empty() || s.trim().is_empty())
+        {
+            return invalid(
+                "models.aliases",
+                "aliases and their slugs must not be empty",
+            );
         }
         if self.models.client_version.trim().is_empty() {
             return invalid("models.client_version", "must not be empty");

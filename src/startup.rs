@@ -14,10 +14,10 @@ use actix_web::{web, App, HttpServer};
 use relay_actors::{GetPoolStatus, RouterActor};
 use slog::{info, Logger};
 
-use crate::http::auth::KeyRing;
 use crate::governance::model_refresh::{self, Refresher};
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
+use crate::http::auth::KeyRing;
 use crate::http::{self, context, AppState, Parts};
 use crate::pool::{load_keys, spawn_key_sync, StoreAccountSource};
 use crate::settings::Settings;

@@ -34,7 +34,10 @@ fn admit(state: &MockState, req: &RecordedRequest) -> Result<Value, (StatusCode,
         return Err((StatusCode::BAD_REQUEST, reason));
     };
     let body = parse_and_check(req).map_err(|reason| (StatusCode::BAD_REQUEST, reason))?;
-    let model = body.get("model").and_then(Value::as_str).unwrap_or_default();
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     match super::models::refusal(state, account, model) {
         Some(reason) => Err((StatusCode::BAD_REQUEST, reason)),
         None => Ok(body),

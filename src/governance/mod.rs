@@ -39,17 +39,11 @@ pub type Subject = (Scope, Arc<str>);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
     /// Over the request rate of the key or its tenant.
-    Rate {
-        scope: Scope,
-        retry_after: Duration,
-    },
+    Rate { scope: Scope, retry_after: Duration },
     /// Too many requests of the key or its tenant in progress.
     Concurrency { scope: Scope, limit: u32 },
     /// A token quota of the key or its tenant is spent until its window turns.
-    Quota {
-        scope: Scope,
-        retry_after: Duration,
-    },
+    Quota { scope: Scope, retry_after: Duration },
     /// The relay's global cap on upstream calls in flight is reached.
     Overloaded,
 }

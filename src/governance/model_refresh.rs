@@ -80,7 +80,10 @@ pub async fn start(refresher: Refresher, settings: &Settings) {
         .await
         .is_err()
     {
-        warn!(refresher.log, "the first model catalog fetch took too long; serving the configured catalog meanwhile");
+        warn!(
+            refresher.log,
+            "the first model catalog fetch took too long; serving the configured catalog meanwhile"
+        );
     }
     actix_web::rt::spawn(async move {
         let mut ticker = actix_web::rt::time::interval(Duration::from_secs(interval));

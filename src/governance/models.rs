@@ -91,7 +91,12 @@ impl ModelRegistry {
             }
         }
         let mut models: Vec<Value> = seen.into_values().collect();
-        models.sort_by_key(|m| (m.get("priority").and_then(Value::as_i64), slug(m).map(str::to_owned)));
+        models.sort_by_key(|m| {
+            (
+                m.get("priority").and_then(Value::as_i64),
+                slug(m).map(str::to_owned),
+            )
+        });
         models
     }
 
@@ -200,7 +205,10 @@ mod tests {
         r.set_plan_catalog("plus", vec![json!({"slug": "gpt-5.5", "priority": 0})]);
         r.set_plan_catalog(
             "pro",
-            vec![json!({"slug": "gpt-5.5", "priority": 0}), json!({"slug": "gpt-6", "priority": 1})],
+            vec![
+                json!({"slug": "gpt-5.5", "priority": 0}),
+                json!({"slug": "gpt-6", "priority": 1}),
+            ],
         );
         let key = KeyPolicy::unrestricted("k");
         assert_eq!(names(&r.visible(&key)), ["gpt-5.5", "gpt-6"]);

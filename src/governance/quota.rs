@@ -108,8 +108,12 @@ pub fn check(
     now: DateTime<Utc>,
 ) -> Result<Option<TokenStatus>, Duration> {
     let windows = [
-        limits.daily_tokens.map(|l| (l, used.0, until_next_day(now))),
-        limits.monthly_tokens.map(|l| (l, used.1, until_next_month(now))),
+        limits
+            .daily_tokens
+            .map(|l| (l, used.0, until_next_day(now))),
+        limits
+            .monthly_tokens
+            .map(|l| (l, used.1, until_next_month(now))),
     ];
     let mut tightest: Option<TokenStatus> = None;
     let mut spent_until: Option<Duration> = None;
@@ -163,7 +167,11 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(status.remaining, 100);
-        assert_eq!(book.used(&key, tomorrow), (0, 100), "the month keeps counting");
+        assert_eq!(
+            book.used(&key, tomorrow),
+            (0, 100),
+            "the month keeps counting"
+        );
     }
 
     #[test]

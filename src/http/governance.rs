@@ -76,7 +76,10 @@ pub async fn limit_requests(
         Ok(requests) => (next.call(req).await?.map_into_boxed_body(), requests),
         Err((rejection, status)) => {
             let answer = HttpResponse::from_error(ApiError::from(rejection));
-            (req.into_response(answer.map_into_boxed_body()), Some(status))
+            (
+                req.into_response(answer.map_into_boxed_body()),
+                Some(status),
+            )
         }
     };
     let snapshot = LimitSnapshot { requests, tokens };

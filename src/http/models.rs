@@ -58,7 +58,10 @@ pub async fn get_model(
     if !visible.iter().any(|m| slug(m) == Some(id.as_str())) {
         return Err(ApiError::ModelNotFound(id));
     }
-    Ok(tagged(&req, &object(&id, &state.settings().models.owned_by)))
+    Ok(tagged(
+        &req,
+        &object(&id, &state.settings().models.owned_by),
+    ))
 }
 
 /// The body as JSON with a strong `ETag` (a hash of the bytes), or 304 when the client has it.

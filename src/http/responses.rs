@@ -21,9 +21,9 @@ use super::AppState;
 use crate::compat;
 use crate::governance::models::{ModelRefusal, Resolved};
 use crate::governance::Admission;
-use crate::upstream::usage::Usage;
 use crate::upstream::assemble::{Assembled, Assembler};
 use crate::upstream::headers::{returned_to_client, text};
+use crate::upstream::usage::Usage;
 use crate::upstream::{UpstreamClient, UpstreamResponse};
 
 /// Largest upstream error body the relay reads (it is summarized, never echoed).
@@ -191,7 +191,11 @@ fn principal_of(req: &HttpRequest) -> Result<Principal, ApiError> {
 }
 
 /// The model's slug and the plans that serve it, or why this key may not use it.
-fn resolve_model(state: &AppState, principal: &Principal, model: &str) -> Result<Resolved, ApiError> {
+fn resolve_model(
+    state: &AppState,
+    principal: &Principal,
+    model: &str,
+) -> Result<Resolved, ApiError> {
     state
         .models()
         .resolve(model, &principal.policy)

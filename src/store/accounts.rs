@@ -206,7 +206,8 @@ impl Store {
                 },
             )
             .optional()?;
-        let Some((chatgpt_account_id, is_fedramp, state, sealed_access, version, plan)) = row else {
+        let Some((chatgpt_account_id, is_fedramp, state, sealed_access, version, plan)) = row
+        else {
             return Ok(None);
         };
         let access = self.key.open(id, "access_token", &sealed_access)?;

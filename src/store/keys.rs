@@ -59,7 +59,8 @@ pub fn hash_key(text: &str) -> KeyHash {
     Sha256::digest(text.as_bytes()).into()
 }
 
-const KEY_COLUMNS: &str = "k.id, k.name, k.prefix, k.created_at, k.revoked_at, t.name, k.expires_at,
+const KEY_COLUMNS: &str =
+    "k.id, k.name, k.prefix, k.created_at, k.revoked_at, t.name, k.expires_at,
      k.models, k.rpm, k.burst, k.max_concurrent, k.daily_tokens, k.monthly_tokens";
 
 impl Store {

@@ -114,13 +114,23 @@ mod tests {
             output_tokens: total - 1,
             total_tokens: total,
         };
-        store.add_usage(Scope::Key, "k1", "2026-03-01", tokens(10)).unwrap();
-        store.add_usage(Scope::Key, "k1", "2026-03-02", tokens(5)).unwrap();
-        store.add_usage(Scope::Key, "k1", "2026-03-02", tokens(7)).unwrap();
-        store.add_usage(Scope::Key, "k1", "2026-02-28", tokens(100)).unwrap();
-        store.add_usage(Scope::Tenant, "t1", "2026-03-02", tokens(3)).unwrap();
+        store
+            .add_usage(Scope::Key, "k1", "2026-03-01", tokens(10))
+            .unwrap();
+        store
+            .add_usage(Scope::Key, "k1", "2026-03-02", tokens(5))
+            .unwrap();
+        store
+            .add_usage(Scope::Key, "k1", "2026-03-02", tokens(7))
+            .unwrap();
+        store
+            .add_usage(Scope::Key, "k1", "2026-02-28", tokens(100))
+            .unwrap();
+        store
+            .add_usage(Scope::Tenant, "t1", "2026-03-02", tokens(3))
+            .unwrap();
         let mut totals = store.usage_totals("2026-03-02", "2026-03").unwrap();
-        totals.sort_by(|a, b| a.scope.cmp(&b.scope));
+        totals.sort_by_key(|t| t.scope);
         assert_eq!(
             totals,
             vec![

@@ -63,11 +63,18 @@ async fn a_burst_beyond_the_rate_gets_429s_with_retry_after_while_another_key_is
     // One request per minute: the next cell is due a minute after the burst began.
     let retry_after: u64 = header(&refused, "retry-after").unwrap().parse().unwrap();
     assert!((59..=60).contains(&retry_after), "{retry_after}");
-    assert_eq!(header(&refused, "x-ratelimit-remaining-requests"), Some("0"));
+    assert_eq!(
+        header(&refused, "x-ratelimit-remaining-requests"),
+        Some("0")
+    );
     let error = error_of(&mut refused).await;
     assert_eq!(error["code"], "rate_limit_exceeded");
     assert_eq!(error["type"], "requests");
-    assert_eq!(app.mock.state.responses_requests().len(), 2, "refused before the upstream");
+    assert_eq!(
+        app.mock.state.responses_requests().len(),
+        2,
+        "refused before the upstream"
+    );
 
     // Another key keeps its own (default) rate.
     let response = post(&app, calm, false).await;
@@ -98,10 +105,20 @@ async fn a_tenant_rate_is_shared_by_its_keys() {
         },
     )
     .await;
-    let mut first = app.get("/v1/models").bearer_auth(&app.seeded[0]).send().await.unwrap();
+    let mut first = app
+        .get("/v1/models")
+        .bearer_auth(&app.seeded[0])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(first.status(), 200);
     first.body().await.unwrap();
-    let mut second = app.get("/v1/models").bearer_auth(&app.seeded[1]).send().await.unwrap();
+    let mut second = app
+        .get("/v1/models")
+        .bearer_auth(&app.seeded[1])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(second.status(), 429);
     assert!(error_of(&mut second).await["message"]
         .as_str()
@@ -163,7 +180,10 @@ async fn beyond_the_global_in_flight_cap_the_relay_sheds_load_with_503() {
 
     read_all(&mut streaming).await;
     app.mock.state.set_event_delay(Duration::ZERO);
-    let served = eventually(5, || async { post(&app, &app.key, false).await.status() == 200 }).await;
+    let served = eventually(5, || async {
+        post(&app, &app.key, false).await.status() == 200
+    })
+    .await;
     assert!(served, "capacity comes back when the stream ends");
     app.stop().await;
 }
@@ -196,7 +216,9 @@ async fn a_daily_token_quota_is_enforced_and_survives_a_restart() {
     read_all(&mut first).await;
 
     let refused = |app: &TestApp| {
-        let request = app.responses_as(&key).send_json(&body("gpt-5.5", "hi", false));
+        let request = app
+            .responses_as(&key)
+            .send_json(&body("gpt-5.5", "hi", false));
         async move {
             let mut response = request.await.unwrap();
             if response.status() != 429 {
@@ -287,13 +309,33 @@ async fn every_v1_answer_carries_the_rate_limit_headers_and_an_expired_key_is_re
         },
     )
     .await;
-    for path in ["/v1/models", "/v1/models/gpt-5.5", "/v1/models/nope", "/v1/nowhere"] {
+    for path in [
+        "/v1/models",
+        "/v1/models/gpt-5.5",
+        "/v1/models/nope",
+        "/v1/nowhere",
+    ] {
         let response = app.get(path).send().await.unwrap();
-        assert_eq!(header(&response, "x-ratelimit-limit-requests"), Some("600"), "{path}");
-        assert!(header(&response, "x-ratelimit-reset-requests").is_some(), "{path}");
-        assert!(header(&response, "x-ratelimit-limit-tokens").is_none(), "no token quota");
+        assert_eq!(
+            header(&response, "x-ratelimit-limit-requests"),
+            Some("600"),
+            "{path}"
+        );
+        assert!(
+            header(&response, "x-ratelimit-reset-requests").is_some(),
+            "{path}"
+        );
+        assert!(
+            header(&response, "x-ratelimit-limit-tokens").is_none(),
+            "no token quota"
+        );
     }
-    let mut expired = app.get("/v1/models").bearer_auth(&app.seeded[0]).send().await.unwrap();
+    let mut expired = app
+        .get("/v1/models")
+        .bearer_auth(&app.seeded[0])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(expired.status(), 401);
     let error = error_of(&mut expired).await;
     assert_eq!(error["code"], "invalid_api_key");

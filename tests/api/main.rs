@@ -19,3 +19,4 @@ mod models;
 mod responses_json;
 mod responses_stream;
 mod secrets;
+mod tenant_cli;

@@ -58,7 +58,11 @@ fn slugs(models: &[Value]) -> Vec<&str> {
 fn assert_codex_shape(models: &[Value]) {
     for model in models {
         for field in REQUIRED {
-            assert!(model.get(field).is_some(), "{} lacks {field}", model["slug"]);
+            assert!(
+                model.get(field).is_some(),
+                "{} lacks {field}",
+                model["slug"]
+            );
         }
         assert!(model["truncation_policy"]["limit"].is_u64());
         for level in model["supported_reasoning_levels"].as_array().unwrap() {
@@ -85,7 +89,10 @@ async fn status_for(app: &TestApp, key: &str, model: &str) -> (u16, Value) {
 #[actix_web::test]
 async fn the_catalog_is_fetched_from_the_upstream_and_served_in_both_shapes() {
     let app = spawn_app().await;
-    assert_eq!(openai_ids(&app, &app.key).await, ["gpt-5.5", "gpt-5.4-mini"]);
+    assert_eq!(
+        openai_ids(&app, &app.key).await,
+        ["gpt-5.5", "gpt-5.4-mini"]
+    );
     let models = codex_catalog(&app, &app.key).await;
     assert_eq!(slugs(&models), ["gpt-5.5", "gpt-5.4-mini"]);
     assert_codex_shape(&models);
@@ -100,7 +107,10 @@ async fn the_catalog_is_fetched_from_the_upstream_and_served_in_both_shapes() {
     assert_eq!(fetch.header("chatgpt-account-id"), Some("acct-test-1"));
     // A model the configured catalog lists but the upstream does not is no longer offered.
     let (status, error) = status_for(&app, &app.key, "gpt-5.2").await;
-    assert_eq!((status, error["code"].as_str()), (404, Some("model_not_found")));
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (404, Some("model_not_found"))
+    );
     app.stop().await;
 }
 
@@ -115,7 +125,12 @@ async fn with_fetching_off_the_configured_catalog_is_served_in_codex_shape() {
     let models = codex_catalog(&app, &app.key).await;
     assert_eq!(slugs(&models), ["gpt-5.5", "house-model"]);
     assert_codex_shape(&models);
-    assert!(app.mock.state.requests().iter().all(|r| r.path != "/models"));
+    assert!(app
+        .mock
+        .state
+        .requests()
+        .iter()
+        .all(|r| r.path != "/models"));
     app.stop().await;
 }
 
@@ -154,25 +169,46 @@ async fn aliases_hidden_models_and_allow_lists_apply_everywhere() {
 
     // The default key: the alias is listed and resolved; the hidden slug is gone.
     assert_eq!(openai_ids(&app, &app.key).await, ["gpt-5.5", "codex"]);
-    assert_eq!(slugs(&codex_catalog(&app, &app.key).await), ["gpt-5.5", "codex"]);
+    assert_eq!(
+        slugs(&codex_catalog(&app, &app.key).await),
+        ["gpt-5.5", "codex"]
+    );
     let (status, response) = status_for(&app, &app.key, "codex").await;
     assert_eq!(status, 200);
     // As OpenAI answers for its own aliases, the response names the model that answered.
     assert_eq!(response["model"], "gpt-5.5");
-    assert_eq!(app.last_upstream_body()["model"], "gpt-5.5", "the upstream sees the slug");
+    assert_eq!(
+        app.last_upstream_body()["model"],
+        "gpt-5.5",
+        "the upstream sees the slug"
+    );
     let (status, error) = status_for(&app, &app.key, "gpt-5.4-mini").await;
-    assert_eq!((status, error["code"].as_str()), (404, Some("model_not_found")));
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (404, Some("model_not_found"))
+    );
     let hidden = app.get("/v1/models/gpt-5.4-mini").send().await.unwrap();
     assert_eq!(hidden.status(), 404);
-    assert_eq!(app.get("/v1/models/codex").send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.get("/v1/models/codex").send().await.unwrap().status(),
+        200
+    );
 
     // A key allowed only the alias: its slug is not listed and is refused with 403.
     assert_eq!(openai_ids(&app, only_codex).await, ["codex"]);
     let (status, error) = status_for(&app, only_codex, "gpt-5.5").await;
-    assert_eq!((status, error["code"].as_str()), (403, Some("model_not_found")));
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (403, Some("model_not_found"))
+    );
     assert_eq!(error["param"], "model");
     assert_eq!(status_for(&app, only_codex, "codex").await.0, 200);
-    let other = app.get("/v1/models/gpt-5.5").bearer_auth(only_codex).send().await.unwrap();
+    let other = app
+        .get("/v1/models/gpt-5.5")
+        .bearer_auth(only_codex)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(other.status(), 404);
 
     // A tenant that hides the alias.
@@ -186,10 +222,20 @@ async fn aliases_hidden_models_and_allow_lists_apply_everywhere() {
 #[actix_web::test]
 async fn an_unchanged_catalog_answers_304_to_its_etag() {
     let app = spawn_app().await;
-    for path in ["/v1/models", "/v1/models?client_version=0.171.0", "/v1/models/gpt-5.5"] {
+    for path in [
+        "/v1/models",
+        "/v1/models?client_version=0.171.0",
+        "/v1/models/gpt-5.5",
+    ] {
         let mut first = app.get(path).send().await.unwrap();
         assert_eq!(first.status(), 200);
-        let etag = first.headers().get("etag").unwrap().to_str().unwrap().to_owned();
+        let etag = first
+            .headers()
+            .get("etag")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
         first.body().await.unwrap();
         let mut again = app
             .get(path)
@@ -229,12 +275,17 @@ async fn requests_go_only_to_accounts_whose_plan_serves_the_model() {
     )
     .await;
     app.mock.state.set_models_for("acct-test-1", &["gpt-5.5"]);
-    app.mock.state.set_models_for("acct-test-2", &["gpt-5.5", "gpt-6"]);
+    app.mock
+        .state
+        .set_models_for("acct-test-2", &["gpt-5.5", "gpt-6"]);
     let refreshed = eventually(10, || async {
         openai_ids(&app, &app.key).await == ["gpt-5.5", "gpt-6"]
     })
     .await;
-    assert!(refreshed, "the catalog is fetched again on its interval, per plan");
+    assert!(
+        refreshed,
+        "the catalog is fetched again on its interval, per plan"
+    );
 
     let accounts_of = |from: usize| -> Vec<String> {
         app.mock.state.responses_requests()[from..]
@@ -245,13 +296,21 @@ async fn requests_go_only_to_accounts_whose_plan_serves_the_model() {
     for _ in 0..4 {
         assert_eq!(status_for(&app, &app.key, "gpt-6").await.0, 200);
     }
-    assert_eq!(accounts_of(0), ["acct-test-2"; 4], "only the pro plan serves gpt-6");
+    assert_eq!(
+        accounts_of(0),
+        ["acct-test-2"; 4],
+        "only the pro plan serves gpt-6"
+    );
     for _ in 0..4 {
         assert_eq!(status_for(&app, &app.key, "gpt-5.5").await.0, 200);
     }
     let mut both = accounts_of(4);
     both.sort();
     both.dedup();
-    assert_eq!(both, ["acct-test-1", "acct-test-2"], "both plans serve gpt-5.5");
+    assert_eq!(
+        both,
+        ["acct-test-1", "acct-test-2"],
+        "both plans serve gpt-5.5"
+    );
     app.stop().await;
 }

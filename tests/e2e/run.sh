@@ -219,6 +219,33 @@ else
   fail "codex exec --json (exit status $status; expected 0 and an agent_message item with '$ANSWER')"
 fi
 
+# --- The relay's catalog in Codex's shape --------------------------------------------------
+# `GET /v1/models?client_version=` answers in Codex's own catalog shape; the CLI must accept it as
+# its model catalog (a catalog it cannot parse makes it fail to start).
+log "running codex exec with the relay's model catalog"
+status=0
+if RELAY_API_KEY="$KEY" "$PY" - "http://127.0.0.1:$RELAY_PORT/v1/models?client_version=0.171.0" \
+  "$TMP/catalog.json" <<'PYEOF'; then
+import os, sys, urllib.request
+
+url, path = sys.argv[1], sys.argv[2]
+request = urllib.request.Request(url, headers={"Authorization": "Bearer " + os.environ["RELAY_API_KEY"]})
+with urllib.request.urlopen(request, timeout=10) as response:
+    open(path, "wb").write(response.read())
+PYEOF
+  run_codex "$TMP/codex-catalog.out" "$TMP/codex-catalog.err" \
+    -c "model_catalog_json=\"$TMP/catalog.json\"" || status=$?
+else
+  status=1
+fi
+if [[ "$status" -eq 0 ]] && grep -qF "$ANSWER" "$TMP/codex-catalog.out"; then
+  pass "codex exec accepts the relay's catalog"
+else
+  show_file "catalog" "$TMP/catalog.json"
+  show_file "codex exec stderr" "$TMP/codex-catalog.err"
+  fail "codex exec with the relay's catalog (exit status $status)"
+fi
+
 # --- No secret in the relay log -------------------------------------------------------------
 # Stop the relay first so that its asynchronous log drain is flushed.
 kill -TERM "$RELAY_PID" 2>/dev/null || true
