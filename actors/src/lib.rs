@@ -18,6 +18,7 @@ pub mod ports;
 pub mod router;
 mod types;
 
+pub use account::state::{AccountState, AdminState, AuthState};
 pub use account::AccountActor;
 pub use lease::{Lease, Outcome};
 pub use ports::{AccountSource, SourceError};

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
+use crate::account::state::AdminState;
+
 /// The relay's own id of an account (not the ChatGPT account id).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AccountId(Arc<str>);
@@ -42,8 +44,8 @@ pub struct AccountCredentials {
     pub access_token: SecretString,
     /// Adds `X-OpenAI-Fedramp: true` upstream.
     pub is_fedramp: bool,
-    /// False when an operator disabled the account.
-    pub enabled: bool,
+    /// What the operator wants of the account (active, disabled, draining).
+    pub admin: AdminState,
     /// Changes whenever the stored row or token set changes.
     pub version: i64,
     /// The ChatGPT plan (`plus`, `pro`, …) when known: it decides which models the account serves.
@@ -54,7 +56,7 @@ impl fmt::Debug for AccountCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccountCredentials")
             .field("id", &self.id)
-            .field("enabled", &self.enabled)
+            .field("admin", &self.admin)
             .field("version", &self.version)
             .field("plan", &self.plan)
             .finish_non_exhaustive()

@@ -1,7 +1,7 @@
 //! Rows of the account pool: import (deduplicated by ChatGPT account), listing without secrets,
 //! and loading one account's credentials for its actor.
 
-use relay_actors::{AccountCredentials, AccountId};
+use relay_actors::{AccountCredentials, AccountId, AdminState};
 use rusqlite::{params, OptionalExtension, Row};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -217,7 +217,8 @@ impl Store {
             chatgpt_account_id,
             access_token: SecretString::from(access),
             is_fedramp,
-            enabled: state == "active",
+            // An unknown stored state keeps the account out rather than guessing.
+            admin: AdminState::parse(&state).unwrap_or(AdminState::Disabled),
             version,
             plan,
         }))

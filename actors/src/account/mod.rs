@@ -25,7 +25,7 @@ pub struct AccountActor {
 
 impl AccountActor {
     pub fn new(credentials: AccountCredentials, router: Recipient<AccountStateChanged>) -> Self {
-        let state = AccountState::initial(credentials.enabled);
+        let state = AccountState::initial(credentials.admin);
         AccountActor {
             credentials,
             state,
@@ -83,9 +83,9 @@ impl Handler<ReplaceCredentials> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, msg: ReplaceCredentials, _: &mut Context<Self>) {
-        let enabled = msg.0.enabled;
+        let admin = msg.0.admin;
         self.credentials = msg.0;
-        self.apply(AccountEvent::CredentialsReplaced { enabled });
+        self.apply(AccountEvent::CredentialsReplaced { admin });
     }
 }
 

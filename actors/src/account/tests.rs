@@ -2,34 +2,51 @@ use actix::prelude::*;
 use secrecy::SecretString;
 
 use super::messages::*;
-use super::state::{AccountEvent, AccountState};
+use super::state::{AccountEvent, AccountState, AdminState};
 use super::AccountActor;
 use crate::lease::Outcome;
 use crate::types::{AccountCredentials, AccountId};
 
 #[test]
 fn a_rejected_token_requires_reauth_until_new_credentials_arrive() {
-    let state = AccountState::Active.apply(&AccountEvent::UpstreamStatus(401));
+    let active = AccountState::initial(AdminState::Active);
+    let state = active.apply(&AccountEvent::UpstreamStatus(401));
     assert_eq!(state.name(), "reauth_required");
     assert!(!state.is_usable());
     let state = state.apply(&AccountEvent::UpstreamStatus(200));
     assert_eq!(state.name(), "reauth_required");
-    let state = state.apply(&AccountEvent::CredentialsReplaced { enabled: true });
-    assert_eq!(state, AccountState::Active);
+    let state = state.apply(&AccountEvent::CredentialsReplaced {
+        admin: AdminState::Active,
+    });
+    assert_eq!(state, active);
 }
 
 #[test]
 fn other_statuses_leave_an_active_account_active() {
     for status in [200, 400, 429, 500, 503] {
-        let state = AccountState::Active.apply(&AccountEvent::UpstreamStatus(status));
-        assert_eq!(state, AccountState::Active, "status {status}");
+        let active = AccountState::initial(AdminState::Active);
+        let state = active.apply(&AccountEvent::UpstreamStatus(status));
+        assert_eq!(state, active, "status {status}");
     }
 }
 
 #[test]
 fn a_disabled_account_stays_disabled_whatever_the_upstream_says() {
-    let state = AccountState::initial(false).apply(&AccountEvent::UpstreamStatus(401));
-    assert_eq!(state, AccountState::Disabled);
+    let state =
+        AccountState::initial(AdminState::Disabled).apply(&AccountEvent::UpstreamStatus(401));
+    assert_eq!(state.name(), "disabled");
+    assert!(!state.is_usable());
+}
+
+#[test]
+fn a_draining_account_takes_no_new_calls_and_keeps_its_login() {
+    let draining = AccountState::initial(AdminState::Draining);
+    assert!(!draining.is_usable());
+    assert_eq!(draining.name(), "draining");
+    let state = draining.apply(&AccountEvent::UpstreamStatus(200));
+    assert_eq!(state, draining);
+    assert_eq!(AdminState::parse("draining"), Some(AdminState::Draining));
+    assert_eq!(AdminState::parse("reauth_required"), None);
 }
 
 /// Collects what the account tells its router.
@@ -59,12 +76,17 @@ impl Handler<Heard> for Listener {
 }
 
 pub(crate) fn credentials(id: &str, enabled: bool, version: i64) -> AccountCredentials {
+    let admin = if enabled {
+        AdminState::Active
+    } else {
+        AdminState::Disabled
+    };
     AccountCredentials {
         id: AccountId::from(id),
         chatgpt_account_id: format!("chatgpt-{id}"),
         access_token: SecretString::from(format!("token-{id}-{version}")),
         is_fedramp: false,
-        enabled,
+        admin,
         version,
         plan: None,
     }

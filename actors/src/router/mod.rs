@@ -24,6 +24,7 @@ use self::messages::{
 };
 use self::state::{round_robin, Candidate};
 use crate::account::messages::{AccountStateChanged, GrantLease, ReplaceCredentials, Retire};
+use crate::account::state::AdminState;
 use crate::account::AccountActor;
 use crate::lease::Lease;
 use crate::ports::{AccountSource, SourceError};
@@ -113,12 +114,12 @@ impl RouterActor {
             match self.entries.get_mut(&id) {
                 Some(entry) if entry.addr.connected() => {
                     entry.version = version;
-                    entry.usable = credentials.enabled;
+                    entry.usable = credentials.admin == AdminState::Active;
                     entry.plan.clone_from(&credentials.plan);
                     entry.addr.do_send(ReplaceCredentials(credentials));
                 }
                 _ => {
-                    let usable = credentials.enabled;
+                    let usable = credentials.admin == AdminState::Active;
                     let plan = credentials.plan.clone();
                     let router = ctx.address().recipient();
                     let addr = AccountActor::new(credentials, router).start();
