@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use slog::{warn, Logger};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use self::policy::{KeyPolicy, Limits};
 use self::quota::{QuotaBook, TokenStatus};
@@ -58,8 +59,16 @@ struct Inner {
     quotas: Mutex<QuotaBook>,
     concurrent: Mutex<HashMap<Subject, u32>>,
     in_flight: AtomicUsize,
-    store: Store,
-    log: Logger,
+    /// Usage on its way to the store (see [`spawn_usage_writer`]).
+    usage_out: UnboundedSender<UsageRecord>,
+}
+
+/// One finished call's usage, for the store.
+#[derive(Debug)]
+pub struct UsageRecord {
+    pub subjects: Vec<Subject>,
+    pub day: String,
+    pub usage: Usage,
 }
 
 /// What the limits of one request looked like when it was admitted (for the response headers).
@@ -70,7 +79,8 @@ pub struct LimitSnapshot {
 }
 
 impl Governor {
-    /// Builds the governor with this day's and month's usage read from the store.
+    /// Builds the governor with this day's and month's usage read from the store, and starts
+    /// the task that writes new usage to the store. Must run inside the actix system.
     pub async fn load(
         settings: LimitSettings,
         store: Store,
@@ -79,15 +89,26 @@ impl Governor {
         let now = Utc::now();
         let (day, month) = (quota::day_key(now), quota::month_key(now));
         let totals = store.run(move |s| s.usage_totals(&day, &month)).await?;
-        Ok(Governor(Arc::new(Inner {
+        let (governor, usage) = Governor::new(settings, QuotaBook::new(now, totals));
+        spawn_usage_writer(usage, store, log);
+        Ok(governor)
+    }
+
+    /// A governor over `book`; what it records arrives on the returned receiver.
+    pub fn new(
+        settings: LimitSettings,
+        book: QuotaBook,
+    ) -> (Governor, UnboundedReceiver<UsageRecord>) {
+        let (usage_out, usage_in) = unbounded_channel();
+        let inner = Inner {
             settings,
             rates: RateBook::default(),
-            quotas: Mutex::new(QuotaBook::new(now, totals)),
+            quotas: Mutex::new(book),
             concurrent: Mutex::new(HashMap::new()),
             in_flight: AtomicUsize::new(0),
-            store,
-            log,
-        })))
+            usage_out,
+        };
+        (Governor(Arc::new(inner)), usage_in)
     }
 
     /// The subjects a key's request counts against, with their limits.
@@ -208,7 +229,7 @@ impl Governor {
     }
 
     /// Adds a finished call's tokens to the key's and tenant's quotas, in memory at once and in
-    /// the store in the background.
+    /// the store in the background. Never blocks and never fails: it may run in a `Drop`.
     fn record(&self, key: &KeyPolicy, usage: Usage, now: DateTime<Utc>) {
         let subjects: Vec<Subject> = self.subjects(key).into_iter().map(|(s, _)| s).collect();
         {
@@ -217,21 +238,13 @@ impl Governor {
                 book.add(subject, usage.total_tokens, now);
             }
         }
-        let store = self.0.store.clone();
-        let log = self.0.log.clone();
-        let day = quota::day_key(now);
-        actix_web::rt::spawn(async move {
-            let written = store
-                .run(move |s| {
-                    subjects
-                        .iter()
-                        .try_for_each(|(scope, id)| s.add_usage(*scope, id, &day, usage))
-                })
-                .await;
-            if let Err(error) = written {
-                warn!(log, "could not persist token usage"; "error" => error.to_string());
-            }
-        });
+        let record = UsageRecord {
+            subjects,
+            day: quota::day_key(now),
+            usage,
+        };
+        // The writer only stops with the runtime; a record sent then is lost with the process.
+        let _ = self.0.usage_out.send(record);
     }
 
     /// Upstream calls in flight now (for tests and health).
@@ -274,6 +287,25 @@ impl Drop for Admission {
     }
 }
 
+/// Writes recorded usage to the store, one record at a time, in the order it was recorded, for as
+/// long as the runtime lives. A failed write is logged; the in-memory count stays right.
+fn spawn_usage_writer(mut usage: UnboundedReceiver<UsageRecord>, store: Store, log: Logger) {
+    actix_web::rt::spawn(async move {
+        while let Some(record) = usage.recv().await {
+            let written = store
+                .run(move |s| {
+                    record.subjects.iter().try_for_each(|(scope, id)| {
+                        s.add_usage(*scope, id, &record.day, record.usage)
+                    })
+                })
+                .await;
+            if let Err(error) = written {
+                warn!(log, "could not persist token usage"; "error" => error.to_string());
+            }
+        }
+    });
+}
+
 impl std::fmt::Debug for Admission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admission")
@@ -281,3 +313,6 @@ impl std::fmt::Debug for Admission {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,158 @@
+//! The governor's admission without a server: concurrency per key and tenant, the global cap,
+//! quotas, and the release of every slot when an admission ends.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::policy::{KeyPolicy, Limits, TenantPolicy};
+use super::quota::QuotaBook;
+use super::{Governor, Rejection};
+use crate::settings::LimitSettings;
+use crate::store::usage::Scope;
+use crate::upstream::usage::Usage;
+
+fn governor(
+    max_in_flight: usize,
+) -> (
+    Governor,
+    tokio::sync::mpsc::UnboundedReceiver<super::UsageRecord>,
+) {
+    let settings = LimitSettings {
+        default_key_rpm: 0,
+        max_in_flight,
+    };
+    Governor::new(settings, QuotaBook::new(Utc::now(), Vec::new()))
+}
+
+fn key(id: &str, limits: Limits, tenant: Option<&Arc<TenantPolicy>>) -> Arc<KeyPolicy> {
+    let mut key = KeyPolicy::unrestricted(id);
+    key.limits = limits;
+    key.tenant = tenant.cloned();
+    Arc::new(key)
+}
+
+fn tenant(limits: Limits) -> Arc<TenantPolicy> {
+    Arc::new(TenantPolicy {
+        id: "t".into(),
+        name: "team".into(),
+        limits,
+        hidden_models: Vec::new(),
+    })
+}
+
+#[test]
+fn concurrency_is_counted_per_key_and_per_tenant_and_released_on_drop() {
+    let (governor, _usage) = governor(100);
+    let team = tenant(Limits {
+        max_concurrent: Some(2),
+        ..Limits::default()
+    });
+    let single = Limits {
+        max_concurrent: Some(1),
+        ..Limits::default()
+    };
+    let a = key("a", single.clone(), Some(&team));
+    let b = key("b", Limits::default(), Some(&team));
+    let now = Utc::now();
+    let first = governor.admit(&a, now).unwrap();
+    let refused = governor.admit(&a, now).unwrap_err();
+    assert_eq!(
+        refused,
+        Rejection::Concurrency {
+            scope: Scope::Key,
+            limit: 1
+        }
+    );
+    let second = governor.admit(&b, now).unwrap();
+    let refused = governor.admit(&b, now).unwrap_err();
+    assert_eq!(
+        refused,
+        Rejection::Concurrency {
+            scope: Scope::Tenant,
+            limit: 2
+        }
+    );
+    assert_eq!(governor.in_flight(), 2, "refused admissions hold nothing");
+    drop(first);
+    drop(second);
+    assert_eq!(governor.in_flight(), 0);
+    assert!(governor.admit(&a, now).is_ok());
+}
+
+#[test]
+fn the_global_cap_sheds_load_until_a_call_ends() {
+    let (governor, _usage) = governor(1);
+    let k = key("k", Limits::default(), None);
+    let now = Utc::now();
+    let held = governor.admit(&k, now).unwrap();
+    assert_eq!(governor.admit(&k, now).unwrap_err(), Rejection::Overloaded);
+    drop(held);
+    assert!(governor.admit(&k, now).is_ok());
+}
+
+#[test]
+fn recorded_usage_spends_the_quota_and_goes_to_the_store_writer() {
+    let (governor, mut usage) = governor(10);
+    let team = tenant(Limits::default());
+    let k = key(
+        "k",
+        Limits {
+            daily_tokens: Some(10),
+            ..Limits::default()
+        },
+        Some(&team),
+    );
+    let admission = governor.admit(&k, Utc::now()).unwrap();
+    let status = governor.token_status(&k, Utc::now()).unwrap();
+    assert_eq!((status.limit, status.remaining), (10, 10));
+    admission.record_usage(Usage {
+        input_tokens: 4,
+        output_tokens: 8,
+        total_tokens: 12,
+    });
+    drop(admission);
+    let refused = governor.admit(&k, Utc::now()).unwrap_err();
+    assert!(matches!(
+        refused,
+        Rejection::Quota {
+            scope: Scope::Key,
+            ..
+        }
+    ));
+    assert_eq!(governor.token_status(&k, Utc::now()).unwrap().remaining, 0);
+    let record = usage.try_recv().unwrap();
+    assert_eq!(record.usage.total_tokens, 12);
+    let scopes: Vec<Scope> = record.subjects.iter().map(|s| s.0).collect();
+    assert_eq!(scopes, [Scope::Key, Scope::Tenant]);
+}
+
+#[test]
+fn a_key_rate_and_its_tenant_rate_both_apply() {
+    let (governor, _usage) = governor(10);
+    let team = tenant(Limits {
+        rpm: Some(1),
+        ..Limits::default()
+    });
+    let roomy = Limits {
+        rpm: Some(100),
+        ..Limits::default()
+    };
+    let a = key("a", roomy.clone(), Some(&team));
+    let b = key("b", roomy, Some(&team));
+    let status = governor.check_rate(&a).unwrap().unwrap();
+    assert_eq!(
+        (status.limit, status.remaining),
+        (1, 0),
+        "the tighter rate is reported"
+    );
+    let (rejection, status) = governor.check_rate(&b).unwrap_err();
+    assert!(matches!(
+        rejection,
+        Rejection::Rate {
+            scope: Scope::Tenant,
+            ..
+        }
+    ));
+    assert_eq!(status.remaining, 0);
+}
