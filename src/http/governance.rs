@@ -1,5 +1,6 @@
 //! The data plane's side of governance: the request-rate middleware that also writes OpenAI's
-//! `x-ratelimit-*` headers on every `/v1` answer, and the admission of a Responses call.
+//! `x-ratelimit-*` headers (and the caller's `x-models-etag`) on every `/v1` answer, and the
+//! admission of a Responses call.
 
 use std::sync::Arc;
 
@@ -16,6 +17,9 @@ use super::AppState;
 use crate::governance::headers::{ceil_secs, pairs};
 use crate::governance::{Admission, LimitSnapshot, Rejection};
 use crate::store::usage::Scope;
+
+/// Tells Codex clients which catalog an answer was made with.
+const MODELS_ETAG: &str = "x-models-etag";
 
 fn whose(scope: Scope) -> &'static str {
     match scope {
@@ -83,10 +87,20 @@ pub async fn limit_requests(
         }
     };
     let snapshot = LimitSnapshot { requests, tokens };
-    let headers = response.headers_mut();
-    for (name, value) in pairs(&snapshot) {
+    let mut headers: Vec<(&'static str, String)> = pairs(&snapshot);
+    // The upstream's catalog tag means nothing to a client of the relay's catalog; the relay's
+    // tag of this caller's catalog does.
+    if response.headers().contains_key(MODELS_ETAG) {
+        headers.push((
+            MODELS_ETAG,
+            super::models::codex_catalog_etag(&state, &principal),
+        ));
+    }
+    for (name, value) in headers {
         if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), value);
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static(name), value);
         }
     }
     Ok(response)

@@ -26,16 +26,27 @@ fn object(id: &str, owned_by: &str) -> Value {
     json!({"id": id, "object": "model", "created": CREATED, "owned_by": owned_by})
 }
 
+/// The caller's catalog in Codex's shape.
+fn codex_catalog(state: &AppState, principal: &Principal) -> Value {
+    json!({ "models": state.models().visible(&principal.policy) })
+}
+
+/// The `ETag` of the caller's Codex-shaped catalog: what `/responses` answers carry in
+/// `x-models-etag`, so a Codex client refetches the catalog only when it changed.
+pub fn codex_catalog_etag(state: &AppState, principal: &Principal) -> String {
+    etag_of(&serde_json::to_vec(&codex_catalog(state, principal)).unwrap_or_default())
+}
+
 pub async fn list_models(
     req: HttpRequest,
     state: web::Data<AppState>,
     principal: web::ReqData<Principal>,
     query: web::Query<CatalogQuery>,
 ) -> HttpResponse {
-    let visible = state.models().visible(&principal.policy);
     let body = if query.client_version.is_some() {
-        json!({ "models": visible })
+        codex_catalog(&state, &principal)
     } else {
+        let visible = state.models().visible(&principal.policy);
         let owned_by = &state.settings().models.owned_by;
         let data: Vec<Value> = visible
             .iter()
@@ -67,8 +78,7 @@ pub async fn get_model(
 /// The body as JSON with a strong `ETag` (a hash of the bytes), or 304 when the client has it.
 fn tagged(req: &HttpRequest, body: &Value) -> HttpResponse {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
-    let etag = format!("\"{}\"", hex(&digest[..16]));
+    let etag = etag_of(&bytes);
     let matches = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -88,6 +98,12 @@ fn tagged(req: &HttpRequest, body: &Value) -> HttpResponse {
         return response.finish();
     }
     response.content_type("application/json").body(bytes)
+}
+
+/// A strong entity tag of `bytes`.
+fn etag_of(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    format!("\"{}\"", hex(&digest[..16]))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -254,10 +254,22 @@ async fn an_unchanged_catalog_answers_304_to_its_etag() {
             .unwrap();
         assert_eq!(stale.status(), 200, "{path}");
     }
-    // Different keys see different catalogs, so their tags differ.
+    // The two shapes are different bodies, so their tags differ.
     let list = app.get("/v1/models").send().await.unwrap();
     let catalog = app.get("/v1/models?client_version=1").send().await.unwrap();
     assert_ne!(list.headers().get("etag"), catalog.headers().get("etag"));
+    // A Codex client compares `x-models-etag` of each answer with its catalog's tag: the relay
+    // sends the tag of the caller's catalog, not the upstream's.
+    let mut answer = app
+        .responses()
+        .send_json(&body("gpt-5.5", "hi", true))
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.headers().get("x-models-etag"),
+        catalog.headers().get("etag")
+    );
+    answer.body().await.unwrap();
     app.stop().await;
 }
 
