@@ -1,12 +1,12 @@
 //! `codex-relay key …`: the API keys clients use.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
-use super::limits::{checked_name, model_list, shown, LimitArgs};
+use super::limits::{shown, split_list, LimitArgs};
 use super::{rfc3339, ListArgs};
-use crate::store::{keys::reveal, NewKey, Store};
+use crate::governance::requests::KeyRequest;
+use crate::store::{keys::reveal, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
@@ -28,7 +28,7 @@ pub struct CreateKey {
     #[command(flatten)]
     pub limits: LimitArgs,
     /// Requests that may arrive at once before the rate applies (default: the rpm).
-    #[arg(long, value_name = "N", requires = "rpm", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N")]
     pub burst: Option<u32>,
     /// The only models the key may use (comma-separated names or aliases).
     #[arg(long, value_name = "a,b")]
@@ -39,36 +39,27 @@ pub struct CreateKey {
 }
 
 impl CreateKey {
-    fn new_key(&self) -> anyhow::Result<NewKey> {
-        let expires_at = match &self.expires {
-            Some(text) => {
-                let at = chrono::DateTime::parse_from_rfc3339(text)
-                    .with_context(|| format!("--expires {text} is not an RFC 3339 time"))?
-                    .timestamp();
-                if at <= chrono::Utc::now().timestamp() {
-                    bail!("--expires {text} is in the past");
-                }
-                Some(at)
-            }
-            None => None,
-        };
-        Ok(NewKey {
-            name: checked_name(&self.name, "--name")?,
+    fn request(&self) -> KeyRequest {
+        let l = &self.limits;
+        KeyRequest {
+            name: self.name.clone(),
             tenant: self.tenant.clone(),
-            expires_at,
-            models: match &self.models {
-                Some(list) => Some(model_list(list, "--models")?),
-                None => None,
-            },
-            limits: self.limits.limits(self.burst),
-        })
+            rpm: l.rpm,
+            burst: self.burst,
+            max_concurrent: l.max_concurrent,
+            daily_tokens: l.daily_tokens,
+            monthly_tokens: l.monthly_tokens,
+            models: self.models.as_deref().map(split_list),
+            expires: self.expires.clone(),
+        }
     }
 }
 
 pub fn key(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
     match command {
         KeyCommand::Create(args) => {
-            let created = store.create_key_with(&args.new_key()?)?;
+            let new = args.request().validate(chrono::Utc::now().timestamp())?;
+            let created = store.create_key_with(&new)?;
             eprintln!(
                 "created API key {} ({}, {}…). It is shown only now: store it.",
                 created.row.id, created.row.name, created.row.prefix

@@ -3,9 +3,10 @@
 
 use clap::{Args, Subcommand};
 
-use super::limits::{checked_name, model_list, shown, LimitArgs};
+use super::limits::{shown, split_list, LimitArgs};
 use super::ListArgs;
-use crate::store::{NewTenant, Store};
+use crate::governance::requests::TenantRequest;
+use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
@@ -30,15 +31,20 @@ pub struct CreateTenant {
 pub fn tenant(store: &Store, command: TenantCommand) -> anyhow::Result<()> {
     match command {
         TenantCommand::Create(args) => {
-            let new = NewTenant {
-                name: checked_name(&args.name, "NAME")?,
-                limits: args.limits.limits(None),
-                hidden_models: match &args.hide_models {
-                    Some(list) => model_list(list, "--hide-models")?,
-                    None => Vec::new(),
-                },
+            let l = &args.limits;
+            let request = TenantRequest {
+                name: args.name.clone(),
+                rpm: l.rpm,
+                max_concurrent: l.max_concurrent,
+                daily_tokens: l.daily_tokens,
+                monthly_tokens: l.monthly_tokens,
+                hidden_models: args
+                    .hide_models
+                    .as_deref()
+                    .map(split_list)
+                    .unwrap_or_default(),
             };
-            let created = store.create_tenant(&new)?;
+            let created = store.create_tenant(&request.validate()?)?;
             eprintln!("created tenant {} ({})", created.name, created.id);
             println!("{}", created.id);
             Ok(())

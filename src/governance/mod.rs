@@ -15,6 +15,7 @@ pub mod models;
 pub mod policy;
 pub mod quota;
 pub mod rate;
+pub mod requests;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
