@@ -162,17 +162,7 @@ impl Governor {
         self.subjects(key)
             .into_iter()
             .filter_map(|(subject, limits)| {
-                match quota::check(limits, book.used(&subject, now), now) {
-                    Ok(status) => status,
-                    Err(reset) => {
-                        let limit = limits.daily_tokens.or(limits.monthly_tokens)?;
-                        Some(TokenStatus {
-                            limit,
-                            remaining: 0,
-                            reset,
-                        })
-                    }
-                }
+                quota::check(limits, book.used(&subject, now), now).unwrap_or_else(Some)
             })
             .min_by_key(|s| s.remaining)
     }
@@ -219,10 +209,10 @@ impl Governor {
     fn check_quotas(&self, key: &KeyPolicy, now: DateTime<Utc>) -> Result<(), Rejection> {
         let mut book = self.0.quotas.lock().unwrap_or_else(|e| e.into_inner());
         for (subject, limits) in self.subjects(key) {
-            if let Err(retry_after) = quota::check(limits, book.used(&subject, now), now) {
+            if let Err(spent) = quota::check(limits, book.used(&subject, now), now) {
                 return Err(Rejection::Quota {
                     scope: subject.0,
-                    retry_after,
+                    retry_after: spent.reset,
                 });
             }
         }

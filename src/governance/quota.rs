@@ -101,12 +101,13 @@ impl QuotaBook {
     }
 }
 
-/// The tightest quota of `limits` given `used`; `Err(retry_after)` when one is spent.
+/// The tightest quota of `limits` given `used`; `Err` with the spent quota (its `reset` is when
+/// the next request may come; the later window when both are spent) when one is spent.
 pub fn check(
     limits: &Limits,
     used: (u64, u64),
     now: DateTime<Utc>,
-) -> Result<Option<TokenStatus>, Duration> {
+) -> Result<Option<TokenStatus>, TokenStatus> {
     let windows = [
         limits
             .daily_tokens
@@ -116,22 +117,22 @@ pub fn check(
             .map(|l| (l, used.1, until_next_month(now))),
     ];
     let mut tightest: Option<TokenStatus> = None;
-    let mut spent_until: Option<Duration> = None;
+    let mut spent: Option<TokenStatus> = None;
     for (limit, used, reset) in windows.into_iter().flatten() {
-        let remaining = limit.saturating_sub(used);
-        if remaining == 0 {
-            spent_until = Some(spent_until.map_or(reset, |d| d.max(reset)));
+        let status = TokenStatus {
+            limit,
+            remaining: limit.saturating_sub(used),
+            reset,
+        };
+        if status.remaining == 0 && spent.is_none_or(|s| reset > s.reset) {
+            spent = Some(status);
         }
-        if tightest.is_none_or(|t| remaining < t.remaining) {
-            tightest = Some(TokenStatus {
-                limit,
-                remaining,
-                reset,
-            });
+        if tightest.is_none_or(|t| status.remaining < t.remaining) {
+            tightest = Some(status);
         }
     }
-    match spent_until {
-        Some(retry_after) => Err(retry_after),
+    match spent {
+        Some(spent) => Err(spent),
         None => Ok(tightest),
     }
 }
@@ -160,8 +161,9 @@ mod tests {
         let now = at("2026-03-10T23:00:00Z");
         let mut book = QuotaBook::new(now, Vec::new());
         book.add(&key, 100, now);
-        let err = check(&daily(100), book.used(&key, now), now).unwrap_err();
-        assert_eq!(err, Duration::from_secs(3600));
+        let spent = check(&daily(100), book.used(&key, now), now).unwrap_err();
+        assert_eq!((spent.limit, spent.remaining), (100, 0));
+        assert_eq!(spent.reset, Duration::from_secs(3600));
         let tomorrow = at("2026-03-11T00:00:01Z");
         let status = check(&daily(100), book.used(&key, tomorrow), tomorrow)
             .unwrap()
@@ -194,7 +196,9 @@ mod tests {
         assert_eq!((status.limit, status.remaining), (1000, 10));
         assert_eq!(status.reset, Duration::from_secs(12 * 3600));
         book.add(&key, 10, now);
-        assert!(check(&limits, book.used(&key, now), now).is_err());
+        let spent = check(&limits, book.used(&key, now), now).unwrap_err();
+        assert_eq!(spent.limit, 1000, "the monthly quota is the one spent");
+        assert_eq!(spent.reset, Duration::from_secs(12 * 3600));
         let january = at("2027-01-01T00:00:00Z");
         assert_eq!(book.used(&key, january), (0, 0));
     }
