@@ -5,6 +5,7 @@
 //! `web::block` (see [`Store::run`]), never on an arbiter thread.
 
 mod accounts;
+pub mod admin_tokens;
 pub mod crypto;
 pub mod keys;
 
@@ -21,7 +22,10 @@ pub use crypto::{CryptoError, KeySource, MasterKey};
 pub use keys::{ApiKeyRow, CreatedKey, KeyHash};
 
 /// Forward-only migrations; position + 1 is the `user_version` after applying one.
-const MIGRATIONS: &[&str] = &[include_str!("../../schema/0001_accounts_and_keys.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../schema/0001_accounts_and_keys.sql"),
+    include_str!("../../schema/0002_admin.sql"),
+];
 
 const CANARY_ROW: &str = "store_meta";
 const CANARY_COLUMN: &str = "master_key_canary";
