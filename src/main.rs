@@ -44,6 +44,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Account(command) => cli::account(&store, command),
         Command::Key(command) => cli::key(&store, command),
         Command::Tenant(command) => cli::tenant(&store, command),
+        Command::AdminToken(command) => cli::admin_token(&store, command),
     }
 }
 

@@ -18,10 +18,13 @@ pub mod ports;
 pub mod router;
 mod types;
 
+pub use account::messages::AccountStatus;
 pub use account::state::{AccountState, AdminState, AuthState};
 pub use account::AccountActor;
 pub use lease::{Lease, Outcome};
 pub use ports::{AccountSource, SourceError};
-pub use router::messages::{Acquire, AcquireError, GetPoolStatus, PoolStatus, SyncNow};
+pub use router::messages::{
+    Acquire, AcquireError, GetAccountStatuses, GetPoolStatus, PoolStatus, Reconcile, SyncNow,
+};
 pub use router::RouterActor;
 pub use types::{AccountCredentials, AccountId};

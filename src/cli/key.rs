@@ -4,9 +4,10 @@
 use clap::{Args, Subcommand};
 
 use super::limits::{shown, split_list, LimitArgs};
-use super::{rfc3339, ListArgs};
+use super::ListArgs;
 use crate::governance::requests::KeyRequest;
 use crate::store::{keys::reveal, Store};
+use crate::time::rfc3339;
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {

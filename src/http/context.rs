@@ -12,6 +12,7 @@ use slog::{info, o, Logger};
 
 use super::auth::Principal;
 use super::AppState;
+use crate::admin::auth::AdminPrincipal;
 
 /// Available to handlers through `web::ReqData<RequestContext>`.
 #[derive(Clone)]
@@ -73,12 +74,16 @@ pub async fn request_context(
     let principal = extensions.get::<Principal>();
     let key_id = principal.map(|p| p.key_id.to_string());
     let tenant_id = principal.and_then(|p| p.policy.tenant.as_ref().map(|t| t.id.clone()));
+    let admin_token_id = extensions
+        .get::<AdminPrincipal>()
+        .map(|p| p.token_id.to_string());
     let note = extensions.get::<AccessNote>().cloned().unwrap_or_default();
     drop(extensions);
     info!(log, "request";
         "method" => method, "path" => path, "status" => res.status().as_u16(),
         "duration_ms" => started.elapsed().as_millis() as u64,
-        "key_id" => key_id, "tenant_id" => tenant_id, "model" => note.model, "account_id" => note.account,
+        "key_id" => key_id, "tenant_id" => tenant_id, "admin_token_id" => admin_token_id,
+        "model" => note.model, "account_id" => note.account,
         "upstream_status" => note.upstream_status,
         "upstream_request_id" => note.upstream_request_id, "stream" => note.stream);
     Ok(res)

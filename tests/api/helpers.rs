@@ -4,14 +4,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
 use bytes::Bytes;
 use codex_relay::oauth::auth_json;
 use codex_relay::obs::{build_logger, LogSink};
 use codex_relay::settings::{LogLevel, Settings};
-use codex_relay::startup::Application;
+use codex_relay::startup::{AppHandle, Application};
+use codex_relay::store::admin_tokens::AdminScope;
 use codex_relay::store::{keys::reveal, MasterKey, Store};
 use futures_util::StreamExt;
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use crate::mock_upstream::{fake_auth_json, MockUpstream};
@@ -19,16 +20,17 @@ use crate::mock_upstream::{fake_auth_json, MockUpstream};
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub key: String,
-    /// Keys the test's `seed` created before the relay started, in the order it returned them.
-    pub seeded: Vec<String>,
-    pub settings: Settings,
     pub mock: MockUpstream,
     pub store: Store,
     pub account_id: String,
     /// The auth.json the account was imported from (its tokens are secrets the tests look for).
     pub auth_json: Value,
     logs: Arc<Mutex<Vec<u8>>>,
-    handle: ServerHandle,
+    pub admin_addr: std::net::SocketAddr,
+    /// Keys the test's `seed` created before the relay started, in the order it returned them.
+    pub seeded: Vec<String>,
+    pub settings: Settings,
+    handle: AppHandle,
     _dir: tempfile::TempDir,
 }
 
@@ -54,6 +56,7 @@ pub async fn spawn_app_seeded(
     let mut settings = Settings::defaults().expect("defaults load");
     settings.server.listen = "127.0.0.1:0".parse().expect("addr");
     settings.server.workers = 1;
+    settings.admin.listen = "127.0.0.1:0".parse().expect("addr");
     settings.store.path = dir.path().join("relay.db");
     settings.store.sync_interval_ms = 100;
     settings.upstream.base_url = mock.url().parse().expect("url");
@@ -69,12 +72,13 @@ pub async fn spawn_app_seeded(
     let seeded = seed(&store);
 
     let logs = Arc::new(Mutex::new(Vec::new()));
-    let (addr, handle) = start_relay(&settings, &store, &logs).await;
+    let (addr, admin_addr, handle) = start_relay(&settings, &store, &logs).await;
     TestApp {
         addr,
-        key,
+        admin_addr,
         seeded,
         settings,
+        key,
         mock,
         store,
         account_id,
@@ -90,24 +94,24 @@ async fn start_relay(
     settings: &Settings,
     store: &Store,
     logs: &Arc<Mutex<Vec<u8>>>,
-) -> (std::net::SocketAddr, ServerHandle) {
+) -> (std::net::SocketAddr, std::net::SocketAddr, AppHandle) {
     let (log, _) = build_logger(LogSink::Buffer(Arc::clone(logs)), LogLevel::Debug);
     let app = Application::build(settings.clone(), store.clone(), log)
         .await
         .expect("relay starts");
-    let addr = app.addr();
-    let handle = app.handle();
+    let (addr, admin_addr, handle) = (app.addr(), app.admin_addr(), app.handle());
     actix_web::rt::spawn(app.run_until_stopped());
-    (addr, handle)
+    (addr, admin_addr, handle)
 }
 
 impl TestApp {
     /// Stops the relay and starts a new one on the same store and settings, as a restart of
-    /// the process would (nothing of the old one's memory survives; the address changes).
+    /// the process would (nothing of the old one's memory survives; the addresses change).
     pub async fn restart(&mut self) {
         self.handle.stop(false).await;
-        let (addr, handle) = start_relay(&self.settings, &self.store, &self.logs).await;
+        let (addr, admin_addr, handle) = start_relay(&self.settings, &self.store, &self.logs).await;
         self.addr = addr;
+        self.admin_addr = admin_addr;
         self.handle = handle;
     }
 
@@ -144,6 +148,35 @@ impl TestApp {
     pub fn last_upstream_body(&self) -> Value {
         let requests = self.mock.state.responses_requests();
         requests.last().and_then(|r| r.json()).unwrap()
+    }
+
+    /// A request to the admin plane with `token` (none when empty).
+    pub fn admin(&self, method: &str, path: &str, token: &str) -> awc::ClientRequest {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let request = client().request(method, format!("http://{}{path}", self.admin_addr));
+        if token.is_empty() {
+            request
+        } else {
+            request.bearer_auth(token)
+        }
+    }
+
+    /// Creates an admin token in the store; the server knows it after its next sync.
+    pub async fn admin_token(&self, scope: AdminScope) -> String {
+        let created = self.store.create_admin_token("tests", scope).unwrap();
+        let token = created.token.expose_secret().to_owned();
+        let (admin, probe) = (self.admin_addr, token.clone());
+        let known = eventually(5, || {
+            let probe = probe.clone();
+            async move {
+                let url = format!("http://{admin}/admin/v1/accounts");
+                let response = client().get(url).bearer_auth(probe).send().await;
+                response.is_ok_and(|r| r.status() != 401)
+            }
+        })
+        .await;
+        assert!(known, "the relay never learned the new admin token");
+        token
     }
 
     pub fn get(&self, path: &str) -> awc::ClientRequest {

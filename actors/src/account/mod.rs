@@ -9,8 +9,8 @@ pub(crate) mod tests;
 use actix::{Actor, Context, Handler, Recipient};
 
 use self::messages::{
-    AccountStateChanged, AccountStatus, GetAccountStatus, GrantLease, Refusal, ReplaceCredentials,
-    ReportOutcome, Retire,
+    AccountStateChanged, AccountStatus, GetAccountStatus, GrantLease, LastError, Refusal,
+    ReplaceCredentials, ReportOutcome, Retire,
 };
 use self::state::{AccountEvent, AccountState};
 use crate::lease::{Lease, Outcome};
@@ -20,6 +20,7 @@ pub struct AccountActor {
     credentials: AccountCredentials,
     state: AccountState,
     in_flight: usize,
+    last_error: Option<LastError>,
     router: Recipient<AccountStateChanged>,
 }
 
@@ -30,6 +31,7 @@ impl AccountActor {
             credentials,
             state,
             in_flight: 0,
+            last_error: None,
             router,
         }
     }
@@ -72,6 +74,12 @@ impl Handler<ReportOutcome> for AccountActor {
 
     fn handle(&mut self, msg: ReportOutcome, _: &mut Context<Self>) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(message) = failure_of(msg.outcome) {
+            self.last_error = Some(LastError {
+                message,
+                at: unix_now(),
+            });
+        }
         if let Outcome::Completed { status } = msg.outcome {
             self.apply(AccountEvent::UpstreamStatus(status));
         }
@@ -105,6 +113,24 @@ impl Handler<GetAccountStatus> for AccountActor {
             id: self.credentials.id.clone(),
             state: self.state.clone(),
             in_flight: self.in_flight,
+            last_error: self.last_error.clone(),
         })
     }
+}
+
+/// What operators should read about a call that went wrong; `None` for one that did not.
+fn failure_of(outcome: Outcome) -> Option<String> {
+    match outcome {
+        Outcome::Completed { status } if status >= 400 => {
+            Some(format!("the upstream answered HTTP {status}"))
+        }
+        Outcome::TransportFailed => Some("the upstream could not be reached".to_owned()),
+        Outcome::Completed { .. } | Outcome::ClientGone | Outcome::Abandoned => None,
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
