@@ -16,6 +16,8 @@ pub enum AdminError {
     InsufficientScope,
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("{message}")]
     Invalid {
         message: String,
@@ -56,6 +58,7 @@ impl AdminError {
             AdminError::InvalidToken => Some("invalid_admin_token"),
             AdminError::InsufficientScope => Some("insufficient_scope"),
             AdminError::NotFound(_) => Some("not_found"),
+            AdminError::Conflict(_) => Some("conflict"),
             AdminError::Invalid { .. } => Some("invalid_value"),
             AdminError::PayloadTooLarge { .. } => Some("request_too_large"),
             AdminError::RouteNotFound { .. } => Some("unknown_url"),
@@ -72,6 +75,7 @@ impl ResponseError for AdminError {
             AdminError::MissingToken | AdminError::InvalidToken => StatusCode::UNAUTHORIZED,
             AdminError::InsufficientScope => StatusCode::FORBIDDEN,
             AdminError::NotFound(_) | AdminError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            AdminError::Conflict(_) => StatusCode::CONFLICT,
             AdminError::Invalid { .. } => StatusCode::BAD_REQUEST,
             AdminError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AdminError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -105,6 +109,7 @@ impl From<StoreError> for AdminError {
     fn from(error: StoreError) -> AdminError {
         match error {
             StoreError::NotFound(message) => AdminError::NotFound(message),
+            StoreError::Conflict(message) => AdminError::Conflict(message),
             _ => AdminError::Internal,
         }
     }

@@ -6,11 +6,17 @@
 //! |---------------|----------------------------------------------------------|
 //! | `auth.rs`     | admin tokens in memory, the scope check middleware       |
 //! | `accounts.rs` | `/admin/v1/accounts`: the account lifecycle              |
+//! | `tenants.rs`  | `/admin/v1/tenants`: tenants, their limits and usage     |
+//! | `keys.rs`     | `/admin/v1/keys`: API keys (the key shown once)          |
+//! | `models.rs`   | `/admin/v1/models`: the registry as the relay sees it    |
 //! | `error.rs`    | admin failures in the OpenAI error shape                 |
 
 pub mod accounts;
 pub mod auth;
 pub mod error;
+pub mod keys;
+pub mod models;
+pub mod tenants;
 
 use std::sync::Arc;
 
@@ -91,6 +97,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::scope("/admin/v1")
                 .wrap(from_fn(auth::require_admin_token))
                 .configure(accounts::routes)
+                .configure(tenants::routes)
+                .configure(keys::routes)
+                .configure(models::routes)
                 .default_service(web::to(not_found)),
         );
 }
@@ -122,6 +131,15 @@ pub fn body_error(error: &actix_web::Error) -> AdminError {
         },
         _ => AdminError::invalid("The request body could not be read.", None),
     }
+}
+
+/// A JSON request body of type `T`, or a 400 saying what is wrong with it.
+pub fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<T, AdminError> {
+    let body = body.map_err(|e| body_error(&e))?;
+    serde_json::from_slice(&body)
+        .map_err(|e| AdminError::invalid(format!("The request body is not valid here: {e}."), None))
 }
 
 /// Liveness: 200 while the server runs.

@@ -238,6 +238,12 @@ impl Governor {
         let _ = self.0.usage_out.send(record);
     }
 
+    /// Tokens `(today, this month)` of a key or tenant, as the quotas count them.
+    pub fn used(&self, scope: Scope, id: &str, now: DateTime<Utc>) -> (u64, u64) {
+        let mut book = self.0.quotas.lock().unwrap_or_else(|e| e.into_inner());
+        book.used(&(scope, Arc::from(id)), now)
+    }
+
     /// Upstream calls in flight now (for tests and health).
     pub fn in_flight(&self) -> usize {
         self.0.in_flight.load(Ordering::SeqCst)

@@ -4,7 +4,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
@@ -117,6 +117,18 @@ impl Store {
         let mut statement = conn.prepare(&sql)?;
         let rows = statement.query_map([], key_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One key by id or name.
+    pub fn get_key(&self, id_or_name: &str) -> Result<ApiKeyRow, StoreError> {
+        let conn = self.conn()?;
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id
+             WHERE k.id = ?1 OR k.name = ?1 ORDER BY k.created_at LIMIT 1"
+        );
+        conn.query_row(&sql, [id_or_name], key_row)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("no API key with id or name {id_or_name}")))
     }
 
     /// Revokes a key by id or by name. Revoking twice is not an error.

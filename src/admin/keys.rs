@@ -1,0 +1,128 @@
+//! `/admin/v1/keys`: the API keys clients use — list, create (the key is in that one answer and
+//! nowhere else, ever), get (with this day's and month's token usage), revoke (`DELETE`; the
+//! row stays for the record).
+
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::json;
+use slog::info;
+
+use super::error::AdminError;
+use super::{json_body, resource, AdminState};
+use crate::governance::policy::Limits;
+use crate::governance::requests::KeyRequest;
+use crate::http::AppState;
+use crate::store::keys::reveal;
+use crate::store::usage::Scope;
+use crate::store::{ApiKeyRow, StoreError};
+use crate::time::rfc3339;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/keys")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(
+        resource("/keys/{id}")
+            .route(web::get().to(get))
+            .route(web::delete().to(revoke)),
+    );
+}
+
+/// A key as the admin API shows it: never the key itself, only its public prefix.
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    pub id: String,
+    pub object: &'static str,
+    pub name: String,
+    pub prefix: String,
+    pub tenant: Option<String>,
+    pub models: Option<Vec<String>>,
+    pub limits: Limits,
+    pub expires_at: Option<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+impl From<ApiKeyRow> for KeyView {
+    fn from(row: ApiKeyRow) -> KeyView {
+        KeyView {
+            id: row.id,
+            object: "relay.api_key",
+            name: row.name,
+            prefix: row.prefix,
+            tenant: row.tenant,
+            models: row.models,
+            limits: row.limits,
+            expires_at: row.expires_at.map(rfc3339),
+            created_at: rfc3339(row.created_at),
+            revoked_at: row.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+async fn list(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
+    let rows = state.run(|s| s.list_keys()).await?;
+    let data: Vec<KeyView> = rows.into_iter().map(KeyView::from).collect();
+    Ok(HttpResponse::Ok().json(json!({ "object": "list", "data": data })))
+}
+
+/// 201 with the view and, this once, the key in `key`.
+async fn create(
+    state: web::Data<AdminState>,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, AdminError> {
+    let request: KeyRequest = json_body(body)?;
+    let new = request
+        .validate(Utc::now().timestamp())
+        .map_err(|e| AdminError::invalid(e.to_string(), Some(e.field)))?;
+    // An unknown tenant is a mistake in this request, not a missing resource.
+    let created = state
+        .store()
+        .run(move |s| s.create_key_with(&new))
+        .await
+        .map_err(|error| match error {
+            StoreError::NotFound(message) => AdminError::invalid(message, Some("tenant")),
+            other => AdminError::from(other),
+        })?;
+    info!(state.log(), "API key created"; "key_id" => &created.row.id);
+    let key = reveal(&created).to_owned();
+    let mut view =
+        serde_json::to_value(KeyView::from(created.row)).map_err(|_| AdminError::Internal)?;
+    view["key"] = json!(key);
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// The key with the tokens it used today and this month (as quotas count them).
+async fn get(
+    state: web::Data<AdminState>,
+    app: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let id = id.into_inner();
+    let row = state.run(move |s| s.get_key(&id)).await?;
+    let (today, month) = app.governor().used(Scope::Key, &row.id, Utc::now());
+    let mut view = serde_json::to_value(KeyView::from(row)).map_err(|_| AdminError::Internal)?;
+    view["usage"] = json!({ "tokens_today": today, "tokens_this_month": month });
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Revokes the key; the running relay refuses it within a sync interval.
+async fn revoke(
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let id = id.into_inner();
+    let target = id.clone();
+    let row = state
+        .run(move |s| {
+            let row = s.get_key(&target)?;
+            s.revoke_key(&row.id)?;
+            s.get_key(&row.id)
+        })
+        .await?;
+    info!(state.log(), "API key revoked"; "key_id" => &row.id);
+    Ok(HttpResponse::Ok().json(KeyView::from(row)))
+}

@@ -1,0 +1,100 @@
+//! `/admin/v1/tenants`: the teams that own API keys — list, create, get (with this day's and
+//! month's token usage), delete (refused while the tenant has active keys).
+
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::json;
+use slog::info;
+
+use super::error::AdminError;
+use super::{json_body, resource, AdminState};
+use crate::governance::policy::Limits;
+use crate::governance::requests::TenantRequest;
+use crate::http::AppState;
+use crate::store::usage::Scope;
+use crate::store::TenantRow;
+use crate::time::rfc3339;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/tenants")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(
+        resource("/tenants/{id}")
+            .route(web::get().to(get))
+            .route(web::delete().to(delete)),
+    );
+}
+
+/// A tenant as the admin API shows it.
+#[derive(Debug, Serialize)]
+pub struct TenantView {
+    pub id: String,
+    pub object: &'static str,
+    pub name: String,
+    pub limits: Limits,
+    pub hidden_models: Vec<String>,
+    pub active_keys: i64,
+    pub created_at: String,
+}
+
+impl From<TenantRow> for TenantView {
+    fn from(row: TenantRow) -> TenantView {
+        TenantView {
+            id: row.id,
+            object: "relay.tenant",
+            name: row.name,
+            limits: row.limits,
+            hidden_models: row.hidden_models,
+            active_keys: row.active_keys,
+            created_at: rfc3339(row.created_at),
+        }
+    }
+}
+
+async fn list(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
+    let rows = state.run(|s| s.list_tenants()).await?;
+    let data: Vec<TenantView> = rows.into_iter().map(TenantView::from).collect();
+    Ok(HttpResponse::Ok().json(json!({ "object": "list", "data": data })))
+}
+
+async fn create(
+    state: web::Data<AdminState>,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, AdminError> {
+    let request: TenantRequest = json_body(body)?;
+    let new = request
+        .validate()
+        .map_err(|e| AdminError::invalid(e.to_string(), Some(e.field)))?;
+    let row = state.run(move |s| s.create_tenant(&new)).await?;
+    info!(state.log(), "tenant created"; "tenant_id" => &row.id);
+    Ok(HttpResponse::Created().json(TenantView::from(row)))
+}
+
+/// The tenant with the tokens its keys used today and this month (as quotas count them).
+async fn get(
+    state: web::Data<AdminState>,
+    app: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let id = id.into_inner();
+    let row = state.run(move |s| s.get_tenant(&id)).await?;
+    let (today, month) = app.governor().used(Scope::Tenant, &row.id, Utc::now());
+    let mut view = serde_json::to_value(TenantView::from(row)).map_err(|_| AdminError::Internal)?;
+    view["usage"] = json!({ "tokens_today": today, "tokens_this_month": month });
+    Ok(HttpResponse::Ok().json(view))
+}
+
+async fn delete(
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let id = id.into_inner();
+    let target = id.clone();
+    state.run(move |s| s.delete_tenant(&target)).await?;
+    info!(state.log(), "tenant deleted"; "tenant" => &id);
+    Ok(HttpResponse::Ok().json(json!({ "id": id, "object": "relay.tenant", "deleted": true })))
+}
