@@ -274,4 +274,20 @@ mod tests {
         let err = Settings::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("upstream.base_url"), "{err}");
     }
+
+    #[test]
+    fn governance_settings_load_from_a_file_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        let text = "[models]\nhidden = [\"gpt-5.2\"]\n[models.aliases]\ncodex = \"gpt-5.5\"\n\
+                    [limits]\ndefault_key_rpm = 0\n";
+        std::fs::write(&path, text).unwrap();
+        let s = Settings::load(Some(&path)).unwrap();
+        assert_eq!(s.models.aliases["codex"], "gpt-5.5");
+        assert_eq!(s.models.hidden, ["gpt-5.2"]);
+        assert_eq!(s.limits.default_key_rpm, 0);
+        std::fs::write(&path, "[limits]\nmax_in_flight = 0\n").unwrap();
+        let err = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("limits.max_in_flight"), "{err}");
+    }
 }
