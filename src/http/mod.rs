@@ -79,8 +79,8 @@ impl AppState {
 }
 
 /// The data-plane routes. `/healthz` answers without a key (load balancers and orchestrators
-/// probe it); everything under `/v1` requires one, and counts against its request rate. A known path asked with another method gets
-/// 405, an unknown path 404, both in the OpenAI error shape.
+/// probe it); everything under `/v1` requires one, and counts against its request rate. A known
+/// path asked with another method gets 405, an unknown path 404, both in the OpenAI error shape.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(healthz)))
         .service(
