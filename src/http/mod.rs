@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod context;
 pub mod error;
+mod failover;
 mod models;
 mod relay_stream;
 mod responses;

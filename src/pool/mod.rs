@@ -1,5 +1,12 @@
 //! The glue between the store and the actors: the store is the [`AccountSource`] the router
-//! reconciles against, and the API keys are re-read on the same rhythm.
+//! reconciles against and the [`PoolStateSink`](relay_actors::PoolStateSink) that keeps health
+//! across restarts ([`state`]); the health probe calls the upstream ([`probe`]); the `routing.*`
+//! settings become the actors' [`PoolConfig`](relay_actors::PoolConfig) ([`config`]). The API keys
+//! are re-read on the sync rhythm too.
+
+pub mod config;
+pub mod probe;
+pub mod state;
 
 use std::sync::Arc;
 use std::time::Duration;
