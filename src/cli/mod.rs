@@ -7,6 +7,7 @@
 
 mod account;
 mod key;
+mod pool;
 
 use std::path::PathBuf;
 

@@ -44,7 +44,7 @@ impl Handler<Acquire> for RouterActor {
             let Some(mut lease) = granted else {
                 return Err(act.judge(SystemTime::now()));
             };
-            lease.placement = act.place(msg.affinity.as_deref(), bound, &lease, &msg.exclude, now);
+            lease.placement = act.place(msg.affinity.as_deref(), bound, &lease, now);
             Ok(lease)
         }))
     }
@@ -89,7 +89,6 @@ impl RouterActor {
         key: Option<&str>,
         bound: Option<AccountId>,
         lease: &Lease,
-        exclude: &[AccountId],
         now: SystemTime,
     ) -> Placement {
         let Some(key) = key else {
@@ -99,10 +98,8 @@ impl RouterActor {
         let placement = match bound {
             None => Placement::New,
             Some(bound) if bound == granted => Placement::Kept,
-            // Tried and failed for this request, or merely busy: the binding stays.
-            Some(bound) if exclude.contains(&bound) || self.serves(&bound, now) => {
-                return Placement::Detour { bound };
-            }
+            // Still serving (this request failed there, or it is merely full): the binding stays.
+            Some(bound) if self.serves(&bound, now) => return Placement::Detour { bound },
             Some(from) => {
                 self.affinity_moves += 1;
                 Placement::Moved { from }
