@@ -44,6 +44,7 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     pub workers: usize,
     pub max_body_bytes: usize,
+    pub sse_keepalive_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod context;
 pub mod error;
 mod failover;
+mod keepalive;
 mod models;
 mod relay_stream;
 mod responses;

@@ -16,9 +16,16 @@ use futures_util::Stream;
 use relay_actors::{Lease, Outcome};
 use slog::{info, warn, Logger};
 
+use super::keepalive::{KeepAlive, COMMENT};
 use crate::upstream::holdback::Held;
 use crate::upstream::sse::{failed_event, StreamWatcher, Terminal};
 use crate::upstream::UpstreamResponse;
+
+/// The stream's clocks: `upstream.stream_idle_timeout_secs` and `server.sse_keepalive_ms`.
+pub struct StreamTiming {
+    pub idle_timeout: Duration,
+    pub keepalive: Duration,
+}
 
 pub struct RelayStream {
     upstream: UpstreamResponse,
@@ -28,6 +35,7 @@ pub struct RelayStream {
     /// The upstream body ended during the hold-back.
     upstream_ended: bool,
     lease: Option<Lease>,
+    keepalive: KeepAlive,
     idle: Pin<Box<actix_web::rt::time::Sleep>>,
     idle_timeout: Duration,
     last_byte: Instant,
@@ -42,9 +50,13 @@ impl RelayStream {
         upstream: UpstreamResponse,
         lease: Lease,
         held: Held,
-        idle_timeout: Duration,
+        timing: StreamTiming,
         log: Logger,
     ) -> RelayStream {
+        let StreamTiming {
+            idle_timeout,
+            keepalive,
+        } = timing;
         let now = Instant::now();
         RelayStream {
             upstream,
@@ -52,6 +64,7 @@ impl RelayStream {
             prefix: Some(held.prefix).filter(|p| !p.is_empty()),
             upstream_ended: held.ended,
             lease: Some(lease),
+            keepalive: KeepAlive::new(keepalive),
             idle: Box::pin(actix_web::rt::time::sleep(idle_timeout)),
             idle_timeout,
             last_byte: now,
@@ -113,7 +126,17 @@ impl Stream for RelayStream {
     type Item = Result<Bytes, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
+        let next = self.as_mut().next_bytes(cx);
+        if let Poll::Ready(Some(_)) = next {
+            self.keepalive.sent();
+        }
+        next
+    }
+}
+
+impl RelayStream {
+    fn next_bytes(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Infallible>>> {
+        let this = self;
         loop {
             if this.done {
                 return Poll::Ready(None);
@@ -148,6 +171,7 @@ impl Stream for RelayStream {
                     "upstream_idle_timeout",
                     "The upstream sent nothing for too long; the relay ended the stream.",
                 ),
+                Poll::Pending if this.keepalive.due(cx) => Bytes::from_static(COMMENT),
                 Poll::Pending => return Poll::Pending,
             };
             return Poll::Ready(Some(Ok(event)));

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::context::{AccessNote, RequestContext};
 use super::error::ApiError;
 use super::failover::{self, Call, Committed};
-use super::relay_stream::RelayStream;
+use super::relay_stream::{RelayStream, StreamTiming};
 use super::AppState;
 use crate::compat;
 use crate::upstream::assemble::{Assembled, Assembler};
@@ -201,7 +201,11 @@ async fn answer(
     let mut builder = HttpResponse::Ok();
     copy_returned_headers(&response, &mut builder);
     if reply.wants_stream {
-        let stream = RelayStream::new(response, lease, held, idle, ctx.log.clone());
+        let timing = StreamTiming {
+            idle_timeout: idle,
+            keepalive: Duration::from_millis(state.settings().server.sse_keepalive_ms),
+        };
+        let stream = RelayStream::new(response, lease, held, timing, ctx.log.clone());
         return Ok(builder
             .content_type("text/event-stream")
             .insert_header(("cache-control", "no-cache"))

@@ -13,6 +13,7 @@ mod auth;
 mod cli;
 mod errors;
 mod headers;
+mod keepalive;
 mod models;
 mod pool_affinity;
 mod pool_cli;

@@ -238,3 +238,26 @@ async fn a_pool_of_open_breakers_answers_503_with_a_clear_code() {
     assert_eq!(error_of(&mut response).await["code"], "no_usable_account");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn the_hold_back_is_bounded_in_bytes_then_the_stream_flows() {
+    // A bound smaller than the first event: the stream is committed at once, so an overload
+    // that follows reaches the client as the stream's own response.failed.
+    let (app, pool) = spawn_pool(|s| s.routing.hold_back_bytes = 1).await;
+    app.mock
+        .state
+        .set_event_delay(std::time::Duration::from_millis(20));
+    let overloaded = Scripted::FailedInStream {
+        code: "server_is_overloaded".into(),
+        message: "busy".into(),
+    };
+    app.mock
+        .state
+        .push_scripted_for(pool[0].chatgpt, overloaded);
+    let events = app.stream_events(&body("gpt-5.5", "hi", true)).await;
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "response.failed");
+    assert_eq!(last["response"]["error"]["code"], "server_is_overloaded");
+    assert_eq!(upstream_accounts(&app), [pool[0].chatgpt]);
+    app.stop().await;
+}

@@ -77,7 +77,9 @@ print(*(s.getsockname()[1] for s in socks))
 ')
 
 # --- Mock upstream --------------------------------------------------------------------------
-"$MOCK" --listen "127.0.0.1:$MOCK_PORT" --write-auth-json "$TMP/auth.json" \
+# Events 40 ms apart and keep-alive comments after 15 ms of silence: every stream the clients
+# read carries SSE comments between its events, which they must ignore.
+"$MOCK" --listen "127.0.0.1:$MOCK_PORT" --write-auth-json "$TMP/auth.json" --event-delay-ms 40 \
   --write-overloaded-auth-json "$TMP/auth-overloaded.json" >"$TMP/mock.log" 2>&1 &
 MOCK_PID=$!
 PIDS+=("$MOCK_PID")
@@ -101,6 +103,7 @@ export CODEX_RELAY__STORE__PATH="$TMP/relay.db"
 export CODEX_RELAY__SERVER__LISTEN="127.0.0.1:$RELAY_PORT"
 export CODEX_RELAY__UPSTREAM__BASE_URL="http://127.0.0.1:$MOCK_PORT"
 export CODEX_RELAY__OAUTH__ISSUER="http://127.0.0.1:$MOCK_PORT"
+export CODEX_RELAY__SERVER__SSE_KEEPALIVE_MS=15
 # The log check below is strongest when the relay logs everything it may log.
 export CODEX_RELAY__LOG__LEVEL="${E2E_RELAY_LOG_LEVEL:-trace}"
 
