@@ -132,12 +132,20 @@ async fn acquire(
     }
 }
 
-/// Logs a conversation that had to leave its account (counted by the router).
+/// Logs a conversation that had to leave its account (moves are also counted by the router).
+/// Encrypted reasoning only its own account can read makes either a conscious, visible choice.
 fn note_placement(lease: &Lease, call: &Call<'_>, ctx: &RequestContext) {
-    if let Placement::Moved { from } = &lease.placement {
-        warn!(ctx.log, "conversation moved to another account: its account cannot serve";
-            "from_account_id" => from.to_string(), "account_id" => lease.account_id.to_string(),
-            "carries_encrypted_content" => call.carries_encrypted);
+    match &lease.placement {
+        Placement::Moved { from } => {
+            warn!(ctx.log, "conversation moved to another account: its account cannot serve";
+                "from_account_id" => from.to_string(), "account_id" => lease.account_id.to_string(),
+                "carries_encrypted_content" => call.carries_encrypted);
+        }
+        Placement::Detour { bound } if call.carries_encrypted => {
+            warn!(ctx.log, "conversation with encrypted content tried on another account for this request";
+                "bound_account_id" => bound.to_string(), "account_id" => lease.account_id.to_string());
+        }
+        _ => {}
     }
 }
 

@@ -103,7 +103,12 @@ async fn leases_rotate_round_robin_and_skip_excluded_accounts() {
     let source = MemorySource::default();
     source.put(credentials("a", true, 1));
     source.put(credentials("b", true, 1));
-    let router = RouterActor::new(Arc::new(source), Duration::from_secs(60)).start();
+    let config = crate::config::PoolConfig {
+        strategy: super::selection::Strategy::RoundRobin,
+        ..Default::default()
+    };
+    let router =
+        RouterActor::with_config(Arc::new(source), Duration::from_secs(60), config).start();
     synced(&router, 2).await;
     let mut seen = Vec::new();
     for _ in 0..4 {
