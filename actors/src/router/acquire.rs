@@ -31,7 +31,7 @@ impl Handler<Acquire> for RouterActor {
         self.cursor = self.cursor.wrapping_add(1);
         let router = ctx.address();
         let ask = async move {
-            for (_, addr) in order {
+            for addr in order {
                 match addr.send(GrantLease).await {
                     Ok(Ok(lease)) => return Some(lease),
                     Ok(Err(_refused)) => continue,
@@ -66,7 +66,7 @@ impl RouterActor {
         bound: Option<&AccountId>,
         exclude: &[AccountId],
         now: SystemTime,
-    ) -> Vec<(AccountId, Addr<AccountActor>)> {
+    ) -> Vec<Addr<AccountActor>> {
         let views: Vec<&AccountView> = self.entries.values().map(|e| &e.view).collect();
         let mut ids = selection::order(&views, self.config.strategy, self.cursor, exclude, now);
         if let Some(bound) = bound {
@@ -75,11 +75,8 @@ impl RouterActor {
                 ids.insert(0, id);
             }
         }
-        ids.into_iter()
-            .filter_map(|id| {
-                let addr = self.entries.get(&id)?.addr.clone();
-                Some((id, addr))
-            })
+        ids.iter()
+            .filter_map(|id| Some(self.entries.get(id)?.addr.clone()))
             .collect()
     }
 
