@@ -1,10 +1,11 @@
-//! The account actor with health: cooldowns, the half-open probe, the in-flight cap, saving.
+//! The account actor with health: cooldowns, the half-open call, health probes, the in-flight
+//! cap, saving.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, LocalBoxFuture};
 
 use super::super::messages::*;
 use super::super::AccountActor;
@@ -12,7 +13,7 @@ use super::{credentials, Listener};
 use crate::account::health::{Breaker, CoolingReason, Health, HealthPolicy};
 use crate::config::PoolConfig;
 use crate::lease::{Outcome, UpstreamFacts};
-use crate::ports::{PoolStateSink, SourceError};
+use crate::ports::{HealthProber, PoolStateSink, ProbeResult, ProbeTarget, SourceError};
 use crate::types::{AccountId, PoolRecord, RoutingParams};
 
 #[derive(Default, Clone)]
@@ -141,4 +142,69 @@ async fn a_stored_change_with_the_same_login_keeps_the_verdict_and_health() {
     let view = account.send(GetAccountStatus).await.unwrap();
     assert_eq!(view.routing.priority, 3);
     assert!(view.state.health.cooling.is_some(), "health survives");
+}
+
+/// Answers every probe with a fixed result and counts them.
+#[derive(Clone)]
+struct FixedProbe(ProbeResult, Arc<Mutex<usize>>);
+
+impl HealthProber for FixedProbe {
+    fn probe(&self, _: ProbeTarget) -> LocalBoxFuture<'static, ProbeResult> {
+        *self.1.lock().unwrap() += 1;
+        let result = self.0;
+        Box::pin(async move { result })
+    }
+}
+
+async fn probed(result: ProbeResult) -> (Health, usize) {
+    let probe = FixedProbe(result, Arc::default());
+    let config = PoolConfig {
+        prober: Some(Arc::new(probe.clone())),
+        ..PoolConfig::default()
+    };
+    let half_open = PoolRecord {
+        health: Health {
+            breaker: Breaker::Open {
+                until: SystemTime::now() - Duration::from_secs(1),
+            },
+            openings: 1,
+            ..Health::default()
+        },
+        quota: None,
+    };
+    let account = start(config, RoutingParams::default(), half_open);
+    account.send(ProbeNow).await.unwrap();
+    // The probe runs on the actor; its result is in once the actor answers again without it.
+    let mut view = account.send(GetAccountStatus).await.unwrap();
+    for _ in 0..100 {
+        if !view.probing {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+        view = account.send(GetAccountStatus).await.unwrap();
+    }
+    account.send(ProbeNow).await.unwrap();
+    let count = *probe.1.lock().unwrap();
+    (view.state.health, count)
+}
+
+#[actix_rt::test]
+async fn a_successful_probe_closes_a_half_open_breaker() {
+    let (health, probes) = probed(ProbeResult::Status(200)).await;
+    assert_eq!(health, Health::default());
+    assert_eq!(probes, 1, "a healthy account is not probed again");
+}
+
+#[actix_rt::test]
+async fn a_failed_probe_reopens_the_breaker_for_longer() {
+    let (health, probes) = probed(ProbeResult::TransportFailed).await;
+    let Breaker::Open { until } = health.breaker else {
+        panic!("{health:?}");
+    };
+    assert!(
+        until > SystemTime::now() + Duration::from_secs(5),
+        "backoff grew"
+    );
+    assert_eq!(health.openings, 2);
+    assert_eq!(probes, 1, "an open breaker waits for its backoff");
 }
