@@ -43,6 +43,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Serve => serve(settings, store, &source),
         Command::Account(command) => cli::account(&store, command),
         Command::Key(command) => cli::key(&store, command),
+        Command::AdminToken(command) => cli::admin_token(&store, command),
     }
 }
 

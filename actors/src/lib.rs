@@ -21,7 +21,7 @@ pub mod router;
 mod types;
 
 pub use account::health::{Availability, Breaker, Cooling, CoolingReason, Health, HealthPolicy};
-pub use account::messages::AccountView;
+pub use account::messages::{AccountStatus, AccountView, LastError};
 pub use account::quota::{QuotaSnapshot, QuotaWindow};
 pub use account::state::{AccountState, AdminState, AuthState};
 pub use account::AccountActor;
@@ -32,7 +32,8 @@ pub use ports::{
 };
 pub use router::affinity::Placement;
 pub use router::messages::{
-    Acquire, AcquireError, GetAccountViews, GetPoolStatus, JudgeExhaustion, PoolStatus, SyncNow,
+    Acquire, AcquireError, GetAccountStatuses, GetPoolStatus, JudgeExhaustion, PoolStatus,
+    Reconcile, SyncNow,
 };
 pub use router::selection::Strategy;
 pub use router::RouterActor;

@@ -7,10 +7,11 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{rfc3339, ListArgs};
+use super::ListArgs;
 use crate::oauth::auth_json;
 use crate::obs::mask_email;
 use crate::store::{ImportOutcome, Store};
+use crate::time::rfc3339;
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {

@@ -171,24 +171,21 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status_code());
-        if let Some(seconds) = self.retry_after() {
-            response.insert_header(("retry-after", seconds.to_string()));
-        }
-        let mut error = json!({
-            "message": self.to_string(),
-            "type": self.kind(),
-            "param": self.param(),
-            "code": self.code(),
-        });
-        if let ApiError::UsageLimitReached {
-            resets_at: Some(at),
-            ..
-        } = self
-        {
-            error["resets_at"] = json!(at);
-        }
-        response.json(json!({ "error": error }))
+        let resets_at = match self {
+            ApiError::UsageLimitReached { resets_at, .. } => *resets_at,
+            _ => None,
+        };
+        openai_error(
+            self.status_code(),
+            self.retry_after(),
+            ErrorBody {
+                message: self.to_string(),
+                kind: self.kind(),
+                param: self.param(),
+                code: self.code(),
+                resets_at,
+            },
+        )
     }
 }
 
@@ -198,6 +195,36 @@ fn usage_limit_message(resets_at: Option<i64>) -> String {
         .map(|at| format!(" The earliest reset is at {}.", at.to_rfc3339()))
         .unwrap_or_default();
     format!("Every upstream account has reached its usage limit. Try again later.{when}")
+}
+
+/// The four fields of an OpenAI error object, and the one extra some answers carry.
+pub struct ErrorBody {
+    pub message: String,
+    pub kind: &'static str,
+    pub param: Option<&'static str>,
+    pub code: Option<String>,
+    /// When a usage limit resets (unix seconds): sent as `error.resets_at`, which Codex clients
+    /// read; only on `usage_limit_reached`.
+    pub resets_at: Option<i64>,
+}
+
+/// Writes `{"error":{"message","type","param","code"}}` with `status`, and `Retry-After` when
+/// waiting helps. Shared by the data plane and the admin plane.
+pub fn openai_error(status: StatusCode, retry_after: Option<u64>, body: ErrorBody) -> HttpResponse {
+    let mut response = HttpResponse::build(status);
+    if let Some(seconds) = retry_after {
+        response.insert_header(("retry-after", seconds.to_string()));
+    }
+    let mut error = json!({
+        "message": body.message,
+        "type": body.kind,
+        "param": body.param,
+        "code": body.code,
+    });
+    if let Some(at) = body.resets_at {
+        error["resets_at"] = json!(at);
+    }
+    response.json(json!({ "error": error }))
 }
 
 #[cfg(test)]

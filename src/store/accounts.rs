@@ -75,7 +75,7 @@ impl Store {
             Some(id) => {
                 tx.execute(
                     "UPDATE accounts SET email = ?2, plan = ?3, is_fedramp = ?4, token_expires_at = ?5,
-                         last_refresh = ?6, state = 'active', state_reason = NULL,
+                         last_refresh = ?6, state_reason = NULL,
                          version = version + 1, updated_at = ?7,
                          label = COALESCE(?8, label)
                      WHERE id = ?1",
@@ -149,6 +149,35 @@ impl Store {
         )?;
         let rows = statement.query_map([], summary_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One account, without secrets. `id` may be the relay id or the ChatGPT account id.
+    pub fn get_account(&self, id: &str) -> Result<AccountSummary, StoreError> {
+        let conn = self.conn()?;
+        conn.query_row(
+            "SELECT id, label, chatgpt_account_id, email, plan, state, state_reason,
+                    token_expires_at, last_refresh, created_at
+             FROM accounts WHERE id = ?1 OR chatgpt_account_id = ?1",
+            [id],
+            summary_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("no account with id {id}")))
+    }
+
+    /// Records what the operator wants of an account (active, disabled, draining); the server
+    /// follows at its next sync. Returns the relay id.
+    pub fn set_account_state(&self, id: &str, state: AdminState) -> Result<String, StoreError> {
+        let conn = self.conn()?;
+        let relay_id: Option<String> = conn
+            .query_row(
+                "UPDATE accounts SET state = ?2, version = version + 1, updated_at = ?3
+                 WHERE id = ?1 OR chatgpt_account_id = ?1 RETURNING id",
+                params![id, state.name(), now_unix()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        relay_id.ok_or_else(|| StoreError::NotFound(format!("no account with id {id}")))
     }
 
     /// Deletes an account and its tokens. `id` may be the relay id or the ChatGPT account id.

@@ -4,14 +4,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
 use bytes::Bytes;
 use codex_relay::oauth::auth_json;
 use codex_relay::obs::{build_logger, LogSink};
 use codex_relay::settings::{LogLevel, Settings};
-use codex_relay::startup::Application;
+use codex_relay::startup::{AppHandle, Application};
+use codex_relay::store::admin_tokens::AdminScope;
 use codex_relay::store::{keys::reveal, MasterKey, Store};
 use futures_util::StreamExt;
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use crate::mock_upstream::{fake_auth_json, MockUpstream};
@@ -27,7 +28,8 @@ pub struct TestApp {
     /// The settings the relay was started with (a restart reuses them).
     pub settings: Settings,
     logs: Arc<Mutex<Vec<u8>>>,
-    handle: ServerHandle,
+    pub admin_addr: std::net::SocketAddr,
+    handle: AppHandle,
     _dir: tempfile::TempDir,
 }
 
@@ -44,6 +46,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::defaults().expect("defaults load");
     settings.server.listen = "127.0.0.1:0".parse().expect("addr");
     settings.server.workers = 1;
+    settings.admin.listen = "127.0.0.1:0".parse().expect("addr");
     settings.store.path = dir.path().join("relay.db");
     settings.store.sync_interval_ms = 100;
     settings.upstream.base_url = mock.url().parse().expect("url");
@@ -58,9 +61,10 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let key = reveal(&store.create_key("tests").expect("key")).to_owned();
 
     let logs = Arc::new(Mutex::new(Vec::new()));
-    let (addr, handle) = start_relay(&settings, &store, &logs).await;
+    let (addr, admin_addr, handle) = start_relay(&settings, &store, &logs).await;
     TestApp {
         addr,
+        admin_addr,
         key,
         mock,
         store,
@@ -73,19 +77,21 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     }
 }
 
+/// Builds and runs the relay on `store`; returns the data and admin addresses and the handle.
 async fn start_relay(
     settings: &Settings,
     store: &Store,
     logs: &Arc<Mutex<Vec<u8>>>,
-) -> (std::net::SocketAddr, ServerHandle) {
+) -> (std::net::SocketAddr, std::net::SocketAddr, AppHandle) {
     let (log, _) = build_logger(LogSink::Buffer(Arc::clone(logs)), LogLevel::Debug);
     let app = Application::build(settings.clone(), store.clone(), log)
         .await
         .expect("relay starts");
     let addr = app.addr();
+    let admin_addr = app.admin_addr();
     let handle = app.handle();
     actix_web::rt::spawn(app.run_until_stopped());
-    (addr, handle)
+    (addr, admin_addr, handle)
 }
 
 impl TestApp {
@@ -116,6 +122,35 @@ impl TestApp {
         requests.last().and_then(|r| r.json()).unwrap()
     }
 
+    /// A request to the admin plane with `token` (none when empty).
+    pub fn admin(&self, method: &str, path: &str, token: &str) -> awc::ClientRequest {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let request = client().request(method, format!("http://{}{path}", self.admin_addr));
+        if token.is_empty() {
+            request
+        } else {
+            request.bearer_auth(token)
+        }
+    }
+
+    /// Creates an admin token in the store; the server knows it after its next sync.
+    pub async fn admin_token(&self, scope: AdminScope) -> String {
+        let created = self.store.create_admin_token("tests", scope).unwrap();
+        let token = created.token.expose_secret().to_owned();
+        let (admin, probe) = (self.admin_addr, token.clone());
+        let known = eventually(5, || {
+            let probe = probe.clone();
+            async move {
+                let url = format!("http://{admin}/admin/v1/accounts");
+                let response = client().get(url).bearer_auth(probe).send().await;
+                response.is_ok_and(|r| r.status() != 401)
+            }
+        })
+        .await;
+        assert!(known, "the relay never learned the new admin token");
+        token
+    }
+
     pub fn get(&self, path: &str) -> awc::ClientRequest {
         client().get(self.url(path)).bearer_auth(&self.key)
     }
@@ -129,8 +164,9 @@ impl TestApp {
     /// Stops the relay and starts a new one on the same store file and mock (a restart).
     pub async fn restart(mut self) -> TestApp {
         self.handle.stop(false).await;
-        let (addr, handle) = start_relay(&self.settings, &self.store, &self.logs).await;
+        let (addr, admin_addr, handle) = start_relay(&self.settings, &self.store, &self.logs).await;
         self.addr = addr;
+        self.admin_addr = admin_addr;
         self.handle = handle;
         self
     }

@@ -66,6 +66,14 @@ pub struct AccountView {
     pub quota: Option<QuotaSnapshot>,
     /// A half-open probe is in flight.
     pub probing: bool,
+    /// The last failed upstream call, for operators: what happened and when (unix seconds).
+    pub last_error: Option<LastError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastError {
+    pub message: String,
+    pub at: i64,
 }
 
 /// Older name of [`AccountView`].

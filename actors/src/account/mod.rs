@@ -19,8 +19,8 @@ use secrecy::ExposeSecret;
 
 use self::health::{Availability, Signal};
 use self::messages::{
-    AccountStateChanged, AccountView, GetAccountStatus, GrantLease, Refusal, ReplaceCredentials,
-    ReportOutcome, Retire,
+    AccountStateChanged, AccountView, GetAccountStatus, GrantLease, LastError, Refusal,
+    ReplaceCredentials, ReportOutcome, Retire,
 };
 use self::quota::QuotaSnapshot;
 use self::state::{AccountEvent, AccountState};
@@ -35,6 +35,7 @@ pub struct AccountActor {
     in_flight: usize,
     /// The one call of a half-open breaker (a lease or a health probe) is in flight.
     probing: bool,
+    last_error: Option<LastError>,
     config: Arc<PoolConfig>,
     router: Recipient<AccountStateChanged>,
     saving: bool,
@@ -61,6 +62,7 @@ impl AccountActor {
             quota,
             in_flight: 0,
             probing: false,
+            last_error: None,
             config,
             router,
             saving: false,
@@ -82,6 +84,7 @@ impl AccountActor {
             routing: self.credentials.routing,
             quota: self.quota,
             probing: self.probing,
+            last_error: self.last_error.clone(),
         }
     }
 
@@ -179,6 +182,12 @@ impl Handler<ReportOutcome> for AccountActor {
         if msg.probe {
             self.probing = false;
         }
+        if let Some(message) = failure_of(msg.outcome) {
+            self.last_error = Some(LastError {
+                message,
+                at: unix_now(),
+            });
+        }
         if let Some(quota) = msg.facts.rate_limits {
             self.quota = Some(quota);
             self.save(ctx);
@@ -224,4 +233,25 @@ impl Handler<GetAccountStatus> for AccountActor {
     fn handle(&mut self, _: GetAccountStatus, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.view())
     }
+}
+
+/// What operators should read about a call that went wrong; `None` for one that did not.
+fn failure_of(outcome: Outcome) -> Option<String> {
+    match outcome {
+        Outcome::Completed { status } if status >= 400 => {
+            Some(format!("the upstream answered HTTP {status}"))
+        }
+        Outcome::TransportFailed => Some("the upstream could not be reached".to_owned()),
+        Outcome::TimedOut => Some("the upstream did not answer in time".to_owned()),
+        Outcome::FailedBeforeOutput => {
+            Some("the upstream failed the response before any output".to_owned())
+        }
+        Outcome::Completed { .. } | Outcome::ClientGone | Outcome::Abandoned => None,
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

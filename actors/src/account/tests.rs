@@ -135,3 +135,29 @@ async fn a_disabled_account_grants_nothing() {
     let refused = account.send(GrantLease).await.unwrap();
     assert_eq!(refused.unwrap_err(), Refusal::Unusable("disabled"));
 }
+
+#[actix_rt::test]
+async fn a_failed_call_is_remembered_for_operators() {
+    let listener = Listener::default().start();
+    let account = AccountActor::new(credentials("a", true, 1), listener.recipient()).start();
+    let status = account.send(GetAccountStatus).await.unwrap();
+    assert!(status.last_error.is_none());
+    let lease = account.send(GrantLease).await.unwrap().unwrap();
+    lease.report(Outcome::Completed { status: 200 });
+    assert!(account
+        .send(GetAccountStatus)
+        .await
+        .unwrap()
+        .last_error
+        .is_none());
+    let lease = account.send(GrantLease).await.unwrap().unwrap();
+    lease.report(Outcome::TransportFailed);
+    let error = account
+        .send(GetAccountStatus)
+        .await
+        .unwrap()
+        .last_error
+        .unwrap();
+    assert!(error.message.contains("could not be reached"));
+    assert!(error.at > 0);
+}

@@ -4,8 +4,9 @@ use std::time::SystemTime;
 
 use actix::Message;
 
-use crate::account::messages::AccountView;
+use crate::account::messages::AccountStatus;
 use crate::lease::Lease;
+use crate::ports::SourceError;
 use crate::types::AccountId;
 
 /// Asks for a lease on a usable account for one upstream call.
@@ -48,6 +49,18 @@ pub struct JudgeExhaustion;
 #[rtype(result = "()")]
 pub struct SyncNow;
 
+/// Re-reads the accounts from the source and answers once the pool follows it, so a caller that
+/// just changed the store (an admin action) sees its change applied.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), SourceError>")]
+pub struct Reconcile;
+
+/// The live status of every account the router keeps (accounts whose actor does not answer are
+/// left out; the next sync restarts them).
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<AccountStatus>")]
+pub struct GetAccountStatuses;
+
 /// An account's mailbox was found closed (its actor died): restart it from the source.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -69,8 +82,3 @@ pub struct PoolStatus {
     /// Bound conversations moved because their account could not serve, since startup.
     pub affinity_moves: u64,
 }
-
-/// Every account's live view (state, health, in-flight, quota), in the pool's order.
-#[derive(Debug, Message)]
-#[rtype(result = "Vec<AccountView>")]
-pub struct GetAccountViews;

@@ -27,9 +27,12 @@ use std::time::{Duration, SystemTime};
 use actix::prelude::*;
 
 use self::affinity::AffinityTable;
-use self::messages::{AccountUnreachable, GetAccountViews, GetPoolStatus, PoolStatus, SyncNow};
+use self::messages::{
+    AccountUnreachable, GetAccountStatuses, GetPoolStatus, PoolStatus, Reconcile, SyncNow,
+};
 use crate::account::messages::{
-    AccountStateChanged, AccountView, ProbeNow, ReplaceCredentials, Retire,
+    AccountStateChanged, AccountStatus, AccountView, GetAccountStatus, ProbeNow,
+    ReplaceCredentials, Retire,
 };
 use crate::account::AccountActor;
 use crate::config::PoolConfig;
@@ -85,19 +88,21 @@ impl RouterActor {
         }
     }
 
+    /// `(id, version)` of every live actor: what a read of the source is compared against.
+    fn known_versions(&self) -> BTreeMap<AccountId, i64> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.addr.connected())
+            .map(|(id, e)| (id.clone(), e.version))
+            .collect()
+    }
+
     fn start_sync(&mut self, ctx: &mut Context<Self>) {
         if self.syncing {
             return;
         }
         self.syncing = true;
-        let known: BTreeMap<AccountId, i64> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.addr.connected())
-            .map(|(id, e)| (id.clone(), e.version))
-            .collect();
-        let source = Arc::clone(&self.source);
-        let read = async move { read_changes(source, known).await };
+        let read = read_changes(Arc::clone(&self.source), self.known_versions());
         ctx.spawn(read.into_actor(self).map(|result, act, ctx| {
             act.syncing = false;
             // On an error the next interval tries again; the pool keeps serving as it is.
@@ -210,6 +215,41 @@ impl Handler<SyncNow> for RouterActor {
     }
 }
 
+/// Reads the source now and answers when the result is applied. Applying is idempotent, so this
+/// may overlap the periodic sync.
+impl Handler<Reconcile> for RouterActor {
+    type Result = ResponseActFuture<Self, Result<(), SourceError>>;
+
+    fn handle(&mut self, _: Reconcile, _: &mut Context<Self>) -> Self::Result {
+        let read = read_changes(Arc::clone(&self.source), self.known_versions());
+        Box::pin(read.into_actor(self).map(|result, act, ctx| {
+            act.apply_sync(result?, ctx);
+            act.synced = true;
+            Ok(())
+        }))
+    }
+}
+
+/// Asks every account for its status; an account that does not answer is left out.
+impl Handler<GetAccountStatuses> for RouterActor {
+    type Result = ResponseFuture<Vec<AccountStatus>>;
+
+    fn handle(&mut self, _: GetAccountStatuses, _: &mut Context<Self>) -> Self::Result {
+        let asks: Vec<_> = self
+            .entries
+            .values()
+            .map(|e| e.addr.send(GetAccountStatus))
+            .collect();
+        Box::pin(async move {
+            futures_util::future::join_all(asks)
+                .await
+                .into_iter()
+                .filter_map(Result::ok)
+                .collect()
+        })
+    }
+}
+
 impl Handler<GetPoolStatus> for RouterActor {
     type Result = MessageResult<GetPoolStatus>;
 
@@ -226,14 +266,6 @@ impl Handler<GetPoolStatus> for RouterActor {
             conversations: self.affinity.len(),
             affinity_moves: self.affinity_moves,
         })
-    }
-}
-
-impl Handler<GetAccountViews> for RouterActor {
-    type Result = MessageResult<GetAccountViews>;
-
-    fn handle(&mut self, _: GetAccountViews, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.entries.values().map(|e| e.view.clone()).collect())
     }
 }
 

@@ -19,6 +19,7 @@ fn view(id: &str) -> AccountView {
         routing: RoutingParams::default(),
         quota: None,
         probing: false,
+        last_error: None,
     }
 }
 
