@@ -6,11 +6,13 @@
 //! |---------------|----------------------------------------------------------|
 //! | `auth.rs`     | admin tokens in memory, the scope check middleware       |
 //! | `accounts.rs` | `/admin/v1/accounts`: the account lifecycle              |
+//! | `pool.rs`     | `/admin/v1/pool`, an account's routing parameters        |
 //! | `error.rs`    | admin failures in the OpenAI error shape                 |
 
 pub mod accounts;
 pub mod auth;
 pub mod error;
+pub mod pool;
 
 use std::sync::Arc;
 
@@ -91,6 +93,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::scope("/admin/v1")
                 .wrap(from_fn(auth::require_admin_token))
                 .configure(accounts::routes)
+                .configure(pool::routes)
                 .default_service(web::to(not_found)),
         );
 }

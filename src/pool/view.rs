@@ -20,12 +20,10 @@ pub fn row_json(row: &PoolRow, now: SystemTime) -> Value {
     })
 }
 
-/// The live view of a running account (the admin plane): the stored parts plus what only the
-/// server knows.
+/// The live view of a running account (the admin plane): the stored parts plus the effective
+/// cap on calls in flight (0: none).
 pub fn live_json(view: &AccountView, now: SystemTime) -> Value {
     json!({
-        "state": view.state.name_at(now),
-        "in_flight": view.in_flight,
         "max_in_flight": view.max_in_flight,
         "routing": routing_json(&view.routing),
         "health": health_json(&view.state.health, now),
