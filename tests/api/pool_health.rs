@@ -1,4 +1,5 @@
-//! Cooldowns, breakers, probes, the in-flight cap and durable state, with real accounts of the
+//! Cooldowns, breakers, probes, the in-flight cap and durable state (breaker persistence itself
+//! is tested with the store), with real accounts of the
 //! mock upstream.
 
 use std::time::Duration;
@@ -111,7 +112,7 @@ async fn the_in_flight_cap_sends_extra_requests_elsewhere_then_answers_busy() {
 }
 
 #[actix_web::test]
-async fn cooldowns_breakers_and_quota_survive_a_restart() {
+async fn cooldowns_and_quota_survive_a_restart() {
     let (app, pool) = spawn_pool(|_| {}).await;
     app.mock
         .state
