@@ -1,6 +1,5 @@
-//! Cooldowns, breakers, probes, the in-flight cap and durable state (breaker persistence itself
-//! is tested with the store), with real accounts of the
-//! mock upstream.
+//! Cooldowns, breakers, probes, the in-flight cap and durable state, with real accounts of the
+//! mock upstream (the breaker's own persistence is tested with the store).
 
 use std::time::Duration;
 
