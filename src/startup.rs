@@ -77,7 +77,8 @@ impl Application {
             store: store.clone(),
             log: log.clone(),
         });
-        let router = RouterActor::new(source, sync_interval).start();
+        let pool = crate::pool::config::pool_config(&settings, &store, &log);
+        let router = RouterActor::with_config(source, sync_interval, pool).start();
         let keys = Arc::new(KeyRing::default());
         load_keys(&store, &keys).await?;
         spawn_key_sync(store.clone(), Arc::clone(&keys), sync_interval, log.clone());

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
+use crate::account::health::Health;
+use crate::account::quota::QuotaSnapshot;
 use crate::account::state::AdminState;
 
 /// The relay's own id of an account (not the ChatGPT account id).
@@ -46,10 +48,42 @@ pub struct AccountCredentials {
     pub is_fedramp: bool,
     /// What the operator wants of the account (active, disabled, draining).
     pub admin: AdminState,
+    /// How the router weighs the account against the others (set by the operator).
+    pub routing: RoutingParams,
+    /// The pool state the store remembered; the actor starts from it and owns it afterwards.
+    pub pool: PoolRecord,
     /// Changes whenever the stored row or token set changes.
     pub version: i64,
     /// The ChatGPT plan (`plus`, `pro`, …) when known: it decides which models the account serves.
     pub plan: Option<String>,
+}
+
+/// The operator's routing parameters of one account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoutingParams {
+    /// Higher priorities are used first; lower ones only when no higher account can serve.
+    pub priority: i32,
+    /// Relative share: scales headroom (`headroom`) and turns (`round_robin`). At least 1.
+    pub weight: u32,
+    /// Concurrent upstream calls allowed on the account; `None` takes `routing.max_in_flight`.
+    pub max_in_flight: Option<u32>,
+}
+
+impl Default for RoutingParams {
+    fn default() -> Self {
+        RoutingParams {
+            priority: 0,
+            weight: 1,
+            max_in_flight: None,
+        }
+    }
+}
+
+/// What survives a restart of an account's pool state: its health and last quota snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PoolRecord {
+    pub health: Health,
+    pub quota: Option<QuotaSnapshot>,
 }
 
 impl fmt::Debug for AccountCredentials {
@@ -57,6 +91,7 @@ impl fmt::Debug for AccountCredentials {
         f.debug_struct("AccountCredentials")
             .field("id", &self.id)
             .field("admin", &self.admin)
+            .field("routing", &self.routing)
             .field("version", &self.version)
             .field("plan", &self.plan)
             .finish_non_exhaustive()

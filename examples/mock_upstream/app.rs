@@ -8,6 +8,7 @@
 //! | file           | owns                                                               |
 //! |----------------|--------------------------------------------------------------------|
 //! | `responses.rs` | `POST /responses`: auth, the backend's 400 rejections, scripts     |
+//! | `accounts.rs`  | per-account scripts (by `ChatGPT-Account-ID`) and request counts  |
 //! | `events.rs`    | the Responses stream events (text, tool call, failure)             |
 //! | `stream.rs`    | the SSE body: per-event delay, cuts, started/finished/cancelled    |
 //! | `oauth.rs`     | `POST /oauth/token`, the unsigned JWTs and the fake `auth.json`    |
@@ -23,6 +24,8 @@
 // The example binary and each test binary use a different subset of this module.
 #![allow(dead_code)]
 
+#[path = "accounts.rs"]
+mod accounts;
 #[path = "events.rs"]
 mod events;
 #[path = "models.rs"]
@@ -141,6 +144,7 @@ pub struct MockState {
     last_cancelled_at: Mutex<Option<Instant>>,
     tokens: Mutex<oauth::TokenRegistry>,
     catalogs: Mutex<std::collections::HashMap<String, Vec<String>>>,
+    accounts: Mutex<accounts::AccountScripts>,
 }
 
 impl MockState {
@@ -332,7 +336,14 @@ fn route(state: Arc<MockState>, req: &RecordedRequest) -> HttpResponse {
             // The CLI falls back to SSE at once on 426 (spec §7).
             detail(StatusCode::UPGRADE_REQUIRED, "Upgrade Required")
         }
-        ("GET", "/models") => models::handle(&state, req),
+        ("GET", "/models") => match state.standing_status_for(req.header("chatgpt-account-id")) {
+            Some(Scripted::Status {
+                status,
+                body,
+                headers,
+            }) => responses::scripted_status(status, body, &headers, "req_models"),
+            _ => models::handle(&state, req),
+        },
         ("POST", "/oauth/token") => oauth::token(&state, req),
         // Device-code login (spec §3) goes here:
         // POST /api/accounts/deviceauth/usercode and POST /api/accounts/deviceauth/token.

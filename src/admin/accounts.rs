@@ -1,6 +1,6 @@
 //! `/admin/v1/accounts`: the account lifecycle for operators — list, get, import an auth.json,
 //! enable, disable, drain, delete. Views join what the store holds with what the account's actor
-//! knows now (state, calls in flight, last error). No token ever leaves through these views.
+//! knows now (state, calls in flight, last error, pool state: health and quota). No token ever leaves through these views.
 //!
 //! Every change is written to the store (the source of truth) and the router is told to follow
 //! at once, so the answer already reflects it.
@@ -57,6 +57,9 @@ pub struct AccountView {
     pub last_refresh: Option<String>,
     pub in_flight: usize,
     pub last_error: Option<LastErrorView>,
+    /// Routing parameters, health (cooldown, breaker) and the last quota snapshot; absent while
+    /// the router has not started the account yet.
+    pub pool: Option<serde_json::Value>,
     pub created_at: String,
 }
 
@@ -73,9 +76,10 @@ impl AccountView {
             relay_actors::AuthState::ReauthRequired { reason } => Some(reason.clone()),
             relay_actors::AuthState::Valid => None,
         });
+        let now = std::time::SystemTime::now();
         AccountView {
             object: "relay.account",
-            state: live.map_or_else(|| row.state.clone(), |s| s.state.name().to_owned()),
+            state: live.map_or_else(|| row.state.clone(), |s| s.state.name_at(now).to_owned()),
             admin_state: row.state,
             reason: live_reason.or(row.state_reason),
             email: row.email.as_deref().map(mask_email),
@@ -88,6 +92,7 @@ impl AccountView {
                     message: e.message.clone(),
                     at: rfc3339(e.at),
                 }),
+            pool: live.map(|s| crate::pool::view::live_json(s, now)),
             created_at: rfc3339(row.created_at),
             id: row.id,
             label: row.label,
@@ -98,7 +103,7 @@ impl AccountView {
 }
 
 /// Account ids are relay uuids or ChatGPT account ids: short, plain ASCII.
-fn checked_id(id: &str) -> Result<String, AdminError> {
+pub fn checked_id(id: &str) -> Result<String, AdminError> {
     let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
     if (1..=128).contains(&id.len()) && id.bytes().all(plain) {
         Ok(id.to_owned())

@@ -98,6 +98,7 @@ impl ResponseError for AdminError {
                 kind: self.kind(),
                 param,
                 code: self.code().map(str::to_owned),
+                resets_at: None,
             },
         )
     }

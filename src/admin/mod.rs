@@ -9,6 +9,7 @@
 //! | `tenants.rs`  | `/admin/v1/tenants`: tenants, their limits and usage     |
 //! | `keys.rs`     | `/admin/v1/keys`: API keys (the key shown once)          |
 //! | `models.rs`   | `/admin/v1/models`: the registry as the relay sees it    |
+//! | `pool.rs`     | `/admin/v1/pool`, an account's routing parameters        |
 //! | `error.rs`    | admin failures in the OpenAI error shape                 |
 
 pub mod accounts;
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod error;
 pub mod keys;
 pub mod models;
+pub mod pool;
 pub mod tenants;
 
 use std::sync::Arc;
@@ -100,6 +102,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(tenants::routes)
                 .configure(keys::routes)
                 .configure(models::routes)
+                .configure(pool::routes)
                 .default_service(web::to(not_found)),
         );
 }

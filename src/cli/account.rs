@@ -21,6 +21,8 @@ pub enum AccountCommand {
     List(ListArgs),
     /// Remove an account (by relay id or ChatGPT account id) and its stored tokens.
     Remove { id: String },
+    /// Set how the pool routes to an account (priority, weight, calls in flight).
+    Set(super::pool::SetArgs),
 }
 
 #[derive(Debug, Args)]
@@ -36,6 +38,7 @@ pub fn account(store: &Store, command: AccountCommand) -> anyhow::Result<()> {
     match command {
         AccountCommand::Import(args) => import(store, &args),
         AccountCommand::List(args) => list_accounts(store, args.json),
+        AccountCommand::Set(args) => super::pool::set(store, &args),
         AccountCommand::Remove { id } => {
             store.remove_account(&id)?;
             eprintln!("removed account {id}; the running relay stops using it within seconds");
@@ -78,35 +81,42 @@ fn import(store: &Store, args: &ImportArgs) -> anyhow::Result<()> {
 
 fn list_accounts(store: &Store, as_json: bool) -> anyhow::Result<()> {
     let accounts = store.list_accounts()?;
+    let now = std::time::SystemTime::now();
     if as_json {
-        let rows: Vec<_> = accounts
-            .iter()
-            .map(|a| {
-                json!({
-                    "id": a.id, "label": a.label,
-                    "email": a.email.as_deref().map(mask_email),
-                    "plan": a.plan, "state": a.state, "state_reason": a.state_reason,
-                    "token_expires_at": a.token_expires_at.map(rfc3339),
-                    "last_refresh": a.last_refresh.map(rfc3339),
-                })
-            })
-            .collect();
+        let mut rows = Vec::with_capacity(accounts.len());
+        for a in &accounts {
+            let pool = store.pool_row(&a.id)?;
+            rows.push(json!({
+                "id": a.id, "label": a.label,
+                "email": a.email.as_deref().map(mask_email),
+                "plan": a.plan, "state": a.state, "state_reason": a.state_reason,
+                "token_expires_at": a.token_expires_at.map(rfc3339),
+                "last_refresh": a.last_refresh.map(rfc3339),
+                "pool": crate::pool::view::row_json(&pool, now),
+            }));
+        }
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     println!(
-        "{:<36}  {:<20}  {:<24}  {:<10}  {:<15}  TOKEN EXPIRES",
-        "ID", "LABEL", "EMAIL", "PLAN", "STATE"
+        "{:<36}  {:<20}  {:<24}  {:<10}  {:<15}  {:<20}  {:<17}  HEALTH",
+        "ID", "LABEL", "EMAIL", "PLAN", "STATE", "TOKEN EXPIRES", "QUOTA LEFT"
     );
     for a in accounts {
+        let pool = crate::pool::view::row_json(&store.pool_row(&a.id)?, now);
+        let quota = pool["quota"]["remaining_percent"]
+            .as_f64()
+            .map_or("-".to_owned(), |p| format!("{p:.0}%"));
         println!(
-            "{:<36}  {:<20}  {:<24}  {:<10}  {:<15}  {}",
+            "{:<36}  {:<20}  {:<24}  {:<10}  {:<15}  {:<20}  {:<17}  {}",
             a.id,
             a.label,
             a.email.as_deref().map_or("-".to_owned(), mask_email),
             a.plan.as_deref().unwrap_or("-"),
             a.state,
-            a.token_expires_at.map_or("-".to_owned(), rfc3339)
+            a.token_expires_at.map_or("-".to_owned(), rfc3339),
+            quota,
+            pool["health"]["status"].as_str().unwrap_or("-"),
         );
     }
     Ok(())

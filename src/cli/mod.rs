@@ -9,6 +9,7 @@ mod account;
 mod admin_token;
 mod key;
 mod limits;
+mod pool;
 mod tenant;
 
 use std::path::PathBuf;

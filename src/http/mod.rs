@@ -4,7 +4,9 @@
 pub mod auth;
 pub mod context;
 pub mod error;
+mod failover;
 mod governance;
+mod keepalive;
 mod models;
 mod relay_stream;
 mod responses;

@@ -1,22 +1,21 @@
-//! `POST /v1/responses`: validate and normalize the request, lease an account, call the upstream,
-//! then stream its bytes back (`stream: true`) or assemble one Response object (otherwise).
+//! `POST /v1/responses`: validate and normalize the request, let the failover loop find an
+//! account that answers (`failover.rs`), then stream its bytes back (`stream: true`) or assemble
+//! one Response object (otherwise).
 
 use std::time::Duration;
 
 use actix_web::error::PayloadError;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder};
-use awc::error::SendRequestError;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use relay_actors::{Acquire, AcquireError, Lease, Outcome};
+use relay_actors::{Lease, Outcome};
 use serde_json::{Map, Value};
-use slog::warn;
 
 use super::auth::Principal;
 use super::context::{AccessNote, RequestContext};
 use super::error::ApiError;
-use super::relay_stream::RelayStream;
+use super::failover::{self, Call, Committed};
+use super::relay_stream::{RelayStream, StreamTiming};
 use super::AppState;
 use crate::compat;
 use crate::governance::models::{ModelRefusal, Resolved};
@@ -26,8 +25,6 @@ use crate::upstream::headers::{returned_to_client, text};
 use crate::upstream::usage::Usage;
 use crate::upstream::{UpstreamClient, UpstreamResponse};
 
-/// Largest upstream error body the relay reads (it is summarized, never echoed).
-const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// Largest upstream stream the relay assembles for a non-streaming answer.
 const ASSEMBLY_LIMIT: usize = 64 * 1024 * 1024;
 
@@ -69,26 +66,22 @@ async fn relay(
         settings.compat.mode,
         &settings.compat.default_instructions,
     );
+    let call = Call {
+        req,
+        payload: Bytes::from(serde_json::to_vec(&request).map_err(|_| ApiError::Internal)?),
+        model: &resolved.slug,
+        exclude_plans: &resolved.exclude_plans,
+        affinity: affinity_key(req, &request),
+        carries_encrypted: carries_encrypted(&request),
+    };
     let admission = super::governance::admit(state, &principal)?;
-    let lease = acquire(state, req, &request, resolved).await?;
-    note.account = Some(lease.account_id.to_string());
-    let payload = Bytes::from(serde_json::to_vec(&request).map_err(|_| ApiError::Internal)?);
-    match upstream
-        .send_responses(&lease, req.headers(), payload)
-        .await
-    {
-        Ok(response) => {
-            note.upstream_status = Some(response.status().as_u16());
-            note.upstream_request_id = text(response.headers(), "x-request-id").map(str::to_owned);
-            let reply = Reply {
-                model: &model,
-                wants_stream,
-                admission,
-            };
-            answer(response, lease, reply, state, ctx).await
-        }
-        Err(error) => Err(transport_error(error, lease, ctx)),
-    }
+    let committed = failover::run(state, upstream, &call, ctx, note).await?;
+    let reply = Reply {
+        model: &model,
+        wants_stream,
+        admission,
+    };
+    answer(committed, reply, state, ctx).await
 }
 
 fn body_error(error: &actix_web::Error, limit: usize) -> ApiError {
@@ -168,20 +161,6 @@ fn check_types(map: &Map<String, Value>) -> Result<String, ApiError> {
     Ok(model)
 }
 
-/// The conversation key that should keep a conversation on one account.
-fn affinity_key(req: &HttpRequest, body: &Map<String, Value>) -> Option<String> {
-    [
-        "x-codex-turn-state",
-        "session-id",
-        "session_id",
-        "thread-id",
-    ]
-    .iter()
-    .find_map(|name| text(req.headers(), name))
-    .or_else(|| body.get("prompt_cache_key").and_then(Value::as_str))
-    .map(str::to_owned)
-}
-
 /// The caller, as authentication left it in the request.
 fn principal_of(req: &HttpRequest) -> Result<Principal, ApiError> {
     req.extensions()
@@ -190,7 +169,7 @@ fn principal_of(req: &HttpRequest) -> Result<Principal, ApiError> {
         .ok_or(ApiError::Internal)
 }
 
-/// The model's slug and the plans that serve it, or why this key may not use it.
+/// The model's slug and the plans that do not serve it, or why this key may not use it.
 fn resolve_model(
     state: &AppState,
     principal: &Principal,
@@ -205,33 +184,30 @@ fn resolve_model(
         })
 }
 
-async fn acquire(
-    state: &AppState,
-    req: &HttpRequest,
-    body: &Map<String, Value>,
-    model: Resolved,
-) -> Result<Lease, ApiError> {
-    let request = Acquire {
-        model: model.slug,
-        affinity: affinity_key(req, body),
-        exclude: Vec::new(),
-        exclude_plans: model.exclude_plans,
-    };
-    match state.router().send(request).await {
-        Ok(Ok(lease)) => Ok(lease),
-        Ok(Err(AcquireError::EmptyPool)) => Err(ApiError::NoAccounts),
-        Ok(Err(AcquireError::NoUsableAccount)) => Err(ApiError::NoUsableAccount),
-        Err(_mailbox) => Err(ApiError::Overloaded),
-    }
+/// The conversation key that should keep a conversation on one account.
+fn affinity_key(req: &HttpRequest, body: &Map<String, Value>) -> Option<String> {
+    [
+        "x-codex-turn-state",
+        "session-id",
+        "session_id",
+        "thread-id",
+    ]
+    .iter()
+    .find_map(|name| text(req.headers(), name))
+    .or_else(|| body.get("prompt_cache_key").and_then(Value::as_str))
+    .filter(|key| !key.trim().is_empty())
+    .map(str::to_owned)
 }
 
-fn transport_error(error: SendRequestError, lease: Lease, ctx: &RequestContext) -> ApiError {
-    lease.report(Outcome::TransportFailed);
-    warn!(ctx.log, "upstream request failed"; "error" => error.to_string());
-    match error {
-        SendRequestError::Timeout => ApiError::UpstreamTimeout,
-        _ => ApiError::UpstreamFailed("the upstream could not be reached"),
-    }
+/// Whether the input replays encrypted reasoning (readable only by the account that wrote it).
+fn carries_encrypted(body: &Map<String, Value>) -> bool {
+    body.get("input")
+        .and_then(Value::as_array)
+        .is_some_and(|items| {
+            items
+                .iter()
+                .any(|item| item.get("encrypted_content").is_some_and(|v| !v.is_null()))
+        })
 }
 
 /// What the client asked for, as far as the answer's form goes, and the admission that lasts
@@ -243,34 +219,25 @@ struct Reply<'a> {
 }
 
 async fn answer(
-    mut response: UpstreamResponse,
-    lease: Lease,
+    committed: Committed,
     reply: Reply<'_>,
     state: &AppState,
     ctx: &RequestContext,
 ) -> Result<HttpResponse, ApiError> {
-    let status = response.status();
-    if status != StatusCode::OK {
-        let body = response
-            .body()
-            .limit(ERROR_BODY_LIMIT)
-            .await
-            .unwrap_or_default();
-        lease.report(Outcome::Completed {
-            status: status.as_u16(),
-        });
-        return Err(super::upstream_error::map(
-            status,
-            response.headers(),
-            &body,
-            ctx,
-        ));
-    }
+    let Committed {
+        mut response,
+        lease,
+        held,
+    } = committed;
     let idle = Duration::from_secs(state.settings().upstream.stream_idle_timeout_secs);
     let mut builder = HttpResponse::Ok();
     copy_returned_headers(&response, &mut builder);
     if reply.wants_stream {
-        let stream = RelayStream::new(response, lease, idle, ctx.log.clone())
+        let timing = StreamTiming {
+            idle_timeout: idle,
+            keepalive: Duration::from_millis(state.settings().server.sse_keepalive_ms),
+        };
+        let stream = RelayStream::new(response, lease, held, timing, ctx.log.clone())
             .with_admission(reply.admission);
         return Ok(builder
             .content_type("text/event-stream")
@@ -278,7 +245,15 @@ async fn answer(
             .insert_header(("x-accel-buffering", "no"))
             .streaming(stream));
     }
-    let assembled = assemble(&mut response, lease, idle, reply.model).await?;
+    let mut assembler = Assembler::default();
+    assembler.push(held.prefix);
+    let assembled = match held.ended {
+        true => {
+            lease.report(Outcome::Completed { status: 200 });
+            assembler.finish(reply.model)
+        }
+        false => assemble(assembler, &mut response, lease, idle, reply.model).await?,
+    };
     match assembled {
         Assembled::Response(value) => {
             record_usage(&reply.admission, &value);
@@ -308,12 +283,12 @@ fn copy_returned_headers(response: &UpstreamResponse, builder: &mut HttpResponse
 
 /// Reads the whole upstream stream into one Response object; the lease reports how it ended.
 async fn assemble(
+    mut assembler: Assembler,
     response: &mut UpstreamResponse,
     lease: Lease,
     idle: Duration,
     model: &str,
 ) -> Result<Assembled, ApiError> {
-    let mut assembler = Assembler::default();
     match read_into(&mut assembler, response, idle).await {
         Ok(()) => {
             lease.report(Outcome::Completed { status: 200 });
@@ -342,7 +317,7 @@ async fn read_into(
                 let error = ApiError::UpstreamFailed("the upstream connection failed");
                 return Err((Outcome::TransportFailed, error));
             }
-            Err(_elapsed) => return Err((Outcome::TransportFailed, ApiError::UpstreamTimeout)),
+            Err(_elapsed) => return Err((Outcome::TimedOut, ApiError::UpstreamTimeout)),
         };
         read += chunk.len();
         if read > ASSEMBLY_LIMIT {

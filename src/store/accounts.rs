@@ -241,6 +241,7 @@ impl Store {
         };
         let access = self.key.open(id, "access_token", &sealed_access)?;
         let access = String::from_utf8(access).map_err(|_| super::CryptoError::Corrupt)?;
+        let pool = super::pool_state::pool_row(&conn, id)?;
         Ok(Some(AccountCredentials {
             id: AccountId::from(id),
             chatgpt_account_id,
@@ -248,6 +249,8 @@ impl Store {
             is_fedramp,
             // An unknown stored state keeps the account out rather than guessing.
             admin: AdminState::parse(&state).unwrap_or(AdminState::Disabled),
+            routing: pool.routing,
+            pool: pool.record,
             version,
             plan,
         }))

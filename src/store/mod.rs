@@ -8,6 +8,7 @@ mod accounts;
 pub mod admin_tokens;
 pub mod crypto;
 pub mod keys;
+mod pool_state;
 pub mod tenants;
 pub mod usage;
 
@@ -22,12 +23,14 @@ use rusqlite::OptionalExtension;
 pub use accounts::{AccountSummary, ImportOutcome, NewAccount};
 pub use crypto::{CryptoError, KeySource, MasterKey};
 pub use keys::{ApiKeyRow, CreatedKey, KeyHash, KeyRecord, NewKey};
+pub use pool_state::{PoolRow, RoutingChange};
 pub use tenants::{NewTenant, TenantRow};
 
 /// Forward-only migrations; position + 1 is the `user_version` after applying one.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/0001_accounts_and_keys.sql"),
     include_str!("../../schema/0002_admin.sql"),
+    include_str!("../../schema/0004_pool_state.sql"),
     include_str!("../../schema/0005_governance.sql"),
 ];
 

@@ -3,7 +3,9 @@
 
 pub mod assemble;
 pub mod headers;
+pub mod holdback;
 pub mod models;
+pub mod rate_limits;
 pub mod sse;
 pub mod usage;
 

@@ -25,11 +25,12 @@ pub struct TestApp {
     pub account_id: String,
     /// The auth.json the account was imported from (its tokens are secrets the tests look for).
     pub auth_json: Value,
+    /// The settings the relay was started with (a restart reuses them).
+    pub settings: Settings,
     logs: Arc<Mutex<Vec<u8>>>,
     pub admin_addr: std::net::SocketAddr,
     /// Keys the test's `seed` created before the relay started, in the order it returned them.
     pub seeded: Vec<String>,
-    pub settings: Settings,
     handle: AppHandle,
     _dir: tempfile::TempDir,
 }
@@ -77,19 +78,19 @@ pub async fn spawn_app_seeded(
         addr,
         admin_addr,
         seeded,
-        settings,
         key,
         mock,
         store,
         account_id,
         auth_json: auth,
+        settings,
         logs,
         handle,
         _dir: dir,
     }
 }
 
-/// Builds and starts the relay on `store`, logging into `logs`.
+/// Builds and runs the relay on `store`; returns the data and admin addresses and the handle.
 async fn start_relay(
     settings: &Settings,
     store: &Store,
@@ -99,22 +100,14 @@ async fn start_relay(
     let app = Application::build(settings.clone(), store.clone(), log)
         .await
         .expect("relay starts");
-    let (addr, admin_addr, handle) = (app.addr(), app.admin_addr(), app.handle());
+    let addr = app.addr();
+    let admin_addr = app.admin_addr();
+    let handle = app.handle();
     actix_web::rt::spawn(app.run_until_stopped());
     (addr, admin_addr, handle)
 }
 
 impl TestApp {
-    /// Stops the relay and starts a new one on the same store and settings, as a restart of
-    /// the process would (nothing of the old one's memory survives; the addresses change).
-    pub async fn restart(&mut self) {
-        self.handle.stop(false).await;
-        let (addr, admin_addr, handle) = start_relay(&self.settings, &self.store, &self.logs).await;
-        self.addr = addr;
-        self.admin_addr = admin_addr;
-        self.handle = handle;
-    }
-
     /// A POST to `/v1/responses` with `key`.
     pub fn responses_as(&self, key: &str) -> awc::ClientRequest {
         client()
@@ -187,6 +180,16 @@ impl TestApp {
     pub fn logs(&self) -> String {
         let bytes = self.logs.lock().unwrap_or_else(|e| e.into_inner());
         String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Stops the relay and starts a new one on the same store file and mock (a restart).
+    pub async fn restart(mut self) -> TestApp {
+        self.handle.stop(false).await;
+        let (addr, admin_addr, handle) = start_relay(&self.settings, &self.store, &self.logs).await;
+        self.addr = addr;
+        self.admin_addr = admin_addr;
+        self.handle = handle;
+        self
     }
 
     pub async fn stop(self) {

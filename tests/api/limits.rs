@@ -197,7 +197,7 @@ fn until_midnight() -> i64 {
 
 #[actix_web::test]
 async fn a_daily_token_quota_is_enforced_and_survives_a_restart() {
-    let mut app = spawn_app_seeded(
+    let app = spawn_app_seeded(
         |_| {},
         |store| {
             let limits = Limits {
@@ -246,7 +246,7 @@ async fn a_daily_token_quota_is_enforced_and_survives_a_restart() {
     .await;
     assert!(persisted, "usage is written to the store");
 
-    app.restart().await;
+    let app = app.restart().await;
     assert!(refused(&app).await, "a restart does not reset the quota");
     app.stop().await;
 }

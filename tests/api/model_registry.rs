@@ -276,7 +276,11 @@ async fn an_unchanged_catalog_answers_304_to_its_etag() {
 #[actix_web::test]
 async fn requests_go_only_to_accounts_whose_plan_serves_the_model() {
     let app = spawn_app_seeded(
-        |s| s.models.refresh_interval_secs = 1,
+        |s| {
+            s.models.refresh_interval_secs = 1;
+            // Turns rotate, so a model both plans serve visibly goes to both accounts.
+            s.routing.strategy = codex_relay::settings::RoutingStrategy::RoundRobin;
+        },
         |store| {
             let exp = chrono::Utc::now().timestamp() + 3600;
             let pro = fake_auth_json("acct-test-2", "pro@example.com", "pro", exp);

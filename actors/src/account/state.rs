@@ -9,9 +9,17 @@
 //!   auth (is the login still good?):          Valid ──upstream 401──► ReauthRequired { reason }
 //!                                               ▲                              │
 //!                                               └─── new credentials stored ───┘
+//!
+//!   health (cooldown and circuit breaker, time-based): see [`super::health`].
 //! ```
 //! An account is usable — granted leases — only when every part allows it. New credentials from
-//! the store restate the operator's intent and start the login afresh.
+//! the store restate the operator's intent and start the login afresh; a stored change that
+//! keeps the credentials (operator intent, routing parameters) keeps the login's verdict. Health
+//! belongs to the ChatGPT account, not to its credentials: it survives both.
+
+use std::time::SystemTime;
+
+use super::health::{Availability, Health};
 
 /// What the operator wants of the account; stored in `accounts.state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +62,7 @@ pub enum AuthState {
 pub struct AccountState {
     pub admin: AdminState,
     pub auth: AuthState,
+    pub health: Health,
 }
 
 /// Something that happened to the account.
@@ -61,6 +70,8 @@ pub struct AccountState {
 pub enum AccountEvent {
     /// The store holds a new version of the account (`admin` as the operator left it).
     CredentialsReplaced { admin: AdminState },
+    /// The store holds a new version of the account with the same credentials.
+    AdminChanged { admin: AdminState },
     /// An upstream call ended with this HTTP status.
     UpstreamStatus(u16),
 }
@@ -70,19 +81,38 @@ impl AccountState {
         AccountState {
             admin,
             auth: AuthState::Valid,
+            health: Health::default(),
         }
     }
 
+    /// Operator intent and login allow serving (health aside; see [`AccountState::serves_at`]).
     pub fn is_usable(&self) -> bool {
         self.admin == AdminState::Active && self.auth == AuthState::Valid
+    }
+
+    /// Every part allows a call at `now` (a half-open breaker counts: it admits one probe).
+    pub fn serves_at(&self, now: SystemTime) -> bool {
+        self.is_usable()
+            && matches!(
+                self.health.availability(now),
+                Availability::Ready | Availability::HalfOpen
+            )
     }
 
     /// The state after `event`.
     pub fn apply(&self, event: &AccountEvent) -> AccountState {
         match event {
-            AccountEvent::CredentialsReplaced { admin } => AccountState::initial(*admin),
+            AccountEvent::CredentialsReplaced { admin } => AccountState {
+                health: self.health,
+                ..AccountState::initial(*admin)
+            },
+            AccountEvent::AdminChanged { admin } => AccountState {
+                admin: *admin,
+                ..self.clone()
+            },
             AccountEvent::UpstreamStatus(401) if self.auth == AuthState::Valid => AccountState {
                 admin: self.admin,
+                health: self.health,
                 auth: AuthState::ReauthRequired {
                     reason: "the upstream rejected the access token; import a fresh auth.json or log the account in again".to_owned(),
                 },
@@ -98,6 +128,20 @@ impl AccountState {
             (AdminState::Disabled | AdminState::Draining, _) => self.admin.name(),
             (AdminState::Active, AuthState::ReauthRequired { .. }) => "reauth_required",
             (AdminState::Active, AuthState::Valid) => "active",
+        }
+    }
+
+    /// Like [`AccountState::name`], with the health part at `now` when it is what keeps the
+    /// account out: `cooling`, `circuit_open`, `circuit_half_open`.
+    pub fn name_at(&self, now: SystemTime) -> &'static str {
+        if !self.is_usable() {
+            return self.name();
+        }
+        match self.health.availability(now) {
+            Availability::Ready => "active",
+            Availability::Cooling { .. } => "cooling",
+            Availability::Open { .. } => "circuit_open",
+            Availability::HalfOpen => "circuit_half_open",
         }
     }
 }

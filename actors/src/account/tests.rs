@@ -3,9 +3,11 @@ use secrecy::SecretString;
 
 use super::messages::*;
 use super::state::{AccountEvent, AccountState, AdminState};
+#[path = "actor_tests.rs"]
+mod actor_tests;
 use super::AccountActor;
 use crate::lease::Outcome;
-use crate::types::{AccountCredentials, AccountId};
+use crate::types::{AccountCredentials, AccountId, PoolRecord, RoutingParams};
 
 #[test]
 fn a_rejected_token_requires_reauth_until_new_credentials_arrive() {
@@ -64,14 +66,15 @@ impl Handler<AccountStateChanged> for Listener {
     }
 }
 
+/// Whether the last view the account told was usable.
 #[derive(Message)]
-#[rtype(result = "usize")]
+#[rtype(result = "Option<bool>")]
 struct Heard;
 
 impl Handler<Heard> for Listener {
-    type Result = usize;
-    fn handle(&mut self, _: Heard, _: &mut Context<Self>) -> usize {
-        self.0.len()
+    type Result = Option<bool>;
+    fn handle(&mut self, _: Heard, _: &mut Context<Self>) -> Option<bool> {
+        self.0.last().map(|m| m.view.state.is_usable())
     }
 }
 
@@ -87,6 +90,8 @@ pub(crate) fn credentials(id: &str, enabled: bool, version: i64) -> AccountCrede
         access_token: SecretString::from(format!("token-{id}-{version}")),
         is_fedramp: false,
         admin,
+        routing: RoutingParams::default(),
+        pool: PoolRecord::default(),
         version,
         plan: None,
     }
@@ -114,14 +119,14 @@ async fn a_401_takes_the_account_out_and_tells_the_router() {
     lease.report(Outcome::Completed { status: 401 });
     let refused = account.send(GrantLease).await.unwrap();
     assert_eq!(refused.unwrap_err(), Refusal::Unusable("reauth_required"));
-    assert_eq!(listener.send(Heard).await.unwrap(), 1);
+    assert_eq!(listener.send(Heard).await.unwrap(), Some(false));
     account
         .send(ReplaceCredentials(credentials("a", true, 2)))
         .await
         .unwrap();
     let lease = account.send(GrantLease).await.unwrap().unwrap();
     assert!(secrecy::ExposeSecret::expose_secret(&lease.access_token).ends_with("-2"));
-    assert_eq!(listener.send(Heard).await.unwrap(), 2);
+    assert_eq!(listener.send(Heard).await.unwrap(), Some(true));
 }
 
 #[actix_rt::test]
