@@ -112,7 +112,9 @@ pub async fn run(
     }
     let verdict = state
         .router()
-        .send(JudgeExhaustion)
+        .send(JudgeExhaustion {
+            exclude_plans: call.exclude_plans.to_vec(),
+        })
         .await
         .unwrap_or(AcquireError::NoUsableAccount);
     Err(exhausted(verdict, last))

@@ -53,8 +53,8 @@ impl Handler<Acquire> for RouterActor {
 impl Handler<JudgeExhaustion> for RouterActor {
     type Result = MessageResult<JudgeExhaustion>;
 
-    fn handle(&mut self, _: JudgeExhaustion, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.judge(SystemTime::now(), &[]))
+    fn handle(&mut self, msg: JudgeExhaustion, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.judge(SystemTime::now(), &msg.exclude_plans))
     }
 }
 

@@ -42,10 +42,14 @@ pub enum AcquireError {
     NoUsableAccount,
 }
 
-/// Judges the pool as [`Acquire`] would when nothing is left to try (after the last attempt).
-#[derive(Debug, Message)]
+/// Judges the pool as [`Acquire`] would when nothing is left to try (after the last attempt),
+/// over the accounts whose plan serves the request's model.
+#[derive(Debug, Default, Message)]
 #[rtype(result = "AcquireError")]
-pub struct JudgeExhaustion;
+pub struct JudgeExhaustion {
+    /// As in [`Acquire::exclude_plans`].
+    pub exclude_plans: Vec<String>,
+}
 
 /// Re-reads the accounts from the source now instead of at the next interval.
 #[derive(Debug, Message)]

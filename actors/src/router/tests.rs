@@ -296,7 +296,10 @@ async fn a_pool_of_cooling_accounts_reports_the_earliest_reset() {
     };
     let left = until.duration_since(std::time::SystemTime::now()).unwrap();
     assert!(left <= Duration::from_secs(300) && left > Duration::from_secs(290));
-    assert_eq!(router.send(JudgeExhaustion).await.unwrap(), error);
+    assert_eq!(
+        router.send(JudgeExhaustion::default()).await.unwrap(),
+        error
+    );
 }
 
 #[actix_rt::test]
@@ -311,16 +314,26 @@ async fn accounts_of_an_excluded_plan_are_skipped_and_unknown_plans_are_not() {
     source.put(with_plan("c", None));
     let router = RouterActor::new(Arc::new(source), Duration::from_secs(60)).start();
     synced(&router, 3).await;
-    let mut seen = std::collections::BTreeSet::new();
+    let no_plus = |exclude: &[&str]| Acquire {
+        exclude_plans: vec!["plus".to_owned()],
+        exclude: exclude.iter().map(|id| AccountId::from(*id)).collect(),
+        ..acquire()
+    };
     for _ in 0..6 {
-        let request = Acquire {
-            exclude_plans: vec!["plus".to_owned()],
-            ..acquire()
-        };
-        let lease = router.send(request).await.unwrap().unwrap();
-        seen.insert(lease.account_id.to_string());
+        let lease = router.send(no_plus(&[])).await.unwrap().unwrap();
+        assert_ne!(
+            lease.account_id.as_str(),
+            "a",
+            "a plus account never serves"
+        );
     }
-    assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["b", "c"]);
+    let lease = router.send(no_plus(&["b"])).await.unwrap().unwrap();
+    assert_eq!(
+        lease.account_id.as_str(),
+        "c",
+        "an unknown plan is not skipped"
+    );
+    drop(lease);
     let only_plus_excluded = Acquire {
         exclude_plans: vec!["plus".to_owned(), "pro".to_owned()],
         exclude: vec![AccountId::from("c")],
@@ -330,6 +343,29 @@ async fn accounts_of_an_excluded_plan_are_skipped_and_unknown_plans_are_not() {
         router.send(only_plus_excluded).await.unwrap().unwrap_err(),
         AcquireError::NoUsableAccount
     );
+}
+
+#[actix_rt::test]
+async fn a_pool_where_no_plan_serves_the_model_is_not_called_empty() {
+    let source = MemorySource::default();
+    source.put(AccountCredentials {
+        plan: Some("plus".to_owned()),
+        ..credentials("a", true, 1)
+    });
+    let router = RouterActor::new(Arc::new(source), Duration::from_secs(60)).start();
+    synced(&router, 1).await;
+    let exclude_plans = vec!["plus".to_owned()];
+    let request = Acquire {
+        exclude_plans: exclude_plans.clone(),
+        ..acquire()
+    };
+    let error = router.send(request).await.unwrap().unwrap_err();
+    assert_eq!(error, AcquireError::NoUsableAccount);
+    let verdict = router
+        .send(JudgeExhaustion { exclude_plans })
+        .await
+        .unwrap();
+    assert_eq!(verdict, AcquireError::NoUsableAccount);
 }
 
 #[actix_rt::test]
