@@ -3,7 +3,7 @@
 use actix::Addr;
 use secrecy::SecretString;
 
-use crate::account::messages::ReportOutcome;
+use crate::account::messages::{Refusal, RenewAfterUnauthorized, ReportOutcome};
 use crate::account::AccountActor;
 use crate::types::AccountId;
 
@@ -27,6 +27,8 @@ pub struct Lease {
     pub chatgpt_account_id: String,
     pub access_token: SecretString,
     pub is_fedramp: bool,
+    /// The token version of `access_token`.
+    pub token_version: i64,
     outcome: Outcome,
     owner: Option<Addr<AccountActor>>,
 }
@@ -41,6 +43,7 @@ impl Lease {
             chatgpt_account_id: credentials.chatgpt_account_id.clone(),
             access_token: credentials.access_token.clone(),
             is_fedramp: credentials.is_fedramp,
+            token_version: credentials.token_version,
             outcome: Outcome::Abandoned,
             owner: Some(owner),
         }
@@ -51,6 +54,24 @@ impl Lease {
         self.outcome = outcome;
         drop(self);
     }
+
+    /// The upstream rejected this lease's token (401): asks the account for a refreshed token
+    /// (single-flight per token version) and returns a new lease on the same account for one
+    /// retry. This lease ends without an outcome.
+    pub async fn renew_after_unauthorized(self) -> Result<Lease, Refusal> {
+        let Some(owner) = self.owner.clone() else {
+            return Err(Refusal::Unusable("gone"));
+        };
+        owner
+            .send(RenewAfterUnauthorized { lease: self })
+            .await
+            .unwrap_or(Err(Refusal::Unusable("gone")))
+    }
+
+    /// Ends the lease without an outcome; the account frees the slot itself.
+    pub(crate) fn release(mut self) {
+        self.owner = None;
+    }
 }
 
 impl Drop for Lease {
@@ -58,6 +79,7 @@ impl Drop for Lease {
         if let Some(owner) = self.owner.take() {
             owner.do_send(ReportOutcome {
                 outcome: self.outcome,
+                token_version: self.token_version,
             });
         }
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use crate::account::state::AdminState;
+use crate::account::state::{AdminState, AuthState};
 
 /// The relay's own id of an account (not the ChatGPT account id).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -46,8 +46,17 @@ pub struct AccountCredentials {
     pub is_fedramp: bool,
     /// What the operator wants of the account (active, disabled, draining).
     pub admin: AdminState,
+    /// Whether the stored login still works (a persisted `ReauthRequired` survives restarts).
+    pub auth: AuthState,
     /// Changes whenever the stored row or token set changes.
     pub version: i64,
+    /// The token set's own version: bumped by every stored refresh, import or login; the
+    /// compare-and-swap key of a refresh.
+    pub token_version: i64,
+    /// The access token's `exp`, unix seconds.
+    pub expires_at: Option<i64>,
+    /// When the token set was last refreshed, unix seconds.
+    pub last_refresh: Option<i64>,
 }
 
 impl fmt::Debug for AccountCredentials {
@@ -55,7 +64,10 @@ impl fmt::Debug for AccountCredentials {
         f.debug_struct("AccountCredentials")
             .field("id", &self.id)
             .field("admin", &self.admin)
+            .field("auth", &self.auth)
             .field("version", &self.version)
+            .field("token_version", &self.token_version)
+            .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
 }

@@ -1,7 +1,7 @@
 //! Rows of the account pool: import (deduplicated by ChatGPT account), listing without secrets,
 //! and loading one account's credentials for its actor.
 
-use relay_actors::{AccountCredentials, AccountId, AdminState};
+use relay_actors::{AccountCredentials, AccountId, AdminState, AuthState};
 use rusqlite::{params, OptionalExtension, Row};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -41,12 +41,20 @@ pub struct AccountSummary {
     pub token_expires_at: Option<i64>,
     pub last_refresh: Option<i64>,
     pub created_at: i64,
+    /// Why the login needs a human (set by a failed refresh; cleared by import or login).
+    pub reauth_reason: Option<String>,
+    pub last_refresh_error: Option<String>,
+    pub last_refresh_error_at: Option<i64>,
 }
 
 const TOKEN_COLUMNS: [&str; 3] = ["id_token", "access_token", "refresh_token"];
 
 /// What the server compares to notice a change: the row's version and its token set's version
 /// in one number (`a` = accounts, `t` = account_tokens).
+/// The state shown to operators: operator intent, unless an active account's login needs a human.
+const STATE: &str =
+    "CASE WHEN state = 'active' AND reauth_reason IS NOT NULL THEN 'reauth_required' ELSE state END";
+
 const VERSION: &str = "a.version * 1000000 + COALESCE(t.token_version, 0)";
 
 impl Store {
@@ -76,6 +84,7 @@ impl Store {
                 tx.execute(
                     "UPDATE accounts SET email = ?2, plan = ?3, is_fedramp = ?4, token_expires_at = ?5,
                          last_refresh = ?6, state = 'active', state_reason = NULL,
+                         reauth_reason = NULL, last_refresh_error = NULL, last_refresh_error_at = NULL,
                          version = version + 1, updated_at = ?7,
                          label = COALESCE(?8, label)
                      WHERE id = ?1",
@@ -142,11 +151,12 @@ impl Store {
     /// Every account, oldest first, without secrets.
     pub fn list_accounts(&self) -> Result<Vec<AccountSummary>, StoreError> {
         let conn = self.conn()?;
-        let mut statement = conn.prepare(
-            "SELECT id, label, chatgpt_account_id, email, plan, state, state_reason,
-                    token_expires_at, last_refresh, created_at
-             FROM accounts ORDER BY created_at, id",
-        )?;
+        let mut statement = conn.prepare(&format!(
+            "SELECT id, label, chatgpt_account_id, email, plan, {STATE}, state_reason,
+                    token_expires_at, last_refresh, created_at, reauth_reason,
+                    last_refresh_error, last_refresh_error_at
+             FROM accounts ORDER BY created_at, id"
+        ))?;
         let rows = statement.query_map([], summary_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -180,36 +190,61 @@ impl Store {
         let row = conn
             .query_row(
                 &format!(
-                    "SELECT a.chatgpt_account_id, a.is_fedramp, a.state, t.access_token, {VERSION}
+                    "SELECT a.chatgpt_account_id, a.is_fedramp, a.state, t.access_token, {VERSION},
+                            t.token_version, a.token_expires_at, a.last_refresh, a.reauth_reason
                      FROM accounts a JOIN account_tokens t ON t.account_id = a.id WHERE a.id = ?1"
                 ),
                 [id],
                 |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, bool>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, Vec<u8>>(3)?,
-                        row.get::<_, i64>(4)?,
-                    ))
+                    Ok(LoadedRow {
+                        chatgpt_account_id: row.get(0)?,
+                        is_fedramp: row.get(1)?,
+                        state: row.get(2)?,
+                        sealed_access: row.get(3)?,
+                        version: row.get(4)?,
+                        token_version: row.get(5)?,
+                        expires_at: row.get(6)?,
+                        last_refresh: row.get(7)?,
+                        reauth_reason: row.get(8)?,
+                    })
                 },
             )
             .optional()?;
-        let Some((chatgpt_account_id, is_fedramp, state, sealed_access, version)) = row else {
+        let Some(row) = row else {
             return Ok(None);
         };
-        let access = self.key.open(id, "access_token", &sealed_access)?;
+        let access = self.key.open(id, "access_token", &row.sealed_access)?;
         let access = String::from_utf8(access).map_err(|_| super::CryptoError::Corrupt)?;
         Ok(Some(AccountCredentials {
             id: AccountId::from(id),
-            chatgpt_account_id,
+            chatgpt_account_id: row.chatgpt_account_id,
             access_token: SecretString::from(access),
-            is_fedramp,
+            is_fedramp: row.is_fedramp,
             // An unknown stored state keeps the account out rather than guessing.
-            admin: AdminState::parse(&state).unwrap_or(AdminState::Disabled),
-            version,
+            admin: AdminState::parse(&row.state).unwrap_or(AdminState::Disabled),
+            auth: match row.reauth_reason {
+                Some(reason) => AuthState::ReauthRequired { reason },
+                None => AuthState::Valid,
+            },
+            version: row.version,
+            token_version: row.token_version,
+            expires_at: row.expires_at,
+            last_refresh: row.last_refresh,
         }))
     }
+}
+
+/// One account's row as `load_credentials` reads it, before the access token is opened.
+struct LoadedRow {
+    chatgpt_account_id: String,
+    is_fedramp: bool,
+    state: String,
+    sealed_access: Vec<u8>,
+    version: i64,
+    token_version: i64,
+    expires_at: Option<i64>,
+    last_refresh: Option<i64>,
+    reauth_reason: Option<String>,
 }
 
 fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<AccountSummary> {
@@ -224,6 +259,9 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<AccountSummary> {
         token_expires_at: row.get(7)?,
         last_refresh: row.get(8)?,
         created_at: row.get(9)?,
+        reauth_reason: row.get(10)?,
+        last_refresh_error: row.get(11)?,
+        last_refresh_error_at: row.get(12)?,
     })
 }
 

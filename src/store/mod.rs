@@ -7,6 +7,7 @@
 mod accounts;
 pub mod crypto;
 pub mod keys;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,9 +20,13 @@ use rusqlite::OptionalExtension;
 pub use accounts::{AccountSummary, ImportOutcome, NewAccount};
 pub use crypto::{CryptoError, KeySource, MasterKey};
 pub use keys::{ApiKeyRow, CreatedKey, KeyHash};
+pub use tokens::{RefreshedTokens, StoredRefreshToken, TokenWrite};
 
 /// Forward-only migrations; position + 1 is the `user_version` after applying one.
-const MIGRATIONS: &[&str] = &[include_str!("../../schema/0001_accounts_and_keys.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../schema/0001_accounts_and_keys.sql"),
+    include_str!("../../schema/0003_token_refresh.sql"),
+];
 
 const CANARY_ROW: &str = "store_meta";
 const CANARY_COLUMN: &str = "master_key_canary";

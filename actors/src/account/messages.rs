@@ -11,11 +11,16 @@ use crate::types::{AccountCredentials, AccountId};
 #[rtype(result = "Result<Lease, Refusal>")]
 pub struct GrantLease;
 
-/// Why an account did not grant a lease.
+/// Why an account did not grant a lease (or could not refresh).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("account is {0}")]
     Unusable(&'static str),
+    #[error("the access token expired and its refresh did not finish in time")]
+    RefreshPending,
+    /// The refresh failed; the text is safe to show (no secret).
+    #[error("the token refresh failed: {0}")]
+    RefreshFailed(String),
 }
 
 /// Sent by a [`Lease`] when it ends, exactly once.
@@ -23,7 +28,23 @@ pub enum Refusal {
 #[rtype(result = "()")]
 pub struct ReportOutcome {
     pub outcome: Outcome,
+    /// The token version the lease was granted with: a 401 on a replaced token is stale.
+    pub token_version: i64,
 }
+
+/// The upstream answered 401 to `lease`: refresh (once per token version, however many
+/// requests report it) and grant a lease with the new token for one retry. The old lease's slot
+/// is released without an outcome.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Lease, Refusal>")]
+pub struct RenewAfterUnauthorized {
+    pub lease: Lease,
+}
+
+/// Refresh now (operator request), joining a refresh that is already running.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), Refusal>")]
+pub struct RefreshNow;
 
 /// The store holds a new version of this account.
 #[derive(Debug, Message)]
@@ -45,6 +66,8 @@ pub struct AccountStatus {
     pub id: AccountId,
     pub state: AccountState,
     pub in_flight: usize,
+    /// A token refresh is running.
+    pub refreshing: bool,
 }
 
 /// Told to the router whenever the account starts or stops being usable.

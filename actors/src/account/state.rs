@@ -6,12 +6,11 @@
 //!                                     drain     ▼  │ enable
 //!                                             Draining   (finishes in-flight calls, takes no new)
 //!
-//!   auth (is the login still good?):          Valid ──upstream 401──► ReauthRequired { reason }
-//!                                               ▲                              │
-//!                                               └─── new credentials stored ───┘
+//!   auth (is the login still good?): see `auth.rs` — Valid or ReauthRequired { reason }
 //! ```
-//! An account is usable — granted leases — only when every part allows it. New credentials from
-//! the store restate the operator's intent and start the login afresh.
+//! An account is usable — granted leases — only when every part allows it. A 401 on a token
+//! version the account has already replaced is stale and changes nothing; a 401 on the current
+//! token (after the handler's one refresh-and-retry) means the login needs a human.
 
 /// What the operator wants of the account; stored in `accounts.state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,12 +41,8 @@ impl AdminState {
     }
 }
 
-/// Whether the account's login is still accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthState {
-    Valid,
-    ReauthRequired { reason: String },
-}
+pub use super::auth::AuthState;
+use super::auth::REJECTED_AFTER_REFRESH;
 
 /// Where an account stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,18 +54,25 @@ pub struct AccountState {
 /// Something that happened to the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountEvent {
-    /// The store holds a new version of the account (`admin` as the operator left it).
-    CredentialsReplaced { admin: AdminState },
-    /// An upstream call ended with this HTTP status.
+    /// The store holds a new version of the account: the operator's intent, and the login state
+    /// that goes with it (`None` keeps the current one: the tokens did not change).
+    CredentialsReplaced {
+        admin: AdminState,
+        auth: Option<AuthState>,
+    },
+    /// An upstream call with the current token ended with this HTTP status.
     UpstreamStatus(u16),
+    /// The login cannot be refreshed any more.
+    RefreshRejected { reason: String },
 }
 
 impl AccountState {
     pub fn initial(admin: AdminState) -> AccountState {
-        AccountState {
-            admin,
-            auth: AuthState::Valid,
-        }
+        AccountState::new(admin, AuthState::Valid)
+    }
+
+    pub fn new(admin: AdminState, auth: AuthState) -> AccountState {
+        AccountState { admin, auth }
     }
 
     pub fn is_usable(&self) -> bool {
@@ -80,14 +82,24 @@ impl AccountState {
     /// The state after `event`.
     pub fn apply(&self, event: &AccountEvent) -> AccountState {
         match event {
-            AccountEvent::CredentialsReplaced { admin } => AccountState::initial(*admin),
-            AccountEvent::UpstreamStatus(401) if self.auth == AuthState::Valid => AccountState {
-                admin: self.admin,
-                auth: AuthState::ReauthRequired {
-                    reason: "the upstream rejected the access token; import a fresh auth.json or log the account in again".to_owned(),
-                },
+            AccountEvent::CredentialsReplaced { admin, auth } => AccountState {
+                admin: *admin,
+                auth: auth.clone().unwrap_or_else(|| self.auth.clone()),
             },
+            AccountEvent::UpstreamStatus(401) if self.auth.is_valid() => {
+                self.reauth(REJECTED_AFTER_REFRESH)
+            }
             AccountEvent::UpstreamStatus(_) => self.clone(),
+            AccountEvent::RefreshRejected { reason } => self.reauth(reason),
+        }
+    }
+
+    fn reauth(&self, reason: &str) -> AccountState {
+        AccountState {
+            admin: self.admin,
+            auth: AuthState::ReauthRequired {
+                reason: reason.to_owned(),
+            },
         }
     }
 

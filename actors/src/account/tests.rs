@@ -1,14 +1,19 @@
+use std::sync::Arc;
+
 use actix::prelude::*;
 use secrecy::SecretString;
 
+use super::refresh::RefreshPolicy;
+use crate::ports::{NoRefresher, TokenRefresher};
+
 use super::messages::*;
-use super::state::{AccountEvent, AccountState, AdminState};
+use super::state::{AccountEvent, AccountState, AdminState, AuthState};
 use super::AccountActor;
 use crate::lease::Outcome;
 use crate::types::{AccountCredentials, AccountId};
 
 #[test]
-fn a_rejected_token_requires_reauth_until_new_credentials_arrive() {
+fn a_rejected_token_requires_reauth_until_a_new_login_arrives() {
     let active = AccountState::initial(AdminState::Active);
     let state = active.apply(&AccountEvent::UpstreamStatus(401));
     assert_eq!(state.name(), "reauth_required");
@@ -17,6 +22,7 @@ fn a_rejected_token_requires_reauth_until_new_credentials_arrive() {
     assert_eq!(state.name(), "reauth_required");
     let state = state.apply(&AccountEvent::CredentialsReplaced {
         admin: AdminState::Active,
+        auth: Some(AuthState::Valid),
     });
     assert_eq!(state, active);
 }
@@ -87,14 +93,37 @@ pub(crate) fn credentials(id: &str, enabled: bool, version: i64) -> AccountCrede
         access_token: SecretString::from(format!("token-{id}-{version}")),
         is_fedramp: false,
         admin,
+        auth: AuthState::Valid,
         version,
+        token_version: version,
+        expires_at: Some(super::unix_now() + 3600),
+        last_refresh: Some(super::unix_now()),
     }
+}
+
+/// An account actor with the given refresher and the default policy.
+pub(crate) fn start_account(
+    credentials: AccountCredentials,
+    router: Recipient<AccountStateChanged>,
+    refresher: Arc<dyn TokenRefresher>,
+) -> Addr<AccountActor> {
+    AccountActor::new(
+        credentials,
+        router,
+        refresher,
+        Arc::new(RefreshPolicy::default()),
+    )
+    .start()
 }
 
 #[actix_rt::test]
 async fn leases_hold_a_slot_until_they_report() {
     let listener = Listener::default().start();
-    let account = AccountActor::new(credentials("a", true, 1), listener.recipient()).start();
+    let account = start_account(
+        credentials("a", true, 1),
+        listener.recipient(),
+        Arc::new(NoRefresher),
+    );
     let first = account.send(GrantLease).await.unwrap().unwrap();
     let second = account.send(GrantLease).await.unwrap().unwrap();
     assert_eq!(first.chatgpt_account_id, "chatgpt-a");
@@ -107,8 +136,11 @@ async fn leases_hold_a_slot_until_they_report() {
 #[actix_rt::test]
 async fn a_401_takes_the_account_out_and_tells_the_router() {
     let listener = Listener::default().start();
-    let account =
-        AccountActor::new(credentials("a", true, 1), listener.clone().recipient()).start();
+    let account = start_account(
+        credentials("a", true, 1),
+        listener.clone().recipient(),
+        Arc::new(NoRefresher),
+    );
     let lease = account.send(GrantLease).await.unwrap().unwrap();
     lease.report(Outcome::Completed { status: 401 });
     let refused = account.send(GrantLease).await.unwrap();
@@ -126,7 +158,14 @@ async fn a_401_takes_the_account_out_and_tells_the_router() {
 #[actix_rt::test]
 async fn a_disabled_account_grants_nothing() {
     let listener = Listener::default().start();
-    let account = AccountActor::new(credentials("a", false, 1), listener.recipient()).start();
+    let account = start_account(
+        credentials("a", false, 1),
+        listener.recipient(),
+        Arc::new(NoRefresher),
+    );
     let refused = account.send(GrantLease).await.unwrap();
     assert_eq!(refused.unwrap_err(), Refusal::Unusable("disabled"));
 }
+
+#[path = "tests_refresh.rs"]
+mod refresh_flow;

@@ -47,3 +47,16 @@ pub struct PoolStatus {
     /// True once the first read of the source has completed.
     pub synced: bool,
 }
+
+/// Refresh one account's tokens now (operator request) and wait for the result.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), RefreshError>")]
+pub struct RefreshAccount(pub AccountId);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshError {
+    #[error("no account with this id is running")]
+    NotFound,
+    #[error(transparent)]
+    Refused(#[from] crate::account::messages::Refusal),
+}

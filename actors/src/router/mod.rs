@@ -20,14 +20,18 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use self::messages::{
-    AccountUnreachable, Acquire, AcquireError, GetPoolStatus, PoolStatus, SyncNow,
+    AccountUnreachable, Acquire, AcquireError, GetPoolStatus, PoolStatus, RefreshAccount,
+    RefreshError, SyncNow,
 };
 use self::state::{round_robin, Candidate};
-use crate::account::messages::{AccountStateChanged, GrantLease, ReplaceCredentials, Retire};
+use crate::account::messages::{
+    AccountStateChanged, GrantLease, RefreshNow, ReplaceCredentials, Retire,
+};
+use crate::account::refresh::RefreshPolicy;
 use crate::account::state::AdminState;
 use crate::account::AccountActor;
 use crate::lease::Lease;
-use crate::ports::{AccountSource, SourceError};
+use crate::ports::{AccountSource, NoRefresher, SourceError, TokenRefresher};
 use crate::types::{AccountCredentials, AccountId};
 
 struct Entry {
@@ -38,6 +42,8 @@ struct Entry {
 
 pub struct RouterActor {
     source: Arc<dyn AccountSource>,
+    refresher: Arc<dyn TokenRefresher>,
+    policy: Arc<RefreshPolicy>,
     sync_interval: Duration,
     entries: BTreeMap<AccountId, Entry>,
     cursor: usize,
@@ -55,12 +61,25 @@ impl RouterActor {
     pub fn new(source: Arc<dyn AccountSource>, sync_interval: Duration) -> RouterActor {
         RouterActor {
             source,
+            refresher: Arc::new(NoRefresher),
+            policy: Arc::new(RefreshPolicy::default()),
             sync_interval,
             entries: BTreeMap::new(),
             cursor: 0,
             syncing: false,
             synced: false,
         }
+    }
+
+    /// Gives every account actor this refresher and policy (without one, refreshes fail).
+    pub fn with_refresher(
+        mut self,
+        refresher: Arc<dyn TokenRefresher>,
+        policy: RefreshPolicy,
+    ) -> RouterActor {
+        self.refresher = refresher;
+        self.policy = Arc::new(policy);
+        self
     }
 
     fn start_sync(&mut self, ctx: &mut Context<Self>) {
@@ -104,13 +123,15 @@ impl RouterActor {
             match self.entries.get_mut(&id) {
                 Some(entry) if entry.addr.connected() => {
                     entry.version = version;
-                    entry.usable = credentials.admin == AdminState::Active;
+                    entry.usable = stored_usable(&credentials);
                     entry.addr.do_send(ReplaceCredentials(credentials));
                 }
                 _ => {
-                    let usable = credentials.admin == AdminState::Active;
+                    let usable = stored_usable(&credentials);
                     let router = ctx.address().recipient();
-                    let addr = AccountActor::new(credentials, router).start();
+                    let refresher = Arc::clone(&self.refresher);
+                    let policy = Arc::clone(&self.policy);
+                    let addr = AccountActor::new(credentials, router, refresher, policy).start();
                     self.entries.insert(
                         id,
                         Entry {
@@ -123,6 +144,11 @@ impl RouterActor {
             }
         }
     }
+}
+
+/// The router's first guess from a stored row; the account corrects it when it knows better.
+fn stored_usable(credentials: &AccountCredentials) -> bool {
+    credentials.admin == AdminState::Active && credentials.auth.is_valid()
 }
 
 /// Reads the source and loads every account that is new, changed or not in `known`.
@@ -236,6 +262,22 @@ impl Handler<GetPoolStatus> for RouterActor {
                 .filter(|e| e.usable && e.addr.connected())
                 .count(),
             synced: self.synced,
+        })
+    }
+}
+
+/// Forwards an operator's "refresh now" to the account and waits for its result.
+impl Handler<RefreshAccount> for RouterActor {
+    type Result = ResponseFuture<Result<(), RefreshError>>;
+
+    fn handle(&mut self, msg: RefreshAccount, _: &mut Context<Self>) -> Self::Result {
+        let addr = self.entries.get(&msg.0).map(|e| e.addr.clone());
+        Box::pin(async move {
+            let addr = addr.ok_or(RefreshError::NotFound)?;
+            match addr.send(RefreshNow).await {
+                Ok(result) => Ok(result?),
+                Err(_closed) => Err(RefreshError::NotFound),
+            }
         })
     }
 }
