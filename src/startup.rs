@@ -14,6 +14,8 @@ use slog::{info, Logger};
 
 use crate::http::auth::KeyRing;
 use crate::http::{self, context, AppState};
+use crate::oauth::endpoint::OauthEndpoint;
+use crate::oauth::refresher::StoreTokenRefresher;
 use crate::pool::{load_keys, spawn_key_sync, StoreAccountSource};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
@@ -49,7 +51,14 @@ impl Application {
             store: store.clone(),
             log: log.clone(),
         });
-        let router = RouterActor::new(source, sync_interval).start();
+        let refresher = Arc::new(StoreTokenRefresher {
+            store: store.clone(),
+            endpoint: OauthEndpoint::new(&settings.oauth, &settings.upstream),
+            log: log.clone(),
+        });
+        let router = RouterActor::new(source, sync_interval)
+            .with_refresher(refresher, settings.oauth.refresh_policy())
+            .start();
         let keys = Arc::new(KeyRing::default());
         load_keys(&store, &keys).await?;
         spawn_key_sync(store.clone(), Arc::clone(&keys), sync_interval, log.clone());

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{rfc3339, ListArgs};
 use crate::oauth::auth_json;
 use crate::obs::mask_email;
-use crate::store::{ImportOutcome, Store};
+use crate::store::{ImportOutcome, NewAccount, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
@@ -20,6 +20,9 @@ pub enum AccountCommand {
     List(ListArgs),
     /// Remove an account (by relay id or ChatGPT account id) and its stored tokens.
     Remove { id: String },
+    /// Log a ChatGPT account in without a browser on this machine (device code, pasted callback
+    /// URL, or a callback listener reached through an SSH tunnel).
+    Login(super::login::LoginArgs),
 }
 
 #[derive(Debug, Args)]
@@ -35,6 +38,9 @@ pub fn account(store: &Store, command: AccountCommand) -> anyhow::Result<()> {
     match command {
         AccountCommand::Import(args) => import(store, &args),
         AccountCommand::List(args) => list_accounts(store, args.json),
+        AccountCommand::Login(_) => {
+            anyhow::bail!("`account login` needs the settings; run it through the binary")
+        }
         AccountCommand::Remove { id } => {
             store.remove_account(&id)?;
             eprintln!("removed account {id}; the running relay stops using it within seconds");
@@ -55,7 +61,13 @@ fn import(store: &Store, args: &ImportArgs) -> anyhow::Result<()> {
     };
     let mut account = auth_json::parse(&text)?;
     account.label = args.label.clone();
-    let (id, outcome) = store.import_account(&account)?;
+    store_account(store, &account)
+}
+
+/// Stores an account read from an auth.json or a login, and says what happened: the id alone on
+/// stdout, the rest on stderr. Never a token.
+pub(super) fn store_account(store: &Store, account: &NewAccount) -> anyhow::Result<()> {
+    let (id, outcome) = store.import_account(account)?;
     let email = account.email.as_deref().map_or("-".to_owned(), mask_email);
     let plan = account.plan.as_deref().unwrap_or("unknown plan");
     let expiry = account

@@ -7,6 +7,7 @@
 
 mod account;
 mod key;
+mod login;
 
 use std::path::PathBuf;
 
@@ -14,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use self::account::{account, AccountCommand};
 pub use self::key::{key, KeyCommand};
+pub use self::login::{login, LoginArgs};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -6,6 +6,7 @@ pub mod context;
 pub mod error;
 mod models;
 mod relay_stream;
+mod renewal;
 mod responses;
 mod upstream_error;
 

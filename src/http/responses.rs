@@ -16,6 +16,7 @@ use slog::warn;
 use super::context::{AccessNote, RequestContext};
 use super::error::ApiError;
 use super::relay_stream::RelayStream;
+use super::renewal::{send_renewing_on_401, Sent};
 use super::AppState;
 use crate::compat;
 use crate::upstream::assemble::{Assembled, Assembler};
@@ -68,11 +69,8 @@ async fn relay(
     let lease = acquire(state, req, &request, &model).await?;
     note.account = Some(lease.account_id.to_string());
     let payload = Bytes::from(serde_json::to_vec(&request).map_err(|_| ApiError::Internal)?);
-    match upstream
-        .send_responses(&lease, req.headers(), payload)
-        .await
-    {
-        Ok(response) => {
+    match send_renewing_on_401(upstream, lease, req.headers(), payload, ctx).await {
+        Sent::Answered(lease, response) => {
             note.upstream_status = Some(response.status().as_u16());
             note.upstream_request_id = text(response.headers(), "x-request-id").map(str::to_owned);
             let reply = Reply {
@@ -81,7 +79,14 @@ async fn relay(
             };
             answer(response, lease, reply, state, ctx).await
         }
-        Err(error) => Err(transport_error(error, lease, ctx)),
+        Sent::Unreachable(lease, error) => Err(transport_error(error, lease, ctx)),
+        Sent::NotRenewed(refusal) => {
+            warn!(ctx.log, "upstream rejected the access token and it could not be renewed";
+                "reason" => refusal.to_string());
+            Err(ApiError::UpstreamFailed(
+                "the upstream rejected the account's credentials",
+            ))
+        }
     }
 }
 
