@@ -11,10 +11,10 @@ use serde_json::Value;
 use crate::helpers::{body, client, eventually};
 use crate::mock_upstream::{fake_auth_json, MockUpstream};
 
-const BIN: &str = env!("CARGO_BIN_EXE_codex-relay");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_codex-relay");
 
 /// The binary with a store in `dir` and nothing inherited that could change settings.
-fn relay(dir: &Path) -> Command {
+pub(crate) fn relay(dir: &Path) -> Command {
     let mut command = Command::new(BIN);
     command
         .current_dir(dir)
@@ -26,15 +26,15 @@ fn relay(dir: &Path) -> Command {
     command
 }
 
-fn run(command: &mut Command) -> Output {
+pub(crate) fn run(command: &mut Command) -> Output {
     command.output().expect("the binary runs")
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 

@@ -35,6 +35,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like [`spawn_app`], with settings adjusted by `customize` before the relay starts.
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_expiring(3600, customize).await
+}
+
+/// Like [`spawn_app_with`], with the account's access token expiring in `expires_in` seconds
+/// (negative: already expired).
+pub async fn spawn_app_expiring(
+    expires_in: i64,
+    customize: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mock = MockUpstream::start("127.0.0.1:0")
         .await
         .expect("mock starts");
@@ -49,7 +58,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     customize(&mut settings);
 
     let store = Store::open(&settings.store.path, 4, MasterKey::generate()).expect("store opens");
-    let exp = chrono::Utc::now().timestamp() + 3600;
+    let exp = chrono::Utc::now().timestamp() + expires_in;
     let auth = fake_auth_json("acct-test-1", "dev@example.com", "plus", exp);
     let account = auth_json::parse(&auth.to_string()).expect("auth.json parses");
     let (account_id, _) = store.import_account(&account).expect("import");

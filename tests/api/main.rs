@@ -14,6 +14,7 @@ mod cli;
 mod errors;
 mod headers;
 mod models;
+mod refresh;
 mod responses_json;
 mod responses_stream;
 mod secrets;
