@@ -54,7 +54,7 @@ use rand::RngCore;
 
 // Re-exported for tests; a crate that uses neither would otherwise warn.
 #[allow(unused_imports)]
-pub use login::DeviceOutcome;
+pub use login::{DeviceOutcome, LoginScript};
 #[allow(unused_imports)]
 pub use oauth::{fake_auth_json, fake_jwt};
 #[allow(unused_imports)]

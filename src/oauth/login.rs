@@ -19,7 +19,7 @@ pub enum LoginError {
     Failed(String),
     #[error("device-code login is not enabled for this ChatGPT account or workspace: enable \"device code authorization for Codex\" in ChatGPT Settings → Security (or ask the workspace admin), or use `codex-relay account login --paste`")]
     DeviceCodeDisabled,
-    #[error("the device code was not approved within {0} minutes; start the login again")]
+    #[error("the device code was not approved within {0} min; start the login again")]
     Expired(u64),
     #[error("the device-code login failed: {0}")]
     Device(EndpointError),

@@ -40,10 +40,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// Like [`spawn_app_with`], with the account's access token expiring in `expires_in` seconds
 /// (negative: already expired).
-pub async fn spawn_app_expiring(
-    expires_in: i64,
-    customize: impl FnOnce(&mut Settings),
-) -> TestApp {
+pub async fn spawn_app_expiring(expires_in: i64, customize: impl FnOnce(&mut Settings)) -> TestApp {
     let mock = MockUpstream::start("127.0.0.1:0")
         .await
         .expect("mock starts");

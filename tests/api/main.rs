@@ -13,6 +13,7 @@ mod auth;
 mod cli;
 mod errors;
 mod headers;
+mod login_cli;
 mod models;
 mod refresh;
 mod responses_json;

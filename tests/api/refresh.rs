@@ -61,7 +61,11 @@ async fn a_token_within_the_skew_serves_while_it_is_refreshed_and_stored() {
     let before = token_version(&app);
     let original = app.auth_json["tokens"]["access_token"].as_str().unwrap();
     assert_eq!(ask(&app).await, 200);
-    assert_eq!(bearer_of_last_upstream_call(&app), original, "the current token served");
+    assert_eq!(
+        bearer_of_last_upstream_call(&app),
+        original,
+        "the current token served"
+    );
     assert!(eventually(10, || async { app.mock.state.refresh_calls() == 1 }).await);
     assert!(eventually(10, || async { token_version(&app) == before + 1 }).await);
     let stored = summary(&app);
@@ -92,7 +96,11 @@ async fn fifty_requests_on_an_expired_token_cause_exactly_one_token_call() {
     assert_eq!(issued.len(), 1);
     for request in app.mock.state.responses_requests() {
         let bearer = request.header("authorization").unwrap();
-        assert_eq!(bearer, format!("Bearer {}", issued[0]), "an expired token was sent");
+        assert_eq!(
+            bearer,
+            format!("Bearer {}", issued[0]),
+            "an expired token was sent"
+        );
     }
     assert_no_token_logged(&app);
     app.stop().await;
@@ -130,7 +138,11 @@ async fn a_401_on_a_freshly_refreshed_token_needs_a_human() {
     assert_eq!(response.status(), 502);
     error_of(&mut response).await;
     assert_eq!(app.mock.state.refresh_calls(), 1);
-    assert_eq!(app.mock.state.responses_requests().len(), 2, "one retry, not more");
+    assert_eq!(
+        app.mock.state.responses_requests().len(),
+        2,
+        "one retry, not more"
+    );
     assert_eq!(ask(&app).await, 503, "the account is out of rotation");
     assert!(app.logs().contains("upstream rejected the access token"));
     app.stop().await;
@@ -139,9 +151,18 @@ async fn a_401_on_a_freshly_refreshed_token_needs_a_human() {
 #[actix_web::test]
 async fn each_permanent_refresh_error_takes_the_account_out_with_what_to_do() {
     let cases = [
-        TokenFailure::Error { status: 401, code: "refresh_token_expired".into() },
-        TokenFailure::Error { status: 401, code: "refresh_token_reused".into() },
-        TokenFailure::Error { status: 400, code: "refresh_token_invalidated".into() },
+        TokenFailure::Error {
+            status: 401,
+            code: "refresh_token_expired".into(),
+        },
+        TokenFailure::Error {
+            status: 401,
+            code: "refresh_token_reused".into(),
+        },
+        TokenFailure::Error {
+            status: 400,
+            code: "refresh_token_invalidated".into(),
+        },
         TokenFailure::Status(401),
     ];
     for failure in cases {
@@ -200,7 +221,10 @@ async fn transient_refresh_errors_are_retried_with_backoff_while_the_token_serve
     assert!(eventually(10, || async { token_version(&app) == before + 1 }).await);
     let stored = summary(&app);
     assert_eq!(stored.state, "active");
-    assert_eq!(stored.last_refresh_error, None, "a success clears the last error");
+    assert_eq!(
+        stored.last_refresh_error, None,
+        "a success clears the last error"
+    );
     assert_eq!(ask(&app).await, 200);
     assert_no_token_logged(&app);
     app.stop().await;
