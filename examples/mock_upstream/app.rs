@@ -231,6 +231,11 @@ impl MockState {
         lock(&self.token_script).code_exchanges
     }
 
+    /// Whether this refresh token has been spent (a refresh with it would be refused as reused).
+    pub fn refresh_token_spent(&self, token: &str) -> bool {
+        self.tokens().is_spent(token)
+    }
+
     /// `/responses` answers 401 to this access token from now on.
     pub fn revoke_access_token(&self, token: &str) {
         self.tokens().revoked.insert(token.to_owned());

@@ -39,6 +39,10 @@ impl TokenRegistry {
         &self.access_tokens
     }
 
+    pub(super) fn is_spent(&self, refresh_token: &str) -> bool {
+        self.used_refresh_tokens.contains(refresh_token)
+    }
+
     pub(super) fn is_access_token(&self, token: &str) -> bool {
         self.access_tokens.iter().any(|t| t == token)
     }

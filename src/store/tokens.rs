@@ -129,6 +129,28 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the account's stored token set is complete: every part present, openable with the
+    /// master key and non-empty. Opens and checks; returns nothing secret.
+    pub fn token_set_is_complete(&self, id: &str) -> Result<bool, StoreError> {
+        let conn = self.conn()?;
+        let row: Option<[Vec<u8>; 3]> = conn
+            .query_row(
+                "SELECT id_token, access_token, refresh_token FROM account_tokens WHERE account_id = ?1",
+                [id],
+                |row| Ok([row.get(0)?, row.get(1)?, row.get(2)?]),
+            )
+            .optional()?;
+        let Some(sealed) = row else {
+            return Ok(false);
+        };
+        let columns = ["id_token", "access_token", "refresh_token"];
+        Ok(columns.iter().zip(sealed).all(|(column, value)| {
+            self.key
+                .open(id, column, &value)
+                .is_ok_and(|plain| !plain.is_empty())
+        }))
+    }
+
     /// Notes a failed refresh attempt that may still succeed later (shown in the admin view).
     pub fn record_refresh_error(&self, id: &str, error: &str) -> Result<(), StoreError> {
         let conn = self.conn()?;
