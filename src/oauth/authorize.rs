@@ -58,7 +58,7 @@ fn authorize_url(
     state: &str,
 ) -> String {
     let base = endpoint.settings.endpoint("oauth/authorize");
-    let mut url = Url::parse(&base).unwrap_or_else(|_| Url::from(endpoint.settings.issuer.clone()));
+    let mut url = Url::parse(&base).unwrap_or_else(|_| endpoint.settings.issuer.clone());
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", &endpoint.settings.client_id)

@@ -10,6 +10,7 @@ pub mod endpoint;
 pub mod login;
 pub mod pkce;
 pub mod refresher;
+pub mod sessions;
 
 use secrecy::SecretString;
 

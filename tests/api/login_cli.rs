@@ -85,9 +85,12 @@ async fn device_code_login_polls_until_approved_and_stores_the_account() {
     mock.stop().await;
 }
 
+/// A change to the mock's login behaviour.
+type Script = fn(&mut crate::mock_upstream::LoginScript);
+
 #[actix_web::test]
 async fn device_code_failures_are_explained() {
-    let cases: [(&str, fn(&mut crate::mock_upstream::LoginScript)); 3] = [
+    let cases: [(&str, Script); 3] = [
         ("device-code login is not enabled", |s| {
             s.usercode_not_found = true
         }),
