@@ -78,7 +78,7 @@ mod tests {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         assert_eq!(
             challenge_of(verifier),
-            "E9Melhoa2OwvFrEMTJguCHaoeKt8URW-cWQ7xoFqXpA"
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
         assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
     }
