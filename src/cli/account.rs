@@ -99,6 +99,8 @@ fn list_accounts(store: &Store, as_json: bool) -> anyhow::Result<()> {
                     "plan": a.plan, "state": a.state, "state_reason": a.state_reason,
                     "token_expires_at": a.token_expires_at.map(rfc3339),
                     "last_refresh": a.last_refresh.map(rfc3339),
+                    "reauth_reason": a.reauth_reason,
+                    "last_refresh_error": a.last_refresh_error,
                 })
             })
             .collect();
