@@ -179,7 +179,7 @@ impl Handler<RenewAfterUnauthorized> for AccountActor {
         let seen = msg.lease.token_version;
         msg.lease.release();
         self.in_flight = self.in_flight.saturating_sub(1);
-        if seen < self.credentials.token_version {
+        if seen < self.credentials.token_version || !self.state.is_usable() {
             return Box::pin(actix::fut::ready(self.grant(ctx)));
         }
         self.grant_after_refresh(ctx, false)
