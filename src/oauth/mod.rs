@@ -8,6 +8,7 @@ pub mod claims;
 pub mod device;
 pub mod endpoint;
 pub mod login;
+pub mod onboarding;
 pub mod pkce;
 pub mod refresher;
 pub mod sessions;
