@@ -105,26 +105,33 @@ async fn refresh(
     }
 }
 
-/// Stores the answer by compare-and-swap; the new access token's `exp` becomes the expiry.
+/// Stores the answer by compare-and-swap; the new access token's `exp` becomes the expiry, the
+/// new id token's plan and email replace the stored ones.
 async fn persist(
     store: &Store,
     id: &str,
     token_version: i64,
     answer: TokenAnswer,
 ) -> Result<TokenWrite, StoreError> {
-    let expires_at = answer
-        .access_token
-        .as_deref()
-        .and_then(|t| claims::parse(t, "access token").ok())
-        .and_then(|c| c.expires_at);
+    let claims_of = |token: &Option<String>, what| {
+        token
+            .as_deref()
+            .and_then(|t| claims::parse(t, what).ok())
+            .unwrap_or_default()
+    };
+    let access = claims_of(&answer.access_token, "access token");
+    let identity = claims_of(&answer.id_token, "id token");
     let tokens = RefreshedTokens {
         id_token: answer.id_token.map(SecretString::from),
         access_token: answer.access_token.map(SecretString::from),
         refresh_token: answer.refresh_token.map(SecretString::from),
+        expires_at: access.expires_at,
+        plan: identity.plan.or(access.plan),
+        email: identity.email,
     };
     let id = id.to_owned();
     store
-        .run(move |s| s.store_refreshed(&id, token_version, &tokens, expires_at))
+        .run(move |s| s.store_refreshed(&id, token_version, &tokens))
         .await
 }
 

@@ -16,11 +16,15 @@ pub struct StoredRefreshToken {
     pub refresh_token: SecretString,
 }
 
-/// What a token endpoint answered: every part optional (spec §2.5: present ones replace).
+/// What a token endpoint answered: every part optional (spec §2.5: present ones replace), and
+/// what the new tokens say of the account (`None` keeps the stored value).
 pub struct RefreshedTokens {
     pub id_token: Option<SecretString>,
     pub access_token: Option<SecretString>,
     pub refresh_token: Option<SecretString>,
+    pub expires_at: Option<i64>,
+    pub plan: Option<String>,
+    pub email: Option<String>,
 }
 
 /// How a compare-and-swap write ended.
@@ -57,14 +61,13 @@ impl Store {
     }
 
     /// Replaces the present parts of the token set of `id` if its token version is still
-    /// `expected`, bumping the version, setting the access token's expiry and `last_refresh`, and
-    /// clearing the last refresh error — all in one transaction.
+    /// `expected`, bumping the version, setting the access token's expiry, plan, email and
+    /// `last_refresh`, and clearing the last refresh error — all in one transaction.
     pub fn store_refreshed(
         &self,
         id: &str,
         expected: i64,
         tokens: &RefreshedTokens,
-        expires_at: Option<i64>,
     ) -> Result<TokenWrite, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
@@ -101,9 +104,10 @@ impl Store {
         let now = now_unix();
         tx.execute(
             "UPDATE accounts SET token_expires_at = COALESCE(?2, token_expires_at), last_refresh = ?3,
+                 plan = COALESCE(?4, plan), email = COALESCE(?5, email),
                  last_refresh_error = NULL, last_refresh_error_at = NULL, updated_at = ?3
              WHERE id = ?1",
-            params![id, expires_at, now],
+            params![id, tokens.expires_at, now, tokens.plan, tokens.email],
         )?;
         tx.commit()?;
         Ok(TokenWrite::Stored {
@@ -189,11 +193,14 @@ mod tests {
         (dir, store, id)
     }
 
-    fn refreshed(access: &str, refresh: &str) -> RefreshedTokens {
+    fn refreshed(access: &str, refresh: &str, expires_at: i64) -> RefreshedTokens {
         RefreshedTokens {
             id_token: None,
             access_token: Some(SecretString::from(access.to_owned())),
             refresh_token: Some(SecretString::from(refresh.to_owned())),
+            expires_at: Some(expires_at),
+            plan: Some("pro".to_owned()),
+            email: None,
         }
     }
 
@@ -204,7 +211,7 @@ mod tests {
         assert_eq!(stored.refresh_token.expose_secret(), "rt-1");
         let v = stored.token_version;
         let write = store
-            .store_refreshed(&id, v, &refreshed("at-2", "rt-2"), Some(200))
+            .store_refreshed(&id, v, &refreshed("at-2", "rt-2", 200))
             .unwrap();
         assert_eq!(
             write,
@@ -214,18 +221,22 @@ mod tests {
         );
         // The losing side of a race finds the version moved and writes nothing.
         let lost = store
-            .store_refreshed(&id, v, &refreshed("at-x", "rt-x"), Some(300))
+            .store_refreshed(&id, v, &refreshed("at-x", "rt-x", 300))
             .unwrap();
         assert_eq!(lost, TokenWrite::Superseded);
         let creds = store.load_credentials(&id).unwrap().unwrap();
         assert_eq!(creds.access_token.expose_secret(), "at-2");
         assert_eq!(creds.expires_at, Some(200));
         assert!(creds.last_refresh.is_some());
+        assert_eq!(
+            store.list_accounts().unwrap()[0].plan.as_deref(),
+            Some("pro")
+        );
         let stored = store.refresh_token(&id).unwrap().unwrap();
         assert_eq!(stored.refresh_token.expose_secret(), "rt-2");
         assert_eq!(
             store
-                .store_refreshed("nobody", 1, &refreshed("a", "b"), None)
+                .store_refreshed("nobody", 1, &refreshed("a", "b", 1))
                 .unwrap(),
             TokenWrite::Gone
         );
