@@ -49,12 +49,12 @@ pub struct AccountSummary {
 
 const TOKEN_COLUMNS: [&str; 3] = ["id_token", "access_token", "refresh_token"];
 
-/// What the server compares to notice a change: the row's version and its token set's version
-/// in one number (`a` = accounts, `t` = account_tokens).
 /// The state shown to operators: operator intent, unless an active account's login needs a human.
 const STATE: &str =
     "CASE WHEN state = 'active' AND reauth_reason IS NOT NULL THEN 'reauth_required' ELSE state END";
 
+/// What the server compares to notice a change: the row's version and its token set's version
+/// in one number (`a` = accounts, `t` = account_tokens).
 const VERSION: &str = "a.version * 1000000 + COALESCE(t.token_version, 0)";
 
 impl Store {
