@@ -9,7 +9,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder
 use awc::error::SendRequestError;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use relay_actors::{Acquire, AcquireError, Lease, Outcome};
+use relay_actors::{Acquire, AcquireError, Lease, Outcome, Refusal};
 use serde_json::{Map, Value};
 use slog::warn;
 
@@ -80,13 +80,20 @@ async fn relay(
             answer(response, lease, reply, state, ctx).await
         }
         Sent::Unreachable(lease, error) => Err(transport_error(error, lease, ctx)),
-        Sent::NotRenewed(refusal) => {
-            warn!(ctx.log, "upstream rejected the access token and it could not be renewed";
-                "reason" => refusal.to_string());
-            Err(ApiError::UpstreamFailed(
-                "the upstream rejected the account's credentials",
-            ))
+        Sent::NotRenewed(refusal) => Err(not_renewed(&refusal, ctx)),
+    }
+}
+
+/// The upstream rejected the token and no renewed one came: a refresh still running (or an
+/// account that left rotation meanwhile) is worth a retry; a failed refresh is the upstream's.
+fn not_renewed(refusal: &Refusal, ctx: &RequestContext) -> ApiError {
+    warn!(ctx.log, "upstream rejected the access token and it could not be renewed";
+        "reason" => refusal.to_string());
+    match refusal {
+        Refusal::RefreshFailed(_) => {
+            ApiError::UpstreamFailed("the upstream rejected the account's credentials")
         }
+        Refusal::RefreshPending | Refusal::Unusable(_) => ApiError::NoUsableAccount,
     }
 }
 
