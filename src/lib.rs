@@ -1,11 +1,12 @@
 //! codex-relay: the OpenAI Responses API, served from a governed pool of Codex OAuth accounts.
 //!
 //! Layout (see docs/architecture.md): `settings` (layered configuration), `store` (SQLite and
-//! sealed credentials), `oauth` (Codex logins), `http` (the data plane), `upstream` (the Codex
+//! sealed credentials), `oauth` (Codex logins), `http` (the data plane), `admin` (the admin plane), `upstream` (the Codex
 //! backend client and SSE side path), `compat` (request normalization), `pool` (store ↔ actors),
-//! `obs` (logs and redaction), `startup` (wiring), `cli` (the command line). The actors live in
+//! `obs` (logs and redaction), `startup` (wiring), `cli` (the command line), `time`. The actors live in
 //! the `relay-actors` crate.
 
+pub mod admin;
 pub mod cli;
 pub mod compat;
 pub mod http;
@@ -15,4 +16,5 @@ pub mod pool;
 pub mod settings;
 pub mod startup;
 pub mod store;
+pub mod time;
 pub mod upstream;

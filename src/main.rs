@@ -44,6 +44,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Account(cli::AccountCommand::Login(args)) => cli::login(&store, &settings, args),
         Command::Account(command) => cli::account(&store, command),
         Command::Key(command) => cli::key(&store, command),
+        Command::AdminToken(command) => cli::admin_token(&store, command),
     }
 }
 

@@ -30,6 +30,7 @@ pub enum SettingsError {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
+    pub admin: AdminSettings,
     pub store: StoreSettings,
     pub upstream: UpstreamSettings,
     pub oauth: OauthSettings,
@@ -44,6 +45,12 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     pub workers: usize,
     pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,6 +186,13 @@ impl Settings {
         };
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes", "must be at least 1024");
+        }
+        let (data, admin) = (self.server.listen, self.admin.listen);
+        if data == admin && data.port() != 0 {
+            return invalid(
+                "admin.listen",
+                "must differ from server.listen: the admin plane has its own listener",
+            );
         }
         if self.store.pool_size == 0 {
             return invalid("store.pool_size", "must be at least 1");

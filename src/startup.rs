@@ -1,5 +1,6 @@
-//! Building the running service: store-backed actors, the key ring, and the HTTP server. The
-//! binary and the integration tests both start the relay through [`Application::build`].
+//! Building the running service: store-backed actors, the key rings, and the two HTTP servers —
+//! the data plane (`server.listen`) and the admin plane (`admin.listen`). The binary and the
+//! integration tests both start the relay through [`Application::build`].
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -12,9 +13,12 @@ use actix_web::{web, App, HttpServer};
 use relay_actors::{GetPoolStatus, RouterActor};
 use slog::{info, Logger};
 
+use crate::admin::auth::AdminTokenRing;
+use crate::admin::{self, AdminState};
 use crate::http::auth::KeyRing;
 use crate::http::{self, context, AppState};
 use crate::oauth::endpoint::OauthEndpoint;
+use crate::oauth::onboarding::Onboarding;
 use crate::oauth::refresher::StoreTokenRefresher;
 use crate::pool::{load_keys, spawn_key_sync, StoreAccountSource};
 use crate::settings::Settings;
@@ -23,19 +27,40 @@ use crate::upstream::UpstreamClient;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot listen on {addr} (setting `server.listen`): {source}")]
+    #[error("cannot listen on {addr} (setting `{setting}`): {source}")]
     Bind {
+        setting: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "refusing to open the admin plane on {addr}, beyond loopback, while no admin token exists \
+         (setting `admin.listen`); create one first with `codex-relay admin-token create --scope write`"
+    )]
+    AdminUnprotected { addr: SocketAddr },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// A started relay: its address and the server future to await.
+/// A started relay: its addresses and the server futures to await.
 pub struct Application {
     addr: SocketAddr,
+    admin_addr: SocketAddr,
     server: Server,
+    admin: Server,
+}
+
+/// Stops both planes of a started relay.
+#[derive(Clone)]
+pub struct AppHandle {
+    data: ServerHandle,
+    admin: ServerHandle,
+}
+
+impl AppHandle {
+    pub async fn stop(&self, graceful: bool) {
+        futures_util::future::join(self.data.stop(graceful), self.admin.stop(graceful)).await;
+    }
 }
 
 impl Application {
@@ -62,41 +87,97 @@ impl Application {
         let keys = Arc::new(KeyRing::default());
         load_keys(&store, &keys).await?;
         spawn_key_sync(store.clone(), Arc::clone(&keys), sync_interval, log.clone());
+        let admin_tokens = Arc::new(AdminTokenRing::default());
+        admin::auth::load_tokens(&store, &admin_tokens).await?;
+        admin::auth::spawn_token_sync(
+            store.clone(),
+            Arc::clone(&admin_tokens),
+            sync_interval,
+            log.clone(),
+        );
         wait_for_first_sync(&router).await;
 
-        let listen = settings.server.listen;
-        let listener = TcpListener::bind(listen).map_err(|source| StartupError::Bind {
-            addr: listen,
-            source,
-        })?;
-        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: listen,
-            source,
-        })?;
-        let state = AppState::new(settings, router, Arc::clone(&keys), log);
+        let admin_listen = settings.admin.listen;
+        if !admin_listen.ip().is_loopback() && admin_tokens.is_empty() {
+            return Err(StartupError::AdminUnprotected { addr: admin_listen });
+        }
+        let (listener, addr) = bind("server.listen", settings.server.listen)?;
+        let (admin_listener, admin_addr) = bind("admin.listen", admin_listen)?;
+        let onboarding = Arc::new(Onboarding::new(
+            OauthEndpoint::new(&settings.oauth, &settings.upstream),
+            store.clone(),
+            router.clone(),
+            log.clone(),
+        ));
+        let state = AppState::new(settings, router.clone(), Arc::clone(&keys), log.clone());
+        let admin_state =
+            AdminState::new(store, router, Arc::clone(&admin_tokens), onboarding, log);
         let server = serve(state.clone(), listener).map_err(|source| StartupError::Bind {
-            addr: listen,
+            setting: "server.listen",
+            addr,
             source,
+        })?;
+        let admin = serve_admin(state.clone(), admin_state, admin_listener).map_err(|source| {
+            StartupError::Bind {
+                setting: "admin.listen",
+                addr: admin_addr,
+                source,
+            }
         })?;
         let pool = state.router().send(GetPoolStatus).await.unwrap_or_default();
         info!(state.log(), "listening";
-            "addr" => addr.to_string(), "accounts" => pool.accounts, "api_keys" => keys.len(),
+            "addr" => addr.to_string(), "admin_addr" => admin_addr.to_string(),
+            "accounts" => pool.accounts, "api_keys" => keys.len(),
+            "admin_tokens" => admin_tokens.len(),
             "upstream" => state.settings().upstream.base_url.to_string());
-        Ok(Application { addr, server })
+        if admin_tokens.is_empty() {
+            info!(state.log(), "no admin token exists yet: the admin API refuses every call until one is created with `codex-relay admin-token create`");
+        }
+        Ok(Application {
+            addr,
+            admin_addr,
+            server,
+            admin,
+        })
     }
 
+    /// The data plane's bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// Stops the server gracefully (tests; the binary stops on SIGINT/SIGTERM).
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+    /// The admin plane's bound address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+    /// Stops both servers (tests; the binary stops on SIGINT/SIGTERM).
+    pub fn handle(&self) -> AppHandle {
+        AppHandle {
+            data: self.server.handle(),
+            admin: self.admin.handle(),
+        }
     }
+
+    /// Runs until both planes have stopped; a signal stops both.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let (data, admin) = futures_util::future::join(self.server, self.admin).await;
+        data.and(admin)
+    }
+}
+
+fn bind(
+    setting: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), StartupError> {
+    let error = |source| StartupError::Bind {
+        setting,
+        addr,
+        source,
+    };
+    let listener = TcpListener::bind(addr).map_err(error)?;
+    let bound = listener.local_addr().map_err(error)?;
+    Ok((listener, bound))
 }
 
 fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
@@ -119,6 +200,27 @@ fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
     // A client that closes its side has gone: drop its handler (and so the upstream call) at
     // once, also while a non-streaming answer is still being assembled.
     .h1_allow_half_closed(false)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+fn serve_admin(
+    state: AppState,
+    admin_state: AdminState,
+    listener: TcpListener,
+) -> std::io::Result<Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            // The data plane's state gives the admin plane its logger and request context.
+            .app_data(web::Data::new(state.clone()))
+            .app_data(web::Data::new(admin_state.clone()))
+            .app_data(web::PayloadConfig::new(admin::MAX_BODY_BYTES))
+            .configure(admin::routes)
+            .default_service(web::to(admin::not_found))
+            .wrap(from_fn(context::request_context))
+    })
+    .workers(1)
     .listen(listener)?
     .run();
     Ok(server)

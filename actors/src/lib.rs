@@ -18,14 +18,15 @@ pub mod ports;
 pub mod router;
 mod types;
 
-pub use account::messages::Refusal;
+pub use account::messages::{AccountStatus, Refusal};
 pub use account::refresh::RefreshPolicy;
 pub use account::state::{AccountState, AdminState, AuthState};
 pub use account::AccountActor;
 pub use lease::{Lease, Outcome};
 pub use ports::{AccountSource, RefreshAttempt, SourceError, TokenRefresher};
 pub use router::messages::{
-    Acquire, AcquireError, GetPoolStatus, PoolStatus, RefreshAccount, RefreshError, SyncNow,
+    Acquire, AcquireError, GetAccountStatuses, GetPoolStatus, PoolStatus, Reconcile,
+    RefreshAccount, RefreshError, SyncNow,
 };
 pub use router::RouterActor;
 pub use types::{AccountCredentials, AccountId};

@@ -7,10 +7,11 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{rfc3339, ListArgs};
+use super::ListArgs;
 use crate::oauth::auth_json;
 use crate::obs::mask_email;
 use crate::store::{ImportOutcome, NewAccount, Store};
+use crate::time::rfc3339;
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
@@ -96,7 +97,7 @@ fn list_accounts(store: &Store, as_json: bool) -> anyhow::Result<()> {
                 json!({
                     "id": a.id, "label": a.label,
                     "email": a.email.as_deref().map(mask_email),
-                    "plan": a.plan, "state": a.state, "state_reason": a.state_reason,
+                    "plan": a.plan, "state": a.shown_state(), "state_reason": a.state_reason,
                     "token_expires_at": a.token_expires_at.map(rfc3339),
                     "last_refresh": a.last_refresh.map(rfc3339),
                     "reauth_reason": a.reauth_reason,
@@ -118,7 +119,7 @@ fn list_accounts(store: &Store, as_json: bool) -> anyhow::Result<()> {
             a.label,
             a.email.as_deref().map_or("-".to_owned(), mask_email),
             a.plan.as_deref().unwrap_or("-"),
-            a.state,
+            a.shown_state(),
             a.token_expires_at.map_or("-".to_owned(), rfc3339)
         );
     }

@@ -4,8 +4,9 @@
 use anyhow::bail;
 use clap::Subcommand;
 
-use super::{rfc3339, ListArgs};
+use super::ListArgs;
 use crate::store::{keys::reveal, Store};
+use crate::time::rfc3339;
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {

@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod account;
+mod admin_token;
 mod key;
 mod login;
 
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub use self::account::{account, AccountCommand};
+pub use self::admin_token::{admin_token, AdminTokenCommand};
 pub use self::key::{key, KeyCommand};
 pub use self::login::{login, LoginArgs};
 
@@ -41,6 +43,9 @@ pub enum Command {
     /// Manage the API keys clients use.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Manage the bearer tokens of the admin plane.
+    #[command(subcommand, name = "admin-token")]
+    AdminToken(AdminTokenCommand),
 }
 
 #[derive(Debug, Args)]
@@ -48,12 +53,4 @@ pub struct ListArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-}
-
-/// A unix time as RFC 3339 (UTC, seconds) for people to read.
-pub(crate) fn rfc3339(unix: i64) -> String {
-    chrono::DateTime::from_timestamp(unix, 0).map_or_else(
-        || unix.to_string(),
-        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    )
 }

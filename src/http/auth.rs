@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::HeaderMap;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 
@@ -55,8 +56,8 @@ impl KeyRing {
 }
 
 /// The bearer token of a request, if it carries one.
-fn bearer(req: &ServiceRequest) -> Option<&str> {
-    let value = req.headers().get("authorization")?.to_str().ok()?;
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get("authorization")?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -70,7 +71,7 @@ pub async fn require_api_key(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let principal = match (req.app_data::<web::Data<AppState>>(), bearer(&req)) {
+    let principal = match (req.app_data::<web::Data<AppState>>(), bearer(req.headers())) {
         (_, None) => Err(ApiError::MissingApiKey),
         (Some(state), Some(token)) => state
             .keys()

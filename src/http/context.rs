@@ -12,6 +12,7 @@ use slog::{info, o, Logger};
 
 use super::auth::Principal;
 use super::AppState;
+use crate::admin::auth::AdminPrincipal;
 
 /// Available to handlers through `web::ReqData<RequestContext>`.
 #[derive(Clone)]
@@ -71,12 +72,15 @@ pub async fn request_context(
     }
     let extensions = res.request().extensions();
     let key_id = extensions.get::<Principal>().map(|p| p.key_id.to_string());
+    let admin_token_id = extensions
+        .get::<AdminPrincipal>()
+        .map(|p| p.token_id.to_string());
     let note = extensions.get::<AccessNote>().cloned().unwrap_or_default();
     drop(extensions);
     info!(log, "request";
         "method" => method, "path" => path, "status" => res.status().as_u16(),
         "duration_ms" => started.elapsed().as_millis() as u64,
-        "key_id" => key_id, "model" => note.model, "account_id" => note.account,
+        "key_id" => key_id, "admin_token_id" => admin_token_id, "model" => note.model, "account_id" => note.account,
         "upstream_status" => note.upstream_status,
         "upstream_request_id" => note.upstream_request_id, "stream" => note.stream);
     Ok(res)

@@ -159,19 +159,42 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status_code());
-        if let Some(seconds) = self.retry_after() {
-            response.insert_header(("retry-after", seconds.to_string()));
-        }
-        response.json(json!({
-            "error": {
-                "message": self.to_string(),
-                "type": self.kind(),
-                "param": self.param(),
-                "code": self.code(),
-            }
-        }))
+        openai_error(
+            self.status_code(),
+            self.retry_after(),
+            ErrorBody {
+                message: self.to_string(),
+                kind: self.kind(),
+                param: self.param(),
+                code: self.code(),
+            },
+        )
     }
+}
+
+/// The four fields of an OpenAI error object.
+pub struct ErrorBody {
+    pub message: String,
+    pub kind: &'static str,
+    pub param: Option<&'static str>,
+    pub code: Option<String>,
+}
+
+/// Writes `{"error":{"message","type","param","code"}}` with `status`, and `Retry-After` when
+/// waiting helps. Shared by the data plane and the admin plane.
+pub fn openai_error(status: StatusCode, retry_after: Option<u64>, body: ErrorBody) -> HttpResponse {
+    let mut response = HttpResponse::build(status);
+    if let Some(seconds) = retry_after {
+        response.insert_header(("retry-after", seconds.to_string()));
+    }
+    response.json(json!({
+        "error": {
+            "message": body.message,
+            "type": body.kind,
+            "param": body.param,
+            "code": body.code,
+        }
+    }))
 }
 
 #[cfg(test)]

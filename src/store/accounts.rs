@@ -47,11 +47,23 @@ pub struct AccountSummary {
     pub last_refresh_error_at: Option<i64>,
 }
 
+impl AccountSummary {
+    /// The state to show operators: the operator's intent (`state`), unless an active account's
+    /// login needs a human (`reauth_required`).
+    pub fn shown_state(&self) -> &str {
+        match (&self.state[..], &self.reauth_reason) {
+            ("active", Some(_)) => "reauth_required",
+            (state, _) => state,
+        }
+    }
+}
+
 const TOKEN_COLUMNS: [&str; 3] = ["id_token", "access_token", "refresh_token"];
 
-/// The state shown to operators: operator intent, unless an active account's login needs a human.
-const STATE: &str =
-    "CASE WHEN state = 'active' AND reauth_reason IS NOT NULL THEN 'reauth_required' ELSE state END";
+/// The columns of an [`AccountSummary`].
+const SUMMARY: &str = "id, label, chatgpt_account_id, email, plan, state, state_reason,
+    token_expires_at, last_refresh, created_at, reauth_reason, last_refresh_error,
+    last_refresh_error_at";
 
 /// What the server compares to notice a change: the row's version and its token set's version
 /// in one number (`a` = accounts, `t` = account_tokens).
@@ -83,7 +95,7 @@ impl Store {
             Some(id) => {
                 tx.execute(
                     "UPDATE accounts SET email = ?2, plan = ?3, is_fedramp = ?4, token_expires_at = ?5,
-                         last_refresh = ?6, state = 'active', state_reason = NULL,
+                         last_refresh = ?6, state_reason = NULL,
                          reauth_reason = NULL, last_refresh_error = NULL, last_refresh_error_at = NULL,
                          version = version + 1, updated_at = ?7,
                          label = COALESCE(?8, label)
@@ -152,13 +164,37 @@ impl Store {
     pub fn list_accounts(&self) -> Result<Vec<AccountSummary>, StoreError> {
         let conn = self.conn()?;
         let mut statement = conn.prepare(&format!(
-            "SELECT id, label, chatgpt_account_id, email, plan, {STATE}, state_reason,
-                    token_expires_at, last_refresh, created_at, reauth_reason,
-                    last_refresh_error, last_refresh_error_at
-             FROM accounts ORDER BY created_at, id"
+            "SELECT {SUMMARY} FROM accounts ORDER BY created_at, id"
         ))?;
         let rows = statement.query_map([], summary_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One account, without secrets. `id` may be the relay id or the ChatGPT account id.
+    pub fn get_account(&self, id: &str) -> Result<AccountSummary, StoreError> {
+        let conn = self.conn()?;
+        conn.query_row(
+            &format!("SELECT {SUMMARY} FROM accounts WHERE id = ?1 OR chatgpt_account_id = ?1"),
+            [id],
+            summary_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("no account with id {id}")))
+    }
+
+    /// Records what the operator wants of an account (active, disabled, draining); the server
+    /// follows at its next sync. Returns the relay id.
+    pub fn set_account_state(&self, id: &str, state: AdminState) -> Result<String, StoreError> {
+        let conn = self.conn()?;
+        let relay_id: Option<String> = conn
+            .query_row(
+                "UPDATE accounts SET state = ?2, version = version + 1, updated_at = ?3
+                 WHERE id = ?1 OR chatgpt_account_id = ?1 RETURNING id",
+                params![id, state.name(), now_unix()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        relay_id.ok_or_else(|| StoreError::NotFound(format!("no account with id {id}")))
     }
 
     /// Deletes an account and its tokens. `id` may be the relay id or the ChatGPT account id.

@@ -5,6 +5,7 @@
 //! `web::block` (see [`Store::run`]), never on an arbiter thread.
 
 mod accounts;
+pub mod admin_tokens;
 pub mod crypto;
 pub mod keys;
 mod tokens;
@@ -25,6 +26,7 @@ pub use tokens::{RefreshedTokens, StoredRefreshToken, TokenWrite};
 /// Forward-only migrations; position + 1 is the `user_version` after applying one.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/0001_accounts_and_keys.sql"),
+    include_str!("../../schema/0002_admin.sql"),
     include_str!("../../schema/0003_token_refresh.sql"),
 ];
 

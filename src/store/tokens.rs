@@ -259,6 +259,7 @@ mod tests {
         );
         let summary = &store.list_accounts().unwrap()[0];
         assert_eq!(summary.reauth_reason.as_deref(), Some("log in again"));
-        assert_eq!(summary.state, "reauth_required");
+        assert_eq!(summary.shown_state(), "reauth_required");
+        assert_eq!(summary.state, "active", "the operator's intent is kept");
     }
 }

@@ -14,7 +14,7 @@ use crate::mock_upstream::{fake_auth_json, MockUpstream};
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_codex-relay");
 
 /// The binary with a store in `dir` and nothing inherited that could change settings.
-pub(crate) fn relay(dir: &Path) -> Command {
+pub fn relay(dir: &Path) -> Command {
     let mut command = Command::new(BIN);
     command
         .current_dir(dir)
@@ -22,19 +22,22 @@ pub(crate) fn relay(dir: &Path) -> Command {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("CODEX_RELAY__STORE__PATH", dir.join("relay.db"))
         .env("CODEX_RELAY__STORE__SYNC_INTERVAL_MS", "200")
+        // Tests run side by side: never the default ports.
+        .env("CODEX_RELAY__SERVER__LISTEN", "127.0.0.1:0")
+        .env("CODEX_RELAY__ADMIN__LISTEN", "127.0.0.1:0")
         .stdin(Stdio::null());
     command
 }
 
-pub(crate) fn run(command: &mut Command) -> Output {
+pub fn run(command: &mut Command) -> Output {
     command.output().expect("the binary runs")
 }
 
-pub(crate) fn stdout(output: &Output) -> String {
+pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
-pub(crate) fn stderr(output: &Output) -> String {
+pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
@@ -249,9 +252,10 @@ fn keys_are_shown_once_listed_without_secrets_and_revocable() {
 }
 
 /// A `codex-relay serve` child process, killed on drop.
-struct Served {
+pub struct Served {
     child: Child,
-    addr: String,
+    pub addr: String,
+    pub admin_addr: String,
 }
 
 impl Drop for Served {
@@ -261,9 +265,8 @@ impl Drop for Served {
     }
 }
 
-fn serve(dir: &Path, mock: &MockUpstream) -> Served {
+pub fn serve(dir: &Path, mock: &MockUpstream) -> Served {
     let mut child = relay(dir)
-        .env("CODEX_RELAY__SERVER__LISTEN", "127.0.0.1:0")
         .env("CODEX_RELAY__UPSTREAM__BASE_URL", mock.url())
         .env("CODEX_RELAY__OAUTH__ISSUER", mock.url())
         .arg("serve")
@@ -279,14 +282,19 @@ fn serve(dir: &Path, mock: &MockUpstream) -> Served {
                 continue;
             };
             if value["msg"] == "listening" {
-                let _ = tx.send(value["addr"].as_str().unwrap_or_default().to_owned());
+                let addr = |name: &str| value[name].as_str().unwrap_or_default().to_owned();
+                let _ = tx.send((addr("addr"), addr("admin_addr")));
             }
         }
     });
-    let addr = rx
+    let (addr, admin_addr) = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("the relay logs `listening`");
-    Served { child, addr }
+    Served {
+        child,
+        addr,
+        admin_addr,
+    }
 }
 
 #[actix_web::test]

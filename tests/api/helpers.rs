@@ -4,14 +4,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
 use bytes::Bytes;
 use codex_relay::oauth::auth_json;
 use codex_relay::obs::{build_logger, LogSink};
 use codex_relay::settings::{LogLevel, Settings};
-use codex_relay::startup::Application;
+use codex_relay::startup::{AppHandle, Application};
+use codex_relay::store::admin_tokens::AdminScope;
 use codex_relay::store::{keys::reveal, MasterKey, Store};
 use futures_util::StreamExt;
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use crate::mock_upstream::{fake_auth_json, MockUpstream};
@@ -25,7 +26,8 @@ pub struct TestApp {
     /// The auth.json the account was imported from (its tokens are secrets the tests look for).
     pub auth_json: Value,
     logs: Arc<Mutex<Vec<u8>>>,
-    handle: ServerHandle,
+    pub admin_addr: std::net::SocketAddr,
+    handle: AppHandle,
     _dir: tempfile::TempDir,
 }
 
@@ -48,6 +50,7 @@ pub async fn spawn_app_expiring(expires_in: i64, customize: impl FnOnce(&mut Set
     let mut settings = Settings::defaults().expect("defaults load");
     settings.server.listen = "127.0.0.1:0".parse().expect("addr");
     settings.server.workers = 1;
+    settings.admin.listen = "127.0.0.1:0".parse().expect("addr");
     settings.store.path = dir.path().join("relay.db");
     settings.store.sync_interval_ms = 100;
     settings.upstream.base_url = mock.url().parse().expect("url");
@@ -67,10 +70,12 @@ pub async fn spawn_app_expiring(expires_in: i64, customize: impl FnOnce(&mut Set
         .await
         .expect("relay starts");
     let addr = app.addr();
+    let admin_addr = app.admin_addr();
     let handle = app.handle();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         addr,
+        admin_addr,
         key,
         mock,
         store,
@@ -108,6 +113,35 @@ impl TestApp {
     pub fn last_upstream_body(&self) -> Value {
         let requests = self.mock.state.responses_requests();
         requests.last().and_then(|r| r.json()).unwrap()
+    }
+
+    /// A request to the admin plane with `token` (none when empty).
+    pub fn admin(&self, method: &str, path: &str, token: &str) -> awc::ClientRequest {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let request = client().request(method, format!("http://{}{path}", self.admin_addr));
+        if token.is_empty() {
+            request
+        } else {
+            request.bearer_auth(token)
+        }
+    }
+
+    /// Creates an admin token in the store; the server knows it after its next sync.
+    pub async fn admin_token(&self, scope: AdminScope) -> String {
+        let created = self.store.create_admin_token("tests", scope).unwrap();
+        let token = created.token.expose_secret().to_owned();
+        let (admin, probe) = (self.admin_addr, token.clone());
+        let known = eventually(5, || {
+            let probe = probe.clone();
+            async move {
+                let url = format!("http://{admin}/admin/v1/accounts");
+                let response = client().get(url).bearer_auth(probe).send().await;
+                response.is_ok_and(|r| r.status() != 401)
+            }
+        })
+        .await;
+        assert!(known, "the relay never learned the new admin token");
+        token
     }
 
     pub fn get(&self, path: &str) -> awc::ClientRequest {

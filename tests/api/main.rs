@@ -9,6 +9,8 @@ mod mock_upstream;
 
 mod helpers;
 
+mod admin;
+mod admin_cli;
 mod auth;
 mod cli;
 mod crash;

@@ -115,7 +115,7 @@ async fn an_upstream_401_refreshes_once_and_retries_once_for_every_waiting_reque
     let statuses = futures_util::future::join_all((0..20).map(|_| ask(&app))).await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(app.mock.state.refresh_calls(), 1);
-    assert_eq!(summary(&app).state, "active");
+    assert_eq!(summary(&app).shown_state(), "active");
     assert_no_token_logged(&app);
     app.stop().await;
 }
@@ -179,7 +179,7 @@ async fn each_permanent_refresh_error_takes_the_account_out_with_what_to_do() {
             .unwrap();
         assert_eq!(health["usable_accounts"], 0, "{failure:?}");
         let stored = summary(&app);
-        assert_eq!(stored.state, "reauth_required", "{failure:?}");
+        assert_eq!(stored.shown_state(), "reauth_required", "{failure:?}");
         let reason = stored.reauth_reason.unwrap_or_default();
         assert!(reason.contains("log the account in again"), "{reason}");
         if let TokenFailure::Error { code, .. } = &failure {
@@ -220,7 +220,7 @@ async fn transient_refresh_errors_are_retried_with_backoff_while_the_token_serve
     );
     assert!(eventually(10, || async { token_version(&app) == before + 1 }).await);
     let stored = summary(&app);
-    assert_eq!(stored.state, "active");
+    assert_eq!(stored.shown_state(), "active");
     assert_eq!(
         stored.last_refresh_error, None,
         "a success clears the last error"
@@ -245,6 +245,6 @@ async fn a_failed_refresh_is_shown_until_one_succeeds() {
     );
     let error = summary(&app).last_refresh_error.unwrap();
     assert!(error.contains("500"), "{error}");
-    assert_eq!(summary(&app).state, "active");
+    assert_eq!(summary(&app).shown_state(), "active");
     app.stop().await;
 }

@@ -68,9 +68,9 @@ MOCK="$(cd "$TARGET_DIR" && pwd)/debug/examples/mock_upstream"
 
 TMP="$(mktemp -d)"
 
-read -r MOCK_PORT RELAY_PORT < <("$PY" -c '
+read -r MOCK_PORT RELAY_PORT ADMIN_PORT < <("$PY" -c '
 import socket
-socks = [socket.socket() for _ in range(2)]
+socks = [socket.socket() for _ in range(3)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -98,6 +98,7 @@ log "mock upstream on 127.0.0.1:$MOCK_PORT"
 # --- Relay ----------------------------------------------------------------------------------
 export CODEX_RELAY__STORE__PATH="$TMP/relay.db"
 export CODEX_RELAY__SERVER__LISTEN="127.0.0.1:$RELAY_PORT"
+export CODEX_RELAY__ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT"
 export CODEX_RELAY__UPSTREAM__BASE_URL="http://127.0.0.1:$MOCK_PORT"
 export CODEX_RELAY__OAUTH__ISSUER="http://127.0.0.1:$MOCK_PORT"
 # The log check below is strongest when the relay logs everything it may log.

@@ -68,6 +68,14 @@ pub struct AccountStatus {
     pub in_flight: usize,
     /// A token refresh is running.
     pub refreshing: bool,
+    /// The last failed upstream call, for operators: what happened and when (unix seconds).
+    pub last_error: Option<LastError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastError {
+    pub message: String,
+    pub at: i64,
 }
 
 /// Told to the router whenever the account starts or stops being usable.

@@ -19,8 +19,8 @@ use actix::{
 
 use self::flight::Flight;
 use self::messages::{
-    AccountStateChanged, AccountStatus, GetAccountStatus, GrantLease, RefreshNow, Refusal,
-    RenewAfterUnauthorized, ReplaceCredentials, ReportOutcome, Retire,
+    AccountStateChanged, AccountStatus, GetAccountStatus, GrantLease, LastError, RefreshNow,
+    Refusal, RenewAfterUnauthorized, ReplaceCredentials, ReportOutcome, Retire,
 };
 use self::refresh::{Need, RefreshPolicy};
 use self::state::{AccountEvent, AccountState};
@@ -32,6 +32,7 @@ pub struct AccountActor {
     credentials: AccountCredentials,
     state: AccountState,
     in_flight: usize,
+    last_error: Option<LastError>,
     router: Recipient<AccountStateChanged>,
     refresher: Arc<dyn TokenRefresher>,
     policy: Arc<RefreshPolicy>,
@@ -51,6 +52,7 @@ impl AccountActor {
             credentials,
             state,
             in_flight: 0,
+            last_error: None,
             router,
             refresher,
             policy,
@@ -161,6 +163,12 @@ impl Handler<ReportOutcome> for AccountActor {
 
     fn handle(&mut self, msg: ReportOutcome, _: &mut Context<Self>) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(message) = failure_of(msg.outcome) {
+            self.last_error = Some(LastError {
+                message,
+                at: unix_now(),
+            });
+        }
         if let Outcome::Completed { status } = msg.outcome {
             let stale = msg.token_version < self.credentials.token_version;
             if !(status == 401 && stale) {
@@ -186,11 +194,16 @@ impl Handler<RenewAfterUnauthorized> for AccountActor {
     }
 }
 
-/// An operator's "refresh now": runs even inside a retry pause.
+/// An operator's "refresh now": runs even inside a retry pause, and for an account the operator
+/// has disabled or is draining (keeping its login alive); never for a login that needs a human.
 impl Handler<RefreshNow> for AccountActor {
     type Result = ResponseActFuture<Self, Result<(), Refusal>>;
 
     fn handle(&mut self, _: RefreshNow, ctx: &mut Context<Self>) -> Self::Result {
+        // A dead login cannot be refreshed: it needs a new one, not another token call.
+        if !self.state.auth.is_valid() {
+            return Box::pin(actix::fut::ready(Err(Refusal::Unusable("reauth_required"))));
+        }
         let done = self.join_refresh(ctx, true);
         let wait = self.policy.wait;
         Box::pin(
@@ -233,6 +246,18 @@ impl Handler<GetAccountStatus> for AccountActor {
             state: self.state.clone(),
             in_flight: self.in_flight,
             refreshing: self.flight.is_running(),
+            last_error: self.last_error.clone(),
         })
+    }
+}
+
+/// What operators should read about a call that went wrong; `None` for one that did not.
+fn failure_of(outcome: Outcome) -> Option<String> {
+    match outcome {
+        Outcome::Completed { status } if status >= 400 => {
+            Some(format!("the upstream answered HTTP {status}"))
+        }
+        Outcome::TransportFailed => Some("the upstream could not be reached".to_owned()),
+        Outcome::Completed { .. } | Outcome::ClientGone | Outcome::Abandoned => None,
     }
 }

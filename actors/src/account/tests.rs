@@ -167,5 +167,35 @@ async fn a_disabled_account_grants_nothing() {
     assert_eq!(refused.unwrap_err(), Refusal::Unusable("disabled"));
 }
 
+#[actix_rt::test]
+async fn a_failed_call_is_remembered_for_operators() {
+    let listener = Listener::default().start();
+    let account = start_account(
+        credentials("a", true, 1),
+        listener.recipient(),
+        Arc::new(NoRefresher),
+    );
+    let status = account.send(GetAccountStatus).await.unwrap();
+    assert!(status.last_error.is_none());
+    let lease = account.send(GrantLease).await.unwrap().unwrap();
+    lease.report(Outcome::Completed { status: 200 });
+    assert!(account
+        .send(GetAccountStatus)
+        .await
+        .unwrap()
+        .last_error
+        .is_none());
+    let lease = account.send(GrantLease).await.unwrap().unwrap();
+    lease.report(Outcome::TransportFailed);
+    let error = account
+        .send(GetAccountStatus)
+        .await
+        .unwrap()
+        .last_error
+        .unwrap();
+    assert!(error.message.contains("could not be reached"));
+    assert!(error.at > 0);
+}
+
 #[path = "tests_refresh.rs"]
 mod refresh_flow;

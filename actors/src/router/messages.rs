@@ -2,7 +2,9 @@
 
 use actix::Message;
 
+use crate::account::messages::AccountStatus;
 use crate::lease::Lease;
+use crate::ports::SourceError;
 use crate::types::AccountId;
 
 /// Asks for a lease on a usable account for one upstream call.
@@ -29,6 +31,18 @@ pub enum AcquireError {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct SyncNow;
+
+/// Re-reads the accounts from the source and answers once the pool follows it, so a caller that
+/// just changed the store (an admin action) sees its change applied.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), SourceError>")]
+pub struct Reconcile;
+
+/// The live status of every account the router keeps (accounts whose actor does not answer are
+/// left out; the next sync restarts them).
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<AccountStatus>")]
+pub struct GetAccountStatuses;
 
 /// An account's mailbox was found closed (its actor died): restart it from the source.
 #[derive(Debug, Message)]

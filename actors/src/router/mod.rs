@@ -20,12 +20,13 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use self::messages::{
-    AccountUnreachable, Acquire, AcquireError, GetPoolStatus, PoolStatus, RefreshAccount,
-    RefreshError, SyncNow,
+    AccountUnreachable, Acquire, AcquireError, GetAccountStatuses, GetPoolStatus, PoolStatus,
+    Reconcile, RefreshAccount, RefreshError, SyncNow,
 };
 use self::state::{round_robin, Candidate};
 use crate::account::messages::{
-    AccountStateChanged, GrantLease, RefreshNow, ReplaceCredentials, Retire,
+    AccountStateChanged, AccountStatus, GetAccountStatus, GrantLease, RefreshNow,
+    ReplaceCredentials, Retire,
 };
 use crate::account::refresh::RefreshPolicy;
 use crate::account::state::AdminState;
@@ -82,19 +83,21 @@ impl RouterActor {
         self
     }
 
+    /// `(id, version)` of every live actor: what a read of the source is compared against.
+    fn known_versions(&self) -> BTreeMap<AccountId, i64> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.addr.connected())
+            .map(|(id, e)| (id.clone(), e.version))
+            .collect()
+    }
+
     fn start_sync(&mut self, ctx: &mut Context<Self>) {
         if self.syncing {
             return;
         }
         self.syncing = true;
-        let known: BTreeMap<AccountId, i64> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.addr.connected())
-            .map(|(id, e)| (id.clone(), e.version))
-            .collect();
-        let source = Arc::clone(&self.source);
-        let read = async move { read_changes(source, known).await };
+        let read = read_changes(Arc::clone(&self.source), self.known_versions());
         ctx.spawn(read.into_actor(self).map(|result, act, ctx| {
             act.syncing = false;
             // On an error the next interval tries again; the pool keeps serving as it is.
@@ -247,6 +250,41 @@ impl Handler<SyncNow> for RouterActor {
 
     fn handle(&mut self, _: SyncNow, ctx: &mut Context<Self>) {
         self.start_sync(ctx);
+    }
+}
+
+/// Reads the source now and answers when the result is applied. Applying is idempotent, so this
+/// may overlap the periodic sync.
+impl Handler<Reconcile> for RouterActor {
+    type Result = ResponseActFuture<Self, Result<(), SourceError>>;
+
+    fn handle(&mut self, _: Reconcile, _: &mut Context<Self>) -> Self::Result {
+        let read = read_changes(Arc::clone(&self.source), self.known_versions());
+        Box::pin(read.into_actor(self).map(|result, act, ctx| {
+            act.apply_sync(result?, ctx);
+            act.synced = true;
+            Ok(())
+        }))
+    }
+}
+
+/// Asks every account for its status; an account that does not answer is left out.
+impl Handler<GetAccountStatuses> for RouterActor {
+    type Result = ResponseFuture<Vec<AccountStatus>>;
+
+    fn handle(&mut self, _: GetAccountStatuses, _: &mut Context<Self>) -> Self::Result {
+        let asks: Vec<_> = self
+            .entries
+            .values()
+            .map(|e| e.addr.send(GetAccountStatus))
+            .collect();
+        Box::pin(async move {
+            futures_util::future::join_all(asks)
+                .await
+                .into_iter()
+                .filter_map(Result::ok)
+                .collect()
+        })
     }
 }
 

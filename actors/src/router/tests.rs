@@ -198,3 +198,24 @@ impl Handler<GetAccountAddr> for RouterActor {
         MessageResult(entry.addr.clone())
     }
 }
+
+#[actix_rt::test]
+async fn reconcile_answers_once_the_pool_follows_the_source() {
+    let source = MemorySource::default();
+    // A long interval: only Reconcile can make the router follow in this test.
+    let router = RouterActor::new(Arc::new(source.clone()), Duration::from_secs(3600)).start();
+    synced(&router, 0).await;
+    source.put(credentials("a", true, 1));
+    source.put(credentials("b", false, 1));
+    router.send(Reconcile).await.unwrap().unwrap();
+    let mut statuses = router.send(GetAccountStatuses).await.unwrap();
+    statuses.sort_by(|x, y| x.id.cmp(&y.id));
+    let names: Vec<_> = statuses.iter().map(|s| s.state.name()).collect();
+    assert_eq!(names, ["active", "disabled"]);
+
+    source.remove("a");
+    router.send(Reconcile).await.unwrap().unwrap();
+    let statuses = router.send(GetAccountStatuses).await.unwrap();
+    assert_eq!(statuses.len(), 1);
+    assert_eq!(statuses[0].id, AccountId::from("b"));
+}

@@ -1,0 +1,159 @@
+//! The admin plane: a second listener (`admin.listen`, loopback by default) for operators and
+//! their automation. `/healthz` and `/readyz` answer without a token (probes); everything under
+//! `/admin/v1` needs an admin bearer token — any scope to read, the write scope to change.
+//!
+//! | file          | owns                                                     |
+//! |---------------|----------------------------------------------------------|
+//! | `auth.rs`     | admin tokens in memory, the scope check middleware       |
+//! | `accounts.rs` | `/admin/v1/accounts`: the account lifecycle              |
+//! | `refresh.rs`  | `POST /admin/v1/accounts/{id}/refresh`: refresh now      |
+//! | `logins.rs`   | `/admin/v1/logins`: device-code and paste logins         |
+//! | `error.rs`    | admin failures in the OpenAI error shape                 |
+
+pub mod accounts;
+pub mod auth;
+pub mod error;
+pub mod logins;
+pub mod refresh;
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::middleware::from_fn;
+use actix_web::{web, HttpRequest, HttpResponse};
+use relay_actors::{GetPoolStatus, RouterActor};
+use serde_json::json;
+use slog::Logger;
+
+use self::auth::AdminTokenRing;
+use self::error::AdminError;
+use crate::oauth::onboarding::Onboarding;
+use crate::store::{Store, StoreError};
+
+/// Largest admin request body (an auth.json is a few KB).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What admin handlers share; cheap to clone, built once at startup.
+#[derive(Clone)]
+pub struct AdminState(Arc<Inner>);
+
+struct Inner {
+    store: Store,
+    router: Addr<RouterActor>,
+    tokens: Arc<AdminTokenRing>,
+    onboarding: Arc<Onboarding>,
+    log: Logger,
+}
+
+impl AdminState {
+    pub fn new(
+        store: Store,
+        router: Addr<RouterActor>,
+        tokens: Arc<AdminTokenRing>,
+        onboarding: Arc<Onboarding>,
+        log: Logger,
+    ) -> AdminState {
+        AdminState(Arc::new(Inner {
+            store,
+            router,
+            tokens,
+            onboarding,
+            log,
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+    pub fn router(&self) -> &Addr<RouterActor> {
+        &self.0.router
+    }
+    pub fn tokens(&self) -> &AdminTokenRing {
+        &self.0.tokens
+    }
+    pub fn onboarding(&self) -> &Arc<Onboarding> {
+        &self.0.onboarding
+    }
+    pub fn log(&self) -> &Logger {
+        &self.0.log
+    }
+
+    /// Runs a store call off the arbiter; a failure other than "not found" is logged here with
+    /// its cause and answered as an internal error.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, AdminError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.store().run(work).await.map_err(|error| {
+            if !matches!(error, StoreError::NotFound(_)) {
+                slog::error!(self.log(), "admin store call failed"; "error" => error.to_string());
+            }
+            AdminError::from(error)
+        })
+    }
+}
+
+/// The admin routes. A known path asked with another method gets 405, an unknown path 404.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/healthz").route(web::get().to(healthz)))
+        .service(resource("/readyz").route(web::get().to(readyz)))
+        .service(
+            web::scope("/admin/v1")
+                .wrap(from_fn(auth::require_admin_token))
+                .configure(accounts::routes)
+                .configure(refresh::routes)
+                .configure(logins::routes)
+                .default_service(web::to(not_found)),
+        );
+}
+
+/// A resource whose other methods get a 405 in the OpenAI error shape.
+pub fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, AdminError> {
+    Err(AdminError::MethodNotAllowed {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+    })
+}
+
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AdminError> {
+    Err(AdminError::RouteNotFound {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+    })
+}
+
+/// A request body that could not be read: too large, or broken off.
+pub fn body_error(error: &actix_web::Error) -> AdminError {
+    match error.as_error::<actix_web::error::PayloadError>() {
+        Some(actix_web::error::PayloadError::Overflow) => AdminError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        },
+        _ => AdminError::invalid("The request body could not be read.", None),
+    }
+}
+
+/// Liveness: 200 while the server runs.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// Readiness: 200 once the pool is loaded and at least one account can serve, 503 otherwise (an
+/// orchestrator then keeps traffic away without restarting the relay).
+async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
+    let pool = state.router().send(GetPoolStatus).await.unwrap_or_default();
+    let body = json!({
+        "accounts": pool.accounts,
+        "usable_accounts": pool.usable,
+        "synced": pool.synced,
+    });
+    if pool.synced && pool.usable > 0 {
+        HttpResponse::Ok().json(json!({ "status": "ready", "pool": body }))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({ "status": "not_ready", "pool": body }))
+    }
+}

@@ -1,0 +1,102 @@
+//! `codex-relay admin-token …`: bearer tokens of the admin plane.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use anyhow::bail;
+use clap::{Subcommand, ValueEnum};
+use secrecy::ExposeSecret;
+
+use super::ListArgs;
+use crate::store::admin_tokens::AdminScope;
+use crate::store::Store;
+use crate::time::rfc3339;
+
+#[derive(Debug, Subcommand)]
+pub enum AdminTokenCommand {
+    /// Create an admin token; prints the token alone on stdout, once.
+    Create {
+        /// `read` may look; `write` may also change accounts, keys and tenants.
+        #[arg(long, value_enum)]
+        scope: ScopeArg,
+        /// A name for listings (default: the scope and the date).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List admin tokens (never the tokens themselves).
+    List(ListArgs),
+    /// Revoke an admin token by id or name.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScopeArg {
+    Read,
+    Write,
+}
+
+impl From<ScopeArg> for AdminScope {
+    fn from(scope: ScopeArg) -> AdminScope {
+        match scope {
+            ScopeArg::Read => AdminScope::Read,
+            ScopeArg::Write => AdminScope::Write,
+        }
+    }
+}
+
+pub fn admin_token(store: &Store, command: AdminTokenCommand) -> anyhow::Result<()> {
+    match command {
+        AdminTokenCommand::Create { scope, name } => create(store, scope.into(), name),
+        AdminTokenCommand::List(args) => list(store, args.json),
+        AdminTokenCommand::Revoke { id } => {
+            store.revoke_admin_token(&id)?;
+            eprintln!("revoked admin token {id}; the running relay refuses it within seconds");
+            Ok(())
+        }
+    }
+}
+
+fn create(store: &Store, scope: AdminScope, name: Option<String>) -> anyhow::Result<()> {
+    let name = match name {
+        Some(name) => name.trim().to_owned(),
+        None => format!(
+            "{}-{}",
+            scope.name(),
+            chrono::Utc::now().format("%Y%m%d%H%M%S")
+        ),
+    };
+    if name.is_empty() || name.len() > 64 {
+        bail!("--name must be 1 to 64 characters");
+    }
+    let created = store.create_admin_token(&name, scope)?;
+    eprintln!(
+        "created admin token {} ({name}, scope {}, {}…). It is shown only now: store it.",
+        created.row.id,
+        scope.name(),
+        created.row.prefix
+    );
+    println!("{}", created.token.expose_secret());
+    Ok(())
+}
+
+fn list(store: &Store, as_json: bool) -> anyhow::Result<()> {
+    let tokens = store.list_admin_tokens()?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&tokens)?);
+        return Ok(());
+    }
+    println!(
+        "{:<36}  {:<20}  {:<6}  {:<22}  {:<20}  REVOKED",
+        "ID", "NAME", "SCOPE", "PREFIX", "CREATED"
+    );
+    for t in tokens {
+        println!(
+            "{:<36}  {:<20}  {:<6}  {:<22}  {:<20}  {}",
+            t.id,
+            t.name,
+            t.scope.name(),
+            t.prefix,
+            rfc3339(t.created_at),
+            t.revoked_at.map_or("-".to_owned(), rfc3339)
+        );
+    }
+    Ok(())
+}
