@@ -82,19 +82,29 @@ impl Onboarding {
     }
 
     /// Completes a paste login. A URL that is not this login's callback (wrong state, not a
-    /// callback) leaves the session open for another try; anything else ends it.
+    /// callback) leaves the session open for another try; any other failure ends the session and
+    /// is returned, as the operator is waiting for this answer.
     pub async fn complete_paste(
         &self,
         id: &str,
         callback_url: &str,
     ) -> Result<SessionView, OnboardingError> {
         let (login, _) = self.sessions.paste_login(id)?;
-        let result = login.complete(&self.endpoint, callback_url).await;
-        if let Err(error @ (LoginError::StateMismatch | LoginError::NotACallback)) = result {
-            return Err(error.into());
+        match login.complete(&self.endpoint, callback_url).await {
+            Err(error @ (LoginError::StateMismatch | LoginError::NotACallback)) => {
+                Err(error.into())
+            }
+            Err(error) => {
+                warn!(self.log, "a login over the admin API failed"; "error" => error.to_string());
+                self.sessions
+                    .finish(id, failed(error.code(), error.to_string()));
+                Err(error.into())
+            }
+            Ok(account) => {
+                self.conclude(id, Ok(account)).await;
+                self.view(id)
+            }
         }
-        self.conclude(id, result).await;
-        self.view(id)
     }
 
     pub fn status(&self, id: &str) -> Result<SessionView, OnboardingError> {

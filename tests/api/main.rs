@@ -11,6 +11,7 @@ mod helpers;
 
 mod admin;
 mod admin_cli;
+mod admin_onboarding;
 mod auth;
 mod cli;
 mod crash;
