@@ -70,6 +70,21 @@ impl Store {
         tokens: &RefreshedTokens,
     ) -> Result<TokenWrite, StoreError> {
         let mut conn = self.conn()?;
+        // The issuer has already spent the old refresh token: this commit must survive a power
+        // loss too, not only a crash of the process (WAL + NORMAL defers the fsync).
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let written = self.write_refreshed(&mut conn, id, expected, tokens);
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        written
+    }
+
+    fn write_refreshed(
+        &self,
+        conn: &mut super::Conn,
+        id: &str,
+        expected: i64,
+        tokens: &RefreshedTokens,
+    ) -> Result<TokenWrite, StoreError> {
         let tx = conn.transaction()?;
         let current: Option<i64> = tx
             .query_row(
