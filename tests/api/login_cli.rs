@@ -317,3 +317,34 @@ async fn the_local_listener_receives_the_callback_and_logs_the_account_in() {
     assert_no_secret_printed(&mock, &format!("{err}{id}"));
     mock.stop().await;
 }
+
+#[actix_web::test]
+async fn a_denied_sign_in_ends_the_listening_login_with_the_reason() {
+    let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+    mock.state.script_login(|s| {
+        s.authorize_error = Some(("access_denied".into(), "The user cancelled".into()));
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut running = Running::start({
+        let mut command = login(dir.path(), &mock);
+        command
+            .env("CODEX_RELAY__OAUTH__CALLBACK_PORT", port.to_string())
+            .arg("--listen");
+        command
+    });
+    let callback = callback_url(&running.authorize_url()).await;
+    let local = callback.replace("localhost", "127.0.0.1");
+    let mut answer = crate::helpers::client().get(&local).send().await.unwrap();
+    let page = answer.body().await.unwrap();
+    assert!(String::from_utf8_lossy(&page).contains("The login failed"));
+    let (ok, id, err) = running.finish().await;
+    assert!(!ok && id.is_empty());
+    assert!(
+        err.contains("denied") && err.contains("The user cancelled"),
+        "{err}"
+    );
+    assert!(accounts(dir.path()).is_empty());
+    assert_eq!(mock.state.code_exchanges(), 0);
+    mock.stop().await;
+}
