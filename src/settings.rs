@@ -37,6 +37,7 @@ pub struct Settings {
     pub compat: CompatSettings,
     pub log: LogSettings,
     pub models: ModelSettings,
+    pub routing: RoutingSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +46,7 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     pub workers: usize,
     pub max_body_bytes: usize,
+    pub sse_keepalive_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -148,6 +150,34 @@ pub struct ModelSettings {
     pub owned_by: String,
 }
 
+/// `routing.strategy`: how the pool picks an account for a request without a bound conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingStrategy {
+    Headroom,
+    RoundRobin,
+    FillFirst,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingSettings {
+    pub strategy: RoutingStrategy,
+    pub max_attempts: u32,
+    pub retry_backoff_ms: u64,
+    pub max_in_flight: u32,
+    pub affinity_ttl_secs: u64,
+    pub affinity_capacity: usize,
+    pub hold_back_bytes: usize,
+    pub hold_back_ms: u64,
+    pub breaker_failure_threshold: u32,
+    pub breaker_backoff_initial_ms: u64,
+    pub breaker_backoff_max_ms: u64,
+    pub rate_limit_backoff_initial_ms: u64,
+    pub rate_limit_backoff_max_ms: u64,
+    pub probe_interval_ms: u64,
+}
+
 impl Settings {
     /// Loads the layers: embedded defaults, then `file` (or `CODEX_RELAY_CONFIG`), then the
     /// `CODEX_RELAY__SECTION__KEY` environment variables.
@@ -219,7 +249,53 @@ impl Settings {
         if self.models.catalog.iter().any(|m| m.trim().is_empty()) {
             return invalid("models.catalog", "model ids must not be empty");
         }
-        Ok(())
+        self.routing.validate()
+    }
+}
+
+impl RoutingSettings {
+    fn validate(&self) -> Result<(), SettingsError> {
+        let checks: [(bool, &'static str, &str); 6] = [
+            (
+                self.max_attempts == 0,
+                "routing.max_attempts",
+                "must be at least 1",
+            ),
+            (
+                self.affinity_capacity == 0,
+                "routing.affinity_capacity",
+                "must be at least 1",
+            ),
+            (
+                self.breaker_failure_threshold == 0,
+                "routing.breaker_failure_threshold",
+                "must be at least 1",
+            ),
+            (
+                self.breaker_backoff_initial_ms == 0
+                    || self.breaker_backoff_max_ms < self.breaker_backoff_initial_ms,
+                "routing.breaker_backoff_initial_ms",
+                "must be at least 1 and at most routing.breaker_backoff_max_ms",
+            ),
+            (
+                self.rate_limit_backoff_initial_ms == 0
+                    || self.rate_limit_backoff_max_ms < self.rate_limit_backoff_initial_ms,
+                "routing.rate_limit_backoff_initial_ms",
+                "must be at least 1 and at most routing.rate_limit_backoff_max_ms",
+            ),
+            (
+                self.probe_interval_ms < 10,
+                "routing.probe_interval_ms",
+                "must be at least 10",
+            ),
+        ];
+        match checks.into_iter().find(|(bad, _, _)| *bad) {
+            Some((_, key, reason)) => Err(SettingsError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -285,6 +361,20 @@ mod tests {
             s.oauth.endpoint("oauth/token"),
             "https://auth.openai.com/oauth/token"
         );
+        assert_eq!(s.routing.strategy, RoutingStrategy::Headroom);
+        assert_eq!(s.routing.max_attempts, 3);
+    }
+
+    #[test]
+    fn routing_values_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(&path, "[routing]\nmax_attempts = 0\n").unwrap();
+        let err = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("routing.max_attempts"), "{err}");
+        std::fs::write(&path, "[routing]\nstrategy = \"random\"\n").unwrap();
+        let err = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("random"), "{err}");
     }
 
     #[test]

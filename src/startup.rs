@@ -19,7 +19,6 @@ use crate::http::auth::KeyRing;
 use crate::http::{self, context, AppState};
 use crate::oauth::endpoint::OauthEndpoint;
 use crate::oauth::onboarding::Onboarding;
-use crate::oauth::refresher::StoreTokenRefresher;
 use crate::pool::{load_keys, spawn_key_sync, StoreAccountSource};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
@@ -76,14 +75,8 @@ impl Application {
             store: store.clone(),
             log: log.clone(),
         });
-        let refresher = Arc::new(StoreTokenRefresher {
-            store: store.clone(),
-            endpoint: OauthEndpoint::new(&settings.oauth, &settings.upstream),
-            log: log.clone(),
-        });
-        let router = RouterActor::new(source, sync_interval)
-            .with_refresher(refresher, settings.oauth.refresh_policy())
-            .start();
+        let pool = crate::pool::config::pool_config(&settings, &store, &log);
+        let router = RouterActor::with_config(source, sync_interval, pool).start();
         let keys = Arc::new(KeyRing::default());
         load_keys(&store, &keys).await?;
         spawn_key_sync(store.clone(), Arc::clone(&keys), sync_interval, log.clone());

@@ -1,10 +1,14 @@
 //! A lease: the right to make one upstream call with one account's credentials.
 
+use std::time::{Duration, SystemTime};
+
 use actix::Addr;
 use secrecy::SecretString;
 
 use crate::account::messages::{Refusal, RenewAfterUnauthorized, ReportOutcome};
+use crate::account::quota::QuotaSnapshot;
 use crate::account::AccountActor;
+use crate::router::affinity::Placement;
 use crate::types::AccountId;
 
 /// How a leased call ended, as the account needs to know it.
@@ -14,22 +18,45 @@ pub enum Outcome {
     Completed { status: u16 },
     /// The upstream could not be reached or the connection failed mid-way.
     TransportFailed,
+    /// The upstream did not answer, or went silent, for longer than allowed.
+    TimedOut,
+    /// A 200 stream carried `response.failed` before any output item (its code is in the facts).
+    FailedBeforeOutput,
     /// The client went away before the exchange ended.
     ClientGone,
     /// The lease was dropped without a report (a bug or a cancelled handler).
     Abandoned,
 }
 
+/// What the upstream said beyond the status, parsed by the caller (the actors know no HTTP).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpstreamFacts {
+    /// From the `x-codex-primary-*` / `x-codex-secondary-*` headers.
+    pub rate_limits: Option<QuotaSnapshot>,
+    /// The upstream's error code or type (`usage_limit_reached`, `server_is_overloaded`, …).
+    pub error_code: Option<String>,
+    /// When a usage limit resets (`resets_at` of a 429 body).
+    pub resets_at: Option<SystemTime>,
+    /// `Retry-After` or `resets_in_seconds`.
+    pub retry_after: Option<Duration>,
+}
+
 /// Granted by an [`AccountActor`]; holds a snapshot of the credentials and one in-flight slot.
-/// Reports its outcome exactly once: through [`Lease::report`] or, failing that, on drop.
+/// Reports its outcome exactly once: through [`Lease::report`] / [`Lease::finish`] or, failing
+/// that, on drop.
 pub struct Lease {
     pub account_id: AccountId,
     pub chatgpt_account_id: String,
     pub access_token: SecretString,
     pub is_fedramp: bool,
+    /// How the router placed the request with respect to its conversation.
+    pub placement: Placement,
     /// The token version of `access_token`.
     pub token_version: i64,
     outcome: Outcome,
+    facts: UpstreamFacts,
+    /// The one call a half-open breaker lets through.
+    probe: bool,
     owner: Option<Addr<AccountActor>>,
 }
 
@@ -37,22 +64,60 @@ impl Lease {
     pub(crate) fn new(
         credentials: &crate::types::AccountCredentials,
         owner: Addr<AccountActor>,
+        probe: bool,
     ) -> Lease {
         Lease {
             account_id: credentials.id.clone(),
             chatgpt_account_id: credentials.chatgpt_account_id.clone(),
             access_token: credentials.access_token.clone(),
             is_fedramp: credentials.is_fedramp,
+            placement: Placement::Unbound,
             token_version: credentials.token_version,
             outcome: Outcome::Abandoned,
+            facts: UpstreamFacts::default(),
+            probe,
             owner: Some(owner),
         }
+    }
+
+    /// Notes what the upstream said (rate-limit headers, error details); reported with the
+    /// outcome. Later facts replace earlier ones field by field.
+    pub fn observe(&mut self, facts: UpstreamFacts) {
+        let UpstreamFacts {
+            rate_limits,
+            error_code,
+            resets_at,
+            retry_after,
+        } = facts;
+        self.facts.rate_limits = rate_limits.or(self.facts.rate_limits);
+        self.facts.error_code = error_code.or(self.facts.error_code.take());
+        self.facts.resets_at = resets_at.or(self.facts.resets_at);
+        self.facts.retry_after = retry_after.or(self.facts.retry_after);
     }
 
     /// Ends the lease now with `outcome`.
     pub fn report(mut self, outcome: Outcome) {
         self.outcome = outcome;
         drop(self);
+    }
+
+    /// Ends the lease with `outcome` and waits until the account has taken it in, so that what
+    /// the caller asks the router next already reflects it (failover decisions).
+    pub async fn finish(mut self, outcome: Outcome) {
+        if let Some(owner) = self.owner.take() {
+            let message = self.message(outcome);
+            // A dead account actor has nothing to update; the router restarts it.
+            let _ = owner.send(message).await;
+        }
+    }
+
+    fn message(&mut self, outcome: Outcome) -> ReportOutcome {
+        ReportOutcome {
+            outcome,
+            facts: std::mem::take(&mut self.facts),
+            probe: self.probe,
+            token_version: self.token_version,
+        }
     }
 
     /// The upstream rejected this lease's token (401): asks the account for a refreshed token
@@ -68,19 +133,19 @@ impl Lease {
             .unwrap_or(Err(Refusal::Unusable("gone")))
     }
 
-    /// Ends the lease without an outcome; the account frees the slot itself.
-    pub(crate) fn release(mut self) {
+    /// Ends the lease without an outcome; the account frees the slot itself. Returns whether
+    /// it was a half-open probe.
+    pub(crate) fn release(mut self) -> bool {
         self.owner = None;
+        self.probe
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(owner) = self.owner.take() {
-            owner.do_send(ReportOutcome {
-                outcome: self.outcome,
-                token_version: self.token_version,
-            });
+            let message = self.message(self.outcome);
+            owner.do_send(message);
         }
     }
 }
@@ -89,6 +154,7 @@ impl std::fmt::Debug for Lease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lease")
             .field("account_id", &self.account_id)
+            .field("placement", &self.placement)
             .finish_non_exhaustive()
     }
 }

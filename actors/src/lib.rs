@@ -1,9 +1,10 @@
 //! codex-relay's actors.
 //!
 //! Each Codex OAuth account of the pool is owned by one [`AccountActor`]: it holds the account's
-//! credentials and state and *grants* upstream calls as [`Lease`]s. The [`RouterActor`] keeps one
-//! supervised AccountActor per account in the store (reconciling every few seconds through the
-//! [`AccountSource`] port) and answers [`Acquire`] with a lease from a usable account.
+//! credentials and state (operator intent, login, health) and *grants* upstream calls as
+//! [`Lease`]s. The [`RouterActor`] keeps one supervised AccountActor per account in the store
+//! (reconciling every few seconds through the [`AccountSource`] port) and answers [`Acquire`]
+//! with a lease from the best account for the request (strategy, conversation affinity).
 //!
 //! Why leases: awc clients and responses are `!Send`, and an actor reply must be `Send`; streaming
 //! through an actor would also funnel every byte through one thread. So the request handler makes
@@ -13,20 +14,29 @@
 //! This crate knows nothing of HTTP or SQLite; it declares the ports it needs in [`ports`].
 
 pub mod account;
+mod config;
 mod lease;
 pub mod ports;
 pub mod router;
 mod types;
 
-pub use account::messages::{AccountStatus, Refusal};
+pub use account::health::{Availability, Breaker, Cooling, CoolingReason, Health, HealthPolicy};
+pub use account::messages::{AccountStatus, AccountView, LastError, Refusal};
+pub use account::quota::{QuotaSnapshot, QuotaWindow};
 pub use account::refresh::RefreshPolicy;
 pub use account::state::{AccountState, AdminState, AuthState};
 pub use account::AccountActor;
-pub use lease::{Lease, Outcome};
-pub use ports::{AccountSource, RefreshAttempt, SourceError, TokenRefresher};
-pub use router::messages::{
-    Acquire, AcquireError, GetAccountStatuses, GetPoolStatus, PoolStatus, Reconcile,
-    RefreshAccount, RefreshError, SyncNow,
+pub use config::PoolConfig;
+pub use lease::{Lease, Outcome, UpstreamFacts};
+pub use ports::{
+    AccountSource, HealthProber, PoolStateSink, ProbeResult, ProbeTarget, RefreshAttempt,
+    SourceError, TokenRefresher,
 };
+pub use router::affinity::Placement;
+pub use router::messages::{
+    Acquire, AcquireError, GetAccountStatuses, GetPoolStatus, JudgeExhaustion, PoolStatus,
+    Reconcile, RefreshAccount, RefreshError, SyncNow,
+};
+pub use router::selection::Strategy;
 pub use router::RouterActor;
-pub use types::{AccountCredentials, AccountId};
+pub use types::{AccountCredentials, AccountId, PoolRecord, RoutingParams};

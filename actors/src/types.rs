@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
+use crate::account::health::Health;
+use crate::account::quota::QuotaSnapshot;
 use crate::account::state::{AdminState, AuthState};
 
 /// The relay's own id of an account (not the ChatGPT account id).
@@ -48,6 +50,10 @@ pub struct AccountCredentials {
     pub admin: AdminState,
     /// Whether the stored login still works (a persisted `ReauthRequired` survives restarts).
     pub auth: AuthState,
+    /// How the router weighs the account against the others (set by the operator).
+    pub routing: RoutingParams,
+    /// The pool state the store remembered; the actor starts from it and owns it afterwards.
+    pub pool: PoolRecord,
     /// Changes whenever the stored row or token set changes.
     pub version: i64,
     /// The token set's own version: bumped by every stored refresh, import or login; the
@@ -59,11 +65,40 @@ pub struct AccountCredentials {
     pub last_refresh: Option<i64>,
 }
 
+/// The operator's routing parameters of one account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoutingParams {
+    /// Higher priorities are used first; lower ones only when no higher account can serve.
+    pub priority: i32,
+    /// Relative share: scales headroom (`headroom`) and turns (`round_robin`). At least 1.
+    pub weight: u32,
+    /// Concurrent upstream calls allowed on the account; `None` takes `routing.max_in_flight`.
+    pub max_in_flight: Option<u32>,
+}
+
+impl Default for RoutingParams {
+    fn default() -> Self {
+        RoutingParams {
+            priority: 0,
+            weight: 1,
+            max_in_flight: None,
+        }
+    }
+}
+
+/// What survives a restart of an account's pool state: its health and last quota snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PoolRecord {
+    pub health: Health,
+    pub quota: Option<QuotaSnapshot>,
+}
+
 impl fmt::Debug for AccountCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccountCredentials")
             .field("id", &self.id)
             .field("admin", &self.admin)
+            .field("routing", &self.routing)
             .field("auth", &self.auth)
             .field("version", &self.version)
             .field("token_version", &self.token_version)

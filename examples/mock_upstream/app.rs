@@ -8,6 +8,7 @@
 //! | file           | owns                                                               |
 //! |----------------|--------------------------------------------------------------------|
 //! | `responses.rs` | `POST /responses`: auth, the backend's 400 rejections, scripts     |
+//! | `accounts.rs`  | per-account scripts (by `ChatGPT-Account-ID`) and request counts  |
 //! | `events.rs`    | the Responses stream events (text, tool call, failure)             |
 //! | `stream.rs`    | the SSE body: per-event delay, cuts, started/finished/cancelled    |
 //! | `oauth.rs`     | `POST /oauth/token`, the unsigned JWTs and the fake `auth.json`    |
@@ -25,6 +26,8 @@
 // The example binary and each test binary use a different subset of this module.
 #![allow(dead_code)]
 
+#[path = "accounts.rs"]
+mod accounts;
 #[path = "events.rs"]
 mod events;
 #[path = "login.rs"]
@@ -152,6 +155,7 @@ pub struct MockState {
     tokens: Mutex<oauth::TokenRegistry>,
     token_script: Mutex<token_script::TokenScript>,
     login: Mutex<login::LoginScript>,
+    accounts: Mutex<accounts::AccountScripts>,
 }
 
 impl MockState {
@@ -394,7 +398,14 @@ fn route(state: Arc<MockState>, req: &RecordedRequest) -> HttpResponse {
             // The CLI falls back to SSE at once on 426 (spec §7).
             detail(StatusCode::UPGRADE_REQUIRED, "Upgrade Required")
         }
-        ("GET", "/models") => models::handle(),
+        ("GET", "/models") => match state.standing_status_for(req.header("chatgpt-account-id")) {
+            Some(Scripted::Status {
+                status,
+                body,
+                headers,
+            }) => responses::scripted_status(status, body, &headers, "req_models"),
+            _ => models::handle(),
+        },
         ("POST", "/oauth/token") => oauth::token(&state, req),
         ("GET", "/oauth/authorize") => login::authorize(&state, req),
         ("POST", "/api/accounts/deviceauth/usercode") => login::usercode(&state, req),

@@ -26,10 +26,17 @@ struct Args {
     /// Write a fake Codex login (auth.json, mode 0600) that this mock accepts, then serve.
     #[arg(long, value_name = "FILE")]
     write_auth_json: Option<PathBuf>,
+    /// Also write a login for a second account, `acct-mock-overloaded`, whose every answer is a
+    /// 200 stream failing with `server_is_overloaded` before any output (to try failover).
+    #[arg(long, value_name = "FILE")]
+    write_overloaded_auth_json: Option<PathBuf>,
     /// Pause between SSE events, in milliseconds.
     #[arg(long, value_name = "N", default_value_t = 0)]
     event_delay_ms: u64,
 }
+
+/// The account `--write-overloaded-auth-json` logs in.
+const OVERLOADED: &str = "acct-mock-overloaded";
 
 /// The fake login is valid for ten days, long enough for an afternoon of trying things out.
 const AUTH_JSON_VALIDITY_SECS: i64 = 10 * 24 * 3600;
@@ -41,9 +48,21 @@ async fn main() -> std::io::Result<()> {
     mock.state
         .set_event_delay(Duration::from_millis(args.event_delay_ms));
     if let Some(path) = &args.write_auth_json {
-        write_auth_json(path)?;
+        write_auth_json(path, "acct-mock-1")?;
         eprintln!(
             "wrote a fake Codex login for account acct-mock-1 to {}",
+            path.display()
+        );
+    }
+    if let Some(path) = &args.write_overloaded_auth_json {
+        write_auth_json(path, OVERLOADED)?;
+        let overloaded = app::Scripted::FailedInStream {
+            code: "server_is_overloaded".to_owned(),
+            message: "Our servers are currently overloaded. Please try again later.".to_owned(),
+        };
+        mock.state.set_standing_for(OVERLOADED, Some(overloaded));
+        eprintln!(
+            "wrote a fake Codex login for account {OVERLOADED} (always overloaded) to {}",
             path.display()
         );
     }
@@ -53,9 +72,9 @@ async fn main() -> std::io::Result<()> {
     Ok(())
 }
 
-fn write_auth_json(path: &Path) -> std::io::Result<()> {
+fn write_auth_json(path: &Path, account: &str) -> std::io::Result<()> {
     let expires = chrono::Utc::now().timestamp() + AUTH_JSON_VALIDITY_SECS;
-    let auth = app::fake_auth_json("acct-mock-1", "dev@example.com", "plus", expires);
+    let auth = app::fake_auth_json(account, "dev@example.com", "plus", expires);
     let text = serde_json::to_string_pretty(&auth).map_err(std::io::Error::other)?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

@@ -19,7 +19,10 @@ const UNSUPPORTED_PARAMETERS: [&str; 3] = ["max_output_tokens", "temperature", "
 pub(super) fn handle(state: Arc<MockState>, req: &RecordedRequest) -> HttpResponse {
     let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
     match admit(&state, req) {
-        Ok(body) => answer(state, req.body.len(), &body, &request_id),
+        Ok(body) => {
+            let account = req.header("chatgpt-account-id");
+            answer(state, account, req.body.len(), &body, &request_id)
+        }
         Err((status, reason)) => with_request_id(detail(status, &reason), &request_id),
     }
 }
@@ -37,9 +40,16 @@ fn admit(state: &MockState, req: &RecordedRequest) -> Result<Value, (StatusCode,
 }
 
 /// The next queued script if there is one, else the normal stream.
-fn answer(state: Arc<MockState>, body_len: usize, body: &Value, request_id: &str) -> HttpResponse {
+fn answer(
+    state: Arc<MockState>,
+    account: Option<&str>,
+    body_len: usize,
+    body: &Value,
+    request_id: &str,
+) -> HttpResponse {
     let ctx = ResponseCtx::new(body, body_len);
-    let (events, ending) = match state.next_scripted() {
+    let used = state.used_percent_for(account);
+    let (events, ending) = match state.next_scripted_for(account) {
         None => (events::normal(&ctx, body), Ending::Complete),
         Some(Scripted::Status {
             status,
@@ -52,7 +62,7 @@ fn answer(state: Arc<MockState>, body_len: usize, body: &Value, request_id: &str
         Some(Scripted::Raw(chunks)) => {
             let delay = state.event_delay();
             let mut response = HttpResponse::Ok();
-            stream_headers(&mut response, &ctx.model, request_id);
+            stream_headers(&mut response, &ctx.model, request_id, used);
             return response.streaming(sse_frames(state, chunks, Ending::Complete, delay));
         }
         Some(Scripted::CutAfterEvents(n)) => {
@@ -61,7 +71,7 @@ fn answer(state: Arc<MockState>, body_len: usize, body: &Value, request_id: &str
             (events, Ending::Cut)
         }
     };
-    stream_answer(state, &ctx, request_id, &events, ending)
+    stream_answer(state, &ctx, request_id, &events, ending, used)
 }
 
 /// Any bearer the mock minted, or any token whose JWT payload parses: the mock does not check
@@ -130,15 +140,21 @@ fn stream_answer(
     request_id: &str,
     events: &[Value],
     ending: Ending,
+    used: (f64, f64),
 ) -> HttpResponse {
     let delay = state.event_delay();
     let mut response = HttpResponse::Ok();
-    stream_headers(&mut response, &ctx.model, request_id);
+    stream_headers(&mut response, &ctx.model, request_id, used);
     response.streaming(sse_body(state, events, ending, delay))
 }
 
 /// The headers the backend sends with a 200 stream (spec §5.2, §5.5).
-fn stream_headers(response: &mut HttpResponseBuilder, model: &str, request_id: &str) {
+fn stream_headers(
+    response: &mut HttpResponseBuilder,
+    model: &str,
+    request_id: &str,
+    (primary, secondary): (f64, f64),
+) {
     let now = unix_now();
     response
         .content_type("text/event-stream")
@@ -146,15 +162,15 @@ fn stream_headers(response: &mut HttpResponseBuilder, model: &str, request_id: &
         .insert_header(("openai-model", model))
         .insert_header(("x-codex-turn-state", format!("ts_{}", random_hex(12))))
         .insert_header(("x-models-etag", super::models::ETAG))
-        .insert_header(("x-codex-primary-used-percent", "12.5"))
+        .insert_header(("x-codex-primary-used-percent", primary.to_string()))
         .insert_header(("x-codex-primary-window-minutes", "300"))
         .insert_header(("x-codex-primary-reset-at", (now + 3600).to_string()))
-        .insert_header(("x-codex-secondary-used-percent", "3.0"))
+        .insert_header(("x-codex-secondary-used-percent", secondary.to_string()))
         .insert_header(("x-codex-secondary-window-minutes", "10080"))
         .insert_header(("x-codex-secondary-reset-at", (now + 86_400).to_string()));
 }
 
-fn scripted_status(
+pub(super) fn scripted_status(
     status: u16,
     body: String,
     headers: &[(String, String)],

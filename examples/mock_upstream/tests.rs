@@ -442,5 +442,7 @@ async fn counts_a_stream_the_client_drops_as_cancelled() {
 #[path = "tests_oauth.rs"]
 mod oauth_and_catalog;
 
+#[path = "tests_accounts.rs"]
+mod accounts;
 #[path = "tests_login.rs"]
 mod login_side;

@@ -1,6 +1,6 @@
 //! `/admin/v1/accounts`: the account lifecycle for operators — list, get, import an auth.json,
 //! enable, disable, drain, delete. Views join what the store holds with what the account's actor
-//! knows now (state, calls in flight, last error). No token ever leaves through these views.
+//! knows now (state, calls in flight, last error, pool state: health and quota). No token ever leaves through these views.
 //!
 //! Every change is written to the store (the source of truth) and the router is told to follow
 //! at once, so the answer already reflects it.
@@ -61,6 +61,9 @@ pub struct AccountView {
     pub refreshing: bool,
     /// The last failed token refresh (cleared by a successful one).
     pub last_refresh_error: Option<LastErrorView>,
+    /// Routing parameters, health (cooldown, breaker) and the last quota snapshot; absent while
+    /// the router has not started the account yet.
+    pub pool: Option<serde_json::Value>,
     pub created_at: String,
 }
 
@@ -77,11 +80,12 @@ impl AccountView {
             relay_actors::AuthState::ReauthRequired { reason } => Some(reason.clone()),
             relay_actors::AuthState::Valid => None,
         });
+        let now = std::time::SystemTime::now();
         AccountView {
             object: "relay.account",
             state: live.map_or_else(
                 || row.shown_state().to_owned(),
-                |s| s.state.name().to_owned(),
+                |s| s.state.name_at(now).to_owned(),
             ),
             admin_state: row.state,
             reason: live_reason.or(row.reauth_reason).or(row.state_reason),
@@ -100,6 +104,7 @@ impl AccountView {
                 message,
                 at: row.last_refresh_error_at.map_or_else(String::new, rfc3339),
             }),
+            pool: live.map(|s| crate::pool::view::live_json(s, now)),
             created_at: rfc3339(row.created_at),
             id: row.id,
             label: row.label,

@@ -110,6 +110,7 @@ impl ResponseError for AdminError {
                 kind: self.kind(),
                 param,
                 code: self.code().map(str::to_owned),
+                resets_at: None,
             },
         )
     }

@@ -8,12 +8,14 @@
 //! | `accounts.rs` | `/admin/v1/accounts`: the account lifecycle              |
 //! | `refresh.rs`  | `POST /admin/v1/accounts/{id}/refresh`: refresh now      |
 //! | `logins.rs`   | `/admin/v1/logins`: device-code and paste logins         |
+//! | `pool.rs`     | `/admin/v1/pool`, an account's routing parameters        |
 //! | `error.rs`    | admin failures in the OpenAI error shape                 |
 
 pub mod accounts;
 pub mod auth;
 pub mod error;
 pub mod logins;
+pub mod pool;
 pub mod refresh;
 
 use std::sync::Arc;
@@ -104,6 +106,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(accounts::routes)
                 .configure(refresh::routes)
                 .configure(logins::routes)
+                .configure(pool::routes)
                 .default_service(web::to(not_found)),
         );
 }

@@ -46,7 +46,7 @@ fn refresh_failed(error: RefreshError) -> AdminError {
                     .to_owned(),
             }
         }
-        RefreshError::Refused(Refusal::RefreshPending) => {
+        RefreshError::Refused(Refusal::RefreshPending | Refusal::Full) => {
             (StatusCode::GATEWAY_TIMEOUT, "refresh_pending")
         }
         RefreshError::Refused(Refusal::RefreshFailed(_)) => {

@@ -24,6 +24,8 @@ pub enum AccountCommand {
     /// Log a ChatGPT account in without a browser on this machine (device code, pasted callback
     /// URL, or a callback listener reached through an SSH tunnel).
     Login(super::login::LoginArgs),
+    /// Set how the pool routes to an account (priority, weight, calls in flight).
+    Set(super::pool::SetArgs),
 }
 
 #[derive(Debug, Args)]
@@ -42,6 +44,7 @@ pub fn account(store: &Store, command: AccountCommand) -> anyhow::Result<()> {
         AccountCommand::Login(_) => {
             anyhow::bail!("`account login` needs the settings; run it through the binary")
         }
+        AccountCommand::Set(args) => super::pool::set(store, &args),
         AccountCommand::Remove { id } => {
             store.remove_account(&id)?;
             eprintln!("removed account {id}; the running relay stops using it within seconds");
@@ -90,37 +93,44 @@ pub(super) fn store_account(store: &Store, account: &NewAccount) -> anyhow::Resu
 
 fn list_accounts(store: &Store, as_json: bool) -> anyhow::Result<()> {
     let accounts = store.list_accounts()?;
+    let now = std::time::SystemTime::now();
     if as_json {
-        let rows: Vec<_> = accounts
-            .iter()
-            .map(|a| {
-                json!({
-                    "id": a.id, "label": a.label,
-                    "email": a.email.as_deref().map(mask_email),
-                    "plan": a.plan, "state": a.shown_state(), "state_reason": a.state_reason,
-                    "token_expires_at": a.token_expires_at.map(rfc3339),
-                    "last_refresh": a.last_refresh.map(rfc3339),
-                    "reauth_reason": a.reauth_reason,
-                    "last_refresh_error": a.last_refresh_error,
-                })
-            })
-            .collect();
+        let mut rows = Vec::with_capacity(accounts.len());
+        for a in &accounts {
+            let pool = store.pool_row(&a.id)?;
+            rows.push(json!({
+                "id": a.id, "label": a.label,
+                "email": a.email.as_deref().map(mask_email),
+                "plan": a.plan, "state": a.shown_state(), "state_reason": a.state_reason,
+                "token_expires_at": a.token_expires_at.map(rfc3339),
+                "last_refresh": a.last_refresh.map(rfc3339),
+                "reauth_reason": a.reauth_reason,
+                "last_refresh_error": a.last_refresh_error,
+                "pool": crate::pool::view::row_json(&pool, now),
+            }));
+        }
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     println!(
-        "{:<36}  {:<20}  {:<24}  {:<10}  {:<15}  TOKEN EXPIRES",
-        "ID", "LABEL", "EMAIL", "PLAN", "STATE"
+        "{:<36}  {:<20}  {:<24}  {:<10}  {:<15}  {:<20}  {:<17}  HEALTH",
+        "ID", "LABEL", "EMAIL", "PLAN", "STATE", "TOKEN EXPIRES", "QUOTA LEFT"
     );
     for a in accounts {
+        let pool = crate::pool::view::row_json(&store.pool_row(&a.id)?, now);
+        let quota = pool["quota"]["remaining_percent"]
+            .as_f64()
+            .map_or("-".to_owned(), |p| format!("{p:.0}%"));
         println!(
-            "{:<36}  {:<20}  {:<24}  {:<10}  {:<15}  {}",
+            "{:<36}  {:<20}  {:<24}  {:<10}  {:<15}  {:<20}  {:<17}  {}",
             a.id,
             a.label,
             a.email.as_deref().map_or("-".to_owned(), mask_email),
             a.plan.as_deref().unwrap_or("-"),
             a.shown_state(),
-            a.token_expires_at.map_or("-".to_owned(), rfc3339)
+            a.token_expires_at.map_or("-".to_owned(), rfc3339),
+            quota,
+            pool["health"]["status"].as_str().unwrap_or("-"),
         );
     }
     Ok(())

@@ -9,6 +9,7 @@ mod account;
 mod admin_token;
 mod key;
 mod login;
+mod pool;
 
 use std::path::PathBuf;
 

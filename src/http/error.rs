@@ -34,6 +34,8 @@ pub enum ApiError {
     NoAccounts,
     #[error("No upstream account is available right now. Try again shortly.")]
     NoUsableAccount,
+    #[error("Every upstream account is busy with its maximum of concurrent requests. Try again shortly.")]
+    PoolBusy,
     #[error("The relay is overloaded. Try again shortly.")]
     Overloaded,
     #[error("The upstream rejected the request: {message}")]
@@ -42,8 +44,13 @@ pub enum ApiError {
         message: String,
         code: Option<String>,
     },
-    #[error("The usage limit of the upstream account has been reached. Try again later.")]
-    UsageLimitReached { retry_after_secs: Option<u64> },
+    #[error("{}", usage_limit_message(*resets_at))]
+    UsageLimitReached {
+        retry_after_secs: Option<u64>,
+        /// Unix seconds of the earliest reset, when known (also sent as `error.resets_at`, which
+        /// Codex clients read).
+        resets_at: Option<i64>,
+    },
     #[error("The upstream is limiting the rate of requests. Try again later.")]
     UpstreamRateLimited { retry_after_secs: Option<u64> },
     #[error("The upstream failed to answer: {0}")]
@@ -81,9 +88,10 @@ impl ApiError {
             | ApiError::UpstreamRejected { .. } => "invalid_request_error",
             ApiError::UsageLimitReached { .. } => "usage_limit_reached",
             ApiError::UpstreamRateLimited { .. } => "rate_limit_error",
-            ApiError::NoAccounts | ApiError::NoUsableAccount | ApiError::Overloaded => {
-                "service_unavailable"
-            }
+            ApiError::NoAccounts
+            | ApiError::NoUsableAccount
+            | ApiError::PoolBusy
+            | ApiError::Overloaded => "service_unavailable",
             ApiError::UpstreamFailed(_)
             | ApiError::UpstreamTimeout
             | ApiError::ResponseFailed { .. }
@@ -103,6 +111,7 @@ impl ApiError {
             ApiError::UpgradeRequired => "websocket_not_supported",
             ApiError::NoAccounts => "no_accounts_configured",
             ApiError::NoUsableAccount => "no_usable_account",
+            ApiError::PoolBusy => "pool_busy",
             ApiError::Overloaded => "overloaded",
             ApiError::UpstreamRejected { code, .. } | ApiError::ResponseFailed { code, .. } => {
                 return code.clone()
@@ -126,9 +135,11 @@ impl ApiError {
 
     fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::UsageLimitReached { retry_after_secs }
+            ApiError::UsageLimitReached {
+                retry_after_secs, ..
+            }
             | ApiError::UpstreamRateLimited { retry_after_secs } => *retry_after_secs,
-            ApiError::NoUsableAccount | ApiError::Overloaded => Some(1),
+            ApiError::NoUsableAccount | ApiError::PoolBusy | ApiError::Overloaded => Some(1),
             _ => None,
         }
     }
@@ -143,9 +154,10 @@ impl ResponseError for ApiError {
             ApiError::ModelNotFound(_) | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
-            ApiError::NoAccounts | ApiError::NoUsableAccount | ApiError::Overloaded => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::NoAccounts
+            | ApiError::NoUsableAccount
+            | ApiError::PoolBusy
+            | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UpstreamRejected { status, .. } | ApiError::ResponseFailed { status, .. } => {
                 *status
             }
@@ -159,6 +171,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        let resets_at = match self {
+            ApiError::UsageLimitReached { resets_at, .. } => *resets_at,
+            _ => None,
+        };
         openai_error(
             self.status_code(),
             self.retry_after(),
@@ -167,17 +183,29 @@ impl ResponseError for ApiError {
                 kind: self.kind(),
                 param: self.param(),
                 code: self.code(),
+                resets_at,
             },
         )
     }
 }
 
-/// The four fields of an OpenAI error object.
+fn usage_limit_message(resets_at: Option<i64>) -> String {
+    let when = resets_at
+        .and_then(|at| chrono::DateTime::from_timestamp(at, 0))
+        .map(|at| format!(" The earliest reset is at {}.", at.to_rfc3339()))
+        .unwrap_or_default();
+    format!("Every upstream account has reached its usage limit. Try again later.{when}")
+}
+
+/// The four fields of an OpenAI error object, and the one extra some answers carry.
 pub struct ErrorBody {
     pub message: String,
     pub kind: &'static str,
     pub param: Option<&'static str>,
     pub code: Option<String>,
+    /// When a usage limit resets (unix seconds): sent as `error.resets_at`, which Codex clients
+    /// read; only on `usage_limit_reached`.
+    pub resets_at: Option<i64>,
 }
 
 /// Writes `{"error":{"message","type","param","code"}}` with `status`, and `Retry-After` when
@@ -187,14 +215,16 @@ pub fn openai_error(status: StatusCode, retry_after: Option<u64>, body: ErrorBod
     if let Some(seconds) = retry_after {
         response.insert_header(("retry-after", seconds.to_string()));
     }
-    response.json(json!({
-        "error": {
-            "message": body.message,
-            "type": body.kind,
-            "param": body.param,
-            "code": body.code,
-        }
-    }))
+    let mut error = json!({
+        "message": body.message,
+        "type": body.kind,
+        "param": body.param,
+        "code": body.code,
+    });
+    if let Some(at) = body.resets_at {
+        error["resets_at"] = json!(at);
+    }
+    response.json(json!({ "error": error }))
 }
 
 #[cfg(test)]
@@ -220,10 +250,15 @@ mod tests {
 
     #[test]
     fn waiting_errors_say_how_long() {
-        let response = ApiError::UsageLimitReached {
+        let error = ApiError::UsageLimitReached {
             retry_after_secs: Some(30),
-        }
-        .error_response();
+            resets_at: Some(1_900_000_000),
+        };
+        let value = body(&error);
+        assert_eq!(value["error"]["code"], "usage_limit_reached");
+        assert_eq!(value["error"]["resets_at"], 1_900_000_000);
+        assert!(value["error"]["message"].as_str().unwrap().contains("2030"));
+        let response = error.error_response();
         assert_eq!(response.status(), 429);
         assert_eq!(response.headers().get("retry-after").unwrap(), "30");
     }

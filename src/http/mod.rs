@@ -4,6 +4,8 @@
 pub mod auth;
 pub mod context;
 pub mod error;
+mod failover;
+mod keepalive;
 mod models;
 mod relay_stream;
 mod renewal;

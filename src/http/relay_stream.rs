@@ -1,5 +1,6 @@
 //! The streaming answer: upstream bytes forwarded to the client as they arrive, untouched, with
-//! the SSE watcher on the side. After the first byte the relay can no longer change the status,
+//! the SSE watcher on the side. It starts with the events the hold-back read (see
+//! `upstream::holdback`), then forwards the rest. After the first byte the relay can no longer change the status,
 //! so an upstream cut, error or silence becomes a `response.failed` event and a clean end.
 //! Dropping this stream (the client went away) drops the upstream response, which closes the
 //! upstream connection at once.
@@ -15,13 +16,26 @@ use futures_util::Stream;
 use relay_actors::{Lease, Outcome};
 use slog::{info, warn, Logger};
 
+use super::keepalive::{KeepAlive, COMMENT};
+use crate::upstream::holdback::Held;
 use crate::upstream::sse::{failed_event, StreamWatcher, Terminal};
 use crate::upstream::UpstreamResponse;
+
+/// The stream's clocks: `upstream.stream_idle_timeout_secs` and `server.sse_keepalive_ms`.
+pub struct StreamTiming {
+    pub idle_timeout: Duration,
+    pub keepalive: Duration,
+}
 
 pub struct RelayStream {
     upstream: UpstreamResponse,
     watcher: StreamWatcher,
+    /// The held-back start, sent first.
+    prefix: Option<Bytes>,
+    /// The upstream body ended during the hold-back.
+    upstream_ended: bool,
     lease: Option<Lease>,
+    keepalive: KeepAlive,
     idle: Pin<Box<actix_web::rt::time::Sleep>>,
     idle_timeout: Duration,
     last_byte: Instant,
@@ -35,19 +49,27 @@ impl RelayStream {
     pub fn new(
         upstream: UpstreamResponse,
         lease: Lease,
-        idle_timeout: Duration,
+        held: Held,
+        timing: StreamTiming,
         log: Logger,
     ) -> RelayStream {
+        let StreamTiming {
+            idle_timeout,
+            keepalive,
+        } = timing;
         let now = Instant::now();
         RelayStream {
             upstream,
-            watcher: StreamWatcher::default(),
+            watcher: held.watcher,
+            prefix: Some(held.prefix).filter(|p| !p.is_empty()),
+            upstream_ended: held.ended,
             lease: Some(lease),
+            keepalive: KeepAlive::new(keepalive),
             idle: Box::pin(actix_web::rt::time::sleep(idle_timeout)),
             idle_timeout,
             last_byte: now,
             started: now,
-            bytes: 0,
+            bytes: held.bytes_read,
             done: false,
             log,
         }
@@ -104,10 +126,26 @@ impl Stream for RelayStream {
     type Item = Result<Bytes, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
+        let next = self.as_mut().next_bytes(cx);
+        if let Poll::Ready(Some(_)) = next {
+            self.keepalive.sent();
+        }
+        next
+    }
+}
+
+impl RelayStream {
+    fn next_bytes(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Infallible>>> {
+        let this = self;
         loop {
             if this.done {
                 return Poll::Ready(None);
+            }
+            if let Some(prefix) = this.prefix.take() {
+                return Poll::Ready(Some(Ok(prefix)));
+            }
+            if this.upstream_ended {
+                return Poll::Ready(this.end_of_upstream(None).map(Ok));
             }
             let event = match Pin::new(&mut this.upstream).poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
@@ -129,10 +167,11 @@ impl Stream for RelayStream {
                     return Poll::Ready(this.end_of_upstream(tail).map(Ok));
                 }
                 Poll::Pending if this.idle_expired(cx) => this.fail(
-                    Outcome::TransportFailed,
+                    Outcome::TimedOut,
                     "upstream_idle_timeout",
                     "The upstream sent nothing for too long; the relay ended the stream.",
                 ),
+                Poll::Pending if this.keepalive.due(cx) => Bytes::from_static(COMMENT),
                 Poll::Pending => return Poll::Pending,
             };
             return Poll::Ready(Some(Ok(event)));

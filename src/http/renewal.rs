@@ -8,9 +8,10 @@ use actix_web::http::StatusCode;
 use awc::error::SendRequestError;
 use bytes::Bytes;
 use relay_actors::{Lease, Refusal};
-use slog::info;
+use slog::{info, warn};
 
 use super::context::RequestContext;
+use super::error::ApiError;
 use crate::upstream::{UpstreamClient, UpstreamResponse};
 
 /// How sending a request upstream ended, with the lease that is still to report.
@@ -49,5 +50,19 @@ pub(super) async fn send_renewing_on_401(
     match upstream.send_responses(&lease, headers, payload).await {
         Ok(response) => Sent::Answered(lease, response),
         Err(error) => Sent::Unreachable(lease, error),
+    }
+}
+
+/// The client's error when the token was rejected and no renewed one came: a refresh still
+/// running (or an account that left rotation meanwhile) is worth a retry; a failed refresh is the
+/// upstream's.
+pub(super) fn not_renewed(refusal: &Refusal, ctx: &RequestContext) -> ApiError {
+    warn!(ctx.log, "upstream rejected the access token and it could not be renewed";
+        "reason" => refusal.to_string());
+    match refusal {
+        Refusal::RefreshFailed(_) => {
+            ApiError::UpstreamFailed("the upstream rejected the account's credentials")
+        }
+        Refusal::RefreshPending | Refusal::Unusable(_) | Refusal::Full => ApiError::NoUsableAccount,
     }
 }

@@ -1,30 +1,26 @@
-//! `POST /v1/responses`: validate and normalize the request, lease an account, call the upstream,
-//! then stream its bytes back (`stream: true`) or assemble one Response object (otherwise).
+//! `POST /v1/responses`: validate and normalize the request, let the failover loop find an
+//! account that answers (`failover.rs`), then stream its bytes back (`stream: true`) or assemble
+//! one Response object (otherwise).
 
 use std::time::Duration;
 
 use actix_web::error::PayloadError;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder};
-use awc::error::SendRequestError;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use relay_actors::{Acquire, AcquireError, Lease, Outcome, Refusal};
+use relay_actors::{Lease, Outcome};
 use serde_json::{Map, Value};
-use slog::warn;
 
 use super::context::{AccessNote, RequestContext};
 use super::error::ApiError;
-use super::relay_stream::RelayStream;
-use super::renewal::{send_renewing_on_401, Sent};
+use super::failover::{self, Call, Committed};
+use super::relay_stream::{RelayStream, StreamTiming};
 use super::AppState;
 use crate::compat;
 use crate::upstream::assemble::{Assembled, Assembler};
 use crate::upstream::headers::{returned_to_client, text};
 use crate::upstream::{UpstreamClient, UpstreamResponse};
 
-/// Largest upstream error body the relay reads (it is summarized, never echoed).
-const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// Largest upstream stream the relay assembles for a non-streaming answer.
 const ASSEMBLY_LIMIT: usize = 64 * 1024 * 1024;
 
@@ -66,35 +62,19 @@ async fn relay(
         settings.compat.mode,
         &settings.compat.default_instructions,
     );
-    let lease = acquire(state, req, &request, &model).await?;
-    note.account = Some(lease.account_id.to_string());
-    let payload = Bytes::from(serde_json::to_vec(&request).map_err(|_| ApiError::Internal)?);
-    match send_renewing_on_401(upstream, lease, req.headers(), payload, ctx).await {
-        Sent::Answered(lease, response) => {
-            note.upstream_status = Some(response.status().as_u16());
-            note.upstream_request_id = text(response.headers(), "x-request-id").map(str::to_owned);
-            let reply = Reply {
-                model: &model,
-                wants_stream,
-            };
-            answer(response, lease, reply, state, ctx).await
-        }
-        Sent::Unreachable(lease, error) => Err(transport_error(error, lease, ctx)),
-        Sent::NotRenewed(refusal) => Err(not_renewed(&refusal, ctx)),
-    }
-}
-
-/// The upstream rejected the token and no renewed one came: a refresh still running (or an
-/// account that left rotation meanwhile) is worth a retry; a failed refresh is the upstream's.
-fn not_renewed(refusal: &Refusal, ctx: &RequestContext) -> ApiError {
-    warn!(ctx.log, "upstream rejected the access token and it could not be renewed";
-        "reason" => refusal.to_string());
-    match refusal {
-        Refusal::RefreshFailed(_) => {
-            ApiError::UpstreamFailed("the upstream rejected the account's credentials")
-        }
-        Refusal::RefreshPending | Refusal::Unusable(_) => ApiError::NoUsableAccount,
-    }
+    let call = Call {
+        req,
+        payload: Bytes::from(serde_json::to_vec(&request).map_err(|_| ApiError::Internal)?),
+        model: &model,
+        affinity: affinity_key(req, &request),
+        carries_encrypted: carries_encrypted(&request),
+    };
+    let committed = failover::run(state, upstream, &call, ctx, note).await?;
+    let reply = Reply {
+        model: &model,
+        wants_stream,
+    };
+    answer(committed, reply, state, ctx).await
 }
 
 fn body_error(error: &actix_web::Error, limit: usize) -> ApiError {
@@ -185,35 +165,19 @@ fn affinity_key(req: &HttpRequest, body: &Map<String, Value>) -> Option<String> 
     .iter()
     .find_map(|name| text(req.headers(), name))
     .or_else(|| body.get("prompt_cache_key").and_then(Value::as_str))
+    .filter(|key| !key.trim().is_empty())
     .map(str::to_owned)
 }
 
-async fn acquire(
-    state: &AppState,
-    req: &HttpRequest,
-    body: &Map<String, Value>,
-    model: &str,
-) -> Result<Lease, ApiError> {
-    let request = Acquire {
-        model: model.to_owned(),
-        affinity: affinity_key(req, body),
-        exclude: Vec::new(),
-    };
-    match state.router().send(request).await {
-        Ok(Ok(lease)) => Ok(lease),
-        Ok(Err(AcquireError::EmptyPool)) => Err(ApiError::NoAccounts),
-        Ok(Err(AcquireError::NoUsableAccount)) => Err(ApiError::NoUsableAccount),
-        Err(_mailbox) => Err(ApiError::Overloaded),
-    }
-}
-
-fn transport_error(error: SendRequestError, lease: Lease, ctx: &RequestContext) -> ApiError {
-    lease.report(Outcome::TransportFailed);
-    warn!(ctx.log, "upstream request failed"; "error" => error.to_string());
-    match error {
-        SendRequestError::Timeout => ApiError::UpstreamTimeout,
-        _ => ApiError::UpstreamFailed("the upstream could not be reached"),
-    }
+/// Whether the input replays encrypted reasoning (readable only by the account that wrote it).
+fn carries_encrypted(body: &Map<String, Value>) -> bool {
+    body.get("input")
+        .and_then(Value::as_array)
+        .is_some_and(|items| {
+            items
+                .iter()
+                .any(|item| item.get("encrypted_content").is_some_and(|v| !v.is_null()))
+        })
 }
 
 /// What the client asked for, as far as the answer's form goes.
@@ -223,41 +187,40 @@ struct Reply<'a> {
 }
 
 async fn answer(
-    mut response: UpstreamResponse,
-    lease: Lease,
+    committed: Committed,
     reply: Reply<'_>,
     state: &AppState,
     ctx: &RequestContext,
 ) -> Result<HttpResponse, ApiError> {
-    let status = response.status();
-    if status != StatusCode::OK {
-        let body = response
-            .body()
-            .limit(ERROR_BODY_LIMIT)
-            .await
-            .unwrap_or_default();
-        lease.report(Outcome::Completed {
-            status: status.as_u16(),
-        });
-        return Err(super::upstream_error::map(
-            status,
-            response.headers(),
-            &body,
-            ctx,
-        ));
-    }
+    let Committed {
+        mut response,
+        lease,
+        held,
+    } = committed;
     let idle = Duration::from_secs(state.settings().upstream.stream_idle_timeout_secs);
     let mut builder = HttpResponse::Ok();
     copy_returned_headers(&response, &mut builder);
     if reply.wants_stream {
-        let stream = RelayStream::new(response, lease, idle, ctx.log.clone());
+        let timing = StreamTiming {
+            idle_timeout: idle,
+            keepalive: Duration::from_millis(state.settings().server.sse_keepalive_ms),
+        };
+        let stream = RelayStream::new(response, lease, held, timing, ctx.log.clone());
         return Ok(builder
             .content_type("text/event-stream")
             .insert_header(("cache-control", "no-cache"))
             .insert_header(("x-accel-buffering", "no"))
             .streaming(stream));
     }
-    let assembled = assemble(&mut response, lease, idle, reply.model).await?;
+    let mut assembler = Assembler::default();
+    assembler.push(held.prefix);
+    let assembled = match held.ended {
+        true => {
+            lease.report(Outcome::Completed { status: 200 });
+            assembler.finish(reply.model)
+        }
+        false => assemble(assembler, &mut response, lease, idle, reply.model).await?,
+    };
     match assembled {
         Assembled::Response(value) => Ok(builder.json(value)),
         Assembled::Failed(error) => Err(super::upstream_error::from_failed_event(&error)),
@@ -277,12 +240,12 @@ fn copy_returned_headers(response: &UpstreamResponse, builder: &mut HttpResponse
 
 /// Reads the whole upstream stream into one Response object; the lease reports how it ended.
 async fn assemble(
+    mut assembler: Assembler,
     response: &mut UpstreamResponse,
     lease: Lease,
     idle: Duration,
     model: &str,
 ) -> Result<Assembled, ApiError> {
-    let mut assembler = Assembler::default();
     match read_into(&mut assembler, response, idle).await {
         Ok(()) => {
             lease.report(Outcome::Completed { status: 200 });
@@ -311,7 +274,7 @@ async fn read_into(
                 let error = ApiError::UpstreamFailed("the upstream connection failed");
                 return Err((Outcome::TransportFailed, error));
             }
-            Err(_elapsed) => return Err((Outcome::TransportFailed, ApiError::UpstreamTimeout)),
+            Err(_elapsed) => return Err((Outcome::TimedOut, ApiError::UpstreamTimeout)),
         };
         read += chunk.len();
         if read > ASSEMBLY_LIMIT {

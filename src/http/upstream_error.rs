@@ -26,6 +26,7 @@ pub fn map(status: StatusCode, headers: &HeaderMap, body: &[u8], ctx: &RequestCo
     match status.as_u16() {
         429 if code.as_deref() == Some("usage_limit_reached") => ApiError::UsageLimitReached {
             retry_after_secs: retry_after(error, headers),
+            resets_at: error["resets_at"].as_i64(),
         },
         429 => ApiError::UpstreamRateLimited {
             retry_after_secs: retry_after(error, headers),
@@ -132,6 +133,7 @@ mod tests {
         );
         let ApiError::UsageLimitReached {
             retry_after_secs: Some(secs),
+            ..
         } = error
         else {
             panic!("{error:?}");

@@ -251,6 +251,7 @@ impl Store {
         };
         let access = self.key.open(id, "access_token", &row.sealed_access)?;
         let access = String::from_utf8(access).map_err(|_| super::CryptoError::Corrupt)?;
+        let pool = super::pool_state::pool_row(&conn, id)?;
         Ok(Some(AccountCredentials {
             id: AccountId::from(id),
             chatgpt_account_id: row.chatgpt_account_id,
@@ -262,6 +263,8 @@ impl Store {
                 Some(reason) => AuthState::ReauthRequired { reason },
                 None => AuthState::Valid,
             },
+            routing: pool.routing,
+            pool: pool.record,
             version: row.version,
             token_version: row.token_version,
             expires_at: row.expires_at,

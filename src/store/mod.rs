@@ -8,6 +8,7 @@ mod accounts;
 pub mod admin_tokens;
 pub mod crypto;
 pub mod keys;
+mod pool_state;
 mod tokens;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use rusqlite::OptionalExtension;
 pub use accounts::{AccountSummary, ImportOutcome, NewAccount};
 pub use crypto::{CryptoError, KeySource, MasterKey};
 pub use keys::{ApiKeyRow, CreatedKey, KeyHash};
+pub use pool_state::{PoolRow, RoutingChange};
 pub use tokens::{RefreshedTokens, StoredRefreshToken, TokenWrite};
 
 /// Forward-only migrations; position + 1 is the `user_version` after applying one.
@@ -28,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/0001_accounts_and_keys.sql"),
     include_str!("../../schema/0002_admin.sql"),
     include_str!("../../schema/0003_token_refresh.sql"),
+    include_str!("../../schema/0004_pool_state.sql"),
 ];
 
 const CANARY_ROW: &str = "store_meta";

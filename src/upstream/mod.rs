@@ -3,6 +3,8 @@
 
 pub mod assemble;
 pub mod headers;
+pub mod holdback;
+pub mod rate_limits;
 pub mod sse;
 pub mod usage;
 

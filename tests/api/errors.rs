@@ -101,7 +101,6 @@ async fn a_websocket_attempt_gets_426_at_once() {
 
 #[actix_web::test]
 async fn upstream_errors_are_mapped_without_their_bodies() {
-    let app = spawn_app().await;
     let secret_body = json!({"detail": "internal trace: db=secret-upstream-internals"}).to_string();
     let resets_at = chrono::Utc::now().timestamp() + 90;
     let cases = [
@@ -110,7 +109,9 @@ async fn upstream_errors_are_mapped_without_their_bodies() {
         (429, json!({"error": {"type": "usage_limit_reached", "plan_type": "plus", "resets_at": resets_at}}).to_string(), 429, "usage_limit_reached"),
         (429, json!({"error": {"code": "rate_limit_exceeded", "resets_in_seconds": 85}}).to_string(), 429, "rate_limit_exceeded"),
     ];
+    // One app per case: a 429 cools the app's only account (see tests/api/pool_*.rs).
     for (status, body_text, expected, code) in cases {
+        let app = spawn_app().await;
         app.mock.state.push_scripted(Scripted::Status {
             status,
             body: body_text,
@@ -136,8 +137,8 @@ async fn upstream_errors_are_mapped_without_their_bodies() {
         let error = error_of(&mut response).await;
         assert_eq!(error["code"], code);
         assert!(!error.to_string().contains("secret-upstream-internals"));
+        app.stop().await;
     }
-    app.stop().await;
 }
 
 #[actix_web::test]

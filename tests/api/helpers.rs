@@ -25,6 +25,8 @@ pub struct TestApp {
     pub account_id: String,
     /// The auth.json the account was imported from (its tokens are secrets the tests look for).
     pub auth_json: Value,
+    /// The settings the relay was started with (a restart reuses them).
+    pub settings: Settings,
     logs: Arc<Mutex<Vec<u8>>>,
     pub admin_addr: std::net::SocketAddr,
     handle: AppHandle,
@@ -65,14 +67,7 @@ pub async fn spawn_app_expiring(expires_in: i64, customize: impl FnOnce(&mut Set
     let key = reveal(&store.create_key("tests").expect("key")).to_owned();
 
     let logs = Arc::new(Mutex::new(Vec::new()));
-    let (log, _) = build_logger(LogSink::Buffer(Arc::clone(&logs)), LogLevel::Debug);
-    let app = Application::build(settings, store.clone(), log)
-        .await
-        .expect("relay starts");
-    let addr = app.addr();
-    let admin_addr = app.admin_addr();
-    let handle = app.handle();
-    actix_web::rt::spawn(app.run_until_stopped());
+    let (addr, admin_addr, handle) = start_relay(&settings, &store, &logs).await;
     TestApp {
         addr,
         admin_addr,
@@ -81,10 +76,28 @@ pub async fn spawn_app_expiring(expires_in: i64, customize: impl FnOnce(&mut Set
         store,
         account_id,
         auth_json: auth,
+        settings,
         logs,
         handle,
         _dir: dir,
     }
+}
+
+/// Builds and runs the relay on `store`; returns the data and admin addresses and the handle.
+async fn start_relay(
+    settings: &Settings,
+    store: &Store,
+    logs: &Arc<Mutex<Vec<u8>>>,
+) -> (std::net::SocketAddr, std::net::SocketAddr, AppHandle) {
+    let (log, _) = build_logger(LogSink::Buffer(Arc::clone(logs)), LogLevel::Debug);
+    let app = Application::build(settings.clone(), store.clone(), log)
+        .await
+        .expect("relay starts");
+    let addr = app.addr();
+    let admin_addr = app.admin_addr();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    (addr, admin_addr, handle)
 }
 
 impl TestApp {
@@ -152,6 +165,16 @@ impl TestApp {
     pub fn logs(&self) -> String {
         let bytes = self.logs.lock().unwrap_or_else(|e| e.into_inner());
         String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Stops the relay and starts a new one on the same store file and mock (a restart).
+    pub async fn restart(mut self) -> TestApp {
+        self.handle.stop(false).await;
+        let (addr, admin_addr, handle) = start_relay(&self.settings, &self.store, &self.logs).await;
+        self.addr = addr;
+        self.admin_addr = admin_addr;
+        self.handle = handle;
+        self
     }
 
     pub async fn stop(self) {

@@ -77,7 +77,10 @@ print(*(s.getsockname()[1] for s in socks))
 ')
 
 # --- Mock upstream --------------------------------------------------------------------------
-"$MOCK" --listen "127.0.0.1:$MOCK_PORT" --write-auth-json "$TMP/auth.json" >"$TMP/mock.log" 2>&1 &
+# Events 40 ms apart and keep-alive comments after 15 ms of silence: every stream the clients
+# read carries SSE comments between its events, which they must ignore.
+"$MOCK" --listen "127.0.0.1:$MOCK_PORT" --write-auth-json "$TMP/auth.json" --event-delay-ms 40 \
+  --write-overloaded-auth-json "$TMP/auth-overloaded.json" >"$TMP/mock.log" 2>&1 &
 MOCK_PID=$!
 PIDS+=("$MOCK_PID")
 for _ in $(seq 1 100); do
@@ -101,6 +104,7 @@ export CODEX_RELAY__SERVER__LISTEN="127.0.0.1:$RELAY_PORT"
 export CODEX_RELAY__ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT"
 export CODEX_RELAY__UPSTREAM__BASE_URL="http://127.0.0.1:$MOCK_PORT"
 export CODEX_RELAY__OAUTH__ISSUER="http://127.0.0.1:$MOCK_PORT"
+export CODEX_RELAY__SERVER__SSE_KEEPALIVE_MS=15
 # The log check below is strongest when the relay logs everything it may log.
 export CODEX_RELAY__LOG__LEVEL="${E2E_RELAY_LOG_LEVEL:-trace}"
 
@@ -110,6 +114,15 @@ if ! ACCOUNT_ID="$("$RELAY" account import "$TMP/auth.json" 2>"$TMP/cli.log")"; 
 fi
 [[ -n "$ACCOUNT_ID" ]] || abort "codex-relay account import printed no account id"
 log "imported account $ACCOUNT_ID"
+
+# A second account that is always overloaded, preferred by the pool: requests reach it first
+# and must fail over to the healthy account before the client sees a byte.
+if ! OVERLOADED_ID="$("$RELAY" account import "$TMP/auth-overloaded.json" 2>>"$TMP/cli.log")" ||
+  ! "$RELAY" account set "$OVERLOADED_ID" --priority 10 2>>"$TMP/cli.log"; then
+  show_file "codex-relay CLI (stderr)" "$TMP/cli.log"
+  abort "importing or preferring the overloaded account failed"
+fi
+log "imported the always-overloaded account $OVERLOADED_ID and preferred it"
 
 if ! KEY="$("$RELAY" key create --name e2e 2>>"$TMP/cli.log")"; then
   show_file "codex-relay CLI (stderr)" "$TMP/cli.log"
@@ -271,6 +284,16 @@ PYEOF
   pass "no secret, prompt or answer in the relay log"
 else
   fail "the relay log contains secrets or content (see above)"
+fi
+
+# --- Failover happened ----------------------------------------------------------------------
+# The clients above all passed although the preferred account answered every call with an
+# overload inside a 200 stream: each such call must have moved to the healthy account.
+if grep -q '"reason":"failed_in_stream:server_is_overloaded"' "$TMP/relay.log"; then
+  pass "overloaded answers failed over to the healthy account, unseen by the clients"
+else
+  show_file "relay log" "$TMP/relay.log"
+  fail "no request failed over from the overloaded account"
 fi
 
 summary

@@ -73,6 +73,7 @@ impl AccountActor {
         }
         self.flight.running = true;
         let attempt = self
+            .config
             .refresher
             .refresh(self.credentials.id.clone(), self.credentials.token_version);
         ctx.spawn(
@@ -106,7 +107,7 @@ impl AccountActor {
         force: bool,
     ) -> ResponseActFuture<Self, Result<Lease, Refusal>> {
         let done = self.join_refresh(ctx, force);
-        let wait = self.policy.wait;
+        let wait = self.config.refresh.wait;
         Box::pin(
             async move { tokio::time::timeout(wait, done).await }
                 .into_actor(self)
@@ -122,7 +123,8 @@ impl AccountActor {
         let done = match attempt {
             RefreshAttempt::Refreshed(credentials) | RefreshAttempt::Superseded(credentials) => {
                 self.take_credentials(credentials);
-                self.flight.reset(&self.policy);
+                self.flight.reset(&self.config.refresh);
+                self.publish();
                 Ok(())
             }
             RefreshAttempt::Rejected { status, code } => {
@@ -143,16 +145,25 @@ impl AccountActor {
         match failure {
             Failure::Permanent { reason } => {
                 let version = self.credentials.token_version;
-                let persist = self.refresher.reauth_required(id, version, reason.clone());
+                let persist = self
+                    .config
+                    .refresher
+                    .reauth_required(id, version, reason.clone());
                 ctx.spawn(persist.into_actor(self));
                 self.apply(AccountEvent::RefreshRejected {
                     reason: reason.clone(),
                 });
+                self.publish();
                 Err(Refusal::RefreshFailed(reason))
             }
             Failure::Transient { error } => {
-                ctx.spawn(self.refresher.failed(id, error.clone()).into_actor(self));
-                let delay = self.flight.retry.next_delay(&self.policy);
+                ctx.spawn(
+                    self.config
+                        .refresher
+                        .failed(id, error.clone())
+                        .into_actor(self),
+                );
+                let delay = self.flight.retry.next_delay(&self.config.refresh);
                 self.flight.not_before = Some(Instant::now() + delay);
                 self.flight.last_error.clone_from(&error);
                 if refresh::retry_in_background(self.credentials.expires_at, unix_now(), delay) {

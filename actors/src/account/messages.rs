@@ -1,21 +1,27 @@
-//! Messages an [`AccountActor`](super::AccountActor) answers.
+//! Messages an [`AccountActor`](super::AccountActor) answers, and what it tells its router.
+
+use std::time::SystemTime;
 
 use actix::Message;
 
+use super::health::Availability;
+use super::quota::QuotaSnapshot;
 use super::state::AccountState;
-use crate::lease::{Lease, Outcome};
-use crate::types::{AccountCredentials, AccountId};
+use crate::lease::{Lease, Outcome, UpstreamFacts};
+use crate::types::{AccountCredentials, AccountId, RoutingParams};
 
 /// Asks for the right to make one upstream call.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Lease, Refusal>")]
 pub struct GrantLease;
 
-/// Why an account did not grant a lease (or could not refresh).
+/// Why an account did not grant a lease.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("account is {0}")]
     Unusable(&'static str),
+    #[error("account has its maximum of calls in flight")]
+    Full,
     #[error("the access token expired and its refresh did not finish in time")]
     RefreshPending,
     /// The refresh failed; the text is safe to show (no secret).
@@ -28,6 +34,9 @@ pub enum Refusal {
 #[rtype(result = "()")]
 pub struct ReportOutcome {
     pub outcome: Outcome,
+    pub facts: UpstreamFacts,
+    /// The lease was the one call of a half-open breaker.
+    pub probe: bool,
     /// The token version the lease was granted with: a 401 on a replaced token is stale.
     pub token_version: i64,
 }
@@ -56,16 +65,28 @@ pub struct ReplaceCredentials(pub AccountCredentials);
 #[rtype(result = "()")]
 pub struct Retire;
 
+/// Checks the account upstream now if it waits for a probe (the router's probe timer).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ProbeNow;
+
 /// Queries the account's current state.
 #[derive(Debug, Message)]
-#[rtype(result = "AccountStatus")]
+#[rtype(result = "AccountView")]
 pub struct GetAccountStatus;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountStatus {
+/// The account as the router and the operators see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountView {
     pub id: AccountId,
     pub state: AccountState,
     pub in_flight: usize,
+    /// The effective cap on calls in flight; 0 means none.
+    pub max_in_flight: usize,
+    pub routing: RoutingParams,
+    pub quota: Option<QuotaSnapshot>,
+    /// A half-open probe is in flight.
+    pub probing: bool,
     /// A token refresh is running.
     pub refreshing: bool,
     /// The last failed upstream call, for operators: what happened and when (unix seconds).
@@ -78,10 +99,33 @@ pub struct LastError {
     pub at: i64,
 }
 
-/// Told to the router whenever the account starts or stops being usable.
+/// Older name of [`AccountView`].
+pub type AccountStatus = AccountView;
+
+impl AccountView {
+    pub fn availability(&self, now: SystemTime) -> Availability {
+        self.state.health.availability(now)
+    }
+
+    /// The account would grant a lease at `now`, capacity aside.
+    pub fn serves_at(&self, now: SystemTime) -> bool {
+        self.state.serves_at(now)
+            && !(self.probing && self.availability(now) == Availability::HalfOpen)
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.max_in_flight > 0 && self.in_flight >= self.max_in_flight
+    }
+
+    /// Percent of quota left in the tightest window; 100 when not known yet.
+    pub fn remaining_percent(&self) -> f64 {
+        self.quota.map_or(100.0, |q| q.remaining_percent())
+    }
+}
+
+/// Told to the router whenever the account's view changes (state, health, in-flight, quota).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct AccountStateChanged {
-    pub id: AccountId,
-    pub usable: bool,
+    pub view: AccountView,
 }

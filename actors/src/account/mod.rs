@@ -1,78 +1,165 @@
 //! `AccountActor`: the single owner of one account's credentials, state and in-flight calls.
-//! It is a thin shell: decisions live in [`state`] and [`refresh`], the actor applies them, runs
-//! refreshes through the [`TokenRefresher`](crate::ports::TokenRefresher) port (one at a time,
-//! see `flight.rs`) and tells the router when it becomes usable or unusable.
+//! It is a thin shell: decisions live in [`state`], [`health`], [`report`] and [`refresh`]; the
+//! actor applies them, tells the router its new [`AccountView`](messages::AccountView), saves its
+//! pool state, and runs token refreshes through the
+//! [`TokenRefresher`](crate::ports::TokenRefresher) port, one at a time (see `flight.rs`).
 
 mod auth;
 mod flight;
+pub mod health;
 pub mod messages;
+mod probe;
+pub mod quota;
 pub mod refresh;
+pub mod report;
 pub mod state;
 #[cfg(test)]
 pub(crate) mod tests;
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Recipient, ResponseActFuture, WrapFuture,
-};
+use actix::prelude::*;
 
 use self::flight::Flight;
+use self::health::{Availability, Signal};
 use self::messages::{
-    AccountStateChanged, AccountStatus, GetAccountStatus, GrantLease, LastError, RefreshNow,
-    Refusal, RenewAfterUnauthorized, ReplaceCredentials, ReportOutcome, Retire,
+    AccountStateChanged, AccountView, GetAccountStatus, GrantLease, LastError, RefreshNow, Refusal,
+    RenewAfterUnauthorized, ReplaceCredentials, ReportOutcome, Retire,
 };
-use self::refresh::{Need, RefreshPolicy};
+use self::quota::QuotaSnapshot;
+use self::refresh::Need;
 use self::state::{AccountEvent, AccountState};
+use crate::config::PoolConfig;
 use crate::lease::{Lease, Outcome};
-use crate::ports::TokenRefresher;
-use crate::types::AccountCredentials;
+use crate::types::{AccountCredentials, PoolRecord};
 
 pub struct AccountActor {
     credentials: AccountCredentials,
     state: AccountState,
+    quota: Option<QuotaSnapshot>,
     in_flight: usize,
+    /// The one call of a half-open breaker (a lease or a health probe) is in flight.
+    probing: bool,
     last_error: Option<LastError>,
+    config: Arc<PoolConfig>,
     router: Recipient<AccountStateChanged>,
-    refresher: Arc<dyn TokenRefresher>,
-    policy: Arc<RefreshPolicy>,
+    saving: bool,
+    save_again: bool,
     flight: Flight,
 }
 
 impl AccountActor {
-    pub fn new(
+    /// An actor with the default pool configuration (no persistence, no probes).
+    pub fn new(credentials: AccountCredentials, router: Recipient<AccountStateChanged>) -> Self {
+        Self::with_config(credentials, router, Arc::new(PoolConfig::default()))
+    }
+
+    pub fn with_config(
         credentials: AccountCredentials,
         router: Recipient<AccountStateChanged>,
-        refresher: Arc<dyn TokenRefresher>,
-        policy: Arc<RefreshPolicy>,
+        config: Arc<PoolConfig>,
     ) -> Self {
-        let state = AccountState::new(credentials.admin, credentials.auth.clone());
-        let flight = Flight::new(&policy);
+        let mut state = AccountState::initial(credentials.admin);
+        state.health = credentials.pool.health;
+        state.auth = credentials.auth.clone();
+        let flight = Flight::new(&config.refresh);
+        let quota = credentials.pool.quota;
         AccountActor {
             credentials,
             state,
+            quota,
             in_flight: 0,
+            probing: false,
             last_error: None,
+            config,
             router,
-            refresher,
-            policy,
+            saving: false,
+            save_again: false,
             flight,
         }
     }
 
-    fn apply(&mut self, event: AccountEvent) {
-        let next = self.state.apply(&event);
-        if next.is_usable() != self.state.is_usable() {
-            self.tell_router(next.is_usable());
+    pub(crate) fn view(&self) -> AccountView {
+        let max = self
+            .credentials
+            .routing
+            .max_in_flight
+            .unwrap_or(self.config.default_max_in_flight);
+        AccountView {
+            id: self.credentials.id.clone(),
+            state: self.state.clone(),
+            in_flight: self.in_flight,
+            max_in_flight: max as usize,
+            routing: self.credentials.routing,
+            quota: self.quota,
+            probing: self.probing,
+            refreshing: self.flight.is_running(),
+            last_error: self.last_error.clone(),
         }
-        self.state = next;
     }
 
-    fn tell_router(&self, usable: bool) {
-        self.router.do_send(AccountStateChanged {
-            id: self.credentials.id.clone(),
-            usable,
-        });
+    fn publish(&self) {
+        self.router
+            .do_send(AccountStateChanged { view: self.view() });
+    }
+
+    fn apply(&mut self, event: AccountEvent) {
+        self.state = self.state.apply(&event);
+    }
+
+    /// Moves the health part; saves it when it changed.
+    fn apply_signal(&mut self, signal: Signal, ctx: &mut Context<Self>) {
+        let next = self
+            .state
+            .health
+            .apply(signal, SystemTime::now(), &self.config.health);
+        if next != self.state.health {
+            self.state.health = next;
+            self.save(ctx);
+        }
+    }
+
+    /// Saves health and quota through the sink, one write at a time; changes made while a write
+    /// runs are saved by one more write after it (so an older state never lands last).
+    fn save(&mut self, ctx: &mut Context<Self>) {
+        let Some(sink) = self.config.sink.clone() else {
+            return;
+        };
+        if self.saving {
+            self.save_again = true;
+            return;
+        }
+        self.saving = true;
+        self.save_again = false;
+        let record = PoolRecord {
+            health: self.state.health,
+            quota: self.quota,
+        };
+        let write = sink.save(self.credentials.id.clone(), record);
+        ctx.spawn(write.into_actor(self).map(|_, act, ctx| {
+            act.saving = false;
+            if act.save_again {
+                act.save(ctx);
+            }
+        }));
+    }
+
+    /// Whether a lease can be granted now; `Ok(true)` when it is a half-open probe.
+    fn admit(&self, now: SystemTime) -> Result<bool, Refusal> {
+        if !self.state.is_usable() {
+            return Err(Refusal::Unusable(self.state.name()));
+        }
+        let probe = match self.state.health.availability(now) {
+            Availability::Ready => false,
+            Availability::HalfOpen if !self.probing => true,
+            _ => return Err(Refusal::Unusable(self.state.name_at(now))),
+        };
+        let view = self.view();
+        if view.is_full() {
+            return Err(Refusal::Full);
+        }
+        Ok(probe)
     }
 
     fn need(&self) -> Need {
@@ -80,46 +167,47 @@ impl AccountActor {
             self.credentials.expires_at,
             self.credentials.last_refresh,
             unix_now(),
-            &self.policy,
+            &self.config.refresh,
         )
     }
 
-    /// A lease on the current token, when the account is usable and the token has not expired.
+    /// A lease on the current token, when the account admits a call and its token has not
+    /// expired.
     fn grant(&mut self, ctx: &mut Context<Self>) -> Result<Lease, Refusal> {
-        if !self.state.is_usable() {
-            return Err(Refusal::Unusable(self.state.name()));
-        }
+        let probe = self.admit(SystemTime::now())?;
         if self.need() == Need::Expired {
             return Err(Refusal::RefreshPending);
         }
+        self.probing |= probe;
         self.in_flight += 1;
-        Ok(Lease::new(&self.credentials, ctx.address()))
+        self.publish();
+        Ok(Lease::new(&self.credentials, ctx.address(), probe))
     }
 
     /// Takes a version of the account read from the store. Tokens only move forward: a read that
     /// raced with this actor's own refresh (older token version) changes only the operator's
-    /// intent. The login state follows the store only with newer tokens (a new login).
+    /// intent and routing. A newer token set is a new login and brings its stored login state;
+    /// the same one keeps this actor's verdict (it may know of a failure not yet persisted).
     fn take_credentials(&mut self, incoming: AccountCredentials) {
-        let newer = incoming.token_version > self.credentials.token_version;
         let admin = incoming.admin;
-        let auth = newer.then(|| incoming.auth.clone());
+        let event = if incoming.token_version > self.credentials.token_version {
+            self.flight.reset(&self.config.refresh);
+            AccountEvent::CredentialsReplaced {
+                admin,
+                auth: incoming.auth.clone(),
+            }
+        } else {
+            AccountEvent::AdminChanged { admin }
+        };
         if incoming.token_version >= self.credentials.token_version {
             self.credentials = incoming;
         } else {
             self.credentials.admin = admin;
+            self.credentials.routing = incoming.routing;
             self.credentials.version = incoming.version;
         }
-        if newer {
-            self.flight.reset(&self.policy);
-        }
-        self.apply(AccountEvent::CredentialsReplaced { admin, auth });
+        self.apply(event);
     }
-}
-
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 impl Actor for AccountActor {
@@ -127,7 +215,8 @@ impl Actor for AccountActor {
 
     /// Keeps idle logins alive: a login nobody uses still refreshes before it expires.
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.policy.check_every, |act, ctx| {
+        self.publish();
+        ctx.run_interval(self.config.refresh.check_every, |act, ctx| {
             if act.state.is_usable() && act.need() != Need::None {
                 act.start_refresh(ctx, false);
             }
@@ -135,46 +224,67 @@ impl Actor for AccountActor {
     }
 }
 
-/// Grants a lease while the account is usable; each lease holds one in-flight slot. A token that
-/// is about to expire is refreshed in the background while the current one serves; an expired
-/// token makes the request wait (bounded) for the refresh.
+/// Grants a lease while the account serves and has room; each lease holds one in-flight slot.
+/// A token about to expire is refreshed in the background while the current one serves; an
+/// expired token makes the request wait (bounded) for the refresh.
 impl Handler<GrantLease> for AccountActor {
     type Result = ResponseActFuture<Self, Result<Lease, Refusal>>;
 
     fn handle(&mut self, _: GrantLease, ctx: &mut Context<Self>) -> Self::Result {
-        if !self.state.is_usable() {
-            return Box::pin(actix::fut::ready(Err(Refusal::Unusable(self.state.name()))));
+        if let Err(refused) = self.admit(SystemTime::now()) {
+            return Box::pin(fut::ready(Err(refused)));
         }
         match self.need() {
-            Need::None => Box::pin(actix::fut::ready(self.grant(ctx))),
+            Need::None => Box::pin(fut::ready(self.grant(ctx))),
             Need::Proactive => {
                 self.start_refresh(ctx, false);
-                Box::pin(actix::fut::ready(self.grant(ctx)))
+                Box::pin(fut::ready(self.grant(ctx)))
             }
             Need::Expired => self.grant_after_refresh(ctx, false),
         }
     }
 }
 
-/// Frees the lease's slot and lets the outcome move the state machine. A 401 on a token this
-/// account has already replaced says nothing about the current one.
+/// Frees the lease's slot and lets the outcome move the state machine.
 impl Handler<ReportOutcome> for AccountActor {
     type Result = ();
 
-    fn handle(&mut self, msg: ReportOutcome, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: ReportOutcome, ctx: &mut Context<Self>) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        if msg.probe {
+            self.probing = false;
+        }
         if let Some(message) = failure_of(msg.outcome) {
             self.last_error = Some(LastError {
                 message,
                 at: unix_now(),
             });
         }
+        if let Some(quota) = msg.facts.rate_limits {
+            self.quota = Some(quota);
+            self.save(ctx);
+        }
         if let Outcome::Completed { status } = msg.outcome {
+            // A 401 answered for a token this account has already replaced is stale.
             let stale = msg.token_version < self.credentials.token_version;
             if !(status == 401 && stale) {
                 self.apply(AccountEvent::UpstreamStatus(status));
             }
         }
+        let signal = report::signal_of(msg.outcome, &msg.facts, self.quota.as_ref());
+        self.apply_signal(signal, ctx);
+        self.publish();
+    }
+}
+
+/// Takes a new version of the account from the store (leases already granted keep their
+/// snapshot). The same token set keeps the login's verdict; health is the actor's own.
+impl Handler<ReplaceCredentials> for AccountActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReplaceCredentials, _: &mut Context<Self>) {
+        self.take_credentials(msg.0);
+        self.publish();
     }
 }
 
@@ -185,10 +295,13 @@ impl Handler<RenewAfterUnauthorized> for AccountActor {
 
     fn handle(&mut self, msg: RenewAfterUnauthorized, ctx: &mut Context<Self>) -> Self::Result {
         let seen = msg.lease.token_version;
-        msg.lease.release();
+        if msg.lease.release() {
+            self.probing = false;
+        }
         self.in_flight = self.in_flight.saturating_sub(1);
+        self.publish();
         if seen < self.credentials.token_version || !self.state.is_usable() {
-            return Box::pin(actix::fut::ready(self.grant(ctx)));
+            return Box::pin(fut::ready(self.grant(ctx)));
         }
         self.grant_after_refresh(ctx, false)
     }
@@ -200,12 +313,11 @@ impl Handler<RefreshNow> for AccountActor {
     type Result = ResponseActFuture<Self, Result<(), Refusal>>;
 
     fn handle(&mut self, _: RefreshNow, ctx: &mut Context<Self>) -> Self::Result {
-        // A dead login cannot be refreshed: it needs a new one, not another token call.
         if !self.state.auth.is_valid() {
-            return Box::pin(actix::fut::ready(Err(Refusal::Unusable("reauth_required"))));
+            return Box::pin(fut::ready(Err(Refusal::Unusable("reauth_required"))));
         }
         let done = self.join_refresh(ctx, true);
-        let wait = self.policy.wait;
+        let wait = self.config.refresh.wait;
         Box::pin(
             async move { tokio::time::timeout(wait, done).await }
                 .into_actor(self)
@@ -214,40 +326,19 @@ impl Handler<RefreshNow> for AccountActor {
     }
 }
 
-/// Takes a new version of the account from the store (leases already granted keep their snapshot).
-impl Handler<ReplaceCredentials> for AccountActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: ReplaceCredentials, _: &mut Context<Self>) {
-        let before = self.state.is_usable();
-        self.take_credentials(msg.0);
-        // The router re-guessed from the stored row, which may be wrong (a login known dead
-        // here but not yet persisted): correct it even when nothing changed here.
-        if self.state.is_usable() == before {
-            self.tell_router(before);
-        }
-    }
-}
-
 impl Handler<Retire> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
-        actix::ActorContext::stop(ctx);
+        ctx.stop();
     }
 }
 
 impl Handler<GetAccountStatus> for AccountActor {
-    type Result = actix::MessageResult<GetAccountStatus>;
+    type Result = MessageResult<GetAccountStatus>;
 
     fn handle(&mut self, _: GetAccountStatus, _: &mut Context<Self>) -> Self::Result {
-        actix::MessageResult(AccountStatus {
-            id: self.credentials.id.clone(),
-            state: self.state.clone(),
-            in_flight: self.in_flight,
-            refreshing: self.flight.is_running(),
-            last_error: self.last_error.clone(),
-        })
+        MessageResult(self.view())
     }
 }
 
@@ -258,6 +349,16 @@ fn failure_of(outcome: Outcome) -> Option<String> {
             Some(format!("the upstream answered HTTP {status}"))
         }
         Outcome::TransportFailed => Some("the upstream could not be reached".to_owned()),
+        Outcome::TimedOut => Some("the upstream did not answer in time".to_owned()),
+        Outcome::FailedBeforeOutput => {
+            Some("the upstream failed the response before any output".to_owned())
+        }
         Outcome::Completed { .. } | Outcome::ClientGone | Outcome::Abandoned => None,
     }
+}
+
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -7,10 +7,17 @@
 //!                                             Draining   (finishes in-flight calls, takes no new)
 //!
 //!   auth (is the login still good?): see `auth.rs` — Valid or ReauthRequired { reason }
+//!
+//!   health (cooldown and circuit breaker, time-based): see [`super::health`].
 //! ```
-//! An account is usable — granted leases — only when every part allows it. A 401 on a token
-//! version the account has already replaced is stale and changes nothing; a 401 on the current
-//! token (after the handler's one refresh-and-retry) means the login needs a human.
+//! An account is usable — granted leases — only when every part allows it. New credentials from
+//! the store restate the operator's intent and start the login afresh; a stored change that
+//! keeps the credentials (operator intent, routing parameters) keeps the login's verdict. Health
+//! belongs to the ChatGPT account, not to its credentials: it survives both.
+
+use std::time::SystemTime;
+
+use super::health::{Availability, Health};
 
 /// What the operator wants of the account; stored in `accounts.state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,17 +56,17 @@ use super::auth::REJECTED_AFTER_REFRESH;
 pub struct AccountState {
     pub admin: AdminState,
     pub auth: AuthState,
+    pub health: Health,
 }
 
 /// Something that happened to the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountEvent {
-    /// The store holds a new version of the account: the operator's intent, and the login state
-    /// that goes with it (`None` keeps the current one: the tokens did not change).
-    CredentialsReplaced {
-        admin: AdminState,
-        auth: Option<AuthState>,
-    },
+    /// The store holds a new login for the account: the operator's intent and the login state
+    /// stored with it.
+    CredentialsReplaced { admin: AdminState, auth: AuthState },
+    /// The store holds a new version of the account with the same credentials.
+    AdminChanged { admin: AdminState },
     /// An upstream call with the current token ended with this HTTP status.
     UpstreamStatus(u16),
     /// The login cannot be refreshed any more.
@@ -68,15 +75,25 @@ pub enum AccountEvent {
 
 impl AccountState {
     pub fn initial(admin: AdminState) -> AccountState {
-        AccountState::new(admin, AuthState::Valid)
+        AccountState {
+            admin,
+            auth: AuthState::Valid,
+            health: Health::default(),
+        }
     }
 
-    pub fn new(admin: AdminState, auth: AuthState) -> AccountState {
-        AccountState { admin, auth }
-    }
-
+    /// Operator intent and login allow serving (health aside; see [`AccountState::serves_at`]).
     pub fn is_usable(&self) -> bool {
         self.admin == AdminState::Active && self.auth == AuthState::Valid
+    }
+
+    /// Every part allows a call at `now` (a half-open breaker counts: it admits one probe).
+    pub fn serves_at(&self, now: SystemTime) -> bool {
+        self.is_usable()
+            && matches!(
+                self.health.availability(now),
+                Availability::Ready | Availability::HalfOpen
+            )
     }
 
     /// The state after `event`.
@@ -84,7 +101,12 @@ impl AccountState {
         match event {
             AccountEvent::CredentialsReplaced { admin, auth } => AccountState {
                 admin: *admin,
-                auth: auth.clone().unwrap_or_else(|| self.auth.clone()),
+                auth: auth.clone(),
+                health: self.health,
+            },
+            AccountEvent::AdminChanged { admin } => AccountState {
+                admin: *admin,
+                ..self.clone()
             },
             AccountEvent::UpstreamStatus(401) if self.auth.is_valid() => {
                 self.reauth(REJECTED_AFTER_REFRESH)
@@ -96,10 +118,10 @@ impl AccountState {
 
     fn reauth(&self, reason: &str) -> AccountState {
         AccountState {
-            admin: self.admin,
             auth: AuthState::ReauthRequired {
                 reason: reason.to_owned(),
             },
+            ..self.clone()
         }
     }
 
@@ -110,6 +132,20 @@ impl AccountState {
             (AdminState::Disabled | AdminState::Draining, _) => self.admin.name(),
             (AdminState::Active, AuthState::ReauthRequired { .. }) => "reauth_required",
             (AdminState::Active, AuthState::Valid) => "active",
+        }
+    }
+
+    /// Like [`AccountState::name`], with the health part at `now` when it is what keeps the
+    /// account out: `cooling`, `circuit_open`, `circuit_half_open`.
+    pub fn name_at(&self, now: SystemTime) -> &'static str {
+        if !self.is_usable() {
+            return self.name();
+        }
+        match self.health.availability(now) {
+            Availability::Ready => "active",
+            Availability::Cooling { .. } => "cooling",
+            Availability::Open { .. } => "circuit_open",
+            Availability::HalfOpen => "circuit_half_open",
         }
     }
 }

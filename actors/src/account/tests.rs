@@ -1,19 +1,16 @@
-use std::sync::Arc;
-
 use actix::prelude::*;
 use secrecy::SecretString;
 
-use super::refresh::RefreshPolicy;
-use crate::ports::{NoRefresher, TokenRefresher};
-
 use super::messages::*;
 use super::state::{AccountEvent, AccountState, AdminState, AuthState};
+#[path = "actor_tests.rs"]
+mod actor_tests;
 use super::AccountActor;
 use crate::lease::Outcome;
-use crate::types::{AccountCredentials, AccountId};
+use crate::types::{AccountCredentials, AccountId, PoolRecord, RoutingParams};
 
 #[test]
-fn a_rejected_token_requires_reauth_until_a_new_login_arrives() {
+fn a_rejected_token_requires_reauth_until_new_credentials_arrive() {
     let active = AccountState::initial(AdminState::Active);
     let state = active.apply(&AccountEvent::UpstreamStatus(401));
     assert_eq!(state.name(), "reauth_required");
@@ -22,7 +19,7 @@ fn a_rejected_token_requires_reauth_until_a_new_login_arrives() {
     assert_eq!(state.name(), "reauth_required");
     let state = state.apply(&AccountEvent::CredentialsReplaced {
         admin: AdminState::Active,
-        auth: Some(AuthState::Valid),
+        auth: AuthState::Valid,
     });
     assert_eq!(state, active);
 }
@@ -70,14 +67,15 @@ impl Handler<AccountStateChanged> for Listener {
     }
 }
 
+/// Whether the last view the account told was usable.
 #[derive(Message)]
-#[rtype(result = "usize")]
+#[rtype(result = "Option<bool>")]
 struct Heard;
 
 impl Handler<Heard> for Listener {
-    type Result = usize;
-    fn handle(&mut self, _: Heard, _: &mut Context<Self>) -> usize {
-        self.0.len()
+    type Result = Option<bool>;
+    fn handle(&mut self, _: Heard, _: &mut Context<Self>) -> Option<bool> {
+        self.0.last().map(|m| m.view.state.is_usable())
     }
 }
 
@@ -94,6 +92,8 @@ pub(crate) fn credentials(id: &str, enabled: bool, version: i64) -> AccountCrede
         is_fedramp: false,
         admin,
         auth: AuthState::Valid,
+        routing: RoutingParams::default(),
+        pool: PoolRecord::default(),
         version,
         token_version: version,
         expires_at: Some(super::unix_now() + 3600),
@@ -101,29 +101,10 @@ pub(crate) fn credentials(id: &str, enabled: bool, version: i64) -> AccountCrede
     }
 }
 
-/// An account actor with the given refresher and the default policy.
-pub(crate) fn start_account(
-    credentials: AccountCredentials,
-    router: Recipient<AccountStateChanged>,
-    refresher: Arc<dyn TokenRefresher>,
-) -> Addr<AccountActor> {
-    AccountActor::new(
-        credentials,
-        router,
-        refresher,
-        Arc::new(RefreshPolicy::default()),
-    )
-    .start()
-}
-
 #[actix_rt::test]
 async fn leases_hold_a_slot_until_they_report() {
     let listener = Listener::default().start();
-    let account = start_account(
-        credentials("a", true, 1),
-        listener.recipient(),
-        Arc::new(NoRefresher),
-    );
+    let account = AccountActor::new(credentials("a", true, 1), listener.recipient()).start();
     let first = account.send(GrantLease).await.unwrap().unwrap();
     let second = account.send(GrantLease).await.unwrap().unwrap();
     assert_eq!(first.chatgpt_account_id, "chatgpt-a");
@@ -136,33 +117,26 @@ async fn leases_hold_a_slot_until_they_report() {
 #[actix_rt::test]
 async fn a_401_takes_the_account_out_and_tells_the_router() {
     let listener = Listener::default().start();
-    let account = start_account(
-        credentials("a", true, 1),
-        listener.clone().recipient(),
-        Arc::new(NoRefresher),
-    );
+    let account =
+        AccountActor::new(credentials("a", true, 1), listener.clone().recipient()).start();
     let lease = account.send(GrantLease).await.unwrap().unwrap();
     lease.report(Outcome::Completed { status: 401 });
     let refused = account.send(GrantLease).await.unwrap();
     assert_eq!(refused.unwrap_err(), Refusal::Unusable("reauth_required"));
-    assert_eq!(listener.send(Heard).await.unwrap(), 1);
+    assert_eq!(listener.send(Heard).await.unwrap(), Some(false));
     account
         .send(ReplaceCredentials(credentials("a", true, 2)))
         .await
         .unwrap();
     let lease = account.send(GrantLease).await.unwrap().unwrap();
     assert!(secrecy::ExposeSecret::expose_secret(&lease.access_token).ends_with("-2"));
-    assert_eq!(listener.send(Heard).await.unwrap(), 2);
+    assert_eq!(listener.send(Heard).await.unwrap(), Some(true));
 }
 
 #[actix_rt::test]
 async fn a_disabled_account_grants_nothing() {
     let listener = Listener::default().start();
-    let account = start_account(
-        credentials("a", false, 1),
-        listener.recipient(),
-        Arc::new(NoRefresher),
-    );
+    let account = AccountActor::new(credentials("a", false, 1), listener.recipient()).start();
     let refused = account.send(GrantLease).await.unwrap();
     assert_eq!(refused.unwrap_err(), Refusal::Unusable("disabled"));
 }
@@ -170,11 +144,7 @@ async fn a_disabled_account_grants_nothing() {
 #[actix_rt::test]
 async fn a_failed_call_is_remembered_for_operators() {
     let listener = Listener::default().start();
-    let account = start_account(
-        credentials("a", true, 1),
-        listener.recipient(),
-        Arc::new(NoRefresher),
-    );
+    let account = AccountActor::new(credentials("a", true, 1), listener.recipient()).start();
     let status = account.send(GetAccountStatus).await.unwrap();
     assert!(status.last_error.is_none());
     let lease = account.send(GrantLease).await.unwrap().unwrap();

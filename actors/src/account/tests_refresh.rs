@@ -14,6 +14,7 @@ use super::super::messages::*;
 use super::super::refresh::RefreshPolicy;
 use super::super::{unix_now, AccountActor};
 use super::{credentials, Heard, Listener};
+use crate::config::PoolConfig;
 use crate::lease::Outcome;
 use crate::ports::{RefreshAttempt, TokenRefresher};
 use crate::types::{AccountCredentials, AccountId};
@@ -102,13 +103,13 @@ fn start(
     let mut c = credentials("a", true, 1);
     c.expires_at = Some(unix_now() + expires_in);
     let refresher: Arc<dyn TokenRefresher> = refresher.clone();
-    let account = AccountActor::new(
-        c,
-        listener.clone().recipient(),
+    let config = PoolConfig {
         refresher,
-        Arc::new(policy()),
-    )
-    .start();
+        refresh: policy(),
+        ..PoolConfig::default()
+    };
+    let account =
+        AccountActor::with_config(c, listener.clone().recipient(), Arc::new(config)).start();
     (account, listener)
 }
 
@@ -187,7 +188,7 @@ async fn a_dead_refresh_token_takes_the_account_out_with_the_reason() {
         assert_eq!(refresher.reauth.lock().unwrap().len(), 1);
         assert_eq!(
             listener.send(Heard).await.unwrap(),
-            1,
+            Some(false),
             "the router was told"
         );
         // Out of rotation: no further refresh is attempted for a dead login.

@@ -1,5 +1,7 @@
 //! Messages the [`RouterActor`](super::RouterActor) answers.
 
+use std::time::SystemTime;
+
 use actix::Message;
 
 use crate::account::messages::AccountStatus;
@@ -19,13 +21,28 @@ pub struct Acquire {
     pub exclude: Vec<AccountId>,
 }
 
+/// Why no lease was granted, judged over the whole pool (never one account's error).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AcquireError {
     #[error("the pool has no accounts")]
     EmptyPool,
+    #[error("every account of the pool is cooling down")]
+    AllCooling {
+        /// The earliest moment an account serves again.
+        until: SystemTime,
+        /// Every account reached its usage limit (else some are only rate limited).
+        usage_limit: bool,
+    },
+    #[error("every usable account has its maximum of calls in flight")]
+    Busy,
     #[error("no account of the pool is usable now")]
     NoUsableAccount,
 }
+
+/// Judges the pool as [`Acquire`] would when nothing is left to try (after the last attempt).
+#[derive(Debug, Message)]
+#[rtype(result = "AcquireError")]
+pub struct JudgeExhaustion;
 
 /// Re-reads the accounts from the source now instead of at the next interval.
 #[derive(Debug, Message)]
@@ -47,7 +64,7 @@ pub struct GetAccountStatuses;
 /// An account's mailbox was found closed (its actor died): restart it from the source.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub(crate) struct AccountUnreachable(pub AccountId);
+pub(crate) struct AccountUnreachable;
 
 /// The pool as the router sees it.
 #[derive(Debug, Message)]
@@ -60,6 +77,10 @@ pub struct PoolStatus {
     pub usable: usize,
     /// True once the first read of the source has completed.
     pub synced: bool,
+    /// Conversations currently bound to an account.
+    pub conversations: usize,
+    /// Bound conversations moved because their account could not serve, since startup.
+    pub affinity_moves: u64,
 }
 
 /// Refresh one account's tokens now (operator request) and wait for the result.

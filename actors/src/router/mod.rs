@@ -4,49 +4,56 @@
 //! every account from the [`AccountSource`], loads the ones that are new or changed, starts,
 //! updates or retires actors to match, and restarts actors whose mailbox closed.
 //!
+//! Selection ([`selection`]), conversation affinity ([`affinity`]) and the answer to [`Acquire`]
+//! (`acquire.rs`) work on each account's [`AccountView`], which the accounts push whenever it
+//! changes — the router never queries them on the request path. Every `probe_interval` the
+//! router asks accounts that wait for a health probe to run one.
+//!
 //! Supervision: actix's `Supervisor` restarts an actor that *stops*, but a panic inside a handler
 //! kills the actor's task instead. The router therefore supervises its accounts itself: an actor
 //! found dead (closed mailbox) is restarted from the store, which holds the account's truth.
 
+mod acquire;
+pub mod affinity;
 pub mod messages;
-mod state;
+pub mod selection;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
 
+use self::affinity::AffinityTable;
 use self::messages::{
-    AccountUnreachable, Acquire, AcquireError, GetAccountStatuses, GetPoolStatus, PoolStatus,
-    Reconcile, RefreshAccount, RefreshError, SyncNow,
+    AccountUnreachable, GetAccountStatuses, GetPoolStatus, PoolStatus, Reconcile, RefreshAccount,
+    RefreshError, SyncNow,
 };
-use self::state::{round_robin, Candidate};
 use crate::account::messages::{
-    AccountStateChanged, AccountStatus, GetAccountStatus, GrantLease, RefreshNow,
+    AccountStateChanged, AccountStatus, AccountView, GetAccountStatus, ProbeNow, RefreshNow,
     ReplaceCredentials, Retire,
 };
-use crate::account::refresh::RefreshPolicy;
-use crate::account::state::AdminState;
 use crate::account::AccountActor;
-use crate::lease::Lease;
-use crate::ports::{AccountSource, NoRefresher, SourceError, TokenRefresher};
+use crate::config::PoolConfig;
+use crate::ports::{AccountSource, SourceError};
 use crate::types::{AccountCredentials, AccountId};
 
 struct Entry {
     addr: Addr<AccountActor>,
     version: i64,
-    usable: bool,
+    /// The account's latest view of itself, pushed by the account.
+    view: AccountView,
 }
 
 pub struct RouterActor {
     source: Arc<dyn AccountSource>,
-    refresher: Arc<dyn TokenRefresher>,
-    policy: Arc<RefreshPolicy>,
     sync_interval: Duration,
+    config: Arc<PoolConfig>,
     entries: BTreeMap<AccountId, Entry>,
+    affinity: AffinityTable,
+    affinity_moves: u64,
     cursor: usize,
     syncing: bool,
     synced: bool,
@@ -59,28 +66,27 @@ struct SyncResult {
 }
 
 impl RouterActor {
+    /// A router with the default pool configuration (no persistence, no probes).
     pub fn new(source: Arc<dyn AccountSource>, sync_interval: Duration) -> RouterActor {
+        Self::with_config(source, sync_interval, PoolConfig::default())
+    }
+
+    pub fn with_config(
+        source: Arc<dyn AccountSource>,
+        sync_interval: Duration,
+        config: PoolConfig,
+    ) -> RouterActor {
         RouterActor {
             source,
-            refresher: Arc::new(NoRefresher),
-            policy: Arc::new(RefreshPolicy::default()),
             sync_interval,
+            affinity: AffinityTable::new(config.affinity_ttl, config.affinity_capacity),
+            config: Arc::new(config),
             entries: BTreeMap::new(),
+            affinity_moves: 0,
             cursor: 0,
             syncing: false,
             synced: false,
         }
-    }
-
-    /// Gives every account actor this refresher and policy (without one, refreshes fail).
-    pub fn with_refresher(
-        mut self,
-        refresher: Arc<dyn TokenRefresher>,
-        policy: RefreshPolicy,
-    ) -> RouterActor {
-        self.refresher = refresher;
-        self.policy = Arc::new(policy);
-        self
     }
 
     /// `(id, version)` of every live actor: what a read of the source is compared against.
@@ -126,32 +132,28 @@ impl RouterActor {
             match self.entries.get_mut(&id) {
                 Some(entry) if entry.addr.connected() => {
                     entry.version = version;
-                    entry.usable = stored_usable(&credentials);
+                    entry.view.state.admin = credentials.admin;
+                    entry.view.routing = credentials.routing;
                     entry.addr.do_send(ReplaceCredentials(credentials));
                 }
                 _ => {
-                    let usable = stored_usable(&credentials);
                     let router = ctx.address().recipient();
-                    let refresher = Arc::clone(&self.refresher);
-                    let policy = Arc::clone(&self.policy);
-                    let addr = AccountActor::new(credentials, router, refresher, policy).start();
+                    let actor =
+                        AccountActor::with_config(credentials, router, Arc::clone(&self.config));
+                    let view = actor.view();
+                    let addr = actor.start();
                     self.entries.insert(
                         id,
                         Entry {
                             addr,
                             version,
-                            usable,
+                            view,
                         },
                     );
                 }
             }
         }
     }
-}
-
-/// The router's first guess from a stored row; the account corrects it when it knows better.
-fn stored_usable(credentials: &AccountCredentials) -> bool {
-    credentials.admin == AdminState::Active && credentials.auth.is_valid()
 }
 
 /// Reads the source and loads every account that is new, changed or not in `known`.
@@ -180,46 +182,9 @@ impl Actor for RouterActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.start_sync(ctx);
         ctx.run_interval(self.sync_interval, |act, ctx| act.start_sync(ctx));
-    }
-}
-
-/// Picks accounts in round-robin order and asks each for a lease until one grants it.
-impl Handler<Acquire> for RouterActor {
-    type Result = ResponseFuture<Result<Lease, AcquireError>>;
-
-    fn handle(&mut self, msg: Acquire, ctx: &mut Context<Self>) -> Self::Result {
-        if self.entries.is_empty() {
-            return Box::pin(async { Err(AcquireError::EmptyPool) });
+        if self.config.prober.is_some() {
+            ctx.run_interval(self.config.probe_interval, |act, _| act.probe_due());
         }
-        let candidates: Vec<Candidate<'_>> = self
-            .entries
-            .iter()
-            .map(|(id, e)| Candidate {
-                id: id.as_str(),
-                usable: e.usable,
-            })
-            .collect();
-        let exclude: Vec<&str> = msg.exclude.iter().map(AccountId::as_str).collect();
-        let order: Vec<(AccountId, Addr<AccountActor>)> =
-            round_robin(&candidates, self.cursor, &exclude)
-                .into_iter()
-                .filter_map(|id| {
-                    let (id, entry) = self.entries.get_key_value(&AccountId::from(id))?;
-                    Some((id.clone(), entry.addr.clone()))
-                })
-                .collect();
-        self.cursor = self.cursor.wrapping_add(1);
-        let router = ctx.address();
-        Box::pin(async move {
-            for (id, addr) in order {
-                match addr.send(GrantLease).await {
-                    Ok(Ok(lease)) => return Ok(lease),
-                    Ok(Err(_refused)) => continue,
-                    Err(_closed) => router.do_send(AccountUnreachable(id)),
-                }
-            }
-            Err(AcquireError::NoUsableAccount)
-        })
     }
 }
 
@@ -227,8 +192,8 @@ impl Handler<AccountStateChanged> for RouterActor {
     type Result = ();
 
     fn handle(&mut self, msg: AccountStateChanged, _: &mut Context<Self>) {
-        if let Some(entry) = self.entries.get_mut(&msg.id) {
-            entry.usable = msg.usable;
+        if let Some(entry) = self.entries.get_mut(&msg.view.id) {
+            entry.view = msg.view;
         }
     }
 }
@@ -237,10 +202,8 @@ impl Handler<AccountStateChanged> for RouterActor {
 impl Handler<AccountUnreachable> for RouterActor {
     type Result = ();
 
-    fn handle(&mut self, msg: AccountUnreachable, ctx: &mut Context<Self>) {
-        if let Some(entry) = self.entries.get_mut(&msg.0) {
-            entry.usable = false;
-        }
+    fn handle(&mut self, _: AccountUnreachable, ctx: &mut Context<Self>) {
+        // The sync loads every account whose actor is not connected.
         self.start_sync(ctx);
     }
 }
@@ -292,15 +255,31 @@ impl Handler<GetPoolStatus> for RouterActor {
     type Result = MessageResult<GetPoolStatus>;
 
     fn handle(&mut self, _: GetPoolStatus, _: &mut Context<Self>) -> Self::Result {
+        let now = SystemTime::now();
         MessageResult(PoolStatus {
             accounts: self.entries.len(),
             usable: self
                 .entries
                 .values()
-                .filter(|e| e.usable && e.addr.connected())
+                .filter(|e| e.view.serves_at(now) && e.addr.connected())
                 .count(),
             synced: self.synced,
+            conversations: self.affinity.len(),
+            affinity_moves: self.affinity_moves,
         })
+    }
+}
+
+impl RouterActor {
+    /// Asks every account that waits for a health probe to run one (each runs one at a time).
+    fn probe_due(&self) {
+        let now = SystemTime::now();
+        for entry in self.entries.values() {
+            let view = &entry.view;
+            if view.state.is_usable() && !view.probing && view.state.health.needs_probe(now) {
+                entry.addr.do_send(ProbeNow);
+            }
+        }
     }
 }
 

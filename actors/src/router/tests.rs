@@ -103,7 +103,12 @@ async fn leases_rotate_round_robin_and_skip_excluded_accounts() {
     let source = MemorySource::default();
     source.put(credentials("a", true, 1));
     source.put(credentials("b", true, 1));
-    let router = RouterActor::new(Arc::new(source), Duration::from_secs(60)).start();
+    let config = crate::config::PoolConfig {
+        strategy: super::selection::Strategy::RoundRobin,
+        ..Default::default()
+    };
+    let router =
+        RouterActor::with_config(Arc::new(source), Duration::from_secs(60), config).start();
     synced(&router, 2).await;
     let mut seen = Vec::new();
     for _ in 0..4 {
@@ -197,6 +202,99 @@ impl Handler<GetAccountAddr> for RouterActor {
         let entry = self.entries.values().next().unwrap();
         MessageResult(entry.addr.clone())
     }
+}
+
+fn with_key(key: &str, exclude: &[&str]) -> Acquire {
+    Acquire {
+        model: "gpt-5.5".to_owned(),
+        affinity: Some(key.to_owned()),
+        exclude: exclude.iter().map(|id| AccountId::from(*id)).collect(),
+    }
+}
+
+async fn cool(router: &Addr<RouterActor>, key: &str, secs: u64) -> String {
+    let mut lease = router.send(with_key(key, &[])).await.unwrap().unwrap();
+    let id = lease.account_id.to_string();
+    lease.observe(crate::lease::UpstreamFacts {
+        error_code: Some("usage_limit_reached".into()),
+        resets_at: Some(std::time::SystemTime::now() + Duration::from_secs(secs)),
+        ..Default::default()
+    });
+    lease
+        .finish(crate::lease::Outcome::Completed { status: 429 })
+        .await;
+    id
+}
+
+#[actix_rt::test]
+async fn a_conversation_stays_on_its_account_and_moves_only_when_it_cannot_serve() {
+    let source = MemorySource::default();
+    for id in ["a", "b", "c"] {
+        source.put(credentials(id, true, 1));
+    }
+    let router = RouterActor::new(Arc::new(source), Duration::from_secs(60)).start();
+    synced(&router, 3).await;
+    let first = router.send(with_key("conv", &[])).await.unwrap().unwrap();
+    let home = first.account_id.clone();
+    assert_eq!(first.placement, crate::Placement::New);
+    drop(first);
+    for _ in 0..10 {
+        let lease = router.send(with_key("conv", &[])).await.unwrap().unwrap();
+        assert_eq!(lease.account_id, home);
+        assert_eq!(lease.placement, crate::Placement::Kept);
+    }
+    // Failing over inside one request does not move the conversation.
+    let detour = router
+        .send(with_key("conv", &[home.as_str()]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        detour.placement,
+        crate::Placement::Detour {
+            bound: home.clone()
+        }
+    );
+    drop(detour);
+    // The home account cools: the conversation moves, once, and is counted.
+    let cooled = cool(&router, "conv", 1).await;
+    assert_eq!(cooled, home.to_string());
+    let moved = router.send(with_key("conv", &[])).await.unwrap().unwrap();
+    assert_eq!(
+        moved.placement,
+        crate::Placement::Moved { from: home.clone() }
+    );
+    let new_home = moved.account_id.clone();
+    drop(moved);
+    assert_eq!(router.send(GetPoolStatus).await.unwrap().affinity_moves, 1);
+    // The old account recovers: it does not take the conversation back.
+    actix_rt::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(router.send(GetPoolStatus).await.unwrap().usable, 3);
+    let lease = router.send(with_key("conv", &[])).await.unwrap().unwrap();
+    assert_eq!(lease.account_id, new_home);
+}
+
+#[actix_rt::test]
+async fn a_pool_of_cooling_accounts_reports_the_earliest_reset() {
+    let source = MemorySource::default();
+    for id in ["a", "b"] {
+        source.put(credentials(id, true, 1));
+    }
+    let router = RouterActor::new(Arc::new(source), Duration::from_secs(60)).start();
+    synced(&router, 2).await;
+    cool(&router, "one", 600).await;
+    cool(&router, "two", 300).await;
+    let error = router.send(acquire()).await.unwrap().unwrap_err();
+    let AcquireError::AllCooling {
+        until,
+        usage_limit: true,
+    } = error
+    else {
+        panic!("{error:?}");
+    };
+    let left = until.duration_since(std::time::SystemTime::now()).unwrap();
+    assert!(left <= Duration::from_secs(300) && left > Duration::from_secs(290));
+    assert_eq!(router.send(JudgeExhaustion).await.unwrap(), error);
 }
 
 #[actix_rt::test]

@@ -1,5 +1,13 @@
 //! The glue between the store and the actors: the store is the [`AccountSource`] the router
-//! reconciles against, and the API keys are re-read on the same rhythm.
+//! reconciles against and the [`PoolStateSink`](relay_actors::PoolStateSink) that keeps health
+//! across restarts ([`state`]); the health probe calls the upstream ([`probe`]); the `routing.*`
+//! settings become the actors' [`PoolConfig`](relay_actors::PoolConfig) ([`config`]); operators
+//! see the pool state through [`view`]. The API keys are re-read on the sync rhythm too.
+
+pub mod config;
+pub mod probe;
+pub mod state;
+pub mod view;
 
 use std::sync::Arc;
 use std::time::Duration;

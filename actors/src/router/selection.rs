@@ -1,0 +1,155 @@
+//! Pure selection: which accounts to try, in which order, for one request; and, when none can
+//! serve, why not. Time is passed in through the candidates and `now`.
+//!
+//! Order: accounts that serve normally before half-open ones (those take one probe call only);
+//! higher `priority` first; within one priority the strategy decides:
+//! - `headroom` (default): most quota left in the tightest window (in 5-point buckets, scaled by
+//!   `weight`), then fewest calls in flight — so near-equal accounts share the load;
+//! - `round_robin`: turns rotate across requests; an account with weight *w* takes *w* turns;
+//! - `fill_first`: the pool's order (oldest account first) — one account is used until it is full
+//!   or unusable, which keeps the others' quota for later.
+//!
+//! Accounts at their `max_in_flight` are left out; they would refuse anyway.
+
+use std::time::SystemTime;
+
+use crate::account::health::{Availability, CoolingReason};
+use crate::account::messages::AccountView;
+use crate::account::state::AuthState;
+use crate::types::AccountId;
+
+/// The `routing.strategy` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    #[default]
+    Headroom,
+    RoundRobin,
+    FillFirst,
+}
+
+impl Strategy {
+    pub fn parse(name: &str) -> Option<Strategy> {
+        match name {
+            "headroom" => Some(Strategy::Headroom),
+            "round_robin" => Some(Strategy::RoundRobin),
+            "fill_first" => Some(Strategy::FillFirst),
+            _ => None,
+        }
+    }
+}
+
+/// Most turns one account takes in a round-robin cycle, whatever its weight.
+const MAX_TURNS: u32 = 100;
+/// Headroom is compared in buckets of this many percent.
+const HEADROOM_BUCKET: f64 = 5.0;
+
+/// The accounts to try, best first. `views` is in the pool's order; `cursor` turns the
+/// round-robin rotation.
+pub fn order(
+    views: &[&AccountView],
+    strategy: Strategy,
+    cursor: usize,
+    exclude: &[AccountId],
+    now: SystemTime,
+) -> Vec<AccountId> {
+    let mut eligible: Vec<&AccountView> = views
+        .iter()
+        .copied()
+        .filter(|v| v.serves_at(now) && !v.is_full() && !exclude.contains(&v.id))
+        .collect();
+    // Stable sort: the pool's order breaks every tie.
+    eligible.sort_by_key(|v| {
+        let half_open = v.availability(now) == Availability::HalfOpen;
+        (half_open, std::cmp::Reverse(v.routing.priority))
+    });
+    let mut ordered = Vec::with_capacity(eligible.len());
+    for group in eligible.chunk_by(|a, b| {
+        a.routing.priority == b.routing.priority
+            && (a.availability(now) == Availability::HalfOpen)
+                == (b.availability(now) == Availability::HalfOpen)
+    }) {
+        ordered.extend(order_group(group, strategy, cursor));
+    }
+    ordered
+}
+
+fn order_group(group: &[&AccountView], strategy: Strategy, cursor: usize) -> Vec<AccountId> {
+    match strategy {
+        Strategy::FillFirst => group.iter().map(|v| v.id.clone()).collect(),
+        Strategy::Headroom => {
+            let mut sorted = group.to_vec();
+            sorted.sort_by_key(|v| {
+                let bucket = (v.remaining_percent() / HEADROOM_BUCKET).floor() as u64;
+                let score = bucket * u64::from(v.routing.weight.max(1));
+                (std::cmp::Reverse(score), v.in_flight)
+            });
+            sorted.into_iter().map(|v| v.id.clone()).collect()
+        }
+        Strategy::RoundRobin => {
+            let turns: Vec<&AccountId> = group
+                .iter()
+                .flat_map(|v| {
+                    std::iter::repeat_n(&v.id, v.routing.weight.clamp(1, MAX_TURNS) as usize)
+                })
+                .collect();
+            let start = cursor % turns.len().max(1);
+            let mut seen: Vec<AccountId> = Vec::with_capacity(group.len());
+            for id in turns[start..].iter().chain(&turns[..start]) {
+                if !seen.contains(id) {
+                    seen.push((*id).clone());
+                }
+            }
+            seen
+        }
+    }
+}
+
+/// Why no account could take a request, judged over the whole pool at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exhaustion {
+    /// The pool has no accounts.
+    Empty,
+    /// Every account the operator keeps active with a valid login is cooling: retry at `until`.
+    /// `usage_limit` when they all reached their plan's usage limit (not merely a rate limit).
+    AllCooling {
+        until: SystemTime,
+        usage_limit: bool,
+    },
+    /// Accounts could serve but all have their maximum of calls in flight.
+    Busy,
+    /// Nothing can serve for another reason (disabled, logins to renew, breakers open).
+    NoneUsable,
+}
+
+pub fn exhaustion(views: &[&AccountView], now: SystemTime) -> Exhaustion {
+    if views.is_empty() {
+        return Exhaustion::Empty;
+    }
+    if views.iter().any(|v| v.serves_at(now) && v.is_full()) {
+        return Exhaustion::Busy;
+    }
+    let in_service: Vec<&&AccountView> = views
+        .iter()
+        .filter(|v| v.state.is_usable() && v.state.auth == AuthState::Valid)
+        .collect();
+    let cooling: Vec<(SystemTime, CoolingReason)> = in_service
+        .iter()
+        .filter_map(|v| match v.availability(now) {
+            Availability::Cooling { until, reason } => Some((until, reason)),
+            _ => None,
+        })
+        .collect();
+    match cooling.iter().map(|(until, _)| *until).min() {
+        Some(until) if cooling.len() == in_service.len() => Exhaustion::AllCooling {
+            until,
+            usage_limit: cooling
+                .iter()
+                .all(|(_, reason)| *reason == CoolingReason::UsageLimit),
+        },
+        _ => Exhaustion::NoneUsable,
+    }
+}
+
+#[cfg(test)]
+#[path = "selection_tests.rs"]
+mod tests;

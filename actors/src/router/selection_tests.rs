@@ -1,0 +1,172 @@
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::account::health::{Breaker, Cooling, CoolingReason, Health};
+use crate::account::quota::{QuotaSnapshot, QuotaWindow};
+use crate::account::state::{AccountState, AdminState};
+use crate::types::RoutingParams;
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_000 + secs)
+}
+
+fn view(id: &str) -> AccountView {
+    AccountView {
+        id: AccountId::from(id),
+        state: AccountState::initial(AdminState::Active),
+        in_flight: 0,
+        max_in_flight: 0,
+        routing: RoutingParams::default(),
+        quota: None,
+        probing: false,
+        refreshing: false,
+        last_error: None,
+    }
+}
+
+fn used(mut v: AccountView, percent: f64) -> AccountView {
+    v.quota = Some(QuotaSnapshot {
+        primary: Some(QuotaWindow {
+            used_percent: percent,
+            window_minutes: Some(300),
+            resets_at: None,
+        }),
+        secondary: None,
+        observed_at: at(0),
+    });
+    v
+}
+
+fn cooling(mut v: AccountView, until: u64) -> AccountView {
+    v.state.health.cooling = Some(Cooling {
+        until: at(until),
+        reason: CoolingReason::UsageLimit,
+    });
+    v
+}
+
+fn ids(order: Vec<AccountId>) -> Vec<String> {
+    order.into_iter().map(|id| id.to_string()).collect()
+}
+
+fn run(views: &[AccountView], strategy: Strategy, cursor: usize) -> Vec<String> {
+    let refs: Vec<&AccountView> = views.iter().collect();
+    ids(order(&refs, strategy, cursor, &[], at(0)))
+}
+
+#[test]
+fn headroom_prefers_most_quota_left_then_fewest_in_flight() {
+    // b and c are in one headroom bucket (90–95 % left): fewer calls in flight wins.
+    let mut busy = used(view("b"), 6.0);
+    busy.in_flight = 3;
+    let views = [used(view("a"), 80.0), busy, used(view("c"), 9.0)];
+    assert_eq!(run(&views, Strategy::Headroom, 0), ["c", "b", "a"]);
+    // Unknown quota counts as full headroom.
+    let views = [used(view("a"), 30.0), view("b")];
+    assert_eq!(run(&views, Strategy::Headroom, 0), ["b", "a"]);
+}
+
+#[test]
+fn weight_scales_headroom() {
+    let mut heavy = used(view("b"), 50.0);
+    heavy.routing.weight = 3;
+    let views = [used(view("a"), 0.0), heavy];
+    assert_eq!(run(&views, Strategy::Headroom, 0), ["b", "a"]);
+}
+
+#[test]
+fn round_robin_rotates_and_gives_weighted_turns() {
+    let views = [view("a"), view("b"), view("c")];
+    assert_eq!(run(&views, Strategy::RoundRobin, 0), ["a", "b", "c"]);
+    assert_eq!(run(&views, Strategy::RoundRobin, 1), ["b", "c", "a"]);
+    let mut double = view("a");
+    double.routing.weight = 2;
+    let views = [double, view("b")];
+    let firsts: Vec<String> = (0..3)
+        .map(|cursor| run(&views, Strategy::RoundRobin, cursor)[0].clone())
+        .collect();
+    assert_eq!(firsts, ["a", "a", "b"]);
+}
+
+#[test]
+fn fill_first_keeps_the_pool_order() {
+    let views = [used(view("a"), 90.0), view("b")];
+    assert_eq!(run(&views, Strategy::FillFirst, 7), ["a", "b"]);
+}
+
+#[test]
+fn higher_priority_goes_first_and_half_open_accounts_last() {
+    let mut preferred = used(view("b"), 90.0);
+    preferred.routing.priority = 5;
+    let mut half_open = view("c");
+    half_open.routing.priority = 9;
+    half_open.state.health.breaker = Breaker::Open { until: at(0) };
+    let views = [view("a"), preferred, half_open];
+    assert_eq!(run(&views, Strategy::Headroom, 0), ["b", "a", "c"]);
+}
+
+#[test]
+fn unusable_full_and_excluded_accounts_are_left_out() {
+    let mut full = view("b");
+    full.max_in_flight = 2;
+    full.in_flight = 2;
+    let mut probing = view("d");
+    probing.state.health.breaker = Breaker::Open { until: at(0) };
+    probing.probing = true;
+    let views = [view("a"), full, cooling(view("c"), 10), probing, view("e")];
+    let refs: Vec<&AccountView> = views.iter().collect();
+    let excluded = [AccountId::from("e")];
+    let order = ids(order(&refs, Strategy::Headroom, 0, &excluded, at(0)));
+    assert_eq!(order, ["a"]);
+}
+
+#[test]
+fn an_exhausted_pool_says_why() {
+    let now = at(0);
+    let judge = |views: &[AccountView]| {
+        let refs: Vec<&AccountView> = views.iter().collect();
+        exhaustion(&refs, now)
+    };
+    assert_eq!(judge(&[]), Exhaustion::Empty);
+    let all_cooling = [cooling(view("a"), 50), cooling(view("b"), 20)];
+    assert_eq!(
+        judge(&all_cooling),
+        Exhaustion::AllCooling {
+            until: at(20),
+            usage_limit: true
+        }
+    );
+    // A disabled account does not count against "all cooling".
+    let mut disabled = view("c");
+    disabled.state = AccountState {
+        health: Health::default(),
+        ..AccountState::initial(AdminState::Disabled)
+    };
+    let with_disabled = [cooling(view("a"), 50), disabled];
+    assert_eq!(
+        judge(&with_disabled),
+        Exhaustion::AllCooling {
+            until: at(50),
+            usage_limit: true
+        }
+    );
+    let mut limited = cooling(view("b"), 10);
+    limited.state.health.cooling.as_mut().unwrap().reason = CoolingReason::RateLimited;
+    assert_eq!(
+        judge(&[cooling(view("a"), 50), limited]),
+        Exhaustion::AllCooling {
+            until: at(10),
+            usage_limit: false
+        }
+    );
+    let mut open = view("b");
+    open.state.health.breaker = Breaker::Open { until: at(30) };
+    assert_eq!(
+        judge(&[cooling(view("a"), 50), open]),
+        Exhaustion::NoneUsable
+    );
+    let mut full = view("a");
+    full.max_in_flight = 1;
+    full.in_flight = 1;
+    assert_eq!(judge(&[full]), Exhaustion::Busy);
+}

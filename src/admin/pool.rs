@@ -1,0 +1,88 @@
+//! The pool on the admin plane: `GET /admin/v1/pool` (how many accounts serve, conversations
+//! bound, moves since startup) and `POST /admin/v1/accounts/{id}/routing` (an
+//! account's priority, weight and cap on calls in flight — what `codex-relay account set` does).
+//! Each account's health and quota are in its account view (`pool`).
+
+use actix_web::{web, HttpResponse};
+use relay_actors::GetPoolStatus;
+use serde::{Deserialize, Deserializer};
+use serde_json::json;
+use slog::info;
+
+use super::accounts::{follow_store, view_of};
+use super::error::AdminError;
+use super::{resource, AdminState};
+use crate::store::RoutingChange;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/pool").route(web::get().to(pool)))
+        .service(resource("/accounts/{id}/routing").route(web::post().to(set_routing)));
+}
+
+async fn pool(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
+    let status = state
+        .router()
+        .send(GetPoolStatus)
+        .await
+        .map_err(|_| AdminError::Internal)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "object": "relay.pool",
+        "accounts": status.accounts,
+        "usable_accounts": status.usable,
+        "synced": status.synced,
+        "conversations": status.conversations,
+        "affinity_moves": status.affinity_moves,
+    })))
+}
+
+/// The body of `POST …/routing`: absent fields are left as they are; `max_in_flight: null`
+/// returns to the `routing.max_in_flight` setting.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoutingBody {
+    priority: Option<i32>,
+    weight: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    max_in_flight: Option<Option<u32>>,
+}
+
+/// A field that is present, possibly `null`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    Option::<u32>::deserialize(d).map(Some)
+}
+
+async fn set_routing(
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, AdminError> {
+    let id = super::accounts::checked_id(&id)?;
+    let body = body.map_err(|e| super::body_error(&e))?;
+    let parsed: RoutingBody = serde_json::from_slice(&body).map_err(|e| {
+        AdminError::invalid(
+            format!("The body must be a JSON object with 'priority', 'weight' and/or 'max_in_flight' ({e})."),
+            None,
+        )
+    })?;
+    if parsed.weight == Some(0) {
+        return Err(AdminError::invalid(
+            "'weight' must be at least 1.",
+            Some("weight"),
+        ));
+    }
+    let change = RoutingChange {
+        priority: parsed.priority,
+        weight: parsed.weight,
+        max_in_flight: parsed.max_in_flight,
+    };
+    if change.priority.is_none() && change.weight.is_none() && change.max_in_flight.is_none() {
+        return Err(AdminError::invalid(
+            "Nothing to set: give 'priority', 'weight' or 'max_in_flight'.",
+            None,
+        ));
+    }
+    let id = state.run(move |s| s.set_routing(&id, change)).await?;
+    info!(state.log(), "account routing set by an operator"; "account_id" => &id);
+    follow_store(&state).await;
+    Ok(HttpResponse::Ok().json(view_of(&state, id).await?))
+}

@@ -1,0 +1,382 @@
+//! The attempt loop of `POST /v1/responses`: lease an account, call the upstream, and while
+//! nothing has reached the client, move the request to another account when this one fails —
+//! a connect error or timeout, 401/403, 429, 5xx, or a `response.failed` (overload, slow down,
+//! limits) inside a 200 stream before any output item. At most `routing.max_attempts` accounts,
+//! with a jittered, growing pause between attempts (`backoff` crate).
+//!
+//! An upstream 401 is first answered on the same account: one refresh of its token
+//! (single-flight) and one retry (`renewal.rs`); only a 401 after that moves the request on.
+//!
+//! Every attempt's lease reports its outcome (and what the upstream said about the account)
+//! before the next one is acquired, so the router already knows the account is cooling or
+//! failing. When no account is left, the client gets the pool's verdict — one 429
+//! `usage_limit_reached` with the earliest reset when every account is cooling, else a relay
+//! error — never one account's answer passed through.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::http::StatusCode;
+use actix_web::HttpRequest;
+use awc::error::SendRequestError;
+use backoff::backoff::Backoff;
+use backoff::ExponentialBackoffBuilder;
+use bytes::Bytes;
+use relay_actors::{
+    Acquire, AcquireError, JudgeExhaustion, Lease, Outcome, Placement, UpstreamFacts,
+};
+use slog::warn;
+
+use super::context::{AccessNote, RequestContext};
+use super::error::ApiError;
+use super::renewal::{not_renewed, send_renewing_on_401, Sent};
+use super::AppState;
+use crate::upstream::headers::text;
+use crate::upstream::holdback::{self, Held, Limits, Verdict};
+use crate::upstream::rate_limits::{error_facts, snapshot};
+use crate::upstream::{UpstreamClient, UpstreamResponse};
+
+/// Largest upstream error body the relay reads (it is summarized, never echoed).
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// The request as the loop needs it.
+pub struct Call<'a> {
+    pub req: &'a HttpRequest,
+    pub payload: Bytes,
+    pub model: &'a str,
+    pub affinity: Option<String>,
+    /// The request replays encrypted reasoning, which only its own account can read.
+    pub carries_encrypted: bool,
+}
+
+/// The account that answers: its upstream response, its lease, and the held start of the stream.
+pub struct Committed {
+    pub response: UpstreamResponse,
+    pub lease: Lease,
+    pub held: Held,
+}
+
+/// Why one attempt failed over.
+enum Failure {
+    Transport,
+    Timeout,
+    /// A non-200 answer, and the relay's error for it.
+    Status(StatusCode, ApiError),
+    FailedInStream(Option<String>),
+}
+
+enum Attempt {
+    Committed(Box<Committed>),
+    Failed(Failure),
+    /// The request itself is at fault (e.g. a 400): no other account would answer otherwise.
+    Final(ApiError),
+}
+
+pub async fn run(
+    state: &AppState,
+    upstream: &UpstreamClient,
+    call: &Call<'_>,
+    ctx: &RequestContext,
+    note: &mut AccessNote,
+) -> Result<Committed, ApiError> {
+    let routing = &state.settings().routing;
+    let mut pause = ExponentialBackoffBuilder::new()
+        .with_initial_interval(Duration::from_millis(routing.retry_backoff_ms))
+        .with_randomization_factor(0.5)
+        .with_multiplier(2.0)
+        .with_max_elapsed_time(None)
+        .build();
+    let mut exclude = Vec::new();
+    let mut last = None;
+    for attempt in 1..=routing.max_attempts {
+        if attempt > 1 {
+            if let Some(wait) = pause.next_backoff().filter(|w| !w.is_zero()) {
+                actix_web::rt::time::sleep(wait).await;
+            }
+        }
+        let lease = match acquire(state, call, &exclude).await {
+            Ok(lease) => lease,
+            Err(error) => return Err(exhausted(error, last)),
+        };
+        note_placement(&lease, call, ctx);
+        note.account = Some(lease.account_id.to_string());
+        exclude.push(lease.account_id.clone());
+        match try_account(state, upstream, call, lease, ctx, note).await {
+            Attempt::Committed(committed) => return Ok(*committed),
+            Attempt::Final(error) => return Err(error),
+            Attempt::Failed(failure) => {
+                warn!(ctx.log, "upstream attempt failed; the request moves to another account";
+                    "attempt" => attempt, "account_id" => note.account.clone(),
+                    "reason" => failure.name());
+                last = Some(failure);
+            }
+        }
+    }
+    let verdict = state
+        .router()
+        .send(JudgeExhaustion)
+        .await
+        .unwrap_or(AcquireError::NoUsableAccount);
+    Err(exhausted(verdict, last))
+}
+
+async fn acquire(
+    state: &AppState,
+    call: &Call<'_>,
+    exclude: &[relay_actors::AccountId],
+) -> Result<Lease, AcquireError> {
+    let request = Acquire {
+        model: call.model.to_owned(),
+        affinity: call.affinity.clone(),
+        exclude: exclude.to_vec(),
+    };
+    match state.router().send(request).await {
+        Ok(result) => result,
+        // The router is gone or swamped: nothing in the pool can be judged.
+        Err(_mailbox) => Err(AcquireError::NoUsableAccount),
+    }
+}
+
+/// Logs a conversation that had to leave its account (moves are also counted by the router).
+/// Encrypted reasoning only its own account can read makes either a conscious, visible choice.
+fn note_placement(lease: &Lease, call: &Call<'_>, ctx: &RequestContext) {
+    match &lease.placement {
+        Placement::Moved { from } => {
+            warn!(ctx.log, "conversation moved to another account: its account cannot serve";
+                "from_account_id" => from.to_string(), "account_id" => lease.account_id.to_string(),
+                "carries_encrypted_content" => call.carries_encrypted);
+        }
+        Placement::Detour { bound } if call.carries_encrypted => {
+            warn!(ctx.log, "conversation with encrypted content tried on another account for this request";
+                "bound_account_id" => bound.to_string(), "account_id" => lease.account_id.to_string());
+        }
+        _ => {}
+    }
+}
+
+async fn try_account(
+    state: &AppState,
+    upstream: &UpstreamClient,
+    call: &Call<'_>,
+    lease: Lease,
+    ctx: &RequestContext,
+    note: &mut AccessNote,
+) -> Attempt {
+    let headers = call.req.headers();
+    let sent = send_renewing_on_401(upstream, lease, headers, call.payload.clone(), ctx).await;
+    let (mut lease, mut response) = match sent {
+        Sent::Answered(lease, response) => (lease, response),
+        Sent::NotRenewed(refusal) => {
+            let error = not_renewed(&refusal, ctx);
+            return Attempt::Failed(Failure::Status(StatusCode::UNAUTHORIZED, error));
+        }
+        Sent::Unreachable(lease, error) => {
+            warn!(ctx.log, "upstream request failed"; "error" => error.to_string());
+            let (outcome, failure) = match error {
+                SendRequestError::Timeout => (Outcome::TimedOut, Failure::Timeout),
+                _ => (Outcome::TransportFailed, Failure::Transport),
+            };
+            lease.finish(outcome).await;
+            return Attempt::Failed(failure);
+        }
+    };
+    let status = response.status();
+    note.upstream_status = Some(status.as_u16());
+    note.upstream_request_id = text(response.headers(), "x-request-id").map(str::to_owned);
+    let now = SystemTime::now();
+    if status != StatusCode::OK {
+        let body = response
+            .body()
+            .limit(ERROR_BODY_LIMIT)
+            .await
+            .unwrap_or_default();
+        lease.observe(error_facts(response.headers(), &body, now));
+        lease
+            .finish(Outcome::Completed {
+                status: status.as_u16(),
+            })
+            .await;
+        let error = super::upstream_error::map(status, response.headers(), &body, ctx);
+        return match fails_over(status) {
+            true => Attempt::Failed(Failure::Status(status, error)),
+            false => Attempt::Final(error),
+        };
+    }
+    lease.observe(UpstreamFacts {
+        rate_limits: snapshot(response.headers(), now),
+        ..UpstreamFacts::default()
+    });
+    let routing = &state.settings().routing;
+    let limits = Limits {
+        max_bytes: routing.hold_back_bytes,
+        max_wait: Duration::from_millis(routing.hold_back_ms),
+    };
+    let held = holdback::hold_back(&mut response, limits).await;
+    match &held.verdict {
+        Verdict::Cut => {
+            lease.finish(Outcome::TransportFailed).await;
+            Attempt::Failed(Failure::Transport)
+        }
+        Verdict::FailedBeforeOutput { code } if stream_failure_fails_over(code.as_deref()) => {
+            let code = code.clone();
+            lease.observe(UpstreamFacts {
+                error_code: code.clone(),
+                ..UpstreamFacts::default()
+            });
+            lease.finish(Outcome::FailedBeforeOutput).await;
+            Attempt::Failed(Failure::FailedInStream(code))
+        }
+        // A failure of the request itself (context too long, policy…) reaches the client as is.
+        Verdict::FailedBeforeOutput { .. } | Verdict::Commit => {
+            Attempt::Committed(Box::new(Committed {
+                response,
+                lease,
+                held,
+            }))
+        }
+    }
+}
+
+/// Statuses that say "this account, now" rather than "this request": another account may serve.
+fn fails_over(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 401 | 403 | 408 | 429 | 500..=599)
+}
+
+/// `response.failed` codes (before any output) that another account may not share.
+fn stream_failure_fails_over(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        None | Some(
+            "server_is_overloaded"
+                | "slow_down"
+                | "server_error"
+                | "rate_limit_exceeded"
+                | "usage_limit_reached"
+        )
+    )
+}
+
+/// The client's error once no account is left: the pool's verdict first (every account cooling
+/// → one 429 with the earliest reset), else the relay's own error for the last failure.
+fn exhausted(verdict: AcquireError, last: Option<Failure>) -> ApiError {
+    if let AcquireError::AllCooling { until, usage_limit } = verdict {
+        let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
+        // Rounded up: a client that waits exactly this long finds an account again.
+        let retry_after_secs = Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+        if !usage_limit {
+            return ApiError::UpstreamRateLimited { retry_after_secs };
+        }
+        let resets_at = until
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_secs()).ok());
+        return ApiError::UsageLimitReached {
+            retry_after_secs: retry_after_secs.map(|s| s.max(1)),
+            resets_at,
+        };
+    }
+    match last {
+        None => match verdict {
+            AcquireError::EmptyPool => ApiError::NoAccounts,
+            AcquireError::Busy => ApiError::PoolBusy,
+            _ => ApiError::NoUsableAccount,
+        },
+        Some(Failure::Transport) => ApiError::UpstreamFailed("the upstream could not be reached"),
+        Some(Failure::Timeout) => ApiError::UpstreamTimeout,
+        // Limited accounts while others are left untried: the next request goes to those.
+        Some(Failure::Status(status, _)) if status == StatusCode::TOO_MANY_REQUESTS => {
+            ApiError::NoUsableAccount
+        }
+        Some(Failure::Status(_, error)) => error,
+        Some(Failure::FailedInStream(code)) => ApiError::ResponseFailed {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "The upstream is overloaded; every account the relay tried failed the response before any output. Try again shortly.".to_owned(),
+            code: Some(code.unwrap_or_else(|| "server_is_overloaded".to_owned())),
+        },
+    }
+}
+
+impl Failure {
+    fn name(&self) -> String {
+        match self {
+            Failure::Transport => "upstream_unreachable".to_owned(),
+            Failure::Timeout => "upstream_timeout".to_owned(),
+            Failure::Status(status, _) => format!("upstream_status_{}", status.as_u16()),
+            Failure::FailedInStream(code) => {
+                format!("failed_in_stream:{}", code.as_deref().unwrap_or("unknown"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cooling_pool_answers_with_the_earliest_reset_whatever_failed_last() {
+        let until = SystemTime::now() + Duration::from_secs(120);
+        let verdict = AcquireError::AllCooling {
+            until,
+            usage_limit: true,
+        };
+        let error = exhausted(verdict, Some(Failure::Transport));
+        let ApiError::UsageLimitReached {
+            retry_after_secs: Some(secs),
+            resets_at: Some(_),
+        } = error
+        else {
+            panic!("{error:?}");
+        };
+        assert!((110..=120).contains(&secs));
+        let verdict = AcquireError::AllCooling {
+            until,
+            usage_limit: false,
+        };
+        let error = exhausted(verdict, None);
+        assert!(
+            matches!(error, ApiError::UpstreamRateLimited { .. }),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn otherwise_the_relay_names_the_failure_and_never_passes_a_429_through() {
+        let limited = Failure::Status(
+            StatusCode::TOO_MANY_REQUESTS,
+            ApiError::UpstreamRateLimited {
+                retry_after_secs: Some(9),
+            },
+        );
+        let error = exhausted(AcquireError::NoUsableAccount, Some(limited));
+        assert!(matches!(error, ApiError::NoUsableAccount), "{error:?}");
+        let overloaded = Failure::FailedInStream(Some("slow_down".into()));
+        let error = exhausted(AcquireError::NoUsableAccount, Some(overloaded));
+        assert!(matches!(error, ApiError::ResponseFailed { status, .. } if status == 503));
+        assert!(matches!(
+            exhausted(AcquireError::Busy, None),
+            ApiError::PoolBusy
+        ));
+        assert!(matches!(
+            exhausted(AcquireError::EmptyPool, None),
+            ApiError::NoAccounts
+        ));
+    }
+
+    #[test]
+    fn only_account_failures_move_the_request() {
+        for status in [401, 403, 429, 500, 502, 503] {
+            assert!(
+                fails_over(StatusCode::from_u16(status).unwrap()),
+                "{status}"
+            );
+        }
+        for status in [400, 404, 413, 422] {
+            assert!(
+                !fails_over(StatusCode::from_u16(status).unwrap()),
+                "{status}"
+            );
+        }
+        assert!(stream_failure_fails_over(Some("server_is_overloaded")));
+        assert!(!stream_failure_fails_over(Some("context_length_exceeded")));
+    }
+}

@@ -1,0 +1,128 @@
+//! The pool on the admin plane: each account's health and quota in its view, routing parameters
+//! set by an operator, and the pool's counters.
+
+use codex_relay::store::admin_tokens::AdminScope;
+use serde_json::{json, Value};
+
+use crate::helpers::{body, error_of, read_all, TestApp};
+use crate::pool_helpers::{spawn_pool, usage_limit};
+
+async fn view(app: &TestApp, id: &str, token: &str) -> Value {
+    let path = format!("/admin/v1/accounts/{id}");
+    let mut response = app.admin("GET", &path, token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[actix_web::test]
+async fn account_views_show_cooldowns_and_quota_and_the_pool_counts_moves() {
+    let (app, pool) = spawn_pool(|_| {}).await;
+    let read = app.admin_token(AdminScope::Read).await;
+    app.mock
+        .state
+        .set_used_percent_for(pool[1].chatgpt, 70.0, 10.0);
+    let (capped, resets_at) = usage_limit(600);
+    app.mock.state.push_scripted_for(pool[0].chatgpt, capped);
+    let mut response = app
+        .responses()
+        .insert_header(("session_id", "conv-admin"))
+        .send_json(&body("gpt-5.5", "hi", false))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let _ = read_all(&mut response).await;
+
+    let cooling = view(&app, &pool[0].id, &read).await;
+    assert_eq!(cooling["state"], "cooling");
+    let health = &cooling["pool"]["health"];
+    assert_eq!(health["status"], "cooling");
+    assert_eq!(health["cooling_reason"], "usage_limit");
+    let until = chrono::DateTime::parse_from_rfc3339(health["cooling_until"].as_str().unwrap());
+    assert_eq!(until.unwrap().timestamp(), resets_at);
+    let serving = view(&app, &pool[1].id, &read).await;
+    assert_eq!(serving["state"], "active");
+    assert_eq!(serving["pool"]["quota"]["remaining_percent"], 30.0);
+    assert_eq!(serving["pool"]["quota"]["primary"]["used_percent"], 70.0);
+
+    let mut response = app
+        .admin("GET", "/admin/v1/pool", &read)
+        .send()
+        .await
+        .unwrap();
+    let counts: Value = response.json().await.unwrap();
+    assert_eq!(counts["accounts"], 3);
+    assert_eq!(counts["usable_accounts"], 2);
+    assert_eq!(counts["conversations"], 1);
+    assert_eq!(
+        counts["affinity_moves"], 1,
+        "the conversation left its capped account"
+    );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn operators_set_routing_parameters_with_the_write_scope() {
+    let (app, pool) = spawn_pool(|_| {}).await;
+    let read = app.admin_token(AdminScope::Read).await;
+    let write = app.admin_token(AdminScope::Write).await;
+    let path = format!("/admin/v1/accounts/{}/routing", pool[2].id);
+    let set = |token: &str, body: Value| app.admin("POST", &path, token).send_json(&body);
+
+    let mut response = set(&read, json!({"priority": 1})).await.unwrap();
+    assert_eq!(response.status(), 403);
+    error_of(&mut response).await;
+    for (bad, param) in [
+        (json!({"weight": 0}), Some("weight")),
+        (json!({"speed": 3}), None),
+        (json!({}), None),
+        (json!({"priority": "high"}), None),
+    ] {
+        let mut response = set(&write, bad.clone()).await.unwrap();
+        assert_eq!(response.status(), 400, "{bad}");
+        assert_eq!(
+            error_of(&mut response).await["param"],
+            json!(param),
+            "{bad}"
+        );
+    }
+    let mut response = app
+        .admin("POST", "/admin/v1/accounts/no-such/routing", &write)
+        .send_json(&json!({"weight": 2}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    error_of(&mut response).await;
+
+    let mut response = set(
+        &write,
+        json!({"priority": 7, "weight": 2, "max_in_flight": 3}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    let changed: Value = response.json().await.unwrap();
+    let routing = &changed["pool"]["routing"];
+    assert_eq!(
+        (
+            routing["priority"].clone(),
+            routing["weight"].clone(),
+            routing["max_in_flight"].clone()
+        ),
+        (json!(7), json!(2), json!(3))
+    );
+    assert_eq!(changed["pool"]["max_in_flight"], 3);
+    // The highest priority now takes the traffic (the pool is fill-first by id otherwise).
+    let mut response = app
+        .responses()
+        .send_json(&body("gpt-5.5", "hi", false))
+        .await
+        .unwrap();
+    let _ = read_all(&mut response).await;
+    let last = app.mock.state.responses_requests().pop().unwrap();
+    assert_eq!(last.header("chatgpt-account-id"), Some(pool[2].chatgpt));
+    let mut response = set(&write, json!({"max_in_flight": null})).await.unwrap();
+    let reset: Value = response.json().await.unwrap();
+    assert!(reset["pool"]["routing"]["max_in_flight"].is_null());
+    assert_eq!(reset["pool"]["routing"]["priority"], 7);
+    app.stop().await;
+}
