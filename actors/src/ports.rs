@@ -84,8 +84,14 @@ pub trait TokenRefresher: Send + Sync + 'static {
         token_version: i64,
         reason: String,
     ) -> LocalBoxFuture<'static, ()>;
-    /// Persists the last transient failure (for the admin view).
-    fn failed(&self, id: AccountId, error: String) -> LocalBoxFuture<'static, ()>;
+    /// Persists the last transient failure of the token set at `token_version` (for the admin
+    /// view); a newer token set is not marked with an older failure.
+    fn failed(
+        &self,
+        id: AccountId,
+        token_version: i64,
+        error: String,
+    ) -> LocalBoxFuture<'static, ()>;
 }
 
 /// For pools that never refresh (tests of selection and reconciliation): every attempt fails.
@@ -98,7 +104,7 @@ impl TokenRefresher for NoRefresher {
     fn reauth_required(&self, _: AccountId, _: i64, _: String) -> LocalBoxFuture<'static, ()> {
         Box::pin(async {})
     }
-    fn failed(&self, _: AccountId, _: String) -> LocalBoxFuture<'static, ()> {
+    fn failed(&self, _: AccountId, _: i64, _: String) -> LocalBoxFuture<'static, ()> {
         Box::pin(async {})
     }
 }

@@ -58,13 +58,18 @@ impl TokenRefresher for StoreTokenRefresher {
         })
     }
 
-    fn failed(&self, id: AccountId, error: String) -> LocalBoxFuture<'static, ()> {
+    fn failed(
+        &self,
+        id: AccountId,
+        token_version: i64,
+        error: String,
+    ) -> LocalBoxFuture<'static, ()> {
         let store = self.store.clone();
         let log = self.log.clone();
         Box::pin(async move {
             let account = id.to_string();
             if let Err(e) = store
-                .run(move |s| s.record_refresh_error(id.as_str(), &error))
+                .run(move |s| s.record_refresh_error(id.as_str(), token_version, &error))
                 .await
             {
                 warn!(log, "could not record a refresh failure";

@@ -77,7 +77,9 @@ impl Store {
         account: &NewAccount,
     ) -> Result<(String, ImportOutcome), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        // The write lock at once: this reads, then writes, while the server may be writing (a
+        // refresh, pool state); a deferred transaction overtaken that way fails without waiting.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let existing: Option<String> = tx
             .query_row(
                 "SELECT id FROM accounts WHERE chatgpt_account_id = ?1",

@@ -5,7 +5,7 @@
 //! Crash safety: a refreshed set is written in one transaction together with its expiry, so the
 //! store holds either the old complete set or the new complete set, never a mix.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{now_unix, Store, StoreError};
@@ -85,7 +85,9 @@ impl Store {
         expected: i64,
         tokens: &RefreshedTokens,
     ) -> Result<TokenWrite, StoreError> {
-        let tx = conn.transaction()?;
+        // Take the write lock at once: a read-then-write transaction that another writer overtook
+        // fails with SQLITE_BUSY without waiting, and this write must not be lost to that.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let current: Option<i64> = tx
             .query_row(
                 "SELECT token_version FROM account_tokens WHERE account_id = ?1",
@@ -170,12 +172,20 @@ impl Store {
         }))
     }
 
-    /// Notes a failed refresh attempt that may still succeed later (shown in the admin view).
-    pub fn record_refresh_error(&self, id: &str, error: &str) -> Result<(), StoreError> {
+    /// Notes a failed refresh attempt that may still succeed later (shown in the admin view) —
+    /// only while the tokens are still the version that failed (a late write must not mark the
+    /// set a later refresh stored).
+    pub fn record_refresh_error(
+        &self,
+        id: &str,
+        token_version: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
         let conn = self.conn()?;
         conn.execute(
-            "UPDATE accounts SET last_refresh_error = ?2, last_refresh_error_at = ?3 WHERE id = ?1",
-            params![id, error, now_unix()],
+            "UPDATE accounts SET last_refresh_error = ?3, last_refresh_error_at = ?4
+             WHERE id = ?1 AND (SELECT token_version FROM account_tokens WHERE account_id = ?1) = ?2",
+            params![id, token_version, error, now_unix()],
         )?;
         Ok(())
     }

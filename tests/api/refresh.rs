@@ -178,8 +178,13 @@ async fn each_permanent_refresh_error_takes_the_account_out_with_what_to_do() {
             .await
             .unwrap();
         assert_eq!(health["usable_accounts"], 0, "{failure:?}");
+        // Out of rotation at once; the reason is written to the store right after.
+        let persisted = eventually(5, || async {
+            summary(&app).shown_state() == "reauth_required"
+        })
+        .await;
+        assert!(persisted, "{failure:?}");
         let stored = summary(&app);
-        assert_eq!(stored.shown_state(), "reauth_required", "{failure:?}");
         let reason = stored.reauth_reason.unwrap_or_default();
         assert!(reason.contains("log the account in again"), "{reason}");
         if let TokenFailure::Error { code, .. } = &failure {

@@ -160,7 +160,7 @@ impl AccountActor {
                 ctx.spawn(
                     self.config
                         .refresher
-                        .failed(id, error.clone())
+                        .failed(id, self.credentials.token_version, error.clone())
                         .into_actor(self),
                 );
                 let delay = self.flight.retry.next_delay(&self.config.refresh);

@@ -81,7 +81,7 @@ impl TokenRefresher for ScriptedRefresher {
         self.reauth.lock().unwrap().push(reason);
         Box::pin(async {})
     }
-    fn failed(&self, _: AccountId, error: String) -> LocalBoxFuture<'static, ()> {
+    fn failed(&self, _: AccountId, _: i64, error: String) -> LocalBoxFuture<'static, ()> {
         self.failures.lock().unwrap().push(error);
         Box::pin(async {})
     }
