@@ -188,7 +188,8 @@ impl Running {
 
     fn wait(self) -> (bool, String, String) {
         let output = self.child.wait_with_output().unwrap();
-        let rest: Vec<String> = self.lines.try_iter().collect();
+        // Every line up to the end of stderr: the reader stops when the child has exited.
+        let rest: Vec<String> = self.lines.iter().collect();
         let err = format!("{}{}", self.seen, rest.join("\n"));
         (output.status.success(), stdout(&output), err)
     }
