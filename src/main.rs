@@ -41,6 +41,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let store = Store::open(&settings.store.path, settings.store.pool_size, key)?;
     match command {
         Command::Serve => serve(settings, store, &source),
+        Command::Account(cli::AccountCommand::Login(args)) => cli::login(&store, &settings, args),
         Command::Account(command) => cli::account(&store, command),
         Command::Key(command) => cli::key(&store, command),
         Command::Tenant(command) => cli::tenant(&store, command),

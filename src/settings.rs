@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use config::builder::DefaultState;
 use config::{Config, ConfigBuilder, Environment, File, FileFormat};
@@ -80,6 +81,37 @@ pub struct UpstreamSettings {
 pub struct OauthSettings {
     pub issuer: Url,
     pub client_id: String,
+    pub refresh_skew_secs: u64,
+    pub refresh_max_age_days: u64,
+    pub refresh_wait_secs: u64,
+    pub refresh_retry_initial_ms: u64,
+    pub refresh_retry_max_secs: u64,
+    pub refresh_check_interval_secs: u64,
+    pub token_timeout_secs: u64,
+    pub callback_port: u16,
+    pub login_timeout_secs: u64,
+    pub device_timeout_secs: u64,
+    pub device_min_interval_ms: u64,
+}
+
+impl OauthSettings {
+    /// The actors' refresh policy.
+    pub fn refresh_policy(&self) -> relay_actors::RefreshPolicy {
+        let secs = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+        relay_actors::RefreshPolicy {
+            skew_secs: secs(self.refresh_skew_secs),
+            max_age_secs: secs(self.refresh_max_age_days.saturating_mul(24 * 3600)),
+            wait: Duration::from_secs(self.refresh_wait_secs),
+            retry_initial: Duration::from_millis(self.refresh_retry_initial_ms),
+            retry_max: Duration::from_secs(self.refresh_retry_max_secs),
+            check_every: Duration::from_secs(self.refresh_check_interval_secs),
+        }
+    }
+
+    /// `{issuer}/{path}` (the issuer may or may not end with a slash).
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}/{path}", self.issuer.as_str().trim_end_matches('/'))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -226,6 +258,7 @@ impl Settings {
         if !matches!(self.oauth.issuer.scheme(), "http" | "https") {
             return invalid("oauth.issuer", "must be an http:// or https:// URL");
         }
+        self.oauth.validate()?;
         if self.upstream.connect_timeout_secs == 0 || self.upstream.response_timeout_secs == 0 {
             return invalid(
                 "upstream.connect_timeout_secs",
@@ -302,6 +335,40 @@ impl RoutingSettings {
     }
 }
 
+impl OauthSettings {
+    fn validate(&self) -> Result<(), SettingsError> {
+        let positive = [
+            ("oauth.refresh_wait_secs", self.refresh_wait_secs),
+            (
+                "oauth.refresh_retry_initial_ms",
+                self.refresh_retry_initial_ms,
+            ),
+            ("oauth.refresh_retry_max_secs", self.refresh_retry_max_secs),
+            (
+                "oauth.refresh_check_interval_secs",
+                self.refresh_check_interval_secs,
+            ),
+            ("oauth.token_timeout_secs", self.token_timeout_secs),
+            ("oauth.login_timeout_secs", self.login_timeout_secs),
+            ("oauth.device_timeout_secs", self.device_timeout_secs),
+            ("oauth.refresh_max_age_days", self.refresh_max_age_days),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(SettingsError::Invalid {
+                key,
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        if self.client_id.trim().is_empty() {
+            return Err(SettingsError::Invalid {
+                key: "oauth.client_id",
+                reason: "must not be empty".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The first layer: the defaults compiled into the binary.
 fn embedded() -> ConfigBuilder<DefaultState> {
     Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
@@ -322,6 +389,14 @@ mod tests {
         );
         assert_eq!(s.oauth.issuer.as_str(), "https://auth.openai.com/");
         assert_eq!(s.compat.mode, CompatMode::Relaxed);
+        let policy = s.oauth.refresh_policy();
+        assert_eq!(policy.skew_secs, 300);
+        assert_eq!(policy.max_age_secs, 8 * 24 * 3600);
+        assert_eq!(s.oauth.callback_port, 1455);
+        assert_eq!(
+            s.oauth.endpoint("oauth/token"),
+            "https://auth.openai.com/oauth/token"
+        );
         assert_eq!(s.routing.strategy, RoutingStrategy::Headroom);
         assert_eq!(s.routing.max_attempts, 3);
     }

@@ -21,6 +21,8 @@ use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
 use crate::http::auth::KeyRing;
 use crate::http::{self, context, AppState, Parts};
+use crate::oauth::endpoint::OauthEndpoint;
+use crate::oauth::onboarding::Onboarding;
 use crate::pool::{load_keys, spawn_key_sync, StoreAccountSource};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
@@ -107,6 +109,12 @@ impl Application {
         }
         let (listener, addr) = bind("server.listen", settings.server.listen)?;
         let (admin_listener, admin_addr) = bind("admin.listen", admin_listen)?;
+        let onboarding = Arc::new(Onboarding::new(
+            OauthEndpoint::new(&settings.oauth, &settings.upstream),
+            store.clone(),
+            router.clone(),
+            log.clone(),
+        ));
         let parts = Parts {
             router: router.clone(),
             keys: Arc::clone(&keys),
@@ -114,7 +122,8 @@ impl Application {
             governor,
         };
         let state = AppState::new(settings, parts, log.clone());
-        let admin_state = AdminState::new(store, router, Arc::clone(&admin_tokens), log);
+        let admin_state =
+            AdminState::new(store, router, Arc::clone(&admin_tokens), onboarding, log);
         let server = serve(state.clone(), listener).map_err(|source| StartupError::Bind {
             setting: "server.listen",
             addr,

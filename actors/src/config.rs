@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::account::health::HealthPolicy;
-use crate::ports::{HealthProber, PoolStateSink};
+use crate::account::refresh::RefreshPolicy;
+use crate::ports::{HealthProber, NoRefresher, PoolStateSink, TokenRefresher};
 use crate::router::selection::Strategy;
 
 #[derive(Clone)]
@@ -24,6 +25,10 @@ pub struct PoolConfig {
     pub sink: Option<Arc<dyn PoolStateSink>>,
     /// Checks accounts that wait for a probe; `None` leaves that to real calls.
     pub prober: Option<Arc<dyn HealthProber>>,
+    /// Refreshes the accounts' tokens (the default refuses every refresh).
+    pub refresher: Arc<dyn TokenRefresher>,
+    /// When and how patiently tokens are refreshed.
+    pub refresh: RefreshPolicy,
 }
 
 impl Default for PoolConfig {
@@ -37,6 +42,8 @@ impl Default for PoolConfig {
             probe_interval: Duration::from_secs(10),
             sink: None,
             prober: None,
+            refresher: Arc::new(NoRefresher),
+            refresh: RefreshPolicy::default(),
         }
     }
 }
@@ -49,6 +56,7 @@ impl std::fmt::Debug for PoolConfig {
             .field("default_max_in_flight", &self.default_max_in_flight)
             .field("persisted", &self.sink.is_some())
             .field("probed", &self.prober.is_some())
+            .field("refresh", &self.refresh)
             .finish_non_exhaustive()
     }
 }

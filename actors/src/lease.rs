@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use actix::Addr;
 use secrecy::SecretString;
 
-use crate::account::messages::ReportOutcome;
+use crate::account::messages::{Refusal, RenewAfterUnauthorized, ReportOutcome};
 use crate::account::quota::QuotaSnapshot;
 use crate::account::AccountActor;
 use crate::router::affinity::Placement;
@@ -51,6 +51,8 @@ pub struct Lease {
     pub is_fedramp: bool,
     /// How the router placed the request with respect to its conversation.
     pub placement: Placement,
+    /// The token version of `access_token`.
+    pub token_version: i64,
     outcome: Outcome,
     facts: UpstreamFacts,
     /// The one call a half-open breaker lets through.
@@ -70,6 +72,7 @@ impl Lease {
             access_token: credentials.access_token.clone(),
             is_fedramp: credentials.is_fedramp,
             placement: Placement::Unbound,
+            token_version: credentials.token_version,
             outcome: Outcome::Abandoned,
             facts: UpstreamFacts::default(),
             probe,
@@ -113,7 +116,28 @@ impl Lease {
             outcome,
             facts: std::mem::take(&mut self.facts),
             probe: self.probe,
+            token_version: self.token_version,
         }
+    }
+
+    /// The upstream rejected this lease's token (401): asks the account for a refreshed token
+    /// (single-flight per token version) and returns a new lease on the same account for one
+    /// retry. This lease ends without an outcome.
+    pub async fn renew_after_unauthorized(self) -> Result<Lease, Refusal> {
+        let Some(owner) = self.owner.clone() else {
+            return Err(Refusal::Unusable("gone"));
+        };
+        owner
+            .send(RenewAfterUnauthorized { lease: self })
+            .await
+            .unwrap_or(Err(Refusal::Unusable("gone")))
+    }
+
+    /// Ends the lease without an outcome; the account frees the slot itself. Returns whether
+    /// it was a half-open probe.
+    pub(crate) fn release(mut self) -> bool {
+        self.owner = None;
+        self.probe
     }
 }
 

@@ -21,19 +21,21 @@ pub mod router;
 mod types;
 
 pub use account::health::{Availability, Breaker, Cooling, CoolingReason, Health, HealthPolicy};
-pub use account::messages::{AccountStatus, AccountView, LastError};
+pub use account::messages::{AccountStatus, AccountView, LastError, Refusal};
 pub use account::quota::{QuotaSnapshot, QuotaWindow};
+pub use account::refresh::RefreshPolicy;
 pub use account::state::{AccountState, AdminState, AuthState};
 pub use account::AccountActor;
 pub use config::PoolConfig;
 pub use lease::{Lease, Outcome, UpstreamFacts};
 pub use ports::{
-    AccountSource, HealthProber, PoolStateSink, ProbeResult, ProbeTarget, SourceError,
+    AccountSource, HealthProber, PoolStateSink, ProbeResult, ProbeTarget, RefreshAttempt,
+    SourceError, TokenRefresher,
 };
 pub use router::affinity::Placement;
 pub use router::messages::{
     Acquire, AcquireError, GetAccountStatuses, GetPoolStatus, JudgeExhaustion, PoolStatus,
-    Reconcile, SyncNow,
+    Reconcile, RefreshAccount, RefreshError, SyncNow,
 };
 pub use router::selection::Strategy;
 pub use router::RouterActor;

@@ -52,3 +52,59 @@ pub enum ProbeResult {
 pub trait HealthProber: Send + Sync + 'static {
     fn probe(&self, target: ProbeTarget) -> LocalBoxFuture<'static, ProbeResult>;
 }
+
+/// How one refresh attempt ended, as the refresher saw it.
+#[derive(Debug)]
+pub enum RefreshAttempt {
+    /// The token endpoint answered and the new set is durable in the store: serve it.
+    Refreshed(AccountCredentials),
+    /// The stored token version was no longer the one asked about (another refresh or a new
+    /// login came first): these are the store's current credentials; nothing was sent.
+    Superseded(AccountCredentials),
+    /// The token endpoint refused: its HTTP status and the error code of its body, if any.
+    Rejected { status: u16, code: Option<String> },
+    /// No usable answer (network, timeout, unreadable body, store failure). Never a secret.
+    Failed(String),
+    /// The account is gone from the store.
+    Gone,
+}
+
+/// Refreshes an account's tokens and records what the account must remember. The refresh token
+/// never reaches the actors: the refresher reads it from the store, calls the token endpoint and
+/// stores the rotated set (compare-and-swap on the token version, durable before it is returned).
+/// Futures run on the actor's own arbiter, so they need not be `Send` (awc is not).
+pub trait TokenRefresher: Send + Sync + 'static {
+    /// One refresh of `id`'s token set, expected at `token_version`.
+    fn refresh(&self, id: AccountId, token_version: i64)
+        -> LocalBoxFuture<'static, RefreshAttempt>;
+    /// Persists that the login at `token_version` needs a human, with the reason.
+    fn reauth_required(
+        &self,
+        id: AccountId,
+        token_version: i64,
+        reason: String,
+    ) -> LocalBoxFuture<'static, ()>;
+    /// Persists the last transient failure of the token set at `token_version` (for the admin
+    /// view); a newer token set is not marked with an older failure.
+    fn failed(
+        &self,
+        id: AccountId,
+        token_version: i64,
+        error: String,
+    ) -> LocalBoxFuture<'static, ()>;
+}
+
+/// For pools that never refresh (tests of selection and reconciliation): every attempt fails.
+pub struct NoRefresher;
+
+impl TokenRefresher for NoRefresher {
+    fn refresh(&self, _: AccountId, _: i64) -> LocalBoxFuture<'static, RefreshAttempt> {
+        Box::pin(async { RefreshAttempt::Failed("refresh is not configured".to_owned()) })
+    }
+    fn reauth_required(&self, _: AccountId, _: i64, _: String) -> LocalBoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+    fn failed(&self, _: AccountId, _: i64, _: String) -> LocalBoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+}

@@ -7,7 +7,7 @@ use secrecy::SecretString;
 
 use crate::account::health::Health;
 use crate::account::quota::QuotaSnapshot;
-use crate::account::state::AdminState;
+use crate::account::state::{AdminState, AuthState};
 
 /// The relay's own id of an account (not the ChatGPT account id).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -48,6 +48,8 @@ pub struct AccountCredentials {
     pub is_fedramp: bool,
     /// What the operator wants of the account (active, disabled, draining).
     pub admin: AdminState,
+    /// Whether the stored login still works (a persisted `ReauthRequired` survives restarts).
+    pub auth: AuthState,
     /// How the router weighs the account against the others (set by the operator).
     pub routing: RoutingParams,
     /// The pool state the store remembered; the actor starts from it and owns it afterwards.
@@ -56,6 +58,13 @@ pub struct AccountCredentials {
     pub version: i64,
     /// The ChatGPT plan (`plus`, `pro`, …) when known: it decides which models the account serves.
     pub plan: Option<String>,
+    /// The token set's own version: bumped by every stored refresh, import or login; the
+    /// compare-and-swap key of a refresh.
+    pub token_version: i64,
+    /// The access token's `exp`, unix seconds.
+    pub expires_at: Option<i64>,
+    /// When the token set was last refreshed, unix seconds.
+    pub last_refresh: Option<i64>,
 }
 
 /// The operator's routing parameters of one account.
@@ -92,8 +101,11 @@ impl fmt::Debug for AccountCredentials {
             .field("id", &self.id)
             .field("admin", &self.admin)
             .field("routing", &self.routing)
+            .field("auth", &self.auth)
             .field("version", &self.version)
             .field("plan", &self.plan)
+            .field("token_version", &self.token_version)
+            .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
 }

@@ -12,6 +12,8 @@
 //! | `events.rs`    | the Responses stream events (text, tool call, failure)             |
 //! | `stream.rs`    | the SSE body: per-event delay, cuts, started/finished/cancelled    |
 //! | `oauth.rs`     | `POST /oauth/token`, the unsigned JWTs and the fake `auth.json`    |
+//! | `token_script.rs` | scripted token-endpoint failures, token lifetime, counters      |
+//! | `login.rs`     | `/oauth/authorize` and the device-code endpoints (spec §3)         |
 //! | `models.rs`    | `GET /models`, the Codex model catalog (per account, when set)     |
 //! | `tests.rs`     | the mock's own tests (run wherever this file is included)          |
 //!
@@ -28,6 +30,8 @@
 mod accounts;
 #[path = "events.rs"]
 mod events;
+#[path = "login.rs"]
+mod login;
 #[path = "models.rs"]
 mod models;
 #[path = "oauth.rs"]
@@ -36,6 +40,8 @@ mod oauth;
 mod responses;
 #[path = "stream.rs"]
 mod stream;
+#[path = "token_script.rs"]
+mod token_script;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -51,7 +57,11 @@ use rand::RngCore;
 
 // Re-exported for tests; a crate that uses neither would otherwise warn.
 #[allow(unused_imports)]
+pub use login::{DeviceOutcome, LoginScript};
+#[allow(unused_imports)]
 pub use oauth::{fake_auth_json, fake_jwt};
+#[allow(unused_imports)]
+pub use token_script::TokenFailure;
 
 /// Request bodies above this size are refused with 413; real Codex turns are well below it.
 const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -144,6 +154,8 @@ pub struct MockState {
     last_cancelled_at: Mutex<Option<Instant>>,
     tokens: Mutex<oauth::TokenRegistry>,
     catalogs: Mutex<std::collections::HashMap<String, Vec<String>>>,
+    token_script: Mutex<token_script::TokenScript>,
+    login: Mutex<login::LoginScript>,
     accounts: Mutex<accounts::AccountScripts>,
 }
 
@@ -207,6 +219,63 @@ impl MockState {
 
     fn models_for(&self, account: &str) -> Option<Vec<String>> {
         lock(&self.catalogs).get(account).cloned()
+    }
+
+    /// Queues an answer for the next refresh grant (first in, first out).
+    pub fn push_token_failure(&self, failure: TokenFailure) {
+        lock(&self.token_script).failures.push_back(failure);
+    }
+
+    /// Lifetime of access tokens the token endpoint mints from now on (default an hour).
+    pub fn set_token_lifetime(&self, secs: i64) {
+        lock(&self.token_script).lifetime_secs = secs;
+    }
+
+    /// Pause before the token endpoint answers (default none).
+    pub fn set_token_delay(&self, delay: Duration) {
+        lock(&self.token_script).delay = delay;
+    }
+
+    /// Refresh grants received (scripted failures included).
+    pub fn refresh_calls(&self) -> usize {
+        lock(&self.token_script).refresh_calls
+    }
+
+    /// Authorization-code exchanges received.
+    pub fn code_exchanges(&self) -> usize {
+        lock(&self.token_script).code_exchanges
+    }
+
+    /// Whether this refresh token has been spent (a refresh with it would be refused as reused).
+    pub fn refresh_token_spent(&self, token: &str) -> bool {
+        self.tokens().is_spent(token)
+    }
+
+    /// `/responses` answers 401 to this access token from now on.
+    pub fn revoke_access_token(&self, token: &str) {
+        self.tokens().revoked.insert(token.to_owned());
+    }
+
+    /// Changes how logins behave (authorize errors, device-code script, the login account).
+    pub fn script_login(&self, change: impl FnOnce(&mut login::LoginScript)) {
+        change(&mut lock(&self.login));
+    }
+
+    /// Device-token polls received so far.
+    pub fn device_polls(&self) -> usize {
+        lock(&self.login).polls()
+    }
+
+    fn token_delay(&self) -> Duration {
+        lock(&self.token_script).delay
+    }
+
+    fn token_script(&self) -> MutexGuard<'_, token_script::TokenScript> {
+        lock(&self.token_script)
+    }
+
+    fn login(&self) -> MutexGuard<'_, login::LoginScript> {
+        lock(&self.login)
     }
 
     fn event_delay(&self) -> Duration {
@@ -326,6 +395,10 @@ async fn dispatch(
     if let Some(status) = body_error {
         return detail(status, "Invalid request body");
     }
+    let token_delay = state.token_delay();
+    if recorded.path == "/oauth/token" && !token_delay.is_zero() {
+        actix_rt::time::sleep(token_delay).await;
+    }
     route(state.into_inner(), &recorded)
 }
 
@@ -345,8 +418,9 @@ fn route(state: Arc<MockState>, req: &RecordedRequest) -> HttpResponse {
             _ => models::handle(&state, req),
         },
         ("POST", "/oauth/token") => oauth::token(&state, req),
-        // Device-code login (spec §3) goes here:
-        // POST /api/accounts/deviceauth/usercode and POST /api/accounts/deviceauth/token.
+        ("GET", "/oauth/authorize") => login::authorize(&state, req),
+        ("POST", "/api/accounts/deviceauth/usercode") => login::usercode(&state, req),
+        ("POST", "/api/accounts/deviceauth/token") => login::device_token(&state, req),
         _ => detail(StatusCode::NOT_FOUND, "Not Found"),
     }
 }

@@ -21,22 +21,26 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::token_script::TokenFailure;
 use super::{random_hex, unix_now, MockState, RecordedRequest};
 
-/// Lifetime of tokens minted by the token endpoint.
-const TOKEN_LIFETIME_SECS: i64 = 3600;
 const SCOPE: &str = "openid profile email offline_access";
 
-/// Tokens the mock has minted, and refresh tokens already spent.
+/// Tokens the mock has minted, refresh tokens already spent, access tokens revoked.
 #[derive(Default)]
 pub(super) struct TokenRegistry {
     access_tokens: Vec<String>,
     used_refresh_tokens: HashSet<String>,
+    pub(super) revoked: HashSet<String>,
 }
 
 impl TokenRegistry {
     pub(super) fn access_tokens(&self) -> &[String] {
         &self.access_tokens
+    }
+
+    pub(super) fn is_spent(&self, refresh_token: &str) -> bool {
+        self.used_refresh_tokens.contains(refresh_token)
     }
 
     pub(super) fn is_access_token(&self, token: &str) -> bool {
@@ -46,13 +50,13 @@ impl TokenRegistry {
 
 /// The account a token set belongs to; also the payload of a refresh token.
 #[derive(Clone, Serialize, Deserialize)]
-struct Account {
+pub(super) struct Account {
     #[serde(rename = "a")]
-    id: String,
+    pub(super) id: String,
     #[serde(rename = "e")]
-    email: String,
+    pub(super) email: String,
     #[serde(rename = "p")]
-    plan: String,
+    pub(super) plan: String,
 }
 
 /// A fake Codex login, as the Codex CLI writes `auth.json` (spec §1): `auth_mode`, a null
@@ -194,6 +198,14 @@ fn refresh(state: &MockState, refresh_token: Option<&String>) -> HttpResponse {
     let Some(refresh_token) = refresh_token.filter(|t| !t.is_empty()) else {
         return invalid_request("refresh_token is required");
     };
+    let (failure, lifetime) = {
+        let mut script = state.token_script();
+        script.refresh_calls += 1;
+        (script.failures.pop_front(), script.lifetime_secs)
+    };
+    if let Some(failure) = failure {
+        return scripted_failure(failure);
+    }
     let mut tokens = state.tokens();
     if tokens.used_refresh_tokens.contains(refresh_token) {
         return refresh_error(
@@ -209,7 +221,24 @@ fn refresh(state: &MockState, refresh_token: Option<&String>) -> HttpResponse {
         );
     };
     tokens.used_refresh_tokens.insert(refresh_token.clone());
-    HttpResponse::Ok().json(mint(&mut tokens, &account))
+    HttpResponse::Ok().json(mint(&mut tokens, &account, lifetime))
+}
+
+fn scripted_failure(failure: TokenFailure) -> HttpResponse {
+    match failure {
+        TokenFailure::Error { status, code } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            HttpResponse::build(status)
+                .json(json!({"error": {"code": code, "message": "scripted failure"}}))
+        }
+        TokenFailure::Status(status) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            HttpResponse::build(status).json(json!({"detail": "scripted failure"}))
+        }
+        TokenFailure::Garbage => HttpResponse::Ok()
+            .content_type("application/json")
+            .body("<html>bad gateway</html>"),
+    }
 }
 
 fn authorization_code(state: &MockState, params: &HashMap<String, String>) -> HttpResponse {
@@ -220,17 +249,36 @@ fn authorization_code(state: &MockState, params: &HashMap<String, String>) -> Ht
             "error_description": "code and code_verifier are required",
         }));
     }
-    let account = Account {
-        id: "acct-mock-oauth".to_owned(),
-        email: "oauth@example.com".to_owned(),
-        plan: "plus".to_owned(),
+    let lifetime = {
+        let mut script = state.token_script();
+        script.code_exchanges += 1;
+        script.lifetime_secs
     };
-    HttpResponse::Ok().json(mint(&mut state.tokens(), &account))
+    let get = |key: &str| params.get(key).map(String::as_str).unwrap_or_default();
+    // Codes handed out by `/oauth/authorize` or a device login are checked and single-use; a
+    // hand-written code (the mock's own tests) signs in as the login account.
+    let redeemed = state
+        .login()
+        .redeem(get("code"), get("code_verifier"), get("redirect_uri"));
+    let account = match redeemed {
+        Some(Ok(account)) => account,
+        Some(Err(reason)) => return invalid_grant(reason),
+        None if get("code").starts_with("ac_") => return invalid_grant("unknown or used code"),
+        None => state.login().account_or_default(),
+    };
+    HttpResponse::Ok().json(mint(&mut state.tokens(), &account, lifetime))
 }
 
-/// A new token set for `account`, valid for an hour; the access token is remembered.
-fn mint(tokens: &mut TokenRegistry, account: &Account) -> Value {
-    let exp = unix_now() + TOKEN_LIFETIME_SECS;
+fn invalid_grant(description: &str) -> HttpResponse {
+    HttpResponse::BadRequest().json(json!({
+        "error": "invalid_grant",
+        "error_description": description,
+    }))
+}
+
+/// A new token set for `account`, valid for `lifetime` seconds; the access token is remembered.
+fn mint(tokens: &mut TokenRegistry, account: &Account, lifetime: i64) -> Value {
+    let exp = unix_now() + lifetime;
     let access_token = fake_jwt(&claims(account, exp));
     tokens.access_tokens.push(access_token.clone());
     json!({
@@ -238,7 +286,7 @@ fn mint(tokens: &mut TokenRegistry, account: &Account) -> Value {
         "access_token": access_token,
         "refresh_token": refresh_token_for(account),
         "token_type": "Bearer",
-        "expires_in": TOKEN_LIFETIME_SECS,
+        "expires_in": lifetime,
         "scope": SCOPE,
     })
 }

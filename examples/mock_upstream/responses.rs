@@ -94,7 +94,17 @@ fn has_acceptable_bearer(state: &MockState, req: &RecordedRequest) -> bool {
     else {
         return false;
     };
-    state.tokens().is_access_token(token) || oauth::jwt_payload(token).is_some()
+    let tokens = state.tokens();
+    if tokens.revoked.contains(token) {
+        return false;
+    }
+    // Like the backend, an expired token is refused whoever minted it.
+    let payload = oauth::jwt_payload(token);
+    let expired = payload
+        .as_ref()
+        .and_then(|p| p["exp"].as_i64())
+        .is_some_and(|exp| exp <= unix_now());
+    !expired && (tokens.is_access_token(token) || payload.is_some())
 }
 
 /// The body, or the backend's 400 `detail` message for the first rule it breaks.

@@ -444,5 +444,7 @@ mod oauth_and_catalog;
 
 #[path = "tests_accounts.rs"]
 mod accounts;
+#[path = "tests_login.rs"]
+mod login_side;
 #[path = "tests_models.rs"]
 mod tests_models;

@@ -57,6 +57,10 @@ pub struct AccountView {
     pub last_refresh: Option<String>,
     pub in_flight: usize,
     pub last_error: Option<LastErrorView>,
+    /// A token refresh is running now.
+    pub refreshing: bool,
+    /// The last failed token refresh (cleared by a successful one).
+    pub last_refresh_error: Option<LastErrorView>,
     /// Routing parameters, health (cooldown, breaker) and the last quota snapshot; absent while
     /// the router has not started the account yet.
     pub pool: Option<serde_json::Value>,
@@ -79,9 +83,12 @@ impl AccountView {
         let now = std::time::SystemTime::now();
         AccountView {
             object: "relay.account",
-            state: live.map_or_else(|| row.state.clone(), |s| s.state.name_at(now).to_owned()),
+            state: live.map_or_else(
+                || row.shown_state().to_owned(),
+                |s| s.state.name_at(now).to_owned(),
+            ),
             admin_state: row.state,
-            reason: live_reason.or(row.state_reason),
+            reason: live_reason.or(row.reauth_reason).or(row.state_reason),
             email: row.email.as_deref().map(mask_email),
             token_expires_at: row.token_expires_at.map(rfc3339),
             last_refresh: row.last_refresh.map(rfc3339),
@@ -92,6 +99,11 @@ impl AccountView {
                     message: e.message.clone(),
                     at: rfc3339(e.at),
                 }),
+            refreshing: live.is_some_and(|s| s.refreshing),
+            last_refresh_error: row.last_refresh_error.map(|message| LastErrorView {
+                message,
+                at: row.last_refresh_error_at.map_or_else(String::new, rfc3339),
+            }),
             pool: live.map(|s| crate::pool::view::live_json(s, now)),
             created_at: rfc3339(row.created_at),
             id: row.id,

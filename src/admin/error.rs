@@ -31,6 +31,14 @@ pub enum AdminError {
     MethodNotAllowed { method: String, path: String },
     #[error("The relay is busy. Try again shortly.")]
     Unavailable,
+    /// A refused or failed operation with its own status and code (logins, refreshes); the
+    /// message is safe to show (no secret).
+    #[error("{message}")]
+    Failed {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
     #[error("Internal error in the relay. The request id identifies it in the relay's logs.")]
     Internal,
 }
@@ -48,6 +56,12 @@ impl AdminError {
             AdminError::InsufficientScope => "permission_error",
             AdminError::Unavailable => "service_unavailable",
             AdminError::Internal => "server_error",
+            AdminError::Failed { status, .. } => match status.as_u16() {
+                403 => "permission_error",
+                429 => "rate_limit_error",
+                500.. => "server_error",
+                _ => "invalid_request_error",
+            },
             _ => "invalid_request_error",
         }
     }
@@ -65,6 +79,7 @@ impl AdminError {
             AdminError::MethodNotAllowed { .. } => Some("method_not_allowed"),
             AdminError::Unavailable => Some("unavailable"),
             AdminError::Internal => Some("internal_error"),
+            AdminError::Failed { code, .. } => Some(code),
         }
     }
 }
@@ -81,6 +96,7 @@ impl ResponseError for AdminError {
             AdminError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AdminError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AdminError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            AdminError::Failed { status, .. } => *status,
         }
     }
 

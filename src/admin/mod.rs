@@ -9,6 +9,8 @@
 //! | `tenants.rs`  | `/admin/v1/tenants`: tenants, their limits and usage     |
 //! | `keys.rs`     | `/admin/v1/keys`: API keys (the key shown once)          |
 //! | `models.rs`   | `/admin/v1/models`: the registry as the relay sees it    |
+//! | `refresh.rs`  | `POST /admin/v1/accounts/{id}/refresh`: refresh now      |
+//! | `logins.rs`   | `/admin/v1/logins`: device-code and paste logins         |
 //! | `pool.rs`     | `/admin/v1/pool`, an account's routing parameters        |
 //! | `error.rs`    | admin failures in the OpenAI error shape                 |
 
@@ -16,8 +18,10 @@ pub mod accounts;
 pub mod auth;
 pub mod error;
 pub mod keys;
+pub mod logins;
 pub mod models;
 pub mod pool;
+pub mod refresh;
 pub mod tenants;
 
 use std::sync::Arc;
@@ -31,6 +35,7 @@ use slog::Logger;
 
 use self::auth::AdminTokenRing;
 use self::error::AdminError;
+use crate::oauth::onboarding::Onboarding;
 use crate::store::{Store, StoreError};
 
 /// Largest admin request body (an auth.json is a few KB).
@@ -44,6 +49,7 @@ struct Inner {
     store: Store,
     router: Addr<RouterActor>,
     tokens: Arc<AdminTokenRing>,
+    onboarding: Arc<Onboarding>,
     log: Logger,
 }
 
@@ -52,12 +58,14 @@ impl AdminState {
         store: Store,
         router: Addr<RouterActor>,
         tokens: Arc<AdminTokenRing>,
+        onboarding: Arc<Onboarding>,
         log: Logger,
     ) -> AdminState {
         AdminState(Arc::new(Inner {
             store,
             router,
             tokens,
+            onboarding,
             log,
         }))
     }
@@ -70,6 +78,9 @@ impl AdminState {
     }
     pub fn tokens(&self) -> &AdminTokenRing {
         &self.0.tokens
+    }
+    pub fn onboarding(&self) -> &Arc<Onboarding> {
+        &self.0.onboarding
     }
     pub fn log(&self) -> &Logger {
         &self.0.log
@@ -102,6 +113,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(tenants::routes)
                 .configure(keys::routes)
                 .configure(models::routes)
+                .configure(refresh::routes)
+                .configure(logins::routes)
                 .configure(pool::routes)
                 .default_service(web::to(not_found)),
         );

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::ListArgs;
 use crate::oauth::auth_json;
 use crate::obs::mask_email;
-use crate::store::{ImportOutcome, Store};
+use crate::store::{ImportOutcome, NewAccount, Store};
 use crate::time::rfc3339;
 
 #[derive(Debug, Subcommand)]
@@ -21,6 +21,9 @@ pub enum AccountCommand {
     List(ListArgs),
     /// Remove an account (by relay id or ChatGPT account id) and its stored tokens.
     Remove { id: String },
+    /// Log a ChatGPT account in without a browser on this machine (device code, pasted callback
+    /// URL, or a callback listener reached through an SSH tunnel).
+    Login(super::login::LoginArgs),
     /// Set how the pool routes to an account (priority, weight, calls in flight).
     Set(super::pool::SetArgs),
 }
@@ -38,6 +41,9 @@ pub fn account(store: &Store, command: AccountCommand) -> anyhow::Result<()> {
     match command {
         AccountCommand::Import(args) => import(store, &args),
         AccountCommand::List(args) => list_accounts(store, args.json),
+        AccountCommand::Login(_) => {
+            anyhow::bail!("`account login` needs the settings; run it through the binary")
+        }
         AccountCommand::Set(args) => super::pool::set(store, &args),
         AccountCommand::Remove { id } => {
             store.remove_account(&id)?;
@@ -59,7 +65,13 @@ fn import(store: &Store, args: &ImportArgs) -> anyhow::Result<()> {
     };
     let mut account = auth_json::parse(&text)?;
     account.label = args.label.clone();
-    let (id, outcome) = store.import_account(&account)?;
+    store_account(store, &account)
+}
+
+/// Stores an account read from an auth.json or a login, and says what happened: the id alone on
+/// stdout, the rest on stderr. Never a token.
+pub(super) fn store_account(store: &Store, account: &NewAccount) -> anyhow::Result<()> {
+    let (id, outcome) = store.import_account(account)?;
     let email = account.email.as_deref().map_or("-".to_owned(), mask_email);
     let plan = account.plan.as_deref().unwrap_or("unknown plan");
     let expiry = account
@@ -89,9 +101,11 @@ fn list_accounts(store: &Store, as_json: bool) -> anyhow::Result<()> {
             rows.push(json!({
                 "id": a.id, "label": a.label,
                 "email": a.email.as_deref().map(mask_email),
-                "plan": a.plan, "state": a.state, "state_reason": a.state_reason,
+                "plan": a.plan, "state": a.shown_state(), "state_reason": a.state_reason,
                 "token_expires_at": a.token_expires_at.map(rfc3339),
                 "last_refresh": a.last_refresh.map(rfc3339),
+                "reauth_reason": a.reauth_reason,
+                "last_refresh_error": a.last_refresh_error,
                 "pool": crate::pool::view::row_json(&pool, now),
             }));
         }
@@ -113,7 +127,7 @@ fn list_accounts(store: &Store, as_json: bool) -> anyhow::Result<()> {
             a.label,
             a.email.as_deref().map_or("-".to_owned(), mask_email),
             a.plan.as_deref().unwrap_or("-"),
-            a.state,
+            a.shown_state(),
             a.token_expires_at.map_or("-".to_owned(), rfc3339),
             quota,
             pool["health"]["status"].as_str().unwrap_or("-"),

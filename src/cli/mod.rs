@@ -9,6 +9,7 @@ mod account;
 mod admin_token;
 mod key;
 mod limits;
+mod login;
 mod pool;
 mod tenant;
 
@@ -19,6 +20,7 @@ use clap::{Args, Parser, Subcommand};
 pub use self::account::{account, AccountCommand};
 pub use self::admin_token::{admin_token, AdminTokenCommand};
 pub use self::key::{key, KeyCommand};
+pub use self::login::{login, LoginArgs};
 pub use self::tenant::{tenant, TenantCommand};
 
 #[derive(Debug, Parser)]

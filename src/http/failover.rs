@@ -4,6 +4,9 @@
 //! limits) inside a 200 stream before any output item. At most `routing.max_attempts` accounts,
 //! with a jittered, growing pause between attempts (`backoff` crate).
 //!
+//! An upstream 401 is first answered on the same account: one refresh of its token
+//! (single-flight) and one retry (`renewal.rs`); only a 401 after that moves the request on.
+//!
 //! Every attempt's lease reports its outcome (and what the upstream said about the account)
 //! before the next one is acquired, so the router already knows the account is cooling or
 //! failing. When no account is left, the client gets the pool's verdict — one 429
@@ -25,6 +28,7 @@ use slog::warn;
 
 use super::context::{AccessNote, RequestContext};
 use super::error::ApiError;
+use super::renewal::{not_renewed, send_renewing_on_401, Sent};
 use super::AppState;
 use crate::upstream::headers::text;
 use crate::upstream::holdback::{self, Held, Limits, Verdict};
@@ -159,16 +163,19 @@ async fn try_account(
     state: &AppState,
     upstream: &UpstreamClient,
     call: &Call<'_>,
-    mut lease: Lease,
+    lease: Lease,
     ctx: &RequestContext,
     note: &mut AccessNote,
 ) -> Attempt {
-    let sent = upstream
-        .send_responses(&lease, call.req.headers(), call.payload.clone())
-        .await;
-    let mut response = match sent {
-        Ok(response) => response,
-        Err(error) => {
+    let headers = call.req.headers();
+    let sent = send_renewing_on_401(upstream, lease, headers, call.payload.clone(), ctx).await;
+    let (mut lease, mut response) = match sent {
+        Sent::Answered(lease, response) => (lease, response),
+        Sent::NotRenewed(refusal) => {
+            let error = not_renewed(&refusal, ctx);
+            return Attempt::Failed(Failure::Status(StatusCode::UNAUTHORIZED, error));
+        }
+        Sent::Unreachable(lease, error) => {
             warn!(ctx.log, "upstream request failed"; "error" => error.to_string());
             let (outcome, failure) = match error {
                 SendRequestError::Timeout => (Outcome::TimedOut, Failure::Timeout),

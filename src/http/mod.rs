@@ -9,6 +9,7 @@ mod governance;
 mod keepalive;
 mod models;
 mod relay_stream;
+mod renewal;
 mod responses;
 mod upstream_error;
 

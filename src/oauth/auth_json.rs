@@ -56,23 +56,40 @@ pub fn parse(text: &str) -> Result<NewAccount, AuthJsonError> {
         }
     }
     let tokens = file.tokens.ok_or(AuthJsonError::NoTokens)?;
-    let id_token = required(tokens.id_token, "id_token")?;
-    let access_token = required(tokens.access_token, "access_token")?;
-    let refresh_token = required(tokens.refresh_token, "refresh_token")?;
-    let identity = claims::parse(&id_token, "id token")?;
-    let access = claims::parse(&access_token, "access token")?;
-    let chatgpt_account_id = tokens
-        .account_id
-        .filter(|id| !id.is_empty())
-        .or(identity.chatgpt_account_id)
-        .ok_or(AuthJsonError::NoAccountId)?;
-    header_safe(&chatgpt_account_id, "ChatGPT account id")?;
-    header_safe(&access_token, "tokens.access_token")?;
     let last_refresh = file
         .last_refresh
         .as_deref()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.timestamp());
+    from_tokens(
+        tokens.id_token,
+        tokens.access_token,
+        tokens.refresh_token,
+        tokens.account_id,
+        last_refresh,
+    )
+}
+
+/// An account from a token set (of an auth.json or a login): all three tokens required, claims
+/// read from the JWTs, the ChatGPT account id from `account_id` or the id token.
+pub fn from_tokens(
+    id_token: Option<String>,
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    account_id: Option<String>,
+    last_refresh: Option<i64>,
+) -> Result<NewAccount, AuthJsonError> {
+    let id_token = required(id_token, "id_token")?;
+    let access_token = required(access_token, "access_token")?;
+    let refresh_token = required(refresh_token, "refresh_token")?;
+    let identity = claims::parse(&id_token, "id token")?;
+    let access = claims::parse(&access_token, "access token")?;
+    let chatgpt_account_id = account_id
+        .filter(|id| !id.is_empty())
+        .or(identity.chatgpt_account_id)
+        .ok_or(AuthJsonError::NoAccountId)?;
+    header_safe(&chatgpt_account_id, "ChatGPT account id")?;
+    header_safe(&access_token, "tokens.access_token")?;
     Ok(NewAccount {
         chatgpt_account_id,
         label: None,

@@ -1,5 +1,5 @@
-//! The `routing.*` settings as the actors' [`PoolConfig`], with the store and the upstream
-//! plugged into its ports.
+//! The `routing.*` and `oauth.refresh_*` settings as the actors' [`PoolConfig`], with the store,
+//! the upstream and the OAuth issuer plugged into its ports.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +9,8 @@ use slog::Logger;
 
 use super::probe::ModelsProbe;
 use super::state::StorePoolState;
+use crate::oauth::endpoint::OauthEndpoint;
+use crate::oauth::refresher::StoreTokenRefresher;
 use crate::settings::{RoutingStrategy, Settings};
 use crate::store::Store;
 
@@ -37,5 +39,11 @@ pub fn pool_config(settings: &Settings, store: &Store, log: &Logger) -> PoolConf
             log: log.clone(),
         })),
         prober: Some(Arc::new(ModelsProbe::new(&settings.upstream))),
+        refresher: Arc::new(StoreTokenRefresher {
+            store: store.clone(),
+            endpoint: OauthEndpoint::new(&settings.oauth, &settings.upstream),
+            log: log.clone(),
+        }),
+        refresh: settings.oauth.refresh_policy(),
     }
 }

@@ -1,7 +1,7 @@
 //! Rows of the account pool: import (deduplicated by ChatGPT account), listing without secrets,
 //! and loading one account's credentials for its actor.
 
-use relay_actors::{AccountCredentials, AccountId, AdminState};
+use relay_actors::{AccountCredentials, AccountId, AdminState, AuthState};
 use rusqlite::{params, OptionalExtension, Row};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -41,9 +41,29 @@ pub struct AccountSummary {
     pub token_expires_at: Option<i64>,
     pub last_refresh: Option<i64>,
     pub created_at: i64,
+    /// Why the login needs a human (set by a failed refresh; cleared by import or login).
+    pub reauth_reason: Option<String>,
+    pub last_refresh_error: Option<String>,
+    pub last_refresh_error_at: Option<i64>,
+}
+
+impl AccountSummary {
+    /// The state to show operators: the operator's intent (`state`), unless an active account's
+    /// login needs a human (`reauth_required`).
+    pub fn shown_state(&self) -> &str {
+        match (&self.state[..], &self.reauth_reason) {
+            ("active", Some(_)) => "reauth_required",
+            (state, _) => state,
+        }
+    }
 }
 
 const TOKEN_COLUMNS: [&str; 3] = ["id_token", "access_token", "refresh_token"];
+
+/// The columns of an [`AccountSummary`].
+const SUMMARY: &str = "id, label, chatgpt_account_id, email, plan, state, state_reason,
+    token_expires_at, last_refresh, created_at, reauth_reason, last_refresh_error,
+    last_refresh_error_at";
 
 /// What the server compares to notice a change: the row's version and its token set's version
 /// in one number (`a` = accounts, `t` = account_tokens).
@@ -57,7 +77,9 @@ impl Store {
         account: &NewAccount,
     ) -> Result<(String, ImportOutcome), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        // The write lock at once: this reads, then writes, while the server may be writing (a
+        // refresh, pool state); a deferred transaction overtaken that way fails without waiting.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let existing: Option<String> = tx
             .query_row(
                 "SELECT id FROM accounts WHERE chatgpt_account_id = ?1",
@@ -76,6 +98,7 @@ impl Store {
                 tx.execute(
                     "UPDATE accounts SET email = ?2, plan = ?3, is_fedramp = ?4, token_expires_at = ?5,
                          last_refresh = ?6, state_reason = NULL,
+                         reauth_reason = NULL, last_refresh_error = NULL, last_refresh_error_at = NULL,
                          version = version + 1, updated_at = ?7,
                          label = COALESCE(?8, label)
                      WHERE id = ?1",
@@ -142,11 +165,9 @@ impl Store {
     /// Every account, oldest first, without secrets.
     pub fn list_accounts(&self) -> Result<Vec<AccountSummary>, StoreError> {
         let conn = self.conn()?;
-        let mut statement = conn.prepare(
-            "SELECT id, label, chatgpt_account_id, email, plan, state, state_reason,
-                    token_expires_at, last_refresh, created_at
-             FROM accounts ORDER BY created_at, id",
-        )?;
+        let mut statement = conn.prepare(&format!(
+            "SELECT {SUMMARY} FROM accounts ORDER BY created_at, id"
+        ))?;
         let rows = statement.query_map([], summary_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -155,9 +176,7 @@ impl Store {
     pub fn get_account(&self, id: &str) -> Result<AccountSummary, StoreError> {
         let conn = self.conn()?;
         conn.query_row(
-            "SELECT id, label, chatgpt_account_id, email, plan, state, state_reason,
-                    token_expires_at, last_refresh, created_at
-             FROM accounts WHERE id = ?1 OR chatgpt_account_id = ?1",
+            &format!("SELECT {SUMMARY} FROM accounts WHERE id = ?1 OR chatgpt_account_id = ?1"),
             [id],
             summary_from_row,
         )
@@ -219,42 +238,68 @@ impl Store {
         let row = conn
             .query_row(
                 &format!(
-                    "SELECT a.chatgpt_account_id, a.is_fedramp, a.state, t.access_token, {VERSION}, a.plan
+                    "SELECT a.chatgpt_account_id, a.is_fedramp, a.state, t.access_token, {VERSION},
+                            t.token_version, a.token_expires_at, a.last_refresh, a.reauth_reason,
+                            a.plan
                      FROM accounts a JOIN account_tokens t ON t.account_id = a.id WHERE a.id = ?1"
                 ),
                 [id],
                 |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, bool>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, Vec<u8>>(3)?,
-                        row.get::<_, i64>(4)?,
-                        row.get::<_, Option<String>>(5)?,
-                    ))
+                    Ok(LoadedRow {
+                        chatgpt_account_id: row.get(0)?,
+                        is_fedramp: row.get(1)?,
+                        state: row.get(2)?,
+                        sealed_access: row.get(3)?,
+                        version: row.get(4)?,
+                        token_version: row.get(5)?,
+                        expires_at: row.get(6)?,
+                        last_refresh: row.get(7)?,
+                        reauth_reason: row.get(8)?,
+                        plan: row.get(9)?,
+                    })
                 },
             )
             .optional()?;
-        let Some((chatgpt_account_id, is_fedramp, state, sealed_access, version, plan)) = row
-        else {
+        let Some(row) = row else {
             return Ok(None);
         };
-        let access = self.key.open(id, "access_token", &sealed_access)?;
+        let access = self.key.open(id, "access_token", &row.sealed_access)?;
         let access = String::from_utf8(access).map_err(|_| super::CryptoError::Corrupt)?;
         let pool = super::pool_state::pool_row(&conn, id)?;
         Ok(Some(AccountCredentials {
             id: AccountId::from(id),
-            chatgpt_account_id,
+            chatgpt_account_id: row.chatgpt_account_id,
             access_token: SecretString::from(access),
-            is_fedramp,
+            is_fedramp: row.is_fedramp,
             // An unknown stored state keeps the account out rather than guessing.
-            admin: AdminState::parse(&state).unwrap_or(AdminState::Disabled),
+            admin: AdminState::parse(&row.state).unwrap_or(AdminState::Disabled),
+            auth: match row.reauth_reason {
+                Some(reason) => AuthState::ReauthRequired { reason },
+                None => AuthState::Valid,
+            },
             routing: pool.routing,
             pool: pool.record,
-            version,
-            plan,
+            version: row.version,
+            token_version: row.token_version,
+            expires_at: row.expires_at,
+            last_refresh: row.last_refresh,
+            plan: row.plan,
         }))
     }
+}
+
+/// One account's row as `load_credentials` reads it, before the access token is opened.
+struct LoadedRow {
+    chatgpt_account_id: String,
+    is_fedramp: bool,
+    state: String,
+    sealed_access: Vec<u8>,
+    version: i64,
+    token_version: i64,
+    expires_at: Option<i64>,
+    last_refresh: Option<i64>,
+    reauth_reason: Option<String>,
+    plan: Option<String>,
 }
 
 fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<AccountSummary> {
@@ -269,6 +314,9 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<AccountSummary> {
         token_expires_at: row.get(7)?,
         last_refresh: row.get(8)?,
         created_at: row.get(9)?,
+        reauth_reason: row.get(10)?,
+        last_refresh_error: row.get(11)?,
+        last_refresh_error_at: row.get(12)?,
     })
 }
 

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod keys;
 mod pool_state;
 pub mod tenants;
+mod tokens;
 pub mod usage;
 
 use std::path::{Path, PathBuf};
@@ -25,11 +26,13 @@ pub use crypto::{CryptoError, KeySource, MasterKey};
 pub use keys::{ApiKeyRow, CreatedKey, KeyHash, KeyRecord, NewKey};
 pub use pool_state::{PoolRow, RoutingChange};
 pub use tenants::{NewTenant, TenantRow};
+pub use tokens::{RefreshedTokens, StoredRefreshToken, TokenWrite};
 
 /// Forward-only migrations; position + 1 is the `user_version` after applying one.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/0001_accounts_and_keys.sql"),
     include_str!("../../schema/0002_admin.sql"),
+    include_str!("../../schema/0003_token_refresh.sql"),
     include_str!("../../schema/0004_pool_state.sql"),
     include_str!("../../schema/0005_governance.sql"),
 ];

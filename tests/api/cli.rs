@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::helpers::{body, client, eventually};
 use crate::mock_upstream::{fake_auth_json, MockUpstream};
 
-const BIN: &str = env!("CARGO_BIN_EXE_codex-relay");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_codex-relay");
 
 /// The binary with a store in `dir` and nothing inherited that could change settings.
 pub fn relay(dir: &Path) -> Command {

@@ -142,13 +142,16 @@ async fn upstream_errors_are_mapped_without_their_bodies() {
 }
 
 #[actix_web::test]
-async fn a_rejected_access_token_takes_the_account_out_of_rotation() {
+async fn a_token_rejected_again_after_its_refresh_takes_the_account_out_of_rotation() {
     let app = spawn_app().await;
-    app.mock.state.push_scripted(Scripted::Status {
-        status: 401,
-        body: "{\"detail\":\"Unauthorized\"}".into(),
-        headers: vec![],
-    });
+    // The first 401 is answered by one refresh and one retry; the retry's 401 is final.
+    for _ in 0..2 {
+        app.mock.state.push_scripted(Scripted::Status {
+            status: 401,
+            body: "{\"detail\":\"Unauthorized\"}".into(),
+            headers: vec![],
+        });
+    }
     let mut response = app
         .responses()
         .send_json(&body("gpt-5.5", "hi", true))
@@ -156,6 +159,7 @@ async fn a_rejected_access_token_takes_the_account_out_of_rotation() {
         .unwrap();
     assert_eq!(response.status(), 502);
     error_of(&mut response).await;
+    assert_eq!(app.mock.state.refresh_calls(), 1);
     let unusable = crate::helpers::eventually(5, || async {
         let mut r = app
             .responses()

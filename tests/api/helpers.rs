@@ -44,9 +44,23 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_app_seeded(customize, |_| Vec::new()).await
 }
 
+/// Like [`spawn_app_with`], with the account's access token expiring in `expires_in` seconds
+/// (negative: already expired).
+pub async fn spawn_app_expiring(expires_in: i64, customize: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn(expires_in, customize, |_| Vec::new()).await
+}
+
 /// Like [`spawn_app_with`], and `seed` writes to the store before the relay starts (so what it
 /// creates is loaded at startup); the keys it returns are in [`TestApp::seeded`].
 pub async fn spawn_app_seeded(
+    customize: impl FnOnce(&mut Settings),
+    seed: impl FnOnce(&Store) -> Vec<String>,
+) -> TestApp {
+    spawn(3600, customize, seed).await
+}
+
+async fn spawn(
+    expires_in: i64,
     customize: impl FnOnce(&mut Settings),
     seed: impl FnOnce(&Store) -> Vec<String>,
 ) -> TestApp {
@@ -65,7 +79,7 @@ pub async fn spawn_app_seeded(
     customize(&mut settings);
 
     let store = Store::open(&settings.store.path, 4, MasterKey::generate()).expect("store opens");
-    let exp = chrono::Utc::now().timestamp() + 3600;
+    let exp = chrono::Utc::now().timestamp() + expires_in;
     let auth = fake_auth_json("acct-test-1", "dev@example.com", "plus", exp);
     let account = auth_json::parse(&auth.to_string()).expect("auth.json parses");
     let (account_id, _) = store.import_account(&account).expect("import");

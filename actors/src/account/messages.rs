@@ -22,6 +22,11 @@ pub enum Refusal {
     Unusable(&'static str),
     #[error("account has its maximum of calls in flight")]
     Full,
+    #[error("the access token expired and its refresh did not finish in time")]
+    RefreshPending,
+    /// The refresh failed; the text is safe to show (no secret).
+    #[error("the token refresh failed: {0}")]
+    RefreshFailed(String),
 }
 
 /// Sent by a [`Lease`] when it ends, exactly once.
@@ -32,7 +37,23 @@ pub struct ReportOutcome {
     pub facts: UpstreamFacts,
     /// The lease was the one call of a half-open breaker.
     pub probe: bool,
+    /// The token version the lease was granted with: a 401 on a replaced token is stale.
+    pub token_version: i64,
 }
+
+/// The upstream answered 401 to `lease`: refresh (once per token version, however many
+/// requests report it) and grant a lease with the new token for one retry. The old lease's slot
+/// is released without an outcome.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Lease, Refusal>")]
+pub struct RenewAfterUnauthorized {
+    pub lease: Lease,
+}
+
+/// Refresh now (operator request), joining a refresh that is already running.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), Refusal>")]
+pub struct RefreshNow;
 
 /// The store holds a new version of this account.
 #[derive(Debug, Message)]
@@ -66,6 +87,8 @@ pub struct AccountView {
     pub quota: Option<QuotaSnapshot>,
     /// A half-open probe is in flight.
     pub probing: bool,
+    /// A token refresh is running.
+    pub refreshing: bool,
     /// The last failed upstream call, for operators: what happened and when (unix seconds).
     pub last_error: Option<LastError>,
 }

@@ -1,11 +1,16 @@
 //! `AccountActor`: the single owner of one account's credentials, state and in-flight calls.
-//! It is a thin shell: decisions live in [`state`], [`health`] and [`report`]; the actor applies
-//! them, tells the router its new [`AccountView`](messages::AccountView) and saves its pool state.
+//! It is a thin shell: decisions live in [`state`], [`health`], [`report`] and [`refresh`]; the
+//! actor applies them, tells the router its new [`AccountView`](messages::AccountView), saves its
+//! pool state, and runs token refreshes through the
+//! [`TokenRefresher`](crate::ports::TokenRefresher) port, one at a time (see `flight.rs`).
 
+mod auth;
+mod flight;
 pub mod health;
 pub mod messages;
 mod probe;
 pub mod quota;
+pub mod refresh;
 pub mod report;
 pub mod state;
 #[cfg(test)]
@@ -15,14 +20,15 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use actix::prelude::*;
-use secrecy::ExposeSecret;
 
+use self::flight::Flight;
 use self::health::{Availability, Signal};
 use self::messages::{
-    AccountStateChanged, AccountView, GetAccountStatus, GrantLease, LastError, Refusal,
-    ReplaceCredentials, ReportOutcome, Retire,
+    AccountStateChanged, AccountView, GetAccountStatus, GrantLease, LastError, RefreshNow, Refusal,
+    RenewAfterUnauthorized, ReplaceCredentials, ReportOutcome, Retire,
 };
 use self::quota::QuotaSnapshot;
+use self::refresh::Need;
 use self::state::{AccountEvent, AccountState};
 use crate::config::PoolConfig;
 use crate::lease::{Lease, Outcome};
@@ -40,6 +46,7 @@ pub struct AccountActor {
     router: Recipient<AccountStateChanged>,
     saving: bool,
     save_again: bool,
+    flight: Flight,
 }
 
 impl AccountActor {
@@ -55,6 +62,8 @@ impl AccountActor {
     ) -> Self {
         let mut state = AccountState::initial(credentials.admin);
         state.health = credentials.pool.health;
+        state.auth = credentials.auth.clone();
+        let flight = Flight::new(&config.refresh);
         let quota = credentials.pool.quota;
         AccountActor {
             credentials,
@@ -67,6 +76,7 @@ impl AccountActor {
             router,
             saving: false,
             save_again: false,
+            flight,
         }
     }
 
@@ -84,6 +94,7 @@ impl AccountActor {
             routing: self.credentials.routing,
             quota: self.quota,
             probing: self.probing,
+            refreshing: self.flight.is_running(),
             last_error: self.last_error.clone(),
         }
     }
@@ -150,26 +161,87 @@ impl AccountActor {
         }
         Ok(probe)
     }
+
+    fn need(&self) -> Need {
+        refresh::need(
+            self.credentials.expires_at,
+            self.credentials.last_refresh,
+            unix_now(),
+            &self.config.refresh,
+        )
+    }
+
+    /// A lease on the current token, when the account admits a call and its token has not
+    /// expired.
+    fn grant(&mut self, ctx: &mut Context<Self>) -> Result<Lease, Refusal> {
+        let probe = self.admit(SystemTime::now())?;
+        if self.need() == Need::Expired {
+            return Err(Refusal::RefreshPending);
+        }
+        self.probing |= probe;
+        self.in_flight += 1;
+        self.publish();
+        Ok(Lease::new(&self.credentials, ctx.address(), probe))
+    }
+
+    /// Takes a version of the account read from the store. Tokens only move forward: a read that
+    /// raced with this actor's own refresh (older token version) changes only the operator's
+    /// intent and routing. A newer token set is a new login and brings its stored login state;
+    /// the same one keeps this actor's verdict (it may know of a failure not yet persisted).
+    fn take_credentials(&mut self, incoming: AccountCredentials) {
+        let admin = incoming.admin;
+        let event = if incoming.token_version > self.credentials.token_version {
+            self.flight.reset(&self.config.refresh);
+            AccountEvent::CredentialsReplaced {
+                admin,
+                auth: incoming.auth.clone(),
+            }
+        } else {
+            AccountEvent::AdminChanged { admin }
+        };
+        if incoming.token_version >= self.credentials.token_version {
+            self.credentials = incoming;
+        } else {
+            self.credentials.admin = admin;
+            self.credentials.routing = incoming.routing;
+            self.credentials.version = incoming.version;
+        }
+        self.apply(event);
+    }
 }
 
 impl Actor for AccountActor {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Context<Self>) {
+    /// Keeps idle logins alive: a login nobody uses still refreshes before it expires.
+    fn started(&mut self, ctx: &mut Context<Self>) {
         self.publish();
+        ctx.run_interval(self.config.refresh.check_every, |act, ctx| {
+            if act.state.is_usable() && act.need() != Need::None {
+                act.start_refresh(ctx, false);
+            }
+        });
     }
 }
 
 /// Grants a lease while the account serves and has room; each lease holds one in-flight slot.
+/// A token about to expire is refreshed in the background while the current one serves; an
+/// expired token makes the request wait (bounded) for the refresh.
 impl Handler<GrantLease> for AccountActor {
-    type Result = Result<Lease, Refusal>;
+    type Result = ResponseActFuture<Self, Result<Lease, Refusal>>;
 
     fn handle(&mut self, _: GrantLease, ctx: &mut Context<Self>) -> Self::Result {
-        let probe = self.admit(SystemTime::now())?;
-        self.probing |= probe;
-        self.in_flight += 1;
-        self.publish();
-        Ok(Lease::new(&self.credentials, ctx.address(), probe))
+        if let Err(refused) = self.admit(SystemTime::now()) {
+            return Box::pin(fut::ready(Err(refused)));
+        }
+        match self.need() {
+            Need::None => Box::pin(fut::ready(self.grant(ctx))),
+            Need::Proactive => {
+                self.start_refresh(ctx, false);
+                Box::pin(fut::ready(self.grant(ctx)))
+            }
+            Need::Expired => self.grant_after_refresh(ctx, false),
+        }
     }
 }
 
@@ -193,7 +265,11 @@ impl Handler<ReportOutcome> for AccountActor {
             self.save(ctx);
         }
         if let Outcome::Completed { status } = msg.outcome {
-            self.apply(AccountEvent::UpstreamStatus(status));
+            // A 401 answered for a token this account has already replaced is stale.
+            let stale = msg.token_version < self.credentials.token_version;
+            if !(status == 401 && stale) {
+                self.apply(AccountEvent::UpstreamStatus(status));
+            }
         }
         let signal = report::signal_of(msg.outcome, &msg.facts, self.quota.as_ref());
         self.apply_signal(signal, ctx);
@@ -202,20 +278,51 @@ impl Handler<ReportOutcome> for AccountActor {
 }
 
 /// Takes a new version of the account from the store (leases already granted keep their
-/// snapshot). The same credentials keep the login's verdict; health is the actor's own.
+/// snapshot). The same token set keeps the login's verdict; health is the actor's own.
 impl Handler<ReplaceCredentials> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, msg: ReplaceCredentials, _: &mut Context<Self>) {
-        let admin = msg.0.admin;
-        let same_login = msg.0.chatgpt_account_id == self.credentials.chatgpt_account_id
-            && msg.0.access_token.expose_secret() == self.credentials.access_token.expose_secret();
-        self.credentials = msg.0;
-        self.apply(match same_login {
-            true => AccountEvent::AdminChanged { admin },
-            false => AccountEvent::CredentialsReplaced { admin },
-        });
+        self.take_credentials(msg.0);
         self.publish();
+    }
+}
+
+/// A 401 seen with token version `v`: when this account already holds a newer token, the retry
+/// uses it at once; otherwise one refresh runs (or is joined) and the retry waits for it.
+impl Handler<RenewAfterUnauthorized> for AccountActor {
+    type Result = ResponseActFuture<Self, Result<Lease, Refusal>>;
+
+    fn handle(&mut self, msg: RenewAfterUnauthorized, ctx: &mut Context<Self>) -> Self::Result {
+        let seen = msg.lease.token_version;
+        if msg.lease.release() {
+            self.probing = false;
+        }
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.publish();
+        if seen < self.credentials.token_version || !self.state.is_usable() {
+            return Box::pin(fut::ready(self.grant(ctx)));
+        }
+        self.grant_after_refresh(ctx, false)
+    }
+}
+
+/// An operator's "refresh now": runs even inside a retry pause, and for an account the operator
+/// has disabled or is draining (keeping its login alive); never for a login that needs a human.
+impl Handler<RefreshNow> for AccountActor {
+    type Result = ResponseActFuture<Self, Result<(), Refusal>>;
+
+    fn handle(&mut self, _: RefreshNow, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.state.auth.is_valid() {
+            return Box::pin(fut::ready(Err(Refusal::Unusable("reauth_required"))));
+        }
+        let done = self.join_refresh(ctx, true);
+        let wait = self.config.refresh.wait;
+        Box::pin(
+            async move { tokio::time::timeout(wait, done).await }
+                .into_actor(self)
+                .map(|result, _, _| flight::settled(result)),
+        )
     }
 }
 
@@ -250,7 +357,7 @@ fn failure_of(outcome: Outcome) -> Option<String> {
     }
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

@@ -6,9 +6,7 @@
 //!                                     drain     ▼  │ enable
 //!                                             Draining   (finishes in-flight calls, takes no new)
 //!
-//!   auth (is the login still good?):          Valid ──upstream 401──► ReauthRequired { reason }
-//!                                               ▲                              │
-//!                                               └─── new credentials stored ───┘
+//!   auth (is the login still good?): see `auth.rs` — Valid or ReauthRequired { reason }
 //!
 //!   health (cooldown and circuit breaker, time-based): see [`super::health`].
 //! ```
@@ -50,12 +48,8 @@ impl AdminState {
     }
 }
 
-/// Whether the account's login is still accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthState {
-    Valid,
-    ReauthRequired { reason: String },
-}
+pub use super::auth::AuthState;
+use super::auth::REJECTED_AFTER_REFRESH;
 
 /// Where an account stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,12 +62,15 @@ pub struct AccountState {
 /// Something that happened to the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountEvent {
-    /// The store holds a new version of the account (`admin` as the operator left it).
-    CredentialsReplaced { admin: AdminState },
+    /// The store holds a new login for the account: the operator's intent and the login state
+    /// stored with it.
+    CredentialsReplaced { admin: AdminState, auth: AuthState },
     /// The store holds a new version of the account with the same credentials.
     AdminChanged { admin: AdminState },
-    /// An upstream call ended with this HTTP status.
+    /// An upstream call with the current token ended with this HTTP status.
     UpstreamStatus(u16),
+    /// The login cannot be refreshed any more.
+    RefreshRejected { reason: String },
 }
 
 impl AccountState {
@@ -102,22 +99,29 @@ impl AccountState {
     /// The state after `event`.
     pub fn apply(&self, event: &AccountEvent) -> AccountState {
         match event {
-            AccountEvent::CredentialsReplaced { admin } => AccountState {
+            AccountEvent::CredentialsReplaced { admin, auth } => AccountState {
+                admin: *admin,
+                auth: auth.clone(),
                 health: self.health,
-                ..AccountState::initial(*admin)
             },
             AccountEvent::AdminChanged { admin } => AccountState {
                 admin: *admin,
                 ..self.clone()
             },
-            AccountEvent::UpstreamStatus(401) if self.auth == AuthState::Valid => AccountState {
-                admin: self.admin,
-                health: self.health,
-                auth: AuthState::ReauthRequired {
-                    reason: "the upstream rejected the access token; import a fresh auth.json or log the account in again".to_owned(),
-                },
-            },
+            AccountEvent::UpstreamStatus(401) if self.auth.is_valid() => {
+                self.reauth(REJECTED_AFTER_REFRESH)
+            }
             AccountEvent::UpstreamStatus(_) => self.clone(),
+            AccountEvent::RefreshRejected { reason } => self.reauth(reason),
+        }
+    }
+
+    fn reauth(&self, reason: &str) -> AccountState {
+        AccountState {
+            auth: AuthState::ReauthRequired {
+                reason: reason.to_owned(),
+            },
+            ..self.clone()
         }
     }
 

@@ -2,7 +2,7 @@ use actix::prelude::*;
 use secrecy::SecretString;
 
 use super::messages::*;
-use super::state::{AccountEvent, AccountState, AdminState};
+use super::state::{AccountEvent, AccountState, AdminState, AuthState};
 #[path = "actor_tests.rs"]
 mod actor_tests;
 use super::AccountActor;
@@ -19,6 +19,7 @@ fn a_rejected_token_requires_reauth_until_new_credentials_arrive() {
     assert_eq!(state.name(), "reauth_required");
     let state = state.apply(&AccountEvent::CredentialsReplaced {
         admin: AdminState::Active,
+        auth: AuthState::Valid,
     });
     assert_eq!(state, active);
 }
@@ -90,10 +91,14 @@ pub(crate) fn credentials(id: &str, enabled: bool, version: i64) -> AccountCrede
         access_token: SecretString::from(format!("token-{id}-{version}")),
         is_fedramp: false,
         admin,
+        auth: AuthState::Valid,
         routing: RoutingParams::default(),
         pool: PoolRecord::default(),
         version,
         plan: None,
+        token_version: version,
+        expires_at: Some(super::unix_now() + 3600),
+        last_refresh: Some(super::unix_now()),
     }
 }
 
@@ -162,3 +167,6 @@ async fn a_failed_call_is_remembered_for_operators() {
     assert!(error.message.contains("could not be reached"));
     assert!(error.at > 0);
 }
+
+#[path = "tests_refresh.rs"]
+mod refresh_flow;

@@ -89,3 +89,16 @@ pub struct PoolStatus {
     /// Bound conversations moved because their account could not serve, since startup.
     pub affinity_moves: u64,
 }
+
+/// Refresh one account's tokens now (operator request) and wait for the result.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), RefreshError>")]
+pub struct RefreshAccount(pub AccountId);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshError {
+    #[error("no account with this id is running")]
+    NotFound,
+    #[error(transparent)]
+    Refused(#[from] crate::account::messages::Refusal),
+}

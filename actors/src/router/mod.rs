@@ -28,10 +28,11 @@ use actix::prelude::*;
 
 use self::affinity::AffinityTable;
 use self::messages::{
-    AccountUnreachable, GetAccountStatuses, GetPoolStatus, PoolStatus, Reconcile, SyncNow,
+    AccountUnreachable, GetAccountStatuses, GetPoolStatus, PoolStatus, Reconcile, RefreshAccount,
+    RefreshError, SyncNow,
 };
 use crate::account::messages::{
-    AccountStateChanged, AccountStatus, AccountView, GetAccountStatus, ProbeNow,
+    AccountStateChanged, AccountStatus, AccountView, GetAccountStatus, ProbeNow, RefreshNow,
     ReplaceCredentials, Retire,
 };
 use crate::account::AccountActor;
@@ -294,5 +295,21 @@ impl RouterActor {
                 entry.addr.do_send(ProbeNow);
             }
         }
+    }
+}
+
+/// Forwards an operator's "refresh now" to the account and waits for its result.
+impl Handler<RefreshAccount> for RouterActor {
+    type Result = ResponseFuture<Result<(), RefreshError>>;
+
+    fn handle(&mut self, msg: RefreshAccount, _: &mut Context<Self>) -> Self::Result {
+        let addr = self.entries.get(&msg.0).map(|e| e.addr.clone());
+        Box::pin(async move {
+            let addr = addr.ok_or(RefreshError::NotFound)?;
+            match addr.send(RefreshNow).await {
+                Ok(result) => Ok(result?),
+                Err(_closed) => Err(RefreshError::NotFound),
+            }
+        })
     }
 }

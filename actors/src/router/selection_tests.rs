@@ -19,6 +19,7 @@ fn view(id: &str) -> AccountView {
         routing: RoutingParams::default(),
         quota: None,
         probing: false,
+        refreshing: false,
         last_error: None,
     }
 }

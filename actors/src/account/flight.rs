@@ -1,0 +1,176 @@
+//! Single-flight refresh for one account. At most one refresh runs at a time; requests that need
+//! its result join it as waiters (bounded by `RefreshPolicy::wait`), so however many requests
+//! arrive during a refresh, the token endpoint is called once. After a transient failure the
+//! next attempt waits out an exponential backoff pause, retried in the background while the
+//! current token still serves.
+
+use std::time::Instant;
+
+use actix::{ActorFutureExt, AsyncContext, Context, ResponseActFuture, WrapFuture};
+use tokio::sync::oneshot;
+
+use super::messages::Refusal;
+use super::refresh::{self, Failure, RefreshPolicy, Retry};
+use super::state::AccountEvent;
+use super::{unix_now, AccountActor};
+use crate::lease::Lease;
+use crate::ports::RefreshAttempt;
+
+type Done = Result<(), Refusal>;
+
+/// The refresh bookkeeping of one account.
+pub(super) struct Flight {
+    running: bool,
+    waiters: Vec<oneshot::Sender<Done>>,
+    retry: Retry,
+    /// No new attempt before this (after a transient failure), unless forced.
+    not_before: Option<Instant>,
+    last_error: String,
+}
+
+impl Flight {
+    pub(super) fn new(policy: &RefreshPolicy) -> Flight {
+        Flight {
+            running: false,
+            waiters: Vec::new(),
+            retry: Retry::new(policy),
+            not_before: None,
+            last_error: String::new(),
+        }
+    }
+
+    /// New tokens: forget past failures.
+    pub(super) fn reset(&mut self, policy: &RefreshPolicy) {
+        self.retry = Retry::new(policy);
+        self.not_before = None;
+    }
+
+    pub(super) fn is_running(&self) -> bool {
+        self.running
+    }
+
+    fn pausing(&self) -> bool {
+        self.not_before.is_some_and(|t| Instant::now() < t)
+    }
+}
+
+/// What a waiter learns: the refresh's result, or that it did not finish within the wait.
+pub(super) fn settled(
+    result: Result<Result<Done, oneshot::error::RecvError>, tokio::time::error::Elapsed>,
+) -> Done {
+    match result {
+        Ok(Ok(done)) => done,
+        Ok(Err(_dropped)) => Err(Refusal::Unusable("gone")),
+        Err(_elapsed) => Err(Refusal::RefreshPending),
+    }
+}
+
+impl AccountActor {
+    /// Starts a refresh unless one is running or a retry pause holds (`force` ignores the pause).
+    pub(super) fn start_refresh(&mut self, ctx: &mut Context<Self>, force: bool) {
+        if self.flight.running || (!force && self.flight.pausing()) {
+            return;
+        }
+        self.flight.running = true;
+        let attempt = self
+            .config
+            .refresher
+            .refresh(self.credentials.id.clone(), self.credentials.token_version);
+        ctx.spawn(
+            attempt
+                .into_actor(self)
+                .map(|attempt, act, ctx| act.finish_refresh(attempt, ctx)),
+        );
+    }
+
+    /// The result of the running refresh, starting one if needed. Inside a retry pause (and not
+    /// forced) the answer is the last failure, at once.
+    pub(super) fn join_refresh(
+        &mut self,
+        ctx: &mut Context<Self>,
+        force: bool,
+    ) -> oneshot::Receiver<Done> {
+        let (tx, rx) = oneshot::channel();
+        self.start_refresh(ctx, force);
+        if self.flight.running {
+            self.flight.waiters.push(tx);
+        } else {
+            let _ = tx.send(Err(Refusal::RefreshFailed(self.flight.last_error.clone())));
+        }
+        rx
+    }
+
+    /// Waits (bounded) for a refresh, then grants a lease on the new token.
+    pub(super) fn grant_after_refresh(
+        &mut self,
+        ctx: &mut Context<Self>,
+        force: bool,
+    ) -> ResponseActFuture<Self, Result<Lease, Refusal>> {
+        let done = self.join_refresh(ctx, force);
+        let wait = self.config.refresh.wait;
+        Box::pin(
+            async move { tokio::time::timeout(wait, done).await }
+                .into_actor(self)
+                .map(|result, act, ctx| {
+                    settled(result)?;
+                    act.grant(ctx)
+                }),
+        )
+    }
+
+    fn finish_refresh(&mut self, attempt: RefreshAttempt, ctx: &mut Context<Self>) {
+        self.flight.running = false;
+        let done = match attempt {
+            RefreshAttempt::Refreshed(credentials) | RefreshAttempt::Superseded(credentials) => {
+                self.take_credentials(credentials);
+                self.flight.reset(&self.config.refresh);
+                self.publish();
+                Ok(())
+            }
+            RefreshAttempt::Rejected { status, code } => {
+                self.refresh_failed(refresh::classify(status, code.as_deref()), ctx)
+            }
+            RefreshAttempt::Failed(error) => self.refresh_failed(Failure::Transient { error }, ctx),
+            RefreshAttempt::Gone => Err(Refusal::Unusable("gone")),
+        };
+        for waiter in self.flight.waiters.drain(..) {
+            let _ = waiter.send(done.clone());
+        }
+    }
+
+    /// A permanent failure takes the account out at once and is persisted with its reason; a
+    /// transient one is noted, paused on, and retried in the background while the token serves.
+    fn refresh_failed(&mut self, failure: Failure, ctx: &mut Context<Self>) -> Done {
+        let id = self.credentials.id.clone();
+        match failure {
+            Failure::Permanent { reason } => {
+                let version = self.credentials.token_version;
+                let persist = self
+                    .config
+                    .refresher
+                    .reauth_required(id, version, reason.clone());
+                ctx.spawn(persist.into_actor(self));
+                self.apply(AccountEvent::RefreshRejected {
+                    reason: reason.clone(),
+                });
+                self.publish();
+                Err(Refusal::RefreshFailed(reason))
+            }
+            Failure::Transient { error } => {
+                ctx.spawn(
+                    self.config
+                        .refresher
+                        .failed(id, self.credentials.token_version, error.clone())
+                        .into_actor(self),
+                );
+                let delay = self.flight.retry.next_delay(&self.config.refresh);
+                self.flight.not_before = Some(Instant::now() + delay);
+                self.flight.last_error.clone_from(&error);
+                if refresh::retry_in_background(self.credentials.expires_at, unix_now(), delay) {
+                    ctx.run_later(delay, |act, ctx| act.start_refresh(ctx, false));
+                }
+                Err(Refusal::RefreshFailed(error))
+            }
+        }
+    }
+}

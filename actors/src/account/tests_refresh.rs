@@ -1,0 +1,279 @@
+//! The refresh flow of one account against a scripted refresher: single flight, proactive and
+//! expired tokens, renewal after a 401, permanent and transient failures.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::future::LocalBoxFuture;
+use secrecy::ExposeSecret;
+
+use super::super::messages::*;
+use super::super::refresh::RefreshPolicy;
+use super::super::{unix_now, AccountActor};
+use super::{credentials, Heard, Listener};
+use crate::config::PoolConfig;
+use crate::lease::Outcome;
+use crate::ports::{RefreshAttempt, TokenRefresher};
+use crate::types::{AccountCredentials, AccountId};
+
+#[derive(Clone, Copy)]
+enum Answer {
+    Ok,
+    Reject(u16, &'static str),
+    Fail,
+}
+
+/// Answers refreshes from a script (then `Ok`), after a pause, counting calls.
+#[derive(Default)]
+struct ScriptedRefresher {
+    calls: AtomicUsize,
+    answers: Mutex<VecDeque<Answer>>,
+    reauth: Mutex<Vec<String>>,
+    failures: Mutex<Vec<String>>,
+}
+
+impl ScriptedRefresher {
+    fn with(answers: &[Answer]) -> Arc<ScriptedRefresher> {
+        let refresher = ScriptedRefresher::default();
+        refresher.answers.lock().unwrap().extend(answers);
+        Arc::new(refresher)
+    }
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+fn refreshed(id: &AccountId, token_version: i64) -> AccountCredentials {
+    let mut c = credentials(id.as_str(), true, token_version);
+    c.expires_at = Some(unix_now() + 3600);
+    c
+}
+
+impl TokenRefresher for ScriptedRefresher {
+    fn refresh(
+        &self,
+        id: AccountId,
+        token_version: i64,
+    ) -> LocalBoxFuture<'static, RefreshAttempt> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let answer = self
+            .answers
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Answer::Ok);
+        Box::pin(async move {
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+            match answer {
+                Answer::Ok => RefreshAttempt::Refreshed(refreshed(&id, token_version + 1)),
+                Answer::Reject(status, code) => RefreshAttempt::Rejected {
+                    status,
+                    code: Some(code.to_owned()),
+                },
+                Answer::Fail => RefreshAttempt::Failed("connection refused".to_owned()),
+            }
+        })
+    }
+    fn reauth_required(&self, _: AccountId, _: i64, reason: String) -> LocalBoxFuture<'static, ()> {
+        self.reauth.lock().unwrap().push(reason);
+        Box::pin(async {})
+    }
+    fn failed(&self, _: AccountId, _: i64, error: String) -> LocalBoxFuture<'static, ()> {
+        self.failures.lock().unwrap().push(error);
+        Box::pin(async {})
+    }
+}
+
+fn policy() -> RefreshPolicy {
+    RefreshPolicy {
+        retry_initial: Duration::from_millis(10),
+        retry_max: Duration::from_millis(50),
+        ..RefreshPolicy::default()
+    }
+}
+
+fn start(
+    expires_in: i64,
+    refresher: &Arc<ScriptedRefresher>,
+) -> (Addr<AccountActor>, Addr<Listener>) {
+    let listener = Listener::default().start();
+    let mut c = credentials("a", true, 1);
+    c.expires_at = Some(unix_now() + expires_in);
+    let refresher: Arc<dyn TokenRefresher> = refresher.clone();
+    let config = PoolConfig {
+        refresher,
+        refresh: policy(),
+        ..PoolConfig::default()
+    };
+    let account =
+        AccountActor::with_config(c, listener.clone().recipient(), Arc::new(config)).start();
+    (account, listener)
+}
+
+fn token(lease: &crate::Lease) -> String {
+    lease.access_token.expose_secret().to_owned()
+}
+
+async fn eventually(mut check: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if check() {
+            return;
+        }
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("condition never held");
+}
+
+#[actix_rt::test]
+async fn fifty_requests_on_an_expired_token_wait_for_one_refresh() {
+    let refresher = ScriptedRefresher::with(&[]);
+    let (account, _) = start(-10, &refresher);
+    let requests = (0..50).map(|_| account.send(GrantLease));
+    let leases = futures_util::future::join_all(requests).await;
+    for lease in leases {
+        let lease = lease.unwrap().unwrap();
+        assert_eq!(
+            (lease.token_version, token(&lease)),
+            (2, "token-a-2".to_owned())
+        );
+    }
+    assert_eq!(refresher.calls(), 1);
+}
+
+#[actix_rt::test]
+async fn a_token_about_to_expire_serves_while_it_is_refreshed_in_the_background() {
+    let refresher = ScriptedRefresher::with(&[]);
+    let (account, _) = start(60, &refresher);
+    let first = account.send(GrantLease).await.unwrap().unwrap();
+    assert_eq!(first.token_version, 1, "the current token serves at once");
+    let second = account.send(GrantLease).await.unwrap().unwrap();
+    assert_eq!(second.token_version, 1);
+    eventually(|| refresher.calls() == 1).await;
+    for _ in 0..100 {
+        let lease = account.send(GrantLease).await.unwrap().unwrap();
+        if lease.token_version == 2 {
+            assert_eq!(refresher.calls(), 1);
+            return;
+        }
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the refreshed token was never served");
+}
+
+#[actix_rt::test]
+async fn a_dead_refresh_token_takes_the_account_out_with_the_reason() {
+    for code in [
+        "refresh_token_expired",
+        "refresh_token_reused",
+        "refresh_token_invalidated",
+    ] {
+        let refresher = ScriptedRefresher::with(&[Answer::Reject(401, code)]);
+        let (account, listener) = start(-10, &refresher);
+        let refused = account.send(GrantLease).await.unwrap().unwrap_err();
+        assert!(
+            matches!(&refused, Refusal::RefreshFailed(r) if r.contains(code)),
+            "{refused:?}"
+        );
+        let status = account.send(GetAccountStatus).await.unwrap();
+        assert_eq!(status.state.name(), "reauth_required");
+        assert!(status
+            .state
+            .auth
+            .reason()
+            .unwrap()
+            .contains("log the account in again"));
+        assert_eq!(refresher.reauth.lock().unwrap().len(), 1);
+        assert_eq!(
+            listener.send(Heard).await.unwrap(),
+            Some(false),
+            "the router was told"
+        );
+        // Out of rotation: no further refresh is attempted for a dead login.
+        let refused = account.send(GrantLease).await.unwrap().unwrap_err();
+        assert_eq!(refused, Refusal::Unusable("reauth_required"));
+        assert_eq!(refresher.calls(), 1);
+    }
+}
+
+#[actix_rt::test]
+async fn transient_failures_are_retried_with_backoff_while_the_token_serves() {
+    let refresher = ScriptedRefresher::with(&[Answer::Fail, Answer::Reject(503, "busy")]);
+    let (account, _) = start(60, &refresher);
+    assert_eq!(
+        account
+            .send(GrantLease)
+            .await
+            .unwrap()
+            .unwrap()
+            .token_version,
+        1
+    );
+    eventually(|| refresher.calls() == 3).await;
+    for _ in 0..100 {
+        let lease = account.send(GrantLease).await.unwrap().unwrap();
+        if lease.token_version == 2 {
+            assert_eq!(refresher.failures.lock().unwrap().len(), 2);
+            assert_eq!(
+                account.send(GetAccountStatus).await.unwrap().state.name(),
+                "active"
+            );
+            return;
+        }
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the retried refresh never served");
+}
+
+#[actix_rt::test]
+async fn many_401s_on_one_token_cause_one_refresh_and_a_second_401_needs_a_human() {
+    let refresher = ScriptedRefresher::with(&[]);
+    let (account, _) = start(3600, &refresher);
+    let mut leases = Vec::new();
+    for _ in 0..10 {
+        leases.push(account.send(GrantLease).await.unwrap().unwrap());
+    }
+    let stale = account.send(GrantLease).await.unwrap().unwrap();
+    let renewals = leases.into_iter().map(|l| l.renew_after_unauthorized());
+    let renewed: Vec<_> = futures_util::future::join_all(renewals).await;
+    assert_eq!(refresher.calls(), 1);
+    let renewed: Vec<_> = renewed.into_iter().map(|r| r.unwrap()).collect();
+    assert!(renewed.iter().all(|l| l.token_version == 2));
+    // A 401 answered for the replaced token says nothing about the new one.
+    stale.report(Outcome::Completed { status: 401 });
+    assert_eq!(
+        account.send(GetAccountStatus).await.unwrap().state.name(),
+        "active"
+    );
+    let mut renewed = renewed.into_iter();
+    renewed
+        .next()
+        .unwrap()
+        .report(Outcome::Completed { status: 401 });
+    let status = account.send(GetAccountStatus).await.unwrap();
+    assert_eq!(status.state.name(), "reauth_required");
+    drop(renewed);
+    assert_eq!(account.send(GetAccountStatus).await.unwrap().in_flight, 0);
+}
+
+#[actix_rt::test]
+async fn refresh_now_reports_its_result_and_an_older_store_read_does_not_roll_back() {
+    let refresher = ScriptedRefresher::with(&[Answer::Fail]);
+    let (account, _) = start(3600, &refresher);
+    let failed = account.send(RefreshNow).await.unwrap();
+    assert!(
+        matches!(failed, Err(Refusal::RefreshFailed(_))),
+        "{failed:?}"
+    );
+    account.send(RefreshNow).await.unwrap().unwrap();
+    assert_eq!(refresher.calls(), 2);
+    // The router read the row before the refresh was stored: the older tokens are ignored.
+    account
+        .send(ReplaceCredentials(credentials("a", true, 1)))
+        .await
+        .unwrap();
+    let lease = account.send(GrantLease).await.unwrap().unwrap();
+    assert_eq!(lease.token_version, 2);
+}

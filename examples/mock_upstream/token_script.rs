@@ -1,0 +1,38 @@
+//! Scripting the mock's token endpoint: queued failures for refresh grants (each permanent code,
+//! a bare status such as 401 or 500, an unreadable answer), the lifetime of minted access tokens
+//! (so expiry-driven refresh is testable), a pause before answering (so refreshes are in flight
+//! while requests arrive), and counters of refresh grants and code exchanges.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// A scripted answer to the next refresh grant.
+#[derive(Clone, Debug)]
+pub enum TokenFailure {
+    /// `status` with `{"error":{"code": code, "message": …}}`.
+    Error { status: u16, code: String },
+    /// `status` with a body that names no code.
+    Status(u16),
+    /// 200 with a body that is not JSON (a broken proxy, a cut connection).
+    Garbage,
+}
+
+pub struct TokenScript {
+    pub(super) failures: VecDeque<TokenFailure>,
+    pub(super) lifetime_secs: i64,
+    pub(super) delay: Duration,
+    pub(super) refresh_calls: usize,
+    pub(super) code_exchanges: usize,
+}
+
+impl Default for TokenScript {
+    fn default() -> Self {
+        TokenScript {
+            failures: VecDeque::new(),
+            lifetime_secs: 3600,
+            delay: Duration::ZERO,
+            refresh_calls: 0,
+            code_exchanges: 0,
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Token refresh against the mock issuer: proactive and on expiry, single-flight under load,
+//! reactive after an upstream 401, permanent failures taking the account out with the reason,
+//! transient failures retried, and no token in any log line.
+
+use std::time::Duration;
+
+use codex_relay::oauth::auth_json;
+use codex_relay::store::AccountSummary;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+use crate::helpers::{body, error_of, eventually, spawn_app_expiring, spawn_app_with, TestApp};
+use crate::mock_upstream::{fake_auth_json, Scripted, TokenFailure};
+
+async fn ask(app: &TestApp) -> u16 {
+    let mut response = app
+        .responses()
+        .send_json(&body("gpt-5.5", "hi", false))
+        .await
+        .unwrap();
+    let _ = response.body().await;
+    response.status().as_u16()
+}
+
+fn summary(app: &TestApp) -> AccountSummary {
+    app.store.list_accounts().unwrap().remove(0)
+}
+
+fn token_version(app: &TestApp) -> i64 {
+    app.store
+        .refresh_token(&app.account_id)
+        .unwrap()
+        .unwrap()
+        .token_version
+}
+
+fn bearer_of_last_upstream_call(app: &TestApp) -> String {
+    let last = app.mock.state.responses_requests().pop().unwrap();
+    let header = last.header("authorization").unwrap();
+    header.trim_start_matches("Bearer ").to_owned()
+}
+
+/// Every token the relay has held must stay out of its logs.
+fn assert_no_token_logged(app: &TestApp) {
+    let logs = app.logs();
+    let mut secrets = app.mock.state.issued_tokens();
+    for part in ["access_token", "refresh_token", "id_token"] {
+        secrets.push(app.auth_json["tokens"][part].as_str().unwrap().to_owned());
+    }
+    let stored = app.store.refresh_token(&app.account_id).unwrap();
+    secrets.extend(stored.map(|s| s.refresh_token.expose_secret().to_owned()));
+    for secret in secrets {
+        assert!(!logs.contains(&secret), "a token reached the logs");
+    }
+}
+
+#[actix_web::test]
+async fn a_token_within_the_skew_serves_while_it_is_refreshed_and_stored() {
+    // The account's token expires in an hour; a two-hour skew makes it due at once.
+    let app = spawn_app_with(|s| s.oauth.refresh_skew_secs = 7200).await;
+    let before = token_version(&app);
+    let original = app.auth_json["tokens"]["access_token"].as_str().unwrap();
+    assert_eq!(ask(&app).await, 200);
+    assert_eq!(
+        bearer_of_last_upstream_call(&app),
+        original,
+        "the current token served"
+    );
+    assert!(eventually(10, || async { app.mock.state.refresh_calls() == 1 }).await);
+    assert!(eventually(10, || async { token_version(&app) == before + 1 }).await);
+    let stored = summary(&app);
+    assert!(stored.last_refresh.is_some());
+    let issued = app.mock.state.issued_tokens();
+    assert!(
+        eventually(10, || async {
+            ask(&app).await == 200 && issued.contains(&bearer_of_last_upstream_call(&app))
+        })
+        .await,
+        "the refreshed token was never used"
+    );
+    // The new token is still inside the (huge) skew, but one refresh per token set is enough
+    // for a request: only the background check or later requests start another.
+    assert_no_token_logged(&app);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn fifty_requests_on_an_expired_token_cause_exactly_one_token_call() {
+    let app = spawn_app_expiring(-30, |_| {}).await;
+    app.mock.state.set_token_delay(Duration::from_millis(300));
+    let requests = (0..50).map(|_| ask(&app));
+    let statuses = futures_util::future::join_all(requests).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(app.mock.state.refresh_calls(), 1);
+    let issued = app.mock.state.issued_tokens();
+    assert_eq!(issued.len(), 1);
+    for request in app.mock.state.responses_requests() {
+        let bearer = request.header("authorization").unwrap();
+        assert_eq!(
+            bearer,
+            format!("Bearer {}", issued[0]),
+            "an expired token was sent"
+        );
+    }
+    assert_no_token_logged(&app);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn an_upstream_401_refreshes_once_and_retries_once_for_every_waiting_request() {
+    let app = spawn_app_with(|_| {}).await;
+    let original = app.auth_json["tokens"]["access_token"].as_str().unwrap();
+    app.mock.state.revoke_access_token(original);
+    app.mock.state.set_token_delay(Duration::from_millis(200));
+    let statuses = futures_util::future::join_all((0..20).map(|_| ask(&app))).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(app.mock.state.refresh_calls(), 1);
+    assert_eq!(summary(&app).shown_state(), "active");
+    assert_no_token_logged(&app);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_401_on_a_freshly_refreshed_token_needs_a_human() {
+    let app = spawn_app_with(|_| {}).await;
+    for _ in 0..2 {
+        app.mock.state.push_scripted(Scripted::Status {
+            status: 401,
+            body: r#"{"detail":"Unauthorized"}"#.to_owned(),
+            headers: Vec::new(),
+        });
+    }
+    let mut response = app
+        .responses()
+        .send_json(&body("gpt-5.5", "hi", false))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    error_of(&mut response).await;
+    assert_eq!(app.mock.state.refresh_calls(), 1);
+    assert_eq!(
+        app.mock.state.responses_requests().len(),
+        2,
+        "one retry, not more"
+    );
+    assert_eq!(ask(&app).await, 503, "the account is out of rotation");
+    assert!(app.logs().contains("upstream rejected the access token"));
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn each_permanent_refresh_error_takes_the_account_out_with_what_to_do() {
+    let cases = [
+        TokenFailure::Error {
+            status: 401,
+            code: "refresh_token_expired".into(),
+        },
+        TokenFailure::Error {
+            status: 401,
+            code: "refresh_token_reused".into(),
+        },
+        TokenFailure::Error {
+            status: 400,
+            code: "refresh_token_invalidated".into(),
+        },
+        TokenFailure::Status(401),
+    ];
+    for failure in cases {
+        let app = spawn_app_expiring(-30, |_| {}).await;
+        app.mock.state.push_token_failure(failure.clone());
+        assert_eq!(ask(&app).await, 503, "{failure:?}");
+        let health: Value = crate::helpers::client()
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(health["usable_accounts"], 0, "{failure:?}");
+        // Out of rotation at once; the reason is written to the store right after.
+        let persisted = eventually(5, || async {
+            summary(&app).shown_state() == "reauth_required"
+        })
+        .await;
+        assert!(persisted, "{failure:?}");
+        let stored = summary(&app);
+        let reason = stored.reauth_reason.unwrap_or_default();
+        assert!(reason.contains("log the account in again"), "{reason}");
+        if let TokenFailure::Error { code, .. } = &failure {
+            assert!(reason.contains(code.as_str()), "{reason}");
+        }
+        assert!(app.logs().contains("account needs a new login"));
+        // Out of rotation: no further attempt, however many requests come.
+        assert_eq!(ask(&app).await, 503);
+        assert_eq!(app.mock.state.refresh_calls(), 1);
+        assert_no_token_logged(&app);
+
+        // A new login brings it back.
+        let exp = chrono::Utc::now().timestamp() + 3600;
+        let auth = fake_auth_json("acct-test-1", "dev@example.com", "plus", exp);
+        let fresh = auth_json::parse(&auth.to_string()).unwrap();
+        app.store.import_account(&fresh).unwrap();
+        assert!(eventually(10, || async { ask(&app).await == 200 }).await);
+        assert_eq!(summary(&app).reauth_reason, None);
+        app.stop().await;
+    }
+}
+
+#[actix_web::test]
+async fn transient_refresh_errors_are_retried_with_backoff_while_the_token_serves() {
+    let app = spawn_app_with(|s| {
+        s.oauth.refresh_skew_secs = 7200;
+        s.oauth.refresh_retry_initial_ms = 20;
+        s.oauth.refresh_retry_max_secs = 1;
+    })
+    .await;
+    let before = token_version(&app);
+    app.mock.state.push_token_failure(TokenFailure::Status(503));
+    app.mock.state.push_token_failure(TokenFailure::Garbage);
+    assert_eq!(ask(&app).await, 200);
+    assert!(
+        eventually(10, || async { app.mock.state.refresh_calls() >= 3 }).await,
+        "the refresh was not retried"
+    );
+    assert!(eventually(10, || async { token_version(&app) == before + 1 }).await);
+    let stored = summary(&app);
+    assert_eq!(stored.shown_state(), "active");
+    assert_eq!(
+        stored.last_refresh_error, None,
+        "a success clears the last error"
+    );
+    assert_eq!(ask(&app).await, 200);
+    assert_no_token_logged(&app);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_failed_refresh_is_shown_until_one_succeeds() {
+    let app = spawn_app_with(|s| {
+        s.oauth.refresh_skew_secs = 7200;
+        s.oauth.refresh_retry_initial_ms = 60_000;
+    })
+    .await;
+    app.mock.state.push_token_failure(TokenFailure::Status(500));
+    assert_eq!(ask(&app).await, 200);
+    assert!(
+        eventually(10, || async { summary(&app).last_refresh_error.is_some() }).await,
+        "the failure was not recorded"
+    );
+    let error = summary(&app).last_refresh_error.unwrap();
+    assert!(error.contains("500"), "{error}");
+    assert_eq!(summary(&app).shown_state(), "active");
+    app.stop().await;
+}
