@@ -23,7 +23,7 @@ use crate::http::auth::KeyRing;
 use crate::http::{self, context, AppState, Parts};
 use crate::oauth::endpoint::OauthEndpoint;
 use crate::oauth::onboarding::Onboarding;
-use crate::pool::{load_keys, spawn_key_sync, StoreAccountSource};
+use crate::pool::{load_keys, spawn_credential_sync, StoreAccountSource};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
 use crate::upstream::UpstreamClient;
@@ -83,11 +83,11 @@ impl Application {
         let router = RouterActor::with_config(source, sync_interval, pool).start();
         let keys = Arc::new(KeyRing::default());
         load_keys(&store, &keys).await?;
-        spawn_key_sync(store.clone(), Arc::clone(&keys), sync_interval, log.clone());
         let admin_tokens = Arc::new(AdminTokenRing::default());
         admin::auth::load_tokens(&store, &admin_tokens).await?;
-        admin::auth::spawn_token_sync(
+        spawn_credential_sync(
             store.clone(),
+            Arc::clone(&keys),
             Arc::clone(&admin_tokens),
             sync_interval,
             log.clone(),

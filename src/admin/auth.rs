@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -17,7 +16,6 @@ use super::AdminState;
 use crate::store::admin_tokens::{ActiveAdminToken, AdminScope};
 use crate::store::keys::hash_key;
 use crate::store::{KeyHash, Store, StoreError};
-use slog::{warn, Logger};
 
 /// Who is calling the admin plane: the token that authenticated the request.
 #[derive(Debug, Clone)]
@@ -67,20 +65,6 @@ pub async fn load_tokens(store: &Store, ring: &AdminTokenRing) -> Result<(), Sto
     let active = store.run(|s| s.active_admin_tokens()).await?;
     ring.replace(active);
     Ok(())
-}
-
-/// Re-reads the admin tokens every `interval`, for as long as the server's runtime lives.
-pub fn spawn_token_sync(store: Store, ring: Arc<AdminTokenRing>, interval: Duration, log: Logger) {
-    actix_web::rt::spawn(async move {
-        let mut ticker = actix_web::rt::time::interval(interval);
-        loop {
-            ticker.tick().await;
-            if let Err(error) = load_tokens(&store, &ring).await {
-                warn!(log, "could not re-read admin tokens; keeping the previous set";
-                    "error" => error.to_string());
-            }
-        }
-    });
 }
 
 /// The scope a request needs: looking is reading, anything else is writing.

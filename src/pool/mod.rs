@@ -16,6 +16,7 @@ use futures_util::future::BoxFuture;
 use relay_actors::{AccountCredentials, AccountId, AccountSource, SourceError};
 use slog::{warn, Logger};
 
+use crate::admin::auth::{load_tokens, AdminTokenRing};
 use crate::http::auth::KeyRing;
 use crate::store::Store;
 
@@ -68,14 +69,25 @@ pub async fn load_keys(store: &Store, keys: &KeyRing) -> Result<(), crate::store
     Ok(())
 }
 
-/// Re-reads the active API keys every `interval`, for as long as the server's runtime lives.
-pub fn spawn_key_sync(store: Store, keys: Arc<KeyRing>, interval: Duration, log: Logger) {
+/// Re-reads the API keys and the admin tokens every `interval`, for as long as the server's
+/// runtime lives, so the CLI's creations and revocations take effect without a restart. A failed
+/// read keeps the previous set.
+pub fn spawn_credential_sync(
+    store: Store,
+    keys: Arc<KeyRing>,
+    admin_tokens: Arc<AdminTokenRing>,
+    interval: Duration,
+    log: Logger,
+) {
     actix_web::rt::spawn(async move {
         let mut ticker = actix_web::rt::time::interval(interval);
         loop {
             ticker.tick().await;
             if let Err(error) = load_keys(&store, &keys).await {
                 warn!(log, "could not re-read API keys; keeping the previous set"; "error" => error.to_string());
+            }
+            if let Err(error) = load_tokens(&store, &admin_tokens).await {
+                warn!(log, "could not re-read admin tokens; keeping the previous set"; "error" => error.to_string());
             }
         }
     });

@@ -71,7 +71,9 @@ impl Store {
     /// version so that a running server picks them up.
     pub fn set_routing(&self, id: &str, change: RoutingChange) -> Result<String, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        // The write lock at once: this reads, then writes, while the server may be writing; a
+        // deferred transaction overtaken that way fails without waiting.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let account: Option<String> = tx
             .query_row(
                 "SELECT id FROM accounts WHERE id = ?1 OR chatgpt_account_id = ?1",
