@@ -27,6 +27,7 @@ use relay_actors::{
 use slog::warn;
 
 use super::context::{AccessNote, RequestContext};
+use super::encrypted::explain;
 use super::error::ApiError;
 use super::renewal::{not_renewed, send_renewing_on_401, Sent};
 use super::AppState;
@@ -196,12 +197,13 @@ async fn try_account(
             .await
             .unwrap_or_default();
         lease.observe(error_facts(response.headers(), &body, now));
+        let error = super::upstream_error::map(status, response.headers(), &body, ctx);
+        let error = explain(error, call.carries_encrypted, &lease, ctx);
         lease
             .finish(Outcome::Completed {
                 status: status.as_u16(),
             })
             .await;
-        let error = super::upstream_error::map(status, response.headers(), &body, ctx);
         return match fails_over(status) {
             true => Attempt::Failed(Failure::Status(status, error)),
             false => Attempt::Final(error),

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod context;
+mod encrypted;
 pub mod error;
 mod failover;
 mod governance;

@@ -26,6 +26,7 @@ mod model_registry;
 mod models;
 mod pool_affinity;
 mod pool_cli;
+mod pool_encrypted;
 mod pool_failover;
 mod pool_health;
 mod pool_helpers;
