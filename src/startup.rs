@@ -10,8 +10,9 @@ use std::time::Duration;
 use actix::Actor;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
+use actix_web::rt::task::JoinHandle;
 use actix_web::{web, App, HttpServer};
-use relay_actors::{GetPoolStatus, RouterActor};
+use relay_actors::{GetPoolStatus, RouterActor, Shutdown};
 use slog::{info, Logger};
 
 use crate::admin::auth::AdminTokenRing;
@@ -51,18 +52,47 @@ pub struct Application {
     admin_addr: SocketAddr,
     server: Server,
     admin: Server,
+    background: Background,
 }
 
-/// Stops both planes of a started relay.
+/// Stops both planes of a started relay, then its actors and background loops.
 #[derive(Clone)]
 pub struct AppHandle {
     data: ServerHandle,
     admin: ServerHandle,
+    background: Background,
+}
+
+/// What a relay runs besides its servers: the router with its account actors, and the loops
+/// that re-read credentials and the model catalog. Their timers would keep them running for as
+/// long as the runtime lives, so a relay stopped inside a process that goes on (a restart in
+/// tests, an embedding) must end them, or the old relay keeps probing, refreshing tokens and
+/// saving pool state beside its successor.
+#[derive(Clone)]
+struct Background {
+    router: actix::Addr<RouterActor>,
+    tasks: Arc<Vec<JoinHandle<()>>>,
+}
+
+impl Background {
+    async fn stop(&self) {
+        for task in self.tasks.iter() {
+            task.abort();
+        }
+        // A router already gone has nothing left to stop.
+        let _ = self.router.send(Shutdown).await;
+    }
 }
 
 impl AppHandle {
     pub async fn stop(&self, graceful: bool) {
         futures_util::future::join(self.data.stop(graceful), self.admin.stop(graceful)).await;
+        self.background.stop().await;
+    }
+
+    /// Whether the relay's router — and with it the account actors' work — has stopped.
+    pub fn actors_stopped(&self) -> bool {
+        !self.background.router.connected()
     }
 }
 
@@ -85,13 +115,13 @@ impl Application {
         load_keys(&store, &keys).await?;
         let admin_tokens = Arc::new(AdminTokenRing::default());
         admin::auth::load_tokens(&store, &admin_tokens).await?;
-        spawn_credential_sync(
+        let mut tasks = vec![spawn_credential_sync(
             store.clone(),
             Arc::clone(&keys),
             Arc::clone(&admin_tokens),
             sync_interval,
             log.clone(),
-        );
+        )];
         wait_for_first_sync(&router).await;
         let governor = Governor::load(settings.limits.clone(), store.clone(), log.clone()).await?;
         let models = Arc::new(ModelRegistry::new(&settings.models));
@@ -101,7 +131,11 @@ impl Application {
             client_version: settings.models.client_version.clone(),
             log: log.clone(),
         };
-        model_refresh::start(refresher, &settings).await;
+        tasks.extend(model_refresh::start(refresher, &settings).await);
+        let background = Background {
+            router: router.clone(),
+            tasks: Arc::new(tasks),
+        };
 
         let admin_listen = settings.admin.listen;
         if !admin_listen.ip().is_loopback() && admin_tokens.is_empty() {
@@ -150,6 +184,7 @@ impl Application {
             admin_addr,
             server,
             admin,
+            background,
         })
     }
 
@@ -168,6 +203,7 @@ impl Application {
         AppHandle {
             data: self.server.handle(),
             admin: self.admin.handle(),
+            background: self.background.clone(),
         }
     }
 

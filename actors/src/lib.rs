@@ -35,7 +35,7 @@ pub use ports::{
 pub use router::affinity::Placement;
 pub use router::messages::{
     Acquire, AcquireError, GetAccountStatuses, GetPoolStatus, JudgeExhaustion, PoolStatus,
-    Reconcile, RefreshAccount, RefreshError, SyncNow,
+    Reconcile, RefreshAccount, RefreshError, Shutdown, SyncNow,
 };
 pub use router::selection::Strategy;
 pub use router::RouterActor;

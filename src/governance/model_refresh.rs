@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::rt::task::JoinHandle;
 use slog::{debug, warn, Logger};
 
 use super::models::ModelRegistry;
@@ -68,11 +69,12 @@ impl Refresher {
 }
 
 /// Refreshes now (bounded, so a slow upstream cannot hold startup) and then every interval, for
-/// as long as the runtime lives. Does nothing when the interval is 0.
-pub async fn start(refresher: Refresher, settings: &Settings) {
+/// as long as the runtime lives (or until the returned task is aborted). Does nothing when the
+/// interval is 0.
+pub async fn start(refresher: Refresher, settings: &Settings) -> Option<JoinHandle<()>> {
     let interval = settings.models.refresh_interval_secs;
     if interval == 0 {
-        return;
+        return None;
     }
     let upstream = UpstreamClient::new(&settings.upstream);
     let first = refresher.refresh_once(&upstream);
@@ -85,12 +87,12 @@ pub async fn start(refresher: Refresher, settings: &Settings) {
             "the first model catalog fetch took too long; serving the configured catalog meanwhile"
         );
     }
-    actix_web::rt::spawn(async move {
+    Some(actix_web::rt::spawn(async move {
         let mut ticker = actix_web::rt::time::interval(Duration::from_secs(interval));
         ticker.tick().await;
         loop {
             ticker.tick().await;
             refresher.refresh_once(&upstream).await;
         }
-    });
+    }))
 }

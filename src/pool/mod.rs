@@ -70,15 +70,15 @@ pub async fn load_keys(store: &Store, keys: &KeyRing) -> Result<(), crate::store
 }
 
 /// Re-reads the API keys and the admin tokens every `interval`, for as long as the server's
-/// runtime lives, so the CLI's creations and revocations take effect without a restart. A failed
-/// read keeps the previous set.
+/// runtime lives (or until the returned task is aborted), so the CLI's creations and revocations
+/// take effect without a restart. A failed read keeps the previous set.
 pub fn spawn_credential_sync(
     store: Store,
     keys: Arc<KeyRing>,
     admin_tokens: Arc<AdminTokenRing>,
     interval: Duration,
     log: Logger,
-) {
+) -> actix_web::rt::task::JoinHandle<()> {
     actix_web::rt::spawn(async move {
         let mut ticker = actix_web::rt::time::interval(interval);
         loop {
@@ -90,5 +90,5 @@ pub fn spawn_credential_sync(
                 warn!(log, "could not re-read admin tokens; keeping the previous set"; "error" => error.to_string());
             }
         }
-    });
+    })
 }

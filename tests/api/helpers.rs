@@ -197,8 +197,15 @@ impl TestApp {
     }
 
     /// Stops the relay and starts a new one on the same store file and mock (a restart).
+    /// The old relay's actors are stopped first (not merely its servers), so that it cannot
+    /// probe, refresh or save pool state beside its successor.
     pub async fn restart(mut self) -> TestApp {
         self.handle.stop(false).await;
+        let old = self.handle.clone();
+        assert!(
+            eventually(5, || async { old.actors_stopped() }).await,
+            "the old relay's actors kept running"
+        );
         let (addr, admin_addr, handle) = start_relay(&self.settings, &self.store, &self.logs).await;
         self.addr = addr;
         self.admin_addr = admin_addr;

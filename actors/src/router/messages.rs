@@ -51,6 +51,13 @@ pub struct JudgeExhaustion {
     pub exclude_plans: Vec<String>,
 }
 
+/// Stops the router and every account actor it started (their timers, probes and refreshes
+/// with them); answers once they have been told. For a relay that stops inside a process that
+/// lives on (tests, an embedding): without it the actors' timers keep them running forever.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
 /// Re-reads the accounts from the source now instead of at the next interval.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]

@@ -29,7 +29,7 @@ use actix::prelude::*;
 use self::affinity::AffinityTable;
 use self::messages::{
     AccountUnreachable, GetAccountStatuses, GetPoolStatus, PoolStatus, Reconcile, RefreshAccount,
-    RefreshError, SyncNow,
+    RefreshError, Shutdown, SyncNow,
 };
 use crate::account::messages::{
     AccountStateChanged, AccountStatus, AccountView, GetAccountStatus, ProbeNow, RefreshNow,
@@ -228,6 +228,17 @@ impl Handler<SyncNow> for RouterActor {
 
     fn handle(&mut self, _: SyncNow, ctx: &mut Context<Self>) {
         self.start_sync(ctx);
+    }
+}
+
+impl Handler<Shutdown> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        for entry in std::mem::take(&mut self.entries).into_values() {
+            entry.addr.do_send(Retire);
+        }
+        ctx.stop();
     }
 }
 

@@ -189,6 +189,25 @@ async fn a_panicked_account_actor_is_restarted_from_the_source() {
     assert!(restarted, "the account was not restarted");
 }
 
+#[actix_rt::test]
+async fn shutdown_stops_the_router_and_its_account_actors() {
+    let source = MemorySource::default();
+    source.put(credentials("a", true, 1));
+    let router = RouterActor::new(Arc::new(source), Duration::from_millis(20)).start();
+    synced(&router, 1).await;
+    let account = lease_owner(&router).await;
+    router.send(Shutdown).await.unwrap();
+    let mut stopped = false;
+    for _ in 0..200 {
+        if !router.connected() && !account.connected() {
+            stopped = true;
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(stopped, "the router or its account actor kept running");
+}
+
 async fn lease_owner(router: &Addr<RouterActor>) -> Addr<AccountActor> {
     router.send(GetAccountAddr).await.unwrap()
 }
