@@ -9,7 +9,7 @@ use super::affinity::Placement;
 use super::messages::{AccountUnreachable, Acquire, AcquireError, JudgeExhaustion};
 use super::selection::{self, Exhaustion};
 use super::RouterActor;
-use crate::account::messages::{AccountView, GrantLease};
+use crate::account::messages::{AccountView, GetAccountStatus, GrantLease};
 use crate::account::AccountActor;
 use crate::lease::Lease;
 use crate::types::AccountId;
@@ -31,18 +31,20 @@ impl Handler<Acquire> for RouterActor {
         self.cursor = self.cursor.wrapping_add(1);
         let router = ctx.address();
         let ask = async move {
+            let mut refused = Vec::new();
             for addr in order {
                 match addr.send(GrantLease).await {
-                    Ok(Ok(lease)) => return Some(lease),
-                    Ok(Err(_refused)) => continue,
+                    Ok(Ok(lease)) => return Ok(lease),
+                    Ok(Err(_refused)) => refused.push(addr),
                     Err(_closed) => router.do_send(AccountUnreachable),
                 }
             }
-            None
+            Err(fresh_views(refused).await)
         };
         Box::pin(ask.into_actor(self).map(move |granted, act, _| {
-            let Some(mut lease) = granted else {
-                return Err(act.judge(SystemTime::now(), &msg.exclude_plans));
+            let mut lease = match granted {
+                Ok(lease) => lease,
+                Err(fresh) => return Err(act.judge(SystemTime::now(), &msg.exclude_plans, &fresh)),
             };
             lease.placement = act.place(msg.affinity.as_deref(), bound, &lease, now);
             Ok(lease)
@@ -50,12 +52,36 @@ impl Handler<Acquire> for RouterActor {
     }
 }
 
+/// Judged on views asked of the accounts at that moment, like a failed [`Acquire`].
 impl Handler<JudgeExhaustion> for RouterActor {
-    type Result = MessageResult<JudgeExhaustion>;
+    type Result = ResponseActFuture<Self, AcquireError>;
 
     fn handle(&mut self, msg: JudgeExhaustion, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.judge(SystemTime::now(), &msg.exclude_plans))
+        let addrs = self
+            .entries
+            .values()
+            .filter(|e| e.serves_plan(&msg.exclude_plans))
+            .map(|e| e.addr.clone())
+            .collect();
+        Box::pin(
+            fresh_views(addrs)
+                .into_actor(self)
+                .map(move |fresh, act, _| act.judge(SystemTime::now(), &msg.exclude_plans, &fresh)),
+        )
     }
+}
+
+/// The views of these accounts, asked of the accounts themselves: the views
+/// they pushed may still wait in the router's mailbox while their refusals are already here,
+/// and a verdict on those would say "no usable account" where "busy" or "cooling until" is true.
+async fn fresh_views(refused: Vec<Addr<AccountActor>>) -> Vec<AccountView> {
+    let mut views = Vec::with_capacity(refused.len());
+    for addr in refused {
+        if let Ok(view) = addr.send(GetAccountStatus).await {
+            views.push(view);
+        }
+    }
+    views
 }
 
 impl RouterActor {
@@ -120,13 +146,19 @@ impl RouterActor {
             .is_some_and(|e| e.addr.connected() && e.view.serves_at(now))
     }
 
-    /// Why no account took the request, judged over the accounts whose plan serves the model.
-    pub(super) fn judge(&self, now: SystemTime, exclude_plans: &[String]) -> AcquireError {
+    /// Why no account took the request, judged over the accounts whose plan serves the model;
+    /// `fresh` views (just asked of the accounts) stand in for the pushed ones.
+    pub(super) fn judge(
+        &self,
+        now: SystemTime,
+        exclude_plans: &[String],
+        fresh: &[AccountView],
+    ) -> AcquireError {
         let views: Vec<&AccountView> = self
             .entries
             .values()
             .filter(|e| e.serves_plan(exclude_plans))
-            .map(|e| &e.view)
+            .map(|e| fresh.iter().find(|v| v.id == e.view.id).unwrap_or(&e.view))
             .collect();
         match selection::exhaustion(&views, now) {
             // Accounts exist, but none of a plan that serves the model.

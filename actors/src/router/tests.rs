@@ -407,3 +407,38 @@ async fn reconcile_answers_once_the_pool_follows_the_source() {
     assert_eq!(statuses.len(), 1);
     assert_eq!(statuses[0].id, AccountId::from("b"));
 }
+
+/// The router's view of an account may lag what the account just answered (its pushed view is
+/// still in the mailbox); the verdict follows the accounts' own answers.
+#[actix_rt::test]
+async fn the_verdict_follows_what_the_accounts_said_not_a_lagging_view() {
+    let source = MemorySource::default();
+    let mut account = credentials("a", true, 1);
+    account.routing.max_in_flight = Some(1);
+    source.put(account);
+    let router = RouterActor::new(Arc::new(source), Duration::from_secs(60)).start();
+    synced(&router, 1).await;
+    let held = router.send(acquire()).await.unwrap().unwrap();
+    // A view from before the lease, arriving late.
+    let mut stale = router.send(GetAccountStatuses).await.unwrap()[0].clone();
+    stale.in_flight = 0;
+    router.do_send(crate::account::messages::AccountStateChanged { view: stale });
+    assert_eq!(
+        router.send(acquire()).await.unwrap().unwrap_err(),
+        AcquireError::Busy
+    );
+    router.do_send(crate::account::messages::AccountStateChanged {
+        view: stale_again(&router).await,
+    });
+    let verdict = router.send(JudgeExhaustion {
+        exclude_plans: Vec::new(),
+    });
+    assert_eq!(verdict.await.unwrap(), AcquireError::Busy);
+    drop(held);
+}
+
+async fn stale_again(router: &Addr<RouterActor>) -> crate::AccountView {
+    let mut stale = router.send(GetAccountStatuses).await.unwrap()[0].clone();
+    stale.in_flight = 0;
+    stale
+}
