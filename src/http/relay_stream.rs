@@ -19,7 +19,7 @@ use slog::{info, warn, Logger};
 use super::keepalive::{KeepAlive, COMMENT};
 use crate::governance::Admission;
 use crate::upstream::holdback::Held;
-use crate::upstream::sse::{failed_event, StreamWatcher, Terminal};
+use crate::upstream::sse::{data_of, failed_event, parse_data, StreamWatcher, Terminal};
 use crate::upstream::UpstreamResponse;
 
 /// The stream's clocks: `upstream.stream_idle_timeout_secs` and `server.sse_keepalive_ms`.
@@ -207,6 +207,9 @@ impl RelayStream {
             "upstream_disconnected",
             "The upstream closed the stream before the response completed.",
         );
+        // An upstream that closes halfway through an event leaves it torn: clients parse every
+        // event's data as JSON, so a torn one is dropped rather than sent before the failure.
+        let tail = tail.filter(|t| data_of(t).is_none() || parse_data(t).is_some());
         Some(match tail {
             Some(tail) => [tail, failed].concat().into(),
             None => failed,

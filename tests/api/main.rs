@@ -30,6 +30,7 @@ mod pool_encrypted;
 mod pool_failover;
 mod pool_health;
 mod pool_helpers;
+mod pool_stream_end;
 mod refresh;
 mod responses_json;
 mod responses_stream;
