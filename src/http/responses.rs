@@ -249,8 +249,9 @@ async fn answer(
     assembler.push(held.prefix);
     let assembled = match held.ended {
         true => {
-            lease.report(Outcome::Completed { status: 200 });
-            assembler.finish(reply.model)
+            let assembled = assembler.finish(reply.model);
+            lease.report(outcome_of(&assembled));
+            assembled
         }
         false => assemble(assembler, &mut response, lease, idle, reply.model).await?,
     };
@@ -291,13 +292,23 @@ async fn assemble(
 ) -> Result<Assembled, ApiError> {
     match read_into(&mut assembler, response, idle).await {
         Ok(()) => {
-            lease.report(Outcome::Completed { status: 200 });
-            Ok(assembler.finish(model))
+            let assembled = assembler.finish(model);
+            lease.report(outcome_of(&assembled));
+            Ok(assembled)
         }
         Err((outcome, error)) => {
             lease.report(outcome);
             Err(error)
         }
+    }
+}
+
+/// What the account is told about an assembled answer: a stream that ended without its
+/// terminal event was cut, which charges the account like a cut stream does.
+fn outcome_of(assembled: &Assembled) -> Outcome {
+    match assembled {
+        Assembled::Truncated => Outcome::TransportFailed,
+        Assembled::Response(_) | Assembled::Failed(_) => Outcome::Completed { status: 200 },
     }
 }
 
