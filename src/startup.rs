@@ -12,7 +12,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use relay_actors::{GetPoolStatus, RouterActor};
-use slog::{info, Logger};
+use slog::{info, warn, Logger};
 
 use crate::admin::auth::AdminTokenRing;
 use crate::admin::{self, AdminState};
@@ -51,18 +51,36 @@ pub struct Application {
     admin_addr: SocketAddr,
     server: Server,
     admin: Server,
+    governor: Governor,
+    log: Logger,
 }
+
+/// How long a stopping relay waits for queued usage to reach the store.
+const USAGE_FLUSH: Duration = Duration::from_secs(5);
 
 /// Stops both planes of a started relay.
 #[derive(Clone)]
 pub struct AppHandle {
     data: ServerHandle,
     admin: ServerHandle,
+    governor: Governor,
+    log: Logger,
 }
 
 impl AppHandle {
+    /// Stops both planes, then writes the usage still queued (bounded in time).
     pub async fn stop(&self, graceful: bool) {
         futures_util::future::join(self.data.stop(graceful), self.admin.stop(graceful)).await;
+        flush_usage(&self.governor, &self.log).await;
+    }
+}
+
+/// Waits for queued usage to reach the store, so the quotas of the calls a stopping relay
+/// finished survive it; says so in the log when the store is too slow.
+async fn flush_usage(governor: &Governor, log: &Logger) {
+    if !governor.flush_usage(USAGE_FLUSH).await {
+        warn!(log, "stopped before all token usage was written; quotas may undercount it";
+            "waited_secs" => USAGE_FLUSH.as_secs());
     }
 }
 
@@ -85,15 +103,16 @@ impl Application {
         load_keys(&store, &keys).await?;
         let admin_tokens = Arc::new(AdminTokenRing::default());
         admin::auth::load_tokens(&store, &admin_tokens).await?;
+        let governor = Governor::load(settings.limits.clone(), store.clone(), log.clone()).await?;
         spawn_credential_sync(
             store.clone(),
             Arc::clone(&keys),
+            governor.clone(),
             Arc::clone(&admin_tokens),
             sync_interval,
             log.clone(),
         );
         wait_for_first_sync(&router).await;
-        let governor = Governor::load(settings.limits.clone(), store.clone(), log.clone()).await?;
         let models = Arc::new(ModelRegistry::new(&settings.models));
         let refresher = Refresher {
             registry: Arc::clone(&models),
@@ -119,7 +138,7 @@ impl Application {
             router: router.clone(),
             keys: Arc::clone(&keys),
             models,
-            governor,
+            governor: governor.clone(),
         };
         let state = AppState::new(settings, parts, log.clone());
         let admin_state =
@@ -150,6 +169,8 @@ impl Application {
             admin_addr,
             server,
             admin,
+            governor,
+            log: state.log().clone(),
         })
     }
 
@@ -168,12 +189,16 @@ impl Application {
         AppHandle {
             data: self.server.handle(),
             admin: self.admin.handle(),
+            governor: self.governor.clone(),
+            log: self.log.clone(),
         }
     }
 
-    /// Runs until both planes have stopped; a signal stops both.
+    /// Runs until both planes have stopped (a signal stops both), then writes the usage still
+    /// queued, bounded in time.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (data, admin) = futures_util::future::join(self.server, self.admin).await;
+        flush_usage(&self.governor, &self.log).await;
         data.and(admin)
     }
 }
