@@ -4,6 +4,7 @@
 use clap::{Args, Subcommand};
 
 use super::limits::{shown, split_list, LimitArgs};
+use super::update::{update_key, UpdateKey};
 use super::ListArgs;
 use crate::governance::requests::KeyRequest;
 use crate::store::{keys::reveal, Store};
@@ -15,6 +16,8 @@ pub enum KeyCommand {
     Create(CreateKey),
     /// List API keys (never the keys themselves).
     List(ListArgs),
+    /// Change a key's limits, allowed models or expiry; prints its id on stdout.
+    Update(UpdateKey),
     /// Revoke an API key by id or name.
     Revoke { id: String },
 }
@@ -69,6 +72,7 @@ pub fn key(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
             Ok(())
         }
         KeyCommand::List(args) => list(store, args.json),
+        KeyCommand::Update(args) => update_key(store, &args),
         KeyCommand::Revoke { id } => {
             store.revoke_key(&id)?;
             eprintln!("revoked API key {id}; the running relay refuses it within seconds");

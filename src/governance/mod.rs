@@ -16,6 +16,7 @@ pub mod policy;
 pub mod quota;
 pub mod rate;
 pub mod requests;
+pub mod updates;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -101,7 +101,11 @@ impl Store {
         })
     }
 
-    fn key_row(&self, conn: &rusqlite::Connection, id: &str) -> Result<ApiKeyRow, StoreError> {
+    pub(super) fn key_row(
+        &self,
+        conn: &rusqlite::Connection,
+        id: &str,
+    ) -> Result<ApiKeyRow, StoreError> {
         let sql = format!(
             "SELECT {KEY_COLUMNS} FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?1"
         );
