@@ -138,9 +138,8 @@ async fn revoke(
     let target = id.clone();
     let row = state
         .run(move |s| {
-            let row = s.get_key(&target)?;
-            s.revoke_key(&row.id)?;
-            s.get_key(&row.id)
+            let id = s.revoke_key(&target)?;
+            s.get_key(&id)
         })
         .await?;
     info!(state.log(), "API key revoked"; "key_id" => &row.id);

@@ -18,7 +18,7 @@ pub enum KeyCommand {
     List(ListArgs),
     /// Change a key's limits, allowed models or expiry; prints its id on stdout.
     Update(UpdateKey),
-    /// Revoke an API key by id or name.
+    /// Revoke an API key by id, or by a name only one active key has.
     Revoke { id: String },
 }
 
@@ -74,8 +74,8 @@ pub fn key(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
         KeyCommand::List(args) => list(store, args.json),
         KeyCommand::Update(args) => update_key(store, &args),
         KeyCommand::Revoke { id } => {
-            store.revoke_key(&id)?;
-            eprintln!("revoked API key {id}; the running relay refuses it within seconds");
+            let revoked = store.revoke_key(&id)?;
+            eprintln!("revoked API key {revoked}; the running relay refuses it within seconds");
             Ok(())
         }
     }

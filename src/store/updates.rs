@@ -90,7 +90,7 @@ impl Store {
 
 /// The id of the key an operator names: by id, else by name among keys not revoked; a name
 /// several keys share is refused rather than guessed.
-fn live_key_id(conn: &Connection, id_or_name: &str) -> Result<String, StoreError> {
+pub(super) fn live_key_id(conn: &Connection, id_or_name: &str) -> Result<String, StoreError> {
     let by_id: Option<Option<i64>> = conn
         .query_row(
             "SELECT revoked_at FROM api_keys WHERE id = ?1",
