@@ -201,3 +201,81 @@ fn tenants_and_keys_are_changed_from_the_command_line() {
         assert!(stdout(&output).is_empty());
     }
 }
+
+async fn tag_of(
+    app: &TestApp,
+    key: &str,
+    path: &str,
+    if_none_match: Option<&str>,
+) -> (u16, String) {
+    let mut request = crate::helpers::client().get(app.url(path)).bearer_auth(key);
+    if let Some(tag) = if_none_match {
+        request = request.insert_header(("if-none-match", tag));
+    }
+    let mut response = request.send().await.unwrap();
+    response.body().await.unwrap();
+    let tag = response
+        .headers()
+        .get("etag")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (response.status().as_u16(), tag)
+}
+
+/// A catalog's tag is the caller's: another tenant's tag is no match, and a tenant whose hidden
+/// models change gets a new tag (so a client holding the old one refetches).
+#[actix_web::test]
+async fn a_catalog_tag_belongs_to_its_caller_and_changes_with_the_tenants_hides() {
+    let app = spawn_app().await;
+    let write = app.admin_token(AdminScope::Write).await;
+    app.admin("POST", "/admin/v1/tenants", &write)
+        .send_json(&json!({"name": "narrow", "hidden_models": ["gpt-5.4-mini"]}))
+        .await
+        .unwrap();
+    let mut created = app
+        .admin("POST", "/admin/v1/keys", &write)
+        .send_json(&json!({"name": "n", "tenant": "narrow"}))
+        .await
+        .unwrap();
+    let narrow: Value = created.json().await.unwrap();
+    let narrow = narrow["key"].as_str().unwrap().to_owned();
+    let known = eventually(5, || async {
+        app.get("/v1/models")
+            .bearer_auth(&narrow)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+    })
+    .await;
+    assert!(known);
+    for path in ["/v1/models", "/v1/models?client_version=0.171.0"] {
+        let (_, everyone) = tag_of(&app, &app.key, path, None).await;
+        let (_, hidden) = tag_of(&app, &narrow, path, None).await;
+        assert_ne!(
+            everyone, hidden,
+            "{path}: different catalogs, different tags"
+        );
+        let (status, _) = tag_of(&app, &narrow, path, Some(&everyone)).await;
+        assert_eq!(status, 200, "{path}: another caller's tag is no match");
+        assert_eq!(tag_of(&app, &narrow, path, Some(&hidden)).await.0, 304);
+    }
+    let (_, before) = tag_of(&app, &narrow, "/v1/models", None).await;
+    let mut changed = app
+        .admin("PATCH", "/admin/v1/tenants/narrow", &write)
+        .send_json(&json!({"hidden_models": null}))
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+    changed.body().await.unwrap();
+    let refetched = eventually(5, || async {
+        let (status, tag) = tag_of(&app, &narrow, "/v1/models", Some(&before)).await;
+        status == 200 && tag != before
+    })
+    .await;
+    assert!(refetched, "a changed tenant hide changes the tag");
+    app.stop().await;
+}
