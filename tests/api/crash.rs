@@ -29,6 +29,7 @@ fn serve(dir: &Path, mock: &MockUpstream) -> (Child, String) {
         .env("CODEX_RELAY__UPSTREAM__BASE_URL", mock.url())
         .env("CODEX_RELAY__OAUTH__ISSUER", mock.url())
         .env("CODEX_RELAY__OAUTH__REFRESH_SKEW_SECS", "3600")
+        .env("CODEX_RELAY__OAUTH__REFRESH_MIN_INTERVAL_SECS", "0")
         .env("CODEX_RELAY__OAUTH__REFRESH_RETRY_INITIAL_MS", "50")
         .env("CODEX_RELAY__OAUTH__REFRESH_CHECK_INTERVAL_SECS", "1")
         .arg("serve")
