@@ -87,6 +87,7 @@ pub struct OauthSettings {
     pub refresh_retry_initial_ms: u64,
     pub refresh_retry_max_secs: u64,
     pub refresh_check_interval_secs: u64,
+    pub refresh_min_interval_secs: u64,
     pub token_timeout_secs: u64,
     pub callback_port: u16,
     pub login_timeout_secs: u64,
@@ -105,6 +106,7 @@ impl OauthSettings {
             retry_initial: Duration::from_millis(self.refresh_retry_initial_ms),
             retry_max: Duration::from_secs(self.refresh_retry_max_secs),
             check_every: Duration::from_secs(self.refresh_check_interval_secs),
+            min_interval: Duration::from_secs(self.refresh_min_interval_secs),
         }
     }
 
@@ -392,6 +394,7 @@ mod tests {
         let policy = s.oauth.refresh_policy();
         assert_eq!(policy.skew_secs, 300);
         assert_eq!(policy.max_age_secs, 8 * 24 * 3600);
+        assert_eq!(policy.min_interval, Duration::from_secs(60));
         assert_eq!(s.oauth.callback_port, 1455);
         assert_eq!(
             s.oauth.endpoint("oauth/token"),

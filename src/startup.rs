@@ -13,7 +13,7 @@ use actix_web::middleware::from_fn;
 use actix_web::rt::task::JoinHandle;
 use actix_web::{web, App, HttpServer};
 use relay_actors::{GetPoolStatus, RouterActor, Shutdown};
-use slog::{info, Logger};
+use slog::{info, warn, Logger};
 
 use crate::admin::auth::AdminTokenRing;
 use crate::admin::{self, AdminState};
@@ -52,14 +52,21 @@ pub struct Application {
     admin_addr: SocketAddr,
     server: Server,
     admin: Server,
+    governor: Governor,
+    log: Logger,
     background: Background,
 }
+
+/// How long a stopping relay waits for queued usage to reach the store.
+const USAGE_FLUSH: Duration = Duration::from_secs(5);
 
 /// Stops both planes of a started relay, then its actors and background loops.
 #[derive(Clone)]
 pub struct AppHandle {
     data: ServerHandle,
     admin: ServerHandle,
+    governor: Governor,
+    log: Logger,
     background: Background,
 }
 
@@ -85,14 +92,26 @@ impl Background {
 }
 
 impl AppHandle {
+    /// Stops both planes, writes the usage still queued (bounded in time), then stops the
+    /// actors and background loops.
     pub async fn stop(&self, graceful: bool) {
         futures_util::future::join(self.data.stop(graceful), self.admin.stop(graceful)).await;
+        flush_usage(&self.governor, &self.log).await;
         self.background.stop().await;
     }
 
     /// Whether the relay's router — and with it the account actors' work — has stopped.
     pub fn actors_stopped(&self) -> bool {
         !self.background.router.connected()
+    }
+}
+
+/// Waits for queued usage to reach the store, so the quotas of the calls a stopping relay
+/// finished survive it; says so in the log when the store is too slow.
+async fn flush_usage(governor: &Governor, log: &Logger) {
+    if !governor.flush_usage(USAGE_FLUSH).await {
+        warn!(log, "stopped before all token usage was written; quotas may undercount it";
+            "waited_secs" => USAGE_FLUSH.as_secs());
     }
 }
 
@@ -115,15 +134,16 @@ impl Application {
         load_keys(&store, &keys).await?;
         let admin_tokens = Arc::new(AdminTokenRing::default());
         admin::auth::load_tokens(&store, &admin_tokens).await?;
+        let governor = Governor::load(settings.limits.clone(), store.clone(), log.clone()).await?;
         let mut tasks = vec![spawn_credential_sync(
             store.clone(),
             Arc::clone(&keys),
+            governor.clone(),
             Arc::clone(&admin_tokens),
             sync_interval,
             log.clone(),
         )];
         wait_for_first_sync(&router).await;
-        let governor = Governor::load(settings.limits.clone(), store.clone(), log.clone()).await?;
         let models = Arc::new(ModelRegistry::new(&settings.models));
         let refresher = Refresher {
             registry: Arc::clone(&models),
@@ -153,7 +173,7 @@ impl Application {
             router: router.clone(),
             keys: Arc::clone(&keys),
             models,
-            governor,
+            governor: governor.clone(),
         };
         let state = AppState::new(settings, parts, log.clone());
         let admin_state =
@@ -184,6 +204,8 @@ impl Application {
             admin_addr,
             server,
             admin,
+            governor,
+            log: state.log().clone(),
             background,
         })
     }
@@ -203,13 +225,17 @@ impl Application {
         AppHandle {
             data: self.server.handle(),
             admin: self.admin.handle(),
+            governor: self.governor.clone(),
+            log: self.log.clone(),
             background: self.background.clone(),
         }
     }
 
-    /// Runs until both planes have stopped; a signal stops both.
+    /// Runs until both planes have stopped (a signal stops both), then writes the usage still
+    /// queued, bounded in time.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (data, admin) = futures_util::future::join(self.server, self.admin).await;
+        flush_usage(&self.governor, &self.log).await;
         data.and(admin)
     }
 }

@@ -303,8 +303,9 @@ impl MockState {
     }
 
     fn stream_cancelled(&self) {
-        self.streams_cancelled.fetch_add(1, Ordering::SeqCst);
+        // The time first: a test that sees the count must find the time set.
         *lock(&self.last_cancelled_at) = Some(Instant::now());
+        self.streams_cancelled.fetch_add(1, Ordering::SeqCst);
     }
 }
 

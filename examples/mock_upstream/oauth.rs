@@ -203,9 +203,11 @@ fn refresh(state: &MockState, refresh_token: Option<&String>) -> HttpResponse {
         script.refresh_calls += 1;
         (script.failures.pop_front(), script.lifetime_secs)
     };
-    if let Some(failure) = failure {
-        return scripted_failure(failure);
-    }
+    let unsafe_access = match failure {
+        Some(TokenFailure::UnsafeAccessToken) => true,
+        Some(failure) => return scripted_failure(failure),
+        None => false,
+    };
     let mut tokens = state.tokens();
     if tokens.used_refresh_tokens.contains(refresh_token) {
         return refresh_error(
@@ -221,7 +223,11 @@ fn refresh(state: &MockState, refresh_token: Option<&String>) -> HttpResponse {
         );
     };
     tokens.used_refresh_tokens.insert(refresh_token.clone());
-    HttpResponse::Ok().json(mint(&mut tokens, &account, lifetime))
+    let mut minted = mint(&mut tokens, &account, lifetime);
+    if unsafe_access {
+        minted["access_token"] = json!("not a header value\r\nX-Injected: 1");
+    }
+    HttpResponse::Ok().json(minted)
 }
 
 fn scripted_failure(failure: TokenFailure) -> HttpResponse {
@@ -238,6 +244,8 @@ fn scripted_failure(failure: TokenFailure) -> HttpResponse {
         TokenFailure::Garbage => HttpResponse::Ok()
             .content_type("application/json")
             .body("<html>bad gateway</html>"),
+        // A successful rotation, answered by `refresh` itself.
+        TokenFailure::UnsafeAccessToken => invalid_request("not a failure"),
     }
 }
 

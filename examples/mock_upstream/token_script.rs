@@ -15,6 +15,9 @@ pub enum TokenFailure {
     Status(u16),
     /// 200 with a body that is not JSON (a broken proxy, a cut connection).
     Garbage,
+    /// A normal rotation (the refresh token is spent) whose access token cannot be sent as a
+    /// header value.
+    UnsafeAccessToken,
 }
 
 pub struct TokenScript {

@@ -1,6 +1,7 @@
 //! `/admin/v1/keys`: the API keys clients use — list, create (the key is in that one answer and
 //! nowhere else, ever), get (with this day's and month's token usage), revoke (`DELETE`; the
-//! row stays for the record).
+//! row stays for the record), change (`PATCH`: limits, allowed models, expiry; a field left out
+//! stays, `null` removes it).
 
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
@@ -12,6 +13,7 @@ use super::error::AdminError;
 use super::{json_body, resource, AdminState};
 use crate::governance::policy::Limits;
 use crate::governance::requests::KeyRequest;
+use crate::governance::updates::KeyUpdate;
 use crate::http::AppState;
 use crate::store::keys::reveal;
 use crate::store::usage::Scope;
@@ -27,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         resource("/keys/{id}")
             .route(web::get().to(get))
+            .route(web::patch().to(update))
             .route(web::delete().to(revoke)),
     );
 }
@@ -109,6 +112,23 @@ async fn get(
     Ok(HttpResponse::Ok().json(view))
 }
 
+/// Changes a key that is not revoked; the running relay applies it within a sync interval.
+async fn update(
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, AdminError> {
+    let update: KeyUpdate = json_body(body)?;
+    let id = id.into_inner();
+    let now_unix = Utc::now().timestamp();
+    let row = state
+        .run(move |s| s.update_key(&id, |now| update.apply(now, now_unix)))
+        .await?
+        .map_err(|e| AdminError::invalid(e.to_string(), Some(e.field)))?;
+    info!(state.log(), "API key updated"; "key_id" => &row.id);
+    Ok(HttpResponse::Ok().json(KeyView::from(row)))
+}
+
 /// Revokes the key; the running relay refuses it within a sync interval.
 async fn revoke(
     state: web::Data<AdminState>,
@@ -118,9 +138,8 @@ async fn revoke(
     let target = id.clone();
     let row = state
         .run(move |s| {
-            let row = s.get_key(&target)?;
-            s.revoke_key(&row.id)?;
-            s.get_key(&row.id)
+            let id = s.revoke_key(&target)?;
+            s.get_key(&id)
         })
         .await?;
     info!(state.log(), "API key revoked"; "key_id" => &row.id);

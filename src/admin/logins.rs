@@ -5,7 +5,7 @@
 //! POST /admin/v1/logins/device          {"label"?}         → 201 session: verification_url, user_code
 //! POST /admin/v1/logins/paste           {"label"?}         → 201 session: authorize_url
 //! GET  /admin/v1/logins/{id}                               → the session: pending | completed | failed
-//! POST /admin/v1/logins/{id}/complete   {"callback_url"}   → the session, completed or failed
+//! POST /admin/v1/logins/{id}/complete   {"callback_url"}   → the completed session, or an error
 //! ```
 //! A completed session names the stored account (`account_id`); the account itself is at
 //! `/admin/v1/accounts/{id}`. Neither tokens nor the PKCE verifier are ever part of an answer.
@@ -140,7 +140,8 @@ async fn complete(
 /// A login failure with the status and code that say whose it is.
 fn failure(error: OnboardingError) -> AdminError {
     use StatusCode as S;
-    let (status, code) = match &error {
+    let (status, code) = match error {
+        OnboardingError::Store(store) => return store.into(),
         OnboardingError::Session(SessionError::NotFound) => {
             return AdminError::NotFound(error.to_string())
         }
@@ -149,8 +150,7 @@ fn failure(error: OnboardingError) -> AdminError {
         }
         OnboardingError::Session(SessionError::WrongFlow) => (S::BAD_REQUEST, "wrong_login_flow"),
         OnboardingError::Session(SessionError::Finished) => (S::CONFLICT, "login_finished"),
-        OnboardingError::Store(_) => return AdminError::Internal,
-        OnboardingError::Login(login) => (login_status(login), login.code()),
+        OnboardingError::Login(ref login) => (login_status(login), login.code()),
     };
     AdminError::Failed {
         status,

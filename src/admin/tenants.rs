@@ -1,5 +1,6 @@
 //! `/admin/v1/tenants`: the teams that own API keys — list, create, get (with this day's and
-//! month's token usage), delete (refused while the tenant has active keys).
+//! month's token usage), change (`PATCH`: limits and hidden models; a field left out stays,
+//! `null` removes it), delete (refused while the tenant has active keys).
 
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
@@ -11,6 +12,7 @@ use super::error::AdminError;
 use super::{json_body, resource, AdminState};
 use crate::governance::policy::Limits;
 use crate::governance::requests::TenantRequest;
+use crate::governance::updates::TenantUpdate;
 use crate::http::AppState;
 use crate::store::usage::Scope;
 use crate::store::TenantRow;
@@ -25,6 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         resource("/tenants/{id}")
             .route(web::get().to(get))
+            .route(web::patch().to(update))
             .route(web::delete().to(delete)),
     );
 }
@@ -86,6 +89,22 @@ async fn get(
     let mut view = serde_json::to_value(TenantView::from(row)).map_err(|_| AdminError::Internal)?;
     view["usage"] = json!({ "tokens_today": today, "tokens_this_month": month });
     Ok(HttpResponse::Ok().json(view))
+}
+
+/// Changes a tenant; the running relay applies it to its keys within a sync interval.
+async fn update(
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, AdminError> {
+    let update: TenantUpdate = json_body(body)?;
+    let id = id.into_inner();
+    let row = state
+        .run(move |s| s.update_tenant(&id, |now| update.apply(&now.limits, &now.hidden_models)))
+        .await?
+        .map_err(|e| AdminError::invalid(e.to_string(), Some(e.field)))?;
+    info!(state.log(), "tenant updated"; "tenant_id" => &row.id);
+    Ok(HttpResponse::Ok().json(TenantView::from(row)))
 }
 
 async fn delete(

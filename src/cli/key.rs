@@ -4,6 +4,7 @@
 use clap::{Args, Subcommand};
 
 use super::limits::{shown, split_list, LimitArgs};
+use super::update::{update_key, UpdateKey};
 use super::ListArgs;
 use crate::governance::requests::KeyRequest;
 use crate::store::{keys::reveal, Store};
@@ -15,7 +16,9 @@ pub enum KeyCommand {
     Create(CreateKey),
     /// List API keys (never the keys themselves).
     List(ListArgs),
-    /// Revoke an API key by id or name.
+    /// Change a key's limits, allowed models or expiry; prints its id on stdout.
+    Update(UpdateKey),
+    /// Revoke an API key by id, or by a name only one active key has.
     Revoke { id: String },
 }
 
@@ -69,9 +72,10 @@ pub fn key(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
             Ok(())
         }
         KeyCommand::List(args) => list(store, args.json),
+        KeyCommand::Update(args) => update_key(store, &args),
         KeyCommand::Revoke { id } => {
-            store.revoke_key(&id)?;
-            eprintln!("revoked API key {id}; the running relay refuses it within seconds");
+            let revoked = store.revoke_key(&id)?;
+            eprintln!("revoked API key {revoked}; the running relay refuses it within seconds");
             Ok(())
         }
     }

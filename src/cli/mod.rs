@@ -12,6 +12,7 @@ mod limits;
 mod login;
 mod pool;
 mod tenant;
+mod update;
 
 use std::path::PathBuf;
 

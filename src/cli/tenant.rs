@@ -4,6 +4,7 @@
 use clap::{Args, Subcommand};
 
 use super::limits::{shown, split_list, LimitArgs};
+use super::update::{update_tenant, UpdateTenant};
 use super::ListArgs;
 use crate::governance::requests::TenantRequest;
 use crate::store::Store;
@@ -14,6 +15,8 @@ pub enum TenantCommand {
     Create(CreateTenant),
     /// List tenants with their limits.
     List(ListArgs),
+    /// Change a tenant's limits or hidden models; prints its id on stdout.
+    Update(UpdateTenant),
     /// Delete a tenant by id or name (refused while it has active keys).
     Delete { id: String },
 }
@@ -50,6 +53,7 @@ pub fn tenant(store: &Store, command: TenantCommand) -> anyhow::Result<()> {
             Ok(())
         }
         TenantCommand::List(args) => list(store, args.json),
+        TenantCommand::Update(args) => update_tenant(store, &args),
         TenantCommand::Delete { id } => {
             store.delete_tenant(&id)?;
             eprintln!("deleted tenant {id}");

@@ -16,8 +16,9 @@ pub mod policy;
 pub mod quota;
 pub mod rate;
 pub mod requests;
+pub mod updates;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use slog::{warn, Logger};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::Notify;
 
 use self::policy::{KeyPolicy, Limits};
 use self::quota::{QuotaBook, TokenStatus};
@@ -62,6 +64,23 @@ struct Inner {
     in_flight: AtomicUsize,
     /// Usage on its way to the store (see [`spawn_usage_writer`]).
     usage_out: UnboundedSender<UsageRecord>,
+    /// Records sent and not yet written, so a stopping server can wait for them.
+    pending: Arc<Pending>,
+}
+
+/// Usage records not yet written; the writer wakes [`Governor::flush_usage`] when none are left.
+#[derive(Default)]
+struct Pending {
+    count: AtomicUsize,
+    drained: Notify,
+}
+
+impl Pending {
+    fn done(&self) {
+        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.drained.notify_waiters();
+        }
+    }
 }
 
 /// One finished call's usage, for the store.
@@ -91,7 +110,7 @@ impl Governor {
         let (day, month) = (quota::day_key(now), quota::month_key(now));
         let totals = store.run(move |s| s.usage_totals(&day, &month)).await?;
         let (governor, usage) = Governor::new(settings, QuotaBook::new(now, totals));
-        spawn_usage_writer(usage, store, log);
+        spawn_usage_writer(usage, Arc::clone(&governor.0.pending), store, log);
         Ok(governor)
     }
 
@@ -108,6 +127,7 @@ impl Governor {
             concurrent: Mutex::new(HashMap::new()),
             in_flight: AtomicUsize::new(0),
             usage_out,
+            pending: Arc::default(),
         };
         (Governor(Arc::new(inner)), usage_in)
     }
@@ -234,14 +254,49 @@ impl Governor {
             day: quota::day_key(now),
             usage,
         };
-        // The writer only stops with the runtime; a record sent then is lost with the process.
-        let _ = self.0.usage_out.send(record);
+        // Counted before it is sent, so a flush that starts now waits for it.
+        self.0.pending.count.fetch_add(1, Ordering::SeqCst);
+        if self.0.usage_out.send(record).is_err() {
+            self.0.pending.done();
+        }
+    }
+
+    /// Waits until every usage record sent so far is in the store, or `within` has passed
+    /// (then says so). A stopping server calls it after its last request has ended, so the
+    /// tokens of the calls it finished are not lost with the process.
+    pub async fn flush_usage(&self, within: Duration) -> bool {
+        let pending = &self.0.pending;
+        let drained = async {
+            loop {
+                // Registered before the count is read: a wake-up in between is not missed.
+                let notified = pending.drained.notified();
+                if pending.count.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        actix_web::rt::time::timeout(within, drained).await.is_ok()
     }
 
     /// Tokens `(today, this month)` of a key or tenant, as the quotas count them.
     pub fn used(&self, scope: Scope, id: &str, now: DateTime<Utc>) -> (u64, u64) {
         let mut book = self.0.quotas.lock().unwrap_or_else(|e| e.into_inner());
         book.used(&(scope, Arc::from(id)), now)
+    }
+
+    /// Forgets the request rates of every key and tenant not in `live` (called after each read
+    /// of the key ring, so revoked keys and deleted tenants do not hold memory until restart).
+    /// Concurrency counts need no pruning: a count leaves the map when its last call ends.
+    /// Token counts are kept: they are small, and a key whose expiry is extended must find its
+    /// usage still counted.
+    pub fn forget_all_but(&self, live: &HashSet<Subject>) {
+        self.0.rates.retain(|subject| live.contains(subject));
+    }
+
+    /// Subjects with a request-rate limiter in memory (for tests).
+    pub fn rate_subjects(&self) -> usize {
+        self.0.rates.len()
     }
 
     /// Upstream calls in flight now (for tests and health).
@@ -286,7 +341,12 @@ impl Drop for Admission {
 
 /// Writes recorded usage to the store, one record at a time, in the order it was recorded, for as
 /// long as the runtime lives. A failed write is logged; the in-memory count stays right.
-fn spawn_usage_writer(mut usage: UnboundedReceiver<UsageRecord>, store: Store, log: Logger) {
+fn spawn_usage_writer(
+    mut usage: UnboundedReceiver<UsageRecord>,
+    pending: Arc<Pending>,
+    store: Store,
+    log: Logger,
+) {
     actix_web::rt::spawn(async move {
         while let Some(record) = usage.recv().await {
             let written = store
@@ -299,6 +359,7 @@ fn spawn_usage_writer(mut usage: UnboundedReceiver<UsageRecord>, store: Store, l
             if let Err(error) = written {
                 warn!(log, "could not persist token usage"; "error" => error.to_string());
             }
+            pending.done();
         }
     });
 }

@@ -1,6 +1,6 @@
 //! Request rates per key and per tenant: GCRA through `governor`, one limiter per subject. A
-//! limiter is rebuilt when its subject's rate changes (a key or tenant edited by an operator);
-//! otherwise its state lives as long as the process.
+//! limiter is rebuilt when its subject's rate changes (a key or tenant edited by an operator),
+//! and dropped when its subject leaves the key ring (a key revoked, a tenant deleted).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -96,6 +96,21 @@ impl<C: Clock + Clone> RateBook<C> {
         }
     }
 
+    /// Drops the limiters of subjects for which `live` says no.
+    pub fn retain(&self, live: impl Fn(&Subject) -> bool) {
+        let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+        cells.retain(|subject, _| live(subject));
+    }
+
+    /// How many subjects have a limiter.
+    pub fn len(&self) -> usize {
+        self.cells.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn limiter(&self, subject: &Subject, rate: NonZeroU32, burst: NonZeroU32) -> Arc<Limiter<C>> {
         let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
         let wanted = (rate.get(), burst.get());
@@ -143,6 +158,20 @@ mod tests {
         let status = book.check(&a, 60, 2).unwrap();
         assert_eq!(status.remaining, 0);
         assert_eq!(status.reset, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn limiters_of_subjects_no_longer_live_are_dropped() {
+        let book = RateBook::with_clock(FakeRelativeClock::default());
+        let (a, b) = (subject("a"), subject("b"));
+        assert!(book.check(&a, 1, 1).is_ok());
+        assert!(book.check(&b, 1, 1).is_ok());
+        book.retain(|s| *s == a);
+        assert_eq!(book.len(), 1);
+        assert!(
+            book.check(&a, 1, 1).is_err(),
+            "a live subject keeps its state"
+        );
     }
 
     #[test]

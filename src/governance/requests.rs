@@ -45,14 +45,14 @@ pub struct Invalid {
     pub reason: String,
 }
 
-fn invalid<T>(field: &'static str, reason: &str) -> Result<T, Invalid> {
+pub(super) fn invalid<T>(field: &'static str, reason: &str) -> Result<T, Invalid> {
     Err(Invalid {
         field,
         reason: reason.to_owned(),
     })
 }
 
-fn name(text: &str, field: &'static str) -> Result<String, Invalid> {
+pub(super) fn name(text: &str, field: &'static str) -> Result<String, Invalid> {
     let text = text.trim();
     if text.is_empty() || text.len() > 64 {
         return invalid(field, "must be 1 to 64 characters");
@@ -60,7 +60,7 @@ fn name(text: &str, field: &'static str) -> Result<String, Invalid> {
     Ok(text.to_owned())
 }
 
-fn models(names: &[String], field: &'static str) -> Result<Vec<String>, Invalid> {
+pub(super) fn models(names: &[String], field: &'static str) -> Result<Vec<String>, Invalid> {
     let names: Vec<String> = names.iter().map(|m| m.trim().to_owned()).collect();
     if names.iter().any(|m| m.is_empty() || m.len() > 128) {
         return invalid(field, "must be a list of model names");
@@ -68,7 +68,7 @@ fn models(names: &[String], field: &'static str) -> Result<Vec<String>, Invalid>
     Ok(names)
 }
 
-fn limits(
+pub(super) fn limits(
     rpm: Option<u32>,
     burst: Option<u32>,
     max_concurrent: Option<u32>,

@@ -156,3 +156,43 @@ fn a_key_rate_and_its_tenant_rate_both_apply() {
     ));
     assert_eq!(status.remaining, 0);
 }
+
+/// Usage still queued when the server stops is written before the process may exit.
+#[actix_web::test]
+async fn a_flush_waits_until_queued_usage_is_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::open(
+        &dir.path().join("db"),
+        2,
+        crate::store::MasterKey::generate(),
+    )
+    .unwrap();
+    let settings = LimitSettings {
+        default_key_rpm: 0,
+        max_in_flight: 10,
+    };
+    let log = slog::Logger::root(slog::Discard, slog::o!());
+    let governor = Governor::load(settings, store.clone(), log).await.unwrap();
+    let k = key("k", Limits::default(), None);
+    for _ in 0..3 {
+        let admission = governor.admit(&k, Utc::now()).unwrap();
+        admission.record_usage(Usage {
+            input_tokens: 1,
+            output_tokens: 1,
+            total_tokens: 2,
+        });
+    }
+    assert!(
+        governor
+            .flush_usage(std::time::Duration::from_secs(10))
+            .await
+    );
+    let now = Utc::now();
+    let totals = store
+        .usage_totals(&super::quota::day_key(now), &super::quota::month_key(now))
+        .unwrap();
+    assert_eq!(totals.len(), 1);
+    assert_eq!(totals[0].day_tokens, 6, "every queued record is written");
+    // Nothing pending: a flush returns at once.
+    assert!(governor.flush_usage(std::time::Duration::ZERO).await);
+}

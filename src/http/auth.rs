@@ -2,7 +2,7 @@
 //! an in-memory [`KeyRing`] of the active ones (re-read every sync interval, so a key created or
 //! revoked by the CLI takes effect within seconds) and authenticates without touching the disk.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -14,7 +14,9 @@ use actix_web::{web, HttpMessage};
 use super::error::ApiError;
 use super::AppState;
 use crate::governance::policy::KeyPolicy;
+use crate::governance::Subject;
 use crate::store::keys::hash_key;
+use crate::store::usage::Scope;
 use crate::store::{KeyHash, KeyRecord};
 
 /// Who is calling: the API key that authenticated the request, with its policy.
@@ -52,6 +54,19 @@ impl KeyRing {
             key_id: Arc::clone(&policy.id),
             policy: Arc::clone(policy),
         })
+    }
+
+    /// Every key and tenant the ring's keys count against.
+    pub fn subjects(&self) -> HashSet<Subject> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let mut subjects = HashSet::new();
+        for policy in keys.values() {
+            subjects.insert((Scope::Key, Arc::clone(&policy.id)));
+            if let Some(tenant) = &policy.tenant {
+                subjects.insert((Scope::Tenant, Arc::from(tenant.id.as_str())));
+            }
+        }
+        subjects
     }
 
     pub fn len(&self) -> usize {
@@ -122,5 +137,26 @@ mod tests {
         assert!(ring.authenticate("sk-relay-old", 99).is_ok());
         let error = ring.authenticate("sk-relay-old", 100).unwrap_err();
         assert!(matches!(error, ApiError::ExpiredApiKey));
+    }
+
+    /// After a re-read, the governor forgets the rates of the subjects not named here.
+    #[test]
+    fn a_ring_names_its_keys_and_their_tenants() {
+        use crate::governance::policy::TenantPolicy;
+        let ring = KeyRing::default();
+        let mut policy = KeyPolicy::unrestricted("key-1");
+        policy.tenant = Some(Arc::new(TenantPolicy {
+            id: "tenant-1".into(),
+            name: "team".into(),
+            limits: Default::default(),
+            hidden_models: Vec::new(),
+        }));
+        ring.replace(vec![(hash_key("sk-relay-a"), policy)]);
+        let subjects = ring.subjects();
+        assert_eq!(subjects.len(), 2);
+        assert!(subjects.contains(&(Scope::Key, Arc::from("key-1"))));
+        assert!(subjects.contains(&(Scope::Tenant, Arc::from("tenant-1"))));
+        ring.replace(Vec::new());
+        assert!(ring.subjects().is_empty());
     }
 }

@@ -108,8 +108,14 @@ pub fn from_tokens(
 
 /// The account id and access token travel as header values upstream: visible ASCII only.
 fn header_safe(value: &str, name: &'static str) -> Result<(), AuthJsonError> {
-    let safe = value.len() <= 16 * 1024 && value.bytes().all(|b| b.is_ascii_graphic());
-    safe.then_some(()).ok_or(AuthJsonError::NotHeaderSafe(name))
+    is_header_safe(value)
+        .then_some(())
+        .ok_or(AuthJsonError::NotHeaderSafe(name))
+}
+
+/// Whether `value` may be sent as a header value upstream (also checked for refreshed tokens).
+pub(crate) fn is_header_safe(value: &str) -> bool {
+    value.len() <= 16 * 1024 && value.bytes().all(|b| b.is_ascii_graphic())
 }
 
 fn required(value: Option<String>, name: &'static str) -> Result<String, AuthJsonError> {

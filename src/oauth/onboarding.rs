@@ -101,7 +101,9 @@ impl Onboarding {
                 Err(error.into())
             }
             Ok(account) => {
-                self.conclude(id, Ok(account)).await;
+                // The operator waits for this answer: a store that failed is the relay's error
+                // (500), not a login that failed.
+                self.store_login(id, account).await?;
                 self.view(id)
             }
         }
@@ -117,28 +119,44 @@ impl Onboarding {
 
     /// Stores the account (like an import) or records why the login failed.
     async fn conclude(&self, id: &str, result: Result<NewAccount, LoginError>) {
-        let status = match result {
-            Ok(mut account) => {
-                account.label = self.sessions.label(id);
-                match self.store.run(move |s| s.import_account(&account)).await {
-                    Ok((account_id, outcome)) => {
-                        info!(self.log, "account logged in over the admin API";
-                            "account_id" => &account_id, "created" => outcome == ImportOutcome::Created);
-                        self.router.do_send(SyncNow);
-                        SessionStatus::Completed {
-                            account_id,
-                            created: outcome == ImportOutcome::Created,
-                        }
-                    }
-                    Err(e) => failed("store_failed", e.to_string()),
-                }
-            }
+        match result {
+            // A store failure is logged and ends the session as failed; nobody else to tell.
+            Ok(account) => drop(self.store_login(id, account).await),
             Err(error) => {
                 warn!(self.log, "a login over the admin API failed"; "error" => error.to_string());
-                failed(error.code(), error.to_string())
+                self.sessions
+                    .finish(id, failed(error.code(), error.to_string()));
             }
-        };
-        self.sessions.finish(id, status);
+        }
+    }
+
+    /// Stores a logged-in account like an import and ends its session: completed, or failed
+    /// with `store_failed` (then the store's error is returned as well).
+    async fn store_login(&self, id: &str, mut account: NewAccount) -> Result<(), StoreError> {
+        account.label = self.sessions.label(id);
+        match self.store.run(move |s| s.import_account(&account)).await {
+            Ok((account_id, outcome)) => {
+                let created = outcome == ImportOutcome::Created;
+                info!(self.log, "account logged in over the admin API";
+                    "account_id" => &account_id, "created" => created);
+                self.router.do_send(SyncNow);
+                self.sessions.finish(
+                    id,
+                    SessionStatus::Completed {
+                        account_id,
+                        created,
+                    },
+                );
+                Ok(())
+            }
+            Err(e) => {
+                warn!(self.log, "a login over the admin API could not be stored";
+                    "error" => e.to_string());
+                self.sessions
+                    .finish(id, failed("store_failed", e.to_string()));
+                Err(e)
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use relay_actors::{AccountCredentials, AccountId, RefreshAttempt, TokenRefresher
 use secrecy::SecretString;
 use slog::{info, warn, Logger};
 
+use super::auth_json::is_header_safe;
 use super::claims;
 use super::endpoint::{EndpointError, OauthEndpoint, TokenAnswer};
 use crate::store::{RefreshedTokens, Store, StoreError, TokenWrite};
@@ -102,7 +103,11 @@ async fn refresh(
         }
         Err(e) => return RefreshAttempt::Failed(e.to_string()),
     };
-    match persist(store, id, token_version, answer).await {
+    let usable = answer.access_token.as_deref().is_none_or(is_header_safe);
+    match persist(store, id, token_version, answer, usable).await {
+        Ok(TokenWrite::Stored { token_version }) if !usable => {
+            unusable_access_token(store, id, token_version).await
+        }
         Ok(TokenWrite::Stored { .. }) => current(store, id, RefreshAttempt::Refreshed).await,
         Ok(TokenWrite::Superseded) => current(store, id, RefreshAttempt::Superseded).await,
         Ok(TokenWrite::Gone) => RefreshAttempt::Gone,
@@ -110,14 +115,37 @@ async fn refresh(
     }
 }
 
+/// The issuer answered with an access token that cannot be sent as a header value. The rotated
+/// refresh token is already stored (the old one is spent), the unusable access token is not (the
+/// previous one keeps serving until it expires); the failure is recorded on the new token set and
+/// reported as transient, so the next refresh, with the new refresh token, is retried after a
+/// backoff pause.
+async fn unusable_access_token(store: &Store, id: &str, token_version: i64) -> RefreshAttempt {
+    let error = "the token endpoint answered with an access token that cannot be sent in a \
+                 header; it was not stored and the refresh will be retried";
+    let owned = id.to_owned();
+    let recorded = store
+        .run(move |s| s.record_refresh_error(&owned, token_version, error))
+        .await;
+    match recorded {
+        Ok(()) => RefreshAttempt::Failed(error.to_owned()),
+        Err(e) => RefreshAttempt::Failed(format!("{error} (not recorded: {e})")),
+    }
+}
+
 /// Stores the answer by compare-and-swap; the new access token's `exp` becomes the expiry, the
-/// new id token's plan and email replace the stored ones.
+/// new id token's plan and email replace the stored ones. An access token that is not `usable`
+/// is left out: the stored one and its expiry stay.
 async fn persist(
     store: &Store,
     id: &str,
     token_version: i64,
-    answer: TokenAnswer,
+    mut answer: TokenAnswer,
+    usable: bool,
 ) -> Result<TokenWrite, StoreError> {
+    if !usable {
+        answer.access_token = None;
+    }
     let claims_of = |token: &Option<String>, what| {
         token
             .as_deref()

@@ -17,6 +17,7 @@ use relay_actors::{AccountCredentials, AccountId, AccountSource, SourceError};
 use slog::{warn, Logger};
 
 use crate::admin::auth::{load_tokens, AdminTokenRing};
+use crate::governance::Governor;
 use crate::http::auth::KeyRing;
 use crate::store::Store;
 
@@ -75,6 +76,7 @@ pub async fn load_keys(store: &Store, keys: &KeyRing) -> Result<(), crate::store
 pub fn spawn_credential_sync(
     store: Store,
     keys: Arc<KeyRing>,
+    governor: Governor,
     admin_tokens: Arc<AdminTokenRing>,
     interval: Duration,
     log: Logger,
@@ -83,8 +85,11 @@ pub fn spawn_credential_sync(
         let mut ticker = actix_web::rt::time::interval(interval);
         loop {
             ticker.tick().await;
-            if let Err(error) = load_keys(&store, &keys).await {
-                warn!(log, "could not re-read API keys; keeping the previous set"; "error" => error.to_string());
+            match load_keys(&store, &keys).await {
+                Ok(()) => governor.forget_all_but(&keys.subjects()),
+                Err(error) => {
+                    warn!(log, "could not re-read API keys; keeping the previous set"; "error" => error.to_string());
+                }
             }
             if let Err(error) = load_tokens(&store, &admin_tokens).await {
                 warn!(log, "could not re-read admin tokens; keeping the previous set"; "error" => error.to_string());

@@ -101,7 +101,11 @@ impl Store {
         })
     }
 
-    fn key_row(&self, conn: &rusqlite::Connection, id: &str) -> Result<ApiKeyRow, StoreError> {
+    pub(super) fn key_row(
+        &self,
+        conn: &rusqlite::Connection,
+        id: &str,
+    ) -> Result<ApiKeyRow, StoreError> {
         let sql = format!(
             "SELECT {KEY_COLUMNS} FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?1"
         );
@@ -131,18 +135,25 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("no API key with id or name {id_or_name}")))
     }
 
-    /// Revokes a key by id or by name. Revoking twice is not an error.
-    pub fn revoke_key(&self, id_or_name: &str) -> Result<(), StoreError> {
-        let changed = self.conn()?.execute(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1 OR name = ?1",
-            params![id_or_name, now_unix()],
+    /// Revokes one key, by id or by a name only one active key has (names are not unique: a
+    /// rotated key keeps its name, and revoking by a shared name would take the new key too);
+    /// returns its id. Revoking twice by id is not an error.
+    pub fn revoke_key(&self, id_or_name: &str) -> Result<String, StoreError> {
+        let conn = self.conn()?;
+        let by_id: Option<String> = conn
+            .query_row("SELECT id FROM api_keys WHERE id = ?1", [id_or_name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let id = match by_id {
+            Some(id) => id,
+            None => super::updates::live_key_id(&conn, id_or_name)?,
+        };
+        conn.execute(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+            params![id, now_unix()],
         )?;
-        if changed == 0 {
-            return Err(StoreError::NotFound(format!(
-                "no API key with id or name {id_or_name}"
-            )));
-        }
-        Ok(())
+        Ok(id)
     }
 
     /// Every key that is not revoked, with its policy (tenant included). Expired keys are
@@ -244,5 +255,31 @@ mod tests {
         assert!(store.active_keys().unwrap().is_empty());
         assert!(store.list_keys().unwrap()[0].revoked_at.is_some());
         assert!(store.revoke_key("nope").is_err());
+        store.revoke_key(&created.row.id).unwrap();
+    }
+
+    /// Rotation: a new key under the old name, then revoking "the old one" by name must not
+    /// take the new one with it.
+    #[test]
+    fn revoking_by_a_name_revokes_one_key_and_never_guesses() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), 2, MasterKey::generate()).unwrap();
+        let old = store.create_key("ci").unwrap();
+        let new = store.create_key("ci").unwrap();
+        assert!(
+            matches!(store.revoke_key("ci"), Err(StoreError::Conflict(_))),
+            "two active keys share the name"
+        );
+        assert_eq!(store.active_keys().unwrap().len(), 2, "nothing revoked");
+        store.revoke_key(&old.row.id).unwrap();
+        let active = store.active_keys().unwrap();
+        assert_eq!(active.len(), 1);
+        assert_eq!(&*active[0].1.id, new.row.id.as_str());
+        assert_eq!(
+            store.revoke_key("ci").unwrap(),
+            new.row.id,
+            "now one key has it"
+        );
+        assert!(store.active_keys().unwrap().is_empty());
     }
 }

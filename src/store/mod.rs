@@ -11,6 +11,7 @@ pub mod keys;
 mod pool_state;
 pub mod tenants;
 mod tokens;
+mod updates;
 pub mod usage;
 
 use std::path::{Path, PathBuf};

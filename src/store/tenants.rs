@@ -101,7 +101,7 @@ impl Store {
         Ok(())
     }
 
-    fn tenant(&self, conn: &Connection, id: &str) -> Result<TenantRow, StoreError> {
+    pub(super) fn tenant(&self, conn: &Connection, id: &str) -> Result<TenantRow, StoreError> {
         let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants t WHERE t.id = ?1");
         Ok(conn.query_row(&sql, [id], tenant_row)?)
     }

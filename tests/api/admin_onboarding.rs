@@ -434,3 +434,38 @@ async fn a_paste_login_without_codex_entitlement_says_so() {
     assert_eq!(status["status"], "failed");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn a_paste_login_the_store_cannot_keep_answers_with_an_error_status() {
+    let app = app().await;
+    let token = app.admin_token(AdminScope::Write).await;
+    let (_, session) = send(&app, "POST", "/admin/v1/logins/paste", &token, None).await;
+    let callback = callback_of(session["authorize_url"].as_str().unwrap()).await;
+    // The store refuses every new or changed account from here on (a full disk, say).
+    let db = rusqlite::Connection::open(&app.settings.store.path).unwrap();
+    for event in ["INSERT", "UPDATE"] {
+        db.execute_batch(&format!(
+            "CREATE TRIGGER refuse_{event} BEFORE {event} ON accounts \
+             BEGIN SELECT RAISE(ABORT, 'store refused'); END;"
+        ))
+        .unwrap();
+    }
+    let id = session["id"].as_str().unwrap();
+    let complete = format!("/admin/v1/logins/{id}/complete");
+    let (status, error) = send(
+        &app,
+        "POST",
+        &complete,
+        &token,
+        Some(json!({"callback_url": callback})),
+    )
+    .await;
+    assert_eq!(status, 500, "{error}");
+    assert_eq!(error["error"]["type"], "server_error");
+    let (_, shown) = send(&app, "GET", &format!("/admin/v1/logins/{id}"), &token, None).await;
+    assert_eq!(shown["status"], "failed", "{shown}");
+    assert_eq!(shown["code"], "store_failed", "{shown}");
+    assert!(app.logs().contains("could not be stored"));
+    assert_nothing_secret(&app, &[&error, &shown]);
+    app.stop().await;
+}

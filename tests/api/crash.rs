@@ -22,13 +22,30 @@ use crate::mock_upstream::{fake_auth_json, MockUpstream};
 const ACCOUNTS: usize = 3;
 const KILLS: usize = 6;
 
+/// A relay process that is SIGKILLed when dropped, so a failing assertion leaves no relay behind.
+struct Relay(Child);
+
+impl Relay {
+    fn kill(&mut self) {
+        let _ = self.0.kill(); // SIGKILL
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// `codex-relay serve` with constant refreshing; returns the child and its address.
-fn serve(dir: &Path, mock: &MockUpstream) -> (Child, String) {
-    let mut child = relay(dir)
+fn serve(dir: &Path, mock: &MockUpstream) -> (Relay, String) {
+    let child = relay(dir)
         .env("CODEX_RELAY__SERVER__LISTEN", "127.0.0.1:0")
         .env("CODEX_RELAY__UPSTREAM__BASE_URL", mock.url())
         .env("CODEX_RELAY__OAUTH__ISSUER", mock.url())
         .env("CODEX_RELAY__OAUTH__REFRESH_SKEW_SECS", "3600")
+        .env("CODEX_RELAY__OAUTH__REFRESH_MIN_INTERVAL_SECS", "0")
         .env("CODEX_RELAY__OAUTH__REFRESH_RETRY_INITIAL_MS", "50")
         .env("CODEX_RELAY__OAUTH__REFRESH_CHECK_INTERVAL_SECS", "1")
         .arg("serve")
@@ -36,7 +53,8 @@ fn serve(dir: &Path, mock: &MockUpstream) -> (Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = Relay(child);
+    let lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
@@ -48,7 +66,7 @@ fn serve(dir: &Path, mock: &MockUpstream) -> (Child, String) {
         }
     });
     let addr = rx
-        .recv_timeout(Duration::from_secs(20))
+        .recv_timeout(Duration::from_secs(60))
         .expect("the relay starts");
     (child, addr)
 }
@@ -101,10 +119,14 @@ async fn sigkill_during_refreshes_never_leaves_a_torn_token_set() {
                 })
             })
             .collect();
-        let wait = rand::thread_rng().gen_range(200..900);
+        // Kill once this run's refreshes are under way (however slow a loaded machine is to get
+        // there), at a random moment among them. No refresh comes when every account has lost
+        // its rotation to an earlier kill; then the wait runs out and the run ends all the same.
+        let calls = mock.state.refresh_calls();
+        let _ = eventually(10, || async { mock.state.refresh_calls() > calls }).await;
+        let wait = rand::thread_rng().gen_range(0..700);
         actix_web::rt::time::sleep(Duration::from_millis(wait)).await;
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        child.kill();
         for task in load {
             task.abort();
         }
@@ -152,7 +174,6 @@ async fn sigkill_during_refreshes_never_leaves_a_torn_token_set() {
         eventually(20, || async { ask(&addr, &key).await == 200 }).await,
         "the restarted relay does not serve"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     mock.stop().await;
 }

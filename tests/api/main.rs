@@ -18,6 +18,7 @@ mod auth;
 mod cli;
 mod crash;
 mod errors;
+mod governance_updates;
 mod headers;
 mod keepalive;
 mod limits;

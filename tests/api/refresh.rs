@@ -253,3 +253,57 @@ async fn a_failed_refresh_is_shown_until_one_succeeds() {
     assert_eq!(summary(&app).shown_state(), "active");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn an_access_token_unfit_for_a_header_is_not_served_and_the_rotation_is_kept() {
+    let app = spawn_app_with(|s| {
+        s.oauth.refresh_skew_secs = 7200;
+        s.oauth.refresh_retry_initial_ms = 20;
+        s.oauth.refresh_retry_max_secs = 1;
+        s.oauth.refresh_min_interval_secs = 0;
+    })
+    .await;
+    let before = token_version(&app);
+    let original = app.auth_json["tokens"]["access_token"].as_str().unwrap();
+    app.mock
+        .state
+        .push_token_failure(TokenFailure::UnsafeAccessToken);
+    assert_eq!(ask(&app).await, 200);
+    assert!(eventually(10, || async { token_version(&app) > before }).await);
+    // The rotated refresh token was stored (the old one is spent); the access token was not.
+    let credentials = app
+        .store
+        .load_credentials(&app.account_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(credentials.token_version, before + 1);
+    assert_eq!(credentials.access_token.expose_secret(), original);
+    // The next refresh (after the backoff pause, on a request) spends the rotated refresh
+    // token: no `refresh_token_reused`.
+    assert!(
+        eventually(10, || async {
+            ask(&app).await;
+            token_version(&app) >= before + 2
+        })
+        .await,
+        "the refresh was not retried with the rotated refresh token"
+    );
+    let issued = app.mock.state.issued_tokens();
+    assert!(
+        eventually(10, || async {
+            ask(&app).await == 200 && issued.contains(&bearer_of_last_upstream_call(&app))
+        })
+        .await,
+        "a refreshed token was never served"
+    );
+    let stored = summary(&app);
+    assert_eq!(stored.shown_state(), "active");
+    assert_eq!(stored.reauth_reason, None);
+    for request in app.mock.state.responses_requests() {
+        let bearer = request.header("authorization").unwrap_or_default();
+        assert!(!bearer.contains("not a header value"), "{bearer}");
+    }
+    assert!(app.logs().contains("cannot be sent in a header"));
+    assert_no_token_logged(&app);
+    app.stop().await;
+}

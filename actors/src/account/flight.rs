@@ -26,6 +26,8 @@ pub(super) struct Flight {
     /// No new attempt before this (after a transient failure), unless forced.
     not_before: Option<Instant>,
     last_error: String,
+    /// When the last refresh brought new tokens (bounds proactive refreshes).
+    succeeded_at: Option<Instant>,
 }
 
 impl Flight {
@@ -36,6 +38,7 @@ impl Flight {
             retry: Retry::new(policy),
             not_before: None,
             last_error: String::new(),
+            succeeded_at: None,
         }
     }
 
@@ -66,6 +69,15 @@ pub(super) fn settled(
 }
 
 impl AccountActor {
+    /// A refresh ahead of expiry, unless the last success is more recent than
+    /// `RefreshPolicy::min_interval` (the current token still serves meanwhile).
+    pub(super) fn start_proactive_refresh(&mut self, ctx: &mut Context<Self>) {
+        let policy = &self.config.refresh;
+        if refresh::proactive_allowed(self.flight.succeeded_at, Instant::now(), policy) {
+            self.start_refresh(ctx, false);
+        }
+    }
+
     /// Starts a refresh unless one is running or a retry pause holds (`force` ignores the pause).
     pub(super) fn start_refresh(&mut self, ctx: &mut Context<Self>, force: bool) {
         if self.flight.running || (!force && self.flight.pausing()) {
@@ -124,6 +136,7 @@ impl AccountActor {
             RefreshAttempt::Refreshed(credentials) | RefreshAttempt::Superseded(credentials) => {
                 self.take_credentials(credentials);
                 self.flight.reset(&self.config.refresh);
+                self.flight.succeeded_at = Some(Instant::now());
                 self.publish();
                 Ok(())
             }

@@ -217,8 +217,11 @@ impl Actor for AccountActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.publish();
         ctx.run_interval(self.config.refresh.check_every, |act, ctx| {
-            if act.state.is_usable() && act.need() != Need::None {
-                act.start_refresh(ctx, false);
+            match act.need() {
+                _ if !act.state.is_usable() => {}
+                Need::None => {}
+                Need::Proactive => act.start_proactive_refresh(ctx),
+                Need::Expired => act.start_refresh(ctx, false),
             }
         });
     }
@@ -237,7 +240,7 @@ impl Handler<GrantLease> for AccountActor {
         match self.need() {
             Need::None => Box::pin(fut::ready(self.grant(ctx))),
             Need::Proactive => {
-                self.start_refresh(ctx, false);
+                self.start_proactive_refresh(ctx);
                 Box::pin(fut::ready(self.grant(ctx)))
             }
             Need::Expired => self.grant_after_refresh(ctx, false),

@@ -2,7 +2,7 @@
 //! when a token set needs refreshing, how a token endpoint's answer is classified, and how long
 //! to wait before trying again after a transient failure.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use backoff::backoff::Backoff;
 use backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
@@ -21,6 +21,10 @@ pub struct RefreshPolicy {
     pub retry_max: Duration,
     /// How often an idle account checks whether its login needs refreshing.
     pub check_every: Duration,
+    /// No proactive refresh sooner than this after the last successful one (a skew longer than
+    /// the issuer's token lifetime would otherwise refresh on every request). An expired token
+    /// and a 401 still refresh at once.
+    pub min_interval: Duration,
 }
 
 impl Default for RefreshPolicy {
@@ -32,6 +36,7 @@ impl Default for RefreshPolicy {
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
             check_every: Duration::from_secs(30),
+            min_interval: Duration::from_secs(60),
         }
     }
 }
@@ -65,6 +70,16 @@ pub fn need(
     } else {
         Need::None
     }
+}
+
+/// Whether a proactive refresh may start at `now`, given when this account last refreshed
+/// successfully (`None`: not since it started).
+pub fn proactive_allowed(
+    last_success: Option<Instant>,
+    now: Instant,
+    policy: &RefreshPolicy,
+) -> bool {
+    last_success.is_none_or(|at| now.saturating_duration_since(at) >= policy.min_interval)
 }
 
 /// What a failed refresh means for the account.
@@ -153,6 +168,29 @@ mod tests {
         assert_eq!(need(None, Some(NOW - nine_days), NOW, &p), Need::Proactive);
         assert_eq!(need(None, Some(NOW - 3600), NOW, &p), Need::None);
         assert_eq!(need(None, None, NOW, &p), Need::None);
+    }
+
+    #[test]
+    fn proactive_refreshes_keep_the_minimum_interval() {
+        let p = RefreshPolicy::default();
+        let now = Instant::now();
+        assert!(proactive_allowed(None, now, &p));
+        assert!(!proactive_allowed(Some(now), now, &p));
+        assert!(!proactive_allowed(
+            Some(now),
+            now + Duration::from_secs(59),
+            &p
+        ));
+        assert!(proactive_allowed(
+            Some(now),
+            now + Duration::from_secs(60),
+            &p
+        ));
+        let eager = RefreshPolicy {
+            min_interval: Duration::ZERO,
+            ..RefreshPolicy::default()
+        };
+        assert!(proactive_allowed(Some(now), now, &eager));
     }
 
     #[test]

@@ -99,13 +99,21 @@ fn start(
     expires_in: i64,
     refresher: &Arc<ScriptedRefresher>,
 ) -> (Addr<AccountActor>, Addr<Listener>) {
+    start_with(expires_in, refresher, policy())
+}
+
+fn start_with(
+    expires_in: i64,
+    refresher: &Arc<ScriptedRefresher>,
+    policy: RefreshPolicy,
+) -> (Addr<AccountActor>, Addr<Listener>) {
     let listener = Listener::default().start();
     let mut c = credentials("a", true, 1);
     c.expires_at = Some(unix_now() + expires_in);
     let refresher: Arc<dyn TokenRefresher> = refresher.clone();
     let config = PoolConfig {
         refresher,
-        refresh: policy(),
+        refresh: policy,
         ..PoolConfig::default()
     };
     let account =
@@ -276,4 +284,59 @@ async fn refresh_now_reports_its_result_and_an_older_store_read_does_not_roll_ba
         .unwrap();
     let lease = account.send(GrantLease).await.unwrap().unwrap();
     assert_eq!(lease.token_version, 2);
+}
+
+/// Grants leases until one carries `version`.
+async fn served_version(account: &Addr<AccountActor>, version: i64) {
+    for _ in 0..200 {
+        let lease = account.send(GrantLease).await.unwrap().unwrap();
+        if lease.token_version == version {
+            return;
+        }
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("token version {version} was never served");
+}
+
+#[actix_rt::test]
+async fn a_skew_longer_than_the_token_lifetime_does_not_refresh_on_every_request() {
+    // Refreshed tokens live an hour; a two-hour skew finds every one of them due.
+    let eager_skew = RefreshPolicy {
+        skew_secs: 7200,
+        ..policy()
+    };
+    let refresher = ScriptedRefresher::with(&[]);
+    let (account, _) = start_with(3600, &refresher, eager_skew.clone());
+    served_version(&account, 2).await;
+    for _ in 0..20 {
+        account.send(GrantLease).await.unwrap().unwrap();
+    }
+    actix_rt::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(refresher.calls(), 1, "within the minimum interval");
+
+    // With the bound off, the next request starts the next refresh.
+    let refresher = ScriptedRefresher::with(&[]);
+    let unbounded = RefreshPolicy {
+        min_interval: Duration::ZERO,
+        ..eager_skew
+    };
+    let (account, _) = start_with(3600, &refresher, unbounded);
+    served_version(&account, 2).await;
+    served_version(&account, 3).await;
+    assert!(refresher.calls() >= 2);
+}
+
+#[actix_rt::test]
+async fn an_expired_token_refreshes_within_the_minimum_interval() {
+    let refresher = ScriptedRefresher::with(&[]);
+    let (account, _) = start(60, &refresher);
+    account.send(RefreshNow).await.unwrap().unwrap();
+    // The store hands the actor a token that has already expired (a clock jump, a short-lived
+    // issuer): requests must not be held off by the minimum interval.
+    let mut expired = credentials("a", true, 3);
+    expired.expires_at = Some(unix_now() - 1);
+    account.send(ReplaceCredentials(expired)).await.unwrap();
+    let lease = account.send(GrantLease).await.unwrap().unwrap();
+    assert_eq!(lease.token_version, 4);
+    assert_eq!(refresher.calls(), 2);
 }

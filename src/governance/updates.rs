@@ -1,0 +1,236 @@
+//! What an operator changes on an existing tenant or key — limits, model lists, expiry — from
+//! the command line (`tenant update`, `key update`) or the admin API (`PATCH`). A field left out
+//! stays as it is; a field set to `null` (or named in the CLI's `--clear`) is removed. The
+//! result is validated as a creation is, so an update cannot make what a creation refuses.
+
+use chrono::DateTime;
+use serde::{Deserialize, Deserializer};
+
+use super::policy::Limits;
+use super::requests::{invalid, limits, models, Invalid};
+
+/// One field's change: `None` keeps it, `Some(None)` removes it, `Some(Some(v))` sets it.
+pub type Change<T> = Option<Option<T>>;
+
+/// Tells a JSON `null` (remove) from a missing field (keep).
+fn change<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Change<T>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Changes to a tenant.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantUpdate {
+    #[serde(default, deserialize_with = "change")]
+    pub rpm: Change<u32>,
+    #[serde(default, deserialize_with = "change")]
+    pub max_concurrent: Change<u32>,
+    #[serde(default, deserialize_with = "change")]
+    pub daily_tokens: Change<u64>,
+    #[serde(default, deserialize_with = "change")]
+    pub monthly_tokens: Change<u64>,
+    /// `null` or `[]` hides nothing.
+    #[serde(default, deserialize_with = "change")]
+    pub hidden_models: Change<Vec<String>>,
+}
+
+/// Changes to an API key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyUpdate {
+    #[serde(default, deserialize_with = "change")]
+    pub rpm: Change<u32>,
+    #[serde(default, deserialize_with = "change")]
+    pub burst: Change<u32>,
+    #[serde(default, deserialize_with = "change")]
+    pub max_concurrent: Change<u32>,
+    #[serde(default, deserialize_with = "change")]
+    pub daily_tokens: Change<u64>,
+    #[serde(default, deserialize_with = "change")]
+    pub monthly_tokens: Change<u64>,
+    /// `null` allows every model.
+    #[serde(default, deserialize_with = "change")]
+    pub models: Change<Vec<String>>,
+    /// RFC 3339; `null` never expires.
+    #[serde(default, deserialize_with = "change")]
+    pub expires: Change<String>,
+}
+
+/// A tenant's settings after an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSettings {
+    pub limits: Limits,
+    pub hidden_models: Vec<String>,
+}
+
+/// A key's settings after an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySettings {
+    pub limits: Limits,
+    pub models: Option<Vec<String>>,
+    pub expires_at: Option<i64>,
+}
+
+fn apply<T>(current: Option<T>, change: Change<T>) -> Option<T> {
+    match change {
+        None => current,
+        Some(new) => new,
+    }
+}
+
+impl TenantUpdate {
+    /// True when the update changes nothing (refused: likely a mistyped command).
+    fn is_empty(&self) -> bool {
+        self.rpm.is_none()
+            && self.max_concurrent.is_none()
+            && self.daily_tokens.is_none()
+            && self.monthly_tokens.is_none()
+            && self.hidden_models.is_none()
+    }
+
+    /// The tenant's settings with this update applied, validated.
+    pub fn apply(
+        self,
+        limits_now: &Limits,
+        hidden_now: &[String],
+    ) -> Result<TenantSettings, Invalid> {
+        if self.is_empty() {
+            return invalid("update", "names nothing to change");
+        }
+        let hidden = apply(Some(hidden_now.to_vec()), self.hidden_models).unwrap_or_default();
+        Ok(TenantSettings {
+            limits: limits(
+                apply(limits_now.rpm, self.rpm),
+                None,
+                apply(limits_now.max_concurrent, self.max_concurrent),
+                (
+                    apply(limits_now.daily_tokens, self.daily_tokens),
+                    apply(limits_now.monthly_tokens, self.monthly_tokens),
+                ),
+            )?,
+            hidden_models: models(&hidden, "hidden_models")?,
+        })
+    }
+}
+
+impl KeyUpdate {
+    fn is_empty(&self) -> bool {
+        self.rpm.is_none()
+            && self.burst.is_none()
+            && self.max_concurrent.is_none()
+            && self.daily_tokens.is_none()
+            && self.monthly_tokens.is_none()
+            && self.models.is_none()
+            && self.expires.is_none()
+    }
+
+    /// The key's settings with this update applied, validated; `now_unix` decides whether a
+    /// new expiry is in the past.
+    pub fn apply(self, now: &KeySettings, now_unix: i64) -> Result<KeySettings, Invalid> {
+        if self.is_empty() {
+            return invalid("update", "names nothing to change");
+        }
+        let expires_at = match self.expires {
+            None => now.expires_at,
+            Some(None) => None,
+            Some(Some(text)) => match DateTime::parse_from_rfc3339(&text) {
+                Err(_) => return invalid("expires", "must be an RFC 3339 time"),
+                Ok(at) if at.timestamp() <= now_unix => {
+                    return invalid("expires", "is in the past")
+                }
+                Ok(at) => Some(at.timestamp()),
+            },
+        };
+        let l = &now.limits;
+        Ok(KeySettings {
+            limits: limits(
+                apply(l.rpm, self.rpm),
+                apply(l.burst, self.burst),
+                apply(l.max_concurrent, self.max_concurrent),
+                (
+                    apply(l.daily_tokens, self.daily_tokens),
+                    apply(l.monthly_tokens, self.monthly_tokens),
+                ),
+            )?,
+            models: match apply(now.models.clone(), self.models) {
+                Some(list) => Some(models(&list, "models")?),
+                None => None,
+            },
+            expires_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_now() -> KeySettings {
+        KeySettings {
+            limits: Limits {
+                rpm: Some(10),
+                burst: Some(5),
+                daily_tokens: Some(1000),
+                ..Limits::default()
+            },
+            models: Some(vec!["gpt-5.5".into()]),
+            expires_at: Some(2_000_000_000),
+        }
+    }
+
+    #[test]
+    fn left_out_fields_stay_null_ones_go_and_set_ones_change() {
+        let update: KeyUpdate =
+            serde_json::from_str(r#"{"rpm": 20, "models": null, "expires": null}"#).unwrap();
+        let after = update.apply(&key_now(), 0).unwrap();
+        assert_eq!(after.limits.rpm, Some(20));
+        assert_eq!(after.limits.burst, Some(5), "left out: kept");
+        assert_eq!(after.limits.daily_tokens, Some(1000));
+        assert_eq!(after.models, None, "null: every model");
+        assert_eq!(after.expires_at, None, "null: never expires");
+    }
+
+    #[test]
+    fn an_update_is_validated_like_a_creation() {
+        let field = |json: &str| {
+            let update: KeyUpdate = serde_json::from_str(json).unwrap();
+            update.apply(&key_now(), 1_000).unwrap_err().field
+        };
+        assert_eq!(field(r#"{"rpm": null}"#), "burst", "a burst needs a rate");
+        assert_eq!(field(r#"{"rpm": 0}"#), "limits");
+        assert_eq!(field(r#"{"daily_tokens": 0}"#), "limits");
+        assert_eq!(field(r#"{"models": [" "]}"#), "models");
+        assert_eq!(field(r#"{"expires": "1970-01-01T00:00:00Z"}"#), "expires");
+        assert_eq!(field(r#"{"expires": "soon"}"#), "expires");
+        assert_eq!(field("{}"), "update");
+        assert!(serde_json::from_str::<KeyUpdate>(r#"{"name": "x"}"#).is_err());
+    }
+
+    #[test]
+    fn a_tenant_update_changes_limits_and_hidden_models() {
+        let now = Limits {
+            rpm: Some(60),
+            monthly_tokens: Some(5),
+            ..Limits::default()
+        };
+        let update: TenantUpdate = serde_json::from_str(
+            r#"{"max_concurrent": 2, "monthly_tokens": null, "hidden_models": ["gpt-5.2"]}"#,
+        )
+        .unwrap();
+        let after = update.apply(&now, &[]).unwrap();
+        assert_eq!(after.limits.rpm, Some(60));
+        assert_eq!(after.limits.max_concurrent, Some(2));
+        assert_eq!(after.limits.monthly_tokens, None);
+        assert_eq!(after.hidden_models, ["gpt-5.2"]);
+        let cleared: TenantUpdate = serde_json::from_str(r#"{"hidden_models": null}"#).unwrap();
+        assert!(cleared
+            .apply(&now, &["x".into()])
+            .unwrap()
+            .hidden_models
+            .is_empty());
+        assert_eq!(
+            TenantUpdate::default().apply(&now, &[]).unwrap_err().field,
+            "update"
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! Changes to existing tenants and keys. Each update reads the current row, lets the caller
+//! apply and validate its change, and writes the result in one immediate transaction, so two
+//! operators changing different fields at once do not undo each other.
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::keys::{clamp, json_list, ApiKeyRow};
+use super::tenants::{tenant_id, TenantRow};
+use super::{Store, StoreError};
+use crate::governance::requests::Invalid;
+use crate::governance::updates::{KeySettings, TenantSettings};
+
+/// The outcome of an update the store could carry out: the new row, or why the change itself
+/// was refused.
+pub type Updated<T> = Result<T, Invalid>;
+
+impl Store {
+    /// Changes a tenant (by id or name) to what `change` makes of its current row.
+    pub fn update_tenant(
+        &self,
+        id_or_name: &str,
+        change: impl FnOnce(&TenantRow) -> Result<TenantSettings, Invalid>,
+    ) -> Result<Updated<TenantRow>, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let id = tenant_id(&tx, id_or_name)?;
+        let current = self.tenant(&tx, &id)?;
+        let new = match change(&current) {
+            Ok(new) => new,
+            Err(invalid) => return Ok(Err(invalid)),
+        };
+        let l = &new.limits;
+        tx.execute(
+            "UPDATE tenants SET rpm = ?2, max_concurrent = ?3, daily_tokens = ?4,
+                                monthly_tokens = ?5, hidden_models = ?6 WHERE id = ?1",
+            params![
+                id,
+                l.rpm,
+                l.max_concurrent,
+                l.daily_tokens.map(clamp),
+                l.monthly_tokens.map(clamp),
+                json_list(&new.hidden_models)
+            ],
+        )?;
+        let row = self.tenant(&tx, &id)?;
+        tx.commit()?;
+        Ok(Ok(row))
+    }
+
+    /// Changes a key that is not revoked (by id, or by a name only one such key has) to what
+    /// `change` makes of its current settings.
+    pub fn update_key(
+        &self,
+        id_or_name: &str,
+        change: impl FnOnce(&KeySettings) -> Result<KeySettings, Invalid>,
+    ) -> Result<Updated<ApiKeyRow>, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let id = live_key_id(&tx, id_or_name)?;
+        let row = self.key_row(&tx, &id)?;
+        let current = KeySettings {
+            limits: row.limits,
+            models: row.models,
+            expires_at: row.expires_at,
+        };
+        let new = match change(&current) {
+            Ok(new) => new,
+            Err(invalid) => return Ok(Err(invalid)),
+        };
+        let l = &new.limits;
+        tx.execute(
+            "UPDATE api_keys SET rpm = ?2, burst = ?3, max_concurrent = ?4, daily_tokens = ?5,
+                                 monthly_tokens = ?6, models = ?7, expires_at = ?8 WHERE id = ?1",
+            params![
+                id,
+                l.rpm,
+                l.burst,
+                l.max_concurrent,
+                l.daily_tokens.map(clamp),
+                l.monthly_tokens.map(clamp),
+                new.models.as_deref().map(json_list),
+                new.expires_at
+            ],
+        )?;
+        let row = self.key_row(&tx, &id)?;
+        tx.commit()?;
+        Ok(Ok(row))
+    }
+}
+
+/// The id of the key an operator names: by id, else by name among keys not revoked; a name
+/// several keys share is refused rather than guessed.
+pub(super) fn live_key_id(conn: &Connection, id_or_name: &str) -> Result<String, StoreError> {
+    let by_id: Option<Option<i64>> = conn
+        .query_row(
+            "SELECT revoked_at FROM api_keys WHERE id = ?1",
+            [id_or_name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match by_id {
+        Some(Some(_)) => {
+            return Err(StoreError::Conflict(format!(
+                "API key {id_or_name} is revoked and cannot be changed"
+            )))
+        }
+        Some(None) => return Ok(id_or_name.to_owned()),
+        None => {}
+    }
+    let mut statement =
+        conn.prepare("SELECT id FROM api_keys WHERE name = ?1 AND revoked_at IS NULL LIMIT 2")?;
+    let ids: Vec<String> = statement
+        .query_map([id_or_name], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    match ids.as_slice() {
+        [id] => Ok(id.clone()),
+        [] => Err(StoreError::NotFound(format!(
+            "no active API key with id or name {id_or_name}"
+        ))),
+        _ => Err(StoreError::Conflict(format!(
+            "several active API keys are named {id_or_name}; name one by its id"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::governance::policy::Limits;
+    use crate::store::{MasterKey, NewKey, NewTenant};
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), 2, MasterKey::generate()).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_key_update_is_written_and_the_key_ring_sees_it() {
+        let (_dir, store) = store();
+        let created = store.create_key("ci").unwrap();
+        let updated = store
+            .update_key("ci", |now| {
+                let mut new = now.clone();
+                new.limits.rpm = Some(7);
+                new.models = Some(vec!["gpt-5.5".into()]);
+                Ok(new)
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(updated.id, created.row.id);
+        assert_eq!(updated.limits.rpm, Some(7));
+        let (_, policy) = store.active_keys().unwrap().pop().unwrap();
+        assert_eq!(policy.limits.rpm, Some(7));
+        assert_eq!(policy.models, Some(vec!["gpt-5.5".to_owned()]));
+    }
+
+    #[test]
+    fn ambiguous_revoked_and_unknown_keys_are_refused() {
+        let (_dir, store) = store();
+        let first = store.create_key("twin").unwrap();
+        store.create_key("twin").unwrap();
+        let same = |now: &KeySettings| Ok(now.clone());
+        assert!(matches!(
+            store.update_key("twin", same),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(store.update_key(&first.row.id, same).unwrap().is_ok());
+        store.revoke_key(&first.row.id).unwrap();
+        assert!(matches!(
+            store.update_key(&first.row.id, same),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            store.update_key("nobody", same),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn a_tenant_update_reaches_its_keys_and_a_refused_change_writes_nothing() {
+        let (_dir, store) = store();
+        let tenant = NewTenant {
+            name: "team".into(),
+            ..NewTenant::default()
+        };
+        store.create_tenant(&tenant).unwrap();
+        let key = NewKey {
+            name: "k".into(),
+            tenant: Some("team".into()),
+            ..NewKey::default()
+        };
+        store.create_key_with(&key).unwrap();
+        let refused = store
+            .update_tenant("team", |_| {
+                Err(Invalid {
+                    field: "limits",
+                    reason: "no".into(),
+                })
+            })
+            .unwrap();
+        assert!(refused.is_err());
+        let row = store
+            .update_tenant("team", |_| {
+                Ok(TenantSettings {
+                    limits: Limits {
+                        max_concurrent: Some(3),
+                        ..Limits::default()
+                    },
+                    hidden_models: vec!["gpt-5.2".into()],
+                })
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.limits.max_concurrent, Some(3));
+        let (_, policy) = store.active_keys().unwrap().pop().unwrap();
+        let tenant = policy.tenant.unwrap();
+        assert_eq!(tenant.limits.max_concurrent, Some(3));
+        assert_eq!(tenant.hidden_models, ["gpt-5.2"]);
+    }
+}
