@@ -3,8 +3,6 @@ use secrecy::SecretString;
 
 use super::messages::*;
 use super::state::{AccountEvent, AccountState, AdminState, AuthState};
-#[path = "actor_tests.rs"]
-mod actor_tests;
 use super::AccountActor;
 use crate::lease::Outcome;
 use crate::types::{AccountCredentials, AccountId, PoolRecord, RoutingParams};
@@ -168,5 +166,5 @@ async fn a_failed_call_is_remembered_for_operators() {
     assert!(error.at > 0);
 }
 
-#[path = "tests_refresh.rs"]
-mod refresh_flow;
+mod health;
+mod refresh;

@@ -151,5 +151,4 @@ pub fn exhaustion(views: &[&AccountView], now: SystemTime) -> Exhaustion {
 }
 
 #[cfg(test)]
-#[path = "selection_tests.rs"]
 mod tests;
