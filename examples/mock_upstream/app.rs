@@ -59,6 +59,8 @@ use rand::RngCore;
 #[allow(unused_imports)]
 pub use login::{DeviceOutcome, LoginScript};
 #[allow(unused_imports)]
+pub use models::REQUIRED_CATALOG_FIELDS;
+#[allow(unused_imports)]
 pub use oauth::{fake_auth_json, fake_jwt};
 #[allow(unused_imports)]
 pub use token_script::TokenFailure;

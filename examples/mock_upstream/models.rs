@@ -12,6 +12,24 @@ use serde_json::{json, Value};
 use super::{MockState, RecordedRequest};
 
 /// The catalog version, quoted as an HTTP entity tag.
+/// Fields every catalog entry must carry for old and new Codex CLIs to parse it (spec §6.2).
+/// The mock's catalog and the relay's Codex-shaped catalog are both checked against it.
+pub const REQUIRED_CATALOG_FIELDS: [&str; 13] = [
+    "slug",
+    "display_name",
+    "supported_reasoning_levels",
+    "shell_type",
+    "visibility",
+    "supported_in_api",
+    "priority",
+    "support_verbosity",
+    "truncation_policy",
+    "experimental_supported_tools",
+    "base_instructions",
+    "supports_reasoning_summaries",
+    "supports_parallel_tool_calls",
+];
+
 pub(super) const ETAG: &str = "\"mock-etag-1\"";
 
 /// The slugs served to an account with no catalog of its own.

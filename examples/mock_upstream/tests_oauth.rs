@@ -90,23 +90,8 @@ async fn serves_the_model_catalog_and_refuses_websockets_and_unknown_paths() {
         .map(|m| m["slug"].as_str().unwrap())
         .collect();
     assert_eq!(slugs, ["gpt-5.5", "gpt-5.4-mini"]);
-    let required = [
-        "slug",
-        "display_name",
-        "supported_reasoning_levels",
-        "shell_type",
-        "visibility",
-        "supported_in_api",
-        "priority",
-        "support_verbosity",
-        "truncation_policy",
-        "experimental_supported_tools",
-        "base_instructions",
-        "supports_reasoning_summaries",
-        "supports_parallel_tool_calls",
-    ];
     for model in catalog["models"].as_array().unwrap() {
-        for field in required {
+        for field in models::REQUIRED_CATALOG_FIELDS {
             assert!(
                 model.get(field).is_some(),
                 "{} lacks {field}",

@@ -11,7 +11,7 @@ use codex_relay::store::admin_tokens::AdminScope;
 use codex_relay::store::{MasterKey, Store};
 use serde_json::{json, Value};
 
-use crate::helpers::{body, error_of, eventually, read_all, spawn_app, TestApp};
+use crate::helpers::{admin_call, body, error_of, eventually, read_all, spawn_app, TestApp};
 use crate::mock_upstream::fake_auth_json;
 
 async fn json_of(response: &mut awc::ClientResponse) -> Value {
@@ -31,8 +31,7 @@ async fn accounts(app: &TestApp, token: &str) -> Vec<Value> {
 }
 
 async fn post(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
-    let mut response = app.admin("POST", path, token).send().await.unwrap();
-    (response.status().as_u16(), json_of(&mut response).await)
+    admin_call(app, "POST", path, token, None).await
 }
 
 #[actix_web::test]

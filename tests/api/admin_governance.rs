@@ -2,31 +2,9 @@
 //! the key shown once, limits that take effect on the data plane, usage views, revocation.
 
 use codex_relay::store::admin_tokens::AdminScope;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::helpers::{body, error_of, eventually, spawn_app, TestApp};
-
-async fn send(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let request = app.admin(method, path, token);
-    let mut response = match body {
-        Some(body) => request.send_json(&body).await.unwrap(),
-        None => request.send().await.unwrap(),
-    };
-    let status = response.status().as_u16();
-    let value: Value = response.json().limit(1 << 20).await.unwrap();
-    if status >= 400 {
-        for field in ["message", "type", "param", "code"] {
-            assert!(value["error"].get(field).is_some(), "{value}");
-        }
-    }
-    (status, value)
-}
+use crate::helpers::{admin_call as send, body, error_of, eventually, spawn_app};
 
 #[actix_web::test]
 async fn tenants_and_keys_are_managed_over_the_admin_api() {

@@ -5,34 +5,11 @@
 use codex_relay::store::admin_tokens::AdminScope;
 use serde_json::{json, Value};
 
-use crate::helpers::{error_of, eventually, spawn_app_with, TestApp};
+use crate::helpers::{admin_call as send, error_of, eventually, spawn_app_with, TestApp};
 use crate::mock_upstream::{DeviceOutcome, TokenFailure};
 
 async fn app() -> TestApp {
     spawn_app_with(|s| s.oauth.device_min_interval_ms = 20).await
-}
-
-async fn send(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let request = app.admin(method, path, token);
-    let mut response = match body {
-        Some(body) => request.send_json(&body).await.unwrap(),
-        None => request.send().await.unwrap(),
-    };
-    let status = response.status().as_u16();
-    let value = response.json().limit(1 << 20).await.unwrap_or(Value::Null);
-    if status >= 400 {
-        let error = &value["error"];
-        for field in ["message", "type", "param", "code"] {
-            assert!(error.get(field).is_some(), "not OpenAI-shaped: {value}");
-        }
-    }
-    (status, value)
 }
 
 /// Polls a login session until it is no longer pending (bounded), and returns it.

@@ -290,3 +290,29 @@ where
     }
     false
 }
+
+/// One admin call: its status and JSON body. An error body must have the OpenAI shape.
+pub async fn admin_call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let request = app.admin(method, path, token);
+    let mut response = match body {
+        Some(body) => request.send_json(&body).await.unwrap(),
+        None => request.send().await.unwrap(),
+    };
+    let status = response.status().as_u16();
+    let value: Value = response.json().limit(1 << 20).await.unwrap();
+    if status >= 400 {
+        for field in ["message", "type", "param", "code"] {
+            assert!(
+                value["error"].get(field).is_some(),
+                "not OpenAI-shaped: {value}"
+            );
+        }
+    }
+    (status, value)
+}

@@ -8,24 +8,7 @@ use codex_relay::store::{keys::reveal, NewKey, NewTenant};
 use serde_json::Value;
 
 use crate::helpers::{body, error_of, eventually, spawn_app, spawn_app_seeded, TestApp};
-use crate::mock_upstream::fake_auth_json;
-
-/// Fields the Codex CLI requires of each catalog entry (spec §6.2, old and new CLIs).
-const REQUIRED: [&str; 13] = [
-    "slug",
-    "display_name",
-    "supported_reasoning_levels",
-    "shell_type",
-    "visibility",
-    "supported_in_api",
-    "priority",
-    "support_verbosity",
-    "truncation_policy",
-    "experimental_supported_tools",
-    "base_instructions",
-    "supports_reasoning_summaries",
-    "supports_parallel_tool_calls",
-];
+use crate::mock_upstream::{fake_auth_json, REQUIRED_CATALOG_FIELDS};
 
 async fn openai_ids(app: &TestApp, key: &str) -> Vec<String> {
     let mut response = app.get("/v1/models").bearer_auth(key).send().await.unwrap();
@@ -57,7 +40,7 @@ fn slugs(models: &[Value]) -> Vec<&str> {
 
 fn assert_codex_shape(models: &[Value]) {
     for model in models {
-        for field in REQUIRED {
+        for field in REQUIRED_CATALOG_FIELDS {
             assert!(
                 model.get(field).is_some(),
                 "{} lacks {field}",
