@@ -15,6 +15,7 @@
 //! | `token_script.rs` | scripted token-endpoint failures, token lifetime, counters      |
 //! | `login.rs`     | `/oauth/authorize` and the device-code endpoints (spec §3)         |
 //! | `models.rs`    | `GET /models`, the Codex model catalog (per account, when set)     |
+//! | `bench.rs`     | bench mode: prebuilt streams, nothing recorded, several workers    |
 //! | `tests.rs`     | the mock's own tests (run wherever this file is included)          |
 //!
 //! Integration tests include this file with `#[path]`, so sibling modules are declared with
@@ -28,6 +29,8 @@
 
 #[path = "accounts.rs"]
 mod accounts;
+#[path = "bench.rs"]
+pub mod bench;
 #[path = "events.rs"]
 mod events;
 #[path = "login.rs"]

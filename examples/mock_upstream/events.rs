@@ -49,7 +49,7 @@ impl ResponseCtx {
     }
 
     /// The full Response object; request fields a Response echoes are copied from the request.
-    fn response(&self, status: &str, output: Vec<Value>, usage: Value) -> Value {
+    pub(super) fn response(&self, status: &str, output: Vec<Value>, usage: Value) -> Value {
         json!({
             "id": self.id,
             "object": "response",
@@ -87,7 +87,7 @@ impl ResponseCtx {
         }
     }
 
-    fn usage(&self, answer_tokens: u64) -> Value {
+    pub(super) fn usage(&self, answer_tokens: u64) -> Value {
         let output_tokens = answer_tokens + REASONING_TOKENS;
         json!({
             "input_tokens": self.input_tokens,
@@ -98,7 +98,7 @@ impl ResponseCtx {
         })
     }
 
-    fn created_events(&self, events: &mut Events) {
+    pub(super) fn created_events(&self, events: &mut Events) {
         let response = self.response("in_progress", Vec::new(), Value::Null);
         events.push("response.created", json!({ "response": response }));
         events.push("response.in_progress", json!({ "response": response }));
@@ -206,7 +206,7 @@ fn reasoning_item() -> Value {
 }
 
 /// An assistant message streamed as text deltas; returns the finished item and its tokens.
-fn message_events(events: &mut Events, output_index: u64, text: &str) -> (Value, u64) {
+pub(super) fn message_events(events: &mut Events, output_index: u64, text: &str) -> (Value, u64) {
     let id = format!("msg_{}", random_hex(16));
     let at = json!({"item_id": id, "output_index": output_index, "content_index": 0});
     let item = |status: &str, content: Value| {
@@ -307,10 +307,10 @@ fn text_deltas(text: &str) -> Vec<&str> {
 
 /// Numbers events as they are added, and puts `type` and `sequence_number` first.
 #[derive(Default)]
-struct Events(Vec<Value>);
+pub(super) struct Events(Vec<Value>);
 
 impl Events {
-    fn push(&mut self, kind: &str, fields: Value) {
+    pub(super) fn push(&mut self, kind: &str, fields: Value) {
         let mut event = Map::new();
         event.insert("type".into(), kind.into());
         event.insert("sequence_number".into(), self.0.len().into());
@@ -329,7 +329,7 @@ impl Events {
         self.push(kind, Value::Object(merged));
     }
 
-    fn into_vec(self) -> Vec<Value> {
+    pub(super) fn into_vec(self) -> Vec<Value> {
         self.0
     }
 }

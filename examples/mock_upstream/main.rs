@@ -4,6 +4,8 @@
 //! cargo run --example mock_upstream -- --listen 127.0.0.1:9090 --write-auth-json auth.json
 //! ```
 //!
+//! `--bench --workers N` serves the load test's upstream (`app.rs`'s `bench.rs`).
+//!
 //! The mock itself lives in `app.rs`; this file owns only the command line and the lifecycle.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -33,6 +35,25 @@ struct Args {
     /// Pause between SSE events, in milliseconds.
     #[arg(long, value_name = "N", default_value_t = 0)]
     event_delay_ms: u64,
+    /// Bench mode, for load tests: `POST /responses` answers from prebuilt streams chosen by a
+    /// marker in `input` (`bench fast`, `bench paced N M`), and no request is recorded.
+    #[arg(long)]
+    bench: bool,
+    /// Worker threads in bench mode.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "bench")]
+    workers: usize,
+    /// Write fake logins for accounts acct-bench-1..N (`--accounts`) into this folder, as
+    /// `acct-bench-<i>.json`, then serve.
+    #[arg(long, value_name = "DIR")]
+    write_auth_dir: Option<PathBuf>,
+    /// How many logins `--write-auth-dir` writes.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        requires = "write_auth_dir"
+    )]
+    accounts: usize,
 }
 
 /// The account `--write-overloaded-auth-json` logs in.
@@ -44,7 +65,11 @@ const AUTH_JSON_VALIDITY_SECS: i64 = 10 * 24 * 3600;
 #[actix_rt::main]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
-    let mock = app::MockUpstream::start(&args.listen).await?;
+    let mock = if args.bench {
+        app::bench::start(&args.listen, args.workers).await?
+    } else {
+        app::MockUpstream::start(&args.listen).await?
+    };
     mock.state
         .set_event_delay(Duration::from_millis(args.event_delay_ms));
     if let Some(path) = &args.write_auth_json {
@@ -52,6 +77,19 @@ async fn main() -> std::io::Result<()> {
         eprintln!(
             "wrote a fake Codex login for account acct-mock-1 to {}",
             path.display()
+        );
+    }
+    if let Some(dir) = &args.write_auth_dir {
+        std::fs::create_dir_all(dir)?;
+        for i in 1..=args.accounts {
+            let account = format!("acct-bench-{i}");
+            write_auth_json(&dir.join(format!("{account}.json")), &account)?;
+        }
+        eprintln!(
+            "wrote {} fake Codex logins (acct-bench-1..{}) to {}",
+            args.accounts,
+            args.accounts,
+            dir.display()
         );
     }
     if let Some(path) = &args.write_overloaded_auth_json {

@@ -157,7 +157,7 @@ fn stream_answer(
 }
 
 /// The headers the backend sends with a 200 stream (spec §5.2, §5.5).
-fn stream_headers(
+pub(super) fn stream_headers(
     response: &mut HttpResponseBuilder,
     model: &str,
     request_id: &str,

@@ -54,7 +54,7 @@ pub(super) fn sse_frames(
     stream::unfold(progress, next_frame)
 }
 
-fn frame(event: &Value) -> Bytes {
+pub(super) fn frame(event: &Value) -> Bytes {
     let kind = event
         .get("type")
         .and_then(Value::as_str)

@@ -446,5 +446,7 @@ mod oauth_and_catalog;
 mod accounts;
 #[path = "tests_login.rs"]
 mod login_side;
+#[path = "tests_bench.rs"]
+mod tests_bench;
 #[path = "tests_models.rs"]
 mod tests_models;

@@ -1,0 +1,243 @@
+//! The load benchmark of codex-relay, in one command:
+//!
+//! ```text
+//! cargo run --release --example loadtest                 # the full run, one table
+//! cargo run --example loadtest -- --smoke                # CI: a few requests through everything
+//! ```
+//!
+//! It builds the relay and the mock, starts the mock in bench mode, then measures the same
+//! load against each target — the mock directly, nginx in front of it (when installed), and a
+//! relay with each account count — and prints one table with every proxy's ratio to direct.
+//! Benchmarks are not timed tests: the numbers depend on the machine, and the mock, the load
+//! and the proxy share its cores.
+//!
+//! | file         | owns                                                          |
+//! |--------------|---------------------------------------------------------------|
+//! | `main.rs`    | the command line, the plan, the order of the run              |
+//! | `phases.rs`  | every phase of the plan against one target                    |
+//! | `setup.rs`   | building; starting the mock and each relay (data, logins, key) |
+//! | `nginx.rs`   | the nginx yardstick                                           |
+//! | `targets.rs` | what is measured and the requests it gets                     |
+//! | `load.rs`    | closed loops and held streams                                 |
+//! | `client.rs`  | the HTTP/1.1 client and the stream checks                     |
+//! | `procs.rs`   | child processes, ports, fd limit, `/proc`                     |
+//! | `report.rs`  | the table and the JSON                                        |
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod client;
+mod load;
+mod nginx;
+mod phases;
+mod procs;
+mod report;
+mod setup;
+mod targets;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use serde_json::json;
+
+use report::Measured;
+use targets::Target;
+
+/// Measure codex-relay against a direct connection to the mock upstream (and nginx).
+#[derive(Parser)]
+#[command(name = "loadtest")]
+struct Args {
+    /// A few requests through every phase with one account and no nginx; fails on any error.
+    #[arg(long)]
+    smoke: bool,
+    /// Account counts to run a relay with.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+    accounts: Vec<usize>,
+    /// Held-stream counts.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
+    held: Vec<usize>,
+    /// Leave nginx out even when it is installed.
+    #[arg(long)]
+    no_nginx: bool,
+    /// Seconds measured per closed-loop phase (after the warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Seconds of warm-up before each closed-loop phase.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Worker threads of the mock.
+    #[arg(long, default_value_t = 2)]
+    mock_workers: usize,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Use the relay and mock binaries as they are in the target dir.
+    #[arg(long)]
+    no_build: bool,
+    /// Keep the temp dir (logs, relay data, nginx config) and print where it is.
+    #[arg(long)]
+    keep_temp: bool,
+}
+
+/// What a run does.
+pub struct Plan {
+    pub fast_users: Vec<usize>,
+    pub models_users: usize,
+    pub paced_users: usize,
+    /// (chunks, ms apart) of the token-paced stream and of the held streams.
+    pub paced: (usize, u64),
+    pub held_shape: (usize, u64),
+    pub held: Vec<usize>,
+    /// Connects in progress at once while held streams are opened.
+    pub held_parallel: usize,
+    pub warmup: Duration,
+    pub window: Duration,
+    pub accounts: Vec<usize>,
+    pub nginx: bool,
+}
+
+impl Plan {
+    fn of(args: &Args) -> anyhow::Result<Plan> {
+        if args.smoke {
+            return Ok(Plan {
+                fast_users: vec![1, 2],
+                models_users: 2,
+                paced_users: 2,
+                paced: (5, 10),
+                held_shape: (6, 50),
+                held: vec![20],
+                held_parallel: 10,
+                warmup: Duration::from_millis(200),
+                window: Duration::from_millis(800),
+                accounts: vec![1],
+                nginx: false,
+            });
+        }
+        if args.accounts.is_empty() || args.accounts.contains(&0) {
+            bail!("--accounts needs counts of at least 1");
+        }
+        Ok(Plan {
+            fast_users: vec![1, 16, 64],
+            models_users: 16,
+            paced_users: 16,
+            paced: (20, 5),
+            // 40 gaps of 250 ms: every stream is still open when the last one opens.
+            held_shape: (41, 250),
+            held: args.held.clone(),
+            held_parallel: 200,
+            warmup: Duration::try_from_secs_f64(args.warmup).context("--warmup")?,
+            window: Duration::try_from_secs_f64(args.duration).context("--duration")?,
+            accounts: args.accounts.clone(),
+            nginx: !args.no_nginx,
+        })
+    }
+
+    pub fn paced_marker(&self) -> String {
+        format!("bench paced {} {}", self.paced.0, self.paced.1)
+    }
+
+    pub fn held_marker(&self) -> String {
+        format!("bench paced {} {}", self.held_shape.0, self.held_shape.1)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let plan = Plan::of(&args)?;
+    // Dropping `run` on Ctrl-C drops its child guards, so nothing is left running.
+    tokio::select! {
+        result = run(&args, &plan) => result,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+    }
+}
+
+async fn run(args: &Args, plan: &Plan) -> anyhow::Result<()> {
+    let fd_limit = procs::raise_fd_limit()?;
+    // 10 000 held streams: the client's, both ends of each in the proxy, the mock's.
+    if !args.smoke && fd_limit < 40_000 {
+        eprintln!(
+            "warning: open files are limited to {fd_limit}; 10 000 held streams need 40 000 \
+             (client, both ends of the proxy, mock). Phases that cannot fit are skipped."
+        );
+    }
+    let bins = setup::build(args.no_build)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix("codex-relay-bench-")
+        .tempdir()?;
+    if args.keep_temp {
+        tmp.disable_cleanup(true);
+        eprintln!("logs and data: {}", tmp.path().display());
+    }
+    // On a failure the logs are what explains it: keep them.
+    let all = match measure_all(args, plan, &bins, tmp.path(), fd_limit).await {
+        Ok(all) => all,
+        Err(e) => {
+            tmp.disable_cleanup(true);
+            return Err(e.context(format!("logs kept in {}", tmp.path().display())));
+        }
+    };
+    let machine = procs::machine();
+    let settings = json!({
+        "profile": if bins.release { "release" } else { "debug" },
+        "cores": machine.cores, "kernel": machine.kernel, "cpu": machine.cpu,
+        "open_files": fd_limit, "mock_workers": args.mock_workers,
+        "warmup_s": plan.warmup.as_secs_f64(), "window_s": plan.window.as_secs_f64(),
+        "request_body_bytes": targets::body("bench fast", 0).len(),
+        "paced": plan.paced_marker(), "paced_users": plan.paced_users,
+        "models_users": plan.models_users,
+        "held": plan.held_marker(), "held_parallel": plan.held_parallel,
+    });
+    let mut notes = report::settings_notes(&settings);
+    notes.extend(all.iter().flat_map(Measured::error_notes));
+    let labels = report::Labels {
+        models: format!("models c={}", plan.models_users),
+        paced: format!(
+            "paced {}x{}ms c={}",
+            plan.paced.0, plan.paced.1, plan.paced_users
+        ),
+    };
+    print!("{}", report::table(&all, &labels, &notes));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report::json(&all, settings))?;
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let errors: u64 = all.iter().map(Measured::errors).sum();
+    if args.smoke && errors > 0 {
+        bail!("{errors} requests failed in the smoke run");
+    }
+    Ok(())
+}
+
+/// Every target in turn: direct, nginx (when there is one), a relay per account count. Each
+/// proxy is stopped before the next starts, so only one is running at a time.
+async fn measure_all(
+    args: &Args,
+    plan: &Plan,
+    bins: &setup::Binaries,
+    dir: &Path,
+    fd_limit: u64,
+) -> anyhow::Result<Vec<Measured>> {
+    let max_accounts = plan.accounts.iter().copied().max().unwrap_or(1);
+    let (mock, mock_addr) = setup::start_mock(bins, dir, args.mock_workers, max_accounts).await?;
+    let mut all =
+        vec![phases::measure(&Target::direct(mock_addr), plan, mock.pid(), fd_limit).await?];
+    match nginx::find().filter(|_| plan.nginx) {
+        Some(bin) => {
+            let (_nginx, pids, addr) = nginx::start(&bin, dir, mock_addr, fd_limit).await?;
+            let target = Target::nginx(addr, pids);
+            all.push(phases::measure(&target, plan, mock.pid(), fd_limit).await?);
+        }
+        None if plan.nginx => eprintln!("nginx is not on PATH: its column is left out"),
+        None => {}
+    }
+    for &accounts in &plan.accounts {
+        let mut relay = setup::start_relay(bins, dir, accounts, mock_addr).await?;
+        let target = Target::relay(accounts, relay.addr, &relay.key, relay.child.pid());
+        all.push(phases::measure(&target, plan, mock.pid(), fd_limit).await?);
+        relay.child.check_alive()?;
+    }
+
+    Ok(all)
+}

@@ -1,0 +1,195 @@
+//! Getting the processes under test running: building the relay and the mock with this
+//! benchmark's own profile, the mock in bench mode with its fake logins, and a relay per account
+//! count — its own data dir, the logins imported and a key created through its command line,
+//! settings through `CODEX_RELAY__SECTION__KEY`, ready when its `/readyz` says so.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use hyper::Method;
+
+use super::client::{Call, Conn};
+use super::procs::{self, Child};
+
+/// The relay's global cap on upstream calls, far above any load here: the benchmark measures the
+/// relay's cost, not its shedding.
+const MAX_IN_FLIGHT: u32 = 50_000;
+/// How long a process may take to come up (a debug build on a busy machine is slow).
+const STARTUP: Duration = Duration::from_secs(60);
+
+pub struct Binaries {
+    pub relay: PathBuf,
+    pub mock: PathBuf,
+    pub release: bool,
+}
+
+/// Builds `codex-relay` and the mock with the profile this benchmark was built with (unless
+/// `skip`), and finds them in its own target dir.
+pub fn build(skip: bool) -> anyhow::Result<Binaries> {
+    let release = !cfg!(debug_assertions);
+    if !skip {
+        // `cargo run` says which cargo it is; the manifest is this package's.
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let mut command = Command::new(cargo);
+        command.arg("build").arg("--manifest-path").arg(&manifest);
+        if release {
+            command.arg("--release");
+        }
+        command.args(["--bin", "codex-relay", "--example", "mock_upstream"]);
+        let status = command.status().context("cannot run cargo build")?;
+        if !status.success() {
+            bail!("cargo build of the relay and the mock failed ({status})");
+        }
+    }
+    // This binary is `<target>/<profile>/examples/loadtest`.
+    let exe = std::env::current_exe()?;
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("cannot find the target dir beside this binary")?;
+    let bins = Binaries {
+        relay: profile.join("codex-relay"),
+        mock: profile.join("examples").join("mock_upstream"),
+        release,
+    };
+    for bin in [&bins.relay, &bins.mock] {
+        if !bin.exists() {
+            bail!(
+                "{} is missing (build it, or drop --no-build)",
+                bin.display()
+            );
+        }
+    }
+    Ok(bins)
+}
+
+/// Starts the mock in bench mode with `workers` workers, writing logins for `logins` accounts
+/// into `dir/logins`; answers its address.
+pub async fn start_mock(
+    bins: &Binaries,
+    dir: &Path,
+    workers: usize,
+    logins: usize,
+) -> anyhow::Result<(Child, SocketAddr)> {
+    let mut command = Command::new(&bins.mock);
+    command
+        .args(["--bench", "--listen", "127.0.0.1:0", "--workers"])
+        .arg(workers.to_string())
+        .arg("--write-auth-dir")
+        .arg(dir.join("logins"))
+        .arg("--accounts")
+        .arg(logins.max(1).to_string());
+    let mut mock = Child::spawn("the mock upstream", &mut command, &dir.join("mock.log"))?;
+    let url = mock.wait_for_line("listening on ", STARTUP).await?;
+    let addr = url
+        .trim_start_matches("http://")
+        .parse()
+        .with_context(|| format!("the mock printed an unexpected address {url:?}"))?;
+    Ok((mock, addr))
+}
+
+/// A relay serving from `accounts` of the mock's accounts.
+pub struct Relay {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub key: String,
+}
+
+pub async fn start_relay(
+    bins: &Binaries,
+    dir: &Path,
+    accounts: usize,
+    mock: SocketAddr,
+) -> anyhow::Result<Relay> {
+    let data = dir.join(format!("relay-{accounts}"));
+    std::fs::create_dir_all(&data)?;
+    let (listen, admin) = (procs::free_addr()?, procs::free_addr()?);
+    let env = [
+        (
+            "STORE__PATH",
+            data.join("codex-relay.db").display().to_string(),
+        ),
+        ("SERVER__LISTEN", listen.to_string()),
+        ("ADMIN__LISTEN", admin.to_string()),
+        ("UPSTREAM__BASE_URL", format!("http://{mock}")),
+        ("OAUTH__ISSUER", format!("http://{mock}")),
+        ("LIMITS__DEFAULT_KEY_RPM", "0".to_owned()),
+        ("LIMITS__MAX_IN_FLIGHT", MAX_IN_FLIGHT.to_string()),
+    ];
+    let relay = |args: &[&str]| {
+        let mut command = Command::new(&bins.relay);
+        command.args(args).env_remove("CODEX_RELAY_CONFIG");
+        for (key, value) in &env {
+            command.env(format!("CODEX_RELAY__{key}"), value);
+        }
+        command
+    };
+    for i in 1..=accounts {
+        let login = dir.join("logins").join(format!("acct-bench-{i}.json"));
+        let login = login.display().to_string();
+        run(relay(&[
+            "account",
+            "import",
+            &login,
+            "--label",
+            &format!("bench-{i}"),
+        ]))?;
+    }
+    // No --rpm: with limits.default_key_rpm = 0 the key has no rate at all.
+    let key = run(relay(&["key", "create", "--name", "bench"]))?;
+    let log = data.join("relay.log");
+    let mut child = Child::spawn("the relay", &mut relay(&["serve"]), &log)?;
+    wait_ready(&mut child, admin).await?;
+    Ok(Relay {
+        child,
+        addr: listen,
+        key,
+    })
+}
+
+/// Runs a relay command; answers what it printed on stdout.
+fn run(mut command: Command) -> anyhow::Result<String> {
+    let output = command.output().context("cannot run codex-relay")?;
+    if !output.status.success() {
+        bail!(
+            "{:?} failed: {}",
+            command.get_args().collect::<Vec<_>>(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Waits until the admin plane's `/readyz` answers 200 (the pool is loaded and can serve).
+async fn wait_ready(child: &mut Child, admin: SocketAddr) -> anyhow::Result<()> {
+    let readyz = Call {
+        method: Method::GET,
+        path: "/readyz".to_owned(),
+        headers: Vec::new(),
+        body: Bytes::new(),
+        stream: false,
+    };
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        let ready = match Conn::open(admin).await {
+            Ok(mut conn) => conn.send(&readyz).await.is_ok(),
+            Err(_) => false,
+        };
+        if ready {
+            return Ok(());
+        }
+        child.check_alive()?;
+        if Instant::now() > deadline {
+            bail!(
+                "the relay was not ready within {STARTUP:?}; see {}",
+                child.log().display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,149 @@
+//! What is measured — the mock directly, nginx in front of it, a relay in front of it — and the
+//! requests each one gets. Every target is sent the same body: a Codex-like turn (a developer
+//! prompt, the user's message carrying the mock's bench marker, a tool, encrypted reasoning
+//! asked for) with a `prompt_cache_key` per virtual user, as each Codex session has its own.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::Method;
+use serde_json::json;
+
+use super::client::Call;
+
+/// The `client_version` a Codex catalog request names (the relay's own default).
+const CLIENT_VERSION: &str = "0.125.0";
+/// The account the direct requests name, as the relay would for its first account.
+const DIRECT_ACCOUNT: &str = "acct-bench-1";
+/// The developer prompt: about a kilobyte, so the relay has a real body to parse and forward.
+const PROMPT_SENTENCE: &str = "You are Codex, a coding agent running in a terminal. ";
+const PROMPT_REPEAT: usize = 20;
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum Kind {
+    Direct,
+    Nginx,
+    Relay { accounts: usize },
+}
+
+pub struct Target {
+    pub name: String,
+    pub kind: Kind,
+    pub addr: SocketAddr,
+    /// The proxy's processes, whose CPU and memory are measured (none for direct).
+    pub proxy_pids: Vec<u32>,
+    bearer: String,
+}
+
+impl Target {
+    pub fn direct(addr: SocketAddr) -> Target {
+        Target {
+            name: "direct".to_owned(),
+            kind: Kind::Direct,
+            addr,
+            proxy_pids: Vec::new(),
+            bearer: "Bearer bench-direct".to_owned(),
+        }
+    }
+
+    pub fn nginx(addr: SocketAddr, pids: Vec<u32>) -> Target {
+        Target {
+            name: "nginx".to_owned(),
+            kind: Kind::Nginx,
+            addr,
+            proxy_pids: pids,
+            bearer: "Bearer bench-nginx".to_owned(),
+        }
+    }
+
+    pub fn relay(accounts: usize, addr: SocketAddr, key: &str, pid: u32) -> Target {
+        let plural = if accounts == 1 { "acct" } else { "accts" };
+        Target {
+            name: format!("relay ({accounts} {plural})"),
+            kind: Kind::Relay { accounts },
+            addr,
+            proxy_pids: vec![pid],
+            bearer: format!("Bearer {key}"),
+        }
+    }
+
+    fn is_relay(&self) -> bool {
+        matches!(self.kind, Kind::Relay { .. })
+    }
+
+    /// `POST /responses` with `marker` as the user's message, in conversation `conversation`.
+    pub fn responses(&self, marker: &str, conversation: usize) -> Call {
+        let path = if self.is_relay() {
+            "/v1/responses"
+        } else {
+            "/responses"
+        };
+        let mut call = self.call(Method::POST, path, body(marker, conversation));
+        call.headers.push((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ));
+        call.headers.push((
+            header::ACCEPT,
+            HeaderValue::from_static("text/event-stream"),
+        ));
+        call.stream = true;
+        call
+    }
+
+    /// The model list: the relay's `/v1/models`, or the backend's Codex catalog.
+    pub fn models(&self) -> Call {
+        let path = if self.is_relay() {
+            "/v1/models".to_owned()
+        } else {
+            format!("/models?client_version={CLIENT_VERSION}")
+        };
+        self.call(Method::GET, &path, Bytes::new())
+    }
+
+    fn call(&self, method: Method, path: &str, body: Bytes) -> Call {
+        let mut headers = Vec::new();
+        if let Ok(bearer) = HeaderValue::from_str(&self.bearer) {
+            headers.push((header::AUTHORIZATION, bearer));
+        }
+        if !self.is_relay() {
+            headers.push((
+                HeaderName::from_static("chatgpt-account-id"),
+                HeaderValue::from_static(DIRECT_ACCOUNT),
+            ));
+        }
+        Call {
+            method,
+            path: path.to_owned(),
+            headers,
+            body,
+            stream: false,
+        }
+    }
+}
+
+/// The request body every target gets; its size is reported with the settings.
+pub fn body(marker: &str, conversation: usize) -> Bytes {
+    let message = |role: &str, text: &str| json!({"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]});
+    let body = json!({
+        "model": "gpt-5.5",
+        "input": [
+            message("developer", &PROMPT_SENTENCE.repeat(PROMPT_REPEAT)),
+            message("user", marker),
+        ],
+        "tools": [{
+            "type": "function", "name": "shell_command", "strict": false,
+            "description": "Runs a shell command and returns its output.",
+            "parameters": {"type": "object", "properties": {"command": {"type": "string"}}},
+        }],
+        "tool_choice": "auto",
+        "parallel_tool_calls": true,
+        "reasoning": {"effort": "medium", "summary": "auto"},
+        "store": false,
+        "stream": true,
+        "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": format!("bench-conversation-{conversation}"),
+    });
+    Bytes::from(body.to_string())
+}

@@ -1,0 +1,115 @@
+//! The streams of bench mode, built once as bytes from the normal mode's event builders:
+//!
+//! * fast: one chunk of 58 events, about 18 KB — `response.created`, `response.in_progress`, a
+//!   reasoning item (added, done) carrying `encrypted_content` as Codex asks for, a
+//!   message of 48 text deltas (item added, part added, deltas, text done, part done, item done)
+//!   and `response.completed` with the whole response and its usage: what a real short turn
+//!   costs a relay to forward and to watch.
+//! * paced N: N chunks — the start of the answer up to its first output item (a relay holds a
+//!   stream back until then, so the first chunk must carry it or nothing would flow), then one
+//!   text delta per chunk, then the end of the message and `response.completed`.
+
+use bytes::{Bytes, BytesMut};
+use serde_json::{json, Value};
+
+use super::super::events::{message_events, Events, ResponseCtx};
+use super::super::random_hex;
+use super::super::stream::frame;
+
+/// The model every bench answer names (one the mock's catalog serves).
+pub(super) const MODEL: &str = "gpt-5.5";
+/// Text deltas of the fast answer: with the ten other events, 58 events in all.
+const FAST_DELTAS: usize = 48;
+/// `encrypted_content` of the reasoning item, in bytes (sent twice: item done, completed).
+const ENCRYPTED_BYTES: usize = 1200;
+/// The size the usage's input tokens are estimated from: a Codex turn is about 40 KB.
+const REQUEST_BYTES: usize = 40_000;
+/// Words the answers are made of, cycled: plain prose, a few bytes a token like a model's.
+const WORDS: [&str; 12] = [
+    "The",
+    "relay",
+    "forwards",
+    "each",
+    "event",
+    "to",
+    "the",
+    "client",
+    "as",
+    "it",
+    "arrives,",
+    "unchanged.",
+];
+
+/// The fast answer: every event in one chunk.
+pub(super) fn fast() -> Bytes {
+    let ctx = context();
+    let mut events = Events::default();
+    ctx.created_events(&mut events);
+    let reasoning = reasoning_item();
+    // As upstream: the item is announced without its content, which comes with `done`.
+    let mut announced = reasoning.clone();
+    announced["encrypted_content"] = Value::Null;
+    events.push(
+        "response.output_item.added",
+        json!({"output_index": 0, "item": announced}),
+    );
+    events.push(
+        "response.output_item.done",
+        json!({"output_index": 0, "item": reasoning}),
+    );
+    let (message, tokens) = message_events(&mut events, 1, &text(FAST_DELTAS));
+    let response = ctx.response("completed", vec![reasoning, message], ctx.usage(tokens));
+    events.push("response.completed", json!({ "response": response }));
+    join(&events.into_vec())
+}
+
+/// The paced answer in `chunks` chunks (at least 3: the start, one delta, the end).
+pub(super) fn paced(chunks: usize) -> Vec<Bytes> {
+    let deltas = chunks.max(3) - 2;
+    let ctx = context();
+    let mut events = Events::default();
+    ctx.created_events(&mut events);
+    let (message, tokens) = message_events(&mut events, 0, &text(deltas));
+    let response = ctx.response("completed", vec![message], ctx.usage(tokens));
+    events.push("response.completed", json!({ "response": response }));
+    let events = events.into_vec();
+    // created, in_progress, output_item.added, content_part.added | deltas | the rest.
+    let (start, rest) = events.split_at(4.min(events.len()));
+    let (deltas, end) = rest.split_at(deltas.min(rest.len()));
+    std::iter::once(join(start))
+        .chain(deltas.iter().map(frame))
+        .chain(std::iter::once(join(end)))
+        .collect()
+}
+
+fn context() -> ResponseCtx {
+    let request = json!({
+        "model": MODEL,
+        "reasoning": {"effort": "medium", "summary": "auto"},
+        "include": ["reasoning.encrypted_content"],
+    });
+    ResponseCtx::new(&request, REQUEST_BYTES)
+}
+
+fn reasoning_item() -> Value {
+    json!({
+        "id": format!("rs_{}", random_hex(16)),
+        "type": "reasoning",
+        "encrypted_content": format!("gAAAAA{}", random_hex(ENCRYPTED_BYTES / 2)),
+        "summary": [],
+    })
+}
+
+/// `words` words; the mock's builder streams one delta per word.
+fn text(words: usize) -> String {
+    let words: Vec<&str> = WORDS.iter().copied().cycle().take(words).collect();
+    words.join(" ")
+}
+
+fn join(events: &[Value]) -> Bytes {
+    let mut bytes = BytesMut::new();
+    for event in events {
+        bytes.extend_from_slice(&frame(event));
+    }
+    bytes.freeze()
+}
