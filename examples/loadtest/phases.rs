@@ -69,11 +69,8 @@ async fn held_phase(
     let ends = if target.proxy_pids.is_empty() { 1 } else { 2 };
     let needed = (streams * ends + 200) as u64;
     if needed > fd_limit {
-        let reason = format!("needs {needed} open files");
-        eprintln!(
-            "{}: held {streams}: skipped, {reason} (limit {fd_limit})",
-            target.name
-        );
+        let reason = format!("needs {needed} open files, the limit is {fd_limit}");
+        eprintln!("{}: held {streams}: skipped, {reason}", target.name);
         return Ok(Held::Skipped { streams, reason });
     }
     let marker = plan.held_marker();

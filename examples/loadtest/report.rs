@@ -39,7 +39,7 @@ impl Measured {
         loops.map(|r| r.errors).chain(held).sum()
     }
 
-    /// "phase: N errors, first: …" for every phase that had errors.
+    /// "phase: N errors, first: …" for every phase that had errors, and why a phase was skipped.
     pub fn error_notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
         let mut note = |phase: String, errors: u64, first: &Option<String>| {
@@ -71,6 +71,11 @@ impl Measured {
                     r.errors as u64,
                     &r.first_error,
                 );
+            }
+        }
+        for held in &self.held {
+            if let Held::Skipped { streams, reason } = held {
+                notes.push(format!("{}: held {streams}: skipped, {reason}", self.name));
             }
         }
         notes
@@ -177,7 +182,7 @@ fn held_rows(all: &[Measured], i: usize, n: usize) -> Vec<Row> {
         all.iter()
             .map(|m| match m.held.get(i) {
                 Some(Held::Ran(r)) => show(r),
-                Some(Held::Skipped { reason, .. }) => format!("skipped: {reason}"),
+                Some(Held::Skipped { .. }) => "skipped".to_owned(),
                 None => "-".to_owned(),
             })
             .collect()
