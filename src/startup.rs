@@ -249,9 +249,24 @@ fn bind(
         addr,
         source,
     };
-    let listener = TcpListener::bind(addr).map_err(error)?;
+    let listener = listen(addr).map_err(error)?;
     let bound = listener.local_addr().map_err(error)?;
     Ok((listener, bound))
+}
+
+/// Connections the kernel queues before the relay accepts them. The standard library asks for
+/// 128, too few for a burst of clients (thousands of held streams connecting at once); this is
+/// actix-web's own default.
+const ACCEPT_BACKLOG: i32 = 1024;
+
+/// A listening socket, as `TcpListener::bind` makes one but with a deeper accept queue.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(ACCEPT_BACKLOG)?;
+    Ok(socket.into())
 }
 
 fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {

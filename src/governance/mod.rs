@@ -8,6 +8,7 @@
 //! concurrency, and token quotas ([`Governor::admit`]). The [`Admission`] it returns holds the
 //! slots for as long as the request or its stream lives and records the usage at the end.
 
+pub mod catalog_view;
 pub mod headers;
 pub mod model_info;
 pub mod model_refresh;
@@ -17,6 +18,7 @@ pub mod quota;
 pub mod rate;
 pub mod requests;
 pub mod updates;
+mod usage_writer;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use slog::{warn, Logger};
+use slog::Logger;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
 
@@ -62,7 +64,7 @@ struct Inner {
     quotas: Mutex<QuotaBook>,
     concurrent: Mutex<HashMap<Subject, u32>>,
     in_flight: AtomicUsize,
-    /// Usage on its way to the store (see [`spawn_usage_writer`]).
+    /// Usage on its way to the store (see [`usage_writer`]).
     usage_out: UnboundedSender<UsageRecord>,
     /// Records sent and not yet written, so a stopping server can wait for them.
     pending: Arc<Pending>,
@@ -70,14 +72,14 @@ struct Inner {
 
 /// Usage records not yet written; the writer wakes [`Governor::flush_usage`] when none are left.
 #[derive(Default)]
-struct Pending {
+pub(crate) struct Pending {
     count: AtomicUsize,
     drained: Notify,
 }
 
 impl Pending {
-    fn done(&self) {
-        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+    fn done(&self, records: usize) {
+        if self.count.fetch_sub(records, Ordering::SeqCst) == records {
             self.drained.notify_waiters();
         }
     }
@@ -110,7 +112,7 @@ impl Governor {
         let (day, month) = (quota::day_key(now), quota::month_key(now));
         let totals = store.run(move |s| s.usage_totals(&day, &month)).await?;
         let (governor, usage) = Governor::new(settings, QuotaBook::new(now, totals));
-        spawn_usage_writer(usage, Arc::clone(&governor.0.pending), store, log);
+        usage_writer::spawn(usage, Arc::clone(&governor.0.pending), store, log);
         Ok(governor)
     }
 
@@ -257,7 +259,7 @@ impl Governor {
         // Counted before it is sent, so a flush that starts now waits for it.
         self.0.pending.count.fetch_add(1, Ordering::SeqCst);
         if self.0.usage_out.send(record).is_err() {
-            self.0.pending.done();
+            self.0.pending.done(1);
         }
     }
 
@@ -337,31 +339,6 @@ impl Drop for Admission {
             }
         }
     }
-}
-
-/// Writes recorded usage to the store, one record at a time, in the order it was recorded, for as
-/// long as the runtime lives. A failed write is logged; the in-memory count stays right.
-fn spawn_usage_writer(
-    mut usage: UnboundedReceiver<UsageRecord>,
-    pending: Arc<Pending>,
-    store: Store,
-    log: Logger,
-) {
-    actix_web::rt::spawn(async move {
-        while let Some(record) = usage.recv().await {
-            let written = store
-                .run(move |s| {
-                    record.subjects.iter().try_for_each(|(scope, id)| {
-                        s.add_usage(*scope, id, &record.day, record.usage)
-                    })
-                })
-                .await;
-            if let Err(error) = written {
-                warn!(log, "could not persist token usage"; "error" => error.to_string());
-            }
-            pending.done();
-        }
-    });
 }
 
 impl std::fmt::Debug for Admission {

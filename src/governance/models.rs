@@ -15,11 +15,12 @@
 //! - Routing by plan: a plan whose catalog was fetched serves only the models in it; accounts of
 //!   other plans (or none known) are not excluded.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::RwLock;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::Value;
 
+use super::catalog_view::CatalogView;
 use super::model_info::{renamed, slug, synthesized};
 use super::policy::KeyPolicy;
 use crate::settings::ModelSettings;
@@ -46,17 +47,41 @@ pub struct ModelRegistry {
     fallback: Vec<String>,
     aliases: BTreeMap<String, String>,
     hidden: Vec<String>,
+    owned_by: String,
     by_plan: RwLock<BTreeMap<String, Vec<Value>>>,
+    /// What requests read: rebuilt whenever a plan's catalog is replaced, never per request.
+    current: RwLock<Arc<Catalog>>,
 }
+
+/// The catalog as of the last change, and the callers' views of it built since.
+#[derive(Default)]
+struct Catalog {
+    /// Every plan's models (first entry of a slug wins, ordered by `priority`), or the
+    /// configured fallback.
+    base: Vec<Value>,
+    /// The slugs each fetched plan serves.
+    plans: BTreeMap<String, HashSet<String>>,
+    views: Mutex<HashMap<ViewKey, Arc<CatalogView>>>,
+}
+
+/// What decides a caller's view: its tenant's hidden models and its key's allow-list.
+type ViewKey = (Vec<String>, Option<Vec<String>>);
+
+/// Distinct views kept at most; beyond it the cache starts over (keys and tenants are few).
+const MAX_VIEWS: usize = 1024;
 
 impl ModelRegistry {
     pub fn new(settings: &ModelSettings) -> ModelRegistry {
-        ModelRegistry {
+        let registry = ModelRegistry {
             fallback: settings.catalog.clone(),
             aliases: settings.aliases.clone(),
             hidden: settings.hidden.clone(),
+            owned_by: settings.owned_by.clone(),
             by_plan: RwLock::new(BTreeMap::new()),
-        }
+            current: RwLock::new(Arc::new(Catalog::default())),
+        };
+        registry.rebuild(&BTreeMap::new());
+        registry
     }
 
     /// Replaces the catalog fetched for `plan` (entries without a slug are dropped).
@@ -64,18 +89,35 @@ impl ModelRegistry {
         let models = models.into_iter().filter(|m| slug(m).is_some()).collect();
         let mut by_plan = self.by_plan.write().unwrap_or_else(|e| e.into_inner());
         by_plan.insert(plan.to_owned(), models);
+        self.rebuild(&by_plan);
     }
 
     /// Plans with a fetched catalog.
     pub fn fetched_plans(&self) -> Vec<String> {
-        let by_plan = self.by_plan.read().unwrap_or_else(|e| e.into_inner());
-        by_plan.keys().cloned().collect()
+        self.catalog().plans.keys().cloned().collect()
     }
 
-    /// The catalog before any caller's filter: every plan's models (first entry of a slug wins,
-    /// ordered by `priority`), or the configured fallback.
-    fn base(&self) -> Vec<Value> {
-        let by_plan = self.by_plan.read().unwrap_or_else(|e| e.into_inner());
+    fn catalog(&self) -> Arc<Catalog> {
+        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn rebuild(&self, by_plan: &BTreeMap<String, Vec<Value>>) {
+        let catalog = Catalog {
+            base: self.base(by_plan),
+            plans: by_plan
+                .iter()
+                .map(|(plan, models)| {
+                    let slugs = models.iter().filter_map(slug).map(str::to_owned).collect();
+                    (plan.clone(), slugs)
+                })
+                .collect(),
+            views: Mutex::default(),
+        };
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
+    }
+
+    /// The catalog before any caller's filter.
+    fn base(&self, by_plan: &BTreeMap<String, Vec<Value>>) -> Vec<Value> {
         if by_plan.is_empty() {
             return self
                 .fallback
@@ -107,7 +149,35 @@ impl ModelRegistry {
     /// The models `key` sees, as Codex `ModelInfo` entries: the catalog, then the aliases whose
     /// slug is in it, less what is hidden from the key or not on its allow-list.
     pub fn visible(&self, key: &KeyPolicy) -> Vec<Value> {
-        let base = self.base();
+        self.view(key).models.clone()
+    }
+
+    /// `key`'s view of the catalog, built once per catalog and kind of caller.
+    pub fn view(&self, key: &KeyPolicy) -> Arc<CatalogView> {
+        let catalog = self.catalog();
+        let view_key: ViewKey = (
+            key.tenant
+                .as_ref()
+                .map(|t| t.hidden_models.clone())
+                .unwrap_or_default(),
+            key.models.clone(),
+        );
+        let mut views = catalog.views.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(view) = views.get(&view_key) {
+            return Arc::clone(view);
+        }
+        let view = Arc::new(CatalogView::new(
+            self.filter(&catalog.base, key),
+            &self.owned_by,
+        ));
+        if views.len() >= MAX_VIEWS {
+            views.clear();
+        }
+        views.insert(view_key, Arc::clone(&view));
+        view
+    }
+
+    fn filter(&self, base: &[Value], key: &KeyPolicy) -> Vec<Value> {
         let aliases = self.aliases.iter().filter_map(|(alias, target)| {
             let info = base.iter().find(|m| slug(m) == Some(target.as_str()))?;
             Some(renamed(info, alias))
@@ -128,16 +198,17 @@ impl ModelRegistry {
             return Err(ModelRefusal::NotFound);
         }
         let target = self.aliases.get(asked).map_or(asked, String::as_str);
-        if !self.base().iter().any(|m| slug(m) == Some(target)) {
+        let catalog = self.catalog();
+        if !catalog.base.iter().any(|m| slug(m) == Some(target)) {
             return Err(ModelRefusal::NotFound);
         }
         if !key.allows(asked, target) {
             return Err(ModelRefusal::NotAllowed);
         }
-        let by_plan = self.by_plan.read().unwrap_or_else(|e| e.into_inner());
-        let exclude_plans = by_plan
+        let exclude_plans = catalog
+            .plans
             .iter()
-            .filter(|(_, models)| !models.iter().any(|m| slug(m) == Some(target)))
+            .filter(|(_, slugs)| !slugs.contains(target))
             .map(|(plan, _)| plan.clone())
             .collect();
         Ok(Resolved {

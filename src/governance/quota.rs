@@ -25,8 +25,8 @@ pub struct TokenStatus {
 /// Tokens used by every subject in the current day and month.
 #[derive(Debug, Default)]
 pub struct QuotaBook {
-    day: String,
-    month: String,
+    /// The current UTC day (its month is the current month).
+    day: NaiveDate,
     used: HashMap<Subject, (u64, u64)>,
 }
 
@@ -67,24 +67,26 @@ impl QuotaBook {
             .map(|t| ((t.scope, t.subject.into()), (t.day_tokens, t.month_tokens)))
             .collect();
         QuotaBook {
-            day: day_key(now),
-            month: month_key(now),
+            day: now.date_naive(),
             used,
         }
     }
 
-    /// Starts a new day or month when `now` has moved into one.
+    /// Starts a new day or month when `now` has moved into one (every request asks, so this
+    /// compares dates rather than formatting them).
     fn roll(&mut self, now: DateTime<Utc>) {
-        let (day, month) = (day_key(now), month_key(now));
-        if month != self.month {
+        let day = now.date_naive();
+        if day == self.day {
+            return;
+        }
+        if (day.year(), day.month()) != (self.day.year(), self.day.month()) {
             self.used.clear();
-        } else if day != self.day {
+        } else {
             for used in self.used.values_mut() {
                 used.0 = 0;
             }
         }
         self.day = day;
-        self.month = month;
     }
 
     /// `(today, this month)` for `subject`.

@@ -1,40 +1,27 @@
 //! `GET /v1/models` (an OpenAI list, or Codex's `{"models":[...]}` catalog when asked with
 //! `?client_version=`, the form of a Codex `model_catalog_url`) and `GET /v1/models/{id}`. Both
-//! answer from the registry in memory, filtered for the caller, with an `ETag` of the body and
-//! `304 Not Modified` for a matching `If-None-Match`.
+//! answer from the caller's view of the registry (rendered once per catalog, see
+//! `governance::catalog_view`), with an `ETag` of the body and `304 Not Modified` for a matching
+//! `If-None-Match`.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use bytes::Bytes;
 
 use super::auth::Principal;
 use super::error::ApiError;
 use super::AppState;
-use crate::governance::model_info::slug;
-
-/// `created` reported for every model: the catalog does not know release dates, and a fixed
-/// value keeps answers identical across restarts (2025-01-01T00:00:00Z).
-const CREATED: i64 = 1_735_689_600;
+use crate::governance::catalog_view::{etag_of, model_object, Rendered};
 
 #[derive(serde::Deserialize)]
 pub struct CatalogQuery {
     client_version: Option<String>,
 }
 
-fn object(id: &str, owned_by: &str) -> Value {
-    json!({"id": id, "object": "model", "created": CREATED, "owned_by": owned_by})
-}
-
-/// The caller's catalog in Codex's shape.
-fn codex_catalog(state: &AppState, principal: &Principal) -> Value {
-    json!({ "models": state.models().visible(&principal.policy) })
-}
-
 /// The `ETag` of the caller's Codex-shaped catalog: what `/responses` answers carry in
 /// `x-models-etag`, so a Codex client refetches the catalog only when it changed.
 pub fn codex_catalog_etag(state: &AppState, principal: &Principal) -> String {
-    etag_of(&serde_json::to_vec(&codex_catalog(state, principal)).unwrap_or_default())
+    state.models().view(&principal.policy).codex().etag.clone()
 }
 
 pub async fn list_models(
@@ -43,19 +30,12 @@ pub async fn list_models(
     principal: web::ReqData<Principal>,
     query: web::Query<CatalogQuery>,
 ) -> HttpResponse {
-    let body = if query.client_version.is_some() {
-        codex_catalog(&state, &principal)
-    } else {
-        let visible = state.models().visible(&principal.policy);
-        let owned_by = &state.settings().models.owned_by;
-        let data: Vec<Value> = visible
-            .iter()
-            .filter_map(slug)
-            .map(|id| object(id, owned_by))
-            .collect();
-        json!({"object": "list", "data": data})
+    let view = state.models().view(&principal.policy);
+    let rendered = match query.client_version {
+        Some(_) => view.codex(),
+        None => view.list(),
     };
-    tagged(&req, &body)
+    tagged(&req, rendered)
 }
 
 pub async fn get_model(
@@ -65,20 +45,17 @@ pub async fn get_model(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let visible = state.models().visible(&principal.policy);
-    if !visible.iter().any(|m| slug(m) == Some(id.as_str())) {
+    if !state.models().view(&principal.policy).contains(&id) {
         return Err(ApiError::ModelNotFound(id));
     }
-    Ok(tagged(
-        &req,
-        &object(&id, &state.settings().models.owned_by),
-    ))
+    let object = model_object(&id, &state.settings().models.owned_by);
+    let body = Bytes::from(serde_json::to_vec(&object).unwrap_or_default());
+    let etag = etag_of(&body);
+    Ok(tagged(&req, &Rendered { body, etag }))
 }
 
-/// The body as JSON with a strong `ETag` (a hash of the bytes), or 304 when the client has it.
-fn tagged(req: &HttpRequest, body: &Value) -> HttpResponse {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let etag = etag_of(&bytes);
+/// The body as JSON with its strong `ETag`, or 304 when the client has it.
+fn tagged(req: &HttpRequest, rendered: &Rendered) -> HttpResponse {
     let matches = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -86,26 +63,18 @@ fn tagged(req: &HttpRequest, body: &Value) -> HttpResponse {
         .is_some_and(|v| {
             v.split(',')
                 .map(|t| t.trim().trim_start_matches("W/"))
-                .any(|t| t == etag || t == "*")
+                .any(|t| t == rendered.etag || t == "*")
         });
     let mut response = if matches {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
     };
-    response.insert_header((header::ETAG, etag.clone()));
+    response.insert_header((header::ETAG, rendered.etag.clone()));
     if matches {
         return response.finish();
     }
-    response.content_type("application/json").body(bytes)
-}
-
-/// A strong entity tag of `bytes`.
-fn etag_of(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    format!("\"{}\"", hex(&digest[..16]))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    response
+        .content_type("application/json")
+        .body(rendered.body.clone())
 }

@@ -30,6 +30,16 @@ impl Scope {
     }
 }
 
+/// Requests and tokens to add to one subject's day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    pub scope: Scope,
+    pub subject: String,
+    pub day: String,
+    pub requests: u64,
+    pub tokens: crate::upstream::usage::Usage,
+}
+
 /// Tokens a subject used today and this month.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageTotals {
@@ -48,23 +58,44 @@ impl Store {
         day: &str,
         tokens: crate::upstream::usage::Usage,
     ) -> Result<(), StoreError> {
-        self.conn()?.execute(
-            "INSERT INTO usage_daily (scope, subject, day, requests, input_tokens, output_tokens, total_tokens)
-             VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6)
-             ON CONFLICT (scope, subject, day) DO UPDATE SET
-                requests = requests + 1,
-                input_tokens = input_tokens + excluded.input_tokens,
-                output_tokens = output_tokens + excluded.output_tokens,
-                total_tokens = total_tokens + excluded.total_tokens",
-            params![
-                scope.as_str(),
-                subject,
-                day,
-                clamp(tokens.input_tokens),
-                clamp(tokens.output_tokens),
-                clamp(tokens.total_tokens)
-            ],
-        )?;
+        let row = UsageRow {
+            scope,
+            subject: subject.to_owned(),
+            day: day.to_owned(),
+            requests: 1,
+            tokens,
+        };
+        self.add_usage_rows(std::slice::from_ref(&row))
+    }
+
+    /// Adds finished requests' tokens, summed per subject and day, in one transaction: under
+    /// load the usage writer hands over everything recorded since its last write.
+    pub fn add_usage_rows(&self, rows: &[UsageRow]) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut add = tx.prepare_cached(
+                "INSERT INTO usage_daily (scope, subject, day, requests, input_tokens, output_tokens, total_tokens)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (scope, subject, day) DO UPDATE SET
+                    requests = requests + excluded.requests,
+                    input_tokens = input_tokens + excluded.input_tokens,
+                    output_tokens = output_tokens + excluded.output_tokens,
+                    total_tokens = total_tokens + excluded.total_tokens",
+            )?;
+            for row in rows {
+                add.execute(params![
+                    row.scope.as_str(),
+                    row.subject,
+                    row.day,
+                    clamp(row.requests),
+                    clamp(row.tokens.input_tokens),
+                    clamp(row.tokens.output_tokens),
+                    clamp(row.tokens.total_tokens)
+                ])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! Codex request headers, and the SSE side path ([`sse`]) and non-stream assembly ([`assemble`]).
 
 pub mod assemble;
+mod event_fields;
 pub mod headers;
 pub mod holdback;
 pub mod models;

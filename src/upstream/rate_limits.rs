@@ -5,16 +5,38 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderName};
 use relay_actors::{QuotaSnapshot, QuotaWindow, UpstreamFacts};
 use serde_json::Value;
 
 use super::headers::text;
 
+/// The headers of one window, named once rather than formatted on every answer.
+struct WindowHeaders {
+    used_percent: HeaderName,
+    window_minutes: HeaderName,
+    reset_at: HeaderName,
+    reset_after_seconds: HeaderName,
+}
+
+const PRIMARY: WindowHeaders = WindowHeaders {
+    used_percent: HeaderName::from_static("x-codex-primary-used-percent"),
+    window_minutes: HeaderName::from_static("x-codex-primary-window-minutes"),
+    reset_at: HeaderName::from_static("x-codex-primary-reset-at"),
+    reset_after_seconds: HeaderName::from_static("x-codex-primary-reset-after-seconds"),
+};
+
+const SECONDARY: WindowHeaders = WindowHeaders {
+    used_percent: HeaderName::from_static("x-codex-secondary-used-percent"),
+    window_minutes: HeaderName::from_static("x-codex-secondary-window-minutes"),
+    reset_at: HeaderName::from_static("x-codex-secondary-reset-at"),
+    reset_after_seconds: HeaderName::from_static("x-codex-secondary-reset-after-seconds"),
+};
+
 /// The rate-limit snapshot of an answer's headers; `None` when it carries no window.
 pub fn snapshot(headers: &HeaderMap, now: SystemTime) -> Option<QuotaSnapshot> {
-    let primary = window(headers, "primary", now);
-    let secondary = window(headers, "secondary", now);
+    let primary = window(headers, &PRIMARY, now);
+    let secondary = window(headers, &SECONDARY, now);
     if primary.is_none() && secondary.is_none() {
         return None;
     }
@@ -27,19 +49,24 @@ pub fn snapshot(headers: &HeaderMap, now: SystemTime) -> Option<QuotaSnapshot> {
 
 /// One window, reported (as the Codex client does) only if its used percent parses and it says
 /// something: a non-zero percent or window, or a reset time.
-fn window(headers: &HeaderMap, which: &str, now: SystemTime) -> Option<QuotaWindow> {
-    let value = |suffix: &str| text(headers, &format!("x-codex-{which}-{suffix}")).map(str::trim);
-    let used: f64 = value("used-percent")?
+fn window(headers: &HeaderMap, which: &WindowHeaders, now: SystemTime) -> Option<QuotaWindow> {
+    let value = |name: &HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let used: f64 = value(&which.used_percent)?
         .parse()
         .ok()
         .filter(|p: &f64| p.is_finite())?;
-    let minutes: Option<u64> = value("window-minutes").and_then(|v| v.parse().ok());
-    let resets_at = value("reset-at")
+    let minutes: Option<u64> = value(&which.window_minutes).and_then(|v| v.parse().ok());
+    let resets_at = value(&which.reset_at)
         .and_then(|v| v.parse::<u64>().ok())
         .and_then(unix_time)
         .or_else(|| {
             // The historic relative form.
-            let secs: u64 = value("reset-after-seconds")?.parse().ok()?;
+            let secs: u64 = value(&which.reset_after_seconds)?.parse().ok()?;
             now.checked_add(Duration::from_secs(secs))
         });
     let says_something = used != 0.0 || minutes.is_some_and(|m| m != 0) || resets_at.is_some();

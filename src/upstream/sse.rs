@@ -4,9 +4,14 @@
 //! usage). Payloads are parsed only for those events; the one event ever re-encoded is a terminal
 //! event whose usage strict clients would reject.
 
+use std::sync::LazyLock;
+
 use bytes::{Bytes, BytesMut};
+use memchr::memmem::Finder;
+use serde::Deserialize;
 use serde_json::Value;
 
+use super::event_fields::ResponseFields;
 pub use super::usage::Usage;
 
 /// Cuts a byte stream at SSE event boundaries: the one framing both the forwarded stream and the
@@ -45,14 +50,13 @@ impl EventSplitter {
 
 /// Where the last complete event of `bytes` ends (after its blank line); 0 when there is none.
 fn end_of_last_event(bytes: &[u8]) -> usize {
-    (0..bytes.len().saturating_sub(1))
-        .rev()
-        .find_map(|i| match (bytes[i], bytes[i + 1], bytes.get(i + 2)) {
-            (b'\n', b'\n', _) => Some(i + 2),
-            (b'\n', b'\r', Some(b'\n')) => Some(i + 3),
-            _ => None,
+    memchr::memrchr_iter(b'\n', bytes)
+        .find(|&j| match j.checked_sub(1).map(|i| bytes[i]) {
+            Some(b'\n') => true,
+            Some(b'\r') => j >= 2 && bytes[j - 2] == b'\n',
+            _ => false,
         })
-        .unwrap_or(0)
+        .map_or(0, |j| j + 1)
 }
 
 /// The events of a buffer of whole events, each as (start, end of its block, start of the next).
@@ -68,30 +72,37 @@ pub fn events(buffer: &[u8]) -> impl Iterator<Item = (usize, usize, usize)> + '_
 
 /// Finds the first blank line: returns (end of the event, start of what follows).
 fn find_boundary(bytes: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
-    while i + 1 < bytes.len() {
-        if bytes[i] == b'\n' {
-            if bytes[i + 1] == b'\n' {
-                return Some((i, i + 2));
+    memchr::memchr_iter(b'\n', bytes).find_map(|i| match (bytes.get(i + 1), bytes.get(i + 2)) {
+        (Some(b'\n'), _) => Some((i, i + 2)),
+        (Some(b'\r'), Some(b'\n')) => Some((i, i + 3)),
+        _ => None,
+    })
+}
+
+/// The lines of an event's block (without their `\n`).
+fn lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(block);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match memchr::memchr(b'\n', current) {
+            Some(at) => {
+                rest = Some(&current[at + 1..]);
+                Some(&current[..at])
             }
-            if bytes[i + 1] == b'\r' && bytes.get(i + 2) == Some(&b'\n') {
-                return Some((i, i + 3));
-            }
+            None => rest.take(),
         }
-        i += 1;
-    }
-    None
+    })
 }
 
 /// The type of an event: its `event:` line, else the `"type"` of its data.
 pub fn event_type(block: &[u8]) -> Option<&str> {
-    for line in block.split(|b| *b == b'\n') {
+    for line in lines(block) {
         if let Some(name) = line.strip_prefix(b"event:") {
             return std::str::from_utf8(name).ok().map(str::trim);
         }
     }
     let data = data_of(block)?;
-    let at = find(data, b"\"type\"")?;
+    let at = TYPE_KEY.find(data)?;
     let after = &data[at + 6..];
     let open = after.iter().position(|b| *b == b'"')?;
     let name = &after[open + 1..];
@@ -101,16 +112,18 @@ pub fn event_type(block: &[u8]) -> Option<&str> {
 
 /// The payload of the event's `data:` line(s) (multi-line data is joined as SSE defines).
 pub fn data_of(block: &[u8]) -> Option<&[u8]> {
-    block.split(|b| *b == b'\n').find_map(|line| {
+    lines(block).find_map(|line| {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         line.strip_prefix(b"data:")
             .map(|d| d.strip_prefix(b" ").unwrap_or(d))
     })
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
+/// `"type"`, found in an event without an `event:` line.
+static TYPE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"type\""));
+/// `"sequence_number":`, found in every event.
+static SEQUENCE_KEY: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(b"\"sequence_number\":"));
 
 /// How an upstream stream ended, as far as the relay saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,12 +171,12 @@ impl StreamWatcher {
     fn watch(&mut self, whole: Bytes) -> Bytes {
         let mut rewritten: Option<BytesMut> = None;
         let mut copied_until = 0;
-        for (start, end, next) in events(&whole) {
+        for (start, end, _) in events(&whole) {
             if let Some(replacement) = self.on_event(&whole[start..end]) {
                 let out = rewritten.get_or_insert_with(BytesMut::new);
                 out.extend_from_slice(&whole[copied_until..start]);
                 out.extend_from_slice(&replacement);
-                copied_until = next;
+                copied_until = end;
             }
         }
         match rewritten {
@@ -175,7 +188,8 @@ impl StreamWatcher {
         }
     }
 
-    /// Notes one event; returns its replacement bytes when it must be re-encoded.
+    /// Notes one event; returns what replaces its block (the blank line after it stays) when
+    /// its usage must be completed.
     fn on_event(&mut self, block: &[u8]) -> Option<Bytes> {
         self.events += 1;
         if let Some(seq) = sequence_number(block) {
@@ -190,32 +204,32 @@ impl StreamWatcher {
             return None;
         }
         let kind = kind.to_owned();
-        let mut data = parse_data(block)?;
-        let response = &mut data["response"];
-        if let Some(id) = response["id"].as_str() {
-            self.response_id = Some(id.to_owned());
+        // Only the few fields the relay reads are decoded; the rest of the (often large)
+        // response is skipped without being built.
+        let data = data_of(block)?;
+        let response = ResponseFields::read(data)?;
+        if let Some(id) = &response.id {
+            self.response_id = Some(id.clone());
         }
-        let usage = serde_json::from_value::<Usage>(response["usage"].clone()).ok();
+        let usage = response
+            .usage
+            .as_ref()
+            .and_then(|u| Usage::deserialize(u).ok());
         self.terminal = match kind.as_str() {
             "response.completed" => Some(Terminal::Completed { usage }),
             "response.failed" => Some(Terminal::Failed {
-                code: response["error"]["code"].as_str().map(str::to_owned),
+                code: response.error_code.clone(),
             }),
             "response.incomplete" => Some(Terminal::Incomplete),
             _ => return None,
         };
-        // A missing usage stays missing; a present one must satisfy strict clients.
-        let usage = &mut response["usage"];
-        if !usage.is_object() || !super::usage::complete(usage) {
-            return None;
-        }
-        Some(Bytes::from(format!("event: {kind}\ndata: {data}\n\n")))
+        response.with_complete_usage(block, data)
     }
 }
 
 fn sequence_number(block: &[u8]) -> Option<u64> {
     let data = data_of(block)?;
-    let at = find(data, b"\"sequence_number\":")?;
+    let at = SEQUENCE_KEY.find(data)?;
     let digits = &data[at + 18..];
     let digits = digits.strip_prefix(b" ").unwrap_or(digits);
     let end = digits.iter().position(|b| !b.is_ascii_digit())?;

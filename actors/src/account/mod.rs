@@ -46,6 +46,8 @@ pub struct AccountActor {
     router: Recipient<AccountStateChanged>,
     saving: bool,
     save_again: bool,
+    /// The quota as last handed to the sink: a new one is saved only when it says more.
+    saved_quota: Option<QuotaSnapshot>,
     flight: Flight,
 }
 
@@ -76,6 +78,7 @@ impl AccountActor {
             router,
             saving: false,
             save_again: false,
+            saved_quota: quota,
             flight,
         }
     }
@@ -136,6 +139,7 @@ impl AccountActor {
             health: self.state.health,
             quota: self.quota,
         };
+        self.saved_quota = self.quota;
         let write = sink.save(self.credentials.id.clone(), record);
         ctx.spawn(write.into_actor(self).map(|_, act, ctx| {
             act.saving = false;
@@ -265,7 +269,12 @@ impl Handler<ReportOutcome> for AccountActor {
         }
         if let Some(quota) = msg.facts.rate_limits {
             self.quota = Some(quota);
-            self.save(ctx);
+            if self
+                .saved_quota
+                .is_none_or(|saved| quota.worth_saving_over(&saved))
+            {
+                self.save(ctx);
+            }
         }
         if let Outcome::Completed { status } = msg.outcome {
             // A 401 answered for a token this account has already replaced is stale.

@@ -2,7 +2,14 @@
 //! (`x-codex-primary-*` / `x-codex-secondary-*`, spec §5.5), parsed in the service around the
 //! actors (this crate has no HTTP) and carried here by the lease's report.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+/// A snapshot that says nothing new is still saved this often, so a restart finds a recent one.
+const RESAVE_AFTER: Duration = Duration::from_secs(60);
+
+/// Reset times computed from "resets in N seconds" drift by a second or so between answers;
+/// closer than this they are the same reset.
+const RESET_TOLERANCE: Duration = Duration::from_secs(30);
 
 /// One rate-limit window.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,6 +39,29 @@ impl QuotaSnapshot {
         (100.0 - used).clamp(0.0, 100.0)
     }
 
+    /// Whether this snapshot, seen after `saved` was stored, is worth storing: a window's use,
+    /// size or reset changed, or `saved` is getting old. Every answer carries the headers; an
+    /// account under load would otherwise write its row on every call.
+    pub fn worth_saving_over(&self, saved: &QuotaSnapshot) -> bool {
+        let window_changed = |now: Option<QuotaWindow>, then: Option<QuotaWindow>| match (now, then)
+        {
+            (Some(now), Some(then)) => {
+                now.used_percent != then.used_percent
+                    || now.window_minutes != then.window_minutes
+                    || !close(now.resets_at, then.resets_at)
+            }
+            (None, None) => false,
+            _ => true,
+        };
+        let age = self
+            .observed_at
+            .duration_since(saved.observed_at)
+            .unwrap_or_default();
+        age >= RESAVE_AFTER
+            || window_changed(self.primary, saved.primary)
+            || window_changed(self.secondary, saved.secondary)
+    }
+
     /// When the last exhausted window resets: what a usage limit without `resets_at` waits for.
     pub fn exhausted_until(&self) -> Option<SystemTime> {
         [self.primary, self.secondary]
@@ -40,6 +70,17 @@ impl QuotaSnapshot {
             .filter(|w| w.used_percent >= 100.0)
             .filter_map(|w| w.resets_at)
             .max()
+    }
+}
+
+fn close(a: Option<SystemTime>, b: Option<SystemTime>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            let gap = a.duration_since(b).or_else(|_| b.duration_since(a));
+            gap.is_ok_and(|gap| gap < RESET_TOLERANCE)
+        }
+        (None, None) => true,
+        _ => false,
     }
 }
 
@@ -81,5 +122,41 @@ mod tests {
             ..snapshot
         };
         assert_eq!(unknown.remaining_percent(), 100.0);
+    }
+
+    #[test]
+    fn only_a_snapshot_that_says_something_new_is_worth_saving() {
+        let saved = QuotaSnapshot {
+            primary: window(12.5, 1000),
+            secondary: None,
+            observed_at: SystemTime::UNIX_EPOCH + Duration::from_secs(500),
+        };
+        let later = |secs: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(500 + secs);
+        let same = QuotaSnapshot {
+            primary: window(12.5, 1001),
+            observed_at: later(5),
+            ..saved
+        };
+        assert!(!same.worth_saving_over(&saved));
+        let used_more = QuotaSnapshot {
+            primary: window(13.0, 1001),
+            ..same
+        };
+        assert!(used_more.worth_saving_over(&saved));
+        let new_reset = QuotaSnapshot {
+            primary: window(12.5, 5000),
+            ..same
+        };
+        assert!(new_reset.worth_saving_over(&saved));
+        let second_window = QuotaSnapshot {
+            secondary: window(1.0, 9000),
+            ..same
+        };
+        assert!(second_window.worth_saving_over(&saved));
+        let old = QuotaSnapshot {
+            observed_at: later(60),
+            ..same
+        };
+        assert!(old.worth_saving_over(&saved));
     }
 }
