@@ -37,6 +37,8 @@ pub struct Timing {
     pub total: Duration,
     pub first_byte: Option<Duration>,
     pub first_token: Option<Duration>,
+    /// Body bytes received.
+    pub bytes: u64,
 }
 
 pub struct Conn {
@@ -105,6 +107,7 @@ impl Answer {
         let mut token = Watch::new(FIRST_TOKEN);
         let mut completed = Watch::new(COMPLETED);
         let mut first_token = None;
+        let mut bytes = 0;
         while let Some(frame) = body.frame().await {
             let frame = frame.context("reading the body")?;
             let Some(data) = frame.data_ref().filter(|d| !d.is_empty()) else {
@@ -112,6 +115,7 @@ impl Answer {
             };
             let at = self.sent.elapsed();
             first_byte.get_or_insert(at);
+            bytes += data.len() as u64;
             if self.stream {
                 if first_token.is_none() && token.feed(data) {
                     first_token = Some(at);
@@ -126,6 +130,7 @@ impl Answer {
             total: self.sent.elapsed(),
             first_byte,
             first_token,
+            bytes,
         })
     }
 }

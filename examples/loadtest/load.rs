@@ -43,11 +43,18 @@ pub struct LoopResult {
     pub cpu_us_per_request: Option<f64>,
     /// CPU of the mock during the window, in cores.
     pub mock_cores: f64,
+    /// Body bytes of the answers counted.
+    pub bytes: u64,
 }
 
 impl LoopResult {
     pub fn rate(&self) -> f64 {
         self.requests as f64 / self.secs.max(f64::EPSILON)
+    }
+
+    /// Mean body bytes of an answer (0 when none was counted).
+    pub fn bytes_per_answer(&self) -> f64 {
+        self.bytes as f64 / self.requests.max(1) as f64
     }
 }
 
@@ -89,6 +96,7 @@ pub async fn closed_loop(
         first_token: empty,
         cpu_us_per_request: None,
         mock_cores: mock1.saturating_sub(mock0) as f64 / 1e6 / secs.max(f64::EPSILON),
+        bytes: 0,
     };
     while let Some(user) = tasks.join_next().await {
         let Ok(user) = user else {
@@ -96,6 +104,7 @@ pub async fn closed_loop(
             continue;
         };
         result.requests += user.requests;
+        result.bytes += user.bytes;
         result.errors += user.errors;
         result.first_error = result.first_error.or(user.first_error);
         // Same bounds on both sides, so adding cannot fail.
@@ -120,6 +129,7 @@ fn cpu(pids: &[u32]) -> u64 {
 
 struct UserResult {
     requests: u64,
+    bytes: u64,
     errors: u64,
     first_error: Option<String>,
     total: Histogram<u64>,
@@ -136,6 +146,7 @@ async fn user_loop(
 ) -> UserResult {
     let mut result = UserResult {
         requests: 0,
+        bytes: 0,
         errors: 0,
         first_error: None,
         total: empty.clone(),
@@ -183,6 +194,7 @@ async fn user_loop(
 impl UserResult {
     fn record(&mut self, timing: &Timing) {
         self.requests += 1;
+        self.bytes += timing.bytes;
         self.total.saturating_record(micros(timing.total));
         if let Some(at) = timing.first_byte {
             self.first_byte.saturating_record(micros(at));

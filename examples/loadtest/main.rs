@@ -146,10 +146,32 @@ impl Plan {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let plan = Plan::of(&args)?;
-    // Dropping `run` on Ctrl-C drops its child guards, so nothing is left running.
+    // Dropping `run` on Ctrl-C or SIGTERM drops its child guards, so nothing is left running.
     tokio::select! {
         result = run(&args, &plan) => result,
-        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+        () = stop_signal() => bail!("interrupted"),
+    }
+}
+
+/// Ctrl-C or SIGTERM; a signal that cannot be listened for never comes.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
     }
 }
 

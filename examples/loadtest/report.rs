@@ -117,6 +117,11 @@ pub fn table(all: &[Measured], labels: &Labels, notes: &[String]) -> String {
         row(format!("{fast}: p50"), Ratio, millis, &|m| at(m, 0.5));
         row(format!("{fast}: p99"), Ratio, millis, &|m| at(m, 0.99));
     }
+    // A proxy that forwards bytes as they are answers as many as the mock; more means it
+    // rewrote something (the relay re-encodes a usage missing fields SDKs require).
+    row("fast: bytes per answer".to_owned(), Ratio, bytes, &|m| {
+        fast_at(m, 0).map(LoopResult::bytes_per_answer)
+    });
     if let Some((users, _)) = direct.fast.last() {
         row(
             format!("fast c={users}: proxy CPU/request"),
@@ -322,6 +327,10 @@ fn micros(us: f64) -> String {
     format!("{us:.0} µs")
 }
 
+fn bytes(v: f64) -> String {
+    format!("{v:.0} B")
+}
+
 fn cores(v: f64) -> String {
     format!("{v:.2}")
 }
@@ -371,7 +380,7 @@ pub fn json(all: &[Measured], settings: Value) -> Value {
     let loop_json = |r: &LoopResult| {
         json!({
             "requests": r.requests, "errors": r.errors, "seconds": r.secs,
-            "requests_per_second": r.rate(),
+            "requests_per_second": r.rate(), "bytes_per_answer": r.bytes_per_answer(),
             "p50_us": quantile(&r.total, 0.5), "p99_us": quantile(&r.total, 0.99),
             "first_byte_p50_us": quantile(&r.first_byte, 0.5),
             "first_token_p50_us": quantile(&r.first_token, 0.5),
