@@ -289,9 +289,18 @@ fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
     // A client that closes its side has gone: drop its handler (and so the upstream call) at
     // once, also while a non-streaming answer is still being assembled.
     .h1_allow_half_closed(false)
+    .on_connect(no_delay)
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// Streams are many small writes (an event per token): with Nagle's algorithm on, each waits for
+/// the client's delayed ACK of the one before, up to 40 ms.
+fn no_delay(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
+    if let Some(socket) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        let _ = socket.set_nodelay(true);
+    }
 }
 
 fn serve_admin(
