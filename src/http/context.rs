@@ -1,13 +1,16 @@
 //! Per-request context: a request id (the client's `x-request-id` when it is sane, else a new
-//! one), a logger that stamps it on every line, and one access-log line when the answer leaves.
+//! one), a logger that stamps it on every line, and one access-log line per request — written
+//! when the answer leaves, or, for a stream, when the stream ends (with what it carried), so a
+//! request is one line either way.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage};
+use actix_web::{web, HttpMessage, HttpRequest};
 use slog::{info, o, Logger};
 
 use super::auth::Principal;
@@ -19,6 +22,8 @@ use crate::admin::auth::AdminPrincipal;
 pub struct RequestContext {
     pub id: String,
     pub log: Logger,
+    /// When the request arrived.
+    pub started: Instant,
 }
 
 /// What a handler learned that the access log should say (never content, never secrets).
@@ -29,6 +34,77 @@ pub struct AccessNote {
     pub upstream_status: Option<u16>,
     pub upstream_request_id: Option<String>,
     pub stream: bool,
+    /// Set when the answer is a stream that writes the access line itself when it ends.
+    pub line_for_stream: Option<Arc<OnceLock<AccessLine>>>,
+}
+
+/// The access line's fields, gathered once from the request and what the handler noted.
+#[derive(Clone)]
+pub struct AccessLine {
+    method: String,
+    path: String,
+    key_id: Option<String>,
+    tenant_id: Option<String>,
+    admin_token_id: Option<String>,
+    note: AccessNote,
+}
+
+impl AccessLine {
+    pub fn of(req: &HttpRequest, note: AccessNote) -> AccessLine {
+        let extensions = req.extensions();
+        let principal = extensions.get::<Principal>();
+        AccessLine {
+            method: req.method().to_string(),
+            path: req.path().to_owned(),
+            key_id: principal.map(|p| p.key_id.to_string()),
+            tenant_id: principal.and_then(|p| p.policy.tenant.as_ref().map(|t| t.id.clone())),
+            admin_token_id: extensions
+                .get::<AdminPrincipal>()
+                .map(|p| p.token_id.to_string()),
+            note: AccessNote {
+                line_for_stream: None,
+                ..note
+            },
+        }
+    }
+
+    /// The line of an answer that has left whole.
+    pub fn write(&self, log: &Logger, status: u16, started: Instant) {
+        let note = &self.note;
+        info!(log, "request";
+            "method" => &self.method, "path" => &self.path, "status" => status,
+            "duration_ms" => started.elapsed().as_millis() as u64,
+            "key_id" => &self.key_id, "tenant_id" => &self.tenant_id,
+            "admin_token_id" => &self.admin_token_id,
+            "model" => &note.model, "account_id" => &note.account,
+            "upstream_status" => note.upstream_status,
+            "upstream_request_id" => &note.upstream_request_id, "stream" => note.stream);
+    }
+
+    /// The line of a stream that has ended: the request's fields and what the stream carried.
+    pub fn write_stream(&self, log: &Logger, started: Instant, end: &StreamEnd) {
+        let note = &self.note;
+        info!(log, "request";
+            "method" => &self.method, "path" => &self.path, "status" => 200,
+            "duration_ms" => started.elapsed().as_millis() as u64,
+            "key_id" => &self.key_id, "tenant_id" => &self.tenant_id,
+            "model" => &note.model, "account_id" => &note.account,
+            "upstream_status" => note.upstream_status,
+            "upstream_request_id" => &note.upstream_request_id, "stream" => true,
+            "how" => end.how, "bytes" => end.bytes, "events" => end.events,
+            "input_tokens" => end.input_tokens, "output_tokens" => end.output_tokens,
+            "failure_code" => &end.failure_code);
+    }
+}
+
+/// How a stream ended, for its access line.
+pub struct StreamEnd {
+    pub how: &'static str,
+    pub bytes: u64,
+    pub events: u64,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub failure_code: Option<String>,
 }
 
 fn sane_request_id(value: &str) -> bool {
@@ -58,9 +134,8 @@ pub async fn request_context(
     req.extensions_mut().insert(RequestContext {
         id: id.clone(),
         log: log.clone(),
+        started,
     });
-    let method = req.method().to_string();
-    let path = req.path().to_owned();
     let mut res = next.call(req).await?;
     let relay_id = HeaderValue::from_str(&id).ok();
     if let Some(value) = relay_id {
@@ -70,21 +145,20 @@ pub async fn request_context(
             headers.insert(HeaderName::from_static("x-request-id"), value);
         }
     }
-    let extensions = res.request().extensions();
-    let principal = extensions.get::<Principal>();
-    let key_id = principal.map(|p| p.key_id.to_string());
-    let tenant_id = principal.and_then(|p| p.policy.tenant.as_ref().map(|t| t.id.clone()));
-    let admin_token_id = extensions
-        .get::<AdminPrincipal>()
-        .map(|p| p.token_id.to_string());
-    let note = extensions.get::<AccessNote>().cloned().unwrap_or_default();
-    drop(extensions);
-    info!(log, "request";
-        "method" => method, "path" => path, "status" => res.status().as_u16(),
-        "duration_ms" => started.elapsed().as_millis() as u64,
-        "key_id" => key_id, "tenant_id" => tenant_id, "admin_token_id" => admin_token_id,
-        "model" => note.model, "account_id" => note.account,
-        "upstream_status" => note.upstream_status,
-        "upstream_request_id" => note.upstream_request_id, "stream" => note.stream);
+    let note = res
+        .request()
+        .extensions()
+        .get::<AccessNote>()
+        .cloned()
+        .unwrap_or_default();
+    let slot = note.line_for_stream.clone();
+    let line = AccessLine::of(res.request(), note);
+    match slot {
+        // The stream writes the line when it ends.
+        Some(slot) if res.status().is_success() => {
+            let _ = slot.set(line);
+        }
+        _ => line.write(&log, res.status().as_u16(), started),
+    }
     Ok(res)
 }

@@ -8,6 +8,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use futures_util::Stream;
 use relay_actors::{Lease, Outcome};
 use slog::{info, warn, Logger};
 
+use super::context::{AccessLine, StreamEnd};
 use super::keepalive::{KeepAlive, COMMENT};
 use crate::governance::Admission;
 use crate::upstream::holdback::Held;
@@ -47,6 +49,8 @@ pub struct RelayStream {
     /// The caller's admission: holds its concurrency slots while the stream lives and counts
     /// the completed response's tokens.
     admission: Option<Admission>,
+    /// The request's access line, written when the stream ends, and when the request arrived.
+    access: Option<(Arc<OnceLock<AccessLine>>, Instant)>,
 }
 
 impl RelayStream {
@@ -77,7 +81,15 @@ impl RelayStream {
             done: false,
             log,
             admission: None,
+            access: None,
         }
+    }
+
+    /// The stream writes the request's access line (once the access log has filled `line`)
+    /// when it ends, instead of the access log writing it when the headers leave.
+    pub fn with_access_line(mut self, line: Arc<OnceLock<AccessLine>>, started: Instant) -> Self {
+        self.access = Some((line, started));
+        self
     }
 
     /// Ties the caller's admission to this stream: released when the stream ends or is dropped.
@@ -105,12 +117,26 @@ impl RelayStream {
             Some(Terminal::Failed { code }) => code.clone(),
             _ => None,
         };
-        info!(self.log, "stream ended";
-            "how" => how, "bytes" => self.bytes, "events" => self.watcher.events,
-            "duration_ms" => self.started.elapsed().as_millis() as u64,
-            "input_tokens" => usage.map(|u| u.input_tokens),
-            "output_tokens" => usage.map(|u| u.output_tokens),
-            "failure_code" => failure_code);
+        let end = StreamEnd {
+            how,
+            bytes: self.bytes,
+            events: self.watcher.events,
+            input_tokens: usage.map(|u| u.input_tokens),
+            output_tokens: usage.map(|u| u.output_tokens),
+            failure_code,
+        };
+        match &self.access {
+            Some((line, started)) if line.get().is_some() => {
+                if let Some(line) = line.get() {
+                    line.write_stream(&self.log, *started, &end);
+                }
+            }
+            _ => info!(self.log, "stream ended";
+                "how" => end.how, "bytes" => end.bytes, "events" => end.events,
+                "duration_ms" => self.started.elapsed().as_millis() as u64,
+                "input_tokens" => end.input_tokens, "output_tokens" => end.output_tokens,
+                "failure_code" => end.failure_code),
+        }
     }
 
     /// The relay's own terminal event for a stream the upstream did not finish.

@@ -2,6 +2,7 @@
 //! account that answers (`failover.rs`), then stream its bytes back (`stream: true`) or assemble
 //! one Response object (otherwise).
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix_web::error::PayloadError;
@@ -81,7 +82,7 @@ async fn relay(
         wants_stream,
         admission,
     };
-    answer(committed, reply, state, ctx).await
+    answer(committed, reply, state, ctx, note).await
 }
 
 fn body_error(error: &actix_web::Error, limit: usize) -> ApiError {
@@ -223,6 +224,7 @@ async fn answer(
     reply: Reply<'_>,
     state: &AppState,
     ctx: &RequestContext,
+    note: &mut AccessNote,
 ) -> Result<HttpResponse, ApiError> {
     let Committed {
         mut response,
@@ -237,8 +239,11 @@ async fn answer(
             idle_timeout: idle,
             keepalive: Duration::from_millis(state.settings().server.sse_keepalive_ms),
         };
+        let line = Arc::new(OnceLock::new());
+        note.line_for_stream = Some(Arc::clone(&line));
         let stream = RelayStream::new(response, lease, held, timing, ctx.log.clone())
-            .with_admission(reply.admission);
+            .with_admission(reply.admission)
+            .with_access_line(line, ctx.started);
         return Ok(builder
             .content_type("text/event-stream")
             .insert_header(("cache-control", "no-cache"))

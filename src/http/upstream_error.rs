@@ -104,6 +104,7 @@ mod tests {
         RequestContext {
             id: "r".into(),
             log: slog::Logger::root(slog::Discard, o!()),
+            started: std::time::Instant::now(),
         }
     }
 

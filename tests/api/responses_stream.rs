@@ -178,3 +178,38 @@ async fn streaming_is_decided_by_the_body_not_by_accept() {
     read_all(&mut response).await;
     app.stop().await;
 }
+
+/// One access line per request: a stream's is written when it ends, with what it carried.
+#[actix_web::test]
+async fn a_stream_is_logged_once_when_it_ends_with_what_it_carried() {
+    let app = spawn_app().await;
+    let mut response = app
+        .responses()
+        .insert_header(("x-request-id", "req-one-line"))
+        .send_json(&body("gpt-5.5", "hi", true))
+        .await
+        .unwrap();
+    let received = read_all(&mut response).await;
+    let lines = |app: &crate::helpers::TestApp| -> Vec<serde_json::Value> {
+        app.logs()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|l| l["request_id"] == "req-one-line")
+            .collect()
+    };
+    assert!(crate::helpers::eventually(5, || async { !lines(&app).is_empty() }).await);
+    let lines = lines(&app);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!(line["msg"], "request");
+    assert_eq!(line["stream"], true);
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["how"], "completed");
+    // The upstream's bytes; the client got as many, or a few more where a usage was completed.
+    let upstream_bytes = line["bytes"].as_u64().unwrap();
+    assert!(upstream_bytes > 0 && upstream_bytes <= received.len() as u64);
+    assert!(line["events"].as_u64().unwrap() > 3);
+    assert!(line["output_tokens"].as_u64().unwrap() > 0);
+    assert!(line["key_id"].is_string() && line["account_id"].is_string());
+    app.stop().await;
+}
