@@ -259,8 +259,9 @@ fn bind(
 /// actix-web's own default.
 const ACCEPT_BACKLOG: i32 = 1024;
 
-/// A listening socket, as `TcpListener::bind` makes one but with a deeper accept queue.
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// A listening socket, as `TcpListener::bind` makes one but with a deeper accept queue (the mock
+/// upstream's bench mode binds with it too).
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;

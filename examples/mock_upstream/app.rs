@@ -88,6 +88,7 @@ impl MockUpstream {
     /// # Errors
     /// When `listen` cannot be resolved or bound.
     pub async fn start(listen: &str) -> std::io::Result<MockUpstream> {
+        let (listener, addr) = bind(listen)?;
         let state = Arc::new(MockState::default());
         let data = web::Data::from(Arc::clone(&state));
         let server = HttpServer::new(move || {
@@ -102,20 +103,9 @@ impl MockUpstream {
         // cancellations are counted promptly instead of at the next failed write.
         .h1_allow_half_closed(false)
         .shutdown_timeout(1)
-        .bind(listen)?;
-        let addr = server
-            .addrs()
-            .first()
-            .copied()
-            .ok_or_else(|| std::io::Error::other("mock upstream bound no address"))?;
-        let server = server.run();
-        let handle = server.handle();
-        actix_rt::spawn(server);
-        Ok(MockUpstream {
-            addr,
-            state,
-            handle,
-        })
+        .listen(listener)?
+        .run();
+        Ok(launch(server, addr, state))
     }
 
     /// The base URL, e.g. `http://127.0.0.1:9090`, without a trailing slash. It serves both the
@@ -135,6 +125,30 @@ impl MockUpstream {
     /// Stops the server at once, closing open streams, and waits until it has stopped.
     pub async fn stop(self) {
         self.handle.stop(false).await;
+    }
+}
+
+/// Binds `listen` (port 0 allowed), with the relay's deep accept queue: a load test connects
+/// thousands at once.
+fn bind(listen: &str) -> std::io::Result<(std::net::TcpListener, SocketAddr)> {
+    use std::net::ToSocketAddrs;
+    let addr = listen
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{listen} names no address")))?;
+    let listener = codex_relay::startup::listen(addr)?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+/// Runs `server` on the current actix runtime as the mock bound at `addr`.
+fn launch(server: actix_web::dev::Server, addr: SocketAddr, state: Arc<MockState>) -> MockUpstream {
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    MockUpstream {
+        addr,
+        state,
+        handle,
     }
 }
 

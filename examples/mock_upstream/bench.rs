@@ -30,7 +30,7 @@ use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{detail, read_body, route, MockState, MockUpstream, RecordedRequest};
+use super::{bind, detail, launch, read_body, route, MockState, MockUpstream, RecordedRequest};
 
 /// The longest paced answer and the longest pause between its chunks: bounds, so a typo in a
 /// marker cannot hold a connection for hours.
@@ -45,6 +45,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(75);
 /// # Errors
 /// When `listen` cannot be resolved or bound.
 pub async fn start(listen: &str, workers: usize) -> io::Result<MockUpstream> {
+    let (listener, addr) = bind(listen)?;
     let state = Arc::new(MockState::default());
     let data = web::Data::from(Arc::clone(&state));
     let streams = web::Data::new(Streams::default());
@@ -62,20 +63,9 @@ pub async fn start(listen: &str, workers: usize) -> io::Result<MockUpstream> {
     // ACK (~40 ms) and the pacing measured would be the kernel's.
     .tcp_nodelay(true)
     .shutdown_timeout(1)
-    .bind(listen)?;
-    let addr = server
-        .addrs()
-        .first()
-        .copied()
-        .ok_or_else(|| io::Error::other("mock upstream bound no address"))?;
-    let server = server.run();
-    let handle = server.handle();
-    actix_rt::spawn(server);
-    Ok(MockUpstream {
-        addr,
-        state,
-        handle,
-    })
+    .listen(listener)?
+    .run();
+    Ok(launch(server, addr, state))
 }
 
 /// The answers, built on first use and shared by every worker.
