@@ -125,13 +125,11 @@ impl RelayStream {
             output_tokens: usage.map(|u| u.output_tokens),
             failure_code,
         };
-        match &self.access {
-            Some((line, started)) if line.get().is_some() => {
-                if let Some(line) = line.get() {
-                    line.write_stream(&self.log, *started, &end);
-                }
-            }
-            _ => info!(self.log, "stream ended";
+        let access = self.access.as_ref();
+        match access.and_then(|(line, started)| Some((line.get()?, *started))) {
+            Some((line, started)) => line.write_stream(&self.log, started, &end),
+            // Only without the access log in front (it fills the line before the first poll).
+            None => info!(self.log, "stream ended";
                 "how" => end.how, "bytes" => end.bytes, "events" => end.events,
                 "duration_ms" => self.started.elapsed().as_millis() as u64,
                 "input_tokens" => end.input_tokens, "output_tokens" => end.output_tokens,
