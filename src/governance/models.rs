@@ -16,6 +16,7 @@
 //!   other plans (or none known) are not excluded.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::Value;
@@ -61,11 +62,16 @@ struct Catalog {
     base: Vec<Value>,
     /// The slugs each fetched plan serves.
     plans: BTreeMap<String, HashSet<String>>,
-    views: Mutex<HashMap<ViewKey, Arc<CatalogView>>>,
+    /// Views by the hash of what decides them, so a request finds its view without building a
+    /// key (entries whose hashes collide share a bucket).
+    views: Mutex<HashMap<u64, ViewBucket>>,
 }
 
 /// What decides a caller's view: its tenant's hidden models and its key's allow-list.
 type ViewKey = (Vec<String>, Option<Vec<String>>);
+
+/// The views whose keys share a hash.
+type ViewBucket = Vec<(ViewKey, Arc<CatalogView>)>;
 
 /// Distinct views kept at most; beyond it the cache starts over (keys and tenants are few).
 const MAX_VIEWS: usize = 1024;
@@ -155,15 +161,20 @@ impl ModelRegistry {
     /// `key`'s view of the catalog, built once per catalog and kind of caller.
     pub fn view(&self, key: &KeyPolicy) -> Arc<CatalogView> {
         let catalog = self.catalog();
-        let view_key: ViewKey = (
-            key.tenant
-                .as_ref()
-                .map(|t| t.hidden_models.clone())
-                .unwrap_or_default(),
-            key.models.clone(),
-        );
+        let hidden: &[String] = key.tenant.as_ref().map_or(&[], |t| &t.hidden_models);
+        let models = key.models.as_deref();
+        let hash = {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            (hidden, models).hash(&mut hasher);
+            hasher.finish()
+        };
         let mut views = catalog.views.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(view) = views.get(&view_key) {
+        let found = views.get(&hash).and_then(|bucket| {
+            bucket
+                .iter()
+                .find(|((h, m), _)| h.as_slice() == hidden && m.as_deref() == models)
+        });
+        if let Some((_, view)) = found {
             return Arc::clone(view);
         }
         let view = Arc::new(CatalogView::new(
@@ -173,7 +184,11 @@ impl ModelRegistry {
         if views.len() >= MAX_VIEWS {
             views.clear();
         }
-        views.insert(view_key, Arc::clone(&view));
+        let view_key = (hidden.to_vec(), models.map(<[String]>::to_vec));
+        views
+            .entry(hash)
+            .or_default()
+            .push((view_key, Arc::clone(&view)));
         view
     }
 
@@ -286,5 +301,23 @@ mod tests {
         assert_eq!(r.resolve("gpt-6", &key).unwrap().exclude_plans, ["plus"]);
         assert!(r.resolve("gpt-5.5", &key).unwrap().exclude_plans.is_empty());
         assert_eq!(r.resolve("gpt-5.4", &key), Err(ModelRefusal::NotFound));
+    }
+
+    #[test]
+    fn a_view_is_built_once_per_kind_of_caller_and_per_catalog() {
+        let r = registry(&[], &[]);
+        let (alice, bob) = (KeyPolicy::unrestricted("a"), KeyPolicy::unrestricted("b"));
+        let mut limited = KeyPolicy::unrestricted("c");
+        limited.models = Some(vec!["gpt-5.4".into()]);
+        let shared = r.view(&alice);
+        assert!(Arc::ptr_eq(&shared, &r.view(&bob)));
+        let own = r.view(&limited);
+        assert!(!Arc::ptr_eq(&shared, &own));
+        assert_eq!(names(&own.models), ["gpt-5.4"]);
+        assert!(Arc::ptr_eq(&own, &r.view(&limited)));
+        r.set_plan_catalog("plus", vec![json!({"slug": "gpt-6", "priority": 0})]);
+        let fresh = r.view(&alice);
+        assert!(!Arc::ptr_eq(&shared, &fresh));
+        assert_eq!(names(&fresh.models), ["gpt-6"]);
     }
 }

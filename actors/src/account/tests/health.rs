@@ -208,3 +208,39 @@ async fn a_failed_probe_reopens_the_breaker_for_longer() {
     assert_eq!(health.openings, 2);
     assert_eq!(probes, 1, "an open breaker waits for its backoff");
 }
+
+/// Every answer carries quota headers: only a quota that says something new is written.
+#[actix_rt::test]
+async fn a_quota_is_saved_only_when_it_says_something_new() {
+    use crate::account::quota::{QuotaSnapshot, QuotaWindow};
+    let saved = Saved::default();
+    let config = PoolConfig {
+        sink: Some(Arc::new(saved.clone())),
+        ..PoolConfig::default()
+    };
+    let account = start(config, RoutingParams::default(), PoolRecord::default());
+    let reset = SystemTime::now() + Duration::from_secs(3600);
+    let quota = |used: f64| QuotaSnapshot {
+        primary: Some(QuotaWindow {
+            used_percent: used,
+            window_minutes: Some(300),
+            resets_at: Some(reset),
+        }),
+        secondary: None,
+        observed_at: SystemTime::now(),
+    };
+    for used in [10.0, 10.0, 10.0, 11.0, 11.0] {
+        let mut lease = account.send(GrantLease).await.unwrap().unwrap();
+        lease.observe(UpstreamFacts {
+            rate_limits: Some(quota(used)),
+            ..UpstreamFacts::default()
+        });
+        lease.finish(Outcome::Completed { status: 200 }).await;
+    }
+    let saved = saved.0.lock().unwrap();
+    let used: Vec<f64> = saved
+        .iter()
+        .map(|r| r.quota.unwrap().primary.unwrap().used_percent)
+        .collect();
+    assert_eq!(used, [10.0, 11.0]);
+}
