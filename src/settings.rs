@@ -13,6 +13,8 @@ use config::{Config, ConfigBuilder, Environment, File, FileFormat};
 use serde::Deserialize;
 use url::Url;
 
+use crate::upstream::outbound::Outbound;
+
 /// The defaults, compiled into the binary so the relay starts with no file at all.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -74,6 +76,11 @@ pub struct UpstreamSettings {
     pub stream_idle_timeout_secs: u64,
     pub originator: String,
     pub user_agent: String,
+    /// Extra CA certificates (PEM) to trust besides the public roots.
+    pub ca_file: Option<PathBuf>,
+    /// `ca_file` loaded, at startup.
+    #[serde(skip)]
+    pub outbound: Outbound,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -223,8 +230,15 @@ impl Settings {
     }
 
     fn checked(builder: ConfigBuilder<DefaultState>) -> Result<Settings, SettingsError> {
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;
+        settings.upstream.outbound =
+            Outbound::load(settings.upstream.ca_file.as_deref()).map_err(|reason| {
+                SettingsError::Invalid {
+                    key: "upstream.ca_file",
+                    reason,
+                }
+            })?;
         Ok(settings)
     }
 

@@ -57,6 +57,10 @@ struct Args {
     /// Held-stream counts.
     #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
     held: Vec<usize>,
+    /// Leave out the relay that reaches the mock over HTTPS (HTTP/2, as it reaches the Codex
+    /// backend); the other relays reach it over plain HTTP/1.1, as nginx does.
+    #[arg(long)]
+    no_h2: bool,
     /// Leave nginx out even when it is installed.
     #[arg(long)]
     no_nginx: bool,
@@ -94,6 +98,8 @@ pub struct Plan {
     pub warmup: Duration,
     pub window: Duration,
     pub accounts: Vec<usize>,
+    /// Also measure a relay with the fewest accounts reaching the mock over HTTPS (HTTP/2).
+    pub h2: bool,
     pub nginx: bool,
 }
 
@@ -111,6 +117,7 @@ impl Plan {
                 warmup: Duration::from_millis(200),
                 window: Duration::from_millis(800),
                 accounts: vec![1],
+                h2: true,
                 nginx: false,
             });
         }
@@ -129,6 +136,7 @@ impl Plan {
             warmup: Duration::try_from_secs_f64(args.warmup).context("--warmup")?,
             window: Duration::try_from_secs_f64(args.duration).context("--duration")?,
             accounts: args.accounts.clone(),
+            h2: !args.no_h2,
             nginx: !args.no_nginx,
         })
     }
@@ -245,22 +253,28 @@ async fn measure_all(
     fd_limit: u64,
 ) -> anyhow::Result<Vec<Measured>> {
     let max_accounts = plan.accounts.iter().copied().max().unwrap_or(1);
-    let (mock, mock_addr) = setup::start_mock(bins, dir, args.mock_workers, max_accounts).await?;
+    let mock = setup::start_mock(bins, dir, args.mock_workers, max_accounts).await?;
+    let (mock_addr, mock_pid) = (mock.plain, mock.child.pid());
     let mut all =
-        vec![phases::measure(&Target::direct(mock_addr), plan, mock.pid(), fd_limit).await?];
+        vec![phases::measure(&Target::direct(mock_addr), plan, mock_pid, fd_limit).await?];
     match nginx::find().filter(|_| plan.nginx) {
         Some(bin) => {
             let (_nginx, pids, addr) = nginx::start(&bin, dir, mock_addr, fd_limit).await?;
             let target = Target::nginx(addr, pids);
-            all.push(phases::measure(&target, plan, mock.pid(), fd_limit).await?);
+            all.push(phases::measure(&target, plan, mock_pid, fd_limit).await?);
         }
         None if plan.nginx => eprintln!("nginx is not on PATH: its column is left out"),
         None => {}
     }
-    for &accounts in &plan.accounts {
-        let mut relay = setup::start_relay(bins, dir, accounts, mock_addr).await?;
-        let target = Target::relay(accounts, relay.addr, &relay.key, relay.child.pid());
-        all.push(phases::measure(&target, plan, mock.pid(), fd_limit).await?);
+    let plain = setup::Upstream::Plain(mock_addr);
+    let fewest = plan.accounts.iter().copied().min().unwrap_or(1);
+    let h2 = plan.h2.then_some((fewest, &mock.tls));
+    let relays = plan.accounts.iter().map(|&n| (n, &plain)).chain(h2);
+    for (accounts, upstream) in relays {
+        let mut relay = setup::start_relay(bins, dir, accounts, upstream).await?;
+        let over_h2 = matches!(upstream, setup::Upstream::Tls { .. });
+        let target = Target::relay(accounts, over_h2, relay.addr, &relay.key, relay.child.pid());
+        all.push(phases::measure(&target, plan, mock_pid, fd_limit).await?);
         relay.child.check_alive()?;
     }
 

@@ -411,13 +411,15 @@ pub fn json(all: &[Measured], settings: Value) -> Value {
                     }
                 })
                 .collect();
-            let (kind, accounts) = match m.kind {
-                Kind::Direct => ("direct", None),
-                Kind::Nginx => ("nginx", None),
-                Kind::Relay { accounts } => ("relay", Some(accounts)),
+            let (kind, accounts, upstream) = match m.kind {
+                Kind::Direct => ("direct", None, "http/1.1"),
+                Kind::Nginx => ("nginx", None, "http/1.1"),
+                Kind::Relay { accounts, h2 } => {
+                    ("relay", Some(accounts), if h2 { "h2" } else { "http/1.1" })
+                }
             };
             json!({
-                "target": m.name, "kind": kind, "accounts": accounts, "fast": fast, "models": loop_json(&m.models),
+                "target": m.name, "kind": kind, "accounts": accounts, "upstream": upstream, "fast": fast, "models": loop_json(&m.models),
                 "paced": loop_json(&m.paced), "held": held,
             })
         })

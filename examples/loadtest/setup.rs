@@ -68,29 +68,58 @@ pub fn build(skip: bool) -> anyhow::Result<Binaries> {
     Ok(bins)
 }
 
-/// Starts the mock in bench mode with `workers` workers, writing logins for `logins` accounts
-/// into `dir/logins`; answers its address.
+/// The mock as a relay reaches it.
+#[derive(Clone)]
+pub enum Upstream {
+    /// Plain HTTP/1.1, as direct and nginx reach it.
+    Plain(SocketAddr),
+    /// HTTPS, where the relay negotiates HTTP/2 as it does with the Codex backend; `ca` is the
+    /// mock's certificate, for the relay's `upstream.ca_file`.
+    Tls { addr: SocketAddr, ca: PathBuf },
+}
+
+/// The running mock: its plain listener and its TLS one.
+pub struct Mock {
+    pub child: Child,
+    pub plain: SocketAddr,
+    pub tls: Upstream,
+}
+
+/// Starts the mock in bench mode with `workers` workers, on a plain and a TLS listener, writing
+/// logins for `logins` accounts into `dir/logins`.
 pub async fn start_mock(
     bins: &Binaries,
     dir: &Path,
     workers: usize,
     logins: usize,
-) -> anyhow::Result<(Child, SocketAddr)> {
+) -> anyhow::Result<Mock> {
+    let ca = dir.join("mock-cert.pem");
     let mut command = Command::new(&bins.mock);
     command
         .args(["--bench", "--listen", "127.0.0.1:0", "--workers"])
         .arg(workers.to_string())
+        .args(["--tls-listen", "127.0.0.1:0", "--tls-cert-out"])
+        .arg(&ca)
         .arg("--write-auth-dir")
         .arg(dir.join("logins"))
         .arg("--accounts")
         .arg(logins.max(1).to_string());
     let mut mock = Child::spawn("the mock upstream", &mut command, &dir.join("mock.log"))?;
-    let url = mock.wait_for_line("listening on ", STARTUP).await?;
-    let addr = url
-        .trim_start_matches("http://")
-        .parse()
-        .with_context(|| format!("the mock printed an unexpected address {url:?}"))?;
-    Ok((mock, addr))
+    let plain = printed_addr(&mut mock, "listening on ", "http://").await?;
+    let tls = printed_addr(&mut mock, "listening with TLS on ", "https://").await?;
+    Ok(Mock {
+        child: mock,
+        plain,
+        tls: Upstream::Tls { addr: tls, ca },
+    })
+}
+
+/// The address the mock printed after `marker`, as `{scheme}addr`.
+async fn printed_addr(mock: &mut Child, marker: &str, scheme: &str) -> anyhow::Result<SocketAddr> {
+    let url = mock.wait_for_line(marker, STARTUP).await?;
+    url.strip_prefix(scheme)
+        .and_then(|addr| addr.parse().ok())
+        .with_context(|| format!("the mock printed an unexpected address {url:?}"))
 }
 
 /// A relay serving from `accounts` of the mock's accounts.
@@ -104,23 +133,35 @@ pub async fn start_relay(
     bins: &Binaries,
     dir: &Path,
     accounts: usize,
-    mock: SocketAddr,
+    mock: &Upstream,
 ) -> anyhow::Result<Relay> {
-    let data = dir.join(format!("relay-{accounts}"));
+    let (upstream, ca_file, name) = match mock {
+        Upstream::Plain(addr) => (format!("http://{addr}"), None, format!("relay-{accounts}")),
+        Upstream::Tls { addr, ca } => (
+            format!("https://{addr}"),
+            Some(ca.display().to_string()),
+            format!("relay-{accounts}-tls"),
+        ),
+    };
+    let data = dir.join(name);
     std::fs::create_dir_all(&data)?;
     let (listen, admin) = (procs::free_addr()?, procs::free_addr()?);
-    let env = [
+    let mut env = vec![
         (
             "STORE__PATH",
             data.join("codex-relay.db").display().to_string(),
         ),
         ("SERVER__LISTEN", listen.to_string()),
         ("ADMIN__LISTEN", admin.to_string()),
-        ("UPSTREAM__BASE_URL", format!("http://{mock}")),
-        ("OAUTH__ISSUER", format!("http://{mock}")),
+        ("UPSTREAM__BASE_URL", upstream.clone()),
+        // Logins and refreshes take the same way to the mock as the answers.
+        ("OAUTH__ISSUER", upstream),
         ("LIMITS__DEFAULT_KEY_RPM", "0".to_owned()),
         ("LIMITS__MAX_IN_FLIGHT", MAX_IN_FLIGHT.to_string()),
     ];
+    if let Some(ca_file) = ca_file {
+        env.push(("UPSTREAM__CA_FILE", ca_file));
+    }
     let relay = |args: &[&str]| {
         let mut command = Command::new(&bins.relay);
         command.args(args).env_remove("CODEX_RELAY_CONFIG");

@@ -24,7 +24,11 @@ const PROMPT_REPEAT: usize = 20;
 pub enum Kind {
     Direct,
     Nginx,
-    Relay { accounts: usize },
+    /// `h2`: the relay reaches the mock over HTTPS with HTTP/2 (else plain HTTP/1.1).
+    Relay {
+        accounts: usize,
+        h2: bool,
+    },
 }
 
 pub struct Target {
@@ -57,11 +61,12 @@ impl Target {
         }
     }
 
-    pub fn relay(accounts: usize, addr: SocketAddr, key: &str, pid: u32) -> Target {
+    pub fn relay(accounts: usize, h2: bool, addr: SocketAddr, key: &str, pid: u32) -> Target {
         let plural = if accounts == 1 { "acct" } else { "accts" };
+        let upstream = if h2 { ", h2" } else { "" };
         Target {
-            name: format!("relay ({accounts} {plural})"),
-            kind: Kind::Relay { accounts },
+            name: format!("relay ({accounts} {plural}{upstream})"),
+            kind: Kind::Relay { accounts, h2 },
             addr,
             proxy_pids: vec![pid],
             bearer: format!("Bearer {key}"),

@@ -16,9 +16,13 @@
 
 #[path = "bench_shapes.rs"]
 mod shapes;
+#[path = "bench_tls.rs"]
+mod tls;
 
 use std::collections::HashMap;
 use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -40,12 +44,29 @@ const MAX_GAP: Duration = Duration::from_secs(60);
 /// 15 s), so it is always the caller that closes an idle connection, never a race with it.
 const KEEP_ALIVE: Duration = Duration::from_secs(75);
 
-/// Binds `listen` and serves bench mode with `workers` threads; returns once bound.
+/// Where the bench mock also serves HTTPS (HTTP/2 or HTTP/1.1), and where it writes the PEM of
+/// its self-signed certificate.
+pub struct TlsListen<'a> {
+    pub listen: &'a str,
+    pub cert_out: &'a Path,
+}
+
+/// Binds `listen` (and `tls.listen`) and serves bench mode with `workers` threads; returns once
+/// bound, with the TLS listener's address.
 ///
 /// # Errors
-/// When `listen` cannot be resolved or bound.
-pub async fn start(listen: &str, workers: usize) -> io::Result<MockUpstream> {
+/// When an address cannot be resolved or bound, or the certificate cannot be made or written.
+pub async fn start(
+    listen: &str,
+    workers: usize,
+    tls: Option<TlsListen<'_>>,
+) -> io::Result<(MockUpstream, Option<SocketAddr>)> {
     let (listener, addr) = bind(listen)?;
+    let tls = match tls {
+        Some(tls) => Some((bind(tls.listen)?, tls::server_config(tls.cert_out)?)),
+        None => None,
+    };
+    let tls_addr = tls.as_ref().map(|((_, addr), _)| *addr);
     let state = Arc::new(MockState::default());
     let data = web::Data::from(Arc::clone(&state));
     let streams = web::Data::new(Streams::default());
@@ -63,9 +84,12 @@ pub async fn start(listen: &str, workers: usize) -> io::Result<MockUpstream> {
     // ACK (~40 ms) and the pacing measured would be the kernel's.
     .tcp_nodelay(true)
     .shutdown_timeout(1)
-    .listen(listener)?
-    .run();
-    Ok(launch(server, addr, state))
+    .listen(listener)?;
+    let server = match tls {
+        Some(((listener, _), config)) => server.listen_rustls_0_23(listener, config)?,
+        None => server,
+    };
+    Ok((launch(server.run(), addr, state), tls_addr))
 }
 
 /// The answers, built on first use and shared by every worker.

@@ -46,6 +46,13 @@ struct Args {
     /// `acct-bench-<i>.json`, then serve.
     #[arg(long, value_name = "DIR")]
     write_auth_dir: Option<PathBuf>,
+    /// Bench mode: also serve HTTPS here (HTTP/2 or HTTP/1.1, as the Codex backend does), with a
+    /// self-signed certificate written to `--tls-cert-out`.
+    #[arg(long, value_name = "ADDR", requires_all = ["bench", "tls_cert_out"])]
+    tls_listen: Option<String>,
+    /// Where `--tls-listen` writes its certificate (PEM), for the relay's `upstream.ca_file`.
+    #[arg(long, value_name = "FILE", requires = "tls_listen")]
+    tls_cert_out: Option<PathBuf>,
     /// How many logins `--write-auth-dir` writes.
     #[arg(
         long,
@@ -65,10 +72,15 @@ const AUTH_JSON_VALIDITY_SECS: i64 = 10 * 24 * 3600;
 #[actix_rt::main]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
-    let mock = if args.bench {
-        app::bench::start(&args.listen, args.workers).await?
+    let (mock, tls_addr) = if args.bench {
+        let tls = args
+            .tls_listen
+            .as_deref()
+            .zip(args.tls_cert_out.as_deref())
+            .map(|(listen, cert_out)| app::bench::TlsListen { listen, cert_out });
+        app::bench::start(&args.listen, args.workers, tls).await?
     } else {
-        app::MockUpstream::start(&args.listen).await?
+        (app::MockUpstream::start(&args.listen).await?, None)
     };
     mock.state
         .set_event_delay(Duration::from_millis(args.event_delay_ms));
@@ -105,6 +117,9 @@ async fn main() -> std::io::Result<()> {
         );
     }
     println!("mock upstream listening on {}", mock.url());
+    if let Some(addr) = tls_addr {
+        println!("mock upstream listening with TLS on https://{addr}");
+    }
     actix_rt::signal::ctrl_c().await?;
     mock.stop().await;
     Ok(())

@@ -4,7 +4,7 @@
 use super::*;
 
 async fn start_bench() -> MockUpstream {
-    bench::start("127.0.0.1:0", 2).await.unwrap()
+    bench::start("127.0.0.1:0", 2, None).await.unwrap().0
 }
 
 async fn bench_post(
@@ -118,4 +118,38 @@ async fn bench_mode_checks_the_bearer_records_nothing_and_still_serves_the_catal
         "bench mode records nothing"
     );
     mock.stop().await;
+}
+
+/// Over TLS, a client trusting the written certificate (as the relay does with
+/// `upstream.ca_file`) negotiates HTTP/2 and gets the same answer.
+#[actix_rt::test]
+async fn the_tls_listener_serves_http2_to_a_client_trusting_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("mock.pem");
+    let tls = bench::TlsListen {
+        listen: "127.0.0.1:0",
+        cert_out: &cert,
+    };
+    let (_mock, tls_addr) = bench::start("127.0.0.1:0", 1, Some(tls)).await.unwrap();
+    let trusted = codex_relay::upstream::outbound::Outbound::load(Some(&cert)).unwrap();
+    let client = trusted.client(Duration::from_secs(5), Duration::from_secs(5));
+    let mut resp = client
+        .post(format!("https://{}/responses", tls_addr.unwrap()))
+        .insert_header(("authorization", "Bearer bench"))
+        .send_json(&codex_body("bench fast"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.version(), actix_web::http::Version::HTTP_2);
+    let body = resp.body().limit(1 << 20).await.unwrap();
+    assert_eq!(parse_sse(&body).len(), 58);
+
+    // A client with only the public roots refuses the self-signed certificate.
+    let untrusted = codex_relay::upstream::outbound::Outbound::default()
+        .client(Duration::from_secs(5), Duration::from_secs(5));
+    let refused = untrusted
+        .post(format!("https://{}/responses", tls_addr.unwrap()))
+        .send_json(&codex_body("bench fast"))
+        .await;
+    assert!(refused.is_err());
 }

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::obs::redact_secrets;
 use crate::settings::{OauthSettings, UpstreamSettings};
+use crate::upstream::outbound::Outbound;
 
 /// Largest answer read from the issuer.
 const BODY_LIMIT: usize = 256 * 1024;
@@ -61,6 +62,7 @@ pub struct OauthEndpoint {
     pub settings: OauthSettings,
     originator: String,
     user_agent: String,
+    outbound: Outbound,
 }
 
 impl OauthEndpoint {
@@ -69,6 +71,7 @@ impl OauthEndpoint {
             settings: oauth.clone(),
             originator: upstream.originator.clone(),
             user_agent: upstream.user_agent.clone(),
+            outbound: upstream.outbound.clone(),
         }
     }
 
@@ -79,11 +82,8 @@ impl OauthEndpoint {
 
     fn post(&self, path: &str) -> awc::ClientRequest {
         let timeout = Duration::from_secs(self.settings.token_timeout_secs);
-        awc::Client::builder()
-            .timeout(timeout)
-            .no_default_headers()
-            .disable_redirects()
-            .finish()
+        self.outbound
+            .client(timeout, timeout)
             .post(self.settings.endpoint(path))
             .insert_header(("originator", self.originator.as_str()))
             .insert_header(("user-agent", self.user_agent.as_str()))

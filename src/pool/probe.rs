@@ -9,6 +9,7 @@ use relay_actors::{HealthProber, ProbeResult, ProbeTarget};
 use secrecy::ExposeSecret;
 
 use crate::settings::UpstreamSettings;
+use crate::upstream::outbound::Outbound;
 
 pub struct ModelsProbe {
     url: String,
@@ -16,6 +17,7 @@ pub struct ModelsProbe {
     timeout: Duration,
     user_agent: String,
     originator: String,
+    outbound: Outbound,
 }
 
 impl ModelsProbe {
@@ -30,6 +32,7 @@ impl ModelsProbe {
             timeout: Duration::from_secs(settings.response_timeout_secs),
             user_agent: settings.user_agent.clone(),
             originator: settings.originator.clone(),
+            outbound: settings.outbound.clone(),
         }
     }
 }
@@ -46,12 +49,7 @@ fn client_version(user_agent: &str) -> &str {
 
 impl HealthProber for ModelsProbe {
     fn probe(&self, target: ProbeTarget) -> LocalBoxFuture<'static, ProbeResult> {
-        let connector = awc::Connector::new().timeout(self.connect_timeout);
-        let client = awc::Client::builder()
-            .connector(connector)
-            .timeout(self.timeout)
-            .disable_redirects()
-            .finish();
+        let client = self.outbound.client(self.connect_timeout, self.timeout);
         let mut request = client
             .get(&self.url)
             .insert_header((

@@ -6,6 +6,7 @@ mod event_fields;
 pub mod headers;
 pub mod holdback;
 pub mod models;
+pub mod outbound;
 pub mod rate_limits;
 pub mod sse;
 pub mod usage;
@@ -33,16 +34,10 @@ pub struct UpstreamClient {
 
 impl UpstreamClient {
     pub fn new(settings: &UpstreamSettings) -> UpstreamClient {
-        let connector = awc::Connector::new()
-            .timeout(Duration::from_secs(settings.connect_timeout_secs))
-            // Streams are long-lived; the pool must not cap how many run at once.
-            .limit(0);
-        let http = awc::Client::builder()
-            .connector(connector)
-            .timeout(Duration::from_secs(settings.response_timeout_secs))
-            .no_default_headers()
-            .disable_redirects()
-            .finish();
+        let http = settings.outbound.client(
+            Duration::from_secs(settings.connect_timeout_secs),
+            Duration::from_secs(settings.response_timeout_secs),
+        );
         let base = settings.base_url.as_str().trim_end_matches('/');
         UpstreamClient {
             http,
