@@ -458,6 +458,27 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_file_is_loaded_at_startup_and_an_unreadable_one_names_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        let ca = dir.path().join("company-ca.pem");
+        std::fs::write(&path, format!("[upstream]\nca_file = {:?}\n", ca.display())).unwrap();
+        let err = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("upstream.ca_file"), "{err}");
+        assert!(err.contains("company-ca.pem"), "{err}");
+
+        let certificate = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        std::fs::write(&ca, certificate.cert.pem()).unwrap();
+        let s = Settings::load(Some(&path)).unwrap();
+        assert!(s.upstream.outbound.has_extra_ca());
+        assert!(!Settings::defaults()
+            .unwrap()
+            .upstream
+            .outbound
+            .has_extra_ca());
+    }
+
+    #[test]
     fn governance_settings_load_from_a_file_and_are_checked() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.toml");
