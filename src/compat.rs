@@ -2,8 +2,9 @@
 //! field notes 9). OpenAI SDK callers send what the public API takes; the backend rejects some of
 //! it. `relaxed` (default) rewrites those parts; `strict` forwards the body as the client sent it.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
+use crate::request_body::{kind, InputFacts, Kind, RequestBody};
 use crate::settings::CompatMode;
 
 /// Parameters the Codex backend rejects; relaxed mode drops them.
@@ -16,30 +17,44 @@ const DROPPED: [&str; 6] = [
     "metadata",
 ];
 
-/// Rewrites `body` in place for the upstream.
-pub fn normalize(body: &mut Map<String, Value>, mode: CompatMode, default_instructions: &str) {
+/// Rewrites `body` in place for the upstream; `input` is what a scan of its items found. Only
+/// the fields changed are re-encoded — `input` only when an item has to change.
+pub fn normalize(
+    body: &mut RequestBody,
+    input: &InputFacts,
+    mode: CompatMode,
+    default_instructions: &str,
+) {
     if mode == CompatMode::Strict {
         return;
     }
-    body.insert("stream".into(), Value::Bool(true));
-    body.insert("store".into(), Value::Bool(false));
+    body.set("stream", &true);
+    body.set("store", &false);
     for key in DROPPED {
         body.remove(key);
     }
-    if let Some(input) = body.get_mut("input") {
-        normalize_input(input);
+    if input.needs_rewrite {
+        let rewritten = body
+            .get("input")
+            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+            .map(|mut value| {
+                normalize_input(&mut value);
+                value
+            });
+        if let Some(value) = rewritten {
+            body.set("input", &value);
+        }
     }
     let has_instructions = body
         .get("instructions")
-        .and_then(Value::as_str)
-        .is_some_and(|s| !s.is_empty());
+        .is_some_and(|raw| kind(raw) == Kind::String && raw.get() != "\"\"");
     if !has_instructions {
         body.remove("instructions");
         if !default_instructions.is_empty() {
-            body.insert("instructions".into(), json!(default_instructions));
+            body.set("instructions", &default_instructions);
         }
     }
-    if body.get("reasoning").is_some_and(|r| !r.is_null()) {
+    if body.get_present("reasoning").is_some() {
         request_encrypted_reasoning(body);
     }
 }
@@ -81,17 +96,19 @@ fn user_message(text: String) -> Value {
 }
 
 /// Reasoning can only be replayed statelessly (store is false) if it comes back encrypted.
-fn request_encrypted_reasoning(body: &mut Map<String, Value>) {
+fn request_encrypted_reasoning(body: &mut RequestBody) {
     const ENCRYPTED: &str = "reasoning.encrypted_content";
-    match body.get_mut("include") {
-        Some(Value::Array(list)) => {
+    let include = body
+        .get("include")
+        .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+    match include {
+        Some(Value::Array(mut list)) => {
             if !list.iter().any(|v| v == ENCRYPTED) {
                 list.push(json!(ENCRYPTED));
+                body.set("include", &list);
             }
         }
-        _ => {
-            body.insert("include".into(), json!([ENCRYPTED]));
-        }
+        _ => body.set("include", &[ENCRYPTED]),
     }
 }
 
@@ -99,12 +116,16 @@ fn request_encrypted_reasoning(body: &mut Map<String, Value>) {
 mod tests {
     use super::*;
 
+    fn normalized(body: Value, mode: CompatMode, default_instructions: &str) -> Value {
+        let text = serde_json::to_vec(&body).unwrap();
+        let mut request = RequestBody::parse(&text).unwrap();
+        let input = InputFacts::of(request.get("input"));
+        normalize(&mut request, &input, mode, default_instructions);
+        serde_json::from_slice(&request.to_vec()).unwrap()
+    }
+
     fn relaxed(body: Value) -> Value {
-        let Value::Object(mut map) = body else {
-            panic!()
-        };
-        normalize(&mut map, CompatMode::Relaxed, "");
-        Value::Object(map)
+        normalized(body, CompatMode::Relaxed, "")
     }
 
     #[test]
@@ -153,21 +174,19 @@ mod tests {
     fn empty_instructions_are_dropped_or_supplied() {
         let body = relaxed(json!({"model": "m", "input": [], "instructions": ""}));
         assert!(body.get("instructions").is_none());
-        let Value::Object(mut map) = json!({"model": "m", "input": []}) else {
-            panic!()
-        };
-        normalize(&mut map, CompatMode::Relaxed, "You are Codex.");
-        assert_eq!(map["instructions"], "You are Codex.");
+        let body = normalized(
+            json!({"model": "m", "input": []}),
+            CompatMode::Relaxed,
+            "You are Codex.",
+        );
+        assert_eq!(body["instructions"], "You are Codex.");
     }
 
     #[test]
     fn strict_mode_forwards_as_is_and_field_order_is_kept() {
         let original = json!({"zeta": 1, "model": "m", "input": "hi", "stream": false});
-        let Value::Object(mut map) = original.clone() else {
-            panic!()
-        };
-        normalize(&mut map, CompatMode::Strict, "x");
-        assert_eq!(Value::Object(map), original);
+        let forwarded = normalized(original.clone(), CompatMode::Strict, "x");
+        assert_eq!(forwarded, original);
         let body = relaxed(json!({"zeta": 1, "model": "m", "alpha": 2}));
         let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
         assert_eq!(&keys[..3], ["zeta", "model", "alpha"]);

@@ -2,8 +2,8 @@
 //!
 //! Layout (see docs/architecture.md): `settings` (layered configuration), `store` (SQLite and
 //! sealed credentials), `oauth` (Codex logins), `http` (the data plane), `admin` (the admin
-//! plane), `upstream` (the Codex backend client and SSE side path), `compat` (request
-//! normalization), `governance` (keys, tenants, limits, quotas, models), `pool` (store ↔ actors),
+//! plane), `upstream` (the Codex backend client and SSE side path), `request_body` (a request's
+//! fields kept raw), `compat` (request normalization), `governance` (keys, tenants, limits, quotas, models), `pool` (store ↔ actors),
 //! `obs` (logs and redaction), `startup` (wiring), `cli` (the command line), `time`. The actors live in
 //! the `relay-actors` crate.
 
@@ -15,6 +15,7 @@ pub mod http;
 pub mod oauth;
 pub mod obs;
 pub mod pool;
+pub mod request_body;
 pub mod settings;
 pub mod startup;
 pub mod store;

@@ -10,7 +10,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder
 use bytes::Bytes;
 use futures_util::StreamExt;
 use relay_actors::{Lease, Outcome};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::auth::Principal;
 use super::context::{AccessNote, RequestContext};
@@ -21,6 +21,7 @@ use super::AppState;
 use crate::compat;
 use crate::governance::models::{ModelRefusal, Resolved};
 use crate::governance::Admission;
+use crate::request_body::{kind, BodyError, InputFacts, Kind, RequestBody};
 use crate::upstream::assemble::{Assembled, Assembler};
 use crate::upstream::headers::{returned_to_client, text};
 use crate::upstream::usage::Usage;
@@ -53,27 +54,26 @@ async fn relay(
     let settings = state.settings();
     let body = body.map_err(|e| body_error(&e, settings.server.max_body_bytes))?;
     let (mut request, model) = parse_request(&body)?;
-    let wants_stream = request
-        .get("stream")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let wants_stream = request.boolean("stream").unwrap_or(false);
     note.model = Some(model.clone());
     note.stream = wants_stream;
     let principal = principal_of(req)?;
     let resolved = resolve_model(state, &principal, &model)?;
-    request.insert("model".to_owned(), Value::from(resolved.slug.clone()));
+    request.set("model", &resolved.slug);
+    let input = InputFacts::of(request.get("input"));
     compat::normalize(
         &mut request,
+        &input,
         settings.compat.mode,
         &settings.compat.default_instructions,
     );
     let call = Call {
         req,
-        payload: Bytes::from(serde_json::to_vec(&request).map_err(|_| ApiError::Internal)?),
+        payload: Bytes::from(request.to_vec()),
         model: &resolved.slug,
         exclude_plans: &resolved.exclude_plans,
         affinity: affinity_key(req, &request),
-        carries_encrypted: carries_encrypted(&request),
+        carries_encrypted: input.carries_encrypted,
     };
     let admission = super::governance::admit(state, &principal)?;
     let committed = failover::run(state, upstream, &call, ctx, note).await?;
@@ -92,27 +92,24 @@ fn body_error(error: &actix_web::Error, limit: usize) -> ApiError {
     }
 }
 
-/// The request as a JSON object (unknown fields and their order kept), and its model.
-fn parse_request(body: &[u8]) -> Result<(Map<String, Value>, String), ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid(
+/// The request's top-level fields (kept as sent, in order), and its model.
+fn parse_request(body: &[u8]) -> Result<(RequestBody<'_>, String), ApiError> {
+    let request = RequestBody::parse(body).map_err(|error| match error {
+        BodyError::NotJson(e) => ApiError::invalid(
             format!("We could not parse the JSON body of your request ({e})."),
             None,
-        )
+        ),
+        BodyError::NotAnObject => {
+            ApiError::invalid("The request body must be a JSON object.", None)
+        }
     })?;
-    let Value::Object(map) = value else {
-        return Err(ApiError::invalid(
-            "The request body must be a JSON object.",
-            None,
-        ));
-    };
-    let model = check_types(&map)?;
-    Ok((map, model))
+    let model = check_types(&request)?;
+    Ok((request, model))
 }
 
 /// Type checks of the fields the relay itself reads; everything else is the upstream's to judge.
 /// Returns the model.
-fn check_types(map: &Map<String, Value>) -> Result<String, ApiError> {
+fn check_types(request: &RequestBody) -> Result<String, ApiError> {
     let wrong = |param: &'static str, expected: &str| {
         Err(ApiError::InvalidRequest {
             message: format!("Invalid type for '{param}': expected {expected}."),
@@ -120,39 +117,36 @@ fn check_types(map: &Map<String, Value>) -> Result<String, ApiError> {
             code: Some("invalid_type"),
         })
     };
-    let model = match map.get("model") {
-        None | Some(Value::Null) => {
+    let kind_of = |key: &str| request.get(key).map(kind);
+    let model = match kind_of("model") {
+        None | Some(Kind::Null) => {
             return Err(ApiError::InvalidRequest {
                 message: "Missing required parameter: 'model'.".to_owned(),
                 param: Some("model"),
                 code: Some("missing_required_parameter"),
             })
         }
-        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
-        Some(_) => return wrong("model", "a non-empty string"),
+        Some(Kind::String) => request.string("model").filter(|m| !m.trim().is_empty()),
+        Some(_) => None,
     };
-    match map.get("input") {
-        None | Some(Value::String(_)) | Some(Value::Array(_)) => {}
-        Some(_) => return wrong("input", "a string or an array of input items"),
+    let Some(model) = model else {
+        return wrong("model", "a non-empty string");
+    };
+    if !matches!(kind_of("input"), None | Some(Kind::String | Kind::Array)) {
+        return wrong("input", "a string or an array of input items");
     }
     for flag in ["stream", "store", "parallel_tool_calls"] {
-        if !matches!(
-            map.get(flag),
-            None | Some(Value::Null) | Some(Value::Bool(_))
-        ) {
+        if !matches!(kind_of(flag), None | Some(Kind::Null | Kind::Bool)) {
             return wrong(flag, "a boolean");
         }
     }
     if !matches!(
-        map.get("instructions"),
-        None | Some(Value::Null) | Some(Value::String(_))
+        kind_of("instructions"),
+        None | Some(Kind::Null | Kind::String)
     ) {
         return wrong("instructions", "a string");
     }
-    if map
-        .get("previous_response_id")
-        .is_some_and(|v| !v.is_null())
-    {
+    if request.get_present("previous_response_id").is_some() {
         return Err(ApiError::InvalidRequest {
             message: "'previous_response_id' is not supported: the Codex backend does not store responses. Send the whole conversation in 'input'.".to_owned(),
             param: Some("previous_response_id"),
@@ -186,7 +180,7 @@ fn resolve_model(
 }
 
 /// The conversation key that should keep a conversation on one account.
-fn affinity_key(req: &HttpRequest, body: &Map<String, Value>) -> Option<String> {
+fn affinity_key(req: &HttpRequest, body: &RequestBody) -> Option<String> {
     [
         "x-codex-turn-state",
         "session-id",
@@ -194,21 +188,9 @@ fn affinity_key(req: &HttpRequest, body: &Map<String, Value>) -> Option<String> 
         "thread-id",
     ]
     .iter()
-    .find_map(|name| text(req.headers(), name))
-    .or_else(|| body.get("prompt_cache_key").and_then(Value::as_str))
+    .find_map(|name| text(req.headers(), name).map(str::to_owned))
+    .or_else(|| body.string("prompt_cache_key"))
     .filter(|key| !key.trim().is_empty())
-    .map(str::to_owned)
-}
-
-/// Whether the input replays encrypted reasoning (readable only by the account that wrote it).
-fn carries_encrypted(body: &Map<String, Value>) -> bool {
-    body.get("input")
-        .and_then(Value::as_array)
-        .is_some_and(|items| {
-            items
-                .iter()
-                .any(|item| item.get("encrypted_content").is_some_and(|v| !v.is_null()))
-        })
 }
 
 /// What the client asked for, as far as the answer's form goes, and the admission that lasts

@@ -114,6 +114,35 @@ async fn relaxed_mode_normalizes_what_the_backend_rejects() {
     app.stop().await;
 }
 
+/// A Codex turn needs no rewriting: its conversation goes upstream as the client wrote it, byte
+/// for byte (number forms, escapes and spacing a JSON re-encoding would change included); only
+/// the fields the relay sets are new.
+#[actix_web::test]
+async fn a_codex_turn_is_forwarded_byte_for_byte_but_for_the_fields_the_relay_sets() {
+    let app = spawn_app().await;
+    let input = r#"[{"type":"message","role":"user","content":[{"type":"input_text","text":"caf\u00e9 \ud83d\ude00 costs 2.50"}]},  {"type" : "reasoning", "summary":[], "encrypted_content":"gAAAA-opaque", "n": 1.0e2}]"#;
+    let tools =
+        r#"[{"type":"function","name":"shell","parameters":{"type":"object","properties":{}} }]"#;
+    let text = format!(
+        r#"{{"model":"gpt-5.5","instructions":"You are Codex.","input":{input},"tools":{tools},"stream":true,"store":false,"prompt_cache_key":"conv-1"}}"#
+    );
+    let mut response = app
+        .responses()
+        .insert_header(("content-type", "application/json"))
+        .send_body(text.clone())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.body().await);
+    let requests = app.mock.state.responses_requests();
+    let sent = std::str::from_utf8(&requests.last().unwrap().body)
+        .unwrap()
+        .to_owned();
+    assert!(sent.contains(&format!(r#""input":{input}"#)), "{sent}");
+    assert!(sent.contains(&format!(r#""tools":{tools}"#)), "{sent}");
+    assert_eq!(sent, text, "nothing to change: the body goes as sent");
+    app.stop().await;
+}
+
 #[actix_web::test]
 async fn a_string_input_becomes_a_message_list() {
     let app = spawn_app().await;

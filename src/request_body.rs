@@ -1,0 +1,350 @@
+//! A Responses request body as the relay handles it: the top-level fields kept as the client
+//! sent them (raw JSON, in order), only the few the relay reads decoded, only the few it changes
+//! re-encoded. A Codex turn carries the whole conversation — tens to hundreds of KB — and
+//! building a JSON tree of it to change `model` and `stream` cost more than everything else the
+//! relay does per request; now its bytes are checked, scanned once for what the relay needs to
+//! know of its items, and copied.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Why a body is not a request object.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Not JSON at all (the parser's message).
+    NotJson(serde_json::Error),
+    /// JSON, but not an object.
+    NotAnObject,
+}
+
+/// The JSON kind of a raw value, from its first byte (serde_json validated the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Null,
+    Bool,
+    Number,
+    String,
+    Array,
+    Object,
+}
+
+pub fn kind(raw: &RawValue) -> Kind {
+    match raw.get().as_bytes().first() {
+        Some(b'n') => Kind::Null,
+        Some(b't' | b'f') => Kind::Bool,
+        Some(b'"') => Kind::String,
+        Some(b'[') => Kind::Array,
+        Some(b'{') => Kind::Object,
+        _ => Kind::Number,
+    }
+}
+
+/// The request's top-level fields, in order. A key sent twice keeps its first place and its last
+/// value, as a JSON object read into a map would.
+pub struct RequestBody<'a> {
+    fields: Vec<(String, Cow<'a, RawValue>)>,
+}
+
+impl<'a> RequestBody<'a> {
+    pub fn parse(body: &'a [u8]) -> Result<RequestBody<'a>, BodyError> {
+        let starts_an_object = body
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|&b| b == b'{');
+        if !starts_an_object {
+            return match serde_json::from_slice::<IgnoredAny>(body) {
+                Ok(_) => Err(BodyError::NotAnObject),
+                Err(e) => Err(BodyError::NotJson(e)),
+            };
+        }
+        serde_json::from_slice::<Fields<'a>>(body)
+            .map(|Fields(fields)| RequestBody { fields })
+            .map_err(BodyError::NotJson)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&RawValue> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_ref())
+    }
+
+    /// The field, unless absent or `null`.
+    pub fn get_present(&self, key: &str) -> Option<&RawValue> {
+        self.get(key).filter(|v| kind(v) != Kind::Null)
+    }
+
+    /// A string field, decoded; `None` when absent or not a string.
+    pub fn string(&self, key: &str) -> Option<String> {
+        let raw = self.get(key).filter(|v| kind(v) == Kind::String)?;
+        serde_json::from_str(raw.get()).ok()
+    }
+
+    /// A boolean field; `None` when absent or not a boolean.
+    pub fn boolean(&self, key: &str) -> Option<bool> {
+        match self.get(key)?.get() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Sets `key` to `value` encoded: in place when present, else last.
+    pub fn set(&mut self, key: &str, value: &impl Serialize) {
+        // Encoding a string, a bool or a list of strings cannot fail; were it to, the field is
+        // left as the client sent it rather than forwarded broken.
+        let Ok(raw) = serde_json::value::to_raw_value(value) else {
+            return;
+        };
+        self.set_raw(key, raw);
+    }
+
+    pub fn set_raw(&mut self, key: &str, raw: Box<RawValue>) {
+        match self.fields.iter_mut().find(|(k, _)| k == key) {
+            Some((_, slot)) => *slot = Cow::Owned(raw),
+            None => self.fields.push((key.to_owned(), Cow::Owned(raw))),
+        }
+    }
+
+    /// Removes `key`; the others keep their order.
+    pub fn remove(&mut self, key: &str) {
+        self.fields.retain(|(k, _)| k != key);
+    }
+
+    /// The body to send on: the fields as they are now, each value byte for byte.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let size: usize = self
+            .fields
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .sum();
+        let mut out = Vec::with_capacity(size + 2);
+        out.push(b'{');
+        for (i, (key, value)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            // A key came from valid JSON, so it encodes; the escaping is serde_json's.
+            let _ = serde_json::to_writer(&mut out, key);
+            out.push(b':');
+            out.extend_from_slice(value.get().as_bytes());
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+/// The top level read as `(key, raw value)` pairs.
+struct Fields<'a>(Vec<(String, Cow<'a, RawValue>)>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = Fields<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Fields<'de>, M::Error> {
+                let mut fields: Vec<(String, Cow<'de, RawValue>)> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    match fields.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, slot)) => *slot = Cow::Borrowed(value),
+                        None => fields.push((key, Cow::Borrowed(value))),
+                    }
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// What the relay needs to know of `input`'s items, found in one pass without decoding them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct InputFacts {
+    /// `input` is a string, or an item is a message the backend would refuse as it is (no
+    /// `type`, a `system` role, or string content): relaxed mode rewrites it.
+    pub needs_rewrite: bool,
+    /// An item carries `encrypted_content` (reasoning only the account that wrote it can read).
+    pub carries_encrypted: bool,
+}
+
+/// The fields of an item that matter here; every other field is skipped unread. A field that is
+/// present as `null` is `Some("null")`, as the item's JSON object would see it.
+#[derive(Deserialize)]
+struct ItemProbe<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    role: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "type", deserialize_with = "present")]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    content: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    encrypted_content: Option<&'a RawValue>,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+impl InputFacts {
+    pub fn of(input: Option<&RawValue>) -> InputFacts {
+        let Some(input) = input else {
+            return InputFacts::default();
+        };
+        match kind(input) {
+            Kind::String => InputFacts {
+                needs_rewrite: true,
+                carries_encrypted: false,
+            },
+            Kind::Array => {
+                let items: Vec<&RawValue> = serde_json::from_str(input.get()).unwrap_or_default();
+                let mut facts = InputFacts::default();
+                for item in items.into_iter().filter(|i| kind(i) == Kind::Object) {
+                    let Ok(probe) = serde_json::from_str::<ItemProbe>(item.get()) else {
+                        continue;
+                    };
+                    facts.carries_encrypted |= probe
+                        .encrypted_content
+                        .is_some_and(|v| kind(v) != Kind::Null);
+                    facts.needs_rewrite |= probe.needs_rewrite();
+                }
+                facts
+            }
+            _ => InputFacts::default(),
+        }
+    }
+}
+
+impl ItemProbe<'_> {
+    fn needs_rewrite(&self) -> bool {
+        let Some(role) = self.role.filter(|r| kind(r) == Kind::String) else {
+            return false;
+        };
+        self.kind.is_none()
+            || role.get() == "\"system\""
+            || self.content.is_some_and(|c| kind(c) == Kind::String)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn parsed(body: &[u8]) -> RequestBody<'_> {
+        RequestBody::parse(body).unwrap()
+    }
+
+    fn reencoded(body: &RequestBody) -> Value {
+        serde_json::from_slice(&body.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn fields_are_copied_byte_for_byte_in_order() {
+        let text = br#" {"zeta": [1, 2.50, "\u00e9"], "model":"m","input" :{"a" : null}} "#;
+        let body = parsed(text);
+        assert_eq!(
+            String::from_utf8(body.to_vec()).unwrap(),
+            r#"{"zeta":[1, 2.50, "\u00e9"],"model":"m","input":{"a" : null}}"#
+        );
+    }
+
+    #[test]
+    fn set_replaces_in_place_or_appends_and_remove_keeps_the_order() {
+        let text = br#"{"a":1,"model":"m","b":2}"#;
+        let mut body = parsed(text);
+        body.set("model", &"gpt-5.5");
+        body.set("stream", &true);
+        body.remove("a");
+        assert_eq!(
+            String::from_utf8(body.to_vec()).unwrap(),
+            r#"{"model":"gpt-5.5","b":2,"stream":true}"#
+        );
+    }
+
+    #[test]
+    fn a_key_sent_twice_keeps_its_place_and_its_last_value() {
+        let body = parsed(br#"{"model":"a","x":1,"model":"b"}"#);
+        assert_eq!(body.string("model").as_deref(), Some("b"));
+        assert_eq!(reencoded(&body), json!({"model": "b", "x": 1}));
+        assert_eq!(body.to_vec(), br#"{"model":"b","x":1}"#);
+    }
+
+    #[test]
+    fn keys_with_escapes_are_read_and_written_back_escaped() {
+        let body = parsed(br#"{"mo\u0064el":"m","quo\"te":1}"#);
+        assert_eq!(body.string("model").as_deref(), Some("m"));
+        assert_eq!(reencoded(&body), json!({"model": "m", "quo\"te": 1}));
+    }
+
+    #[test]
+    fn not_json_and_not_an_object_are_told_apart() {
+        for text in [&b"{\"a\":"[..], b"nope", b"", b"{\"a\":1} trailing"] {
+            assert!(
+                matches!(RequestBody::parse(text), Err(BodyError::NotJson(_))),
+                "{text:?}"
+            );
+        }
+        for text in [&b"[1,2]"[..], b" \"text\" ", b"3"] {
+            assert!(
+                matches!(RequestBody::parse(text), Err(BodyError::NotAnObject)),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn typed_reads_see_kinds() {
+        let body = parsed(br#"{"s":"x\ny","t":true,"f":false,"n":null,"num":1,"arr":[]}"#);
+        assert_eq!(body.string("s").as_deref(), Some("x\ny"));
+        assert_eq!(body.string("num"), None);
+        assert_eq!(body.boolean("t"), Some(true));
+        assert_eq!(body.boolean("f"), Some(false));
+        assert_eq!(body.boolean("n"), None);
+        assert!(body.get_present("n").is_none());
+        assert_eq!(body.get("arr").map(kind), Some(Kind::Array));
+        assert_eq!(body.get("num").map(kind), Some(Kind::Number));
+    }
+
+    #[test]
+    fn input_facts_find_items_to_rewrite_and_encrypted_reasoning() {
+        let facts = |input: Value| {
+            let text = serde_json::to_vec(&json!({ "input": input })).unwrap();
+            InputFacts::of(parsed(&text).get("input"))
+        };
+        let codex_turn = json!([
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "q"}]},
+            {"type": "reasoning", "summary": [], "encrypted_content": "gAAAA"},
+            {"type": "function_call_output", "call_id": "c", "output": "ok"}
+        ]);
+        assert_eq!(
+            facts(codex_turn),
+            InputFacts {
+                needs_rewrite: false,
+                carries_encrypted: true
+            }
+        );
+        assert!(facts(json!("hi")).needs_rewrite);
+        assert!(
+            facts(json!([{"role": "user", "content": [{"type": "input_text", "text": "q"}]}]))
+                .needs_rewrite
+        );
+        assert!(facts(json!([{"type": "message", "role": "system", "content": []}])).needs_rewrite);
+        assert!(facts(json!([{"type": "message", "role": "user", "content": "q"}])).needs_rewrite);
+        // A `type` present as null is present, as in the item's object; no role, nothing to do.
+        assert!(!facts(json!([{"type": null, "role": "user", "content": []}])).needs_rewrite);
+        assert!(!facts(json!([{"type": "reasoning", "content": "x"}])).needs_rewrite);
+        let unread = facts(json!([{"type": "reasoning", "encrypted_content": null}]));
+        assert!(!unread.carries_encrypted);
+        assert_eq!(facts(json!(42)), InputFacts::default());
+    }
+}
