@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -177,22 +177,91 @@ pub struct InputFacts {
     pub carries_encrypted: bool,
 }
 
-/// The fields of an item that matter here; every other field is skipped unread. A field that is
-/// present as `null` is `Some("null")`, as the item's JSON object would see it.
-#[derive(Deserialize)]
+/// The fields of an item that matter here. A field present as `null` is `Some("null")`, as the
+/// item's JSON object would see it.
+#[derive(Default)]
 struct ItemProbe<'a> {
-    #[serde(borrow, default, deserialize_with = "present")]
     role: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "type", deserialize_with = "present")]
     kind: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
     content: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
     encrypted_content: Option<&'a RawValue>,
 }
 
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
+/// An element of `input`: an object is probed for the fields above and every other field is
+/// skipped unread; anything else is skipped. One pass, nothing allocated but the list.
+struct Item<'a>(Option<ItemProbe<'a>>);
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum ItemKey {
+    Role,
+    #[serde(rename = "type")]
+    Kind,
+    Content,
+    EncryptedContent,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Item<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ItemVisitor;
+        impl<'de> Visitor<'de> for ItemVisitor {
+            type Value = Item<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an input item")
+            }
+
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Item<'de>, M::Error> {
+                let mut probe = ItemProbe::default();
+                while let Some(key) = map.next_key::<ItemKey>()? {
+                    let slot = match key {
+                        ItemKey::Role => &mut probe.role,
+                        ItemKey::Kind => &mut probe.kind,
+                        ItemKey::Content => &mut probe.content,
+                        ItemKey::EncryptedContent => &mut probe.encrypted_content,
+                        ItemKey::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = Some(map.next_value()?);
+                }
+                Ok(Item(Some(probe)))
+            }
+
+            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Item<'de>, S::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Item(None))
+            }
+
+            fn visit_str<E>(self, _: &str) -> Result<Item<'de>, E> {
+                Ok(Item(None))
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<Item<'de>, E> {
+                Ok(Item(None))
+            }
+
+            fn visit_i64<E>(self, _: i64) -> Result<Item<'de>, E> {
+                Ok(Item(None))
+            }
+
+            fn visit_u64<E>(self, _: u64) -> Result<Item<'de>, E> {
+                Ok(Item(None))
+            }
+
+            fn visit_f64<E>(self, _: f64) -> Result<Item<'de>, E> {
+                Ok(Item(None))
+            }
+
+            fn visit_unit<E>(self) -> Result<Item<'de>, E> {
+                Ok(Item(None))
+            }
+        }
+        deserializer.deserialize_any(ItemVisitor)
+    }
 }
 
 impl InputFacts {
@@ -206,12 +275,9 @@ impl InputFacts {
                 carries_encrypted: false,
             },
             Kind::Array => {
-                let items: Vec<&RawValue> = serde_json::from_str(input.get()).unwrap_or_default();
+                let items: Vec<Item> = serde_json::from_str(input.get()).unwrap_or_default();
                 let mut facts = InputFacts::default();
-                for item in items.into_iter().filter(|i| kind(i) == Kind::Object) {
-                    let Ok(probe) = serde_json::from_str::<ItemProbe>(item.get()) else {
-                        continue;
-                    };
+                for probe in items.iter().filter_map(|item| item.0.as_ref()) {
                     facts.carries_encrypted |= probe
                         .encrypted_content
                         .is_some_and(|v| kind(v) != Kind::Null);
@@ -346,5 +412,15 @@ mod tests {
         let unread = facts(json!([{"type": "reasoning", "encrypted_content": null}]));
         assert!(!unread.carries_encrypted);
         assert_eq!(facts(json!(42)), InputFacts::default());
+        // Items that are not objects are skipped, whatever they hold.
+        let mixed =
+            facts(json!(["loose", 3, -1.5, true, null, [1, [2]], {"encrypted_content": "e"}]));
+        assert!(mixed.carries_encrypted);
+        assert!(!mixed.needs_rewrite);
+        // A key written with escapes is the same key.
+        let text =
+            br#"{"input":[{"enc\u0072ypted_content":"e","r\u006fle":"system","type":"message"}]}"#;
+        let escaped = InputFacts::of(parsed(text).get("input"));
+        assert!(escaped.carries_encrypted && escaped.needs_rewrite);
     }
 }
