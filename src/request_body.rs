@@ -103,7 +103,7 @@ impl<'a> RequestBody<'a> {
         self.set_raw(key, raw);
     }
 
-    pub fn set_raw(&mut self, key: &str, raw: Box<RawValue>) {
+    fn set_raw(&mut self, key: &str, raw: Box<RawValue>) {
         match self.fields.iter_mut().find(|(k, _)| k == key) {
             Some((_, slot)) => *slot = Cow::Owned(raw),
             None => self.fields.push((key.to_owned(), Cow::Owned(raw))),
