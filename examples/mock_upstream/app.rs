@@ -43,6 +43,8 @@ mod oauth;
 mod responses;
 #[path = "stream.rs"]
 mod stream;
+#[path = "tls.rs"]
+mod tls;
 #[path = "token_script.rs"]
 mod token_script;
 
@@ -79,6 +81,8 @@ pub struct MockUpstream {
     /// What the mock has seen, and the knobs that script its answers.
     pub state: Arc<MockState>,
     handle: ServerHandle,
+    /// `http`, or `https` for [`MockUpstream::start_tls`].
+    scheme: &'static str,
 }
 
 impl MockUpstream {
@@ -88,6 +92,25 @@ impl MockUpstream {
     /// # Errors
     /// When `listen` cannot be resolved or bound.
     pub async fn start(listen: &str) -> std::io::Result<MockUpstream> {
+        Self::serve(listen, None).await
+    }
+
+    /// Like [`MockUpstream::start`], over HTTPS (HTTP/2 or HTTP/1.1, as the Codex backend), with
+    /// a self-signed certificate whose PEM is written to `cert_out`.
+    ///
+    /// # Errors
+    /// When `listen` cannot be bound or the certificate cannot be made or written.
+    pub async fn start_tls(
+        listen: &str,
+        cert_out: &std::path::Path,
+    ) -> std::io::Result<MockUpstream> {
+        Self::serve(listen, Some(tls::server_config(cert_out)?)).await
+    }
+
+    async fn serve(
+        listen: &str,
+        tls: Option<rustls::ServerConfig>,
+    ) -> std::io::Result<MockUpstream> {
         let (listener, addr) = bind(listen)?;
         let state = Arc::new(MockState::default());
         let data = web::Data::from(Arc::clone(&state));
@@ -102,10 +125,14 @@ impl MockUpstream {
         // A closed read half means the caller went away: drop the stream at once so that
         // cancellations are counted promptly instead of at the next failed write.
         .h1_allow_half_closed(false)
-        .shutdown_timeout(1)
-        .listen(listener)?
-        .run();
-        Ok(launch(server, addr, state))
+        .shutdown_timeout(1);
+        let (server, scheme) = match tls {
+            Some(config) => (server.listen_rustls_0_23(listener, config)?, "https"),
+            None => (server.listen(listener)?, "http"),
+        };
+        let mut mock = launch(server.run(), addr, state);
+        mock.scheme = scheme;
+        Ok(mock)
     }
 
     /// The base URL, e.g. `http://127.0.0.1:9090`, without a trailing slash. It serves both the
@@ -119,7 +146,7 @@ impl MockUpstream {
                 SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
             });
         }
-        format!("http://{addr}")
+        format!("{}://{addr}", self.scheme)
     }
 
     /// Stops the server at once, closing open streams, and waits until it has stopped.
@@ -149,6 +176,7 @@ fn launch(server: actix_web::dev::Server, addr: SocketAddr, state: Arc<MockState
         addr,
         state,
         handle,
+        scheme: "http",
     }
 }
 
@@ -336,6 +364,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// One request as the mock received it.
 #[derive(Clone, Debug)]
 pub struct RecordedRequest {
+    /// The protocol it came over (`HTTP/1.1`, `HTTP/2.0`).
+    pub version: String,
     pub method: String,
     pub path: String,
     /// The raw query string, without `?`.
@@ -354,6 +384,7 @@ impl RecordedRequest {
             (name.as_str().to_owned(), value)
         });
         RecordedRequest {
+            version: format!("{:?}", req.version()),
             method: req.method().as_str().to_owned(),
             path: req.path().to_owned(),
             query: req.query_string().to_owned(),

@@ -16,8 +16,6 @@
 
 #[path = "bench_shapes.rs"]
 mod shapes;
-#[path = "bench_tls.rs"]
-mod tls;
 
 use std::collections::HashMap;
 use std::io;
@@ -34,7 +32,9 @@ use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{bind, detail, launch, read_body, route, MockState, MockUpstream, RecordedRequest};
+use super::{
+    bind, detail, launch, read_body, route, tls, MockState, MockUpstream, RecordedRequest,
+};
 
 /// The longest paced answer and the longest pause between its chunks: bounds, so a typo in a
 /// marker cannot hold a connection for hours.

@@ -11,6 +11,7 @@ use codex_relay::settings::{LogLevel, Settings};
 use codex_relay::startup::{AppHandle, Application};
 use codex_relay::store::admin_tokens::AdminScope;
 use codex_relay::store::{keys::reveal, MasterKey, Store};
+use codex_relay::upstream::outbound::Outbound;
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -59,16 +60,44 @@ pub async fn spawn_app_seeded(
     spawn(3600, customize, seed).await
 }
 
+/// Like [`spawn_app`], with the mock served over HTTPS (HTTP/2, as the Codex backend) under a
+/// self-signed certificate; `trusted`: the relay's `upstream.ca_file` names it.
+pub async fn spawn_app_over_tls(trusted: bool) -> TestApp {
+    spawn_on(Upstream::Tls { trusted }, 3600, |_| {}, |_| Vec::new()).await
+}
+
+/// How the mock is served.
+enum Upstream {
+    Plain,
+    Tls { trusted: bool },
+}
+
 async fn spawn(
     expires_in: i64,
     customize: impl FnOnce(&mut Settings),
     seed: impl FnOnce(&Store) -> Vec<String>,
 ) -> TestApp {
-    let mock = MockUpstream::start("127.0.0.1:0")
-        .await
-        .expect("mock starts");
+    spawn_on(Upstream::Plain, expires_in, customize, seed).await
+}
+
+async fn spawn_on(
+    upstream: Upstream,
+    expires_in: i64,
+    customize: impl FnOnce(&mut Settings),
+    seed: impl FnOnce(&Store) -> Vec<String>,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
+    let cert = dir.path().join("mock-cert.pem");
+    let mock = match upstream {
+        Upstream::Plain => MockUpstream::start("127.0.0.1:0").await,
+        Upstream::Tls { .. } => MockUpstream::start_tls("127.0.0.1:0", &cert).await,
+    }
+    .expect("mock starts");
     let mut settings = Settings::defaults().expect("defaults load");
+    if let Upstream::Tls { trusted: true } = upstream {
+        settings.upstream.outbound = Outbound::load(Some(&cert)).expect("the mock's certificate");
+        settings.upstream.ca_file = Some(cert);
+    }
     settings.server.listen = "127.0.0.1:0".parse().expect("addr");
     settings.server.workers = 1;
     settings.admin.listen = "127.0.0.1:0".parse().expect("addr");

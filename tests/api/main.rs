@@ -37,3 +37,4 @@ mod responses_json;
 mod responses_stream;
 mod secrets;
 mod tenant_cli;
+mod upstream_tls;

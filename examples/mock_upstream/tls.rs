@@ -1,6 +1,6 @@
-//! The bench mock's TLS listener: the Codex backend is reached over HTTPS, where the relay's
-//! client negotiates HTTP/2 and runs all of a worker's streams over one connection. A load test
-//! that only ever sees plain HTTP/1.1 would measure a path production does not take.
+//! The mock's TLS: the Codex backend is reached over HTTPS, where the relay's client negotiates
+//! HTTP/2 and runs all of a worker's streams over one connection. Tests and the load benchmark
+//! that only ever saw plain HTTP/1.1 would miss the path production takes.
 //!
 //! The certificate is made at startup for `localhost` and `127.0.0.1`, self-signed; its PEM is
 //! written where the relay's `upstream.ca_file` can name it.

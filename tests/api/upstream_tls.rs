@@ -1,0 +1,50 @@
+//! The upstream over HTTPS, as the Codex backend is reached: with the mock's certificate named by
+//! `upstream.ca_file` the relay streams over HTTP/2; without it, the certificate is refused, the
+//! client gets a clear error (not a hang) and the log says why.
+
+use crate::helpers::{error_of, spawn_app_over_tls};
+
+#[actix_web::test]
+async fn a_trusted_https_upstream_is_reached_over_http2() {
+    let app = spawn_app_over_tls(true).await;
+    let events = app
+        .stream_events(&serde_json::json!({"model": "gpt-5.5", "input": "hi", "stream": true}))
+        .await;
+    assert_eq!(events.last().unwrap()["type"], "response.completed");
+    let requests = app.mock.state.responses_requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].version, "HTTP/2.0");
+    // The account's bearer went over the encrypted connection as it would over plain HTTP/1.1.
+    assert!(requests[0]
+        .header("authorization")
+        .is_some_and(|v| v.starts_with("Bearer ")));
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn an_untrusted_certificate_is_refused_with_a_clear_error() {
+    let app = spawn_app_over_tls(false).await;
+    let mut response = app
+        .responses()
+        .send_json(&serde_json::json!({"model": "gpt-5.5", "input": "hi", "stream": true}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let error = error_of(&mut response).await;
+    assert_eq!(error["code"], "upstream_error");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be reached"),
+        "{error}"
+    );
+    assert!(app.mock.state.responses_requests().is_empty());
+    // The operator's log says why, so that naming the CA in `upstream.ca_file` is the next step.
+    assert!(
+        app.logs().contains("invalid peer certificate"),
+        "{}",
+        app.logs()
+    );
+    app.stop().await;
+}
