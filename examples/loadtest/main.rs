@@ -185,14 +185,14 @@ async fn stop_signal() {
 
 async fn run(args: &Args, plan: &Plan) -> anyhow::Result<()> {
     let fd_limit = procs::raise_fd_limit()?;
-    // The limit is per process; the proxy holds both ends of every held stream.
+    // The limit is per process; an HTTP/1.1 proxy holds both ends of every held stream.
     let most_held = plan.held.iter().copied().max().unwrap_or(0);
     let needed = (most_held * 2 + 200) as u64;
     if !args.smoke && fd_limit < needed {
         eprintln!(
             "warning: open files are limited to {fd_limit} per process; {most_held} held \
-             streams need {needed} in the proxy (both ends of each). Phases that cannot fit are \
-             skipped."
+             streams need {needed} in an HTTP/1.1 proxy (both ends of each). Phases that cannot \
+             fit are skipped."
         );
     }
     let bins = setup::build(args.no_build)?;

@@ -65,9 +65,7 @@ async fn held_phase(
     streams: usize,
     fd_limit: u64,
 ) -> anyhow::Result<Held> {
-    // A proxy holds both ends of each stream in one process.
-    let ends = if target.proxy_pids.is_empty() { 1 } else { 2 };
-    let needed = (streams * ends + 200) as u64;
+    let needed = (streams * target.open_files_per_stream() + 200) as u64;
     if needed > fd_limit {
         let reason = format!("needs {needed} open files, the limit is {fd_limit}");
         eprintln!("{}: held {streams}: skipped, {reason}", target.name);

@@ -73,6 +73,16 @@ impl Target {
         }
     }
 
+    /// Open files one held stream takes in the busiest process of this target: the load
+    /// generator's one socket direct; both ends in a proxy, except a relay over HTTP/2, whose
+    /// streams to the upstream share a few connections.
+    pub fn open_files_per_stream(&self) -> usize {
+        match self.kind {
+            Kind::Direct | Kind::Relay { h2: true, .. } => 1,
+            Kind::Nginx | Kind::Relay { h2: false, .. } => 2,
+        }
+    }
+
     fn is_relay(&self) -> bool {
         matches!(self.kind, Kind::Relay { .. })
     }
