@@ -274,19 +274,46 @@ impl InputFacts {
                 needs_rewrite: true,
                 carries_encrypted: false,
             },
-            Kind::Array => {
-                let items: Vec<Item> = serde_json::from_str(input.get()).unwrap_or_default();
-                let mut facts = InputFacts::default();
-                for probe in items.iter().filter_map(|item| item.0.as_ref()) {
-                    facts.carries_encrypted |= probe
-                        .encrypted_content
-                        .is_some_and(|v| kind(v) != Kind::Null);
-                    facts.needs_rewrite |= probe.needs_rewrite();
-                }
-                facts
-            }
+            // The top level was validated already; a list that is not one has no facts.
+            Kind::Array => serde_json::from_str::<Folded>(input.get())
+                .map(|folded| folded.0)
+                .unwrap_or_default(),
             _ => InputFacts::default(),
         }
+    }
+
+    fn add(&mut self, probe: &ItemProbe) {
+        self.carries_encrypted |= probe
+            .encrypted_content
+            .is_some_and(|v| kind(v) != Kind::Null);
+        self.needs_rewrite |= probe.needs_rewrite();
+    }
+}
+
+/// `input`'s items folded into their facts as they are read: nothing is kept of an item.
+struct Folded(InputFacts);
+
+impl<'de> Deserialize<'de> for Folded {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ItemsVisitor;
+        impl<'de> Visitor<'de> for ItemsVisitor {
+            type Value = Folded;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of input items")
+            }
+
+            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Folded, S::Error> {
+                let mut facts = InputFacts::default();
+                while let Some(Item(probe)) = seq.next_element()? {
+                    if let Some(probe) = probe {
+                        facts.add(&probe);
+                    }
+                }
+                Ok(Folded(facts))
+            }
+        }
+        deserializer.deserialize_seq(ItemsVisitor)
     }
 }
 

@@ -83,6 +83,19 @@ pub struct UpstreamSettings {
     pub outbound: Outbound,
 }
 
+impl UpstreamSettings {
+    /// Loads `ca_file` into `outbound`, as startup does; a file that cannot serve is an error
+    /// naming the setting.
+    pub fn load_ca_file(&mut self) -> Result<(), SettingsError> {
+        self.outbound =
+            Outbound::load(self.ca_file.as_deref()).map_err(|reason| SettingsError::Invalid {
+                key: "upstream.ca_file",
+                reason,
+            })?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OauthSettings {
@@ -232,13 +245,7 @@ impl Settings {
     fn checked(builder: ConfigBuilder<DefaultState>) -> Result<Settings, SettingsError> {
         let mut settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;
-        settings.upstream.outbound =
-            Outbound::load(settings.upstream.ca_file.as_deref()).map_err(|reason| {
-                SettingsError::Invalid {
-                    key: "upstream.ca_file",
-                    reason,
-                }
-            })?;
+        settings.upstream.load_ca_file()?;
         Ok(settings)
     }
 

@@ -12,7 +12,7 @@
 use bytes::{Bytes, BytesMut};
 use serde_json::{json, Value};
 
-use super::super::events::{message_events, Events, ResponseCtx};
+use super::super::events::{message_events, reasoning_events, Announce, Events, ResponseCtx};
 use super::super::random_hex;
 use super::super::stream::frame;
 
@@ -45,18 +45,8 @@ pub(super) fn fast() -> Bytes {
     let ctx = context();
     let mut events = Events::default();
     ctx.created_events(&mut events);
-    let reasoning = reasoning_item();
-    // As upstream: the item is announced without its content, which comes with `done`.
-    let mut announced = reasoning.clone();
-    announced["encrypted_content"] = Value::Null;
-    events.push(
-        "response.output_item.added",
-        json!({"output_index": 0, "item": announced}),
-    );
-    events.push(
-        "response.output_item.done",
-        json!({"output_index": 0, "item": reasoning}),
-    );
+    let encrypted = format!("gAAAAA{}", random_hex(ENCRYPTED_BYTES / 2));
+    let reasoning = reasoning_events(&mut events, encrypted, Announce::WithoutContent);
     let (message, tokens) = message_events(&mut events, 1, &text(FAST_DELTAS));
     let response = ctx.response("completed", vec![reasoning, message], ctx.usage(tokens));
     events.push("response.completed", json!({ "response": response }));
@@ -89,15 +79,6 @@ fn context() -> ResponseCtx {
         "include": ["reasoning.encrypted_content"],
     });
     ResponseCtx::new(&request, REQUEST_BYTES)
-}
-
-fn reasoning_item() -> Value {
-    json!({
-        "id": format!("rs_{}", random_hex(16)),
-        "type": "reasoning",
-        "encrypted_content": format!("gAAAAA{}", random_hex(ENCRYPTED_BYTES / 2)),
-        "summary": [],
-    })
 }
 
 /// `words` words; the mock's builder streams one delta per word.

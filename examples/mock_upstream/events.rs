@@ -115,15 +115,8 @@ enum Answer {
 pub(super) fn normal(ctx: &ResponseCtx, body: &Value) -> Vec<Value> {
     let mut events = Events::default();
     ctx.created_events(&mut events);
-    let reasoning = reasoning_item();
-    events.push(
-        "response.output_item.added",
-        json!({"output_index": 0, "item": reasoning}),
-    );
-    events.push(
-        "response.output_item.done",
-        json!({"output_index": 0, "item": reasoning}),
-    );
+    let encrypted = format!("enc_{}", random_hex(24));
+    let reasoning = reasoning_events(&mut events, encrypted, Announce::WithContent);
     let (item, answer_tokens) = match answer_for(body) {
         Answer::Text(text) => message_events(&mut events, 1, text),
         Answer::ToolCall { name } => function_call_events(&mut events, 1, &name),
@@ -196,13 +189,39 @@ fn first_function_tool(body: &Value) -> Option<String> {
         })
 }
 
-fn reasoning_item() -> Value {
-    json!({
+/// What `response.output_item.added` shows of a reasoning item.
+pub(super) enum Announce {
+    /// The whole item (the mock's normal answers).
+    WithContent,
+    /// As upstream: without its encrypted content, which comes with `done`.
+    WithoutContent,
+}
+
+/// A reasoning item at output index 0, announced and done; returns the finished item.
+pub(super) fn reasoning_events(
+    events: &mut Events,
+    encrypted: String,
+    announce: Announce,
+) -> Value {
+    let reasoning = json!({
         "id": format!("rs_{}", random_hex(16)),
         "type": "reasoning",
-        "encrypted_content": format!("enc_{}", random_hex(24)),
+        "encrypted_content": encrypted,
         "summary": [],
-    })
+    });
+    let mut announced = reasoning.clone();
+    if let Announce::WithoutContent = announce {
+        announced["encrypted_content"] = Value::Null;
+    }
+    events.push(
+        "response.output_item.added",
+        json!({"output_index": 0, "item": announced}),
+    );
+    events.push(
+        "response.output_item.done",
+        json!({"output_index": 0, "item": reasoning}),
+    );
+    reasoning
 }
 
 /// An assistant message streamed as text deltas; returns the finished item and its tokens.

@@ -105,6 +105,21 @@ impl std::fmt::Debug for Outbound {
 mod tests {
     use super::*;
 
+    /// Every connection the clients open passes through `no_delay` (see `client`).
+    #[actix_rt::test]
+    async fn a_new_connection_has_nagle_turned_off() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            !stream.nodelay().unwrap(),
+            "a fresh socket starts with Nagle on"
+        );
+        let connection = no_delay(Connection::new(Uri::from_static("https://x"), stream));
+        assert!(connection.io_ref().nodelay().unwrap());
+    }
+
     #[test]
     fn no_file_keeps_the_public_roots() {
         assert!(!Outbound::load(None).unwrap().has_extra_ca());

@@ -11,7 +11,6 @@ use codex_relay::settings::{LogLevel, Settings};
 use codex_relay::startup::{AppHandle, Application};
 use codex_relay::store::admin_tokens::AdminScope;
 use codex_relay::store::{keys::reveal, MasterKey, Store};
-use codex_relay::upstream::outbound::Outbound;
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -95,8 +94,11 @@ async fn spawn_on(
     .expect("mock starts");
     let mut settings = Settings::defaults().expect("defaults load");
     if let Upstream::Tls { trusted: true } = upstream {
-        settings.upstream.outbound = Outbound::load(Some(&cert)).expect("the mock's certificate");
         settings.upstream.ca_file = Some(cert);
+        settings
+            .upstream
+            .load_ca_file()
+            .expect("the mock's certificate");
     }
     settings.server.listen = "127.0.0.1:0".parse().expect("addr");
     settings.server.workers = 1;
