@@ -7,7 +7,6 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Actor;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::rt::task::JoinHandle;
@@ -129,7 +128,8 @@ impl Application {
             log: log.clone(),
         });
         let pool = crate::pool::config::pool_config(&settings, &store, &log);
-        let router = RouterActor::with_config(source, sync_interval, pool).start();
+        let leases = RouterActor::with_config(source, sync_interval, pool).start_leasing();
+        let router = leases.router().clone();
         let keys = Arc::new(KeyRing::default());
         load_keys(&store, &keys).await?;
         let admin_tokens = Arc::new(AdminTokenRing::default());
@@ -170,7 +170,7 @@ impl Application {
             log.clone(),
         ));
         let parts = Parts {
-            router: router.clone(),
+            leases,
             keys: Arc::clone(&keys),
             models,
             governor: governor.clone(),

@@ -1,10 +1,12 @@
 //! A lease: the right to make one upstream call with one account's credentials.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix::Addr;
 use secrecy::SecretString;
 
+use crate::account::gate::{Gate, Pass};
 use crate::account::messages::{Refusal, RenewAfterUnauthorized, ReportOutcome};
 use crate::account::quota::QuotaSnapshot;
 use crate::account::AccountActor;
@@ -41,9 +43,12 @@ pub struct UpstreamFacts {
     pub retry_after: Option<Duration>,
 }
 
-/// Granted by an [`AccountActor`]; holds a snapshot of the credentials and one in-flight slot.
-/// Reports its outcome exactly once: through [`Lease::report`] / [`Lease::finish`] or, failing
-/// that, on drop.
+/// Granted by an [`AccountActor`] or, while the account serves plainly, by the router's lane on
+/// the caller's own thread (see `account/gate.rs`); holds a snapshot of the credentials and one
+/// in-flight slot. Reports its outcome exactly once: through [`Lease::report`] /
+/// [`Lease::finish`] or, failing that, on drop. A plain ending (success, client gone) only frees
+/// the slot when the account's gate says it would change nothing; every other one goes to the
+/// account.
 pub struct Lease {
     pub account_id: AccountId,
     pub chatgpt_account_id: String,
@@ -58,12 +63,15 @@ pub struct Lease {
     /// The one call a half-open breaker lets through.
     probe: bool,
     owner: Option<Addr<AccountActor>>,
+    gate: Arc<Gate>,
 }
 
 impl Lease {
+    /// A lease whose slot the caller has already taken on `gate`.
     pub(crate) fn new(
         credentials: &crate::types::AccountCredentials,
         owner: Addr<AccountActor>,
+        gate: Arc<Gate>,
         probe: bool,
     ) -> Lease {
         Lease {
@@ -77,6 +85,24 @@ impl Lease {
             facts: UpstreamFacts::default(),
             probe,
             owner: Some(owner),
+            gate,
+        }
+    }
+
+    /// A lease granted from the account's pass; the caller has already taken its slot on `gate`.
+    pub(crate) fn from_pass(pass: &Pass, owner: Addr<AccountActor>, gate: Arc<Gate>) -> Lease {
+        Lease {
+            account_id: pass.id.clone(),
+            chatgpt_account_id: pass.chatgpt_account_id.clone(),
+            access_token: pass.access_token.clone(),
+            is_fedramp: pass.is_fedramp,
+            placement: Placement::Unbound,
+            token_version: pass.token_version,
+            outcome: Outcome::Abandoned,
+            facts: UpstreamFacts::default(),
+            probe: false,
+            owner: Some(owner),
+            gate,
         }
     }
 
@@ -105,10 +131,40 @@ impl Lease {
     /// the caller asks the router next already reflects it (failover decisions).
     pub async fn finish(mut self, outcome: Outcome) {
         if let Some(owner) = self.owner.take() {
+            if self.settles_alone(outcome) {
+                self.gate.release();
+                return;
+            }
             let message = self.message(outcome);
             // A dead account actor has nothing to update; the router restarts it.
             let _ = owner.send(message).await;
         }
+    }
+
+    /// Whether `outcome` would change nothing in the account: a plain ending (not a probe, no
+    /// error facts, no quota the account does not already keep) while its gate holds a pass,
+    /// i.e. while its health is clean. Such an ending only frees the slot.
+    fn settles_alone(&self, outcome: Outcome) -> bool {
+        let plain = matches!(
+            outcome,
+            Outcome::Completed { status: 200..=299 } | Outcome::ClientGone | Outcome::Abandoned
+        );
+        let UpstreamFacts {
+            rate_limits,
+            error_code,
+            resets_at,
+            retry_after,
+        } = &self.facts;
+        plain
+            && !self.probe
+            && error_code.is_none()
+            && resets_at.is_none()
+            && retry_after.is_none()
+            && self.gate.pass().is_some_and(|pass| {
+                rate_limits
+                    .as_ref()
+                    .is_none_or(|quota| pass.knows_quota(quota))
+            })
     }
 
     fn message(&mut self, outcome: Outcome) -> ReportOutcome {
@@ -144,6 +200,10 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(owner) = self.owner.take() {
+            if self.settles_alone(self.outcome) {
+                self.gate.release();
+                return;
+            }
             let message = self.message(self.outcome);
             owner.do_send(message);
         }

@@ -4,7 +4,10 @@
 //! credentials and state (operator intent, login, health) and *grants* upstream calls as
 //! [`Lease`]s. The [`RouterActor`] keeps one supervised AccountActor per account in the store
 //! (reconciling every few seconds through the [`AccountSource`] port) and answers [`Acquire`]
-//! with a lease from the best account for the request (strategy, conversation affinity).
+//! with a lease from the best account for the request (strategy, conversation affinity). While
+//! that account serves plainly, [`Leases`] takes the lease on the caller's thread instead, from
+//! what the actors publish (each account's gate, the router's lane): the actors then hear only of
+//! endings that change something.
 //!
 //! Why leases: awc clients and responses are `!Send`, and an actor reply must be `Send`; streaming
 //! through an actor would also funnel every byte through one thread. So the request handler makes
@@ -38,5 +41,5 @@ pub use router::messages::{
     Reconcile, RefreshAccount, RefreshError, Shutdown, SyncNow,
 };
 pub use router::selection::Strategy;
-pub use router::RouterActor;
+pub use router::{Leases, RouterActor};
 pub use types::{AccountCredentials, AccountId, PoolRecord, RoutingParams};

@@ -136,11 +136,7 @@ async fn acquire(
         exclude: exclude.to_vec(),
         exclude_plans: call.exclude_plans.to_vec(),
     };
-    match state.router().send(request).await {
-        Ok(result) => result,
-        // The router is gone or swamped: nothing in the pool can be judged.
-        Err(_mailbox) => Err(AcquireError::NoUsableAccount),
-    }
+    state.leases().acquire(request).await
 }
 
 /// Logs a conversation that had to leave its account (moves are also counted by the router).

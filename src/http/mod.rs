@@ -19,7 +19,7 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
-use relay_actors::{GetPoolStatus, RouterActor};
+use relay_actors::{GetPoolStatus, Leases, RouterActor};
 use serde_json::json;
 use slog::Logger;
 
@@ -35,7 +35,7 @@ pub struct AppState(Arc<Inner>);
 
 struct Inner {
     settings: Settings,
-    router: Addr<RouterActor>,
+    leases: Leases,
     keys: Arc<KeyRing>,
     models: Arc<ModelRegistry>,
     governor: Governor,
@@ -44,7 +44,7 @@ struct Inner {
 
 /// What [`AppState::new`] is built from, besides the settings and the logger.
 pub struct Parts {
-    pub router: Addr<RouterActor>,
+    pub leases: Leases,
     pub keys: Arc<KeyRing>,
     pub models: Arc<ModelRegistry>,
     pub governor: Governor,
@@ -54,7 +54,7 @@ impl AppState {
     pub fn new(settings: Settings, parts: Parts, log: Logger) -> AppState {
         AppState(Arc::new(Inner {
             settings,
-            router: parts.router,
+            leases: parts.leases,
             keys: parts.keys,
             models: parts.models,
             governor: parts.governor,
@@ -66,7 +66,11 @@ impl AppState {
         &self.0.settings
     }
     pub fn router(&self) -> &Addr<RouterActor> {
-        &self.0.router
+        self.0.leases.router()
+    }
+    /// Where request handlers take their leases.
+    pub fn leases(&self) -> &Leases {
+        &self.0.leases
     }
     pub fn keys(&self) -> &KeyRing {
         &self.0.keys

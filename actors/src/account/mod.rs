@@ -6,6 +6,7 @@
 
 mod auth;
 mod flight;
+pub(crate) mod gate;
 pub mod health;
 pub mod messages;
 mod probe;
@@ -22,7 +23,8 @@ use std::time::SystemTime;
 use actix::prelude::*;
 
 use self::flight::Flight;
-use self::health::{Availability, Signal};
+use self::gate::{Gate, Pass};
+use self::health::{Availability, Health, Signal};
 use self::messages::{
     AccountStateChanged, AccountView, GetAccountStatus, GrantLease, LastError, RefreshNow, Refusal,
     RenewAfterUnauthorized, ReplaceCredentials, ReportOutcome, Retire,
@@ -38,7 +40,8 @@ pub struct AccountActor {
     credentials: AccountCredentials,
     state: AccountState,
     quota: Option<QuotaSnapshot>,
-    in_flight: usize,
+    /// Calls in flight and the pass workers grant with (see `gate.rs`).
+    gate: Arc<Gate>,
     /// The one call of a half-open breaker (a lease or a health probe) is in flight.
     probing: bool,
     last_error: Option<LastError>,
@@ -71,7 +74,7 @@ impl AccountActor {
             credentials,
             state,
             quota,
-            in_flight: 0,
+            gate: Arc::default(),
             probing: false,
             last_error: None,
             config,
@@ -83,17 +86,24 @@ impl AccountActor {
         }
     }
 
-    pub(crate) fn view(&self) -> AccountView {
-        let max = self
-            .credentials
+    /// The gate the router's lane grants through.
+    pub(crate) fn gate(&self) -> Arc<Gate> {
+        Arc::clone(&self.gate)
+    }
+
+    fn max_in_flight(&self) -> usize {
+        self.credentials
             .routing
             .max_in_flight
-            .unwrap_or(self.config.default_max_in_flight);
+            .unwrap_or(self.config.default_max_in_flight) as usize
+    }
+
+    pub(crate) fn view(&self) -> AccountView {
         AccountView {
             id: self.credentials.id.clone(),
             state: self.state.clone(),
-            in_flight: self.in_flight,
-            max_in_flight: max as usize,
+            in_flight: self.gate.in_flight(),
+            max_in_flight: self.max_in_flight(),
             routing: self.credentials.routing,
             quota: self.quota,
             probing: self.probing,
@@ -102,9 +112,32 @@ impl AccountActor {
         }
     }
 
+    /// Tells the router the account's new view, and renews or withdraws the pass.
     fn publish(&self) {
+        self.gate.set_pass(self.pass());
         self.router
             .do_send(AccountStateChanged { view: self.view() });
+    }
+
+    /// A pass while a plain success would change nothing: the account is usable and its health
+    /// clean (a cooling that has run out, an open or half-open breaker, or failures counted
+    /// towards one all need the actor to see the next outcome).
+    fn pass(&self) -> Option<Arc<Pass>> {
+        let clean = self.state.health == Health::default();
+        (self.state.is_usable() && clean).then(|| {
+            let credentials = &self.credentials;
+            Arc::new(Pass {
+                id: credentials.id.clone(),
+                chatgpt_account_id: credentials.chatgpt_account_id.clone(),
+                access_token: credentials.access_token.clone(),
+                is_fedramp: credentials.is_fedramp,
+                token_version: credentials.token_version,
+                max_in_flight: self.max_in_flight(),
+                expires_at: credentials.expires_at,
+                last_refresh: credentials.last_refresh,
+                saved_quota: self.saved_quota,
+            })
+        })
     }
 
     fn apply(&mut self, event: AccountEvent) {
@@ -159,8 +192,9 @@ impl AccountActor {
             Availability::HalfOpen if !self.probing => true,
             _ => return Err(Refusal::Unusable(self.state.name_at(now))),
         };
-        let view = self.view();
-        if view.is_full() {
+        // Checked again when the slot is taken ([`Gate::reserve`]): workers take slots too.
+        let max = self.max_in_flight();
+        if max > 0 && self.gate.in_flight() >= max {
             return Err(Refusal::Full);
         }
         Ok(probe)
@@ -182,10 +216,17 @@ impl AccountActor {
         if self.need() == Need::Expired {
             return Err(Refusal::RefreshPending);
         }
+        if !self.gate.reserve(self.max_in_flight()) {
+            return Err(Refusal::Full);
+        }
         self.probing |= probe;
-        self.in_flight += 1;
         self.publish();
-        Ok(Lease::new(&self.credentials, ctx.address(), probe))
+        Ok(Lease::new(
+            &self.credentials,
+            ctx.address(),
+            self.gate(),
+            probe,
+        ))
     }
 
     /// Takes a version of the account read from the store. Tokens only move forward: a read that
@@ -257,7 +298,7 @@ impl Handler<ReportOutcome> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, msg: ReportOutcome, ctx: &mut Context<Self>) {
-        self.in_flight = self.in_flight.saturating_sub(1);
+        self.gate.release();
         if msg.probe {
             self.probing = false;
         }
@@ -310,7 +351,7 @@ impl Handler<RenewAfterUnauthorized> for AccountActor {
         if msg.lease.release() {
             self.probing = false;
         }
-        self.in_flight = self.in_flight.saturating_sub(1);
+        self.gate.release();
         self.publish();
         if seen < self.credentials.token_version || !self.state.is_usable() {
             return Box::pin(fut::ready(self.grant(ctx)));

@@ -25,7 +25,7 @@ impl Handler<ProbeNow> for AccountActor {
             return;
         }
         self.probing = true;
-        self.in_flight += 1;
+        self.gate.occupy();
         self.publish();
         let target = ProbeTarget {
             chatgpt_account_id: self.credentials.chatgpt_account_id.clone(),
@@ -35,7 +35,7 @@ impl Handler<ProbeNow> for AccountActor {
         let probe = prober.probe(target);
         ctx.spawn(probe.into_actor(self).map(|result, act, ctx| {
             act.probing = false;
-            act.in_flight = act.in_flight.saturating_sub(1);
+            act.gate.release();
             if let ProbeResult::Status(status) = result {
                 act.apply(AccountEvent::UpstreamStatus(status));
             }

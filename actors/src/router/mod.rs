@@ -6,8 +6,10 @@
 //!
 //! Selection ([`selection`]), conversation affinity ([`affinity`]) and the answer to [`Acquire`]
 //! (`acquire.rs`) work on each account's [`AccountView`], which the accounts push whenever it
-//! changes — the router never queries them on the request path. Every `probe_interval` the
-//! router asks accounts that wait for a health probe to run one.
+//! changes, with the in-flight count read from the account's gate. The router publishes its
+//! members to the lane (`lane/`), through which request handlers take the common lease on their
+//! own thread ([`Leases`]); what the lane leaves goes to the router as [`Acquire`]. Every
+//! `probe_interval` the router asks accounts that wait for a health probe to run one.
 //!
 //! Supervision: actix's `Supervisor` restarts an actor that *stops*, but a panic inside a handler
 //! kills the actor's task instead. The router therefore supervises its accounts itself: an actor
@@ -15,6 +17,7 @@
 
 mod acquire;
 pub mod affinity;
+mod lane;
 pub mod messages;
 pub mod selection;
 #[cfg(test)]
@@ -26,17 +29,19 @@ use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
 
-use self::affinity::AffinityTable;
+use self::lane::{Lane, Member};
 use self::messages::{
-    AccountUnreachable, GetAccountStatuses, GetPoolStatus, PoolStatus, Reconcile, RefreshAccount,
-    RefreshError, Shutdown, SyncNow,
+    AccountUnreachable, Acquire, AcquireError, GetAccountStatuses, GetPoolStatus, PoolStatus,
+    Reconcile, RefreshAccount, RefreshError, Shutdown, SyncNow,
 };
+use crate::account::gate::Gate;
 use crate::account::messages::{
     AccountStateChanged, AccountStatus, AccountView, GetAccountStatus, ProbeNow, RefreshNow,
     ReplaceCredentials, Retire,
 };
 use crate::account::AccountActor;
 use crate::config::PoolConfig;
+use crate::lease::Lease;
 use crate::ports::{AccountSource, SourceError};
 use crate::types::{AccountCredentials, AccountId};
 
@@ -44,18 +49,15 @@ struct Entry {
     addr: Addr<AccountActor>,
     version: i64,
     /// The account's latest view of itself, pushed by the account.
-    view: AccountView,
+    view: Arc<AccountView>,
     /// The account's ChatGPT plan, when known: which models it serves depends on it.
-    plan: Option<String>,
+    plan: Option<Arc<str>>,
+    gate: Arc<Gate>,
 }
 
 impl Entry {
-    /// False when the account's plan is one of `exclude_plans` (plans that do not serve the
-    /// request's model); an account whose plan is unknown is never excluded for it.
     fn serves_plan(&self, exclude_plans: &[String]) -> bool {
-        self.plan
-            .as_ref()
-            .is_none_or(|plan| !exclude_plans.contains(plan))
+        lane::serves_plan(self.plan.as_deref(), exclude_plans)
     }
 }
 
@@ -64,11 +66,37 @@ pub struct RouterActor {
     sync_interval: Duration,
     config: Arc<PoolConfig>,
     entries: BTreeMap<AccountId, Entry>,
-    affinity: AffinityTable,
-    affinity_moves: u64,
-    cursor: usize,
+    /// What request handlers read: the members, affinity and the round-robin cursor.
+    lane: Arc<Lane>,
     syncing: bool,
     synced: bool,
+}
+
+/// What request handlers hold to take leases: the router's address, and its lane, through which
+/// the common lease is taken on the handler's own thread (see `lane.rs`).
+#[derive(Clone)]
+pub struct Leases {
+    router: Addr<RouterActor>,
+    lane: Arc<Lane>,
+}
+
+impl Leases {
+    pub fn router(&self) -> &Addr<RouterActor> {
+        &self.router
+    }
+
+    /// A lease on the best account for `request`: taken on this thread when that account serves
+    /// plainly, else asked of the router (which asks the accounts, refreshes, probes).
+    pub async fn acquire(&self, request: Acquire) -> Result<Lease, AcquireError> {
+        if let Some(lease) = self.lane.try_grant(&request) {
+            return Ok(lease);
+        }
+        match self.router.send(request).await {
+            Ok(result) => result,
+            // The router is gone or swamped: nothing in the pool can be judged.
+            Err(_mailbox) => Err(AcquireError::NoUsableAccount),
+        }
+    }
 }
 
 /// What one reconciliation read: every id in the store, and the accounts that had to be loaded.
@@ -88,17 +116,40 @@ impl RouterActor {
         sync_interval: Duration,
         config: PoolConfig,
     ) -> RouterActor {
+        let config = Arc::new(config);
         RouterActor {
             source,
             sync_interval,
-            affinity: AffinityTable::new(config.affinity_ttl, config.affinity_capacity),
-            config: Arc::new(config),
+            lane: Arc::new(Lane::new(Arc::clone(&config))),
+            config,
             entries: BTreeMap::new(),
-            affinity_moves: 0,
-            cursor: 0,
             syncing: false,
             synced: false,
         }
+    }
+
+    /// Starts the router; leases are then taken through the returned handle.
+    pub fn start_leasing(self) -> Leases {
+        let lane = Arc::clone(&self.lane);
+        Leases {
+            router: self.start(),
+            lane,
+        }
+    }
+
+    /// Tells the lane the members as they are now.
+    fn publish_members(&self) {
+        let members = self
+            .entries
+            .values()
+            .map(|e| Member {
+                view: Arc::clone(&e.view),
+                plan: e.plan.clone(),
+                addr: e.addr.clone(),
+                gate: Arc::clone(&e.gate),
+            })
+            .collect();
+        self.lane.publish(members);
     }
 
     /// `(id, version)` of every live actor: what a read of the source is compared against.
@@ -144,17 +195,19 @@ impl RouterActor {
             match self.entries.get_mut(&id) {
                 Some(entry) if entry.addr.connected() => {
                     entry.version = version;
-                    entry.view.state.admin = credentials.admin;
-                    entry.view.routing = credentials.routing;
-                    entry.plan.clone_from(&credentials.plan);
+                    let view = Arc::make_mut(&mut entry.view);
+                    view.state.admin = credentials.admin;
+                    view.routing = credentials.routing;
+                    entry.plan = credentials.plan.as_deref().map(Arc::from);
                     entry.addr.do_send(ReplaceCredentials(credentials));
                 }
                 _ => {
-                    let plan = credentials.plan.clone();
+                    let plan = credentials.plan.as_deref().map(Arc::from);
                     let router = ctx.address().recipient();
                     let actor =
                         AccountActor::with_config(credentials, router, Arc::clone(&self.config));
-                    let view = actor.view();
+                    let view = Arc::new(actor.view());
+                    let gate = actor.gate();
                     let addr = actor.start();
                     self.entries.insert(
                         id,
@@ -163,11 +216,13 @@ impl RouterActor {
                             version,
                             view,
                             plan,
+                            gate,
                         },
                     );
                 }
             }
         }
+        self.publish_members();
     }
 }
 
@@ -208,7 +263,8 @@ impl Handler<AccountStateChanged> for RouterActor {
 
     fn handle(&mut self, msg: AccountStateChanged, _: &mut Context<Self>) {
         if let Some(entry) = self.entries.get_mut(&msg.view.id) {
-            entry.view = msg.view;
+            entry.view = Arc::new(msg.view);
+            self.publish_members();
         }
     }
 }
@@ -238,6 +294,7 @@ impl Handler<Shutdown> for RouterActor {
         for entry in std::mem::take(&mut self.entries).into_values() {
             entry.addr.do_send(Retire);
         }
+        self.publish_members();
         ctx.stop();
     }
 }
@@ -290,8 +347,8 @@ impl Handler<GetPoolStatus> for RouterActor {
                 .filter(|e| e.view.serves_at(now) && e.addr.connected())
                 .count(),
             synced: self.synced,
-            conversations: self.affinity.len(),
-            affinity_moves: self.affinity_moves,
+            conversations: self.lane.conversations(),
+            affinity_moves: self.lane.affinity_moves(),
         })
     }
 }

@@ -15,13 +15,13 @@ use crate::types::{AccountCredentials, AccountId};
 /// An in-memory store of accounts that tests edit while the router runs; ids in `broken` fail
 /// to load, like a row whose sealed token cannot be opened.
 #[derive(Clone, Default)]
-struct MemorySource(
+pub(crate) struct MemorySource(
     Arc<Mutex<BTreeMap<AccountId, AccountCredentials>>>,
     Arc<Mutex<Vec<AccountId>>>,
 );
 
 impl MemorySource {
-    fn put(&self, c: AccountCredentials) {
+    pub(crate) fn put(&self, c: AccountCredentials) {
         self.0.lock().unwrap().insert(c.id.clone(), c);
     }
     fn remove(&self, id: &str) {
@@ -67,7 +67,7 @@ impl Handler<Explode> for AccountActor {
     }
 }
 
-fn acquire() -> Acquire {
+pub(crate) fn acquire() -> Acquire {
     Acquire {
         model: "gpt-5.5".to_owned(),
         affinity: None,
@@ -76,7 +76,7 @@ fn acquire() -> Acquire {
     }
 }
 
-async fn synced(router: &Addr<RouterActor>, accounts: usize) {
+pub(crate) async fn synced(router: &Addr<RouterActor>, accounts: usize) {
     for _ in 0..200 {
         router.send(SyncNow).await.unwrap();
         let status = router.send(GetPoolStatus).await.unwrap();
@@ -224,7 +224,7 @@ impl Handler<GetAccountAddr> for RouterActor {
     }
 }
 
-fn with_key(key: &str, exclude: &[&str]) -> Acquire {
+pub(crate) fn with_key(key: &str, exclude: &[&str]) -> Acquire {
     Acquire {
         model: "gpt-5.5".to_owned(),
         affinity: Some(key.to_owned()),

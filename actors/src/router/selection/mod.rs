@@ -43,63 +43,82 @@ const MAX_TURNS: u32 = 100;
 /// Headroom is compared in buckets of this many percent.
 const HEADROOM_BUCKET: f64 = 5.0;
 
-/// The accounts to try, best first. `views` is in the pool's order; `cursor` turns the
+/// An account as selection sees it: its view, and its calls in flight as of now (the view's own
+/// count may lag; the router's members read it live from the account's gate).
+pub trait Candidate {
+    fn view(&self) -> &AccountView;
+
+    fn in_flight(&self) -> usize {
+        self.view().in_flight
+    }
+
+    fn is_full(&self) -> bool {
+        let max = self.view().max_in_flight;
+        max > 0 && self.in_flight() >= max
+    }
+}
+
+impl Candidate for &AccountView {
+    fn view(&self) -> &AccountView {
+        self
+    }
+}
+
+/// The accounts to try, best first. `candidates` are in the pool's order; `cursor` turns the
 /// round-robin rotation.
-pub fn order(
-    views: &[&AccountView],
+pub fn order<'c, C: Candidate>(
+    candidates: &'c [C],
     strategy: Strategy,
     cursor: usize,
     exclude: &[AccountId],
     now: SystemTime,
-) -> Vec<AccountId> {
-    let mut eligible: Vec<&AccountView> = views
+) -> Vec<&'c C> {
+    let half_open = |c: &C| c.view().availability(now) == Availability::HalfOpen;
+    let mut eligible: Vec<&C> = candidates
         .iter()
-        .copied()
-        .filter(|v| v.serves_at(now) && !v.is_full() && !exclude.contains(&v.id))
+        .filter(|c| c.view().serves_at(now) && !c.is_full() && !exclude.contains(&c.view().id))
         .collect();
     // Stable sort: the pool's order breaks every tie.
-    eligible.sort_by_key(|v| {
-        let half_open = v.availability(now) == Availability::HalfOpen;
-        (half_open, std::cmp::Reverse(v.routing.priority))
-    });
+    eligible.sort_by_key(|c| (half_open(c), std::cmp::Reverse(c.view().routing.priority)));
     let mut ordered = Vec::with_capacity(eligible.len());
     for group in eligible.chunk_by(|a, b| {
-        a.routing.priority == b.routing.priority
-            && (a.availability(now) == Availability::HalfOpen)
-                == (b.availability(now) == Availability::HalfOpen)
+        a.view().routing.priority == b.view().routing.priority && half_open(a) == half_open(b)
     }) {
         ordered.extend(order_group(group, strategy, cursor));
     }
     ordered
 }
 
-fn order_group(group: &[&AccountView], strategy: Strategy, cursor: usize) -> Vec<AccountId> {
+fn order_group<'c, C: Candidate>(group: &[&'c C], strategy: Strategy, cursor: usize) -> Vec<&'c C> {
     match strategy {
-        Strategy::FillFirst => group.iter().map(|v| v.id.clone()).collect(),
+        Strategy::FillFirst => group.to_vec(),
         Strategy::Headroom => {
             let mut sorted = group.to_vec();
-            sorted.sort_by_key(|v| {
-                let bucket = (v.remaining_percent() / HEADROOM_BUCKET).floor() as u64;
-                let score = bucket * u64::from(v.routing.weight.max(1));
-                (std::cmp::Reverse(score), v.in_flight)
+            sorted.sort_by_key(|c| {
+                let view = c.view();
+                let bucket = (view.remaining_percent() / HEADROOM_BUCKET).floor() as u64;
+                let score = bucket * u64::from(view.routing.weight.max(1));
+                (std::cmp::Reverse(score), c.in_flight())
             });
-            sorted.into_iter().map(|v| v.id.clone()).collect()
+            sorted
         }
         Strategy::RoundRobin => {
-            let turns: Vec<&AccountId> = group
+            let turns: Vec<usize> = group
                 .iter()
-                .flat_map(|v| {
-                    std::iter::repeat_n(&v.id, v.routing.weight.clamp(1, MAX_TURNS) as usize)
+                .enumerate()
+                .flat_map(|(at, c)| {
+                    let weight = c.view().routing.weight.clamp(1, MAX_TURNS) as usize;
+                    std::iter::repeat_n(at, weight)
                 })
                 .collect();
             let start = cursor % turns.len().max(1);
-            let mut seen: Vec<AccountId> = Vec::with_capacity(group.len());
-            for id in turns[start..].iter().chain(&turns[..start]) {
-                if !seen.contains(id) {
-                    seen.push((*id).clone());
+            let mut seen: Vec<usize> = Vec::with_capacity(group.len());
+            for &at in turns[start..].iter().chain(&turns[..start]) {
+                if !seen.contains(&at) {
+                    seen.push(at);
                 }
             }
-            seen
+            seen.into_iter().map(|at| group[at]).collect()
         }
     }
 }

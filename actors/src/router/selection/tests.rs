@@ -45,8 +45,8 @@ fn cooling(mut v: AccountView, until: u64) -> AccountView {
     v
 }
 
-fn ids(order: Vec<AccountId>) -> Vec<String> {
-    order.into_iter().map(|id| id.to_string()).collect()
+fn ids(order: Vec<&&AccountView>) -> Vec<String> {
+    order.into_iter().map(|view| view.id.to_string()).collect()
 }
 
 fn run(views: &[AccountView], strategy: Strategy, cursor: usize) -> Vec<String> {

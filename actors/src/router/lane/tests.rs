@@ -1,0 +1,186 @@
+//! The lane against a running router and real account actors: what it grants on the caller's
+//! thread, what it leaves to the actors, and that both ways share one slot count and one
+//! affinity table.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use futures_util::future::BoxFuture;
+
+use crate::account::quota::{QuotaSnapshot, QuotaWindow};
+use crate::account::tests::credentials;
+use crate::config::PoolConfig;
+use crate::lease::{Outcome, UpstreamFacts};
+use crate::ports::{PoolStateSink, SourceError};
+use crate::router::affinity::Placement;
+use crate::router::messages::{AcquireError, GetAccountStatuses};
+use crate::router::tests::{acquire, synced, with_key, MemorySource};
+use crate::router::{Leases, RouterActor};
+use crate::types::{AccountCredentials, AccountId, PoolRecord};
+
+/// Pool records saved, in order.
+#[derive(Clone, Default)]
+struct Saved(Arc<Mutex<Vec<PoolRecord>>>);
+
+impl PoolStateSink for Saved {
+    fn save(
+        &self,
+        _: AccountId,
+        record: PoolRecord,
+    ) -> BoxFuture<'static, Result<(), SourceError>> {
+        self.0.lock().unwrap().push(record);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+async fn pool(accounts: Vec<AccountCredentials>, config: PoolConfig) -> Leases {
+    let source = MemorySource::default();
+    let count = accounts.len();
+    for account in accounts {
+        source.put(account);
+    }
+    let leases =
+        RouterActor::with_config(Arc::new(source), Duration::from_secs(60), config).start_leasing();
+    synced(leases.router(), count).await;
+    leases
+}
+
+/// Calls in flight on the pool's first account, as its gate counts them.
+fn in_flight(leases: &Leases) -> usize {
+    leases.lane.members()[0].gate.in_flight()
+}
+
+/// Waits until every account has handled what was sent to it before.
+async fn settled(leases: &Leases) -> Vec<crate::AccountView> {
+    leases.router().send(GetAccountStatuses).await.unwrap()
+}
+
+fn capped(id: &str, max: u32) -> AccountCredentials {
+    let mut account = credentials(id, true, 1);
+    account.routing.max_in_flight = Some(max);
+    account
+}
+
+#[actix_rt::test]
+async fn a_plain_account_is_leased_here_and_a_success_frees_its_slot_without_the_actor() {
+    let leases = pool(vec![capped("a", 1)], PoolConfig::default()).await;
+    let lease = leases
+        .lane
+        .try_grant(&acquire())
+        .expect("granted on this thread");
+    assert_eq!(lease.chatgpt_account_id, "chatgpt-a");
+    assert_eq!(in_flight(&leases), 1);
+    // One slot count for both ways: the router finds the account full.
+    let refused = leases.router().send(acquire()).await.unwrap();
+    assert_eq!(refused.unwrap_err(), AcquireError::Busy);
+    assert!(leases.lane.try_grant(&acquire()).is_none());
+
+    lease.report(Outcome::Completed { status: 200 });
+    // Freed at once, on this thread: no message had to be handled.
+    assert_eq!(in_flight(&leases), 0);
+    let status = &settled(&leases).await[0];
+    assert_eq!(status.in_flight, 0);
+    assert_eq!(status.last_error, None);
+    let again = leases.acquire(acquire()).await.unwrap();
+    assert_eq!(in_flight(&leases), 1);
+    drop(again); // a dropped lease ends as `Abandoned`: plain too
+    assert_eq!(in_flight(&leases), 0);
+}
+
+#[actix_rt::test]
+async fn a_failure_goes_to_the_account_and_only_the_actor_leases_until_a_success() {
+    let leases = pool(vec![credentials("a", true, 1)], PoolConfig::default()).await;
+    let lease = leases.lane.try_grant(&acquire()).unwrap();
+    lease.report(Outcome::Completed { status: 502 });
+    assert_eq!(
+        in_flight(&leases),
+        1,
+        "a failure is the account's to handle"
+    );
+    let status = &settled(&leases).await[0];
+    assert_eq!(status.in_flight, 0);
+    assert!(
+        status.last_error.is_some(),
+        "the account heard of the failure"
+    );
+    // One failure counted: the next outcome matters, so the actor grants.
+    assert!(leases.lane.try_grant(&acquire()).is_none());
+    let lease = leases
+        .acquire(acquire())
+        .await
+        .expect("the breaker is still closed");
+    lease.report(Outcome::Completed { status: 200 });
+    settled(&leases).await;
+    assert!(leases.lane.try_grant(&acquire()).is_some(), "clean again");
+}
+
+#[actix_rt::test]
+async fn a_token_due_for_refresh_is_leased_by_the_actor_which_starts_the_refresh() {
+    let mut due = credentials("a", true, 1);
+    due.expires_at = Some(crate::account::unix_now() + 10);
+    let leases = pool(vec![due], PoolConfig::default()).await;
+    assert!(leases.lane.try_grant(&acquire()).is_none());
+    let lease = leases.acquire(acquire()).await;
+    assert!(lease.is_ok(), "the current token still serves meanwhile");
+}
+
+#[actix_rt::test]
+async fn conversations_share_one_table_whichever_way_they_are_leased() {
+    let accounts = vec![credentials("a", true, 1), credentials("b", true, 1)];
+    let leases = pool(accounts, PoolConfig::default()).await;
+    let first = leases.lane.try_grant(&with_key("conv", &[])).unwrap();
+    assert_eq!(first.placement, Placement::New);
+    let home = first.account_id.clone();
+    let kept = leases.lane.try_grant(&with_key("conv", &[])).unwrap();
+    assert_eq!(
+        (&kept.account_id, &kept.placement),
+        (&home, &Placement::Kept)
+    );
+    let by_router = leases
+        .router()
+        .send(with_key("conv", &[]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_router.account_id, home);
+    assert_eq!(by_router.placement, Placement::Kept);
+    let detour = leases
+        .lane
+        .try_grant(&with_key("conv", &[home.as_str()]))
+        .unwrap();
+    assert_eq!(detour.placement, Placement::Detour { bound: home });
+}
+
+#[actix_rt::test]
+async fn a_new_quota_goes_to_the_account_and_a_known_one_settles_here() {
+    let saved = Saved::default();
+    let config = PoolConfig {
+        sink: Some(Arc::new(saved.clone())),
+        ..PoolConfig::default()
+    };
+    let leases = pool(vec![credentials("a", true, 1)], config).await;
+    let quota = |used_percent| UpstreamFacts {
+        rate_limits: Some(QuotaSnapshot {
+            primary: Some(QuotaWindow {
+                used_percent,
+                window_minutes: Some(300),
+                resets_at: None,
+            }),
+            secondary: None,
+            observed_at: SystemTime::now(),
+        }),
+        ..UpstreamFacts::default()
+    };
+    // (used %, settled here, saves so far): this test runs on one thread, so a report sent to
+    // the account still holds its slot until the account is polled.
+    for (used, here, saves) in [(10.0, false, 1), (10.0, true, 1), (11.0, false, 2)] {
+        let mut lease = leases.lane.try_grant(&acquire()).unwrap();
+        lease.observe(quota(used));
+        lease.report(Outcome::Completed { status: 200 });
+        assert_eq!(in_flight(&leases) == 0, here, "after {used}%");
+        let status = &settled(&leases).await[0];
+        assert_eq!(saved.0.lock().unwrap().len(), saves, "after {used}%");
+        let primary = status.quota.and_then(|q| q.primary).unwrap();
+        assert_eq!(primary.used_percent, used);
+    }
+}
