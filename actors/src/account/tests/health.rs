@@ -16,8 +16,9 @@ use crate::lease::{Outcome, UpstreamFacts};
 use crate::ports::{HealthProber, PoolStateSink, ProbeResult, ProbeTarget, SourceError};
 use crate::types::{AccountId, PoolRecord, RoutingParams};
 
+/// Pool records saved, in order.
 #[derive(Default, Clone)]
-struct Saved(Arc<Mutex<Vec<PoolRecord>>>);
+pub(crate) struct Saved(pub(crate) Arc<Mutex<Vec<PoolRecord>>>);
 
 impl PoolStateSink for Saved {
     fn save(

@@ -166,5 +166,5 @@ async fn a_failed_call_is_remembered_for_operators() {
     assert!(error.at > 0);
 }
 
-mod health;
+pub(crate) mod health;
 mod refresh;

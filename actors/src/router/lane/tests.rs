@@ -2,36 +2,19 @@
 //! thread, what it leaves to the actors, and that both ways share one slot count and one
 //! affinity table.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-use futures_util::future::BoxFuture;
 
 use crate::account::quota::{QuotaSnapshot, QuotaWindow};
 use crate::account::tests::credentials;
+use crate::account::tests::health::Saved;
 use crate::config::PoolConfig;
 use crate::lease::{Outcome, UpstreamFacts};
-use crate::ports::{PoolStateSink, SourceError};
 use crate::router::affinity::Placement;
 use crate::router::messages::{AcquireError, GetAccountStatuses};
 use crate::router::tests::{acquire, synced, with_key, MemorySource};
 use crate::router::{Leases, RouterActor};
-use crate::types::{AccountCredentials, AccountId, PoolRecord};
-
-/// Pool records saved, in order.
-#[derive(Clone, Default)]
-struct Saved(Arc<Mutex<Vec<PoolRecord>>>);
-
-impl PoolStateSink for Saved {
-    fn save(
-        &self,
-        _: AccountId,
-        record: PoolRecord,
-    ) -> BoxFuture<'static, Result<(), SourceError>> {
-        self.0.lock().unwrap().push(record);
-        Box::pin(async { Ok(()) })
-    }
-}
+use crate::types::AccountCredentials;
 
 async fn pool(accounts: Vec<AccountCredentials>, config: PoolConfig) -> Leases {
     let source = MemorySource::default();
