@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use bytes::Bytes;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -47,6 +48,9 @@ pub fn kind(raw: &RawValue) -> Kind {
 /// value, as a JSON object read into a map would.
 pub struct RequestBody<'a> {
     fields: Vec<(String, Cow<'a, RawValue>)>,
+    /// The fields still say exactly what the body sent (no key repeated, nothing set or removed):
+    /// the body itself can go on, uncopied.
+    as_sent: bool,
 }
 
 impl<'a> RequestBody<'a> {
@@ -62,7 +66,10 @@ impl<'a> RequestBody<'a> {
             };
         }
         serde_json::from_slice::<Fields<'a>>(body)
-            .map(|Fields(fields)| RequestBody { fields })
+            .map(|Fields { fields, repeated }| RequestBody {
+                fields,
+                as_sent: !repeated,
+            })
             .map_err(BodyError::NotJson)
     }
 
@@ -105,14 +112,35 @@ impl<'a> RequestBody<'a> {
 
     fn set_raw(&mut self, key: &str, raw: Box<RawValue>) {
         match self.fields.iter_mut().find(|(k, _)| k == key) {
-            Some((_, slot)) => *slot = Cow::Owned(raw),
-            None => self.fields.push((key.to_owned(), Cow::Owned(raw))),
+            // Setting what is already there changes nothing (a model named by its own slug).
+            Some((_, slot)) if slot.get() == raw.get() => {}
+            Some((_, slot)) => {
+                *slot = Cow::Owned(raw);
+                self.as_sent = false;
+            }
+            None => {
+                self.fields.push((key.to_owned(), Cow::Owned(raw)));
+                self.as_sent = false;
+            }
         }
     }
 
     /// Removes `key`; the others keep their order.
     pub fn remove(&mut self, key: &str) {
+        let before = self.fields.len();
         self.fields.retain(|(k, _)| k != key);
+        self.as_sent &= self.fields.len() == before;
+    }
+
+    /// The body to send on: `sent` itself (the buffer it was parsed from, shared, not copied)
+    /// while nothing changed — a Codex turn, which is the whole conversation, goes on as it came —
+    /// else the fields as they are now ([`RequestBody::to_vec`]).
+    pub fn forward(&self, sent: &Bytes) -> Bytes {
+        if self.as_sent {
+            sent.clone()
+        } else {
+            Bytes::from(self.to_vec())
+        }
     }
 
     /// The body to send on: the fields as they are now, each value byte for byte.
@@ -138,8 +166,11 @@ impl<'a> RequestBody<'a> {
     }
 }
 
-/// The top level read as `(key, raw value)` pairs.
-struct Fields<'a>(Vec<(String, Cow<'a, RawValue>)>);
+/// The top level read as `(key, raw value)` pairs; `repeated` when a key came more than once.
+struct Fields<'a> {
+    fields: Vec<(String, Cow<'a, RawValue>)>,
+    repeated: bool,
+}
 
 impl<'de> Deserialize<'de> for Fields<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -153,14 +184,18 @@ impl<'de> Deserialize<'de> for Fields<'de> {
 
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Fields<'de>, M::Error> {
                 let mut fields: Vec<(String, Cow<'de, RawValue>)> = Vec::new();
+                let mut repeated = false;
                 while let Some(key) = map.next_key::<String>()? {
                     let value: &'de RawValue = map.next_value()?;
                     match fields.iter_mut().find(|(k, _)| *k == key) {
-                        Some((_, slot)) => *slot = Cow::Borrowed(value),
+                        Some((_, slot)) => {
+                            *slot = Cow::Borrowed(value);
+                            repeated = true;
+                        }
                         None => fields.push((key, Cow::Borrowed(value))),
                     }
                 }
-                Ok(Fields(fields))
+                Ok(Fields { fields, repeated })
             }
         }
         deserializer.deserialize_map(FieldsVisitor)
@@ -349,6 +384,42 @@ mod tests {
             String::from_utf8(body.to_vec()).unwrap(),
             r#"{"zeta":[1, 2.50, "\u00e9"],"model":"m","input":{"a" : null}}"#
         );
+    }
+
+    #[test]
+    fn a_body_nothing_changed_goes_on_as_the_same_buffer() {
+        let sent = Bytes::from_static(br#"{"model": "gpt-5.5", "stream": true, "a": [1]}"#);
+        let mut body = parsed(&sent);
+        // Setting what is there already is no change.
+        body.set("model", &"gpt-5.5");
+        body.set("stream", &true);
+        body.remove("absent");
+        let forwarded = body.forward(&sent);
+        assert_eq!(forwarded.as_ptr(), sent.as_ptr(), "shared, not copied");
+        assert_eq!(forwarded, sent);
+    }
+
+    #[test]
+    fn a_body_with_a_change_or_a_repeated_key_is_encoded_again() {
+        let sent = Bytes::from_static(br#"{"model":"alias","stream":true}"#);
+        type Change = fn(&mut RequestBody);
+        let changes: [(&str, Change); 3] = [
+            (r#"{"model":"gpt-5.5","stream":true}"#, |b| {
+                b.set("model", &"gpt-5.5")
+            }),
+            (r#"{"model":"alias","stream":true,"store":false}"#, |b| {
+                b.set("store", &false)
+            }),
+            (r#"{"model":"alias"}"#, |b| b.remove("stream")),
+        ];
+        for (expected, change) in changes {
+            let mut body = parsed(&sent);
+            change(&mut body);
+            assert_eq!(body.forward(&sent), expected.as_bytes());
+        }
+        let repeated = Bytes::from_static(br#"{"model":"a","model":"b"}"#);
+        let body = parsed(&repeated);
+        assert_eq!(body.forward(&repeated), br#"{"model":"b"}"#.as_slice());
     }
 
     #[test]

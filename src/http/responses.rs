@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use actix_web::error::PayloadError;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder};
-use bytes::Bytes;
 use futures_util::StreamExt;
 use relay_actors::{Lease, Outcome};
 use serde_json::Value;
@@ -32,7 +31,7 @@ const ASSEMBLY_LIMIT: usize = 64 * 1024 * 1024;
 
 pub async fn create_response(
     req: HttpRequest,
-    body: Result<Bytes, actix_web::Error>,
+    body: web::Payload,
     state: web::Data<AppState>,
     upstream: web::Data<UpstreamClient>,
     ctx: web::ReqData<RequestContext>,
@@ -45,14 +44,17 @@ pub async fn create_response(
 
 async fn relay(
     req: &HttpRequest,
-    body: Result<Bytes, actix_web::Error>,
+    body: web::Payload,
     state: &AppState,
     upstream: &UpstreamClient,
     ctx: &RequestContext,
     note: &mut AccessNote,
 ) -> Result<HttpResponse, ApiError> {
     let settings = state.settings();
-    let body = body.map_err(|e| body_error(&e, settings.server.max_body_bytes))?;
+    let limit = settings.server.max_body_bytes;
+    let body = super::body::read(req.headers(), body.into_inner(), limit)
+        .await
+        .map_err(|e| body_error(&e, limit))?;
     let (mut request, model) = parse_request(&body)?;
     let wants_stream = request.boolean("stream").unwrap_or(false);
     note.model = Some(model.clone());
@@ -69,7 +71,7 @@ async fn relay(
     );
     let call = Call {
         req,
-        payload: Bytes::from(request.to_vec()),
+        payload: request.forward(&body),
         model: &resolved.slug,
         exclude_plans: &resolved.exclude_plans,
         affinity: affinity_key(req, &request),
@@ -85,9 +87,9 @@ async fn relay(
     answer(committed, reply, state, ctx, note).await
 }
 
-fn body_error(error: &actix_web::Error, limit: usize) -> ApiError {
-    match error.as_error::<PayloadError>() {
-        Some(PayloadError::Overflow) => ApiError::PayloadTooLarge { limit },
+fn body_error(error: &PayloadError, limit: usize) -> ApiError {
+    match error {
+        PayloadError::Overflow => ApiError::PayloadTooLarge { limit },
         _ => ApiError::invalid("The request body could not be read.", None),
     }
 }
