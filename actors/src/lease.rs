@@ -43,6 +43,33 @@ pub struct UpstreamFacts {
     pub retry_after: Option<Duration>,
 }
 
+/// What a call presents upstream. Shared by every lease on the same token set: an access token
+/// is a JWT of a couple of kilobytes, and a held stream keeps its lease for as long as it lasts.
+pub struct CallCredentials {
+    pub chatgpt_account_id: String,
+    pub access_token: SecretString,
+    pub is_fedramp: bool,
+}
+
+impl CallCredentials {
+    pub(crate) fn of(credentials: &crate::types::AccountCredentials) -> Arc<CallCredentials> {
+        Arc::new(CallCredentials {
+            chatgpt_account_id: credentials.chatgpt_account_id.clone(),
+            access_token: credentials.access_token.clone(),
+            is_fedramp: credentials.is_fedramp,
+        })
+    }
+}
+
+impl std::fmt::Debug for CallCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallCredentials")
+            .field("chatgpt_account_id", &self.chatgpt_account_id)
+            .field("is_fedramp", &self.is_fedramp)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Granted by an [`AccountActor`] or, while the account serves plainly, by the router's lane on
 /// the caller's own thread (see `account/gate.rs`); holds a snapshot of the credentials and one
 /// in-flight slot. Reports its outcome exactly once: through [`Lease::report`] /
@@ -51,9 +78,7 @@ pub struct UpstreamFacts {
 /// account.
 pub struct Lease {
     pub account_id: AccountId,
-    pub chatgpt_account_id: String,
-    pub access_token: SecretString,
-    pub is_fedramp: bool,
+    pub credentials: Arc<CallCredentials>,
     /// How the router placed the request with respect to its conversation.
     pub placement: Placement,
     /// The token version of `access_token`.
@@ -67,20 +92,21 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// A lease whose slot the caller has already taken on `gate`.
+    /// A lease on `credentials` (token version `token_version`) whose slot the caller has
+    /// already taken on `gate`.
     pub(crate) fn new(
-        credentials: &crate::types::AccountCredentials,
+        account_id: AccountId,
+        credentials: Arc<CallCredentials>,
+        token_version: i64,
         owner: Addr<AccountActor>,
         gate: Arc<Gate>,
         probe: bool,
     ) -> Lease {
         Lease {
-            account_id: credentials.id.clone(),
-            chatgpt_account_id: credentials.chatgpt_account_id.clone(),
-            access_token: credentials.access_token.clone(),
-            is_fedramp: credentials.is_fedramp,
+            account_id,
+            credentials,
             placement: Placement::Unbound,
-            token_version: credentials.token_version,
+            token_version,
             outcome: Outcome::Abandoned,
             facts: UpstreamFacts::default(),
             probe,
@@ -91,19 +117,15 @@ impl Lease {
 
     /// A lease granted from the account's pass; the caller has already taken its slot on `gate`.
     pub(crate) fn from_pass(pass: &Pass, owner: Addr<AccountActor>, gate: Arc<Gate>) -> Lease {
-        Lease {
-            account_id: pass.id.clone(),
-            chatgpt_account_id: pass.chatgpt_account_id.clone(),
-            access_token: pass.access_token.clone(),
-            is_fedramp: pass.is_fedramp,
-            placement: Placement::Unbound,
-            token_version: pass.token_version,
-            outcome: Outcome::Abandoned,
-            facts: UpstreamFacts::default(),
-            probe: false,
-            owner: Some(owner),
+        let credentials = Arc::clone(&pass.credentials);
+        Lease::new(
+            pass.id.clone(),
+            credentials,
+            pass.token_version,
+            owner,
             gate,
-        }
+            false,
+        )
     }
 
     /// Notes what the upstream said (rate-limit headers, error details); reported with the

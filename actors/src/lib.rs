@@ -30,7 +30,7 @@ pub use account::refresh::RefreshPolicy;
 pub use account::state::{AccountState, AdminState, AuthState};
 pub use account::AccountActor;
 pub use config::PoolConfig;
-pub use lease::{Lease, Outcome, UpstreamFacts};
+pub use lease::{CallCredentials, Lease, Outcome, UpstreamFacts};
 pub use ports::{
     AccountSource, HealthProber, PoolStateSink, ProbeResult, ProbeTarget, RefreshAttempt,
     SourceError, TokenRefresher,

@@ -30,8 +30,12 @@ pub struct StreamTiming {
     pub keepalive: Duration,
 }
 
+/// The upstream body, taken out of its response: a held stream keeps the bytes to come, not
+/// the response's header map (a few KB each, times every stream held open).
+type UpstreamBody = actix_web::dev::Payload;
+
 pub struct RelayStream {
-    upstream: UpstreamResponse,
+    upstream: UpstreamBody,
     watcher: StreamWatcher,
     /// The held-back start, sent first.
     prefix: Option<Bytes>,
@@ -55,7 +59,7 @@ pub struct RelayStream {
 
 impl RelayStream {
     pub fn new(
-        upstream: UpstreamResponse,
+        mut upstream: UpstreamResponse,
         lease: Lease,
         held: Held,
         timing: StreamTiming,
@@ -67,7 +71,7 @@ impl RelayStream {
         } = timing;
         let now = Instant::now();
         RelayStream {
-            upstream,
+            upstream: actix_web::HttpMessage::take_payload(&mut upstream),
             watcher: held.watcher,
             prefix: Some(held.prefix).filter(|p| !p.is_empty()),
             upstream_ended: held.ended,

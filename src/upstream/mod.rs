@@ -60,12 +60,15 @@ impl UpstreamClient {
             .post(&self.responses_url)
             .insert_header((
                 "authorization",
-                format!("Bearer {}", lease.access_token.expose_secret()),
+                format!("Bearer {}", lease.credentials.access_token.expose_secret()),
             ))
-            .insert_header(("chatgpt-account-id", lease.chatgpt_account_id.as_str()))
+            .insert_header((
+                "chatgpt-account-id",
+                lease.credentials.chatgpt_account_id.as_str(),
+            ))
             .insert_header(("accept", "text/event-stream"))
             .insert_header(("content-type", "application/json"));
-        if lease.is_fedramp {
+        if lease.credentials.is_fedramp {
             request = request.insert_header(("x-openai-fedramp", "true"));
         }
         for (name, value) in client_headers {

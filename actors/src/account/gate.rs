@@ -17,10 +17,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
-use secrecy::SecretString;
-
 use super::quota::QuotaSnapshot;
 use super::refresh::{self, Need, RefreshPolicy};
+use crate::lease::CallCredentials;
 use crate::types::AccountId;
 
 /// What a worker needs to grant a lease on the account by itself; present only while a plain
@@ -28,9 +27,7 @@ use crate::types::AccountId;
 #[derive(Debug)]
 pub(crate) struct Pass {
     pub id: AccountId,
-    pub chatgpt_account_id: String,
-    pub access_token: SecretString,
-    pub is_fedramp: bool,
+    pub credentials: Arc<CallCredentials>,
     pub token_version: i64,
     /// The effective cap on calls in flight; 0 means none.
     pub max_in_flight: usize,
@@ -120,9 +117,11 @@ mod tests {
         let policy = RefreshPolicy::default();
         let pass = Pass {
             id: AccountId::from("a"),
-            chatgpt_account_id: "c".to_owned(),
-            access_token: SecretString::from("t".to_owned()),
-            is_fedramp: false,
+            credentials: Arc::new(CallCredentials {
+                chatgpt_account_id: "c".to_owned(),
+                access_token: "t".into(),
+                is_fedramp: false,
+            }),
             token_version: 1,
             max_in_flight: 0,
             expires_at: Some(10_000),

@@ -33,11 +33,13 @@ use self::quota::QuotaSnapshot;
 use self::refresh::Need;
 use self::state::{AccountEvent, AccountState};
 use crate::config::PoolConfig;
-use crate::lease::{Lease, Outcome};
+use crate::lease::{CallCredentials, Lease, Outcome};
 use crate::types::{AccountCredentials, PoolRecord};
 
 pub struct AccountActor {
     credentials: AccountCredentials,
+    /// What its leases call with, shared by all of them until the token set changes.
+    call: Arc<CallCredentials>,
     state: AccountState,
     quota: Option<QuotaSnapshot>,
     /// Calls in flight and the pass workers grant with (see `gate.rs`).
@@ -71,6 +73,7 @@ impl AccountActor {
         let flight = Flight::new(&config.refresh);
         let quota = credentials.pool.quota;
         AccountActor {
+            call: CallCredentials::of(&credentials),
             credentials,
             state,
             quota,
@@ -128,9 +131,7 @@ impl AccountActor {
             let credentials = &self.credentials;
             Arc::new(Pass {
                 id: credentials.id.clone(),
-                chatgpt_account_id: credentials.chatgpt_account_id.clone(),
-                access_token: credentials.access_token.clone(),
-                is_fedramp: credentials.is_fedramp,
+                credentials: Arc::clone(&self.call),
                 token_version: credentials.token_version,
                 max_in_flight: self.max_in_flight(),
                 expires_at: credentials.expires_at,
@@ -222,7 +223,9 @@ impl AccountActor {
         self.probing |= probe;
         self.publish();
         Ok(Lease::new(
-            &self.credentials,
+            self.credentials.id.clone(),
+            Arc::clone(&self.call),
+            self.credentials.token_version,
             ctx.address(),
             self.gate(),
             probe,
@@ -245,6 +248,7 @@ impl AccountActor {
             AccountEvent::AdminChanged { admin }
         };
         if incoming.token_version >= self.credentials.token_version {
+            self.call = CallCredentials::of(&incoming);
             self.credentials = incoming;
         } else {
             self.credentials.admin = admin;

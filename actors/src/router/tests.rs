@@ -146,7 +146,7 @@ async fn accounts_added_changed_and_removed_in_the_source_are_followed() {
     actix_rt::time::sleep(Duration::from_millis(100)).await;
     let lease = router.send(acquire()).await.unwrap().unwrap();
     assert_eq!(lease.account_id.as_str(), "b");
-    assert!(secrecy::ExposeSecret::expose_secret(&lease.access_token).ends_with("-2"));
+    assert!(secrecy::ExposeSecret::expose_secret(&lease.credentials.access_token).ends_with("-2"));
 }
 
 #[actix_rt::test]

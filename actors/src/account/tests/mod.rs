@@ -106,7 +106,7 @@ async fn leases_hold_a_slot_until_they_report() {
     let account = AccountActor::new(credentials("a", true, 1), listener.recipient()).start();
     let first = account.send(GrantLease).await.unwrap().unwrap();
     let second = account.send(GrantLease).await.unwrap().unwrap();
-    assert_eq!(first.chatgpt_account_id, "chatgpt-a");
+    assert_eq!(first.credentials.chatgpt_account_id, "chatgpt-a");
     assert_eq!(account.send(GetAccountStatus).await.unwrap().in_flight, 2);
     first.report(Outcome::Completed { status: 200 });
     drop(second); // reports `Abandoned` on drop
@@ -128,7 +128,7 @@ async fn a_401_takes_the_account_out_and_tells_the_router() {
         .await
         .unwrap();
     let lease = account.send(GrantLease).await.unwrap().unwrap();
-    assert!(secrecy::ExposeSecret::expose_secret(&lease.access_token).ends_with("-2"));
+    assert!(secrecy::ExposeSecret::expose_secret(&lease.credentials.access_token).ends_with("-2"));
     assert_eq!(listener.send(Heard).await.unwrap(), Some(true));
 }
 

@@ -122,7 +122,7 @@ fn start_with(
 }
 
 fn token(lease: &crate::Lease) -> String {
-    lease.access_token.expose_secret().to_owned()
+    lease.credentials.access_token.expose_secret().to_owned()
 }
 
 async fn eventually(mut check: impl FnMut() -> bool) {

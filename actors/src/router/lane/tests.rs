@@ -51,7 +51,7 @@ async fn a_plain_account_is_leased_here_and_a_success_frees_its_slot_without_the
         .lane
         .try_grant(&acquire())
         .expect("granted on this thread");
-    assert_eq!(lease.chatgpt_account_id, "chatgpt-a");
+    assert_eq!(lease.credentials.chatgpt_account_id, "chatgpt-a");
     assert_eq!(in_flight(&leases), 1);
     // One slot count for both ways: the router finds the account full.
     let refused = leases.router().send(acquire()).await.unwrap();
@@ -127,6 +127,9 @@ async fn conversations_share_one_table_whichever_way_they_are_leased() {
         .unwrap();
     assert_eq!(by_router.account_id, home);
     assert_eq!(by_router.placement, Placement::Kept);
+    // Leases on one token share its credentials, whichever way they were granted.
+    assert!(Arc::ptr_eq(&first.credentials, &kept.credentials));
+    assert!(Arc::ptr_eq(&first.credentials, &by_router.credentials));
     let detour = leases
         .lane
         .try_grant(&with_key("conv", &[home.as_str()]))
