@@ -94,7 +94,9 @@ fn order_group<'c, C: Candidate>(group: &[&'c C], strategy: Strategy, cursor: us
         Strategy::FillFirst => group.to_vec(),
         Strategy::Headroom => {
             let mut sorted = group.to_vec();
-            sorted.sort_by_key(|c| {
+            // Each key is read once: a live in-flight count moves while the sort runs, and a key
+            // that changes under a sort breaks its order (std's sort panics on it).
+            sorted.sort_by_cached_key(|c| {
                 let view = c.view();
                 let bucket = (view.remaining_percent() / HEADROOM_BUCKET).floor() as u64;
                 let score = bucket * u64::from(view.routing.weight.max(1));

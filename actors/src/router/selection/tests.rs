@@ -170,3 +170,37 @@ fn an_exhausted_pool_says_why() {
     full.in_flight = 1;
     assert_eq!(judge(&[full]), Exhaustion::Busy);
 }
+
+/// A candidate whose live in-flight count moves every time it is read, as an account's does
+/// while other workers take and free its slots.
+struct Moving<'a> {
+    view: AccountView,
+    reads: &'a std::cell::Cell<usize>,
+}
+
+impl Candidate for Moving<'_> {
+    fn view(&self) -> &AccountView {
+        &self.view
+    }
+
+    fn in_flight(&self) -> usize {
+        self.reads.set(self.reads.get() + 1);
+        self.reads.get() % 7
+    }
+}
+
+#[test]
+fn a_live_count_is_read_once_per_account_for_the_order() {
+    let reads = std::cell::Cell::new(0);
+    let candidates: Vec<Moving> = (0..40)
+        .map(|i| Moving {
+            view: view(&format!("a{i}")),
+            reads: &reads,
+        })
+        .collect();
+    let ordered = order(&candidates, Strategy::Headroom, 0, &[], at(0));
+    assert_eq!(ordered.len(), 40);
+    // Once each for the sort (no cap, so the capacity check needs none), never again while
+    // sorting: a sort that re-read it could see a different order at every comparison.
+    assert_eq!(reads.get(), 40);
+}
