@@ -5,7 +5,7 @@
 
 mod logging;
 
-pub use logging::{build_logger, LogSink};
+pub use logging::{build_logger, LogGuard, LogSink};
 
 /// `jane.doe@example.com` → `j***@example.com`: enough to recognise, not to harvest.
 pub fn mask_email(email: &str) -> String {
