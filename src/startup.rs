@@ -281,7 +281,6 @@ fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
             .app_data(web::Data::new(state.clone()))
             // awc clients are !Send: each worker gets its own connection pool.
             .app_data(web::Data::new(UpstreamClient::new(&settings.upstream)))
-            .app_data(web::PayloadConfig::new(settings.server.max_body_bytes))
             .configure(http::routes)
             .default_service(web::to(http::not_found))
             .wrap(from_fn(context::request_context))

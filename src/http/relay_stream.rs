@@ -2,7 +2,7 @@
 //! the SSE watcher on the side. It starts with the events the hold-back read (see
 //! `upstream::holdback`), then forwards the rest. After the first byte the relay can no longer change the status,
 //! so an upstream cut, error or silence becomes a `response.failed` event and a clean end.
-//! Dropping this stream (the client went away) drops the upstream response, which closes the
+//! Dropping this stream (the client went away) drops the upstream body, which closes the
 //! upstream connection at once.
 
 use std::convert::Infallible;

@@ -63,11 +63,16 @@ impl Gate {
         self.in_flight.load(Ordering::Acquire)
     }
 
+    /// Whether `max` (0: no cap) slots are taken.
+    pub fn is_full(&self, max: usize) -> bool {
+        at_cap(self.in_flight(), max)
+    }
+
     /// Takes a slot unless `max` (0: no cap) are taken already.
     pub fn reserve(&self, max: usize) -> bool {
         self.in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (max == 0 || n < max).then_some(n + 1)
+                (!at_cap(n, max)).then_some(n + 1)
             })
             .is_ok()
     }
@@ -91,6 +96,10 @@ impl Gate {
     pub fn set_pass(&self, pass: Option<Arc<Pass>>) {
         *self.pass.write().unwrap_or_else(|e| e.into_inner()) = pass;
     }
+}
+
+fn at_cap(in_flight: usize, max: usize) -> bool {
+    max > 0 && in_flight >= max
 }
 
 #[cfg(test)]

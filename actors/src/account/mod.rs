@@ -194,8 +194,7 @@ impl AccountActor {
             _ => return Err(Refusal::Unusable(self.state.name_at(now))),
         };
         // Checked again when the slot is taken ([`Gate::reserve`]): workers take slots too.
-        let max = self.max_in_flight();
-        if max > 0 && self.gate.in_flight() >= max {
+        if self.gate.is_full(self.max_in_flight()) {
             return Err(Refusal::Full);
         }
         Ok(probe)

@@ -64,8 +64,8 @@ impl Handler<JudgeExhaustion> for RouterActor {
         let addrs = self
             .entries
             .values()
-            .filter(|e| e.serves_plan(&msg.exclude_plans))
-            .map(|e| e.addr.clone())
+            .filter(|e| e.member.serves_plan(&msg.exclude_plans))
+            .map(|e| e.member.addr.clone())
             .collect();
         Box::pin(
             fresh_views(addrs)
@@ -100,13 +100,13 @@ impl RouterActor {
         let views: Vec<AccountView> = self
             .entries
             .values()
-            .filter(|e| e.serves_plan(exclude_plans))
-            .map(|e| match fresh.iter().find(|v| v.id == e.view.id) {
+            .filter(|e| e.member.serves_plan(exclude_plans))
+            .map(|e| match fresh.iter().find(|v| v.id == e.member.view.id) {
                 Some(view) => view.clone(),
                 // A pushed view's in-flight count lags: the gate's is live.
                 None => AccountView {
-                    in_flight: e.gate.in_flight(),
-                    ..AccountView::clone(&e.view)
+                    in_flight: e.member.gate.in_flight(),
+                    ..AccountView::clone(&e.member.view)
                 },
             })
             .collect();

@@ -34,10 +34,9 @@ use self::messages::{
     AccountUnreachable, Acquire, AcquireError, GetAccountStatuses, GetPoolStatus, PoolStatus,
     Reconcile, RefreshAccount, RefreshError, Shutdown, SyncNow,
 };
-use crate::account::gate::Gate;
 use crate::account::messages::{
-    AccountStateChanged, AccountStatus, AccountView, GetAccountStatus, ProbeNow, RefreshNow,
-    ReplaceCredentials, Retire,
+    AccountStateChanged, AccountStatus, GetAccountStatus, ProbeNow, RefreshNow, ReplaceCredentials,
+    Retire,
 };
 use crate::account::AccountActor;
 use crate::config::PoolConfig;
@@ -45,20 +44,10 @@ use crate::lease::Lease;
 use crate::ports::{AccountSource, SourceError};
 use crate::types::{AccountCredentials, AccountId};
 
+/// An account the router keeps: the store version it was loaded at, and what the lane sees of it.
 struct Entry {
-    addr: Addr<AccountActor>,
     version: i64,
-    /// The account's latest view of itself, pushed by the account.
-    view: Arc<AccountView>,
-    /// The account's ChatGPT plan, when known: which models it serves depends on it.
-    plan: Option<Arc<str>>,
-    gate: Arc<Gate>,
-}
-
-impl Entry {
-    fn serves_plan(&self, exclude_plans: &[String]) -> bool {
-        lane::serves_plan(self.plan.as_deref(), exclude_plans)
-    }
+    member: Member,
 }
 
 pub struct RouterActor {
@@ -73,7 +62,7 @@ pub struct RouterActor {
 }
 
 /// What request handlers hold to take leases: the router's address, and its lane, through which
-/// the common lease is taken on the handler's own thread (see `lane.rs`).
+/// the common lease is taken on the handler's own thread (see `lane/`).
 #[derive(Clone)]
 pub struct Leases {
     router: Addr<RouterActor>,
@@ -139,16 +128,7 @@ impl RouterActor {
 
     /// Tells the lane the members as they are now.
     fn publish_members(&self) {
-        let members = self
-            .entries
-            .values()
-            .map(|e| Member {
-                view: Arc::clone(&e.view),
-                plan: e.plan.clone(),
-                addr: e.addr.clone(),
-                gate: Arc::clone(&e.gate),
-            })
-            .collect();
+        let members = self.entries.values().map(|e| e.member.clone()).collect();
         self.lane.publish(members);
     }
 
@@ -156,7 +136,7 @@ impl RouterActor {
     fn known_versions(&self) -> BTreeMap<AccountId, i64> {
         self.entries
             .iter()
-            .filter(|(_, e)| e.addr.connected())
+            .filter(|(_, e)| e.member.addr.connected())
             .map(|(id, e)| (id.clone(), e.version))
             .collect()
     }
@@ -186,20 +166,20 @@ impl RouterActor {
             .collect();
         for id in gone {
             if let Some(entry) = self.entries.remove(&id) {
-                entry.addr.do_send(Retire);
+                entry.member.addr.do_send(Retire);
             }
         }
         for credentials in result.loaded {
             let id = credentials.id.clone();
             let version = credentials.version;
             match self.entries.get_mut(&id) {
-                Some(entry) if entry.addr.connected() => {
+                Some(entry) if entry.member.addr.connected() => {
                     entry.version = version;
-                    let view = Arc::make_mut(&mut entry.view);
+                    let view = Arc::make_mut(&mut entry.member.view);
                     view.state.admin = credentials.admin;
                     view.routing = credentials.routing;
-                    entry.plan = credentials.plan.as_deref().map(Arc::from);
-                    entry.addr.do_send(ReplaceCredentials(credentials));
+                    entry.member.plan = credentials.plan.as_deref().map(Arc::from);
+                    entry.member.addr.do_send(ReplaceCredentials(credentials));
                 }
                 _ => {
                     let plan = credentials.plan.as_deref().map(Arc::from);
@@ -208,17 +188,13 @@ impl RouterActor {
                         AccountActor::with_config(credentials, router, Arc::clone(&self.config));
                     let view = Arc::new(actor.view());
                     let gate = actor.gate();
-                    let addr = actor.start();
-                    self.entries.insert(
-                        id,
-                        Entry {
-                            addr,
-                            version,
-                            view,
-                            plan,
-                            gate,
-                        },
-                    );
+                    let member = Member {
+                        view,
+                        plan,
+                        addr: actor.start(),
+                        gate,
+                    };
+                    self.entries.insert(id, Entry { version, member });
                 }
             }
         }
@@ -263,7 +239,7 @@ impl Handler<AccountStateChanged> for RouterActor {
 
     fn handle(&mut self, msg: AccountStateChanged, _: &mut Context<Self>) {
         if let Some(entry) = self.entries.get_mut(&msg.view.id) {
-            entry.view = Arc::new(msg.view);
+            entry.member.view = Arc::new(msg.view);
             self.publish_members();
         }
     }
@@ -292,7 +268,7 @@ impl Handler<Shutdown> for RouterActor {
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
         for entry in std::mem::take(&mut self.entries).into_values() {
-            entry.addr.do_send(Retire);
+            entry.member.addr.do_send(Retire);
         }
         self.publish_members();
         ctx.stop();
@@ -322,7 +298,7 @@ impl Handler<GetAccountStatuses> for RouterActor {
         let asks: Vec<_> = self
             .entries
             .values()
-            .map(|e| e.addr.send(GetAccountStatus))
+            .map(|e| e.member.addr.send(GetAccountStatus))
             .collect();
         Box::pin(async move {
             futures_util::future::join_all(asks)
@@ -344,7 +320,7 @@ impl Handler<GetPoolStatus> for RouterActor {
             usable: self
                 .entries
                 .values()
-                .filter(|e| e.view.serves_at(now) && e.addr.connected())
+                .filter(|e| e.member.view.serves_at(now) && e.member.addr.connected())
                 .count(),
             synced: self.synced,
             conversations: self.lane.conversations(),
@@ -358,9 +334,9 @@ impl RouterActor {
     fn probe_due(&self) {
         let now = SystemTime::now();
         for entry in self.entries.values() {
-            let view = &entry.view;
+            let view = &entry.member.view;
             if view.state.is_usable() && !view.probing && view.state.health.needs_probe(now) {
-                entry.addr.do_send(ProbeNow);
+                entry.member.addr.do_send(ProbeNow);
             }
         }
     }
@@ -371,7 +347,7 @@ impl Handler<RefreshAccount> for RouterActor {
     type Result = ResponseFuture<Result<(), RefreshError>>;
 
     fn handle(&mut self, msg: RefreshAccount, _: &mut Context<Self>) -> Self::Result {
-        let addr = self.entries.get(&msg.0).map(|e| e.addr.clone());
+        let addr = self.entries.get(&msg.0).map(|e| e.member.addr.clone());
         Box::pin(async move {
             let addr = addr.ok_or(RefreshError::NotFound)?;
             match addr.send(RefreshNow).await {

@@ -220,7 +220,7 @@ impl Handler<GetAccountAddr> for RouterActor {
     type Result = MessageResult<GetAccountAddr>;
     fn handle(&mut self, _: GetAccountAddr, _: &mut Context<Self>) -> Self::Result {
         let entry = self.entries.values().next().unwrap();
-        MessageResult(entry.addr.clone())
+        MessageResult(entry.member.addr.clone())
     }
 }
 

@@ -27,6 +27,7 @@ use crate::lease::Lease;
 use crate::types::AccountId;
 
 /// One account of the pool as the lane sees it.
+#[derive(Clone)]
 pub(crate) struct Member {
     /// As the account last pushed it (its in-flight count is read from `gate` instead).
     pub view: Arc<AccountView>,
@@ -35,10 +36,14 @@ pub(crate) struct Member {
     pub gate: Arc<Gate>,
 }
 
-/// False when the account's plan is one of `exclude_plans` (plans that do not serve the
-/// request's model); an account whose plan is unknown is never excluded for it.
-pub(crate) fn serves_plan(plan: Option<&str>, exclude_plans: &[String]) -> bool {
-    plan.is_none_or(|plan| !exclude_plans.iter().any(|p| p == plan))
+impl Member {
+    /// False when the account's plan is one of `exclude_plans` (plans that do not serve the
+    /// request's model); an account whose plan is unknown is never excluded for it.
+    pub fn serves_plan(&self, exclude_plans: &[String]) -> bool {
+        self.plan
+            .as_deref()
+            .is_none_or(|plan| !exclude_plans.iter().any(|p| p == plan))
+    }
 }
 
 impl Candidate for &Member {
@@ -119,7 +124,7 @@ impl Lane {
     ) -> Vec<&'m Member> {
         let eligible: Vec<&Member> = members
             .iter()
-            .filter(|m| serves_plan(m.plan.as_deref(), &request.exclude_plans))
+            .filter(|m| m.serves_plan(&request.exclude_plans))
             .collect();
         let strategy = self.config.strategy;
         let mut ordered: Vec<&Member> =

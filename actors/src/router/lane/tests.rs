@@ -98,7 +98,7 @@ async fn a_failure_goes_to_the_account_and_only_the_actor_leases_until_a_success
 }
 
 #[actix_rt::test]
-async fn a_token_due_for_refresh_is_leased_by_the_actor_which_starts_the_refresh() {
+async fn a_token_due_for_refresh_is_leased_by_the_actor_not_on_the_callers_thread() {
     let mut due = credentials("a", true, 1);
     due.expires_at = Some(crate::account::unix_now() + 10);
     let leases = pool(vec![due], PoolConfig::default()).await;
