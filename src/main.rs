@@ -11,6 +11,12 @@ use codex_relay::startup::Application;
 use codex_relay::store::{KeySource, MasterKey, Store};
 use slog::{error, info, warn};
 
+// mimalloc keeps less per held stream than the system allocator and hands freed pages back; its
+// transparent huge pages are off, since they would pin 2 MiB per arena page in RSS (both measured
+// in docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref()) {
