@@ -366,6 +366,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct RecordedRequest {
     /// The protocol it came over (`HTTP/1.1`, `HTTP/2.0`).
     pub version: String,
+    /// The client's address: requests from one address came over one connection.
+    pub peer: Option<std::net::SocketAddr>,
     pub method: String,
     pub path: String,
     /// The raw query string, without `?`.
@@ -385,6 +387,7 @@ impl RecordedRequest {
         });
         RecordedRequest {
             version: format!("{:?}", req.version()),
+            peer: req.peer_addr(),
             method: req.method().as_str().to_owned(),
             path: req.path().to_owned(),
             query: req.query_string().to_owned(),

@@ -1,5 +1,6 @@
-//! The Codex backend as the relay calls it: one `awc::Client` per worker (awc is `!Send`), the
-//! Codex request headers, and the SSE side path ([`sse`]) and non-stream assembly ([`assemble`]).
+//! The Codex backend as the relay calls it: one `awc::Client` per worker (awc is `!Send`) that
+//! connects once when cold (`warmup`), the Codex request headers, and the SSE side path ([`sse`])
+//! and non-stream assembly ([`assemble`]).
 
 pub mod assemble;
 mod event_fields;
@@ -10,6 +11,7 @@ pub mod outbound;
 pub mod rate_limits;
 pub mod sse;
 pub mod usage;
+mod warmup;
 
 use std::time::Duration;
 
@@ -20,6 +22,7 @@ use relay_actors::Lease;
 use secrecy::ExposeSecret;
 
 use crate::settings::UpstreamSettings;
+use warmup::{Outgoing, Warmup};
 
 /// The response type awc gives for a streamed upstream answer.
 pub type UpstreamResponse = awc::ClientResponse;
@@ -27,6 +30,7 @@ pub type UpstreamResponse = awc::ClientResponse;
 /// A worker's connection to the upstream. Cheap to build; build one per worker.
 pub struct UpstreamClient {
     http: awc::Client,
+    warmup: Warmup,
     responses_url: String,
     originator: String,
     user_agent: String,
@@ -34,13 +38,15 @@ pub struct UpstreamClient {
 
 impl UpstreamClient {
     pub fn new(settings: &UpstreamSettings) -> UpstreamClient {
+        let connect_timeout = Duration::from_secs(settings.connect_timeout_secs);
         let http = settings.outbound.client(
-            Duration::from_secs(settings.connect_timeout_secs),
+            connect_timeout,
             Duration::from_secs(settings.response_timeout_secs),
         );
         let base = settings.base_url.as_str().trim_end_matches('/');
         UpstreamClient {
             http,
+            warmup: Warmup::new(connect_timeout),
             responses_url: format!("{base}/responses"),
             originator: settings.originator.clone(),
             user_agent: settings.user_agent.clone(),
@@ -97,6 +103,13 @@ impl UpstreamClient {
                     .insert_header(("user-agent", self.user_agent.as_str()));
             }
         }
-        request.send_body(body).await
+        let sent = match self.warmup.outgoing(body).await {
+            Outgoing::Plain(body) => request.send_body(body).await,
+            Outgoing::Leading(body) => request.send_body(body).await,
+        };
+        if sent.is_err() {
+            self.warmup.lost();
+        }
+        sent
     }
 }

@@ -19,6 +19,11 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
 
+/// How long the pool keeps an idle connection (awc's default, named for [`super::warmup`]).
+pub const CONN_KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long the pool hands out a connection after opening it (awc's default, likewise).
+pub const CONN_LIFETIME: Duration = Duration::from_secs(75);
+
 /// The setup of every outgoing client; the default trusts the public web roots only.
 #[derive(Clone, Default)]
 pub struct Outbound(Option<Arc<ClientConfig>>);
@@ -63,6 +68,8 @@ impl Outbound {
         let connector = awc::Connector::new()
             .connector(ConnectorService::default().map(no_delay))
             .timeout(connect_timeout)
+            .conn_keep_alive(CONN_KEEP_ALIVE)
+            .conn_lifetime(CONN_LIFETIME)
             .limit(0);
         let connector = match &self.0 {
             Some(config) => connector.rustls_0_23(Arc::clone(config)),

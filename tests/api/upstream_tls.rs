@@ -1,6 +1,7 @@
 //! The upstream over HTTPS, as the Codex backend is reached: with the mock's certificate named by
 //! `upstream.ca_file` the relay streams over HTTP/2; without it, the certificate is refused, the
-//! client gets a clear error (not a hang) and the log says why.
+//! client gets a clear error (not a hang) and the log says why. A burst on a cold relay shares
+//! one connection instead of opening one per request.
 
 use crate::helpers::{error_of, spawn_app_over_tls};
 
@@ -46,5 +47,21 @@ async fn an_untrusted_certificate_is_refused_with_a_clear_error() {
         "{}",
         app.logs()
     );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_burst_on_a_cold_relay_shares_one_upstream_connection() {
+    let app = spawn_app_over_tls(true).await;
+    let request = serde_json::json!({"model": "gpt-5.5", "input": "hi", "stream": true});
+    let burst = (0..24).map(|_| app.stream_events(&request));
+    for events in futures_util::future::join_all(burst).await {
+        assert_eq!(events.last().unwrap()["type"], "response.completed");
+    }
+    let requests = app.mock.state.responses_requests();
+    assert_eq!(requests.len(), 24);
+    let connections: std::collections::HashSet<_> = requests.iter().map(|r| r.peer).collect();
+    // The test app runs one worker: the first request connects, the other 23 wait and share it.
+    assert_eq!(connections.len(), 1, "{connections:?}");
     app.stop().await;
 }
