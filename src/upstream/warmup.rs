@@ -68,10 +68,8 @@ impl Warmup {
         if body.is_empty() {
             return Outgoing::Plain(body);
         }
-        let deadline = Instant::now() + self.0.patience;
+        let mut deadline = None;
         loop {
-            // Registered before the state is read, so a change in between is not missed.
-            let changed = self.0.changed.notified();
             let now = Instant::now();
             match self.0.state.get() {
                 State::Warm { since, used } if warm(now, since, used) => {
@@ -79,6 +77,10 @@ impl Warmup {
                     return Outgoing::Plain(body);
                 }
                 State::Leading => {
+                    // The worker is one thread: nothing can settle the lead between reading the
+                    // state and registering here, so no wake-up is missed.
+                    let changed = self.0.changed.notified();
+                    let deadline = *deadline.get_or_insert(now + self.0.patience);
                     let left = deadline.saturating_duration_since(now);
                     if actix_web::rt::time::timeout(left, changed).await.is_err() {
                         return Outgoing::Plain(body);
