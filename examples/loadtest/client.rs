@@ -1,21 +1,27 @@
-//! The load generator's HTTP client: one HTTP/1.1 keep-alive connection (hyper 1), one request
-//! at a time, the body read to its end while the times that matter are taken — first body
+//! The load generator's HTTP client: one keep-alive connection (hyper 1) — plain HTTP/1.1, or
+//! HTTPS with HTTP/2 as a client of the Codex backend speaks it — one request at a time, the body read to its end while the times that matter are taken — first body
 //! byte, first `response.output_text.delta` — and a stream is checked to end with
 //! `response.completed` (anything else, a status but 200 included, is an error).
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::{http1, http2};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use memchr::memmem::Finder;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 const FIRST_TOKEN: &[u8] = b"event: response.output_text.delta\n";
 const COMPLETED: &[u8] = b"event: response.completed\n";
@@ -41,37 +47,98 @@ pub struct Timing {
     pub bytes: u64,
 }
 
+/// Where connections go, and how.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    /// `None`: plain HTTP/1.1. Some: HTTPS offering only HTTP/2, trusting this setup.
+    tls: Option<TlsConnector>,
+}
+
+impl Endpoint {
+    pub fn plain(addr: SocketAddr) -> Endpoint {
+        Endpoint { addr, tls: None }
+    }
+
+    /// HTTPS with HTTP/2 to `addr`, trusting the PEM certificates in `ca_file` only.
+    pub fn h2(addr: SocketAddr, ca_file: &Path) -> anyhow::Result<Endpoint> {
+        let mut roots = RootCertStore::empty();
+        for certificate in CertificateDer::pem_file_iter(ca_file)? {
+            roots.add(certificate?)?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let tls = Some(TlsConnector::from(Arc::new(config)));
+        Ok(Endpoint { addr, tls })
+    }
+}
+
+enum Sender {
+    Http1(http1::SendRequest<Full<Bytes>>),
+    Http2(http2::SendRequest<Full<Bytes>>),
+}
+
 pub struct Conn {
-    sender: SendRequest<Full<Bytes>>,
-    host: HeaderValue,
+    sender: Sender,
+    authority: String,
 }
 
 impl Conn {
-    pub async fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
+    pub async fn open(endpoint: &Endpoint) -> anyhow::Result<Conn> {
+        let addr = endpoint.addr;
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("connect {addr}"))?;
         stream.set_nodelay(true)?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         // The connection's I/O runs beside the caller; it ends when the sender is dropped.
-        tokio::spawn(connection);
+        let sender = match &endpoint.tls {
+            None => {
+                let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+                tokio::spawn(connection);
+                Sender::Http1(sender)
+            }
+            Some(tls) => {
+                let name = ServerName::IpAddress(addr.ip().into());
+                let stream = tls.connect(name, stream).await.context("TLS handshake")?;
+                let io = TokioIo::new(stream);
+                let (sender, connection) = http2::handshake(TokioExecutor::new(), io).await?;
+                tokio::spawn(connection);
+                Sender::Http2(sender)
+            }
+        };
         Ok(Conn {
             sender,
-            host: HeaderValue::from_str(&addr.to_string())?,
+            authority: addr.to_string(),
         })
     }
 
     /// Sends `call` and waits for the answer's head; a status but 200 is an error.
     pub async fn start(&mut self, call: &Call) -> anyhow::Result<Answer> {
         let sent = Instant::now();
-        self.sender.ready().await?;
-        let mut request = Request::builder()
-            .method(call.method.clone())
-            .uri(&call.path)
-            .header(hyper::header::HOST, self.host.clone())
-            .body(Full::new(call.body.clone()))?;
+        let request = Request::builder().method(call.method.clone());
+        // HTTP/2 names the authority in the URI (`:authority`); HTTP/1.1 in `Host`.
+        let request = match &self.sender {
+            Sender::Http1(_) => request
+                .uri(&call.path)
+                .header(hyper::header::HOST, &self.authority),
+            Sender::Http2(_) => request.uri(format!("https://{}{}", self.authority, call.path)),
+        };
+        let mut request = request.body(Full::new(call.body.clone()))?;
         request.headers_mut().extend(call.headers.iter().cloned());
-        let response = self.sender.send_request(request).await?;
+        let response = match &mut self.sender {
+            Sender::Http1(sender) => {
+                sender.ready().await?;
+                sender.send_request(request).await?
+            }
+            Sender::Http2(sender) => {
+                sender.ready().await?;
+                sender.send_request(request).await?
+            }
+        };
         if response.status() != StatusCode::OK {
             let status = response.status();
             let body = response.into_body().collect().await.map(|b| b.to_bytes());

@@ -8,7 +8,6 @@
 //!   (so no accept queue overflows), all open at once at the peak; the resident memory of the
 //!   measured processes is sampled every 50 ms meanwhile.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::client::{Call, Conn, Timing};
+use super::client::{Call, Conn, Endpoint, Timing};
 use super::procs;
 
 /// Longest a single answer may take beyond the end of its phase before it counts as failed.
@@ -67,7 +66,7 @@ pub struct Watched {
 
 /// Runs `calls(user)` back to back from `users` users: `warmup`, then `window` measured.
 pub async fn closed_loop(
-    addr: SocketAddr,
+    endpoint: &Endpoint,
     calls: impl Fn(usize) -> Call,
     users: usize,
     warmup: Duration,
@@ -79,7 +78,14 @@ pub async fn closed_loop(
     let end = warm_end + window;
     let mut tasks = JoinSet::new();
     for user in 0..users {
-        tasks.spawn(user_loop(addr, calls(user), warm_end, end, empty.clone()));
+        let endpoint = endpoint.clone();
+        tasks.spawn(user_loop(
+            endpoint,
+            calls(user),
+            warm_end,
+            end,
+            empty.clone(),
+        ));
     }
     tokio::time::sleep_until(warm_end.into()).await;
     let (proxy0, mock0, t0) = (cpu(&watched.proxy), cpu(&[watched.mock]), Instant::now());
@@ -138,7 +144,7 @@ struct UserResult {
 }
 
 async fn user_loop(
-    addr: SocketAddr,
+    endpoint: Endpoint,
     call: Call,
     warm_end: Instant,
     end: Instant,
@@ -162,7 +168,7 @@ async fn user_loop(
                     .await
                     .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {limit:?}")))
             }
-            None => match Conn::open(addr).await {
+            None => match Conn::open(&endpoint).await {
                 Ok(open) => {
                     conn = Some(open);
                     continue;
@@ -223,7 +229,7 @@ pub struct HeldResult {
 
 /// Opens `n` streams, `parallel` connects at a time, and waits for all of them to end.
 pub async fn held(
-    addr: SocketAddr,
+    endpoint: &Endpoint,
     calls: impl Fn(usize) -> Call,
     n: usize,
     parallel: usize,
@@ -241,10 +247,11 @@ pub async fn held(
     for i in 0..n {
         let (call, gate) = (calls(i), Arc::clone(&gate));
         let (open, peak) = (Arc::clone(&open), Arc::clone(&peak));
+        let endpoint = endpoint.clone();
         let one = async move {
             let answer = {
                 let _permit = gate.acquire_owned().await?;
-                Conn::open(addr).await?.start(&call).await?
+                Conn::open(&endpoint).await?.start(&call).await?
             };
             let now_open = open.fetch_add(1, Ordering::SeqCst) + 1;
             peak.fetch_max(now_open, Ordering::SeqCst);

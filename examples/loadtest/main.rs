@@ -6,8 +6,10 @@
 //! ```
 //!
 //! It builds the relay and the mock, starts the mock in bench mode, then measures the same
-//! load against each target — the mock directly, nginx in front of it (when installed), and a
-//! relay with each account count — and prints one table with every proxy's ratio to direct.
+//! load against each target — the mock directly, nginx in front of it (when installed), a
+//! relay with each account count, and the mock directly over HTTPS with HTTP/2 followed by the
+//! relay that reaches it so — and prints one table with every proxy's ratio to direct over the
+//! protocol it speaks to the mock.
 //! Benchmarks are not timed tests: the numbers depend on the machine, and the mock, the load
 //! and the proxy share its cores.
 //!
@@ -19,7 +21,7 @@
 //! | `nginx.rs`   | the nginx yardstick                                           |
 //! | `targets.rs` | what is measured and the requests it gets                     |
 //! | `load.rs`    | closed loops and held streams                                 |
-//! | `client.rs`  | the HTTP/1.1 client and the stream checks                     |
+//! | `client.rs`  | the HTTP/1.1 and HTTP/2 client and the stream checks          |
 //! | `procs.rs`   | child processes, ports, fd limit, `/proc`                     |
 //! | `report.rs`  | the table and the JSON                                        |
 
@@ -41,6 +43,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use serde_json::json;
 
+use client::Endpoint;
 use report::Measured;
 use targets::Target;
 
@@ -271,6 +274,10 @@ async fn measure_all(
     let h2 = plan.h2.then_some((fewest, &mock.tls));
     let relays = plan.accounts.iter().map(|&n| (n, &plain)).chain(h2);
     for (accounts, upstream) in relays {
+        if let setup::Upstream::Tls { addr, ca } = upstream {
+            let direct = Target::direct_h2(Endpoint::h2(*addr, ca)?);
+            all.push(phases::measure(&direct, plan, mock_pid, fd_limit).await?);
+        }
         let mut relay = setup::start_relay(bins, dir, accounts, upstream).await?;
         let over_h2 = matches!(upstream, setup::Upstream::Tls { .. });
         let target = Target::relay(accounts, over_h2, relay.addr, &relay.key, relay.child.pid());

@@ -27,9 +27,9 @@ pub async fn measure(
                 Some(marker) => target.responses(marker, user),
                 None => target.models(),
             };
-            let addr = target.addr;
+            let endpoint = &target.endpoint;
             let result =
-                load::closed_loop(addr, calls, users, plan.warmup, plan.window, &watched).await;
+                load::closed_loop(endpoint, calls, users, plan.warmup, plan.window, &watched).await;
             // Let the closed connections settle before the next phase.
             tokio::time::sleep(Duration::from_millis(300)).await;
             result
@@ -76,7 +76,7 @@ async fn held_phase(
     let limit = stream_time + Duration::from_secs(60);
     let calls = |i| target.responses(&marker, i);
     let result = load::held(
-        target.addr,
+        &target.endpoint,
         calls,
         streams,
         plan.held_parallel,

@@ -1,12 +1,12 @@
 //! The one table: a row per measurement, a column per target, every proxy's cell with its ratio
-//! to the direct connection (first-byte and first-token latencies as a difference instead: what
-//! the proxy adds), then the machine and the settings; the same numbers as JSON on request.
+//! to the direct connection over the protocol the proxy speaks to the mock (first-byte and
+//! first-token latencies as a difference instead: what the proxy adds), then the machine and the settings; the same numbers as JSON on request.
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use super::load::{HeldResult, LoopResult};
-use super::targets::Kind;
+use super::targets::{Kind, Target};
 
 /// Everything measured on one target.
 pub struct Measured {
@@ -232,7 +232,7 @@ fn held_rows(all: &[Measured], i: usize, n: usize) -> Vec<Row> {
     ]
 }
 
-/// A row of numbers: the direct value alone, every other with its comparison to it.
+/// A row of numbers: a direct value alone, every other with its comparison to its baseline.
 fn numeric(
     all: &[Measured],
     label: String,
@@ -240,13 +240,15 @@ fn numeric(
     compare: Compare,
     show: fn(f64) -> String,
 ) -> Row {
-    let base = all.first().and_then(value);
     let cells = all
         .iter()
-        .enumerate()
-        .map(|(i, m)| match (value(m), base) {
+        .map(|m| {
+            let baseline = Target::baseline(m.kind);
+            let base = all.iter().find(|b| b.kind == baseline);
+            (m, base.filter(|b| b.kind != m.kind).and_then(value))
+        })
+        .map(|(m, base)| match (value(m), base) {
             (None, _) => "-".to_owned(),
-            (Some(v), _) if i == 0 => show(v),
             (Some(v), Some(b)) => match compare {
                 Compare::Ratio if b > 0.0 => format!("{} ({:.2}x)", show(v), v / b),
                 Compare::Delta => format!("{} ({:+.2})", show(v), (v - b) / 1000.0),
@@ -365,8 +367,10 @@ pub fn settings_notes(s: &Value) -> Vec<String> {
              request body {} bytes",
             s["mock_workers"], s["request_body_bytes"]
         ),
-        "(x) = ratio to direct; (+) = ms added to direct; proxy CPU = its user+system time \
-         over the window per completed request; direct's mock CPU shows how busy the mock was"
+        "(x) = ratio to direct; (+) = ms added to direct; a relay reaching the mock over h2 is \
+         compared with direct (h2), the others with direct over HTTP/1.1; proxy CPU = its \
+         user+system time over the window per completed request; direct's mock CPU shows how \
+         busy the mock was"
             .to_owned(),
     ]
 }
@@ -412,7 +416,7 @@ pub fn json(all: &[Measured], settings: Value) -> Value {
                 })
                 .collect();
             let (kind, accounts, upstream) = match m.kind {
-                Kind::Direct => ("direct", None, "http/1.1"),
+                Kind::Direct { h2 } => ("direct", None, if h2 { "h2" } else { "http/1.1" }),
                 Kind::Nginx => ("nginx", None, "http/1.1"),
                 Kind::Relay { accounts, h2 } => {
                     ("relay", Some(accounts), if h2 { "h2" } else { "http/1.1" })
@@ -425,4 +429,74 @@ pub fn json(all: &[Measured], settings: Value) -> Value {
         })
         .collect();
     json!({"settings": settings, "targets": targets})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::histogram;
+
+    /// A loop that answered `requests` in one second.
+    fn answered(requests: u64) -> LoopResult {
+        let empty = histogram().unwrap_or_else(|e| panic!("{e}"));
+        LoopResult {
+            requests,
+            errors: 0,
+            first_error: None,
+            secs: 1.0,
+            total: empty.clone(),
+            first_byte: empty.clone(),
+            first_token: empty,
+            cpu_us_per_request: None,
+            mock_cores: 0.0,
+            bytes: 0,
+        }
+    }
+
+    fn measured(name: &str, kind: Kind, rate: u64) -> Measured {
+        Measured {
+            name: name.to_owned(),
+            kind,
+            fast: Vec::new(),
+            models: answered(rate),
+            paced: answered(0),
+            held: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_relay_over_h2_is_compared_with_direct_over_h2_and_the_rest_with_direct() {
+        let all = [
+            measured("direct", Kind::Direct { h2: false }, 1000),
+            measured("nginx", Kind::Nginx, 500),
+            measured(
+                "relay",
+                Kind::Relay {
+                    accounts: 1,
+                    h2: false,
+                },
+                250,
+            ),
+            measured("direct (h2)", Kind::Direct { h2: true }, 400),
+            measured(
+                "relay (h2)",
+                Kind::Relay {
+                    accounts: 1,
+                    h2: true,
+                },
+                200,
+            ),
+        ];
+        let row = numeric(
+            &all,
+            "rate".to_owned(),
+            &|m| Some(m.models.rate()),
+            Compare::Ratio,
+            |v| format!("{v:.0}"),
+        );
+        assert_eq!(
+            row.1,
+            ["1000", "500 (0.50x)", "250 (0.25x)", "400", "200 (0.50x)"]
+        );
+    }
 }

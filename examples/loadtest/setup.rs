@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use hyper::Method;
 
-use super::client::{Call, Conn};
+use super::client::{Call, Conn, Endpoint};
 use super::procs::{self, Child};
 
 /// The relay's global cap on upstream calls, far above any load here: the benchmark measures the
@@ -217,7 +217,7 @@ async fn wait_ready(child: &mut Child, admin: SocketAddr) -> anyhow::Result<()> 
     };
     let deadline = Instant::now() + STARTUP;
     loop {
-        let ready = match Conn::open(admin).await {
+        let ready = match Conn::open(&Endpoint::plain(admin)).await {
             Ok(mut conn) => conn.send(&readyz).await.is_ok(),
             Err(_) => false,
         };

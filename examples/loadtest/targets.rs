@@ -1,5 +1,6 @@
-//! What is measured — the mock directly, nginx in front of it, a relay in front of it — and the
-//! requests each one gets. Every target is sent the same body: a Codex-like turn (a developer
+//! What is measured — the mock directly (over plain HTTP/1.1, and over HTTPS with HTTP/2 as the
+//! baseline of a relay that reaches it so), nginx in front of it, a relay in front of it — and
+//! the requests each one gets. Every target is sent the same body: a Codex-like turn (a developer
 //! prompt, the user's message carrying the mock's bench marker, a tool, encrypted reasoning
 //! asked for) with a `prompt_cache_key` per virtual user, as each Codex session has its own.
 
@@ -10,7 +11,7 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::Method;
 use serde_json::json;
 
-use super::client::Call;
+use super::client::{Call, Endpoint};
 
 /// The `client_version` a Codex catalog request names (the relay's own default).
 const CLIENT_VERSION: &str = "0.125.0";
@@ -22,7 +23,10 @@ const PROMPT_REPEAT: usize = 20;
 
 #[derive(Clone, Copy, PartialEq)]
 pub enum Kind {
-    Direct,
+    /// `h2`: over HTTPS with HTTP/2 (else plain HTTP/1.1).
+    Direct {
+        h2: bool,
+    },
     Nginx,
     /// `h2`: the relay reaches the mock over HTTPS with HTTP/2 (else plain HTTP/1.1).
     Relay {
@@ -34,7 +38,7 @@ pub enum Kind {
 pub struct Target {
     pub name: String,
     pub kind: Kind,
-    pub addr: SocketAddr,
+    pub endpoint: Endpoint,
     /// The proxy's processes, whose CPU and memory are measured (none for direct).
     pub proxy_pids: Vec<u32>,
     bearer: String,
@@ -44,8 +48,20 @@ impl Target {
     pub fn direct(addr: SocketAddr) -> Target {
         Target {
             name: "direct".to_owned(),
-            kind: Kind::Direct,
-            addr,
+            kind: Kind::Direct { h2: false },
+            endpoint: Endpoint::plain(addr),
+            proxy_pids: Vec::new(),
+            bearer: "Bearer bench-direct".to_owned(),
+        }
+    }
+
+    /// The mock over HTTPS with HTTP/2, as a Codex client reaches the backend without a relay:
+    /// the baseline of a relay that reaches the mock so.
+    pub fn direct_h2(endpoint: Endpoint) -> Target {
+        Target {
+            name: "direct (h2)".to_owned(),
+            kind: Kind::Direct { h2: true },
+            endpoint,
             proxy_pids: Vec::new(),
             bearer: "Bearer bench-direct".to_owned(),
         }
@@ -55,7 +71,7 @@ impl Target {
         Target {
             name: "nginx".to_owned(),
             kind: Kind::Nginx,
-            addr,
+            endpoint: Endpoint::plain(addr),
             proxy_pids: pids,
             bearer: "Bearer bench-nginx".to_owned(),
         }
@@ -67,7 +83,7 @@ impl Target {
         Target {
             name: format!("relay ({accounts} {plural}{upstream})"),
             kind: Kind::Relay { accounts, h2 },
-            addr,
+            endpoint: Endpoint::plain(addr),
             proxy_pids: vec![pid],
             bearer: format!("Bearer {key}"),
         }
@@ -78,13 +94,22 @@ impl Target {
     /// streams to the upstream share a few connections.
     pub fn open_files_per_stream(&self) -> usize {
         match self.kind {
-            Kind::Direct | Kind::Relay { h2: true, .. } => 1,
+            Kind::Direct { .. } | Kind::Relay { h2: true, .. } => 1,
             Kind::Nginx | Kind::Relay { h2: false, .. } => 2,
         }
     }
 
     fn is_relay(&self) -> bool {
         matches!(self.kind, Kind::Relay { .. })
+    }
+
+    /// The target whose numbers this one's are compared with: direct over the protocol this
+    /// target's upstream side speaks.
+    pub fn baseline(kind: Kind) -> Kind {
+        match kind {
+            Kind::Direct { h2 } | Kind::Relay { h2, .. } => Kind::Direct { h2 },
+            Kind::Nginx => Kind::Direct { h2: false },
+        }
     }
 
     /// `POST /responses` with `marker` as the user's message, in conversation `conversation`.
