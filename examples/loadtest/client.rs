@@ -1,7 +1,8 @@
 //! The load generator's HTTP client: one keep-alive connection (hyper 1) — plain HTTP/1.1, or
-//! HTTPS with HTTP/2 as a client of the Codex backend speaks it — one request at a time, the body read to its end while the times that matter are taken — first body
-//! byte, first `response.output_text.delta` — and a stream is checked to end with
-//! `response.completed` (anything else, a status but 200 included, is an error).
+//! HTTPS with HTTP/2 as a client of the Codex backend speaks it — one request at a time, the
+//! body read to its end while the times that matter are taken — first body byte, first
+//! `response.output_text.delta` — and a stream is checked to end with `response.completed`
+//! (anything else, a status but 200 included, is an error).
 
 use std::net::SocketAddr;
 use std::path::Path;
