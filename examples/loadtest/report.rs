@@ -1,12 +1,13 @@
 //! The one table: a row per measurement, a column per target, every proxy's cell with its ratio
 //! to the direct connection over the protocol the proxy speaks to the mock (first-byte and
-//! first-token latencies as a difference instead: what the proxy adds), then the machine and the settings; the same numbers as JSON on request.
+//! first-token latencies as a difference instead: what the proxy adds), then the machine and
+//! the settings; the same numbers as JSON on request.
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use super::load::{HeldResult, LoopResult};
-use super::targets::{Kind, Target};
+use super::targets::Kind;
 
 /// Everything measured on one target.
 pub struct Measured {
@@ -243,9 +244,12 @@ fn numeric(
     let cells = all
         .iter()
         .map(|m| {
-            let baseline = Target::baseline(m.kind);
-            let base = all.iter().find(|b| b.kind == baseline);
-            (m, base.filter(|b| b.kind != m.kind).and_then(value))
+            let baseline = m.kind.baseline();
+            // A baseline's own column shows its value alone.
+            let base = all
+                .iter()
+                .find(|b| b.kind == baseline && baseline != m.kind);
+            (m, base.and_then(value))
         })
         .map(|(m, base)| match (value(m), base) {
             (None, _) => "-".to_owned(),

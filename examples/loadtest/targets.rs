@@ -35,6 +35,17 @@ pub enum Kind {
     },
 }
 
+impl Kind {
+    /// The target whose numbers this one's are compared with: direct over the protocol this
+    /// target speaks to the mock.
+    pub fn baseline(self) -> Kind {
+        match self {
+            Kind::Direct { h2 } | Kind::Relay { h2, .. } => Kind::Direct { h2 },
+            Kind::Nginx => Kind::Direct { h2: false },
+        }
+    }
+}
+
 pub struct Target {
     pub name: String,
     pub kind: Kind,
@@ -101,15 +112,6 @@ impl Target {
 
     fn is_relay(&self) -> bool {
         matches!(self.kind, Kind::Relay { .. })
-    }
-
-    /// The target whose numbers this one's are compared with: direct over the protocol this
-    /// target's upstream side speaks.
-    pub fn baseline(kind: Kind) -> Kind {
-        match kind {
-            Kind::Direct { h2 } | Kind::Relay { h2, .. } => Kind::Direct { h2 },
-            Kind::Nginx => Kind::Direct { h2: false },
-        }
     }
 
     /// `POST /responses` with `marker` as the user's message, in conversation `conversation`.
