@@ -76,16 +76,27 @@ impl Endpoint {
         let tls = Some(TlsConnector::from(Arc::new(config)));
         Ok(Endpoint { addr, tls })
     }
+
+    pub fn is_h2(&self) -> bool {
+        self.tls.is_some()
+    }
 }
 
+/// A connection's sender, and how its requests name the server: HTTP/1.1 in `Host`, HTTP/2 in
+/// the URI (`:authority`).
 enum Sender {
-    Http1(http1::SendRequest<Full<Bytes>>),
-    Http2(http2::SendRequest<Full<Bytes>>),
+    Http1 {
+        sender: http1::SendRequest<Full<Bytes>>,
+        host: HeaderValue,
+    },
+    Http2 {
+        sender: http2::SendRequest<Full<Bytes>>,
+        origin: String,
+    },
 }
 
 pub struct Conn {
     sender: Sender,
-    authority: String,
 }
 
 impl Conn {
@@ -100,7 +111,8 @@ impl Conn {
             None => {
                 let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
                 tokio::spawn(connection);
-                Sender::Http1(sender)
+                let host = HeaderValue::from_str(&addr.to_string())?;
+                Sender::Http1 { sender, host }
             }
             Some(tls) => {
                 let name = ServerName::IpAddress(addr.ip().into());
@@ -108,34 +120,31 @@ impl Conn {
                 let io = TokioIo::new(stream);
                 let (sender, connection) = http2::handshake(TokioExecutor::new(), io).await?;
                 tokio::spawn(connection);
-                Sender::Http2(sender)
+                let origin = format!("https://{addr}");
+                Sender::Http2 { sender, origin }
             }
         };
-        Ok(Conn {
-            sender,
-            authority: addr.to_string(),
-        })
+        Ok(Conn { sender })
     }
 
     /// Sends `call` and waits for the answer's head; a status but 200 is an error.
     pub async fn start(&mut self, call: &Call) -> anyhow::Result<Answer> {
         let sent = Instant::now();
         let request = Request::builder().method(call.method.clone());
-        // HTTP/2 names the authority in the URI (`:authority`); HTTP/1.1 in `Host`.
         let request = match &self.sender {
-            Sender::Http1(_) => request
+            Sender::Http1 { host, .. } => request
                 .uri(&call.path)
-                .header(hyper::header::HOST, &self.authority),
-            Sender::Http2(_) => request.uri(format!("https://{}{}", self.authority, call.path)),
+                .header(hyper::header::HOST, host.clone()),
+            Sender::Http2 { origin, .. } => request.uri(format!("{origin}{}", call.path)),
         };
         let mut request = request.body(Full::new(call.body.clone()))?;
         request.headers_mut().extend(call.headers.iter().cloned());
         let response = match &mut self.sender {
-            Sender::Http1(sender) => {
+            Sender::Http1 { sender, .. } => {
                 sender.ready().await?;
                 sender.send_request(request).await?
             }
-            Sender::Http2(sender) => {
+            Sender::Http2 { sender, .. } => {
                 sender.ready().await?;
                 sender.send_request(request).await?
             }

@@ -258,8 +258,15 @@ async fn measure_all(
     let max_accounts = plan.accounts.iter().copied().max().unwrap_or(1);
     let mock = setup::start_mock(bins, dir, args.mock_workers, max_accounts).await?;
     let (mock_addr, mock_pid) = (mock.plain, mock.child.pid());
-    let mut all =
-        vec![phases::measure(&Target::direct(mock_addr), plan, mock_pid, fd_limit).await?];
+    let mut all = vec![
+        phases::measure(
+            &Target::direct(Endpoint::plain(mock_addr)),
+            plan,
+            mock_pid,
+            fd_limit,
+        )
+        .await?,
+    ];
     match nginx::find().filter(|_| plan.nginx) {
         Some(bin) => {
             let (_nginx, pids, addr) = nginx::start(&bin, dir, mock_addr, fd_limit).await?;
@@ -275,7 +282,7 @@ async fn measure_all(
     let relays = plan.accounts.iter().map(|&n| (n, &plain)).chain(h2);
     for (accounts, upstream) in relays {
         if let setup::Upstream::Tls { addr, ca } = upstream {
-            let direct = Target::direct_h2(Endpoint::h2(*addr, ca)?);
+            let direct = Target::direct(Endpoint::h2(*addr, ca)?);
             all.push(phases::measure(&direct, plan, mock_pid, fd_limit).await?);
         }
         let mut relay = setup::start_relay(bins, dir, accounts, upstream).await?;

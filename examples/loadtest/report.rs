@@ -248,17 +248,17 @@ fn numeric(
             // A baseline's own column shows its value alone.
             let base = all
                 .iter()
-                .find(|b| b.kind == baseline && baseline != m.kind);
-            (m, base.and_then(value))
-        })
-        .map(|(m, base)| match (value(m), base) {
-            (None, _) => "-".to_owned(),
-            (Some(v), Some(b)) => match compare {
-                Compare::Ratio if b > 0.0 => format!("{} ({:.2}x)", show(v), v / b),
-                Compare::Delta => format!("{} ({:+.2})", show(v), (v - b) / 1000.0),
-                _ => show(v),
-            },
-            (Some(v), None) => show(v),
+                .find(|b| b.kind == baseline && baseline != m.kind)
+                .and_then(value);
+            match (value(m), base) {
+                (None, _) => "-".to_owned(),
+                (Some(v), Some(b)) => match compare {
+                    Compare::Ratio if b > 0.0 => format!("{} ({:.2}x)", show(v), v / b),
+                    Compare::Delta => format!("{} ({:+.2})", show(v), (v - b) / 1000.0),
+                    _ => show(v),
+                },
+                (Some(v), None) => show(v),
+            }
         })
         .collect();
     Row(label, cells)

@@ -56,22 +56,14 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn direct(addr: SocketAddr) -> Target {
+    /// The mock itself, over the protocol `endpoint` speaks: plain HTTP/1.1, or HTTPS with
+    /// HTTP/2 as a Codex client reaches the backend without a relay (the baseline of a relay
+    /// that reaches the mock so).
+    pub fn direct(endpoint: Endpoint) -> Target {
+        let h2 = endpoint.is_h2();
         Target {
-            name: "direct".to_owned(),
-            kind: Kind::Direct { h2: false },
-            endpoint: Endpoint::plain(addr),
-            proxy_pids: Vec::new(),
-            bearer: "Bearer bench-direct".to_owned(),
-        }
-    }
-
-    /// The mock over HTTPS with HTTP/2, as a Codex client reaches the backend without a relay:
-    /// the baseline of a relay that reaches the mock so.
-    pub fn direct_h2(endpoint: Endpoint) -> Target {
-        Target {
-            name: "direct (h2)".to_owned(),
-            kind: Kind::Direct { h2: true },
+            name: if h2 { "direct (h2)" } else { "direct" }.to_owned(),
+            kind: Kind::Direct { h2 },
             endpoint,
             proxy_pids: Vec::new(),
             bearer: "Bearer bench-direct".to_owned(),

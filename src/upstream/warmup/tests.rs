@@ -19,7 +19,7 @@ fn plain(outgoing: Outgoing) -> Bytes {
     }
 }
 
-/// Starts `outgoing` for a follower on this thread and reports whether it has resolved yet.
+/// Starts `outgoing` for a follower on this thread; its handle says when it has gone on.
 fn follow(warmup: &Warmup) -> actix_web::rt::task::JoinHandle<Outgoing> {
     let warmup = warmup.clone();
     actix_web::rt::spawn(async move { warmup.outgoing(Bytes::from_static(b"{}")).await })
@@ -73,10 +73,12 @@ async fn a_follower_waits_no_longer_than_its_patience() {
     let warmup = Warmup::new(Duration::from_millis(50));
     let _leader = leading(warmup.outgoing(Bytes::from_static(b"{}")).await);
     let started = Instant::now();
-    assert_eq!(
-        plain(warmup.outgoing(Bytes::from_static(b"{}")).await),
-        "{}"
-    );
+    // A follower that waited on past its patience would hang here: fail it instead.
+    let outgoing = warmup.outgoing(Bytes::from_static(b"{}"));
+    let outgoing = actix_web::rt::time::timeout(Duration::from_secs(10), outgoing)
+        .await
+        .expect("the follower gave up waiting");
+    assert_eq!(plain(outgoing), "{}");
     assert!(started.elapsed() >= Duration::from_millis(50));
 }
 
