@@ -76,6 +76,8 @@ pub struct UpstreamSettings {
     pub stream_idle_timeout_secs: u64,
     pub originator: String,
     pub user_agent: String,
+    /// Streams one HTTP/2 connection carries at most; more open another connection.
+    pub max_streams_per_connection: usize,
     /// Extra CA certificates (PEM) to trust besides the public roots.
     pub ca_file: Option<PathBuf>,
     /// `ca_file` loaded, at startup.
@@ -287,6 +289,9 @@ impl Settings {
                 "upstream.connect_timeout_secs",
                 "timeouts must be at least 1",
             );
+        }
+        if self.upstream.max_streams_per_connection == 0 {
+            return invalid("upstream.max_streams_per_connection", "must be at least 1");
         }
         if self.models.catalog.iter().any(|m| m.trim().is_empty()) {
             return invalid("models.catalog", "model ids must not be empty");

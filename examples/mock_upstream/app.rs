@@ -44,7 +44,7 @@ mod responses;
 #[path = "stream.rs"]
 mod stream;
 #[path = "tls.rs"]
-mod tls;
+pub mod tls;
 #[path = "token_script.rs"]
 mod token_script;
 

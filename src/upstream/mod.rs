@@ -1,11 +1,13 @@
-//! The Codex backend as the relay calls it: one `awc::Client` per worker (awc is `!Send`) that
-//! connects once when cold (`warmup`), the Codex request headers, and the SSE side path ([`sse`])
-//! and non-stream assembly ([`assemble`]).
+//! The Codex backend as the relay calls it: awc clients per worker (awc is `!Send`), each a
+//! connection carrying a bounded number of streams (`lanes`) that connects once when cold
+//! (`warmup`), the Codex request headers, and the SSE side path ([`sse`]) and non-stream assembly
+//! ([`assemble`]).
 
 pub mod assemble;
 mod event_fields;
 pub mod headers;
 pub mod holdback;
+mod lanes;
 pub mod models;
 pub mod outbound;
 pub mod rate_limits;
@@ -22,6 +24,7 @@ use relay_actors::Lease;
 use secrecy::ExposeSecret;
 
 use crate::settings::UpstreamSettings;
+use lanes::{Lane, Lanes};
 use warmup::{Outgoing, Warmup};
 
 /// The response type awc gives for a streamed upstream answer.
@@ -29,8 +32,7 @@ pub type UpstreamResponse = awc::ClientResponse;
 
 /// A worker's connection to the upstream. Cheap to build; build one per worker.
 pub struct UpstreamClient {
-    http: awc::Client,
-    warmup: Warmup,
+    lanes: Lanes,
     responses_url: String,
     originator: String,
     user_agent: String,
@@ -39,14 +41,20 @@ pub struct UpstreamClient {
 impl UpstreamClient {
     pub fn new(settings: &UpstreamSettings) -> UpstreamClient {
         let connect_timeout = Duration::from_secs(settings.connect_timeout_secs);
-        let http = settings.outbound.client(
-            connect_timeout,
-            Duration::from_secs(settings.response_timeout_secs),
-        );
+        let response_timeout = Duration::from_secs(settings.response_timeout_secs);
+        let outbound = settings.outbound.clone();
+        let open = move || {
+            Lane::new(
+                outbound.client(connect_timeout, response_timeout),
+                Warmup::new(connect_timeout),
+            )
+        };
+        // Only TLS negotiates HTTP/2; a plain connection carries one stream at a time.
+        let cap =
+            (settings.base_url.scheme() == "https").then_some(settings.max_streams_per_connection);
         let base = settings.base_url.as_str().trim_end_matches('/');
         UpstreamClient {
-            http,
-            warmup: Warmup::new(connect_timeout),
+            lanes: Lanes::new(cap, open),
             responses_url: format!("{base}/responses"),
             originator: settings.originator.clone(),
             user_agent: settings.user_agent.clone(),
@@ -54,14 +62,17 @@ impl UpstreamClient {
     }
 
     /// Sends one Responses request with the lease's credentials; resolves when the status line
-    /// and headers have arrived. The body is read by the caller, as it arrives.
+    /// and headers have arrived. The body is read by the caller, as it arrives; its stream counts
+    /// against its connection until the body ends or is dropped.
     pub async fn send_responses(
         &self,
         lease: &Lease,
         client_headers: &HeaderMap,
         body: Bytes,
     ) -> Result<UpstreamResponse, SendRequestError> {
-        let mut request = self
+        let slot = self.lanes.take();
+        let lane = slot.lane();
+        let mut request = lane
             .http
             .post(&self.responses_url)
             .insert_header((
@@ -103,13 +114,13 @@ impl UpstreamClient {
                     .insert_header(("user-agent", self.user_agent.as_str()));
             }
         }
-        let sent = match self.warmup.outgoing(body).await {
+        let sent = match lane.warmup.outgoing(body).await {
             Outgoing::Plain(body) => request.send_body(body).await,
             Outgoing::Leading(body) => request.send_body(body).await,
         };
         if sent.is_err() {
-            self.warmup.lost();
+            lane.warmup.lost();
         }
-        sent
+        Ok(sent?.map_body(|_, body| slot.hold(body)))
     }
 }

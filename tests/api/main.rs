@@ -37,4 +37,5 @@ mod responses_json;
 mod responses_stream;
 mod secrets;
 mod tenant_cli;
+mod upstream_streams;
 mod upstream_tls;
