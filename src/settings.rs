@@ -428,6 +428,7 @@ mod tests {
         );
         assert_eq!(s.routing.strategy, RoutingStrategy::Headroom);
         assert_eq!(s.routing.max_attempts, 3);
+        assert_eq!(s.upstream.max_streams_per_connection, 100);
     }
 
     #[test]
@@ -467,6 +468,9 @@ mod tests {
         std::fs::write(&path, "[upstream]\nbase_url = \"ftp://example.com\"\n").unwrap();
         let err = Settings::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("upstream.base_url"), "{err}");
+        std::fs::write(&path, "[upstream]\nmax_streams_per_connection = 0\n").unwrap();
+        let err = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("upstream.max_streams_per_connection"), "{err}");
     }
 
     #[test]
