@@ -4,8 +4,8 @@
 //! The router publishes its members (each account's pushed view, plan, address and gate) here
 //! whenever they change; conversation affinity and the round-robin cursor live here, shared by
 //! both ways of taking a lease:
-//! - [`Lane::try_grant`], on the caller's thread: orders the members exactly as the router would
-//!   and, when the best one holds a pass (see `account/gate.rs`) with a fresh token and a free
+//! - [`Lane::try_grant`], on the caller's thread: finds the member the router would order first
+//!   (without ordering the rest) and, when it holds a pass (see `account/gate.rs`) with a fresh token and a free
 //!   slot, takes the slot and hands out a lease. Nothing else is tried there.
 //! - the router's [`Acquire`] handler, for everything else: asking the accounts one by one,
 //!   refreshes, half-open probes, and the verdict when none can serve.
@@ -141,6 +141,31 @@ impl Lane {
         ordered
     }
 
+    /// The first member of [`Lane::order`], found in one pass over the pool.
+    pub fn best<'m>(
+        &self,
+        members: &'m [Member],
+        bound: Option<&AccountId>,
+        request: &Acquire,
+        cursor: usize,
+        now: SystemTime,
+    ) -> Option<&'m Member> {
+        let serving = members
+            .iter()
+            .filter(|m| m.serves_plan(&request.exclude_plans));
+        let strategy = self.config.strategy;
+        let best = selection::best(serving.clone(), strategy, cursor, &request.exclude, now);
+        let Some(bound) = bound.filter(|b| best.is_some_and(|m| m.view.id != **b)) else {
+            return best;
+        };
+        // The conversation's account goes first when it is among the eligible ones.
+        serving
+            .clone()
+            .find(|m| m.view.id == *bound)
+            .filter(|m| selection::is_eligible(m, &request.exclude, now))
+            .or(best)
+    }
+
     /// A lease taken here, on the caller's thread, when the best account holds a pass with a
     /// fresh token and a free slot; `None` sends the request to the router.
     pub fn try_grant(&self, request: &Acquire) -> Option<Lease> {
@@ -148,9 +173,7 @@ impl Lane {
         let members = self.members();
         let bound = self.bound(request.affinity.as_deref(), now);
         let cursor = self.next_turn();
-        let best = *self
-            .order(&members, bound.as_ref(), request, cursor, now)
-            .first()?;
+        let best = self.best(&members, bound.as_ref(), request, cursor, now)?;
         let pass = best.gate.pass()?;
         if !pass.fresh(unix_now(), &self.config.refresh) || !best.addr.connected() {
             return None;

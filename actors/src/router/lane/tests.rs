@@ -12,9 +12,10 @@ use crate::config::PoolConfig;
 use crate::lease::{Outcome, UpstreamFacts};
 use crate::router::affinity::Placement;
 use crate::router::messages::{AcquireError, GetAccountStatuses};
+use crate::router::selection::Strategy;
 use crate::router::tests::{acquire, synced, with_key, MemorySource};
 use crate::router::{Leases, RouterActor};
-use crate::types::AccountCredentials;
+use crate::types::{AccountCredentials, AccountId};
 
 async fn pool(accounts: Vec<AccountCredentials>, config: PoolConfig) -> Leases {
     let source = MemorySource::default();
@@ -168,5 +169,71 @@ async fn a_new_quota_goes_to_the_account_and_a_known_one_settles_here() {
         assert_eq!(saved.0.lock().unwrap().len(), saves, "after {used}%");
         let primary = status.quota.and_then(|q| q.primary).unwrap();
         assert_eq!(primary.used_percent, used);
+    }
+}
+
+#[actix_rt::test]
+async fn the_member_leased_here_is_the_first_the_router_would_order() {
+    let account = |id: &str, plan: Option<&str>, priority: i32, weight: u32| {
+        let mut account = credentials(id, true, 1);
+        account.plan = plan.map(str::to_owned);
+        account.routing.priority = priority;
+        account.routing.weight = weight;
+        account.routing.max_in_flight = Some(1);
+        account
+    };
+    let accounts = || {
+        vec![
+            account("a", Some("plus"), 1, 1),
+            account("b", Some("pro"), 1, 3),
+            account("c", None, 0, 2),
+            account("d", Some("plus"), 0, 1),
+            account("e", Some("pro"), 2, 1),
+        ]
+    };
+    for strategy in [
+        Strategy::Headroom,
+        Strategy::RoundRobin,
+        Strategy::FillFirst,
+    ] {
+        let config = PoolConfig {
+            strategy,
+            ..PoolConfig::default()
+        };
+        let leases = pool(accounts(), config).await;
+        // A full member too: "e" holds its one slot.
+        let _held = leases.lane.try_grant(&acquire()).expect("e is free");
+        let members = leases.lane.members();
+        let now = SystemTime::now();
+        for bound in [
+            None,
+            Some("a"),
+            Some("b"),
+            Some("c"),
+            Some("e"),
+            Some("gone"),
+        ] {
+            let bound = bound.map(AccountId::from);
+            for (exclude, plans) in [
+                (vec![], vec![]),
+                (vec!["b"], vec![]),
+                (vec!["a"], vec!["pro"]),
+            ] {
+                let mut request = acquire();
+                request.exclude = exclude.into_iter().map(AccountId::from).collect();
+                request.exclude_plans = plans.into_iter().map(str::to_owned).collect();
+                for cursor in 0..8 {
+                    let lane = &leases.lane;
+                    let ordered = lane.order(&members, bound.as_ref(), &request, cursor, now);
+                    let first = ordered.first().map(|m| m.view.id.clone());
+                    let best = lane.best(&members, bound.as_ref(), &request, cursor, now);
+                    assert_eq!(
+                        best.map(|m| m.view.id.clone()),
+                        first,
+                        "{strategy:?}, bound {bound:?}, {request:?}, cursor {cursor}"
+                    );
+                }
+            }
+        }
     }
 }

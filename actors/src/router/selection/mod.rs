@@ -73,20 +73,71 @@ pub fn order<'c, C: Candidate>(
     exclude: &[AccountId],
     now: SystemTime,
 ) -> Vec<&'c C> {
-    let half_open = |c: &C| c.view().availability(now) == Availability::HalfOpen;
     let mut eligible: Vec<&C> = candidates
         .iter()
-        .filter(|c| c.view().serves_at(now) && !c.is_full() && !exclude.contains(&c.view().id))
+        .filter(|c| is_eligible(*c, exclude, now))
         .collect();
     // Stable sort: the pool's order breaks every tie.
-    eligible.sort_by_key(|c| (half_open(c), std::cmp::Reverse(c.view().routing.priority)));
+    eligible.sort_by_key(|c| rank(*c, now));
     let mut ordered = Vec::with_capacity(eligible.len());
-    for group in eligible.chunk_by(|a, b| {
-        a.view().routing.priority == b.view().routing.priority && half_open(a) == half_open(b)
-    }) {
+    for group in eligible.chunk_by(|a, b| rank(*a, now) == rank(*b, now)) {
         ordered.extend(order_group(group, strategy, cursor));
     }
     ordered
+}
+
+/// The first account of [`order`], found in one pass without ordering the rest: a lease taken
+/// on a request's own thread needs only that one, at every request.
+pub fn best<C: Candidate + Copy>(
+    candidates: impl Iterator<Item = C> + Clone,
+    strategy: Strategy,
+    cursor: usize,
+    exclude: &[AccountId],
+    now: SystemTime,
+) -> Option<C> {
+    let eligible = candidates.filter(|c| is_eligible(c, exclude, now));
+    match strategy {
+        Strategy::FillFirst => eligible.min_by_key(|c| rank(c, now)),
+        // `min_by_key` keeps the first of equal keys: the pool's order breaks ties, as in `order`.
+        Strategy::Headroom => eligible.min_by_key(|c| (rank(c, now), headroom_key(c))),
+        Strategy::RoundRobin => {
+            let top = eligible.clone().map(|c| rank(&c, now)).min()?;
+            let group: Vec<C> = eligible.filter(|c| rank(c, now) == top).collect();
+            let total: usize = group.iter().map(turns).sum();
+            let mut turn = cursor % total.max(1);
+            group.into_iter().find(|c| {
+                let taken = turn < turns(c);
+                turn = turn.saturating_sub(turns(c));
+                taken
+            })
+        }
+    }
+}
+
+/// Whether a candidate may be tried at all: it serves at `now`, has a free slot and was not
+/// tried by this request yet.
+pub(crate) fn is_eligible<C: Candidate>(c: &C, exclude: &[AccountId], now: SystemTime) -> bool {
+    c.view().serves_at(now) && !c.is_full() && !exclude.contains(&c.view().id)
+}
+
+/// Groups in the order they are tried: normal before half-open, then higher priority first.
+fn rank<C: Candidate>(c: &C, now: SystemTime) -> (bool, std::cmp::Reverse<i32>) {
+    let half_open = c.view().availability(now) == Availability::HalfOpen;
+    (half_open, std::cmp::Reverse(c.view().routing.priority))
+}
+
+/// Headroom's order within a group, smallest first: most quota left (in buckets, scaled by
+/// weight), then fewest calls in flight.
+fn headroom_key<C: Candidate>(c: &C) -> (std::cmp::Reverse<u64>, usize) {
+    let view = c.view();
+    let bucket = (view.remaining_percent() / HEADROOM_BUCKET).floor() as u64;
+    let score = bucket * u64::from(view.routing.weight.max(1));
+    (std::cmp::Reverse(score), c.in_flight())
+}
+
+/// Turns one account takes in a round-robin cycle.
+fn turns<C: Candidate>(c: &C) -> usize {
+    c.view().routing.weight.clamp(1, MAX_TURNS) as usize
 }
 
 fn order_group<'c, C: Candidate>(group: &[&'c C], strategy: Strategy, cursor: usize) -> Vec<&'c C> {
@@ -96,22 +147,14 @@ fn order_group<'c, C: Candidate>(group: &[&'c C], strategy: Strategy, cursor: us
             let mut sorted = group.to_vec();
             // Each key is read once: a live in-flight count moves while the sort runs, and a key
             // that changes under a sort breaks its order (std's sort panics on it).
-            sorted.sort_by_cached_key(|c| {
-                let view = c.view();
-                let bucket = (view.remaining_percent() / HEADROOM_BUCKET).floor() as u64;
-                let score = bucket * u64::from(view.routing.weight.max(1));
-                (std::cmp::Reverse(score), c.in_flight())
-            });
+            sorted.sort_by_cached_key(|c| headroom_key(*c));
             sorted
         }
         Strategy::RoundRobin => {
             let turns: Vec<usize> = group
                 .iter()
                 .enumerate()
-                .flat_map(|(at, c)| {
-                    let weight = c.view().routing.weight.clamp(1, MAX_TURNS) as usize;
-                    std::iter::repeat_n(at, weight)
-                })
+                .flat_map(|(at, c)| std::iter::repeat_n(at, turns(*c)))
                 .collect();
             let start = cursor % turns.len().max(1);
             let mut seen: Vec<usize> = Vec::with_capacity(group.len());

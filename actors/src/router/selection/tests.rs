@@ -204,3 +204,65 @@ fn a_live_count_is_read_once_per_account_for_the_order() {
     // sorting: a sort that re-read it could see a different order at every comparison.
     assert_eq!(reads.get(), 40);
 }
+
+/// A small deterministic generator (no randomness in tests): the pools below vary in every
+/// field selection reads.
+struct Pools(u64);
+
+impl Pools {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+
+    fn pool(&mut self) -> Vec<AccountView> {
+        (0..1 + self.next(12))
+            .map(|i| {
+                let mut v = used(view(&format!("a{i}")), (self.next(21) * 5) as f64);
+                v.routing.priority = self.next(3) as i32;
+                v.routing.weight = 1 + self.next(3) as u32;
+                v.max_in_flight = [0, 2][self.next(2) as usize];
+                v.in_flight = self.next(4) as usize;
+                match self.next(6) {
+                    0 => v.state.health.breaker = Breaker::Open { until: at(0) },
+                    1 => v = cooling(v, 10),
+                    _ => {}
+                }
+                v
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn the_best_account_is_the_first_of_the_order() {
+    let mut pools = Pools(7);
+    let mut compared = 0;
+    for _ in 0..2000 {
+        let views = pools.pool();
+        let excluded: Vec<AccountId> = views
+            .iter()
+            .filter(|_| pools.next(5) == 0)
+            .map(|v| v.id.clone())
+            .collect();
+        let cursor = pools.next(1000) as usize;
+        let refs: Vec<&AccountView> = views.iter().collect();
+        for strategy in [
+            Strategy::Headroom,
+            Strategy::RoundRobin,
+            Strategy::FillFirst,
+        ] {
+            let first = order(&refs, strategy, cursor, &excluded, at(0))
+                .first()
+                .map(|v| v.id.clone());
+            let best = best(views.iter(), strategy, cursor, &excluded, at(0)).map(|v| v.id.clone());
+            assert_eq!(best, first, "{strategy:?}, cursor {cursor}");
+            compared += usize::from(first.is_some());
+        }
+    }
+    // Most pools had an account to pick: the comparison was not between two `None`s.
+    assert!(compared > 4000, "{compared}");
+}
