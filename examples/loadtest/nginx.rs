@@ -35,7 +35,7 @@ pub async fn start(
 ) -> anyhow::Result<(Child, Vec<u32>, SocketAddr)> {
     let prefix = dir.join("nginx");
     std::fs::create_dir_all(prefix.join("logs"))?;
-    let listen = procs::free_addr()?;
+    let [listen] = procs::free_addrs()?;
     let conf = prefix.join("nginx.conf");
     std::fs::write(&conf, config(&prefix, listen, upstream, open_files))?;
     let mut command = Command::new(bin);

@@ -109,9 +109,19 @@ pub fn tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
-/// A port nobody listens on now (the child binds it a moment later).
-pub fn free_addr() -> anyhow::Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+/// `N` different ports nobody listens on now (the child binds them a moment later). Each is held
+/// until all are picked: released one by one, the system may hand the same port out twice.
+pub fn free_addrs<const N: usize>() -> anyhow::Result<[SocketAddr; N]> {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()?;
+    let addrs: Vec<SocketAddr> = listeners
+        .iter()
+        .map(TcpListener::local_addr)
+        .collect::<Result<_, _>>()?;
+    addrs
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("picked a wrong number of ports"))
 }
 
 /// Raises this process's open-file soft limit to its hard limit (children inherit it) and

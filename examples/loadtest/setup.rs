@@ -145,7 +145,7 @@ pub async fn start_relay(
     };
     let data = dir.join(name);
     std::fs::create_dir_all(&data)?;
-    let (listen, admin) = (procs::free_addr()?, procs::free_addr()?);
+    let [listen, admin] = procs::free_addrs()?;
     let mut env = vec![
         (
             "STORE__PATH",
