@@ -3,12 +3,13 @@
 //! An HTTP/2 server says how many streams a connection may carry at once
 //! (`SETTINGS_MAX_CONCURRENT_STREAMS`: commonly 100 to 256). awc keeps one connection per host in
 //! its pool and hands it to every request, and past that number h2 queues a new stream until one
-//! of the open ones ends. A Codex stream lasts minutes, so a request over the number waited that
-//! long — or until the response timeout failed it and charged its account. awc cannot say how
-//! many streams a connection carries, so the relay counts them: a lane is an awc client of its
-//! own (its own pool, hence its own connection) and the number of streams it carries; a request
-//! takes the first lane with room (`upstream.max_streams_per_connection`) and opens a new lane
-//! when every lane is full. Each lane connects once when cold ([`Warmup`]).
+//! of the open ones ends (or, on a connection too new to know the number, the server refuses it).
+//! A Codex stream lasts minutes, so a request over the number waited that long — or until the
+//! response timeout failed it and charged its account. awc cannot say how many streams a
+//! connection carries, so the relay counts them: a lane is an awc client of its own (its own pool,
+//! hence its own connection) and the number of streams it carries; a request takes the first lane
+//! with room (`upstream.max_streams_per_connection`) and opens a new lane when every lane is full.
+//! Each lane connects once when cold ([`Warmup`]).
 //!
 //! Over plain `http://` every request has a connection of its own anyway: one lane, uncounted.
 
@@ -56,7 +57,7 @@ pub struct Slot {
 }
 
 impl Lanes {
-    /// `open` builds a lane; `cap`: see [`Lanes::cap`].
+    /// `open` builds a lane; `cap`: streams a lane carries at most, `None` for one lane uncounted.
     pub fn new(cap: Option<usize>, open: impl Fn() -> Lane + 'static) -> Lanes {
         let first = Rc::new(open());
         Lanes {

@@ -30,7 +30,7 @@ use warmup::{Outgoing, Warmup};
 /// The response type awc gives for a streamed upstream answer.
 pub type UpstreamResponse = awc::ClientResponse;
 
-/// A worker's connection to the upstream. Cheap to build; build one per worker.
+/// A worker's connections to the upstream. Cheap to build; build one per worker.
 pub struct UpstreamClient {
     lanes: Lanes,
     responses_url: String,
