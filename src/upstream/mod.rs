@@ -63,8 +63,21 @@ impl UpstreamClient {
 
     /// Sends one Responses request with the lease's credentials; resolves when the status line
     /// and headers have arrived. The body is read by the caller, as it arrives; its stream counts
-    /// against its connection until the body ends or is dropped.
+    /// against its connection until the body ends or is dropped. A stream the upstream dropped
+    /// unprocessed goes once more (see [`unprocessed`]).
     pub async fn send_responses(
+        &self,
+        lease: &Lease,
+        client_headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<UpstreamResponse, SendRequestError> {
+        match self.send_once(lease, client_headers, body.clone()).await {
+            Err(error) if unprocessed(&error) => self.send_once(lease, client_headers, body).await,
+            sent => sent,
+        }
+    }
+
+    async fn send_once(
         &self,
         lease: &Lease,
         client_headers: &HeaderMap,
@@ -122,5 +135,23 @@ impl UpstreamClient {
             lane.warmup.lost();
         }
         Ok(sent?.map_body(|_, body| slot.hold(body)))
+    }
+}
+
+/// Whether the upstream dropped a request's stream without processing it (RFC 9113 §8.7): it
+/// refused it (`REFUSED_STREAM`: a connection too new to know the upstream's stream limit, or
+/// past it) or left it out of a graceful `GOAWAY` (the upstream closing the connection, which awc
+/// then drops from its pool). Nothing reached the model, and the account did nothing wrong: the
+/// request can go again, on a new stream, without counting as the account's failure.
+fn unprocessed(error: &SendRequestError) -> bool {
+    const NO_ERROR: u32 = 0x0;
+    const REFUSED_STREAM: u32 = 0x7;
+    let SendRequestError::H2(error) = error else {
+        return false;
+    };
+    match error.reason().map(u32::from) {
+        Some(REFUSED_STREAM) => true,
+        Some(NO_ERROR) => error.is_go_away(),
+        _ => false,
     }
 }

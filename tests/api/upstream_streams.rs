@@ -1,7 +1,7 @@
 //! An HTTP/2 upstream that allows few streams per connection (as every server sets some limit:
 //! commonly 100 to 256): the relay opens another connection when its connections carry
 //! `upstream.max_streams_per_connection` streams, instead of queueing a stream behind others that
-//! may last minutes.
+//! may last minutes. A stream the upstream refuses unprocessed is sent again on the same account.
 //!
 //! The mock upstream (actix-web) cannot set that limit, so this upstream is a small HTTP/2 server
 //! of its own, on the `h2` crate with the mock's certificate setup: each answer starts (the
@@ -16,7 +16,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::helpers::{read_all, spawn_app_with, sse_events};
+use crate::helpers::{read_all, spawn_app_with, sse_events, TestApp};
 use crate::mock_upstream::tls;
 
 /// An HTTPS upstream allowing `cap` streams per connection, whose answers wait for `release`.
@@ -25,12 +25,15 @@ struct CappedUpstream {
     cert: std::path::PathBuf,
     /// The connections (numbered as accepted) that carried a `POST /responses`.
     responses_connections: Arc<Mutex<HashSet<usize>>>,
+    /// `POST /responses` streams received, refused ones included.
+    responses: Arc<AtomicUsize>,
     release: watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
 
 impl CappedUpstream {
-    async fn start(cap: u32) -> CappedUpstream {
+    /// Refuses (`REFUSED_STREAM`) the first `refuse` `POST /responses` streams it receives.
+    async fn start(cap: u32, refuse: usize) -> CappedUpstream {
         let dir = tempfile::tempdir().unwrap();
         let cert = dir.path().join("upstream.pem");
         let mut config = tls::server_config(&cert).unwrap();
@@ -44,6 +47,8 @@ impl CappedUpstream {
         let responses_connections = Arc::new(Mutex::new(HashSet::new()));
         let (release, released) = watch::channel(false);
         let seen = Arc::clone(&responses_connections);
+        let responses = Arc::new(AtomicUsize::new(0));
+        let received = Arc::clone(&responses);
         actix_web::rt::spawn(async move {
             let accepted = AtomicUsize::new(0);
             while let Ok((tcp, _)) = listener.accept().await {
@@ -51,6 +56,7 @@ impl CappedUpstream {
                 let acceptor = acceptor.clone();
                 let released = released.clone();
                 let seen = Arc::clone(&seen);
+                let received = Arc::clone(&received);
                 actix_web::rt::spawn(async move {
                     let tls = acceptor.accept(tcp).await.unwrap();
                     let mut connection = h2::server::Builder::new()
@@ -58,9 +64,13 @@ impl CappedUpstream {
                         .handshake::<_, Bytes>(tls)
                         .await
                         .unwrap();
-                    while let Some(Ok((request, respond))) = connection.accept().await {
+                    while let Some(Ok((request, mut respond))) = connection.accept().await {
                         if request.uri().path() == "/responses" {
                             seen.lock().unwrap().insert(number);
+                            if received.fetch_add(1, Ordering::SeqCst) < refuse {
+                                respond.send_reset(h2::Reason::REFUSED_STREAM);
+                                continue;
+                            }
                         }
                         actix_web::rt::spawn(answer(request, respond, released.clone()));
                     }
@@ -71,6 +81,7 @@ impl CappedUpstream {
             url,
             cert,
             responses_connections,
+            responses,
             release,
             _dir: dir,
         }
@@ -80,6 +91,19 @@ impl CappedUpstream {
 impl CappedUpstream {
     fn connections(&self) -> usize {
         self.responses_connections.lock().unwrap().len()
+    }
+
+    /// The relay (one worker, one account) reaching this upstream, with `max_streams` per
+    /// connection.
+    async fn relay(&self, max_streams: usize) -> TestApp {
+        let (url, cert) = (self.url.clone(), self.cert.clone());
+        spawn_app_with(move |settings| {
+            settings.upstream.base_url = url.parse().unwrap();
+            settings.upstream.ca_file = Some(cert);
+            settings.upstream.load_ca_file().unwrap();
+            settings.upstream.max_streams_per_connection = max_streams;
+        })
+        .await
     }
 }
 
@@ -131,15 +155,8 @@ fn event(kind: &str, mut fields: Value) -> String {
 
 #[actix_web::test]
 async fn streams_past_a_connections_limit_go_over_another_connection() {
-    let upstream = CappedUpstream::start(2).await;
-    let (url, cert) = (upstream.url.clone(), upstream.cert.clone());
-    let app = spawn_app_with(move |settings| {
-        settings.upstream.base_url = url.parse().unwrap();
-        settings.upstream.ca_file = Some(cert);
-        settings.upstream.load_ca_file().unwrap();
-        settings.upstream.max_streams_per_connection = 2;
-    })
-    .await;
+    let upstream = CappedUpstream::start(2, 0).await;
+    let app = upstream.relay(2).await;
     let request = json!({"model": "gpt-5.5", "input": "hi", "stream": true});
 
     // Five streams open at once: every one has started while none has ended. Over one connection
@@ -167,5 +184,22 @@ async fn streams_past_a_connections_limit_go_over_another_connection() {
         assert_eq!(events.last().unwrap()["type"], "response.completed");
     }
     assert_eq!(upstream.connections(), 3);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_stream_the_upstream_refused_goes_again_on_the_same_account() {
+    let upstream = CappedUpstream::start(100, 1).await;
+    upstream.release.send(true).unwrap();
+    let app = upstream.relay(100).await;
+    // The relay has one account: had the refusal counted as its failure, the request would have
+    // had nowhere to go.
+    let request = json!({"model": "gpt-5.5", "input": "hi", "stream": true});
+    let events = app.stream_events(&request).await;
+    assert_eq!(events.last().unwrap()["type"], "response.completed");
+    assert_eq!(upstream.responses.load(Ordering::SeqCst), 2);
+    let logs = app.logs();
+    assert!(!logs.contains("upstream attempt failed"), "{logs}");
+    assert!(!logs.contains("upstream request failed"), "{logs}");
     app.stop().await;
 }
