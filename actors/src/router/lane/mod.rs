@@ -155,15 +155,15 @@ impl Lane {
             .filter(|m| m.serves_plan(&request.exclude_plans));
         let strategy = self.config.strategy;
         let best = selection::best(serving.clone(), strategy, cursor, &request.exclude, now);
-        let Some(bound) = bound.filter(|b| best.is_some_and(|m| m.view.id != **b)) else {
-            return best;
-        };
-        // The conversation's account goes first when it is among the eligible ones.
-        serving
-            .clone()
-            .find(|m| m.view.id == *bound)
-            .filter(|m| selection::is_eligible(m, &request.exclude, now))
-            .or(best)
+        match bound {
+            // The conversation's account goes first when it is among the eligible ones.
+            Some(bound) if best.is_some_and(|m| m.view.id != *bound) => serving
+                .clone()
+                .find(|m| m.view.id == *bound)
+                .filter(|m| selection::is_eligible(m, &request.exclude, now))
+                .or(best),
+            _ => best,
+        }
     }
 
     /// A lease taken here, on the caller's thread, when the best account holds a pass with a
