@@ -5,8 +5,8 @@
 //! whenever they change; conversation affinity and the round-robin cursor live here, shared by
 //! both ways of taking a lease:
 //! - [`Lane::try_grant`], on the caller's thread: finds the member the router would order first
-//!   (without ordering the rest) and, when it holds a pass (see `account/gate.rs`) with a fresh token and a free
-//!   slot, takes the slot and hands out a lease. Nothing else is tried there.
+//!   (without ordering the rest) and, when it holds a pass (see `account/gate.rs`) with a fresh
+//!   token and a free slot, takes the slot and hands out a lease. Nothing else is tried there.
 //! - the router's [`Acquire`] handler, for everything else: asking the accounts one by one,
 //!   refreshes, half-open probes, and the verdict when none can serve.
 

@@ -89,7 +89,7 @@ pub fn order<'c, C: Candidate>(
 /// The first account of [`order`], found in one pass without ordering the rest: a lease taken
 /// on a request's own thread needs only that one, at every request.
 pub fn best<C: Candidate + Copy>(
-    candidates: impl Iterator<Item = C> + Clone,
+    candidates: impl Iterator<Item = C>,
     strategy: Strategy,
     cursor: usize,
     exclude: &[AccountId],
@@ -101,8 +101,13 @@ pub fn best<C: Candidate + Copy>(
         // `min_by_key` keeps the first of equal keys: the pool's order breaks ties, as in `order`.
         Strategy::Headroom => eligible.min_by_key(|c| (rank(c, now), headroom_key(c))),
         Strategy::RoundRobin => {
-            let top = eligible.clone().map(|c| rank(&c, now)).min()?;
-            let group: Vec<C> = eligible.filter(|c| rank(c, now) == top).collect();
+            // Collected once: a live in-flight count read twice could leave the group empty.
+            let eligible: Vec<C> = eligible.collect();
+            let top = eligible.iter().map(|c| rank(c, now)).min()?;
+            let group: Vec<C> = eligible
+                .into_iter()
+                .filter(|c| rank(c, now) == top)
+                .collect();
             let total: usize = group.iter().map(turns).sum();
             let mut turn = cursor % total.max(1);
             group.into_iter().find(|c| {
