@@ -4,10 +4,12 @@
 //! place. Only the usage object is re-encoded; every other byte of the event is copied as the
 //! upstream sent it.
 
+use std::fmt;
 use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use serde::Deserialize;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -101,6 +103,87 @@ impl ResponseFields {
     }
 }
 
+/// The `response.id` of an event, read no further than the id. `response.created` carries the
+/// whole Response object, which echoes the request's instructions and tools (tens of KB for a
+/// Codex turn) after the id the Responses API writes first; the id is all the relay needs of it,
+/// and the event is on the way to the client's first byte. Other keys before the id, wherever
+/// they are, are skipped as JSON, so the answer is the same as a full decode's.
+pub fn response_id(data: &[u8]) -> Option<String> {
+    let mut id = None;
+    // Stopping at the id leaves the rest unread, which serde_json reports as an error once the
+    // visitors return: the id found is kept either way.
+    let _ = serde_json::Deserializer::from_slice(data).deserialize_map(TopLevel(&mut id));
+    id
+}
+
+/// The keys `response_id` looks for.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum Key {
+    Response,
+    Id,
+    #[serde(other)]
+    Other,
+}
+
+/// The event's object: skips to `response`.
+struct TopLevel<'a>(&'a mut Option<String>);
+
+/// The `response` object: skips to `id` and stops there.
+struct ResponseObject<'a>(&'a mut Option<String>);
+
+impl<'de> Visitor<'de> for TopLevel<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an event object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::Response => return map.next_value_seed(ResponseObject(self.0)),
+                Key::Id | Key::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ResponseObject<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ResponseObject<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a response object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                // A string, or no id (as a full decode reads `null`, a number or an object).
+                Key::Id => {
+                    *self.0 = map.next_value::<Value>()?.as_str().map(str::to_owned);
+                    return Ok(());
+                }
+                Key::Response | Key::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Where `part`, a slice borrowed from `whole`, lies within it.
 fn span_within(whole: &[u8], part: &[u8]) -> Option<Range<usize>> {
     let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
@@ -147,6 +230,37 @@ mod tests {
                 None
             );
         }
+    }
+
+    #[test]
+    fn the_response_id_is_read_as_a_full_decode_reads_it() {
+        for data in [
+            r#"{"type":"response.created","sequence_number":0,"response":{"id":"resp_1","instructions":"x"}}"#,
+            r#"{"response":{"object":"response","tools":[{"id":"tool"}],"id":"resp_1"}}"#,
+            r#"{"type":"x","metadata":{"response":{"id":"inner"}},"response":{"id":"resp_1"}}"#,
+            r#"{"type":"x","response":{"id":7}}"#,
+            r#"{"type":"x","response":{"id":null,"usage":null}}"#,
+            r#"{"type":"x","response":null}"#,
+            r#"{"type":"x"}"#,
+            r#"{"type":"x","response":{"id":"caf\u00e9"}}"#,
+            r#"["not an object"]"#,
+            r#"not json"#,
+        ] {
+            let full = ResponseFields::read(data.as_bytes()).and_then(|f| f.id);
+            assert_eq!(response_id(data.as_bytes()), full, "{data}");
+        }
+        assert_eq!(
+            response_id(br#"{"response":{"object":"response","id":"resp_1"}}"#).as_deref(),
+            Some("resp_1")
+        );
+    }
+
+    #[test]
+    fn reading_the_response_id_stops_at_the_id() {
+        // What follows the id is never read: here it is not even JSON.
+        let data = br#"{"type":"response.created","response":{"id":"resp_1","instructions":"#;
+        assert_eq!(response_id(data).as_deref(), Some("resp_1"));
+        assert_eq!(ResponseFields::read(data), None);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Server-sent events on the side path: the relay forwards upstream bytes whole-event by
 //! whole-event and only *watches* them — finding event boundaries, the event type, and the few
 //! events it needs to read (`response.created` for the id, the terminal events for status and
-//! usage). Payloads are parsed only for those events; the one event ever re-encoded is a terminal
-//! event whose usage strict clients would reject.
+//! usage). Payloads are parsed only for those events, and `response.created` only as far as its
+//! id; the one event ever re-encoded is a terminal event whose usage strict clients would reject.
 
 use std::sync::LazyLock;
 
@@ -11,7 +11,7 @@ use memchr::memmem::Finder;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::event_fields::ResponseFields;
+use super::event_fields::{response_id, ResponseFields};
 pub use super::usage::Usage;
 
 /// Cuts a byte stream at SSE event boundaries: the one framing both the forwarded stream and the
@@ -203,10 +203,16 @@ impl StreamWatcher {
         if kind != "response.created" && !TERMINAL_EVENTS.contains(&kind) {
             return None;
         }
+        let data = data_of(block)?;
+        if kind == "response.created" {
+            if let Some(id) = response_id(data) {
+                self.response_id = Some(id);
+            }
+            return None;
+        }
         let kind = kind.to_owned();
         // Only the few fields the relay reads are decoded; the rest of the (often large)
         // response is skipped without being built.
-        let data = data_of(block)?;
         let response = ResponseFields::read(data)?;
         if let Some(id) = &response.id {
             self.response_id = Some(id.clone());
