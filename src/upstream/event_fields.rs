@@ -110,14 +110,18 @@ impl ResponseFields {
 /// they are, are skipped as JSON, so the answer is the same as a full decode's.
 pub fn response_id(data: &[u8]) -> Option<String> {
     let mut id = None;
+    let seek = Seek {
+        key: Key::Response,
+        id: &mut id,
+    };
     // Stopping at the id leaves the rest unread, which serde_json reports as an error once the
     // visitors return: the id found is kept either way.
-    let _ = serde_json::Deserializer::from_slice(data).deserialize_map(TopLevel(&mut id));
+    let _ = seek.deserialize(&mut serde_json::Deserializer::from_slice(data));
     id
 }
 
 /// The keys `response_id` looks for.
-#[derive(Deserialize)]
+#[derive(Deserialize, PartialEq)]
 #[serde(field_identifier, rename_all = "lowercase")]
 enum Key {
     Response,
@@ -126,33 +130,14 @@ enum Key {
     Other,
 }
 
-/// The event's object: skips to `response`.
-struct TopLevel<'a>(&'a mut Option<String>);
-
-/// The `response` object: skips to `id` and stops there.
-struct ResponseObject<'a>(&'a mut Option<String>);
-
-impl<'de> Visitor<'de> for TopLevel<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an event object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<Key>()? {
-            match key {
-                Key::Response => return map.next_value_seed(ResponseObject(self.0)),
-                Key::Id | Key::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
+/// Skips through an object to one key: `response` in the event, then `id` in the response,
+/// where reading stops.
+struct Seek<'a> {
+    key: Key,
+    id: &'a mut Option<String>,
 }
 
-impl<'de> DeserializeSeed<'de> for ResponseObject<'_> {
+impl<'de> DeserializeSeed<'de> for Seek<'_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -160,25 +145,29 @@ impl<'de> DeserializeSeed<'de> for ResponseObject<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for ResponseObject<'_> {
+impl<'de> Visitor<'de> for Seek<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a response object")
+        f.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<Key>()? {
-            match key {
-                // A string, or no id (as a full decode reads `null`, a number or an object).
-                Key::Id => {
-                    *self.0 = map.next_value::<Value>()?.as_str().map(str::to_owned);
-                    return Ok(());
-                }
-                Key::Response | Key::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+            if key != self.key {
+                map.next_value::<IgnoredAny>()?;
+                continue;
             }
+            if key == Key::Response {
+                let seek = Seek {
+                    key: Key::Id,
+                    id: self.id,
+                };
+                return map.next_value_seed(seek);
+            }
+            // A string, or no id (as a full decode reads `null`, a number or an object).
+            *self.id = map.next_value::<Value>()?.as_str().map(str::to_owned);
+            return Ok(());
         }
         Ok(())
     }
@@ -261,6 +250,9 @@ mod tests {
         let data = br#"{"type":"response.created","response":{"id":"resp_1","instructions":"#;
         assert_eq!(response_id(data).as_deref(), Some("resp_1"));
         assert_eq!(ResponseFields::read(data), None);
+        // Nor would a later key change the answer.
+        let data = br#"{"response":{"id":"resp_1","output":[],"id":"resp_2"}}"#;
+        assert_eq!(response_id(data).as_deref(), Some("resp_1"));
     }
 
     #[test]
