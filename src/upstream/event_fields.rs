@@ -107,7 +107,8 @@ impl ResponseFields {
 /// whole Response object, which echoes the request's instructions and tools (tens of KB for a
 /// Codex turn) after the id the Responses API writes first; the id is all the relay needs of it,
 /// and the event is on the way to the client's first byte. Other keys before the id, wherever
-/// they are, are skipped as JSON, so the answer is the same as a full decode's.
+/// they are, are skipped as JSON, so the answer is a full decode's (but for a repeated `id`:
+/// the first counts here).
 pub fn response_id(data: &[u8]) -> Option<String> {
     let mut id = None;
     let seek = Seek {
