@@ -167,7 +167,9 @@ impl<'de> Visitor<'de> for Seek<'_> {
                 return map.next_value_seed(seek);
             }
             // A string, or no id (as a full decode reads `null`, a number or an object).
-            *self.id = map.next_value::<Value>()?.as_str().map(str::to_owned);
+            if let Value::String(id) = map.next_value()? {
+                *self.id = Some(id);
+            }
             return Ok(());
         }
         Ok(())

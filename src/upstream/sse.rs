@@ -200,16 +200,16 @@ impl StreamWatcher {
             self.saw_output = true;
             return None;
         }
-        if kind != "response.created" && !TERMINAL_EVENTS.contains(&kind) {
-            return None;
-        }
-        let data = data_of(block)?;
         if kind == "response.created" {
-            if let Some(id) = response_id(data) {
+            if let Some(id) = response_id(data_of(block)?) {
                 self.response_id = Some(id);
             }
             return None;
         }
+        if !TERMINAL_EVENTS.contains(&kind) {
+            return None;
+        }
+        let data = data_of(block)?;
         let kind = kind.to_owned();
         // Only the few fields the relay reads are decoded; the rest of the (often large)
         // response is skipped without being built.

@@ -167,6 +167,11 @@ async fn a_mid_stream_cut_yields_response_failed_and_is_not_retried() {
     let last = events.last().unwrap();
     assert_eq!(last["type"], "response.failed");
     assert_eq!(last["response"]["error"]["code"], "upstream_disconnected");
+    // The relay's own terminal event names the response the upstream opened, read from
+    // `response.created` (whose whole Response object follows the id).
+    assert_eq!(events[0]["type"], "response.created");
+    assert_eq!(events[0]["response"]["object"], "response");
+    assert_eq!(last["response"]["id"], events[0]["response"]["id"]);
     assert!(last.get("error").is_none(), "no top-level error key");
     assert_eq!(upstream_accounts(&app), [pool[0].chatgpt]);
     // The account was charged with the failure.

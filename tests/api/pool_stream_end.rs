@@ -32,6 +32,7 @@ async fn an_upstream_that_closes_in_the_middle_of_an_event_yields_only_whole_eve
         events[2]["response"]["error"]["code"],
         "upstream_disconnected"
     );
+    assert_eq!(events[2]["response"]["id"], "resp_torn");
     app.stop().await;
 }
 
