@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The adversarial run: starts the codex-relay release binary beside the mock upstream and replays
+# hostile input against it (tests/adversarial/attacks.py). Prints `adversarial: N passed, M failed`
+# and exits non-zero on any failure.
+#
+# RELAY_BIN and MOCK_BIN name binaries already built (CI reuses its one release build); without
+# them the script builds both in release mode.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+if [[ -z "${RELAY_BIN:-}" || -z "${MOCK_BIN:-}" ]]; then
+  cargo build --release --bin codex-relay --example mock_upstream
+  TARGET_DIR="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)"
+  RELAY_BIN="$TARGET_DIR/release/codex-relay"
+  MOCK_BIN="$TARGET_DIR/release/examples/mock_upstream"
+fi
+
+exec python3 tests/adversarial/attacks.py --relay "$RELAY_BIN" --mock "$MOCK_BIN" "$@"
