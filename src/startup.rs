@@ -21,6 +21,7 @@ use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
 use crate::http::auth::KeyRing;
 use crate::http::{self, context, AppState, Parts};
+use crate::intake::BodyLimits;
 use crate::oauth::endpoint::OauthEndpoint;
 use crate::oauth::onboarding::Onboarding;
 use crate::pool::{load_keys, spawn_credential_sync, StoreAccountSource};
@@ -308,12 +309,16 @@ fn serve_admin(
     admin_state: AdminState,
     listener: TcpListener,
 ) -> std::io::Result<Server> {
+    let admin_body = BodyLimits {
+        max_bytes: admin::MAX_BODY_BYTES,
+        deadline: Duration::from_secs(state.settings().server.body_read_timeout_secs),
+    };
     let server = HttpServer::new(move || {
         App::new()
             // The data plane's state gives the admin plane its logger and request context.
             .app_data(web::Data::new(state.clone()))
             .app_data(web::Data::new(admin_state.clone()))
-            .app_data(web::PayloadConfig::new(admin::MAX_BODY_BYTES))
+            .app_data(admin_body)
             .configure(admin::routes)
             .default_service(web::to(admin::not_found))
             .wrap(from_fn(context::request_context))

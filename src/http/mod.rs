@@ -2,7 +2,6 @@
 //! path does what; the server and the tests build the app from it.
 
 pub mod auth;
-mod body;
 pub mod context;
 mod encrypted;
 pub mod error;

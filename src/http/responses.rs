@@ -1,11 +1,10 @@
-//! `POST /v1/responses`: validate and normalize the request, let the failover loop find an
-//! account that answers (`failover.rs`), then stream its bytes back (`stream: true`) or assemble
-//! one Response object (otherwise).
+//! `POST /v1/responses`: read its body within its limits (`intake`), validate and normalize the
+//! request, let the failover loop find an account that answers (`failover.rs`), then stream its
+//! bytes back (`stream: true`) or assemble one Response object (otherwise).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use actix_web::error::PayloadError;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder};
 use futures_util::StreamExt;
 use relay_actors::{Lease, Outcome};
@@ -20,6 +19,7 @@ use super::AppState;
 use crate::compat;
 use crate::governance::models::{ModelRefusal, Resolved};
 use crate::governance::Admission;
+use crate::intake::{self, BodyLimits};
 use crate::request_body::{kind, BodyError, InputFacts, Kind, RequestBody};
 use crate::upstream::assemble::{Assembled, Assembler};
 use crate::upstream::headers::{returned_to_client, text};
@@ -51,10 +51,11 @@ async fn relay(
     note: &mut AccessNote,
 ) -> Result<HttpResponse, ApiError> {
     let settings = state.settings();
-    let limit = settings.server.max_body_bytes;
-    let body = super::body::read(req.headers(), body.into_inner(), limit)
-        .await
-        .map_err(|e| body_error(&e, limit))?;
+    let limits = BodyLimits {
+        max_bytes: settings.server.max_body_bytes,
+        deadline: Duration::from_secs(settings.server.body_read_timeout_secs),
+    };
+    let body = intake::read_body(req.headers(), body.into_inner(), limits).await?;
     let (mut request, model) = parse_request(&body)?;
     let wants_stream = request.boolean("stream").unwrap_or(false);
     note.model = Some(model.clone());
@@ -85,13 +86,6 @@ async fn relay(
         admission,
     };
     answer(committed, reply, state, ctx, note).await
-}
-
-fn body_error(error: &PayloadError, limit: usize) -> ApiError {
-    match error {
-        PayloadError::Overflow => ApiError::PayloadTooLarge { limit },
-        _ => ApiError::invalid("The request body could not be read.", None),
-    }
 }
 
 /// The request's top-level fields (kept as sent, in order), and its model.
