@@ -1,6 +1,7 @@
-//! `POST /v1/responses`: read its body within its limits (`intake`), validate and normalize the
-//! request, let the failover loop find an account that answers (`failover.rs`), then stream its
-//! bytes back (`stream: true`) or assemble one Response object (otherwise).
+//! `POST /v1/responses`: admit the call, read its body within its limits (`intake`), validate
+//! and normalize the request, let the failover loop find an account that answers
+//! (`failover.rs`), then stream its bytes back (`stream: true`) or assemble one Response object
+//! (otherwise).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -51,6 +52,11 @@ async fn relay(
     note: &mut AccessNote,
 ) -> Result<HttpResponse, ApiError> {
     let settings = state.settings();
+    let principal = principal_of(req)?;
+    // Admitted before the body is read, and held while it arrives: a slow or stalled upload
+    // takes its key's concurrency slot and a place under the global cap like any call in
+    // flight, so neither can be exceeded by uploads that never finish.
+    let admission = super::governance::admit(state, &principal)?;
     let limits = BodyLimits {
         max_bytes: settings.server.max_body_bytes,
         deadline: Duration::from_secs(settings.server.body_read_timeout_secs),
@@ -60,7 +66,6 @@ async fn relay(
     let wants_stream = request.boolean("stream").unwrap_or(false);
     note.model = Some(model.clone());
     note.stream = wants_stream;
-    let principal = principal_of(req)?;
     let resolved = resolve_model(state, &principal, &model)?;
     request.set("model", &resolved.slug);
     let input = InputFacts::of(request.get("input"));
@@ -78,7 +83,6 @@ async fn relay(
         affinity: affinity_key(req, &request),
         carries_encrypted: input.carries_encrypted,
     };
-    let admission = super::governance::admit(state, &principal)?;
     let committed = failover::run(state, upstream, &call, ctx, note).await?;
     let reply = Reply {
         model: &model,

@@ -1,12 +1,16 @@
 //! Request bodies on both planes: decoded within their limit (a decompression bomb is a 413
 //! that costs the relay no more than the limit), in the codings clients send (others are a
-//! 415), arriving within `server.body_read_timeout_secs` (else 408).
+//! 415), arriving within `server.body_read_timeout_secs` (else 408) — and a call is admitted
+//! before its body is read, so a stalled upload holds its key's concurrency slot and a place
+//! under the global cap, not a free ride past them.
 
 use std::time::Duration;
 
+use codex_relay::governance::policy::Limits;
 use codex_relay::store::admin_tokens::AdminScope;
+use codex_relay::store::{keys::reveal, NewKey};
 
-use crate::helpers::{body, spawn_app_with, TestApp};
+use crate::helpers::{body, eventually, spawn_app_seeded, spawn_app_with, TestApp};
 use crate::raw::{head, Stalled};
 
 /// A zstd frame of `blocks` RLE blocks of 128 KiB each — 4 bytes apiece on the wire, so
@@ -105,6 +109,15 @@ async fn codings_clients_do_not_send_are_a_415_and_corrupt_ones_a_400_on_both_pl
     app.stop().await;
 }
 
+fn key_with(app: &TestApp, limits: Limits) -> String {
+    let new = NewKey {
+        name: "limited".to_owned(),
+        limits,
+        ..NewKey::default()
+    };
+    reveal(&app.store.create_key_with(&new).unwrap()).to_owned()
+}
+
 /// A `/v1/responses` upload from `key` that sends its head and 10 of its 1000 bytes.
 fn stalled_upload(app: &TestApp, key: &str) -> Stalled {
     let headers = format!(
@@ -112,6 +125,78 @@ fn stalled_upload(app: &TestApp, key: &str) -> Stalled {
     );
     let request = head("POST", "/v1/responses", &headers) + r#"{"model":""#;
     Stalled::open(app.addr, request.as_bytes())
+}
+
+/// Whether requests from `key` come to be refused with `status` before their body is read (a
+/// body that is not JSON would be a 400 after): the stalled upload has been admitted.
+async fn admission_refuses(app: &TestApp, key: &str, status: u16) -> bool {
+    eventually(5, || async {
+        let answer = app.responses_as(key).send_body("{").await;
+        answer.is_ok_and(|r| r.status() == status)
+    })
+    .await
+}
+
+/// Whether the relay knows `key` yet (it reads new keys every sync interval).
+async fn known(app: &TestApp, key: &str) -> bool {
+    eventually(5, || async {
+        let response = app.get("/v1/models").bearer_auth(key).send().await;
+        response.is_ok_and(|r| r.status() == 200)
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn a_stalled_upload_holds_its_keys_concurrency_slot_until_it_goes() {
+    let app = spawn_app_seeded(|_| {}, |_| Vec::new()).await;
+    let key = key_with(
+        &app,
+        Limits {
+            max_concurrent: Some(1),
+            ..Limits::default()
+        },
+    );
+    assert!(known(&app, &key).await);
+    let stalled = stalled_upload(&app, &key);
+    assert!(admission_refuses(&app, &key, 429).await);
+    let second = app
+        .responses_as(&key)
+        .send_json(&body("gpt-5.5", "hi", false));
+    let mut second = actix_web::rt::time::timeout(Duration::from_secs(5), second)
+        .await
+        .expect("refused at once, not left to wait")
+        .unwrap();
+    assert_eq!(second.status(), 429);
+    let error = crate::helpers::error_of(&mut second).await;
+    assert!(error["message"].as_str().unwrap().contains("concurrent"));
+    assert!(app.mock.state.responses_requests().is_empty());
+
+    drop(stalled);
+    let served = eventually(5, || async {
+        let answer = app
+            .responses_as(&key)
+            .send_json(&body("gpt-5.5", "hi", false));
+        answer.await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(served, "the slot is given back when the upload goes");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn stalled_uploads_count_against_the_global_in_flight_cap() {
+    let app = spawn_app_with(|s| s.limits.max_in_flight = 1).await;
+    let _stalled = stalled_upload(&app, &app.key);
+    assert!(admission_refuses(&app, &app.key, 503).await);
+    let shed = app.responses().send_json(&body("gpt-5.5", "hi", false));
+    let mut shed = shed.await.unwrap();
+    assert_eq!(shed.status(), 503);
+    assert_eq!(
+        crate::helpers::error_of(&mut shed).await["code"],
+        "overloaded"
+    );
+    assert!(app.mock.state.responses_requests().is_empty());
+    app.stop().await;
 }
 
 #[actix_web::test]
