@@ -20,6 +20,7 @@ use crate::governance::model_refresh::{self, Refresher};
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
 use crate::http::auth::KeyRing;
+use crate::http::bare_errors::shape_bare_errors;
 use crate::http::{self, context, AppState, Parts};
 use crate::intake::BodyLimits;
 use crate::oauth::endpoint::OauthEndpoint;
@@ -284,6 +285,7 @@ fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
             .app_data(web::Data::new(UpstreamClient::new(&settings.upstream)))
             .configure(http::routes)
             .default_service(web::to(http::not_found))
+            .wrap(from_fn(shape_bare_errors))
             .wrap(from_fn(context::request_context))
     })
     .workers(workers)
@@ -321,6 +323,7 @@ fn serve_admin(
             .app_data(admin_body)
             .configure(admin::routes)
             .default_service(web::to(admin::not_found))
+            .wrap(from_fn(shape_bare_errors))
             .wrap(from_fn(context::request_context))
     })
     .workers(1)

@@ -34,6 +34,7 @@ mod pool_health;
 mod pool_helpers;
 mod pool_stream_end;
 mod raw;
+mod raw_errors;
 mod refresh;
 mod responses_json;
 mod responses_stream;

@@ -60,6 +60,15 @@ impl Stalled {
     }
 }
 
+/// Sends `bytes` on a new connection and reads the one answer (within 10 s).
+pub async fn exchange(addr: SocketAddr, bytes: impl AsRef<[u8]>) -> RawAnswer {
+    let stalled = Stalled::open(addr, bytes.as_ref());
+    stalled
+        .answer(Duration::from_secs(10))
+        .await
+        .expect("an answer within 10 s")
+}
+
 /// Reads one answer: its head, then as many body bytes as its `content-length` says.
 fn read_answer(mut stream: TcpStream, within: Duration) -> Option<RawAnswer> {
     stream.set_read_timeout(Some(within)).ok()?;
