@@ -54,7 +54,7 @@ async fn admin_method_and_body_errors_are_openai_errors() {
 }
 
 /// actix-http's HTTP/1 dispatcher answers these before any service runs, with a fixed empty
-/// body (`h1/dispatcher.rs`: `read_request`'s parse-error and `TooLarge` arms,
+/// body (`h1/dispatcher.rs`: `poll_request`'s parse-error and `TooLarge` arms,
 /// `poll_head_timer`); no middleware sees them. They keep their status and close.
 #[actix_web::test]
 async fn the_dispatchers_own_refusals_keep_their_status_on_both_planes() {
