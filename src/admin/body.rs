@@ -1,6 +1,6 @@
 //! Admin request bodies: read through `intake` — decoded, within [`super::MAX_BODY_BYTES`] and
 //! the body deadline — by the [`Body`] extractor, then parsed as JSON. No admin handler reads a
-//! body another way: actix-web's extractors decode before they limit.
+//! body any other way.
 
 use std::future::{ready, Future};
 use std::pin::Pin;

@@ -47,16 +47,21 @@ impl Encoding {
             .to_str()
             .map_err(|_| IntakeError::UnsupportedEncoding)?
             .trim();
-        let named = |name: &str| token.eq_ignore_ascii_case(name);
-        match () {
-            () if named("identity") => Ok(Encoding::Identity),
-            () if named("gzip") => Ok(Encoding::Gzip),
-            () if named("deflate") => Ok(Encoding::Deflate),
-            () if named("zstd") => Ok(Encoding::Zstd),
-            () => Err(IntakeError::UnsupportedEncoding),
-        }
+        CODINGS
+            .iter()
+            .find(|(name, _)| token.eq_ignore_ascii_case(name))
+            .map(|&(_, encoding)| encoding)
+            .ok_or(IntakeError::UnsupportedEncoding)
     }
 }
+
+/// The codings accepted, by the name `Content-Encoding` gives them (in any case).
+const CODINGS: [(&str, Encoding); 4] = [
+    ("identity", Encoding::Identity),
+    ("gzip", Encoding::Gzip),
+    ("deflate", Encoding::Deflate),
+    ("zstd", Encoding::Zstd),
+];
 
 /// Why a [`BoundedBuffer`] refused a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
