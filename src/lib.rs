@@ -2,16 +2,18 @@
 //!
 //! Layout (see docs/architecture.md): `settings` (layered configuration), `store` (SQLite and
 //! sealed credentials), `oauth` (Codex logins), `http` (the data plane), `admin` (the admin
-//! plane), `upstream` (the Codex backend client and SSE side path), `request_body` (a request's
-//! fields kept raw), `compat` (request normalization), `governance` (keys, tenants, limits, quotas, models), `pool` (store ↔ actors),
-//! `obs` (logs and redaction), `startup` (wiring), `cli` (the command line), `time`. The actors live in
-//! the `relay-actors` crate.
+//! plane), `intake` (request bodies read within their limits, for both planes), `upstream` (the
+//! Codex backend client and SSE side path), `request_body` (a request's fields kept raw),
+//! `compat` (request normalization), `governance` (keys, tenants, limits, quotas, models),
+//! `pool` (store ↔ actors), `obs` (logs and redaction), `startup` (wiring), `cli` (the command
+//! line), `time`. The actors live in the `relay-actors` crate.
 
 pub mod admin;
 pub mod cli;
 pub mod compat;
 pub mod governance;
 pub mod http;
+pub mod intake;
 pub mod oauth;
 pub mod obs;
 pub mod pool;

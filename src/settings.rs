@@ -50,6 +50,8 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     pub workers: usize,
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive, on both planes (408 after).
+    pub body_read_timeout_secs: u64,
     pub sse_keepalive_ms: u64,
 }
 
@@ -261,6 +263,12 @@ impl Settings {
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes", "must be at least 1024");
         }
+        if !(1..=3600).contains(&self.server.body_read_timeout_secs) {
+            return invalid(
+                "server.body_read_timeout_secs",
+                "must be between 1 and 3600",
+            );
+        }
         let (data, admin) = (self.server.listen, self.admin.listen);
         if data == admin && data.port() != 0 {
             return invalid(
@@ -429,6 +437,7 @@ mod tests {
         assert_eq!(s.routing.strategy, RoutingStrategy::Headroom);
         assert_eq!(s.routing.max_attempts, 3);
         assert_eq!(s.upstream.max_streams_per_connection, 100);
+        assert_eq!(s.server.body_read_timeout_secs, 30);
     }
 
     #[test]
@@ -471,6 +480,11 @@ mod tests {
         std::fs::write(&path, "[upstream]\nmax_streams_per_connection = 0\n").unwrap();
         let err = Settings::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("upstream.max_streams_per_connection"), "{err}");
+        for bad in [0, 3601] {
+            std::fs::write(&path, format!("[server]\nbody_read_timeout_secs = {bad}\n")).unwrap();
+            let err = Settings::load(Some(&path)).unwrap_err().to_string();
+            assert!(err.contains("server.body_read_timeout_secs"), "{err}");
+        }
     }
 
     #[test]

@@ -20,7 +20,9 @@ use crate::governance::model_refresh::{self, Refresher};
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
 use crate::http::auth::KeyRing;
+use crate::http::bare_errors::shape_bare_errors;
 use crate::http::{self, context, AppState, Parts};
+use crate::intake::BodyLimits;
 use crate::oauth::endpoint::OauthEndpoint;
 use crate::oauth::onboarding::Onboarding;
 use crate::pool::{load_keys, spawn_credential_sync, StoreAccountSource};
@@ -283,6 +285,7 @@ fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
             .app_data(web::Data::new(UpstreamClient::new(&settings.upstream)))
             .configure(http::routes)
             .default_service(web::to(http::not_found))
+            .wrap(from_fn(shape_bare_errors))
             .wrap(from_fn(context::request_context))
     })
     .workers(workers)
@@ -308,14 +311,19 @@ fn serve_admin(
     admin_state: AdminState,
     listener: TcpListener,
 ) -> std::io::Result<Server> {
+    let admin_body = BodyLimits {
+        max_bytes: admin::MAX_BODY_BYTES,
+        deadline: Duration::from_secs(state.settings().server.body_read_timeout_secs),
+    };
     let server = HttpServer::new(move || {
         App::new()
             // The data plane's state gives the admin plane its logger and request context.
             .app_data(web::Data::new(state.clone()))
             .app_data(web::Data::new(admin_state.clone()))
-            .app_data(web::PayloadConfig::new(admin::MAX_BODY_BYTES))
+            .app_data(admin_body)
             .configure(admin::routes)
             .default_service(web::to(admin::not_found))
+            .wrap(from_fn(shape_bare_errors))
             .wrap(from_fn(context::request_context))
     })
     .workers(1)

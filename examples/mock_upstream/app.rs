@@ -496,17 +496,35 @@ fn body_lasts_until_close(req: &HttpRequest) -> bool {
 }
 
 /// Reads the whole body, undoing `Content-Encoding` as the backend does.
-async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<Bytes, StatusCode> {
-    let mut decoded = actix_web::dev::Decompress::from_headers(payload.into_inner(), req.headers());
+async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Bytes, StatusCode> {
     let mut body = BytesMut::new();
-    while let Some(chunk) = decoded.next().await {
+    while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST)?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(StatusCode::PAYLOAD_TOO_LARGE);
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(body.freeze())
+    decoded(req, body.freeze())
+}
+
+/// `body` with its `Content-Encoding` (gzip or zstd) undone; the mock trusts its callers' sizes.
+fn decoded(req: &HttpRequest, body: Bytes) -> Result<Bytes, StatusCode> {
+    use std::io::Read;
+    let encoding = req.headers().get(actix_web::http::header::CONTENT_ENCODING);
+    let decoded = match encoding.and_then(|v| v.to_str().ok()).map(str::trim) {
+        Some("gzip") => {
+            let mut plain = Vec::new();
+            flate2::read::MultiGzDecoder::new(&body[..])
+                .read_to_end(&mut plain)
+                .map(|_| plain)
+        }
+        Some("zstd") => zstd::decode_all(&body[..]),
+        _ => return Ok(body),
+    };
+    decoded
+        .map(Bytes::from)
+        .map_err(|_| StatusCode::BAD_REQUEST)
 }
 
 /// The backend's error shape for requests it refuses: `{"detail": "..."}`.

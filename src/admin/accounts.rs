@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use slog::{info, warn};
 
+use super::body::Body;
 use super::error::AdminError;
 use super::{resource, AdminState};
 use crate::oauth::auth_json;
@@ -190,7 +191,7 @@ struct ImportQuery {
 async fn import(
     state: web::Data<AdminState>,
     query: Result<web::Query<ImportQuery>, actix_web::Error>,
-    body: Result<web::Bytes, actix_web::Error>,
+    body: Body,
 ) -> Result<HttpResponse, AdminError> {
     let label = query
         .map_err(|_| AdminError::invalid("The only query parameter is 'label'.", None))?
@@ -203,8 +204,7 @@ async fn import(
             Some("label"),
         ));
     }
-    let body = body.map_err(|e| super::body_error(&e))?;
-    let text = std::str::from_utf8(&body).map_err(|_| {
+    let text = std::str::from_utf8(&body.0).map_err(|_| {
         AdminError::invalid("The body must be an auth.json file (UTF-8 JSON).", None)
     })?;
     let mut account =

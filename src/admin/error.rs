@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::http::error::{openai_error, ErrorBody};
+use crate::intake::IntakeError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +24,9 @@ pub enum AdminError {
         message: String,
         param: Option<&'static str>,
     },
-    #[error("Request body is too large: the limit is {limit} bytes.")]
-    PayloadTooLarge { limit: usize },
+    /// A body that could not be read within its limits (`intake`).
+    #[error(transparent)]
+    Body(#[from] IntakeError),
     #[error("Unknown admin URL: {method} {path}.")]
     RouteNotFound { method: String, path: String },
     #[error("Method not allowed: {method} {path}.")]
@@ -56,6 +58,7 @@ impl AdminError {
             AdminError::InsufficientScope => "permission_error",
             AdminError::Unavailable => "service_unavailable",
             AdminError::Internal => "server_error",
+            AdminError::Body(error) => error.kind(),
             AdminError::Failed { status, .. } => match status.as_u16() {
                 403 => "permission_error",
                 429 => "rate_limit_error",
@@ -74,7 +77,7 @@ impl AdminError {
             AdminError::NotFound(_) => Some("not_found"),
             AdminError::Conflict(_) => Some("conflict"),
             AdminError::Invalid { .. } => Some("invalid_value"),
-            AdminError::PayloadTooLarge { .. } => Some("request_too_large"),
+            AdminError::Body(error) => Some(error.code()),
             AdminError::RouteNotFound { .. } => Some("unknown_url"),
             AdminError::MethodNotAllowed { .. } => Some("method_not_allowed"),
             AdminError::Unavailable => Some("unavailable"),
@@ -92,7 +95,7 @@ impl ResponseError for AdminError {
             AdminError::NotFound(_) | AdminError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             AdminError::Conflict(_) => StatusCode::CONFLICT,
             AdminError::Invalid { .. } => StatusCode::BAD_REQUEST,
-            AdminError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AdminError::Body(error) => error.status(),
             AdminError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AdminError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AdminError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -101,7 +104,11 @@ impl ResponseError for AdminError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let retry_after = matches!(self, AdminError::Unavailable).then_some(1);
+        let retry_after = matches!(
+            self,
+            AdminError::Unavailable | AdminError::Body(IntakeError::Overloaded)
+        )
+        .then_some(1);
         let param = match self {
             AdminError::Invalid { param, .. } => *param,
             _ => None,

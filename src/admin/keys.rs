@@ -9,8 +9,9 @@ use serde::Serialize;
 use serde_json::json;
 use slog::info;
 
+use super::body::{json_body, Body};
 use super::error::AdminError;
-use super::{json_body, resource, AdminState};
+use super::{resource, AdminState};
 use crate::governance::policy::Limits;
 use crate::governance::requests::KeyRequest;
 use crate::governance::updates::KeyUpdate;
@@ -73,11 +74,8 @@ async fn list(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> 
 }
 
 /// 201 with the view and, this once, the key in `key`.
-async fn create(
-    state: web::Data<AdminState>,
-    body: Result<web::Bytes, actix_web::Error>,
-) -> Result<HttpResponse, AdminError> {
-    let request: KeyRequest = json_body(body)?;
+async fn create(state: web::Data<AdminState>, body: Body) -> Result<HttpResponse, AdminError> {
+    let request: KeyRequest = json_body(&body)?;
     let new = request
         .validate(Utc::now().timestamp())
         .map_err(|e| AdminError::invalid(e.to_string(), Some(e.field)))?;
@@ -116,9 +114,9 @@ async fn get(
 async fn update(
     state: web::Data<AdminState>,
     id: web::Path<String>,
-    body: Result<web::Bytes, actix_web::Error>,
+    body: Body,
 ) -> Result<HttpResponse, AdminError> {
-    let update: KeyUpdate = json_body(body)?;
+    let update: KeyUpdate = json_body(&body)?;
     let id = id.into_inner();
     let now_unix = Utc::now().timestamp();
     let row = state

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::accounts::checked_id;
 use super::auth::AdminPrincipal;
+use super::body::Body;
 use super::error::AdminError;
 use super::{resource, AdminState};
 use crate::oauth::login::LoginError;
@@ -47,17 +48,13 @@ struct CompleteBody {
 }
 
 /// A JSON body of type `T`; an empty body is `T::default()` when `empty` is given.
-fn json_body<T: DeserializeOwned>(
-    body: Result<web::Bytes, actix_web::Error>,
-    empty: Option<T>,
-) -> Result<T, AdminError> {
-    let body = body.map_err(|e| super::body_error(&e))?;
-    if body.iter().all(u8::is_ascii_whitespace) {
+fn json_body<T: DeserializeOwned>(body: &Body, empty: Option<T>) -> Result<T, AdminError> {
+    if body.0.iter().all(u8::is_ascii_whitespace) {
         if let Some(value) = empty {
             return Ok(value);
         }
     }
-    serde_json::from_slice(&body).map_err(|e| {
+    serde_json::from_slice(&body.0).map_err(|e| {
         let message = format!("The request body must be a JSON object as documented ({e}).");
         AdminError::invalid(crate::obs::redact_secrets(&message), None)
     })
@@ -76,9 +73,9 @@ fn checked_label(label: Option<String>) -> Result<Option<String>, AdminError> {
 
 async fn start_device(
     state: web::Data<AdminState>,
-    body: Result<web::Bytes, actix_web::Error>,
+    body: Body,
 ) -> Result<HttpResponse, AdminError> {
-    let body: StartBody = json_body(body, Some(StartBody::default()))?;
+    let body: StartBody = json_body(&body, Some(StartBody::default()))?;
     let label = checked_label(body.label)?;
     let session = state
         .onboarding()
@@ -88,11 +85,8 @@ async fn start_device(
     Ok(HttpResponse::Created().json(session))
 }
 
-async fn start_paste(
-    state: web::Data<AdminState>,
-    body: Result<web::Bytes, actix_web::Error>,
-) -> Result<HttpResponse, AdminError> {
-    let body: StartBody = json_body(body, Some(StartBody::default()))?;
+async fn start_paste(state: web::Data<AdminState>, body: Body) -> Result<HttpResponse, AdminError> {
+    let body: StartBody = json_body(&body, Some(StartBody::default()))?;
     let label = checked_label(body.label)?;
     let session = state.onboarding().start_paste(label).map_err(failure)?;
     Ok(HttpResponse::Created().json(session))
@@ -119,10 +113,10 @@ async fn status(
 async fn complete(
     state: web::Data<AdminState>,
     id: web::Path<String>,
-    body: Result<web::Bytes, actix_web::Error>,
+    body: Body,
 ) -> Result<HttpResponse, AdminError> {
     let id = checked_id(&id)?;
-    let body: CompleteBody = json_body(body, None)?;
+    let body: CompleteBody = json_body(&body, None)?;
     if body.callback_url.len() > MAX_CALLBACK_URL {
         return Err(AdminError::invalid(
             format!("'callback_url' is longer than {MAX_CALLBACK_URL} bytes."),

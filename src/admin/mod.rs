@@ -12,10 +12,12 @@
 //! | `refresh.rs`  | `POST /admin/v1/accounts/{id}/refresh`: refresh now      |
 //! | `logins.rs`   | `/admin/v1/logins`: device-code and paste logins         |
 //! | `pool.rs`     | `/admin/v1/pool`, an account's routing parameters        |
+//! | `body.rs`     | request bodies, read within their limits, as JSON        |
 //! | `error.rs`    | admin failures in the OpenAI error shape                 |
 
 pub mod accounts;
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod keys;
 pub mod logins;
@@ -137,25 +139,6 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AdminError> {
         method: req.method().to_string(),
         path: req.path().to_owned(),
     })
-}
-
-/// A request body that could not be read: too large, or broken off.
-pub fn body_error(error: &actix_web::Error) -> AdminError {
-    match error.as_error::<actix_web::error::PayloadError>() {
-        Some(actix_web::error::PayloadError::Overflow) => AdminError::PayloadTooLarge {
-            limit: MAX_BODY_BYTES,
-        },
-        _ => AdminError::invalid("The request body could not be read.", None),
-    }
-}
-
-/// A JSON request body of type `T`, or a 400 saying what is wrong with it.
-pub fn json_body<T: serde::de::DeserializeOwned>(
-    body: Result<web::Bytes, actix_web::Error>,
-) -> Result<T, AdminError> {
-    let body = body.map_err(|e| body_error(&e))?;
-    serde_json::from_slice(&body)
-        .map_err(|e| AdminError::invalid(format!("The request body is not valid here: {e}."), None))
 }
 
 /// Liveness: 200 while the server runs.

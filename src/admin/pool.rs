@@ -10,6 +10,7 @@ use serde_json::json;
 use slog::info;
 
 use super::accounts::{follow_store, view_of};
+use super::body::Body;
 use super::error::AdminError;
 use super::{resource, AdminState};
 use crate::store::RoutingChange;
@@ -54,11 +55,10 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Er
 async fn set_routing(
     state: web::Data<AdminState>,
     id: web::Path<String>,
-    body: Result<web::Bytes, actix_web::Error>,
+    body: Body,
 ) -> Result<HttpResponse, AdminError> {
     let id = super::accounts::checked_id(&id)?;
-    let body = body.map_err(|e| super::body_error(&e))?;
-    let parsed: RoutingBody = serde_json::from_slice(&body).map_err(|e| {
+    let parsed: RoutingBody = serde_json::from_slice(&body.0).map_err(|e| {
         AdminError::invalid(
             format!("The body must be a JSON object with 'priority', 'weight' and/or 'max_in_flight' ({e})."),
             None,

@@ -8,8 +8,9 @@ use serde::Serialize;
 use serde_json::json;
 use slog::info;
 
+use super::body::{json_body, Body};
 use super::error::AdminError;
-use super::{json_body, resource, AdminState};
+use super::{resource, AdminState};
 use crate::governance::policy::Limits;
 use crate::governance::requests::TenantRequest;
 use crate::governance::updates::TenantUpdate;
@@ -64,11 +65,8 @@ async fn list(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> 
     Ok(HttpResponse::Ok().json(json!({ "object": "list", "data": data })))
 }
 
-async fn create(
-    state: web::Data<AdminState>,
-    body: Result<web::Bytes, actix_web::Error>,
-) -> Result<HttpResponse, AdminError> {
-    let request: TenantRequest = json_body(body)?;
+async fn create(state: web::Data<AdminState>, body: Body) -> Result<HttpResponse, AdminError> {
+    let request: TenantRequest = json_body(&body)?;
     let new = request
         .validate()
         .map_err(|e| AdminError::invalid(e.to_string(), Some(e.field)))?;
@@ -95,9 +93,9 @@ async fn get(
 async fn update(
     state: web::Data<AdminState>,
     id: web::Path<String>,
-    body: Result<web::Bytes, actix_web::Error>,
+    body: Body,
 ) -> Result<HttpResponse, AdminError> {
-    let update: TenantUpdate = json_body(body)?;
+    let update: TenantUpdate = json_body(&body)?;
     let id = id.into_inner();
     let row = state
         .run(move |s| s.update_tenant(&id, |now| update.apply(&now.limits, &now.hidden_models)))

@@ -6,6 +6,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::intake::IntakeError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")]
@@ -34,8 +36,9 @@ pub enum ApiError {
         param: Option<&'static str>,
         code: Option<&'static str>,
     },
-    #[error("Request body is too large: the limit is {limit} bytes.")]
-    PayloadTooLarge { limit: usize },
+    /// A body that could not be read within its limits (`intake`).
+    #[error(transparent)]
+    Body(#[from] IntakeError),
     #[error("The model `{0}` does not exist or you do not have access to it.")]
     ModelNotFound(String),
     #[error("Unknown request URL: {method} {path}.")]
@@ -98,8 +101,8 @@ impl ApiError {
             ApiError::ModelNotAllowed(_) => "invalid_request_error",
             ApiError::RateLimited { .. } => "requests",
             ApiError::QuotaExceeded { .. } => "insufficient_quota",
+            ApiError::Body(error) => error.kind(),
             ApiError::InvalidRequest { .. }
-            | ApiError::PayloadTooLarge { .. }
             | ApiError::ModelNotFound(_)
             | ApiError::RouteNotFound { .. }
             | ApiError::MethodNotAllowed { .. }
@@ -126,7 +129,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limit_exceeded",
             ApiError::QuotaExceeded { .. } => "quota_exceeded",
             ApiError::InvalidRequest { code, .. } => return code.map(str::to_owned),
-            ApiError::PayloadTooLarge { .. } => "request_too_large",
+            ApiError::Body(error) => error.code(),
             ApiError::ModelNotFound(_) => "model_not_found",
             ApiError::RouteNotFound { .. } => "unknown_url",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -168,6 +171,7 @@ impl ApiError {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             ApiError::NoUsableAccount | ApiError::PoolBusy | ApiError::Overloaded => Some(1),
+            ApiError::Body(IntakeError::Overloaded) => Some(1),
             _ => None,
         }
     }
@@ -184,7 +188,7 @@ impl ResponseError for ApiError {
                 StatusCode::TOO_MANY_REQUESTS
             }
             ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Body(error) => error.status(),
             ApiError::ModelNotFound(_) | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,

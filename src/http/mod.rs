@@ -2,7 +2,7 @@
 //! path does what; the server and the tests build the app from it.
 
 pub mod auth;
-mod body;
+pub mod bare_errors;
 pub mod context;
 mod encrypted;
 pub mod error;
@@ -18,6 +18,7 @@ mod upstream_error;
 use std::sync::Arc;
 
 use actix::Addr;
+use actix_web::error::QueryPayloadError;
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
 use relay_actors::{GetPoolStatus, Leases, RouterActor};
@@ -91,7 +92,8 @@ impl AppState {
 /// probe it); everything under `/v1` requires one, and counts against its request rate. A known
 /// path asked with another method gets 405, an unknown path 404, both in the OpenAI error shape.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz").route(web::get().to(healthz)))
+    cfg.app_data(web::QueryConfig::default().error_handler(query_error))
+        .service(resource("/healthz").route(web::get().to(healthz)))
         .service(
             web::scope("/v1")
                 .wrap(from_fn(governance::limit_requests))
@@ -105,6 +107,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/models/{id}").route(web::get().to(models::get_model)))
                 .default_service(web::to(not_found)),
         );
+}
+
+/// A query string the handler cannot read: a 400 naming what is wrong (a field's name, never a
+/// value), instead of actix-web's plain text.
+fn query_error(error: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let message = format!("The query string is not valid here: {error}.");
+    ApiError::invalid(crate::obs::redact_secrets(&message), None).into()
 }
 
 fn resource(path: &str) -> actix_web::Resource {

@@ -1,11 +1,11 @@
-//! `POST /v1/responses`: validate and normalize the request, let the failover loop find an
-//! account that answers (`failover.rs`), then stream its bytes back (`stream: true`) or assemble
-//! one Response object (otherwise).
+//! `POST /v1/responses`: admit the call, read its body within its limits (`intake`), validate
+//! and normalize the request, let the failover loop find an account that answers
+//! (`failover.rs`), then stream its bytes back (`stream: true`) or assemble one Response object
+//! (otherwise).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use actix_web::error::PayloadError;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder};
 use futures_util::StreamExt;
 use relay_actors::{Lease, Outcome};
@@ -20,6 +20,7 @@ use super::AppState;
 use crate::compat;
 use crate::governance::models::{ModelRefusal, Resolved};
 use crate::governance::Admission;
+use crate::intake::{self, BodyLimits};
 use crate::request_body::{kind, BodyError, InputFacts, Kind, RequestBody};
 use crate::upstream::assemble::{Assembled, Assembler};
 use crate::upstream::headers::{returned_to_client, text};
@@ -51,15 +52,20 @@ async fn relay(
     note: &mut AccessNote,
 ) -> Result<HttpResponse, ApiError> {
     let settings = state.settings();
-    let limit = settings.server.max_body_bytes;
-    let body = super::body::read(req.headers(), body.into_inner(), limit)
-        .await
-        .map_err(|e| body_error(&e, limit))?;
+    let principal = principal_of(req)?;
+    // Admitted before the body is read, and held while it arrives: a slow or stalled upload
+    // takes its key's concurrency slot and a place under the global cap like any call in
+    // flight, so neither can be exceeded by uploads that never finish.
+    let admission = super::governance::admit(state, &principal)?;
+    let limits = BodyLimits {
+        max_bytes: settings.server.max_body_bytes,
+        deadline: Duration::from_secs(settings.server.body_read_timeout_secs),
+    };
+    let body = intake::read_body(req.headers(), body.into_inner(), limits).await?;
     let (mut request, model) = parse_request(&body)?;
     let wants_stream = request.boolean("stream").unwrap_or(false);
     note.model = Some(model.clone());
     note.stream = wants_stream;
-    let principal = principal_of(req)?;
     let resolved = resolve_model(state, &principal, &model)?;
     request.set("model", &resolved.slug);
     let input = InputFacts::of(request.get("input"));
@@ -77,7 +83,6 @@ async fn relay(
         affinity: affinity_key(req, &request),
         carries_encrypted: input.carries_encrypted,
     };
-    let admission = super::governance::admit(state, &principal)?;
     let committed = failover::run(state, upstream, &call, ctx, note).await?;
     let reply = Reply {
         model: &model,
@@ -85,13 +90,6 @@ async fn relay(
         admission,
     };
     answer(committed, reply, state, ctx, note).await
-}
-
-fn body_error(error: &PayloadError, limit: usize) -> ApiError {
-    match error {
-        PayloadError::Overflow => ApiError::PayloadTooLarge { limit },
-        _ => ApiError::invalid("The request body could not be read.", None),
-    }
 }
 
 /// The request's top-level fields (kept as sent, in order), and its model.
