@@ -29,7 +29,8 @@ fn main() -> ExitCode {
     match run(cli.command, settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("codex-relay: {e:#}");
+            // An error may quote a name from the store: never a raw control byte to the terminal.
+            eprintln!("codex-relay: {}", cli::printable(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -127,6 +127,13 @@ pub fn checked_id(id: &str) -> Result<String, AdminError> {
     }
 }
 
+/// An account's label as an operator gives it (import, login), checked as every name is.
+pub fn checked_label(label: Option<String>) -> Result<Option<String>, AdminError> {
+    Ok(label
+        .map(|l| crate::bounds::name("label", &l))
+        .transpose()?)
+}
+
 async fn live_statuses(state: &AdminState) -> HashMap<String, AccountStatus> {
     let statuses = state
         .router()
@@ -192,17 +199,9 @@ async fn import(
     query: Result<web::Query<ImportQuery>, actix_web::Error>,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
-    let label = query
-        .map_err(|_| AdminError::invalid("The only query parameter is 'label'.", None))?
-        .into_inner()
-        .label
-        .map(|l| l.trim().to_owned());
-    if label.as_ref().is_some_and(|l| l.is_empty() || l.len() > 64) {
-        return Err(AdminError::invalid(
-            "'label' must be 1 to 64 characters.",
-            Some("label"),
-        ));
-    }
+    let query =
+        query.map_err(|_| AdminError::invalid("The only query parameter is 'label'.", None))?;
+    let label = checked_label(query.into_inner().label)?;
     let body = body.map_err(|e| super::body_error(&e))?;
     let text = std::str::from_utf8(&body).map_err(|_| {
         AdminError::invalid("The body must be an auth.json file (UTF-8 JSON).", None)

@@ -63,23 +63,12 @@ fn json_body<T: DeserializeOwned>(
     })
 }
 
-fn checked_label(label: Option<String>) -> Result<Option<String>, AdminError> {
-    let label = label.map(|l| l.trim().to_owned());
-    if label.as_ref().is_some_and(|l| l.is_empty() || l.len() > 64) {
-        return Err(AdminError::invalid(
-            "'label' must be 1 to 64 characters.",
-            Some("label"),
-        ));
-    }
-    Ok(label)
-}
-
 async fn start_device(
     state: web::Data<AdminState>,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
     let body: StartBody = json_body(body, Some(StartBody::default()))?;
-    let label = checked_label(body.label)?;
+    let label = super::accounts::checked_label(body.label)?;
     let session = state
         .onboarding()
         .start_device(label)
@@ -93,7 +82,7 @@ async fn start_paste(
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
     let body: StartBody = json_body(body, Some(StartBody::default()))?;
-    let label = checked_label(body.label)?;
+    let label = super::accounts::checked_label(body.label)?;
     let session = state.onboarding().start_paste(label).map_err(failure)?;
     Ok(HttpResponse::Created().json(session))
 }

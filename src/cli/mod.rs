@@ -2,7 +2,8 @@
 //! work while it runs: the server picks up their changes within `store.sync_interval_ms`.
 //!
 //! Output contract, relied on by scripts: what a command creates is printed alone on stdout (an
-//! account id, an API key); explanations and warnings go to stderr.
+//! account id, an API key); explanations and warnings go to stderr. Text from the store is
+//! printed through [`printable`]: never a raw control character.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod account;
@@ -11,6 +12,7 @@ mod key;
 mod limits;
 mod login;
 mod pool;
+mod printable;
 mod tenant;
 mod update;
 
@@ -22,6 +24,7 @@ pub use self::account::{account, AccountCommand};
 pub use self::admin_token::{admin_token, AdminTokenCommand};
 pub use self::key::{key, KeyCommand};
 pub use self::login::{login, LoginArgs};
+pub use self::printable::{printable, printable_json};
 pub use self::tenant::{tenant, TenantCommand};
 
 #[derive(Debug, Parser)]

@@ -73,6 +73,12 @@ async fn operators_set_routing_parameters_with_the_write_scope() {
     error_of(&mut response).await;
     for (bad, param) in [
         (json!({"weight": 0}), Some("weight")),
+        (json!({"weight": 1001}), Some("weight")),
+        (json!({"weight": 4_294_967_296_u64}), Some("weight")),
+        (json!({"priority": -1001}), Some("priority")),
+        (json!({"priority": 2_147_483_648_u64}), Some("priority")),
+        (json!({"max_in_flight": 100_001}), Some("max_in_flight")),
+        (json!({"max_in_flight": -1}), Some("max_in_flight")),
         (json!({"speed": 3}), None),
         (json!({}), None),
         (json!({"priority": "high"}), None),

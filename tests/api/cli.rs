@@ -41,7 +41,7 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn write_auth(dir: &Path, name: &str, account: &str, email: &str) -> (PathBuf, Value) {
+pub fn write_auth(dir: &Path, name: &str, account: &str, email: &str) -> (PathBuf, Value) {
     let exp = chrono::Utc::now().timestamp() + 3600;
     let auth = fake_auth_json(account, email, "pro", exp);
     let path = dir.join(name);

@@ -15,6 +15,7 @@ mod admin_governance;
 mod admin_onboarding;
 mod admin_pool;
 mod auth;
+mod bounds;
 mod cli;
 mod crash;
 mod errors;
