@@ -59,6 +59,20 @@ pub enum Command {
     AdminToken(AdminTokenCommand),
 }
 
+impl Command {
+    /// True for the commands that only read the store (the listings), which therefore work on
+    /// a store this process may not write.
+    pub fn only_reads(&self) -> bool {
+        matches!(
+            self,
+            Command::Account(AccountCommand::List(_))
+                | Command::Key(KeyCommand::List(_))
+                | Command::Tenant(TenantCommand::List(_))
+                | Command::AdminToken(AdminTokenCommand::List(_))
+        )
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Print JSON instead of a table.

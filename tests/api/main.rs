@@ -37,6 +37,7 @@ mod refresh;
 mod responses_json;
 mod responses_stream;
 mod secrets;
+mod store_cli;
 mod tenant_cli;
 mod upstream_streams;
 mod upstream_tls;
