@@ -47,7 +47,8 @@ pub struct AccountView {
     /// Masked: `d***@example.com`.
     pub email: Option<String>,
     pub plan: Option<String>,
-    /// What keeps the account out of rotation, or `active`.
+    /// What keeps the account out of rotation (`unreadable`: its sealed tokens do not open), or
+    /// `active`.
     pub state: String,
     /// What the operator asked for: `active`, `disabled` or `draining`.
     pub admin_state: String,
@@ -81,14 +82,20 @@ impl AccountView {
             relay_actors::AuthState::Valid => None,
         });
         let now = std::time::SystemTime::now();
+        // Tokens that do not open outrank whatever the actor says: it serves none of them.
+        let state = match live.filter(|_| row.unreadable.is_none()) {
+            Some(status) => status.state.name_at(now).to_owned(),
+            None => row.shown_state().to_owned(),
+        };
         AccountView {
             object: "relay.account",
-            state: live.map_or_else(
-                || row.shown_state().to_owned(),
-                |s| s.state.name_at(now).to_owned(),
-            ),
+            state,
             admin_state: row.state,
-            reason: live_reason.or(row.reauth_reason).or(row.state_reason),
+            reason: row
+                .unreadable
+                .or(live_reason)
+                .or(row.reauth_reason)
+                .or(row.state_reason),
             email: row.email.as_deref().map(mask_email),
             token_expires_at: row.token_expires_at.map(rfc3339),
             last_refresh: row.last_refresh.map(rfc3339),

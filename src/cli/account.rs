@@ -110,6 +110,7 @@ fn list_accounts(store: &Store, as_json: bool) -> anyhow::Result<()> {
                 "id": a.id, "label": a.label,
                 "email": a.email.as_deref().map(mask_email),
                 "plan": a.plan, "state": a.shown_state(), "state_reason": a.state_reason,
+                "reason": a.shown_reason(),
                 "token_expires_at": a.token_expires_at.map(rfc3339),
                 "last_refresh": a.last_refresh.map(rfc3339),
                 "reauth_reason": a.reauth_reason,
@@ -140,6 +141,10 @@ fn list_accounts(store: &Store, as_json: bool) -> anyhow::Result<()> {
             quota,
             pool["health"]["status"].as_str().unwrap_or("-"),
         );
+    }
+    for a in accounts.iter().filter(|a| a.unreadable.is_some()) {
+        let reason = a.shown_reason().unwrap_or_default();
+        eprintln!("account {} is unreadable: {reason}", printable(&a.id));
     }
     Ok(())
 }

@@ -1,11 +1,18 @@
 //! The pool on the admin plane: each account's health and quota in its view, routing parameters
 //! set by an operator, and the pool's counters.
 
+use std::cell::RefCell;
+use std::path::PathBuf;
+
+use codex_relay::oauth::auth_json;
 use codex_relay::store::admin_tokens::AdminScope;
+use codex_relay::store::MasterKey;
 use serde_json::{json, Value};
 
-use crate::helpers::{body, error_of, read_all, TestApp};
-use crate::pool_helpers::{spawn_pool, usage_limit};
+use crate::helpers::{body, error_of, read_all, spawn_app_seeded, TestApp};
+use crate::mock_upstream::fake_auth_json;
+use crate::pool_helpers::{spawn_pool, upstream_accounts, usage_limit};
+use crate::store_cli::spoil_tokens;
 
 async fn view(app: &TestApp, id: &str, token: &str) -> Value {
     let path = format!("/admin/v1/accounts/{id}");
@@ -130,5 +137,67 @@ async fn operators_set_routing_parameters_with_the_write_scope() {
     let reset: Value = response.json().await.unwrap();
     assert!(reset["pool"]["routing"]["max_in_flight"].is_null());
     assert_eq!(reset["pool"]["routing"]["priority"], 7);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn an_account_whose_tokens_do_not_open_is_shown_unreadable_and_never_routed_to() {
+    let db = RefCell::new(PathBuf::new());
+    let app = spawn_app_seeded(
+        |s| *db.borrow_mut() = s.store.path.clone(),
+        |store| {
+            let exp = chrono::Utc::now().timestamp() + 3600;
+            let auth = fake_auth_json("acct-foreign", "f@example.com", "plus", exp);
+            let account = auth_json::parse(&auth.to_string()).unwrap();
+            let (id, _) = store.import_account(&account).unwrap();
+            spoil_tokens(&db.borrow(), &id, Some(&MasterKey::generate()));
+            vec![id]
+        },
+    )
+    .await;
+    let foreign = app.seeded[0].clone();
+    let read = app.admin_token(AdminScope::Read).await;
+    let (ours, theirs) = (
+        view(&app, &app.account_id, &read).await,
+        view(&app, &foreign, &read).await,
+    );
+    assert_eq!(ours["state"], "active");
+    assert_eq!(theirs["state"], "unreadable");
+    let reason = theirs["reason"].as_str().unwrap();
+    assert!(reason.contains("sealed with master key"), "{reason}");
+    let mut response = app
+        .admin("GET", "/admin/v1/accounts", &read)
+        .send()
+        .await
+        .unwrap();
+    let listed: Value = response.json().await.unwrap();
+    let states: Vec<_> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["state"].clone())
+        .collect();
+    assert!(states.contains(&json!("unreadable")), "{listed}");
+    let mut response = app
+        .admin("GET", "/admin/v1/pool", &read)
+        .send()
+        .await
+        .unwrap();
+    let counts: Value = response.json().await.unwrap();
+    assert_eq!(
+        counts["accounts"], 1,
+        "only the readable account is in the pool"
+    );
+
+    for _ in 0..4 {
+        let mut response = app
+            .responses()
+            .send_json(&body("gpt-5.5", "hi", false))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let _ = read_all(&mut response).await;
+    }
+    assert!(upstream_accounts(&app).iter().all(|a| a == "acct-test-1"));
     app.stop().await;
 }

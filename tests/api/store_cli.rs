@@ -1,6 +1,7 @@
 //! The store on disk, through the real binary: private files whatever the umask, a master key
 //! that is never silently replaced, a store that is not one or cannot be written failing at
-//! once with its cause, and processes starting together on a fresh store.
+//! once with its cause, processes starting together on a fresh store, and accounts whose sealed
+//! tokens no longer open.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -8,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use codex_relay::store::MasterKey;
 use serde_json::Value;
 
 use crate::cli::{relay, relay_with_umask, run, serve_with, stderr, stdout, write_auth};
@@ -230,4 +232,81 @@ fn processes_starting_together_on_a_fresh_store_all_succeed() {
     let listed = stdout(&run(relay(dir.path()).args(["key", "list", "--json"])));
     let keys: Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(keys.as_array().unwrap().len(), 8);
+}
+
+/// Replaces an account's sealed tokens: resealed under `key` (another master key), or damaged.
+pub fn spoil_tokens(db: &Path, account_id: &str, key: Option<&MasterKey>) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    for column in ["id_token", "access_token", "refresh_token"] {
+        let sealed: Vec<u8> = match key {
+            Some(key) => key.seal(account_id, column, b"a token from elsewhere"),
+            None => {
+                let sql = format!("SELECT {column} FROM account_tokens WHERE account_id = ?1");
+                let mut value: Vec<u8> = conn.query_row(&sql, [account_id], |r| r.get(0)).unwrap();
+                *value.last_mut().unwrap() ^= 0xff;
+                value
+            }
+        };
+        let sql = format!("UPDATE account_tokens SET {column} = ?2 WHERE account_id = ?1");
+        assert_eq!(
+            conn.execute(&sql, rusqlite::params![account_id, sealed])
+                .unwrap(),
+            1
+        );
+    }
+}
+
+#[test]
+fn accounts_whose_tokens_do_not_open_are_listed_as_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        let (auth, _) = write_auth(
+            dir.path(),
+            "auth.json",
+            &format!("acct-u-{n}"),
+            "u@example.com",
+        );
+        ids.push(stdout(&run(relay(dir.path())
+            .args(["account", "import"])
+            .arg(&auth))));
+    }
+    let db = dir.path().join("relay.db");
+    spoil_tokens(&db, &ids[1], Some(&MasterKey::generate()));
+    spoil_tokens(&db, &ids[2], None);
+
+    let listed = run(relay(dir.path()).args(["account", "list", "--json"]));
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let accounts: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let account = |n: usize| {
+        let all = accounts.as_array().unwrap();
+        all.iter()
+            .find(|a| a["id"] == ids[n].as_str())
+            .unwrap()
+            .clone()
+    };
+    let state = |n: usize| account(n)["state"].as_str().unwrap().to_owned();
+    let reason = |n: usize| account(n)["reason"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        [state(0), state(1), state(2)],
+        ["active", "unreadable", "unreadable"]
+    );
+    assert!(
+        reason(1).contains("sealed with master key"),
+        "{}",
+        reason(1)
+    );
+    assert!(reason(2).contains("damaged"), "{}", reason(2));
+    assert!(reason(1).contains("account import"), "{}", reason(1));
+
+    let table = run(relay(dir.path()).args(["account", "list"]));
+    let rows = stdout(&table);
+    let row = |id: &str| rows.lines().find(|l| l.starts_with(id)).unwrap().to_owned();
+    assert!(row(&ids[1]).contains("unreadable"), "{rows}");
+    assert!(row(&ids[0]).contains("active"), "{rows}");
+    assert!(
+        stderr(&table).contains("is unreadable"),
+        "{}",
+        stderr(&table)
+    );
 }
