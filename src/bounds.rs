@@ -33,66 +33,43 @@ pub struct Range {
 }
 
 /// Requests per minute of a key or tenant: up to 16 666 a second.
-pub const RPM: Range = Range {
-    min: 1,
-    max: 1_000_000,
-};
+pub const RPM: Range = Range::new(1, 1_000_000);
 /// Requests that may arrive at once before the rate applies.
 pub const BURST: Range = RPM;
 /// A burst refills at the rate: more than an hour of it is a mistake, not a limit.
 pub const BURST_MINUTES_OF_RATE: i64 = 60;
 /// Requests in progress at once for a key or tenant.
-pub const CONCURRENT: Range = Range {
-    min: 1,
-    max: 100_000,
-};
+pub const CONCURRENT: Range = Range::new(1, 100_000);
 /// Tokens per day or month: a trillion, far past any account's quota.
-pub const TOKENS: Range = Range {
-    min: 1,
-    max: 1_000_000_000_000,
-};
+pub const TOKENS: Range = Range::new(1, 1_000_000_000_000);
 /// An account's priority: higher is used first.
-pub const PRIORITY: Range = Range {
-    min: -1_000,
-    max: 1_000,
-};
+pub const PRIORITY: Range = Range::new(-1_000, 1_000);
 /// An account's share of the traffic.
-pub const WEIGHT: Range = Range { min: 1, max: 1_000 };
+pub const WEIGHT: Range = Range::new(1, 1_000);
 /// Calls in flight on one account; 0 means no cap.
-pub const ACCOUNT_IN_FLIGHT: Range = Range {
-    min: 0,
-    max: 100_000,
-};
+pub const ACCOUNT_IN_FLIGHT: Range = Range::new(0, 100_000);
 /// Upstream calls in flight across the whole relay (`limits.max_in_flight`).
-pub const RELAY_IN_FLIGHT: Range = Range {
-    min: 1,
-    max: 1_000_000,
-};
+pub const RELAY_IN_FLIGHT: Range = Range::new(1, 1_000_000);
 
 /// `limits.default_key_rpm`: a key rate as above, or 0 for none.
-pub const DEFAULT_KEY_RPM: Range = Range {
-    min: 0,
-    max: RPM.max,
-};
+pub const DEFAULT_KEY_RPM: Range = Range::new(0, RPM.max);
 /// `routing.max_attempts`: accounts one request may try.
-pub const ATTEMPTS: Range = Range { min: 1, max: 20 };
+pub const ATTEMPTS: Range = Range::new(1, 20);
 /// `routing.affinity_capacity`: conversations remembered (about 100 bytes each).
-pub const AFFINITY_CAPACITY: Range = Range {
-    min: 1,
-    max: 10_000_000,
-};
+pub const AFFINITY_CAPACITY: Range = Range::new(1, 10_000_000);
 /// `store.pool_size`: SQLite connections (one writer at a time whatever the number).
-pub const STORE_CONNECTIONS: Range = Range { min: 1, max: 64 };
+pub const STORE_CONNECTIONS: Range = Range::new(1, 64);
 /// `upstream.max_streams_per_connection`: HTTP/2 servers allow 100 to a few hundred.
-pub const STREAMS_PER_CONNECTION: Range = Range {
-    min: 1,
-    max: 10_000,
-};
+pub const STREAMS_PER_CONNECTION: Range = Range::new(1, 10_000);
 
 /// Longest name of a key, tenant or admin token, or label of an account, in characters.
 pub const NAME_CHARS: usize = 64;
 
 impl Range {
+    pub const fn new(min: i64, max: i64) -> Range {
+        Range { min, max }
+    }
+
     /// `value` when it lies in the range.
     pub fn check(self, field: &'static str, value: i64) -> Result<i64, Invalid> {
         if (self.min..=self.max).contains(&value) {

@@ -11,12 +11,16 @@ use serde_json::{json, Value};
 
 use crate::helpers::{body, error_of, read_all, spawn_app_seeded, TestApp};
 use crate::mock_upstream::fake_auth_json;
-use crate::pool_helpers::{spawn_pool, upstream_accounts, usage_limit};
+use crate::pool_helpers::{ok, spawn_pool, upstream_accounts, usage_limit};
 use crate::store_cli::spoil_tokens;
 
 async fn view(app: &TestApp, id: &str, token: &str) -> Value {
-    let path = format!("/admin/v1/accounts/{id}");
-    let mut response = app.admin("GET", &path, token).send().await.unwrap();
+    admin_get(app, &format!("/admin/v1/accounts/{id}"), token).await
+}
+
+/// The JSON of an admin `GET` answered 200.
+async fn admin_get(app: &TestApp, path: &str, token: &str) -> Value {
+    let mut response = app.admin("GET", path, token).send().await.unwrap();
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
@@ -51,12 +55,7 @@ async fn account_views_show_cooldowns_and_quota_and_the_pool_counts_moves() {
     assert_eq!(serving["pool"]["quota"]["remaining_percent"], 30.0);
     assert_eq!(serving["pool"]["quota"]["primary"]["used_percent"], 70.0);
 
-    let mut response = app
-        .admin("GET", "/admin/v1/pool", &read)
-        .send()
-        .await
-        .unwrap();
-    let counts: Value = response.json().await.unwrap();
+    let counts = admin_get(&app, "/admin/v1/pool", &read).await;
     assert_eq!(counts["accounts"], 3);
     assert_eq!(counts["usable_accounts"], 2);
     assert_eq!(counts["conversations"], 1);
@@ -165,38 +164,16 @@ async fn an_account_whose_tokens_do_not_open_is_shown_unreadable_and_never_route
     assert_eq!(theirs["state"], "unreadable");
     let reason = theirs["reason"].as_str().unwrap();
     assert!(reason.contains("sealed with master key"), "{reason}");
-    let mut response = app
-        .admin("GET", "/admin/v1/accounts", &read)
-        .send()
-        .await
-        .unwrap();
-    let listed: Value = response.json().await.unwrap();
-    let states: Vec<_> = listed["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["state"].clone())
-        .collect();
-    assert!(states.contains(&json!("unreadable")), "{listed}");
-    let mut response = app
-        .admin("GET", "/admin/v1/pool", &read)
-        .send()
-        .await
-        .unwrap();
-    let counts: Value = response.json().await.unwrap();
+    let listed = admin_get(&app, "/admin/v1/accounts", &read).await;
+    let data = listed["data"].as_array().unwrap();
+    assert!(data.iter().any(|a| a["state"] == "unreadable"), "{listed}");
+    let counts = admin_get(&app, "/admin/v1/pool", &read).await;
     assert_eq!(
         counts["accounts"], 1,
         "only the readable account is in the pool"
     );
-
     for _ in 0..4 {
-        let mut response = app
-            .responses()
-            .send_json(&body("gpt-5.5", "hi", false))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let _ = read_all(&mut response).await;
+        ok(&app).await;
     }
     assert!(upstream_accounts(&app).iter().all(|a| a == "acct-test-1"));
     app.stop().await;
