@@ -133,11 +133,13 @@ fn read_write_manager(path: &Path) -> SqliteConnectionManager {
     })
 }
 
-/// A read-only manager for `source` (a path, or a `file:` URI).
-fn read_only_manager(source: impl AsRef<Path>) -> SqliteConnectionManager {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
+/// A read-only manager for `source`: a path, or a `file:` URI when `uri` (a path is never read
+/// as one, whatever its first letters).
+fn read_only_manager(source: impl AsRef<Path>, uri: bool) -> SqliteConnectionManager {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if uri {
+        flags |= OpenFlags::SQLITE_OPEN_URI;
+    }
     SqliteConnectionManager::file(source)
         .with_flags(flags)
         .with_init(|conn| {
@@ -149,7 +151,7 @@ fn read_only_manager(source: impl AsRef<Path>) -> SqliteConnectionManager {
 /// A read-only manager and its first connection, proved by reading the schema version; falls
 /// back to an immutable read when SQLite cannot share the WAL index and no `-wal` is pending.
 fn read_only_connection(path: &Path) -> Result<(SqliteConnectionManager, Connection), StoreError> {
-    let manager = read_only_manager(path);
+    let manager = read_only_manager(path, false);
     let first = connect(&manager, path, Access::ReadOnly)?;
     let read = user_version(&first);
     let cannot_share_index = matches!(
@@ -160,7 +162,7 @@ fn read_only_connection(path: &Path) -> Result<(SqliteConnectionManager, Connect
         read.map_err(|e| classified(path, Access::ReadOnly, &e))?;
         return Ok((manager, first));
     }
-    let manager = read_only_manager(immutable_uri(path)?);
+    let manager = read_only_manager(immutable_uri(path)?, true);
     let first = connect(&manager, path, Access::ReadOnly)?;
     user_version(&first).map_err(|e| classified(path, Access::ReadOnly, &e))?;
     Ok((manager, first))
