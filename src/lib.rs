@@ -1,6 +1,7 @@
 //! codex-relay: the OpenAI Responses API, served from a governed pool of Codex OAuth accounts.
 //!
-//! Layout (see docs/architecture.md): `settings` (layered configuration), `store` (SQLite and
+//! Layout (see docs/architecture.md): `settings` (layered configuration), `bounds` (the range of
+//! every operator-set limit and what a name may be), `store` (SQLite and
 //! sealed credentials), `oauth` (Codex logins), `http` (the data plane), `admin` (the admin
 //! plane), `intake` (request bodies read within their limits, for both planes), `upstream` (the
 //! Codex backend client and SSE side path), `request_body` (a request's fields kept raw),
@@ -9,6 +10,7 @@
 //! line), `time`. The actors live in the `relay-actors` crate.
 
 pub mod admin;
+pub mod bounds;
 pub mod cli;
 pub mod compat;
 pub mod governance;

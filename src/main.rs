@@ -8,7 +8,7 @@ use codex_relay::cli::{self, Cli, Command};
 use codex_relay::obs::{build_logger, LogSink};
 use codex_relay::settings::Settings;
 use codex_relay::startup::Application;
-use codex_relay::store::{KeySource, MasterKey, Store};
+use codex_relay::store::{sealing_key_id, KeySource, MasterKey, Store};
 use slog::{error, info, warn};
 
 // mimalloc keeps less per held stream than the system allocator and hands freed pages back; its
@@ -29,14 +29,16 @@ fn main() -> ExitCode {
     match run(cli.command, settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("codex-relay: {e:#}");
+            // An error may quote a name from the store: never a raw control byte to the terminal.
+            eprintln!("codex-relay: {}", cli::printable(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
 }
 
 fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
-    let (key, source) = MasterKey::resolve(&settings.store.path)?;
+    let path = &settings.store.path;
+    let (key, source) = MasterKey::resolve(path, sealing_key_id(path)?.as_deref())?;
     if let KeySource::Generated(path) = &source {
         eprintln!(
             "codex-relay: generated a new master key at {} (mode 0600). Back it up: without it the \
@@ -44,7 +46,18 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             path.display()
         );
     }
-    let store = Store::open(&settings.store.path, settings.store.pool_size, key)?;
+    let pool_size = settings.store.pool_size;
+    // A listing only reads, so it works on a store this process cannot write.
+    let store = if command.only_reads() && path.exists() {
+        Store::open_read_only(path, pool_size, key)?
+    } else {
+        Store::open(path, pool_size, key)?
+    };
+    if !matches!(command, Command::Serve) {
+        for warning in store.warnings() {
+            eprintln!("codex-relay: warning: {}", cli::printable(warning));
+        }
+    }
     match command {
         Command::Serve => serve(settings, store, &source),
         Command::Account(cli::AccountCommand::Login(args)) => cli::login(&store, &settings, args),
@@ -64,6 +77,9 @@ fn serve(settings: Settings, store: Store, source: &KeySource) -> anyhow::Result
             "path" => path.display().to_string(), "key_id" => store.master_key().id_hex()),
         KeySource::Environment => info!(log, "master key read from CODEX_RELAY_MASTER_KEY";
             "key_id" => store.master_key().id_hex()),
+    }
+    for warning in store.warnings() {
+        warn!(log, "the store is not private"; "detail" => warning.as_str());
     }
     let system = actix_web::rt::System::new();
     let result = system.block_on(async {

@@ -13,6 +13,10 @@ use config::{Config, ConfigBuilder, Environment, File, FileFormat};
 use serde::Deserialize;
 use url::Url;
 
+use crate::bounds::{
+    Invalid, ACCOUNT_IN_FLIGHT, AFFINITY_CAPACITY, ATTEMPTS, DEFAULT_KEY_RPM, RELAY_IN_FLIGHT,
+    STORE_CONNECTIONS, STREAMS_PER_CONNECTION,
+};
 use crate::upstream::outbound::Outbound;
 
 /// The defaults, compiled into the binary so the relay starts with no file at all.
@@ -276,9 +280,6 @@ impl Settings {
                 "must differ from server.listen: the admin plane has its own listener",
             );
         }
-        if self.store.pool_size == 0 {
-            return invalid("store.pool_size", "must be at least 1");
-        }
         if self.store.sync_interval_ms < 100 {
             return invalid("store.sync_interval_ms", "must be at least 100");
         }
@@ -298,9 +299,6 @@ impl Settings {
                 "timeouts must be at least 1",
             );
         }
-        if self.upstream.max_streams_per_connection == 0 {
-            return invalid("upstream.max_streams_per_connection", "must be at least 1");
-        }
         if self.models.catalog.iter().any(|m| m.trim().is_empty()) {
             return invalid("models.catalog", "model ids must not be empty");
         }
@@ -318,26 +316,41 @@ impl Settings {
         if self.models.client_version.trim().is_empty() {
             return invalid("models.client_version", "must not be empty");
         }
-        if self.limits.max_in_flight == 0 {
-            return invalid("limits.max_in_flight", "must be at least 1");
-        }
+        self.check_bounds()?;
         self.routing.validate()
     }
+
+    /// The settings that are limits, against their bounds in [`crate::bounds`].
+    fn check_bounds(&self) -> Result<(), SettingsError> {
+        let (limits, routing) = (&self.limits, &self.routing);
+        let (streams, pool) = (
+            self.upstream.max_streams_per_connection,
+            self.store.pool_size,
+        );
+        let checks = [
+            DEFAULT_KEY_RPM.check("limits.default_key_rpm", wide(limits.default_key_rpm)),
+            RELAY_IN_FLIGHT.check("limits.max_in_flight", wide(limits.max_in_flight)),
+            ACCOUNT_IN_FLIGHT.check("routing.max_in_flight", wide(routing.max_in_flight)),
+            ATTEMPTS.check("routing.max_attempts", wide(routing.max_attempts)),
+            AFFINITY_CAPACITY.check("routing.affinity_capacity", wide(routing.affinity_capacity)),
+            STORE_CONNECTIONS.check("store.pool_size", wide(pool)),
+            STREAMS_PER_CONNECTION.check("upstream.max_streams_per_connection", wide(streams)),
+        ];
+        match checks.into_iter().find_map(Result::err) {
+            Some(Invalid { field, reason }) => Err(SettingsError::Invalid { key: field, reason }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A setting's number as the bounds take it (one past `i64` is past every bound).
+fn wide(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
 }
 
 impl RoutingSettings {
     fn validate(&self) -> Result<(), SettingsError> {
-        let checks: [(bool, &'static str, &str); 6] = [
-            (
-                self.max_attempts == 0,
-                "routing.max_attempts",
-                "must be at least 1",
-            ),
-            (
-                self.affinity_capacity == 0,
-                "routing.affinity_capacity",
-                "must be at least 1",
-            ),
+        let checks: [(bool, &'static str, &str); 4] = [
             (
                 self.breaker_failure_threshold == 0,
                 "routing.breaker_failure_threshold",
@@ -522,5 +535,59 @@ mod tests {
         std::fs::write(&path, "[limits]\nmax_in_flight = 0\n").unwrap();
         let err = Settings::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("limits.max_in_flight"), "{err}");
+    }
+
+    #[test]
+    fn limits_in_the_settings_have_upper_bounds_named_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        let cases = [
+            (
+                "limits",
+                "default_key_rpm",
+                "4294967295",
+                "must be 0 to 1000000",
+            ),
+            (
+                "limits",
+                "max_in_flight",
+                "10000001",
+                "must be 1 to 1000000",
+            ),
+            (
+                "routing",
+                "max_in_flight",
+                "4000000000",
+                "must be 0 to 100000",
+            ),
+            ("routing", "max_attempts", "1000", "must be 1 to 20"),
+            (
+                "routing",
+                "affinity_capacity",
+                "100000000000",
+                "must be 1 to 10000000",
+            ),
+            ("store", "pool_size", "100000", "must be 1 to 64"),
+            (
+                "upstream",
+                "max_streams_per_connection",
+                "0",
+                "must be 1 to 10000",
+            ),
+        ];
+        for (section, key, value, reason) in cases {
+            std::fs::write(&path, format!("[{section}]\n{key} = {value}\n")).unwrap();
+            let err = Settings::load(Some(&path)).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("`{section}.{key}`: {reason}")),
+                "{err}"
+            );
+        }
+        std::fs::write(
+            &path,
+            "[routing]\nmax_attempts = 20\nmax_in_flight = 100000\n",
+        )
+        .unwrap();
+        assert!(Settings::load(Some(&path)).is_ok());
     }
 }

@@ -48,7 +48,8 @@ pub struct AccountView {
     /// Masked: `d***@example.com`.
     pub email: Option<String>,
     pub plan: Option<String>,
-    /// What keeps the account out of rotation, or `active`.
+    /// What keeps the account out of rotation (`unreadable`: its sealed tokens do not open), or
+    /// `active`.
     pub state: String,
     /// What the operator asked for: `active`, `disabled` or `draining`.
     pub admin_state: String,
@@ -82,14 +83,20 @@ impl AccountView {
             relay_actors::AuthState::Valid => None,
         });
         let now = std::time::SystemTime::now();
+        // Tokens that do not open outrank whatever the actor says: it serves none of them.
+        let state = match live.filter(|_| row.unreadable.is_none()) {
+            Some(status) => status.state.name_at(now).to_owned(),
+            None => row.shown_state().to_owned(),
+        };
         AccountView {
             object: "relay.account",
-            state: live.map_or_else(
-                || row.shown_state().to_owned(),
-                |s| s.state.name_at(now).to_owned(),
-            ),
+            state,
             admin_state: row.state,
-            reason: live_reason.or(row.reauth_reason).or(row.state_reason),
+            reason: row
+                .unreadable
+                .or(live_reason)
+                .or(row.reauth_reason)
+                .or(row.state_reason),
             email: row.email.as_deref().map(mask_email),
             token_expires_at: row.token_expires_at.map(rfc3339),
             last_refresh: row.last_refresh.map(rfc3339),
@@ -126,6 +133,13 @@ pub fn checked_id(id: &str) -> Result<String, AdminError> {
             Some("id"),
         ))
     }
+}
+
+/// An account's label as an operator gives it (import, login), checked as every name is.
+pub fn checked_label(label: Option<String>) -> Result<Option<String>, AdminError> {
+    Ok(label
+        .map(|l| crate::bounds::name("label", &l))
+        .transpose()?)
 }
 
 async fn live_statuses(state: &AdminState) -> HashMap<String, AccountStatus> {
@@ -193,17 +207,9 @@ async fn import(
     query: Result<web::Query<ImportQuery>, actix_web::Error>,
     body: Body,
 ) -> Result<HttpResponse, AdminError> {
-    let label = query
-        .map_err(|_| AdminError::invalid("The only query parameter is 'label'.", None))?
-        .into_inner()
-        .label
-        .map(|l| l.trim().to_owned());
-    if label.as_ref().is_some_and(|l| l.is_empty() || l.len() > 64) {
-        return Err(AdminError::invalid(
-            "'label' must be 1 to 64 characters.",
-            Some("label"),
-        ));
-    }
+    let query =
+        query.map_err(|_| AdminError::invalid("The only query parameter is 'label'.", None))?;
+    let label = checked_label(query.into_inner().label)?;
     let text = std::str::from_utf8(&body.0).map_err(|_| {
         AdminError::invalid("The body must be an auth.json file (UTF-8 JSON).", None)
     })?;

@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
+use crate::bounds::Invalid;
 use crate::http::error::{openai_error, ErrorBody};
 use crate::intake::IntakeError;
 use crate::store::StoreError;
@@ -124,6 +125,13 @@ impl ResponseError for AdminError {
                 resets_at: None,
             },
         )
+    }
+}
+
+/// A value the operator sent that is out of bounds: a 400 naming the field.
+impl From<Invalid> for AdminError {
+    fn from(error: Invalid) -> AdminError {
+        AdminError::invalid(error.to_string(), Some(error.field))
     }
 }
 

@@ -78,7 +78,7 @@ async fn create(state: web::Data<AdminState>, body: Body) -> Result<HttpResponse
     let request: KeyRequest = json_body(&body)?;
     let new = request
         .validate(Utc::now().timestamp())
-        .map_err(|e| AdminError::invalid(e.to_string(), Some(e.field)))?;
+        .map_err(AdminError::from)?;
     // An unknown tenant is a mistake in this request, not a missing resource.
     let created = state
         .store()
@@ -122,7 +122,7 @@ async fn update(
     let row = state
         .run(move |s| s.update_key(&id, |now| update.apply(now, now_unix)))
         .await?
-        .map_err(|e| AdminError::invalid(e.to_string(), Some(e.field)))?;
+        .map_err(AdminError::from)?;
     info!(state.log(), "API key updated"; "key_id" => &row.id);
     Ok(HttpResponse::Ok().json(KeyView::from(row)))
 }

@@ -60,23 +60,12 @@ fn json_body<T: DeserializeOwned>(body: &Body, empty: Option<T>) -> Result<T, Ad
     })
 }
 
-fn checked_label(label: Option<String>) -> Result<Option<String>, AdminError> {
-    let label = label.map(|l| l.trim().to_owned());
-    if label.as_ref().is_some_and(|l| l.is_empty() || l.len() > 64) {
-        return Err(AdminError::invalid(
-            "'label' must be 1 to 64 characters.",
-            Some("label"),
-        ));
-    }
-    Ok(label)
-}
-
 async fn start_device(
     state: web::Data<AdminState>,
     body: Body,
 ) -> Result<HttpResponse, AdminError> {
     let body: StartBody = json_body(&body, Some(StartBody::default()))?;
-    let label = checked_label(body.label)?;
+    let label = super::accounts::checked_label(body.label)?;
     let session = state
         .onboarding()
         .start_device(label)
@@ -87,7 +76,7 @@ async fn start_device(
 
 async fn start_paste(state: web::Data<AdminState>, body: Body) -> Result<HttpResponse, AdminError> {
     let body: StartBody = json_body(&body, Some(StartBody::default()))?;
-    let label = checked_label(body.label)?;
+    let label = super::accounts::checked_label(body.label)?;
     let session = state.onboarding().start_paste(label).map_err(failure)?;
     Ok(HttpResponse::Created().json(session))
 }

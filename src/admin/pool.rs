@@ -5,7 +5,7 @@
 
 use actix_web::{web, HttpResponse};
 use relay_actors::GetPoolStatus;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::json;
 use slog::info;
 
@@ -13,6 +13,7 @@ use super::accounts::{follow_store, view_of};
 use super::body::Body;
 use super::error::AdminError;
 use super::{resource, AdminState};
+use crate::bounds::{number, number_change};
 use crate::store::RoutingChange;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -41,15 +42,12 @@ async fn pool(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RoutingBody {
-    priority: Option<i32>,
-    weight: Option<u32>,
-    #[serde(default, deserialize_with = "present")]
-    max_in_flight: Option<Option<u32>>,
-}
-
-/// A field that is present, possibly `null`.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
-    Option::<u32>::deserialize(d).map(Some)
+    #[serde(default, deserialize_with = "number")]
+    priority: Option<i64>,
+    #[serde(default, deserialize_with = "number")]
+    weight: Option<i64>,
+    #[serde(default, deserialize_with = "number_change")]
+    max_in_flight: Option<Option<i64>>,
 }
 
 async fn set_routing(
@@ -64,18 +62,9 @@ async fn set_routing(
             None,
         )
     })?;
-    if parsed.weight == Some(0) {
-        return Err(AdminError::invalid(
-            "'weight' must be at least 1.",
-            Some("weight"),
-        ));
-    }
-    let change = RoutingChange {
-        priority: parsed.priority,
-        weight: parsed.weight,
-        max_in_flight: parsed.max_in_flight,
-    };
-    if change.priority.is_none() && change.weight.is_none() && change.max_in_flight.is_none() {
+    let change = RoutingChange::checked(parsed.priority, parsed.weight, parsed.max_in_flight)
+        .map_err(AdminError::from)?;
+    if change.is_empty() {
         return Err(AdminError::invalid(
             "Nothing to set: give 'priority', 'weight' or 'max_in_flight'.",
             None,

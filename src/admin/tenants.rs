@@ -67,9 +67,7 @@ async fn list(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> 
 
 async fn create(state: web::Data<AdminState>, body: Body) -> Result<HttpResponse, AdminError> {
     let request: TenantRequest = json_body(&body)?;
-    let new = request
-        .validate()
-        .map_err(|e| AdminError::invalid(e.to_string(), Some(e.field)))?;
+    let new = request.validate().map_err(AdminError::from)?;
     let row = state.run(move |s| s.create_tenant(&new)).await?;
     info!(state.log(), "tenant created"; "tenant_id" => &row.id);
     Ok(HttpResponse::Created().json(TenantView::from(row)))
@@ -100,7 +98,7 @@ async fn update(
     let row = state
         .run(move |s| s.update_tenant(&id, |now| update.apply(&now.limits, &now.hidden_models)))
         .await?
-        .map_err(|e| AdminError::invalid(e.to_string(), Some(e.field)))?;
+        .map_err(AdminError::from)?;
     info!(state.log(), "tenant updated"; "tenant_id" => &row.id);
     Ok(HttpResponse::Ok().json(TenantView::from(row)))
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::ListArgs;
+use super::{printable, printable_json, ListArgs};
 use crate::oauth::auth_json;
 use crate::obs::mask_email;
 use crate::store::{ImportOutcome, NewAccount, Store};
@@ -64,8 +64,15 @@ fn import(store: &Store, args: &ImportArgs) -> anyhow::Result<()> {
         std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file))?
     };
     let mut account = auth_json::parse(&text)?;
-    account.label = args.label.clone();
+    account.label = checked_label(args.label.as_deref())?;
     store_account(store, &account)
+}
+
+/// An account's `--label`, checked as every name is.
+pub(super) fn checked_label(label: Option<&str>) -> anyhow::Result<Option<String>> {
+    Ok(label
+        .map(|l| crate::bounds::name("--label", l))
+        .transpose()?)
 }
 
 /// Stores an account read from an auth.json or a login, and says what happened: the id alone on
@@ -73,7 +80,8 @@ fn import(store: &Store, args: &ImportArgs) -> anyhow::Result<()> {
 pub(super) fn store_account(store: &Store, account: &NewAccount) -> anyhow::Result<()> {
     let (id, outcome) = store.import_account(account)?;
     let email = account.email.as_deref().map_or("-".to_owned(), mask_email);
-    let plan = account.plan.as_deref().unwrap_or("unknown plan");
+    let email = printable(&email);
+    let plan = printable(account.plan.as_deref().unwrap_or("unknown plan"));
     let expiry = account
         .token_expires_at
         .map_or("unknown".to_owned(), rfc3339);
@@ -102,6 +110,7 @@ fn list_accounts(store: &Store, as_json: bool) -> anyhow::Result<()> {
                 "id": a.id, "label": a.label,
                 "email": a.email.as_deref().map(mask_email),
                 "plan": a.plan, "state": a.shown_state(), "state_reason": a.state_reason,
+                "reason": a.shown_reason(),
                 "token_expires_at": a.token_expires_at.map(rfc3339),
                 "last_refresh": a.last_refresh.map(rfc3339),
                 "reauth_reason": a.reauth_reason,
@@ -109,29 +118,33 @@ fn list_accounts(store: &Store, as_json: bool) -> anyhow::Result<()> {
                 "pool": crate::pool::view::row_json(&pool, now),
             }));
         }
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!("{}", printable_json(&rows)?);
         return Ok(());
     }
     println!(
         "{:<36}  {:<20}  {:<24}  {:<10}  {:<15}  {:<20}  {:<17}  HEALTH",
         "ID", "LABEL", "EMAIL", "PLAN", "STATE", "TOKEN EXPIRES", "QUOTA LEFT"
     );
-    for a in accounts {
+    for a in &accounts {
         let pool = crate::pool::view::row_json(&store.pool_row(&a.id)?, now);
         let quota = pool["quota"]["remaining_percent"]
             .as_f64()
             .map_or("-".to_owned(), |p| format!("{p:.0}%"));
         println!(
             "{:<36}  {:<20}  {:<24}  {:<10}  {:<15}  {:<20}  {:<17}  {}",
-            a.id,
-            a.label,
-            a.email.as_deref().map_or("-".to_owned(), mask_email),
-            a.plan.as_deref().unwrap_or("-"),
+            printable(&a.id),
+            printable(&a.label),
+            printable(&a.email.as_deref().map_or("-".to_owned(), mask_email)),
+            printable(a.plan.as_deref().unwrap_or("-")),
             a.shown_state(),
             a.token_expires_at.map_or("-".to_owned(), rfc3339),
             quota,
             pool["health"]["status"].as_str().unwrap_or("-"),
         );
+    }
+    for a in accounts.iter().filter(|a| a.unreadable.is_some()) {
+        let reason = a.shown_reason().unwrap_or_default();
+        eprintln!("account {} is unreadable: {reason}", printable(&a.id));
     }
     Ok(())
 }

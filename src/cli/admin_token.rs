@@ -1,11 +1,10 @@
 //! `codex-relay admin-token …`: bearer tokens of the admin plane.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use anyhow::bail;
 use clap::{Subcommand, ValueEnum};
 use secrecy::ExposeSecret;
 
-use super::ListArgs;
+use super::{printable, printable_json, ListArgs};
 use crate::store::admin_tokens::AdminScope;
 use crate::store::Store;
 use crate::time::rfc3339;
@@ -56,16 +55,13 @@ pub fn admin_token(store: &Store, command: AdminTokenCommand) -> anyhow::Result<
 
 fn create(store: &Store, scope: AdminScope, name: Option<String>) -> anyhow::Result<()> {
     let name = match name {
-        Some(name) => name.trim().to_owned(),
+        Some(name) => crate::bounds::name("--name", &name)?,
         None => format!(
             "{}-{}",
             scope.name(),
             chrono::Utc::now().format("%Y%m%d%H%M%S")
         ),
     };
-    if name.is_empty() || name.len() > 64 {
-        bail!("--name must be 1 to 64 characters");
-    }
     let created = store.create_admin_token(&name, scope)?;
     eprintln!(
         "created admin token {} ({name}, scope {}, {}…). It is shown only now: store it.",
@@ -80,7 +76,7 @@ fn create(store: &Store, scope: AdminScope, name: Option<String>) -> anyhow::Res
 fn list(store: &Store, as_json: bool) -> anyhow::Result<()> {
     let tokens = store.list_admin_tokens()?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&tokens)?);
+        println!("{}", printable_json(&tokens)?);
         return Ok(());
     }
     println!(
@@ -91,7 +87,7 @@ fn list(store: &Store, as_json: bool) -> anyhow::Result<()> {
         println!(
             "{:<36}  {:<20}  {:<6}  {:<22}  {:<20}  {}",
             t.id,
-            t.name,
+            printable(&t.name),
             t.scope.name(),
             t.prefix,
             rfc3339(t.created_at),

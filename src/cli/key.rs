@@ -3,9 +3,9 @@
 
 use clap::{Args, Subcommand};
 
-use super::limits::{shown, split_list, LimitArgs};
+use super::limits::{shown, split_list, wide, LimitArgs};
 use super::update::{update_key, UpdateKey};
-use super::ListArgs;
+use super::{printable, printable_json, ListArgs};
 use crate::governance::requests::KeyRequest;
 use crate::store::{keys::reveal, Store};
 use crate::time::rfc3339;
@@ -31,9 +31,10 @@ pub struct CreateKey {
     pub tenant: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// Requests that may arrive at once before the rate applies (default: the rpm).
+    /// Requests that may arrive at once before the rate applies (default: the rpm; at most 60
+    /// times the rpm).
     #[arg(long, value_name = "N")]
-    pub burst: Option<u32>,
+    pub burst: Option<u64>,
     /// The only models the key may use (comma-separated names or aliases).
     #[arg(long, value_name = "a,b")]
     pub models: Option<String>,
@@ -48,11 +49,11 @@ impl CreateKey {
         KeyRequest {
             name: self.name.clone(),
             tenant: self.tenant.clone(),
-            rpm: l.rpm,
-            burst: self.burst,
-            max_concurrent: l.max_concurrent,
-            daily_tokens: l.daily_tokens,
-            monthly_tokens: l.monthly_tokens,
+            rpm: wide(l.rpm),
+            burst: wide(self.burst),
+            max_concurrent: wide(l.max_concurrent),
+            daily_tokens: wide(l.daily_tokens),
+            monthly_tokens: wide(l.monthly_tokens),
             models: self.models.as_deref().map(split_list),
             expires: self.expires.clone(),
         }
@@ -84,7 +85,7 @@ pub fn key(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
 fn list(store: &Store, json: bool) -> anyhow::Result<()> {
     let keys = store.list_keys()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&keys)?);
+        println!("{}", printable_json(&keys)?);
         return Ok(());
     }
     println!(
@@ -95,9 +96,9 @@ fn list(store: &Store, json: bool) -> anyhow::Result<()> {
         println!(
             "{:<36}  {:<20}  {:<16}  {:<16}  {:>6}  {:<20}  {:<20}  {}",
             k.id,
-            k.name,
+            printable(&k.name),
             k.prefix,
-            k.tenant.as_deref().unwrap_or("-"),
+            printable(k.tenant.as_deref().unwrap_or("-")),
             shown(k.limits.rpm),
             rfc3339(k.created_at),
             k.expires_at.map_or("-".to_owned(), rfc3339),

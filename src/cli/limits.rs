@@ -3,21 +3,27 @@
 
 use clap::Args;
 
-/// Limits of a tenant (a key adds `--burst`).
+/// Limits of a tenant (a key adds `--burst`). Read as any unsigned number: the bounds are the
+/// admin API's ([`crate::bounds`]), so a number past them gets the same refusal naming the field.
 #[derive(Debug, Clone, Default, Args)]
 pub struct LimitArgs {
-    /// Requests per minute.
+    /// Requests per minute (1 to 1000000).
     #[arg(long, value_name = "N")]
-    pub rpm: Option<u32>,
-    /// Requests in progress at once (a stream counts until it ends).
+    pub rpm: Option<u64>,
+    /// Requests in progress at once, a stream counting until it ends (1 to 100000).
     #[arg(long, value_name = "N")]
-    pub max_concurrent: Option<u32>,
-    /// Tokens per UTC day, counted from completed responses.
+    pub max_concurrent: Option<u64>,
+    /// Tokens per UTC day, counted from completed responses (1 to 10^12).
     #[arg(long, value_name = "N")]
     pub daily_tokens: Option<u64>,
-    /// Tokens per UTC calendar month.
+    /// Tokens per UTC calendar month (1 to 10^12).
     #[arg(long, value_name = "N")]
     pub monthly_tokens: Option<u64>,
+}
+
+/// A number from the command line as the checks take it; one past `i64` is refused there.
+pub fn wide(value: Option<u64>) -> Option<i64> {
+    value.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
 }
 
 /// A comma-separated list of names.

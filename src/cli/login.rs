@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::{ArgGroup, Args};
 use tokio::sync::oneshot;
 
-use super::account::store_account;
+use super::account::{checked_label, store_account};
 use crate::oauth::authorize::BrowserLogin;
 use crate::oauth::device;
 use crate::oauth::endpoint::OauthEndpoint;
@@ -38,6 +38,7 @@ pub struct LoginArgs {
 }
 
 pub fn login(store: &Store, settings: &Settings, args: LoginArgs) -> anyhow::Result<()> {
+    let label = checked_label(args.label.as_deref())?;
     let endpoint = OauthEndpoint::new(&settings.oauth, &settings.upstream);
     let mut account = if args.device {
         block_on(device_login(&endpoint))?
@@ -46,7 +47,7 @@ pub fn login(store: &Store, settings: &Settings, args: LoginArgs) -> anyhow::Res
     } else {
         block_on(listen_login(endpoint))?
     };
-    account.label = args.label;
+    account.label = label;
     store_account(store, &account)
 }
 

@@ -2,7 +2,8 @@
 //! work while it runs: the server picks up their changes within `store.sync_interval_ms`.
 //!
 //! Output contract, relied on by scripts: what a command creates is printed alone on stdout (an
-//! account id, an API key); explanations and warnings go to stderr.
+//! account id, an API key); explanations and warnings go to stderr. Text from the store is
+//! printed through [`printable`]: never a raw control character.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod account;
@@ -11,6 +12,7 @@ mod key;
 mod limits;
 mod login;
 mod pool;
+mod printable;
 mod tenant;
 mod update;
 
@@ -22,6 +24,7 @@ pub use self::account::{account, AccountCommand};
 pub use self::admin_token::{admin_token, AdminTokenCommand};
 pub use self::key::{key, KeyCommand};
 pub use self::login::{login, LoginArgs};
+pub use self::printable::{printable, printable_json};
 pub use self::tenant::{tenant, TenantCommand};
 
 #[derive(Debug, Parser)]
@@ -54,6 +57,20 @@ pub enum Command {
     /// Manage the bearer tokens of the admin plane.
     #[command(subcommand, name = "admin-token")]
     AdminToken(AdminTokenCommand),
+}
+
+impl Command {
+    /// True for the commands that only read the store (the listings), which therefore work on
+    /// a store this process may not write.
+    pub fn only_reads(&self) -> bool {
+        matches!(
+            self,
+            Command::Account(AccountCommand::List(_))
+                | Command::Key(KeyCommand::List(_))
+                | Command::Tenant(TenantCommand::List(_))
+                | Command::AdminToken(AdminTokenCommand::List(_))
+        )
+    }
 }
 
 #[derive(Debug, Args)]

@@ -4,37 +4,35 @@
 
 use clap::Args;
 
+use super::limits::wide;
 use crate::store::{RoutingChange, Store};
 
 #[derive(Debug, Args)]
 pub struct SetArgs {
     /// The relay id or the ChatGPT account id.
     pub id: String,
-    /// Accounts with a higher priority are used first (default 0; may be negative).
+    /// Accounts with a higher priority are used first (-1000 to 1000; default 0).
     #[arg(long, allow_negative_numbers = true)]
-    pub priority: Option<i32>,
-    /// Relative share of the traffic (at least 1; default 1).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub weight: Option<u32>,
-    /// Most calls in flight on this account; 0 means no cap.
+    pub priority: Option<i64>,
+    /// Relative share of the traffic (1 to 1000; default 1).
+    #[arg(long)]
+    pub weight: Option<u64>,
+    /// Most calls in flight on this account (0 to 100000); 0 means no cap.
     #[arg(long, conflicts_with = "default_max_in_flight")]
-    pub max_in_flight: Option<u32>,
+    pub max_in_flight: Option<u64>,
     /// Go back to the `routing.max_in_flight` setting.
     #[arg(long)]
     pub default_max_in_flight: bool,
 }
 
 pub fn set(store: &Store, args: &SetArgs) -> anyhow::Result<()> {
-    let change = RoutingChange {
-        priority: args.priority,
-        weight: args.weight,
-        max_in_flight: match (args.max_in_flight, args.default_max_in_flight) {
-            (_, true) => Some(None),
-            (Some(max), false) => Some(Some(max)),
-            (None, false) => None,
-        },
+    let max_in_flight = match (wide(args.max_in_flight), args.default_max_in_flight) {
+        (_, true) => Some(None),
+        (Some(max), false) => Some(Some(max)),
+        (None, false) => None,
     };
-    if change.priority.is_none() && change.weight.is_none() && change.max_in_flight.is_none() {
+    let change = RoutingChange::checked(args.priority, wide(args.weight), max_in_flight)?;
+    if change.is_empty() {
         anyhow::bail!(
             "nothing to set: give --priority, --weight, --max-in-flight or --default-max-in-flight"
         );

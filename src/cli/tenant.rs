@@ -3,9 +3,9 @@
 
 use clap::{Args, Subcommand};
 
-use super::limits::{shown, split_list, LimitArgs};
+use super::limits::{shown, split_list, wide, LimitArgs};
 use super::update::{update_tenant, UpdateTenant};
-use super::ListArgs;
+use super::{printable, printable_json, ListArgs};
 use crate::governance::requests::TenantRequest;
 use crate::store::Store;
 
@@ -37,10 +37,10 @@ pub fn tenant(store: &Store, command: TenantCommand) -> anyhow::Result<()> {
             let l = &args.limits;
             let request = TenantRequest {
                 name: args.name.clone(),
-                rpm: l.rpm,
-                max_concurrent: l.max_concurrent,
-                daily_tokens: l.daily_tokens,
-                monthly_tokens: l.monthly_tokens,
+                rpm: wide(l.rpm),
+                max_concurrent: wide(l.max_concurrent),
+                daily_tokens: wide(l.daily_tokens),
+                monthly_tokens: wide(l.monthly_tokens),
                 hidden_models: args
                     .hide_models
                     .as_deref()
@@ -56,7 +56,7 @@ pub fn tenant(store: &Store, command: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::Update(args) => update_tenant(store, &args),
         TenantCommand::Delete { id } => {
             store.delete_tenant(&id)?;
-            eprintln!("deleted tenant {id}");
+            eprintln!("deleted tenant {}", printable(&id));
             Ok(())
         }
     }
@@ -65,7 +65,7 @@ pub fn tenant(store: &Store, command: TenantCommand) -> anyhow::Result<()> {
 fn list(store: &Store, json: bool) -> anyhow::Result<()> {
     let tenants = store.list_tenants()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&tenants)?);
+        println!("{}", printable_json(&tenants)?);
         return Ok(());
     }
     println!(
@@ -77,7 +77,7 @@ fn list(store: &Store, json: bool) -> anyhow::Result<()> {
         println!(
             "{:<36}  {:<20}  {:>6}  {:>10}  {:>12}  {:>14}  {}",
             t.id,
-            t.name,
+            printable(&t.name),
             shown(l.rpm),
             shown(l.max_concurrent),
             shown(l.daily_tokens),

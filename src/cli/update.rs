@@ -7,7 +7,8 @@
 
 use clap::Args;
 
-use super::limits::{split_list, LimitArgs};
+use super::limits::{split_list, wide, LimitArgs};
+use super::printable;
 use crate::governance::updates::{Change, KeyUpdate, TenantUpdate};
 use crate::store::Store;
 
@@ -34,7 +35,7 @@ pub struct UpdateKey {
     pub limits: LimitArgs,
     /// Requests that may arrive at once before the rate applies.
     #[arg(long, value_name = "N")]
-    pub burst: Option<u32>,
+    pub burst: Option<u64>,
     /// The only models the key may use (comma-separated; replaces the list).
     #[arg(long, value_name = "a,b")]
     pub models: Option<String>,
@@ -101,10 +102,10 @@ impl UpdateTenant {
         let clear = Cleared::parse(self.clear.as_deref(), TENANT_FIELDS)?;
         let l = &self.limits;
         Ok(TenantUpdate {
-            rpm: clear.change("rpm", l.rpm)?,
-            max_concurrent: clear.change("max-concurrent", l.max_concurrent)?,
-            daily_tokens: clear.change("daily-tokens", l.daily_tokens)?,
-            monthly_tokens: clear.change("monthly-tokens", l.monthly_tokens)?,
+            rpm: clear.change("rpm", wide(l.rpm))?,
+            max_concurrent: clear.change("max-concurrent", wide(l.max_concurrent))?,
+            daily_tokens: clear.change("daily-tokens", wide(l.daily_tokens))?,
+            monthly_tokens: clear.change("monthly-tokens", wide(l.monthly_tokens))?,
             hidden_models: clear
                 .change("hide-models", self.hide_models.as_deref().map(split_list))?,
         })
@@ -116,11 +117,11 @@ impl UpdateKey {
         let clear = Cleared::parse(self.clear.as_deref(), KEY_FIELDS)?;
         let l = &self.limits;
         Ok(KeyUpdate {
-            rpm: clear.change("rpm", l.rpm)?,
-            burst: clear.change("burst", self.burst)?,
-            max_concurrent: clear.change("max-concurrent", l.max_concurrent)?,
-            daily_tokens: clear.change("daily-tokens", l.daily_tokens)?,
-            monthly_tokens: clear.change("monthly-tokens", l.monthly_tokens)?,
+            rpm: clear.change("rpm", wide(l.rpm))?,
+            burst: clear.change("burst", wide(self.burst))?,
+            max_concurrent: clear.change("max-concurrent", wide(l.max_concurrent))?,
+            daily_tokens: clear.change("daily-tokens", wide(l.daily_tokens))?,
+            monthly_tokens: clear.change("monthly-tokens", wide(l.monthly_tokens))?,
             models: clear.change("models", self.models.as_deref().map(split_list))?,
             expires: clear.change("expires", self.expires.clone())?,
         })
@@ -134,7 +135,8 @@ pub fn update_tenant(store: &Store, args: &UpdateTenant) -> anyhow::Result<()> {
     })??;
     eprintln!(
         "updated tenant {} ({}); the running relay applies it within seconds",
-        row.name, row.id
+        printable(&row.name),
+        row.id
     );
     println!("{}", row.id);
     Ok(())
@@ -146,7 +148,8 @@ pub fn update_key(store: &Store, args: &UpdateKey) -> anyhow::Result<()> {
     let row = store.update_key(&args.id, |now| update.apply(now, now_unix))??;
     eprintln!(
         "updated API key {} ({}); the running relay applies it within seconds",
-        row.id, row.name
+        row.id,
+        printable(&row.name)
     );
     println!("{}", row.id);
     Ok(())

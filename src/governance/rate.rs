@@ -13,6 +13,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 use super::Subject;
+use crate::bounds::{BURST, BURST_MINUTES_OF_RATE};
 
 type Limiter<C> = RateLimiter<NotKeyed, InMemoryState, C, StateInformationMiddleware>;
 
@@ -60,7 +61,10 @@ impl<C: Clock + Clone> RateBook<C> {
     }
 
     /// Lets one request of `subject` through at `rpm` with `burst`, or says when it may come.
+    /// A burst past its bound (stored before bursts were bounded) is held to it: `governor`'s
+    /// arithmetic overflows past it.
     pub fn check(&self, subject: &Subject, rpm: u32, burst: u32) -> Result<RateStatus, RateDenied> {
+        let burst = bounded_burst(rpm, burst);
         let (Some(rate), Some(burst)) = (NonZeroU32::new(rpm), NonZeroU32::new(burst)) else {
             return Err(RateDenied {
                 retry_after: Duration::from_secs(60),
@@ -131,6 +135,12 @@ impl<C: Clock + Clone> RateBook<C> {
     }
 }
 
+/// `burst`, at most [`BURST`]'s bound and [`BURST_MINUTES_OF_RATE`] minutes of `rpm`.
+fn bounded_burst(rpm: u32, burst: u32) -> u32 {
+    let most = (i64::from(rpm) * BURST_MINUTES_OF_RATE).min(BURST.max);
+    burst.min(u32::try_from(most).unwrap_or(u32::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use governor::clock::FakeRelativeClock;
@@ -158,6 +168,15 @@ mod tests {
         let status = book.check(&a, 60, 2).unwrap();
         assert_eq!(status.remaining, 0);
         assert_eq!(status.reset, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_burst_stored_past_its_bound_is_held_to_it_instead_of_wrapping() {
+        let book = RateBook::with_clock(FakeRelativeClock::default());
+        // A key created before bursts were bounded may still carry 2^32 - 1.
+        let status = book.check(&subject("old"), 10, u32::MAX).unwrap();
+        assert_eq!(status.remaining, 599, "an hour of 10 a minute");
+        assert_eq!(status.reset, Duration::from_secs(6));
     }
 
     #[test]

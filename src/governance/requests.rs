@@ -5,17 +5,24 @@ use chrono::DateTime;
 use serde::Deserialize;
 
 use super::policy::Limits;
+use crate::bounds::{self, BURST, BURST_MINUTES_OF_RATE, CONCURRENT, RPM, TOKENS};
+pub use crate::bounds::{invalid, Invalid};
 use crate::store::{NewKey, NewTenant};
 
-/// A new tenant, as the admin API receives it (the CLI builds the same).
+/// A new tenant, as the admin API receives it (the CLI builds the same). Numbers are taken as
+/// sent and checked against [`crate::bounds`].
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantRequest {
     pub name: String,
-    pub rpm: Option<u32>,
-    pub max_concurrent: Option<u32>,
-    pub daily_tokens: Option<u64>,
-    pub monthly_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "bounds::number")]
+    pub rpm: Option<i64>,
+    #[serde(default, deserialize_with = "bounds::number")]
+    pub max_concurrent: Option<i64>,
+    #[serde(default, deserialize_with = "bounds::number")]
+    pub daily_tokens: Option<i64>,
+    #[serde(default, deserialize_with = "bounds::number")]
+    pub monthly_tokens: Option<i64>,
     #[serde(default)]
     pub hidden_models: Vec<String>,
 }
@@ -27,74 +34,69 @@ pub struct KeyRequest {
     pub name: String,
     /// Tenant id or name.
     pub tenant: Option<String>,
-    pub rpm: Option<u32>,
-    pub burst: Option<u32>,
-    pub max_concurrent: Option<u32>,
-    pub daily_tokens: Option<u64>,
-    pub monthly_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "bounds::number")]
+    pub rpm: Option<i64>,
+    #[serde(default, deserialize_with = "bounds::number")]
+    pub burst: Option<i64>,
+    #[serde(default, deserialize_with = "bounds::number")]
+    pub max_concurrent: Option<i64>,
+    #[serde(default, deserialize_with = "bounds::number")]
+    pub daily_tokens: Option<i64>,
+    #[serde(default, deserialize_with = "bounds::number")]
+    pub monthly_tokens: Option<i64>,
     pub models: Option<Vec<String>>,
     /// RFC 3339.
     pub expires: Option<String>,
 }
 
-/// Why a request cannot be carried out; names the field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
-pub struct Invalid {
-    pub field: &'static str,
-    pub reason: String,
-}
-
-pub(super) fn invalid<T>(field: &'static str, reason: &str) -> Result<T, Invalid> {
-    Err(Invalid {
-        field,
-        reason: reason.to_owned(),
-    })
-}
-
 pub(super) fn name(text: &str, field: &'static str) -> Result<String, Invalid> {
-    let text = text.trim();
-    if text.is_empty() || text.len() > 64 {
-        return invalid(field, "must be 1 to 64 characters");
-    }
-    Ok(text.to_owned())
+    bounds::name(field, text)
 }
 
 pub(super) fn models(names: &[String], field: &'static str) -> Result<Vec<String>, Invalid> {
     let names: Vec<String> = names.iter().map(|m| m.trim().to_owned()).collect();
-    if names.iter().any(|m| m.is_empty() || m.len() > 128) {
+    let unfit = |m: &String| m.is_empty() || m.len() > 128 || m.chars().any(bounds::is_unsafe);
+    if names.iter().any(unfit) {
         return invalid(field, "must be a list of model names");
     }
     Ok(names)
 }
 
+/// Limits as an operator gave them, each checked against its bound; `None` is no limit.
 pub(super) fn limits(
-    rpm: Option<u32>,
-    burst: Option<u32>,
-    max_concurrent: Option<u32>,
-    tokens: (Option<u64>, Option<u64>),
+    rpm: Option<i64>,
+    burst: Option<i64>,
+    max_concurrent: Option<i64>,
+    tokens: (Option<i64>, Option<i64>),
 ) -> Result<Limits, Invalid> {
-    if rpm == Some(0) || burst == Some(0) || max_concurrent == Some(0) {
-        return invalid(
-            "limits",
-            "a limit must be at least 1 (leave it out for none)",
-        );
-    }
-    if tokens.0 == Some(0) || tokens.1 == Some(0) {
-        return invalid(
-            "limits",
-            "a token quota must be at least 1 (leave it out for none)",
-        );
-    }
-    if burst.is_some() && rpm.is_none() {
-        return invalid("burst", "needs a rate (rpm)");
+    let rpm: Option<u32> = rpm.map(|v| RPM.narrow("rpm", v)).transpose()?;
+    let burst: Option<u32> = burst.map(|v| BURST.narrow("burst", v)).transpose()?;
+    match (rpm, burst) {
+        (None, Some(_)) => return invalid("burst", "needs a rate (rpm)"),
+        (Some(rpm), Some(burst)) if i64::from(burst) > i64::from(rpm) * BURST_MINUTES_OF_RATE => {
+            return invalid(
+                "burst",
+                &format!(
+                    "must be at most {BURST_MINUTES_OF_RATE} times the rpm (an hour of the rate)"
+                ),
+            )
+        }
+        _ => {}
     }
     Ok(Limits {
         rpm,
         burst,
-        max_concurrent,
-        daily_tokens: tokens.0,
-        monthly_tokens: tokens.1,
+        max_concurrent: max_concurrent
+            .map(|v| CONCURRENT.narrow("max_concurrent", v))
+            .transpose()?,
+        daily_tokens: tokens
+            .0
+            .map(|v| TOKENS.narrow("daily_tokens", v))
+            .transpose()?,
+        monthly_tokens: tokens
+            .1
+            .map(|v| TOKENS.narrow("monthly_tokens", v))
+            .transpose()?,
     })
 }
 
@@ -171,10 +173,55 @@ mod tests {
         };
         assert_eq!(bad(|r| r.name = String::new()), "name");
         assert_eq!(bad(|r| r.rpm = None), "burst");
-        assert_eq!(bad(|r| r.rpm = Some(0)), "limits");
-        assert_eq!(bad(|r| r.daily_tokens = Some(0)), "limits");
+        assert_eq!(bad(|r| r.rpm = Some(0)), "rpm");
+        assert_eq!(bad(|r| r.daily_tokens = Some(0)), "daily_tokens");
         assert_eq!(bad(|r| r.models = Some(vec![" ".into()])), "models");
         assert_eq!(bad(|r| r.expires = Some("soon".into())), "expires");
+    }
+
+    #[test]
+    fn every_limit_has_an_upper_bound_named_in_the_refusal() {
+        let field = |r: KeyRequest| r.validate(0).unwrap_err().to_string();
+        let key = |rpm, burst| KeyRequest {
+            name: "k".into(),
+            rpm: Some(rpm),
+            burst: Some(burst),
+            ..KeyRequest::default()
+        };
+        assert!(field(key(10, 4_294_967_295)).starts_with("burst: must be 1 to 1000000"));
+        assert!(field(key(10, 601)).starts_with("burst: must be at most 60 times"));
+        assert!(key(10, 600).validate(0).is_ok());
+        assert!(field(key(1_000_001, 1)).starts_with("rpm:"));
+        assert!(field(key(-1, 1)).starts_with("rpm:"));
+        let tenant = |change: fn(&mut TenantRequest)| {
+            let mut r = TenantRequest {
+                name: "t".into(),
+                ..TenantRequest::default()
+            };
+            change(&mut r);
+            r.validate().map(|_| ()).map_err(|e| e.field)
+        };
+        assert_eq!(
+            tenant(|r| r.max_concurrent = Some(100_001)),
+            Err("max_concurrent")
+        );
+        assert_eq!(
+            tenant(|r| r.daily_tokens = Some(1_000_000_000_001)),
+            Err("daily_tokens")
+        );
+        assert_eq!(
+            tenant(|r| r.monthly_tokens = Some(i64::MAX)),
+            Err("monthly_tokens")
+        );
+        assert_eq!(tenant(|r| r.name = "line\nbreak".into()), Err("name"));
+        assert_eq!(
+            tenant(|r| r.hidden_models = vec!["x\u{1b}".into()]),
+            Err("hidden_models")
+        );
+        assert_eq!(
+            tenant(|r| r.monthly_tokens = Some(1_000_000_000_000)),
+            Ok(())
+        );
     }
 
     #[test]

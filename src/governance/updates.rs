@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::policy::Limits;
 use super::requests::{invalid, limits, models, Invalid};
+use crate::bounds::number_change;
 
 /// One field's change: `None` keeps it, `Some(None)` removes it, `Some(Some(v))` sets it.
 pub type Change<T> = Option<Option<T>>;
@@ -21,14 +22,14 @@ fn change<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Change
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantUpdate {
-    #[serde(default, deserialize_with = "change")]
-    pub rpm: Change<u32>,
-    #[serde(default, deserialize_with = "change")]
-    pub max_concurrent: Change<u32>,
-    #[serde(default, deserialize_with = "change")]
-    pub daily_tokens: Change<u64>,
-    #[serde(default, deserialize_with = "change")]
-    pub monthly_tokens: Change<u64>,
+    #[serde(default, deserialize_with = "number_change")]
+    pub rpm: Change<i64>,
+    #[serde(default, deserialize_with = "number_change")]
+    pub max_concurrent: Change<i64>,
+    #[serde(default, deserialize_with = "number_change")]
+    pub daily_tokens: Change<i64>,
+    #[serde(default, deserialize_with = "number_change")]
+    pub monthly_tokens: Change<i64>,
     /// `null` or `[]` hides nothing.
     #[serde(default, deserialize_with = "change")]
     pub hidden_models: Change<Vec<String>>,
@@ -38,16 +39,16 @@ pub struct TenantUpdate {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyUpdate {
-    #[serde(default, deserialize_with = "change")]
-    pub rpm: Change<u32>,
-    #[serde(default, deserialize_with = "change")]
-    pub burst: Change<u32>,
-    #[serde(default, deserialize_with = "change")]
-    pub max_concurrent: Change<u32>,
-    #[serde(default, deserialize_with = "change")]
-    pub daily_tokens: Change<u64>,
-    #[serde(default, deserialize_with = "change")]
-    pub monthly_tokens: Change<u64>,
+    #[serde(default, deserialize_with = "number_change")]
+    pub rpm: Change<i64>,
+    #[serde(default, deserialize_with = "number_change")]
+    pub burst: Change<i64>,
+    #[serde(default, deserialize_with = "number_change")]
+    pub max_concurrent: Change<i64>,
+    #[serde(default, deserialize_with = "number_change")]
+    pub daily_tokens: Change<i64>,
+    #[serde(default, deserialize_with = "number_change")]
+    pub monthly_tokens: Change<i64>,
     /// `null` allows every model.
     #[serde(default, deserialize_with = "change")]
     pub models: Change<Vec<String>>,
@@ -69,6 +70,11 @@ pub struct KeySettings {
     pub limits: Limits,
     pub models: Option<Vec<String>>,
     pub expires_at: Option<i64>,
+}
+
+/// A stored token quota as the checks take it (a quota past `i64` cannot be stored anyway).
+fn wide(tokens: Option<u64>) -> Option<i64> {
+    tokens.map(|t| i64::try_from(t).unwrap_or(i64::MAX))
 }
 
 fn apply<T>(current: Option<T>, change: Change<T>) -> Option<T> {
@@ -100,12 +106,15 @@ impl TenantUpdate {
         let hidden = apply(Some(hidden_now.to_vec()), self.hidden_models).unwrap_or_default();
         Ok(TenantSettings {
             limits: limits(
-                apply(limits_now.rpm, self.rpm),
+                apply(limits_now.rpm.map(i64::from), self.rpm),
                 None,
-                apply(limits_now.max_concurrent, self.max_concurrent),
+                apply(
+                    limits_now.max_concurrent.map(i64::from),
+                    self.max_concurrent,
+                ),
                 (
-                    apply(limits_now.daily_tokens, self.daily_tokens),
-                    apply(limits_now.monthly_tokens, self.monthly_tokens),
+                    apply(wide(limits_now.daily_tokens), self.daily_tokens),
+                    apply(wide(limits_now.monthly_tokens), self.monthly_tokens),
                 ),
             )?,
             hidden_models: models(&hidden, "hidden_models")?,
@@ -144,12 +153,12 @@ impl KeyUpdate {
         let l = &now.limits;
         Ok(KeySettings {
             limits: limits(
-                apply(l.rpm, self.rpm),
-                apply(l.burst, self.burst),
-                apply(l.max_concurrent, self.max_concurrent),
+                apply(l.rpm.map(i64::from), self.rpm),
+                apply(l.burst.map(i64::from), self.burst),
+                apply(l.max_concurrent.map(i64::from), self.max_concurrent),
                 (
-                    apply(l.daily_tokens, self.daily_tokens),
-                    apply(l.monthly_tokens, self.monthly_tokens),
+                    apply(wide(l.daily_tokens), self.daily_tokens),
+                    apply(wide(l.monthly_tokens), self.monthly_tokens),
                 ),
             )?,
             models: match apply(now.models.clone(), self.models) {
@@ -197,8 +206,10 @@ mod tests {
             update.apply(&key_now(), 1_000).unwrap_err().field
         };
         assert_eq!(field(r#"{"rpm": null}"#), "burst", "a burst needs a rate");
-        assert_eq!(field(r#"{"rpm": 0}"#), "limits");
-        assert_eq!(field(r#"{"daily_tokens": 0}"#), "limits");
+        assert_eq!(field(r#"{"rpm": 0}"#), "rpm");
+        assert_eq!(field(r#"{"daily_tokens": 0}"#), "daily_tokens");
+        assert_eq!(field(r#"{"burst": 4294967295}"#), "burst");
+        assert_eq!(field(r#"{"max_concurrent": -3}"#), "max_concurrent");
         assert_eq!(field(r#"{"models": [" "]}"#), "models");
         assert_eq!(field(r#"{"expires": "1970-01-01T00:00:00Z"}"#), "expires");
         assert_eq!(field(r#"{"expires": "soon"}"#), "expires");

@@ -45,25 +45,40 @@ pub struct AccountSummary {
     pub reauth_reason: Option<String>,
     pub last_refresh_error: Option<String>,
     pub last_refresh_error_at: Option<i64>,
+    /// Why the account's sealed tokens do not open with the master key (sealed under another
+    /// key, damaged); such an account is never routed to.
+    pub unreadable: Option<String>,
 }
 
 impl AccountSummary {
-    /// The state to show operators: the operator's intent (`state`), unless an active account's
-    /// login needs a human (`reauth_required`).
+    /// The state to show operators: `unreadable` when its tokens do not open, else the
+    /// operator's intent (`state`), unless an active account's login needs a human
+    /// (`reauth_required`).
     pub fn shown_state(&self) -> &str {
         match (&self.state[..], &self.reauth_reason) {
+            _ if self.unreadable.is_some() => "unreadable",
             ("active", Some(_)) => "reauth_required",
             (state, _) => state,
         }
+    }
+
+    /// Why the account is in its shown state, and what to do, when that needs saying.
+    pub fn shown_reason(&self) -> Option<&str> {
+        self.unreadable
+            .as_deref()
+            .or(self.reauth_reason.as_deref())
+            .or(self.state_reason.as_deref())
     }
 }
 
 const TOKEN_COLUMNS: [&str; 3] = ["id_token", "access_token", "refresh_token"];
 
-/// The columns of an [`AccountSummary`].
-const SUMMARY: &str = "id, label, chatgpt_account_id, email, plan, state, state_reason,
-    token_expires_at, last_refresh, created_at, reauth_reason, last_refresh_error,
-    last_refresh_error_at";
+/// The columns of an [`AccountSummary`], then the sealed tokens (`a` = accounts, `t` =
+/// account_tokens, joined with [`SUMMARY_FROM`]).
+const SUMMARY: &str = "a.id, a.label, a.chatgpt_account_id, a.email, a.plan, a.state,
+    a.state_reason, a.token_expires_at, a.last_refresh, a.created_at, a.reauth_reason,
+    a.last_refresh_error, a.last_refresh_error_at, t.id_token, t.access_token, t.refresh_token";
+const SUMMARY_FROM: &str = "accounts a LEFT JOIN account_tokens t ON t.account_id = a.id";
 
 /// What the server compares to notice a change: the row's version and its token set's version
 /// in one number (`a` = accounts, `t` = account_tokens).
@@ -166,9 +181,9 @@ impl Store {
     pub fn list_accounts(&self) -> Result<Vec<AccountSummary>, StoreError> {
         let conn = self.conn()?;
         let mut statement = conn.prepare(&format!(
-            "SELECT {SUMMARY} FROM accounts ORDER BY created_at, id"
+            "SELECT {SUMMARY} FROM {SUMMARY_FROM} ORDER BY a.created_at, a.id"
         ))?;
-        let rows = statement.query_map([], summary_from_row)?;
+        let rows = statement.query_map([], |row| self.summary_from_row(row))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -176,12 +191,46 @@ impl Store {
     pub fn get_account(&self, id: &str) -> Result<AccountSummary, StoreError> {
         let conn = self.conn()?;
         conn.query_row(
-            &format!("SELECT {SUMMARY} FROM accounts WHERE id = ?1 OR chatgpt_account_id = ?1"),
+            &format!(
+                "SELECT {SUMMARY} FROM {SUMMARY_FROM} WHERE a.id = ?1 OR a.chatgpt_account_id = ?1"
+            ),
             [id],
-            summary_from_row,
+            |row| self.summary_from_row(row),
         )
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("no account with id {id}")))
+    }
+
+    fn summary_from_row(&self, row: &Row<'_>) -> rusqlite::Result<AccountSummary> {
+        let mut summary = summary_from_row(row)?;
+        let sealed: [Option<Vec<u8>>; 3] = [row.get(13)?, row.get(14)?, row.get(15)?];
+        summary.unreadable = self.unreadable(&summary.id, sealed);
+        Ok(summary)
+    }
+
+    /// Why an account's sealed tokens do not open, if they do not. Said without a secret: key
+    /// ids are public fingerprints.
+    fn unreadable(&self, id: &str, sealed: [Option<Vec<u8>>; 3]) -> Option<String> {
+        const AGAIN: &str = "import the account or log it in again (`codex-relay account import` \
+                             or `account login`, or the admin API)";
+        let opened = TOKEN_COLUMNS
+            .iter()
+            .zip(sealed)
+            .try_for_each(|(column, value)| {
+                let value = value.ok_or(None)?;
+                self.key.open(id, column, &value).map(drop).map_err(Some)
+            });
+        match opened {
+            Ok(()) => None,
+            Err(None) => Some(format!("no tokens are stored for it: {AGAIN}")),
+            Err(Some(super::CryptoError::WrongKey { expected, found })) => Some(format!(
+                "its tokens were sealed with master key {found}, not this store's key {expected}: \
+                 {AGAIN}"
+            )),
+            Err(Some(_)) => Some(format!(
+                "its sealed tokens are damaged or belong to another account: {AGAIN}"
+            )),
+        }
     }
 
     /// Records what the operator wants of an account (active, disabled, draining); the server
@@ -317,6 +366,7 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<AccountSummary> {
         reauth_reason: row.get(10)?,
         last_refresh_error: row.get(11)?,
         last_refresh_error_at: row.get(12)?,
+        unreadable: None,
     })
 }
 

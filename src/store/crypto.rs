@@ -15,6 +15,8 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use secrecy::{ExposeSecret, SecretSlice};
 use sha2::{Digest, Sha256};
 
+use super::files;
+
 const ENVELOPE_VERSION: u8 = 1;
 const KEY_ID_LEN: usize = 4;
 const NONCE_LEN: usize = 24;
@@ -33,6 +35,18 @@ pub enum CryptoError {
     KeyFile {
         path: PathBuf,
         source: std::io::Error,
+    },
+    #[error(
+        "the store {store} holds credentials sealed with master key {sealed_with}, but its key \
+         file {key_file} is missing. Restore master.key there from your backup, or set \
+         CODEX_RELAY_MASTER_KEY_FILE to where the key is (or CODEX_RELAY_MASTER_KEY to the key \
+         itself). No new key is generated: it could not open what is stored. To start afresh \
+         instead, move the store away or point store.path elsewhere."
+    )]
+    KeyFileMissing {
+        store: PathBuf,
+        key_file: PathBuf,
+        sealed_with: String,
     },
     #[error("a sealed value is damaged or was sealed for another row")]
     Corrupt,
@@ -106,24 +120,35 @@ impl MasterKey {
     }
 
     /// Resolves the master key: `CODEX_RELAY_MASTER_KEY`, else `CODEX_RELAY_MASTER_KEY_FILE`, else
-    /// `master.key` beside the database, generated (mode 0600) when it does not exist yet.
-    pub fn resolve(database: &Path) -> Result<(MasterKey, KeySource), CryptoError> {
+    /// `master.key` beside the database. That file is generated (mode 0600) only for a store
+    /// that holds nothing sealed yet (`sealed_with` is `None`, see
+    /// [`sealing_key_id`](super::sealing_key_id)); for one that does, its absence is an error.
+    pub fn resolve(
+        database: &Path,
+        sealed_with: Option<&str>,
+    ) -> Result<(MasterKey, KeySource), CryptoError> {
         if let Ok(text) = std::env::var(MASTER_KEY_ENV) {
             return Ok((Self::from_base64(&text)?, KeySource::Environment));
         }
         if let Some(path) = std::env::var_os(MASTER_KEY_FILE_ENV).map(PathBuf::from) {
             return Ok((Self::read_file(&path)?, KeySource::File(path)));
         }
-        let path = database
-            .parent()
-            .unwrap_or_else(|| Path::new("."))
-            .join("master.key");
+        let path = files::folder_of(database).join(files::KEY_FILE);
         if path.exists() {
             return Ok((Self::read_file(&path)?, KeySource::File(path)));
         }
-        let key = MasterKey::generate();
-        write_key_file(&path, &key)?;
-        Ok((key, KeySource::Generated(path)))
+        if let Some(sealed_with) = sealed_with {
+            return Err(CryptoError::KeyFileMissing {
+                store: database.to_path_buf(),
+                key_file: path,
+                sealed_with: sealed_with.to_owned(),
+            });
+        }
+        match write_key_file(&path, MasterKey::generate())? {
+            Written::Ours(key) => Ok((key, KeySource::Generated(path))),
+            // Another process starting on the same fresh store wrote it first: use theirs.
+            Written::Theirs => Ok((Self::read_file(&path)?, KeySource::File(path))),
+        }
     }
 
     fn read_file(path: &Path) -> Result<MasterKey, CryptoError> {
@@ -180,27 +205,56 @@ fn aad(row: &str, column: &str) -> Vec<u8> {
     format!("codex-relay/v1/{row}/{column}").into_bytes()
 }
 
+/// The id of the key an envelope was sealed with, as [`MasterKey::id_hex`] writes it.
+pub fn sealed_by(envelope: &[u8]) -> Option<String> {
+    (envelope.len() >= HEADER_LEN && envelope[0] == ENVELOPE_VERSION)
+        .then(|| hex(&envelope[1..1 + KEY_ID_LEN]))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn write_key_file(path: &Path, key: &MasterKey) -> Result<(), CryptoError> {
+/// Whose key a key file holds after [`write_key_file`].
+enum Written {
+    Ours(MasterKey),
+    Theirs,
+}
+
+/// Writes `key` to `path` (0600, its folder 0700) unless a key file is already there. The key
+/// goes to a file of its own first and is linked into place whole, so a process starting at
+/// the same moment never reads half a key, and of two such processes one key wins.
+fn write_key_file(path: &Path, key: MasterKey) -> Result<Written, CryptoError> {
     let io_error = |source| CryptoError::KeyFile {
         path: path.to_path_buf(),
         source,
     };
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(io_error)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            files::create_private_folder(dir).map_err(io_error)?;
+        }
     }
+    let mut fresh = path.as_os_str().to_owned();
+    fresh.push(format!(".new-{}", uuid::Uuid::new_v4()));
+    let fresh = PathBuf::from(fresh);
+    let written = write_new_private(&fresh, &key).and_then(|()| fs::hard_link(&fresh, path));
+    let _ = fs::remove_file(&fresh);
+    match written {
+        Ok(()) => Ok(Written::Ours(key)),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(Written::Theirs),
+        Err(error) => Err(io_error(error)),
+    }
+}
+
+fn write_new_private(path: &Path, key: &MasterKey) -> std::io::Result<()> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(io_error)?;
+    let mut file = options.open(path)?;
     let text = STANDARD.encode(key._bytes.expose_secret());
-    file.write_all(format!("{text}\n").as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(io_error)
+    file.write_all(format!("{text}\n").as_bytes())?;
+    file.sync_all()
 }
 
 #[cfg(test)]
@@ -258,18 +312,30 @@ mod tests {
     }
 
     #[test]
-    fn a_generated_key_file_is_private_and_reused() {
+    fn a_generated_key_file_is_private_and_a_second_writer_keeps_the_first_key() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("master.key");
+        let path = dir.path().join("data/master.key");
         let key = MasterKey::generate();
-        write_key_file(&path, &key).unwrap();
+        let id = key.id_hex();
+        assert!(matches!(write_key_file(&path, key), Ok(Written::Ours(_))));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, 0o600);
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(mode(path.parent().unwrap()), 0o700);
         }
-        let again = MasterKey::read_file(&path).unwrap();
-        assert_eq!(again.id_hex(), key.id_hex());
+        let second = write_key_file(&path, MasterKey::generate());
+        assert!(matches!(second, Ok(Written::Theirs)));
+        assert_eq!(MasterKey::read_file(&path).unwrap().id_hex(), id);
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary key file is left behind");
+    }
+
+    #[test]
+    fn an_envelope_names_the_key_it_was_sealed_with() {
+        let key = MasterKey::generate();
+        assert_eq!(sealed_by(&key.seal("r", "c", b"x")), Some(key.id_hex()));
+        assert_eq!(sealed_by(b"short"), None);
     }
 }

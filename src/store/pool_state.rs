@@ -12,6 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{json, Value};
 
 use super::{now_unix, Store, StoreError};
+use crate::bounds::{Invalid, ACCOUNT_IN_FLIGHT, PRIORITY, WEIGHT};
 
 /// One account's pool row, as operators see it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,6 +28,32 @@ pub struct RoutingChange {
     pub weight: Option<u32>,
     /// `Some(None)` returns to the `routing.max_in_flight` default.
     pub max_in_flight: Option<Option<u32>>,
+}
+
+impl RoutingChange {
+    /// A change as an operator gave it (the CLI or the admin API), each value checked against
+    /// its bound in [`crate::bounds`].
+    pub fn checked(
+        priority: Option<i64>,
+        weight: Option<i64>,
+        max_in_flight: Option<Option<i64>>,
+    ) -> Result<RoutingChange, Invalid> {
+        let in_flight = |max| ACCOUNT_IN_FLIGHT.narrow("max_in_flight", max);
+        Ok(RoutingChange {
+            priority: priority
+                .map(|p| PRIORITY.narrow("priority", p))
+                .transpose()?,
+            weight: weight.map(|w| WEIGHT.narrow("weight", w)).transpose()?,
+            max_in_flight: max_in_flight
+                .map(|max| max.map(in_flight).transpose())
+                .transpose()?,
+        })
+    }
+
+    /// True when the change sets nothing.
+    pub fn is_empty(&self) -> bool {
+        self.priority.is_none() && self.weight.is_none() && self.max_in_flight.is_none()
+    }
 }
 
 const COLUMNS: &str = "priority, weight, max_in_flight, cooling_until, cooling_reason,

@@ -46,7 +46,7 @@ async fn tenants_and_keys_are_managed_over_the_admin_api() {
     let (status, error) = send(&app, "POST", "/admin/v1/tenants", &write, Some(zero)).await;
     assert_eq!(
         (status, error["error"]["param"].as_str()),
-        (400, Some("limits"))
+        (400, Some("rpm"))
     );
     let unknown_field = json!({"name": "x", "rate": 5});
     assert_eq!(

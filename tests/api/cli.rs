@@ -15,7 +15,17 @@ pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_codex-relay");
 
 /// The binary with a store in `dir` and nothing inherited that could change settings.
 pub fn relay(dir: &Path) -> Command {
-    let mut command = Command::new(BIN);
+    relay_as(Command::new(BIN), dir)
+}
+
+/// Like [`relay`], started by `sh` under `umask` (a process-wide setting, hence a process).
+pub fn relay_with_umask(dir: &Path, umask: &str) -> Command {
+    let mut command = Command::new("sh");
+    command.args(["-c", &format!("umask {umask} && exec \"$0\" \"$@\""), BIN]);
+    relay_as(command, dir)
+}
+
+fn relay_as(mut command: Command, dir: &Path) -> Command {
     command
         .current_dir(dir)
         .env_clear()
@@ -41,7 +51,7 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn write_auth(dir: &Path, name: &str, account: &str, email: &str) -> (PathBuf, Value) {
+pub fn write_auth(dir: &Path, name: &str, account: &str, email: &str) -> (PathBuf, Value) {
     let exp = chrono::Utc::now().timestamp() + 3600;
     let auth = fake_auth_json(account, email, "pro", exp);
     let path = dir.join(name);
@@ -266,7 +276,12 @@ impl Drop for Served {
 }
 
 pub fn serve(dir: &Path, mock: &MockUpstream) -> Served {
-    let mut child = relay(dir)
+    serve_with(relay(dir), mock)
+}
+
+/// `command` (the binary, from [`relay`] or [`relay_with_umask`]) serving against `mock`.
+pub fn serve_with(mut command: Command, mock: &MockUpstream) -> Served {
+    let mut child = command
         .env("CODEX_RELAY__UPSTREAM__BASE_URL", mock.url())
         .env("CODEX_RELAY__OAUTH__ISSUER", mock.url())
         .arg("serve")

@@ -66,7 +66,7 @@ async fn a_key_and_a_tenant_are_changed_over_the_admin_api_and_take_effect() {
     let (status, error) = patch(&app, &path, &write, json!({"rpm": 0})).await;
     assert_eq!(
         (status, error["error"]["param"].as_str()),
-        (400, Some("limits"))
+        (400, Some("rpm"))
     );
     let (status, error) = patch(
         &app,

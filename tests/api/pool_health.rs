@@ -6,17 +6,7 @@ use std::time::Duration;
 use relay_actors::Breaker;
 
 use crate::helpers::{body, error_of, eventually, read_all};
-use crate::pool_helpers::{server_error, spawn_pool, upstream_accounts, usage_limit};
-
-async fn ok(app: &crate::helpers::TestApp) {
-    let mut response = app
-        .responses()
-        .send_json(&body("gpt-5.5", "hi", false))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let _ = read_all(&mut response).await;
-}
+use crate::pool_helpers::{ok, server_error, spawn_pool, upstream_accounts, usage_limit};
 
 #[actix_web::test]
 async fn a_cooling_account_is_skipped_and_returns_after_its_reset() {

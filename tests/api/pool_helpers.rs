@@ -7,7 +7,7 @@ use codex_relay::oauth::auth_json;
 use codex_relay::settings::{RoutingStrategy, Settings};
 use serde_json::Value;
 
-use crate::helpers::{eventually, spawn_app_with, TestApp};
+use crate::helpers::{body, eventually, read_all, spawn_app_with, TestApp};
 use crate::mock_upstream::{fake_auth_json, Scripted};
 
 pub const ACCOUNTS: [&str; 3] = ["acct-test-1", "acct-test-2", "acct-test-3"];
@@ -83,6 +83,17 @@ pub fn server_error() -> Scripted {
         body: "{\"detail\":\"boom\"}".into(),
         headers: vec![],
     }
+}
+
+/// One non-streaming request, answered 200.
+pub async fn ok(app: &TestApp) {
+    let mut response = app
+        .responses()
+        .send_json(&body("gpt-5.5", "hi", false))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let _ = read_all(&mut response).await;
 }
 
 /// The ChatGPT account the upstream saw for each `POST /responses`, in order.
