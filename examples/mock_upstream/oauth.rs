@@ -205,7 +205,7 @@ fn refresh(state: &MockState, refresh_token: Option<&String>) -> HttpResponse {
     };
     let unsafe_access = match failure {
         Some(TokenFailure::UnsafeAccessToken) => true,
-        Some(failure) => return scripted_failure(failure),
+        Some(failure) => return scripted_failure(failure, refresh_token),
         None => false,
     };
     let mut tokens = state.tokens();
@@ -230,7 +230,7 @@ fn refresh(state: &MockState, refresh_token: Option<&String>) -> HttpResponse {
     HttpResponse::Ok().json(minted)
 }
 
-fn scripted_failure(failure: TokenFailure) -> HttpResponse {
+fn scripted_failure(failure: TokenFailure, refresh_token: &str) -> HttpResponse {
     match failure {
         TokenFailure::Error { status, code } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -244,9 +244,26 @@ fn scripted_failure(failure: TokenFailure) -> HttpResponse {
         TokenFailure::Garbage => HttpResponse::Ok()
             .content_type("application/json")
             .body("<html>bad gateway</html>"),
+        TokenFailure::Echo {
+            status,
+            access_token,
+        } => echo(status, refresh_token, &access_token),
         // A successful rotation, answered by `refresh` itself.
         TokenFailure::UnsafeAccessToken => invalid_request("not a failure"),
     }
+}
+
+/// An answer that repeats credentials (see [`TokenFailure::Echo`]).
+fn echo(status: u16, refresh_token: &str, access_token: &str) -> HttpResponse {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let code = format!("invalid_grant: {refresh_token} (Bearer {access_token})");
+    let message = format!("refresh_token={refresh_token}&access_token={access_token}");
+    let body = if status.is_success() {
+        json!(format!("{code} {message}"))
+    } else {
+        json!({"error": {"code": code, "message": message}})
+    };
+    HttpResponse::build(status).json(body)
 }
 
 fn authorization_code(state: &MockState, params: &HashMap<String, String>) -> HttpResponse {

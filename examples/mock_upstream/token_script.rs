@@ -1,5 +1,5 @@
 //! Scripting the mock's token endpoint: queued failures for refresh grants (each permanent code,
-//! a bare status such as 401 or 500, an unreadable answer), the lifetime of minted access tokens
+//! a bare status such as 401 or 500, an unreadable answer, an answer echoing tokens), the lifetime of minted access tokens
 //! (so expiry-driven refresh is testable), a pause before answering (so refreshes are in flight
 //! while requests arrive), and counters of refresh grants and code exchanges.
 
@@ -18,6 +18,10 @@ pub enum TokenFailure {
     /// A normal rotation (the refresh token is spent) whose access token cannot be sent as a
     /// header value.
     UnsafeAccessToken,
+    /// An issuer that echoes credentials: the refresh token it was sent and `access_token`, bare
+    /// and as `key=value`, in its error's code and message (`status` 2xx: in a JSON string
+    /// instead of a token set, so that the relay's decoding error quotes them).
+    Echo { status: u16, access_token: String },
 }
 
 pub struct TokenScript {
