@@ -7,6 +7,7 @@
 mod accounts;
 pub mod admin_tokens;
 pub mod crypto;
+mod faults;
 pub mod keys;
 mod pool_state;
 pub mod tenants;
