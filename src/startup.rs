@@ -234,10 +234,11 @@ impl Application {
     }
 
     /// Runs until both planes have stopped (a signal stops both), then writes the usage still
-    /// queued, bounded in time.
+    /// queued, bounded in time, and stops the actors (which store what they must first).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (data, admin) = futures_util::future::join(self.server, self.admin).await;
         flush_usage(&self.governor, &self.log).await;
+        self.background.stop().await;
         data.and(admin)
     }
 }

@@ -33,7 +33,7 @@ pub use config::PoolConfig;
 pub use lease::{CallCredentials, Lease, Outcome, UpstreamFacts};
 pub use ports::{
     AccountSource, HealthProber, PoolStateSink, ProbeResult, ProbeTarget, RefreshAttempt,
-    SourceError, TokenRefresher,
+    SaveAttempt, SourceError, TokenRefresher,
 };
 pub use router::affinity::Placement;
 pub use router::messages::{
@@ -42,4 +42,4 @@ pub use router::messages::{
 };
 pub use router::selection::Strategy;
 pub use router::{Leases, RouterActor};
-pub use types::{AccountCredentials, AccountId, PoolRecord, RoutingParams};
+pub use types::{AccountCredentials, AccountId, PoolRecord, RefreshedTokens, RoutingParams};

@@ -3,7 +3,7 @@
 use futures_util::future::{BoxFuture, LocalBoxFuture};
 use secrecy::SecretString;
 
-use crate::types::{AccountCredentials, AccountId, PoolRecord};
+use crate::types::{AccountCredentials, AccountId, PoolRecord, RefreshedTokens};
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("account source: {0}")]
@@ -58,6 +58,13 @@ pub trait HealthProber: Send + Sync + 'static {
 pub enum RefreshAttempt {
     /// The token endpoint answered and the new set is durable in the store: serve it.
     Refreshed(AccountCredentials),
+    /// The token endpoint rotated the tokens but the store could not take them (locked, full):
+    /// serve the new access token, keep the set, and write it again until it lands
+    /// ([`TokenRefresher::save`]). `error` says why the write failed (no secret).
+    Unsaved {
+        tokens: RefreshedTokens,
+        error: String,
+    },
     /// The stored token version was no longer the one asked about (another refresh or a new
     /// login came first): these are the store's current credentials; nothing was sent.
     Superseded(AccountCredentials),
@@ -69,14 +76,43 @@ pub enum RefreshAttempt {
     Gone,
 }
 
-/// Refreshes an account's tokens and records what the account must remember. The refresh token
-/// never reaches the actors: the refresher reads it from the store, calls the token endpoint and
-/// stores the rotated set (compare-and-swap on the token version, durable before it is returned).
+/// How a write of a rotated set the store could not take before ended.
+#[derive(Debug)]
+pub enum SaveAttempt {
+    /// The set is durable now: these are the store's credentials (the same tokens).
+    Stored(AccountCredentials),
+    /// The stored version moved (a new login came first): these are the store's credentials;
+    /// the rotated set is no longer needed.
+    Superseded(AccountCredentials),
+    /// Still not stored (no secret in the text): keep the set and try again.
+    Failed(String),
+    /// The account is gone from the store.
+    Gone,
+}
+
+/// Refreshes an account's tokens and records what the account must remember. The refresher reads
+/// the refresh token from the store, calls the token endpoint and stores the rotated set
+/// (compare-and-swap on the token version) before it is returned. Only when that write fails does
+/// a refresh token reach the actor: inside the [`RefreshedTokens`] it must keep, serve and hand
+/// back, since the one in the store is spent.
 /// Futures run on the actor's own arbiter, so they need not be `Send` (awc is not).
 pub trait TokenRefresher: Send + Sync + 'static {
-    /// One refresh of `id`'s token set, expected at `token_version`.
-    fn refresh(&self, id: AccountId, token_version: i64)
-        -> LocalBoxFuture<'static, RefreshAttempt>;
+    /// One refresh of `id`'s token set, stored at `token_version`. `unsaved` is a rotated set
+    /// replacing that version which the store has not taken: its refresh token is the live one,
+    /// so the refresh presents it instead of the stored (spent) one, and stores its answer over
+    /// the same version.
+    fn refresh(
+        &self,
+        id: AccountId,
+        token_version: i64,
+        unsaved: Option<RefreshedTokens>,
+    ) -> LocalBoxFuture<'static, RefreshAttempt>;
+    /// Writes a rotated set the store could not take before (compare-and-swap on
+    /// `tokens.replaces_version`).
+    fn save(&self, id: AccountId, tokens: RefreshedTokens) -> LocalBoxFuture<'static, SaveAttempt>;
+    /// The account's actor stops while holding a rotated set the store never took: the stored
+    /// refresh token is spent, so the login is lost unless the set is stored. Says so loudly.
+    fn unsaved_at_stop(&self, id: AccountId);
     /// Persists that the login at `token_version` needs a human, with the reason.
     fn reauth_required(
         &self,
@@ -98,9 +134,18 @@ pub trait TokenRefresher: Send + Sync + 'static {
 pub struct NoRefresher;
 
 impl TokenRefresher for NoRefresher {
-    fn refresh(&self, _: AccountId, _: i64) -> LocalBoxFuture<'static, RefreshAttempt> {
+    fn refresh(
+        &self,
+        _: AccountId,
+        _: i64,
+        _: Option<RefreshedTokens>,
+    ) -> LocalBoxFuture<'static, RefreshAttempt> {
         Box::pin(async { RefreshAttempt::Failed("refresh is not configured".to_owned()) })
     }
+    fn save(&self, _: AccountId, _: RefreshedTokens) -> LocalBoxFuture<'static, SaveAttempt> {
+        Box::pin(async { SaveAttempt::Failed("refresh is not configured".to_owned()) })
+    }
+    fn unsaved_at_stop(&self, _: AccountId) {}
     fn reauth_required(&self, _: AccountId, _: i64, _: String) -> LocalBoxFuture<'static, ()> {
         Box::pin(async {})
     }

@@ -67,6 +67,54 @@ pub struct AccountCredentials {
     pub last_refresh: Option<i64>,
 }
 
+/// A token set the issuer rotated to. Once the issuer has answered, the refresh token it replaced
+/// is spent: until the store holds this set, it is the only way back into the account, so it is
+/// kept (in the account's actor) until a write lands. Every part is optional (spec §2.5: present
+/// parts replace the stored ones).
+#[derive(Clone)]
+pub struct RefreshedTokens {
+    /// The stored token version this set replaces: the compare-and-swap key of its write.
+    pub replaces_version: i64,
+    pub id_token: Option<SecretString>,
+    pub access_token: Option<SecretString>,
+    pub refresh_token: Option<SecretString>,
+    /// The new access token's `exp`, unix seconds (`None` keeps the stored expiry).
+    pub expires_at: Option<i64>,
+    /// The plan and e-mail the new tokens name (`None` keeps the stored ones).
+    pub plan: Option<String>,
+    pub email: Option<String>,
+    /// When the issuer answered, unix seconds: the set's `last_refresh`.
+    pub refreshed_at: i64,
+}
+
+impl RefreshedTokens {
+    /// This set, refreshed with the refresh token of `older` (a set the store never took), with
+    /// the parts the issuer left out taken from `older`: written over the same stored version,
+    /// it must carry everything `older` would have, above all a refresh token that is not spent.
+    pub fn over(self, older: &RefreshedTokens) -> RefreshedTokens {
+        RefreshedTokens {
+            replaces_version: older.replaces_version,
+            id_token: self.id_token.or_else(|| older.id_token.clone()),
+            access_token: self.access_token.or_else(|| older.access_token.clone()),
+            refresh_token: self.refresh_token.or_else(|| older.refresh_token.clone()),
+            expires_at: self.expires_at.or(older.expires_at),
+            plan: self.plan.or_else(|| older.plan.clone()),
+            email: self.email.or_else(|| older.email.clone()),
+            refreshed_at: self.refreshed_at,
+        }
+    }
+}
+
+impl fmt::Debug for RefreshedTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshedTokens")
+            .field("replaces_version", &self.replaces_version)
+            .field("expires_at", &self.expires_at)
+            .field("refreshed_at", &self.refreshed_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The operator's routing parameters of one account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoutingParams {

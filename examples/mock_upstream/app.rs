@@ -278,6 +278,12 @@ impl MockState {
         lock(&self.token_script).lifetime_secs = secs;
     }
 
+    /// Extra bytes of claims in every JWT the token endpoint mints from now on (default none):
+    /// larger tokens need new pages in a relay's store.
+    pub fn set_token_padding(&self, bytes: usize) {
+        lock(&self.token_script).padding = bytes;
+    }
+
     /// Pause before the token endpoint answers (default none).
     pub fn set_token_delay(&self, delay: Duration) {
         lock(&self.token_script).delay = delay;

@@ -21,7 +21,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::token_script::TokenFailure;
+use super::token_script::{Minting, TokenFailure};
 use super::{random_hex, unix_now, MockState, RecordedRequest};
 
 const SCOPE: &str = "openid profile email offline_access";
@@ -198,14 +198,14 @@ fn refresh(state: &MockState, refresh_token: Option<&String>) -> HttpResponse {
     let Some(refresh_token) = refresh_token.filter(|t| !t.is_empty()) else {
         return invalid_request("refresh_token is required");
     };
-    let (failure, lifetime) = {
+    let (failure, minting) = {
         let mut script = state.token_script();
         script.refresh_calls += 1;
-        (script.failures.pop_front(), script.lifetime_secs)
+        (script.failures.pop_front(), script.minting())
     };
     let unsafe_access = match failure {
         Some(TokenFailure::UnsafeAccessToken) => true,
-        Some(failure) => return scripted_failure(failure),
+        Some(failure) => return scripted_failure(failure, refresh_token),
         None => false,
     };
     let mut tokens = state.tokens();
@@ -223,14 +223,14 @@ fn refresh(state: &MockState, refresh_token: Option<&String>) -> HttpResponse {
         );
     };
     tokens.used_refresh_tokens.insert(refresh_token.clone());
-    let mut minted = mint(&mut tokens, &account, lifetime);
+    let mut minted = mint(&mut tokens, &account, minting);
     if unsafe_access {
         minted["access_token"] = json!("not a header value\r\nX-Injected: 1");
     }
     HttpResponse::Ok().json(minted)
 }
 
-fn scripted_failure(failure: TokenFailure) -> HttpResponse {
+fn scripted_failure(failure: TokenFailure, refresh_token: &str) -> HttpResponse {
     match failure {
         TokenFailure::Error { status, code } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -244,9 +244,26 @@ fn scripted_failure(failure: TokenFailure) -> HttpResponse {
         TokenFailure::Garbage => HttpResponse::Ok()
             .content_type("application/json")
             .body("<html>bad gateway</html>"),
+        TokenFailure::Echo {
+            status,
+            access_token,
+        } => echo(status, refresh_token, &access_token),
         // A successful rotation, answered by `refresh` itself.
         TokenFailure::UnsafeAccessToken => invalid_request("not a failure"),
     }
+}
+
+/// An answer that repeats credentials (see [`TokenFailure::Echo`]).
+fn echo(status: u16, refresh_token: &str, access_token: &str) -> HttpResponse {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let code = format!("invalid_grant: {refresh_token} (Bearer {access_token})");
+    let message = format!("refresh_token={refresh_token}&access_token={access_token}");
+    let body = if status.is_success() {
+        json!(format!("{code} {message}"))
+    } else {
+        json!({"error": {"code": code, "message": message}})
+    };
+    HttpResponse::build(status).json(body)
 }
 
 fn authorization_code(state: &MockState, params: &HashMap<String, String>) -> HttpResponse {
@@ -257,10 +274,10 @@ fn authorization_code(state: &MockState, params: &HashMap<String, String>) -> Ht
             "error_description": "code and code_verifier are required",
         }));
     }
-    let lifetime = {
+    let minting = {
         let mut script = state.token_script();
         script.code_exchanges += 1;
-        script.lifetime_secs
+        script.minting()
     };
     let get = |key: &str| params.get(key).map(String::as_str).unwrap_or_default();
     // Codes handed out by `/oauth/authorize` or a device login are checked and single-use; a
@@ -274,7 +291,7 @@ fn authorization_code(state: &MockState, params: &HashMap<String, String>) -> Ht
         None if get("code").starts_with("ac_") => return invalid_grant("unknown or used code"),
         None => state.login().account_or_default(),
     };
-    HttpResponse::Ok().json(mint(&mut state.tokens(), &account, lifetime))
+    HttpResponse::Ok().json(mint(&mut state.tokens(), &account, minting))
 }
 
 fn invalid_grant(description: &str) -> HttpResponse {
@@ -284,13 +301,22 @@ fn invalid_grant(description: &str) -> HttpResponse {
     }))
 }
 
-/// A new token set for `account`, valid for `lifetime` seconds; the access token is remembered.
-fn mint(tokens: &mut TokenRegistry, account: &Account, lifetime: i64) -> Value {
+/// A new token set for `account`, valid for `lifetime` seconds, its JWTs carrying `padding` extra
+/// bytes of claims; the access token is remembered.
+fn mint(tokens: &mut TokenRegistry, account: &Account, minting: Minting) -> Value {
+    let Minting { lifetime, padding } = minting;
     let exp = unix_now() + lifetime;
-    let access_token = fake_jwt(&claims(account, exp));
+    let padded = || {
+        let mut claims = claims(account, exp);
+        if padding > 0 {
+            claims["pad"] = json!("p".repeat(padding));
+        }
+        claims
+    };
+    let access_token = fake_jwt(&padded());
     tokens.access_tokens.push(access_token.clone());
     json!({
-        "id_token": fake_jwt(&claims(account, exp)),
+        "id_token": fake_jwt(&padded()),
         "access_token": access_token,
         "refresh_token": refresh_token_for(account),
         "token_type": "Bearer",

@@ -61,6 +61,9 @@ pub struct AccountView {
     pub last_error: Option<LastErrorView>,
     /// A token refresh is running now.
     pub refreshing: bool,
+    /// The account serves with rotated tokens the store could not take yet (the refresh token
+    /// in the store is spent): the relay writes them again until it can and must keep running.
+    pub tokens_unsaved: bool,
     /// The last failed token refresh (cleared by a successful one).
     pub last_refresh_error: Option<LastErrorView>,
     /// Routing parameters, health (cooldown, breaker) and the last quota snapshot; absent while
@@ -108,6 +111,7 @@ impl AccountView {
                     at: rfc3339(e.at),
                 }),
             refreshing: live.is_some_and(|s| s.refreshing),
+            tokens_unsaved: live.is_some_and(|s| s.tokens_unsaved),
             last_refresh_error: row.last_refresh_error.map(|message| LastErrorView {
                 message,
                 at: row.last_refresh_error_at.map_or_else(String::new, rfc3339),

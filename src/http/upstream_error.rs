@@ -1,5 +1,5 @@
 //! Upstream failures as client errors. The upstream's body is read for its error code and a short
-//! message only; the message is redacted and bounded, the raw body never echoed.
+//! message only; the code and message are redacted and bounded, the raw body never echoed.
 
 use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
@@ -11,8 +11,6 @@ use super::error::ApiError;
 use crate::obs::redact_secrets;
 use crate::upstream::headers::text;
 
-const MESSAGE_LIMIT: usize = 300;
-
 /// Maps a non-200 upstream answer.
 pub fn map(status: StatusCode, headers: &HeaderMap, body: &[u8], ctx: &RequestContext) -> ApiError {
     let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -20,7 +18,7 @@ pub fn map(status: StatusCode, headers: &HeaderMap, body: &[u8], ctx: &RequestCo
     let code = error["code"]
         .as_str()
         .or(error["type"].as_str())
-        .map(str::to_owned);
+        .map(redact_secrets);
     warn!(ctx.log, "upstream answered with an error";
         "upstream_status" => status.as_u16(), "upstream_code" => code.clone());
     match status.as_u16() {
@@ -58,21 +56,13 @@ fn message_of(body: &Value) -> Option<String> {
     let message = body["detail"]
         .as_str()
         .or(body["error"]["message"].as_str())?;
-    let mut message = redact_secrets(message);
-    if message.len() > MESSAGE_LIMIT {
-        let mut end = MESSAGE_LIMIT;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
-        message.push('…');
-    }
-    Some(message)
+    // Redacted and bounded in one place, like every text a third party wrote.
+    Some(redact_secrets(message))
 }
 
 /// Maps the error of a `response.failed` event (non-streaming answers only).
 pub fn from_failed_event(error: &Value) -> ApiError {
-    let code = error["code"].as_str().map(str::to_owned);
+    let code = error["code"].as_str().map(redact_secrets);
     let status = match code.as_deref() {
         Some("context_length_exceeded" | "invalid_prompt" | "cyber_policy") => {
             StatusCode::BAD_REQUEST

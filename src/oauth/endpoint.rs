@@ -2,8 +2,10 @@
 //! authorization-code exchange (form), and the device-code endpoints. One short-lived awc client
 //! per call: awc is `!Send`, and these calls are rare.
 //!
-//! No secret ever appears in an [`EndpointError`]: bodies are reduced to their error code and a
-//! redacted, bounded message.
+//! No secret ever appears in an [`EndpointError`]: it is the one way the issuer's error text
+//! enters the relay (logs, error bodies, the admin view and the store all take it from here), so
+//! every part of it — an answer's code and message, a transport or decoding error — is redacted
+//! and bounded where it is built ([`crate::obs::redact_secrets`]).
 
 use std::time::Duration;
 
@@ -134,12 +136,14 @@ type Sent = Result<awc::ClientResponse, awc::error::SendRequestError>;
 
 /// The JSON of a 2xx answer, or the error it carries.
 async fn answer_json<T: serde::de::DeserializeOwned>(sent: Sent) -> Result<T, EndpointError> {
-    let mut response = sent.map_err(|e| EndpointError::Transport(e.to_string()))?;
+    let transport =
+        |e: &dyn std::fmt::Display| EndpointError::Transport(redact_secrets(&e.to_string()));
+    let mut response = sent.map_err(|e| transport(&e))?;
     let body = response
         .body()
         .limit(BODY_LIMIT)
         .await
-        .map_err(|e| EndpointError::Transport(e.to_string()))?;
+        .map_err(|e| transport(&e))?;
     let status = response.status();
     if !status.is_success() {
         let (code, message) = error_of(&body);
@@ -149,11 +153,14 @@ async fn answer_json<T: serde::de::DeserializeOwned>(sent: Sent) -> Result<T, En
             message,
         });
     }
-    serde_json::from_slice(&body).map_err(|e| EndpointError::BadAnswer(e.to_string()))
+    // A decoding error quotes what it could not decode (`invalid type: string "…"`).
+    serde_json::from_slice(&body)
+        .map_err(|e| EndpointError::BadAnswer(redact_secrets(&e.to_string())))
 }
 
 /// The error code and message of an issuer's error body (spec §2.4, §2.6): `error.code` (object),
-/// `error` (string) or top-level `code`; the message redacted and bounded.
+/// `error` (string) or top-level `code`; both redacted and bounded (an issuer may echo what it
+/// was sent in either).
 pub fn error_of(body: &[u8]) -> (Option<String>, Option<String>) {
     let Ok(value) = serde_json::from_slice::<Value>(body) else {
         return (None, None);
@@ -163,10 +170,11 @@ pub fn error_of(body: &[u8]) -> (Option<String>, Option<String>) {
     let code = text(&error["code"])
         .or_else(|| text(error))
         .or_else(|| text(&value["code"]));
-    let message = text(&error["message"])
-        .or_else(|| text(&value["error_description"]))
-        .map(|m| redact_secrets(&m.chars().take(300).collect::<String>()));
-    (code, message)
+    let message = text(&error["message"]).or_else(|| text(&value["error_description"]));
+    (
+        code.as_deref().map(redact_secrets),
+        message.as_deref().map(redact_secrets),
+    )
 }
 
 #[cfg(test)]
@@ -196,5 +204,10 @@ mod tests {
         let (_, message) =
             error_of(br#"{"error":{"message":"token rt_abcdefghijklmnopqrstu is gone"}}"#);
         assert_eq!(message.as_deref(), Some("token [redacted] is gone"));
+        let (code, _) = error_of(br#"{"error":"invalid_grant: refresh_token=rt_abcdefghijklm"}"#);
+        assert_eq!(
+            code.as_deref(),
+            Some("invalid_grant: refresh_token=[redacted]")
+        );
     }
 }

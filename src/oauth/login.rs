@@ -35,7 +35,7 @@ impl LoginError {
     /// The `error` / `error_description` of a callback (spec §2.3).
     pub fn from_callback_error(error: &str, description: Option<&str>) -> LoginError {
         let description = description.unwrap_or_default();
-        let shown = crate::obs::redact_secrets(&description.chars().take(300).collect::<String>());
+        let shown = crate::obs::redact_secrets(description);
         if description.contains("missing_codex_entitlement") {
             LoginError::NoCodexEntitlement
         } else if error == "access_denied" {
@@ -45,7 +45,9 @@ impl LoginError {
                 shown
             })
         } else {
-            LoginError::Failed(format!("{error} {shown}").trim().to_owned())
+            // The callback's `error` is the caller's text as much as the description is.
+            let text = crate::obs::redact_secrets(&format!("{error} {description}"));
+            LoginError::Failed(text.trim().to_owned())
         }
     }
 

@@ -8,6 +8,7 @@
 mod accounts;
 pub mod admin_tokens;
 pub mod crypto;
+mod faults;
 mod files;
 pub mod keys;
 mod open;

@@ -16,16 +16,9 @@ pub struct StoredRefreshToken {
     pub refresh_token: SecretString,
 }
 
-/// What a token endpoint answered: every part optional (spec §2.5: present ones replace), and
-/// what the new tokens say of the account (`None` keeps the stored value).
-pub struct RefreshedTokens {
-    pub id_token: Option<SecretString>,
-    pub access_token: Option<SecretString>,
-    pub refresh_token: Option<SecretString>,
-    pub expires_at: Option<i64>,
-    pub plan: Option<String>,
-    pub email: Option<String>,
-}
+/// What a token endpoint answered (every part optional, spec §2.5: present ones replace) and what
+/// the new tokens say of the account; the actors keep one the store could not take.
+pub use relay_actors::RefreshedTokens;
 
 /// How a compare-and-swap write ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,20 +53,21 @@ impl Store {
         }))
     }
 
-    /// Replaces the present parts of the token set of `id` if its token version is still
-    /// `expected`, bumping the version, setting the access token's expiry, plan, email and
-    /// `last_refresh`, and clearing the last refresh error — all in one transaction.
+    /// Replaces the present parts of the token set of `id` if its token version is still the one
+    /// `tokens` replaces, bumping the version, setting the access token's expiry, plan, email and
+    /// `last_refresh` (when the issuer answered), and clearing the last refresh error — all in one
+    /// transaction. A locked store (past the busy timeout) or a full disk is an error that
+    /// changes nothing: the caller still holds the set and may write it again.
     pub fn store_refreshed(
         &self,
         id: &str,
-        expected: i64,
         tokens: &RefreshedTokens,
     ) -> Result<TokenWrite, StoreError> {
         let mut conn = self.conn()?;
         // The issuer has already spent the old refresh token: this commit must survive a power
         // loss too, not only a crash of the process (WAL + NORMAL defers the fsync).
         conn.pragma_update(None, "synchronous", "FULL")?;
-        let written = self.write_refreshed(&mut conn, id, expected, tokens);
+        let written = self.write_refreshed(&mut conn, id, tokens);
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         written
     }
@@ -82,9 +76,9 @@ impl Store {
         &self,
         conn: &mut super::Conn,
         id: &str,
-        expected: i64,
         tokens: &RefreshedTokens,
     ) -> Result<TokenWrite, StoreError> {
+        let expected = tokens.replaces_version;
         // Take the write lock at once: a read-then-write transaction that another writer overtook
         // fails with SQLITE_BUSY without waiting, and this write must not be lost to that.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -118,13 +112,19 @@ impl Store {
             "UPDATE account_tokens SET token_version = token_version + 1 WHERE account_id = ?1",
             [id],
         )?;
-        let now = now_unix();
         tx.execute(
             "UPDATE accounts SET token_expires_at = COALESCE(?2, token_expires_at), last_refresh = ?3,
                  plan = COALESCE(?4, plan), email = COALESCE(?5, email),
-                 last_refresh_error = NULL, last_refresh_error_at = NULL, updated_at = ?3
+                 last_refresh_error = NULL, last_refresh_error_at = NULL, updated_at = ?6
              WHERE id = ?1",
-            params![id, tokens.expires_at, now, tokens.plan, tokens.email],
+            params![
+                id,
+                tokens.expires_at,
+                tokens.refreshed_at,
+                tokens.plan,
+                tokens.email,
+                now_unix()
+            ],
         )?;
         tx.commit()?;
         Ok(TokenWrite::Stored {
@@ -218,8 +218,10 @@ mod tests {
         (dir, store, id)
     }
 
-    fn refreshed(access: &str, refresh: &str, expires_at: i64) -> RefreshedTokens {
+    fn refreshed(replaces: i64, access: &str, refresh: &str, expires_at: i64) -> RefreshedTokens {
         RefreshedTokens {
+            replaces_version: replaces,
+            refreshed_at: 150,
             id_token: None,
             access_token: Some(SecretString::from(access.to_owned())),
             refresh_token: Some(SecretString::from(refresh.to_owned())),
@@ -236,7 +238,7 @@ mod tests {
         assert_eq!(stored.refresh_token.expose_secret(), "rt-1");
         let v = stored.token_version;
         let write = store
-            .store_refreshed(&id, v, &refreshed("at-2", "rt-2", 200))
+            .store_refreshed(&id, &refreshed(v, "at-2", "rt-2", 200))
             .unwrap();
         assert_eq!(
             write,
@@ -246,13 +248,13 @@ mod tests {
         );
         // The losing side of a race finds the version moved and writes nothing.
         let lost = store
-            .store_refreshed(&id, v, &refreshed("at-x", "rt-x", 300))
+            .store_refreshed(&id, &refreshed(v, "at-x", "rt-x", 300))
             .unwrap();
         assert_eq!(lost, TokenWrite::Superseded);
         let creds = store.load_credentials(&id).unwrap().unwrap();
         assert_eq!(creds.access_token.expose_secret(), "at-2");
         assert_eq!(creds.expires_at, Some(200));
-        assert!(creds.last_refresh.is_some());
+        assert_eq!(creds.last_refresh, Some(150), "when the issuer answered");
         assert_eq!(
             store.list_accounts().unwrap()[0].plan.as_deref(),
             Some("pro")
@@ -261,10 +263,38 @@ mod tests {
         assert_eq!(stored.refresh_token.expose_secret(), "rt-2");
         assert_eq!(
             store
-                .store_refreshed("nobody", 1, &refreshed("a", "b", 1))
+                .store_refreshed("nobody", &refreshed(1, "a", "b", 1))
                 .unwrap(),
             TokenWrite::Gone
         );
+    }
+
+    #[test]
+    fn a_set_refused_by_a_full_disk_changes_nothing_and_lands_once_there_is_room() {
+        let (_dir, store, id) = store_with_account();
+        let v = store.refresh_token(&id).unwrap().unwrap().token_version;
+        // Tokens that need new pages (an issuer's larger token, the store's fuller rows).
+        let large = "a".repeat(64 * 1024);
+        let tokens = refreshed(v, &large, "rt-2", 200);
+        store.simulate_full_disk(true).unwrap();
+        let refused = store.store_refreshed(&id, &tokens).unwrap_err();
+        assert!(refused.to_string().contains("full"), "{refused}");
+        let stored = store.refresh_token(&id).unwrap().unwrap();
+        assert_eq!(
+            (stored.token_version, stored.refresh_token.expose_secret()),
+            (v, "rt-1"),
+            "the old set, whole"
+        );
+        store.simulate_full_disk(false).unwrap();
+        let write = store.store_refreshed(&id, &tokens).unwrap();
+        assert_eq!(
+            write,
+            TokenWrite::Stored {
+                token_version: v + 1
+            }
+        );
+        let stored = store.refresh_token(&id).unwrap().unwrap();
+        assert_eq!(stored.refresh_token.expose_secret(), "rt-2");
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! restarted, again and again. Afterwards every account has one complete, openable token set;
 //! an account whose rotation was lost to a kill (the issuer rotated the refresh token, the relay
 //! died before storing it) is out of rotation saying `refresh_token_reused`, never half-written;
-//! and once such accounts are logged in again the restarted relay serves.
+//! and once such accounts are logged in again the restarted relay serves. Stopped by SIGTERM
+//! instead, the binary first stores rotated tokens its store refused earlier.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use codex_relay::store::{MasterKey, Store};
@@ -39,15 +41,29 @@ impl Drop for Relay {
 }
 
 /// `codex-relay serve` with constant refreshing; returns the child and its address.
-fn serve(dir: &Path, mock: &MockUpstream) -> (Relay, String) {
+async fn serve(dir: &Path, mock: &MockUpstream) -> (Relay, String) {
+    let constant_refreshing = [
+        ("CODEX_RELAY__OAUTH__REFRESH_SKEW_SECS", "3600"),
+        ("CODEX_RELAY__OAUTH__REFRESH_MIN_INTERVAL_SECS", "0"),
+        ("CODEX_RELAY__OAUTH__REFRESH_RETRY_INITIAL_MS", "50"),
+        ("CODEX_RELAY__OAUTH__REFRESH_CHECK_INTERVAL_SECS", "1"),
+    ];
+    let (child, addr, _) = serve_with(dir, mock, &constant_refreshing).await;
+    (child, addr)
+}
+
+/// `codex-relay serve` with `env` added; returns the child, its address and its log lines. Waits
+/// without blocking the thread: the mock upstream runs on it and the relay calls it as it starts.
+async fn serve_with(
+    dir: &Path,
+    mock: &MockUpstream,
+    env: &[(&str, &str)],
+) -> (Relay, String, Arc<Mutex<Vec<String>>>) {
     let child = relay(dir)
         .env("CODEX_RELAY__SERVER__LISTEN", "127.0.0.1:0")
         .env("CODEX_RELAY__UPSTREAM__BASE_URL", mock.url())
         .env("CODEX_RELAY__OAUTH__ISSUER", mock.url())
-        .env("CODEX_RELAY__OAUTH__REFRESH_SKEW_SECS", "3600")
-        .env("CODEX_RELAY__OAUTH__REFRESH_MIN_INTERVAL_SECS", "0")
-        .env("CODEX_RELAY__OAUTH__REFRESH_RETRY_INITIAL_MS", "50")
-        .env("CODEX_RELAY__OAUTH__REFRESH_CHECK_INTERVAL_SECS", "1")
+        .envs(env.iter().copied())
         .arg("serve")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -55,6 +71,8 @@ fn serve(dir: &Path, mock: &MockUpstream) -> (Relay, String) {
         .unwrap();
     let mut child = Relay(child);
     let lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&logs);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
@@ -63,12 +81,22 @@ fn serve(dir: &Path, mock: &MockUpstream) -> (Relay, String) {
                     let _ = tx.send(value["addr"].as_str().unwrap_or_default().to_owned());
                 }
             }
+            kept.lock().unwrap().push(line);
         }
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the relay starts");
-    (child, addr)
+    let mut addr = None;
+    let started = eventually(60, || {
+        addr = addr.take().or_else(|| rx.try_recv().ok());
+        let known = addr.is_some();
+        async move { known }
+    })
+    .await;
+    assert!(started, "the relay starts");
+    (child, addr.unwrap_or_default(), logs)
+}
+
+fn logged(logs: &Mutex<Vec<String>>, text: &str) -> bool {
+    logs.lock().unwrap().iter().any(|line| line.contains(text))
 }
 
 async fn ask(addr: &str, key: &str) -> u16 {
@@ -108,7 +136,7 @@ async fn sigkill_during_refreshes_never_leaves_a_torn_token_set() {
     }
 
     for _ in 0..KILLS {
-        let (mut child, addr) = serve(dir.path(), &mock);
+        let (mut child, addr) = serve(dir.path(), &mock).await;
         let load: Vec<_> = (0..8)
             .map(|_| {
                 let (addr, key) = (addr.clone(), key.clone());
@@ -169,11 +197,68 @@ async fn sigkill_during_refreshes_never_leaves_a_torn_token_set() {
             );
         }
     }
-    let (mut child, addr) = serve(dir.path(), &mock);
+    let (mut child, addr) = serve(dir.path(), &mock).await;
     assert!(
         eventually(20, || async { ask(&addr, &key).await == 200 }).await,
         "the restarted relay does not serve"
     );
     child.kill();
+    mock.stop().await;
+}
+
+#[actix_web::test]
+async fn sigterm_stores_rotated_tokens_the_store_refused_before_the_relay_exits() {
+    let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = stdout(&run(
+        relay(dir.path()).args(["key", "create", "--name", "stop"])
+    ));
+    let exp = chrono::Utc::now().timestamp() + 3600;
+    let auth = fake_auth_json("acct-stop-1", "s@example.com", "plus", exp);
+    let path = dir.path().join("auth.json");
+    std::fs::write(&path, auth.to_string()).unwrap();
+    let id = stdout(&run(relay(dir.path())
+        .args(["account", "import"])
+        .arg(&path)));
+    // The token is due at once; no write of held tokens falls due before the stop.
+    let due_at_once = [
+        ("CODEX_RELAY__OAUTH__REFRESH_SKEW_SECS", "7200"),
+        ("CODEX_RELAY__OAUTH__REFRESH_RETRY_INITIAL_MS", "600000"),
+    ];
+    let (mut child, addr, logs) = serve_with(dir.path(), &mock, &due_at_once).await;
+    // Another process holds the store's write lock past the relay's busy timeout.
+    let holder = rusqlite::Connection::open(dir.path().join("relay.db")).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    assert_eq!(ask(&addr, &key).await, 200);
+    let refused = eventually(20, || async {
+        logged(&logs, "the refreshed tokens could not be stored")
+    })
+    .await;
+    assert!(refused, "the store did not refuse the rotated tokens");
+    holder.execute_batch("ROLLBACK").unwrap();
+
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.0.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let exited = eventually(30, || {
+        let exited = child.0.try_wait().unwrap().is_some();
+        async move { exited }
+    })
+    .await;
+    assert!(exited, "the relay did not stop");
+    let key_text = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
+    let master = MasterKey::from_base64(&key_text).unwrap();
+    let store = Store::open(&dir.path().join("relay.db"), 2, master).unwrap();
+    let stored = store.refresh_token(&id).unwrap().unwrap();
+    assert!(
+        !mock
+            .state
+            .refresh_token_spent(stored.refresh_token.expose_secret()),
+        "the store kept the spent refresh token"
+    );
+    assert_eq!(mock.state.refresh_calls(), 1);
+    for said in ["rotated tokens not stored", "rotated tokens stored"] {
+        assert!(logged(&logs, said), "{said}");
+    }
+    assert!(!logged(&logs, "rotated tokens lost"));
     mock.stop().await;
 }

@@ -109,7 +109,7 @@ async fn spawn_on(
     settings.oauth.issuer = mock.url().parse().expect("url");
     customize(&mut settings);
 
-    let store = Store::open(&settings.store.path, 4, MasterKey::generate()).expect("store opens");
+    let store = Store::open(&settings.store.path, 4, master_key(dir.path())).expect("store opens");
     let exp = chrono::Utc::now().timestamp() + expires_in;
     let auth = fake_auth_json("acct-test-1", "dev@example.com", "plus", exp);
     let account = auth_json::parse(&auth.to_string()).expect("auth.json parses");
@@ -133,6 +133,16 @@ async fn spawn_on(
         handle,
         _dir: dir,
     }
+}
+
+/// A new master key, also written where the binary looks for it (`master.key` beside the store),
+/// so that the real CLI can open a test's store.
+fn master_key(dir: &std::path::Path) -> MasterKey {
+    use base64::Engine as _;
+    let bytes: [u8; 32] = rand::random();
+    let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+    std::fs::write(dir.join("master.key"), text).expect("master key file");
+    MasterKey::from_bytes(&bytes).expect("a 32-byte key")
 }
 
 /// Builds and runs the relay on `store`; returns the data and admin addresses and the handle.

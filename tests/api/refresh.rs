@@ -1,15 +1,20 @@
 //! Token refresh against the mock issuer: proactive and on expiry, single-flight under load,
 //! reactive after an upstream 401, permanent failures taking the account out with the reason,
-//! transient failures retried, and no token in any log line.
+//! transient failures retried, rotated tokens kept and written again when the store refuses them
+//! (a held lock, a full disk), and no token in any log line.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use codex_relay::oauth::auth_json;
+use codex_relay::store::admin_tokens::AdminScope;
 use codex_relay::store::AccountSummary;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use crate::helpers::{body, error_of, eventually, spawn_app_expiring, spawn_app_with, TestApp};
+use crate::helpers::{
+    admin_call, body, error_of, eventually, spawn_app_expiring, spawn_app_with, TestApp,
+};
 use crate::mock_upstream::{fake_auth_json, Scripted, TokenFailure};
 
 async fn ask(app: &TestApp) -> u16 {
@@ -305,5 +310,192 @@ async fn an_access_token_unfit_for_a_header_is_not_served_and_the_rotation_is_ke
     }
     assert!(app.logs().contains("cannot be sent in a header"));
     assert_no_token_logged(&app);
+    app.stop().await;
+}
+
+/// The refresh tokens the mock's token endpoint was sent, in order.
+fn presented_refresh_tokens(app: &TestApp) -> Vec<String> {
+    let grants = app.mock.state.requests().into_iter();
+    let grants = grants.filter(|r| r.path.ends_with("/oauth/token"));
+    let tokens = grants.filter_map(|r| r.json()?["refresh_token"].as_str().map(str::to_owned));
+    tokens.collect()
+}
+
+/// No refresh token was presented twice: the issuer never had to answer `refresh_token_reused`.
+fn assert_no_refresh_token_reused(app: &TestApp) {
+    let presented = presented_refresh_tokens(app);
+    let distinct: HashSet<&String> = presented.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        presented.len(),
+        "a spent refresh token was presented"
+    );
+}
+
+fn stored_refresh_token(app: &TestApp) -> String {
+    let stored = app.store.refresh_token(&app.account_id).unwrap().unwrap();
+    stored.refresh_token.expose_secret().to_owned()
+}
+
+/// `POST /admin/v1/accounts/{id}/refresh` with the `admin` token: its status and answer.
+async fn refresh_now(app: &TestApp, admin: &str) -> (u16, Value) {
+    let path = format!("/admin/v1/accounts/{}/refresh", app.account_id);
+    admin_call(app, "POST", &path, admin, None).await
+}
+
+/// Fills the disk and has the account refreshed (the issuer's new tokens are larger: storing them
+/// needs pages the full disk has not); the account serves with the rotated tokens nonetheless.
+async fn refresh_onto_a_full_disk(app: &TestApp, admin: &str) {
+    app.mock.state.set_token_padding(8 * 1024);
+    app.store.simulate_full_disk(true).unwrap();
+    let (status, view) = refresh_now(app, admin).await;
+    assert_eq!(
+        status, 200,
+        "the account serves with the rotated tokens: {view}"
+    );
+    assert_eq!(view["tokens_unsaved"], true, "{view}");
+    assert!(app.logs().contains("rotated tokens not stored"));
+}
+
+/// Once the write has landed: the newest rotation is stored, unspent, and the account is
+/// serving, active, and never needed a human.
+async fn assert_rotation_stored(app: &TestApp, version: i64) {
+    assert!(
+        eventually(20, || async { token_version(app) == version }).await,
+        "the held tokens were never stored"
+    );
+    assert!(!app
+        .mock
+        .state
+        .refresh_token_spent(&stored_refresh_token(app)));
+    assert!(app.logs().contains("rotated tokens stored"));
+    let stored = summary(app);
+    assert_eq!(stored.shown_state(), "active");
+    assert_eq!(stored.reauth_reason, None);
+    assert!(!app.logs().contains("account needs a new login"));
+    assert_eq!(ask(app).await, 200);
+    assert_no_refresh_token_reused(app);
+    assert_no_token_logged(app);
+}
+
+#[actix_web::test]
+async fn rotated_tokens_a_locked_store_refuses_serve_from_memory_until_the_write_lands() {
+    let app = spawn_app_with(|s| {
+        s.oauth.refresh_skew_secs = 7200;
+        s.oauth.refresh_retry_initial_ms = 20;
+        s.oauth.refresh_retry_max_secs = 1;
+    })
+    .await;
+    let before = token_version(&app);
+    // Another process holds the store's write lock past the relay's busy timeout.
+    let holder = rusqlite::Connection::open(&app.settings.store.path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    // The token is due: the request is served at once, the refresh runs beside it; its write
+    // waits out the busy timeout and fails.
+    assert_eq!(ask(&app).await, 200);
+    let served = eventually(15, || async {
+        let issued = app.mock.state.issued_tokens();
+        ask(&app).await == 200 && issued.first() == Some(&bearer_of_last_upstream_call(&app))
+    })
+    .await;
+    assert!(
+        served,
+        "the rotated access token did not serve while the store was locked"
+    );
+    assert!(app.logs().contains("rotated tokens not stored"));
+    assert_eq!(app.mock.state.refresh_calls(), 1);
+    assert_eq!(token_version(&app), before);
+    assert_eq!(summary(&app).shown_state(), "active");
+
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_rotation_stored(&app, before + 1).await;
+    assert_eq!(
+        app.mock.state.refresh_calls(),
+        1,
+        "stored, not refreshed again"
+    );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn rotated_tokens_a_full_disk_refuses_serve_and_refresh_from_memory_until_the_write_lands() {
+    let app = spawn_app_with(|s| {
+        s.oauth.refresh_retry_initial_ms = 20;
+        s.oauth.refresh_retry_max_secs = 1;
+    })
+    .await;
+    let admin = app.admin_token(AdminScope::Write).await;
+    let before = token_version(&app);
+    refresh_onto_a_full_disk(&app, &admin).await;
+    assert_eq!(token_version(&app), before);
+    assert_eq!(ask(&app).await, 200);
+    let issued = app.mock.state.issued_tokens();
+    assert_eq!(bearer_of_last_upstream_call(&app), issued[0]);
+
+    // Refreshed again while the set is held: with its refresh token, not the spent stored one.
+    let (status, view) = refresh_now(&app, &admin).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(app.mock.state.refresh_calls(), 2);
+    assert_no_refresh_token_reused(&app);
+    assert_eq!(ask(&app).await, 200);
+    let issued = app.mock.state.issued_tokens();
+    assert_eq!(bearer_of_last_upstream_call(&app), issued[1]);
+    assert_eq!(token_version(&app), before, "still not stored");
+
+    app.store.simulate_full_disk(false).unwrap();
+    assert_rotation_stored(&app, before + 1).await;
+    // The next refresh presents the stored (newest) refresh token.
+    let (status, view) = refresh_now(&app, &admin).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["tokens_unsaved"], false, "{view}");
+    assert_eq!(token_version(&app), before + 2);
+    assert_no_refresh_token_reused(&app);
+    app.stop().await;
+}
+
+/// A relay whose store refused the rotation it holds (full disk, no write due before the stop).
+async fn holding_a_rotation_it_could_not_store() -> (TestApp, String, i64) {
+    let app = spawn_app_with(|s| s.oauth.refresh_retry_initial_ms = 60_000).await;
+    let admin = app.admin_token(AdminScope::Write).await;
+    let before = token_version(&app);
+    refresh_onto_a_full_disk(&app, &admin).await;
+    (app, admin, before)
+}
+
+#[actix_web::test]
+async fn a_stopping_relay_writes_held_tokens_once_more_or_says_the_login_is_lost() {
+    // The store has room again by the time the relay stops: its last write lands.
+    let (app, admin, before) = holding_a_rotation_it_could_not_store().await;
+    app.store.simulate_full_disk(false).unwrap();
+    let app = app.restart().await;
+    assert_eq!(token_version(&app), before + 1);
+    let issued = app.mock.state.issued_tokens();
+    assert_eq!(ask(&app).await, 200);
+    assert_eq!(bearer_of_last_upstream_call(&app), issued[0]);
+    assert_eq!(refresh_now(&app, &admin).await.0, 200);
+    assert_no_refresh_token_reused(&app);
+    app.stop().await;
+
+    // Still full when it stops: the rotation is lost, and the log and the account say so.
+    let (app, admin, before) = holding_a_rotation_it_could_not_store().await;
+    let app = app.restart().await;
+    app.store.simulate_full_disk(false).unwrap();
+    let logs = app.logs();
+    let lost = logs
+        .lines()
+        .find(|l| l.contains("rotated tokens lost"))
+        .unwrap();
+    assert!(
+        lost.contains(&app.account_id) && lost.contains("\"level\":\"ERRO\""),
+        "{lost}"
+    );
+    assert_eq!(token_version(&app), before);
+    let (status, error) = refresh_now(&app, &admin).await;
+    assert_eq!(status, 502, "{error}");
+    let recorded = eventually(5, || async { summary(&app).reauth_reason.is_some() }).await;
+    assert!(recorded, "the dead login was not recorded");
+    let reason = summary(&app).reauth_reason.unwrap_or_default();
+    assert!(reason.contains("refresh_token_reused"), "{reason}");
+    assert!(reason.contains("rotated tokens not stored"), "{reason}");
     app.stop().await;
 }

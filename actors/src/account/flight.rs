@@ -2,7 +2,9 @@
 //! its result join it as waiters (bounded by `RefreshPolicy::wait`), so however many requests
 //! arrive during a refresh, the token endpoint is called once. After a transient failure the
 //! next attempt waits out an exponential backoff pause, retried in the background while the
-//! current token still serves.
+//! current token still serves. A refresh never runs beside a write of a rotated set the store
+//! has not taken (`unsaved.rs`): asked for during one, it starts when the write ends, so it
+//! presents the refresh token that write leaves live.
 
 use std::time::Instant;
 
@@ -12,15 +14,26 @@ use tokio::sync::oneshot;
 use super::messages::Refusal;
 use super::refresh::{self, Failure, RefreshPolicy, Retry};
 use super::state::AccountEvent;
+use super::unsaved::Unsaved;
 use super::{unix_now, AccountActor};
 use crate::lease::Lease;
 use crate::ports::RefreshAttempt;
 
 type Done = Result<(), Refusal>;
 
+/// What is in flight for the account's tokens: one token call or one store write, never both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Running {
+    Refresh,
+    /// A write of the unsaved set.
+    Save,
+}
+
 /// The refresh bookkeeping of one account.
 pub(super) struct Flight {
-    running: bool,
+    pub(super) running: Option<Running>,
+    /// A refresh asked for while a write ran: it starts when the write ends.
+    pub(super) refresh_queued: bool,
     waiters: Vec<oneshot::Sender<Done>>,
     retry: Retry,
     /// No new attempt before this (after a transient failure), unless forced.
@@ -28,17 +41,21 @@ pub(super) struct Flight {
     last_error: String,
     /// When the last refresh brought new tokens (bounds proactive refreshes).
     succeeded_at: Option<Instant>,
+    /// The rotated set the store has not taken yet, if any.
+    pub(super) unsaved: Unsaved,
 }
 
 impl Flight {
     pub(super) fn new(policy: &RefreshPolicy) -> Flight {
         Flight {
-            running: false,
+            running: None,
+            refresh_queued: false,
             waiters: Vec::new(),
             retry: Retry::new(policy),
             not_before: None,
             last_error: String::new(),
             succeeded_at: None,
+            unsaved: Unsaved::new(policy),
         }
     }
 
@@ -48,8 +65,19 @@ impl Flight {
         self.not_before = None;
     }
 
-    pub(super) fn is_running(&self) -> bool {
-        self.running
+    /// The issuer has just answered with new tokens that serve.
+    pub(super) fn succeeded(&mut self, policy: &RefreshPolicy) {
+        self.reset(policy);
+        self.succeeded_at = Some(Instant::now());
+    }
+
+    pub(super) fn is_refreshing(&self) -> bool {
+        self.running == Some(Running::Refresh)
+    }
+
+    /// A refresh runs, or starts when the running write ends.
+    fn refresh_pending(&self) -> bool {
+        self.is_refreshing() || self.refresh_queued
     }
 
     fn pausing(&self) -> bool {
@@ -78,16 +106,22 @@ impl AccountActor {
         }
     }
 
-    /// Starts a refresh unless one is running or a retry pause holds (`force` ignores the pause).
+    /// Starts a refresh unless one is running or a retry pause holds (`force` ignores the pause);
+    /// during a write of the unsaved set, it is queued behind the write.
     pub(super) fn start_refresh(&mut self, ctx: &mut Context<Self>, force: bool) {
-        if self.flight.running || (!force && self.flight.pausing()) {
+        if self.flight.is_refreshing() || (!force && self.flight.pausing()) {
             return;
         }
-        self.flight.running = true;
-        let attempt = self
-            .config
-            .refresher
-            .refresh(self.credentials.id.clone(), self.credentials.token_version);
+        if self.flight.running.is_some() {
+            self.flight.refresh_queued = true;
+            return;
+        }
+        self.flight.running = Some(Running::Refresh);
+        let attempt = self.config.refresher.refresh(
+            self.credentials.id.clone(),
+            self.stored_token_version(),
+            self.flight.unsaved.tokens.clone(),
+        );
         ctx.spawn(
             attempt
                 .into_actor(self)
@@ -104,7 +138,7 @@ impl AccountActor {
     ) -> oneshot::Receiver<Done> {
         let (tx, rx) = oneshot::channel();
         self.start_refresh(ctx, force);
-        if self.flight.running {
+        if self.flight.refresh_pending() {
             self.flight.waiters.push(tx);
         } else {
             let _ = tx.send(Err(Refusal::RefreshFailed(self.flight.last_error.clone())));
@@ -131,33 +165,41 @@ impl AccountActor {
     }
 
     fn finish_refresh(&mut self, attempt: RefreshAttempt, ctx: &mut Context<Self>) {
-        self.flight.running = false;
+        self.flight.running = None;
         let done = match attempt {
             RefreshAttempt::Refreshed(credentials) | RefreshAttempt::Superseded(credentials) => {
+                self.flight.unsaved.forget(&self.config.refresh);
                 self.take_credentials(credentials);
-                self.flight.reset(&self.config.refresh);
-                self.flight.succeeded_at = Some(Instant::now());
+                self.flight.succeeded(&self.config.refresh);
                 self.publish();
                 Ok(())
             }
+            RefreshAttempt::Unsaved { tokens, error } => self.keep_unsaved(tokens, error, ctx),
             RefreshAttempt::Rejected { status, code } => {
                 self.refresh_failed(refresh::classify(status, code.as_deref()), ctx)
             }
             RefreshAttempt::Failed(error) => self.refresh_failed(Failure::Transient { error }, ctx),
-            RefreshAttempt::Gone => Err(Refusal::Unusable("gone")),
+            RefreshAttempt::Gone => {
+                self.flight.unsaved.forget(&self.config.refresh);
+                Err(Refusal::Unusable("gone"))
+            }
         };
         for waiter in self.flight.waiters.drain(..) {
             let _ = waiter.send(done.clone());
         }
+        self.after_flight(ctx);
     }
 
     /// A permanent failure takes the account out at once and is persisted with its reason; a
     /// transient one is noted, paused on, and retried in the background while the token serves.
-    fn refresh_failed(&mut self, failure: Failure, ctx: &mut Context<Self>) -> Done {
+    pub(super) fn refresh_failed(&mut self, failure: Failure, ctx: &mut Context<Self>) -> Done {
         let id = self.credentials.id.clone();
         match failure {
             Failure::Permanent { reason } => {
-                let version = self.credentials.token_version;
+                // The login is dead, and with it any set the store has not taken.
+                let version = self.stored_token_version();
+                self.credentials.token_version = version;
+                self.flight.unsaved.forget(&self.config.refresh);
                 let persist = self
                     .config
                     .refresher
@@ -173,7 +215,7 @@ impl AccountActor {
                 ctx.spawn(
                     self.config
                         .refresher
-                        .failed(id, self.credentials.token_version, error.clone())
+                        .failed(id, self.stored_token_version(), error.clone())
                         .into_actor(self),
                 );
                 let delay = self.flight.retry.next_delay(&self.config.refresh);

@@ -60,7 +60,7 @@ pub struct RefreshNow;
 #[rtype(result = "()")]
 pub struct ReplaceCredentials(pub AccountCredentials);
 
-/// Stops the actor: the account left the store.
+/// Stops the actor: the account left the store, or the relay stops. Answered once it stopped.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Retire;
@@ -89,6 +89,9 @@ pub struct AccountView {
     pub probing: bool,
     /// A token refresh is running.
     pub refreshing: bool,
+    /// The account serves with a rotated token set the store has not taken yet (it is written
+    /// again until it lands; the stored refresh token is spent).
+    pub tokens_unsaved: bool,
     /// The last failed upstream call, for operators: what happened and when (unix seconds).
     pub last_error: Option<LastError>,
 }

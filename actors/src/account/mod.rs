@@ -2,7 +2,8 @@
 //! It is a thin shell: decisions live in [`state`], [`health`], [`report`] and [`refresh`]; the
 //! actor applies them, tells the router its new [`AccountView`](messages::AccountView), saves its
 //! pool state, and runs token refreshes through the
-//! [`TokenRefresher`](crate::ports::TokenRefresher) port, one at a time (see `flight.rs`).
+//! [`TokenRefresher`](crate::ports::TokenRefresher) port, one at a time (see `flight.rs`), keeping
+//! a rotated set the store could not take until a write lands (see `unsaved.rs`).
 
 mod auth;
 mod flight;
@@ -16,6 +17,7 @@ pub mod report;
 pub mod state;
 #[cfg(test)]
 pub(crate) mod tests;
+mod unsaved;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -110,7 +112,8 @@ impl AccountActor {
             routing: self.credentials.routing,
             quota: self.quota,
             probing: self.probing,
-            refreshing: self.flight.is_running(),
+            refreshing: self.flight.is_refreshing(),
+            tokens_unsaved: self.flight.unsaved.tokens.is_some(),
             last_error: self.last_error.clone(),
         }
     }
@@ -261,6 +264,10 @@ impl AccountActor {
 impl Actor for AccountActor {
     type Context = Context<Self>;
 
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.stopped_with_unsaved();
+    }
+
     /// Keeps idle logins alive: a login nobody uses still refreshes before it expires.
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.publish();
@@ -382,11 +389,16 @@ impl Handler<RefreshNow> for AccountActor {
     }
 }
 
+/// Stops the account, once a refresh or write in flight has ended and a rotated set the store
+/// has not taken was written once more (bounded); answered when it has stopped.
 impl Handler<Retire> for AccountActor {
-    type Result = ();
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
-        ctx.stop();
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) -> Self::Result {
+        let stopped = self.retire(ctx);
+        Box::pin(async move {
+            let _ = stopped.await;
+        })
     }
 }
 

@@ -14,9 +14,11 @@ pub struct RefreshPolicy {
     pub skew_secs: i64,
     /// Refresh when the last refresh is older than this, whatever the expiry says.
     pub max_age_secs: i64,
-    /// How long a request waits for a running refresh when the current token cannot serve it.
+    /// How long a request waits for a running refresh when the current token cannot serve it;
+    /// also how long a retiring account may take to end one and store a held set.
     pub wait: Duration,
-    /// First and largest pause between attempts after a transient failure.
+    /// First and largest pause between attempts after a transient failure, and between writes
+    /// of a rotated set the store refused.
     pub retry_initial: Duration,
     pub retry_max: Duration,
     /// How often an idle account checks whether its login needs refreshing.
@@ -104,7 +106,8 @@ pub fn classify(status: u16, code: Option<&str>) -> Failure {
         Some("refresh_token_expired") => "the refresh token has expired",
         Some("refresh_token_reused") => {
             "the refresh token was already used (another copy of this login refreshed it: \
-             each login must be owned by one relay only)"
+             each login must be owned by one relay only; or this relay stopped before its store \
+             took rotated tokens: see 'rotated tokens not stored' in its log)"
         }
         Some("refresh_token_invalidated") => "the refresh token was revoked",
         _ if status == 401 => "the token endpoint refused the refresh token (401)",

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 
 use self::lane::{Lane, Member};
 use self::messages::{
@@ -59,6 +60,8 @@ pub struct RouterActor {
     lane: Arc<Lane>,
     syncing: bool,
     synced: bool,
+    /// Set once `Shutdown` arrived: who waits for the router to stop. No account starts after.
+    shutdown: Option<Vec<oneshot::Sender<()>>>,
 }
 
 /// What request handlers hold to take leases: the router's address, and its lane, through which
@@ -114,6 +117,7 @@ impl RouterActor {
             entries: BTreeMap::new(),
             syncing: false,
             synced: false,
+            shutdown: None,
         }
     }
 
@@ -158,6 +162,9 @@ impl RouterActor {
     }
 
     fn apply_sync(&mut self, result: SyncResult, ctx: &mut Context<Self>) {
+        if self.shutdown.is_some() {
+            return;
+        }
         let gone: Vec<AccountId> = self
             .entries
             .keys()
@@ -232,6 +239,12 @@ impl Actor for RouterActor {
             ctx.run_interval(self.config.probe_interval, |act, _| act.probe_due());
         }
     }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        for told in self.shutdown.take().into_iter().flatten() {
+            let _ = told.send(());
+        }
+    }
 }
 
 impl Handler<AccountStateChanged> for RouterActor {
@@ -263,15 +276,31 @@ impl Handler<SyncNow> for RouterActor {
     }
 }
 
+/// Retires every account and stops once they all have: an account lets a refresh in flight end
+/// and writes a rotated set its store has not taken once more (bounded) before it stops. Answered
+/// when the router has stopped; a second `Shutdown` (the binary's own stop and an `AppHandle`'s)
+/// waits for the same stop.
 impl Handler<Shutdown> for RouterActor {
-    type Result = ();
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
-        for entry in std::mem::take(&mut self.entries).into_values() {
-            entry.member.addr.do_send(Retire);
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
+        let (told, stopped) = oneshot::channel();
+        match &mut self.shutdown {
+            Some(waiting) => waiting.push(told),
+            None => {
+                self.shutdown = Some(vec![told]);
+                let retiring: Vec<_> = std::mem::take(&mut self.entries)
+                    .into_values()
+                    .map(|entry| entry.member.addr.send(Retire))
+                    .collect();
+                self.publish_members();
+                let all_retired = futures_util::future::join_all(retiring);
+                ctx.spawn(all_retired.into_actor(self).map(|_, _, ctx| ctx.stop()));
+            }
         }
-        self.publish_members();
-        ctx.stop();
+        Box::pin(async move {
+            let _ = stopped.await;
+        })
     }
 }
 

@@ -168,3 +168,5 @@ async fn a_failed_call_is_remembered_for_operators() {
 
 pub(crate) mod health;
 mod refresh;
+mod scripted;
+mod unsaved;

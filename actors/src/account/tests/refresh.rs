@@ -1,139 +1,16 @@
 //! The refresh flow of one account against a scripted refresher: single flight, proactive and
 //! expired tokens, renewal after a 401, permanent and transient failures.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures_util::future::LocalBoxFuture;
-use secrecy::ExposeSecret;
 
 use super::super::messages::*;
 use super::super::refresh::RefreshPolicy;
 use super::super::{unix_now, AccountActor};
-use super::{credentials, Heard, Listener};
-use crate::config::PoolConfig;
+use super::scripted::{eventually, policy, start, start_with, token, Answer, ScriptedRefresher};
+use super::{credentials, Heard};
 use crate::lease::Outcome;
-use crate::ports::{RefreshAttempt, TokenRefresher};
-use crate::types::{AccountCredentials, AccountId};
-
-#[derive(Clone, Copy)]
-enum Answer {
-    Ok,
-    Reject(u16, &'static str),
-    Fail,
-}
-
-/// Answers refreshes from a script (then `Ok`), after a pause, counting calls.
-#[derive(Default)]
-struct ScriptedRefresher {
-    calls: AtomicUsize,
-    answers: Mutex<VecDeque<Answer>>,
-    reauth: Mutex<Vec<String>>,
-    failures: Mutex<Vec<String>>,
-}
-
-impl ScriptedRefresher {
-    fn with(answers: &[Answer]) -> Arc<ScriptedRefresher> {
-        let refresher = ScriptedRefresher::default();
-        refresher.answers.lock().unwrap().extend(answers);
-        Arc::new(refresher)
-    }
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
-
-fn refreshed(id: &AccountId, token_version: i64) -> AccountCredentials {
-    let mut c = credentials(id.as_str(), true, token_version);
-    c.expires_at = Some(unix_now() + 3600);
-    c
-}
-
-impl TokenRefresher for ScriptedRefresher {
-    fn refresh(
-        &self,
-        id: AccountId,
-        token_version: i64,
-    ) -> LocalBoxFuture<'static, RefreshAttempt> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let answer = self
-            .answers
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or(Answer::Ok);
-        Box::pin(async move {
-            actix_rt::time::sleep(Duration::from_millis(20)).await;
-            match answer {
-                Answer::Ok => RefreshAttempt::Refreshed(refreshed(&id, token_version + 1)),
-                Answer::Reject(status, code) => RefreshAttempt::Rejected {
-                    status,
-                    code: Some(code.to_owned()),
-                },
-                Answer::Fail => RefreshAttempt::Failed("connection refused".to_owned()),
-            }
-        })
-    }
-    fn reauth_required(&self, _: AccountId, _: i64, reason: String) -> LocalBoxFuture<'static, ()> {
-        self.reauth.lock().unwrap().push(reason);
-        Box::pin(async {})
-    }
-    fn failed(&self, _: AccountId, _: i64, error: String) -> LocalBoxFuture<'static, ()> {
-        self.failures.lock().unwrap().push(error);
-        Box::pin(async {})
-    }
-}
-
-fn policy() -> RefreshPolicy {
-    RefreshPolicy {
-        retry_initial: Duration::from_millis(10),
-        retry_max: Duration::from_millis(50),
-        ..RefreshPolicy::default()
-    }
-}
-
-fn start(
-    expires_in: i64,
-    refresher: &Arc<ScriptedRefresher>,
-) -> (Addr<AccountActor>, Addr<Listener>) {
-    start_with(expires_in, refresher, policy())
-}
-
-fn start_with(
-    expires_in: i64,
-    refresher: &Arc<ScriptedRefresher>,
-    policy: RefreshPolicy,
-) -> (Addr<AccountActor>, Addr<Listener>) {
-    let listener = Listener::default().start();
-    let mut c = credentials("a", true, 1);
-    c.expires_at = Some(unix_now() + expires_in);
-    let refresher: Arc<dyn TokenRefresher> = refresher.clone();
-    let config = PoolConfig {
-        refresher,
-        refresh: policy,
-        ..PoolConfig::default()
-    };
-    let account =
-        AccountActor::with_config(c, listener.clone().recipient(), Arc::new(config)).start();
-    (account, listener)
-}
-
-fn token(lease: &crate::Lease) -> String {
-    lease.credentials.access_token.expose_secret().to_owned()
-}
-
-async fn eventually(mut check: impl FnMut() -> bool) {
-    for _ in 0..400 {
-        if check() {
-            return;
-        }
-        actix_rt::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("condition never held");
-}
 
 #[actix_rt::test]
 async fn fifty_requests_on_an_expired_token_wait_for_one_refresh() {

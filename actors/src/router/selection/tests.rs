@@ -20,6 +20,7 @@ fn view(id: &str) -> AccountView {
         quota: None,
         probing: false,
         refreshing: false,
+        tokens_unsaved: false,
         last_error: None,
     }
 }
