@@ -12,6 +12,7 @@ pub mod cli;
 pub mod compat;
 pub mod governance;
 pub mod http;
+pub mod nesting;
 pub mod oauth;
 pub mod obs;
 pub mod pool;

@@ -1,6 +1,7 @@
 //! The data plane: routes, shared state and middleware. `routes` is the one place that says which
 //! path does what; the server and the tests build the app from it.
 
+mod attribution;
 pub mod auth;
 mod body;
 pub mod context;

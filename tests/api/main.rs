@@ -26,6 +26,7 @@ mod login_cli;
 mod model_registry;
 mod models;
 mod pool_affinity;
+mod pool_attribution;
 mod pool_cli;
 mod pool_encrypted;
 mod pool_failover;

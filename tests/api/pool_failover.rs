@@ -222,10 +222,15 @@ async fn an_exhausted_pool_answers_one_429_with_the_earliest_reset() {
 #[actix_web::test]
 async fn a_pool_of_open_breakers_answers_503_with_a_clear_code() {
     let (app, pool) = spawn_pool(|s| s.routing.breaker_failure_threshold = 1).await;
-    for account in &pool {
-        app.mock
-            .state
-            .set_standing_for(account.chatgpt, Some(server_error()));
+    // Each account down in its own way: the same failure on two accounts would be the
+    // request's, and charge neither (`pool_attribution.rs`).
+    for (account, status) in pool.iter().zip([500, 502, 503]) {
+        let down = Scripted::Status {
+            status,
+            body: "{\"detail\":\"down\"}".into(),
+            headers: vec![],
+        };
+        app.mock.state.set_standing_for(account.chatgpt, Some(down));
     }
     let mut response = app
         .responses()
