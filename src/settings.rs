@@ -190,6 +190,11 @@ pub struct LimitSettings {
     pub default_key_rpm: u32,
     /// Upstream calls in flight at once across every key; beyond it, 503 `overloaded`.
     pub max_in_flight: usize,
+    /// Failed authentications one client address may make per minute before its further
+    /// failures get 429 (and no access line each); 0 turns the throttle off.
+    pub auth_failures_per_minute: u32,
+    /// Client addresses whose failures are counted at once; past it they share one budget.
+    pub auth_failures_tracked_addresses: usize,
 }
 
 /// `routing.strategy`: how the pool picks an account for a request without a bound conversation.
@@ -312,6 +317,12 @@ impl Settings {
         }
         if self.limits.max_in_flight == 0 {
             return invalid("limits.max_in_flight", "must be at least 1");
+        }
+        if self.limits.auth_failures_tracked_addresses == 0 {
+            return invalid(
+                "limits.auth_failures_tracked_addresses",
+                "must be at least 1",
+            );
         }
         self.routing.validate()
     }
@@ -508,5 +519,17 @@ mod tests {
         std::fs::write(&path, "[limits]\nmax_in_flight = 0\n").unwrap();
         let err = Settings::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("limits.max_in_flight"), "{err}");
+        let defaults = Settings::defaults().unwrap().limits;
+        assert_eq!(defaults.auth_failures_per_minute, 20);
+        assert_eq!(defaults.auth_failures_tracked_addresses, 10_000);
+        std::fs::write(&path, "[limits]\nauth_failures_tracked_addresses = 0\n").unwrap();
+        let err = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("limits.auth_failures_tracked_addresses"),
+            "{err}"
+        );
+        std::fs::write(&path, "[limits]\nauth_failures_per_minute = -1\n").unwrap();
+        let err = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("auth_failures_per_minute"), "{err}");
     }
 }

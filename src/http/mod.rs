@@ -29,6 +29,7 @@ use self::auth::KeyRing;
 use self::error::ApiError;
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
+use crate::obs::{bounded, limit};
 use crate::settings::Settings;
 
 /// Everything handlers share; cheap to clone, built once at startup.
@@ -114,8 +115,8 @@ fn resource(path: &str) -> actix_web::Resource {
 
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed {
-        method: req.method().to_string(),
-        path: req.path().to_owned(),
+        method: bounded(req.method().as_str(), limit::METHOD).into_owned(),
+        path: bounded(req.path(), limit::PATH).into_owned(),
     })
 }
 
@@ -136,7 +137,7 @@ async fn websocket_upgrade() -> Result<HttpResponse, ApiError> {
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::RouteNotFound {
-        method: req.method().to_string(),
-        path: req.path().to_owned(),
+        method: bounded(req.method().as_str(), limit::METHOD).into_owned(),
+        path: bounded(req.path(), limit::PATH).into_owned(),
     })
 }

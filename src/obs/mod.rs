@@ -1,10 +1,13 @@
 //! Observability: JSON logs and the masking rules that keep secrets and personal data out of them.
 //!
 //! Never logged, anywhere: request or response bodies, prompts, outputs, access/refresh/id tokens,
-//! API keys, Authorization headers, cookies. Emails only masked, accounts only by the relay's id.
+//! API keys, Authorization headers, cookies. Emails only masked, accounts only by the relay's id,
+//! what a client sends (path, model) only bounded and with its control characters escaped.
 
+mod bounded;
 mod logging;
 
+pub use bounded::{bounded, bounded_string, limit};
 pub use logging::{build_logger, LogGuard, LogSink};
 
 /// `jane.doe@example.com` → `j***@example.com`: enough to recognise, not to harvest.

@@ -9,6 +9,7 @@ mod mock_upstream;
 
 mod helpers;
 
+mod access_log;
 mod admin;
 mod admin_cli;
 mod admin_governance;
