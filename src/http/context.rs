@@ -106,7 +106,7 @@ impl AccessLine {
             "upstream_request_id" => &note.upstream_request_id, "stream" => true,
             "how" => end.how, "bytes" => end.bytes, "events" => end.events,
             "input_tokens" => end.input_tokens, "output_tokens" => end.output_tokens,
-            "failure_code" => end.failure_code.as_deref().map(|c| bounded(c, limit::UPSTREAM_TEXT)));
+            "failure_code" => &end.failure_code);
     }
 }
 

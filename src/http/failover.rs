@@ -34,6 +34,7 @@ use super::encrypted::explain;
 use super::error::ApiError;
 use super::renewal::{not_renewed, send_renewing_on_401, Sent};
 use super::AppState;
+use crate::obs::{bounded, limit};
 use crate::upstream::headers::text;
 use crate::upstream::holdback::{self, Held, Limits, Verdict};
 use crate::upstream::rate_limits::{error_facts, snapshot};
@@ -421,7 +422,8 @@ impl Failure {
             Failure::Timeout => "upstream_timeout".to_owned(),
             Failure::Status(status, _) => format!("upstream_status_{}", status.as_u16()),
             Failure::FailedInStream(code) => {
-                format!("failed_in_stream:{}", code.as_deref().unwrap_or("unknown"))
+                let code = code.as_deref().unwrap_or("unknown");
+                format!("failed_in_stream:{}", bounded(code, limit::UPSTREAM_TEXT))
             }
         }
     }

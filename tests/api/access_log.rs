@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    body, client, error_of, spawn_app, spawn_app_seeded, spawn_app_with, TestApp,
+    body, client, error_of, retry_after_secs, spawn_app, spawn_app_seeded, spawn_app_with, TestApp,
 };
 
 /// Every log line, parsed.
@@ -113,14 +113,7 @@ async fn bad_keys_past_the_budget_get_429_without_access_lines_and_a_good_key_is
     }
     assert_eq!(statuses, [401, 401, 401, 429, 429, 429, 429, 429, 429, 429]);
     let mut refused = last.unwrap();
-    let retry_after: u64 = refused
-        .headers()
-        .get("retry-after")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = retry_after_secs(&refused);
     assert!((1..=20).contains(&retry_after), "{retry_after}");
     let error = error_of(&mut refused).await;
     assert_eq!(error["code"], "rate_limit_exceeded");

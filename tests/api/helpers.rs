@@ -307,6 +307,12 @@ pub async fn error_of(response: &mut awc::ClientResponse) -> Value {
     body["error"].clone()
 }
 
+/// The seconds of a response's `Retry-After` (which must be there).
+pub fn retry_after_secs(response: &awc::ClientResponse) -> u64 {
+    let value = response.headers().get("retry-after").expect("Retry-After");
+    value.to_str().unwrap().parse().unwrap()
+}
+
 /// Polls `check` every 50 ms for up to `secs` seconds.
 pub async fn eventually<F, Fut>(secs: u64, mut check: F) -> bool
 where

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::helpers::{admin_call, body, error_of, eventually, read_all, TestApp};
 use crate::mock_upstream::{Scripted, MAX_NESTING};
-use crate::pool_helpers::{server_error, spawn_pool, upstream_accounts};
+use crate::pool_helpers::{server_error, spawn_pool, upstream_accounts, PoolAccount};
 
 /// A valid Responses request whose one tool's parameters nest `depth` levels deep in all.
 fn nested_request(depth: usize) -> String {
@@ -20,6 +20,35 @@ fn nested_request(depth: usize) -> String {
     request
         .to_string()
         .replace("\"parameters\":null", &format!("\"parameters\":{nested}"))
+}
+
+/// The usual request, as text.
+fn plain(stream: bool) -> String {
+    body("gpt-5.5", "hi", stream).to_string()
+}
+
+/// Posts `request` and reads the whole answer: its status and its error code (null for none).
+async fn post(app: &TestApp, request: String) -> (u16, Value) {
+    let mut response = app.responses().send_body(request).await.unwrap();
+    let status = response.status().as_u16();
+    if status == 200 {
+        let _ = read_all(&mut response).await;
+        return (status, Value::Null);
+    }
+    (status, error_of(&mut response).await["code"].clone())
+}
+
+/// No account's health changed, as the store keeps it.
+fn assert_uncharged(app: &TestApp, pool: &[PoolAccount]) {
+    for account in pool {
+        let row = app.store.pool_row(&account.id).unwrap();
+        assert_eq!(
+            row.record.health,
+            relay_actors::Health::default(),
+            "{}",
+            account.id
+        );
+    }
 }
 
 /// Every account's health as the admin plane shows it, by relay id.
@@ -60,9 +89,8 @@ async fn requests_that_fail_on_every_account_open_no_breaker_and_other_keys_are_
     let bystander = other_key(&app).await;
     let attack = nested_request(MAX_NESTING + 5);
     for round in 0..3 {
-        let mut response = app.responses().send_body(attack.clone()).await.unwrap();
-        assert_eq!(response.status(), 502, "round {round}");
-        assert_eq!(error_of(&mut response).await["code"], "upstream_error");
+        let answer = post(&app, attack.clone()).await;
+        assert_eq!(answer, (502, "upstream_error".into()), "round {round}");
     }
     let mut response = app
         .responses_as(&bystander)
@@ -82,10 +110,7 @@ async fn requests_that_fail_on_every_account_open_no_breaker_and_other_keys_are_
     );
     // Each request stopped at the second account that failed it the same way.
     assert_eq!(upstream_accounts(&app).len(), 6 + 1);
-    for account in &pool {
-        let row = app.store.pool_row(&account.id).unwrap();
-        assert_eq!(row.record.health, relay_actors::Health::default());
-    }
+    assert_uncharged(&app, &pool);
     app.stop().await;
 }
 
@@ -96,13 +121,7 @@ async fn one_account_failing_still_moves_the_request_and_is_charged() {
     app.mock
         .state
         .push_scripted_for(pool[0].chatgpt, server_error());
-    let mut response = app
-        .responses()
-        .send_json(&body("gpt-5.5", "hi", false))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let _ = read_all(&mut response).await;
+    assert_eq!(post(&app, plain(false)).await.0, 200);
     assert_eq!(upstream_accounts(&app), [pool[0].chatgpt, pool[1].chatgpt]);
     // Two accounts failing in different ways: both charged, the third serves.
     let bad_gateway = Scripted::Status {
@@ -116,13 +135,7 @@ async fn one_account_failing_still_moves_the_request_and_is_charged() {
     app.mock
         .state
         .push_scripted_for(pool[1].chatgpt, bad_gateway);
-    let mut response = app
-        .responses()
-        .send_json(&body("gpt-5.5", "hi", true))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let _ = read_all(&mut response).await;
+    assert_eq!(post(&app, plain(true)).await.0, 200);
     let health = health_of_every_account(&app, &token).await;
     let failures = |id: &str| {
         let (_, health) = health.iter().find(|(i, _)| i == id).unwrap();
@@ -142,18 +155,10 @@ async fn a_stream_cut_the_same_way_on_two_accounts_is_the_requests_own_failure()
             .state
             .push_scripted_for(account.chatgpt, Scripted::CutAfterEvents(1));
     }
-    let mut response = app
-        .responses()
-        .send_json(&body("gpt-5.5", "hi", true))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 502);
-    assert_eq!(error_of(&mut response).await["code"], "upstream_error");
+    let answer = post(&app, plain(true)).await;
+    assert_eq!(answer, (502, "upstream_error".into()));
     assert_eq!(upstream_accounts(&app), [pool[0].chatgpt, pool[1].chatgpt]);
-    for account in &pool {
-        let row = app.store.pool_row(&account.id).unwrap();
-        assert_eq!(row.record.health, relay_actors::Health::default());
-    }
+    assert_uncharged(&app, &pool);
     app.stop().await;
 }
 
@@ -168,20 +173,12 @@ async fn an_upstream_that_cannot_be_reached_still_opens_the_breakers() {
         s.upstream.base_url = url.parse().unwrap();
     })
     .await;
-    let mut response = app
-        .responses()
-        .send_json(&body("gpt-5.5", "hi", false))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 502);
-    error_of(&mut response).await;
-    let mut response = app
-        .responses()
-        .send_json(&body("gpt-5.5", "hi", false))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 503);
-    assert_eq!(error_of(&mut response).await["code"], "no_usable_account");
+    assert_eq!(
+        post(&app, plain(false)).await,
+        (502, "upstream_error".into())
+    );
+    let answer = post(&app, plain(false)).await;
+    assert_eq!(answer, (503, "no_usable_account".into()));
     app.stop().await;
 }
 
@@ -189,27 +186,13 @@ async fn an_upstream_that_cannot_be_reached_still_opens_the_breakers() {
 async fn a_body_nesting_deeper_than_the_relay_reads_is_refused_once_an_account_fails_it() {
     let (app, pool) = spawn_pool(|_| {}).await;
     let limit = codex_relay::nesting::MAX_DEPTH;
-    let mut response = app
-        .responses()
-        .send_body(nested_request(limit + 1))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let error = error_of(&mut response).await;
-    assert_eq!(error["code"], "json_nesting_too_deep");
-    assert_eq!(error["type"], "invalid_request_error");
+    let answer = post(&app, nested_request(limit + 1)).await;
+    assert_eq!(answer, (400, "json_nesting_too_deep".into()));
     assert_eq!(upstream_accounts(&app), [pool[0].chatgpt]);
     // At the limit the body is the upstream's to judge: two accounts fail it the same way.
-    let response = app
-        .responses()
-        .send_body(nested_request(limit))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 502);
+    let answer = post(&app, nested_request(limit)).await;
+    assert_eq!(answer, (502, "upstream_error".into()));
     assert_eq!(upstream_accounts(&app).len(), 1 + 2);
-    for account in &pool {
-        let row = app.store.pool_row(&account.id).unwrap();
-        assert_eq!(row.record.health, relay_actors::Health::default());
-    }
+    assert_uncharged(&app, &pool);
     app.stop().await;
 }
