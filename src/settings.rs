@@ -318,10 +318,11 @@ impl Settings {
         if self.limits.max_in_flight == 0 {
             return invalid("limits.max_in_flight", "must be at least 1");
         }
-        if self.limits.auth_failures_tracked_addresses == 0 {
+        // About 100 bytes an address: the bound keeps the table under a gigabyte.
+        if !(1..=10_000_000).contains(&self.limits.auth_failures_tracked_addresses) {
             return invalid(
                 "limits.auth_failures_tracked_addresses",
-                "must be at least 1",
+                "must be between 1 and 10 000 000",
             );
         }
         self.routing.validate()

@@ -44,39 +44,64 @@ pub enum Judged {
 }
 
 /// One request's judge: holds the last failure the breaker would count until the next attempt
-/// shows whose it was. A judge dropped with a failure held (the client left meanwhile) reports it
-/// as abandoned, which charges nothing.
+/// shows whose it was. A judge dropped with a failure held (the client left meanwhile) drops its
+/// lease, which reports it abandoned: that charges nothing.
 #[derive(Default)]
 pub struct Judge {
-    held: Option<(Lease, Outcome, Signature)>,
+    held: Option<Held>,
+}
+
+/// A failed attempt whose account is not told yet.
+struct Held {
+    lease: Lease,
+    outcome: Outcome,
+    signature: Signature,
+}
+
+impl Held {
+    /// It was the account's failure: reported as it happened.
+    async fn charge(self) {
+        self.lease.finish(self.outcome).await;
+    }
+
+    /// It was the request's: reported as such, which the account's health does not count.
+    async fn acquit(self) {
+        self.lease.finish(Outcome::RequestAtFault).await;
+    }
 }
 
 impl Judge {
     /// Judges a failed attempt against the failure held from the attempt before it. `None`: an
     /// attempt that failed without a lease to report (its token could not be renewed).
     pub async fn failed(&mut self, ending: Option<Ending>) -> Judged {
-        let held = self.held.take();
-        let Some(ending) = ending else {
-            charge(held).await;
-            return Judged::MoveOn;
-        };
-        let same = matches!((&held, &ending.signature), (Some((_, _, a)), Some(b)) if a == b);
-        if same {
-            if let Some((lease, _, _)) = held {
-                lease.finish(Outcome::RequestAtFault).await;
+        let signature = ending.as_ref().and_then(|e| e.signature.as_ref());
+        match self.held.take() {
+            Some(held) if signature == Some(&held.signature) => {
+                held.acquit().await;
+                if let Some(ending) = ending {
+                    ending.lease.finish(Outcome::RequestAtFault).await;
+                }
+                return Judged::RequestAtFault;
             }
-            ending.lease.finish(Outcome::RequestAtFault).await;
-            return Judged::RequestAtFault;
+            Some(held) => held.charge().await,
+            None => {}
         }
-        charge(held).await;
-        let Ending {
+        if let Some(Ending {
             lease,
             outcome,
             signature,
-        } = ending;
-        match signature.filter(|_| lease.counts_as_failure(outcome)) {
-            Some(signature) => self.held = Some((lease, outcome, signature)),
-            None => lease.finish(outcome).await,
+        }) = ending
+        {
+            match signature.filter(|_| lease.counts_as_failure(outcome)) {
+                Some(signature) => {
+                    self.held = Some(Held {
+                        lease,
+                        outcome,
+                        signature,
+                    })
+                }
+                None => lease.finish(outcome).await,
+            }
         }
         Judged::MoveOn
     }
@@ -88,20 +113,16 @@ impl Judge {
 
     /// The relay found the request at fault itself: a failure still held was the request's.
     pub async fn acquit(self) {
-        if let Some((lease, _, _)) = self.held {
-            lease.finish(Outcome::RequestAtFault).await;
+        if let Some(held) = self.held {
+            held.acquit().await;
         }
     }
 
     /// The request ended otherwise (an account answered, the request's own error, no account
     /// left): a failure still held was its account's.
     pub async fn settle(self) {
-        charge(self.held).await;
-    }
-}
-
-async fn charge(held: Option<(Lease, Outcome, Signature)>) {
-    if let Some((lease, outcome, _)) = held {
-        lease.finish(outcome).await;
+        if let Some(held) = self.held {
+            held.charge().await;
+        }
     }
 }

@@ -52,10 +52,14 @@ pub fn bounded_string(text: String, limit: usize) -> String {
     changed.unwrap_or(text)
 }
 
-/// C0 and C1 controls (newlines, escape sequences) and the bidirectional overrides and isolates
-/// that make a terminal show text in another order than it was written.
+/// C0 and C1 controls (newlines, escape sequences) and the bidirectional marks, overrides and
+/// isolates that make a terminal show text in another order than it was written.
 fn needs_escape(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 #[cfg(test)]
