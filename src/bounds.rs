@@ -61,6 +61,9 @@ pub const AFFINITY_CAPACITY: Range = Range::new(1, 10_000_000);
 pub const STORE_CONNECTIONS: Range = Range::new(1, 64);
 /// `upstream.max_streams_per_connection`: HTTP/2 servers allow 100 to a few hundred.
 pub const STREAMS_PER_CONNECTION: Range = Range::new(1, 10_000);
+/// Client addresses whose failed authentications are counted at once (about 100 bytes each: the
+/// bound keeps the table under a gigabyte).
+pub const AUTH_FAILURE_ADDRESSES: Range = Range::new(1, 10_000_000);
 
 /// Longest name of a key, tenant or admin token, or label of an account, in characters.
 pub const NAME_CHARS: usize = 64;

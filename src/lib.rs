@@ -16,6 +16,7 @@ pub mod compat;
 pub mod governance;
 pub mod http;
 pub mod intake;
+pub mod nesting;
 pub mod oauth;
 pub mod obs;
 pub mod pool;

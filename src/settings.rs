@@ -14,8 +14,8 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::bounds::{
-    Invalid, ACCOUNT_IN_FLIGHT, AFFINITY_CAPACITY, ATTEMPTS, DEFAULT_KEY_RPM, RELAY_IN_FLIGHT,
-    STORE_CONNECTIONS, STREAMS_PER_CONNECTION,
+    Invalid, ACCOUNT_IN_FLIGHT, AFFINITY_CAPACITY, ATTEMPTS, AUTH_FAILURE_ADDRESSES,
+    DEFAULT_KEY_RPM, RELAY_IN_FLIGHT, STORE_CONNECTIONS, STREAMS_PER_CONNECTION,
 };
 use crate::upstream::outbound::Outbound;
 
@@ -196,6 +196,11 @@ pub struct LimitSettings {
     pub default_key_rpm: u32,
     /// Upstream calls in flight at once across every key; beyond it, 503 `overloaded`.
     pub max_in_flight: usize,
+    /// Failed authentications one client address may make per minute before its further
+    /// failures get 429 (and no access line each); 0 turns the throttle off.
+    pub auth_failures_per_minute: u32,
+    /// Client addresses whose failures are counted at once; past it they share one budget.
+    pub auth_failures_tracked_addresses: usize,
 }
 
 /// `routing.strategy`: how the pool picks an account for a request without a bound conversation.
@@ -335,6 +340,10 @@ impl Settings {
             AFFINITY_CAPACITY.check("routing.affinity_capacity", wide(routing.affinity_capacity)),
             STORE_CONNECTIONS.check("store.pool_size", wide(pool)),
             STREAMS_PER_CONNECTION.check("upstream.max_streams_per_connection", wide(streams)),
+            AUTH_FAILURE_ADDRESSES.check(
+                "limits.auth_failures_tracked_addresses",
+                wide(limits.auth_failures_tracked_addresses),
+            ),
         ];
         match checks.into_iter().find_map(Result::err) {
             Some(Invalid { field, reason }) => Err(SettingsError::Invalid { key: field, reason }),
@@ -535,6 +544,18 @@ mod tests {
         std::fs::write(&path, "[limits]\nmax_in_flight = 0\n").unwrap();
         let err = Settings::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("limits.max_in_flight"), "{err}");
+        let defaults = Settings::defaults().unwrap().limits;
+        assert_eq!(defaults.auth_failures_per_minute, 20);
+        assert_eq!(defaults.auth_failures_tracked_addresses, 10_000);
+        std::fs::write(&path, "[limits]\nauth_failures_tracked_addresses = 0\n").unwrap();
+        let err = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("limits.auth_failures_tracked_addresses"),
+            "{err}"
+        );
+        std::fs::write(&path, "[limits]\nauth_failures_per_minute = -1\n").unwrap();
+        let err = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("auth_failures_per_minute"), "{err}");
     }
 
     #[test]

@@ -7,8 +7,10 @@ use actix::Addr;
 use secrecy::SecretString;
 
 use crate::account::gate::{Gate, Pass};
+use crate::account::health::Signal;
 use crate::account::messages::{Refusal, RenewAfterUnauthorized, ReportOutcome};
 use crate::account::quota::QuotaSnapshot;
+use crate::account::report::signal_of;
 use crate::account::AccountActor;
 use crate::router::affinity::Placement;
 use crate::types::AccountId;
@@ -24,6 +26,9 @@ pub enum Outcome {
     TimedOut,
     /// A 200 stream carried `response.failed` before any output item (its code is in the facts).
     FailedBeforeOutput,
+    /// The call failed the way the same request failed on another account: the request, not
+    /// the account, is at fault, so the account's health does not count it.
+    RequestAtFault,
     /// The client went away before the exchange ended.
     ClientGone,
     /// The lease was dropped without a report (a bug or a cancelled handler).
@@ -143,6 +148,14 @@ impl Lease {
         self.facts.retry_after = retry_after.or(self.facts.retry_after);
     }
 
+    /// Whether ending with `outcome`, after what was observed so far, would count as a failure
+    /// against the account's circuit breaker (a 5xx, a transport failure, a timeout, an overload
+    /// inside a stream). Such a failure may still turn out to be the request's: the caller can
+    /// hold the lease until another account has shown whether it fails the same way.
+    pub fn counts_as_failure(&self, outcome: Outcome) -> bool {
+        signal_of(outcome, &self.facts, None) == Signal::Failure
+    }
+
     /// Ends the lease now with `outcome`.
     pub fn report(mut self, outcome: Outcome) {
         self.outcome = outcome;
@@ -169,7 +182,10 @@ impl Lease {
     fn settles_alone(&self, outcome: Outcome) -> bool {
         let plain = matches!(
             outcome,
-            Outcome::Completed { status: 200..=299 } | Outcome::ClientGone | Outcome::Abandoned
+            Outcome::Completed { status: 200..=299 }
+                | Outcome::ClientGone
+                | Outcome::Abandoned
+                | Outcome::RequestAtFault
         );
         let UpstreamFacts {
             rate_limits,

@@ -7,7 +7,7 @@
 //!
 //! | file           | owns                                                               |
 //! |----------------|--------------------------------------------------------------------|
-//! | `responses.rs` | `POST /responses`: auth, the backend's 400 rejections, scripts     |
+//! | `responses.rs` | `POST /responses`: auth, backend 400s, a deep body's 500, scripts  |
 //! | `accounts.rs`  | per-account scripts (by `ChatGPT-Account-ID`) and request counts  |
 //! | `events.rs`    | the Responses stream events (text, tool call, failure)             |
 //! | `stream.rs`    | the SSE body: per-event delay, cuts, started/finished/cancelled    |
@@ -67,6 +67,8 @@ pub use login::{DeviceOutcome, LoginScript};
 pub use models::REQUIRED_CATALOG_FIELDS;
 #[allow(unused_imports)]
 pub use oauth::{fake_auth_json, fake_jwt};
+#[allow(unused_imports)]
+pub use responses::MAX_NESTING;
 #[allow(unused_imports)]
 pub use token_script::TokenFailure;
 

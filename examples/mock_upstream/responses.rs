@@ -1,6 +1,7 @@
 //! `POST /responses`: the Codex backend's model turn. Checks the caller the way the backend does
 //! (bearer token, `ChatGPT-Account-ID`, the request-contract rules of spec §4.2), then answers
-//! with a queued [`Scripted`] answer or with the normal SSE stream.
+//! with a queued [`Scripted`] answer or with the normal SSE stream. A body nesting deeper than
+//! [`MAX_NESTING`] fails with a 500 on every account, as a request that breaks the backend does.
 
 use std::sync::Arc;
 
@@ -14,6 +15,12 @@ use super::{detail, oauth, random_hex, unix_now, MockState, RecordedRequest, Scr
 
 /// Sampling and length parameters the backend refuses (spec §4.2, field notes #9).
 const UNSUPPORTED_PARAMETERS: [&str; 3] = ["max_output_tokens", "temperature", "top_p"];
+
+/// Arrays and objects nested deeper than this make the mock fail with a 500, whichever account
+/// sends the body: a valid body the backend chokes on (an attacker's deeply nested JSON failed
+/// on every account). Below the relay's own limit (127), so that the relay forwards such a body
+/// and its failover has to judge whose failure it is.
+pub const MAX_NESTING: usize = 100;
 
 /// Admits or refuses the request as the backend would, then answers it.
 pub(super) fn handle(state: Arc<MockState>, req: &RecordedRequest) -> HttpResponse {
@@ -36,6 +43,10 @@ fn admit(state: &MockState, req: &RecordedRequest) -> Result<Value, (StatusCode,
         let reason = "Missing ChatGPT-Account-ID".into();
         return Err((StatusCode::BAD_REQUEST, reason));
     };
+    if nesting(&req.body) > MAX_NESTING {
+        let reason = "Internal Server Error".into();
+        return Err((StatusCode::INTERNAL_SERVER_ERROR, reason));
+    }
     let body = parse_and_check(req).map_err(|reason| (StatusCode::BAD_REQUEST, reason))?;
     let model = body
         .get("model")
@@ -140,6 +151,26 @@ fn parse_and_check(req: &RecordedRequest) -> Result<Value, String> {
     }
     // `instructions` is not required: Codex CLI 0.171 sends its prompt as a developer message.
     Ok(body)
+}
+
+/// How deep `body`'s arrays and objects nest (brackets inside strings do not count).
+fn nesting(body: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in body {
+        match (in_string, byte) {
+            (true, _) if escaped => escaped = false,
+            (true, b'\\') => escaped = true,
+            (true, b'"') | (false, b'"') => in_string = !in_string,
+            (false, b'[' | b'{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (false, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn stream_answer(

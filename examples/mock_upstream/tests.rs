@@ -289,6 +289,28 @@ async fn rejects_bodies_the_backend_rejects() {
     mock.stop().await;
 }
 
+/// A Codex body whose one tool's parameters nest `depth` levels deep in all (arrays).
+fn nested_body(depth: usize) -> Value {
+    // The body, `tools` and the tool are three levels of their own.
+    let arrays = depth - 3;
+    let nested = format!("{}{}", "[".repeat(arrays), "]".repeat(arrays));
+    let mut body = codex_body("hi");
+    body["tools"][0]["parameters"] = serde_json::from_str(&nested).unwrap();
+    body
+}
+
+#[actix_rt::test]
+async fn a_body_nesting_too_deep_fails_with_a_server_error() {
+    let mock = start().await;
+    let (status, _, _) = post_responses(&mock, &nested_body(MAX_NESTING)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, bytes) = post_responses(&mock, &nested_body(MAX_NESTING + 1)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let answer: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(answer, json!({ "detail": "Internal Server Error" }));
+    mock.stop().await;
+}
+
 #[actix_rt::test]
 async fn checks_bearer_and_account_header() {
     let mock = start().await;

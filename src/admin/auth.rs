@@ -1,6 +1,7 @@
 //! Admin-token authentication. Tokens live in the store as hashes; the server keeps the active
 //! ones in memory (re-read every sync interval, so `codex-relay admin-token create|revoke` takes
 //! effect within seconds). Reading needs any token; every other method needs the write scope.
+//! A missing or unknown token counts against the client's address like a bad API key does.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -13,6 +14,7 @@ use actix_web::{web, HttpMessage};
 
 use super::error::AdminError;
 use super::AdminState;
+use crate::http::auth::refuse_credentials;
 use crate::store::admin_tokens::{ActiveAdminToken, AdminScope};
 use crate::store::keys::hash_key;
 use crate::store::{KeyHash, Store, StoreError};
@@ -101,6 +103,9 @@ pub async fn require_admin_token(
         Ok(principal) => {
             req.extensions_mut().insert(principal);
             Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(error @ (AdminError::MissingToken | AdminError::InvalidToken)) => {
+            Ok(refuse_credentials(req, error).map_into_right_body())
         }
         Err(error) => Ok(req.error_response(error).map_into_right_body()),
     }

@@ -38,6 +38,7 @@ use slog::Logger;
 use self::auth::AdminTokenRing;
 use self::error::AdminError;
 use crate::oauth::onboarding::Onboarding;
+use crate::obs::{bounded, limit};
 use crate::store::{Store, StoreError};
 
 /// Largest admin request body (an auth.json is a few KB).
@@ -129,15 +130,15 @@ pub fn resource(path: &str) -> actix_web::Resource {
 
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, AdminError> {
     Err(AdminError::MethodNotAllowed {
-        method: req.method().to_string(),
-        path: req.path().to_owned(),
+        method: bounded(req.method().as_str(), limit::METHOD).into_owned(),
+        path: bounded(req.path(), limit::PATH).into_owned(),
     })
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AdminError> {
     Err(AdminError::RouteNotFound {
-        method: req.method().to_string(),
-        path: req.path().to_owned(),
+        method: bounded(req.method().as_str(), limit::METHOD).into_owned(),
+        path: bounded(req.path(), limit::PATH).into_owned(),
     })
 }
 

@@ -1,13 +1,14 @@
 //! Governance of the data plane: who may call how often, how much at once, how many tokens, and
 //! which models. [`Governor`] holds the live state (rate limiters, concurrency counts, the token
-//! book, the global in-flight count); [`policy`] the rules loaded with the key ring; [`models`]
-//! the model registry.
+//! book, the global in-flight count, failed authentications per address in [`auth_failures`]);
+//! [`policy`] the rules loaded with the key ring; [`models`] the model registry.
 //!
 //! Order of checks, cheapest first: request rate (every `/v1` request, in middleware, before the
 //! body is read), then for a Responses call the global in-flight cap, key and tenant
 //! concurrency, and token quotas ([`Governor::admit`]). The [`Admission`] it returns holds the
 //! slots for as long as the request or its stream lives and records the usage at the end.
 
+pub mod auth_failures;
 pub mod catalog_view;
 pub mod headers;
 pub mod model_info;
@@ -30,6 +31,7 @@ use slog::Logger;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
 
+use self::auth_failures::AuthFailures;
 use self::policy::{KeyPolicy, Limits};
 use self::quota::{QuotaBook, TokenStatus};
 use self::rate::{RateBook, RateStatus};
@@ -61,6 +63,7 @@ pub struct Governor(Arc<Inner>);
 struct Inner {
     settings: LimitSettings,
     rates: RateBook,
+    auth_failures: AuthFailures,
     quotas: Mutex<QuotaBook>,
     concurrent: Mutex<HashMap<Subject, u32>>,
     in_flight: AtomicUsize,
@@ -123,6 +126,7 @@ impl Governor {
     ) -> (Governor, UnboundedReceiver<UsageRecord>) {
         let (usage_out, usage_in) = unbounded_channel();
         let inner = Inner {
+            auth_failures: AuthFailures::new(&settings),
             settings,
             rates: RateBook::default(),
             quotas: Mutex::new(book),
@@ -294,6 +298,11 @@ impl Governor {
     /// usage still counted.
     pub fn forget_all_but(&self, live: &HashSet<Subject>) {
         self.0.rates.retain(|subject| live.contains(subject));
+    }
+
+    /// Failed authentications per client address (both planes).
+    pub fn auth_failures(&self) -> &AuthFailures {
+        &self.0.auth_failures
     }
 
     /// Subjects with a request-rate limiter in memory (for tests).

@@ -21,6 +21,8 @@ fn governor(
     let settings = LimitSettings {
         default_key_rpm: 0,
         max_in_flight,
+        auth_failures_per_minute: 0,
+        auth_failures_tracked_addresses: 1,
     };
     Governor::new(settings, QuotaBook::new(Utc::now(), Vec::new()))
 }
@@ -170,6 +172,8 @@ async fn a_flush_waits_until_queued_usage_is_in_the_store() {
     let settings = LimitSettings {
         default_key_rpm: 0,
         max_in_flight: 10,
+        auth_failures_per_minute: 0,
+        auth_failures_tracked_addresses: 1,
     };
     let log = slog::Logger::root(slog::Discard, slog::o!());
     let governor = Governor::load(settings, store.clone(), log).await.unwrap();

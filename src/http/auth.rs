@@ -1,18 +1,24 @@
 //! API-key authentication of the data plane. Keys live in the store as hashes; the server keeps
 //! an in-memory [`KeyRing`] of the active ones (re-read every sync interval, so a key created or
 //! revoked by the CLI takes effect within seconds) and authenticates without touching the disk.
+//! A failure counts against its client address ([`refuse_credentials`], shared with the admin
+//! plane): past the address's budget it is answered 429 and leaves no access line.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::HeaderMap;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage};
+use actix_web::{web, HttpMessage, ResponseError};
+use slog::warn;
 
+use super::context::{RequestContext, Unlogged};
 use super::error::ApiError;
 use super::AppState;
+use crate::governance::auth_failures::{Address, Verdict};
 use crate::governance::policy::KeyPolicy;
 use crate::governance::Subject;
 use crate::store::keys::hash_key;
@@ -106,7 +112,54 @@ pub async fn require_api_key(
             req.extensions_mut().insert(principal);
             Ok(next.call(req).await?.map_into_left_body())
         }
-        Err(error) => Ok(req.error_response(error).map_into_right_body()),
+        Err(error) => Ok(refuse_credentials(req, error).map_into_right_body()),
+    }
+}
+
+/// The answer to a request whose credentials failed (`error`, a 401): counted against its
+/// client address; past the address's budget, a 429 with `Retry-After` instead, without an
+/// access line, and one warning when the address starts being throttled.
+pub fn refuse_credentials(
+    req: ServiceRequest,
+    error: impl ResponseError + 'static,
+) -> ServiceResponse {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return req.error_response(error);
+    };
+    let address = Address::of(req.peer_addr().map(|peer| peer.ip()));
+    let (retry_after, started) = match state
+        .governor()
+        .auth_failures()
+        .failed(address, Instant::now())
+    {
+        Verdict::Counted => return req.error_response(error),
+        Verdict::Refused {
+            retry_after,
+            started,
+        } => (retry_after, started),
+    };
+    if started {
+        let log = req
+            .extensions()
+            .get::<RequestContext>()
+            .map_or_else(|| state.log().clone(), |ctx| ctx.log.clone());
+        warn!(log, "client address throttled: too many failed authentications; its further failures get 429 and are not logged one by one";
+            "address" => address.to_string(),
+            "per_minute" => state.settings().limits.auth_failures_per_minute);
+    }
+    req.extensions_mut().insert(Unlogged);
+    req.error_response(throttled(retry_after))
+}
+
+fn throttled(retry_after: Duration) -> ApiError {
+    // Rounded up: a client that waits this long finds a failure's worth of budget again.
+    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    ApiError::RateLimited {
+        message: format!(
+            "Too many requests without valid credentials from your address: check your API key. \
+             For {secs} s, requests without a valid key are refused."
+        ),
+        retry_after_secs: secs.max(1),
     }
 }
 

@@ -1,7 +1,9 @@
 //! Per-request context: a request id (the client's `x-request-id` when it is sane, else a new
 //! one), a logger that stamps it on every line, and one access-log line per request — written
 //! when the answer leaves, or, for a stream, when the stream ends (with what it carried), so a
-//! request is one line either way.
+//! request is one line either way. What a client or the upstream chose (method, path, model,
+//! upstream ids and codes) is bounded in length and escaped (`obs::bounded`); a refusal the
+//! authentication throttle counts instead ([`Unlogged`]) writes no line.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -16,6 +18,7 @@ use slog::{info, o, Logger};
 use super::auth::Principal;
 use super::AppState;
 use crate::admin::auth::AdminPrincipal;
+use crate::obs::{bounded, bounded_string, limit};
 
 /// Available to handlers through `web::ReqData<RequestContext>`.
 #[derive(Clone)]
@@ -38,6 +41,11 @@ pub struct AccessNote {
     pub line_for_stream: Option<Arc<OnceLock<AccessLine>>>,
 }
 
+/// Marks an answer whose access line is not written: an authentication failure from an address
+/// past its budget, counted by the throttle (`governance::auth_failures`) instead.
+#[derive(Clone, Copy)]
+pub struct Unlogged;
+
 /// The access line's fields, gathered once from the request and what the handler noted.
 #[derive(Clone)]
 pub struct AccessLine {
@@ -53,15 +61,20 @@ impl AccessLine {
     pub fn of(req: &HttpRequest, note: AccessNote) -> AccessLine {
         let extensions = req.extensions();
         let principal = extensions.get::<Principal>();
+        let bound = |text: &str, max| bounded(text, max).into_owned();
         AccessLine {
-            method: req.method().to_string(),
-            path: req.path().to_owned(),
+            method: bound(req.method().as_str(), limit::METHOD),
+            path: bound(req.path(), limit::PATH),
             key_id: principal.map(|p| p.key_id.to_string()),
             tenant_id: principal.and_then(|p| p.policy.tenant.as_ref().map(|t| t.id.clone())),
             admin_token_id: extensions
                 .get::<AdminPrincipal>()
                 .map(|p| p.token_id.to_string()),
             note: AccessNote {
+                model: note.model.map(|m| bounded_string(m, limit::MODEL)),
+                upstream_request_id: note
+                    .upstream_request_id
+                    .map(|id| bounded_string(id, limit::UPSTREAM_TEXT)),
                 line_for_stream: None,
                 ..note
             },
@@ -144,6 +157,9 @@ pub async fn request_context(
         if !headers.contains_key("x-request-id") {
             headers.insert(HeaderName::from_static("x-request-id"), value);
         }
+    }
+    if res.request().extensions().contains::<Unlogged>() {
+        return Ok(res);
     }
     let note = res
         .request()

@@ -8,10 +8,12 @@
 //! (single-flight) and one retry (`renewal.rs`); only a 401 after that moves the request on.
 //!
 //! Every attempt's lease reports its outcome (and what the upstream said about the account)
-//! before the next one is acquired, so the router already knows the account is cooling or
-//! failing. When no account is left, the client gets the pool's verdict — one 429
-//! `usage_limit_reached` with the earliest reset when every account is cooling, else a relay
-//! error — never one account's answer passed through.
+//! before the next one is acquired, so the router already knows the account is cooling — except
+//! a failure the breaker would count, which waits for the next attempt to show whether it was the
+//! account's or the request's (`attribution.rs`): the same failure on a second account ends the
+//! failover with that error and charges neither. When no account is left, the client gets the
+//! pool's verdict — one 429 `usage_limit_reached` with the earliest reset when every account is
+//! cooling, else a relay error — never one account's answer passed through.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,18 +21,20 @@ use actix_web::http::StatusCode;
 use actix_web::HttpRequest;
 use awc::error::SendRequestError;
 use backoff::backoff::Backoff;
-use backoff::ExponentialBackoffBuilder;
+use backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use bytes::Bytes;
 use relay_actors::{
     Acquire, AcquireError, JudgeExhaustion, Lease, Outcome, Placement, UpstreamFacts,
 };
 use slog::warn;
 
+use super::attribution::{Ending, Judge, Judged, Signature};
 use super::context::{AccessNote, RequestContext};
 use super::encrypted::explain;
 use super::error::ApiError;
 use super::renewal::{not_renewed, send_renewing_on_401, Sent};
 use super::AppState;
+use crate::obs::{bounded, limit};
 use crate::upstream::headers::text;
 use crate::upstream::holdback::{self, Held, Limits, Verdict};
 use crate::upstream::rate_limits::{error_facts, snapshot};
@@ -70,9 +74,27 @@ enum Failure {
 
 enum Attempt {
     Committed(Box<Committed>),
-    Failed(Failure),
+    /// Another account may serve; how the attempt ended is the judge's to report.
+    Failed(Failure, Option<Box<Ending>>),
     /// The request itself is at fault (e.g. a 400): no other account would answer otherwise.
     Final(ApiError),
+}
+
+impl Attempt {
+    /// A failed attempt whose lease the judge reports (`signature`: see `attribution.rs`).
+    fn failed(
+        failure: Failure,
+        lease: Lease,
+        outcome: Outcome,
+        signature: Option<Signature>,
+    ) -> Attempt {
+        let ending = Ending {
+            lease,
+            outcome,
+            signature,
+        };
+        Attempt::Failed(failure, Some(Box::new(ending)))
+    }
 }
 
 pub async fn run(
@@ -83,14 +105,10 @@ pub async fn run(
     note: &mut AccessNote,
 ) -> Result<Committed, ApiError> {
     let routing = &state.settings().routing;
-    let mut pause = ExponentialBackoffBuilder::new()
-        .with_initial_interval(Duration::from_millis(routing.retry_backoff_ms))
-        .with_randomization_factor(0.5)
-        .with_multiplier(2.0)
-        .with_max_elapsed_time(None)
-        .build();
+    let mut pause = pause_between_attempts(routing.retry_backoff_ms);
     let mut exclude = Vec::new();
     let mut last = None;
+    let mut judge = Judge::default();
     for attempt in 1..=routing.max_attempts {
         if attempt > 1 {
             if let Some(wait) = pause.next_backoff().filter(|w| !w.is_zero()) {
@@ -99,22 +117,42 @@ pub async fn run(
         }
         let lease = match acquire(state, call, &exclude).await {
             Ok(lease) => lease,
-            Err(error) => return Err(exhausted(error, last)),
+            Err(error) => {
+                judge.settle().await;
+                return Err(exhausted(error, last));
+            }
         };
         note_placement(&lease, call, ctx);
         note.account = Some(lease.account_id.to_string());
         exclude.push(lease.account_id.clone());
-        match try_account(state, upstream, call, lease, ctx, note).await {
-            Attempt::Committed(committed) => return Ok(*committed),
-            Attempt::Final(error) => return Err(error),
-            Attempt::Failed(failure) => {
-                warn!(ctx.log, "upstream attempt failed; the request moves to another account";
-                    "attempt" => attempt, "account_id" => note.account.clone(),
-                    "reason" => failure.name());
-                last = Some(failure);
+        let ending = match try_account(state, upstream, call, lease, ctx, note).await {
+            Attempt::Committed(committed) => {
+                judge.settle().await;
+                return Ok(*committed);
             }
+            Attempt::Final(error) => {
+                judge.settle().await;
+                return Err(error);
+            }
+            Attempt::Failed(failure, ending) => {
+                last = Some(failure);
+                ending
+            }
+        };
+        let reason = last.as_ref().map(Failure::name);
+        if judge.failed(ending.map(|e| *e)).await == Judged::RequestAtFault {
+            warn!(ctx.log, "the upstream failed this request the same way on two accounts: the request is at fault; no other account is tried and neither is charged";
+                "attempt" => attempt, "account_id" => note.account.clone(), "reason" => reason);
+            return Err(last.map_or(ApiError::NoUsableAccount, Failure::into_error));
         }
+        if judge.holds() && nests_too_deep(call, ctx) {
+            judge.acquit().await;
+            return Err(too_deep());
+        }
+        warn!(ctx.log, "upstream attempt failed; the request moves to another account";
+            "attempt" => attempt, "account_id" => note.account.clone(), "reason" => reason);
     }
+    judge.settle().await;
     let verdict = state
         .router()
         .send(JudgeExhaustion {
@@ -123,6 +161,16 @@ pub async fn run(
         .await
         .unwrap_or(AcquireError::NoUsableAccount);
     Err(exhausted(verdict, last))
+}
+
+/// The jittered pause before each attempt after the first, growing from `initial_ms`.
+fn pause_between_attempts(initial_ms: u64) -> ExponentialBackoff {
+    ExponentialBackoffBuilder::new()
+        .with_initial_interval(Duration::from_millis(initial_ms))
+        .with_randomization_factor(0.5)
+        .with_multiplier(2.0)
+        .with_max_elapsed_time(None)
+        .build()
 }
 
 async fn acquire(
@@ -166,47 +214,86 @@ async fn try_account(
 ) -> Attempt {
     let headers = call.req.headers();
     let sent = send_renewing_on_401(upstream, lease, headers, call.payload.clone(), ctx).await;
-    let (mut lease, mut response) = match sent {
+    let (lease, response) = match sent {
         Sent::Answered(lease, response) => (lease, response),
         Sent::NotRenewed(refusal) => {
             let error = not_renewed(&refusal, ctx);
-            return Attempt::Failed(Failure::Status(StatusCode::UNAUTHORIZED, error));
+            return Attempt::Failed(Failure::Status(StatusCode::UNAUTHORIZED, error), None);
         }
-        Sent::Unreachable(lease, error) => {
-            warn!(ctx.log, "upstream request failed"; "error" => error.to_string());
-            let (outcome, failure) = match error {
-                SendRequestError::Timeout => (Outcome::TimedOut, Failure::Timeout),
-                _ => (Outcome::TransportFailed, Failure::Transport),
-            };
-            lease.finish(outcome).await;
-            return Attempt::Failed(failure);
-        }
+        Sent::Unreachable(lease, error) => return unreachable(lease, &error, ctx),
     };
     let status = response.status();
     note.upstream_status = Some(status.as_u16());
     note.upstream_request_id = text(response.headers(), "x-request-id").map(str::to_owned);
-    let now = SystemTime::now();
     if status != StatusCode::OK {
-        let body = response
-            .body()
-            .limit(ERROR_BODY_LIMIT)
-            .await
-            .unwrap_or_default();
-        lease.observe(error_facts(response.headers(), &body, now));
-        let error = super::upstream_error::map(status, response.headers(), &body, ctx);
-        let error = explain(error, call.carries_encrypted, &lease, ctx);
-        lease
-            .finish(Outcome::Completed {
-                status: status.as_u16(),
-            })
-            .await;
-        return match fails_over(status) {
-            true => Attempt::Failed(Failure::Status(status, error)),
-            false => Attempt::Final(error),
-        };
+        return refused(lease, response, call, ctx).await;
     }
+    hold_back(state, lease, response).await
+}
+
+/// The request did not get an answer (no status line).
+fn unreachable(lease: Lease, error: &SendRequestError, ctx: &RequestContext) -> Attempt {
+    warn!(ctx.log, "upstream request failed"; "error" => error.to_string());
+    match error {
+        SendRequestError::Timeout => Attempt::failed(
+            Failure::Timeout,
+            lease,
+            Outcome::TimedOut,
+            Some(Signature::Timeout),
+        ),
+        // No connection, so the body never left: this cannot be the request's failure.
+        SendRequestError::Connect(_) => {
+            Attempt::failed(Failure::Transport, lease, Outcome::TransportFailed, None)
+        }
+        _ => Attempt::failed(
+            Failure::Transport,
+            lease,
+            Outcome::TransportFailed,
+            Some(Signature::Dropped),
+        ),
+    }
+}
+
+/// A non-200 answer: another account may serve, or the request itself is at fault.
+async fn refused(
+    mut lease: Lease,
+    mut response: UpstreamResponse,
+    call: &Call<'_>,
+    ctx: &RequestContext,
+) -> Attempt {
+    let status = response.status();
+    let body = response
+        .body()
+        .limit(ERROR_BODY_LIMIT)
+        .await
+        .unwrap_or_default();
+    let facts = error_facts(response.headers(), &body, SystemTime::now());
+    let signature = Signature::Status {
+        status: status.as_u16(),
+        code: facts.error_code.clone(),
+    };
+    lease.observe(facts);
+    let error = super::upstream_error::map(status, response.headers(), &body, ctx);
+    let error = explain(error, call.carries_encrypted, &lease, ctx);
+    let outcome = Outcome::Completed {
+        status: status.as_u16(),
+    };
+    if !fails_over(status) {
+        lease.finish(outcome).await;
+        return Attempt::Final(error);
+    }
+    Attempt::failed(
+        Failure::Status(status, error),
+        lease,
+        outcome,
+        Some(signature),
+    )
+}
+
+/// A 200 stream: held back until its first output item, unless it fails before any.
+async fn hold_back(state: &AppState, mut lease: Lease, mut response: UpstreamResponse) -> Attempt {
     lease.observe(UpstreamFacts {
-        rate_limits: snapshot(response.headers(), now),
+        rate_limits: snapshot(response.headers(), SystemTime::now()),
         ..UpstreamFacts::default()
     });
     let routing = &state.settings().routing;
@@ -216,18 +303,20 @@ async fn try_account(
     };
     let held = holdback::hold_back(&mut response, limits).await;
     match &held.verdict {
-        Verdict::Cut => {
-            lease.finish(Outcome::TransportFailed).await;
-            Attempt::Failed(Failure::Transport)
-        }
+        Verdict::Cut => Attempt::failed(
+            Failure::Transport,
+            lease,
+            Outcome::TransportFailed,
+            Some(Signature::Cut),
+        ),
         Verdict::FailedBeforeOutput { code } if stream_failure_fails_over(code.as_deref()) => {
-            let code = code.clone();
             lease.observe(UpstreamFacts {
                 error_code: code.clone(),
                 ..UpstreamFacts::default()
             });
-            lease.finish(Outcome::FailedBeforeOutput).await;
-            Attempt::Failed(Failure::FailedInStream(code))
+            let signature = Signature::FailedInStream(code.clone());
+            let failure = Failure::FailedInStream(code.clone());
+            Attempt::failed(failure, lease, Outcome::FailedBeforeOutput, Some(signature))
         }
         // A failure of the request itself (context too long, policy…) reaches the client as is.
         Verdict::FailedBeforeOutput { .. } | Verdict::Commit => {
@@ -237,6 +326,28 @@ async fn try_account(
                 held,
             }))
         }
+    }
+}
+
+/// Whether the body nests deeper than the relay's own parsers read (`nesting.rs`): asked only
+/// once an account has failed the request, since a scan of every body would cost every request.
+fn nests_too_deep(call: &Call<'_>, ctx: &RequestContext) -> bool {
+    let deep = crate::nesting::deeper_than(&call.payload, crate::nesting::MAX_DEPTH);
+    if deep {
+        warn!(ctx.log, "the upstream failed a body nesting deeper than the relay reads; it is refused instead of trying another account, and the account is not charged";
+            "max_depth" => crate::nesting::MAX_DEPTH);
+    }
+    deep
+}
+
+fn too_deep() -> ApiError {
+    ApiError::InvalidRequest {
+        message: format!(
+            "The JSON body of your request nests arrays and objects more than {} levels deep.",
+            crate::nesting::MAX_DEPTH
+        ),
+        param: None,
+        code: Some("json_nesting_too_deep"),
     }
 }
 
@@ -278,35 +389,41 @@ fn exhausted(verdict: AcquireError, last: Option<Failure>) -> ApiError {
             resets_at,
         };
     }
-    match last {
-        None => match verdict {
-            AcquireError::EmptyPool => ApiError::NoAccounts,
-            AcquireError::Busy => ApiError::PoolBusy,
-            _ => ApiError::NoUsableAccount,
-        },
-        Some(Failure::Transport) => ApiError::UpstreamFailed("the upstream could not be reached"),
-        Some(Failure::Timeout) => ApiError::UpstreamTimeout,
-        // Limited accounts while others are left untried: the next request goes to those.
-        Some(Failure::Status(status, _)) if status == StatusCode::TOO_MANY_REQUESTS => {
-            ApiError::NoUsableAccount
-        }
-        Some(Failure::Status(_, error)) => error,
-        Some(Failure::FailedInStream(code)) => ApiError::ResponseFailed {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: "The upstream is overloaded; every account the relay tried failed the response before any output. Try again shortly.".to_owned(),
-            code: Some(code.unwrap_or_else(|| "server_is_overloaded".to_owned())),
-        },
+    match (last, verdict) {
+        (Some(failure), _) => failure.into_error(),
+        (None, AcquireError::EmptyPool) => ApiError::NoAccounts,
+        (None, AcquireError::Busy) => ApiError::PoolBusy,
+        (None, _) => ApiError::NoUsableAccount,
     }
 }
 
 impl Failure {
+    /// The relay's own error for the last failure of a request.
+    fn into_error(self) -> ApiError {
+        match self {
+            Failure::Transport => ApiError::UpstreamFailed("the upstream could not be reached"),
+            Failure::Timeout => ApiError::UpstreamTimeout,
+            // Limited accounts while others are left untried: the next request goes to those.
+            Failure::Status(status, _) if status == StatusCode::TOO_MANY_REQUESTS => {
+                ApiError::NoUsableAccount
+            }
+            Failure::Status(_, error) => error,
+            Failure::FailedInStream(code) => ApiError::ResponseFailed {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "The upstream is overloaded; every account the relay tried failed the response before any output. Try again shortly.".to_owned(),
+                code: Some(code.unwrap_or_else(|| "server_is_overloaded".to_owned())),
+            },
+        }
+    }
+
     fn name(&self) -> String {
         match self {
             Failure::Transport => "upstream_unreachable".to_owned(),
             Failure::Timeout => "upstream_timeout".to_owned(),
             Failure::Status(status, _) => format!("upstream_status_{}", status.as_u16()),
             Failure::FailedInStream(code) => {
-                format!("failed_in_stream:{}", code.as_deref().unwrap_or("unknown"))
+                let code = code.as_deref().unwrap_or("unknown");
+                format!("failed_in_stream:{}", bounded(code, limit::UPSTREAM_TEXT))
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The data plane: routes, shared state and middleware. `routes` is the one place that says which
 //! path does what; the server and the tests build the app from it.
 
+mod attribution;
 pub mod auth;
 pub mod bare_errors;
 pub mod context;
@@ -29,6 +30,7 @@ use self::auth::KeyRing;
 use self::error::ApiError;
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
+use crate::obs::{bounded, limit};
 use crate::settings::Settings;
 
 /// Everything handlers share; cheap to clone, built once at startup.
@@ -122,8 +124,8 @@ fn resource(path: &str) -> actix_web::Resource {
 
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed {
-        method: req.method().to_string(),
-        path: req.path().to_owned(),
+        method: bounded(req.method().as_str(), limit::METHOD).into_owned(),
+        path: bounded(req.path(), limit::PATH).into_owned(),
     })
 }
 
@@ -144,7 +146,7 @@ async fn websocket_upgrade() -> Result<HttpResponse, ApiError> {
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::RouteNotFound {
-        method: req.method().to_string(),
-        path: req.path().to_owned(),
+        method: bounded(req.method().as_str(), limit::METHOD).into_owned(),
+        path: bounded(req.path(), limit::PATH).into_owned(),
     })
 }

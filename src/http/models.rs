@@ -12,6 +12,7 @@ use super::auth::Principal;
 use super::error::ApiError;
 use super::AppState;
 use crate::governance::catalog_view::{etag_of, model_object, Rendered};
+use crate::obs::{bounded, limit};
 
 #[derive(serde::Deserialize)]
 pub struct CatalogQuery {
@@ -46,7 +47,9 @@ pub async fn get_model(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     if !state.models().view(&principal.policy).contains(&id) {
-        return Err(ApiError::ModelNotFound(id));
+        return Err(ApiError::ModelNotFound(
+            bounded(&id, limit::MODEL).into_owned(),
+        ));
     }
     let object = model_object(&id, &state.settings().models.owned_by);
     let body = Bytes::from(serde_json::to_vec(&object).unwrap_or_default());

@@ -20,6 +20,7 @@ use slog::{info, warn, Logger};
 use super::context::{AccessLine, StreamEnd};
 use super::keepalive::{KeepAlive, COMMENT};
 use crate::governance::Admission;
+use crate::obs::{bounded, limit};
 use crate::upstream::holdback::Held;
 use crate::upstream::sse::{data_of, failed_event, parse_data, StreamWatcher, Terminal};
 use crate::upstream::UpstreamResponse;
@@ -117,8 +118,11 @@ impl RelayStream {
                 admission.record_usage(usage);
             }
         }
+        // The upstream's code: bounded before it reaches a log line.
         let failure_code = match &self.watcher.terminal {
-            Some(Terminal::Failed { code }) => code.clone(),
+            Some(Terminal::Failed { code }) => code
+                .as_deref()
+                .map(|c| bounded(c, limit::UPSTREAM_TEXT).into_owned()),
             _ => None,
         };
         let end = StreamEnd {

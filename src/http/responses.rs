@@ -173,9 +173,13 @@ fn resolve_model(
     state
         .models()
         .resolve(model, &principal.policy)
-        .map_err(|refusal| match refusal {
-            ModelRefusal::NotFound => ApiError::ModelNotFound(model.to_owned()),
-            ModelRefusal::NotAllowed => ApiError::ModelNotAllowed(model.to_owned()),
+        .map_err(|refusal| {
+            // The name is echoed in the message: bounded, like everything a client chose.
+            let model = crate::obs::bounded(model, crate::obs::limit::MODEL).into_owned();
+            match refusal {
+                ModelRefusal::NotFound => ApiError::ModelNotFound(model),
+                ModelRefusal::NotAllowed => ApiError::ModelNotAllowed(model),
+            }
         })
 }
 

@@ -8,7 +8,7 @@ use slog::warn;
 
 use super::context::RequestContext;
 use super::error::ApiError;
-use crate::obs::redact_secrets;
+use crate::obs::{bounded, limit, redact_secrets};
 use crate::upstream::headers::text;
 
 /// Maps a non-200 upstream answer.
@@ -20,7 +20,8 @@ pub fn map(status: StatusCode, headers: &HeaderMap, body: &[u8], ctx: &RequestCo
         .or(error["type"].as_str())
         .map(redact_secrets);
     warn!(ctx.log, "upstream answered with an error";
-        "upstream_status" => status.as_u16(), "upstream_code" => code.clone());
+        "upstream_status" => status.as_u16(),
+        "upstream_code" => code.as_deref().map(|c| bounded(c, limit::UPSTREAM_TEXT)));
     match status.as_u16() {
         429 if code.as_deref() == Some("usage_limit_reached") => ApiError::UsageLimitReached {
             retry_after_secs: retry_after(error, headers),

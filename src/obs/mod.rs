@@ -2,11 +2,14 @@
 //! (`redact.rs`: credential-shaped text from issuers and the upstream).
 //!
 //! Never logged, anywhere: request or response bodies, prompts, outputs, access/refresh/id tokens,
-//! API keys, Authorization headers, cookies. Emails only masked, accounts only by the relay's id.
+//! API keys, Authorization headers, cookies. Emails only masked, accounts only by the relay's id,
+//! what a client sends (path, model) only bounded and with its control characters escaped.
 
+mod bounded;
 mod logging;
 mod redact;
 
+pub use bounded::{bounded, bounded_string, limit};
 pub use logging::{build_logger, LogGuard, LogSink};
 pub use redact::{redact_secrets, REDACTED_LIMIT};
 

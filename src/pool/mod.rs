@@ -72,7 +72,8 @@ pub async fn load_keys(store: &Store, keys: &KeyRing) -> Result<(), crate::store
 
 /// Re-reads the API keys and the admin tokens every `interval`, for as long as the server's
 /// runtime lives (or until the returned task is aborted), so the CLI's creations and revocations
-/// take effect without a restart. A failed read keeps the previous set.
+/// take effect without a restart. A failed read keeps the previous set. Each round also forgets
+/// the client addresses whose failed-authentication budget is whole again.
 pub fn spawn_credential_sync(
     store: Store,
     keys: Arc<KeyRing>,
@@ -85,6 +86,9 @@ pub fn spawn_credential_sync(
         let mut ticker = actix_web::rt::time::interval(interval);
         loop {
             ticker.tick().await;
+            governor
+                .auth_failures()
+                .sweep(std::time::Instant::now(), &log);
             match load_keys(&store, &keys).await {
                 Ok(()) => governor.forget_all_but(&keys.subjects()),
                 Err(error) => {

@@ -219,7 +219,8 @@ impl TestApp {
             async move {
                 let url = format!("http://{admin}/admin/v1/accounts");
                 let response = client().get(url).bearer_auth(probe).send().await;
-                response.is_ok_and(|r| r.status() != 401)
+                // 429: the polls themselves spent the address's budget of failures.
+                response.is_ok_and(|r| !matches!(r.status().as_u16(), 401 | 429))
             }
         })
         .await;
@@ -314,6 +315,12 @@ pub async fn error_of(response: &mut awc::ClientResponse) -> Value {
     }
     assert!(error["message"].is_string(), "{body}");
     body["error"].clone()
+}
+
+/// The seconds of a response's `Retry-After` (which must be there).
+pub fn retry_after_secs(response: &awc::ClientResponse) -> u64 {
+    let value = response.headers().get("retry-after").expect("Retry-After");
+    value.to_str().unwrap().parse().unwrap()
 }
 
 /// Polls `check` every 50 ms for up to `secs` seconds.

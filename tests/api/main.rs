@@ -9,6 +9,7 @@ mod mock_upstream;
 
 mod helpers;
 
+mod access_log;
 mod admin;
 mod admin_cli;
 mod admin_governance;
@@ -28,6 +29,7 @@ mod login_cli;
 mod model_registry;
 mod models;
 mod pool_affinity;
+mod pool_attribution;
 mod pool_cli;
 mod pool_encrypted;
 mod pool_failover;

@@ -4,7 +4,7 @@
 use futures_util::future::join_all;
 use serde_json::Value;
 
-use crate::helpers::{body, error_of, read_all, sse_events};
+use crate::helpers::{body, error_of, read_all, retry_after_secs, sse_events};
 use crate::mock_upstream::Scripted;
 use crate::pool_helpers::{server_error, spawn_pool, upstream_accounts, usage_limit};
 
@@ -200,14 +200,7 @@ async fn an_exhausted_pool_answers_one_429_with_the_earliest_reset() {
             .await
             .unwrap();
         assert_eq!(response.status(), 429, "round {round}");
-        let retry: i64 = response
-            .headers()
-            .get("retry-after")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let retry = retry_after_secs(&response);
         assert!((290..=301).contains(&retry), "retry-after {retry}");
         let error = error_of(&mut response).await;
         assert_eq!(error["code"], "usage_limit_reached");
@@ -222,10 +215,15 @@ async fn an_exhausted_pool_answers_one_429_with_the_earliest_reset() {
 #[actix_web::test]
 async fn a_pool_of_open_breakers_answers_503_with_a_clear_code() {
     let (app, pool) = spawn_pool(|s| s.routing.breaker_failure_threshold = 1).await;
-    for account in &pool {
-        app.mock
-            .state
-            .set_standing_for(account.chatgpt, Some(server_error()));
+    // Each account down in its own way: the same failure on two accounts would be the
+    // request's, and charge neither (`pool_attribution.rs`).
+    for (account, status) in pool.iter().zip([500, 502, 503]) {
+        let down = Scripted::Status {
+            status,
+            body: "{\"detail\":\"down\"}".into(),
+            headers: vec![],
+        };
+        app.mock.state.set_standing_for(account.chatgpt, Some(down));
     }
     let mut response = app
         .responses()

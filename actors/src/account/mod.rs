@@ -421,7 +421,10 @@ fn failure_of(outcome: Outcome) -> Option<String> {
         Outcome::FailedBeforeOutput => {
             Some("the upstream failed the response before any output".to_owned())
         }
-        Outcome::Completed { .. } | Outcome::ClientGone | Outcome::Abandoned => None,
+        Outcome::Completed { .. }
+        | Outcome::ClientGone
+        | Outcome::Abandoned
+        | Outcome::RequestAtFault => None,
     }
 }
 

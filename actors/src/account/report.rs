@@ -32,7 +32,7 @@ pub fn signal_of(outcome: Outcome, facts: &UpstreamFacts, quota: Option<&QuotaSn
             Some("server_is_overloaded" | "slow_down" | "server_error") | None => Signal::Failure,
             Some(_) => Signal::Neutral,
         },
-        Outcome::ClientGone | Outcome::Abandoned => Signal::Neutral,
+        Outcome::ClientGone | Outcome::Abandoned | Outcome::RequestAtFault => Signal::Neutral,
     }
 }
 
@@ -77,6 +77,7 @@ mod tests {
                 Signal::RateLimited { retry_after: None },
             ),
             (Outcome::FailedBeforeOutput, &none, Signal::Failure),
+            (Outcome::RequestAtFault, &none, Signal::Neutral),
         ];
         for (outcome, facts, expected) in cases {
             assert_eq!(signal_of(outcome, facts, None), expected, "{outcome:?}");
@@ -89,6 +90,11 @@ mod tests {
         let context = facts(Some("context_length_exceeded"));
         assert_eq!(
             signal_of(Outcome::FailedBeforeOutput, &context, None),
+            Signal::Neutral
+        );
+        // A failure the request carried from account to account says nothing of this one.
+        assert_eq!(
+            signal_of(Outcome::RequestAtFault, &overloaded, None),
             Signal::Neutral
         );
     }
