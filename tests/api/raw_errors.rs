@@ -78,30 +78,31 @@ async fn the_dispatchers_own_refusals_are_openai_errors_on_both_planes() {
                     transfer-encoding: chunked\r\n\r\n0\r\n\r\n";
     let big = format!("x-big: {}\r\n", "a".repeat(200_000));
     let many: String = (0..200).map(|i| format!("x-many-{i}: 1\r\n")).collect();
+    let (bad, too_large) = ("bad_request", "request_header_fields_too_large");
     let refusals = [
         (
             "a malformed request line",
             "GARBAGE\r\n\r\n".to_owned(),
             400,
-            "bad_request",
+            bad,
         ),
         (
             "Content-Length with Transfer-Encoding",
             smuggled.to_owned(),
             400,
-            "bad_request",
+            bad,
         ),
         (
             "a 200 KB header",
             head("GET", "/healthz", &big),
             431,
-            "request_header_fields_too_large",
+            too_large,
         ),
         (
             "200 header fields",
             head("GET", "/healthz", &many),
             431,
-            "request_header_fields_too_large",
+            too_large,
         ),
     ];
     for addr in [app.addr, app.admin_addr] {
