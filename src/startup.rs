@@ -308,6 +308,7 @@ fn serve_admin(
         max_bytes: admin::MAX_BODY_BYTES,
         deadline: Duration::from_secs(state.settings().server.body_read_timeout_secs),
     };
+    // actix-web's defaults, as the admin plane always had.
     let plane = Plane {
         workers: 1,
         half_closed: true,
