@@ -6,8 +6,9 @@
 //! plane), `intake` (request bodies read within their limits, for both planes), `upstream` (the
 //! Codex backend client and SSE side path), `request_body` (a request's fields kept raw),
 //! `compat` (request normalization), `governance` (keys, tenants, limits, quotas, models),
-//! `pool` (store ↔ actors), `obs` (logs and redaction), `startup` (wiring), `cli` (the command
-//! line), `time`. The actors live in the `relay-actors` crate.
+//! `pool` (store ↔ actors), `obs` (logs and redaction), `wire` (the HTTP/1 servers, over each
+//! accepted connection), `startup` (wiring), `cli` (the command line), `time`. The actors live
+//! in the `relay-actors` crate.
 
 pub mod admin;
 pub mod bounds;
@@ -26,3 +27,4 @@ pub mod startup;
 pub mod store;
 pub mod time;
 pub mod upstream;
+pub mod wire;

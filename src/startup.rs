@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::rt::task::JoinHandle;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use relay_actors::{GetPoolStatus, RouterActor, Shutdown};
 use slog::{info, warn, Logger};
 
@@ -29,6 +29,7 @@ use crate::pool::{load_keys, spawn_credential_sync, StoreAccountSource};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
 use crate::upstream::UpstreamClient;
+use crate::wire::{self, Plane};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -275,11 +276,19 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
     let settings = state.settings().clone();
-    let workers = match settings.server.workers {
-        0 => std::thread::available_parallelism().map_or(1, usize::from),
-        n => n,
+    let plane = Plane {
+        workers: match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        },
+        // A client that closes its side has gone: drop its handler (and so the upstream call)
+        // at once, also while a non-streaming answer is still being assembled.
+        half_closed: false,
+        // Streams are many small writes (an event per token): with Nagle's algorithm on, each
+        // waits for the client's delayed ACK of the one before, up to 40 ms.
+        no_delay: true,
     };
-    let server = HttpServer::new(move || {
+    wire::serve(listener, plane, move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
             // awc clients are !Send: each worker gets its own connection pool.
@@ -289,22 +298,6 @@ fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
             .wrap(from_fn(shape_bare_errors))
             .wrap(from_fn(context::request_context))
     })
-    .workers(workers)
-    // A client that closes its side has gone: drop its handler (and so the upstream call) at
-    // once, also while a non-streaming answer is still being assembled.
-    .h1_allow_half_closed(false)
-    .on_connect(no_delay)
-    .listen(listener)?
-    .run();
-    Ok(server)
-}
-
-/// Streams are many small writes (an event per token): with Nagle's algorithm on, each waits for
-/// the client's delayed ACK of the one before, up to 40 ms.
-fn no_delay(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
-    if let Some(socket) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
-        let _ = socket.set_nodelay(true);
-    }
 }
 
 fn serve_admin(
@@ -316,7 +309,13 @@ fn serve_admin(
         max_bytes: admin::MAX_BODY_BYTES,
         deadline: Duration::from_secs(state.settings().server.body_read_timeout_secs),
     };
-    let server = HttpServer::new(move || {
+    // actix-web's defaults, as the admin plane always had.
+    let plane = Plane {
+        workers: 1,
+        half_closed: true,
+        no_delay: false,
+    };
+    wire::serve(listener, plane, move || {
         App::new()
             // The data plane's state gives the admin plane its logger and request context.
             .app_data(web::Data::new(state.clone()))
@@ -327,10 +326,6 @@ fn serve_admin(
             .wrap(from_fn(shape_bare_errors))
             .wrap(from_fn(context::request_context))
     })
-    .workers(1)
-    .listen(listener)?
-    .run();
-    Ok(server)
 }
 
 /// The first read of the store runs in the background; wait for it (bounded) so a request that

@@ -4,8 +4,7 @@
 //!
 //! Not reachable from here: what the HTTP/1 dispatcher writes below every service (a malformed
 //! request head → 400, a head too large → 431, a head not sent within the client request
-//! timeout → 408). actix-http writes those with an empty body and closes the connection; see
-//! docs/architecture.md ("Request intake").
+//! timeout → 408); `wire` gives those their OpenAI body on the connection itself.
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 /// An answer as it came off the wire.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RawAnswer {
     pub status: u16,
     /// Header names in lower case.
@@ -54,9 +54,22 @@ impl Stalled {
     /// The answer, if one arrives within `within`.
     pub async fn answer(self, within: Duration) -> Option<RawAnswer> {
         let Stalled(stream) = self;
-        actix_web::rt::task::spawn_blocking(move || read_answer(stream, within))
+        actix_web::rt::task::spawn_blocking(move || Received::on(stream, within).answer())
             .await
             .expect("reader thread")
+    }
+
+    /// The answer, if one arrives within `within`, and whether the server then ended the
+    /// connection with nothing after the answer.
+    pub async fn answer_then_end(self, within: Duration) -> Option<(RawAnswer, bool)> {
+        let Stalled(stream) = self;
+        actix_web::rt::task::spawn_blocking(move || {
+            let mut received = Received::on(stream, within);
+            let answer = received.answer()?;
+            Some((answer, received.ends()))
+        })
+        .await
+        .expect("reader thread")
     }
 }
 
@@ -69,25 +82,78 @@ pub async fn exchange(addr: SocketAddr, bytes: impl AsRef<[u8]>) -> RawAnswer {
         .expect("an answer within 10 s")
 }
 
-/// Reads one answer: its head, then as many body bytes as its `content-length` says.
-fn read_answer(mut stream: TcpStream, within: Duration) -> Option<RawAnswer> {
-    stream.set_read_timeout(Some(within)).ok()?;
-    let mut received = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        if let Some(answer) = parse(&received) {
-            return Some(answer);
+/// Sends each request on one connection once the answer to the one before has arrived; the
+/// answers (each within 10 s), and whether the server then ended the connection.
+pub async fn converse(addr: SocketAddr, requests: Vec<Vec<u8>>) -> (Vec<RawAnswer>, bool) {
+    actix_web::rt::task::spawn_blocking(move || {
+        let stream = TcpStream::connect(addr).expect("connect");
+        let mut received = Received::on(stream, Duration::from_secs(10));
+        let answers = requests
+            .iter()
+            .map(|request| {
+                received.stream.write_all(request).expect("send");
+                received.answer().expect("an answer within 10 s")
+            })
+            .collect();
+        (answers, received.ends())
+    })
+    .await
+    .expect("reader thread")
+}
+
+/// What has arrived on a connection and not been read as an answer yet.
+struct Received {
+    stream: TcpStream,
+    bytes: Vec<u8>,
+}
+
+impl Received {
+    fn on(stream: TcpStream, within: Duration) -> Received {
+        stream.set_read_timeout(Some(within)).expect("read timeout");
+        Received {
+            stream,
+            bytes: Vec::new(),
         }
-        let read = stream.read(&mut chunk).ok()?;
-        if read == 0 {
-            return parse(&received);
+    }
+
+    /// Reads one answer: its head, then as many body bytes as its `content-length` says.
+    fn answer(&mut self) -> Option<RawAnswer> {
+        loop {
+            if let Some((answer, length)) = parse(&self.bytes) {
+                self.bytes.drain(..length);
+                return Some(answer);
+            }
+            if !self.read_more().ok()? {
+                return parse(&self.bytes).map(|(answer, _)| answer);
+            }
         }
-        received.extend_from_slice(&chunk[..read]);
+    }
+
+    /// Whether the connection ends (closed or reset) with nothing more on it.
+    fn ends(&mut self) -> bool {
+        loop {
+            match self.read_more() {
+                Ok(true) => {}
+                Ok(false) => return self.bytes.is_empty(),
+                Err(error) => {
+                    return error.kind() == std::io::ErrorKind::ConnectionReset
+                        && self.bytes.is_empty()
+                }
+            }
+        }
+    }
+
+    /// Reads what arrives next; false at the end of the connection.
+    fn read_more(&mut self) -> std::io::Result<bool> {
+        let mut chunk = [0u8; 16 * 1024];
+        let read = self.stream.read(&mut chunk)?;
+        self.bytes.extend_from_slice(&chunk[..read]);
+        Ok(read > 0)
     }
 }
 
-/// The answer in `received`, once all of it is there.
-fn parse(received: &[u8]) -> Option<RawAnswer> {
+/// The first answer in `received` and its length, once all of it is there.
+fn parse(received: &[u8]) -> Option<(RawAnswer, usize)> {
     let end = received.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&received[..end]).ok()?;
     let mut lines = head.split("\r\n");
@@ -102,11 +168,12 @@ fn parse(received: &[u8]) -> Option<RawAnswer> {
         .and_then(|(_, v)| v.parse::<usize>().ok())
         .unwrap_or(0);
     let body = received.get(end + 4..end + 4 + length)?.to_vec();
-    Some(RawAnswer {
+    let answer = RawAnswer {
         status,
         headers,
         body,
-    })
+    };
+    Some((answer, end + 4 + length))
 }
 
 /// A request head for `method path` with these extra header lines (each ending in `\r\n`).
