@@ -332,11 +332,11 @@ def main():
     relay = Relay(args.relay, args.mock)
     passed = failed = 0
 
-    def outcome(name, error):
+    def outcome(name, error, detail=""):
         nonlocal passed, failed
         if error is None:
             passed += 1
-            print(f"adversarial: PASS {name}", flush=True)
+            print(f"adversarial: PASS {name}{detail}", flush=True)
         else:
             failed += 1
             print(f"adversarial: FAIL {name}: {error}", flush=True)
@@ -350,7 +350,8 @@ def main():
                 continue
             relay.reset_peak()
             before, _ = relay.rss_kib()
-            error = None
+            error, detail = None, ""
+            started = time.monotonic()
             try:
                 allowance = attack(relay) or 0
                 check(relay.alive(), "the relay died")
@@ -359,11 +360,13 @@ def main():
                 bound = before + allowance + SLACK_KIB
                 check(peak <= bound, f"peak resident memory {peak // 1024} MiB over the bound "
                                      f"{bound // 1024} MiB")
+                detail = (f" ({time.monotonic() - started:.1f} s, peak {peak // 1024} MiB "
+                          f"from {before // 1024} MiB, bound {bound // 1024} MiB)")
             except Failed as e:
                 error = str(e)
             except Exception as e:  # a broken attack counts as a failure, with its cause
                 error = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
-            outcome(attack.__name__, error)
+            outcome(attack.__name__, error, detail)
             if not relay.alive():
                 break
         error = None
