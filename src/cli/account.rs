@@ -10,8 +10,8 @@ use serde_json::json;
 use super::{printable, printable_json, ListArgs};
 use crate::oauth::auth_json;
 use crate::obs::mask_email;
+use crate::store::rfc3339;
 use crate::store::{ImportOutcome, NewAccount, Store};
-use crate::time::rfc3339;
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
@@ -25,7 +25,7 @@ pub enum AccountCommand {
     /// URL, or a callback listener reached through an SSH tunnel).
     Login(super::login::LoginArgs),
     /// Set how the pool routes to an account (priority, weight, calls in flight).
-    Set(super::pool::SetArgs),
+    Set(super::account_set::SetArgs),
 }
 
 #[derive(Debug, Args)]
@@ -44,7 +44,7 @@ pub fn account(store: &Store, command: AccountCommand) -> anyhow::Result<()> {
         AccountCommand::Login(_) => {
             anyhow::bail!("`account login` needs the settings; run it through the binary")
         }
-        AccountCommand::Set(args) => super::pool::set(store, &args),
+        AccountCommand::Set(args) => super::account_set::set(store, &args),
         AccountCommand::Remove { id } => {
             store.remove_account(&id)?;
             eprintln!("removed account {id}; the running relay stops using it within seconds");
