@@ -12,6 +12,7 @@ mod admin_token;
 mod key;
 mod limits;
 mod login;
+mod new_account;
 mod printable;
 mod tenant;
 mod update;

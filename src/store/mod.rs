@@ -13,6 +13,7 @@ mod faults;
 mod files;
 pub mod keys;
 mod open;
+mod policy_columns;
 pub mod tenants;
 mod tokens;
 mod updates;
