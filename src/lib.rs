@@ -6,14 +6,16 @@
 //! plane), `intake` (request bodies read within their limits, for both planes), `upstream` (the
 //! Codex backend client and SSE side path), `request_body` (a request's fields kept raw),
 //! `compat` (request normalization), `governance` (keys, tenants, limits, quotas, models),
-//! `pool` (store ↔ actors), `obs` (logs and redaction), `wire` (the HTTP/1 servers, over each
-//! accepted connection), `startup` (wiring), `cli` (the command line), `time`. The actors live
+//! `pool` (the account pool: store ↔ actors), `credential_sync` (API keys and admin tokens
+//! re-read while the server runs), `obs` (logs and redaction), `wire` (the HTTP/1 servers, over each
+//! accepted connection), `startup` (wiring), `cli` (the command line). The actors live
 //! in the `relay-actors` crate.
 
 pub mod admin;
 pub mod bounds;
 pub mod cli;
 pub mod compat;
+pub mod credential_sync;
 pub mod governance;
 pub mod http;
 pub mod intake;
@@ -25,6 +27,5 @@ pub mod request_body;
 pub mod settings;
 pub mod startup;
 pub mod store;
-pub mod time;
 pub mod upstream;
 pub mod wire;

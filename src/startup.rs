@@ -16,6 +16,7 @@ use slog::{info, warn, Logger};
 
 use crate::admin::auth::AdminTokenRing;
 use crate::admin::{self, AdminState};
+use crate::credential_sync::{load_keys, spawn_credential_sync};
 use crate::governance::model_refresh::{self, Refresher};
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
@@ -25,7 +26,7 @@ use crate::http::{self, context, AppState, Parts};
 use crate::intake::BodyLimits;
 use crate::oauth::endpoint::OauthEndpoint;
 use crate::oauth::onboarding::Onboarding;
-use crate::pool::{load_keys, spawn_credential_sync, StoreAccountSource};
+use crate::pool::StoreAccountSource;
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
 use crate::upstream::UpstreamClient;

@@ -7,7 +7,26 @@ use std::time::Duration;
 use crate::account::health::HealthPolicy;
 use crate::account::refresh::RefreshPolicy;
 use crate::ports::{HealthProber, NoRefresher, PoolStateSink, TokenRefresher};
-use crate::router::selection::Strategy;
+
+/// The `routing.strategy` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    #[default]
+    Headroom,
+    RoundRobin,
+    FillFirst,
+}
+
+impl Strategy {
+    pub fn parse(name: &str) -> Option<Strategy> {
+        match name {
+            "headroom" => Some(Strategy::Headroom),
+            "round_robin" => Some(Strategy::RoundRobin),
+            "fill_first" => Some(Strategy::FillFirst),
+            _ => None,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct PoolConfig {

@@ -18,28 +18,26 @@
 
 pub mod account;
 mod config;
-mod lease;
 pub mod ports;
 pub mod router;
 mod types;
 
+pub use account::call::{CallCredentials, Outcome, UpstreamFacts};
 pub use account::health::{Availability, Breaker, Cooling, CoolingReason, Health, HealthPolicy};
-pub use account::messages::{AccountStatus, AccountView, LastError, Refusal};
+pub use account::lease::{Lease, Placement, Refusal};
+pub use account::messages::{AccountStatus, AccountView, LastError};
 pub use account::quota::{QuotaSnapshot, QuotaWindow};
 pub use account::refresh::RefreshPolicy;
 pub use account::state::{AccountState, AdminState, AuthState};
 pub use account::AccountActor;
-pub use config::PoolConfig;
-pub use lease::{CallCredentials, Lease, Outcome, UpstreamFacts};
+pub use config::{PoolConfig, Strategy};
 pub use ports::{
     AccountSource, HealthProber, PoolStateSink, ProbeResult, ProbeTarget, RefreshAttempt,
     SaveAttempt, SourceError, TokenRefresher,
 };
-pub use router::affinity::Placement;
 pub use router::messages::{
     Acquire, AcquireError, GetAccountStatuses, GetPoolStatus, JudgeExhaustion, PoolStatus,
     Reconcile, RefreshAccount, RefreshError, Shutdown, SyncNow,
 };
-pub use router::selection::Strategy;
 pub use router::{Leases, RouterActor};
 pub use types::{AccountCredentials, AccountId, PoolRecord, RefreshedTokens, RoutingParams};

@@ -19,8 +19,8 @@ use super::error::AdminError;
 use super::{resource, AdminState};
 use crate::oauth::auth_json;
 use crate::obs::mask_email;
+use crate::store::rfc3339;
 use crate::store::{AccountSummary, ImportOutcome};
-use crate::time::rfc3339;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -17,9 +17,9 @@ use crate::governance::requests::KeyRequest;
 use crate::governance::updates::KeyUpdate;
 use crate::http::AppState;
 use crate::store::keys::reveal;
+use crate::store::rfc3339;
 use crate::store::usage::Scope;
 use crate::store::{ApiKeyRow, StoreError};
-use crate::time::rfc3339;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(

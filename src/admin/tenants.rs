@@ -15,9 +15,9 @@ use crate::governance::policy::Limits;
 use crate::governance::requests::TenantRequest;
 use crate::governance::updates::TenantUpdate;
 use crate::http::AppState;
+use crate::store::rfc3339;
 use crate::store::usage::Scope;
 use crate::store::TenantRow;
-use crate::time::rfc3339;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(

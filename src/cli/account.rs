@@ -7,11 +7,11 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use super::new_account::{checked_label, store_account};
 use super::{printable, printable_json, ListArgs};
 use crate::oauth::auth_json;
 use crate::obs::mask_email;
-use crate::store::{ImportOutcome, NewAccount, Store};
-use crate::time::rfc3339;
+use crate::store::{rfc3339, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
@@ -25,7 +25,7 @@ pub enum AccountCommand {
     /// URL, or a callback listener reached through an SSH tunnel).
     Login(super::login::LoginArgs),
     /// Set how the pool routes to an account (priority, weight, calls in flight).
-    Set(super::pool::SetArgs),
+    Set(super::account_set::SetArgs),
 }
 
 #[derive(Debug, Args)]
@@ -44,7 +44,7 @@ pub fn account(store: &Store, command: AccountCommand) -> anyhow::Result<()> {
         AccountCommand::Login(_) => {
             anyhow::bail!("`account login` needs the settings; run it through the binary")
         }
-        AccountCommand::Set(args) => super::pool::set(store, &args),
+        AccountCommand::Set(args) => super::account_set::set(store, &args),
         AccountCommand::Remove { id } => {
             store.remove_account(&id)?;
             eprintln!("removed account {id}; the running relay stops using it within seconds");
@@ -66,37 +66,6 @@ fn import(store: &Store, args: &ImportArgs) -> anyhow::Result<()> {
     let mut account = auth_json::parse(&text)?;
     account.label = checked_label(args.label.as_deref())?;
     store_account(store, &account)
-}
-
-/// An account's `--label`, checked as every name is.
-pub(super) fn checked_label(label: Option<&str>) -> anyhow::Result<Option<String>> {
-    Ok(label
-        .map(|l| crate::bounds::name("--label", l))
-        .transpose()?)
-}
-
-/// Stores an account read from an auth.json or a login, and says what happened: the id alone on
-/// stdout, the rest on stderr. Never a token.
-pub(super) fn store_account(store: &Store, account: &NewAccount) -> anyhow::Result<()> {
-    let (id, outcome) = store.import_account(account)?;
-    let email = account.email.as_deref().map_or("-".to_owned(), mask_email);
-    let email = printable(&email);
-    let plan = printable(account.plan.as_deref().unwrap_or("unknown plan"));
-    let expiry = account
-        .token_expires_at
-        .map_or("unknown".to_owned(), rfc3339);
-    if outcome == ImportOutcome::Updated {
-        eprintln!(
-            "warning: this ChatGPT account was already in the pool as {id}; its tokens were replaced."
-        );
-    }
-    eprintln!("imported account {id} ({email}, {plan}, access token expires {expiry})");
-    eprintln!(
-        "note: codex-relay now owns this login. Refresh tokens are single-use: stop using this \
-         auth.json anywhere else (another machine, relay or CLI), or both copies end up logged out."
-    );
-    println!("{id}");
-    Ok(())
 }
 
 fn list_accounts(store: &Store, as_json: bool) -> anyhow::Result<()> {

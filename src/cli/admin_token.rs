@@ -6,8 +6,8 @@ use secrecy::ExposeSecret;
 
 use super::{printable, printable_json, ListArgs};
 use crate::store::admin_tokens::AdminScope;
+use crate::store::rfc3339;
 use crate::store::Store;
-use crate::time::rfc3339;
 
 #[derive(Debug, Subcommand)]
 pub enum AdminTokenCommand {

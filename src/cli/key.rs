@@ -7,8 +7,8 @@ use super::limits::{shown, split_list, wide, LimitArgs};
 use super::update::{update_key, UpdateKey};
 use super::{printable, printable_json, ListArgs};
 use crate::governance::requests::KeyRequest;
+use crate::store::rfc3339;
 use crate::store::{keys::reveal, Store};
-use crate::time::rfc3339;
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {

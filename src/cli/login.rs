@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::{ArgGroup, Args};
 use tokio::sync::oneshot;
 
-use super::account::{checked_label, store_account};
+use super::new_account::{checked_label, store_account};
 use crate::oauth::authorize::BrowserLogin;
 use crate::oauth::device;
 use crate::oauth::endpoint::OauthEndpoint;

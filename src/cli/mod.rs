@@ -7,11 +7,12 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod account;
+mod account_set;
 mod admin_token;
 mod key;
 mod limits;
 mod login;
-mod pool;
+mod new_account;
 mod printable;
 mod tenant;
 mod update;

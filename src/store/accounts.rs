@@ -314,7 +314,7 @@ impl Store {
         };
         let access = self.key.open(id, "access_token", &row.sealed_access)?;
         let access = String::from_utf8(access).map_err(|_| super::CryptoError::Corrupt)?;
-        let pool = super::pool_state::pool_row(&conn, id)?;
+        let pool = super::account_routing::pool_row(&conn, id)?;
         Ok(Some(AccountCredentials {
             id: AccountId::from(id),
             chatgpt_account_id: row.chatgpt_account_id,

@@ -4,12 +4,13 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use std::sync::Arc;
 
+use super::policy_columns::{clamp, json_list, limits_at, parse_list};
 use super::{now_unix, Store, StoreError};
 use crate::governance::policy::{KeyPolicy, Limits};
 
@@ -147,7 +148,7 @@ impl Store {
             .optional()?;
         let id = match by_id {
             Some(id) => id,
-            None => super::updates::live_key_id(&conn, id_or_name)?,
+            None => live_key_id(&conn, id_or_name)?,
         };
         conn.execute(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
@@ -204,29 +205,39 @@ fn key_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {
     })
 }
 
-/// Reads `rpm, burst, max_concurrent, daily_tokens, monthly_tokens` starting at column `first`.
-pub(super) fn limits_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Limits> {
-    let positive = |v: Option<i64>| v.filter(|n| *n > 0);
-    Ok(Limits {
-        rpm: positive(row.get(first)?).and_then(|n| u32::try_from(n).ok()),
-        burst: positive(row.get(first + 1)?).and_then(|n| u32::try_from(n).ok()),
-        max_concurrent: positive(row.get(first + 2)?).and_then(|n| u32::try_from(n).ok()),
-        daily_tokens: positive(row.get(first + 3)?).map(|n| n as u64),
-        monthly_tokens: positive(row.get(first + 4)?).map(|n| n as u64),
-    })
-}
-
-/// SQLite integers are signed; a quota beyond `i64::MAX` tokens is as good as none.
-pub(super) fn clamp(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-pub(super) fn json_list(items: &[String]) -> String {
-    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
-}
-
-pub(super) fn parse_list(text: Option<String>) -> Option<Vec<String>> {
-    text.and_then(|t| serde_json::from_str(&t).ok())
+/// The id of the key an operator names: by id, else by name among keys not revoked; a name
+/// several keys share is refused rather than guessed.
+pub(super) fn live_key_id(conn: &Connection, id_or_name: &str) -> Result<String, StoreError> {
+    let by_id: Option<Option<i64>> = conn
+        .query_row(
+            "SELECT revoked_at FROM api_keys WHERE id = ?1",
+            [id_or_name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match by_id {
+        Some(Some(_)) => {
+            return Err(StoreError::Conflict(format!(
+                "API key {id_or_name} is revoked and cannot be changed"
+            )))
+        }
+        Some(None) => return Ok(id_or_name.to_owned()),
+        None => {}
+    }
+    let mut statement =
+        conn.prepare("SELECT id FROM api_keys WHERE name = ?1 AND revoked_at IS NULL LIMIT 2")?;
+    let ids: Vec<String> = statement
+        .query_map([id_or_name], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    match ids.as_slice() {
+        [id] => Ok(id.clone()),
+        [] => Err(StoreError::NotFound(format!(
+            "no active API key with id or name {id_or_name}"
+        ))),
+        _ => Err(StoreError::Conflict(format!(
+            "several active API keys are named {id_or_name}; name one by its id"
+        ))),
+    }
 }
 
 /// The key text, for the one moment it is printed.

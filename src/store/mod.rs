@@ -5,6 +5,7 @@
 //! Every method blocks: call them from the CLI directly, and from the server only through
 //! `web::block` (see [`Store::run`]), never on an arbiter thread.
 
+mod account_routing;
 mod accounts;
 pub mod admin_tokens;
 pub mod crypto;
@@ -12,7 +13,7 @@ mod faults;
 mod files;
 pub mod keys;
 mod open;
-mod pool_state;
+mod policy_columns;
 pub mod tenants;
 mod tokens;
 mod updates;
@@ -24,11 +25,11 @@ use std::sync::Arc;
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
 
+pub use account_routing::{PoolRow, RoutingChange};
 pub use accounts::{AccountSummary, ImportOutcome, NewAccount};
 pub use crypto::{CryptoError, KeySource, MasterKey};
 pub use keys::{ApiKeyRow, CreatedKey, KeyHash, KeyRecord, NewKey};
 pub use open::sealing_key_id;
-pub use pool_state::{PoolRow, RoutingChange};
 pub use tenants::{NewTenant, TenantRow};
 pub use tokens::{RefreshedTokens, StoredRefreshToken, TokenWrite};
 
@@ -115,4 +116,13 @@ impl Store {
 
 pub(crate) fn now_unix() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// One of the store's unix times as people read it: RFC 3339 (UTC, whole seconds); the number
+/// itself if it is out of range. The CLI, the admin API and the pool's view all show times so.
+pub fn rfc3339(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0).map_or_else(
+        || unix.to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
 }

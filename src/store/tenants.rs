@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::keys::{clamp, json_list, limits_at, parse_list};
+use super::policy_columns::{clamp, json_list, limits_at, parse_list};
 use super::{now_unix, Store, StoreError};
 use crate::governance::policy::{Limits, TenantPolicy};
 

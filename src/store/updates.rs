@@ -2,9 +2,10 @@
 //! apply and validate its change, and writes the result in one immediate transaction, so two
 //! operators changing different fields at once do not undo each other.
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, TransactionBehavior};
 
-use super::keys::{clamp, json_list, ApiKeyRow};
+use super::keys::{live_key_id, ApiKeyRow};
+use super::policy_columns::{clamp, json_list};
 use super::tenants::{tenant_id, TenantRow};
 use super::{Store, StoreError};
 use crate::governance::requests::Invalid;
@@ -85,41 +86,6 @@ impl Store {
         let row = self.key_row(&tx, &id)?;
         tx.commit()?;
         Ok(Ok(row))
-    }
-}
-
-/// The id of the key an operator names: by id, else by name among keys not revoked; a name
-/// several keys share is refused rather than guessed.
-pub(super) fn live_key_id(conn: &Connection, id_or_name: &str) -> Result<String, StoreError> {
-    let by_id: Option<Option<i64>> = conn
-        .query_row(
-            "SELECT revoked_at FROM api_keys WHERE id = ?1",
-            [id_or_name],
-            |r| r.get(0),
-        )
-        .optional()?;
-    match by_id {
-        Some(Some(_)) => {
-            return Err(StoreError::Conflict(format!(
-                "API key {id_or_name} is revoked and cannot be changed"
-            )))
-        }
-        Some(None) => return Ok(id_or_name.to_owned()),
-        None => {}
-    }
-    let mut statement =
-        conn.prepare("SELECT id FROM api_keys WHERE name = ?1 AND revoked_at IS NULL LIMIT 2")?;
-    let ids: Vec<String> = statement
-        .query_map([id_or_name], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    match ids.as_slice() {
-        [id] => Ok(id.clone()),
-        [] => Err(StoreError::NotFound(format!(
-            "no active API key with id or name {id_or_name}"
-        ))),
-        _ => Err(StoreError::Conflict(format!(
-            "several active API keys are named {id_or_name}; name one by its id"
-        ))),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use rusqlite::params;
 
-use super::keys::clamp;
+use super::policy_columns::clamp;
 use super::{Store, StoreError};
 
 /// Whose usage a row counts.

@@ -1,13 +1,13 @@
 //! The Codex backend as the relay calls it: awc clients per worker (awc is `!Send`), each a
-//! connection carrying a bounded number of streams (`lanes`) that connects once when cold
+//! connection carrying a bounded number of streams (`connections`) that connects once when cold
 //! (`warmup`), the Codex request headers, and the SSE side path ([`sse`]) and non-stream assembly
 //! ([`assemble`]).
 
 pub mod assemble;
+mod connections;
 mod event_fields;
 pub mod headers;
 pub mod holdback;
-mod lanes;
 pub mod models;
 pub mod outbound;
 pub mod rate_limits;
@@ -24,7 +24,7 @@ use relay_actors::Lease;
 use secrecy::ExposeSecret;
 
 use crate::settings::UpstreamSettings;
-use lanes::{Lane, Lanes};
+use connections::{Connection, Connections};
 use warmup::{Outgoing, Warmup};
 
 /// The response type awc gives for a streamed upstream answer.
@@ -32,7 +32,7 @@ pub type UpstreamResponse = awc::ClientResponse;
 
 /// A worker's connections to the upstream. Cheap to build; build one per worker.
 pub struct UpstreamClient {
-    lanes: Lanes,
+    connections: Connections,
     responses_url: String,
     originator: String,
     user_agent: String,
@@ -44,7 +44,7 @@ impl UpstreamClient {
         let response_timeout = Duration::from_secs(settings.response_timeout_secs);
         let outbound = settings.outbound.clone();
         let open = move || {
-            Lane::new(
+            Connection::new(
                 outbound.client(connect_timeout, response_timeout),
                 Warmup::new(connect_timeout),
             )
@@ -54,7 +54,7 @@ impl UpstreamClient {
             (settings.base_url.scheme() == "https").then_some(settings.max_streams_per_connection);
         let base = settings.base_url.as_str().trim_end_matches('/');
         UpstreamClient {
-            lanes: Lanes::new(cap, open),
+            connections: Connections::new(cap, open),
             responses_url: format!("{base}/responses"),
             originator: settings.originator.clone(),
             user_agent: settings.user_agent.clone(),
@@ -83,9 +83,9 @@ impl UpstreamClient {
         client_headers: &HeaderMap,
         body: Bytes,
     ) -> Result<UpstreamResponse, SendRequestError> {
-        let slot = self.lanes.take();
-        let lane = slot.lane();
-        let mut request = lane
+        let slot = self.connections.take();
+        let connection = slot.connection();
+        let mut request = connection
             .http
             .post(&self.responses_url)
             .insert_header((
@@ -127,12 +127,12 @@ impl UpstreamClient {
                     .insert_header(("user-agent", self.user_agent.as_str()));
             }
         }
-        let sent = match lane.warmup.outgoing(body).await {
+        let sent = match connection.warmup.outgoing(body).await {
             Outgoing::Plain(body) => request.send_body(body).await,
             Outgoing::Leading(body) => request.send_body(body).await,
         };
         if sent.is_err() {
-            lane.warmup.lost();
+            connection.warmup.lost();
         }
         Ok(sent?.map_body(|_, body| slot.hold(body)))
     }

@@ -29,10 +29,10 @@ impl UpstreamClient {
         client_version: &str,
     ) -> Result<Vec<Value>, CatalogError> {
         let base = self.responses_url.trim_end_matches("/responses");
-        // The call is a stream of its lane until the body is read, at the end of this function.
-        let slot = self.lanes.take();
+        // The call is a stream of its connection until the body is read, at the end of this function.
+        let slot = self.connections.take();
         let mut request = slot
-            .lane()
+            .connection()
             .http
             .get(format!("{base}/models"))
             .query(&[("client_version", client_version)])

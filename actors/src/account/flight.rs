@@ -11,12 +11,11 @@ use std::time::Instant;
 use actix::{ActorFutureExt, AsyncContext, Context, ResponseActFuture, WrapFuture};
 use tokio::sync::oneshot;
 
-use super::messages::Refusal;
+use super::lease::{Lease, Refusal};
 use super::refresh::{self, Failure, RefreshPolicy, Retry};
 use super::state::AccountEvent;
 use super::unsaved::Unsaved;
 use super::{unix_now, AccountActor};
-use crate::lease::Lease;
 use crate::ports::RefreshAttempt;
 
 type Done = Result<(), Refusal>;
@@ -69,6 +68,11 @@ impl Flight {
     pub(super) fn succeeded(&mut self, policy: &RefreshPolicy) {
         self.reset(policy);
         self.succeeded_at = Some(Instant::now());
+    }
+
+    /// A write of the unsaved set starts (the caller has checked that nothing runs).
+    pub(super) fn start_save(&mut self) {
+        self.running = Some(Running::Save);
     }
 
     pub(super) fn is_refreshing(&self) -> bool {

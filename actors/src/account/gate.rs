@@ -17,9 +17,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
+use super::call::CallCredentials;
 use super::quota::QuotaSnapshot;
 use super::refresh::{self, Need, RefreshPolicy};
-use crate::lease::CallCredentials;
 use crate::types::AccountId;
 
 /// What a worker needs to grant a lease on the account by itself; present only while a plain

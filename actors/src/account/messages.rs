@@ -5,50 +5,15 @@ use std::time::SystemTime;
 use actix::Message;
 
 use super::health::Availability;
+use super::lease::{Lease, Refusal};
 use super::quota::QuotaSnapshot;
 use super::state::AccountState;
-use crate::lease::{Lease, Outcome, UpstreamFacts};
 use crate::types::{AccountCredentials, AccountId, RoutingParams};
 
 /// Asks for the right to make one upstream call.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Lease, Refusal>")]
 pub struct GrantLease;
-
-/// Why an account did not grant a lease.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    #[error("account is {0}")]
-    Unusable(&'static str),
-    #[error("account has its maximum of calls in flight")]
-    Full,
-    #[error("the access token expired and its refresh did not finish in time")]
-    RefreshPending,
-    /// The refresh failed; the text is safe to show (no secret).
-    #[error("the token refresh failed: {0}")]
-    RefreshFailed(String),
-}
-
-/// Sent by a [`Lease`] when it ends, exactly once.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct ReportOutcome {
-    pub outcome: Outcome,
-    pub facts: UpstreamFacts,
-    /// The lease was the one call of a half-open breaker.
-    pub probe: bool,
-    /// The token version the lease was granted with: a 401 on a replaced token is stale.
-    pub token_version: i64,
-}
-
-/// The upstream answered 401 to `lease`: refresh (once per token version, however many
-/// requests report it) and grant a lease with the new token for one retry. The old lease's slot
-/// is released without an outcome.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Lease, Refusal>")]
-pub struct RenewAfterUnauthorized {
-    pub lease: Lease,
-}
 
 /// Refresh now (operator request), joining a refresh that is already running.
 #[derive(Debug, Message)]

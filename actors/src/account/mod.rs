@@ -6,9 +6,11 @@
 //! a rotated set the store could not take until a write lands (see `unsaved.rs`).
 
 mod auth;
+pub mod call;
 mod flight;
 pub(crate) mod gate;
 pub mod health;
+pub mod lease;
 pub mod messages;
 mod probe;
 pub mod quota;
@@ -24,18 +26,19 @@ use std::time::SystemTime;
 
 use actix::prelude::*;
 
+use self::call::{CallCredentials, Outcome};
 use self::flight::Flight;
 use self::gate::{Gate, Pass};
 use self::health::{Availability, Health, Signal};
+use self::lease::{Lease, Refusal, RenewAfterUnauthorized, ReportOutcome};
 use self::messages::{
-    AccountStateChanged, AccountView, GetAccountStatus, GrantLease, LastError, RefreshNow, Refusal,
-    RenewAfterUnauthorized, ReplaceCredentials, ReportOutcome, Retire,
+    AccountStateChanged, AccountView, GetAccountStatus, GrantLease, LastError, RefreshNow,
+    ReplaceCredentials, Retire,
 };
 use self::quota::QuotaSnapshot;
 use self::refresh::Need;
 use self::state::{AccountEvent, AccountState};
 use crate::config::PoolConfig;
-use crate::lease::{CallCredentials, Lease, Outcome};
 use crate::types::{AccountCredentials, PoolRecord};
 
 pub struct AccountActor {

@@ -1,8 +1,8 @@
 //! What a finished call means for the account's health: outcome + facts → [`Signal`].
 
+use crate::account::call::{Outcome, UpstreamFacts};
 use crate::account::health::Signal;
 use crate::account::quota::QuotaSnapshot;
-use crate::lease::{Outcome, UpstreamFacts};
 use crate::ports::ProbeResult;
 
 /// The health signal of a finished call. `quota` is the account's latest snapshot: an exhausted

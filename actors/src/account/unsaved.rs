@@ -20,10 +20,9 @@
 use actix::{ActorContext, ActorFutureExt, AsyncContext, Context, SpawnHandle, WrapFuture};
 use tokio::sync::oneshot;
 
-use super::flight::Running;
+use super::call::CallCredentials;
 use super::refresh::{Failure, RefreshPolicy, Retry};
 use super::AccountActor;
-use crate::lease::CallCredentials;
 use crate::ports::SaveAttempt;
 use crate::types::RefreshedTokens;
 
@@ -78,7 +77,7 @@ impl AccountActor {
         tokens: RefreshedTokens,
         error: String,
         ctx: &mut Context<Self>,
-    ) -> Result<(), super::messages::Refusal> {
+    ) -> Result<(), super::lease::Refusal> {
         let serves = tokens.access_token.is_some();
         if let Some(access_token) = &tokens.access_token {
             let credentials = &mut self.credentials;
@@ -135,7 +134,7 @@ impl AccountActor {
         if self.flight.running.is_some() {
             return;
         }
-        self.flight.running = Some(Running::Save);
+        self.flight.start_save();
         let write = self
             .config
             .refresher

@@ -10,9 +10,9 @@ use actix::prelude::*;
 use super::messages::{AccountUnreachable, Acquire, AcquireError, JudgeExhaustion};
 use super::selection::{self, Exhaustion};
 use super::RouterActor;
+use crate::account::lease::Lease;
 use crate::account::messages::{AccountView, GetAccountStatus, GrantLease};
 use crate::account::AccountActor;
-use crate::lease::Lease;
 
 impl Handler<Acquire> for RouterActor {
     type Result = ResponseActFuture<Self, Result<Lease, AcquireError>>;

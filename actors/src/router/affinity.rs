@@ -4,7 +4,7 @@
 //!
 //! The rule the router applies with it: a bound conversation stays on its account as long as
 //! that account can serve; it moves only when the account is unusable (and the move is reported
-//! as [`Placement::Moved`], logged and counted). A recovering account never takes conversations
+//! as [`Placement::Moved`](crate::account::lease::Placement::Moved), logged and counted). A recovering account never takes conversations
 //! back: nothing rebinds to it unless the account they moved to becomes unusable in turn.
 
 use std::collections::hash_map::DefaultHasher;
@@ -13,21 +13,6 @@ use std::hash::{Hash, Hasher};
 use std::time::{Duration, SystemTime};
 
 use crate::types::AccountId;
-
-/// Where a request was placed with respect to its conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Placement {
-    /// The request carries no conversation key.
-    Unbound,
-    /// The conversation was new (or forgotten) and is now bound to the lease's account.
-    New,
-    /// The conversation stayed on its account.
-    Kept,
-    /// The conversation's account could not serve; it is now bound to the lease's account.
-    Moved { from: AccountId },
-    /// This attempt runs elsewhere (its account failed this request), the binding is unchanged.
-    Detour { bound: AccountId },
-}
 
 struct Entry {
     account: AccountId,

@@ -4,8 +4,8 @@ use std::time::SystemTime;
 
 use actix::Message;
 
+use crate::account::lease::Lease;
 use crate::account::messages::AccountStatus;
-use crate::lease::Lease;
 use crate::ports::SourceError;
 use crate::types::AccountId;
 
@@ -107,5 +107,5 @@ pub enum RefreshError {
     #[error("no account with this id is running")]
     NotFound,
     #[error(transparent)]
-    Refused(#[from] crate::account::messages::Refusal),
+    Refused(#[from] crate::account::lease::Refusal),
 }

@@ -35,13 +35,13 @@ use self::messages::{
     AccountUnreachable, Acquire, AcquireError, GetAccountStatuses, GetPoolStatus, PoolStatus,
     Reconcile, RefreshAccount, RefreshError, Shutdown, SyncNow,
 };
+use crate::account::lease::Lease;
 use crate::account::messages::{
     AccountStateChanged, AccountStatus, GetAccountStatus, ProbeNow, RefreshNow, ReplaceCredentials,
     Retire,
 };
 use crate::account::AccountActor;
 use crate::config::PoolConfig;
-use crate::lease::Lease;
 use crate::ports::{AccountSource, SourceError};
 use crate::types::{AccountCredentials, AccountId};
 

@@ -105,7 +105,7 @@ async fn leases_rotate_round_robin_and_skip_excluded_accounts() {
     source.put(credentials("a", true, 1));
     source.put(credentials("b", true, 1));
     let config = crate::config::PoolConfig {
-        strategy: super::selection::Strategy::RoundRobin,
+        strategy: crate::config::Strategy::RoundRobin,
         ..Default::default()
     };
     let router =
@@ -244,13 +244,13 @@ pub(crate) fn with_key(key: &str, exclude: &[&str]) -> Acquire {
 async fn cool(router: &Addr<RouterActor>, key: &str, secs: u64) -> String {
     let mut lease = router.send(with_key(key, &[])).await.unwrap().unwrap();
     let id = lease.account_id.to_string();
-    lease.observe(crate::lease::UpstreamFacts {
+    lease.observe(crate::UpstreamFacts {
         error_code: Some("usage_limit_reached".into()),
         resets_at: Some(std::time::SystemTime::now() + Duration::from_secs(secs)),
         ..Default::default()
     });
     lease
-        .finish(crate::lease::Outcome::Completed { status: 429 })
+        .finish(crate::Outcome::Completed { status: 429 })
         .await;
     id
 }

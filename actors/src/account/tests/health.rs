@@ -7,12 +7,13 @@ use std::time::{Duration, SystemTime};
 use actix::prelude::*;
 use futures_util::future::{BoxFuture, LocalBoxFuture};
 
+use super::super::lease::Refusal;
 use super::super::messages::*;
 use super::super::AccountActor;
 use super::{credentials, Listener};
+use crate::account::call::{Outcome, UpstreamFacts};
 use crate::account::health::{Breaker, CoolingReason, Health, HealthPolicy};
 use crate::config::PoolConfig;
-use crate::lease::{Outcome, UpstreamFacts};
 use crate::ports::{HealthProber, PoolStateSink, ProbeResult, ProbeTarget, SourceError};
 use crate::types::{AccountId, PoolRecord, RoutingParams};
 

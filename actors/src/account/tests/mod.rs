@@ -1,10 +1,11 @@
 use actix::prelude::*;
 use secrecy::SecretString;
 
+use super::lease::Refusal;
 use super::messages::*;
 use super::state::{AccountEvent, AccountState, AdminState, AuthState};
 use super::AccountActor;
-use crate::lease::Outcome;
+use crate::account::call::Outcome;
 use crate::types::{AccountCredentials, AccountId, PoolRecord, RoutingParams};
 
 #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use super::super::lease::Refusal;
 use super::super::messages::*;
 use super::super::refresh::RefreshPolicy;
 use super::scripted::{eventually, policy, start, start_with, token, Answer, ScriptedRefresher};

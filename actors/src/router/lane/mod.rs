@@ -16,14 +16,14 @@ use std::time::SystemTime;
 
 use actix::Addr;
 
-use super::affinity::{AffinityTable, Placement};
+use super::affinity::AffinityTable;
 use super::messages::Acquire;
 use super::selection::{self, Candidate};
 use crate::account::gate::Gate;
+use crate::account::lease::{Lease, Placement};
 use crate::account::messages::AccountView;
 use crate::account::{unix_now, AccountActor};
 use crate::config::PoolConfig;
-use crate::lease::Lease;
 use crate::types::AccountId;
 
 /// One account of the pool as the lane sees it.

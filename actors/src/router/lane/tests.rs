@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::account::call::{Outcome, UpstreamFacts};
+use crate::account::lease::Placement;
 use crate::account::quota::{QuotaSnapshot, QuotaWindow};
 use crate::account::tests::credentials;
 use crate::account::tests::health::Saved;
 use crate::config::PoolConfig;
-use crate::lease::{Outcome, UpstreamFacts};
-use crate::router::affinity::Placement;
+use crate::config::Strategy;
 use crate::router::messages::{AcquireError, GetAccountStatuses};
-use crate::router::selection::Strategy;
 use crate::router::tests::{acquire, synced, with_key, MemorySource};
 use crate::router::{Leases, RouterActor};
 use crate::types::{AccountCredentials, AccountId};

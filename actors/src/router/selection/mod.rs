@@ -16,27 +16,8 @@ use std::time::SystemTime;
 use crate::account::health::{Availability, CoolingReason};
 use crate::account::messages::AccountView;
 use crate::account::state::AuthState;
+use crate::config::Strategy;
 use crate::types::AccountId;
-
-/// The `routing.strategy` setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Strategy {
-    #[default]
-    Headroom,
-    RoundRobin,
-    FillFirst,
-}
-
-impl Strategy {
-    pub fn parse(name: &str) -> Option<Strategy> {
-        match name {
-            "headroom" => Some(Strategy::Headroom),
-            "round_robin" => Some(Strategy::RoundRobin),
-            "fill_first" => Some(Strategy::FillFirst),
-            _ => None,
-        }
-    }
-}
 
 /// Most turns one account takes in a round-robin cycle, whatever its weight.
 const MAX_TURNS: u32 = 100;

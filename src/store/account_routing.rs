@@ -1,5 +1,5 @@
-//! The pool's rows (`account_pool`, schema 0004): the operator's routing parameters of each
-//! account, and the health and quota state the relay keeps across restarts. Routing changes bump
+//! Each account's row in `account_pool` (schema 0004): the operator's routing parameters, and the
+//! health and quota state the relay keeps across restarts. Routing changes bump
 //! the account's version (the running server follows them); state saves do not (the server is
 //! their author).
 

@@ -1,78 +1,65 @@
-//! A lease: the right to make one upstream call with one account's credentials.
+//! A lease: the right to make one upstream call with one account's credentials, where the
+//! router placed it, and the messages a lease sends back to its account when it ends.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
-use actix::Addr;
-use secrecy::SecretString;
+use actix::{Addr, Message};
 
-use crate::account::gate::{Gate, Pass};
-use crate::account::health::Signal;
-use crate::account::messages::{Refusal, RenewAfterUnauthorized, ReportOutcome};
-use crate::account::quota::QuotaSnapshot;
-use crate::account::report::signal_of;
-use crate::account::AccountActor;
-use crate::router::affinity::Placement;
+use super::call::{CallCredentials, Outcome, UpstreamFacts};
+use super::gate::{Gate, Pass};
+use super::health::Signal;
+use super::report::signal_of;
+use super::AccountActor;
 use crate::types::AccountId;
 
-/// How a leased call ended, as the account needs to know it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The upstream answered and the exchange ran to its end (any HTTP status).
-    Completed { status: u16 },
-    /// The upstream could not be reached or the connection failed mid-way.
-    TransportFailed,
-    /// The upstream did not answer, or went silent, for longer than allowed.
-    TimedOut,
-    /// A 200 stream carried `response.failed` before any output item (its code is in the facts).
-    FailedBeforeOutput,
-    /// The call failed the way the same request failed on another account: the request, not
-    /// the account, is at fault, so the account's health does not count it.
-    RequestAtFault,
-    /// The client went away before the exchange ended.
-    ClientGone,
-    /// The lease was dropped without a report (a bug or a cancelled handler).
-    Abandoned,
+/// Where a request was placed with respect to its conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// The request carries no conversation key.
+    Unbound,
+    /// The conversation was new (or forgotten) and is now bound to the lease's account.
+    New,
+    /// The conversation stayed on its account.
+    Kept,
+    /// The conversation's account could not serve; it is now bound to the lease's account.
+    Moved { from: AccountId },
+    /// This attempt runs elsewhere (its account failed this request), the binding is unchanged.
+    Detour { bound: AccountId },
 }
 
-/// What the upstream said beyond the status, parsed by the caller (the actors know no HTTP).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct UpstreamFacts {
-    /// From the `x-codex-primary-*` / `x-codex-secondary-*` headers.
-    pub rate_limits: Option<QuotaSnapshot>,
-    /// The upstream's error code or type (`usage_limit_reached`, `server_is_overloaded`, …).
-    pub error_code: Option<String>,
-    /// When a usage limit resets (`resets_at` of a 429 body).
-    pub resets_at: Option<SystemTime>,
-    /// `Retry-After` or `resets_in_seconds`.
-    pub retry_after: Option<Duration>,
+/// Why an account did not grant a lease.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("account is {0}")]
+    Unusable(&'static str),
+    #[error("account has its maximum of calls in flight")]
+    Full,
+    #[error("the access token expired and its refresh did not finish in time")]
+    RefreshPending,
+    /// The refresh failed; the text is safe to show (no secret).
+    #[error("the token refresh failed: {0}")]
+    RefreshFailed(String),
 }
 
-/// What a call presents upstream. Shared by every lease on the same token set: an access token
-/// is a JWT of a couple of kilobytes, and a held stream keeps its lease for as long as it lasts.
-pub struct CallCredentials {
-    pub chatgpt_account_id: String,
-    pub access_token: SecretString,
-    pub is_fedramp: bool,
+/// Sent by a [`Lease`] when it ends, exactly once.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReportOutcome {
+    pub outcome: Outcome,
+    pub facts: UpstreamFacts,
+    /// The lease was the one call of a half-open breaker.
+    pub probe: bool,
+    /// The token version the lease was granted with: a 401 on a replaced token is stale.
+    pub token_version: i64,
 }
 
-impl CallCredentials {
-    pub(crate) fn of(credentials: &crate::types::AccountCredentials) -> Arc<CallCredentials> {
-        Arc::new(CallCredentials {
-            chatgpt_account_id: credentials.chatgpt_account_id.clone(),
-            access_token: credentials.access_token.clone(),
-            is_fedramp: credentials.is_fedramp,
-        })
-    }
-}
-
-impl std::fmt::Debug for CallCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallCredentials")
-            .field("chatgpt_account_id", &self.chatgpt_account_id)
-            .field("is_fedramp", &self.is_fedramp)
-            .finish_non_exhaustive()
-    }
+/// The upstream answered 401 to `lease`: refresh (once per token version, however many
+/// requests report it) and grant a lease with the new token for one retry. The old lease's slot
+/// is released without an outcome.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Lease, Refusal>")]
+pub struct RenewAfterUnauthorized {
+    pub lease: Lease,
 }
 
 /// Granted by an [`AccountActor`] or, while the account serves plainly, by the router's lane on
