@@ -28,6 +28,7 @@ use crate::oauth::onboarding::Onboarding;
 use crate::pool::{load_keys, spawn_credential_sync, StoreAccountSource};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
+use crate::upstream::outbound::{CaFileError, Outbound};
 use crate::upstream::UpstreamClient;
 use crate::wire::{self, Plane};
 
@@ -46,6 +47,8 @@ pub enum StartupError {
     AdminUnprotected { addr: SocketAddr },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    CaFile(#[from] CaFileError),
 }
 
 /// A started relay: its addresses and the server futures to await.
@@ -125,12 +128,13 @@ impl Application {
         store: Store,
         log: Logger,
     ) -> Result<Application, StartupError> {
+        let outbound = Outbound::for_upstream(&settings.upstream)?;
         let sync_interval = Duration::from_millis(settings.store.sync_interval_ms);
         let source = Arc::new(StoreAccountSource {
             store: store.clone(),
             log: log.clone(),
         });
-        let pool = crate::pool::config::pool_config(&settings, &store, &log);
+        let pool = crate::pool::config::pool_config(&settings, &store, &outbound, &log);
         let leases = RouterActor::with_config(source, sync_interval, pool).start_leasing();
         let router = leases.router().clone();
         let keys = Arc::new(KeyRing::default());
@@ -154,7 +158,7 @@ impl Application {
             client_version: settings.models.client_version.clone(),
             log: log.clone(),
         };
-        tasks.extend(model_refresh::start(refresher, &settings).await);
+        tasks.extend(model_refresh::start(refresher, &settings, &outbound).await);
         let background = Background {
             router: router.clone(),
             tasks: Arc::new(tasks),
@@ -167,7 +171,7 @@ impl Application {
         let (listener, addr) = bind("server.listen", settings.server.listen)?;
         let (admin_listener, admin_addr) = bind("admin.listen", admin_listen)?;
         let onboarding = Arc::new(Onboarding::new(
-            OauthEndpoint::new(&settings.oauth, &settings.upstream),
+            OauthEndpoint::new(&settings.oauth, &settings.upstream, &outbound),
             store.clone(),
             router.clone(),
             log.clone(),
@@ -181,11 +185,12 @@ impl Application {
         let state = AppState::new(settings, parts, log.clone());
         let admin_state =
             AdminState::new(store, router, Arc::clone(&admin_tokens), onboarding, log);
-        let server = serve(state.clone(), listener).map_err(|source| StartupError::Bind {
-            setting: "server.listen",
-            addr,
-            source,
-        })?;
+        let server =
+            serve(state.clone(), outbound, listener).map_err(|source| StartupError::Bind {
+                setting: "server.listen",
+                addr,
+                source,
+            })?;
         let admin = serve_admin(state.clone(), admin_state, admin_listener).map_err(|source| {
             StartupError::Bind {
                 setting: "admin.listen",
@@ -274,7 +279,7 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+fn serve(state: AppState, outbound: Outbound, listener: TcpListener) -> std::io::Result<Server> {
     let settings = state.settings().clone();
     let plane = Plane {
         workers: match settings.server.workers {
@@ -292,7 +297,10 @@ fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
         App::new()
             .app_data(web::Data::new(state.clone()))
             // awc clients are !Send: each worker gets its own connection pool.
-            .app_data(web::Data::new(UpstreamClient::new(&settings.upstream)))
+            .app_data(web::Data::new(UpstreamClient::new(
+                &settings.upstream,
+                &outbound,
+            )))
             .configure(http::routes)
             .default_service(web::to(http::not_found))
             .wrap(from_fn(shape_bare_errors))
