@@ -17,7 +17,6 @@ use crate::bounds::{
     Invalid, ACCOUNT_IN_FLIGHT, AFFINITY_CAPACITY, ATTEMPTS, AUTH_FAILURE_ADDRESSES,
     DEFAULT_KEY_RPM, RELAY_IN_FLIGHT, STORE_CONNECTIONS, STREAMS_PER_CONNECTION,
 };
-use crate::upstream::outbound::Outbound;
 
 /// The defaults, compiled into the binary so the relay starts with no file at all.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -84,24 +83,9 @@ pub struct UpstreamSettings {
     pub user_agent: String,
     /// Streams one HTTP/2 connection carries at most; more open another connection.
     pub max_streams_per_connection: usize,
-    /// Extra CA certificates (PEM) to trust besides the public roots.
+    /// Extra CA certificates (PEM) to trust besides the public roots; read where the outgoing
+    /// clients are built (`upstream::outbound`), which refuses a file that cannot serve.
     pub ca_file: Option<PathBuf>,
-    /// `ca_file` loaded, at startup.
-    #[serde(skip)]
-    pub outbound: Outbound,
-}
-
-impl UpstreamSettings {
-    /// Loads `ca_file` into `outbound`, as startup does; a file that cannot serve is an error
-    /// naming the setting.
-    pub fn load_ca_file(&mut self) -> Result<(), SettingsError> {
-        self.outbound =
-            Outbound::load(self.ca_file.as_deref()).map_err(|reason| SettingsError::Invalid {
-                key: "upstream.ca_file",
-                reason,
-            })?;
-        Ok(())
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -256,9 +240,8 @@ impl Settings {
     }
 
     fn checked(builder: ConfigBuilder<DefaultState>) -> Result<Settings, SettingsError> {
-        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;
-        settings.upstream.load_ca_file()?;
         Ok(settings)
     }
 
@@ -507,27 +490,6 @@ mod tests {
             let err = Settings::load(Some(&path)).unwrap_err().to_string();
             assert!(err.contains("server.body_read_timeout_secs"), "{err}");
         }
-    }
-
-    #[test]
-    fn a_ca_file_is_loaded_at_startup_and_an_unreadable_one_names_the_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("relay.toml");
-        let ca = dir.path().join("company-ca.pem");
-        std::fs::write(&path, format!("[upstream]\nca_file = {:?}\n", ca.display())).unwrap();
-        let err = Settings::load(Some(&path)).unwrap_err().to_string();
-        assert!(err.contains("upstream.ca_file"), "{err}");
-        assert!(err.contains("company-ca.pem"), "{err}");
-
-        let certificate = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-        std::fs::write(&ca, certificate.cert.pem()).unwrap();
-        let s = Settings::load(Some(&path)).unwrap();
-        assert!(s.upstream.outbound.has_extra_ca());
-        assert!(!Settings::defaults()
-            .unwrap()
-            .upstream
-            .outbound
-            .has_extra_ca());
     }
 
     #[test]

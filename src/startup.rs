@@ -16,21 +16,20 @@ use slog::{info, warn, Logger};
 
 use crate::admin::auth::AdminTokenRing;
 use crate::admin::{self, AdminState};
-use crate::credential_sync::{load_keys, spawn_credential_sync};
-use crate::governance::model_refresh::{self, Refresher};
-use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
-use crate::http::auth::KeyRing;
 use crate::http::bare_errors::shape_bare_errors;
-use crate::http::{self, context, AppState, Parts};
+use crate::http::{self, context, AppState};
 use crate::intake::BodyLimits;
 use crate::oauth::endpoint::OauthEndpoint;
 use crate::oauth::onboarding::Onboarding;
-use crate::pool::StoreAccountSource;
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
+use crate::upstream::outbound::{CaFileError, Outbound};
 use crate::upstream::UpstreamClient;
 use crate::wire::{self, Plane};
+use services::Core;
+
+mod services;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -47,6 +46,8 @@ pub enum StartupError {
     AdminUnprotected { addr: SocketAddr },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    CaFile(#[from] CaFileError),
 }
 
 /// A started relay: its addresses and the server futures to await.
@@ -126,83 +127,22 @@ impl Application {
         store: Store,
         log: Logger,
     ) -> Result<Application, StartupError> {
-        let sync_interval = Duration::from_millis(settings.store.sync_interval_ms);
-        let source = Arc::new(StoreAccountSource {
-            store: store.clone(),
-            log: log.clone(),
-        });
-        let pool = crate::pool::config::pool_config(&settings, &store, &log);
-        let leases = RouterActor::with_config(source, sync_interval, pool).start_leasing();
-        let router = leases.router().clone();
-        let keys = Arc::new(KeyRing::default());
-        load_keys(&store, &keys).await?;
-        let admin_tokens = Arc::new(AdminTokenRing::default());
-        admin::auth::load_tokens(&store, &admin_tokens).await?;
-        let governor = Governor::load(settings.limits.clone(), store.clone(), log.clone()).await?;
-        let mut tasks = vec![spawn_credential_sync(
-            store.clone(),
-            Arc::clone(&keys),
-            governor.clone(),
-            Arc::clone(&admin_tokens),
-            sync_interval,
-            log.clone(),
-        )];
-        wait_for_first_sync(&router).await;
-        let models = Arc::new(ModelRegistry::new(&settings.models));
-        let refresher = Refresher {
-            registry: Arc::clone(&models),
-            store: store.clone(),
-            client_version: settings.models.client_version.clone(),
-            log: log.clone(),
-        };
-        tasks.extend(model_refresh::start(refresher, &settings).await);
-        let background = Background {
-            router: router.clone(),
-            tasks: Arc::new(tasks),
-        };
-
+        let outbound = Outbound::for_upstream(&settings.upstream)?;
+        let core = Core::start(&settings, &store, &outbound, &log).await?;
         let admin_listen = settings.admin.listen;
-        if !admin_listen.ip().is_loopback() && admin_tokens.is_empty() {
+        if !admin_listen.ip().is_loopback() && core.admin_tokens.is_empty() {
             return Err(StartupError::AdminUnprotected { addr: admin_listen });
         }
         let (listener, addr) = bind("server.listen", settings.server.listen)?;
         let (admin_listener, admin_addr) = bind("admin.listen", admin_listen)?;
-        let onboarding = Arc::new(Onboarding::new(
-            OauthEndpoint::new(&settings.oauth, &settings.upstream),
-            store.clone(),
-            router.clone(),
-            log.clone(),
-        ));
-        let parts = Parts {
-            leases,
-            keys: Arc::clone(&keys),
-            models,
-            governor: governor.clone(),
-        };
-        let state = AppState::new(settings, parts, log.clone());
-        let admin_state =
-            AdminState::new(store, router, Arc::clone(&admin_tokens), onboarding, log);
-        let server = serve(state.clone(), listener).map_err(|source| StartupError::Bind {
-            setting: "server.listen",
-            addr,
-            source,
-        })?;
-        let admin = serve_admin(state.clone(), admin_state, admin_listener).map_err(|source| {
-            StartupError::Bind {
-                setting: "admin.listen",
-                addr: admin_addr,
-                source,
-            }
-        })?;
-        let pool = state.router().send(GetPoolStatus).await.unwrap_or_default();
-        info!(state.log(), "listening";
-            "addr" => addr.to_string(), "admin_addr" => admin_addr.to_string(),
-            "accounts" => pool.accounts, "api_keys" => keys.len(),
-            "admin_tokens" => admin_tokens.len(),
-            "upstream" => state.settings().upstream.base_url.to_string());
-        if admin_tokens.is_empty() {
-            info!(state.log(), "no admin token exists yet: the admin API refuses every call until one is created with `codex-relay admin-token create`");
-        }
+        let admin_state = admin_state(&settings, store, &outbound, &core, &log);
+        let governor = core.parts.governor.clone();
+        let state = AppState::new(settings, core.parts, log);
+        let server = serve(state.clone(), outbound, listener)
+            .map_err(|source| bind_error("server.listen", addr, source))?;
+        let admin = serve_admin(state.clone(), admin_state, admin_listener)
+            .map_err(|source| bind_error("admin.listen", admin_addr, source))?;
+        log_listening(&state, &core.admin_tokens, addr, admin_addr).await;
         Ok(Application {
             addr,
             admin_addr,
@@ -210,7 +150,7 @@ impl Application {
             admin,
             governor,
             log: state.log().clone(),
-            background,
+            background: core.background,
         })
     }
 
@@ -245,15 +185,56 @@ impl Application {
     }
 }
 
+/// The admin plane's state, with the OAuth flows that add accounts to the pool.
+fn admin_state(
+    settings: &Settings,
+    store: Store,
+    outbound: &Outbound,
+    core: &Core,
+    log: &Logger,
+) -> AdminState {
+    let router = core.parts.leases.router().clone();
+    let onboarding = Arc::new(Onboarding::new(
+        OauthEndpoint::new(&settings.oauth, &settings.upstream, outbound),
+        store.clone(),
+        router.clone(),
+        log.clone(),
+    ));
+    let admin_tokens = Arc::clone(&core.admin_tokens);
+    AdminState::new(store, router, admin_tokens, onboarding, log.clone())
+}
+
+/// The operator's line that the relay is up: where it listens, and what it serves from.
+async fn log_listening(
+    state: &AppState,
+    admin_tokens: &AdminTokenRing,
+    addr: SocketAddr,
+    admin_addr: SocketAddr,
+) {
+    let pool = state.router().send(GetPoolStatus).await.unwrap_or_default();
+    info!(state.log(), "listening";
+        "addr" => addr.to_string(), "admin_addr" => admin_addr.to_string(),
+        "accounts" => pool.accounts, "api_keys" => state.keys().len(),
+        "admin_tokens" => admin_tokens.len(),
+        "upstream" => state.settings().upstream.base_url.to_string());
+    if admin_tokens.is_empty() {
+        info!(state.log(), "no admin token exists yet: the admin API refuses every call until one is created with `codex-relay admin-token create`");
+    }
+}
+
+fn bind_error(setting: &'static str, addr: SocketAddr, source: std::io::Error) -> StartupError {
+    StartupError::Bind {
+        setting,
+        addr,
+        source,
+    }
+}
+
 fn bind(
     setting: &'static str,
     addr: SocketAddr,
 ) -> Result<(TcpListener, SocketAddr), StartupError> {
-    let error = |source| StartupError::Bind {
-        setting,
-        addr,
-        source,
-    };
+    let error = |source| bind_error(setting, addr, source);
     let listener = listen(addr).map_err(error)?;
     let bound = listener.local_addr().map_err(error)?;
     Ok((listener, bound))
@@ -275,7 +256,7 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+fn serve(state: AppState, outbound: Outbound, listener: TcpListener) -> std::io::Result<Server> {
     let settings = state.settings().clone();
     let plane = Plane {
         workers: match settings.server.workers {
@@ -293,7 +274,10 @@ fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
         App::new()
             .app_data(web::Data::new(state.clone()))
             // awc clients are !Send: each worker gets its own connection pool.
-            .app_data(web::Data::new(UpstreamClient::new(&settings.upstream)))
+            .app_data(web::Data::new(UpstreamClient::new(
+                &settings.upstream,
+                &outbound,
+            )))
             .configure(http::routes)
             .default_service(web::to(http::not_found))
             .wrap(from_fn(shape_bare_errors))
@@ -327,17 +311,4 @@ fn serve_admin(
             .wrap(from_fn(shape_bare_errors))
             .wrap(from_fn(context::request_context))
     })
-}
-
-/// The first read of the store runs in the background; wait for it (bounded) so a request that
-/// arrives right after startup finds the pool loaded.
-async fn wait_for_first_sync(router: &actix::Addr<RouterActor>) {
-    for _ in 0..500 {
-        if let Ok(status) = router.send(GetPoolStatus).await {
-            if status.synced {
-                return;
-            }
-        }
-        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
-    }
 }

@@ -19,6 +19,7 @@ use crate::oauth::endpoint::OauthEndpoint;
 use crate::oauth::login::LoginError;
 use crate::settings::Settings;
 use crate::store::{NewAccount, Store};
+use crate::upstream::outbound::Outbound;
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("flow").required(true).args(["device", "paste", "listen"])))]
@@ -39,7 +40,8 @@ pub struct LoginArgs {
 
 pub fn login(store: &Store, settings: &Settings, args: LoginArgs) -> anyhow::Result<()> {
     let label = checked_label(args.label.as_deref())?;
-    let endpoint = OauthEndpoint::new(&settings.oauth, &settings.upstream);
+    let outbound = Outbound::for_upstream(&settings.upstream)?;
+    let endpoint = OauthEndpoint::new(&settings.oauth, &settings.upstream, &outbound);
     let mut account = if args.device {
         block_on(device_login(&endpoint))?
     } else if args.paste {

@@ -13,6 +13,7 @@ use slog::{debug, warn, Logger};
 use super::models::ModelRegistry;
 use crate::settings::Settings;
 use crate::store::Store;
+use crate::upstream::outbound::Outbound;
 use crate::upstream::UpstreamClient;
 
 /// Everything a refresh needs.
@@ -71,12 +72,16 @@ impl Refresher {
 /// Refreshes now (bounded, so a slow upstream cannot hold startup) and then every interval, for
 /// as long as the runtime lives (or until the returned task is aborted). Does nothing when the
 /// interval is 0.
-pub async fn start(refresher: Refresher, settings: &Settings) -> Option<JoinHandle<()>> {
+pub async fn start(
+    refresher: Refresher,
+    settings: &Settings,
+    outbound: &Outbound,
+) -> Option<JoinHandle<()>> {
     let interval = settings.models.refresh_interval_secs;
     if interval == 0 {
         return None;
     }
-    let upstream = UpstreamClient::new(&settings.upstream);
+    let upstream = UpstreamClient::new(&settings.upstream, outbound);
     let first = refresher.refresh_once(&upstream);
     if actix_web::rt::time::timeout(Duration::from_secs(10), first)
         .await

@@ -68,12 +68,16 @@ pub struct OauthEndpoint {
 }
 
 impl OauthEndpoint {
-    pub fn new(oauth: &OauthSettings, upstream: &UpstreamSettings) -> OauthEndpoint {
+    pub fn new(
+        oauth: &OauthSettings,
+        upstream: &UpstreamSettings,
+        outbound: &Outbound,
+    ) -> OauthEndpoint {
         OauthEndpoint {
             settings: oauth.clone(),
             originator: upstream.originator.clone(),
             user_agent: upstream.user_agent.clone(),
-            outbound: upstream.outbound.clone(),
+            outbound: outbound.clone(),
         }
     }
 

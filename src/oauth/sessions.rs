@@ -193,10 +193,12 @@ mod tests {
     use super::*;
     use crate::oauth::endpoint::OauthEndpoint;
     use crate::settings::Settings;
+    use crate::upstream::outbound::Outbound;
 
     fn browser_login() -> BrowserLogin {
         let s = Settings::defaults().unwrap();
-        BrowserLogin::start(&OauthEndpoint::new(&s.oauth, &s.upstream), 1455)
+        let endpoint = OauthEndpoint::new(&s.oauth, &s.upstream, &Outbound::default());
+        BrowserLogin::start(&endpoint, 1455)
     }
 
     #[test]

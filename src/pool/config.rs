@@ -13,8 +13,14 @@ use crate::oauth::endpoint::OauthEndpoint;
 use crate::oauth::refresher::StoreTokenRefresher;
 use crate::settings::{RoutingStrategy, Settings};
 use crate::store::Store;
+use crate::upstream::outbound::Outbound;
 
-pub fn pool_config(settings: &Settings, store: &Store, log: &Logger) -> PoolConfig {
+pub fn pool_config(
+    settings: &Settings,
+    store: &Store,
+    outbound: &Outbound,
+    log: &Logger,
+) -> PoolConfig {
     let routing = &settings.routing;
     let ms = Duration::from_millis;
     PoolConfig {
@@ -38,10 +44,10 @@ pub fn pool_config(settings: &Settings, store: &Store, log: &Logger) -> PoolConf
             store: store.clone(),
             log: log.clone(),
         })),
-        prober: Some(Arc::new(ModelsProbe::new(&settings.upstream))),
+        prober: Some(Arc::new(ModelsProbe::new(&settings.upstream, outbound))),
         refresher: Arc::new(StoreTokenRefresher {
             store: store.clone(),
-            endpoint: OauthEndpoint::new(&settings.oauth, &settings.upstream),
+            endpoint: OauthEndpoint::new(&settings.oauth, &settings.upstream, outbound),
             log: log.clone(),
         }),
         refresh: settings.oauth.refresh_policy(),

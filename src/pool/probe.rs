@@ -21,7 +21,7 @@ pub struct ModelsProbe {
 }
 
 impl ModelsProbe {
-    pub fn new(settings: &UpstreamSettings) -> ModelsProbe {
+    pub fn new(settings: &UpstreamSettings, outbound: &Outbound) -> ModelsProbe {
         let base = settings.base_url.as_str().trim_end_matches('/');
         ModelsProbe {
             url: format!(
@@ -32,7 +32,7 @@ impl ModelsProbe {
             timeout: Duration::from_secs(settings.response_timeout_secs),
             user_agent: settings.user_agent.clone(),
             originator: settings.originator.clone(),
-            outbound: settings.outbound.clone(),
+            outbound: outbound.clone(),
         }
     }
 }

@@ -71,6 +71,98 @@ impl AccountSummary {
     }
 }
 
+/// The relay's id of the account with this ChatGPT account id, when it is stored.
+fn account_id_of(
+    conn: &rusqlite::Connection,
+    chatgpt_account_id: &str,
+) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT id FROM accounts WHERE chatgpt_account_id = ?1",
+        [chatgpt_account_id],
+        |row| row.get(0),
+    )
+    .optional()
+}
+
+/// A re-import: the account's claims are replaced and its health reasons cleared (fresh tokens
+/// clear a dead login); its label changes only when the import names one.
+fn update_imported_account(
+    conn: &rusqlite::Connection,
+    id: &str,
+    account: &NewAccount,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE accounts SET email = ?2, plan = ?3, is_fedramp = ?4, token_expires_at = ?5,
+             last_refresh = ?6, state_reason = NULL,
+             reauth_reason = NULL, last_refresh_error = NULL, last_refresh_error_at = NULL,
+             version = version + 1, updated_at = ?7,
+             label = COALESCE(?8, label)
+         WHERE id = ?1",
+        params![
+            id,
+            account.email,
+            account.plan,
+            account.is_fedramp,
+            account.token_expires_at,
+            account.last_refresh,
+            now,
+            account.label
+        ],
+    )?;
+    Ok(())
+}
+
+/// A first import: a new row under a fresh id, labelled as given, else by the masked email, else
+/// by the ChatGPT account id. Returns the new id.
+fn insert_imported_account(
+    conn: &rusqlite::Connection,
+    account: &NewAccount,
+    now: i64,
+) -> rusqlite::Result<String> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let label = account
+        .label
+        .clone()
+        .or_else(|| account.email.as_deref().map(crate::obs::mask_email))
+        .unwrap_or_else(|| account.chatgpt_account_id.clone());
+    conn.execute(
+        "INSERT INTO accounts (id, chatgpt_account_id, label, email, plan, is_fedramp,
+             token_expires_at, last_refresh, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+        params![
+            id,
+            account.chatgpt_account_id,
+            label,
+            account.email,
+            account.plan,
+            account.is_fedramp,
+            account.token_expires_at,
+            account.last_refresh,
+            now
+        ],
+    )?;
+    Ok(id)
+}
+
+/// The account's sealed token set (id, access, refresh token), replacing any earlier one and
+/// counting its version up so the account's actor notices the change.
+fn store_token_set(
+    conn: &rusqlite::Connection,
+    id: &str,
+    sealed: &[Vec<u8>; 3],
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO account_tokens (account_id, token_version, id_token, access_token, refresh_token)
+         VALUES (?1, 1, ?2, ?3, ?4)
+         ON CONFLICT (account_id) DO UPDATE SET token_version = token_version + 1,
+             id_token = excluded.id_token, access_token = excluded.access_token,
+             refresh_token = excluded.refresh_token",
+        params![id, sealed[0], sealed[1], sealed[2]],
+    )?;
+    Ok(())
+}
+
 const TOKEN_COLUMNS: [&str; 3] = ["id_token", "access_token", "refresh_token"];
 
 /// The columns of an [`AccountSummary`], then the sealed tokens (`a` = accounts, `t` =
@@ -95,71 +187,18 @@ impl Store {
         // The write lock at once: this reads, then writes, while the server may be writing (a
         // refresh, pool state); a deferred transaction overtaken that way fails without waiting.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let existing: Option<String> = tx
-            .query_row(
-                "SELECT id FROM accounts WHERE chatgpt_account_id = ?1",
-                [&account.chatgpt_account_id],
-                |row| row.get(0),
-            )
-            .optional()?;
         let now = now_unix();
-        let label = account
-            .label
-            .clone()
-            .or_else(|| account.email.as_deref().map(crate::obs::mask_email))
-            .unwrap_or_else(|| account.chatgpt_account_id.clone());
-        let (id, outcome) = match existing {
+        let (id, outcome) = match account_id_of(&tx, &account.chatgpt_account_id)? {
             Some(id) => {
-                tx.execute(
-                    "UPDATE accounts SET email = ?2, plan = ?3, is_fedramp = ?4, token_expires_at = ?5,
-                         last_refresh = ?6, state_reason = NULL,
-                         reauth_reason = NULL, last_refresh_error = NULL, last_refresh_error_at = NULL,
-                         version = version + 1, updated_at = ?7,
-                         label = COALESCE(?8, label)
-                     WHERE id = ?1",
-                    params![
-                        id,
-                        account.email,
-                        account.plan,
-                        account.is_fedramp,
-                        account.token_expires_at,
-                        account.last_refresh,
-                        now,
-                        account.label
-                    ],
-                )?;
+                update_imported_account(&tx, &id, account, now)?;
                 (id, ImportOutcome::Updated)
             }
-            None => {
-                let id = uuid::Uuid::new_v4().to_string();
-                tx.execute(
-                    "INSERT INTO accounts (id, chatgpt_account_id, label, email, plan, is_fedramp,
-                         token_expires_at, last_refresh, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-                    params![
-                        id,
-                        account.chatgpt_account_id,
-                        label,
-                        account.email,
-                        account.plan,
-                        account.is_fedramp,
-                        account.token_expires_at,
-                        account.last_refresh,
-                        now
-                    ],
-                )?;
-                (id, ImportOutcome::Created)
-            }
+            None => (
+                insert_imported_account(&tx, account, now)?,
+                ImportOutcome::Created,
+            ),
         };
-        let sealed = self.seal_tokens(&id, &account.tokens);
-        tx.execute(
-            "INSERT INTO account_tokens (account_id, token_version, id_token, access_token, refresh_token)
-             VALUES (?1, 1, ?2, ?3, ?4)
-             ON CONFLICT (account_id) DO UPDATE SET token_version = token_version + 1,
-                 id_token = excluded.id_token, access_token = excluded.access_token,
-                 refresh_token = excluded.refresh_token",
-            params![id, sealed[0], sealed[1], sealed[2]],
-        )?;
+        store_token_set(&tx, &id, &self.seal_tokens(&id, &account.tokens))?;
         tx.commit()?;
         Ok((id, outcome))
     }

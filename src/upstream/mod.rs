@@ -25,6 +25,7 @@ use secrecy::ExposeSecret;
 
 use crate::settings::UpstreamSettings;
 use connections::{Connection, Connections};
+use outbound::Outbound;
 use warmup::{Outgoing, Warmup};
 
 /// The response type awc gives for a streamed upstream answer.
@@ -39,10 +40,10 @@ pub struct UpstreamClient {
 }
 
 impl UpstreamClient {
-    pub fn new(settings: &UpstreamSettings) -> UpstreamClient {
+    pub fn new(settings: &UpstreamSettings, outbound: &Outbound) -> UpstreamClient {
         let connect_timeout = Duration::from_secs(settings.connect_timeout_secs);
         let response_timeout = Duration::from_secs(settings.response_timeout_secs);
-        let outbound = settings.outbound.clone();
+        let outbound = outbound.clone();
         let open = move || {
             Connection::new(
                 outbound.client(connect_timeout, response_timeout),

@@ -1,4 +1,6 @@
 //! How the relay's outgoing HTTP clients (upstream, health probes, OAuth issuer) are built.
+//! Settings name the CA file; this module reads it, once, where startup (or the `login` command)
+//! builds the clients.
 //!
 //! - **Trust**: the public web roots, plus an operator's own CA (`upstream.ca_file`) — a
 //!   TLS-inspecting company proxy, or a private endpoint in front of the Codex backend.
@@ -19,6 +21,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
 
+use crate::settings::UpstreamSettings;
+
 /// How long the pool keeps an idle connection (awc's default, named for [`super::warmup`]).
 pub const CONN_KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How long the pool hands out a connection after opening it (awc's default, likewise).
@@ -28,7 +32,20 @@ pub const CONN_LIFETIME: Duration = Duration::from_secs(75);
 #[derive(Clone, Default)]
 pub struct Outbound(Option<Arc<ClientConfig>>);
 
+/// `upstream.ca_file` cannot serve: it stops startup, naming the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting `upstream.ca_file`: {reason}")]
+pub struct CaFileError {
+    reason: String,
+}
+
 impl Outbound {
+    /// The setup the upstream settings ask for: `upstream.ca_file` read and trusted besides the
+    /// public roots, when set.
+    pub fn for_upstream(settings: &UpstreamSettings) -> Result<Outbound, CaFileError> {
+        Outbound::load(settings.ca_file.as_deref()).map_err(|reason| CaFileError { reason })
+    }
+
     /// Reads `ca_file` (PEM, one or more certificates) when given; the message of an error names
     /// what is wrong with the file, for the setting's error.
     pub fn load(ca_file: Option<&Path>) -> Result<Outbound, String> {
@@ -125,6 +142,29 @@ mod tests {
         );
         let connection = no_delay(Connection::new(Uri::from_static("https://x"), stream));
         assert!(connection.io_ref().nodelay().unwrap());
+    }
+
+    #[test]
+    fn a_ca_file_is_loaded_at_startup_and_an_unreadable_one_names_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        let ca = dir.path().join("company-ca.pem");
+        std::fs::write(&path, format!("[upstream]\nca_file = {:?}\n", ca.display())).unwrap();
+        let settings = crate::settings::Settings::load(Some(&path)).unwrap();
+        let err = Outbound::for_upstream(&settings.upstream)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("upstream.ca_file"), "{err}");
+        assert!(err.contains("company-ca.pem"), "{err}");
+
+        let certificate = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        std::fs::write(&ca, certificate.cert.pem()).unwrap();
+        let s = crate::settings::Settings::load(Some(&path)).unwrap();
+        assert!(Outbound::for_upstream(&s.upstream).unwrap().has_extra_ca());
+        let defaults = crate::settings::Settings::defaults().unwrap();
+        assert!(!Outbound::for_upstream(&defaults.upstream)
+            .unwrap()
+            .has_extra_ca());
     }
 
     #[test]

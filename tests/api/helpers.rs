@@ -95,10 +95,6 @@ async fn spawn_on(
     let mut settings = Settings::defaults().expect("defaults load");
     if let Upstream::Tls { trusted: true } = upstream {
         settings.upstream.ca_file = Some(cert);
-        settings
-            .upstream
-            .load_ca_file()
-            .expect("the mock's certificate");
     }
     settings.server.listen = "127.0.0.1:0".parse().expect("addr");
     settings.server.workers = 1;

@@ -100,7 +100,6 @@ impl CappedUpstream {
         spawn_app_with(move |settings| {
             settings.upstream.base_url = url.parse().unwrap();
             settings.upstream.ca_file = Some(cert);
-            settings.upstream.load_ca_file().unwrap();
             settings.upstream.max_streams_per_connection = max_streams;
         })
         .await

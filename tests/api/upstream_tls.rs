@@ -3,6 +3,11 @@
 //! client gets a clear error (not a hang) and the log says why. A burst on a cold relay shares
 //! one connection instead of opening one per request.
 
+use codex_relay::obs::{build_logger, LogSink};
+use codex_relay::settings::{LogLevel, Settings};
+use codex_relay::startup::{Application, StartupError};
+use codex_relay::store::{MasterKey, Store};
+
 use crate::helpers::{error_of, spawn_app_over_tls};
 
 #[actix_web::test]
@@ -64,4 +69,33 @@ async fn a_burst_on_a_cold_relay_shares_one_upstream_connection() {
     // The test app runs one worker: the first request connects, the other 23 wait and share it.
     assert_eq!(connections.len(), 1, "{connections:?}");
     app.stop().await;
+}
+
+/// The CA file is read where the clients are built, at startup: one that is missing, or holds no
+/// certificate, stops the relay before it listens, naming the setting and the file.
+#[actix_web::test]
+async fn an_unusable_ca_file_stops_startup_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty-ca.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    for (n, ca_file) in [dir.path().join("missing-ca.pem"), empty]
+        .into_iter()
+        .enumerate()
+    {
+        let mut settings = Settings::defaults().unwrap();
+        settings.server.listen = "127.0.0.1:0".parse().unwrap();
+        settings.admin.listen = "127.0.0.1:0".parse().unwrap();
+        settings.store.path = dir.path().join(format!("relay-{n}.db"));
+        settings.upstream.ca_file = Some(ca_file.clone());
+        let store = Store::open(&settings.store.path, 2, MasterKey::generate()).unwrap();
+        let (log, _) = build_logger(LogSink::Buffer(Default::default()), LogLevel::Info);
+        let Err(error) = Application::build(settings, store, log).await else {
+            panic!("a relay started with an unusable upstream.ca_file");
+        };
+        assert!(matches!(error, StartupError::CaFile(_)), "{error}");
+        let message = error.to_string();
+        assert!(message.contains("upstream.ca_file"), "{message}");
+        let name = ca_file.file_name().unwrap().to_str().unwrap();
+        assert!(message.contains(name), "{message}");
+    }
 }

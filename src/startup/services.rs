@@ -1,0 +1,128 @@
+//! The parts both planes share, started before either listens: the router with its account
+//! actors (reading the pool from the store), the key rings, the governor, the model registry, and
+//! the background loops that keep them current.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::rt::task::JoinHandle;
+use relay_actors::{GetPoolStatus, Leases, RouterActor};
+use slog::Logger;
+
+use super::{Background, StartupError};
+use crate::admin::{self, auth::AdminTokenRing};
+use crate::credential_sync::{load_keys, spawn_credential_sync};
+use crate::governance::model_refresh::{self, Refresher};
+use crate::governance::models::ModelRegistry;
+use crate::governance::Governor;
+use crate::http::auth::KeyRing;
+use crate::http::Parts;
+use crate::pool::StoreAccountSource;
+use crate::settings::Settings;
+use crate::store::{Store, StoreError};
+use crate::upstream::outbound::Outbound;
+
+/// What the two planes serve, started before either listens: the router with its account
+/// actors, the key rings, the governor, the model registry, and the loops that keep them current.
+pub(super) struct Core {
+    pub(super) parts: Parts,
+    pub(super) admin_tokens: Arc<AdminTokenRing>,
+    pub(super) background: Background,
+}
+
+impl Core {
+    /// Starts the pool, loads the credentials and the governor from the store, then the loops
+    /// that re-read them and the model catalog; returns once the pool has been read.
+    pub(super) async fn start(
+        settings: &Settings,
+        store: &Store,
+        outbound: &Outbound,
+        log: &Logger,
+    ) -> Result<Core, StartupError> {
+        let sync_interval = Duration::from_millis(settings.store.sync_interval_ms);
+        let leases = start_pool(settings, store, outbound, sync_interval, log);
+        let (keys, admin_tokens) = load_rings(store).await?;
+        let governor = Governor::load(settings.limits.clone(), store.clone(), log.clone()).await?;
+        let sync = spawn_credential_sync(
+            store.clone(),
+            Arc::clone(&keys),
+            governor.clone(),
+            Arc::clone(&admin_tokens),
+            sync_interval,
+            log.clone(),
+        );
+        wait_for_first_sync(leases.router()).await;
+        let models = Arc::new(ModelRegistry::new(&settings.models));
+        let refresh = start_model_refresh(settings, store, outbound, &models, log).await;
+        let background = Background {
+            router: leases.router().clone(),
+            tasks: Arc::new([sync].into_iter().chain(refresh).collect()),
+        };
+        let parts = Parts {
+            leases,
+            keys,
+            models,
+            governor,
+        };
+        Ok(Core {
+            parts,
+            admin_tokens,
+            background,
+        })
+    }
+}
+
+/// The API keys and admin tokens as the store holds them now.
+async fn load_rings(store: &Store) -> Result<(Arc<KeyRing>, Arc<AdminTokenRing>), StoreError> {
+    let keys = Arc::new(KeyRing::default());
+    load_keys(store, &keys).await?;
+    let admin_tokens = Arc::new(AdminTokenRing::default());
+    admin::auth::load_tokens(store, &admin_tokens).await?;
+    Ok((keys, admin_tokens))
+}
+
+/// The router and its account actors, reading the pool from the store every `sync_interval`.
+fn start_pool(
+    settings: &Settings,
+    store: &Store,
+    outbound: &Outbound,
+    sync_interval: Duration,
+    log: &Logger,
+) -> Leases {
+    let source = Arc::new(StoreAccountSource {
+        store: store.clone(),
+        log: log.clone(),
+    });
+    let pool = crate::pool::config::pool_config(settings, store, outbound, log);
+    RouterActor::with_config(source, sync_interval, pool).start_leasing()
+}
+
+/// The model catalog's first fetch (bounded) and the loop that keeps it fresh, if any.
+async fn start_model_refresh(
+    settings: &Settings,
+    store: &Store,
+    outbound: &Outbound,
+    models: &Arc<ModelRegistry>,
+    log: &Logger,
+) -> Option<JoinHandle<()>> {
+    let refresher = Refresher {
+        registry: Arc::clone(models),
+        store: store.clone(),
+        client_version: settings.models.client_version.clone(),
+        log: log.clone(),
+    };
+    model_refresh::start(refresher, settings, outbound).await
+}
+
+/// The first read of the store runs in the background; wait for it (bounded) so a request that
+/// arrives right after startup finds the pool loaded.
+async fn wait_for_first_sync(router: &actix::Addr<RouterActor>) {
+    for _ in 0..500 {
+        if let Ok(status) = router.send(GetPoolStatus).await {
+            if status.synced {
+                return;
+            }
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+}
