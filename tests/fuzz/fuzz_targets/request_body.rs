@@ -90,9 +90,12 @@ fn check_relaxed(forwarded: &RequestBody, facts: &InputFacts, default_instructio
         None => assert!(default_instructions.is_empty()),
     }
     if forwarded.get_present("reasoning").is_some() {
-        let include: Value = serde_json::from_str(forwarded.get("include").unwrap().get()).unwrap();
-        let asked = include.as_array().unwrap();
-        assert!(asked.iter().any(|v| v == "reasoning.encrypted_content"));
+        let include = forwarded
+            .get("include")
+            .map(|raw| serde_json::from_str::<Value>(raw.get()));
+        let asks = matches!(include, Some(Ok(Value::Array(list)))
+            if list.iter().any(|v| v == "reasoning.encrypted_content"));
+        assert!(asks, "reasoning asks for its encrypted content");
     }
     // `input` is rewritten through a JSON tree; one that does not read as a tree (a number past
     // f64's range) is left as sent, and so is not checked here.
