@@ -26,7 +26,9 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 
 echo "== building ${#targets[@]} fuzz targets (address sanitizer)"
+started=$SECONDS
 cargo fuzz build --fuzz-dir "$FUZZ_DIR"
+echo "built in $((SECONDS - started)) s"
 
 # New inputs a run finds go to a scratch folder, listed first (libFuzzer writes to the first
 # folder): the committed corpus is only read.
