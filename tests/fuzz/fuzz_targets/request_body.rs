@@ -17,16 +17,6 @@ use codex_relay::settings::CompatMode;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
-/// What relaxed mode removes (`compat::DROPPED`).
-const DROPPED: [&str; 6] = [
-    "max_output_tokens",
-    "temperature",
-    "top_p",
-    "truncation",
-    "user",
-    "metadata",
-];
-
 const MODES: [(CompatMode, &str); 3] = [
     (CompatMode::Strict, ""),
     (CompatMode::Relaxed, ""),
@@ -82,7 +72,7 @@ fn read_like_the_handler(request: &RequestBody) {
 fn check_relaxed(forwarded: &RequestBody, facts: &InputFacts, default_instructions: &str) {
     assert_eq!(forwarded.boolean("stream"), Some(true));
     assert_eq!(forwarded.boolean("store"), Some(false));
-    for key in DROPPED {
+    for key in compat::DROPPED {
         assert!(forwarded.get(key).is_none(), "{key} is dropped");
     }
     match forwarded.get("instructions") {
