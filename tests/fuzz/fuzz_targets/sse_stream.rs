@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
 /// What the side path made of one chunking of a stream.
 struct Watched {
     state: (Option<String>, Option<u64>, bool, Option<Terminal>),
-    /// The events forwarded, blank ones left out (a client dispatches nothing for them).
+    /// The events forwarded, but for those of white space alone (a client dispatches nothing).
     events: Vec<Vec<u8>>,
     assembled: String,
 }
@@ -101,7 +101,8 @@ fn pseudo_random_sizes(data: &[u8]) -> Vec<usize> {
         .collect()
 }
 
-/// The non-blank events of a buffer of whole events, each without its leading blank lines.
+/// The events of a buffer of whole events that hold more than white space (the others carry
+/// nothing, and an unfinished one is dropped at the end), each without its leading blank lines.
 fn framed(buffer: &[u8]) -> Vec<Vec<u8>> {
     events(buffer)
         .map(|(start, end, _)| &buffer[start..end])
@@ -112,7 +113,7 @@ fn framed(buffer: &[u8]) -> Vec<Vec<u8>> {
                 .count();
             block[skip..].to_vec()
         })
-        .filter(|block| !block.is_empty())
+        .filter(|block| !block.iter().all(u8::is_ascii_whitespace))
         .collect()
 }
 
