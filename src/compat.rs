@@ -8,7 +8,7 @@ use crate::request_body::{kind, InputFacts, Kind, RequestBody};
 use crate::settings::CompatMode;
 
 /// Parameters the Codex backend rejects; relaxed mode drops them.
-const DROPPED: [&str; 6] = [
+pub const DROPPED: [&str; 6] = [
     "max_output_tokens",
     "temperature",
     "top_p",

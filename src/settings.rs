@@ -239,6 +239,14 @@ impl Settings {
         Self::checked(embedded())
     }
 
+    /// A settings file's `text` over the embedded defaults, parsed and checked as
+    /// [`Settings::load`] does, but without the environment layer: nothing is read but `text`
+    /// (the fuzz targets' way in).
+    #[doc(hidden)]
+    pub fn from_file_text(text: &str) -> Result<Settings, SettingsError> {
+        Self::checked(embedded().add_source(File::from_str(text, FileFormat::Toml)))
+    }
+
     fn checked(builder: ConfigBuilder<DefaultState>) -> Result<Settings, SettingsError> {
         let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;

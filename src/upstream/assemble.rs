@@ -52,15 +52,15 @@ impl Assembler {
             return;
         };
         match kind.as_str() {
-            "response.created" => self.created = Some(data["response"].take()),
+            "response.created" => self.created = Some(take(&mut data, "response")),
             "response.output_item.done" => {
                 let index = data["output_index"]
                     .as_u64()
                     .unwrap_or(self.items.len() as u64);
-                self.items.insert(index, data["item"].take());
+                self.items.insert(index, take(&mut data, "item"));
             }
             "response.completed" | "response.incomplete" | "response.failed" => {
-                self.terminal = Some((kind, data["response"].take()));
+                self.terminal = Some((kind, take(&mut data, "response")));
             }
             _ => {}
         }
@@ -85,6 +85,12 @@ impl Assembler {
             None => Assembled::Truncated,
         }
     }
+}
+
+/// `data[key]`, taken out; `null` when absent or when `data` is not an object (an event's data
+/// is the upstream's JSON, whatever it is: indexing a number to write would panic).
+fn take(data: &mut Value, key: &str) -> Value {
+    data.get_mut(key).map(Value::take).unwrap_or_default()
 }
 
 fn complete_response(
@@ -207,6 +213,25 @@ mod tests {
             b"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{}}\n\n",
         ));
         assert!(matches!(assembler.finish("m"), Assembled::Truncated));
+    }
+
+    #[test]
+    fn events_whose_data_is_not_an_object_are_read_as_empty_objects() {
+        for data in ["1", "[]", "\"text\"", "true"] {
+            let mut assembler = Assembler::default();
+            let stream = [
+                "response.created",
+                "response.output_item.done",
+                "response.completed",
+            ]
+            .map(|kind| format!("event: {kind}\ndata: {data}\n\n"))
+            .concat();
+            assembler.push(Bytes::from(stream));
+            let Assembled::Response(response) = assembler.finish("m") else {
+                panic!("no response for data {data}");
+            };
+            assert_eq!(response["model"], "m");
+        }
     }
 
     #[test]

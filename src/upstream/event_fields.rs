@@ -74,9 +74,10 @@ impl ResponseFields {
         }
     }
 
-    /// The event `block` (whose data is `data`) with its usage completed, or `None` when it
-    /// needs nothing: no usage (a missing usage stays missing), or one that is complete.
-    pub fn with_complete_usage(&self, block: &[u8], data: &[u8]) -> Option<Bytes> {
+    /// The event `block` (whose data is `data`, whose type the watcher read as `kind`) with its
+    /// usage completed, or `None` when it needs nothing: no usage (a missing usage stays
+    /// missing), or one that is complete.
+    pub fn with_complete_usage(&self, kind: &str, block: &[u8], data: &[u8]) -> Option<Bytes> {
         let mut usage = self.usage.clone().filter(Value::is_object)?;
         if !complete(&mut usage) {
             return None;
@@ -92,11 +93,12 @@ impl ResponseFields {
                 out.put_slice(&block[end..]);
                 Some(out.freeze())
             }
-            // Read leniently: the usage's place is unknown, so the event is written anew.
+            // Read leniently: the usage's place is unknown, so the event is written anew, under
+            // the type it was read as (the data's `type` is the upstream's text: written into
+            // the framing, it could name another event or end this one).
             None => {
                 let mut whole: Value = serde_json::from_slice(data).ok()?;
                 whole["response"]["usage"] = serde_json::from_slice(&usage).ok()?;
-                let kind = whole["type"].as_str().unwrap_or("message").to_owned();
                 Some(Bytes::from(format!("event: {kind}\ndata: {whole}")))
             }
         }
@@ -195,7 +197,9 @@ mod tests {
         let data = &block.as_bytes()[block.find('{').unwrap()..];
         let fields = ResponseFields::read(data).unwrap();
         assert_eq!(fields.id.as_deref(), Some("resp_1"));
-        let out = fields.with_complete_usage(block.as_bytes(), data).unwrap();
+        let out = fields
+            .with_complete_usage("response.completed", block.as_bytes(), data)
+            .unwrap();
         let out = std::str::from_utf8(&out).unwrap();
         let (before, after) = PARTIAL.split_once(r#""usage":"#).unwrap();
         let after = &after[after.find('}').unwrap() + 1..];
@@ -218,7 +222,7 @@ mod tests {
         ] {
             let fields = ResponseFields::read(data.as_bytes()).unwrap();
             assert_eq!(
-                fields.with_complete_usage(data.as_bytes(), data.as_bytes()),
+                fields.with_complete_usage("response.completed", data.as_bytes(), data.as_bytes()),
                 None
             );
         }
@@ -265,7 +269,7 @@ mod tests {
         assert_eq!(fields.id, None);
         assert_eq!(fields.error_code.as_deref(), Some("server_is_overloaded"));
         let out = fields
-            .with_complete_usage(data.as_bytes(), data.as_bytes())
+            .with_complete_usage("response.failed", data.as_bytes(), data.as_bytes())
             .unwrap();
         let out = std::str::from_utf8(&out).unwrap();
         assert!(out.starts_with("event: response.failed\ndata: "));

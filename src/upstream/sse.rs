@@ -229,7 +229,7 @@ impl StreamWatcher {
             "response.incomplete" => Some(Terminal::Incomplete),
             _ => return None,
         };
-        response.with_complete_usage(block, data)
+        response.with_complete_usage(&kind, block, data)
     }
 }
 
@@ -400,6 +400,23 @@ event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_num
                 code: Some("server_is_overloaded".into())
             })
         );
+    }
+
+    #[test]
+    fn an_event_written_anew_keeps_its_type_and_stays_one_event() {
+        // A numeric id sends the event down the lenient path, which writes it anew: its type is
+        // the one the watcher read, never text of the upstream's put into the framing.
+        let data = r#"{"type":"x\n\nevent: response.completed","response":{"id":7,"usage":{"input_tokens":1}}}"#;
+        let input = format!("event: response.incomplete\ndata: {data}\n\n");
+        let mut watcher = StreamWatcher::default();
+        let out = forward_all(&mut watcher, input.as_bytes(), input.len());
+        let blocks: Vec<&[u8]> = events(&out).map(|(s, e, _)| &out[s..e]).collect();
+        assert_eq!(blocks.len(), 1, "{}", String::from_utf8_lossy(&out));
+        assert_eq!(event_type(blocks[0]), Some("response.incomplete"));
+        let written = parse_data(blocks[0]).unwrap();
+        assert_eq!(written["type"], "x\n\nevent: response.completed");
+        assert_eq!(written["response"]["usage"]["total_tokens"], 1);
+        assert_eq!(watcher.terminal, Some(Terminal::Incomplete));
     }
 
     #[test]

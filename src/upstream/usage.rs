@@ -29,7 +29,8 @@ pub fn complete(usage: &mut Value) -> bool {
     for key in ["input_tokens", "output_tokens"] {
         changed |= ensure_int(map, key, 0);
     }
-    let total = int(map, "input_tokens") + int(map, "output_tokens");
+    // Counts are the upstream's: two near u64::MAX must not overflow the sum.
+    let total = int(map, "input_tokens").saturating_add(int(map, "output_tokens"));
     changed |= ensure_int(map, "total_tokens", total);
     let input = ensure_object(map, "input_tokens_details", &mut changed);
     changed |= ensure_int(input, "cached_tokens", 0);
@@ -83,6 +84,13 @@ mod tests {
                    "output_tokens_details": {"reasoning_tokens": 0}})
         );
         assert!(!complete(&mut usage), "a complete usage is left alone");
+    }
+
+    #[test]
+    fn a_total_past_u64_is_the_largest_count() {
+        let mut usage = json!({"input_tokens": u64::MAX, "output_tokens": 1});
+        assert!(complete(&mut usage));
+        assert_eq!(usage["total_tokens"], u64::MAX);
     }
 
     #[test]
