@@ -63,10 +63,12 @@ fn summed(records: Vec<UsageRecord>) -> Vec<UsageRow> {
                 requests: 0,
                 tokens: Default::default(),
             });
+            // The counts are the upstream's: a sum past u64 is the largest count, never a panic.
+            let (sum, add) = (&mut row.tokens, &record.usage);
             row.requests += 1;
-            row.tokens.input_tokens += record.usage.input_tokens;
-            row.tokens.output_tokens += record.usage.output_tokens;
-            row.tokens.total_tokens += record.usage.total_tokens;
+            sum.input_tokens = sum.input_tokens.saturating_add(add.input_tokens);
+            sum.output_tokens = sum.output_tokens.saturating_add(add.output_tokens);
+            sum.total_tokens = sum.total_tokens.saturating_add(add.total_tokens);
         }
     }
     rows.into_values().collect()
@@ -91,6 +93,16 @@ mod tests {
                 total_tokens: total,
             },
         }
+    }
+
+    #[test]
+    fn token_sums_past_u64_are_the_largest_count() {
+        let rows = summed(vec![
+            record(&[(Scope::Key, "k")], "2026-03-01", u64::MAX),
+            record(&[(Scope::Key, "k")], "2026-03-01", u64::MAX),
+        ]);
+        assert_eq!(rows[0].tokens.total_tokens, u64::MAX);
+        assert_eq!(rows[0].tokens.input_tokens, u64::MAX - 1);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use serde_json::error::Category;
 
 use super::claims::{self, ClaimsError};
 use super::TokenSet;
@@ -46,10 +47,21 @@ struct RawTokens {
     account_id: Option<String>,
 }
 
+/// What serde found wrong, without the text its message quotes: a type error quotes the value it
+/// met, and in an auth.json that value may be a token (`"tokens": "rt_…"`), which would then
+/// reach the CLI's output and the admin API's error body.
+fn not_json(error: &serde_json::Error) -> AuthJsonError {
+    let what = match error.classify() {
+        Category::Data => "its JSON does not have auth.json's fields and types",
+        Category::Syntax | Category::Eof | Category::Io => "it is not valid JSON",
+    };
+    let (line, column) = (error.line(), error.column());
+    AuthJsonError::NotJson(format!("{what} (line {line}, column {column})"))
+}
+
 /// Parses an auth.json document into an account ready to be stored.
 pub fn parse(text: &str) -> Result<NewAccount, AuthJsonError> {
-    let file: AuthDotJson =
-        serde_json::from_str(text).map_err(|e| AuthJsonError::NotJson(e.to_string()))?;
+    let file: AuthDotJson = serde_json::from_str(text).map_err(|e| not_json(&e))?;
     if let Some(mode) = file.auth_mode.as_deref() {
         if !matches!(mode, "chatgpt" | "chatgptAuthTokens") {
             return Err(AuthJsonError::ApiKeyOnly(mode.to_owned()));
@@ -174,6 +186,24 @@ mod tests {
         assert!(matches!(parse(&text), Err(AuthJsonError::ApiKeyOnly(_))));
         let text = json!({"OPENAI_API_KEY": "sk-x"}).to_string();
         assert!(matches!(parse(&text), Err(AuthJsonError::NoTokens)));
+    }
+
+    #[test]
+    fn a_refusal_never_quotes_what_the_file_holds() {
+        let secret = "rt_SEEDEDsecretREFRESHtoken0123456789";
+        for text in [
+            json!({"tokens": secret}).to_string(),
+            json!({"tokens": {"refresh_token": [secret]}}).to_string(),
+            json!({"auth_mode": "chatgpt", "last_refresh": {"at": secret}}).to_string(),
+            format!("{{\"tokens\": {secret}}}"),
+        ] {
+            let Err(error) = parse(&text) else {
+                panic!("accepted {text}")
+            };
+            let error = error.to_string();
+            assert!(!error.contains("SEEDED"), "{error}");
+            assert!(error.contains("line 1"), "{error}");
+        }
     }
 
     #[test]
