@@ -156,5 +156,4 @@ impl<T: AsyncRead + Unpin> AsyncRead for Connection<T> {
 }
 
 #[cfg(test)]
-#[path = "connection_tests.rs"]
 mod tests;
