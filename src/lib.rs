@@ -16,6 +16,7 @@ pub mod bounds;
 pub mod cli;
 pub mod compat;
 pub mod credential_sync;
+pub mod domain;
 pub mod governance;
 pub mod http;
 pub mod intake;

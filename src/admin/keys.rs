@@ -12,13 +12,13 @@ use slog::info;
 use super::body::{json_body, Body};
 use super::error::AdminError;
 use super::{resource, AdminState};
-use crate::governance::policy::Limits;
+use crate::domain::Limits;
+use crate::domain::Scope;
 use crate::governance::requests::KeyRequest;
 use crate::governance::updates::KeyUpdate;
 use crate::http::AppState;
 use crate::store::keys::reveal;
 use crate::store::rfc3339;
-use crate::store::usage::Scope;
 use crate::store::{ApiKeyRow, StoreError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

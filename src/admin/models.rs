@@ -5,8 +5,8 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
 use super::resource;
+use crate::domain::KeyPolicy;
 use crate::governance::model_info::slug;
-use crate::governance::policy::KeyPolicy;
 use crate::http::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -11,12 +11,12 @@ use slog::info;
 use super::body::{json_body, Body};
 use super::error::AdminError;
 use super::{resource, AdminState};
-use crate::governance::policy::Limits;
+use crate::domain::Limits;
+use crate::domain::Scope;
 use crate::governance::requests::TenantRequest;
 use crate::governance::updates::TenantUpdate;
 use crate::http::AppState;
 use crate::store::rfc3339;
-use crate::store::usage::Scope;
 use crate::store::TenantRow;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -14,7 +14,6 @@ pub mod headers;
 pub mod model_info;
 pub mod model_refresh;
 pub mod models;
-pub mod policy;
 pub mod quota;
 pub mod rate;
 pub mod requests;
@@ -32,16 +31,13 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
 
 use self::auth_failures::AuthFailures;
-use self::policy::{KeyPolicy, Limits};
 use self::quota::{QuotaBook, TokenStatus};
 use self::rate::{RateBook, RateStatus};
+use crate::domain::Usage;
+use crate::domain::{KeyPolicy, Limits};
+use crate::domain::{Scope, Subject};
 use crate::settings::LimitSettings;
-use crate::store::usage::Scope;
 use crate::store::{Store, StoreError};
-use crate::upstream::usage::Usage;
-
-/// A key or a tenant, by id.
-pub type Subject = (Scope, Arc<str>);
 
 /// Why a request was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq)]

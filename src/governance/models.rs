@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use super::catalog_view::CatalogView;
 use super::model_info::{renamed, slug, synthesized};
-use super::policy::KeyPolicy;
+use crate::domain::KeyPolicy;
 use crate::settings::ModelSettings;
 
 /// A model name resolved for one request.
@@ -240,7 +240,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::governance::policy::{Limits, TenantPolicy};
+    use crate::domain::{Limits, TenantPolicy};
 
     fn registry(aliases: &[(&str, &str)], hidden: &[&str]) -> ModelRegistry {
         let mut settings = crate::settings::Settings::defaults().unwrap().models;

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
-use super::policy::Limits;
-use super::Subject;
+use crate::domain::Limits;
+use crate::domain::Subject;
 use crate::store::usage::UsageTotals;
 
 /// Where a subject's tightest token quota stands.
@@ -144,7 +144,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::usage::Scope;
+    use crate::domain::Scope;
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()

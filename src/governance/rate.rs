@@ -12,8 +12,8 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
-use super::Subject;
 use crate::bounds::{BURST, BURST_MINUTES_OF_RATE};
+use crate::domain::Subject;
 
 type Limiter<C> = RateLimiter<NotKeyed, InMemoryState, C, StateInformationMiddleware>;
 
@@ -146,7 +146,7 @@ mod tests {
     use governor::clock::FakeRelativeClock;
 
     use super::*;
-    use crate::store::usage::Scope;
+    use crate::domain::Scope;
 
     fn subject(id: &str) -> Subject {
         (Scope::Key, Arc::from(id))

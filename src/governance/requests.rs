@@ -4,9 +4,9 @@
 use chrono::DateTime;
 use serde::Deserialize;
 
-use super::policy::Limits;
 use crate::bounds::{self, BURST, BURST_MINUTES_OF_RATE, CONCURRENT, RPM, TOKENS};
-pub use crate::bounds::{invalid, Invalid};
+use crate::bounds::{invalid, Invalid};
+use crate::domain::Limits;
 use crate::store::{NewKey, NewTenant};
 
 /// A new tenant, as the admin API receives it (the CLI builds the same). Numbers are taken as

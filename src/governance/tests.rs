@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::policy::{KeyPolicy, Limits, TenantPolicy};
 use super::quota::QuotaBook;
 use super::{Governor, Rejection};
+use crate::domain::Scope;
+use crate::domain::Usage;
+use crate::domain::{KeyPolicy, Limits, TenantPolicy};
 use crate::settings::LimitSettings;
-use crate::store::usage::Scope;
-use crate::upstream::usage::Usage;
 
 fn governor(
     max_in_flight: usize,

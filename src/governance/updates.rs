@@ -6,9 +6,11 @@
 use chrono::DateTime;
 use serde::{Deserialize, Deserializer};
 
-use super::policy::Limits;
-use super::requests::{invalid, limits, models, Invalid};
+use super::requests::{limits, models};
 use crate::bounds::number_change;
+use crate::bounds::{invalid, Invalid};
+use crate::domain::Limits;
+use crate::domain::{KeySettings, TenantSettings};
 
 /// One field's change: `None` keeps it, `Some(None)` removes it, `Some(Some(v))` sets it.
 pub type Change<T> = Option<Option<T>>;
@@ -55,21 +57,6 @@ pub struct KeyUpdate {
     /// RFC 3339; `null` never expires.
     #[serde(default, deserialize_with = "change")]
     pub expires: Change<String>,
-}
-
-/// A tenant's settings after an update.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TenantSettings {
-    pub limits: Limits,
-    pub hidden_models: Vec<String>,
-}
-
-/// A key's settings after an update.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeySettings {
-    pub limits: Limits,
-    pub models: Option<Vec<String>>,
-    pub expires_at: Option<i64>,
 }
 
 /// A stored token quota as the checks take it (a quota past `i64` cannot be stored anyway).

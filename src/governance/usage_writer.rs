@@ -51,8 +51,7 @@ pub(super) fn spawn(
 
 /// The records' requests and tokens summed per subject and day.
 fn summed(records: Vec<UsageRecord>) -> Vec<UsageRow> {
-    let mut rows: BTreeMap<(crate::store::usage::Scope, Arc<str>, String), UsageRow> =
-        BTreeMap::new();
+    let mut rows: BTreeMap<(crate::domain::Scope, Arc<str>, String), UsageRow> = BTreeMap::new();
     for record in records {
         for (scope, subject) in record.subjects {
             let key = (scope, Arc::clone(&subject), record.day.clone());
@@ -77,8 +76,8 @@ fn summed(records: Vec<UsageRecord>) -> Vec<UsageRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::usage::Scope;
-    use crate::upstream::usage::Usage;
+    use crate::domain::Scope;
+    use crate::domain::Usage;
 
     fn record(subjects: &[(Scope, &str)], day: &str, total: u64) -> UsageRecord {
         UsageRecord {

@@ -18,11 +18,11 @@ use slog::warn;
 use super::context::{RequestContext, Unlogged};
 use super::error::ApiError;
 use super::AppState;
+use crate::domain::KeyPolicy;
+use crate::domain::Scope;
+use crate::domain::Subject;
 use crate::governance::auth_failures::{Address, Verdict};
-use crate::governance::policy::KeyPolicy;
-use crate::governance::Subject;
 use crate::store::keys::hash_key;
-use crate::store::usage::Scope;
 use crate::store::{KeyHash, KeyRecord};
 
 /// Who is calling: the API key that authenticated the request, with its policy.
@@ -195,7 +195,7 @@ mod tests {
     /// After a re-read, the governor forgets the rates of the subjects not named here.
     #[test]
     fn a_ring_names_its_keys_and_their_tenants() {
-        use crate::governance::policy::TenantPolicy;
+        use crate::domain::TenantPolicy;
         let ring = KeyRing::default();
         let mut policy = KeyPolicy::unrestricted("key-1");
         policy.tenant = Some(Arc::new(TenantPolicy {

@@ -14,9 +14,9 @@ use chrono::Utc;
 use super::auth::Principal;
 use super::error::ApiError;
 use super::AppState;
+use crate::domain::Scope;
 use crate::governance::headers::{ceil_secs, pairs};
 use crate::governance::{Admission, LimitSnapshot, Rejection};
-use crate::store::usage::Scope;
 
 /// Tells Codex clients which catalog an answer was made with.
 const MODELS_ETAG: &str = "x-models-etag";

@@ -18,13 +18,13 @@ use super::failover::{self, Call, Committed};
 use super::relay_stream::{RelayStream, StreamTiming};
 use super::AppState;
 use crate::compat;
+use crate::domain::Usage;
 use crate::governance::models::{ModelRefusal, Resolved};
 use crate::governance::Admission;
 use crate::intake::{self, BodyLimits};
 use crate::request_body::{kind, BodyError, InputFacts, Kind, RequestBody};
 use crate::upstream::assemble::{Assembled, Assembler};
 use crate::upstream::headers::{returned_to_client, text};
-use crate::upstream::usage::Usage;
 use crate::upstream::{UpstreamClient, UpstreamResponse};
 
 /// Largest upstream stream the relay assembles for a non-streaming answer.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::error::Category;
 
 use super::claims::{self, ClaimsError};
-use super::TokenSet;
+use crate::domain::TokenSet;
 use crate::store::NewAccount;
 
 #[derive(Debug, thiserror::Error)]

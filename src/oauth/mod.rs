@@ -12,19 +12,3 @@ pub mod onboarding;
 pub mod pkce;
 pub mod refresher;
 pub mod sessions;
-
-use secrecy::SecretString;
-
-/// One complete token set of a ChatGPT login. Always stored and replaced as a whole.
-#[derive(Clone)]
-pub struct TokenSet {
-    pub id_token: SecretString,
-    pub access_token: SecretString,
-    pub refresh_token: SecretString,
-}
-
-impl std::fmt::Debug for TokenSet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenSet([redacted])")
-    }
-}

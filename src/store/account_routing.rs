@@ -247,7 +247,7 @@ fn quota_from_json(text: &str) -> Option<QuotaSnapshot> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oauth::TokenSet;
+    use crate::domain::TokenSet;
     use crate::store::{MasterKey, NewAccount};
     use secrecy::SecretString;
 

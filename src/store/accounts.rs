@@ -6,7 +6,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{now_unix, Store, StoreError};
-use crate::oauth::TokenSet;
+use crate::domain::TokenSet;
 
 /// An account ready to be stored, as read from an auth.json or a login flow.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::policy_columns::{clamp, json_list, limits_at, parse_list};
 use super::{now_unix, Store, StoreError};
-use crate::governance::policy::{KeyPolicy, Limits};
+use crate::domain::{KeyPolicy, Limits};
 
 /// Every key starts with this, so secret scanners and people recognise it.
 pub const KEY_PREFIX: &str = "sk-relay-";

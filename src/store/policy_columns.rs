@@ -2,7 +2,7 @@
 //! limits (`NULL` or 0 for none) and model lists as JSON text. A leaf: keys, tenants, their
 //! updates and the usage counters all write these columns.
 
-use crate::governance::policy::Limits;
+use crate::domain::Limits;
 
 /// Reads `rpm, burst, max_concurrent, daily_tokens, monthly_tokens` starting at column `first`.
 pub(super) fn limits_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Limits> {

@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::policy_columns::{clamp, json_list, limits_at, parse_list};
 use super::{now_unix, Store, StoreError};
-use crate::governance::policy::{Limits, TenantPolicy};
+use crate::domain::{Limits, TenantPolicy};
 
 /// A tenant as listed.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -194,7 +194,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oauth::TokenSet;
+    use crate::domain::TokenSet;
     use crate::store::{MasterKey, NewAccount};
 
     fn store_with_account() -> (tempfile::TempDir, Store, String) {

@@ -8,8 +8,8 @@ use super::keys::{live_key_id, ApiKeyRow};
 use super::policy_columns::{clamp, json_list};
 use super::tenants::{tenant_id, TenantRow};
 use super::{Store, StoreError};
-use crate::governance::requests::Invalid;
-use crate::governance::updates::{KeySettings, TenantSettings};
+use crate::bounds::Invalid;
+use crate::domain::{KeySettings, TenantSettings};
 
 /// The outcome of an update the store could carry out: the new row, or why the change itself
 /// was refused.
@@ -92,7 +92,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::governance::policy::Limits;
+    use crate::domain::Limits;
     use crate::store::{MasterKey, NewKey, NewTenant};
 
     fn store() -> (tempfile::TempDir, Store) {

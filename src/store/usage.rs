@@ -5,30 +5,7 @@ use rusqlite::params;
 
 use super::policy_columns::clamp;
 use super::{Store, StoreError};
-
-/// Whose usage a row counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Scope {
-    Key,
-    Tenant,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Key => "key",
-            Scope::Tenant => "tenant",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Scope> {
-        match text {
-            "key" => Some(Scope::Key),
-            "tenant" => Some(Scope::Tenant),
-            _ => None,
-        }
-    }
-}
+use crate::domain::Scope;
 
 /// Requests and tokens to add to one subject's day.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +14,7 @@ pub struct UsageRow {
     pub subject: String,
     pub day: String,
     pub requests: u64,
-    pub tokens: crate::upstream::usage::Usage,
+    pub tokens: crate::domain::Usage,
 }
 
 /// Tokens a subject used today and this month.
@@ -56,7 +33,7 @@ impl Store {
         scope: Scope,
         subject: &str,
         day: &str,
-        tokens: crate::upstream::usage::Usage,
+        tokens: crate::domain::Usage,
     ) -> Result<(), StoreError> {
         let row = UsageRow {
             scope,
@@ -133,8 +110,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Usage;
     use crate::store::MasterKey;
-    use crate::upstream::usage::Usage;
 
     #[test]
     fn usage_adds_up_per_day_and_month() {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::event_fields::{response_id, ResponseFields};
-pub use super::usage::Usage;
+use crate::domain::Usage;
 
 /// Cuts a byte stream at SSE event boundaries: the one framing both the forwarded stream and the
 /// non-stream assembly use. Only an unfinished tail is ever copied.

@@ -2,19 +2,7 @@
 //! Response's `usage`; the upstream may leave some out (e.g. `cache_write_tokens`), so the relay
 //! completes usage objects in place — adding missing integers, keeping everything else.
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
-
-/// The counts the relay itself reads (logs, and quotas later).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub struct Usage {
-    #[serde(default)]
-    pub input_tokens: u64,
-    #[serde(default)]
-    pub output_tokens: u64,
-    #[serde(default)]
-    pub total_tokens: u64,
-}
 
 /// Makes `usage` complete; returns true when something had to be added. `null` or a non-object
 /// becomes a complete all-zero usage.

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use codex_relay::governance::policy::Limits;
+use codex_relay::domain::Limits;
 use codex_relay::store::admin_tokens::AdminScope;
 use codex_relay::store::{keys::reveal, NewKey};
 

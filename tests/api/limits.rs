@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use codex_relay::governance::policy::Limits;
+use codex_relay::domain::Limits;
 use codex_relay::store::{keys::reveal, NewKey, NewTenant, Store};
 use serde_json::Value;
 

@@ -2,7 +2,7 @@
 //! allow-lists through `GET /v1/models` (both shapes), `GET /v1/models/{id}` and
 //! `POST /v1/responses`, ETags, and routing by plan.
 
-use codex_relay::governance::policy::Limits;
+use codex_relay::domain::Limits;
 use codex_relay::oauth::auth_json;
 use codex_relay::store::{keys::reveal, NewKey, NewTenant};
 use serde_json::Value;

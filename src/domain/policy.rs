@@ -1,5 +1,6 @@
 //! What governs a caller: the limits of its key and of the key's tenant, the models it may use,
-//! and when the key expires. Plain data, loaded from the store with the key ring.
+//! and when the key expires; and a key's or tenant's settings as an operator sets them. Plain
+//! data: the store loads and saves it, governance enforces it.
 
 use std::sync::Arc;
 
@@ -74,4 +75,19 @@ impl KeyPolicy {
             .as_ref()
             .is_none_or(|list| list.iter().any(|m| m == asked || m == slug))
     }
+}
+
+/// A tenant's settings after an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSettings {
+    pub limits: Limits,
+    pub hidden_models: Vec<String>,
+}
+
+/// A key's settings after an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySettings {
+    pub limits: Limits,
+    pub models: Option<Vec<String>>,
+    pub expires_at: Option<i64>,
 }
