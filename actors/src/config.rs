@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::account::health::HealthPolicy;
-use crate::account::refresh::RefreshPolicy;
 use crate::ports::{HealthProber, NoRefresher, PoolStateSink, TokenRefresher};
+use crate::state::health::HealthPolicy;
+use crate::state::refresh::RefreshPolicy;
 
 /// The `routing.strategy` setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

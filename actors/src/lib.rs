@@ -20,15 +20,12 @@ pub mod account;
 mod config;
 pub mod ports;
 pub mod router;
+pub mod state;
 mod types;
 
 pub use account::call::{CallCredentials, Outcome, UpstreamFacts};
-pub use account::health::{Availability, Breaker, Cooling, CoolingReason, Health, HealthPolicy};
 pub use account::lease::{Lease, Placement, Refusal};
 pub use account::messages::{AccountStatus, AccountView, LastError};
-pub use account::quota::{QuotaSnapshot, QuotaWindow};
-pub use account::refresh::RefreshPolicy;
-pub use account::state::{AccountState, AdminState, AuthState};
 pub use account::AccountActor;
 pub use config::{PoolConfig, Strategy};
 pub use ports::{
@@ -40,4 +37,8 @@ pub use router::messages::{
     Reconcile, RefreshAccount, RefreshError, Shutdown, SyncNow,
 };
 pub use router::{Leases, RouterActor};
+pub use state::health::{Availability, Breaker, Cooling, CoolingReason, Health, HealthPolicy};
+pub use state::quota::{QuotaSnapshot, QuotaWindow};
+pub use state::refresh::RefreshPolicy;
+pub use state::{AccountState, AdminState, AuthState};
 pub use types::{AccountCredentials, AccountId, PoolRecord, RefreshedTokens, RoutingParams};

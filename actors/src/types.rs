@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use crate::account::health::Health;
-use crate::account::quota::QuotaSnapshot;
-use crate::account::state::{AdminState, AuthState};
+use crate::state::health::Health;
+use crate::state::quota::QuotaSnapshot;
+use crate::state::{AdminState, AuthState};
 
 /// The relay's own id of an account (not the ChatGPT account id).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

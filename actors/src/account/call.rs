@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use secrecy::SecretString;
 
-use super::quota::QuotaSnapshot;
+use crate::state::quota::QuotaSnapshot;
 
 /// How a leased call ended, as the account needs to know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,11 +12,11 @@ use actix::{ActorFutureExt, AsyncContext, Context, ResponseActFuture, WrapFuture
 use tokio::sync::oneshot;
 
 use super::lease::{Lease, Refusal};
-use super::refresh::{self, Failure, RefreshPolicy, Retry};
-use super::state::AccountEvent;
 use super::unsaved::Unsaved;
 use super::{unix_now, AccountActor};
 use crate::ports::RefreshAttempt;
+use crate::state::refresh::{self, Failure, RefreshPolicy, Retry};
+use crate::state::AccountEvent;
 
 type Done = Result<(), Refusal>;
 

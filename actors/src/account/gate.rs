@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::call::CallCredentials;
-use super::quota::QuotaSnapshot;
-use super::refresh::{self, Need, RefreshPolicy};
+use crate::state::quota::QuotaSnapshot;
+use crate::state::refresh::{self, Need, RefreshPolicy};
 use crate::types::AccountId;
 
 /// What a worker needs to grant a lease on the account by itself; present only while a plain

@@ -7,9 +7,9 @@ use actix::{Addr, Message};
 
 use super::call::{CallCredentials, Outcome, UpstreamFacts};
 use super::gate::{Gate, Pass};
-use super::health::Signal;
 use super::report::signal_of;
 use super::AccountActor;
+use crate::state::health::Signal;
 use crate::types::AccountId;
 
 /// Where a request was placed with respect to its conversation.

@@ -4,10 +4,10 @@ use std::time::SystemTime;
 
 use actix::Message;
 
-use super::health::Availability;
 use super::lease::{Lease, Refusal};
-use super::quota::QuotaSnapshot;
-use super::state::AccountState;
+use crate::state::health::Availability;
+use crate::state::quota::QuotaSnapshot;
+use crate::state::AccountState;
 use crate::types::{AccountCredentials, AccountId, RoutingParams};
 
 /// Asks for the right to make one upstream call.

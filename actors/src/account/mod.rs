@@ -5,18 +5,13 @@
 //! [`TokenRefresher`](crate::ports::TokenRefresher) port, one at a time (see `flight.rs`), keeping
 //! a rotated set the store could not take until a write lands (see `unsaved.rs`).
 
-mod auth;
 pub mod call;
 mod flight;
 pub(crate) mod gate;
-pub mod health;
 pub mod lease;
 pub mod messages;
 mod probe;
-pub mod quota;
-pub mod refresh;
 pub mod report;
-pub mod state;
 #[cfg(test)]
 pub(crate) mod tests;
 mod unsaved;
@@ -29,16 +24,16 @@ use actix::prelude::*;
 use self::call::{CallCredentials, Outcome};
 use self::flight::Flight;
 use self::gate::{Gate, Pass};
-use self::health::{Availability, Health, Signal};
 use self::lease::{Lease, Refusal, RenewAfterUnauthorized, ReportOutcome};
 use self::messages::{
     AccountStateChanged, AccountView, GetAccountStatus, GrantLease, LastError, RefreshNow,
     ReplaceCredentials, Retire,
 };
-use self::quota::QuotaSnapshot;
-use self::refresh::Need;
-use self::state::{AccountEvent, AccountState};
 use crate::config::PoolConfig;
+use crate::state::health::{Availability, Health, Signal};
+use crate::state::quota::QuotaSnapshot;
+use crate::state::refresh::{self, Need};
+use crate::state::{AccountEvent, AccountState};
 use crate::types::{AccountCredentials, PoolRecord};
 
 pub struct AccountActor {

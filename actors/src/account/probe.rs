@@ -9,9 +9,9 @@ use actix::prelude::*;
 
 use super::messages::ProbeNow;
 use super::report::signal_of_probe;
-use super::state::AccountEvent;
 use super::AccountActor;
 use crate::ports::{ProbeResult, ProbeTarget};
+use crate::state::AccountEvent;
 
 impl Handler<ProbeNow> for AccountActor {
     type Result = ();

@@ -1,9 +1,9 @@
 //! What a finished call means for the account's health: outcome + facts → [`Signal`].
 
 use crate::account::call::{Outcome, UpstreamFacts};
-use crate::account::health::Signal;
-use crate::account::quota::QuotaSnapshot;
 use crate::ports::ProbeResult;
+use crate::state::health::Signal;
+use crate::state::quota::QuotaSnapshot;
 
 /// The health signal of a finished call. `quota` is the account's latest snapshot: an exhausted
 /// window's reset stands in for a usage limit that did not say when it resets.
@@ -112,7 +112,7 @@ mod tests {
         assert_eq!(signal_of(limited, &usage, None), expected);
         usage.resets_at = None;
         let quota = QuotaSnapshot {
-            primary: Some(crate::account::quota::QuotaWindow {
+            primary: Some(crate::state::quota::QuotaWindow {
                 used_percent: 100.0,
                 window_minutes: None,
                 resets_at: Some(reset),

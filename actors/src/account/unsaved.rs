@@ -21,9 +21,9 @@ use actix::{ActorContext, ActorFutureExt, AsyncContext, Context, SpawnHandle, Wr
 use tokio::sync::oneshot;
 
 use super::call::CallCredentials;
-use super::refresh::{Failure, RefreshPolicy, Retry};
 use super::AccountActor;
 use crate::ports::SaveAttempt;
+use crate::state::refresh::{Failure, RefreshPolicy, Retry};
 use crate::types::RefreshedTokens;
 
 /// The held set and the pauses between its writes.

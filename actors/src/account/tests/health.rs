@@ -12,9 +12,9 @@ use super::super::messages::*;
 use super::super::AccountActor;
 use super::{credentials, Listener};
 use crate::account::call::{Outcome, UpstreamFacts};
-use crate::account::health::{Breaker, CoolingReason, Health, HealthPolicy};
 use crate::config::PoolConfig;
 use crate::ports::{HealthProber, PoolStateSink, ProbeResult, ProbeTarget, SourceError};
+use crate::state::health::{Breaker, CoolingReason, Health, HealthPolicy};
 use crate::types::{AccountId, PoolRecord, RoutingParams};
 
 /// Pool records saved, in order.
@@ -214,7 +214,7 @@ async fn a_failed_probe_reopens_the_breaker_for_longer() {
 /// Every answer carries quota headers: only a quota that says something new is written.
 #[actix_rt::test]
 async fn a_quota_is_saved_only_when_it_says_something_new() {
-    use crate::account::quota::{QuotaSnapshot, QuotaWindow};
+    use crate::state::quota::{QuotaSnapshot, QuotaWindow};
     let saved = Saved::default();
     let config = PoolConfig {
         sink: Some(Arc::new(saved.clone())),

@@ -3,9 +3,9 @@ use secrecy::SecretString;
 
 use super::lease::Refusal;
 use super::messages::*;
-use super::state::{AccountEvent, AccountState, AdminState, AuthState};
 use super::AccountActor;
 use crate::account::call::Outcome;
+use crate::state::{AccountEvent, AccountState, AdminState, AuthState};
 use crate::types::{AccountCredentials, AccountId, PoolRecord, RoutingParams};
 
 #[test]

@@ -7,11 +7,11 @@ use actix::prelude::*;
 
 use super::super::lease::Refusal;
 use super::super::messages::*;
-use super::super::refresh::RefreshPolicy;
 use super::super::{unix_now, AccountActor};
 use super::scripted::{eventually, policy, start, start_with, token, Answer, ScriptedRefresher};
 use super::{credentials, Heard};
 use crate::account::call::Outcome;
+use crate::state::refresh::RefreshPolicy;
 
 #[actix_rt::test]
 async fn fifty_requests_on_an_expired_token_wait_for_one_refresh() {

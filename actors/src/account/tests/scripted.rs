@@ -11,11 +11,11 @@ use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::super::refresh::RefreshPolicy;
 use super::super::{unix_now, AccountActor};
 use super::{credentials, Listener};
 use crate::config::PoolConfig;
 use crate::ports::{RefreshAttempt, SaveAttempt, TokenRefresher};
+use crate::state::refresh::RefreshPolicy;
 use crate::types::{AccountCredentials, AccountId, RefreshedTokens};
 
 #[derive(Clone, Copy)]

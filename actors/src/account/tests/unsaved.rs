@@ -9,8 +9,8 @@ use actix::prelude::*;
 
 use super::super::lease::Refusal;
 use super::super::messages::*;
-use super::super::refresh::RefreshPolicy;
 use super::scripted::{eventually, policy, start, start_with, token, Answer, ScriptedRefresher};
+use crate::state::refresh::RefreshPolicy;
 
 async fn tokens_unsaved(account: &Addr<crate::AccountActor>) -> bool {
     account.send(GetAccountStatus).await.unwrap().tokens_unsaved

@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime};
 
 use crate::account::call::{Outcome, UpstreamFacts};
 use crate::account::lease::Placement;
-use crate::account::quota::{QuotaSnapshot, QuotaWindow};
 use crate::account::tests::credentials;
 use crate::account::tests::health::Saved;
 use crate::config::PoolConfig;
@@ -15,6 +14,7 @@ use crate::config::Strategy;
 use crate::router::messages::{AcquireError, GetAccountStatuses};
 use crate::router::tests::{acquire, synced, with_key, MemorySource};
 use crate::router::{Leases, RouterActor};
+use crate::state::quota::{QuotaSnapshot, QuotaWindow};
 use crate::types::{AccountCredentials, AccountId};
 
 async fn pool(accounts: Vec<AccountCredentials>, config: PoolConfig) -> Leases {

@@ -13,10 +13,10 @@
 
 use std::time::SystemTime;
 
-use crate::account::health::{Availability, CoolingReason};
 use crate::account::messages::AccountView;
-use crate::account::state::AuthState;
 use crate::config::Strategy;
+use crate::state::health::{Availability, CoolingReason};
+use crate::state::AuthState;
 use crate::types::AccountId;
 
 /// Most turns one account takes in a round-robin cycle, whatever its weight.

@@ -1,9 +1,9 @@
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::account::health::{Breaker, Cooling, CoolingReason, Health};
-use crate::account::quota::{QuotaSnapshot, QuotaWindow};
-use crate::account::state::{AccountState, AdminState};
+use crate::state::health::{Breaker, Cooling, CoolingReason, Health};
+use crate::state::quota::{QuotaSnapshot, QuotaWindow};
+use crate::state::{AccountState, AdminState};
 use crate::types::RoutingParams;
 
 fn at(secs: u64) -> SystemTime {

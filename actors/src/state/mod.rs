@@ -1,4 +1,6 @@
-//! The account's state: orthogonal parts, each a pure function of events, composed here.
+//! The account's state machines: orthogonal parts, each a pure function of events (no actor, no
+//! I/O), composed here — and the rules the actors apply with them: when a token needs refreshing
+//! ([`refresh`]) and what the upstream says about the account's quota ([`quota`]).
 //!
 //! ```text
 //!   admin (operator intent, from the store):  Active ◄──► Disabled
@@ -8,7 +10,7 @@
 //!
 //!   auth (is the login still good?): see `auth.rs` — Valid or ReauthRequired { reason }
 //!
-//!   health (cooldown and circuit breaker, time-based): see [`super::health`].
+//!   health (cooldown and circuit breaker, time-based): see [`health`].
 //! ```
 //! An account is usable — granted leases — only when every part allows it. New credentials from
 //! the store restate the operator's intent and start the login afresh; a stored change that
@@ -17,7 +19,12 @@
 
 use std::time::SystemTime;
 
-use super::health::{Availability, Health};
+pub mod auth;
+pub mod health;
+pub mod quota;
+pub mod refresh;
+
+use self::health::{Availability, Health};
 
 /// What the operator wants of the account; stored in `accounts.state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +55,8 @@ impl AdminState {
     }
 }
 
-pub use super::auth::AuthState;
-use super::auth::REJECTED_AFTER_REFRESH;
+pub use self::auth::AuthState;
+use self::auth::REJECTED_AFTER_REFRESH;
 
 /// Where an account stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
