@@ -1,22 +1,29 @@
 //! codex-relay: the OpenAI Responses API, served from a governed pool of Codex OAuth accounts.
 //!
-//! Layout (see docs/architecture.md): `settings` (layered configuration), `bounds` (the range of
-//! every operator-set limit and what a name may be), `store` (SQLite and
-//! sealed credentials), `oauth` (Codex logins), `http` (the data plane), `admin` (the admin
-//! plane), `intake` (request bodies read within their limits, for both planes), `upstream` (the
-//! Codex backend client and SSE side path), `request_body` (a request's fields kept raw),
-//! `compat` (request normalization), `governance` (keys, tenants, limits, quotas, models),
-//! `pool` (the account pool: store ↔ actors), `credential_sync` (API keys and admin tokens
-//! re-read while the server runs), `obs` (logs and redaction), `wire` (the HTTP/1 servers, over each
-//! accepted connection), `startup` (wiring), `cli` (the command line). The actors live
-//! in the `relay-actors` crate.
+//! The modules form layers (the table in `docs/architecture.md`, checked by `tests/layers.rs`): a
+//! module imports only from layers below its own.
+//!
+//! ```text
+//!   9 entry points         cli, startup
+//!   8 planes               http (data plane), admin (admin plane)
+//!   7 edge                 edge: error shape, bearer guard, caller, request context
+//!   6 shared state         state: AppState
+//!   5 pool, credentials    pool (store <-> actors), credentials (key and admin-token rings)
+//!   4 services             oauth, governance, compat
+//!   3 resources            store (SQLite, sealed credentials), upstream (the Codex backend)
+//!   2 observability        obs
+//!   1 settings, transport  settings, request_body, intake, wire
+//!   0 vocabulary           bounds, nesting, domain
+//! ```
+//! The actors live in the `relay-actors` crate, below all of these.
 
 pub mod admin;
 pub mod bounds;
 pub mod cli;
 pub mod compat;
-pub mod credential_sync;
+pub mod credentials;
 pub mod domain;
+pub mod edge;
 pub mod governance;
 pub mod http;
 pub mod intake;
@@ -27,6 +34,7 @@ pub mod pool;
 pub mod request_body;
 pub mod settings;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod upstream;
 pub mod wire;

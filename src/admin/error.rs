@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::bounds::Invalid;
-use crate::http::error::{openai_error, ErrorBody};
+use crate::edge::error::{openai_error, ErrorBody};
 use crate::intake::IntakeError;
 use crate::store::StoreError;
 

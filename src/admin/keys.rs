@@ -16,7 +16,7 @@ use crate::domain::Limits;
 use crate::domain::Scope;
 use crate::governance::requests::KeyRequest;
 use crate::governance::updates::KeyUpdate;
-use crate::http::AppState;
+use crate::state::AppState;
 use crate::store::keys::reveal;
 use crate::store::rfc3339;
 use crate::store::{ApiKeyRow, StoreError};

@@ -16,10 +16,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::accounts::checked_id;
-use super::auth::AdminPrincipal;
 use super::body::Body;
 use super::error::AdminError;
 use super::{resource, AdminState};
+use crate::credentials::AdminPrincipal;
 use crate::oauth::login::LoginError;
 use crate::oauth::onboarding::OnboardingError;
 use crate::oauth::sessions::SessionError;

@@ -35,8 +35,10 @@ use relay_actors::{GetPoolStatus, RouterActor};
 use serde_json::json;
 use slog::Logger;
 
-use self::auth::AdminTokenRing;
+use self::auth::AdminTokens;
 use self::error::AdminError;
+use crate::credentials::AdminTokenRing;
+use crate::edge::guard::require;
 use crate::oauth::onboarding::Onboarding;
 use crate::obs::{bounded, limit};
 use crate::store::{Store, StoreError};
@@ -111,7 +113,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/readyz").route(web::get().to(readyz)))
         .service(
             web::scope("/admin/v1")
-                .wrap(from_fn(auth::require_admin_token))
+                .wrap(from_fn(require::<AdminTokens, _>))
                 .configure(accounts::routes)
                 .configure(tenants::routes)
                 .configure(keys::routes)

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::resource;
 use crate::domain::KeyPolicy;
 use crate::governance::model_info::slug;
-use crate::http::AppState;
+use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/models").route(web::get().to(list)));

@@ -15,7 +15,7 @@ use crate::domain::Limits;
 use crate::domain::Scope;
 use crate::governance::requests::TenantRequest;
 use crate::governance::updates::TenantUpdate;
-use crate::http::AppState;
+use crate::state::AppState;
 use crate::store::rfc3339;
 use crate::store::TenantRow;
 

@@ -1,7 +1,7 @@
 //! Governance of the data plane: who may call how often, how much at once, how many tokens, and
 //! which models. [`Governor`] holds the live state (rate limiters, concurrency counts, the token
 //! book, the global in-flight count, failed authentications per address in [`auth_failures`]);
-//! [`policy`] the rules loaded with the key ring; [`models`] the model registry.
+//! [`crate::domain::KeyPolicy`] the rules loaded with the key ring; [`models`] the model registry.
 //!
 //! Order of checks, cheapest first: request rate (every `/v1` request, in middleware, before the
 //! body is read), then for a Responses call the global in-flight cap, key and tenant

@@ -12,8 +12,8 @@
 use relay_actors::{Lease, Placement};
 use slog::warn;
 
-use super::context::RequestContext;
 use super::error::ApiError;
+use crate::edge::context::RequestContext;
 
 /// The upstream's code for encrypted content it cannot read.
 const CODE: &str = "invalid_encrypted_content";

@@ -4,8 +4,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
 
+use crate::edge::error::{openai_error, ErrorBody};
 use crate::intake::IntakeError;
 
 #[derive(Debug, thiserror::Error)]
@@ -236,35 +236,6 @@ fn usage_limit_message(resets_at: Option<i64>) -> String {
 }
 
 /// The four fields of an OpenAI error object, and the one extra some answers carry.
-pub struct ErrorBody {
-    pub message: String,
-    pub kind: &'static str,
-    pub param: Option<&'static str>,
-    pub code: Option<String>,
-    /// When a usage limit resets (unix seconds): sent as `error.resets_at`, which Codex clients
-    /// read; only on `usage_limit_reached`.
-    pub resets_at: Option<i64>,
-}
-
-/// Writes `{"error":{"message","type","param","code"}}` with `status`, and `Retry-After` when
-/// waiting helps. Shared by the data plane and the admin plane.
-pub fn openai_error(status: StatusCode, retry_after: Option<u64>, body: ErrorBody) -> HttpResponse {
-    let mut response = HttpResponse::build(status);
-    if let Some(seconds) = retry_after {
-        response.insert_header(("retry-after", seconds.to_string()));
-    }
-    let mut error = json!({
-        "message": body.message,
-        "type": body.kind,
-        "param": body.param,
-        "code": body.code,
-    });
-    if let Some(at) = body.resets_at {
-        error["resets_at"] = json!(at);
-    }
-    response.json(json!({ "error": error }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

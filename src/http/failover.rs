@@ -29,12 +29,12 @@ use relay_actors::{
 use slog::warn;
 
 use super::attribution::{Ending, Judge, Judged, Signature};
-use super::context::{AccessNote, RequestContext};
 use super::encrypted::explain;
 use super::error::ApiError;
 use super::renewal::{not_renewed, send_renewing_on_401, Sent};
-use super::AppState;
+use crate::edge::context::{AccessNote, RequestContext};
 use crate::obs::{bounded, limit};
+use crate::state::AppState;
 use crate::upstream::headers::text;
 use crate::upstream::holdback::{self, Held, Limits, Verdict};
 use crate::upstream::rate_limits::{error_facts, snapshot};

@@ -11,12 +11,12 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpResponse};
 use chrono::Utc;
 
-use super::auth::Principal;
 use super::error::ApiError;
-use super::AppState;
+use crate::credentials::Principal;
 use crate::domain::Scope;
 use crate::governance::headers::{ceil_secs, pairs};
 use crate::governance::{Admission, LimitSnapshot, Rejection};
+use crate::state::AppState;
 
 /// Tells Codex clients which catalog an answer was made with.
 const MODELS_ETAG: &str = "x-models-etag";

@@ -3,8 +3,6 @@
 
 mod attribution;
 pub mod auth;
-pub mod bare_errors;
-pub mod context;
 mod encrypted;
 pub mod error;
 mod failover;
@@ -16,79 +14,17 @@ mod renewal;
 mod responses;
 mod upstream_error;
 
-use std::sync::Arc;
-
-use actix::Addr;
 use actix_web::error::QueryPayloadError;
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
-use relay_actors::{GetPoolStatus, Leases, RouterActor};
+use relay_actors::GetPoolStatus;
 use serde_json::json;
-use slog::Logger;
 
-use self::auth::KeyRing;
+use self::auth::ApiKeys;
 use self::error::ApiError;
-use crate::governance::models::ModelRegistry;
-use crate::governance::Governor;
+use crate::edge::guard::require;
 use crate::obs::{bounded, limit};
-use crate::settings::Settings;
-
-/// Everything handlers share; cheap to clone, built once at startup.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-struct Inner {
-    settings: Settings,
-    leases: Leases,
-    keys: Arc<KeyRing>,
-    models: Arc<ModelRegistry>,
-    governor: Governor,
-    log: Logger,
-}
-
-/// What [`AppState::new`] is built from, besides the settings and the logger.
-pub struct Parts {
-    pub leases: Leases,
-    pub keys: Arc<KeyRing>,
-    pub models: Arc<ModelRegistry>,
-    pub governor: Governor,
-}
-
-impl AppState {
-    pub fn new(settings: Settings, parts: Parts, log: Logger) -> AppState {
-        AppState(Arc::new(Inner {
-            settings,
-            leases: parts.leases,
-            keys: parts.keys,
-            models: parts.models,
-            governor: parts.governor,
-            log,
-        }))
-    }
-
-    pub fn settings(&self) -> &Settings {
-        &self.0.settings
-    }
-    pub fn router(&self) -> &Addr<RouterActor> {
-        self.0.leases.router()
-    }
-    /// Where request handlers take their leases.
-    pub fn leases(&self) -> &Leases {
-        &self.0.leases
-    }
-    pub fn keys(&self) -> &KeyRing {
-        &self.0.keys
-    }
-    pub fn models(&self) -> &ModelRegistry {
-        &self.0.models
-    }
-    pub fn governor(&self) -> &Governor {
-        &self.0.governor
-    }
-    pub fn log(&self) -> &Logger {
-        &self.0.log
-    }
-}
+use crate::state::AppState;
 
 /// The data-plane routes. `/healthz` answers without a key (load balancers and orchestrators
 /// probe it); everything under `/v1` requires one, and counts against its request rate. A known
@@ -99,7 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/v1")
                 .wrap(from_fn(governance::limit_requests))
-                .wrap(from_fn(auth::require_api_key))
+                .wrap(from_fn(require::<ApiKeys, _>))
                 .service(
                     resource("/responses")
                         .route(web::post().to(responses::create_response))

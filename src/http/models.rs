@@ -8,11 +8,11 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 
-use super::auth::Principal;
 use super::error::ApiError;
-use super::AppState;
+use crate::credentials::Principal;
 use crate::governance::catalog_view::{etag_of, model_object, Rendered};
 use crate::obs::{bounded, limit};
+use crate::state::AppState;
 
 #[derive(serde::Deserialize)]
 pub struct CatalogQuery {

@@ -17,8 +17,8 @@ use futures_util::Stream;
 use relay_actors::{Lease, Outcome};
 use slog::{info, warn, Logger};
 
-use super::context::{AccessLine, StreamEnd};
 use super::keepalive::{KeepAlive, COMMENT};
+use crate::edge::context::{AccessLine, StreamEnd};
 use crate::governance::Admission;
 use crate::obs::{bounded, limit};
 use crate::upstream::holdback::Held;

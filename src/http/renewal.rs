@@ -10,8 +10,8 @@ use bytes::Bytes;
 use relay_actors::{Lease, Refusal};
 use slog::{info, warn};
 
-use super::context::RequestContext;
 use super::error::ApiError;
+use crate::edge::context::RequestContext;
 use crate::upstream::{UpstreamClient, UpstreamResponse};
 
 /// How sending a request upstream ended, with the lease that is still to report.

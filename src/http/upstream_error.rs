@@ -6,8 +6,8 @@ use actix_web::http::StatusCode;
 use serde_json::Value;
 use slog::warn;
 
-use super::context::RequestContext;
 use super::error::ApiError;
+use crate::edge::context::RequestContext;
 use crate::obs::{bounded, limit, redact_secrets};
 use crate::upstream::headers::text;
 

@@ -10,15 +10,14 @@ use relay_actors::{GetPoolStatus, Leases, RouterActor};
 use slog::Logger;
 
 use super::{Background, StartupError};
-use crate::admin::{self, auth::AdminTokenRing};
-use crate::credential_sync::{load_keys, spawn_credential_sync};
+use crate::credentials::sync::spawn_credential_sync;
+use crate::credentials::{AdminTokenRing, KeyRing};
 use crate::governance::model_refresh::{self, Refresher};
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
-use crate::http::auth::KeyRing;
-use crate::http::Parts;
 use crate::pool::StoreAccountSource;
 use crate::settings::Settings;
+use crate::state::Parts;
 use crate::store::{Store, StoreError};
 use crate::upstream::outbound::Outbound;
 
@@ -75,9 +74,9 @@ impl Core {
 /// The API keys and admin tokens as the store holds them now.
 async fn load_rings(store: &Store) -> Result<(Arc<KeyRing>, Arc<AdminTokenRing>), StoreError> {
     let keys = Arc::new(KeyRing::default());
-    load_keys(store, &keys).await?;
+    keys.load(store).await?;
     let admin_tokens = Arc::new(AdminTokenRing::default());
-    admin::auth::load_tokens(store, &admin_tokens).await?;
+    admin_tokens.load(store).await?;
     Ok((keys, admin_tokens))
 }
 

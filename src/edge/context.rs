@@ -15,10 +15,9 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest};
 use slog::{info, o, Logger};
 
-use super::auth::Principal;
-use super::AppState;
-use crate::admin::auth::AdminPrincipal;
+use super::caller::Caller;
 use crate::obs::{bounded, bounded_string, limit};
+use crate::state::AppState;
 
 /// Available to handlers through `web::ReqData<RequestContext>`.
 #[derive(Clone)]
@@ -60,16 +59,14 @@ pub struct AccessLine {
 impl AccessLine {
     pub fn of(req: &HttpRequest, note: AccessNote) -> AccessLine {
         let extensions = req.extensions();
-        let principal = extensions.get::<Principal>();
+        let caller = extensions.get::<Caller>();
         let bound = |text: &str, max| bounded(text, max).into_owned();
         AccessLine {
             method: bound(req.method().as_str(), limit::METHOD),
             path: bound(req.path(), limit::PATH),
-            key_id: principal.map(|p| p.key_id.to_string()),
-            tenant_id: principal.and_then(|p| p.policy.tenant.as_ref().map(|t| t.id.clone())),
-            admin_token_id: extensions
-                .get::<AdminPrincipal>()
-                .map(|p| p.token_id.to_string()),
+            key_id: caller.and_then(Caller::key_id).map(str::to_owned),
+            tenant_id: caller.and_then(Caller::tenant_id).map(str::to_owned),
+            admin_token_id: caller.and_then(Caller::admin_token_id).map(str::to_owned),
             note: AccessNote {
                 model: note.model.map(|m| bounded_string(m, limit::MODEL)),
                 upstream_request_id: note

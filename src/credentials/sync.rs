@@ -7,17 +7,9 @@ use std::time::Duration;
 
 use slog::{warn, Logger};
 
-use crate::admin::auth::{load_tokens, AdminTokenRing};
+use super::{AdminTokenRing, KeyRing};
 use crate::governance::Governor;
-use crate::http::auth::KeyRing;
 use crate::store::Store;
-
-/// Reads the active API keys into `keys` once.
-pub async fn load_keys(store: &Store, keys: &KeyRing) -> Result<(), crate::store::StoreError> {
-    let active = store.run(|s| s.active_keys()).await?;
-    keys.replace(active);
-    Ok(())
-}
 
 /// Re-reads the API keys and the admin tokens every `interval`, for as long as the server's
 /// runtime lives (or until the returned task is aborted), so the CLI's creations and revocations
@@ -38,13 +30,13 @@ pub fn spawn_credential_sync(
             governor
                 .auth_failures()
                 .sweep(std::time::Instant::now(), &log);
-            match load_keys(&store, &keys).await {
+            match keys.load(&store).await {
                 Ok(()) => governor.forget_all_but(&keys.subjects()),
                 Err(error) => {
                     warn!(log, "could not re-read API keys; keeping the previous set"; "error" => error.to_string());
                 }
             }
-            if let Err(error) = load_tokens(&store, &admin_tokens).await {
+            if let Err(error) = admin_tokens.load(&store).await {
                 warn!(log, "could not re-read admin tokens; keeping the previous set"; "error" => error.to_string());
             }
         }

@@ -1,0 +1,70 @@
+//! What the handlers of both planes share: the settings, where leases are taken, the API-key
+//! ring, the model registry, the governor and the logger. Built once at startup; cheap to clone.
+
+use std::sync::Arc;
+
+use actix::Addr;
+use relay_actors::{Leases, RouterActor};
+use slog::Logger;
+
+use crate::credentials::KeyRing;
+use crate::governance::models::ModelRegistry;
+use crate::governance::Governor;
+use crate::settings::Settings;
+
+/// Everything handlers share; cheap to clone, built once at startup.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    settings: Settings,
+    leases: Leases,
+    keys: Arc<KeyRing>,
+    models: Arc<ModelRegistry>,
+    governor: Governor,
+    log: Logger,
+}
+
+/// What [`AppState::new`] is built from, besides the settings and the logger.
+pub struct Parts {
+    pub leases: Leases,
+    pub keys: Arc<KeyRing>,
+    pub models: Arc<ModelRegistry>,
+    pub governor: Governor,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, parts: Parts, log: Logger) -> AppState {
+        AppState(Arc::new(Inner {
+            settings,
+            leases: parts.leases,
+            keys: parts.keys,
+            models: parts.models,
+            governor: parts.governor,
+            log,
+        }))
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+    pub fn router(&self) -> &Addr<RouterActor> {
+        self.0.leases.router()
+    }
+    /// Where request handlers take their leases.
+    pub fn leases(&self) -> &Leases {
+        &self.0.leases
+    }
+    pub fn keys(&self) -> &KeyRing {
+        &self.0.keys
+    }
+    pub fn models(&self) -> &ModelRegistry {
+        &self.0.models
+    }
+    pub fn governor(&self) -> &Governor {
+        &self.0.governor
+    }
+    pub fn log(&self) -> &Logger {
+        &self.0.log
+    }
+}
