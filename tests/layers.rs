@@ -4,6 +4,8 @@
 //! `<!-- /layers:NAME -->`); this test reads them from there, so the document and the code cannot
 //! drift apart. A module that is in no layer, or a layer entry with no module, fails too.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
