@@ -4,9 +4,12 @@
 use futures_util::future::join_all;
 use serde_json::Value;
 
-use crate::helpers::{body, error_of, read_all, retry_after_secs, sse_events};
+use crate::helpers::{body, error_of, eventually, read_all, retry_after_secs, sse_events};
 use crate::mock_upstream::Scripted;
-use crate::pool_helpers::{server_error, spawn_pool, upstream_accounts, usage_limit};
+use crate::pool_helpers::{logged, server_error, spawn_pool, upstream_accounts, usage_limit};
+
+/// The warning each failed-over attempt writes (operators' log queries match on it).
+const FAILED_OVER: &str = "upstream attempt failed; the request moves to another account";
 
 #[actix_web::test]
 async fn a_hundred_requests_succeed_while_two_of_three_accounts_fail_in_different_ways() {
@@ -103,6 +106,49 @@ async fn overload_inside_a_200_stream_fails_over_and_the_client_sees_one_clean_s
     assert_eq!(response.status(), 200);
     let value: Value = response.json().await.unwrap();
     assert_eq!(value["status"], "completed");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn the_access_line_after_a_failover_names_the_account_that_answered() {
+    let (app, pool) = spawn_pool(|_| {}).await;
+    let failed = Scripted::Status {
+        status: 500,
+        body: "{\"detail\":\"boom\"}".into(),
+        headers: vec![("x-request-id".into(), "req_upstream_failed".into())],
+    };
+    app.mock.state.push_scripted_for(pool[0].chatgpt, failed);
+    let mut response = app
+        .responses()
+        .insert_header(("x-request-id", "req-after-failover"))
+        .send_json(&body("gpt-5.5", "hi", false))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let _ = read_all(&mut response).await;
+    let of_this_request = |msg: &str| -> Vec<Value> {
+        let lines = logged(&app, msg).into_iter();
+        lines
+            .filter(|line| line["request_id"] == "req-after-failover")
+            .collect()
+    };
+    assert!(eventually(5, || async { !of_this_request("request").is_empty() }).await);
+    // The access line speaks of the account that answered, not of the one that failed.
+    let access = &of_this_request("request")[0];
+    assert_eq!(access["account_id"], pool[1].id.as_str(), "{access}");
+    assert_eq!(access["upstream_status"], 200, "{access}");
+    let upstream_id = access["upstream_request_id"].as_str().unwrap();
+    assert!(
+        upstream_id.starts_with("req_") && upstream_id != "req_upstream_failed",
+        "{access}"
+    );
+    // The attempt that failed over, as operators' log queries read it.
+    let moved = of_this_request(FAILED_OVER);
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0]["level"], "WARN");
+    assert_eq!(moved[0]["attempt"], 1);
+    assert_eq!(moved[0]["account_id"], pool[0].id.as_str());
+    assert_eq!(moved[0]["reason"], "upstream_status_500");
     app.stop().await;
 }
 
