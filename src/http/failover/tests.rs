@@ -120,6 +120,13 @@ mod record {
             .collect()
     }
 
+    /// The access line's account and upstream answer come from the last attempt.
+    fn assert_ends_on(record: Attempts, account: &str, answer: Option<UpstreamAnswer>) {
+        let last = record.into_last().unwrap();
+        assert_eq!(last.account_id.as_str(), account);
+        assert_eq!(last.answer, answer);
+    }
+
     #[test]
     fn one_committed_attempt_names_its_account_and_logs_no_failover() {
         let record = record(vec![attempt(
@@ -129,9 +136,7 @@ mod record {
         )]);
         assert!(logged(&record, false).is_empty());
         assert_eq!(record.accounts().count(), 1);
-        let last = record.into_last().unwrap();
-        assert_eq!(last.account_id.as_str(), "acct-a");
-        assert_eq!(last.answer, answered(200, "req_a"));
+        assert_ends_on(record, "acct-a", answered(200, "req_a"));
     }
 
     #[test]
@@ -154,9 +159,7 @@ mod record {
         assert_eq!(line["reason"], "upstream_status_500");
         let accounts: Vec<_> = record.accounts().map(AccountId::as_str).collect();
         assert_eq!(accounts, ["acct-a", "acct-b"]);
-        let last = record.into_last().unwrap();
-        assert_eq!(last.account_id.as_str(), "acct-b");
-        assert_eq!(last.answer, answered(200, "req_b"));
+        assert_ends_on(record, "acct-b", answered(200, "req_b"));
     }
 
     #[test]
@@ -191,9 +194,7 @@ mod record {
         ]
         .map(|(n, reason)| (FAILED_OVER.into(), n.into(), reason.into()));
         assert_eq!(seen, expected);
-        let last = record.into_last().unwrap();
-        assert_eq!(last.account_id.as_str(), "acct-c");
-        assert_eq!(last.answer, answered(200, "req_c"));
+        assert_ends_on(record, "acct-c", answered(200, "req_c"));
     }
 
     #[test]
