@@ -5,7 +5,7 @@ use futures_util::future::join_all;
 use serde_json::Value;
 
 use crate::helpers::{body, error_of, eventually, read_all, retry_after_secs, sse_events};
-use crate::mock_upstream::Scripted;
+use crate::mock_upstream::{Scripted, TokenFailure};
 use crate::pool_helpers::{logged, server_error, spawn_pool, upstream_accounts, usage_limit};
 
 /// The warning each failed-over attempt writes (operators' log queries match on it).
@@ -149,6 +149,50 @@ async fn the_access_line_after_a_failover_names_the_account_that_answered() {
     assert_eq!(moved[0]["attempt"], 1);
     assert_eq!(moved[0]["account_id"], pool[0].id.as_str());
     assert_eq!(moved[0]["reason"], "upstream_status_500");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn the_access_line_names_no_upstream_answer_when_the_last_account_got_none() {
+    let (app, pool) = spawn_pool(|s| s.routing.max_attempts = 2).await;
+    let state = &app.mock.state;
+    let failed = Scripted::Status {
+        status: 500,
+        body: "{\"detail\":\"boom\"}".into(),
+        headers: vec![("x-request-id".into(), "req_upstream_failed".into())],
+    };
+    state.push_scripted_for(pool[0].chatgpt, failed);
+    // The second account's token is refused and cannot be renewed: no answer to speak of.
+    let unauthorized = Scripted::Status {
+        status: 401,
+        body: "{\"detail\":\"Unauthorized\"}".into(),
+        headers: vec![],
+    };
+    state.push_scripted_for(pool[1].chatgpt, unauthorized);
+    state.push_token_failure(TokenFailure::Error {
+        status: 401,
+        code: "refresh_token_expired".into(),
+    });
+    let mut response = app
+        .responses()
+        .insert_header(("x-request-id", "req-unanswered"))
+        .send_json(&body("gpt-5.5", "hi", false))
+        .await
+        .unwrap();
+    assert!(response.status().is_server_error(), "{}", response.status());
+    let _ = read_all(&mut response).await;
+    let access_line = || {
+        let lines = logged(&app, "request");
+        lines
+            .into_iter()
+            .find(|line| line["request_id"] == "req-unanswered")
+    };
+    assert!(eventually(5, || async { access_line().is_some() }).await);
+    let access = access_line().unwrap();
+    // Not the first account's 500 beside the second account's id.
+    assert_eq!(access["account_id"], pool[1].id.as_str(), "{access}");
+    assert_eq!(access["upstream_status"], Value::Null, "{access}");
+    assert_eq!(access["upstream_request_id"], Value::Null, "{access}");
     app.stop().await;
 }
 
