@@ -4,7 +4,7 @@
 use futures_util::future::join_all;
 use serde_json::Value;
 
-use crate::helpers::{body, error_of, eventually, read_all, retry_after_secs, sse_events};
+use crate::helpers::{body, error_of, eventually, read_all, retry_after_secs, sse_events, TestApp};
 use crate::mock_upstream::{Scripted, TokenFailure};
 use crate::pool_helpers::{logged, server_error, spawn_pool, upstream_accounts, usage_limit};
 
@@ -109,32 +109,45 @@ async fn overload_inside_a_200_stream_fails_over_and_the_client_sees_one_clean_s
     app.stop().await;
 }
 
-#[actix_web::test]
-async fn the_access_line_after_a_failover_names_the_account_that_answered() {
-    let (app, pool) = spawn_pool(|_| {}).await;
-    let failed = Scripted::Status {
+/// A 500 whose upstream request id is `req_upstream_failed`.
+fn server_error_with_request_id() -> Scripted {
+    Scripted::Status {
         status: 500,
         body: "{\"detail\":\"boom\"}".into(),
         headers: vec![("x-request-id".into(), "req_upstream_failed".into())],
-    };
-    app.mock.state.push_scripted_for(pool[0].chatgpt, failed);
+    }
+}
+
+/// Posts a non-streaming request with the client request id `id`; its status, read whole.
+async fn post_as(app: &TestApp, id: &str) -> u16 {
     let mut response = app
         .responses()
-        .insert_header(("x-request-id", "req-after-failover"))
+        .insert_header(("x-request-id", id))
         .send_json(&body("gpt-5.5", "hi", false))
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
     let _ = read_all(&mut response).await;
-    let of_this_request = |msg: &str| -> Vec<Value> {
-        let lines = logged(&app, msg).into_iter();
-        lines
-            .filter(|line| line["request_id"] == "req-after-failover")
-            .collect()
+    response.status().as_u16()
+}
+
+/// The log lines with message `msg` of the request `id`, once its access line is written.
+async fn lines_of(app: &TestApp, id: &str, msg: &str) -> Vec<Value> {
+    let of_request = |msg: &str| -> Vec<Value> {
+        let lines = logged(app, msg).into_iter();
+        lines.filter(|line| line["request_id"] == id).collect()
     };
-    assert!(eventually(5, || async { !of_this_request("request").is_empty() }).await);
+    assert!(eventually(5, || async { !of_request("request").is_empty() }).await);
+    of_request(msg)
+}
+
+#[actix_web::test]
+async fn the_access_line_after_a_failover_names_the_account_that_answered() {
+    let (app, pool) = spawn_pool(|_| {}).await;
+    let state = &app.mock.state;
+    state.push_scripted_for(pool[0].chatgpt, server_error_with_request_id());
+    assert_eq!(post_as(&app, "req-after-failover").await, 200);
     // The access line speaks of the account that answered, not of the one that failed.
-    let access = &of_this_request("request")[0];
+    let access = &lines_of(&app, "req-after-failover", "request").await[0];
     assert_eq!(access["account_id"], pool[1].id.as_str(), "{access}");
     assert_eq!(access["upstream_status"], 200, "{access}");
     let upstream_id = access["upstream_request_id"].as_str().unwrap();
@@ -143,7 +156,7 @@ async fn the_access_line_after_a_failover_names_the_account_that_answered() {
         "{access}"
     );
     // The attempt that failed over, as operators' log queries read it.
-    let moved = of_this_request(FAILED_OVER);
+    let moved = lines_of(&app, "req-after-failover", FAILED_OVER).await;
     assert_eq!(moved.len(), 1, "{moved:?}");
     assert_eq!(moved[0]["level"], "WARN");
     assert_eq!(moved[0]["attempt"], 1);
@@ -156,12 +169,7 @@ async fn the_access_line_after_a_failover_names_the_account_that_answered() {
 async fn the_access_line_names_no_upstream_answer_when_the_last_account_got_none() {
     let (app, pool) = spawn_pool(|s| s.routing.max_attempts = 2).await;
     let state = &app.mock.state;
-    let failed = Scripted::Status {
-        status: 500,
-        body: "{\"detail\":\"boom\"}".into(),
-        headers: vec![("x-request-id".into(), "req_upstream_failed".into())],
-    };
-    state.push_scripted_for(pool[0].chatgpt, failed);
+    state.push_scripted_for(pool[0].chatgpt, server_error_with_request_id());
     // The second account's token is refused and cannot be renewed: no answer to speak of.
     let unauthorized = Scripted::Status {
         status: 401,
@@ -173,22 +181,9 @@ async fn the_access_line_names_no_upstream_answer_when_the_last_account_got_none
         status: 401,
         code: "refresh_token_expired".into(),
     });
-    let mut response = app
-        .responses()
-        .insert_header(("x-request-id", "req-unanswered"))
-        .send_json(&body("gpt-5.5", "hi", false))
-        .await
-        .unwrap();
-    assert!(response.status().is_server_error(), "{}", response.status());
-    let _ = read_all(&mut response).await;
-    let access_line = || {
-        let lines = logged(&app, "request");
-        lines
-            .into_iter()
-            .find(|line| line["request_id"] == "req-unanswered")
-    };
-    assert!(eventually(5, || async { access_line().is_some() }).await);
-    let access = access_line().unwrap();
+    let status = post_as(&app, "req-unanswered").await;
+    assert!((500..600).contains(&status), "{status}");
+    let access = &lines_of(&app, "req-unanswered", "request").await[0];
     // Not the first account's 500 beside the second account's id.
     assert_eq!(access["account_id"], pool[1].id.as_str(), "{access}");
     assert_eq!(access["upstream_status"], Value::Null, "{access}");
