@@ -14,6 +14,11 @@
 //! failover with that error and charges neither. When no account is left, the client gets the
 //! pool's verdict — one 429 `usage_limit_reached` with the earliest reset when every account is
 //! cooling, else a relay error — never one account's answer passed through.
+//!
+//! The loop logs nothing of its own attempts: it returns, with its result, their record
+//! (`attempts.rs`), from which the handler writes the access line and the failover warnings.
+
+mod attempts;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,17 +28,16 @@ use awc::error::SendRequestError;
 use backoff::backoff::Backoff;
 use backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use bytes::Bytes;
-use relay_actors::{
-    Acquire, AcquireError, JudgeExhaustion, Lease, Outcome, Placement, UpstreamFacts,
-};
+use relay_actors::{Acquire, AcquireError, JudgeExhaustion, Lease, Outcome, UpstreamFacts};
 use slog::warn;
 
+pub use self::attempts::Attempts;
+use self::attempts::{AttemptEnd, AttemptRecord, FailoverReason, UpstreamAnswer};
 use super::attribution::{Ending, Judge, Judged, Signature};
 use super::encrypted::explain;
 use super::error::ApiError;
 use super::renewal::{not_renewed, send_renewing_on_401, Sent};
-use crate::edge::context::{AccessNote, RequestContext};
-use crate::obs::{bounded, limit};
+use crate::edge::context::RequestContext;
 use crate::state::AppState;
 use crate::upstream::headers::text;
 use crate::upstream::holdback::{self, Held, Limits, Verdict};
@@ -97,70 +101,140 @@ impl Attempt {
     }
 }
 
+/// Tries accounts until one answers or the failover ends, and returns how it ended with the
+/// record of every attempt (for the access line and the log, which the caller writes).
 pub async fn run(
     state: &AppState,
     upstream: &UpstreamClient,
     call: &Call<'_>,
     ctx: &RequestContext,
-    note: &mut AccessNote,
-) -> Result<Committed, ApiError> {
-    let routing = &state.settings().routing;
-    let mut pause = pause_between_attempts(routing.retry_backoff_ms);
-    let mut exclude = Vec::new();
-    let mut last = None;
-    let mut judge = Judge::default();
-    for attempt in 1..=routing.max_attempts {
-        if attempt > 1 {
-            if let Some(wait) = pause.next_backoff().filter(|w| !w.is_zero()) {
-                actix_web::rt::time::sleep(wait).await;
+) -> (Result<Committed, ApiError>, Attempts) {
+    let mut failover = Failover {
+        pause: pause_between_attempts(state.settings().routing.retry_backoff_ms),
+        last: None,
+        judge: Judge::default(),
+        attempts: Attempts::new(),
+    };
+    let result = failover.until_done(state, upstream, call, ctx).await;
+    (result, failover.attempts)
+}
+
+/// What the loop carries from one attempt to the next.
+struct Failover {
+    pause: ExponentialBackoff,
+    /// The last failure, for the client's error if no account is left.
+    last: Option<Failure>,
+    judge: Judge,
+    /// Every attempt so far; the accounts in it are not tried again.
+    attempts: Attempts,
+}
+
+/// `Some` when the failover ends: with the answering account, or the client's error.
+type Done = Option<Result<Committed, ApiError>>;
+
+impl Failover {
+    async fn until_done(
+        &mut self,
+        state: &AppState,
+        upstream: &UpstreamClient,
+        call: &Call<'_>,
+        ctx: &RequestContext,
+    ) -> Result<Committed, ApiError> {
+        for attempt in 1..=state.settings().routing.max_attempts {
+            if attempt > 1 {
+                self.pause().await;
+            }
+            let lease = match acquire(state, call, &self.attempts).await {
+                Ok(lease) => lease,
+                Err(error) => {
+                    self.settle().await;
+                    return Err(exhausted(error, self.last.take()));
+                }
+            };
+            if let Some(done) = self.attempt(state, upstream, call, lease, ctx).await {
+                return done;
             }
         }
-        let lease = match acquire(state, call, &exclude).await {
-            Ok(lease) => lease,
-            Err(error) => {
-                judge.settle().await;
-                return Err(exhausted(error, last));
-            }
-        };
-        note_placement(&lease, call, ctx);
-        note.account = Some(lease.account_id.to_string());
-        exclude.push(lease.account_id.clone());
-        let ending = match try_account(state, upstream, call, lease, ctx, note).await {
+        self.settle().await;
+        let verdict = pool_verdict(state, call).await;
+        Err(exhausted(verdict, self.last.take()))
+    }
+
+    async fn pause(&mut self) {
+        if let Some(wait) = self.pause.next_backoff().filter(|w| !w.is_zero()) {
+            actix_web::rt::time::sleep(wait).await;
+        }
+    }
+
+    /// One account's attempt, recorded.
+    async fn attempt(
+        &mut self,
+        state: &AppState,
+        upstream: &UpstreamClient,
+        call: &Call<'_>,
+        lease: Lease,
+        ctx: &RequestContext,
+    ) -> Done {
+        let account_id = lease.account_id.clone();
+        let placement = lease.placement.clone();
+        let (attempt, answer) = try_account(state, upstream, call, lease, ctx).await;
+        let (end, done) = match attempt {
             Attempt::Committed(committed) => {
-                judge.settle().await;
-                return Ok(*committed);
+                self.settle().await;
+                (AttemptEnd::Committed, Some(Ok(*committed)))
             }
             Attempt::Final(error) => {
-                judge.settle().await;
-                return Err(error);
+                self.settle().await;
+                (AttemptEnd::Final, Some(Err(error)))
             }
-            Attempt::Failed(failure, ending) => {
-                last = Some(failure);
-                ending
-            }
+            Attempt::Failed(failure, ending) => self.failed(failure, ending, call).await,
         };
-        let reason = last.as_ref().map(Failure::name);
-        if judge.failed(ending.map(|e| *e)).await == Judged::RequestAtFault {
-            warn!(ctx.log, "the upstream failed this request the same way on two accounts: the request is at fault; no other account is tried and neither is charged";
-                "attempt" => attempt, "account_id" => note.account.clone(), "reason" => reason);
-            return Err(last.map_or(ApiError::NoUsableAccount, Failure::into_error));
-        }
-        if judge.holds() && nests_too_deep(call, ctx) {
-            judge.acquit().await;
-            return Err(too_deep());
-        }
-        warn!(ctx.log, "upstream attempt failed; the request moves to another account";
-            "attempt" => attempt, "account_id" => note.account.clone(), "reason" => reason);
+        self.attempts.push(AttemptRecord {
+            account_id,
+            placement,
+            answer,
+            end,
+        });
+        done
     }
-    judge.settle().await;
-    let verdict = state
+
+    /// Judges a failed attempt: the request moves on, or the failover stops with its error.
+    async fn failed(
+        &mut self,
+        failure: Failure,
+        ending: Option<Box<Ending>>,
+        call: &Call<'_>,
+    ) -> (AttemptEnd, Done) {
+        let reason = failure.reason();
+        if self.judge.failed(ending.map(|e| *e)).await == Judged::RequestAtFault {
+            return (
+                AttemptEnd::RequestAtFault(reason),
+                Some(Err(failure.into_error())),
+            );
+        }
+        self.last = Some(failure);
+        if self.judge.holds() && nests_too_deep(call) {
+            std::mem::take(&mut self.judge).acquit().await;
+            return (AttemptEnd::TooDeep(reason), Some(Err(too_deep())));
+        }
+        (AttemptEnd::FailedOver(reason), None)
+    }
+
+    /// The request ended otherwise than by its own fault: a failure still held was its account's.
+    async fn settle(&mut self) {
+        std::mem::take(&mut self.judge).settle().await;
+    }
+}
+
+/// The router's word on a pool where every attempt failed: every account cooling, or none usable.
+async fn pool_verdict(state: &AppState, call: &Call<'_>) -> AcquireError {
+    state
         .router()
         .send(JudgeExhaustion {
             exclude_plans: call.exclude_plans.to_vec(),
         })
         .await
-        .unwrap_or(AcquireError::NoUsableAccount);
-    Err(exhausted(verdict, last))
+        .unwrap_or(AcquireError::NoUsableAccount)
 }
 
 /// The jittered pause before each attempt after the first, growing from `initial_ms`.
@@ -176,59 +250,45 @@ fn pause_between_attempts(initial_ms: u64) -> ExponentialBackoff {
 async fn acquire(
     state: &AppState,
     call: &Call<'_>,
-    exclude: &[relay_actors::AccountId],
+    tried: &Attempts,
 ) -> Result<Lease, AcquireError> {
     let request = Acquire {
         model: call.model.to_owned(),
         affinity: call.affinity.clone(),
-        exclude: exclude.to_vec(),
+        exclude: tried.accounts().cloned().collect(),
         exclude_plans: call.exclude_plans.to_vec(),
     };
     state.leases().acquire(request).await
 }
 
-/// Logs a conversation that had to leave its account (moves are also counted by the router).
-/// Encrypted reasoning only its own account can read makes either a conscious, visible choice.
-fn note_placement(lease: &Lease, call: &Call<'_>, ctx: &RequestContext) {
-    match &lease.placement {
-        Placement::Moved { from } => {
-            warn!(ctx.log, "conversation moved to another account: its account cannot serve";
-                "from_account_id" => from.to_string(), "account_id" => lease.account_id.to_string(),
-                "carries_encrypted_content" => call.carries_encrypted);
-        }
-        Placement::Detour { bound } if call.carries_encrypted => {
-            warn!(ctx.log, "conversation with encrypted content tried on another account for this request";
-                "bound_account_id" => bound.to_string(), "account_id" => lease.account_id.to_string());
-        }
-        _ => {}
-    }
-}
-
+/// Calls the upstream with `lease`; returns how the attempt went and the status line, if any.
 async fn try_account(
     state: &AppState,
     upstream: &UpstreamClient,
     call: &Call<'_>,
     lease: Lease,
     ctx: &RequestContext,
-    note: &mut AccessNote,
-) -> Attempt {
+) -> (Attempt, Option<UpstreamAnswer>) {
     let headers = call.req.headers();
     let sent = send_renewing_on_401(upstream, lease, headers, call.payload.clone(), ctx).await;
     let (lease, response) = match sent {
         Sent::Answered(lease, response) => (lease, response),
         Sent::NotRenewed(refusal) => {
             let error = not_renewed(&refusal, ctx);
-            return Attempt::Failed(Failure::Status(StatusCode::UNAUTHORIZED, error), None);
+            let failure = Failure::Status(StatusCode::UNAUTHORIZED, error);
+            return (Attempt::Failed(failure, None), None);
         }
-        Sent::Unreachable(lease, error) => return unreachable(lease, &error, ctx),
+        Sent::Unreachable(lease, error) => return (unreachable(lease, &error, ctx), None),
     };
-    let status = response.status();
-    note.upstream_status = Some(status.as_u16());
-    note.upstream_request_id = text(response.headers(), "x-request-id").map(str::to_owned);
-    if status != StatusCode::OK {
-        return refused(lease, response, call, ctx).await;
-    }
-    hold_back(state, lease, response).await
+    let answer = UpstreamAnswer {
+        status: response.status().as_u16(),
+        request_id: text(response.headers(), "x-request-id").map(str::to_owned),
+    };
+    let attempt = match response.status() {
+        StatusCode::OK => hold_back(state, lease, response).await,
+        _ => refused(lease, response, call, ctx).await,
+    };
+    (attempt, Some(answer))
 }
 
 /// The request did not get an answer (no status line).
@@ -331,13 +391,8 @@ async fn hold_back(state: &AppState, mut lease: Lease, mut response: UpstreamRes
 
 /// Whether the body nests deeper than the relay's own parsers read (`nesting.rs`): asked only
 /// once an account has failed the request, since a scan of every body would cost every request.
-fn nests_too_deep(call: &Call<'_>, ctx: &RequestContext) -> bool {
-    let deep = crate::nesting::deeper_than(&call.payload, crate::nesting::MAX_DEPTH);
-    if deep {
-        warn!(ctx.log, "the upstream failed a body nesting deeper than the relay reads; it is refused instead of trying another account, and the account is not charged";
-            "max_depth" => crate::nesting::MAX_DEPTH);
-    }
-    deep
+fn nests_too_deep(call: &Call<'_>) -> bool {
+    crate::nesting::deeper_than(&call.payload, crate::nesting::MAX_DEPTH)
 }
 
 fn too_deep() -> ApiError {
@@ -416,88 +471,16 @@ impl Failure {
         }
     }
 
-    fn name(&self) -> String {
+    /// What the attempt record keeps of it.
+    fn reason(&self) -> FailoverReason {
         match self {
-            Failure::Transport => "upstream_unreachable".to_owned(),
-            Failure::Timeout => "upstream_timeout".to_owned(),
-            Failure::Status(status, _) => format!("upstream_status_{}", status.as_u16()),
-            Failure::FailedInStream(code) => {
-                let code = code.as_deref().unwrap_or("unknown");
-                format!("failed_in_stream:{}", bounded(code, limit::UPSTREAM_TEXT))
-            }
+            Failure::Transport => FailoverReason::Transport,
+            Failure::Timeout => FailoverReason::Timeout,
+            Failure::Status(status, _) => FailoverReason::Status(status.as_u16()),
+            Failure::FailedInStream(code) => FailoverReason::FailedInStream(code.clone()),
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_cooling_pool_answers_with_the_earliest_reset_whatever_failed_last() {
-        let until = SystemTime::now() + Duration::from_secs(120);
-        let verdict = AcquireError::AllCooling {
-            until,
-            usage_limit: true,
-        };
-        let error = exhausted(verdict, Some(Failure::Transport));
-        let ApiError::UsageLimitReached {
-            retry_after_secs: Some(secs),
-            resets_at: Some(_),
-        } = error
-        else {
-            panic!("{error:?}");
-        };
-        assert!((110..=120).contains(&secs));
-        let verdict = AcquireError::AllCooling {
-            until,
-            usage_limit: false,
-        };
-        let error = exhausted(verdict, None);
-        assert!(
-            matches!(error, ApiError::UpstreamRateLimited { .. }),
-            "{error:?}"
-        );
-    }
-
-    #[test]
-    fn otherwise_the_relay_names_the_failure_and_never_passes_a_429_through() {
-        let limited = Failure::Status(
-            StatusCode::TOO_MANY_REQUESTS,
-            ApiError::UpstreamRateLimited {
-                retry_after_secs: Some(9),
-            },
-        );
-        let error = exhausted(AcquireError::NoUsableAccount, Some(limited));
-        assert!(matches!(error, ApiError::NoUsableAccount), "{error:?}");
-        let overloaded = Failure::FailedInStream(Some("slow_down".into()));
-        let error = exhausted(AcquireError::NoUsableAccount, Some(overloaded));
-        assert!(matches!(error, ApiError::ResponseFailed { status, .. } if status == 503));
-        assert!(matches!(
-            exhausted(AcquireError::Busy, None),
-            ApiError::PoolBusy
-        ));
-        assert!(matches!(
-            exhausted(AcquireError::EmptyPool, None),
-            ApiError::NoAccounts
-        ));
-    }
-
-    #[test]
-    fn only_account_failures_move_the_request() {
-        for status in [401, 403, 429, 500, 502, 503] {
-            assert!(
-                fails_over(StatusCode::from_u16(status).unwrap()),
-                "{status}"
-            );
-        }
-        for status in [400, 404, 413, 422] {
-            assert!(
-                !fails_over(StatusCode::from_u16(status).unwrap()),
-                "{status}"
-            );
-        }
-        assert!(stream_failure_fails_over(Some("server_is_overloaded")));
-        assert!(!stream_failure_fails_over(Some("context_length_exceeded")));
-    }
-}
+mod tests;

@@ -12,7 +12,7 @@ use relay_actors::{Lease, Outcome};
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::failover::{self, Call, Committed};
+use super::failover::{self, Attempts, Call, Committed};
 use super::relay_stream::{RelayStream, StreamTiming};
 use crate::compat;
 use crate::credentials::Principal;
@@ -83,13 +83,29 @@ async fn relay(
         affinity: affinity_key(req, &request),
         carries_encrypted: input.carries_encrypted,
     };
-    let committed = failover::run(state, upstream, &call, ctx, note).await?;
+    let (committed, attempts) = failover::run(state, upstream, &call, ctx).await;
+    attempts.log(&ctx.log, call.carries_encrypted);
+    note_last_attempt(note, attempts);
+    let committed = committed?;
     let reply = Reply {
         model: &model,
         wants_stream,
         admission,
     };
     answer(committed, reply, state, ctx, note).await
+}
+
+/// The access line names the last account tried and what its upstream answered: the account
+/// that serves the client, or the last one that failed.
+fn note_last_attempt(note: &mut AccessNote, attempts: Attempts) {
+    let Some(last) = attempts.into_last() else {
+        return;
+    };
+    note.account = Some(last.account_id.to_string());
+    if let Some(answer) = last.answer {
+        note.upstream_status = Some(answer.status);
+        note.upstream_request_id = answer.request_id;
+    }
 }
 
 /// The request's top-level fields (kept as sent, in order), and its model.

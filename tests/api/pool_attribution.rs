@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::helpers::{admin_call, body, error_of, eventually, read_all, TestApp};
 use crate::mock_upstream::{Scripted, MAX_NESTING};
-use crate::pool_helpers::{server_error, spawn_pool, upstream_accounts, PoolAccount};
+use crate::pool_helpers::{logged, server_error, spawn_pool, upstream_accounts, PoolAccount};
 
 /// A valid Responses request whose one tool's parameters nest `depth` levels deep in all.
 fn nested_request(depth: usize) -> String {
@@ -159,6 +159,41 @@ async fn a_stream_cut_the_same_way_on_two_accounts_is_the_requests_own_failure()
     assert_eq!(answer, (502, "upstream_error".into()));
     assert_eq!(upstream_accounts(&app), [pool[0].chatgpt, pool[1].chatgpt]);
     assert_uncharged(&app, &pool);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_failure_found_to_be_the_requests_is_logged_with_the_attempt_that_showed_it() {
+    let (app, pool) = spawn_pool(|_| {}).await;
+    for account in &pool[..2] {
+        app.mock
+            .state
+            .push_scripted_for(account.chatgpt, Scripted::CutAfterEvents(1));
+    }
+    assert_eq!(post(&app, plain(true)).await.0, 502);
+    let access_lines = || -> Vec<Value> {
+        let lines = logged(&app, "request").into_iter();
+        lines.filter(|l| l["path"] == "/v1/responses").collect()
+    };
+    assert!(eventually(5, || async { !access_lines().is_empty() }).await);
+    let moved = logged(
+        &app,
+        "upstream attempt failed; the request moves to another account",
+    );
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0]["attempt"], 1);
+    assert_eq!(moved[0]["account_id"], pool[0].id.as_str());
+    assert_eq!(moved[0]["reason"], "upstream_unreachable");
+    let at_fault = logged(&app, "the upstream failed this request the same way on two accounts: the request is at fault; no other account is tried and neither is charged");
+    assert_eq!(at_fault.len(), 1, "{at_fault:?}");
+    assert_eq!(at_fault[0]["level"], "WARN");
+    assert_eq!(at_fault[0]["attempt"], 2);
+    assert_eq!(at_fault[0]["account_id"], pool[1].id.as_str());
+    assert_eq!(at_fault[0]["reason"], "upstream_unreachable");
+    // The access line names the last account tried and what it answered (a 200 stream, cut).
+    let access = &access_lines()[0];
+    assert_eq!(access["account_id"], pool[1].id.as_str(), "{access}");
+    assert_eq!(access["upstream_status"], 200, "{access}");
     app.stop().await;
 }
 

@@ -4,9 +4,12 @@
 use futures_util::future::join_all;
 use serde_json::Value;
 
-use crate::helpers::{body, error_of, read_all, retry_after_secs, sse_events};
-use crate::mock_upstream::Scripted;
-use crate::pool_helpers::{server_error, spawn_pool, upstream_accounts, usage_limit};
+use crate::helpers::{body, error_of, eventually, read_all, retry_after_secs, sse_events, TestApp};
+use crate::mock_upstream::{Scripted, TokenFailure};
+use crate::pool_helpers::{logged, server_error, spawn_pool, upstream_accounts, usage_limit};
+
+/// The warning each failed-over attempt writes (operators' log queries match on it).
+const FAILED_OVER: &str = "upstream attempt failed; the request moves to another account";
 
 #[actix_web::test]
 async fn a_hundred_requests_succeed_while_two_of_three_accounts_fail_in_different_ways() {
@@ -103,6 +106,88 @@ async fn overload_inside_a_200_stream_fails_over_and_the_client_sees_one_clean_s
     assert_eq!(response.status(), 200);
     let value: Value = response.json().await.unwrap();
     assert_eq!(value["status"], "completed");
+    app.stop().await;
+}
+
+/// A 500 whose upstream request id is `req_upstream_failed`.
+fn server_error_with_request_id() -> Scripted {
+    Scripted::Status {
+        status: 500,
+        body: "{\"detail\":\"boom\"}".into(),
+        headers: vec![("x-request-id".into(), "req_upstream_failed".into())],
+    }
+}
+
+/// Posts a non-streaming request with the client request id `id`; its status, read whole.
+async fn post_as(app: &TestApp, id: &str) -> u16 {
+    let mut response = app
+        .responses()
+        .insert_header(("x-request-id", id))
+        .send_json(&body("gpt-5.5", "hi", false))
+        .await
+        .unwrap();
+    let _ = read_all(&mut response).await;
+    response.status().as_u16()
+}
+
+/// The log lines with message `msg` of the request `id`, once its access line is written.
+async fn lines_of(app: &TestApp, id: &str, msg: &str) -> Vec<Value> {
+    let of_request = |msg: &str| -> Vec<Value> {
+        let lines = logged(app, msg).into_iter();
+        lines.filter(|line| line["request_id"] == id).collect()
+    };
+    assert!(eventually(5, || async { !of_request("request").is_empty() }).await);
+    of_request(msg)
+}
+
+#[actix_web::test]
+async fn the_access_line_after_a_failover_names_the_account_that_answered() {
+    let (app, pool) = spawn_pool(|_| {}).await;
+    let state = &app.mock.state;
+    state.push_scripted_for(pool[0].chatgpt, server_error_with_request_id());
+    assert_eq!(post_as(&app, "req-after-failover").await, 200);
+    // The access line speaks of the account that answered, not of the one that failed.
+    let access = &lines_of(&app, "req-after-failover", "request").await[0];
+    assert_eq!(access["account_id"], pool[1].id.as_str(), "{access}");
+    assert_eq!(access["upstream_status"], 200, "{access}");
+    let upstream_id = access["upstream_request_id"].as_str().unwrap();
+    assert!(
+        upstream_id.starts_with("req_") && upstream_id != "req_upstream_failed",
+        "{access}"
+    );
+    // The attempt that failed over, as operators' log queries read it.
+    let moved = lines_of(&app, "req-after-failover", FAILED_OVER).await;
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0]["level"], "WARN");
+    assert_eq!(moved[0]["attempt"], 1);
+    assert_eq!(moved[0]["account_id"], pool[0].id.as_str());
+    assert_eq!(moved[0]["reason"], "upstream_status_500");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn the_access_line_names_no_upstream_answer_when_the_last_account_got_none() {
+    let (app, pool) = spawn_pool(|s| s.routing.max_attempts = 2).await;
+    let state = &app.mock.state;
+    state.push_scripted_for(pool[0].chatgpt, server_error_with_request_id());
+    // The second account's token is refused and cannot be renewed: no answer to speak of.
+    let unauthorized = Scripted::Status {
+        status: 401,
+        body: "{\"detail\":\"Unauthorized\"}".into(),
+        headers: vec![],
+    };
+    state.push_scripted_for(pool[1].chatgpt, unauthorized);
+    state.push_token_failure(TokenFailure::Error {
+        status: 401,
+        code: "refresh_token_expired".into(),
+    });
+    let status = post_as(&app, "req-unanswered").await;
+    assert!((500..600).contains(&status), "{status}");
+    let access = &lines_of(&app, "req-unanswered", "request").await[0];
+    // Not the first account's 500 beside the second account's id.
+    assert_eq!(access["account_id"], pool[1].id.as_str(), "{access}");
+    assert_eq!(access["upstream_status"], Value::Null, "{access}");
+    assert_eq!(access["upstream_request_id"], Value::Null, "{access}");
     app.stop().await;
 }
 

@@ -105,3 +105,12 @@ pub fn upstream_accounts(app: &TestApp) -> Vec<String> {
         .filter_map(|r| r.header("chatgpt-account-id").map(str::to_owned))
         .collect()
 }
+
+/// The relay's log lines with message `msg`, parsed, in the order they were written.
+pub fn logged(app: &TestApp, msg: &str) -> Vec<Value> {
+    app.logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["msg"] == msg)
+        .collect()
+}

@@ -1,0 +1,161 @@
+//! The record of one request's attempts: for each account tried, how the router placed the
+//! lease, what the upstream answered and how the attempt ended. The failover loop writes it and
+//! returns it with its result; the handler takes from it the access line's upstream fields and
+//! the log lines that tell an operator how the request went from account to account, so both say
+//! the same thing.
+
+use std::fmt;
+
+use relay_actors::{AccountId, Placement};
+use slog::{warn, Logger};
+
+use crate::obs::{bounded, limit};
+
+/// Every attempt of one request, in order.
+#[derive(Debug)]
+pub struct Attempts(Vec<AttemptRecord>);
+
+/// One attempt: which account, how its lease was placed, what the upstream said, how it ended.
+#[derive(Debug)]
+pub struct AttemptRecord {
+    pub account_id: AccountId,
+    pub placement: Placement,
+    /// `None` when no status line came back, or the token could not be renewed after a 401.
+    pub answer: Option<UpstreamAnswer>,
+    pub end: AttemptEnd,
+}
+
+/// The upstream's status line, as far as the access log tells it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UpstreamAnswer {
+    pub status: u16,
+    /// The upstream's `x-request-id`, when it is text.
+    pub request_id: Option<String>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AttemptEnd {
+    /// This account answers the client.
+    Committed,
+    /// The upstream's answer is the request's own (a 400, say): it reaches the client as is.
+    Final,
+    /// The account failed; the request went on to another account, if one was left.
+    FailedOver(FailoverReason),
+    /// The account failed the way the one before it did: the request is at fault, and the
+    /// failover stops (`attribution.rs`).
+    RequestAtFault(FailoverReason),
+    /// The account failed a body nesting deeper than the relay reads: the relay refuses it
+    /// instead of trying another account.
+    TooDeep(FailoverReason),
+}
+
+/// Why an account failed a request before anything reached the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailoverReason {
+    /// The connection failed, or a 200 stream broke off before any output.
+    Transport,
+    Timeout,
+    /// A status that says "this account, now" (401 after renewal, 403, 429, 5xx…).
+    Status(u16),
+    /// `response.failed` inside a 200 stream before any output, with its code.
+    FailedInStream(Option<String>),
+}
+
+impl FailoverReason {
+    /// One stable name per kind, whatever the status or code: a bounded label for counting.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FailoverReason::Transport => "upstream_unreachable",
+            FailoverReason::Timeout => "upstream_timeout",
+            FailoverReason::Status(_) => "upstream_status",
+            FailoverReason::FailedInStream(_) => "failed_in_stream",
+        }
+    }
+}
+
+/// The `reason` of the log lines: the name, with the status (`upstream_status_429`) or the
+/// stream's code (`failed_in_stream:slow_down`, bounded) that operators' queries match on.
+impl fmt::Display for FailoverReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailoverReason::Status(status) => write!(f, "{}_{status}", self.name()),
+            FailoverReason::FailedInStream(code) => {
+                let code = code.as_deref().unwrap_or("unknown");
+                write!(f, "{}:{}", self.name(), bounded(code, limit::UPSTREAM_TEXT))
+            }
+            FailoverReason::Transport | FailoverReason::Timeout => f.write_str(self.name()),
+        }
+    }
+}
+
+impl Attempts {
+    /// Room for the one attempt most requests make, and no more until a failover needs it.
+    pub(super) fn new() -> Attempts {
+        Attempts(Vec::with_capacity(1))
+    }
+
+    pub(super) fn push(&mut self, record: AttemptRecord) {
+        self.0.push(record);
+    }
+
+    /// The accounts tried so far, in order.
+    pub fn accounts(&self) -> impl Iterator<Item = &AccountId> {
+        self.0.iter().map(|record| &record.account_id)
+    }
+
+    /// The last attempt, the one the access line speaks of: the account that answered the
+    /// client, or the last one that failed.
+    pub fn into_last(self) -> Option<AttemptRecord> {
+        self.0.into_iter().last()
+    }
+
+    /// Writes what an operator should know of each attempt: a conversation moved off its
+    /// account, and every attempt that failed over or stopped the failover.
+    pub fn log(&self, log: &Logger, carries_encrypted: bool) {
+        for (at, record) in self.0.iter().enumerate() {
+            record.log_placement(log, carries_encrypted);
+            record.log_end(log, at + 1);
+        }
+    }
+}
+
+impl AttemptRecord {
+    /// A conversation that had to leave its account (moves are also counted by the router).
+    /// Encrypted reasoning only its own account can read makes either a conscious, visible choice.
+    fn log_placement(&self, log: &Logger, carries_encrypted: bool) {
+        let account_id = &self.account_id;
+        match &self.placement {
+            Placement::Moved { from } => {
+                warn!(log, "conversation moved to another account: its account cannot serve";
+                    "from_account_id" => %from, "account_id" => %account_id,
+                    "carries_encrypted_content" => carries_encrypted);
+            }
+            Placement::Detour { bound } if carries_encrypted => {
+                warn!(log, "conversation with encrypted content tried on another account for this request";
+                    "bound_account_id" => %bound, "account_id" => %account_id);
+            }
+            _ => {}
+        }
+    }
+
+    /// `attempt` counts from 1.
+    fn log_end(&self, log: &Logger, attempt: usize) {
+        let account_id = &self.account_id;
+        match &self.end {
+            AttemptEnd::FailedOver(reason) => {
+                warn!(log, "upstream attempt failed; the request moves to another account";
+                    "attempt" => attempt, "account_id" => %account_id, "reason" => %reason);
+            }
+            AttemptEnd::RequestAtFault(reason) => {
+                warn!(log, "the upstream failed this request the same way on two accounts: the request is at fault; no other account is tried and neither is charged";
+                    "attempt" => attempt, "account_id" => %account_id, "reason" => %reason);
+            }
+            AttemptEnd::TooDeep(_) => {
+                warn!(log, "the upstream failed a body nesting deeper than the relay reads; it is refused instead of trying another account, and the account is not charged";
+                    "max_depth" => crate::nesting::MAX_DEPTH);
+            }
+            AttemptEnd::Committed | AttemptEnd::Final => {}
+        }
+    }
+}
