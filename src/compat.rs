@@ -1,6 +1,8 @@
-//! Adapting a Responses request to what the Codex backend accepts (spec: codex-upstream §4.2,
-//! field notes 9). OpenAI SDK callers send what the public API takes; the backend rejects some of
-//! it. `relaxed` (default) rewrites those parts; `strict` forwards the body as the client sent it.
+//! Adapting a Responses request to what the Codex backend accepts. OpenAI SDK callers send what
+//! the public API takes; the backend rejects some of it (the issue trackers of other Codex relays
+//! report 400s for `max_output_tokens`, sampling parameters, `store:true`, `stream:false`, a
+//! string `input` and the `system` role). `relaxed` (default) rewrites those parts; `strict`
+//! forwards the body as the client sent it.
 
 use serde_json::{json, Value};
 

@@ -69,8 +69,8 @@ pub struct AccountCredentials {
 
 /// A token set the issuer rotated to. Once the issuer has answered, the refresh token it replaced
 /// is spent: until the store holds this set, it is the only way back into the account, so it is
-/// kept (in the account's actor) until a write lands. Every part is optional (spec §2.5: present
-/// parts replace the stored ones).
+/// kept (in the account's actor) until a write lands. Every part is optional: the issuer may omit
+/// any part of a refreshed set, and the parts present replace the stored ones.
 #[derive(Clone)]
 pub struct RefreshedTokens {
     /// The stored token version this set replaces: the compare-and-swap key of its write.

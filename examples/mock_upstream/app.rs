@@ -13,7 +13,7 @@
 //! | `stream.rs`    | the SSE body: per-event delay, cuts, started/finished/cancelled    |
 //! | `oauth.rs`     | `POST /oauth/token`, the unsigned JWTs and the fake `auth.json`    |
 //! | `token_script.rs` | scripted token-endpoint failures, token lifetime, counters      |
-//! | `login.rs`     | `/oauth/authorize` and the device-code endpoints (spec §3)         |
+//! | `login.rs`     | `/oauth/authorize` and the device-code endpoints                   |
 //! | `models.rs`    | `GET /models`, the Codex model catalog (per account, when set)     |
 //! | `bench.rs`     | bench mode: prebuilt streams, nothing recorded, several workers    |
 //! | `tests.rs`     | the mock's own tests (run wherever this file is included)          |
@@ -21,8 +21,8 @@
 //! Integration tests include this file with `#[path]`, so sibling modules are declared with
 //! explicit `#[path]` attributes: they then resolve next to this file however it is included.
 //!
-//! "spec §N" in these files refers to the team's Codex protocol notes (`spec/codex-upstream.md`);
-//! "clients.md" and "field notes" to the client measurements and operator field notes beside it.
+//! The mock answers as the Codex backend and its issuer answer the Codex CLI, as far as the CLI's
+//! public source (openai/codex, `codex-rs/`) and the issue reports of other Codex relays show.
 
 // The example binary and each test binary use a different subset of this module.
 #![allow(dead_code)]
@@ -468,7 +468,7 @@ fn route(state: Arc<MockState>, req: &RecordedRequest) -> HttpResponse {
     match (req.method.as_str(), req.path.as_str()) {
         ("POST", "/responses") => responses::handle(state, req),
         ("GET", "/responses") if is_websocket_upgrade(req) => {
-            // The CLI falls back to SSE at once on 426 (spec §7).
+            // The Codex CLI falls back to SSE at once, for the whole session, on 426.
             detail(StatusCode::UPGRADE_REQUIRED, "Upgrade Required")
         }
         ("GET", "/models") => match state.standing_status_for(req.header("chatgpt-account-id")) {

@@ -1,5 +1,6 @@
-//! The Responses stream events the mock sends, in the shape every client accepts
-//! (clients.md "The stream shape every client accepts"): each event carries `type` and a
+//! The Responses stream events the mock sends, in the shape the Codex CLI and the OpenAI SDKs all
+//! accept (their streaming helpers need `response.created` first, `output_item.added` before
+//! content events and a final `response.completed`): each event carries `type` and a
 //! `sequence_number` counting from 0; `response.created`/`in_progress` carry the full Response
 //! object, `response.completed` carries it again with the output items and integer usage.
 //!
@@ -126,7 +127,8 @@ pub(super) fn normal(ctx: &ResponseCtx, body: &Value) -> Vec<Value> {
     events.into_vec()
 }
 
-/// `response.created`, then `response.failed` carrying `{code, message}` (spec §5.1).
+/// `response.created`, then `response.failed` carrying `{code, message}` in `response.error`,
+/// where the Codex CLI reads it.
 pub(super) fn failed(ctx: &ResponseCtx, code: &str, message: &str) -> Vec<Value> {
     let mut events = Events::default();
     let response = ctx.response("in_progress", Vec::new(), Value::Null);

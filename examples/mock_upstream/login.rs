@@ -1,8 +1,8 @@
 //! The login side of the mock issuer: `GET /oauth/authorize` (auto-approves by redirecting to
 //! `redirect_uri?code=…&state=…`, or with a scripted `error=`), the device-code endpoints
-//! `POST /api/accounts/deviceauth/usercode` and `/token` (spec §3), and the authorization codes
-//! both hand out, checked (PKCE S256, redirect URI, single use) by the code exchange in
-//! `oauth.rs`.
+//! `POST /api/accounts/deviceauth/usercode` and `/token` (`codex login --device-auth`), and the
+//! authorization codes both hand out, checked (PKCE S256, redirect URI, single use) by the code
+//! exchange in `oauth.rs`.
 //!
 //! Device polls: the first `pending_polls` polls answer 403 (still pending), then the scripted
 //! outcome: approved (200 with `authorization_code` + the PKCE pair), denied or expired (400).
@@ -118,7 +118,7 @@ fn challenge_of(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
-/// `GET /oauth/authorize`: checks the parameters the Codex CLI sends (spec §2.2), then redirects.
+/// `GET /oauth/authorize`: checks the parameters the Codex CLI sends, then redirects.
 pub(super) fn authorize(state: &MockState, req: &RecordedRequest) -> HttpResponse {
     let query: HashMap<String, String> =
         actix_web::web::Query::<HashMap<String, String>>::from_query(&req.query)

@@ -1,6 +1,7 @@
 //! `GET /models?client_version=X`: the Codex catalog `{"models": [ModelInfo, ...]}` with every
-//! field that old and new Codex CLIs require (spec §6.2, union of \[A\] and \[B\]), and the ETag
-//! that `/responses` repeats in `x-models-etag` (so clients see an unchanged catalog).
+//! field that old and new Codex CLIs require (the union of both: Codex CLI 0.125 also requires
+//! `base_instructions` and two `supports_*` flags that later versions made optional), and the
+//! ETag that `/responses` repeats in `x-models-etag` (so clients see an unchanged catalog).
 //!
 //! The catalog depends on the plan, as upstream: a test can give an account (by ChatGPT account
 //! id) its own list of slugs with [`MockState::set_models_for`]; `/responses` then refuses the
@@ -11,8 +12,8 @@ use serde_json::{json, Value};
 
 use super::{MockState, RecordedRequest};
 
-/// The catalog version, quoted as an HTTP entity tag.
-/// Fields every catalog entry must carry for old and new Codex CLIs to parse it (spec §6.2).
+/// Fields every catalog entry must carry for old and new Codex CLIs to parse it (fields without
+/// a serde default in the Codex CLI's `ModelInfo`).
 /// The mock's catalog and the relay's Codex-shaped catalog are both checked against it.
 pub const REQUIRED_CATALOG_FIELDS: [&str; 13] = [
     "slug",
@@ -30,6 +31,7 @@ pub const REQUIRED_CATALOG_FIELDS: [&str; 13] = [
     "supports_parallel_tool_calls",
 ];
 
+/// The catalog version, quoted as an HTTP entity tag.
 pub(super) const ETAG: &str = "\"mock-etag-1\"";
 
 /// The slugs served to an account with no catalog of its own.
@@ -87,7 +89,7 @@ fn model_info(slug: &str, display_name: &str, description: &str, priority: i32) 
         ],
         "availability_nux": null,
         "upgrade": null,
-        // Older CLIs (spec [A]) require these three.
+        // Older CLIs (0.125) require these three.
         "base_instructions": "You are Codex, a coding agent. (mock upstream)",
         "supports_reasoning_summaries": true,
         "supports_parallel_tool_calls": true,

@@ -1,6 +1,6 @@
 //! The OAuth issuer side of the mock: `POST /oauth/token` (refresh with rotation and reuse
-//! detection, spec §2.5–2.6; authorization-code exchange, spec §2.4), the unsigned JWTs the
-//! Codex CLI parses (spec §1.3) and a fake `auth.json` (spec §1).
+//! detection; authorization-code exchange), the unsigned JWTs the Codex CLI parses and a fake
+//! `auth.json` as the Codex CLI writes it.
 //!
 //! Refresh tokens are self-describing, `rt_<base64url account claims>_<hex>`, so that a token
 //! made by [`fake_auth_json`] (which has no mock instance at hand) is accepted by any mock, and
@@ -59,7 +59,7 @@ pub(super) struct Account {
     pub(super) plan: String,
 }
 
-/// A fake Codex login, as the Codex CLI writes `auth.json` (spec §1): `auth_mode`, a null
+/// A fake Codex login, as the Codex CLI writes `auth.json`: `auth_mode`, a null
 /// `OPENAI_API_KEY`, `tokens{id_token, access_token, refresh_token, account_id}` and
 /// `last_refresh` (RFC 3339, UTC). The access token expires at `access_exp_unix`; the refresh
 /// token is accepted once by any mock upstream.
@@ -111,8 +111,8 @@ pub(super) fn jwt_payload(token: &str) -> Option<Value> {
         .filter(Value::is_object)
 }
 
-/// The claims Codex reads from both the id token and the access token (spec §1.3). `jti`
-/// makes every minted token distinct.
+/// The claims Codex reads from both the id token and the access token (e-mail, `exp`, and the
+/// plan and account id in `https://api.openai.com/auth`). `jti` makes every minted token distinct.
 fn claims(account: &Account, exp: i64) -> Value {
     let user_id = format!("user-{}", account.id);
     json!({
@@ -160,8 +160,8 @@ fn account_of_refresh_token(token: &str) -> Option<Account> {
     }))
 }
 
-/// `POST /oauth/token`: JSON `refresh_token` grants (spec §2.5) and form-encoded
-/// `authorization_code` grants (spec §2.4).
+/// `POST /oauth/token`: JSON `refresh_token` grants and form-encoded `authorization_code` grants,
+/// as the Codex CLI sends them.
 pub(super) fn token(state: &MockState, req: &RecordedRequest) -> HttpResponse {
     let Some(params) = token_params(req) else {
         return invalid_request("the body is neither JSON nor a form");
@@ -169,7 +169,7 @@ pub(super) fn token(state: &MockState, req: &RecordedRequest) -> HttpResponse {
     match params.get("grant_type").map(String::as_str) {
         Some("refresh_token") => refresh(state, params.get("refresh_token")),
         Some("authorization_code") => authorization_code(state, &params),
-        // Device-code login (spec §3) ends in an authorization_code grant as well.
+        // Device-code login ends in an authorization_code grant as well.
         _ => HttpResponse::BadRequest().json(json!({
             "error": "unsupported_grant_type",
             "error_description": "grant_type must be refresh_token or authorization_code",
@@ -325,7 +325,8 @@ fn mint(tokens: &mut TokenRegistry, account: &Account, minting: Minting) -> Valu
     })
 }
 
-/// The refresh failure shape the Codex CLI classifies by `error.code` (spec §2.6).
+/// The refresh failure shape the Codex CLI classifies by `error.code`
+/// (`refresh_token_expired|reused|invalidated`).
 fn refresh_error(code: &str, message: &str) -> HttpResponse {
     HttpResponse::build(StatusCode::UNAUTHORIZED)
         .json(json!({"error": {"code": code, "message": message}}))

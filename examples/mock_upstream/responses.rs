@@ -1,5 +1,6 @@
 //! `POST /responses`: the Codex backend's model turn. Checks the caller the way the backend does
-//! (bearer token, `ChatGPT-Account-ID`, the request-contract rules of spec §4.2), then answers
+//! (bearer token, `ChatGPT-Account-ID`, and the 400s other relays' users report: `stream` must be
+//! true, `store` false, `input` a list, no `system` role, no sampling parameters), then answers
 //! with a queued [`Scripted`] answer or with the normal SSE stream. A body nesting deeper than
 //! [`MAX_NESTING`] fails with a 500 on every account, as a request that breaks the backend does.
 
@@ -13,7 +14,8 @@ use super::events::{self, ResponseCtx};
 use super::stream::{sse_body, sse_frames, Ending};
 use super::{detail, oauth, random_hex, unix_now, MockState, RecordedRequest, Scripted};
 
-/// Sampling and length parameters the backend refuses (spec §4.2, field notes #9).
+/// Sampling and length parameters the backend refuses (400 `Unsupported parameter`, as other
+/// relays' users report; the Codex CLI never sends them).
 const UNSUPPORTED_PARAMETERS: [&str; 3] = ["max_output_tokens", "temperature", "top_p"];
 
 /// Arrays and objects nested deeper than this make the mock fail with a 500, whichever account
@@ -187,7 +189,8 @@ fn stream_answer(
     response.streaming(sse_body(state, events, ending, delay))
 }
 
-/// The headers the backend sends with a 200 stream (spec §5.2, §5.5).
+/// The headers the backend sends with a 200 stream and the Codex CLI reads: request id, model,
+/// turn state, catalog tag, and the rate-limit family (`x-codex-primary-*`/`secondary-*`).
 pub(super) fn stream_headers(
     response: &mut HttpResponseBuilder,
     model: &str,

@@ -1,6 +1,7 @@
-//! Codex `ModelInfo` entries (spec §6.2) for models the relay knows only by name: the configured
-//! fallback catalog, used until (or unless) the upstream's catalog has been fetched. Every field
-//! that old and new Codex CLIs require is present, with conservative values.
+//! Codex `ModelInfo` entries (the Codex CLI's catalog entries) for models the relay knows only
+//! by name: the configured fallback catalog, used until (or unless) the upstream's catalog has
+//! been fetched. Every field that old and new Codex CLIs require is present, with conservative
+//! values.
 
 use serde_json::{json, Value};
 

@@ -1,7 +1,7 @@
 //! The model registry: which models the relay offers, under which names, to whom, and which
 //! accounts serve them.
 //!
-//! - The catalog is the upstream's, fetched per plan (`/models?client_version=`, spec §6) by
+//! - The catalog is the upstream's, fetched per plan (`/models?client_version=`) by
 //!   [`crate::governance::model_refresh`]; until a fetch succeeds — or when fetching is off —
 //!   the configured `models.catalog` is the catalog.
 //! - Aliases (`models.aliases`) are offered as models of their own and resolved to their slug

@@ -1,4 +1,6 @@
-//! Import of `auth.json` exactly as the Codex CLI writes it (spec: codex-upstream §1).
+//! Import of `auth.json` exactly as the Codex CLI writes it (`~/.codex/auth.json`: `auth_mode`,
+//! `OPENAI_API_KEY`, `tokens` with the id, access and refresh tokens and the account id, and
+//! `last_refresh`).
 //!
 //! Only ChatGPT logins can serve the Codex backend: an API-key-only file is refused, and so is a
 //! file whose tokens are missing or are not JWTs. The file's `OPENAI_API_KEY` is never read.

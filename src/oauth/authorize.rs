@@ -1,6 +1,7 @@
-//! Browser logins without a browser on the relay's host (spec §2.2–2.4): the authorize URL the
-//! operator opens anywhere, and the callback URL (`http://localhost:1455/auth/callback?code=…&
-//! state=…`) that comes back — pasted by the operator, or received by the local listener.
+//! Browser logins without a browser on the relay's host, with the Codex CLI's authorize URL and
+//! code exchange: the authorize URL the operator opens anywhere, and the callback URL
+//! (`http://localhost:1455/auth/callback?code=…&state=…`) that comes back — pasted by the
+//! operator, or received by the local listener. (The Codex CLI itself has no pasted-URL login.)
 
 use secrecy::SecretString;
 use url::Url;

@@ -1,5 +1,7 @@
-//! The claims codex-relay reads from ChatGPT JWTs (spec: codex-upstream §1.3). The signature is
-//! not verified — the tokens come from the operator's own login, and the upstream verifies them.
+//! The claims codex-relay reads from ChatGPT JWTs, as the Codex CLI reads them: the payload is
+//! base64url JSON; the e-mail is `email`, else the profile claim's; plan, account id and FedRAMP
+//! flag are in the `https://api.openai.com/auth` claim. The signature is not verified — the
+//! tokens come from the operator's own login, and the upstream verifies them.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

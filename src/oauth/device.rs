@@ -1,6 +1,7 @@
-//! Device-code login (spec codex-upstream §3): ask the issuer for a user code, show it with the
-//! verification URL, poll at the issuer's interval (403/404 = still pending) until approved,
-//! denied or out of time (15 minutes by default), then exchange the code like a browser login.
+//! Device-code login, as `codex login --device-auth` does it: ask the issuer for a user code,
+//! show it with the verification URL, poll at the issuer's interval (403/404 = still pending)
+//! until approved, denied or out of time (15 minutes by default), then exchange the code like a
+//! browser login.
 
 use std::time::{Duration, Instant};
 

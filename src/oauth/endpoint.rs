@@ -1,4 +1,4 @@
-//! Calls to the OAuth issuer (spec codex-upstream §2.4, §2.5, §3): the refresh grant (JSON), the
+//! Calls to the OAuth issuer, shaped as the Codex CLI's: the refresh grant (JSON), the
 //! authorization-code exchange (form), and the device-code endpoints. One short-lived awc client
 //! per call: awc is `!Send`, and these calls are rare.
 //!
@@ -44,7 +44,8 @@ fn describe(code: &Option<String>, message: &Option<String>) -> String {
     }
 }
 
-/// What the token endpoint returned; every part optional for a refresh (spec §2.5).
+/// What the token endpoint returned; for a refresh the issuer may omit any part (the parts present
+/// replace the stored ones).
 #[derive(Deserialize)]
 pub struct TokenAnswer {
     pub id_token: Option<String>,
@@ -162,9 +163,9 @@ async fn answer_json<T: serde::de::DeserializeOwned>(sent: Sent) -> Result<T, En
         .map_err(|e| EndpointError::BadAnswer(redact_secrets(&e.to_string())))
 }
 
-/// The error code and message of an issuer's error body (spec §2.4, §2.6): `error.code` (object),
-/// `error` (string) or top-level `code`; both redacted and bounded (an issuer may echo what it
-/// was sent in either).
+/// The error code and message of an issuer's error body, looked for where the Codex CLI looks:
+/// `error.code` (object), `error` (string) or top-level `code`; both redacted and bounded (an
+/// issuer may echo what it was sent in either).
 pub fn error_of(body: &[u8]) -> (Option<String>, Option<String>) {
     let Ok(value) = serde_json::from_slice::<Value>(body) else {
         return (None, None);

@@ -32,7 +32,8 @@ pub enum LoginError {
 }
 
 impl LoginError {
-    /// The `error` / `error_description` of a callback (spec §2.3).
+    /// The `error` / `error_description` of a callback; an `access_denied` whose description names
+    /// `missing_codex_entitlement` means Codex is not enabled for the workspace.
     pub fn from_callback_error(error: &str, description: Option<&str>) -> LoginError {
         let description = description.unwrap_or_default();
         let shown = crate::obs::redact_secrets(description);
@@ -69,8 +70,8 @@ impl LoginError {
     }
 }
 
-/// The account of a token answer: all three tokens required (spec §2.4), claims read as for an
-/// auth.json, `last_refresh` now.
+/// The account of a token answer: all three tokens required (a login's code exchange answers
+/// with the id, access and refresh tokens), claims read as for an auth.json, `last_refresh` now.
 pub fn account_from_answer(answer: TokenAnswer) -> Result<NewAccount, LoginError> {
     let now = chrono::Utc::now().timestamp();
     Ok(auth_json::from_tokens(

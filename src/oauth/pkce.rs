@@ -1,5 +1,6 @@
-//! PKCE and `state` for browser logins (spec codex-upstream §2.2): the verifier is base64url of
-//! 64 random bytes, the challenge base64url(SHA-256(verifier)), the state 32 random bytes.
+//! PKCE and `state` for browser logins, made as the Codex CLI makes them: the verifier is
+//! base64url of 64 random bytes, the challenge base64url(SHA-256(verifier)), the state 32 random
+//! bytes.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

@@ -16,7 +16,7 @@ pub struct StoredRefreshToken {
     pub refresh_token: SecretString,
 }
 
-/// What a token endpoint answered (every part optional, spec §2.5: present ones replace) and what
+/// What a token endpoint answered (the issuer may omit any part; present ones replace) and what
 /// the new tokens say of the account; the actors keep one the store could not take.
 pub use relay_actors::RefreshedTokens;
 

@@ -1,4 +1,5 @@
-//! Which headers cross the relay, in each direction (spec: codex-upstream §4.3 and §5.2).
+//! Which headers cross the relay, in each direction: those the Codex CLI sends with a turn, and
+//! those of the backend's answer it reads.
 //!
 //! Towards the upstream: the Codex session, turn and feature headers a client sends, passed
 //! through verbatim; credentials are always the relay's own (the client's Authorization, cookies

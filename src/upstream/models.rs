@@ -1,5 +1,6 @@
-//! `GET {base}/models?client_version=X` (spec §6.1): the upstream's model catalog as one account
-//! sees it (the catalog depends on the account's plan).
+//! `GET {base}/models?client_version=X`, as the Codex CLI fetches it (answered with
+//! `{"models": [ModelInfo…]}`): the upstream's model catalog as one account sees it (the catalog
+//! depends on the account's plan).
 
 use relay_actors::AccountCredentials;
 use secrecy::ExposeSecret;

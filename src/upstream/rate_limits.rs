@@ -1,7 +1,7 @@
 //! What an upstream answer says about its account, for the pool: the rate-limit headers
-//! (`x-codex-primary-*` / `x-codex-secondary-*`, spec §5.5) and, on errors, the code, reset time
-//! and retry delay. Parsed here because the actors know no HTTP; carried to the account in its
-//! lease's [`UpstreamFacts`].
+//! (`x-codex-primary-*` / `x-codex-secondary-*`: the used percent, length and reset time of the
+//! short and the long window) and, on errors, the code, reset time and retry delay. Parsed here
+//! because the actors know no HTTP; carried to the account in its lease's [`UpstreamFacts`].
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,6 +1,6 @@
-//! Encrypted reasoning is readable only by the account that wrote it (field note 6): a moved
-//! conversation that another account cannot read ends with an explained 400, not a bare
-//! pass-through and not a round of futile failovers.
+//! Encrypted reasoning is readable only by the account that wrote it (another account answers
+//! 400 `invalid_encrypted_content`): a moved conversation that another account cannot read ends
+//! with an explained 400, not a bare pass-through and not a round of futile failovers.
 
 use serde_json::{json, Value};
 

@@ -1,7 +1,7 @@
 //! `AccountActor`: the single owner of one account's credentials, state and in-flight calls.
-//! It is a thin shell: decisions live in [`state`], [`health`], [`report`] and [`refresh`]; the
-//! actor applies them, tells the router its new [`AccountView`](messages::AccountView), saves its
-//! pool state, and runs token refreshes through the
+//! It is a thin shell: decisions live in [`crate::state`] (its [`health`](crate::state::health)
+//! and [`refresh`] rules among them) and [`report`]; the actor applies them, tells the router its
+//! new [`AccountView`], saves its pool state, and runs token refreshes through the
 //! [`TokenRefresher`](crate::ports::TokenRefresher) port, one at a time (see `flight.rs`), keeping
 //! a rotated set the store could not take until a write lands (see `unsaved.rs`).
 

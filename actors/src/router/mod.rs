@@ -5,11 +5,11 @@
 //! updates or retires actors to match, and restarts actors whose mailbox closed.
 //!
 //! Selection ([`selection`]), conversation affinity ([`affinity`]) and the answer to [`Acquire`]
-//! (`acquire.rs`) work on each account's [`AccountView`], which the accounts push whenever it
-//! changes, with the in-flight count read from the account's gate. The router publishes its
-//! members to the lane (`lane/`), through which request handlers take the common lease on their
-//! own thread ([`Leases`]); what the lane leaves goes to the router as [`Acquire`]. Every
-//! `probe_interval` the router asks accounts that wait for a health probe to run one.
+//! (`acquire.rs`) work on each account's [`AccountView`](crate::AccountView), which the accounts
+//! push whenever it changes, with the in-flight count read from the account's gate. The router
+//! publishes its members to the lane (`lane/`), through which request handlers take the common
+//! lease on their own thread ([`Leases`]); what the lane leaves goes to the router as [`Acquire`].
+//! Every `probe_interval` the router asks accounts that wait for a health probe to run one.
 //!
 //! Supervision: actix's `Supervisor` restarts an actor that *stops*, but a panic inside a handler
 //! kills the actor's task instead. The router therefore supervises its accounts itself: an actor

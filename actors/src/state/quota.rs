@@ -1,6 +1,7 @@
 //! The account's quota as the upstream last reported it: the rate-limit headers of every answer
-//! (`x-codex-primary-*` / `x-codex-secondary-*`, spec §5.5), parsed in the service around the
-//! actors (this crate has no HTTP) and carried here by the lease's report.
+//! (`x-codex-primary-*` / `x-codex-secondary-*`: the used percent, length and reset time of the
+//! short and the long window), parsed in the service around the actors (this crate has no HTTP)
+//! and carried here by the lease's report.
 
 use std::time::{Duration, SystemTime};
 

@@ -1,6 +1,8 @@
-//! Pure refresh decisions (spec codex-upstream §2.5–2.7), with `now` passed in:
-//! when a token set needs refreshing, how a token endpoint's answer is classified, and how long
-//! to wait before trying again after a transient failure.
+//! Pure refresh decisions, with `now` passed in: when a token set needs refreshing (the defaults
+//! follow the Codex CLI, which refreshes 5 minutes before the access token expires, or after 8
+//! days when the token has no expiry), how a token endpoint's answer is classified (permanent
+//! failures as the Codex CLI classifies them), and how long to wait before trying again after a
+//! transient failure.
 
 use std::time::{Duration, Instant};
 
@@ -93,7 +95,8 @@ pub enum Failure {
     Transient { error: String },
 }
 
-/// What to tell an operator whose refresh token is dead (spec §2.6).
+/// What to tell an operator whose refresh token is dead: a refresh token the issuer refused for
+/// good comes back only with a new login (the Codex CLI, too, asks its user to sign in again).
 const LOG_IN_AGAIN: &str =
     "log the account in again (codex-relay account login, or the admin API) \
                             or import a fresh auth.json";
