@@ -1,4 +1,4 @@
-//! Encrypted reasoning replayed on an account that did not write it (field note 6). Only the
+//! Encrypted reasoning replayed on an account that did not write it. Only the
 //! account that produced a `reasoning.encrypted_content` item can read it back; any other
 //! answers 400 `invalid_encrypted_content`.
 //!

@@ -75,7 +75,8 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     }))
 }
 
-/// Clients that try Responses over WebSocket fall back to SSE at once on 426 (spec §7).
+/// Clients that try Responses over WebSocket fall back to SSE at once on 426 (the Codex CLI does
+/// so for the whole session; other refusals of the upgrade it retries first).
 async fn websocket_upgrade() -> Result<HttpResponse, ApiError> {
     Err(ApiError::UpgradeRequired)
 }
