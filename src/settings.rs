@@ -42,6 +42,7 @@ pub struct Settings {
     pub oauth: OauthSettings,
     pub compat: CompatSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
     pub models: ModelSettings,
     pub limits: LimitSettings,
     pub routing: RoutingSettings,
@@ -157,6 +158,15 @@ pub enum LogLevel {
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub level: LogLevel,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Serve `GET /metrics` on the admin listener without an admin token.
+    pub open: bool,
+    /// Add per-key families (`codex_relay_key_…`, labelled by key id): one series set per key.
+    pub per_key: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -23,6 +23,8 @@ use crate::http;
 use crate::intake::BodyLimits;
 use crate::oauth::endpoint::OauthEndpoint;
 use crate::oauth::onboarding::Onboarding;
+use crate::obs;
+use crate::obs::metrics::Registry;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
@@ -130,14 +132,16 @@ impl Application {
         log: Logger,
     ) -> Result<Application, StartupError> {
         let outbound = Outbound::for_upstream(&settings.upstream)?;
-        let core = Core::start(&settings, &store, &outbound, &log).await?;
+        let mut metrics = obs::metrics::registry();
+        obs::metrics::register_build_info(&mut metrics);
+        let core = Core::start(&settings, &store, &outbound, &mut metrics, &log).await?;
         let admin_listen = settings.admin.listen;
         if !admin_listen.ip().is_loopback() && core.admin_tokens.is_empty() {
             return Err(StartupError::AdminUnprotected { addr: admin_listen });
         }
         let (listener, addr) = bind("server.listen", settings.server.listen)?;
         let (admin_listener, admin_addr) = bind("admin.listen", admin_listen)?;
-        let admin_state = admin_state(&settings, store, &outbound, &core, &log);
+        let admin_state = admin_state(&settings, store, &outbound, &core, metrics, &log);
         let governor = core.parts.governor.clone();
         let state = AppState::new(settings, core.parts, log);
         let server = serve(state.clone(), outbound, listener)
@@ -193,6 +197,7 @@ fn admin_state(
     store: Store,
     outbound: &Outbound,
     core: &Core,
+    metrics: Registry,
     log: &Logger,
 ) -> AdminState {
     let router = core.parts.leases.router().clone();
@@ -203,7 +208,15 @@ fn admin_state(
         log.clone(),
     ));
     let admin_tokens = Arc::clone(&core.admin_tokens);
-    AdminState::new(store, router, admin_tokens, onboarding, log.clone())
+    let metrics = Arc::new(metrics);
+    AdminState::new(
+        store,
+        router,
+        admin_tokens,
+        onboarding,
+        metrics,
+        log.clone(),
+    )
 }
 
 /// The operator's line that the relay is up: where it listens, and what it serves from.

@@ -21,6 +21,7 @@ pub mod body;
 pub mod error;
 pub mod keys;
 pub mod logins;
+mod metrics;
 pub mod models;
 pub mod pool;
 pub mod refresh;
@@ -40,6 +41,7 @@ use self::error::AdminError;
 use crate::credentials::AdminTokenRing;
 use crate::edge::guard::require;
 use crate::oauth::onboarding::Onboarding;
+use crate::obs::metrics::Registry;
 use crate::obs::{bounded, limit};
 use crate::store::{Store, StoreError};
 
@@ -55,6 +57,7 @@ struct Inner {
     router: Addr<RouterActor>,
     tokens: Arc<AdminTokenRing>,
     onboarding: Arc<Onboarding>,
+    metrics: Arc<Registry>,
     log: Logger,
 }
 
@@ -64,6 +67,7 @@ impl AdminState {
         router: Addr<RouterActor>,
         tokens: Arc<AdminTokenRing>,
         onboarding: Arc<Onboarding>,
+        metrics: Arc<Registry>,
         log: Logger,
     ) -> AdminState {
         AdminState(Arc::new(Inner {
@@ -71,6 +75,7 @@ impl AdminState {
             router,
             tokens,
             onboarding,
+            metrics,
             log,
         }))
     }
@@ -86,6 +91,10 @@ impl AdminState {
     }
     pub fn onboarding(&self) -> &Arc<Onboarding> {
         &self.0.onboarding
+    }
+    /// Every component's metric families, encoded on `GET /metrics`.
+    pub fn metrics(&self) -> &Registry {
+        &self.0.metrics
     }
     pub fn log(&self) -> &Logger {
         &self.0.log
@@ -111,6 +120,11 @@ impl AdminState {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(healthz)))
         .service(resource("/readyz").route(web::get().to(readyz)))
+        .service(
+            resource("/metrics")
+                .wrap(from_fn(metrics::unless_open))
+                .route(web::get().to(metrics::serve)),
+        )
         .service(
             web::scope("/admin/v1")
                 .wrap(from_fn(require::<AdminTokens, _>))

@@ -7,6 +7,7 @@
 
 mod bounded;
 mod logging;
+pub mod metrics;
 mod redact;
 
 pub use bounded::{bounded, bounded_string, limit};

@@ -15,6 +15,7 @@ use crate::credentials::{AdminTokenRing, KeyRing};
 use crate::governance::model_refresh::{self, Refresher};
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
+use crate::obs::metrics::Registry;
 use crate::pool::StoreAccountSource;
 use crate::settings::Settings;
 use crate::state::Parts;
@@ -36,6 +37,7 @@ impl Core {
         settings: &Settings,
         store: &Store,
         outbound: &Outbound,
+        _metrics: &mut Registry,
         log: &Logger,
     ) -> Result<Core, StartupError> {
         let sync_interval = Duration::from_millis(settings.store.sync_interval_ms);

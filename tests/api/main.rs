@@ -26,6 +26,7 @@ mod intake;
 mod keepalive;
 mod limits;
 mod login_cli;
+mod metrics;
 mod model_registry;
 mod models;
 mod pool_affinity;

@@ -1,0 +1,81 @@
+//! Prometheus metrics (`prometheus-client`). Each component owns its families: it registers them
+//! on the one [`Registry`] when startup builds it (`register(&mut Registry)`), keeps the handles,
+//! and updates them with atomics on its own path — the request path never looks anything up by
+//! name. The admin plane encodes the registry on `GET /metrics`. No family carries a prompt, an
+//! output, a token, a key or an email; every label has a bounded set of values.
+
+use std::fmt;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+pub use prometheus_client::registry::Registry;
+
+/// Every family's name starts with this (`codex_relay_…`).
+pub const PREFIX: &str = "codex_relay";
+
+/// The registry every component registers on.
+pub fn registry() -> Registry {
+    Registry::with_prefix(PREFIX)
+}
+
+/// Bucket bounds, in seconds, for request durations and time to first byte: from a millisecond
+/// (a refused request) to five minutes (a long reasoning stream), about three per decade.
+pub const LATENCY_BUCKETS: [f64; 17] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0,
+];
+
+/// A histogram with [`LATENCY_BUCKETS`].
+pub fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// The registry in the OpenMetrics text format.
+pub fn encode_text(registry: &Registry) -> Result<String, fmt::Error> {
+    let mut text = String::new();
+    encode(&mut text, registry)?;
+    Ok(text)
+}
+
+/// `codex_relay_build_info{version, commit} 1`: which build is running.
+pub fn register_build_info(registry: &mut Registry) {
+    let info: Family<Vec<(&'static str, &'static str)>, Gauge> = Family::default();
+    info.get_or_create(&vec![
+        ("version", env!("CARGO_PKG_VERSION")),
+        (
+            "commit",
+            option_env!("CODEX_RELAY_COMMIT").unwrap_or("unknown"),
+        ),
+    ])
+    .set(1);
+    registry.register("build_info", "The running build: version and commit", info);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_build_is_named_under_the_prefix() {
+        let mut registry = registry();
+        register_build_info(&mut registry);
+        let text = encode_text(&registry).unwrap();
+        let version = env!("CARGO_PKG_VERSION");
+        assert!(
+            text.contains(&format!(
+                "codex_relay_build_info{{version=\"{version}\",commit=\""
+            )),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn latency_buckets_rise_from_a_millisecond_to_five_minutes() {
+        assert_eq!(LATENCY_BUCKETS[0], 0.001);
+        assert_eq!(LATENCY_BUCKETS[LATENCY_BUCKETS.len() - 1], 300.0);
+        assert!(LATENCY_BUCKETS.windows(2).all(|w| w[0] < w[1]));
+    }
+}
