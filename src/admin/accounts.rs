@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use slog::{info, warn};
 
+use super::answer::listed;
 use super::body::Body;
 use super::error::AdminError;
 use super::{resource, AdminState};
@@ -180,14 +181,10 @@ pub async fn follow_store(state: &AdminState) {
 async fn list(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
     let rows = state.run(|s| s.list_accounts()).await?;
     let live = live_statuses(&state).await;
-    let data: Vec<AccountView> = rows
-        .into_iter()
-        .map(|row| {
-            let status = live.get(&row.id);
-            AccountView::new(row, status)
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "object": "list", "data": data })))
+    Ok(listed(rows.into_iter().map(|row| {
+        let status = live.get(&row.id);
+        AccountView::new(row, status)
+    })))
 }
 
 async fn get(

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 use slog::info;
 
+use super::answer::{listed, with_member, with_usage};
 use super::body::{json_body, Body};
 use super::error::AdminError;
 use super::{resource, AdminState};
@@ -69,16 +70,12 @@ impl From<ApiKeyRow> for KeyView {
 
 async fn list(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
     let rows = state.run(|s| s.list_keys()).await?;
-    let data: Vec<KeyView> = rows.into_iter().map(KeyView::from).collect();
-    Ok(HttpResponse::Ok().json(json!({ "object": "list", "data": data })))
+    Ok(listed(rows.into_iter().map(KeyView::from)))
 }
 
 /// 201 with the view and, this once, the key in `key`.
 async fn create(state: web::Data<AdminState>, body: Body) -> Result<HttpResponse, AdminError> {
-    let request: KeyRequest = json_body(&body)?;
-    let new = request
-        .validate(Utc::now().timestamp())
-        .map_err(AdminError::from)?;
+    let new = json_body::<KeyRequest>(&body)?.validate(Utc::now().timestamp())?;
     // An unknown tenant is a mistake in this request, not a missing resource.
     let created = state
         .store()
@@ -89,11 +86,8 @@ async fn create(state: web::Data<AdminState>, body: Body) -> Result<HttpResponse
             other => AdminError::from(other),
         })?;
     info!(state.log(), "API key created"; "key_id" => &created.row.id);
-    let key = reveal(&created).to_owned();
-    let mut view =
-        serde_json::to_value(KeyView::from(created.row)).map_err(|_| AdminError::Internal)?;
-    view["key"] = json!(key);
-    Ok(HttpResponse::Created().json(view))
+    let key = json!(reveal(&created));
+    Ok(HttpResponse::Created().json(with_member(KeyView::from(created.row), "key", key)?))
 }
 
 /// The key with the tokens it used today and this month (as quotas count them).
@@ -104,10 +98,8 @@ async fn get(
 ) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
     let row = state.run(move |s| s.get_key(&id)).await?;
-    let (today, month) = app.governor().used(Scope::Key, &row.id, Utc::now());
-    let mut view = serde_json::to_value(KeyView::from(row)).map_err(|_| AdminError::Internal)?;
-    view["usage"] = json!({ "tokens_today": today, "tokens_this_month": month });
-    Ok(HttpResponse::Ok().json(view))
+    let id = row.id.clone();
+    with_usage(KeyView::from(row), &app, Scope::Key, &id)
 }
 
 /// Changes a key that is not revoked; the running relay applies it within a sync interval.
@@ -116,13 +108,12 @@ async fn update(
     id: web::Path<String>,
     body: Body,
 ) -> Result<HttpResponse, AdminError> {
-    let update: KeyUpdate = json_body(&body)?;
+    let update = json_body::<KeyUpdate>(&body)?;
     let id = id.into_inner();
     let now_unix = Utc::now().timestamp();
     let row = state
         .run(move |s| s.update_key(&id, |now| update.apply(now, now_unix)))
-        .await?
-        .map_err(AdminError::from)?;
+        .await??;
     info!(state.log(), "API key updated"; "key_id" => &row.id);
     Ok(HttpResponse::Ok().json(KeyView::from(row)))
 }
@@ -133,10 +124,9 @@ async fn revoke(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
-    let target = id.clone();
     let row = state
         .run(move |s| {
-            let id = s.revoke_key(&target)?;
+            let id = s.revoke_key(&id)?;
             s.get_key(&id)
         })
         .await?;

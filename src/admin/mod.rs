@@ -12,10 +12,12 @@
 //! | `refresh.rs`  | `POST /admin/v1/accounts/{id}/refresh`: refresh now      |
 //! | `logins.rs`   | `/admin/v1/logins`: device-code and paste logins         |
 //! | `pool.rs`     | `/admin/v1/pool`, an account's routing parameters        |
+//! | `answer.rs`   | answers the tables give alike: lists, usage              |
 //! | `body.rs`     | request bodies, read within their limits, as JSON        |
 //! | `error.rs`    | admin failures in the OpenAI error shape                 |
 
 pub mod accounts;
+pub mod answer;
 pub mod auth;
 pub mod body;
 pub mod error;

@@ -3,11 +3,11 @@
 //! `null` removes it), delete (refused while the tenant has active keys).
 
 use actix_web::{web, HttpResponse};
-use chrono::Utc;
 use serde::Serialize;
 use serde_json::json;
 use slog::info;
 
+use super::answer::{listed, with_usage};
 use super::body::{json_body, Body};
 use super::error::AdminError;
 use super::{resource, AdminState};
@@ -61,13 +61,11 @@ impl From<TenantRow> for TenantView {
 
 async fn list(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
     let rows = state.run(|s| s.list_tenants()).await?;
-    let data: Vec<TenantView> = rows.into_iter().map(TenantView::from).collect();
-    Ok(HttpResponse::Ok().json(json!({ "object": "list", "data": data })))
+    Ok(listed(rows.into_iter().map(TenantView::from)))
 }
 
 async fn create(state: web::Data<AdminState>, body: Body) -> Result<HttpResponse, AdminError> {
-    let request: TenantRequest = json_body(&body)?;
-    let new = request.validate().map_err(AdminError::from)?;
+    let new = json_body::<TenantRequest>(&body)?.validate()?;
     let row = state.run(move |s| s.create_tenant(&new)).await?;
     info!(state.log(), "tenant created"; "tenant_id" => &row.id);
     Ok(HttpResponse::Created().json(TenantView::from(row)))
@@ -81,10 +79,8 @@ async fn get(
 ) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
     let row = state.run(move |s| s.get_tenant(&id)).await?;
-    let (today, month) = app.governor().used(Scope::Tenant, &row.id, Utc::now());
-    let mut view = serde_json::to_value(TenantView::from(row)).map_err(|_| AdminError::Internal)?;
-    view["usage"] = json!({ "tokens_today": today, "tokens_this_month": month });
-    Ok(HttpResponse::Ok().json(view))
+    let id = row.id.clone();
+    with_usage(TenantView::from(row), &app, Scope::Tenant, &id)
 }
 
 /// Changes a tenant; the running relay applies it to its keys within a sync interval.
@@ -93,12 +89,11 @@ async fn update(
     id: web::Path<String>,
     body: Body,
 ) -> Result<HttpResponse, AdminError> {
-    let update: TenantUpdate = json_body(&body)?;
+    let update = json_body::<TenantUpdate>(&body)?;
     let id = id.into_inner();
     let row = state
         .run(move |s| s.update_tenant(&id, |now| update.apply(&now.limits, &now.hidden_models)))
-        .await?
-        .map_err(AdminError::from)?;
+        .await??;
     info!(state.log(), "tenant updated"; "tenant_id" => &row.id);
     Ok(HttpResponse::Ok().json(TenantView::from(row)))
 }

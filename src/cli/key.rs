@@ -3,7 +3,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::limits::{shown, split_list, wide, LimitArgs};
+use super::limits::{shown, split_list, KeyLimitArgs};
 use super::update::{update_key, UpdateKey};
 use super::{printable, printable_json, ListArgs};
 use crate::governance::requests::KeyRequest;
@@ -30,11 +30,7 @@ pub struct CreateKey {
     #[arg(long)]
     pub tenant: Option<String>,
     #[command(flatten)]
-    pub limits: LimitArgs,
-    /// Requests that may arrive at once before the rate applies (default: the rpm; at most 60
-    /// times the rpm).
-    #[arg(long, value_name = "N")]
-    pub burst: Option<u64>,
+    pub limits: KeyLimitArgs,
     /// The only models the key may use (comma-separated names or aliases).
     #[arg(long, value_name = "a,b")]
     pub models: Option<String>,
@@ -45,15 +41,10 @@ pub struct CreateKey {
 
 impl CreateKey {
     fn request(&self) -> KeyRequest {
-        let l = &self.limits;
         KeyRequest {
             name: self.name.clone(),
             tenant: self.tenant.clone(),
-            rpm: wide(l.rpm),
-            burst: wide(self.burst),
-            max_concurrent: wide(l.max_concurrent),
-            daily_tokens: wide(l.daily_tokens),
-            monthly_tokens: wide(l.monthly_tokens),
+            limits: self.limits.request(),
             models: self.models.as_deref().map(split_list),
             expires: self.expires.clone(),
         }

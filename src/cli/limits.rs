@@ -1,7 +1,13 @@
-//! Options shared by `key create` and `tenant create`: limits and model lists. Validation is the
-//! admin API's ([`crate::governance::requests`]); this module only reads the command line.
+//! The limit options of `create` and `update`, for tenants ([`LimitArgs`]) and keys
+//! ([`KeyLimitArgs`]), and their one conversion each way: to what a creation asks for, and to
+//! what an update changes. Validation is the admin API's ([`crate::governance::requests`]);
+//! this module only reads the command line.
 
 use clap::Args;
+
+use super::update::Cleared;
+use crate::governance::requests::LimitRequest;
+use crate::governance::updates::LimitChanges;
 
 /// Limits of a tenant (a key adds `--burst`). Read as any unsigned number: the bounds are the
 /// admin API's ([`crate::bounds`]), so a number past them gets the same refusal naming the field.
@@ -21,6 +27,58 @@ pub struct LimitArgs {
     pub monthly_tokens: Option<u64>,
 }
 
+/// Limits of a key: a tenant's, and the burst only a key has.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KeyLimitArgs {
+    #[command(flatten)]
+    pub shared: LimitArgs,
+    /// Requests that may arrive at once before the rate applies (default: the rpm; at most 60
+    /// times the rpm).
+    #[arg(long, value_name = "N")]
+    pub burst: Option<u64>,
+}
+
+impl LimitArgs {
+    /// The limits a creation asks for.
+    pub fn request(&self) -> LimitRequest {
+        LimitRequest {
+            rpm: wide(self.rpm),
+            burst: None,
+            max_concurrent: wide(self.max_concurrent),
+            daily_tokens: wide(self.daily_tokens),
+            monthly_tokens: wide(self.monthly_tokens),
+        }
+    }
+
+    /// The limits an update changes: a given option sets its limit, one in `--clear` removes it.
+    pub fn changes(&self, clear: &mut Cleared) -> anyhow::Result<LimitChanges> {
+        Ok(LimitChanges {
+            rpm: clear.change("rpm", wide(self.rpm))?,
+            burst: None,
+            max_concurrent: clear.change("max-concurrent", wide(self.max_concurrent))?,
+            daily_tokens: clear.change("daily-tokens", wide(self.daily_tokens))?,
+            monthly_tokens: clear.change("monthly-tokens", wide(self.monthly_tokens))?,
+        })
+    }
+}
+
+impl KeyLimitArgs {
+    /// The limits a key's creation asks for.
+    pub fn request(&self) -> LimitRequest {
+        LimitRequest {
+            burst: wide(self.burst),
+            ..self.shared.request()
+        }
+    }
+
+    /// The limits a key's update changes.
+    pub fn changes(&self, clear: &mut Cleared) -> anyhow::Result<LimitChanges> {
+        let mut changes = self.shared.changes(clear)?;
+        changes.burst = clear.change("burst", wide(self.burst))?;
+        Ok(changes)
+    }
+}
+
 /// A number from the command line as the checks take it; one past `i64` is refused there.
 pub fn wide(value: Option<u64>) -> Option<i64> {
     value.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
@@ -34,4 +92,62 @@ pub fn split_list(text: &str) -> Vec<String> {
 /// A limit for a listing: the number, or `-` when none applies.
 pub fn shown<T: ToString>(limit: Option<T>) -> String {
     limit.map_or_else(|| "-".to_owned(), |n| n.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_limit() -> KeyLimitArgs {
+        KeyLimitArgs {
+            shared: LimitArgs {
+                rpm: Some(1),
+                max_concurrent: Some(2),
+                daily_tokens: Some(3),
+                monthly_tokens: Some(u64::MAX),
+            },
+            burst: Some(5),
+        }
+    }
+
+    #[test]
+    fn every_limit_option_reaches_the_request_and_the_changes() {
+        let request = every_limit().request();
+        assert_eq!(
+            request,
+            LimitRequest {
+                rpm: Some(1),
+                burst: Some(5),
+                max_concurrent: Some(2),
+                daily_tokens: Some(3),
+                monthly_tokens: Some(i64::MAX),
+            }
+        );
+        let tenant = every_limit().shared.request();
+        assert_eq!(tenant.burst, None, "a tenant has no --burst");
+
+        let mut clear = Cleared::parse(None);
+        let changes = every_limit().changes(&mut clear).unwrap();
+        assert_eq!(changes.rpm, Some(request.rpm));
+        assert_eq!(changes.burst, Some(request.burst));
+        assert_eq!(changes.monthly_tokens, Some(request.monthly_tokens));
+
+        let mut clear = Cleared::parse(Some("daily-tokens, burst"));
+        let only_cleared = KeyLimitArgs::default().changes(&mut clear).unwrap();
+        assert_eq!(only_cleared.daily_tokens, Some(None));
+        assert_eq!(only_cleared.burst, Some(None));
+        assert_eq!(only_cleared.rpm, None, "neither given nor cleared: kept");
+        clear.finish().unwrap();
+    }
+
+    #[test]
+    fn a_cleared_field_the_command_does_not_know_is_refused() {
+        let mut clear = Cleared::parse(Some("burst"));
+        LimitArgs::default().changes(&mut clear).unwrap();
+        let refusal = clear.finish().unwrap_err().to_string();
+        assert!(
+            refusal.starts_with("--clear: unknown field burst (known: rpm,"),
+            "{refusal}"
+        );
+    }
 }

@@ -3,7 +3,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::limits::{shown, split_list, wide, LimitArgs};
+use super::limits::{shown, split_list, LimitArgs};
 use super::update::{update_tenant, UpdateTenant};
 use super::{printable, printable_json, ListArgs};
 use crate::governance::requests::TenantRequest;
@@ -34,13 +34,9 @@ pub struct CreateTenant {
 pub fn tenant(store: &Store, command: TenantCommand) -> anyhow::Result<()> {
     match command {
         TenantCommand::Create(args) => {
-            let l = &args.limits;
             let request = TenantRequest {
                 name: args.name.clone(),
-                rpm: wide(l.rpm),
-                max_concurrent: wide(l.max_concurrent),
-                daily_tokens: wide(l.daily_tokens),
-                monthly_tokens: wide(l.monthly_tokens),
+                limits: args.limits.request(),
                 hidden_models: args
                     .hide_models
                     .as_deref()

@@ -7,7 +7,7 @@
 
 use clap::Args;
 
-use super::limits::{split_list, wide, LimitArgs};
+use super::limits::{split_list, KeyLimitArgs, LimitArgs};
 use super::printable;
 use crate::governance::updates::{Change, KeyUpdate, TenantUpdate};
 use crate::store::Store;
@@ -32,10 +32,7 @@ pub struct UpdateKey {
     /// The key's id, or its name when only one active key has it.
     pub id: String,
     #[command(flatten)]
-    pub limits: LimitArgs,
-    /// Requests that may arrive at once before the rate applies.
-    #[arg(long, value_name = "N")]
-    pub burst: Option<u64>,
+    pub limits: KeyLimitArgs,
     /// The only models the key may use (comma-separated; replaces the list).
     #[arg(long, value_name = "a,b")]
     pub models: Option<String>,
@@ -48,29 +45,30 @@ pub struct UpdateKey {
     pub clear: Option<String>,
 }
 
-/// The fields named in `--clear`, checked against those the command knows.
-struct Cleared(Vec<String>);
+/// The fields named in an update's `--clear`. The fields a command knows are those its
+/// conversion asks about ([`Cleared::change`]); [`Cleared::finish`] refuses any other.
+pub struct Cleared {
+    named: Vec<String>,
+    asked: Vec<&'static str>,
+}
 
 impl Cleared {
-    fn parse(text: Option<&str>, known: &[&str]) -> anyhow::Result<Cleared> {
-        let names: Vec<String> = text
-            .map(split_list)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|n| n.trim().to_owned())
-            .collect();
-        if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
-            anyhow::bail!(
-                "--clear: unknown field {unknown} (known: {})",
-                known.join(", ")
-            );
+    pub fn parse(text: Option<&str>) -> Cleared {
+        let named = text.map(split_list).unwrap_or_default();
+        Cleared {
+            named: named.into_iter().map(|n| n.trim().to_owned()).collect(),
+            asked: Vec::new(),
         }
-        Ok(Cleared(names))
     }
 
     /// The change of one field: set when given, removed when cleared; both is a mistake.
-    fn change<T>(&self, field: &str, value: Option<T>) -> anyhow::Result<Change<T>> {
-        let cleared = self.0.iter().any(|n| n == field);
+    pub fn change<T>(
+        &mut self,
+        field: &'static str,
+        value: Option<T>,
+    ) -> anyhow::Result<Change<T>> {
+        self.asked.push(field);
+        let cleared = self.named.iter().any(|n| n == field);
         match (value, cleared) {
             (Some(_), true) => anyhow::bail!("--{field} is both given and cleared"),
             (Some(value), false) => Ok(Some(Some(value))),
@@ -78,53 +76,43 @@ impl Cleared {
             (None, false) => Ok(None),
         }
     }
-}
 
-const TENANT_FIELDS: &[&str] = &[
-    "rpm",
-    "max-concurrent",
-    "daily-tokens",
-    "monthly-tokens",
-    "hide-models",
-];
-const KEY_FIELDS: &[&str] = &[
-    "rpm",
-    "burst",
-    "max-concurrent",
-    "daily-tokens",
-    "monthly-tokens",
-    "models",
-    "expires",
-];
+    /// Refuses a cleared field the command does not know.
+    pub fn finish(self) -> anyhow::Result<()> {
+        let known = |n: &&String| self.asked.contains(&n.as_str());
+        if let Some(unknown) = self.named.iter().find(|n| !known(n)) {
+            anyhow::bail!(
+                "--clear: unknown field {unknown} (known: {})",
+                self.asked.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
 
 impl UpdateTenant {
     fn update(&self) -> anyhow::Result<TenantUpdate> {
-        let clear = Cleared::parse(self.clear.as_deref(), TENANT_FIELDS)?;
-        let l = &self.limits;
-        Ok(TenantUpdate {
-            rpm: clear.change("rpm", wide(l.rpm))?,
-            max_concurrent: clear.change("max-concurrent", wide(l.max_concurrent))?,
-            daily_tokens: clear.change("daily-tokens", wide(l.daily_tokens))?,
-            monthly_tokens: clear.change("monthly-tokens", wide(l.monthly_tokens))?,
+        let mut clear = Cleared::parse(self.clear.as_deref());
+        let update = TenantUpdate {
+            limits: self.limits.changes(&mut clear)?,
             hidden_models: clear
                 .change("hide-models", self.hide_models.as_deref().map(split_list))?,
-        })
+        };
+        clear.finish()?;
+        Ok(update)
     }
 }
 
 impl UpdateKey {
     fn update(&self) -> anyhow::Result<KeyUpdate> {
-        let clear = Cleared::parse(self.clear.as_deref(), KEY_FIELDS)?;
-        let l = &self.limits;
-        Ok(KeyUpdate {
-            rpm: clear.change("rpm", wide(l.rpm))?,
-            burst: clear.change("burst", wide(self.burst))?,
-            max_concurrent: clear.change("max-concurrent", wide(l.max_concurrent))?,
-            daily_tokens: clear.change("daily-tokens", wide(l.daily_tokens))?,
-            monthly_tokens: clear.change("monthly-tokens", wide(l.monthly_tokens))?,
+        let mut clear = Cleared::parse(self.clear.as_deref());
+        let update = KeyUpdate {
+            limits: self.limits.changes(&mut clear)?,
             models: clear.change("models", self.models.as_deref().map(split_list))?,
             expires: clear.change("expires", self.expires.clone())?,
-        })
+        };
+        clear.finish()?;
+        Ok(update)
     }
 }
 

@@ -3,10 +3,9 @@
 //! stays as it is; a field set to `null` (or named in the CLI's `--clear`) is removed. The
 //! result is validated as a creation is, so an update cannot make what a creation refuses.
 
-use chrono::DateTime;
 use serde::{Deserialize, Deserializer};
 
-use super::requests::{limits, models};
+use super::requests::{expiry, limits, models, tenant_limits, LimitRequest};
 use crate::bounds::number_change;
 use crate::bounds::{invalid, Invalid};
 use crate::domain::Limits;
@@ -20,27 +19,9 @@ fn change<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Change
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// Changes to a tenant.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TenantUpdate {
-    #[serde(default, deserialize_with = "number_change")]
-    pub rpm: Change<i64>,
-    #[serde(default, deserialize_with = "number_change")]
-    pub max_concurrent: Change<i64>,
-    #[serde(default, deserialize_with = "number_change")]
-    pub daily_tokens: Change<i64>,
-    #[serde(default, deserialize_with = "number_change")]
-    pub monthly_tokens: Change<i64>,
-    /// `null` or `[]` hides nothing.
-    #[serde(default, deserialize_with = "change")]
-    pub hidden_models: Change<Vec<String>>,
-}
-
-/// Changes to an API key.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyUpdate {
+/// Changes to the limits of a tenant or key, one per field of [`LimitRequest`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct LimitChanges {
     #[serde(default, deserialize_with = "number_change")]
     pub rpm: Change<i64>,
     #[serde(default, deserialize_with = "number_change")]
@@ -51,17 +32,31 @@ pub struct KeyUpdate {
     pub daily_tokens: Change<i64>,
     #[serde(default, deserialize_with = "number_change")]
     pub monthly_tokens: Change<i64>,
+}
+
+/// Changes to a tenant. A field neither here nor in [`LimitChanges`] is refused by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantUpdate {
+    #[serde(flatten)]
+    pub limits: LimitChanges,
+    /// `null` or `[]` hides nothing.
+    #[serde(default, deserialize_with = "change")]
+    pub hidden_models: Change<Vec<String>>,
+}
+
+/// Changes to an API key. A field neither here nor in [`LimitChanges`] is refused by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyUpdate {
+    #[serde(flatten)]
+    pub limits: LimitChanges,
     /// `null` allows every model.
     #[serde(default, deserialize_with = "change")]
     pub models: Change<Vec<String>>,
     /// RFC 3339; `null` never expires.
     #[serde(default, deserialize_with = "change")]
     pub expires: Change<String>,
-}
-
-/// A stored token quota as the checks take it (a quota past `i64` cannot be stored anyway).
-fn wide(tokens: Option<u64>) -> Option<i64> {
-    tokens.map(|t| i64::try_from(t).unwrap_or(i64::MAX))
 }
 
 fn apply<T>(current: Option<T>, change: Change<T>) -> Option<T> {
@@ -71,87 +66,68 @@ fn apply<T>(current: Option<T>, change: Change<T>) -> Option<T> {
     }
 }
 
-impl TenantUpdate {
-    /// True when the update changes nothing (refused: likely a mistyped command).
-    fn is_empty(&self) -> bool {
-        self.rpm.is_none()
-            && self.max_concurrent.is_none()
-            && self.daily_tokens.is_none()
-            && self.monthly_tokens.is_none()
-            && self.hidden_models.is_none()
+impl LimitChanges {
+    /// The limits `now` becomes, as a request to validate like a creation.
+    fn applied_to(self, now: &Limits) -> LimitRequest {
+        let LimitChanges {
+            rpm,
+            burst,
+            max_concurrent,
+            daily_tokens,
+            monthly_tokens,
+        } = self;
+        let now = LimitRequest::from(now);
+        LimitRequest {
+            rpm: apply(now.rpm, rpm),
+            burst: apply(now.burst, burst),
+            max_concurrent: apply(now.max_concurrent, max_concurrent),
+            daily_tokens: apply(now.daily_tokens, daily_tokens),
+            monthly_tokens: apply(now.monthly_tokens, monthly_tokens),
+        }
     }
+}
 
+/// The refusal of an update that changes nothing (likely a mistyped command).
+fn nothing_to_change<T>() -> Result<T, Invalid> {
+    invalid("update", "names nothing to change")
+}
+
+impl TenantUpdate {
     /// The tenant's settings with this update applied, validated.
     pub fn apply(
         self,
         limits_now: &Limits,
         hidden_now: &[String],
     ) -> Result<TenantSettings, Invalid> {
-        if self.is_empty() {
-            return invalid("update", "names nothing to change");
+        if self == TenantUpdate::default() {
+            return nothing_to_change();
         }
         let hidden = apply(Some(hidden_now.to_vec()), self.hidden_models).unwrap_or_default();
         Ok(TenantSettings {
-            limits: limits(
-                apply(limits_now.rpm.map(i64::from), self.rpm),
-                None,
-                apply(
-                    limits_now.max_concurrent.map(i64::from),
-                    self.max_concurrent,
-                ),
-                (
-                    apply(wide(limits_now.daily_tokens), self.daily_tokens),
-                    apply(wide(limits_now.monthly_tokens), self.monthly_tokens),
-                ),
-            )?,
+            limits: tenant_limits(&self.limits.applied_to(limits_now))?,
             hidden_models: models(&hidden, "hidden_models")?,
         })
     }
 }
 
 impl KeyUpdate {
-    fn is_empty(&self) -> bool {
-        self.rpm.is_none()
-            && self.burst.is_none()
-            && self.max_concurrent.is_none()
-            && self.daily_tokens.is_none()
-            && self.monthly_tokens.is_none()
-            && self.models.is_none()
-            && self.expires.is_none()
-    }
-
     /// The key's settings with this update applied, validated; `now_unix` decides whether a
     /// new expiry is in the past.
     pub fn apply(self, now: &KeySettings, now_unix: i64) -> Result<KeySettings, Invalid> {
-        if self.is_empty() {
-            return invalid("update", "names nothing to change");
+        if self == KeyUpdate::default() {
+            return nothing_to_change();
         }
         let expires_at = match self.expires {
             None => now.expires_at,
             Some(None) => None,
-            Some(Some(text)) => match DateTime::parse_from_rfc3339(&text) {
-                Err(_) => return invalid("expires", "must be an RFC 3339 time"),
-                Ok(at) if at.timestamp() <= now_unix => {
-                    return invalid("expires", "is in the past")
-                }
-                Ok(at) => Some(at.timestamp()),
-            },
+            Some(Some(text)) => Some(expiry(&text, now_unix)?),
         };
-        let l = &now.limits;
         Ok(KeySettings {
-            limits: limits(
-                apply(l.rpm.map(i64::from), self.rpm),
-                apply(l.burst.map(i64::from), self.burst),
-                apply(l.max_concurrent.map(i64::from), self.max_concurrent),
-                (
-                    apply(wide(l.daily_tokens), self.daily_tokens),
-                    apply(wide(l.monthly_tokens), self.monthly_tokens),
-                ),
-            )?,
-            models: match apply(now.models.clone(), self.models) {
-                Some(list) => Some(models(&list, "models")?),
-                None => None,
-            },
+            limits: limits(&self.limits.applied_to(&now.limits))?,
+            models: apply(now.models.clone(), self.models)
+                .as_deref()
+                .map(|list| models(list, "models"))
+                .transpose()?,
             expires_at,
         })
     }
@@ -230,5 +206,20 @@ mod tests {
             TenantUpdate::default().apply(&now, &[]).unwrap_err().field,
             "update"
         );
+    }
+
+    #[test]
+    fn an_update_refuses_unknown_fields_by_name_and_a_tenant_burst() {
+        let refusal = serde_json::from_str::<KeyUpdate>(r#"{"rpm": 5, "name": "x"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(refusal.starts_with("unknown field `name`"), "{refusal}");
+        let refusal = serde_json::from_str::<TenantUpdate>(r#"{"models": null}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(refusal.starts_with("unknown field `models`"), "{refusal}");
+        let burst: TenantUpdate = serde_json::from_str(r#"{"rpm": 10, "burst": 5}"#).unwrap();
+        let now = Limits::default();
+        assert_eq!(burst.apply(&now, &[]).unwrap_err().field, "burst");
     }
 }

@@ -4,13 +4,13 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use std::sync::Arc;
 
-use super::policy_columns::{clamp, json_list, limits_at, parse_list};
+use super::policy_columns::{json_list, limits_at, parse_list, LimitTable};
 use super::{now_unix, Store, StoreError};
 use crate::domain::{KeyPolicy, Limits};
 
@@ -60,9 +60,14 @@ pub fn hash_key(text: &str) -> KeyHash {
     Sha256::digest(text.as_bytes()).into()
 }
 
-const KEY_COLUMNS: &str =
-    "k.id, k.name, k.prefix, k.created_at, k.revoked_at, t.name, k.expires_at,
-     k.models, k.rpm, k.burst, k.max_concurrent, k.daily_tokens, k.monthly_tokens";
+/// The columns [`key_row`] reads, from `api_keys k LEFT JOIN tenants t`.
+fn key_columns() -> String {
+    let limits = LimitTable::Keys.select("k");
+    format!(
+        "k.id, k.name, k.prefix, k.created_at, k.revoked_at, t.name, k.expires_at, k.models,
+         {limits}"
+    )
+}
 
 impl Store {
     /// Creates a key with only a name (no tenant, no limits of its own).
@@ -74,9 +79,10 @@ impl Store {
     }
 
     pub fn create_key_with(&self, new: &NewKey) -> Result<CreatedKey, StoreError> {
-        let conn = self.conn()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let tenant = match &new.tenant {
-            Some(t) => Some(super::tenants::tenant_id(&conn, t)?),
+            Some(t) => Some(super::tenants::tenant_id(&tx, t)?),
             None => None,
         };
         let mut random = [0u8; 32];
@@ -84,18 +90,17 @@ impl Store {
         let key = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(random));
         let id = uuid::Uuid::new_v4().to_string();
         let models = new.models.as_ref().map(|m| json_list(m));
-        let l = &new.limits;
-        conn.execute(
-            "INSERT INTO api_keys (id, name, prefix, hash, created_at, tenant_id, expires_at, models,
-                                   rpm, burst, max_concurrent, daily_tokens, monthly_tokens)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        tx.execute(
+            "INSERT INTO api_keys (id, name, prefix, hash, created_at, tenant_id, expires_at, models)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 id, new.name, &key[..PUBLIC_PREFIX_LEN], hash_key(&key), now_unix(), tenant,
-                new.expires_at, models, l.rpm, l.burst, l.max_concurrent,
-                l.daily_tokens.map(clamp), l.monthly_tokens.map(clamp)
+                new.expires_at, models
             ],
         )?;
-        let row = self.key_row(&conn, &id)?;
+        LimitTable::Keys.write(&tx, &id, &new.limits)?;
+        let row = self.key_row(&tx, &id)?;
+        tx.commit()?;
         Ok(CreatedKey {
             row,
             key: SecretString::from(key),
@@ -108,7 +113,8 @@ impl Store {
         id: &str,
     ) -> Result<ApiKeyRow, StoreError> {
         let sql = format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?1"
+            "SELECT {} FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?1",
+            key_columns()
         );
         Ok(conn.query_row(&sql, [id], key_row)?)
     }
@@ -116,8 +122,9 @@ impl Store {
     pub fn list_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
         let conn = self.conn()?;
         let sql = format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id
-             ORDER BY k.created_at, k.id"
+            "SELECT {} FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id
+             ORDER BY k.created_at, k.id",
+            key_columns()
         );
         let mut statement = conn.prepare(&sql)?;
         let rows = statement.query_map([], key_row)?;
@@ -128,8 +135,9 @@ impl Store {
     pub fn get_key(&self, id_or_name: &str) -> Result<ApiKeyRow, StoreError> {
         let conn = self.conn()?;
         let sql = format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id
-             WHERE k.id = ?1 OR k.name = ?1 ORDER BY k.created_at LIMIT 1"
+            "SELECT {} FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id
+             WHERE k.id = ?1 OR k.name = ?1 ORDER BY k.created_at LIMIT 1",
+            key_columns()
         );
         conn.query_row(&sql, [id_or_name], key_row)
             .optional()?
@@ -162,11 +170,12 @@ impl Store {
     pub fn active_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let conn = self.conn()?;
         let tenants = super::tenants::tenant_policies(&conn)?;
-        let mut statement = conn.prepare(
-            "SELECT k.hash, k.id, k.name, k.tenant_id, k.expires_at, k.models, k.rpm, k.burst,
-                    k.max_concurrent, k.daily_tokens, k.monthly_tokens
+        let sql = format!(
+            "SELECT k.hash, k.id, k.name, k.tenant_id, k.expires_at, k.models, {}
              FROM api_keys k WHERE k.revoked_at IS NULL",
-        )?;
+            LimitTable::Keys.select("k")
+        );
+        let mut statement = conn.prepare(&sql)?;
         let rows = statement.query_map([], |row| {
             let hash: Vec<u8> = row.get(0)?;
             let tenant: Option<String> = row.get(3)?;

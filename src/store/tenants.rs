@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::policy_columns::{clamp, json_list, limits_at, parse_list};
+use super::policy_columns::{json_list, limits_at, parse_list, LimitTable};
 use super::{now_unix, Store, StoreError};
 use crate::domain::{Limits, TenantPolicy};
 
@@ -29,14 +29,20 @@ pub struct NewTenant {
     pub hidden_models: Vec<String>,
 }
 
-const TENANT_COLUMNS: &str = "t.id, t.name, t.rpm, NULL, t.max_concurrent, t.daily_tokens,
-     t.monthly_tokens, t.hidden_models, t.created_at,
-     (SELECT COUNT(*) FROM api_keys k WHERE k.tenant_id = t.id AND k.revoked_at IS NULL)";
+/// The columns [`tenant_row`] reads, from `tenants t`.
+fn tenant_columns() -> String {
+    let limits = LimitTable::Tenants.select("t");
+    format!(
+        "t.id, t.name, {limits}, t.hidden_models, t.created_at,
+         (SELECT COUNT(*) FROM api_keys k WHERE k.tenant_id = t.id AND k.revoked_at IS NULL)"
+    )
+}
 
 impl Store {
     pub fn create_tenant(&self, new: &NewTenant) -> Result<TenantRow, StoreError> {
-        let conn = self.conn()?;
-        let taken: Option<String> = conn
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let taken: Option<String> = tx
             .query_row("SELECT id FROM tenants WHERE name = ?1", [&new.name], |r| {
                 r.get(0)
             })
@@ -48,28 +54,19 @@ impl Store {
             )));
         }
         let id = uuid::Uuid::new_v4().to_string();
-        let l = &new.limits;
-        conn.execute(
-            "INSERT INTO tenants (id, name, rpm, max_concurrent, daily_tokens, monthly_tokens,
-                                  hidden_models, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                id,
-                new.name,
-                l.rpm,
-                l.max_concurrent,
-                l.daily_tokens.map(clamp),
-                l.monthly_tokens.map(clamp),
-                json_list(&new.hidden_models),
-                now_unix()
-            ],
+        tx.execute(
+            "INSERT INTO tenants (id, name, hidden_models, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![id, new.name, json_list(&new.hidden_models), now_unix()],
         )?;
-        self.tenant(&conn, &id)
+        LimitTable::Tenants.write(&tx, &id, &new.limits)?;
+        let row = self.tenant(&tx, &id)?;
+        tx.commit()?;
+        Ok(row)
     }
 
     pub fn list_tenants(&self) -> Result<Vec<TenantRow>, StoreError> {
         let conn = self.conn()?;
-        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants t ORDER BY t.name");
+        let sql = format!("SELECT {} FROM tenants t ORDER BY t.name", tenant_columns());
         let mut statement = conn.prepare(&sql)?;
         let rows = statement.query_map([], tenant_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -102,7 +99,7 @@ impl Store {
     }
 
     pub(super) fn tenant(&self, conn: &Connection, id: &str) -> Result<TenantRow, StoreError> {
-        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants t WHERE t.id = ?1");
+        let sql = format!("SELECT {} FROM tenants t WHERE t.id = ?1", tenant_columns());
         Ok(conn.query_row(&sql, [id], tenant_row)?)
     }
 }
@@ -133,7 +130,7 @@ pub(super) fn tenant_id(conn: &Connection, id_or_name: &str) -> Result<String, S
 pub(super) fn tenant_policies(
     conn: &Connection,
 ) -> Result<HashMap<String, Arc<TenantPolicy>>, StoreError> {
-    let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants t");
+    let sql = format!("SELECT {} FROM tenants t", tenant_columns());
     let mut statement = conn.prepare(&sql)?;
     let rows = statement.query_map([], tenant_row)?;
     let mut tenants = HashMap::new();

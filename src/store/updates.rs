@@ -5,7 +5,7 @@
 use rusqlite::{params, TransactionBehavior};
 
 use super::keys::{live_key_id, ApiKeyRow};
-use super::policy_columns::{clamp, json_list};
+use super::policy_columns::{json_list, LimitTable};
 use super::tenants::{tenant_id, TenantRow};
 use super::{Store, StoreError};
 use crate::bounds::Invalid;
@@ -30,19 +30,11 @@ impl Store {
             Ok(new) => new,
             Err(invalid) => return Ok(Err(invalid)),
         };
-        let l = &new.limits;
         tx.execute(
-            "UPDATE tenants SET rpm = ?2, max_concurrent = ?3, daily_tokens = ?4,
-                                monthly_tokens = ?5, hidden_models = ?6 WHERE id = ?1",
-            params![
-                id,
-                l.rpm,
-                l.max_concurrent,
-                l.daily_tokens.map(clamp),
-                l.monthly_tokens.map(clamp),
-                json_list(&new.hidden_models)
-            ],
+            "UPDATE tenants SET hidden_models = ?2 WHERE id = ?1",
+            params![id, json_list(&new.hidden_models)],
         )?;
+        LimitTable::Tenants.write(&tx, &id, &new.limits)?;
         let row = self.tenant(&tx, &id)?;
         tx.commit()?;
         Ok(Ok(row))
@@ -68,21 +60,11 @@ impl Store {
             Ok(new) => new,
             Err(invalid) => return Ok(Err(invalid)),
         };
-        let l = &new.limits;
         tx.execute(
-            "UPDATE api_keys SET rpm = ?2, burst = ?3, max_concurrent = ?4, daily_tokens = ?5,
-                                 monthly_tokens = ?6, models = ?7, expires_at = ?8 WHERE id = ?1",
-            params![
-                id,
-                l.rpm,
-                l.burst,
-                l.max_concurrent,
-                l.daily_tokens.map(clamp),
-                l.monthly_tokens.map(clamp),
-                new.models.as_deref().map(json_list),
-                new.expires_at
-            ],
+            "UPDATE api_keys SET models = ?2, expires_at = ?3 WHERE id = ?1",
+            params![id, new.models.as_deref().map(json_list), new.expires_at],
         )?;
+        LimitTable::Keys.write(&tx, &id, &new.limits)?;
         let row = self.key_row(&tx, &id)?;
         tx.commit()?;
         Ok(Ok(row))

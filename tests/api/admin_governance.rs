@@ -171,6 +171,76 @@ async fn tenants_and_keys_are_managed_over_the_admin_api() {
     app.stop().await;
 }
 
+/// Bodies are strict: a field the API does not know is refused by name (a typo must not
+/// silently leave a limit unset), on creation and on change alike; a burst is a key's only.
+#[actix_web::test]
+async fn unknown_fields_are_refused_by_name_and_a_tenant_takes_no_burst() {
+    let app = spawn_app().await;
+    let write = app.admin_token(AdminScope::Write).await;
+    let created = |path, body| send(&app, "POST", path, &write, Some(body));
+    assert_eq!(
+        created("/admin/v1/tenants", json!({"name": "team"}))
+            .await
+            .0,
+        201
+    );
+    let (status, key) = created("/admin/v1/keys", json!({"name": "ci", "rpm": 5})).await;
+    assert_eq!(status, 201, "{key}");
+    let key_path = format!("/admin/v1/keys/{}", key["id"].as_str().unwrap());
+    let cases = [
+        (
+            "POST",
+            "/admin/v1/keys",
+            json!({"name": "k", "rpm": 5, "rate": 5}),
+            "rate",
+        ),
+        (
+            "POST",
+            "/admin/v1/tenants",
+            json!({"name": "t", "models": []}),
+            "models",
+        ),
+        (
+            "PATCH",
+            key_path.as_str(),
+            json!({"rpm": 6, "daily_token": 9}),
+            "daily_token",
+        ),
+        (
+            "PATCH",
+            "/admin/v1/tenants/team",
+            json!({"expires": null}),
+            "expires",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        let (status, error) = send(&app, method, path, &write, Some(body)).await;
+        let message = error["error"]["message"].as_str().unwrap();
+        assert_eq!(status, 400, "{method} {path}: {error}");
+        assert!(
+            message.contains(&format!("unknown field `{field}`")),
+            "{method} {path}: {message}"
+        );
+    }
+    let tenant_bursts = [
+        (
+            "POST",
+            "/admin/v1/tenants",
+            json!({"name": "t2", "rpm": 10, "burst": 5}),
+        ),
+        ("PATCH", "/admin/v1/tenants/team", json!({"burst": 5})),
+    ];
+    for (method, path, body) in tenant_bursts {
+        let (status, error) = send(&app, method, path, &write, Some(body)).await;
+        assert_eq!(
+            (status, error["error"]["param"].as_str()),
+            (400, Some("burst")),
+            "{method} {path}: {error}"
+        );
+    }
+    app.stop().await;
+}
+
 #[actix_web::test]
 async fn the_registry_is_shown_to_operators() {
     let app = spawn_app().await;
