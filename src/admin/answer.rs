@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::error::AdminError;
 use crate::domain::Scope;
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// `{"object": "list", "data": […]}`.
 pub fn listed<V: Serialize>(views: impl IntoIterator<Item = V>) -> HttpResponse {
