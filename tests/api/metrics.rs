@@ -14,7 +14,7 @@ async fn metrics_need_an_admin_token_of_any_scope() {
         error_of(&mut refused).await["type"],
         "invalid_request_error"
     );
-    let mut wrong = app
+    let wrong = app
         .admin("GET", "/metrics", "sk-relay-admin-wrong")
         .send()
         .await
