@@ -37,8 +37,11 @@ async fn metrics_need_an_admin_token_of_any_scope() {
     let text = String::from_utf8(read_all(&mut response).await.to_vec()).unwrap();
     assert!(text.contains("codex_relay_build_info{"), "{text}");
     assert!(text.ends_with("# EOF\n"), "{text}");
-    // Writing is not what the endpoint is for.
+    // Writing is not what the endpoint is for: a read token may not, a write token learns so.
     let post = app.admin("POST", "/metrics", &read).send().await.unwrap();
+    assert_eq!(post.status(), 403);
+    let write = app.admin_token(AdminScope::Write).await;
+    let post = app.admin("POST", "/metrics", &write).send().await.unwrap();
     assert_eq!(post.status(), 405);
 }
 
