@@ -74,49 +74,69 @@ async fn exit_within(relay: &mut Relay, secs: u64) -> Option<ExitStatus> {
     status
 }
 
+/// A relay (drain grace `grace_secs`) with a stream in flight whose events the mock sends
+/// `event_delay` apart: what each test stops.
+struct InFlight {
+    mock: MockUpstream,
+    relay: Relay,
+    addr: String,
+    response: awc::ClientResponse,
+    read: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+async fn in_flight(event_delay: Duration, grace_secs: &str) -> InFlight {
+    let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+    mock.state.set_event_delay(event_delay);
+    let dir = tempfile::tempdir().unwrap();
+    let (relay, addr, key) = serve_one_account(dir.path(), &mock, grace_secs).await;
+    let (response, read) = stream_in_flight(&addr, &key).await;
+    InFlight {
+        mock,
+        relay,
+        addr,
+        response,
+        read,
+        _dir: dir,
+    }
+}
+
 #[actix_web::test]
 async fn sigterm_lets_a_stream_in_flight_finish_and_refuses_new_connections() {
-    let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
     // The answer's fifteen events 200 ms apart: a stream of three seconds.
-    mock.state.set_event_delay(Duration::from_millis(200));
-    let dir = tempfile::tempdir().unwrap();
-    let (mut relay, addr, key) = serve_one_account(dir.path(), &mock, "20").await;
-    let (mut response, read) = stream_in_flight(&addr, &key).await;
+    let mut call = in_flight(Duration::from_millis(200), "20").await;
 
-    terminate(&relay);
+    terminate(&call.relay);
+    let addr = call.addr.clone();
     let refused = eventually(2, || async { TcpStream::connect(&addr).is_err() }).await;
     assert!(refused, "the relay still accepts connections after SIGTERM");
     assert!(
-        relay.0.try_wait().unwrap().is_none(),
+        call.relay.0.try_wait().unwrap().is_none(),
         "the relay exited before its stream ended"
     );
-    let streamed = rest_of(&mut response, read).await;
+    let streamed = rest_of(&mut call.response, call.read).await;
     assert!(
         streamed.contains(TERMINAL_EVENT),
         "the stream in flight was cut: {streamed}"
     );
-    let status = exit_within(&mut relay, 20).await;
+    let status = exit_within(&mut call.relay, 20).await;
     assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
-    mock.stop().await;
+    call.mock.stop().await;
 }
 
 #[actix_web::test]
 async fn a_stream_that_outlasts_the_grace_is_cut_when_it_runs_out() {
-    let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
     // Fifteen events a second apart: far longer than the grace.
-    mock.state.set_event_delay(Duration::from_secs(1));
-    let dir = tempfile::tempdir().unwrap();
-    let (mut relay, addr, key) = serve_one_account(dir.path(), &mock, "1").await;
-    let (mut response, read) = stream_in_flight(&addr, &key).await;
+    let mut call = in_flight(Duration::from_secs(1), "1").await;
 
     let signalled = Instant::now();
-    terminate(&relay);
-    let streamed = rest_of(&mut response, read).await;
+    terminate(&call.relay);
+    let streamed = rest_of(&mut call.response, call.read).await;
     assert!(!streamed.contains(TERMINAL_EVENT), "{streamed}");
     // The grace, actix-server's check interval (1 s) and the usage write, well short of the
     // stream's fifteen seconds.
-    let status = exit_within(&mut relay, 8).await;
+    let status = exit_within(&mut call.relay, 8).await;
     assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
     assert!(signalled.elapsed() < Duration::from_secs(8));
-    mock.stop().await;
+    call.mock.stop().await;
 }
