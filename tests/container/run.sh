@@ -17,9 +17,10 @@
 # storage) lives under target/container/run.* and a temporary folder, removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+CHECKS_NAME=container
+source tests/support/checks.sh
 
-RELAY_BIN="$(realpath "${1:?usage: run.sh RELAY_BIN MOCK_BIN}")"
-MOCK_BIN="$(realpath "${2:?usage: run.sh RELAY_BIN MOCK_BIN}")"
+take_binaries "$@"
 BASE_TAR="target/container/debian-bookworm-slim.tar"
 BASE_IMAGE="localhost/codex-relay-test/debian:bookworm-slim"
 IMAGE="localhost/codex-relay-test:ci"
@@ -35,22 +36,10 @@ MAX_IMAGE_MB=120
 # the container in the middle of one.
 EVENT_DELAY_MS=300
 
-PASSED=0
-FAILED=0
 WORK=""
 RUNROOT=""
-MOCK_PID=""
 STREAM_PID=""
 
-log() { printf 'container: %s\n' "$*" >&2; }
-pass() { PASSED=$((PASSED + 1)); printf 'container: PASS %s\n' "$*"; }
-fail() { FAILED=$((FAILED + 1)); printf 'container: FAIL %s\n' "$*"; }
-check() { # check DESCRIPTION COMMAND...: PASS or FAIL by the command's status
-  local what="$1"
-  shift
-  if "$@"; then pass "$what"; else fail "$what"; fi
-}
-summary() { printf 'container: %d passed, %d failed\n' "$PASSED" "$FAILED"; }
 abort() {
   fail "$*"
   show_logs
@@ -73,7 +62,7 @@ show_logs() {
 cleanup() {
   set +e
   [[ -n "$STREAM_PID" ]] && kill "$STREAM_PID" 2>/dev/null
-  [[ -n "$MOCK_PID" ]] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
+  stop_mock
   if [[ -n "$WORK" ]]; then
     podman rm --all --force --time 0 >/dev/null 2>&1
     podman volume rm --all --force >/dev/null 2>&1
@@ -157,25 +146,9 @@ labels_ok() {
 check "OCI labels: title, description, licenses, version $VERSION, revision" labels_ok
 
 # --- The mock upstream, on the host's loopback ----------------------------------------------------
-"$MOCK_BIN" --listen 127.0.0.1:0 --write-auth-json "$WORK/auth.json" \
-  --event-delay-ms "$EVENT_DELAY_MS" >"$WORK/mock.log" 2>&1 &
-MOCK_PID=$!
-MOCK_URL=""
-for _ in $(seq 1 100); do
-  MOCK_URL="$(sed -n 's/^mock upstream listening on \(http:.*\)$/\1/p' "$WORK/mock.log" 2>/dev/null)"
-  [[ -n "$MOCK_URL" ]] && break
-  kill -0 "$MOCK_PID" 2>/dev/null || abort "the mock upstream exited before it was ready"
-  sleep 0.2
-done
-[[ -n "$MOCK_URL" && -s "$WORK/auth.json" ]] || abort "the mock upstream did not start"
+start_mock "$MOCK_BIN" "$WORK" --event-delay-ms "$EVENT_DELAY_MS" || abort "the mock upstream did not start"
 # The relay's ports must be known before it starts (the HEALTHCHECK reads its listen address).
-read -r RELAY_PORT ADMIN_PORT < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-')
+read -r RELAY_PORT ADMIN_PORT < <(free_ports 2)
 
 # --- The relay's container ------------------------------------------------------------------------
 head -c 32 /dev/urandom | base64 >"$WORK/master.key"
