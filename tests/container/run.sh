@@ -55,9 +55,10 @@ show_logs() {
   printf -- '----- end of logs -----\n'
 }
 
-# containers/image keeps a digest cache for root in /var/lib/containers, whatever the storage
-# settings: removed afterwards when this run made it.
-[[ -e /var/lib/containers ]] && MADE_VAR_LIB=false || MADE_VAR_LIB=true
+# containers/image keeps a digest cache for root in /var/lib/containers/cache, whatever the
+# storage settings: removed afterwards when this run made it (and its folders, if left empty).
+BLOB_CACHE=/var/lib/containers/cache/blob-info-cache-v1.boltdb
+[[ -e "$BLOB_CACHE" ]] && MADE_BLOB_CACHE=false || MADE_BLOB_CACHE=true
 
 cleanup() {
   set +e
@@ -73,7 +74,11 @@ cleanup() {
     rm -rf "$WORK"
   fi
   [[ -n "$RUNROOT" ]] && rm -rf "$RUNROOT"
-  "$MADE_VAR_LIB" && rm -rf /var/lib/containers
+  if "$MADE_BLOB_CACHE"; then
+    rm -f "$BLOB_CACHE"
+    rmdir "$(dirname "$BLOB_CACHE")" /var/lib/containers 2>/dev/null
+  fi
+  return 0
 }
 trap cleanup EXIT
 
