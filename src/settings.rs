@@ -57,6 +57,8 @@ pub struct ServerSettings {
     /// How long a request body may take to arrive, on both planes (408 after).
     pub body_read_timeout_secs: u64,
     pub sse_keepalive_ms: u64,
+    /// How long a SIGTERM leaves the calls in flight to finish before they are cut.
+    pub shutdown_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -279,6 +281,9 @@ impl Settings {
                 "must be between 1 and 3600",
             );
         }
+        if !(1..=3600).contains(&self.server.shutdown_grace_secs) {
+            return invalid("server.shutdown_grace_secs", "must be between 1 and 3600");
+        }
         let (data, admin) = (self.server.listen, self.admin.listen);
         if data == admin && data.port() != 0 {
             return invalid(
@@ -461,6 +466,7 @@ mod tests {
         assert_eq!(s.routing.max_attempts, 3);
         assert_eq!(s.upstream.max_streams_per_connection, 100);
         assert_eq!(s.server.body_read_timeout_secs, 30);
+        assert_eq!(s.server.shutdown_grace_secs, 30);
     }
 
     #[test]
@@ -503,10 +509,12 @@ mod tests {
         std::fs::write(&path, "[upstream]\nmax_streams_per_connection = 0\n").unwrap();
         let err = Settings::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("upstream.max_streams_per_connection"), "{err}");
-        for bad in [0, 3601] {
-            std::fs::write(&path, format!("[server]\nbody_read_timeout_secs = {bad}\n")).unwrap();
-            let err = Settings::load(Some(&path)).unwrap_err().to_string();
-            assert!(err.contains("server.body_read_timeout_secs"), "{err}");
+        for key in ["body_read_timeout_secs", "shutdown_grace_secs"] {
+            for bad in [0, 3601] {
+                std::fs::write(&path, format!("[server]\n{key} = {bad}\n")).unwrap();
+                let err = Settings::load(Some(&path)).unwrap_err().to_string();
+                assert!(err.contains(&format!("server.{key}")), "{err}");
+            }
         }
     }
 

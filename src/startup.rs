@@ -34,6 +34,7 @@ use crate::wire::{self, Plane};
 use services::Core;
 
 mod services;
+mod signals;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -170,7 +171,7 @@ impl Application {
         self.admin_addr
     }
 
-    /// Stops both servers (tests; the binary stops on SIGINT/SIGTERM).
+    /// Stops both servers (tests; the binary stops on its signals, see [`Self::run_until_stopped`]).
     pub fn handle(&self) -> AppHandle {
         AppHandle {
             data: self.server.handle(),
@@ -181,10 +182,15 @@ impl Application {
         }
     }
 
-    /// Runs until both planes have stopped (a signal stops both), then writes the usage still
-    /// queued, bounded in time, and stops the actors (which store what they must first).
+    /// Runs until both planes have stopped, then writes the usage still queued, bounded in time,
+    /// and stops the actors (which store what they must first). A SIGTERM stops both planes
+    /// gracefully: they stop accepting, and the calls in flight get `server.shutdown_grace_secs`
+    /// to finish; SIGINT or SIGQUIT stops them at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let servers = [self.server.handle(), self.admin.handle()];
+        let on_signal = actix_web::rt::spawn(signals::stop_on_signal(servers, self.log.clone()));
         let (data, admin) = futures_util::future::join(self.server, self.admin).await;
+        on_signal.abort();
         flush_usage(&self.governor, &self.log).await;
         self.background.stop().await;
         data.and(admin)
@@ -271,6 +277,10 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+fn shutdown_grace(settings: &Settings) -> Duration {
+    Duration::from_secs(settings.server.shutdown_grace_secs)
+}
+
 fn serve(state: AppState, outbound: Outbound, listener: TcpListener) -> std::io::Result<Server> {
     let settings = state.settings().clone();
     let plane = Plane {
@@ -284,6 +294,7 @@ fn serve(state: AppState, outbound: Outbound, listener: TcpListener) -> std::io:
         // Streams are many small writes (an event per token): with Nagle's algorithm on, each
         // waits for the client's delayed ACK of the one before, up to 40 ms.
         no_delay: true,
+        shutdown_grace: shutdown_grace(&settings),
     };
     wire::serve(listener, plane, move || {
         App::new()
@@ -314,6 +325,7 @@ fn serve_admin(
         workers: 1,
         half_closed: true,
         no_delay: false,
+        shutdown_grace: shutdown_grace(state.settings()),
     };
     wire::serve(listener, plane, move || {
         App::new()

@@ -38,6 +38,8 @@ pub struct Plane {
     pub half_closed: bool,
     /// Whether small writes go out at once (`TCP_NODELAY`).
     pub no_delay: bool,
+    /// How long a graceful stop waits for the connections in flight before it cuts them.
+    pub shutdown_grace: Duration,
 }
 
 /// Serves the app `app` builds (once per worker) on `listener`.
@@ -54,7 +56,12 @@ where
     B: MessageBody + 'static,
 {
     let addr = listener.local_addr()?;
-    let builder = ServerBuilder::new().workers(plane.workers);
+    // The process's signals are handled once for both planes (`startup::signals`): left to each
+    // server, the first to stop would stop the runtime under the other's drain.
+    let builder = ServerBuilder::new()
+        .workers(plane.workers)
+        .shutdown_timeout(plane.shutdown_grace.as_secs())
+        .disable_signals();
     let drain = builder.graceful_shutdown_signal();
     let name = format!("actix-web-service-{addr}");
     let server = builder.listen(name, listener, move || {

@@ -25,7 +25,7 @@ const ACCOUNTS: usize = 3;
 const KILLS: usize = 6;
 
 /// A relay process that is SIGKILLed when dropped, so a failing assertion leaves no relay behind.
-struct Relay(Child);
+pub struct Relay(pub Child);
 
 impl Relay {
     fn kill(&mut self) {
@@ -54,7 +54,7 @@ async fn serve(dir: &Path, mock: &MockUpstream) -> (Relay, String) {
 
 /// `codex-relay serve` with `env` added; returns the child, its address and its log lines. Waits
 /// without blocking the thread: the mock upstream runs on it and the relay calls it as it starts.
-async fn serve_with(
+pub async fn serve_with(
     dir: &Path,
     mock: &MockUpstream,
     env: &[(&str, &str)],
@@ -95,7 +95,7 @@ async fn serve_with(
     (child, addr.unwrap_or_default(), logs)
 }
 
-fn logged(logs: &Mutex<Vec<String>>, text: &str) -> bool {
+pub fn logged(logs: &Mutex<Vec<String>>, text: &str) -> bool {
     logs.lock().unwrap().iter().any(|line| line.contains(text))
 }
 

@@ -43,6 +43,7 @@ mod refresh;
 mod responses_json;
 mod responses_stream;
 mod secrets;
+mod shutdown;
 mod store_cli;
 mod tenant_cli;
 mod upstream_streams;
