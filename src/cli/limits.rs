@@ -5,9 +5,8 @@
 
 use clap::Args;
 
-use super::update::Cleared;
 use crate::governance::requests::LimitRequest;
-use crate::governance::updates::LimitChanges;
+use crate::governance::updates::{Change, LimitChanges};
 
 /// Limits of a tenant (a key adds `--burst`). Read as any unsigned number: the bounds are the
 /// admin API's ([`crate::bounds`]), so a number past them gets the same refusal naming the field.
@@ -92,6 +91,51 @@ pub fn split_list(text: &str) -> Vec<String> {
 /// A limit for a listing: the number, or `-` when none applies.
 pub fn shown<T: ToString>(limit: Option<T>) -> String {
     limit.map_or_else(|| "-".to_owned(), |n| n.to_string())
+}
+
+/// The fields named in an update's `--clear`. The fields a command knows are those its
+/// conversion asks about ([`Cleared::change`]); [`Cleared::finish`] refuses any other.
+pub struct Cleared {
+    named: Vec<String>,
+    asked: Vec<&'static str>,
+}
+
+impl Cleared {
+    pub fn parse(text: Option<&str>) -> Cleared {
+        let named = text.map(split_list).unwrap_or_default();
+        Cleared {
+            named: named.into_iter().map(|n| n.trim().to_owned()).collect(),
+            asked: Vec::new(),
+        }
+    }
+
+    /// The change of one field: set when given, removed when cleared; both is a mistake.
+    pub fn change<T>(
+        &mut self,
+        field: &'static str,
+        value: Option<T>,
+    ) -> anyhow::Result<Change<T>> {
+        self.asked.push(field);
+        let cleared = self.named.iter().any(|n| n == field);
+        match (value, cleared) {
+            (Some(_), true) => anyhow::bail!("--{field} is both given and cleared"),
+            (Some(value), false) => Ok(Some(Some(value))),
+            (None, true) => Ok(Some(None)),
+            (None, false) => Ok(None),
+        }
+    }
+
+    /// Refuses a cleared field the command does not know.
+    pub fn finish(self) -> anyhow::Result<()> {
+        let known = |n: &&String| self.asked.contains(&n.as_str());
+        if let Some(unknown) = self.named.iter().find(|n| !known(n)) {
+            anyhow::bail!(
+                "--clear: unknown field {unknown} (known: {})",
+                self.asked.join(", ")
+            );
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

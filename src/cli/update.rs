@@ -7,9 +7,9 @@
 
 use clap::Args;
 
-use super::limits::{split_list, KeyLimitArgs, LimitArgs};
+use super::limits::{split_list, Cleared, KeyLimitArgs, LimitArgs};
 use super::printable;
-use crate::governance::updates::{Change, KeyUpdate, TenantUpdate};
+use crate::governance::updates::{KeyUpdate, TenantUpdate};
 use crate::store::Store;
 
 #[derive(Debug, Args)]
@@ -43,51 +43,6 @@ pub struct UpdateKey {
     /// monthly-tokens, models, expires.
     #[arg(long, value_name = "a,b")]
     pub clear: Option<String>,
-}
-
-/// The fields named in an update's `--clear`. The fields a command knows are those its
-/// conversion asks about ([`Cleared::change`]); [`Cleared::finish`] refuses any other.
-pub struct Cleared {
-    named: Vec<String>,
-    asked: Vec<&'static str>,
-}
-
-impl Cleared {
-    pub fn parse(text: Option<&str>) -> Cleared {
-        let named = text.map(split_list).unwrap_or_default();
-        Cleared {
-            named: named.into_iter().map(|n| n.trim().to_owned()).collect(),
-            asked: Vec::new(),
-        }
-    }
-
-    /// The change of one field: set when given, removed when cleared; both is a mistake.
-    pub fn change<T>(
-        &mut self,
-        field: &'static str,
-        value: Option<T>,
-    ) -> anyhow::Result<Change<T>> {
-        self.asked.push(field);
-        let cleared = self.named.iter().any(|n| n == field);
-        match (value, cleared) {
-            (Some(_), true) => anyhow::bail!("--{field} is both given and cleared"),
-            (Some(value), false) => Ok(Some(Some(value))),
-            (None, true) => Ok(Some(None)),
-            (None, false) => Ok(None),
-        }
-    }
-
-    /// Refuses a cleared field the command does not know.
-    pub fn finish(self) -> anyhow::Result<()> {
-        let known = |n: &&String| self.asked.contains(&n.as_str());
-        if let Some(unknown) = self.named.iter().find(|n| !known(n)) {
-            anyhow::bail!(
-                "--clear: unknown field {unknown} (known: {})",
-                self.asked.join(", ")
-            );
-        }
-        Ok(())
-    }
 }
 
 impl UpdateTenant {
