@@ -1,7 +1,7 @@
 //! Per-request context: a request id (the client's `x-request-id` when it is sane, else a new
-//! one), a logger that stamps it on every line, and one access-log line per request — written
-//! when the answer leaves, or, for a stream, when the stream ends (with what it carried), so a
-//! request is one line either way. What a client or the upstream chose (method, path, model,
+//! one), its trace (`trace.rs`, answered in `traceresponse`), a logger that stamps both on every
+//! line, and one access-log line per request — written when the answer leaves, or, for a stream,
+//! when the stream ends (with what it carried), so a request is one line either way. What a client or the upstream chose (method, path, model,
 //! upstream ids and codes) is bounded in length and escaped (`obs::bounded`); a refusal the
 //! authentication throttle counts instead ([`Unlogged`]) writes no line.
 
@@ -16,7 +16,8 @@ use actix_web::{web, HttpMessage, HttpRequest};
 use slog::{info, o, Logger};
 
 use super::caller::Caller;
-use crate::obs::{bounded, bounded_string, limit};
+use super::trace::{SpanId, Trace, TRACERESPONSE};
+use crate::obs::{bounded, bounded_string, limit, redact_secrets};
 use crate::state::AppState;
 
 /// Available to handlers through `web::ReqData<RequestContext>`.
@@ -26,6 +27,8 @@ pub struct RequestContext {
     pub log: Logger,
     /// When the request arrived.
     pub started: Instant,
+    /// The request's trace and the relay's span for it.
+    pub trace: Trace,
 }
 
 /// What a handler learned that the access log should say (never content, never secrets).
@@ -54,12 +57,16 @@ pub struct AccessLine {
     tenant_id: Option<String>,
     admin_token_id: Option<String>,
     note: AccessNote,
+    /// The client's span, and its `tracestate` with credential-shaped text redacted.
+    parent_span_id: Option<SpanId>,
+    tracestate: Option<String>,
 }
 
 impl AccessLine {
     pub fn of(req: &HttpRequest, note: AccessNote) -> AccessLine {
         let extensions = req.extensions();
         let caller = extensions.get::<Caller>();
+        let trace = extensions.get::<RequestContext>().map(|ctx| &ctx.trace);
         let bound = |text: &str, max| bounded(text, max).into_owned();
         AccessLine {
             method: bound(req.method().as_str(), limit::METHOD),
@@ -75,6 +82,8 @@ impl AccessLine {
                 line_for_stream: None,
                 ..note
             },
+            parent_span_id: trace.and_then(|t| t.parent_span_id),
+            tracestate: trace.and_then(|t| t.tracestate.as_deref().map(redact_secrets)),
         }
     }
 
@@ -88,7 +97,8 @@ impl AccessLine {
             "admin_token_id" => &self.admin_token_id,
             "model" => &note.model, "account_id" => &note.account,
             "upstream_status" => note.upstream_status,
-            "upstream_request_id" => &note.upstream_request_id, "stream" => note.stream);
+            "upstream_request_id" => &note.upstream_request_id, "stream" => note.stream,
+            "parent_span_id" => self.parent_span_id, "tracestate" => &self.tracestate);
     }
 
     /// The line of a stream that has ended: the request's fields and what the stream carried.
@@ -103,7 +113,8 @@ impl AccessLine {
             "upstream_request_id" => &note.upstream_request_id, "stream" => true,
             "how" => end.how, "bytes" => end.bytes, "events" => end.events,
             "input_tokens" => end.input_tokens, "output_tokens" => end.output_tokens,
-            "failure_code" => &end.failure_code);
+            "failure_code" => &end.failure_code,
+            "parent_span_id" => self.parent_span_id, "tracestate" => &self.tracestate);
     }
 }
 
@@ -140,13 +151,20 @@ pub async fn request_context(
         Some(state) => state.log().clone(),
         None => Logger::root(slog::Discard, o!()),
     };
-    let log = root.new(o!("request_id" => id.clone()));
+    let trace = Trace::of(req.headers());
+    let log = root.new(o!("request_id" => id.clone(),
+        "trace_id" => trace.trace_id, "span_id" => trace.span_id));
+    let traceresponse = trace.traceresponse();
     req.extensions_mut().insert(RequestContext {
         id: id.clone(),
         log: log.clone(),
         started,
+        trace,
     });
     let mut res = next.call(req).await?;
+    if let Some(value) = traceresponse {
+        res.headers_mut().insert(TRACERESPONSE, value);
+    }
     let relay_id = HeaderValue::from_str(&id).ok();
     if let Some(value) = relay_id {
         let headers = res.headers_mut();

@@ -45,5 +45,6 @@ mod responses_stream;
 mod secrets;
 mod store_cli;
 mod tenant_cli;
+mod trace;
 mod upstream_streams;
 mod upstream_tls;
