@@ -1,12 +1,13 @@
 //! Per-request context: a request id (the client's `x-request-id` when it is sane, else a new
 //! one), its trace (`trace.rs`, answered in `traceresponse`), a logger that stamps both on every
 //! line, and one access-log line per request — written when the answer leaves, or, for a stream,
-//! when the stream ends (with what it carried), so a request is one line either way. What a client or the upstream chose (method, path, model,
+//! when the stream ends (with what it carried and the time each phase took, `phases.rs`), so a
+//! request is one line either way. What a client or the upstream chose (method, path, model,
 //! upstream ids and codes) is bounded in length and escaped (`obs::bounded`); a refusal the
 //! authentication throttle counts instead ([`Unlogged`]) writes no line.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -16,6 +17,7 @@ use actix_web::{web, HttpMessage, HttpRequest};
 use slog::{info, o, Logger};
 
 use super::caller::Caller;
+use super::phases::Phases;
 use super::trace::{SpanId, Trace, TRACERESPONSE};
 use crate::obs::{bounded, bounded_string, limit, redact_secrets};
 use crate::state::AppState;
@@ -57,6 +59,7 @@ pub struct AccessLine {
     tenant_id: Option<String>,
     admin_token_id: Option<String>,
     note: AccessNote,
+    phases: Phases,
     /// The client's span, and its `tracestate` with credential-shaped text redacted.
     parent_span_id: Option<SpanId>,
     tracestate: Option<String>,
@@ -82,6 +85,7 @@ impl AccessLine {
                 line_for_stream: None,
                 ..note
             },
+            phases: extensions.get::<Phases>().copied().unwrap_or_default(),
             parent_span_id: trace.and_then(|t| t.parent_span_id),
             tracestate: trace.and_then(|t| t.tracestate.as_deref().map(redact_secrets)),
         }
@@ -98,12 +102,17 @@ impl AccessLine {
             "model" => &note.model, "account_id" => &note.account,
             "upstream_status" => note.upstream_status,
             "upstream_request_id" => &note.upstream_request_id, "stream" => note.stream,
-            "parent_span_id" => self.parent_span_id, "tracestate" => &self.tracestate);
+            "parent_span_id" => self.parent_span_id, "tracestate" => &self.tracestate,
+            self.phases);
     }
 
     /// The line of a stream that has ended: the request's fields and what the stream carried.
     pub fn write_stream(&self, log: &Logger, started: Instant, end: &StreamEnd) {
         let note = &self.note;
+        let phases = Phases {
+            stream: Some(end.streamed),
+            ..self.phases
+        };
         info!(log, "request";
             "method" => &self.method, "path" => &self.path, "status" => 200,
             "duration_ms" => started.elapsed().as_millis() as u64,
@@ -114,7 +123,8 @@ impl AccessLine {
             "how" => end.how, "bytes" => end.bytes, "events" => end.events,
             "input_tokens" => end.input_tokens, "output_tokens" => end.output_tokens,
             "failure_code" => &end.failure_code,
-            "parent_span_id" => self.parent_span_id, "tracestate" => &self.tracestate);
+            "parent_span_id" => self.parent_span_id, "tracestate" => &self.tracestate,
+            phases);
     }
 }
 
@@ -126,6 +136,8 @@ pub struct StreamEnd {
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
     pub failure_code: Option<String>,
+    /// From the held-back start being ready to the end (the access line's `phase_stream_ms`).
+    pub streamed: Duration,
 }
 
 fn sane_request_id(value: &str) -> bool {

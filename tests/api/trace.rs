@@ -1,11 +1,12 @@
 //! Trace context and the request line: a client's `traceparent` puts every log line of its
 //! request in its trace, under a span of the relay's own, and comes back in `traceresponse`; a
 //! malformed one, or none, starts a new trace and is never an error; the upstream never sees a
-//! trace context.
+//! trace context; the access line says how long each phase of the request took.
 
 use serde_json::Value;
 
-use crate::helpers::{body, client, read_all, spawn_app, TestApp};
+use crate::helpers::{body, client, read_all, spawn_app, sse_events, TestApp};
+use crate::mock_upstream::Scripted;
 use crate::pool_helpers::{server_error, spawn_pool};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -196,5 +197,112 @@ async fn the_upstream_never_receives_a_trace_context() {
             assert!(!value.contains(TRACE_ID), "{name}: {value}");
         }
     }
+    app.stop().await;
+}
+
+/// The access line's phases, each checked to be a non-negative number of milliseconds.
+fn phases(access: &Value) -> Vec<(&'static str, f64)> {
+    [
+        "auth",
+        "admission",
+        "body",
+        "lease",
+        "failover",
+        "upstream_connect",
+        "upstream_first_byte",
+        "stream",
+    ]
+    .into_iter()
+    .map(|phase| {
+        let field = format!("phase_{phase}_ms");
+        let took = access[&field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{field} missing: {access}"));
+        assert!(took >= 0.0, "{field}: {took}");
+        (phase, took)
+    })
+    .collect()
+}
+
+/// Every phase is there and plausible: the first byte comes after the head, and the phases
+/// (`upstream_connect` is part of `upstream_first_byte`) fit in the request's duration — whole
+/// milliseconds, cut down, so the sum may pass it by less than one.
+fn assert_plausible(access: &Value) -> Vec<(&'static str, f64)> {
+    let phases = phases(access);
+    let took = |name: &str| phases.iter().find(|(phase, _)| *phase == name).unwrap().1;
+    assert!(
+        took("upstream_first_byte") >= took("upstream_connect"),
+        "{access}"
+    );
+    let sum: f64 = phases
+        .iter()
+        .filter(|(phase, _)| *phase != "upstream_connect")
+        .map(|(_, took)| took)
+        .sum();
+    let duration = access["duration_ms"].as_f64().unwrap();
+    assert!(
+        sum < duration + 1.0,
+        "phases sum to {sum} ms in {duration} ms: {access}"
+    );
+    phases
+}
+
+#[actix_web::test]
+async fn the_line_of_a_stream_says_how_long_each_phase_took() {
+    let app = spawn_app().await;
+    app.mock
+        .state
+        .set_event_delay(std::time::Duration::from_millis(20));
+    let mut response = app
+        .responses()
+        .insert_header(("x-request-id", "req-stream"))
+        .send_json(&body("gpt-5.5", "hi", true))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let events = sse_events(&read_all(&mut response).await);
+    assert_eq!(events.last().unwrap()["type"], "response.completed");
+
+    let access = access_line(&app, "req-stream");
+    assert_eq!(access["how"], "completed");
+    assert_eq!(access["attempts"], 1);
+    let phases = assert_plausible(&access);
+    let took = |name: &str| phases.iter().find(|(phase, _)| *phase == name).unwrap().1;
+    assert_eq!(took("failover"), 0.0);
+    // The events after the held-back start arrive 20 ms apart: the stream phase has them.
+    assert!(took("stream") >= 20.0, "{access}");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn the_line_of_a_failed_over_request_counts_its_attempts_and_the_time_they_took() {
+    let (app, _pool) = spawn_pool(|_| {}).await;
+    app.mock.state.push_scripted(server_error());
+    let mut response = app
+        .responses()
+        .insert_header(("x-request-id", "req-failover"))
+        .send_json(&body("gpt-5.5", "hi", true))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let _ = read_all(&mut response).await;
+    let access = access_line(&app, "req-failover");
+    assert_eq!(access["attempts"], 2);
+    let phases = assert_plausible(&access);
+    let took = |name: &str| phases.iter().find(|(phase, _)| *phase == name).unwrap().1;
+    assert!(took("failover") > 0.0, "{access}");
+
+    // A non-streaming answer that failed over has every phase too: its stream phase is the
+    // rest of the upstream's answer, read for the assembly.
+    app.mock.state.push_scripted(Scripted::Status {
+        status: 503,
+        body: "{}".into(),
+        headers: vec![],
+    });
+    let (response, _) = request_with(&app, &[("x-request-id", "req-failover-json")]).await;
+    assert_eq!(response.status(), 200);
+    let access = access_line(&app, "req-failover-json");
+    assert_eq!(access["attempts"], 2);
+    assert_plausible(&access);
     app.stop().await;
 }
