@@ -6,14 +6,17 @@
 //! upstream ids and codes) is bounded in length and escaped (`obs::bounded`); a refusal the
 //! authentication throttle counts instead ([`Unlogged`]) writes no line.
 
+use std::convert::Infallible;
+use std::future::{ready, Ready};
+use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use slog::{info, o, Logger};
 
 use super::caller::Caller;
@@ -31,6 +34,34 @@ pub struct RequestContext {
     pub started: Instant,
     /// The request's trace and the relay's span for it.
     pub trace: Trace,
+}
+
+/// The request's logger as a handler's argument: its lines carry the request id and trace (the
+/// root logger for a request outside the request context).
+pub struct RequestLog(Logger);
+
+impl FromRequest for RequestLog {
+    type Error = Infallible;
+    type Future = Ready<Result<RequestLog, Infallible>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let log = match req.extensions().get::<RequestContext>() {
+            Some(ctx) => ctx.log.clone(),
+            None => match req.app_data::<web::Data<AppState>>() {
+                Some(state) => state.log().clone(),
+                None => Logger::root(slog::Discard, o!()),
+            },
+        };
+        ready(Ok(RequestLog(log)))
+    }
+}
+
+impl Deref for RequestLog {
+    type Target = Logger;
+
+    fn deref(&self) -> &Logger {
+        &self.0
+    }
 }
 
 /// What a handler learned that the access log should say (never content, never secrets).

@@ -3,7 +3,8 @@
 //! malformed one, or none, starts a new trace and is never an error; the upstream never sees a
 //! trace context; the access line says how long each phase of the request took.
 
-use serde_json::Value;
+use codex_relay::store::admin_tokens::AdminScope;
+use serde_json::{json, Value};
 
 use crate::helpers::{body, client, read_all, spawn_app, sse_events, TestApp};
 use crate::mock_upstream::Scripted;
@@ -166,6 +167,30 @@ async fn without_a_traceparent_each_request_starts_its_own_trace() {
     assert_eq!(response.status(), 200);
     assert_eq!(traceresponse(&response).0, TRACE_ID);
     assert_eq!(access_line(&app, "req-admin")["trace_id"], TRACE_ID);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn an_operators_change_is_logged_in_the_trace_of_its_request() {
+    let app = spawn_app().await;
+    let write = app.admin_token(AdminScope::Write).await;
+    let response = app
+        .admin("POST", "/admin/v1/tenants", &write)
+        .insert_header(("x-request-id", "req-tenant"))
+        .insert_header(("traceparent", traceparent()))
+        .send_json(&json!({"name": "traced"}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let (_, span_id) = traceresponse(&response);
+    let lines = lines_of(&app, "req-tenant");
+    let created: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line["msg"] == "tenant created")
+        .collect();
+    assert_eq!(created.len(), 1, "{lines:?}");
+    assert_eq!(created[0]["trace_id"], TRACE_ID);
+    assert_eq!(created[0]["span_id"], span_id.as_str());
     app.stop().await;
 }
 
