@@ -3,6 +3,8 @@
 //! malformed one, or none, starts a new trace and is never an error; the upstream never sees a
 //! trace context; the access line says how long each phase of the request took.
 
+use std::collections::HashMap;
+
 use codex_relay::store::admin_tokens::AdminScope;
 use serde_json::{json, Value};
 
@@ -225,8 +227,8 @@ async fn the_upstream_never_receives_a_trace_context() {
     app.stop().await;
 }
 
-/// The access line's phases, each checked to be a non-negative number of milliseconds.
-fn phases(access: &Value) -> Vec<(&'static str, f64)> {
+/// The access line's phases by name, each checked to be a non-negative number of milliseconds.
+fn phases(access: &Value) -> HashMap<&'static str, f64> {
     [
         "auth",
         "admission",
@@ -252,16 +254,15 @@ fn phases(access: &Value) -> Vec<(&'static str, f64)> {
 /// Every phase is there and plausible: the first byte comes after the head, and the phases
 /// (`upstream_connect` is part of `upstream_first_byte`) fit in the request's duration — whole
 /// milliseconds, cut down, so the sum may pass it by less than one.
-fn assert_plausible(access: &Value) -> Vec<(&'static str, f64)> {
+fn assert_plausible(access: &Value) -> HashMap<&'static str, f64> {
     let phases = phases(access);
-    let took = |name: &str| phases.iter().find(|(phase, _)| *phase == name).unwrap().1;
     assert!(
-        took("upstream_first_byte") >= took("upstream_connect"),
+        phases["upstream_first_byte"] >= phases["upstream_connect"],
         "{access}"
     );
     let sum: f64 = phases
         .iter()
-        .filter(|(phase, _)| *phase != "upstream_connect")
+        .filter(|(phase, _)| **phase != "upstream_connect")
         .map(|(_, took)| took)
         .sum();
     let duration = access["duration_ms"].as_f64().unwrap();
@@ -272,30 +273,33 @@ fn assert_plausible(access: &Value) -> Vec<(&'static str, f64)> {
     phases
 }
 
-#[actix_web::test]
-async fn the_line_of_a_stream_says_how_long_each_phase_took() {
-    let app = spawn_app().await;
-    app.mock
-        .state
-        .set_event_delay(std::time::Duration::from_millis(20));
+/// Sends a streaming request with this id; returns its access line once the stream has ended.
+async fn stream_line(app: &TestApp, request_id: &str) -> Value {
     let mut response = app
         .responses()
-        .insert_header(("x-request-id", "req-stream"))
+        .insert_header(("x-request-id", request_id))
         .send_json(&body("gpt-5.5", "hi", true))
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
     let events = sse_events(&read_all(&mut response).await);
     assert_eq!(events.last().unwrap()["type"], "response.completed");
+    access_line(app, request_id)
+}
 
-    let access = access_line(&app, "req-stream");
+#[actix_web::test]
+async fn the_line_of_a_stream_says_how_long_each_phase_took() {
+    let app = spawn_app().await;
+    app.mock
+        .state
+        .set_event_delay(std::time::Duration::from_millis(20));
+    let access = stream_line(&app, "req-stream").await;
     assert_eq!(access["how"], "completed");
     assert_eq!(access["attempts"], 1);
     let phases = assert_plausible(&access);
-    let took = |name: &str| phases.iter().find(|(phase, _)| *phase == name).unwrap().1;
-    assert_eq!(took("failover"), 0.0);
+    assert_eq!(phases["failover"], 0.0);
     // The events after the held-back start arrive 20 ms apart: the stream phase has them.
-    assert!(took("stream") >= 20.0, "{access}");
+    assert!(phases["stream"] >= 20.0, "{access}");
     app.stop().await;
 }
 
@@ -303,19 +307,10 @@ async fn the_line_of_a_stream_says_how_long_each_phase_took() {
 async fn the_line_of_a_failed_over_request_counts_its_attempts_and_the_time_they_took() {
     let (app, _pool) = spawn_pool(|_| {}).await;
     app.mock.state.push_scripted(server_error());
-    let mut response = app
-        .responses()
-        .insert_header(("x-request-id", "req-failover"))
-        .send_json(&body("gpt-5.5", "hi", true))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let _ = read_all(&mut response).await;
-    let access = access_line(&app, "req-failover");
+    let access = stream_line(&app, "req-failover").await;
     assert_eq!(access["attempts"], 2);
     let phases = assert_plausible(&access);
-    let took = |name: &str| phases.iter().find(|(phase, _)| *phase == name).unwrap().1;
-    assert!(took("failover") > 0.0, "{access}");
+    assert!(phases["failover"] > 0.0, "{access}");
 
     // A non-streaming answer that failed over has every phase too: its stream phase is the
     // rest of the upstream's answer, read for the assembly.
