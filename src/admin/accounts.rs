@@ -12,12 +12,13 @@ use actix_web::{web, HttpResponse};
 use relay_actors::{AccountStatus, AdminState as Intent, GetAccountStatuses, Reconcile};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use slog::{info, warn};
+use slog::{info, warn, Logger};
 
 use super::answer::listed;
 use super::body::Body;
 use super::error::AdminError;
 use super::{resource, AdminState};
+use crate::edge::context::RequestLog;
 use crate::oauth::auth_json;
 use crate::obs::mask_email;
 use crate::store::rfc3339;
@@ -167,13 +168,13 @@ pub async fn view_of(state: &AdminState, id: String) -> Result<AccountView, Admi
 }
 
 /// Makes the router follow the store now, so the answer to a change reflects it.
-pub async fn follow_store(state: &AdminState) {
+pub async fn follow_store(state: &AdminState, log: &Logger) {
     match state.router().send(Reconcile).await {
         Ok(Ok(())) => {}
         // The periodic sync follows later; the change itself is stored.
-        Ok(Err(error)) => warn!(state.log(), "could not apply an admin change at once";
+        Ok(Err(error)) => warn!(log, "could not apply an admin change at once";
             "error" => error.to_string()),
-        Err(_) => warn!(state.log(), "could not apply an admin change at once";
+        Err(_) => warn!(log, "could not apply an admin change at once";
             "error" => "router unavailable"),
     }
 }
@@ -207,6 +208,7 @@ async fn import(
     state: web::Data<AdminState>,
     query: Result<web::Query<ImportQuery>, actix_web::Error>,
     body: Body,
+    log: RequestLog,
 ) -> Result<HttpResponse, AdminError> {
     let query =
         query.map_err(|_| AdminError::invalid("The only query parameter is 'label'.", None))?;
@@ -219,12 +221,12 @@ async fn import(
     account.label = label;
     let (id, outcome) = state.run(move |s| s.import_account(&account)).await?;
     if outcome == ImportOutcome::Updated {
-        warn!(state.log(), "re-imported an account: its tokens were replaced; the relay now owns this login";
+        warn!(log, "re-imported an account: its tokens were replaced; the relay now owns this login";
             "account_id" => &id);
     } else {
-        info!(state.log(), "imported an account"; "account_id" => &id);
+        info!(log, "imported an account"; "account_id" => &id);
     }
-    follow_store(&state).await;
+    follow_store(&state, &log).await;
     let status = match outcome {
         ImportOutcome::Created => StatusCode::CREATED,
         ImportOutcome::Updated => StatusCode::OK,
@@ -236,40 +238,45 @@ async fn set_intent(
     state: web::Data<AdminState>,
     id: web::Path<String>,
     intent: Intent,
+    log: RequestLog,
 ) -> Result<HttpResponse, AdminError> {
     let id = checked_id(&id)?;
     let id = state.run(move |s| s.set_account_state(&id, intent)).await?;
-    info!(state.log(), "account state set by an operator";
+    info!(log, "account state set by an operator";
         "account_id" => &id, "state" => intent.name());
-    follow_store(&state).await;
+    follow_store(&state, &log).await;
     Ok(HttpResponse::Ok().json(view_of(&state, id).await?))
 }
 
 async fn enable(
     state: web::Data<AdminState>,
     id: web::Path<String>,
+    log: RequestLog,
 ) -> Result<HttpResponse, AdminError> {
-    set_intent(state, id, Intent::Active).await
+    set_intent(state, id, Intent::Active, log).await
 }
 
 async fn disable(
     state: web::Data<AdminState>,
     id: web::Path<String>,
+    log: RequestLog,
 ) -> Result<HttpResponse, AdminError> {
-    set_intent(state, id, Intent::Disabled).await
+    set_intent(state, id, Intent::Disabled, log).await
 }
 
 /// Calls in flight finish; no new ones are granted. `in_flight` in the view says when it is done.
 async fn drain(
     state: web::Data<AdminState>,
     id: web::Path<String>,
+    log: RequestLog,
 ) -> Result<HttpResponse, AdminError> {
-    set_intent(state, id, Intent::Draining).await
+    set_intent(state, id, Intent::Draining, log).await
 }
 
 async fn delete(
     state: web::Data<AdminState>,
     id: web::Path<String>,
+    log: RequestLog,
 ) -> Result<HttpResponse, AdminError> {
     let id = checked_id(&id)?;
     let row = {
@@ -278,8 +285,8 @@ async fn delete(
     };
     let relay_id = row.id.clone();
     state.run(move |s| s.remove_account(&relay_id)).await?;
-    info!(state.log(), "account deleted by an operator"; "account_id" => &row.id);
-    follow_store(&state).await;
+    info!(log, "account deleted by an operator"; "account_id" => &row.id);
+    follow_store(&state, &log).await;
     Ok(HttpResponse::Ok().json(json!({
         "id": row.id, "object": "relay.account.deleted", "deleted": true,
     })))

@@ -15,6 +15,7 @@ use super::error::AdminError;
 use super::{resource, AdminState};
 use crate::domain::Limits;
 use crate::domain::Scope;
+use crate::edge::context::RequestLog;
 use crate::governance::requests::KeyRequest;
 use crate::governance::updates::KeyUpdate;
 use crate::state::AppState;
@@ -74,7 +75,11 @@ async fn list(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> 
 }
 
 /// 201 with the view and, this once, the key in `key`.
-async fn create(state: web::Data<AdminState>, body: Body) -> Result<HttpResponse, AdminError> {
+async fn create(
+    state: web::Data<AdminState>,
+    body: Body,
+    log: RequestLog,
+) -> Result<HttpResponse, AdminError> {
     let new = json_body::<KeyRequest>(&body)?.validate(Utc::now().timestamp())?;
     // An unknown tenant is a mistake in this request, not a missing resource.
     let created = state
@@ -85,7 +90,7 @@ async fn create(state: web::Data<AdminState>, body: Body) -> Result<HttpResponse
             StoreError::NotFound(message) => AdminError::invalid(message, Some("tenant")),
             other => AdminError::from(other),
         })?;
-    info!(state.log(), "API key created"; "key_id" => &created.row.id);
+    info!(log, "API key created"; "key_id" => &created.row.id);
     let key = json!(reveal(&created));
     Ok(HttpResponse::Created().json(with_member(KeyView::from(created.row), "key", key)?))
 }
@@ -107,6 +112,7 @@ async fn update(
     state: web::Data<AdminState>,
     id: web::Path<String>,
     body: Body,
+    log: RequestLog,
 ) -> Result<HttpResponse, AdminError> {
     let update = json_body::<KeyUpdate>(&body)?;
     let id = id.into_inner();
@@ -114,7 +120,7 @@ async fn update(
     let row = state
         .run(move |s| s.update_key(&id, |now| update.apply(now, now_unix)))
         .await??;
-    info!(state.log(), "API key updated"; "key_id" => &row.id);
+    info!(log, "API key updated"; "key_id" => &row.id);
     Ok(HttpResponse::Ok().json(KeyView::from(row)))
 }
 
@@ -122,6 +128,7 @@ async fn update(
 async fn revoke(
     state: web::Data<AdminState>,
     id: web::Path<String>,
+    log: RequestLog,
 ) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
     let row = state
@@ -130,6 +137,6 @@ async fn revoke(
             s.get_key(&id)
         })
         .await?;
-    info!(state.log(), "API key revoked"; "key_id" => &row.id);
+    info!(log, "API key revoked"; "key_id" => &row.id);
     Ok(HttpResponse::Ok().json(KeyView::from(row)))
 }

@@ -14,6 +14,7 @@ use super::body::Body;
 use super::error::AdminError;
 use super::{resource, AdminState};
 use crate::bounds::{number, number_change};
+use crate::edge::context::RequestLog;
 use crate::store::RoutingChange;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -54,6 +55,7 @@ async fn set_routing(
     state: web::Data<AdminState>,
     id: web::Path<String>,
     body: Body,
+    log: RequestLog,
 ) -> Result<HttpResponse, AdminError> {
     let id = super::accounts::checked_id(&id)?;
     let parsed: RoutingBody = serde_json::from_slice(&body.0).map_err(|e| {
@@ -71,7 +73,7 @@ async fn set_routing(
         ));
     }
     let id = state.run(move |s| s.set_routing(&id, change)).await?;
-    info!(state.log(), "account routing set by an operator"; "account_id" => &id);
-    follow_store(&state).await;
+    info!(log, "account routing set by an operator"; "account_id" => &id);
+    follow_store(&state, &log).await;
     Ok(HttpResponse::Ok().json(view_of(&state, id).await?))
 }

@@ -10,6 +10,7 @@ use slog::info;
 use super::accounts::{checked_id, follow_store, view_of};
 use super::error::AdminError;
 use super::{resource, AdminState};
+use crate::edge::context::RequestLog;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/accounts/{id}/refresh").route(web::post().to(refresh_now)));
@@ -18,19 +19,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn refresh_now(
     state: web::Data<AdminState>,
     id: web::Path<String>,
+    log: RequestLog,
 ) -> Result<HttpResponse, AdminError> {
     let id = checked_id(&id)?;
     let row = state.run(move |s| s.get_account(&id)).await?;
     // An account imported a moment ago may not have its actor yet.
-    follow_store(&state).await;
+    follow_store(&state, &log).await;
     let asked = RefreshAccount(AccountId::from(row.id.as_str()));
     match state.router().send(asked).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => return Err(refresh_failed(error)),
         Err(_mailbox) => return Err(AdminError::Unavailable),
     }
-    info!(state.log(), "account tokens refreshed by an operator"; "account_id" => &row.id);
-    follow_store(&state).await;
+    info!(log, "account tokens refreshed by an operator"; "account_id" => &row.id);
+    follow_store(&state, &log).await;
     Ok(HttpResponse::Ok().json(view_of(&state, row.id).await?))
 }
 

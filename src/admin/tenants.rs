@@ -13,6 +13,7 @@ use super::error::AdminError;
 use super::{resource, AdminState};
 use crate::domain::Limits;
 use crate::domain::Scope;
+use crate::edge::context::RequestLog;
 use crate::governance::requests::TenantRequest;
 use crate::governance::updates::TenantUpdate;
 use crate::state::AppState;
@@ -64,10 +65,14 @@ async fn list(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> 
     Ok(listed(rows.into_iter().map(TenantView::from)))
 }
 
-async fn create(state: web::Data<AdminState>, body: Body) -> Result<HttpResponse, AdminError> {
+async fn create(
+    state: web::Data<AdminState>,
+    body: Body,
+    log: RequestLog,
+) -> Result<HttpResponse, AdminError> {
     let new = json_body::<TenantRequest>(&body)?.validate()?;
     let row = state.run(move |s| s.create_tenant(&new)).await?;
-    info!(state.log(), "tenant created"; "tenant_id" => &row.id);
+    info!(log, "tenant created"; "tenant_id" => &row.id);
     Ok(HttpResponse::Created().json(TenantView::from(row)))
 }
 
@@ -88,23 +93,25 @@ async fn update(
     state: web::Data<AdminState>,
     id: web::Path<String>,
     body: Body,
+    log: RequestLog,
 ) -> Result<HttpResponse, AdminError> {
     let update = json_body::<TenantUpdate>(&body)?;
     let id = id.into_inner();
     let row = state
         .run(move |s| s.update_tenant(&id, |now| update.apply(&now.limits, &now.hidden_models)))
         .await??;
-    info!(state.log(), "tenant updated"; "tenant_id" => &row.id);
+    info!(log, "tenant updated"; "tenant_id" => &row.id);
     Ok(HttpResponse::Ok().json(TenantView::from(row)))
 }
 
 async fn delete(
     state: web::Data<AdminState>,
     id: web::Path<String>,
+    log: RequestLog,
 ) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
     let target = id.clone();
     state.run(move |s| s.delete_tenant(&target)).await?;
-    info!(state.log(), "tenant deleted"; "tenant" => &id);
+    info!(log, "tenant deleted"; "tenant" => &id);
     Ok(HttpResponse::Ok().json(json!({ "id": id, "object": "relay.tenant", "deleted": true })))
 }

@@ -1,22 +1,28 @@
 //! Per-request context: a request id (the client's `x-request-id` when it is sane, else a new
-//! one), a logger that stamps it on every line, and one access-log line per request — written
-//! when the answer leaves, or, for a stream, when the stream ends (with what it carried), so a
+//! one), its trace (`trace.rs`, answered in `traceresponse`), a logger that stamps both on every
+//! line, and one access-log line per request — written when the answer leaves, or, for a stream,
+//! when the stream ends (with what it carried and the time each phase took, `phases.rs`), so a
 //! request is one line either way. What a client or the upstream chose (method, path, model,
 //! upstream ids and codes) is bounded in length and escaped (`obs::bounded`); a refusal the
 //! authentication throttle counts instead ([`Unlogged`]) writes no line.
 
+use std::convert::Infallible;
+use std::future::{ready, Ready};
+use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use slog::{info, o, Logger};
 
 use super::caller::Caller;
-use crate::obs::{bounded, bounded_string, limit};
+use super::phases::Phases;
+use super::trace::{SpanId, Trace, TRACERESPONSE};
+use crate::obs::{bounded, bounded_string, limit, redact_secrets};
 use crate::state::AppState;
 
 /// Available to handlers through `web::ReqData<RequestContext>`.
@@ -26,6 +32,36 @@ pub struct RequestContext {
     pub log: Logger,
     /// When the request arrived.
     pub started: Instant,
+    /// The request's trace and the relay's span for it.
+    pub trace: Trace,
+}
+
+/// The request's logger as a handler's argument: its lines carry the request id and trace (the
+/// root logger for a request outside the request context).
+pub struct RequestLog(Logger);
+
+impl FromRequest for RequestLog {
+    type Error = Infallible;
+    type Future = Ready<Result<RequestLog, Infallible>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let log = match req.extensions().get::<RequestContext>() {
+            Some(ctx) => ctx.log.clone(),
+            None => match req.app_data::<web::Data<AppState>>() {
+                Some(state) => state.log().clone(),
+                None => Logger::root(slog::Discard, o!()),
+            },
+        };
+        ready(Ok(RequestLog(log)))
+    }
+}
+
+impl Deref for RequestLog {
+    type Target = Logger;
+
+    fn deref(&self) -> &Logger {
+        &self.0
+    }
 }
 
 /// What a handler learned that the access log should say (never content, never secrets).
@@ -54,12 +90,17 @@ pub struct AccessLine {
     tenant_id: Option<String>,
     admin_token_id: Option<String>,
     note: AccessNote,
+    phases: Phases,
+    /// The client's span, and its `tracestate` with credential-shaped text redacted.
+    parent_span_id: Option<SpanId>,
+    tracestate: Option<String>,
 }
 
 impl AccessLine {
     pub fn of(req: &HttpRequest, note: AccessNote) -> AccessLine {
         let extensions = req.extensions();
         let caller = extensions.get::<Caller>();
+        let trace = extensions.get::<RequestContext>().map(|ctx| &ctx.trace);
         let bound = |text: &str, max| bounded(text, max).into_owned();
         AccessLine {
             method: bound(req.method().as_str(), limit::METHOD),
@@ -75,6 +116,9 @@ impl AccessLine {
                 line_for_stream: None,
                 ..note
             },
+            phases: extensions.get::<Phases>().copied().unwrap_or_default(),
+            parent_span_id: trace.and_then(|t| t.parent_span_id),
+            tracestate: trace.and_then(|t| t.tracestate.as_deref().map(redact_secrets)),
         }
     }
 
@@ -88,12 +132,18 @@ impl AccessLine {
             "admin_token_id" => &self.admin_token_id,
             "model" => &note.model, "account_id" => &note.account,
             "upstream_status" => note.upstream_status,
-            "upstream_request_id" => &note.upstream_request_id, "stream" => note.stream);
+            "upstream_request_id" => &note.upstream_request_id, "stream" => note.stream,
+            "parent_span_id" => self.parent_span_id, "tracestate" => &self.tracestate,
+            self.phases);
     }
 
     /// The line of a stream that has ended: the request's fields and what the stream carried.
     pub fn write_stream(&self, log: &Logger, started: Instant, end: &StreamEnd) {
         let note = &self.note;
+        let phases = Phases {
+            stream: Some(end.streamed),
+            ..self.phases
+        };
         info!(log, "request";
             "method" => &self.method, "path" => &self.path, "status" => 200,
             "duration_ms" => started.elapsed().as_millis() as u64,
@@ -103,7 +153,9 @@ impl AccessLine {
             "upstream_request_id" => &note.upstream_request_id, "stream" => true,
             "how" => end.how, "bytes" => end.bytes, "events" => end.events,
             "input_tokens" => end.input_tokens, "output_tokens" => end.output_tokens,
-            "failure_code" => &end.failure_code);
+            "failure_code" => &end.failure_code,
+            "parent_span_id" => self.parent_span_id, "tracestate" => &self.tracestate,
+            phases);
     }
 }
 
@@ -115,6 +167,8 @@ pub struct StreamEnd {
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
     pub failure_code: Option<String>,
+    /// From the held-back start being ready to the end (the access line's `phase_stream_ms`).
+    pub streamed: Duration,
 }
 
 fn sane_request_id(value: &str) -> bool {
@@ -140,13 +194,20 @@ pub async fn request_context(
         Some(state) => state.log().clone(),
         None => Logger::root(slog::Discard, o!()),
     };
-    let log = root.new(o!("request_id" => id.clone()));
+    let trace = Trace::of(req.headers());
+    let log = root.new(o!("request_id" => id.clone(),
+        "trace_id" => trace.trace_id, "span_id" => trace.span_id));
+    let traceresponse = trace.traceresponse();
     req.extensions_mut().insert(RequestContext {
         id: id.clone(),
         log: log.clone(),
         started,
+        trace,
     });
     let mut res = next.call(req).await?;
+    if let Some(value) = traceresponse {
+        res.headers_mut().insert(TRACERESPONSE, value);
+    }
     let relay_id = HeaderValue::from_str(&id).ok();
     if let Some(value) = relay_id {
         let headers = res.headers_mut();

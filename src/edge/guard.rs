@@ -16,6 +16,7 @@ use slog::warn;
 use super::caller::Caller;
 use super::context::{RequestContext, Unlogged};
 use super::error::Throttled;
+use super::phases::{Phase, Phases};
 use crate::governance::auth_failures::{Address, Verdict};
 use crate::state::AppState;
 
@@ -58,7 +59,10 @@ pub async fn require<G: Gate, B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    match G::check(&req, bearer(req.headers())) {
+    let began = Instant::now();
+    let checked = G::check(&req, bearer(req.headers()));
+    Phases::add(&req, Phase::Auth, began.elapsed());
+    match checked {
         Ok(identity) => {
             req.extensions_mut().insert(G::caller(&identity));
             req.extensions_mut().insert(identity);

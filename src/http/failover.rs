@@ -16,11 +16,12 @@
 //! cooling, else a relay error — never one account's answer passed through.
 //!
 //! The loop logs nothing of its own attempts: it returns, with its result, their record
-//! (`attempts.rs`), from which the handler writes the access line and the failover warnings.
+//! (`attempts.rs`, with how long each step took), from which the handler writes the access line
+//! and the failover warnings.
 
 mod attempts;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::StatusCode;
 use actix_web::HttpRequest;
@@ -32,7 +33,7 @@ use relay_actors::{Acquire, AcquireError, JudgeExhaustion, Lease, Outcome, Upstr
 use slog::warn;
 
 pub use self::attempts::Attempts;
-use self::attempts::{AttemptEnd, AttemptRecord, FailoverReason, UpstreamAnswer};
+use self::attempts::{AttemptEnd, AttemptRecord, FailoverReason, Stopwatch, UpstreamAnswer};
 use super::attribution::{Ending, Judge, Judged, Signature};
 use super::encrypted::explain;
 use super::error::ApiError;
@@ -144,7 +145,10 @@ impl Failover {
             if attempt > 1 {
                 self.pause().await;
             }
-            let lease = match acquire(state, call, &self.attempts).await {
+            let waiting = Instant::now();
+            let lease = acquire(state, call, &self.attempts).await;
+            self.attempts.waited_for_lease(waiting.elapsed());
+            let lease = match lease {
                 Ok(lease) => lease,
                 Err(error) => {
                     self.settle().await;
@@ -162,7 +166,9 @@ impl Failover {
 
     async fn pause(&mut self) {
         if let Some(wait) = self.pause.next_backoff().filter(|w| !w.is_zero()) {
+            let began = Instant::now();
             actix_web::rt::time::sleep(wait).await;
+            self.attempts.paused(began.elapsed());
         }
     }
 
@@ -177,7 +183,9 @@ impl Failover {
     ) -> Done {
         let account_id = lease.account_id.clone();
         let placement = lease.placement.clone();
-        let (attempt, answer) = try_account(state, upstream, call, lease, ctx).await;
+        let mut stopwatch = Stopwatch::start();
+        let (attempt, answer) =
+            try_account(state, upstream, call, lease, ctx, &mut stopwatch).await;
         let (end, done) = match attempt {
             Attempt::Committed(committed) => {
                 self.settle().await;
@@ -194,6 +202,7 @@ impl Failover {
             placement,
             answer,
             end,
+            times: stopwatch.stop(),
         });
         done
     }
@@ -268,9 +277,11 @@ async fn try_account(
     call: &Call<'_>,
     lease: Lease,
     ctx: &RequestContext,
+    stopwatch: &mut Stopwatch,
 ) -> (Attempt, Option<UpstreamAnswer>) {
     let headers = call.req.headers();
     let sent = send_renewing_on_401(upstream, lease, headers, call.payload.clone(), ctx).await;
+    stopwatch.head();
     let (lease, response) = match sent {
         Sent::Answered(lease, response) => (lease, response),
         Sent::NotRenewed(refusal) => {
@@ -285,7 +296,11 @@ async fn try_account(
         request_id: text(response.headers(), "x-request-id").map(str::to_owned),
     };
     let attempt = match response.status() {
-        StatusCode::OK => hold_back(state, lease, response).await,
+        StatusCode::OK => {
+            let attempt = hold_back(state, lease, response).await;
+            stopwatch.held_back();
+            attempt
+        }
         _ => refused(lease, response, call, ctx).await,
     };
     (attempt, Some(answer))

@@ -3,6 +3,7 @@
 //! admission of a Responses call.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -14,6 +15,7 @@ use chrono::Utc;
 use super::error::ApiError;
 use crate::credentials::Principal;
 use crate::domain::Scope;
+use crate::edge::phases::{Phase, Phases};
 use crate::governance::headers::{ceil_secs, pairs};
 use crate::governance::{Admission, LimitSnapshot, Rejection};
 use crate::state::AppState;
@@ -75,8 +77,11 @@ pub async fn limit_requests(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let governor = state.governor();
+    let began = Instant::now();
     let tokens = governor.token_status(&principal.policy, Utc::now());
-    let (mut response, requests) = match governor.check_rate(&principal.policy) {
+    let checked = governor.check_rate(&principal.policy);
+    Phases::add(&req, Phase::Admission, began.elapsed());
+    let (mut response, requests) = match checked {
         Ok(requests) => (next.call(req).await?.map_into_boxed_body(), requests),
         Err((rejection, status)) => {
             let answer = HttpResponse::from_error(ApiError::from(rejection));

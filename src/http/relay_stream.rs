@@ -47,6 +47,7 @@ pub struct RelayStream {
     idle: Pin<Box<actix_web::rt::time::Sleep>>,
     idle_timeout: Duration,
     last_byte: Instant,
+    /// When the stream was made: its held-back start ready to be sent.
     started: Instant,
     bytes: u64,
     done: bool,
@@ -132,6 +133,7 @@ impl RelayStream {
             input_tokens: usage.map(|u| u.input_tokens),
             output_tokens: usage.map(|u| u.output_tokens),
             failure_code,
+            streamed: self.started.elapsed(),
         };
         let access = self.access.as_ref();
         match access.and_then(|(line, started)| Some((line.get()?, *started))) {

@@ -1,10 +1,10 @@
 //! `POST /v1/responses`: admit the call, read its body within its limits (`intake`), validate
 //! and normalize the request, let the failover loop find an account that answers
 //! (`failover.rs`), then stream its bytes back (`stream: true`) or assemble one Response object
-//! (otherwise).
+//! (otherwise). Each of these phases is timed for the access line (`edge::phases`).
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder};
 use futures_util::StreamExt;
@@ -18,6 +18,7 @@ use crate::compat;
 use crate::credentials::Principal;
 use crate::domain::Usage;
 use crate::edge::context::{AccessNote, RequestContext};
+use crate::edge::phases::{timed, Phase, Phases};
 use crate::governance::models::{ModelRefusal, Resolved};
 use crate::governance::Admission;
 use crate::intake::{self, BodyLimits};
@@ -56,12 +57,16 @@ async fn relay(
     // Admitted before the body is read, and held while it arrives: a slow or stalled upload
     // takes its key's concurrency slot and a place under the global cap like any call in
     // flight, so neither can be exceeded by uploads that never finish.
-    let admission = super::governance::admit(state, &principal)?;
+    let admitting = Instant::now();
+    let admission = super::governance::admit(state, &principal);
+    Phases::add(req, Phase::Admission, admitting.elapsed());
+    let admission = admission?;
     let limits = BodyLimits {
         max_bytes: settings.server.max_body_bytes,
         deadline: Duration::from_secs(settings.server.body_read_timeout_secs),
     };
-    let body = intake::read_body(req.headers(), body.into_inner(), limits).await?;
+    let reading = intake::read_body(req.headers(), body.into_inner(), limits);
+    let body = timed(req, Phase::Body, reading).await?;
     let (mut request, model) = parse_request(&body)?;
     let wants_stream = request.boolean("stream").unwrap_or(false);
     note.model = Some(model.clone());
@@ -85,6 +90,7 @@ async fn relay(
     };
     let (committed, attempts) = failover::run(state, upstream, &call, ctx).await;
     attempts.log(&ctx.log, call.carries_encrypted);
+    Phases::update(req, |phases| attempts.phases(phases));
     note_last_attempt(note, attempts);
     let committed = committed?;
     let reply = Reply {
@@ -92,7 +98,13 @@ async fn relay(
         wants_stream,
         admission,
     };
-    answer(committed, reply, state, ctx, note).await
+    // A stream times its own end; an assembled answer is read to its end here.
+    let answering = Instant::now();
+    let answered = answer(committed, reply, state, ctx, note).await;
+    if !wants_stream {
+        Phases::add(req, Phase::Stream, answering.elapsed());
+    }
+    answered
 }
 
 /// The access line names the last account tried and what its upstream answered: the account

@@ -96,6 +96,7 @@ mod tests {
             id: "r".into(),
             log: slog::Logger::root(slog::Discard, o!()),
             started: std::time::Instant::now(),
+            trace: crate::edge::trace::Trace::start(),
         }
     }
 

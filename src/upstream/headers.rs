@@ -27,6 +27,10 @@ const RETURN_EXACT: [&str; 5] = [
 ];
 
 /// True for a client header the upstream should see as the client sent it.
+///
+/// Never the client's trace context (`traceparent`, `tracestate`, `baggage`), nor one of the
+/// relay's: the Codex backend is a third party, and trace ids and vendors' state would tell it
+/// about the client's internal traces and services. A trace ends at the relay, which logs it.
 pub fn forwarded_to_upstream(name: &HeaderName) -> bool {
     let name = name.as_str();
     if name == "x-openai-fedramp" {
@@ -76,6 +80,9 @@ mod tests {
             "host",
             "x-stainless-retry-count",
             "content-length",
+            "traceparent",
+            "tracestate",
+            "baggage",
         ] {
             assert!(!forwarded_to_upstream(&name(no)), "{no}");
         }

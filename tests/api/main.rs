@@ -46,5 +46,6 @@ mod secrets;
 mod shutdown;
 mod store_cli;
 mod tenant_cli;
+mod trace;
 mod upstream_streams;
 mod upstream_tls;

@@ -1,19 +1,28 @@
 //! The record of one request's attempts: for each account tried, how the router placed the
-//! lease, what the upstream answered and how the attempt ended. The failover loop writes it and
+//! lease, what the upstream answered, how long its call took and how the attempt ended, with the
+//! time spent waiting for leases and pausing between attempts. The failover loop writes it and
 //! returns it with its result; the handler takes from it the access line's upstream fields and
-//! the log lines that tell an operator how the request went from account to account, so both say
-//! the same thing.
+//! phases and the log lines that tell an operator how the request went from account to account,
+//! so both say the same thing.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use relay_actors::{AccountId, Placement};
 use slog::{warn, Logger};
 
+use crate::edge::phases::Phases;
 use crate::obs::{bounded, limit};
 
-/// Every attempt of one request, in order.
+/// Every attempt of one request, in order, and the time between their upstream calls.
 #[derive(Debug)]
-pub struct Attempts(Vec<AttemptRecord>);
+pub struct Attempts {
+    records: Vec<AttemptRecord>,
+    /// Waiting for leases: every attempt's, and that of an acquire that found no account.
+    lease_wait: Duration,
+    /// The pauses before each attempt after the first.
+    paused: Duration,
+}
 
 /// One attempt: which account, how its lease was placed, what the upstream said, how it ended.
 #[derive(Debug)]
@@ -23,6 +32,48 @@ pub struct AttemptRecord {
     /// `None` when no status line came back, or the token could not be renewed after a 401.
     pub answer: Option<UpstreamAnswer>,
     pub end: AttemptEnd,
+    pub times: UpstreamTimes,
+}
+
+/// How long one attempt's upstream call took, each from the moment the request was sent.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamTimes {
+    /// To the upstream's response head, or the send failing (a 401 renewed and sent again
+    /// included).
+    pub head: Duration,
+    /// To the end of a 200 stream's hold-back: its start ready, or the attempt failed.
+    pub start: Option<Duration>,
+    /// To the end of the attempt: its outcome judged.
+    pub total: Duration,
+}
+
+/// Times one attempt's upstream call.
+pub(super) struct Stopwatch {
+    sent: Instant,
+    times: UpstreamTimes,
+}
+
+impl Stopwatch {
+    /// Started as the request is sent.
+    pub(super) fn start() -> Stopwatch {
+        Stopwatch {
+            sent: Instant::now(),
+            times: UpstreamTimes::default(),
+        }
+    }
+
+    pub(super) fn head(&mut self) {
+        self.times.head = self.sent.elapsed();
+    }
+
+    pub(super) fn held_back(&mut self) {
+        self.times.start = Some(self.sent.elapsed());
+    }
+
+    pub(super) fn stop(mut self) -> UpstreamTimes {
+        self.times.total = self.sent.elapsed();
+        self.times
+    }
 }
 
 /// The upstream's status line, as far as the access log tells it.
@@ -92,28 +143,56 @@ impl fmt::Display for FailoverReason {
 impl Attempts {
     /// Room for the one attempt most requests make, and no more until a failover needs it.
     pub(super) fn new() -> Attempts {
-        Attempts(Vec::with_capacity(1))
+        Attempts {
+            records: Vec::with_capacity(1),
+            lease_wait: Duration::ZERO,
+            paused: Duration::ZERO,
+        }
     }
 
     pub(super) fn push(&mut self, record: AttemptRecord) {
-        self.0.push(record);
+        self.records.push(record);
+    }
+
+    pub(super) fn waited_for_lease(&mut self, took: Duration) {
+        self.lease_wait += took;
+    }
+
+    pub(super) fn paused(&mut self, took: Duration) {
+        self.paused += took;
     }
 
     /// The accounts tried so far, in order.
     pub fn accounts(&self) -> impl Iterator<Item = &AccountId> {
-        self.0.iter().map(|record| &record.account_id)
+        self.records.iter().map(|record| &record.account_id)
     }
 
     /// The last attempt, the one the access line speaks of: the account that answered the
     /// client, or the last one that failed.
     pub fn into_last(self) -> Option<AttemptRecord> {
-        self.0.into_iter().last()
+        self.records.into_iter().last()
+    }
+
+    /// The failover's phases: the lease waits, the attempts before the last with the pauses
+    /// between attempts (`failover`), and the last attempt's upstream head and held-back start —
+    /// the attempt whose account and answer the access line names.
+    pub fn phases(&self, phases: &mut Phases) {
+        phases.lease = Some(self.lease_wait);
+        phases.attempts = Some(u32::try_from(self.records.len()).unwrap_or(u32::MAX));
+        let (last, earlier) = match self.records.split_last() {
+            Some((last, earlier)) => (Some(last), earlier),
+            None => (None, &[][..]),
+        };
+        let failed: Duration = earlier.iter().map(|record| record.times.total).sum();
+        phases.failover = Some(failed + self.paused);
+        phases.upstream_connect = last.map(|record| record.times.head);
+        phases.upstream_first_byte = last.and_then(|record| record.times.start);
     }
 
     /// Writes what an operator should know of each attempt: a conversation moved off its
     /// account, and every attempt that failed over or stopped the failover.
     pub fn log(&self, log: &Logger, carries_encrypted: bool) {
-        for (at, record) in self.0.iter().enumerate() {
+        for (at, record) in self.records.iter().enumerate() {
             record.log_placement(log, carries_encrypted);
             record.log_end(log, at + 1);
         }

@@ -72,13 +72,15 @@ mod record {
     //! The record of a request's attempts, as the access line and the log read it.
 
     use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     use relay_actors::{AccountId, Placement};
     use serde_json::Value;
 
     use super::super::attempts::{
-        AttemptEnd, AttemptRecord, Attempts, FailoverReason, UpstreamAnswer,
+        AttemptEnd, AttemptRecord, Attempts, FailoverReason, UpstreamAnswer, UpstreamTimes,
     };
+    use crate::edge::phases::Phases;
     use crate::obs::{build_logger, LogSink};
     use crate::settings::LogLevel;
 
@@ -97,6 +99,7 @@ mod record {
             placement: Placement::Unbound,
             answer,
             end,
+            times: UpstreamTimes::default(),
         }
     }
 
@@ -226,6 +229,54 @@ mod record {
         assert_eq!(lines[0]["max_depth"], crate::nesting::MAX_DEPTH);
         let final_answer = record_of_one(AttemptEnd::Final);
         assert!(logged(&final_answer, false).is_empty());
+    }
+
+    fn ms(millis: u64) -> Duration {
+        Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn earlier_attempts_and_pauses_are_failover_time_and_the_last_attempt_is_timed() {
+        let mut failed = attempt(
+            "acct-a",
+            answered(500, "req_a"),
+            AttemptEnd::FailedOver(FailoverReason::Status(500)),
+        );
+        failed.times = UpstreamTimes {
+            head: ms(30),
+            start: None,
+            total: ms(32),
+        };
+        let mut served = attempt("acct-b", answered(200, "req_b"), AttemptEnd::Committed);
+        served.times = UpstreamTimes {
+            head: ms(5),
+            start: Some(ms(9)),
+            total: ms(9),
+        };
+        let mut record = record(vec![failed, served]);
+        record.waited_for_lease(ms(1));
+        record.paused(ms(10));
+        record.waited_for_lease(ms(2));
+        let mut phases = Phases::default();
+        record.phases(&mut phases);
+        assert_eq!(phases.attempts, Some(2));
+        assert_eq!(phases.lease, Some(ms(3)));
+        assert_eq!(phases.failover, Some(ms(42)));
+        assert_eq!(phases.upstream_connect, Some(ms(5)));
+        assert_eq!(phases.upstream_first_byte, Some(ms(9)));
+    }
+
+    #[test]
+    fn a_request_that_got_no_account_spent_its_time_waiting_for_one() {
+        let mut record = record(vec![]);
+        record.waited_for_lease(ms(250));
+        let mut phases = Phases::default();
+        record.phases(&mut phases);
+        assert_eq!(phases.attempts, Some(0));
+        assert_eq!(phases.lease, Some(ms(250)));
+        assert_eq!(phases.failover, Some(Duration::ZERO));
+        assert_eq!(phases.upstream_connect, None);
+        assert_eq!(phases.upstream_first_byte, None);
     }
 
     fn record_of_one(end: AttemptEnd) -> Attempts {
