@@ -24,7 +24,7 @@ use crate::intake::BodyLimits;
 use crate::oauth::endpoint::OauthEndpoint;
 use crate::oauth::onboarding::Onboarding;
 use crate::obs;
-use crate::obs::metrics::Registry;
+use crate::obs::metrics::{Exposition, Registry};
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
@@ -208,6 +208,7 @@ fn admin_state(
         log.clone(),
     ));
     let admin_tokens = Arc::clone(&core.admin_tokens);
+    let metrics = Exposition::new(metrics);
     let metrics = Arc::new(metrics);
     AdminState::new(
         store,
