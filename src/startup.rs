@@ -208,7 +208,7 @@ fn admin_state(
         log.clone(),
     ));
     let admin_tokens = Arc::clone(&core.admin_tokens);
-    let metrics = Exposition::new(metrics);
+    let metrics = Exposition::new(metrics).before_encoding(core.parts.pool_metrics.clone());
     let metrics = Arc::new(metrics);
     AdminState::new(
         store,

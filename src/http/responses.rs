@@ -85,6 +85,7 @@ async fn relay(
     };
     let (committed, attempts) = failover::run(state, upstream, &call, ctx).await;
     attempts.log(&ctx.log, call.carries_encrypted);
+    attempts.count(state.pool_metrics());
     note_last_attempt(note, attempts);
     let committed = committed?;
     let reply = Reply {

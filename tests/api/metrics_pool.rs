@@ -1,0 +1,236 @@
+//! The account and pool families on `GET /metrics`: each account's state, upstream calls,
+//! failovers, refreshes and the quota its upstream reported, read at scrape time — and nothing of
+//! an account once it has left the pool, and never an email.
+
+use codex_relay::settings::RoutingStrategy;
+use codex_relay::store::admin_tokens::AdminScope;
+
+use crate::helpers::{admin_call, body, read_all, spawn_app_with, TestApp};
+use crate::mock_upstream::{fake_auth_json, Scripted};
+use crate::pool_helpers::{server_error, usage_limit};
+
+/// The email of the second account's auth.json: no series may carry it.
+const SEEDED_EMAIL: &str = "metrics.seeded.person@example.org";
+
+/// The value of the series `name{labels…}`: every given label must match; `None` if absent.
+fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+        let (set, sample) = rest.split_once("} ")?;
+        let pairs: Vec<(&str, &str)> = set
+            .split("\",")
+            .filter_map(|pair| pair.split_once("=\""))
+            .map(|(k, v)| (k, v.trim_end_matches('"')))
+            .collect();
+        let matches = labels.iter().all(|wanted| pairs.contains(wanted));
+        matches.then(|| sample.trim().parse().expect("a number"))
+    })
+}
+
+async fn scrape(app: &TestApp, token: &str) -> String {
+    let mut response = app.admin("GET", "/metrics", token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    String::from_utf8(read_all(&mut response).await.to_vec()).unwrap()
+}
+
+/// A 429 `usage_limit_reached` that also reports both quota windows, as the Codex backend does.
+fn capped_with_quota(resets_at: i64, long_reset: i64) -> Scripted {
+    let (script, _) = usage_limit(resets_at - chrono::Utc::now().timestamp());
+    let Scripted::Status { status, body, .. } = script else {
+        unreachable!("a usage limit is a status")
+    };
+    let headers = [
+        ("x-codex-primary-used-percent", "100".to_owned()),
+        ("x-codex-primary-window-minutes", "300".to_owned()),
+        ("x-codex-primary-reset-at", resets_at.to_string()),
+        ("x-codex-secondary-used-percent", "41.5".to_owned()),
+        ("x-codex-secondary-window-minutes", "10080".to_owned()),
+        ("x-codex-secondary-reset-at", long_reset.to_string()),
+    ];
+    Scripted::Status {
+        status,
+        body,
+        headers: headers.map(|(n, v)| (n.to_owned(), v)).into(),
+    }
+}
+
+#[actix_web::test]
+async fn metrics_show_each_accounts_state_calls_failovers_refreshes_and_quota() {
+    let app = spawn_app_with(|s| {
+        s.routing.strategy = RoutingStrategy::FillFirst;
+        s.routing.retry_backoff_ms = 1;
+    })
+    .await;
+    let write = app.admin_token(AdminScope::Write).await;
+    let exp = chrono::Utc::now().timestamp() + 3600;
+    let auth = fake_auth_json("acct-metrics-2", SEEDED_EMAIL, "pro", exp);
+    let (status, imported) =
+        admin_call(&app, "POST", "/admin/v1/accounts", &write, Some(auth)).await;
+    assert_eq!(status, 201, "{imported}");
+    // Under fill_first the account with the lower relay id is tried first.
+    let imported = imported["id"].as_str().unwrap().to_owned();
+    let mut pool = [
+        (app.account_id.clone(), "acct-test-1"),
+        (imported.clone(), "acct-metrics-2"),
+    ];
+    pool.sort();
+    let [(first, first_chatgpt), (second, second_chatgpt)] = pool.clone();
+
+    // The first account fails with a 500, the request moves to the second, which is capped.
+    let now = chrono::Utc::now().timestamp();
+    let (resets_at, long_reset) = (now + 1800, now + 86_400);
+    let state = &app.mock.state;
+    state.push_scripted_for(first_chatgpt, server_error());
+    state.push_scripted_for(second_chatgpt, capped_with_quota(resets_at, long_reset));
+    let mut failed = app
+        .responses()
+        .send_json(&body("gpt-5.5", "hi", false))
+        .await
+        .unwrap();
+    assert_ne!(failed.status(), 200);
+    let _ = read_all(&mut failed).await;
+    // The first account serves the next request; then an operator refreshes its tokens.
+    let mut served = app
+        .responses()
+        .send_json(&body("gpt-5.5", "hi", false))
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    let _ = read_all(&mut served).await;
+    let refresh = format!("/admin/v1/accounts/{first}/refresh");
+    let (status, refreshed) = admin_call(&app, "POST", &refresh, &write, None).await;
+    assert_eq!(status, 200, "{refreshed}");
+
+    let text = scrape(&app, &write).await;
+    let of = |account: &str, name: &str, labels: &[(&str, &str)]| {
+        let mut all = vec![("account", account)];
+        all.extend_from_slice(labels);
+        value(&text, name, &all)
+    };
+    let calls = "codex_relay_account_upstream_calls_total";
+    assert_eq!(of(&first, calls, &[("status", "500")]), Some(1.0), "{text}");
+    assert_eq!(of(&first, calls, &[("status", "200")]), Some(1.0));
+    assert_eq!(of(&second, calls, &[("status", "429")]), Some(1.0));
+    let failovers = "codex_relay_account_failovers_total";
+    assert_eq!(
+        of(&first, failovers, &[("reason", "upstream_status")]),
+        Some(1.0)
+    );
+
+    let state_of =
+        |account: &str, name: &str| of(account, "codex_relay_account_state", &[("state", name)]);
+    assert_eq!(state_of(&first, "active"), Some(1.0));
+    assert_eq!(state_of(&first, "cooling"), Some(0.0));
+    assert_eq!(state_of(&second, "cooling"), Some(1.0));
+    assert_eq!(state_of(&second, "active"), Some(0.0));
+    let cooldown = "codex_relay_account_cooldown_until_timestamp_seconds";
+    assert_eq!(of(&first, cooldown, &[]), Some(0.0));
+    let until = of(&second, cooldown, &[]).unwrap();
+    assert!(until > chrono::Utc::now().timestamp() as f64, "{until}");
+
+    // The quota exactly as the upstream reported it.
+    let window = |account: &str, name: &str, window: &str| {
+        of(
+            account,
+            &format!("codex_relay_account_quota_{name}"),
+            &[("window", window)],
+        )
+    };
+    assert_eq!(window(&second, "used_percent", "primary"), Some(100.0));
+    assert_eq!(window(&second, "used_percent", "secondary"), Some(41.5));
+    assert_eq!(window(&second, "window_seconds", "primary"), Some(18_000.0));
+    assert_eq!(
+        window(&second, "window_seconds", "secondary"),
+        Some(604_800.0)
+    );
+    assert_eq!(
+        window(&second, "reset_timestamp_seconds", "primary"),
+        Some(resets_at as f64)
+    );
+    assert_eq!(
+        window(&second, "reset_timestamp_seconds", "secondary"),
+        Some(long_reset as f64)
+    );
+    assert_eq!(
+        window(&first, "used_percent", "primary"),
+        Some(12.5),
+        "the mock's default"
+    );
+
+    let refreshes = "codex_relay_account_refreshes_total";
+    assert_eq!(of(&first, refreshes, &[("result", "ok")]), Some(1.0));
+    assert_eq!(of(&second, refreshes, &[("result", "ok")]), Some(0.0));
+    let transitions = "codex_relay_account_breaker_transitions_total";
+    assert_eq!(of(&first, transitions, &[("to", "open")]), Some(0.0));
+    assert_eq!(
+        of(&first, "codex_relay_account_calls_in_flight", &[]),
+        Some(0.0)
+    );
+    let expiry = of(
+        &first,
+        "codex_relay_account_access_token_expiry_timestamp_seconds",
+        &[],
+    );
+    assert!(expiry.unwrap() > now as f64);
+    assert_eq!(
+        of(&imported, "codex_relay_account_info", &[("plan", "pro")]),
+        Some(1.0)
+    );
+
+    let pool_accounts =
+        |state: &str| value(&text, "codex_relay_pool_accounts", &[("state", state)]);
+    assert_eq!(pool_accounts("active"), Some(1.0));
+    assert_eq!(pool_accounts("cooling"), Some(1.0));
+    assert_eq!(pool_accounts("reauth_required"), Some(0.0));
+    assert!(
+        text.contains("\ncodex_relay_pool_usable_accounts 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("\ncodex_relay_pool_conversations_moved_total 0\n"));
+    for email in [SEEDED_EMAIL, "metrics.seeded.person", "dev@example.com"] {
+        assert!(!text.contains(email), "an email in the metrics: {email}");
+    }
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn an_account_that_left_the_pool_leaves_no_series() {
+    let app = spawn_app_with(|s| s.routing.strategy = RoutingStrategy::RoundRobin).await;
+    let write = app.admin_token(AdminScope::Write).await;
+    let exp = chrono::Utc::now().timestamp() + 3600;
+    let auth = fake_auth_json("acct-metrics-2", SEEDED_EMAIL, "plus", exp);
+    let (_, imported) = admin_call(&app, "POST", "/admin/v1/accounts", &write, Some(auth)).await;
+    let leaving = imported["id"].as_str().unwrap().to_owned();
+    // Turns alternate: the leaving account fails its requests over to the other one.
+    let state = &app.mock.state;
+    state.set_standing_for("acct-metrics-2", Some(server_error()));
+    for _ in 0..4 {
+        let mut response = app
+            .responses()
+            .send_json(&body("gpt-5.5", "hi", false))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let _ = read_all(&mut response).await;
+    }
+    let text = scrape(&app, &write).await;
+    let of_leaving = [("account", leaving.as_str())];
+    for family in ["upstream_calls_total", "failovers_total", "state", "info"] {
+        let name = format!("codex_relay_account_{family}");
+        assert!(
+            value(&text, &name, &of_leaving).is_some(),
+            "{family}: {text}"
+        );
+    }
+
+    let path = format!("/admin/v1/accounts/{leaving}");
+    let (status, _) = admin_call(&app, "DELETE", &path, &write, None).await;
+    assert_eq!(status, 200);
+    let text = scrape(&app, &write).await;
+    assert!(!text.contains(&leaving), "{text}");
+    let calls = "codex_relay_account_upstream_calls_total";
+    assert!(value(&text, calls, &[("account", &app.account_id)]).is_some());
+    let active = value(&text, "codex_relay_pool_accounts", &[("state", "active")]);
+    assert_eq!(active, Some(1.0));
+    app.stop().await;
+}
