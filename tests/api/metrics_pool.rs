@@ -7,7 +7,7 @@ use codex_relay::store::admin_tokens::AdminScope;
 
 use crate::helpers::{admin_call, body, read_all, spawn_app_with, TestApp};
 use crate::mock_upstream::{fake_auth_json, Scripted};
-use crate::pool_helpers::{server_error, usage_limit};
+use crate::pool_helpers::{ok, server_error, usage_limit};
 
 /// The email of the second account's auth.json: no series may carry it.
 const SEEDED_EMAIL: &str = "metrics.seeded.person@example.org";
@@ -31,6 +31,16 @@ async fn scrape(app: &TestApp, token: &str) -> String {
     let mut response = app.admin("GET", "/metrics", token).send().await.unwrap();
     assert_eq!(response.status(), 200);
     String::from_utf8(read_all(&mut response).await.to_vec()).unwrap()
+}
+
+/// Imports `acct-metrics-2` (email [`SEEDED_EMAIL`], plan `plan`) through the admin API; its
+/// relay id.
+async fn import_second_account(app: &TestApp, token: &str, plan: &str) -> String {
+    let exp = chrono::Utc::now().timestamp() + 3600;
+    let auth = fake_auth_json("acct-metrics-2", SEEDED_EMAIL, plan, exp);
+    let (status, imported) = admin_call(app, "POST", "/admin/v1/accounts", token, Some(auth)).await;
+    assert_eq!(status, 201, "{imported}");
+    imported["id"].as_str().unwrap().to_owned()
 }
 
 /// A 429 `usage_limit_reached` that also reports both quota windows, as the Codex backend does.
@@ -62,13 +72,8 @@ async fn metrics_show_each_accounts_state_calls_failovers_refreshes_and_quota() 
     })
     .await;
     let write = app.admin_token(AdminScope::Write).await;
-    let exp = chrono::Utc::now().timestamp() + 3600;
-    let auth = fake_auth_json("acct-metrics-2", SEEDED_EMAIL, "pro", exp);
-    let (status, imported) =
-        admin_call(&app, "POST", "/admin/v1/accounts", &write, Some(auth)).await;
-    assert_eq!(status, 201, "{imported}");
+    let imported = import_second_account(&app, &write, "pro").await;
     // Under fill_first the account with the lower relay id is tried first.
-    let imported = imported["id"].as_str().unwrap().to_owned();
     let mut pool = [
         (app.account_id.clone(), "acct-test-1"),
         (imported.clone(), "acct-metrics-2"),
@@ -90,13 +95,7 @@ async fn metrics_show_each_accounts_state_calls_failovers_refreshes_and_quota() 
     assert_ne!(failed.status(), 200);
     let _ = read_all(&mut failed).await;
     // The first account serves the next request; then an operator refreshes its tokens.
-    let mut served = app
-        .responses()
-        .send_json(&body("gpt-5.5", "hi", false))
-        .await
-        .unwrap();
-    assert_eq!(served.status(), 200);
-    let _ = read_all(&mut served).await;
+    ok(&app).await;
     let refresh = format!("/admin/v1/accounts/{first}/refresh");
     let (status, refreshed) = admin_call(&app, "POST", &refresh, &write, None).await;
     assert_eq!(status, 200, "{refreshed}");
@@ -197,21 +196,12 @@ async fn metrics_show_each_accounts_state_calls_failovers_refreshes_and_quota() 
 async fn an_account_that_left_the_pool_leaves_no_series() {
     let app = spawn_app_with(|s| s.routing.strategy = RoutingStrategy::RoundRobin).await;
     let write = app.admin_token(AdminScope::Write).await;
-    let exp = chrono::Utc::now().timestamp() + 3600;
-    let auth = fake_auth_json("acct-metrics-2", SEEDED_EMAIL, "plus", exp);
-    let (_, imported) = admin_call(&app, "POST", "/admin/v1/accounts", &write, Some(auth)).await;
-    let leaving = imported["id"].as_str().unwrap().to_owned();
+    let leaving = import_second_account(&app, &write, "plus").await;
     // Turns alternate: the leaving account fails its requests over to the other one.
     let state = &app.mock.state;
     state.set_standing_for("acct-metrics-2", Some(server_error()));
     for _ in 0..4 {
-        let mut response = app
-            .responses()
-            .send_json(&body("gpt-5.5", "hi", false))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let _ = read_all(&mut response).await;
+        ok(&app).await;
     }
     let text = scrape(&app, &write).await;
     let of_leaving = [("account", leaving.as_str())];

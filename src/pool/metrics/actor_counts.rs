@@ -48,41 +48,21 @@ impl Collector for ActorCounts {
             return Ok(());
         };
         let accounts = &snapshot.accounts;
-        let transitions = accounts.iter().flat_map(|(account, counts)| {
-            let moves = counts.breaker.by_target().into_iter();
-            moves.map(|(to, n)| {
-                (
-                    TransitionLabels {
-                        account: account.clone(),
-                        to,
-                    },
-                    n,
-                )
-            })
-        });
         counter_family(
             &mut encoder,
             "account_breaker_transitions",
             "Moves of the account's circuit breaker, by where it went (open, half_open, closed), since its actor started.",
-            transitions,
+            per_account(accounts, |c| c.breaker.by_target(), |account, to| {
+                TransitionLabels { account, to }
+            }),
         )?;
-        let refreshes = accounts.iter().flat_map(|(account, counts)| {
-            let results = counts.refreshes.by_result().into_iter();
-            results.map(|(result, n)| {
-                (
-                    RefreshLabels {
-                        account: account.clone(),
-                        result,
-                    },
-                    n,
-                )
-            })
-        });
         counter_family(
             &mut encoder,
             "account_refreshes",
             "Token refreshes of the account, by result (ok, failed, rejected, unsaved), since its actor started.",
-            refreshes,
+            per_account(accounts, |c| c.refreshes.by_result(), |account, result| {
+                RefreshLabels { account, result }
+            }),
         )?;
         let moved = ConstCounter::new(snapshot.conversations_moved);
         moved.encode(encoder.encode_descriptor(
@@ -92,6 +72,19 @@ impl Collector for ActorCounts {
             MetricType::Counter,
         )?)
     }
+}
+
+/// Every account's named counts (`counts`), each under the labels `labels` makes of the
+/// account and the count's name.
+fn per_account<'a, L: 'a, const N: usize>(
+    accounts: &'a [(Account, AccountCounts)],
+    counts: fn(&AccountCounts) -> [(&'static str, u64); N],
+    labels: fn(Account, &'static str) -> L,
+) -> impl Iterator<Item = (L, u64)> + 'a {
+    accounts.iter().flat_map(move |(account, of_account)| {
+        let named = counts(of_account).into_iter();
+        named.map(move |(name, n)| (labels(account.clone(), name), n))
+    })
 }
 
 /// One counter family from `series`; nothing at all when it has none.
