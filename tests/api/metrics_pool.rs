@@ -27,6 +27,17 @@ fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
+/// A scrape, read by account and family (the name after `codex_relay_account_`).
+struct Scraped(String);
+
+impl Scraped {
+    fn of(&self, account: &str, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let mut all = vec![("account", account)];
+        all.extend_from_slice(labels);
+        value(&self.0, &format!("codex_relay_account_{family}"), &all)
+    }
+}
+
 async fn scrape(app: &TestApp, token: &str) -> String {
     let mut response = app.admin("GET", "/metrics", token).send().await.unwrap();
     assert_eq!(response.status(), 200);
@@ -64,8 +75,20 @@ fn capped_with_quota(resets_at: i64, long_reset: i64) -> Scripted {
     }
 }
 
-#[actix_web::test]
-async fn metrics_show_each_accounts_state_calls_failovers_refreshes_and_quota() {
+/// Two accounts: the first fails a request with a 500, which moves to the second, capped (a 429
+/// reporting both quota windows); the first serves the next request; an operator refreshes it.
+struct Scenario {
+    app: TestApp,
+    write: String,
+    /// Relay ids in the router's order, and the id of the account imported with a `pro` plan.
+    first: String,
+    second: String,
+    imported: String,
+    /// The reset times the capped account's answer reported.
+    resets: (i64, i64),
+}
+
+async fn failover_onto_a_capped_account() -> Scenario {
     let app = spawn_app_with(|s| {
         s.routing.strategy = RoutingStrategy::FillFirst;
         s.routing.retry_backoff_ms = 1;
@@ -79,14 +102,12 @@ async fn metrics_show_each_accounts_state_calls_failovers_refreshes_and_quota() 
         (imported.clone(), "acct-metrics-2"),
     ];
     pool.sort();
-    let [(first, first_chatgpt), (second, second_chatgpt)] = pool.clone();
-
-    // The first account fails with a 500, the request moves to the second, which is capped.
+    let [(first, first_chatgpt), (second, second_chatgpt)] = pool;
     let now = chrono::Utc::now().timestamp();
-    let (resets_at, long_reset) = (now + 1800, now + 86_400);
+    let resets = (now + 1800, now + 86_400);
     let state = &app.mock.state;
     state.push_scripted_for(first_chatgpt, server_error());
-    state.push_scripted_for(second_chatgpt, capped_with_quota(resets_at, long_reset));
+    state.push_scripted_for(second_chatgpt, capped_with_quota(resets.0, resets.1));
     let mut failed = app
         .responses()
         .send_json(&body("gpt-5.5", "hi", false))
@@ -94,102 +115,108 @@ async fn metrics_show_each_accounts_state_calls_failovers_refreshes_and_quota() 
         .unwrap();
     assert_ne!(failed.status(), 200);
     let _ = read_all(&mut failed).await;
-    // The first account serves the next request; then an operator refreshes its tokens.
     ok(&app).await;
     let refresh = format!("/admin/v1/accounts/{first}/refresh");
     let (status, refreshed) = admin_call(&app, "POST", &refresh, &write, None).await;
     assert_eq!(status, 200, "{refreshed}");
+    Scenario {
+        app,
+        write,
+        first,
+        second,
+        imported,
+        resets,
+    }
+}
 
-    let text = scrape(&app, &write).await;
-    let of = |account: &str, name: &str, labels: &[(&str, &str)]| {
-        let mut all = vec![("account", account)];
-        all.extend_from_slice(labels);
-        value(&text, name, &all)
+/// The quota gauges say exactly what the upstream reported.
+fn assert_reported_quota(m: &Scraped, s: &Scenario) {
+    let (first, second) = (s.first.as_str(), s.second.as_str());
+    let window = |account, family: &str, window| {
+        m.of(account, &format!("quota_{family}"), &[("window", window)])
     };
-    let calls = "codex_relay_account_upstream_calls_total";
-    assert_eq!(of(&first, calls, &[("status", "500")]), Some(1.0), "{text}");
-    assert_eq!(of(&first, calls, &[("status", "200")]), Some(1.0));
-    assert_eq!(of(&second, calls, &[("status", "429")]), Some(1.0));
-    let failovers = "codex_relay_account_failovers_total";
+    let (short_reset, long_reset) = (s.resets.0 as f64, s.resets.1 as f64);
+    assert_eq!(window(second, "used_percent", "primary"), Some(100.0));
+    assert_eq!(window(second, "used_percent", "secondary"), Some(41.5));
+    assert_eq!(window(second, "window_seconds", "primary"), Some(18_000.0));
     assert_eq!(
-        of(&first, failovers, &[("reason", "upstream_status")]),
-        Some(1.0)
-    );
-
-    let state_of =
-        |account: &str, name: &str| of(account, "codex_relay_account_state", &[("state", name)]);
-    assert_eq!(state_of(&first, "active"), Some(1.0));
-    assert_eq!(state_of(&first, "cooling"), Some(0.0));
-    assert_eq!(state_of(&second, "cooling"), Some(1.0));
-    assert_eq!(state_of(&second, "active"), Some(0.0));
-    let cooldown = "codex_relay_account_cooldown_until_timestamp_seconds";
-    assert_eq!(of(&first, cooldown, &[]), Some(0.0));
-    let until = of(&second, cooldown, &[]).unwrap();
-    assert!(until > chrono::Utc::now().timestamp() as f64, "{until}");
-
-    // The quota exactly as the upstream reported it.
-    let window = |account: &str, name: &str, window: &str| {
-        of(
-            account,
-            &format!("codex_relay_account_quota_{name}"),
-            &[("window", window)],
-        )
-    };
-    assert_eq!(window(&second, "used_percent", "primary"), Some(100.0));
-    assert_eq!(window(&second, "used_percent", "secondary"), Some(41.5));
-    assert_eq!(window(&second, "window_seconds", "primary"), Some(18_000.0));
-    assert_eq!(
-        window(&second, "window_seconds", "secondary"),
+        window(second, "window_seconds", "secondary"),
         Some(604_800.0)
     );
     assert_eq!(
-        window(&second, "reset_timestamp_seconds", "primary"),
-        Some(resets_at as f64)
+        window(second, "reset_timestamp_seconds", "primary"),
+        Some(short_reset)
     );
     assert_eq!(
-        window(&second, "reset_timestamp_seconds", "secondary"),
-        Some(long_reset as f64)
+        window(second, "reset_timestamp_seconds", "secondary"),
+        Some(long_reset)
     );
     assert_eq!(
-        window(&first, "used_percent", "primary"),
+        window(first, "used_percent", "primary"),
         Some(12.5),
         "the mock's default"
     );
+}
 
-    let refreshes = "codex_relay_account_refreshes_total";
-    assert_eq!(of(&first, refreshes, &[("result", "ok")]), Some(1.0));
-    assert_eq!(of(&second, refreshes, &[("result", "ok")]), Some(0.0));
-    let transitions = "codex_relay_account_breaker_transitions_total";
-    assert_eq!(of(&first, transitions, &[("to", "open")]), Some(0.0));
+#[actix_web::test]
+async fn metrics_show_each_accounts_state_calls_failovers_refreshes_and_quota() {
+    let s = failover_onto_a_capped_account().await;
+    let m = Scraped(scrape(&s.app, &s.write).await);
+    let (first, second) = (s.first.as_str(), s.second.as_str());
+    let calls = "upstream_calls_total";
     assert_eq!(
-        of(&first, "codex_relay_account_calls_in_flight", &[]),
-        Some(0.0)
+        m.of(first, calls, &[("status", "500")]),
+        Some(1.0),
+        "{}",
+        m.0
     );
-    let expiry = of(
-        &first,
-        "codex_relay_account_access_token_expiry_timestamp_seconds",
-        &[],
-    );
-    assert!(expiry.unwrap() > now as f64);
+    assert_eq!(m.of(first, calls, &[("status", "200")]), Some(1.0));
+    assert_eq!(m.of(second, calls, &[("status", "429")]), Some(1.0));
+    let failover = [("reason", "upstream_status")];
+    assert_eq!(m.of(first, "failovers_total", &failover), Some(1.0));
+
+    let state = |account, name| m.of(account, "state", &[("state", name)]);
+    assert_eq!(state(first, "active"), Some(1.0));
+    assert_eq!(state(first, "cooling"), Some(0.0));
+    assert_eq!(state(second, "cooling"), Some(1.0));
+    assert_eq!(state(second, "active"), Some(0.0));
+    let cooldown = "cooldown_until_timestamp_seconds";
+    assert_eq!(m.of(first, cooldown, &[]), Some(0.0));
+    let until = m.of(second, cooldown, &[]).unwrap();
+    assert!(until > chrono::Utc::now().timestamp() as f64, "{until}");
+
+    assert_reported_quota(&m, &s);
     assert_eq!(
-        of(&imported, "codex_relay_account_info", &[("plan", "pro")]),
+        m.of(first, "refreshes_total", &[("result", "ok")]),
         Some(1.0)
     );
+    assert_eq!(
+        m.of(second, "refreshes_total", &[("result", "ok")]),
+        Some(0.0)
+    );
+    let opened = m.of(first, "breaker_transitions_total", &[("to", "open")]);
+    assert_eq!(opened, Some(0.0));
+    assert_eq!(m.of(first, "calls_in_flight", &[]), Some(0.0));
+    let expiry = m.of(first, "access_token_expiry_timestamp_seconds", &[]);
+    assert!(expiry.unwrap() > chrono::Utc::now().timestamp() as f64);
+    assert_eq!(m.of(&s.imported, "info", &[("plan", "pro")]), Some(1.0));
 
-    let pool_accounts =
-        |state: &str| value(&text, "codex_relay_pool_accounts", &[("state", state)]);
+    let pool_accounts = |state| value(&m.0, "codex_relay_pool_accounts", &[("state", state)]);
     assert_eq!(pool_accounts("active"), Some(1.0));
     assert_eq!(pool_accounts("cooling"), Some(1.0));
     assert_eq!(pool_accounts("reauth_required"), Some(0.0));
     assert!(
-        text.contains("\ncodex_relay_pool_usable_accounts 1\n"),
-        "{text}"
+        m.0.contains("\ncodex_relay_pool_usable_accounts 1\n"),
+        "{}",
+        m.0
     );
-    assert!(text.contains("\ncodex_relay_pool_conversations_moved_total 0\n"));
+    assert!(m
+        .0
+        .contains("\ncodex_relay_pool_conversations_moved_total 0\n"));
     for email in [SEEDED_EMAIL, "metrics.seeded.person", "dev@example.com"] {
-        assert!(!text.contains(email), "an email in the metrics: {email}");
+        assert!(!m.0.contains(email), "an email in the metrics: {email}");
     }
-    app.stop().await;
+    s.app.stop().await;
 }
 
 #[actix_web::test]
@@ -203,24 +230,19 @@ async fn an_account_that_left_the_pool_leaves_no_series() {
     for _ in 0..4 {
         ok(&app).await;
     }
-    let text = scrape(&app, &write).await;
-    let of_leaving = [("account", leaving.as_str())];
+    let m = Scraped(scrape(&app, &write).await);
     for family in ["upstream_calls_total", "failovers_total", "state", "info"] {
-        let name = format!("codex_relay_account_{family}");
-        assert!(
-            value(&text, &name, &of_leaving).is_some(),
-            "{family}: {text}"
-        );
+        let seen = m.of(&leaving, family, &[]);
+        assert!(seen.is_some(), "{family}: {}", m.0);
     }
 
     let path = format!("/admin/v1/accounts/{leaving}");
     let (status, _) = admin_call(&app, "DELETE", &path, &write, None).await;
     assert_eq!(status, 200);
-    let text = scrape(&app, &write).await;
-    assert!(!text.contains(&leaving), "{text}");
-    let calls = "codex_relay_account_upstream_calls_total";
-    assert!(value(&text, calls, &[("account", &app.account_id)]).is_some());
-    let active = value(&text, "codex_relay_pool_accounts", &[("state", "active")]);
+    let m = Scraped(scrape(&app, &write).await);
+    assert!(!m.0.contains(&leaving), "{}", m.0);
+    assert!(m.of(&app.account_id, "upstream_calls_total", &[]).is_some());
+    let active = value(&m.0, "codex_relay_pool_accounts", &[("state", "active")]);
     assert_eq!(active, Some(1.0));
     app.stop().await;
 }
