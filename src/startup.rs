@@ -24,7 +24,7 @@ use crate::intake::BodyLimits;
 use crate::oauth::endpoint::OauthEndpoint;
 use crate::oauth::onboarding::Onboarding;
 use crate::obs;
-use crate::obs::metrics::Registry;
+use crate::obs::metrics::{Exposition, Registry};
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
@@ -214,6 +214,7 @@ fn admin_state(
         log.clone(),
     ));
     let admin_tokens = Arc::clone(&core.admin_tokens);
+    let metrics = Exposition::new(metrics).before_encoding(core.parts.pool_metrics.clone());
     let metrics = Arc::new(metrics);
     AdminState::new(
         store,

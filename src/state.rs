@@ -1,5 +1,6 @@
 //! What the handlers of both planes share: the settings, where leases are taken, the API-key
-//! ring, the model registry, the governor and the logger. Built once at startup; cheap to clone.
+//! ring, the model registry, the governor, the pool's metric families and the logger. Built once
+//! at startup; cheap to clone.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use slog::Logger;
 use crate::credentials::KeyRing;
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
+use crate::pool::metrics::PoolMetrics;
 use crate::settings::Settings;
 
 /// Everything handlers share; cheap to clone, built once at startup.
@@ -22,6 +24,7 @@ struct Inner {
     keys: Arc<KeyRing>,
     models: Arc<ModelRegistry>,
     governor: Governor,
+    pool_metrics: PoolMetrics,
     log: Logger,
 }
 
@@ -31,6 +34,7 @@ pub struct Parts {
     pub keys: Arc<KeyRing>,
     pub models: Arc<ModelRegistry>,
     pub governor: Governor,
+    pub pool_metrics: PoolMetrics,
 }
 
 impl AppState {
@@ -41,6 +45,7 @@ impl AppState {
             keys: parts.keys,
             models: parts.models,
             governor: parts.governor,
+            pool_metrics: parts.pool_metrics,
             log,
         }))
     }
@@ -63,6 +68,10 @@ impl AppState {
     }
     pub fn governor(&self) -> &Governor {
         &self.0.governor
+    }
+    /// Where the data plane counts each account's upstream calls and failovers.
+    pub fn pool_metrics(&self) -> &PoolMetrics {
+        &self.0.pool_metrics
     }
     pub fn log(&self) -> &Logger {
         &self.0.log

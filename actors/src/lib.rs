@@ -24,6 +24,7 @@ pub mod state;
 mod types;
 
 pub use account::call::{CallCredentials, Outcome, UpstreamFacts};
+pub use account::counts::{AccountCounts, BreakerCounts, RefreshCounts};
 pub use account::lease::{Lease, Placement, Refusal};
 pub use account::messages::{AccountStatus, AccountView, LastError};
 pub use account::AccountActor;

@@ -88,14 +88,9 @@ impl AccountView {
             relay_actors::AuthState::Valid => None,
         });
         let now = std::time::SystemTime::now();
-        // Tokens that do not open outrank whatever the actor says: it serves none of them.
-        let state = match live.filter(|_| row.unreadable.is_none()) {
-            Some(status) => status.state.name_at(now).to_owned(),
-            None => row.shown_state().to_owned(),
-        };
         AccountView {
             object: "relay.account",
-            state,
+            state: crate::pool::view::shown_state(&row, live, now).to_owned(),
             admin_state: row.state,
             reason: row
                 .unreadable

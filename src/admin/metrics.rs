@@ -11,7 +11,6 @@ use super::auth::AdminTokens;
 use super::error::AdminError;
 use super::AdminState;
 use crate::edge::guard::require;
-use crate::obs::metrics::encode_text;
 use crate::state::AppState;
 
 /// The content type Prometheus asks for first and parses most strictly.
@@ -32,6 +31,10 @@ pub async fn unless_open<B: MessageBody>(
 }
 
 pub async fn serve(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
-    let text = encode_text(state.metrics()).map_err(|_| AdminError::Internal)?;
+    let text = state
+        .metrics()
+        .encode()
+        .await
+        .map_err(|_| AdminError::Internal)?;
     Ok(HttpResponse::Ok().content_type(OPENMETRICS).body(text))
 }

@@ -43,7 +43,7 @@ use self::error::AdminError;
 use crate::credentials::AdminTokenRing;
 use crate::edge::guard::require;
 use crate::oauth::onboarding::Onboarding;
-use crate::obs::metrics::Registry;
+use crate::obs::metrics::Exposition;
 use crate::obs::{bounded, limit};
 use crate::store::{Store, StoreError};
 
@@ -59,7 +59,7 @@ struct Inner {
     router: Addr<RouterActor>,
     tokens: Arc<AdminTokenRing>,
     onboarding: Arc<Onboarding>,
-    metrics: Arc<Registry>,
+    metrics: Arc<Exposition>,
     log: Logger,
 }
 
@@ -69,7 +69,7 @@ impl AdminState {
         router: Addr<RouterActor>,
         tokens: Arc<AdminTokenRing>,
         onboarding: Arc<Onboarding>,
-        metrics: Arc<Registry>,
+        metrics: Arc<Exposition>,
         log: Logger,
     ) -> AdminState {
         AdminState(Arc::new(Inner {
@@ -95,7 +95,7 @@ impl AdminState {
         &self.0.onboarding
     }
     /// Every component's metric families, encoded on `GET /metrics`.
-    pub fn metrics(&self) -> &Registry {
+    pub fn metrics(&self) -> &Exposition {
         &self.0.metrics
     }
     pub fn log(&self) -> &Logger {

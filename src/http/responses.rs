@@ -91,6 +91,7 @@ async fn relay(
     let (committed, attempts) = failover::run(state, upstream, &call, ctx).await;
     attempts.log(&ctx.log, call.carries_encrypted);
     Phases::update(req, |phases| attempts.phases(phases));
+    attempts.count(state.pool_metrics());
     note_last_attempt(note, attempts);
     let committed = committed?;
     let reply = Reply {

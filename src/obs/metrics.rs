@@ -1,11 +1,14 @@
 //! Prometheus metrics (`prometheus-client`). Each component owns its families: it registers them
 //! on the one [`Registry`] when startup builds it (`register(&mut Registry)`), keeps the handles,
 //! and updates them with atomics on its own path — the request path never looks anything up by
-//! name. The admin plane encodes the registry on `GET /metrics`. No family carries a prompt, an
-//! output, a token, a key or an email; every label has a bounded set of values.
+//! name. The admin plane encodes the registry on `GET /metrics` ([`Exposition`]), after the
+//! steps that bring gauges of state kept elsewhere up to date ([`BeforeEncoding`]). No family
+//! carries a prompt, an output, a token, a key or an email; every label has a bounded set of
+//! values.
 
 use std::fmt;
 
+use futures_util::future::LocalBoxFuture;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -39,6 +42,45 @@ pub fn encode_text(registry: &Registry) -> Result<String, fmt::Error> {
     Ok(text)
 }
 
+/// Work a component does right before each scrape is encoded: gauges that mirror state kept
+/// elsewhere (an actor's, the store's) are read here, once per scrape, instead of being kept up
+/// to date on the request path.
+pub trait BeforeEncoding: Send + Sync {
+    /// Brings the component's families up to date; a failure leaves them as they are (the
+    /// component says why in its log).
+    fn refresh(&self) -> LocalBoxFuture<'_, ()>;
+}
+
+/// The registry as the admin plane serves it: frozen once startup has registered every family,
+/// with the steps that run before each encoding.
+pub struct Exposition {
+    registry: Registry,
+    before: Vec<Box<dyn BeforeEncoding>>,
+}
+
+impl Exposition {
+    pub fn new(registry: Registry) -> Exposition {
+        Exposition {
+            registry,
+            before: Vec::new(),
+        }
+    }
+
+    /// Runs `step` before every encoding, after the steps added before it.
+    pub fn before_encoding(mut self, step: impl BeforeEncoding + 'static) -> Exposition {
+        self.before.push(Box::new(step));
+        self
+    }
+
+    /// Every family, brought up to date, in the OpenMetrics text format.
+    pub async fn encode(&self) -> Result<String, fmt::Error> {
+        for step in &self.before {
+            step.refresh().await;
+        }
+        encode_text(&self.registry)
+    }
+}
+
 /// `codex_relay_build_info{version, commit} 1`: which build is running.
 pub fn register_build_info(registry: &mut Registry) {
     let info: Family<Vec<(&'static str, &'static str)>, Gauge> = Family::default();
@@ -70,6 +112,34 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    /// Sets its gauge to how many times it ran.
+    struct CountRuns(Gauge);
+
+    impl BeforeEncoding for CountRuns {
+        fn refresh(&self) -> LocalBoxFuture<'_, ()> {
+            self.0.inc();
+            Box::pin(async {})
+        }
+    }
+
+    #[actix_web::test]
+    async fn the_steps_before_encoding_run_before_every_scrape() {
+        let mut registry = registry();
+        let runs = Gauge::default();
+        registry.register("runs", "Steps run", runs.clone());
+        let exposition = Exposition::new(registry).before_encoding(CountRuns(runs));
+        assert!(exposition
+            .encode()
+            .await
+            .unwrap()
+            .contains("codex_relay_runs 1\n"));
+        assert!(exposition
+            .encode()
+            .await
+            .unwrap()
+            .contains("codex_relay_runs 2\n"));
     }
 
     #[test]

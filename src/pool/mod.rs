@@ -2,9 +2,10 @@
 //! reconciles against and the [`PoolStateSink`](relay_actors::PoolStateSink) that keeps health
 //! across restarts ([`state`]); the health probe calls the upstream ([`probe`]); the `routing.*`
 //! settings become the actors' [`PoolConfig`](relay_actors::PoolConfig) ([`config`]); operators
-//! see the pool state through [`view`].
+//! see the pool state through [`view`] and its families on `GET /metrics` ([`metrics`]).
 
 pub mod config;
+pub mod metrics;
 pub mod probe;
 pub mod state;
 pub mod view;

@@ -1,6 +1,7 @@
 //! How operators see an account's pool state (the CLI's `account list --json` and the admin
 //! account view): routing parameters, health (cooldown, breaker) and the last quota snapshot, as
-//! JSON with RFC 3339 times. Never a credential.
+//! JSON with RFC 3339 times; and the one state name the admin view and the metrics both show.
+//! Never a credential.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,7 +10,40 @@ use relay_actors::{
 };
 use serde_json::{json, Value};
 
-use crate::store::PoolRow;
+use crate::store::{AccountSummary, PoolRow};
+
+/// Every name [`shown_state`] gives: what keeps an account out of rotation, or `active`.
+pub const ACCOUNT_STATES: [&str; 8] = [
+    "active",
+    "cooling",
+    "circuit_open",
+    "circuit_half_open",
+    "reauth_required",
+    "disabled",
+    "draining",
+    "unreadable",
+];
+
+/// The state operators see for an account (the admin API's `state`, the metrics'
+/// `account_state`): tokens that do not open outrank whatever its actor says (it serves none of
+/// them); an account the router has not started shows what the store says.
+pub fn shown_state(
+    row: &AccountSummary,
+    live: Option<&AccountView>,
+    now: SystemTime,
+) -> &'static str {
+    match live.filter(|_| row.unreadable.is_none()) {
+        Some(view) => view.state.name_at(now),
+        None => {
+            let stored = row.shown_state();
+            // An unknown stored state keeps the account out, as the actors read it.
+            ACCOUNT_STATES
+                .into_iter()
+                .find(|name| *name == stored)
+                .unwrap_or("disabled")
+        }
+    }
+}
 
 /// The stored pool row of an account (what the CLI sees, with or without a running server).
 pub fn row_json(row: &PoolRow, now: SystemTime) -> Value {
@@ -85,10 +119,13 @@ fn quota_json(quota: Option<&QuotaSnapshot>) -> Value {
 
 /// A time as RFC 3339 (UTC, seconds).
 pub fn rfc3339(at: SystemTime) -> String {
-    let secs = at
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    crate::store::rfc3339(secs)
+    crate::store::rfc3339(unix_secs(at))
+}
+
+/// A time as whole seconds since the Unix epoch (0 before it).
+pub fn unix_secs(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use crate::governance::model_refresh::{self, Refresher};
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
 use crate::obs::metrics::Registry;
+use crate::pool::metrics::PoolMetrics;
 use crate::pool::StoreAccountSource;
 use crate::settings::Settings;
 use crate::state::Parts;
@@ -37,11 +38,13 @@ impl Core {
         settings: &Settings,
         store: &Store,
         outbound: &Outbound,
-        _metrics: &mut Registry,
+        metrics: &mut Registry,
         log: &Logger,
     ) -> Result<Core, StartupError> {
         let sync_interval = Duration::from_millis(settings.store.sync_interval_ms);
         let leases = start_pool(settings, store, outbound, sync_interval, log);
+        let pool_metrics =
+            PoolMetrics::register(metrics, leases.router().clone(), store.clone(), log.clone());
         let (keys, admin_tokens) = load_rings(store).await?;
         let governor = Governor::load(settings.limits.clone(), store.clone(), log.clone()).await?;
         let sync = spawn_credential_sync(
@@ -64,6 +67,7 @@ impl Core {
             keys,
             models,
             governor,
+            pool_metrics,
         };
         Ok(Core {
             parts,

@@ -172,6 +172,7 @@ impl AccountActor {
         self.flight.running = None;
         let done = match attempt {
             RefreshAttempt::Refreshed(credentials) | RefreshAttempt::Superseded(credentials) => {
+                self.counts.refreshes.ok += 1;
                 self.flight.unsaved.forget(&self.config.refresh);
                 self.take_credentials(credentials);
                 self.flight.succeeded(&self.config.refresh);
@@ -197,6 +198,7 @@ impl AccountActor {
     /// A permanent failure takes the account out at once and is persisted with its reason; a
     /// transient one is noted, paused on, and retried in the background while the token serves.
     pub(super) fn refresh_failed(&mut self, failure: Failure, ctx: &mut Context<Self>) -> Done {
+        self.counts.refreshes.failed(&failure);
         let id = self.credentials.id.clone();
         match failure {
             Failure::Permanent { reason } => {

@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use actix::Message;
 
+use super::counts::AccountCounts;
 use super::lease::{Lease, Refusal};
 use crate::state::health::Availability;
 use crate::state::quota::QuotaSnapshot;
@@ -59,6 +60,10 @@ pub struct AccountView {
     pub tokens_unsaved: bool,
     /// The last failed upstream call, for operators: what happened and when (unix seconds).
     pub last_error: Option<LastError>,
+    /// When the access token it serves with expires (unix seconds), when known.
+    pub token_expires_at: Option<i64>,
+    /// Breaker moves and refresh results since the actor started.
+    pub counts: AccountCounts,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 //! a rotated set the store could not take until a write lands (see `unsaved.rs`).
 
 pub mod call;
+pub mod counts;
 mod flight;
 pub(crate) mod gate;
 pub mod lease;
@@ -22,6 +23,7 @@ use std::time::SystemTime;
 use actix::prelude::*;
 
 use self::call::{CallCredentials, Outcome};
+use self::counts::AccountCounts;
 use self::flight::Flight;
 use self::gate::{Gate, Pass};
 use self::lease::{Lease, Refusal, RenewAfterUnauthorized, ReportOutcome};
@@ -54,6 +56,8 @@ pub struct AccountActor {
     /// The quota as last handed to the sink: a new one is saved only when it says more.
     saved_quota: Option<QuotaSnapshot>,
     flight: Flight,
+    /// Breaker moves and refresh results, for operators (see `counts.rs`).
+    counts: AccountCounts,
 }
 
 impl AccountActor {
@@ -86,6 +90,7 @@ impl AccountActor {
             save_again: false,
             saved_quota: quota,
             flight,
+            counts: AccountCounts::default(),
         }
     }
 
@@ -113,6 +118,8 @@ impl AccountActor {
             refreshing: self.flight.is_refreshing(),
             tokens_unsaved: self.flight.unsaved.tokens.is_some(),
             last_error: self.last_error.clone(),
+            token_expires_at: self.credentials.expires_at,
+            counts: self.counts,
         }
     }
 
@@ -153,6 +160,9 @@ impl AccountActor {
             .health
             .apply(signal, SystemTime::now(), &self.config.health);
         if next != self.state.health {
+            self.counts
+                .breaker
+                .moved(self.state.health.breaker, next.breaker);
             self.state.health = next;
             self.save(ctx);
         }
@@ -220,7 +230,10 @@ impl AccountActor {
         if !self.gate.reserve(self.max_in_flight()) {
             return Err(Refusal::Full);
         }
-        self.probing |= probe;
+        if probe {
+            self.probing = true;
+            self.counts.breaker.trial(self.state.health.breaker);
+        }
         self.publish();
         Ok(Lease::new(
             self.credentials.id.clone(),

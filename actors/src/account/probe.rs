@@ -25,6 +25,9 @@ impl Handler<ProbeNow> for AccountActor {
             return;
         }
         self.probing = true;
+        if self.state.health.half_open(now) {
+            self.counts.breaker.trial(self.state.health.breaker);
+        }
         self.gate.occupy();
         self.publish();
         let target = ProbeTarget {

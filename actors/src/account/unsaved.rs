@@ -91,6 +91,7 @@ impl AccountActor {
         self.flight.unsaved.tokens = Some(tokens);
         self.publish();
         if serves {
+            self.counts.refreshes.unsaved += 1;
             self.flight.succeeded(&self.config.refresh);
             Ok(())
         } else {

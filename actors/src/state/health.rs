@@ -157,8 +157,12 @@ impl Health {
     /// cooldown has run out without a call proving it serves again.
     pub fn needs_probe(&self, now: SystemTime) -> bool {
         let cooled_out = self.cooling.is_some_and(|c| now >= c.until);
-        let half_open = matches!(self.breaker, Breaker::Open { until } if now >= until);
-        cooled_out || half_open
+        cooled_out || self.half_open(now)
+    }
+
+    /// The breaker's backoff has passed: its next call is a trial (a cooldown may still hold it).
+    pub fn half_open(&self, now: SystemTime) -> bool {
+        matches!(self.breaker, Breaker::Open { until } if now >= until)
     }
 
     /// The health after `signal`.

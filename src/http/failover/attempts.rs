@@ -3,7 +3,7 @@
 //! time spent waiting for leases and pausing between attempts. The failover loop writes it and
 //! returns it with its result; the handler takes from it the access line's upstream fields and
 //! phases and the log lines that tell an operator how the request went from account to account,
-//! so both say the same thing.
+//! so both say the same thing — and counts each attempt on its account's metric families.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -13,6 +13,7 @@ use slog::{warn, Logger};
 
 use crate::edge::phases::Phases;
 use crate::obs::{bounded, limit};
+use crate::pool::metrics::{CallStatus, PoolMetrics};
 
 /// Every attempt of one request, in order, and the time between their upstream calls.
 #[derive(Debug)]
@@ -189,6 +190,19 @@ impl Attempts {
         phases.upstream_first_byte = last.and_then(|record| record.times.start);
     }
 
+    /// Counts each attempt on its account: the upstream call by how it ended, and the request
+    /// leaving the account, if it did.
+    pub fn count(&self, metrics: &PoolMetrics) {
+        for record in &self.records {
+            if let Some(status) = record.call_status() {
+                metrics.count_call(&record.account_id, status);
+            }
+            if let AttemptEnd::FailedOver(reason) = &record.end {
+                metrics.count_failover(&record.account_id, reason.name());
+            }
+        }
+    }
+
     /// Writes what an operator should know of each attempt: a conversation moved off its
     /// account, and every attempt that failed over or stopped the failover.
     pub fn log(&self, log: &Logger, carries_encrypted: bool) {
@@ -200,6 +214,25 @@ impl Attempts {
 }
 
 impl AttemptRecord {
+    /// How the attempt's upstream call ended: its status line, else why none came (a 401 whose
+    /// token could not be renewed keeps its status).
+    pub(super) fn call_status(&self) -> Option<CallStatus> {
+        if let Some(answer) = &self.answer {
+            return Some(CallStatus::Status(answer.status));
+        }
+        match &self.end {
+            AttemptEnd::FailedOver(reason)
+            | AttemptEnd::RequestAtFault(reason)
+            | AttemptEnd::TooDeep(reason) => match reason {
+                FailoverReason::Transport => Some(CallStatus::Transport),
+                FailoverReason::Timeout => Some(CallStatus::Timeout),
+                FailoverReason::Status(status) => Some(CallStatus::Status(*status)),
+                FailoverReason::FailedInStream(_) => None,
+            },
+            AttemptEnd::Committed | AttemptEnd::Final => None,
+        }
+    }
+
     /// A conversation that had to leave its account (moves are also counted by the router).
     /// Encrypted reasoning only its own account can read makes either a conscious, visible choice.
     fn log_placement(&self, log: &Logger, carries_encrypted: bool) {

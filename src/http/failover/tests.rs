@@ -328,3 +328,54 @@ mod record {
         assert_eq!(reasons[3].0.to_string(), "failed_in_stream:unknown");
     }
 }
+
+#[test]
+fn each_attempt_is_counted_by_how_its_upstream_call_ended() {
+    use crate::pool::metrics::CallStatus;
+    let record = |answer: Option<u16>, end| AttemptRecord {
+        account_id: relay_actors::AccountId::from("acc"),
+        placement: relay_actors::Placement::Unbound,
+        answer: answer.map(|status| UpstreamAnswer {
+            status,
+            request_id: None,
+        }),
+        end,
+        times: super::attempts::UpstreamTimes::default(),
+    };
+    let failed_over = |answer, reason| record(answer, AttemptEnd::FailedOver(reason));
+    let cases = [
+        (
+            failed_over(Some(500), FailoverReason::Status(500)),
+            Some(CallStatus::Status(500)),
+        ),
+        // A 200 stream cut before any output answered 200, then failed.
+        (
+            failed_over(Some(200), FailoverReason::Transport),
+            Some(CallStatus::Status(200)),
+        ),
+        (
+            failed_over(None, FailoverReason::Transport),
+            Some(CallStatus::Transport),
+        ),
+        (
+            failed_over(None, FailoverReason::Timeout),
+            Some(CallStatus::Timeout),
+        ),
+        // A 401 whose token could not be renewed: the upstream did answer 401.
+        (
+            failed_over(None, FailoverReason::Status(401)),
+            Some(CallStatus::Status(401)),
+        ),
+        (
+            record(Some(200), AttemptEnd::Committed),
+            Some(CallStatus::Status(200)),
+        ),
+        (
+            record(Some(400), AttemptEnd::Final),
+            Some(CallStatus::Status(400)),
+        ),
+    ];
+    for (record, status) in cases {
+        assert_eq!(record.call_status(), status, "{record:?}");
+    }
+}

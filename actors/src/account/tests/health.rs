@@ -158,7 +158,7 @@ impl HealthProber for FixedProbe {
     }
 }
 
-async fn probed(result: ProbeResult) -> (Health, usize) {
+async fn probed(result: ProbeResult) -> (AccountView, usize) {
     let probe = FixedProbe(result, Arc::default());
     let config = PoolConfig {
         prober: Some(Arc::new(probe.clone())),
@@ -187,19 +187,24 @@ async fn probed(result: ProbeResult) -> (Health, usize) {
     }
     account.send(ProbeNow).await.unwrap();
     let count = *probe.1.lock().unwrap();
-    (view.state.health, count)
+    (view, count)
 }
 
 #[actix_rt::test]
 async fn a_successful_probe_closes_a_half_open_breaker() {
-    let (health, probes) = probed(ProbeResult::Status(200)).await;
-    assert_eq!(health, Health::default());
+    let (view, probes) = probed(ProbeResult::Status(200)).await;
+    assert_eq!(view.state.health, Health::default());
     assert_eq!(probes, 1, "a healthy account is not probed again");
+    let moves = view.counts.breaker.by_target();
+    assert_eq!(moves, [("open", 0), ("half_open", 1), ("closed", 1)]);
 }
 
 #[actix_rt::test]
 async fn a_failed_probe_reopens_the_breaker_for_longer() {
-    let (health, probes) = probed(ProbeResult::TransportFailed).await;
+    let (view, probes) = probed(ProbeResult::TransportFailed).await;
+    let moves = view.counts.breaker.by_target();
+    assert_eq!(moves, [("open", 1), ("half_open", 1), ("closed", 0)]);
+    let health = view.state.health;
     let Breaker::Open { until } = health.breaker else {
         panic!("{health:?}");
     };

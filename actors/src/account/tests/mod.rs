@@ -167,6 +167,7 @@ async fn a_failed_call_is_remembered_for_operators() {
     assert!(error.at > 0);
 }
 
+mod counts;
 pub(crate) mod health;
 mod refresh;
 mod scripted;

@@ -1,6 +1,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::*;
+use crate::account::counts::AccountCounts;
 use crate::state::health::{Breaker, Cooling, CoolingReason, Health};
 use crate::state::quota::{QuotaSnapshot, QuotaWindow};
 use crate::state::{AccountState, AdminState};
@@ -22,6 +23,8 @@ fn view(id: &str) -> AccountView {
         refreshing: false,
         tokens_unsaved: false,
         last_error: None,
+        token_expires_at: None,
+        counts: AccountCounts::default(),
     }
 }
 
