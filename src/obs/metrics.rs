@@ -6,10 +6,11 @@
 //! carries a prompt, an output, a token, a key or an email; every label has a bounded set of
 //! values.
 
-use std::fmt;
+use std::fmt::{self, Write};
 
 use futures_util::future::LocalBoxFuture;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -93,6 +94,27 @@ pub fn register_build_info(registry: &mut Registry) {
     ])
     .set(1);
     registry.register("build_info", "The running build: version and commit", info);
+}
+
+/// Text the relay did not choose (an operator's label or tenant name, the plan an issuer's token
+/// names),
+/// escaped as the exposition format requires: prometheus-client writes label values as given,
+/// and a single `"` would make Prometheus refuse the whole scrape.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Text(pub String);
+
+impl EncodeLabelValue for Text {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        for c in self.0.chars() {
+            match c {
+                '\\' => encoder.write_str("\\\\")?,
+                '"' => encoder.write_str("\\\"")?,
+                '\n' => encoder.write_str("\\n")?,
+                c => encoder.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

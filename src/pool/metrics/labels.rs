@@ -3,8 +3,6 @@
 //! reason is one of a fixed set of names. Building one on the request path copies no text: the
 //! account id is shared (`Arc`), the rest are `&'static str` or numbers.
 
-use std::fmt::Write;
-
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use relay_actors::AccountId;
 
@@ -18,25 +16,7 @@ impl EncodeLabelValue for Account {
     }
 }
 
-/// Text the relay did not choose (an operator's label, the plan an issuer's token names),
-/// escaped as the exposition format requires: prometheus-client writes label values as given,
-/// and a single `"` would make Prometheus refuse the whole scrape.
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct Text(pub String);
-
-impl EncodeLabelValue for Text {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        for c in self.0.chars() {
-            match c {
-                '\\' => encoder.write_str("\\\\")?,
-                '"' => encoder.write_str("\\\"")?,
-                '\n' => encoder.write_str("\\n")?,
-                c => encoder.write_char(c)?,
-            }
-        }
-        Ok(())
-    }
-}
+pub use crate::obs::metrics::Text;
 
 /// How one upstream call of an account ended: the HTTP status it answered, or no answer.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
