@@ -6,6 +6,8 @@
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use relay_actors::AccountId;
 
+pub use crate::obs::metrics::Text;
+
 /// An account, by its relay id (never an email).
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct Account(pub AccountId);
@@ -15,8 +17,6 @@ impl EncodeLabelValue for Account {
         EncodeLabelValue::encode(&self.0.as_str(), encoder)
     }
 }
-
-pub use crate::obs::metrics::Text;
 
 /// How one upstream call of an account ended: the HTTP status it answered, or no answer.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
