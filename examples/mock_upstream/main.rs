@@ -32,6 +32,15 @@ struct Args {
     /// 200 stream failing with `server_is_overloaded` before any output (to try failover).
     #[arg(long, value_name = "FILE")]
     write_overloaded_auth_json: Option<PathBuf>,
+    /// Also write a login for `acct-mock-failing`, whose every answer is a 500 (to try failover
+    /// on an upstream error).
+    #[arg(long, value_name = "FILE")]
+    write_failing_auth_json: Option<PathBuf>,
+    /// Also write a login for `acct-mock-capped`, whose every answer is a 429
+    /// `usage_limit_reached` resetting in an hour, with its `x-codex-*` rate-limit headers at
+    /// 100% used (to see an account cool).
+    #[arg(long, value_name = "FILE")]
+    write_capped_auth_json: Option<PathBuf>,
     /// Pause between SSE events, in milliseconds.
     #[arg(long, value_name = "N", default_value_t = 0)]
     event_delay_ms: u64,
@@ -63,8 +72,14 @@ struct Args {
     accounts: usize,
 }
 
-/// The account `--write-overloaded-auth-json` logs in.
+/// The accounts `--write-overloaded-auth-json`, `--write-failing-auth-json` and
+/// `--write-capped-auth-json` log in.
 const OVERLOADED: &str = "acct-mock-overloaded";
+const FAILING: &str = "acct-mock-failing";
+const CAPPED: &str = "acct-mock-capped";
+
+/// How long the capped account's usage limit lasts.
+const CAPPED_FOR_SECS: i64 = 3600;
 
 /// The fake login is valid for ten days, long enough for an afternoon of trying things out.
 const AUTH_JSON_VALIDITY_SECS: i64 = 10 * 24 * 3600;
@@ -104,17 +119,21 @@ async fn main() -> std::io::Result<()> {
             dir.display()
         );
     }
-    if let Some(path) = &args.write_overloaded_auth_json {
-        write_auth_json(path, OVERLOADED)?;
-        let overloaded = app::Scripted::FailedInStream {
-            code: "server_is_overloaded".to_owned(),
-            message: "Our servers are currently overloaded. Please try again later.".to_owned(),
-        };
-        mock.state.set_standing_for(OVERLOADED, Some(overloaded));
-        eprintln!(
-            "wrote a fake Codex login for account {OVERLOADED} (always overloaded) to {}",
-            path.display()
-        );
+    // Accounts whose every answer is scripted; their names say how they answer.
+    let scripted_logins = [
+        (&args.write_overloaded_auth_json, OVERLOADED, overloaded()),
+        (&args.write_failing_auth_json, FAILING, server_error()),
+        (&args.write_capped_auth_json, CAPPED, usage_limit_reached()),
+    ];
+    for (path, account, answer) in scripted_logins {
+        if let Some(path) = path {
+            write_auth_json(path, account)?;
+            mock.state.set_standing_for(account, Some(answer));
+            eprintln!(
+                "wrote a fake Codex login for account {account} to {}",
+                path.display()
+            );
+        }
     }
     println!("mock upstream listening on {}", mock.url());
     if let Some(addr) = tls_addr {
@@ -123,6 +142,49 @@ async fn main() -> std::io::Result<()> {
     actix_rt::signal::ctrl_c().await?;
     mock.stop().await;
     Ok(())
+}
+
+/// A 200 stream that fails with `server_is_overloaded` before any output.
+fn overloaded() -> app::Scripted {
+    app::Scripted::FailedInStream {
+        code: "server_is_overloaded".to_owned(),
+        message: "Our servers are currently overloaded. Please try again later.".to_owned(),
+    }
+}
+
+fn server_error() -> app::Scripted {
+    app::Scripted::Status {
+        status: 500,
+        body: r#"{"detail":"Internal Server Error"}"#.to_owned(),
+        headers: vec![],
+    }
+}
+
+/// The backend's 429 for a spent plan: the reset in the body, and the rate-limit headers saying
+/// the short window is used up.
+fn usage_limit_reached() -> app::Scripted {
+    let now = chrono::Utc::now().timestamp();
+    let resets_at = now + CAPPED_FOR_SECS;
+    let body = serde_json::json!({"error": {
+        "type": "usage_limit_reached",
+        "message": "The usage limit has been reached",
+        "plan_type": "plus",
+        "resets_at": resets_at,
+        "resets_in_seconds": CAPPED_FOR_SECS,
+    }});
+    let header = |name: &str, value: String| (name.to_owned(), value);
+    app::Scripted::Status {
+        status: 429,
+        body: body.to_string(),
+        headers: vec![
+            header("x-codex-primary-used-percent", "100.0".to_owned()),
+            header("x-codex-primary-window-minutes", "300".to_owned()),
+            header("x-codex-primary-reset-at", resets_at.to_string()),
+            header("x-codex-secondary-used-percent", "42.0".to_owned()),
+            header("x-codex-secondary-window-minutes", "10080".to_owned()),
+            header("x-codex-secondary-reset-at", (now + 7 * 86_400).to_string()),
+        ],
+    }
 }
 
 fn write_auth_json(path: &Path, account: &str) -> std::io::Result<()> {

@@ -1,4 +1,5 @@
-"""A codex-relay release binary and the mock upstream, started for the adversarial run.
+"""A codex-relay release binary and the mock upstream, started for the adversarial run (and for
+the Prometheus run, tests/prometheus/, which adds to it through `mock_args` and `prepare`).
 
 Owns the processes (mock, relay), their settings, the accounts and keys the attacks use, and the
 observations every attack needs: liveness, a normal request, the relay's memory, its log.
@@ -64,7 +65,7 @@ class Relay:
         mock_log = open(os.path.join(self.tmp, "mock.log"), "w")
         mock = subprocess.Popen(
             [self.mock_bin, "--listen", f"127.0.0.1:{self.mock_port}",
-             "--write-auth-dir", auth_dir, "--accounts", "3"],
+             "--write-auth-dir", auth_dir, "--accounts", "3", *self.mock_args(auth_dir)],
             stdout=mock_log, stderr=subprocess.STDOUT)
         self.procs.append(mock)
         self._wait(lambda: _answers(self.mock_port, "/models"), "the mock upstream")
@@ -76,12 +77,20 @@ class Relay:
         self.bystander_key = self.cli("key", "create", "--name", "bystander").strip()
         self.admin_token = self.cli("admin-token", "create", "--scope", "write",
                                     "--name", "adversarial").strip()
+        self.prepare()
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen([self.relay_bin, "serve"], env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(self.proc)
         self._wait(lambda: self.alive() and _answers(self.port, "/healthz"), "the relay")
         self._wait(lambda: self.serves(), "a first request through the relay")
+
+    def mock_args(self, auth_dir):
+        """More arguments for the mock upstream; logins it writes into `auth_dir` are imported."""
+        return []
+
+    def prepare(self):
+        """Runs once the accounts, keys and admin token exist, before the relay serves."""
 
     def stop(self):
         for proc in reversed(self.procs):

@@ -8,11 +8,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-if [[ -z "${RELAY_BIN:-}" || -z "${MOCK_BIN:-}" ]]; then
-  cargo build --release --bin codex-relay --example mock_upstream
-  TARGET_DIR="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)"
-  RELAY_BIN="$TARGET_DIR/release/codex-relay"
-  MOCK_BIN="$TARGET_DIR/release/examples/mock_upstream"
-fi
+source tests/release_binaries.sh
 
 exec python3 tests/adversarial/attacks.py --relay "$RELAY_BIN" --mock "$MOCK_BIN" "$@"
