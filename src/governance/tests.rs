@@ -112,6 +112,7 @@ fn recorded_usage_spends_the_quota_and_goes_to_the_store_writer() {
         input_tokens: 4,
         output_tokens: 8,
         total_tokens: 12,
+        ..Usage::default()
     });
     drop(admission);
     let refused = governor.admit(&k, Utc::now()).unwrap_err();
@@ -184,6 +185,7 @@ async fn a_flush_waits_until_queued_usage_is_in_the_store() {
             input_tokens: 1,
             output_tokens: 1,
             total_tokens: 2,
+            ..Usage::default()
         });
     }
     assert!(

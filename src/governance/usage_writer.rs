@@ -90,6 +90,7 @@ mod tests {
                 input_tokens: total / 2,
                 output_tokens: total - total / 2,
                 total_tokens: total,
+                ..Usage::default()
             },
         }
     }
