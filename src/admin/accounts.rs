@@ -21,7 +21,7 @@ use super::{resource, AdminState};
 use crate::oauth::auth_json;
 use crate::obs::mask_email;
 use crate::store::rfc3339;
-use crate::store::{AccountSummary, ImportOutcome};
+use crate::store::{AccountSummary, ImportOutcome, Operation};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -161,7 +161,9 @@ async fn live_statuses(state: &AdminState) -> HashMap<String, AccountStatus> {
 
 /// One account's view, read after any change was applied.
 pub async fn view_of(state: &AdminState, id: String) -> Result<AccountView, AdminError> {
-    let row = state.run(move |s| s.get_account(&id)).await?;
+    let row = state
+        .run(Operation::Read, move |s| s.get_account(&id))
+        .await?;
     let live = live_statuses(state).await.remove(&row.id);
     Ok(AccountView::new(row, live.as_ref()))
 }
@@ -179,7 +181,7 @@ pub async fn follow_store(state: &AdminState) {
 }
 
 async fn list(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
-    let rows = state.run(|s| s.list_accounts()).await?;
+    let rows = state.run(Operation::Read, |s| s.list_accounts()).await?;
     let live = live_statuses(&state).await;
     Ok(listed(rows.into_iter().map(|row| {
         let status = live.get(&row.id);
@@ -217,7 +219,9 @@ async fn import(
     let mut account =
         auth_json::parse(text).map_err(|e| AdminError::invalid(e.to_string(), None))?;
     account.label = label;
-    let (id, outcome) = state.run(move |s| s.import_account(&account)).await?;
+    let (id, outcome) = state
+        .run(Operation::Write, move |s| s.import_account(&account))
+        .await?;
     if outcome == ImportOutcome::Updated {
         warn!(state.log(), "re-imported an account: its tokens were replaced; the relay now owns this login";
             "account_id" => &id);
@@ -238,7 +242,9 @@ async fn set_intent(
     intent: Intent,
 ) -> Result<HttpResponse, AdminError> {
     let id = checked_id(&id)?;
-    let id = state.run(move |s| s.set_account_state(&id, intent)).await?;
+    let id = state
+        .run(Operation::Write, move |s| s.set_account_state(&id, intent))
+        .await?;
     info!(state.log(), "account state set by an operator";
         "account_id" => &id, "state" => intent.name());
     follow_store(&state).await;
@@ -274,10 +280,14 @@ async fn delete(
     let id = checked_id(&id)?;
     let row = {
         let id = id.clone();
-        state.run(move |s| s.get_account(&id)).await?
+        state
+            .run(Operation::Read, move |s| s.get_account(&id))
+            .await?
     };
     let relay_id = row.id.clone();
-    state.run(move |s| s.remove_account(&relay_id)).await?;
+    state
+        .run(Operation::Write, move |s| s.remove_account(&relay_id))
+        .await?;
     info!(state.log(), "account deleted by an operator"; "account_id" => &row.id);
     follow_store(&state).await;
     Ok(HttpResponse::Ok().json(json!({

@@ -14,6 +14,7 @@ use super::body::Body;
 use super::error::AdminError;
 use super::{resource, AdminState};
 use crate::bounds::{number, number_change};
+use crate::store::Operation;
 use crate::store::RoutingChange;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -70,7 +71,9 @@ async fn set_routing(
             None,
         ));
     }
-    let id = state.run(move |s| s.set_routing(&id, change)).await?;
+    let id = state
+        .run(Operation::Write, move |s| s.set_routing(&id, change))
+        .await?;
     info!(state.log(), "account routing set by an operator"; "account_id" => &id);
     follow_store(&state).await;
     Ok(HttpResponse::Ok().json(view_of(&state, id).await?))

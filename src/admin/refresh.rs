@@ -10,6 +10,7 @@ use slog::info;
 use super::accounts::{checked_id, follow_store, view_of};
 use super::error::AdminError;
 use super::{resource, AdminState};
+use crate::store::Operation;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/accounts/{id}/refresh").route(web::post().to(refresh_now)));
@@ -20,7 +21,9 @@ async fn refresh_now(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let id = checked_id(&id)?;
-    let row = state.run(move |s| s.get_account(&id)).await?;
+    let row = state
+        .run(Operation::Read, move |s| s.get_account(&id))
+        .await?;
     // An account imported a moment ago may not have its actor yet.
     follow_store(&state).await;
     let asked = RefreshAccount(AccountId::from(row.id.as_str()));

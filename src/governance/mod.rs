@@ -37,7 +37,7 @@ use crate::domain::Usage;
 use crate::domain::{KeyPolicy, Limits};
 use crate::domain::{Scope, Subject};
 use crate::settings::LimitSettings;
-use crate::store::{Store, StoreError};
+use crate::store::{Operation, Store, StoreError};
 
 /// Why a request was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +109,9 @@ impl Governor {
     ) -> Result<Governor, StoreError> {
         let now = Utc::now();
         let (day, month) = (quota::day_key(now), quota::month_key(now));
-        let totals = store.run(move |s| s.usage_totals(&day, &month)).await?;
+        let totals = store
+            .run(Operation::Read, move |s| s.usage_totals(&day, &month))
+            .await?;
         let (governor, usage) = Governor::new(settings, QuotaBook::new(now, totals));
         usage_writer::spawn(usage, Arc::clone(&governor.0.pending), store, log);
         Ok(governor)

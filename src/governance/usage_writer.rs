@@ -13,7 +13,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{Pending, UsageRecord};
 use crate::store::usage::UsageRow;
-use crate::store::Store;
+use crate::store::{Operation, Store};
 
 /// Most records summed into one write.
 const MAX_BATCH: usize = 4096;
@@ -40,7 +40,10 @@ pub(super) fn spawn(
             }
             let records = batch.len();
             let rows = summed(batch);
-            if let Err(error) = store.run(move |s| s.add_usage_rows(&rows)).await {
+            if let Err(error) = store
+                .run(Operation::Write, move |s| s.add_usage_rows(&rows))
+                .await
+            {
                 warn!(log, "could not persist token usage"; "error" => error.to_string());
             }
             pending.done(records);

@@ -37,9 +37,10 @@ impl Core {
         settings: &Settings,
         store: &Store,
         outbound: &Outbound,
-        _metrics: &mut Registry,
+        metrics: &mut Registry,
         log: &Logger,
     ) -> Result<Core, StartupError> {
+        store.register_metrics(metrics);
         let sync_interval = Duration::from_millis(settings.store.sync_interval_ms);
         let leases = start_pool(settings, store, outbound, sync_interval, log);
         let (keys, admin_tokens) = load_rings(store).await?;
