@@ -177,7 +177,10 @@ async fn a_flush_waits_until_queued_usage_is_in_the_store() {
         auth_failures_tracked_addresses: 1,
     };
     let log = slog::Logger::root(slog::Discard, slog::o!());
-    let governor = Governor::load(settings, store.clone(), log).await.unwrap();
+    let metrics = super::metrics::GovernanceMetrics::default();
+    let governor = Governor::load(settings, store.clone(), log, metrics)
+        .await
+        .unwrap();
     let k = key("k", Limits::default(), None);
     for _ in 0..3 {
         let admission = governor.admit(&k, Utc::now()).unwrap();
