@@ -27,6 +27,7 @@ mod keepalive;
 mod limits;
 mod login_cli;
 mod metrics;
+mod metrics_requests;
 mod model_registry;
 mod models;
 mod pool_affinity;
