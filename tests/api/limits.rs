@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use crate::helpers::{body, error_of, eventually, read_all, spawn_app_seeded, TestApp};
 
-fn key_with(store: &Store, name: &str, tenant: Option<&str>, limits: Limits) -> String {
+/// A new key named `name`, of `tenant` (id or name) if any, with `limits`: its secret text.
+pub fn key_with(store: &Store, name: &str, tenant: Option<&str>, limits: Limits) -> String {
     let new = NewKey {
         name: name.to_owned(),
         tenant: tenant.map(str::to_owned),

@@ -5,25 +5,16 @@
 use std::time::Duration;
 
 use codex_relay::domain::Limits;
-use codex_relay::store::{keys::reveal, NewKey, NewTenant, Store};
+use codex_relay::store::NewTenant;
 use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::helpers::{body, eventually, read_all, spawn_app_seeded, spawn_app_with, sse_events};
+use crate::limits::key_with;
 use crate::metrics_requests::Scrape;
 
 const REJECTIONS: &str = "codex_relay_limiter_rejections_total";
 const TENANT_TOKENS: &str = "codex_relay_tenant_tokens_total";
-
-fn key_with(store: &Store, name: &str, tenant: Option<&str>, limits: Limits) -> String {
-    let new = NewKey {
-        name: name.to_owned(),
-        tenant: tenant.map(str::to_owned),
-        limits,
-        ..NewKey::default()
-    };
-    reveal(&store.create_key_with(&new).unwrap()).to_owned()
-}
 
 /// The four token counts of a Responses `usage` object, by their `kind` label.
 fn token_kinds(usage: &Value) -> [(&'static str, f64); 4] {
