@@ -132,6 +132,26 @@ async fn tenants_are_counted_with_their_tokens_and_every_limit_that_refused_them
 }
 
 #[actix_web::test]
+async fn load_shed_at_the_global_cap_is_an_overloaded_rejection_of_global_scope() {
+    let app = spawn_app_with(|s| {
+        s.metrics.open = true;
+        s.limits.max_in_flight = 1;
+    })
+    .await;
+    app.mock.state.set_event_delay(Duration::from_millis(50));
+    let post = |stream| app.responses().send_json(&body("gpt-5.5", "hi", stream));
+    let mut held = post(true).await.unwrap();
+    assert_eq!(held.status(), 200);
+    assert_eq!(post(false).await.unwrap().status(), 503);
+    read_all(&mut held).await;
+    let scrape = Scrape::of(&app, "").await;
+    let overloaded = [("tenant", ""), ("kind", "overloaded"), ("scope", "global")];
+    assert_eq!(scrape.value(REJECTIONS, &overloaded), Some(1.0));
+    assert_eq!(scrape.count(REJECTIONS, &[]), 1.0);
+    app.stop().await;
+}
+
+#[actix_web::test]
 async fn failed_usage_writes_count_as_usage_writer_and_store_errors() {
     let app = spawn_app_with(|s| s.metrics.open = true).await;
     let before = Scrape::of(&app, "").await;
