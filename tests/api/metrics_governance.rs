@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use codex_relay::domain::Limits;
-use codex_relay::store::NewTenant;
+use codex_relay::store::{NewTenant, Store};
 use futures_util::StreamExt;
 use serde_json::Value;
 
@@ -33,6 +33,35 @@ fn token_kinds(usage: &Value) -> [(&'static str, f64); 4] {
     ]
 }
 
+/// Tenant `team` with a key allowed one request (`once`) and a key allowed one at a time
+/// (`single`), and a key of no tenant allowed one token a day (`metered`).
+fn seed_limited_keys(store: &Store) -> Vec<String> {
+    let team = NewTenant {
+        name: "team".into(),
+        limits: Limits::default(),
+        hidden_models: Vec::new(),
+    };
+    store.create_tenant(&team).unwrap();
+    let once = Limits {
+        rpm: Some(1),
+        burst: Some(1),
+        ..Limits::default()
+    };
+    let single = Limits {
+        max_concurrent: Some(1),
+        ..Limits::default()
+    };
+    let metered = Limits {
+        daily_tokens: Some(1),
+        ..Limits::default()
+    };
+    vec![
+        key_with(store, "once", Some("team"), once),
+        key_with(store, "single", Some("team"), single),
+        key_with(store, "metered", None, metered),
+    ]
+}
+
 #[actix_web::test]
 async fn tenants_are_counted_with_their_tokens_and_every_limit_that_refused_them() {
     let app = spawn_app_seeded(
@@ -40,32 +69,7 @@ async fn tenants_are_counted_with_their_tokens_and_every_limit_that_refused_them
             s.metrics.open = true;
             s.metrics.per_key = true;
         },
-        |store| {
-            let team = NewTenant {
-                name: "team".into(),
-                limits: Limits::default(),
-                hidden_models: Vec::new(),
-            };
-            store.create_tenant(&team).unwrap();
-            let once = Limits {
-                rpm: Some(1),
-                burst: Some(1),
-                ..Limits::default()
-            };
-            let single = Limits {
-                max_concurrent: Some(1),
-                ..Limits::default()
-            };
-            let metered = Limits {
-                daily_tokens: Some(1),
-                ..Limits::default()
-            };
-            vec![
-                key_with(store, "once", Some("team"), once),
-                key_with(store, "single", Some("team"), single),
-                key_with(store, "metered", None, metered),
-            ]
-        },
+        seed_limited_keys,
     )
     .await;
     let (once, single, metered) = (&app.seeded[0], &app.seeded[1], &app.seeded[2]);

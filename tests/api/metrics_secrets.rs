@@ -6,7 +6,7 @@ use codex_relay::domain::Limits;
 use codex_relay::store::admin_tokens::AdminScope;
 use codex_relay::store::{keys::reveal, NewKey};
 
-use crate::helpers::{body, client, read_all, spawn_app_seeded};
+use crate::helpers::{body, client, read_all, spawn_app_seeded, TestApp};
 use crate::metrics_requests::Scrape;
 use crate::mock_upstream::Scripted;
 
@@ -45,6 +45,33 @@ async fn no_secret_or_content_appears_in_any_series() {
     secrets.extend([PROMPT, ANSWER, WRONG_KEY, EMAIL].map(str::to_owned));
     secrets.push(attacker.clone());
 
+    drive_every_kind_of_request(&app, &admin, &attacker).await;
+
+    let scrape = Scrape::of(&app, &admin).await;
+    // The traffic is there …
+    assert!(scrape.count("codex_relay_requests_total", &[]) >= 8.0);
+    assert!(scrape.count("codex_relay_limiter_rejections_total", &[]) >= 1.0);
+    assert!(scrape.count("codex_relay_key_requests_total", &[]) >= 1.0);
+    // … and nothing it carried.
+    for secret in &secrets {
+        assert!(
+            !scrape.text.contains(secret.as_str()),
+            "a secret reached /metrics: {secret}\n{}",
+            scrape.text
+        );
+    }
+    for secret in secrets.iter().filter(|s| s.len() > 40) {
+        assert!(
+            !scrape.text.contains(&secret[..24]),
+            "a fragment of a secret reached /metrics"
+        );
+    }
+    app.stop().await;
+}
+
+/// Streamed and JSON answers carrying [`PROMPT`], an upstream failure echoing it, a made-up model,
+/// a wrong key, a rate refusal of the seeded key, and an admin call with `admin`.
+async fn drive_every_kind_of_request(app: &TestApp, admin: &str, attacker: &str) {
     for stream in [true, false] {
         let mut answer = app
             .responses()
@@ -67,7 +94,7 @@ async fn no_secret_or_content_appears_in_any_series() {
     assert!(failed.status().is_server_error(), "{}", failed.status());
     let unknown = app
         .responses()
-        .send_json(&body(&attacker, PROMPT, true))
+        .send_json(&body(attacker, PROMPT, true))
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
@@ -89,30 +116,9 @@ async fn no_secret_or_content_appears_in_any_series() {
         read_all(&mut answer).await;
     }
     let listed = app
-        .admin("GET", "/admin/v1/accounts", &admin)
+        .admin("GET", "/admin/v1/accounts", admin)
         .send()
         .await
         .unwrap();
     assert_eq!(listed.status(), 200);
-
-    let scrape = Scrape::of(&app, &admin).await;
-    // The traffic is there …
-    assert!(scrape.count("codex_relay_requests_total", &[]) >= 8.0);
-    assert!(scrape.count("codex_relay_limiter_rejections_total", &[]) >= 1.0);
-    assert!(scrape.count("codex_relay_key_requests_total", &[]) >= 1.0);
-    // … and nothing it carried.
-    for secret in &secrets {
-        assert!(
-            !scrape.text.contains(secret.as_str()),
-            "a secret reached /metrics: {secret}\n{}",
-            scrape.text
-        );
-    }
-    for secret in secrets.iter().filter(|s| s.len() > 40) {
-        assert!(
-            !scrape.text.contains(&secret[..24]),
-            "a fragment of a secret reached /metrics"
-        );
-    }
-    app.stop().await;
 }
