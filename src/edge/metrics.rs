@@ -5,7 +5,7 @@
 //!
 //! Every label is bounded: the route pattern the request matched (never its path), a standard
 //! method or `other`, the status code, and the model the registry resolved (never the name the
-//! client sent). The hot path builds one label struct per family and touches atomics; the route
+//! client sent; escaped, as the catalog it comes from is the upstream's or the operator's). The hot path builds one label struct per family and touches atomics; the route
 //! pattern and the resolved model are each read once per request.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +20,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::obs::metrics::latency_histogram;
+use crate::obs::metrics::{latency_histogram, Text};
 use crate::upstream::sse::Terminal;
 
 /// Which listener a request arrived on.
@@ -94,7 +94,7 @@ struct RequestLabels {
     route: Arc<str>,
     method: &'static str,
     status: u16,
-    model: Arc<str>,
+    model: Text<Arc<str>>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -105,7 +105,7 @@ struct RouteLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModelLabels {
-    model: Arc<str>,
+    model: Text<Arc<str>>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -310,7 +310,7 @@ impl RequestRecord {
     pub fn first_byte(&self, elapsed: Duration) {
         if let Some(model) = &self.model {
             let labels = ModelLabels {
-                model: Arc::clone(model),
+                model: Text(Arc::clone(model)),
             };
             let first_bytes = &self.families.first_bytes;
             first_bytes
@@ -337,7 +337,7 @@ impl RequestRecord {
             route: Arc::clone(&self.route),
             method: self.method,
             status,
-            model: Arc::clone(model),
+            model: Text(Arc::clone(model)),
         };
         families.requests.get_or_create(&labels).inc();
         let route = RouteLabels {
@@ -393,6 +393,20 @@ mod tests {
         for (how, terminal, outcome) in cases {
             assert_eq!(StreamOutcome::of(how, terminal), outcome, "{how}");
         }
+    }
+
+    #[test]
+    fn a_model_the_relay_did_not_name_is_escaped() {
+        let mut registry = registry();
+        let planes = RequestMetrics::register(&mut registry);
+        let req = TestRequest::post().uri("/v1/responses").to_srv_request();
+        let record = planes.data.arrived(&req);
+        let record = record.with_model(Some(Arc::from(r#"gpt "5" \ x"#)));
+        record.answered(200, Duration::from_millis(5));
+        let text = encode_text(&registry).unwrap();
+        let escaped = r#"model="gpt \"5\" \\ x""#;
+        assert!(text.contains(escaped), "{text}");
+        assert!(!text.contains(r#""5""#), "{text}");
     }
 
     #[test]

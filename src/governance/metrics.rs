@@ -3,8 +3,9 @@
 //! tenant, limiter rejections by kind and scope, the same per key when `metrics.per_key` is on,
 //! and the usage writer's failed writes; and the model catalog's age, read at scrape time.
 //!
-//! Labels are bounded: a tenant's name (created by an operator; `""` for a key without a
-//! tenant), a key's id (only in the per-key families), and fixed words for kinds and scopes.
+//! Labels are bounded: a tenant's name (created by an operator, so escaped; `""` for a key
+//! without a tenant), a key's id (only in the per-key families), and fixed words for kinds and
+//! scopes.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -19,21 +20,22 @@ use prometheus_client::registry::Registry;
 
 use super::Rejection;
 use crate::domain::{KeyPolicy, Usage};
+use crate::obs::metrics::Text;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TenantLabels {
-    tenant: Arc<str>,
+    tenant: Text<Arc<str>>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TenantTokenLabels {
-    tenant: Arc<str>,
+    tenant: Text<Arc<str>>,
     kind: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RejectionLabels {
-    tenant: Arc<str>,
+    tenant: Text<Arc<str>>,
     kind: &'static str,
     scope: &'static str,
 }
@@ -41,13 +43,13 @@ struct RejectionLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KeyLabels {
     key: Arc<str>,
-    tenant: Arc<str>,
+    tenant: Text<Arc<str>>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KeyTokenLabels {
     key: Arc<str>,
-    tenant: Arc<str>,
+    tenant: Text<Arc<str>>,
     kind: &'static str,
 }
 
@@ -140,8 +142,11 @@ impl GovernanceMetrics {
         metrics
     }
 
-    fn tenant_of(&self, key: &KeyPolicy) -> Arc<str> {
-        Arc::clone(key.tenant.as_ref().map_or(&self.no_tenant, |t| &t.name))
+    /// The `tenant` label of `key`: its tenant's name, shared, escaped when encoded.
+    fn tenant_of(&self, key: &KeyPolicy) -> Text<Arc<str>> {
+        Text(Arc::clone(
+            key.tenant.as_ref().map_or(&self.no_tenant, |t| &t.name),
+        ))
     }
 
     /// One Responses call of `key` admitted.
@@ -150,7 +155,7 @@ impl GovernanceMetrics {
         if let Some(keys) = &self.per_key {
             let labels = KeyLabels {
                 key: Arc::clone(&key.id),
-                tenant: Arc::clone(&tenant),
+                tenant: tenant.clone(),
             };
             keys.requests.get_or_create(&labels).inc();
         }
@@ -185,13 +190,13 @@ impl GovernanceMetrics {
             if let Some(keys) = &self.per_key {
                 let labels = KeyTokenLabels {
                     key: Arc::clone(&key.id),
-                    tenant: Arc::clone(&tenant),
+                    tenant: tenant.clone(),
                     kind,
                 };
                 keys.tokens.get_or_create(&labels).inc_by(tokens);
             }
             let labels = TenantTokenLabels {
-                tenant: Arc::clone(&tenant),
+                tenant: tenant.clone(),
                 kind,
             };
             self.tenant_tokens.get_or_create(&labels).inc_by(tokens);

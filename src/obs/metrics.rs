@@ -4,9 +4,10 @@
 //! name. The admin plane encodes the registry on `GET /metrics`. No family carries a prompt, an
 //! output, a token, a key or an email; every label has a bounded set of values.
 
-use std::fmt;
+use std::fmt::{self, Write};
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -53,6 +54,28 @@ pub fn register_build_info(registry: &mut Registry) {
     registry.register("build_info", "The running build: version and commit", info);
 }
 
+/// Text the relay did not choose (an operator's label or tenant name, the plan an issuer's token
+/// names, a model slug the upstream's catalog names), escaped as the exposition format requires:
+/// prometheus-client writes label values as given, and a single `"` would make Prometheus refuse
+/// the whole scrape. `T` owns the text: a `String`, or an `Arc<str>` that every request naming it
+/// shares (building the label then copies nothing).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Text<T = String>(pub T);
+
+impl<T: AsRef<str>> EncodeLabelValue for Text<T> {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        for c in self.0.as_ref().chars() {
+            match c {
+                '\\' => encoder.write_str("\\\\")?,
+                '"' => encoder.write_str("\\\"")?,
+                '\n' => encoder.write_str("\\n")?,
+                c => encoder.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +93,31 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn text_the_relay_did_not_choose_is_escaped() {
+        use prometheus_client::encoding::EncodeLabelSet;
+        use std::sync::Arc;
+
+        #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+        struct Labels {
+            owned: Text,
+            shared: Text<Arc<str>>,
+        }
+        let mut registry = registry();
+        let family: Family<Labels, Gauge> = Family::default();
+        registry.register("named", "Named things", family.clone());
+        let labels = Labels {
+            owned: Text("a \"b\"".to_owned()),
+            shared: Text(Arc::from("c\\d\ne")),
+        };
+        family.get_or_create(&labels).set(1);
+        let text = encode_text(&registry).unwrap();
+        assert!(
+            text.contains(r#"codex_relay_named{owned="a \"b\"",shared="c\\d\ne"} 1"#),
+            "{text}"
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@ use crate::helpers::{body, eventually, read_all, spawn_app_seeded, spawn_app_wit
 use crate::limits::key_with;
 use crate::metrics_requests::Scrape;
 
+/// A tenant whose name the exposition format must escape (an operator may choose quotes).
+const TEAM: &str = r#"team "blue" \ ops"#;
 const REJECTIONS: &str = "codex_relay_limiter_rejections_total";
 const TENANT_TOKENS: &str = "codex_relay_tenant_tokens_total";
 
@@ -33,11 +35,11 @@ fn token_kinds(usage: &Value) -> [(&'static str, f64); 4] {
     ]
 }
 
-/// Tenant `team` with a key allowed one request (`once`) and a key allowed one at a time
+/// Tenant [`TEAM`] with a key allowed one request (`once`) and a key allowed one at a time
 /// (`single`), and a key of no tenant allowed one token a day (`metered`).
 fn seed_limited_keys(store: &Store) -> Vec<String> {
     let team = NewTenant {
-        name: "team".into(),
+        name: TEAM.into(),
         limits: Limits::default(),
         hidden_models: Vec::new(),
     };
@@ -56,8 +58,8 @@ fn seed_limited_keys(store: &Store) -> Vec<String> {
         ..Limits::default()
     };
     vec![
-        key_with(store, "once", Some("team"), once),
-        key_with(store, "single", Some("team"), single),
+        key_with(store, "once", Some(TEAM), once),
+        key_with(store, "single", Some(TEAM), single),
         key_with(store, "metered", None, metered),
     ]
 }
@@ -97,29 +99,26 @@ async fn tenants_are_counted_with_their_tokens_and_every_limit_that_refused_them
 
     let scrape = Scrape::of(&app, "").await;
     let rejected = |tenant, kind| [("tenant", tenant), ("kind", kind), ("scope", "key")];
+    assert_eq!(scrape.value(REJECTIONS, &rejected(TEAM, "rate")), Some(1.0));
     assert_eq!(
-        scrape.value(REJECTIONS, &rejected("team", "rate")),
-        Some(1.0)
-    );
-    assert_eq!(
-        scrape.value(REJECTIONS, &rejected("team", "concurrency")),
+        scrape.value(REJECTIONS, &rejected(TEAM, "concurrency")),
         Some(1.0)
     );
     assert_eq!(scrape.value(REJECTIONS, &rejected("", "quota")), Some(1.0));
     let requests = "codex_relay_tenant_requests_total";
-    assert_eq!(scrape.value(requests, &[("tenant", "team")]), Some(2.0));
+    assert_eq!(scrape.value(requests, &[("tenant", TEAM)]), Some(2.0));
     assert_eq!(scrape.value(requests, &[("tenant", "")]), Some(1.0));
     let whole = token_kinds(&answer["usage"]);
     for ((kind, whole), (_, stream)) in whole.into_iter().zip(token_kinds(streamed)) {
         assert!(whole > 0.0, "the mock reports some {kind} tokens");
-        let counted = scrape.value(TENANT_TOKENS, &[("tenant", "team"), ("kind", kind)]);
+        let counted = scrape.value(TENANT_TOKENS, &[("tenant", TEAM), ("kind", kind)]);
         assert_eq!(counted, Some(whole + stream), "{kind}");
     }
     // The per-key families name keys by id, with their tenant.
     let keys = app.store.list_keys().unwrap();
     let id_of = |name: &str| keys.iter().find(|k| k.name == name).unwrap().id.clone();
     let once_id = id_of("once");
-    let key_requests = [("key", once_id.as_str()), ("tenant", "team")];
+    let key_requests = [("key", once_id.as_str()), ("tenant", TEAM)];
     assert_eq!(
         scrape.value("codex_relay_key_requests_total", &key_requests),
         Some(1.0)
