@@ -18,6 +18,7 @@ use crate::admin::{self, AdminState};
 use crate::credentials::AdminTokenRing;
 use crate::edge::bare_errors::shape_bare_errors;
 use crate::edge::context;
+use crate::edge::metrics::RequestMetrics;
 use crate::governance::Governor;
 use crate::http;
 use crate::intake::BodyLimits;
@@ -135,6 +136,7 @@ impl Application {
         let outbound = Outbound::for_upstream(&settings.upstream)?;
         let mut metrics = obs::metrics::registry();
         obs::metrics::register_build_info(&mut metrics);
+        let requests = RequestMetrics::register(&mut metrics);
         let core = Core::start(&settings, &store, &outbound, &mut metrics, &log).await?;
         let admin_listen = settings.admin.listen;
         if !admin_listen.ip().is_loopback() && core.admin_tokens.is_empty() {
@@ -145,9 +147,9 @@ impl Application {
         let admin_state = admin_state(&settings, store, &outbound, &core, metrics, &log);
         let governor = core.parts.governor.clone();
         let state = AppState::new(settings, core.parts, log);
-        let server = serve(state.clone(), outbound, listener)
+        let server = serve(state.clone(), outbound, requests.data, listener)
             .map_err(|source| bind_error("server.listen", addr, source))?;
-        let admin = serve_admin(state.clone(), admin_state, admin_listener)
+        let admin = serve_admin(state.clone(), admin_state, requests.admin, admin_listener)
             .map_err(|source| bind_error("admin.listen", admin_addr, source))?;
         log_listening(&state, &core.admin_tokens, addr, admin_addr).await;
         Ok(Application {
@@ -282,7 +284,12 @@ fn shutdown_grace(settings: &Settings) -> Duration {
     Duration::from_secs(settings.server.shutdown_grace_secs)
 }
 
-fn serve(state: AppState, outbound: Outbound, listener: TcpListener) -> std::io::Result<Server> {
+fn serve(
+    state: AppState,
+    outbound: Outbound,
+    requests: RequestMetrics,
+    listener: TcpListener,
+) -> std::io::Result<Server> {
     let settings = state.settings().clone();
     let plane = Plane {
         workers: match settings.server.workers {
@@ -300,6 +307,7 @@ fn serve(state: AppState, outbound: Outbound, listener: TcpListener) -> std::io:
     wire::serve(listener, plane, move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
+            .app_data(web::Data::new(requests.clone()))
             // awc clients are !Send: each worker gets its own connection pool.
             .app_data(web::Data::new(UpstreamClient::new(
                 &settings.upstream,
@@ -315,6 +323,7 @@ fn serve(state: AppState, outbound: Outbound, listener: TcpListener) -> std::io:
 fn serve_admin(
     state: AppState,
     admin_state: AdminState,
+    requests: RequestMetrics,
     listener: TcpListener,
 ) -> std::io::Result<Server> {
     let admin_body = BodyLimits {
@@ -333,6 +342,7 @@ fn serve_admin(
             // The data plane's state gives the admin plane its logger and request context.
             .app_data(web::Data::new(state.clone()))
             .app_data(web::Data::new(admin_state.clone()))
+            .app_data(web::Data::new(requests.clone()))
             .app_data(admin_body)
             .configure(admin::routes)
             .default_service(web::to(admin::not_found))

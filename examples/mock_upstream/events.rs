@@ -88,11 +88,13 @@ impl ResponseCtx {
         }
     }
 
+    /// The usage of an answer of `answer_tokens`: half the input found in the cache (as a turn
+    /// that resends its conversation does), so each of the four counts has something to add up.
     pub(super) fn usage(&self, answer_tokens: u64) -> Value {
         let output_tokens = answer_tokens + REASONING_TOKENS;
         json!({
             "input_tokens": self.input_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": self.input_tokens / 2},
             "output_tokens": output_tokens,
             "output_tokens_details": {"reasoning_tokens": REASONING_TOKENS},
             "total_tokens": self.input_tokens + output_tokens,

@@ -22,7 +22,7 @@ use crate::edge::context::RequestLog;
 use crate::oauth::auth_json;
 use crate::obs::mask_email;
 use crate::store::rfc3339;
-use crate::store::{AccountSummary, ImportOutcome};
+use crate::store::{AccountSummary, ImportOutcome, Operation};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -157,7 +157,9 @@ async fn live_statuses(state: &AdminState) -> HashMap<String, AccountStatus> {
 
 /// One account's view, read after any change was applied.
 pub async fn view_of(state: &AdminState, id: String) -> Result<AccountView, AdminError> {
-    let row = state.run(move |s| s.get_account(&id)).await?;
+    let row = state
+        .run(Operation::Read, move |s| s.get_account(&id))
+        .await?;
     let live = live_statuses(state).await.remove(&row.id);
     Ok(AccountView::new(row, live.as_ref()))
 }
@@ -175,7 +177,7 @@ pub async fn follow_store(state: &AdminState, log: &Logger) {
 }
 
 async fn list(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
-    let rows = state.run(|s| s.list_accounts()).await?;
+    let rows = state.run(Operation::Read, |s| s.list_accounts()).await?;
     let live = live_statuses(&state).await;
     Ok(listed(rows.into_iter().map(|row| {
         let status = live.get(&row.id);
@@ -214,7 +216,9 @@ async fn import(
     let mut account =
         auth_json::parse(text).map_err(|e| AdminError::invalid(e.to_string(), None))?;
     account.label = label;
-    let (id, outcome) = state.run(move |s| s.import_account(&account)).await?;
+    let (id, outcome) = state
+        .run(Operation::Write, move |s| s.import_account(&account))
+        .await?;
     if outcome == ImportOutcome::Updated {
         warn!(log, "re-imported an account: its tokens were replaced; the relay now owns this login";
             "account_id" => &id);
@@ -236,7 +240,9 @@ async fn set_intent(
     log: RequestLog,
 ) -> Result<HttpResponse, AdminError> {
     let id = checked_id(&id)?;
-    let id = state.run(move |s| s.set_account_state(&id, intent)).await?;
+    let id = state
+        .run(Operation::Write, move |s| s.set_account_state(&id, intent))
+        .await?;
     info!(log, "account state set by an operator";
         "account_id" => &id, "state" => intent.name());
     follow_store(&state, &log).await;
@@ -276,10 +282,14 @@ async fn delete(
     let id = checked_id(&id)?;
     let row = {
         let id = id.clone();
-        state.run(move |s| s.get_account(&id)).await?
+        state
+            .run(Operation::Read, move |s| s.get_account(&id))
+            .await?
     };
     let relay_id = row.id.clone();
-    state.run(move |s| s.remove_account(&relay_id)).await?;
+    state
+        .run(Operation::Write, move |s| s.remove_account(&relay_id))
+        .await?;
     info!(log, "account deleted by an operator"; "account_id" => &row.id);
     follow_store(&state, &log).await;
     Ok(HttpResponse::Ok().json(json!({

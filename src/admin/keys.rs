@@ -21,7 +21,7 @@ use crate::governance::updates::KeyUpdate;
 use crate::state::AppState;
 use crate::store::keys::reveal;
 use crate::store::rfc3339;
-use crate::store::{ApiKeyRow, StoreError};
+use crate::store::{ApiKeyRow, Operation, StoreError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -70,7 +70,7 @@ impl From<ApiKeyRow> for KeyView {
 }
 
 async fn list(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
-    let rows = state.run(|s| s.list_keys()).await?;
+    let rows = state.run(Operation::Read, |s| s.list_keys()).await?;
     Ok(listed(rows.into_iter().map(KeyView::from)))
 }
 
@@ -84,7 +84,7 @@ async fn create(
     // An unknown tenant is a mistake in this request, not a missing resource.
     let created = state
         .store()
-        .run(move |s| s.create_key_with(&new))
+        .run(Operation::Write, move |s| s.create_key_with(&new))
         .await
         .map_err(|error| match error {
             StoreError::NotFound(message) => AdminError::invalid(message, Some("tenant")),
@@ -102,7 +102,7 @@ async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
-    let row = state.run(move |s| s.get_key(&id)).await?;
+    let row = state.run(Operation::Read, move |s| s.get_key(&id)).await?;
     let id = row.id.clone();
     with_usage(KeyView::from(row), &app, Scope::Key, &id)
 }
@@ -118,7 +118,9 @@ async fn update(
     let id = id.into_inner();
     let now_unix = Utc::now().timestamp();
     let row = state
-        .run(move |s| s.update_key(&id, |now| update.apply(now, now_unix)))
+        .run(Operation::Write, move |s| {
+            s.update_key(&id, |now| update.apply(now, now_unix))
+        })
         .await??;
     info!(log, "API key updated"; "key_id" => &row.id);
     Ok(HttpResponse::Ok().json(KeyView::from(row)))
@@ -132,7 +134,7 @@ async fn revoke(
 ) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
     let row = state
-        .run(move |s| {
+        .run(Operation::Write, move |s| {
             let id = s.revoke_key(&id)?;
             s.get_key(&id)
         })

@@ -45,7 +45,7 @@ use crate::edge::guard::require;
 use crate::oauth::onboarding::Onboarding;
 use crate::obs::metrics::Exposition;
 use crate::obs::{bounded, limit};
-use crate::store::{Store, StoreError};
+use crate::store::{Operation, Store, StoreError};
 
 /// Largest admin request body (an auth.json is a few KB).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -102,14 +102,14 @@ impl AdminState {
         &self.0.log
     }
 
-    /// Runs a store call off the arbiter; a failure other than "not found" is logged here with
-    /// its cause and answered as an internal error.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, AdminError>
+    /// Runs a store call of kind `operation` off the arbiter; a failure other than "not found"
+    /// is logged here with its cause and answered as an internal error.
+    pub async fn run<T, F>(&self, operation: Operation, work: F) -> Result<T, AdminError>
     where
         T: Send + 'static,
         F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     {
-        self.store().run(work).await.map_err(|error| {
+        self.store().run(operation, work).await.map_err(|error| {
             if !matches!(error, StoreError::NotFound(_)) {
                 slog::error!(self.log(), "admin store call failed"; "error" => error.to_string());
             }

@@ -15,6 +15,7 @@ use super::error::AdminError;
 use super::{resource, AdminState};
 use crate::bounds::{number, number_change};
 use crate::edge::context::RequestLog;
+use crate::store::Operation;
 use crate::store::RoutingChange;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -72,7 +73,9 @@ async fn set_routing(
             None,
         ));
     }
-    let id = state.run(move |s| s.set_routing(&id, change)).await?;
+    let id = state
+        .run(Operation::Write, move |s| s.set_routing(&id, change))
+        .await?;
     info!(log, "account routing set by an operator"; "account_id" => &id);
     follow_store(&state, &log).await;
     Ok(HttpResponse::Ok().json(view_of(&state, id).await?))

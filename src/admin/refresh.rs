@@ -11,6 +11,7 @@ use super::accounts::{checked_id, follow_store, view_of};
 use super::error::AdminError;
 use super::{resource, AdminState};
 use crate::edge::context::RequestLog;
+use crate::store::Operation;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/accounts/{id}/refresh").route(web::post().to(refresh_now)));
@@ -22,7 +23,9 @@ async fn refresh_now(
     log: RequestLog,
 ) -> Result<HttpResponse, AdminError> {
     let id = checked_id(&id)?;
-    let row = state.run(move |s| s.get_account(&id)).await?;
+    let row = state
+        .run(Operation::Read, move |s| s.get_account(&id))
+        .await?;
     // An account imported a moment ago may not have its actor yet.
     follow_store(&state, &log).await;
     let asked = RefreshAccount(AccountId::from(row.id.as_str()));

@@ -18,6 +18,7 @@ use crate::governance::requests::TenantRequest;
 use crate::governance::updates::TenantUpdate;
 use crate::state::AppState;
 use crate::store::rfc3339;
+use crate::store::Operation;
 use crate::store::TenantRow;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -61,7 +62,7 @@ impl From<TenantRow> for TenantView {
 }
 
 async fn list(state: web::Data<AdminState>) -> Result<HttpResponse, AdminError> {
-    let rows = state.run(|s| s.list_tenants()).await?;
+    let rows = state.run(Operation::Read, |s| s.list_tenants()).await?;
     Ok(listed(rows.into_iter().map(TenantView::from)))
 }
 
@@ -71,7 +72,9 @@ async fn create(
     log: RequestLog,
 ) -> Result<HttpResponse, AdminError> {
     let new = json_body::<TenantRequest>(&body)?.validate()?;
-    let row = state.run(move |s| s.create_tenant(&new)).await?;
+    let row = state
+        .run(Operation::Write, move |s| s.create_tenant(&new))
+        .await?;
     info!(log, "tenant created"; "tenant_id" => &row.id);
     Ok(HttpResponse::Created().json(TenantView::from(row)))
 }
@@ -83,7 +86,9 @@ async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
-    let row = state.run(move |s| s.get_tenant(&id)).await?;
+    let row = state
+        .run(Operation::Read, move |s| s.get_tenant(&id))
+        .await?;
     let id = row.id.clone();
     with_usage(TenantView::from(row), &app, Scope::Tenant, &id)
 }
@@ -98,7 +103,9 @@ async fn update(
     let update = json_body::<TenantUpdate>(&body)?;
     let id = id.into_inner();
     let row = state
-        .run(move |s| s.update_tenant(&id, |now| update.apply(&now.limits, &now.hidden_models)))
+        .run(Operation::Write, move |s| {
+            s.update_tenant(&id, |now| update.apply(&now.limits, &now.hidden_models))
+        })
         .await??;
     info!(log, "tenant updated"; "tenant_id" => &row.id);
     Ok(HttpResponse::Ok().json(TenantView::from(row)))
@@ -111,7 +118,9 @@ async fn delete(
 ) -> Result<HttpResponse, AdminError> {
     let id = id.into_inner();
     let target = id.clone();
-    state.run(move |s| s.delete_tenant(&target)).await?;
+    state
+        .run(Operation::Write, move |s| s.delete_tenant(&target))
+        .await?;
     info!(log, "tenant deleted"; "tenant" => &id);
     Ok(HttpResponse::Ok().json(json!({ "id": id, "object": "relay.tenant", "deleted": true })))
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::ring::TokenRing;
 use crate::store::admin_tokens::{ActiveAdminToken, AdminScope};
-use crate::store::{Store, StoreError};
+use crate::store::{Operation, Store, StoreError};
 
 /// Who is calling the admin plane: the token that authenticated the request.
 #[derive(Debug, Clone)]
@@ -30,7 +30,9 @@ impl TokenRing<AdminPrincipal> {
 
     /// Reads the active admin tokens from the store once.
     pub async fn load(&self, store: &Store) -> Result<(), StoreError> {
-        let active = store.run(|s| s.active_admin_tokens()).await?;
+        let active = store
+            .run(Operation::Sync, |s| s.active_admin_tokens())
+            .await?;
         self.replace_tokens(active);
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::ring::TokenRing;
 use crate::domain::{KeyPolicy, Scope, Subject};
-use crate::store::{KeyRecord, Store, StoreError};
+use crate::store::{KeyRecord, Operation, Store, StoreError};
 
 /// The active API keys.
 pub type KeyRing = TokenRing<Arc<KeyPolicy>>;
@@ -37,7 +37,7 @@ impl TokenRing<Arc<KeyPolicy>> {
 
     /// Reads the active API keys from the store once.
     pub async fn load(&self, store: &Store) -> Result<(), StoreError> {
-        let active = store.run(|s| s.active_keys()).await?;
+        let active = store.run(Operation::Sync, |s| s.active_keys()).await?;
         self.replace_keys(active);
         Ok(())
     }

@@ -22,10 +22,11 @@ pub struct Limits {
 }
 
 /// A tenant: a team that owns keys and shares their limits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantPolicy {
     pub id: String,
-    pub name: String,
+    /// Shared, not copied, by every request that names it (the metrics' `tenant` label).
+    pub name: Arc<str>,
     pub limits: Limits,
     /// Model names the tenant's keys neither see nor use.
     pub hidden_models: Vec<String>,

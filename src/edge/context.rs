@@ -4,7 +4,8 @@
 //! when the stream ends (with what it carried and the time each phase took, `phases.rs`), so a
 //! request is one line either way. What a client or the upstream chose (method, path, model,
 //! upstream ids and codes) is bounded in length and escaped (`obs::bounded`); a refusal the
-//! authentication throttle counts instead ([`Unlogged`]) writes no line.
+//! authentication throttle counts instead ([`Unlogged`]) writes no line. The request families
+//! (`super::metrics`) record each request where its line is written, [`Unlogged`] ones too.
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};
@@ -20,6 +21,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use slog::{info, o, Logger};
 
 use super::caller::Caller;
+use super::metrics::{RequestMetrics, RequestRecord, StreamOutcome};
 use super::phases::Phases;
 use super::trace::{SpanId, Trace, TRACERESPONSE};
 use crate::obs::{bounded, bounded_string, limit, redact_secrets};
@@ -68,6 +70,8 @@ impl Deref for RequestLog {
 #[derive(Clone, Default)]
 pub struct AccessNote {
     pub model: Option<String>,
+    /// The model the registry resolved `model` to: the metrics' `model` label.
+    pub resolved_model: Option<Arc<str>>,
     pub account: Option<String>,
     pub upstream_status: Option<u16>,
     pub upstream_request_id: Option<String>,
@@ -82,7 +86,6 @@ pub struct AccessNote {
 pub struct Unlogged;
 
 /// The access line's fields, gathered once from the request and what the handler noted.
-#[derive(Clone)]
 pub struct AccessLine {
     method: String,
     path: String,
@@ -94,10 +97,12 @@ pub struct AccessLine {
     /// The client's span, and its `tracestate` with credential-shaped text redacted.
     parent_span_id: Option<SpanId>,
     tracestate: Option<String>,
+    /// What the request families record when the line is written.
+    record: Option<RequestRecord>,
 }
 
 impl AccessLine {
-    pub fn of(req: &HttpRequest, note: AccessNote) -> AccessLine {
+    pub fn of(req: &HttpRequest, note: AccessNote, record: Option<RequestRecord>) -> AccessLine {
         let extensions = req.extensions();
         let caller = extensions.get::<Caller>();
         let trace = extensions.get::<RequestContext>().map(|ctx| &ctx.trace);
@@ -119,11 +124,15 @@ impl AccessLine {
             phases: extensions.get::<Phases>().copied().unwrap_or_default(),
             parent_span_id: trace.and_then(|t| t.parent_span_id),
             tracestate: trace.and_then(|t| t.tracestate.as_deref().map(redact_secrets)),
+            record,
         }
     }
 
     /// The line of an answer that has left whole.
     pub fn write(&self, log: &Logger, status: u16, started: Instant) {
+        if let Some(record) = &self.record {
+            record.answered(status, started.elapsed());
+        }
         let note = &self.note;
         info!(log, "request";
             "method" => &self.method, "path" => &self.path, "status" => status,
@@ -139,6 +148,9 @@ impl AccessLine {
 
     /// The line of a stream that has ended: the request's fields and what the stream carried.
     pub fn write_stream(&self, log: &Logger, started: Instant, end: &StreamEnd) {
+        if let Some(record) = &self.record {
+            record.stream_ended(end.outcome, started.elapsed());
+        }
         let note = &self.note;
         let phases = Phases {
             stream: Some(end.streamed),
@@ -157,11 +169,19 @@ impl AccessLine {
             "parent_span_id" => self.parent_span_id, "tracestate" => &self.tracestate,
             phases);
     }
+
+    /// The first byte of a streamed answer is leaving (for `time_to_first_byte_seconds`).
+    pub fn first_byte(&self, started: Instant) {
+        if let Some(record) = &self.record {
+            record.first_byte(started.elapsed());
+        }
+    }
 }
 
 /// How a stream ended, for its access line.
 pub struct StreamEnd {
     pub how: &'static str,
+    pub outcome: StreamOutcome,
     pub bytes: u64,
     pub events: u64,
     pub input_tokens: Option<u64>,
@@ -183,6 +203,9 @@ pub async fn request_context(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
+    let record = req
+        .app_data::<web::Data<RequestMetrics>>()
+        .map(|metrics| metrics.arrived(&req));
     let id = req
         .headers()
         .get("x-request-id")
@@ -217,6 +240,9 @@ pub async fn request_context(
         }
     }
     if res.request().extensions().contains::<Unlogged>() {
+        if let Some(record) = record {
+            record.answered(res.status().as_u16(), started.elapsed());
+        }
         return Ok(res);
     }
     let note = res
@@ -226,7 +252,8 @@ pub async fn request_context(
         .cloned()
         .unwrap_or_default();
     let slot = note.line_for_stream.clone();
-    let line = AccessLine::of(res.request(), note);
+    let record = record.map(|record| record.with_model(note.resolved_model.clone()));
+    let line = AccessLine::of(res.request(), note, record);
     match slot {
         // The stream writes the line when it ends.
         Some(slot) if res.status().is_success() => {

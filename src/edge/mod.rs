@@ -2,13 +2,14 @@
 //! ([`error`]), bearer authentication with one guard for API keys and admin tokens and the
 //! failed-authentication throttle ([`guard`]), the caller's identity as the access line names it
 //! ([`caller`]), the request context and access line ([`context`]) with the request's trace
-//! ([`trace`]) and phase timings ([`phases`]), and the OpenAI body for error answers no handler
-//! wrote ([`bare_errors`]).
+//! ([`trace`]), phase timings ([`phases`]) and the request metrics recorded with it ([`metrics`]),
+//! and the OpenAI body for error answers no handler wrote ([`bare_errors`]).
 
 pub mod bare_errors;
 pub mod caller;
 pub mod context;
 pub mod error;
 pub mod guard;
+pub mod metrics;
 pub mod phases;
 pub mod trace;

@@ -11,6 +11,7 @@
 pub mod auth_failures;
 pub mod catalog_view;
 pub mod headers;
+pub mod metrics;
 pub mod model_info;
 pub mod model_refresh;
 pub mod models;
@@ -31,13 +32,14 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
 
 use self::auth_failures::AuthFailures;
+use self::metrics::GovernanceMetrics;
 use self::quota::{QuotaBook, TokenStatus};
 use self::rate::{RateBook, RateStatus};
 use crate::domain::Usage;
 use crate::domain::{KeyPolicy, Limits};
 use crate::domain::{Scope, Subject};
 use crate::settings::LimitSettings;
-use crate::store::{Store, StoreError};
+use crate::store::{Operation, Store, StoreError};
 
 /// Why a request was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +69,7 @@ struct Inner {
     usage_out: UnboundedSender<UsageRecord>,
     /// Records sent and not yet written, so a stopping server can wait for them.
     pending: Arc<Pending>,
+    metrics: GovernanceMetrics,
 }
 
 /// Usage records not yet written; the writer wakes [`Governor::flush_usage`] when none are left.
@@ -101,24 +104,40 @@ pub struct LimitSnapshot {
 
 impl Governor {
     /// Builds the governor with this day's and month's usage read from the store, and starts
-    /// the task that writes new usage to the store. Must run inside the actix system.
+    /// the task that writes new usage to the store; it counts into `metrics` (registered by
+    /// [`GovernanceMetrics::register`]). Must run inside the actix system.
     pub async fn load(
         settings: LimitSettings,
         store: Store,
         log: Logger,
+        metrics: GovernanceMetrics,
     ) -> Result<Governor, StoreError> {
         let now = Utc::now();
         let (day, month) = (quota::day_key(now), quota::month_key(now));
-        let totals = store.run(move |s| s.usage_totals(&day, &month)).await?;
-        let (governor, usage) = Governor::new(settings, QuotaBook::new(now, totals));
-        usage_writer::spawn(usage, Arc::clone(&governor.0.pending), store, log);
+        let totals = store
+            .run(Operation::Read, move |s| s.usage_totals(&day, &month))
+            .await?;
+        let writer_errors = metrics.usage_writer_errors.clone();
+        let book = QuotaBook::new(now, totals);
+        let (governor, usage) = Governor::with_metrics(settings, book, metrics);
+        let pending = Arc::clone(&governor.0.pending);
+        usage_writer::spawn(usage, pending, store, writer_errors, log);
         Ok(governor)
     }
 
-    /// A governor over `book`; what it records arrives on the returned receiver.
+    /// A governor over `book`, counting into metrics registered nowhere; what it records
+    /// arrives on the returned receiver.
     pub fn new(
         settings: LimitSettings,
         book: QuotaBook,
+    ) -> (Governor, UnboundedReceiver<UsageRecord>) {
+        Governor::with_metrics(settings, book, GovernanceMetrics::default())
+    }
+
+    fn with_metrics(
+        settings: LimitSettings,
+        book: QuotaBook,
+        metrics: GovernanceMetrics,
     ) -> (Governor, UnboundedReceiver<UsageRecord>) {
         let (usage_out, usage_in) = unbounded_channel();
         let inner = Inner {
@@ -130,6 +149,7 @@ impl Governor {
             in_flight: AtomicUsize::new(0),
             usage_out,
             pending: Arc::default(),
+            metrics,
         };
         (Governor(Arc::new(inner)), usage_in)
     }
@@ -171,6 +191,7 @@ impl Governor {
                         scope: subject.0,
                         retry_after: denied.retry_after,
                     };
+                    self.0.metrics.rejected(key, &rejection);
                     return Err((rejection, denied.status));
                 }
             }
@@ -192,6 +213,15 @@ impl Governor {
     /// Admits one upstream call: global cap, then concurrency, then token quotas. The returned
     /// [`Admission`] holds the slots until it is dropped.
     pub fn admit(&self, key: &Arc<KeyPolicy>, now: DateTime<Utc>) -> Result<Admission, Rejection> {
+        let admitted = self.try_admit(key, now);
+        match &admitted {
+            Ok(_) => self.0.metrics.admitted(key),
+            Err(rejection) => self.0.metrics.rejected(key, rejection),
+        }
+        admitted
+    }
+
+    fn try_admit(&self, key: &Arc<KeyPolicy>, now: DateTime<Utc>) -> Result<Admission, Rejection> {
         let mut admission = Admission {
             governor: self.clone(),
             key: Arc::clone(key),
@@ -244,6 +274,7 @@ impl Governor {
     /// Adds a finished call's tokens to the key's and tenant's quotas, in memory at once and in
     /// the store in the background. Never blocks and never fails: it may run in a `Drop`.
     fn record(&self, key: &KeyPolicy, usage: Usage, now: DateTime<Utc>) {
+        self.0.metrics.used(key, &usage);
         let subjects: Vec<Subject> = self.subjects(key).into_iter().map(|(s, _)| s).collect();
         {
             let mut book = self.0.quotas.lock().unwrap_or_else(|e| e.into_inner());

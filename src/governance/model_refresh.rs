@@ -12,7 +12,7 @@ use slog::{debug, warn, Logger};
 
 use super::models::ModelRegistry;
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::{Operation, Store};
 use crate::upstream::outbound::Outbound;
 use crate::upstream::UpstreamClient;
 
@@ -27,7 +27,7 @@ pub struct Refresher {
 impl Refresher {
     /// Fetches every plan's catalog once; returns how many plans were fetched.
     pub async fn refresh_once(&self, upstream: &UpstreamClient) -> usize {
-        let accounts = match self.store.run(|s| s.plan_accounts()).await {
+        let accounts = match self.store.run(Operation::Read, |s| s.plan_accounts()).await {
             Ok(accounts) => accounts,
             Err(error) => {
                 warn!(self.log, "could not read the accounts' plans"; "error" => error.to_string());
@@ -50,7 +50,11 @@ impl Refresher {
     async fn refresh_plan(&self, upstream: &UpstreamClient, plan: &str, ids: Vec<String>) -> bool {
         for id in ids {
             let load = id.clone();
-            let Ok(Some(account)) = self.store.run(move |s| s.load_credentials(&load)).await else {
+            let Ok(Some(account)) = self
+                .store
+                .run(Operation::Read, move |s| s.load_credentials(&load))
+                .await
+            else {
                 continue;
             };
             match upstream.fetch_models(&account, &self.client_version).await {

@@ -19,9 +19,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock};
 
+use prometheus_client::registry::Registry;
 use serde_json::Value;
 
 use super::catalog_view::CatalogView;
+use super::metrics::{CatalogAge, CatalogClock};
 use super::model_info::{renamed, slug, synthesized};
 use crate::domain::KeyPolicy;
 use crate::settings::ModelSettings;
@@ -52,6 +54,8 @@ pub struct ModelRegistry {
     by_plan: RwLock<BTreeMap<String, Vec<Value>>>,
     /// What requests read: rebuilt whenever a plan's catalog is replaced, never per request.
     current: RwLock<Arc<Catalog>>,
+    /// When a plan's catalog was last fetched (`model_catalog_age_seconds`).
+    fetched: Arc<CatalogClock>,
 }
 
 /// The catalog as of the last change, and the callers' views of it built since.
@@ -85,6 +89,7 @@ impl ModelRegistry {
             owned_by: settings.owned_by.clone(),
             by_plan: RwLock::new(BTreeMap::new()),
             current: RwLock::new(Arc::new(Catalog::default())),
+            fetched: Arc::default(),
         };
         registry.rebuild(&BTreeMap::new());
         registry
@@ -96,6 +101,12 @@ impl ModelRegistry {
         let mut by_plan = self.by_plan.write().unwrap_or_else(|e| e.into_inner());
         by_plan.insert(plan.to_owned(), models);
         self.rebuild(&by_plan);
+        self.fetched.fetched();
+    }
+
+    /// Registers `model_catalog_age_seconds`, read from this registry at scrape time.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register_collector(Box::new(CatalogAge(Arc::clone(&self.fetched))));
     }
 
     /// Plans with a fetched catalog.

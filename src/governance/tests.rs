@@ -112,6 +112,7 @@ fn recorded_usage_spends_the_quota_and_goes_to_the_store_writer() {
         input_tokens: 4,
         output_tokens: 8,
         total_tokens: 12,
+        ..Usage::default()
     });
     drop(admission);
     let refused = governor.admit(&k, Utc::now()).unwrap_err();
@@ -176,7 +177,10 @@ async fn a_flush_waits_until_queued_usage_is_in_the_store() {
         auth_failures_tracked_addresses: 1,
     };
     let log = slog::Logger::root(slog::Discard, slog::o!());
-    let governor = Governor::load(settings, store.clone(), log).await.unwrap();
+    let metrics = super::metrics::GovernanceMetrics::default();
+    let governor = Governor::load(settings, store.clone(), log, metrics)
+        .await
+        .unwrap();
     let k = key("k", Limits::default(), None);
     for _ in 0..3 {
         let admission = governor.admit(&k, Utc::now()).unwrap();
@@ -184,6 +188,7 @@ async fn a_flush_waits_until_queued_usage_is_in_the_store() {
             input_tokens: 1,
             output_tokens: 1,
             total_tokens: 2,
+            ..Usage::default()
         });
     }
     assert!(

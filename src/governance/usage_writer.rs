@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use slog::{warn, Logger};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{Pending, UsageRecord};
 use crate::store::usage::UsageRow;
-use crate::store::Store;
+use crate::store::{Operation, Store};
 
 /// Most records summed into one write.
 const MAX_BATCH: usize = 4096;
@@ -21,12 +22,13 @@ const MAX_BATCH: usize = 4096;
 /// The least time between two writes. A crash (not a shutdown) loses at most this much usage.
 const WRITE_INTERVAL: Duration = Duration::from_millis(200);
 
-/// Runs the writer for as long as the runtime lives. A failed write is logged; the in-memory
-/// counts stay right.
+/// Runs the writer for as long as the runtime lives. A failed write is logged and counted in
+/// `errors` (`usage_writer_errors_total`); the in-memory counts stay right.
 pub(super) fn spawn(
     mut usage: UnboundedReceiver<UsageRecord>,
     pending: Arc<Pending>,
     store: Store,
+    errors: Counter,
     log: Logger,
 ) {
     actix_web::rt::spawn(async move {
@@ -40,7 +42,11 @@ pub(super) fn spawn(
             }
             let records = batch.len();
             let rows = summed(batch);
-            if let Err(error) = store.run(move |s| s.add_usage_rows(&rows)).await {
+            if let Err(error) = store
+                .run(Operation::Write, move |s| s.add_usage_rows(&rows))
+                .await
+            {
+                errors.inc();
                 warn!(log, "could not persist token usage"; "error" => error.to_string());
             }
             pending.done(records);
@@ -90,6 +96,7 @@ mod tests {
                 input_tokens: total / 2,
                 output_tokens: total - total / 2,
                 total_tokens: total,
+                ..Usage::default()
             },
         }
     }

@@ -19,6 +19,7 @@ use slog::{info, warn, Logger};
 
 use super::keepalive::{KeepAlive, COMMENT};
 use crate::edge::context::{AccessLine, StreamEnd};
+use crate::edge::metrics::StreamOutcome;
 use crate::governance::Admission;
 use crate::obs::{bounded, limit};
 use crate::upstream::holdback::Held;
@@ -50,6 +51,8 @@ pub struct RelayStream {
     /// When the stream was made: its held-back start ready to be sent.
     started: Instant,
     bytes: u64,
+    /// Some bytes have reached the client (the first is timed once).
+    first_byte_sent: bool,
     done: bool,
     log: Logger,
     /// The caller's admission: holds its concurrency slots while the stream lives and counts
@@ -84,6 +87,7 @@ impl RelayStream {
             last_byte: now,
             started: now,
             bytes: held.bytes_read,
+            first_byte_sent: false,
             done: false,
             log,
             admission: None,
@@ -128,6 +132,7 @@ impl RelayStream {
         };
         let end = StreamEnd {
             how,
+            outcome: StreamOutcome::of(how, self.watcher.terminal.as_ref()),
             bytes: self.bytes,
             events: self.watcher.events,
             input_tokens: usage.map(|u| u.input_tokens),
@@ -144,6 +149,15 @@ impl RelayStream {
                 "duration_ms" => self.started.elapsed().as_millis() as u64,
                 "input_tokens" => end.input_tokens, "output_tokens" => end.output_tokens,
                 "failure_code" => end.failure_code),
+        }
+    }
+
+    /// Times the first byte leaving, on the request's access line.
+    fn first_byte(&self) {
+        if let Some((line, started)) = &self.access {
+            if let Some(line) = line.get() {
+                line.first_byte(*started);
+            }
         }
     }
 
@@ -179,6 +193,10 @@ impl Stream for RelayStream {
         let next = self.as_mut().next_bytes(cx);
         if let Poll::Ready(Some(_)) = next {
             self.keepalive.sent();
+            if !self.first_byte_sent {
+                self.first_byte_sent = true;
+                self.first_byte();
+            }
         }
         next
     }

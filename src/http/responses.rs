@@ -72,6 +72,7 @@ async fn relay(
     note.model = Some(model.clone());
     note.stream = wants_stream;
     let resolved = resolve_model(state, &principal, &model)?;
+    note.resolved_model = Some(Arc::from(resolved.slug.as_str()));
     request.set("model", &resolved.slug);
     let input = InputFacts::of(request.get("input"));
     compat::normalize(

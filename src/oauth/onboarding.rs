@@ -14,7 +14,7 @@ use super::device;
 use super::endpoint::OauthEndpoint;
 use super::login::LoginError;
 use super::sessions::{LoginSessions, SessionError, SessionStatus, SessionView};
-use crate::store::{ImportOutcome, NewAccount, Store, StoreError};
+use crate::store::{ImportOutcome, NewAccount, Operation, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OnboardingError {
@@ -134,7 +134,11 @@ impl Onboarding {
     /// with `store_failed` (then the store's error is returned as well).
     async fn store_login(&self, id: &str, mut account: NewAccount) -> Result<(), StoreError> {
         account.label = self.sessions.label(id);
-        match self.store.run(move |s| s.import_account(&account)).await {
+        match self
+            .store
+            .run(Operation::Write, move |s| s.import_account(&account))
+            .await
+        {
             Ok((account_id, outcome)) => {
                 let created = outcome == ImportOutcome::Created;
                 info!(self.log, "account logged in over the admin API";

@@ -21,7 +21,7 @@ use slog::{error, info, warn, Logger};
 use super::auth_json::is_header_safe;
 use super::claims;
 use super::endpoint::{EndpointError, OauthEndpoint, TokenAnswer};
-use crate::store::{Store, StoreError, TokenWrite};
+use crate::store::{Operation, Store, StoreError, TokenWrite};
 
 /// What an operator reads when a rotated set could not be stored (each line names the account).
 const UNSAVED: &str = "rotated tokens not stored: the token endpoint rotated this account's \
@@ -95,7 +95,9 @@ impl TokenRefresher for StoreTokenRefresher {
                 "account_id" => id.to_string(), "reason" => &reason);
             let account = id.to_string();
             let stored = store
-                .run(move |s| s.set_reauth_required(id.as_str(), token_version, &reason))
+                .run(Operation::Write, move |s| {
+                    s.set_reauth_required(id.as_str(), token_version, &reason)
+                })
                 .await;
             if let Err(e) = stored {
                 warn!(log, "could not record that the account needs a new login";
@@ -115,7 +117,9 @@ impl TokenRefresher for StoreTokenRefresher {
         Box::pin(async move {
             let account = id.to_string();
             if let Err(e) = store
-                .run(move |s| s.record_refresh_error(id.as_str(), token_version, &error))
+                .run(Operation::Write, move |s| {
+                    s.record_refresh_error(id.as_str(), token_version, &error)
+                })
                 .await
             {
                 warn!(log, "could not record a refresh failure";
@@ -135,7 +139,10 @@ async fn refresh(
     unsaved: Option<RefreshedTokens>,
 ) -> RefreshAttempt {
     let owned = id.to_owned();
-    let stored = match store.run(move |s| s.refresh_token(&owned)).await {
+    let stored = match store
+        .run(Operation::Read, move |s| s.refresh_token(&owned))
+        .await
+    {
         Ok(Some(stored)) => stored,
         Ok(None) => return RefreshAttempt::Gone,
         Err(e) => return RefreshAttempt::Failed(format!("the store could not be read: {e}")),
@@ -208,7 +215,9 @@ const UNUSABLE_ACCESS_TOKEN: &str = "the token endpoint answered with an access 
 async fn unusable_access_token(store: &Store, id: &str, token_version: i64) -> RefreshAttempt {
     let owned = id.to_owned();
     let recorded = store
-        .run(move |s| s.record_refresh_error(&owned, token_version, UNUSABLE_ACCESS_TOKEN))
+        .run(Operation::Write, move |s| {
+            s.record_refresh_error(&owned, token_version, UNUSABLE_ACCESS_TOKEN)
+        })
         .await;
     match recorded {
         Ok(()) => RefreshAttempt::Failed(UNUSABLE_ACCESS_TOKEN.to_owned()),
@@ -245,12 +254,16 @@ fn rotated(mut answer: TokenAnswer, token_version: i64, usable: bool) -> Refresh
 
 async fn write(store: &Store, id: &str, tokens: RefreshedTokens) -> Result<TokenWrite, StoreError> {
     let id = id.to_owned();
-    store.run(move |s| s.store_refreshed(&id, &tokens)).await
+    store
+        .run(Operation::Write, move |s| s.store_refreshed(&id, &tokens))
+        .await
 }
 
 async fn load(store: &Store, id: &str) -> Result<Option<AccountCredentials>, StoreError> {
     let id = id.to_owned();
-    store.run(move |s| s.load_credentials(&id)).await
+    store
+        .run(Operation::Read, move |s| s.load_credentials(&id))
+        .await
 }
 
 async fn current(

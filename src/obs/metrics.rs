@@ -97,15 +97,16 @@ pub fn register_build_info(registry: &mut Registry) {
 }
 
 /// Text the relay did not choose (an operator's label or tenant name, the plan an issuer's token
-/// names),
-/// escaped as the exposition format requires: prometheus-client writes label values as given,
-/// and a single `"` would make Prometheus refuse the whole scrape.
+/// names, a model slug the upstream's catalog names), escaped as the exposition format requires:
+/// prometheus-client writes label values as given, and a single `"` would make Prometheus refuse
+/// the whole scrape. `T` owns the text: a `String`, or an `Arc<str>` that every request naming it
+/// shares (building the label then copies nothing).
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct Text(pub String);
+pub struct Text<T = String>(pub T);
 
-impl EncodeLabelValue for Text {
+impl<T: AsRef<str>> EncodeLabelValue for Text<T> {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        for c in self.0.chars() {
+        for c in self.0.as_ref().chars() {
             match c {
                 '\\' => encoder.write_str("\\\\")?,
                 '"' => encoder.write_str("\\\"")?,
@@ -162,6 +163,31 @@ mod tests {
             .await
             .unwrap()
             .contains("codex_relay_runs 2\n"));
+    }
+
+    #[test]
+    fn text_the_relay_did_not_choose_is_escaped() {
+        use prometheus_client::encoding::EncodeLabelSet;
+        use std::sync::Arc;
+
+        #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+        struct Labels {
+            owned: Text,
+            shared: Text<Arc<str>>,
+        }
+        let mut registry = registry();
+        let family: Family<Labels, Gauge> = Family::default();
+        registry.register("named", "Named things", family.clone());
+        let labels = Labels {
+            owned: Text("a \"b\"".to_owned()),
+            shared: Text(Arc::from("c\\d\ne")),
+        };
+        family.get_or_create(&labels).set(1);
+        let text = encode_text(&registry).unwrap();
+        assert!(
+            text.contains(r#"codex_relay_named{owned="a \"b\"",shared="c\\d\ne"} 1"#),
+            "{text}"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use futures_util::future::BoxFuture;
 use relay_actors::{AccountCredentials, AccountId, AccountSource, SourceError};
 use slog::{warn, Logger};
 
-use crate::store::Store;
+use crate::store::{Operation, Store};
 
 /// The store, seen by the router as its source of accounts. Read errors are logged here (the
 /// actors have no logger) and returned to the router, which keeps serving and tries again.
@@ -28,10 +28,13 @@ impl AccountSource for StoreAccountSource {
         let store = self.store.clone();
         let log = self.log.clone();
         Box::pin(async move {
-            let rows = store.run(|s| s.account_versions()).await.map_err(|e| {
-                warn!(log, "could not read the accounts"; "error" => e.to_string());
-                SourceError(e.to_string())
-            })?;
+            let rows = store
+                .run(Operation::Sync, |s| s.account_versions())
+                .await
+                .map_err(|e| {
+                    warn!(log, "could not read the accounts"; "error" => e.to_string());
+                    SourceError(e.to_string())
+                })?;
             Ok(rows
                 .into_iter()
                 .map(|(id, version)| (AccountId::from(id.as_str()), version))
@@ -48,7 +51,7 @@ impl AccountSource for StoreAccountSource {
         Box::pin(async move {
             let account = id.to_string();
             store
-                .run(move |s| s.load_credentials(id.as_str()))
+                .run(Operation::Sync, move |s| s.load_credentials(id.as_str()))
                 .await
                 .map_err(|e| {
                     warn!(log, "could not load an account"; "account_id" => account, "error" => e.to_string());

@@ -5,7 +5,7 @@ use futures_util::future::BoxFuture;
 use relay_actors::{AccountId, PoolRecord, PoolStateSink, SourceError};
 use slog::{warn, Logger};
 
-use crate::store::Store;
+use crate::store::{Operation, Store};
 
 pub struct StorePoolState {
     pub store: Store,
@@ -23,7 +23,9 @@ impl PoolStateSink for StorePoolState {
         Box::pin(async move {
             let account = id.to_string();
             store
-                .run(move |s| s.save_pool_state(id.as_str(), &record))
+                .run(Operation::Write, move |s| {
+                    s.save_pool_state(id.as_str(), &record)
+                })
                 .await
                 .map_err(|e| {
                     warn!(log, "could not save an account's pool state";

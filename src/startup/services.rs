@@ -12,6 +12,7 @@ use slog::Logger;
 use super::{Background, StartupError};
 use crate::credentials::sync::spawn_credential_sync;
 use crate::credentials::{AdminTokenRing, KeyRing};
+use crate::governance::metrics::GovernanceMetrics;
 use crate::governance::model_refresh::{self, Refresher};
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
@@ -41,12 +42,15 @@ impl Core {
         metrics: &mut Registry,
         log: &Logger,
     ) -> Result<Core, StartupError> {
+        store.register_metrics(metrics);
         let sync_interval = Duration::from_millis(settings.store.sync_interval_ms);
         let leases = start_pool(settings, store, outbound, sync_interval, log);
         let pool_metrics =
             PoolMetrics::register(metrics, leases.router().clone(), store.clone(), log.clone());
         let (keys, admin_tokens) = load_rings(store).await?;
-        let governor = Governor::load(settings.limits.clone(), store.clone(), log.clone()).await?;
+        let governance = GovernanceMetrics::register(metrics, settings.metrics.per_key);
+        let limits = settings.limits.clone();
+        let governor = Governor::load(limits, store.clone(), log.clone(), governance).await?;
         let sync = spawn_credential_sync(
             store.clone(),
             Arc::clone(&keys),
@@ -57,6 +61,7 @@ impl Core {
         );
         wait_for_first_sync(leases.router()).await;
         let models = Arc::new(ModelRegistry::new(&settings.models));
+        models.register_metrics(metrics);
         let refresh = start_model_refresh(settings, store, outbound, &models, log).await;
         let background = Background {
             router: leases.router().clone(),

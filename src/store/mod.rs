@@ -12,6 +12,7 @@ pub mod crypto;
 mod faults;
 mod files;
 pub mod keys;
+mod metrics;
 mod open;
 mod policy_columns;
 pub mod tenants;
@@ -29,6 +30,7 @@ pub use account_routing::{PoolRow, RoutingChange};
 pub use accounts::{AccountSummary, ImportOutcome, NewAccount};
 pub use crypto::{CryptoError, KeySource, MasterKey};
 pub use keys::{ApiKeyRow, CreatedKey, KeyHash, KeyRecord, NewKey};
+pub use metrics::Operation;
 pub use open::sealing_key_id;
 pub use tenants::{NewTenant, TenantRow};
 pub use tokens::{RefreshedTokens, StoredRefreshToken, TokenWrite};
@@ -77,6 +79,8 @@ pub struct Store {
     key: Arc<MasterKey>,
     /// What opening found but could not fix (a folder open to others that is not the relay's).
     warnings: Arc<[String]>,
+    /// Faults met by [`Store::run`], for the metrics.
+    errors: metrics::StoreErrors,
 }
 
 impl std::fmt::Debug for Store {
@@ -101,16 +105,27 @@ impl Store {
         &self.warnings
     }
 
-    /// Runs a blocking store call on actix's blocking thread pool.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    /// Runs a blocking store call on actix's blocking thread pool; a fault it meets is counted
+    /// under `operation` (`store_errors_total`).
+    pub async fn run<T, F>(&self, operation: Operation, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     {
         let store = self.clone();
-        actix_web::web::block(move || work(&store))
+        let result = actix_web::web::block(move || work(&store))
             .await
-            .map_err(|e| StoreError::Blocking(e.to_string()))?
+            .map_err(|e| StoreError::Blocking(e.to_string()))
+            .and_then(|result| result);
+        if let Err(error) = &result {
+            self.errors.count(operation, error);
+        }
+        result
+    }
+
+    /// Registers the store's families (`store_errors_total`) on `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.errors.register(registry);
     }
 }
 

@@ -92,6 +92,7 @@ fn open(path: &Path, pool_size: u32, key: MasterKey, access: Access) -> Result<S
         pool,
         key: Arc::new(key),
         warnings: warnings.into(),
+        errors: Default::default(),
     })
 }
 

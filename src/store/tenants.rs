@@ -138,7 +138,7 @@ pub(super) fn tenant_policies(
         let row = row?;
         let policy = TenantPolicy {
             id: row.id.clone(),
-            name: row.name,
+            name: row.name.into(),
             limits: row.limits,
             hidden_models: row.hidden_models,
         };

@@ -121,6 +121,7 @@ mod tests {
             input_tokens: 1,
             output_tokens: total - 1,
             total_tokens: total,
+            ..Usage::default()
         };
         store
             .add_usage(Scope::Key, "k1", "2026-03-01", tokens(10))

@@ -334,6 +334,7 @@ event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_num
                 input_tokens: 3,
                 output_tokens: 4,
                 total_tokens: 7,
+                ..Usage::default()
             };
             assert_eq!(
                 watcher.terminal,

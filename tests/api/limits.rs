@@ -4,12 +4,13 @@
 use std::time::Duration;
 
 use codex_relay::domain::Limits;
-use codex_relay::store::{keys::reveal, NewKey, NewTenant, Store};
+use codex_relay::store::{keys::reveal, NewKey, NewTenant, Operation, Store};
 use serde_json::Value;
 
 use crate::helpers::{body, error_of, eventually, read_all, spawn_app_seeded, TestApp};
 
-fn key_with(store: &Store, name: &str, tenant: Option<&str>, limits: Limits) -> String {
+/// A new key named `name`, of `tenant` (id or name) if any, with `limits`: its secret text.
+pub fn key_with(store: &Store, name: &str, tenant: Option<&str>, limits: Limits) -> String {
     let new = NewKey {
         name: name.to_owned(),
         tenant: tenant.map(str::to_owned),
@@ -248,7 +249,7 @@ async fn a_daily_token_quota_is_enforced_and_survives_a_restart() {
     let persisted = eventually(5, || async {
         let store = app.store.clone();
         store
-            .run(|s| s.usage_totals(&today(), &today()[..7]))
+            .run(Operation::Read, |s| s.usage_totals(&today(), &today()[..7]))
             .await
             .unwrap()
             .iter()

@@ -12,7 +12,7 @@ use slog::{warn, Logger};
 
 use super::labels::Account;
 use crate::pool::view::shown_state;
-use crate::store::{AccountSummary, Store};
+use crate::store::{AccountSummary, Operation, Store};
 
 /// One account as a scrape sees it.
 pub(super) struct Sample {
@@ -74,7 +74,8 @@ impl Sources {
         let (views, pool, rows) = futures_util::join!(
             self.router.send(GetAccountStatuses),
             self.router.send(GetPoolStatus),
-            self.store.run(|store| store.list_accounts()),
+            self.store
+                .run(Operation::Read, |store| store.list_accounts()),
         );
         let (Ok(views), Ok(pool)) = (views, pool) else {
             warn!(
