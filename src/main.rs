@@ -18,15 +18,21 @@ use slog::{error, info, warn};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
+    let Cli { config, command } = Cli::parse();
+    // These read the settings (and the store) themselves, and never open or create anything.
+    let command = match command {
+        Command::Doctor(args) => return cli::doctor(config.as_deref(), &args),
+        Command::Config(command) => return cli::config(config.as_deref(), command),
+        command => command,
+    };
+    let settings = match Settings::load(config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("codex-relay: {e}");
             return ExitCode::from(2);
         }
     };
-    match run(cli.command, settings) {
+    match run(command, settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // An error may quote a name from the store: never a raw control byte to the terminal.
@@ -65,6 +71,8 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Key(command) => cli::key(&store, command),
         Command::Tenant(command) => cli::tenant(&store, command),
         Command::AdminToken(command) => cli::admin_token(&store, command),
+        // Dispatched by `main` before the store opens.
+        Command::Doctor(_) | Command::Config(_) => Ok(()),
     }
 }
 
