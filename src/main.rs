@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use codex_relay::cli::{self, Cli, Command};
-use codex_relay::obs::{build_logger, LogSink};
+use codex_relay::obs::{build_switched_logger, LogLevelSwitch, LogSink};
 use codex_relay::settings::Settings;
-use codex_relay::startup::Application;
+use codex_relay::startup::{Application, RelayLog};
 use codex_relay::store::{sealing_key_id, KeySource, MasterKey, Store};
 use slog::{error, info, warn};
 
@@ -77,7 +77,9 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 }
 
 fn serve(settings: Settings, store: Store, source: &KeySource) -> anyhow::Result<()> {
-    let (log, _flush_on_exit) = build_logger(LogSink::Stdout, settings.log.level);
+    // A settings reload (SIGHUP, the admin API) may change the level while the relay runs.
+    let level = LogLevelSwitch::new(settings.log.level);
+    let (log, _flush_on_exit) = build_switched_logger(LogSink::Stdout, &level);
     match source {
         KeySource::Generated(path) => warn!(log, "generated a new master key; back it up";
             "path" => path.display().to_string()),
@@ -91,7 +93,11 @@ fn serve(settings: Settings, store: Store, source: &KeySource) -> anyhow::Result
     }
     let system = actix_web::rt::System::new();
     let result = system.block_on(async {
-        let app = Application::build(settings, store, log.clone()).await?;
+        let relay_log = RelayLog {
+            log: log.clone(),
+            level: Some(level),
+        };
+        let app = Application::build(settings, store, relay_log).await?;
         app.run_until_stopped().await?;
         anyhow::Ok(())
     });

@@ -1,15 +1,18 @@
 //! What the handlers of both planes share: the settings, where leases are taken, the API-key
 //! ring, the model registry, the governor and the logger. Built once at startup; cheap to clone.
+//! The settings are a snapshot a reload swaps whole (`reload`): a handler loads it without a lock.
 
 use std::sync::Arc;
 
 use actix::Addr;
+use arc_swap::Guard;
 use relay_actors::{Leases, RouterActor};
 use slog::Logger;
 
 use crate::credentials::KeyRing;
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
+use crate::reload::LiveSettings;
 use crate::settings::Settings;
 
 /// Everything handlers share; cheap to clone, built once at startup.
@@ -17,7 +20,7 @@ use crate::settings::Settings;
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
-    settings: Settings,
+    settings: LiveSettings,
     leases: Leases,
     keys: Arc<KeyRing>,
     models: Arc<ModelRegistry>,
@@ -34,7 +37,7 @@ pub struct Parts {
 }
 
 impl AppState {
-    pub fn new(settings: Settings, parts: Parts, log: Logger) -> AppState {
+    pub fn new(settings: LiveSettings, parts: Parts, log: Logger) -> AppState {
         AppState(Arc::new(Inner {
             settings,
             leases: parts.leases,
@@ -45,8 +48,9 @@ impl AppState {
         }))
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.0.settings
+    /// The settings in force now; hold the snapshot for one request at most.
+    pub fn settings(&self) -> Guard<Arc<Settings>> {
+        self.0.settings.load()
     }
     pub fn router(&self) -> &Addr<RouterActor> {
         self.0.leases.router()
