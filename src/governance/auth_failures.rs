@@ -318,7 +318,10 @@ mod tests {
         let failures = AuthFailures::new(&with(1));
         let now = Instant::now();
         assert_eq!(failures.failed(v4(1), now), Verdict::Counted);
-        assert!(matches!(failures.failed(v4(1), now), Verdict::Refused { .. }));
+        assert!(matches!(
+            failures.failed(v4(1), now),
+            Verdict::Refused { .. }
+        ));
         failures.reconfigure(&with(0));
         assert_eq!(failures.failed(v4(1), now), Verdict::Counted);
         failures.reconfigure(&with(1000));

@@ -76,28 +76,34 @@ impl SettingsSource {
         let config = layers(self.path()).build()?;
         Settings::checked_config(config.clone())?;
         let mut shown = Vec::new();
-        flatten("", config.collect()?, &mut shown);
+        flatten("", config.collect()?, self.path(), &mut shown);
         shown.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(shown)
     }
 }
 
 /// Appends every leaf of `table` under `prefix` (`section.key`); an empty table is a leaf.
-fn flatten(prefix: &str, table: config::Map<String, Value>, out: &mut Vec<ShownSetting>) {
+/// `file` is the settings file, named as the operator gave it.
+fn flatten(
+    prefix: &str,
+    table: config::Map<String, Value>,
+    file: Option<&Path>,
+    out: &mut Vec<ShownSetting>,
+) {
     for (name, value) in table {
         let key = match prefix {
             "" => name,
             _ => format!("{prefix}.{name}"),
         };
         match value.kind {
-            ValueKind::Table(inner) if !inner.is_empty() => flatten(&key, inner, out),
-            _ => out.push(shown(key, &value)),
+            ValueKind::Table(inner) if !inner.is_empty() => flatten(&key, inner, file, out),
+            _ => out.push(shown(key, &value, file)),
         }
     }
 }
 
-fn shown(key: String, value: &Value) -> ShownSetting {
-    let origin = origin_of(&key, value.origin());
+fn shown(key: String, value: &Value, file: Option<&Path>) -> ShownSetting {
+    let origin = origin_of(&key, value.origin(), file);
     let json = json_of(&value.kind);
     let value = if is_secret(&key) {
         Json::from(MASKED)
@@ -111,12 +117,13 @@ fn shown(key: String, value: &Value) -> ShownSetting {
     }
 }
 
-/// The `config` crate names its layers: a file by its path, the environment as such.
-fn origin_of(key: &str, origin: Option<&str>) -> Origin {
+/// The `config` crate names its layers: nothing for the embedded defaults, the environment as
+/// such, the file by a path of its own making (the one file layer is shown as `file` names it).
+fn origin_of(key: &str, origin: Option<&str>, file: Option<&Path>) -> Origin {
     match origin {
         None => Origin::Default,
         Some("the environment") => Origin::Env(env_var_of(key)),
-        Some(path) => Origin::File(PathBuf::from(path)),
+        Some(path) => Origin::File(file.map_or_else(|| PathBuf::from(path), Path::to_path_buf)),
     }
 }
 
