@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::builder::DefaultState;
-use config::{Config, ConfigBuilder, Environment, File, FileFormat};
+use config::{Config, ConfigBuilder, File, FileFormat};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -437,27 +437,6 @@ impl OauthSettings {
 fn embedded() -> ConfigBuilder<DefaultState> {
     Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
 }
-
-/// Every layer: the embedded defaults, then `file` when there is one, then the
-/// `CODEX_RELAY__SECTION__KEY` environment variables.
-fn layers(file: Option<&Path>) -> ConfigBuilder<DefaultState> {
-    let mut builder = embedded();
-    if let Some(path) = file {
-        builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
-    }
-    let environment = Environment::with_prefix(ENV_PREFIX)
-        .prefix_separator(ENV_SEPARATOR)
-        .separator(ENV_SEPARATOR)
-        .try_parsing(true)
-        .list_separator(",")
-        .with_list_parse_key("models.catalog")
-        .with_list_parse_key("models.hidden");
-    builder.add_source(environment)
-}
-
-/// `CODEX_RELAY__SECTION__KEY`: the prefix and separator of the environment layer.
-const ENV_PREFIX: &str = "CODEX_RELAY";
-const ENV_SEPARATOR: &str = "__";
 
 #[cfg(test)]
 mod tests {

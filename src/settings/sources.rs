@@ -9,11 +9,12 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use config::{Source, Value, ValueKind};
+use config::builder::DefaultState;
+use config::{ConfigBuilder, Environment, File, FileFormat, Source, Value, ValueKind};
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use super::{layers, Settings, SettingsError, CONFIG_FILE_ENV, ENV_PREFIX, ENV_SEPARATOR};
+use super::{embedded, Settings, SettingsError, CONFIG_FILE_ENV};
 
 /// The layers a relay reads its settings from: which file, if any, lies over the defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,6 +82,27 @@ impl SettingsSource {
         Ok(shown)
     }
 }
+
+/// Every layer: the embedded defaults, then `file` when there is one, then the
+/// `CODEX_RELAY__SECTION__KEY` environment variables.
+fn layers(file: Option<&Path>) -> ConfigBuilder<DefaultState> {
+    let mut builder = embedded();
+    if let Some(path) = file {
+        builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+    }
+    let environment = Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator(ENV_SEPARATOR)
+        .separator(ENV_SEPARATOR)
+        .try_parsing(true)
+        .list_separator(",")
+        .with_list_parse_key("models.catalog")
+        .with_list_parse_key("models.hidden");
+    builder.add_source(environment)
+}
+
+/// `CODEX_RELAY__SECTION__KEY`: the prefix and separator of the environment layer.
+const ENV_PREFIX: &str = "CODEX_RELAY";
+const ENV_SEPARATOR: &str = "__";
 
 /// Appends every leaf of `table` under `prefix` (`section.key`); an empty table is a leaf.
 /// `file` is the settings file, named as the operator gave it.
