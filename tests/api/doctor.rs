@@ -2,16 +2,20 @@
 //! TLS passes every check, and each problem provoked fails the check that names it, with what to
 //! do: a wrong master key, a database open to others, an admin plane beyond loopback without a
 //! token, an upstream that cannot be reached or whose certificate is not trusted, an account whose
-//! login is dead. Nothing secret is printed.
+//! login is dead, and — asked of the running relay — an account serving with tokens its store
+//! could not take. Nothing secret is printed.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use codex_relay::store::admin_tokens::AdminScope;
 use serde_json::Value;
 
 use crate::cli::{relay, run, stderr, stdout, write_auth};
+use crate::helpers::spawn_app;
 use crate::mock_upstream::MockUpstream;
+use crate::refresh::refresh_onto_a_full_disk;
 
 /// A store in `dir` with one imported account; returns the auth.json it came from.
 fn store_with_an_account(dir: &Path) -> Value {
@@ -284,4 +288,39 @@ fn warnings_pass_unless_strict_and_the_text_report_says_what_to_do() {
     let report: Value = serde_json::from_slice(&invalid.stdout).unwrap();
     assert_eq!(names(&report), ["settings"]);
     assert_fails(&report, "settings", "limits.max_in_flight", "config show");
+}
+
+#[actix_web::test]
+async fn an_account_serving_with_unsaved_tokens_fails_when_the_running_relay_is_asked() {
+    let app = spawn_app().await;
+    let write = app.admin_token(AdminScope::Write).await;
+    let read = app.admin_token(AdminScope::Read).await;
+    let asking = |token: &str| {
+        let dir = app.settings.store.path.parent().unwrap();
+        let mut command = relay(dir);
+        command
+            .env("CODEX_RELAY__STORE__PATH", &app.settings.store.path)
+            .env("CODEX_RELAY__ADMIN__LISTEN", app.admin_addr.to_string())
+            .env("CODEX_RELAY_ADMIN_TOKEN", token);
+        command
+    };
+    let (_, report, _) = doctor(asking(&read), &["--offline"]).await;
+    let relay_check = check(&report, "relay");
+    assert_eq!(relay_check["status"], "ok", "{relay_check}");
+
+    refresh_onto_a_full_disk(&app, &write).await;
+    let (code, report, text) = doctor(asking(&read), &["--offline"]).await;
+    assert_eq!(code, 1, "{text}");
+    assert_fails(&report, "relay", &app.account_id, "keep the relay running");
+    assert!(!text.contains(&read), "the admin token was printed");
+
+    let (_, report, _) = doctor(asking("not-a-token"), &["--offline"]).await;
+    assert_eq!(check(&report, "relay")["status"], "warn");
+    let (_, report, _) = doctor(
+        relay(app.settings.store.path.parent().unwrap()),
+        &["--offline"],
+    )
+    .await;
+    assert!(!names(&report).contains(&"relay"), "no token, no question");
+    app.stop().await;
 }

@@ -8,14 +8,17 @@
 //!
 //! Exit status: 1 when any check fails (with `--strict`, also when one warns), else 0. `--json`
 //! prints `{"checks":[{"name","status","message","hint"}]}` (`hint` is null for `ok`); the network
-//! checks (`upstream`, `oauth_issuer`, `clock`) are left out with `--offline`.
+//! checks (`upstream`, `oauth_issuer`, `clock`) are left out with `--offline`, the running relay's
+//! (`relay`) unless an admin token is given (`CODEX_RELAY_ADMIN_TOKEN[_FILE]`).
 //!
 //! | file         | owns                                                              |
 //! |--------------|-------------------------------------------------------------------|
 //! | `store.rs`   | the store, its master key and its files' modes                    |
 //! | `pool.rs`    | the admin plane's exposure, the accounts, the free disk           |
+//! | `live.rs`    | the running relay: accounts serving with tokens not yet stored    |
 //! | `network.rs` | the upstream and the issuer over TLS, the clock against the upstream |
 
+mod live;
 mod network;
 mod pool;
 mod store;
@@ -121,6 +124,7 @@ fn findings(source: &SettingsSource, offline: bool) -> Vec<Finding> {
     let mut findings = vec![Finding::ok("settings", settings_message(&settings))];
     let opened = store::checks(&settings.store.path, &mut findings);
     pool::checks(&settings, opened.as_ref(), &mut findings);
+    findings.extend(live::check(&settings));
     if !offline {
         findings.extend(network::checks(&settings));
     }
