@@ -31,6 +31,7 @@ pub mod nesting;
 pub mod oauth;
 pub mod obs;
 pub mod pool;
+pub mod reload;
 pub mod request_body;
 pub mod settings;
 pub mod startup;

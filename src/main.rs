@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use codex_relay::cli::{self, Cli, Command};
-use codex_relay::obs::{build_logger, LogSink};
+use codex_relay::obs::{build_switched_logger, LogLevelSwitch, LogSink};
 use codex_relay::settings::Settings;
-use codex_relay::startup::Application;
+use codex_relay::startup::{Application, RelayLog};
 use codex_relay::store::{sealing_key_id, KeySource, MasterKey, Store};
 use slog::{error, info, warn};
 
@@ -18,15 +18,21 @@ use slog::{error, info, warn};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
+    let Cli { config, command } = Cli::parse();
+    // These read the settings (and the store) themselves, and never open or create anything.
+    let command = match command {
+        Command::Doctor(args) => return cli::doctor(config.as_deref(), &args),
+        Command::Config(command) => return cli::config(config.as_deref(), command),
+        command => command,
+    };
+    let settings = match Settings::load(config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("codex-relay: {e}");
             return ExitCode::from(2);
         }
     };
-    match run(cli.command, settings) {
+    match run(command, settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // An error may quote a name from the store: never a raw control byte to the terminal.
@@ -65,11 +71,15 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Key(command) => cli::key(&store, command),
         Command::Tenant(command) => cli::tenant(&store, command),
         Command::AdminToken(command) => cli::admin_token(&store, command),
+        // Dispatched by `main` before the store opens.
+        Command::Doctor(_) | Command::Config(_) => Ok(()),
     }
 }
 
 fn serve(settings: Settings, store: Store, source: &KeySource) -> anyhow::Result<()> {
-    let (log, _flush_on_exit) = build_logger(LogSink::Stdout, settings.log.level);
+    // A settings reload (SIGHUP, the admin API) may change the level while the relay runs.
+    let level = LogLevelSwitch::new(settings.log.level);
+    let (log, _flush_on_exit) = build_switched_logger(LogSink::Stdout, &level);
     match source {
         KeySource::Generated(path) => warn!(log, "generated a new master key; back it up";
             "path" => path.display().to_string()),
@@ -83,7 +93,11 @@ fn serve(settings: Settings, store: Store, source: &KeySource) -> anyhow::Result
     }
     let system = actix_web::rt::System::new();
     let result = system.block_on(async {
-        let app = Application::build(settings, store, log.clone()).await?;
+        let relay_log = RelayLog {
+            log: log.clone(),
+            level: Some(level),
+        };
+        let app = Application::build(settings, store, relay_log).await?;
         app.run_until_stopped().await?;
         anyhow::Ok(())
     });

@@ -9,9 +9,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::builder::DefaultState;
-use config::{Config, ConfigBuilder, Environment, File, FileFormat};
-use serde::Deserialize;
+use config::{Config, ConfigBuilder, File, FileFormat};
+use serde::{Deserialize, Serialize};
 use url::Url;
+
+mod sources;
+
+pub use self::sources::{Origin, SettingsSource, ShownSetting};
 
 use crate::bounds::{
     Invalid, ACCOUNT_IN_FLIGHT, AFFINITY_CAPACITY, ATTEMPTS, AUTH_FAILURE_ADDRESSES,
@@ -32,7 +36,7 @@ pub enum SettingsError {
     Invalid { key: &'static str, reason: String },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -46,9 +50,12 @@ pub struct Settings {
     pub models: ModelSettings,
     pub limits: LimitSettings,
     pub routing: RoutingSettings,
+    /// Where these settings were read from, so that a reload reads the same layers again.
+    #[serde(skip)]
+    pub source: SettingsSource,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
@@ -61,13 +68,13 @@ pub struct ServerSettings {
     pub shutdown_grace_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     pub listen: SocketAddr,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
     pub path: PathBuf,
@@ -75,7 +82,7 @@ pub struct StoreSettings {
     pub sync_interval_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSettings {
     pub base_url: Url,
@@ -91,7 +98,7 @@ pub struct UpstreamSettings {
     pub ca_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OauthSettings {
     pub issuer: Url,
@@ -131,21 +138,21 @@ impl OauthSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CompatMode {
     Relaxed,
     Strict,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CompatSettings {
     pub mode: CompatMode,
     pub default_instructions: String,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     Trace,
@@ -156,13 +163,13 @@ pub enum LogLevel {
     Critical,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub level: LogLevel,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsSettings {
     /// Serve `GET /metrics` on the admin listener without an admin token.
@@ -171,7 +178,7 @@ pub struct MetricsSettings {
     pub per_key: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSettings {
     pub catalog: Vec<String>,
@@ -185,7 +192,7 @@ pub struct ModelSettings {
     pub client_version: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitSettings {
     /// Requests per minute of a key that sets none; 0 means no default rate.
@@ -200,7 +207,7 @@ pub struct LimitSettings {
 }
 
 /// `routing.strategy`: how the pool picks an account for a request without a bound conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RoutingStrategy {
     Headroom,
@@ -208,7 +215,7 @@ pub enum RoutingStrategy {
     FillFirst,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoutingSettings {
     pub strategy: RoutingStrategy,
@@ -231,19 +238,7 @@ impl Settings {
     /// Loads the layers: embedded defaults, then `file` (or `CODEX_RELAY_CONFIG`), then the
     /// `CODEX_RELAY__SECTION__KEY` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
-        let env_file = std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from);
-        let mut builder = embedded();
-        if let Some(path) = file.map(Path::to_path_buf).or(env_file) {
-            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
-        }
-        let environment = Environment::with_prefix("CODEX_RELAY")
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true)
-            .list_separator(",")
-            .with_list_parse_key("models.catalog")
-            .with_list_parse_key("models.hidden");
-        Self::checked(builder.add_source(environment))
+        SettingsSource::new(file).load()
     }
 
     /// Loads only the embedded defaults (tests start from these and override fields).
@@ -260,7 +255,12 @@ impl Settings {
     }
 
     fn checked(builder: ConfigBuilder<DefaultState>) -> Result<Settings, SettingsError> {
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        Self::checked_config(builder.build()?)
+    }
+
+    /// Built layers as settings, checked as startup checks them.
+    fn checked_config(config: Config) -> Result<Settings, SettingsError> {
+        let settings: Settings = config.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
     }

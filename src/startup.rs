@@ -1,7 +1,8 @@
 //! Building the running service: store-backed actors, the key rings, the governor (limits and
 //! quotas, with this month's usage), the model registry (first catalog fetch), and the two HTTP
-//! servers — the data plane (`server.listen`) and the admin plane (`admin.listen`). The binary
-//! and the integration tests both start the relay through [`Application::build`].
+//! servers — the data plane (`server.listen`) and the admin plane (`admin.listen`), and the
+//! settings reload on SIGHUP (`reload`). The binary and the integration tests both start the relay
+//! through [`Application::build`].
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::rt::task::JoinHandle;
 use actix_web::{web, App};
+use arc_swap::ArcSwap;
 use relay_actors::{GetPoolStatus, RouterActor, Shutdown};
 use slog::{info, warn, Logger};
 
@@ -26,6 +28,8 @@ use crate::oauth::endpoint::OauthEndpoint;
 use crate::oauth::onboarding::Onboarding;
 use crate::obs;
 use crate::obs::metrics::{Exposition, Registry};
+use crate::obs::LogLevelSwitch;
+use crate::reload::{self, Reloader};
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
@@ -92,6 +96,17 @@ struct Background {
 }
 
 impl Background {
+    /// Adds a loop that stops with the others (before the background is shared).
+    fn adopt(&mut self, task: Option<JoinHandle<()>>) {
+        let Some(task) = task else {
+            return;
+        };
+        match Arc::get_mut(&mut self.tasks) {
+            Some(tasks) => tasks.push(task),
+            None => task.abort(),
+        }
+    }
+
     async fn stop(&self) {
         for task in self.tasks.iter() {
             task.abort();
@@ -125,14 +140,28 @@ async fn flush_usage(governor: &Governor, log: &Logger) {
     }
 }
 
+/// The relay's logger, and the switch of its level when a reload may change it (the binary's;
+/// a plain `Logger` has none).
+pub struct RelayLog {
+    pub log: Logger,
+    pub level: Option<LogLevelSwitch>,
+}
+
+impl From<Logger> for RelayLog {
+    fn from(log: Logger) -> RelayLog {
+        RelayLog { log, level: None }
+    }
+}
+
 impl Application {
     /// Starts the actors, loads keys and accounts, and binds the data plane (port 0 allowed).
     /// Must run inside an actix system.
     pub async fn build(
         settings: Settings,
         store: Store,
-        log: Logger,
+        log: impl Into<RelayLog>,
     ) -> Result<Application, StartupError> {
+        let RelayLog { log, level } = log.into();
         let outbound = Outbound::for_upstream(&settings.upstream)?;
         let mut metrics = obs::metrics::registry();
         obs::metrics::register_build_info(&mut metrics);
@@ -146,11 +175,29 @@ impl Application {
         let (admin_listener, admin_addr) = bind("admin.listen", admin_listen)?;
         let admin_state = admin_state(&settings, store, &outbound, &core, metrics, &log);
         let governor = core.parts.governor.clone();
-        let state = AppState::new(settings, core.parts, log);
+        let live = Arc::new(ArcSwap::from_pointee(settings));
+        let reloader = Reloader::new(
+            reload::Parts {
+                live: Arc::clone(&live),
+                governor: governor.clone(),
+                models: Arc::clone(&core.parts.models),
+                level,
+            },
+            log.clone(),
+        );
+        let state = AppState::new(live, core.parts, log);
         let server = serve(state.clone(), outbound, requests.data, listener)
             .map_err(|source| bind_error("server.listen", addr, source))?;
-        let admin = serve_admin(state.clone(), admin_state, requests.admin, admin_listener)
-            .map_err(|source| bind_error("admin.listen", admin_addr, source))?;
+        let admin = serve_admin(
+            state.clone(),
+            admin_state,
+            requests.admin,
+            reloader.clone(),
+            admin_listener,
+        )
+        .map_err(|source| bind_error("admin.listen", admin_addr, source))?;
+        let mut background = core.background;
+        background.adopt(follow_hangups(reloader, state.log()));
         log_listening(&state, &core.admin_tokens, addr, admin_addr).await;
         Ok(Application {
             addr,
@@ -159,7 +206,7 @@ impl Application {
             admin,
             governor,
             log: state.log().clone(),
-            background: core.background,
+            background,
         })
     }
 
@@ -196,6 +243,21 @@ impl Application {
         flush_usage(&self.governor, &self.log).await;
         self.background.stop().await;
         data.and(admin)
+    }
+}
+
+/// Reloads the settings on each SIGHUP, listened for from now on: before the relay says it is
+/// up, since a SIGHUP nobody listens for ends the process.
+fn follow_hangups(reloader: Reloader, log: &Logger) -> Option<JoinHandle<()>> {
+    match reload::hangups() {
+        Ok(hangups) => Some(actix_web::rt::spawn(reload::reload_on_hangup(
+            hangups, reloader,
+        ))),
+        Err(e) => {
+            warn!(log, "cannot listen for SIGHUP; reload the settings with POST /admin/v1/reload";
+                "error" => e.to_string());
+            None
+        }
     }
 }
 
@@ -324,6 +386,7 @@ fn serve_admin(
     state: AppState,
     admin_state: AdminState,
     requests: RequestMetrics,
+    reloader: Reloader,
     listener: TcpListener,
 ) -> std::io::Result<Server> {
     let admin_body = BodyLimits {
@@ -335,7 +398,7 @@ fn serve_admin(
         workers: 1,
         half_closed: true,
         no_delay: false,
-        shutdown_grace: shutdown_grace(state.settings()),
+        shutdown_grace: shutdown_grace(&state.settings()),
     };
     wire::serve(listener, plane, move || {
         App::new()
@@ -343,6 +406,7 @@ fn serve_admin(
             .app_data(web::Data::new(state.clone()))
             .app_data(web::Data::new(admin_state.clone()))
             .app_data(web::Data::new(requests.clone()))
+            .app_data(web::Data::new(reloader.clone()))
             .app_data(admin_body)
             .configure(admin::routes)
             .default_service(web::to(admin::not_found))

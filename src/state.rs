@@ -1,10 +1,12 @@
 //! What the handlers of both planes share: the settings, where leases are taken, the API-key
 //! ring, the model registry, the governor, the pool's metric families and the logger. Built once
-//! at startup; cheap to clone.
+//! at startup; cheap to clone. The settings are a snapshot a reload swaps whole (`reload`): a
+//! handler loads it without a lock.
 
 use std::sync::Arc;
 
 use actix::Addr;
+use arc_swap::Guard;
 use relay_actors::{Leases, RouterActor};
 use slog::Logger;
 
@@ -12,6 +14,7 @@ use crate::credentials::KeyRing;
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
 use crate::pool::metrics::PoolMetrics;
+use crate::reload::LiveSettings;
 use crate::settings::Settings;
 
 /// Everything handlers share; cheap to clone, built once at startup.
@@ -19,7 +22,7 @@ use crate::settings::Settings;
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
-    settings: Settings,
+    settings: LiveSettings,
     leases: Leases,
     keys: Arc<KeyRing>,
     models: Arc<ModelRegistry>,
@@ -38,7 +41,7 @@ pub struct Parts {
 }
 
 impl AppState {
-    pub fn new(settings: Settings, parts: Parts, log: Logger) -> AppState {
+    pub fn new(settings: LiveSettings, parts: Parts, log: Logger) -> AppState {
         AppState(Arc::new(Inner {
             settings,
             leases: parts.leases,
@@ -50,8 +53,9 @@ impl AppState {
         }))
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.0.settings
+    /// The settings in force now; hold the snapshot for one request at most.
+    pub fn settings(&self) -> Guard<Arc<Settings>> {
+        self.0.settings.load()
     }
     pub fn router(&self) -> &Addr<RouterActor> {
         self.0.leases.router()

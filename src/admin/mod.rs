@@ -12,6 +12,7 @@
 //! | `refresh.rs`  | `POST /admin/v1/accounts/{id}/refresh`: refresh now      |
 //! | `logins.rs`   | `/admin/v1/logins`: device-code and paste logins         |
 //! | `pool.rs`     | `/admin/v1/pool`, an account's routing parameters        |
+//! | `reload.rs`   | `POST /admin/v1/reload`: the settings read again         |
 //! | `answer.rs`   | answers the tables give alike: lists, usage              |
 //! | `body.rs`     | request bodies, read within their limits, as JSON        |
 //! | `error.rs`    | admin failures in the OpenAI error shape                 |
@@ -27,6 +28,7 @@ mod metrics;
 pub mod models;
 pub mod pool;
 pub mod refresh;
+pub mod reload;
 pub mod tenants;
 
 use std::sync::Arc;
@@ -137,6 +139,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(refresh::routes)
                 .configure(logins::routes)
                 .configure(pool::routes)
+                .configure(reload::routes)
                 .default_service(web::to(not_found)),
         );
 }

@@ -9,11 +9,13 @@
 mod account;
 mod account_set;
 mod admin_token;
+mod doctor;
 mod key;
 mod limits;
 mod login;
 mod new_account;
 mod printable;
+mod settings;
 mod tenant;
 mod update;
 
@@ -23,9 +25,11 @@ use clap::{Args, Parser, Subcommand};
 
 pub use self::account::{account, AccountCommand};
 pub use self::admin_token::{admin_token, AdminTokenCommand};
+pub use self::doctor::{doctor, DoctorArgs};
 pub use self::key::{key, KeyCommand};
 pub use self::login::{login, LoginArgs};
 pub use self::printable::{printable, printable_json};
+pub use self::settings::{config, ConfigCommand};
 pub use self::tenant::{tenant, TenantCommand};
 
 #[derive(Debug, Parser)]
@@ -58,6 +62,12 @@ pub enum Command {
     /// Manage the bearer tokens of the admin plane.
     #[command(subcommand, name = "admin-token")]
     AdminToken(AdminTokenCommand),
+    /// Check an installation: settings, store, master key, file modes, admin exposure, upstream,
+    /// OAuth issuer, clock, accounts, free disk. Reads only.
+    Doctor(DoctorArgs),
+    /// Show the effective settings with the source of each value, or check a settings file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 impl Command {

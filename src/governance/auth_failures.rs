@@ -151,38 +151,48 @@ impl Ledger {
     }
 }
 
-/// The throttle both planes share; `None` inside when `limits.auth_failures_per_minute` is 0.
-pub struct AuthFailures(Option<Mutex<Ledger>>);
+/// The throttle both planes share; `None` inside while `limits.auth_failures_per_minute` is 0.
+pub struct AuthFailures(Mutex<Option<Ledger>>);
 
 impl AuthFailures {
     pub fn new(settings: &LimitSettings) -> AuthFailures {
+        let failures = AuthFailures(Mutex::new(None));
+        failures.reconfigure(settings);
+        failures
+    }
+
+    /// Takes a new budget (a settings reload): the addresses tracked keep what they have spent,
+    /// measured against the new budget from now on; a budget of 0 forgets them all.
+    pub fn reconfigure(&self, settings: &LimitSettings) {
+        let mut ledger = lock(&self.0);
         let per_minute = settings.auth_failures_per_minute;
-        let ledger = (per_minute > 0).then(|| {
-            let window = Duration::from_secs(60);
-            Mutex::new(Ledger {
-                cost: window / per_minute,
-                window,
-                capacity: settings.auth_failures_tracked_addresses,
-                entries: HashMap::new(),
-            })
+        if per_minute == 0 {
+            *ledger = None;
+            return;
+        }
+        let window = Duration::from_secs(60);
+        let entries = ledger.take().map(|l| l.entries).unwrap_or_default();
+        *ledger = Some(Ledger {
+            cost: window / per_minute,
+            window,
+            capacity: settings.auth_failures_tracked_addresses,
+            entries,
         });
-        AuthFailures(ledger)
     }
 
     /// Counts one failed authentication of `address`.
     pub fn failed(&self, address: Address, now: Instant) -> Verdict {
-        match &self.0 {
-            Some(ledger) => lock(ledger).failed(address, now),
+        match lock(&self.0).as_mut() {
+            Some(ledger) => ledger.failed(address, now),
             None => Verdict::Counted,
         }
     }
 
     /// Forgets the addresses whose budget is whole again, and logs each throttle that ended.
     pub fn sweep(&self, now: Instant, log: &Logger) {
-        let Some(ledger) = &self.0 else {
+        let Some(ended) = lock(&self.0).as_mut().map(|ledger| ledger.sweep(now)) else {
             return;
         };
-        let ended = lock(ledger).sweep(now);
         for Ended {
             address,
             refused,
@@ -196,7 +206,7 @@ impl AuthFailures {
     }
 }
 
-fn lock(ledger: &Mutex<Ledger>) -> std::sync::MutexGuard<'_, Ledger> {
+fn lock(ledger: &Mutex<Option<Ledger>>) -> std::sync::MutexGuard<'_, Option<Ledger>> {
     ledger.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -296,6 +306,26 @@ mod tests {
         assert_eq!(ip("2001:db8:1:2::1").to_string(), "2001:db8:1:2::/64");
         assert_eq!(ip("::ffff:203.0.113.1"), v4(1));
         assert_eq!(Address::of(None).to_string(), "unknown");
+    }
+
+    #[test]
+    fn a_reloaded_budget_applies_at_once_and_zero_turns_the_throttle_off() {
+        let limits = crate::settings::Settings::defaults().unwrap().limits;
+        let with = |per_minute| LimitSettings {
+            auth_failures_per_minute: per_minute,
+            ..limits.clone()
+        };
+        let failures = AuthFailures::new(&with(1));
+        let now = Instant::now();
+        assert_eq!(failures.failed(v4(1), now), Verdict::Counted);
+        assert!(matches!(
+            failures.failed(v4(1), now),
+            Verdict::Refused { .. }
+        ));
+        failures.reconfigure(&with(0));
+        assert_eq!(failures.failed(v4(1), now), Verdict::Counted);
+        failures.reconfigure(&with(1000));
+        assert_eq!(failures.failed(v4(1), now), Verdict::Counted);
     }
 
     #[test]

@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use slog::Logger;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -59,7 +60,8 @@ pub enum Rejection {
 pub struct Governor(Arc<Inner>);
 
 struct Inner {
-    settings: LimitSettings,
+    /// Swapped whole by a settings reload; read once per check, without a lock.
+    settings: ArcSwap<LimitSettings>,
     rates: RateBook,
     auth_failures: AuthFailures,
     quotas: Mutex<QuotaBook>,
@@ -142,7 +144,7 @@ impl Governor {
         let (usage_out, usage_in) = unbounded_channel();
         let inner = Inner {
             auth_failures: AuthFailures::new(&settings),
-            settings,
+            settings: ArcSwap::from_pointee(settings),
             rates: RateBook::default(),
             quotas: Mutex::new(book),
             concurrent: Mutex::new(HashMap::new()),
@@ -172,12 +174,11 @@ impl Governor {
         key: &KeyPolicy,
     ) -> Result<Option<RateStatus>, (Rejection, RateStatus)> {
         let mut tightest: Option<RateStatus> = None;
+        let default_key_rpm = self.0.settings.load().default_key_rpm;
         for (subject, limits) in self.subjects(key) {
             let rpm = match (subject.0, limits.rpm) {
                 (_, Some(rpm)) => rpm,
-                (Scope::Key, None) if self.0.settings.default_key_rpm > 0 => {
-                    self.0.settings.default_key_rpm
-                }
+                (Scope::Key, None) if default_key_rpm > 0 => default_key_rpm,
                 _ => continue,
             };
             let burst = limits.burst.unwrap_or(rpm);
@@ -228,7 +229,7 @@ impl Governor {
             held: Vec::new(),
             global: false,
         };
-        let max = self.0.settings.max_in_flight;
+        let max = self.0.settings.load().max_in_flight;
         if self.0.in_flight.fetch_add(1, Ordering::SeqCst) >= max {
             self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
             return Err(Rejection::Overloaded);
@@ -325,6 +326,13 @@ impl Governor {
     /// usage still counted.
     pub fn forget_all_but(&self, live: &HashSet<Subject>) {
         self.0.rates.retain(|subject| live.contains(subject));
+    }
+
+    /// Applies new `limits.*` (a settings reload): the next check counts against them. Calls
+    /// in flight keep their slots; an address's failures counted so far stay counted.
+    pub fn set_limits(&self, limits: LimitSettings) {
+        self.0.auth_failures.reconfigure(&limits);
+        self.0.settings.store(Arc::new(limits));
     }
 
     /// Failed authentications per client address (both planes).

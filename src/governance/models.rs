@@ -47,20 +47,48 @@ pub enum ModelRefusal {
 }
 
 pub struct ModelRegistry {
-    fallback: Vec<String>,
-    aliases: BTreeMap<String, String>,
-    hidden: Vec<String>,
-    owned_by: String,
-    by_plan: RwLock<BTreeMap<String, Vec<Value>>>,
-    /// What requests read: rebuilt whenever a plan's catalog is replaced, never per request.
+    sources: RwLock<Sources>,
+    /// What requests read: rebuilt whenever a plan's catalog or the offer changes, never per
+    /// request.
     current: RwLock<Arc<Catalog>>,
     /// When a plan's catalog was last fetched (`model_catalog_age_seconds`).
     fetched: Arc<CatalogClock>,
 }
 
+/// What the catalog is built from: the settings' offer and each plan's fetched catalog.
+struct Sources {
+    offer: Arc<Offer>,
+    by_plan: BTreeMap<String, Vec<Value>>,
+}
+
+/// What the `models.*` settings offer; replaced whole by a settings reload.
+#[derive(Default)]
+struct Offer {
+    fallback: Vec<String>,
+    aliases: BTreeMap<String, String>,
+    hidden: Vec<String>,
+    owned_by: String,
+}
+
+impl Offer {
+    fn of(settings: &ModelSettings) -> Offer {
+        Offer {
+            fallback: settings.catalog.clone(),
+            aliases: settings.aliases.clone(),
+            hidden: settings.hidden.clone(),
+            owned_by: settings.owned_by.clone(),
+        }
+    }
+
+    fn hides(&self, name: &str, key: &KeyPolicy) -> bool {
+        self.hidden.iter().any(|h| h == name) || key.tenant_hides(name)
+    }
+}
+
 /// The catalog as of the last change, and the callers' views of it built since.
 #[derive(Default)]
 struct Catalog {
+    offer: Arc<Offer>,
     /// Every plan's models (first entry of a slug wins, ordered by `priority`), or the
     /// configured fallback.
     base: Vec<Value>,
@@ -82,31 +110,43 @@ const MAX_VIEWS: usize = 1024;
 
 impl ModelRegistry {
     pub fn new(settings: &ModelSettings) -> ModelRegistry {
+        let sources = Sources {
+            offer: Arc::new(Offer::of(settings)),
+            by_plan: BTreeMap::new(),
+        };
         let registry = ModelRegistry {
-            fallback: settings.catalog.clone(),
-            aliases: settings.aliases.clone(),
-            hidden: settings.hidden.clone(),
-            owned_by: settings.owned_by.clone(),
-            by_plan: RwLock::new(BTreeMap::new()),
             current: RwLock::new(Arc::new(Catalog::default())),
+            sources: RwLock::new(sources),
             fetched: Arc::default(),
         };
-        registry.rebuild(&BTreeMap::new());
+        registry.rebuild(&registry.write_sources());
         registry
     }
 
     /// Replaces the catalog fetched for `plan` (entries without a slug are dropped).
     pub fn set_plan_catalog(&self, plan: &str, models: Vec<Value>) {
         let models = models.into_iter().filter(|m| slug(m).is_some()).collect();
-        let mut by_plan = self.by_plan.write().unwrap_or_else(|e| e.into_inner());
-        by_plan.insert(plan.to_owned(), models);
-        self.rebuild(&by_plan);
+        let mut sources = self.write_sources();
+        sources.by_plan.insert(plan.to_owned(), models);
+        self.rebuild(&sources);
         self.fetched.fetched();
     }
 
     /// Registers `model_catalog_age_seconds`, read from this registry at scrape time.
     pub fn register_metrics(&self, registry: &mut Registry) {
         registry.register_collector(Box::new(CatalogAge(Arc::clone(&self.fetched))));
+    }
+
+    /// Takes new `models.*` settings (a settings reload): the fallback catalog, aliases, hidden
+    /// names and owner apply to the next request; the fetched catalogs stay.
+    pub fn reconfigure(&self, settings: &ModelSettings) {
+        let mut sources = self.write_sources();
+        sources.offer = Arc::new(Offer::of(settings));
+        self.rebuild(&sources);
+    }
+
+    fn write_sources(&self) -> std::sync::RwLockWriteGuard<'_, Sources> {
+        self.sources.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Plans with a fetched catalog.
@@ -118,9 +158,11 @@ impl ModelRegistry {
         Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn rebuild(&self, by_plan: &BTreeMap<String, Vec<Value>>) {
+    fn rebuild(&self, sources: &Sources) {
+        let by_plan = &sources.by_plan;
         let catalog = Catalog {
-            base: self.base(by_plan),
+            offer: Arc::clone(&sources.offer),
+            base: base(&sources.offer, by_plan),
             plans: by_plan
                 .iter()
                 .map(|(plan, models)| {
@@ -132,37 +174,35 @@ impl ModelRegistry {
         };
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
     }
+}
 
-    /// The catalog before any caller's filter.
-    fn base(&self, by_plan: &BTreeMap<String, Vec<Value>>) -> Vec<Value> {
-        if by_plan.is_empty() {
-            return self
-                .fallback
-                .iter()
-                .enumerate()
-                .map(|(i, m)| synthesized(m, i))
-                .collect();
-        }
-        let mut seen: HashMap<String, Value> = HashMap::new();
-        for info in by_plan.values().flatten() {
-            if let Some(s) = slug(info) {
-                seen.entry(s.to_owned()).or_insert_with(|| info.clone());
-            }
-        }
-        let mut models: Vec<Value> = seen.into_values().collect();
-        models.sort_by_key(|m| {
-            (
-                m.get("priority").and_then(Value::as_i64),
-                slug(m).map(str::to_owned),
-            )
-        });
-        models
+/// The catalog before any caller's filter.
+fn base(offer: &Offer, by_plan: &BTreeMap<String, Vec<Value>>) -> Vec<Value> {
+    if by_plan.is_empty() {
+        return offer
+            .fallback
+            .iter()
+            .enumerate()
+            .map(|(i, m)| synthesized(m, i))
+            .collect();
     }
-
-    fn hides(&self, name: &str, key: &KeyPolicy) -> bool {
-        self.hidden.iter().any(|h| h == name) || key.tenant_hides(name)
+    let mut seen: HashMap<String, Value> = HashMap::new();
+    for info in by_plan.values().flatten() {
+        if let Some(s) = slug(info) {
+            seen.entry(s.to_owned()).or_insert_with(|| info.clone());
+        }
     }
+    let mut models: Vec<Value> = seen.into_values().collect();
+    models.sort_by_key(|m| {
+        (
+            m.get("priority").and_then(Value::as_i64),
+            slug(m).map(str::to_owned),
+        )
+    });
+    models
+}
 
+impl ModelRegistry {
     /// The models `key` sees, as Codex `ModelInfo` entries: the catalog, then the aliases whose
     /// slug is in it, less what is hidden from the key or not on its allow-list.
     pub fn visible(&self, key: &KeyPolicy) -> Vec<Value> {
@@ -189,8 +229,8 @@ impl ModelRegistry {
             return Arc::clone(view);
         }
         let view = Arc::new(CatalogView::new(
-            self.filter(&catalog.base, key),
-            &self.owned_by,
+            filter(&catalog.offer, &catalog.base, key),
+            &catalog.offer.owned_by,
         ));
         if views.len() >= MAX_VIEWS {
             views.clear();
@@ -203,28 +243,14 @@ impl ModelRegistry {
         view
     }
 
-    fn filter(&self, base: &[Value], key: &KeyPolicy) -> Vec<Value> {
-        let aliases = self.aliases.iter().filter_map(|(alias, target)| {
-            let info = base.iter().find(|m| slug(m) == Some(target.as_str()))?;
-            Some(renamed(info, alias))
-        });
-        let all: Vec<Value> = base.iter().cloned().chain(aliases).collect();
-        all.into_iter()
-            .filter(|m| {
-                let name = slug(m).unwrap_or_default();
-                let target = self.aliases.get(name).map_or(name, String::as_str);
-                !self.hides(name, key) && key.allows(name, target)
-            })
-            .collect()
-    }
-
     /// Resolves the model a request names, for `key`.
     pub fn resolve(&self, asked: &str, key: &KeyPolicy) -> Result<Resolved, ModelRefusal> {
-        if self.hides(asked, key) {
+        let catalog = self.catalog();
+        let offer = &catalog.offer;
+        if offer.hides(asked, key) {
             return Err(ModelRefusal::NotFound);
         }
-        let target = self.aliases.get(asked).map_or(asked, String::as_str);
-        let catalog = self.catalog();
+        let target = offer.aliases.get(asked).map_or(asked, String::as_str);
         if !catalog.base.iter().any(|m| slug(m) == Some(target)) {
             return Err(ModelRefusal::NotFound);
         }
@@ -242,6 +268,22 @@ impl ModelRegistry {
             exclude_plans,
         })
     }
+}
+
+/// The models of `base` and the aliases of `offer` that `key` sees.
+fn filter(offer: &Offer, base: &[Value], key: &KeyPolicy) -> Vec<Value> {
+    let aliases = offer.aliases.iter().filter_map(|(alias, target)| {
+        let info = base.iter().find(|m| slug(m) == Some(target.as_str()))?;
+        Some(renamed(info, alias))
+    });
+    let all: Vec<Value> = base.iter().cloned().chain(aliases).collect();
+    all.into_iter()
+        .filter(|m| {
+            let name = slug(m).unwrap_or_default();
+            let target = offer.aliases.get(name).map_or(name, String::as_str);
+            !offer.hides(name, key) && key.allows(name, target)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -312,6 +354,24 @@ mod tests {
         assert_eq!(r.resolve("gpt-6", &key).unwrap().exclude_plans, ["plus"]);
         assert!(r.resolve("gpt-5.5", &key).unwrap().exclude_plans.is_empty());
         assert_eq!(r.resolve("gpt-5.4", &key), Err(ModelRefusal::NotFound));
+    }
+
+    #[test]
+    fn a_new_offer_applies_to_the_next_request_and_keeps_the_fetched_catalogs() {
+        let r = registry(&[], &[]);
+        let key = KeyPolicy::unrestricted("k");
+        assert_eq!(r.resolve("codex", &key), Err(ModelRefusal::NotFound));
+        r.set_plan_catalog("plus", vec![json!({"slug": "gpt-5.5", "priority": 0})]);
+        let before = r.view(&key);
+        let mut settings = crate::settings::Settings::defaults().unwrap().models;
+        settings.aliases.insert("codex".into(), "gpt-5.5".into());
+        settings.hidden = vec!["gpt-5.5".into()];
+        r.reconfigure(&settings);
+        assert_eq!(r.resolve("codex", &key).unwrap().slug, "gpt-5.5");
+        assert_eq!(r.resolve("gpt-5.5", &key), Err(ModelRefusal::NotFound));
+        assert_eq!(r.fetched_plans(), ["plus"]);
+        assert!(!Arc::ptr_eq(&before, &r.view(&key)), "views are built anew");
+        assert_eq!(names(&r.visible(&key)), ["codex"]);
     }
 
     #[test]

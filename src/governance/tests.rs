@@ -205,3 +205,29 @@ async fn a_flush_waits_until_queued_usage_is_in_the_store() {
     // Nothing pending: a flush returns at once.
     assert!(governor.flush_usage(std::time::Duration::ZERO).await);
 }
+
+#[test]
+fn new_limits_apply_to_the_next_admission_and_calls_in_flight_keep_their_slots() {
+    let (governor, _usage) = governor(1);
+    let a = key("a", Limits::default(), None);
+    let now = Utc::now();
+    let first = governor.admit(&a, now).unwrap();
+    assert_eq!(governor.admit(&a, now).unwrap_err(), Rejection::Overloaded);
+    governor.set_limits(LimitSettings {
+        default_key_rpm: 1,
+        max_in_flight: 2,
+        auth_failures_per_minute: 0,
+        auth_failures_tracked_addresses: 1,
+    });
+    let second = governor.admit(&a, now).unwrap();
+    assert_eq!(governor.in_flight(), 2);
+    drop((first, second));
+    assert!(
+        governor.check_rate(&a).is_ok(),
+        "the new default rate allows one"
+    );
+    assert!(
+        governor.check_rate(&a).is_err(),
+        "and no second within the minute"
+    );
+}

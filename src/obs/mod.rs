@@ -11,7 +11,7 @@ pub mod metrics;
 mod redact;
 
 pub use bounded::{bounded, bounded_string, limit};
-pub use logging::{build_logger, LogGuard, LogSink};
+pub use logging::{build_logger, build_switched_logger, LogGuard, LogLevelSwitch, LogSink};
 pub use redact::{redact_secrets, REDACTED_LIMIT};
 
 /// `jane.doe@example.com` → `j***@example.com`: enough to recognise, not to harvest.

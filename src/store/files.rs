@@ -136,6 +136,17 @@ fn holds_only_store_files(dir: &Path, db: &Path) -> bool {
     })
 }
 
+/// Where the master key file of the store at `db` is kept: beside it.
+pub fn key_file_of(db: &Path) -> PathBuf {
+    folder_of(db).join(KEY_FILE)
+}
+
+/// The store's folder, then the files that hold its data (the database and SQLite's companions),
+/// whose modes these rules keep private; `doctor` checks them by the same list.
+pub fn store_paths(db: &Path) -> (PathBuf, Vec<PathBuf>) {
+    (folder_of(db).to_path_buf(), store_files(db))
+}
+
 fn store_files(db: &Path) -> Vec<PathBuf> {
     let mut files = vec![db.to_path_buf()];
     files.extend(COMPANIONS.iter().map(|suffix| {
@@ -149,14 +160,14 @@ fn store_files(db: &Path) -> Vec<PathBuf> {
 /// The permission bits of `path` when the group or others have any (`None` when private or
 /// missing).
 #[cfg(unix)]
-fn open_mode(path: &Path) -> Option<u32> {
+pub fn open_mode(path: &Path) -> Option<u32> {
     use std::os::unix::fs::PermissionsExt;
     let mode = fs::metadata(path).ok()?.permissions().mode() & 0o7777;
     (mode & 0o077 != 0).then_some(mode)
 }
 
 #[cfg(not(unix))]
-fn open_mode(_: &Path) -> Option<u32> {
+pub fn open_mode(_: &Path) -> Option<u32> {
     None
 }
 

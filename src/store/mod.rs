@@ -10,7 +10,7 @@ mod accounts;
 pub mod admin_tokens;
 pub mod crypto;
 mod faults;
-mod files;
+pub mod files;
 pub mod keys;
 mod metrics;
 mod open;

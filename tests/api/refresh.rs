@@ -345,7 +345,7 @@ async fn refresh_now(app: &TestApp, admin: &str) -> (u16, Value) {
 
 /// Fills the disk and has the account refreshed (the issuer's new tokens are larger: storing them
 /// needs pages the full disk has not); the account serves with the rotated tokens nonetheless.
-async fn refresh_onto_a_full_disk(app: &TestApp, admin: &str) {
+pub async fn refresh_onto_a_full_disk(app: &TestApp, admin: &str) {
     app.mock.state.set_token_padding(8 * 1024);
     app.store.simulate_full_disk(true).unwrap();
     let (status, view) = refresh_now(app, admin).await;

@@ -21,11 +21,15 @@
 //!
 //! Tests pass [`LogSink::Buffer`]: the same encoding, appended straight to their buffer, so every
 //! line is there to read the moment it is logged.
+//!
+//! The minimum level is a [`LogLevelSwitch`]: one atomic load per logging call, so that a settings
+//! reload can change `log.level` in a running relay.
 
 mod encode;
 mod flush;
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -81,17 +85,47 @@ impl Drop for LogGuard {
     }
 }
 
-/// Builds the root logger. Keep the returned guard alive as long as the logger: dropping it
-/// flushes what is pending (there is none for [`LogSink::Buffer`], which is written at once).
-pub fn build_logger(sink: LogSink, level: LogLevel) -> (Logger, Option<LogGuard>) {
-    let level = match level {
+/// The minimum level of a logger's lines, changeable while it logs; clones share it.
+#[derive(Clone)]
+pub struct LogLevelSwitch(Arc<AtomicUsize>);
+
+impl LogLevelSwitch {
+    pub fn new(level: LogLevel) -> LogLevelSwitch {
+        LogLevelSwitch(Arc::new(AtomicUsize::new(slog_level(level).as_usize())))
+    }
+
+    /// Lines at `level` and above are written from now on.
+    pub fn set(&self, level: LogLevel) {
+        self.0
+            .store(slog_level(level).as_usize(), Ordering::Relaxed);
+    }
+
+    /// slog numbers its levels from Critical (1) to Trace (6).
+    fn allows(&self, level: slog::Level) -> bool {
+        level.as_usize() <= self.0.load(Ordering::Relaxed)
+    }
+}
+
+fn slog_level(level: LogLevel) -> slog::Level {
+    match level {
         LogLevel::Trace => slog::Level::Trace,
         LogLevel::Debug => slog::Level::Debug,
         LogLevel::Info => slog::Level::Info,
         LogLevel::Warning => slog::Level::Warning,
         LogLevel::Error => slog::Level::Error,
         LogLevel::Critical => slog::Level::Critical,
-    };
+    }
+}
+
+/// Builds the root logger. Keep the returned guard alive as long as the logger: dropping it
+/// flushes what is pending (there is none for [`LogSink::Buffer`], which is written at once).
+pub fn build_logger(sink: LogSink, level: LogLevel) -> (Logger, Option<LogGuard>) {
+    build_switched_logger(sink, &LogLevelSwitch::new(level))
+}
+
+/// Like [`build_logger`], with its minimum level read from `level` at each line.
+pub fn build_switched_logger(sink: LogSink, level: &LogLevelSwitch) -> (Logger, Option<LogGuard>) {
+    let level = level.clone();
     match sink {
         LogSink::Stdout => {
             let (log, guard) = flushed_logger(Box::new(io::stdout()), level, LIMITS);
@@ -104,7 +138,7 @@ pub fn build_logger(sink: LogSink, level: LogLevel) -> (Logger, Option<LogGuard>
 /// A logger whose lines `writer` receives from the flush thread.
 fn flushed_logger(
     writer: Box<dyn Write + Send>,
-    level: slog::Level,
+    level: LogLevelSwitch,
     limits: Limits,
 ) -> (Logger, LogGuard) {
     let shared = Arc::new(Shared::new(writer, limits, o!("service" => SERVICE).into()));
@@ -118,9 +152,34 @@ fn flushed_logger(
 
 const SERVICE: &str = "codex-relay";
 
-fn logger(target: Target, level: slog::Level) -> Logger {
-    let drain = LineDrain { target }.filter_level(level).fuse();
-    Logger::root(drain, o!("service" => SERVICE))
+fn logger(target: Target, level: LogLevelSwitch) -> Logger {
+    let drain = Switched {
+        drain: LineDrain { target },
+        level,
+    };
+    Logger::root(drain.fuse(), o!("service" => SERVICE))
+}
+
+/// Passes on the lines at or above the switch's level.
+struct Switched {
+    drain: LineDrain,
+    level: LogLevelSwitch,
+}
+
+impl Drain for Switched {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(&self, record: &Record, values: &OwnedKVList) -> Result<(), slog::Never> {
+        if self.level.allows(record.level()) {
+            self.drain.log(record, values)?;
+        }
+        Ok(())
+    }
+
+    fn is_enabled(&self, level: slog::Level) -> bool {
+        self.level.allows(level)
+    }
 }
 
 /// The flush thread: a plain thread of its own (never an arbiter), so it may wait and block on

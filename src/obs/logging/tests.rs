@@ -149,7 +149,11 @@ fn lines_from_several_threads_arrive_whole_and_in_order() {
         soon: 16 * 1024,
         ..LIMITS
     };
-    let (log, guard) = flushed_logger(Box::new(out.clone()), slog::Level::Debug, limits);
+    let (log, guard) = flushed_logger(
+        Box::new(out.clone()),
+        LogLevelSwitch::new(LogLevel::Debug),
+        limits,
+    );
     const THREADS: u64 = 4;
     const LINES: u64 = 3000;
     let threads: Vec<_> = (0..THREADS)
@@ -192,7 +196,11 @@ fn a_blocked_output_drops_lines_past_the_cap_and_the_next_write_reports_them() {
         cap: 4096,
         ..LIMITS
     };
-    let (log, guard) = flushed_logger(Box::new(gate.clone()), slog::Level::Debug, limits);
+    let (log, guard) = flushed_logger(
+        Box::new(gate.clone()),
+        LogLevelSwitch::new(LogLevel::Debug),
+        limits,
+    );
     info!(log, "first");
     assert!(
         gate.wait_blocked(),
@@ -239,7 +247,11 @@ fn a_blocked_output_drops_lines_past_the_cap_and_the_next_write_reports_them() {
 #[test]
 fn a_failed_write_is_counted_and_reported_by_the_next_one() {
     let out = Capture::new(usize::MAX);
-    let (log, guard) = flushed_logger(Box::new(out.clone()), slog::Level::Debug, NEVER);
+    let (log, guard) = flushed_logger(
+        Box::new(out.clone()),
+        LogLevelSwitch::new(LogLevel::Debug),
+        NEVER,
+    );
     for seq in 0..3 {
         info!(log, "lost"; "seq" => seq);
     }
@@ -267,7 +279,11 @@ fn a_failed_write_is_counted_and_reported_by_the_next_one() {
 #[test]
 fn dropping_the_guard_writes_pending_lines() {
     let out = Capture::new(usize::MAX);
-    let (log, guard) = flushed_logger(Box::new(out.clone()), slog::Level::Debug, NEVER);
+    let (log, guard) = flushed_logger(
+        Box::new(out.clone()),
+        LogLevelSwitch::new(LogLevel::Debug),
+        NEVER,
+    );
     info!(log, "one");
     warn!(log, "two"; "n" => 2);
     assert_eq!(out.text(), "", "nothing is written before a flush");
@@ -286,7 +302,11 @@ fn crossing_the_mark_wakes_the_flush_thread() {
         soon: 1000,
         ..NEVER
     };
-    let (log, _guard) = flushed_logger(Box::new(out.clone()), slog::Level::Debug, limits);
+    let (log, _guard) = flushed_logger(
+        Box::new(out.clone()),
+        LogLevelSwitch::new(LogLevel::Debug),
+        limits,
+    );
     for seq in 0..20 {
         info!(log, "burst"; "seq" => seq, "pad" => "z".repeat(40));
     }
@@ -310,11 +330,30 @@ fn levels_below_the_configured_one_are_not_written() {
     assert_eq!(msgs(&lines), ["warning", "error"]);
 
     let out = Capture::new(usize::MAX);
-    let (log, guard) = flushed_logger(Box::new(out.clone()), slog::Level::Error, NEVER);
+    let (log, guard) = flushed_logger(
+        Box::new(out.clone()),
+        LogLevelSwitch::new(LogLevel::Error),
+        NEVER,
+    );
     warn!(log, "warning");
     error!(log, "error");
     drop(guard);
     assert_eq!(msgs(&out.objects()), ["error"]);
+}
+
+#[test]
+fn a_level_switch_changes_what_a_running_logger_writes() {
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let switch = LogLevelSwitch::new(LogLevel::Warning);
+    let (log, _) = build_switched_logger(LogSink::Buffer(Arc::clone(&buffer)), &switch);
+    info!(log, "before");
+    switch.set(LogLevel::Debug);
+    debug!(log, "after");
+    switch.set(LogLevel::Error);
+    warn!(log, "quiet again");
+    let text = String::from_utf8(lock(&buffer).clone()).unwrap();
+    let lines: Vec<_> = text.lines().map(object).collect();
+    assert_eq!(msgs(&lines), ["after"]);
 }
 
 #[test]
