@@ -38,7 +38,11 @@ fn main() -> ExitCode {
 
 fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let path = &settings.store.path;
-    let (key, source) = MasterKey::resolve(path, sealing_key_id(path)?.as_deref())?;
+    let (key, source) = MasterKey::resolve(
+        path,
+        sealing_key_id(path)?.as_deref(),
+        settings.store.master_key_command_timeout(),
+    )?;
     if let KeySource::Generated(path) = &source {
         eprintln!(
             "codex-relay: generated a new master key at {} (mode 0600). Back it up: without it the \
@@ -76,6 +80,8 @@ fn serve(settings: Settings, store: Store, source: &KeySource) -> anyhow::Result
         KeySource::File(path) => info!(log, "master key read from file";
             "path" => path.display().to_string(), "key_id" => store.master_key().id_hex()),
         KeySource::Environment => info!(log, "master key read from CODEX_RELAY_MASTER_KEY";
+            "key_id" => store.master_key().id_hex()),
+        KeySource::Command => info!(log, "master key read from CODEX_RELAY_MASTER_KEY_COMMAND";
             "key_id" => store.master_key().id_hex()),
     }
     for warning in store.warnings() {

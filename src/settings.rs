@@ -13,6 +13,8 @@ use config::{Config, ConfigBuilder, Environment, File, FileFormat};
 use serde::Deserialize;
 use url::Url;
 
+mod env_files;
+
 use crate::bounds::{
     Invalid, ACCOUNT_IN_FLIGHT, AFFINITY_CAPACITY, ATTEMPTS, AUTH_FAILURE_ADDRESSES,
     DEFAULT_KEY_RPM, RELAY_IN_FLIGHT, STORE_CONNECTIONS, STREAMS_PER_CONNECTION,
@@ -24,12 +26,17 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 /// Environment variable naming an optional settings file (same as `--config`).
 pub const CONFIG_FILE_ENV: &str = "CODEX_RELAY_CONFIG";
 
+/// What every setting's environment variable starts with: `CODEX_RELAY__SECTION__KEY`.
+const ENV_PREFIX: &str = "CODEX_RELAY__";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("invalid settings: {0}")]
     Load(#[from] config::ConfigError),
     #[error("invalid setting `{key}`: {reason}")]
     Invalid { key: &'static str, reason: String },
+    #[error("invalid environment variable {variable}: {reason}")]
+    EnvFile { variable: String, reason: String },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +80,14 @@ pub struct StoreSettings {
     pub path: PathBuf,
     pub pool_size: u32,
     pub sync_interval_ms: u64,
+    /// How long `CODEX_RELAY_MASTER_KEY_COMMAND` may run before it is killed.
+    pub master_key_command_timeout_secs: u64,
+}
+
+impl StoreSettings {
+    pub fn master_key_command_timeout(&self) -> Duration {
+        Duration::from_secs(self.master_key_command_timeout_secs)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -236,7 +251,10 @@ impl Settings {
         if let Some(path) = file.map(Path::to_path_buf).or(env_file) {
             builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
         }
+        // `…_FILE` variants are read here, so the environment layer sees only plain variables.
+        let variables = env_files::environment(ENV_PREFIX, &embedded().build()?)?;
         let environment = Environment::with_prefix("CODEX_RELAY")
+            .source(Some(variables.into_iter().collect()))
             .prefix_separator("__")
             .separator("__")
             .try_parsing(true)
@@ -293,6 +311,12 @@ impl Settings {
         }
         if self.store.sync_interval_ms < 100 {
             return invalid("store.sync_interval_ms", "must be at least 100");
+        }
+        if !(1..=600).contains(&self.store.master_key_command_timeout_secs) {
+            return invalid(
+                "store.master_key_command_timeout_secs",
+                "must be between 1 and 600",
+            );
         }
         if self.store.path.as_os_str().is_empty() {
             return invalid("store.path", "must not be empty");

@@ -11,6 +11,8 @@ pub mod admin_tokens;
 pub mod crypto;
 mod faults;
 mod files;
+mod key_command;
+mod key_source;
 pub mod keys;
 mod open;
 mod policy_columns;
@@ -27,7 +29,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 
 pub use account_routing::{PoolRow, RoutingChange};
 pub use accounts::{AccountSummary, ImportOutcome, NewAccount};
-pub use crypto::{CryptoError, KeySource, MasterKey};
+pub use crypto::{CryptoError, MasterKey};
+pub use key_source::{KeySource, MASTER_KEY_COMMAND_ENV, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV};
 pub use keys::{ApiKeyRow, CreatedKey, KeyHash, KeyRecord, NewKey};
 pub use open::sealing_key_id;
 pub use tenants::{NewTenant, TenantRow};
@@ -57,7 +60,8 @@ pub enum StoreError {
     Outdated { found: i64, known: i64 },
     #[error(
         "the master key does not open this store (store sealed with key {found}, configured key is {expected}); \
-         set CODEX_RELAY_MASTER_KEY or CODEX_RELAY_MASTER_KEY_FILE to the key the store was created with"
+         set CODEX_RELAY_MASTER_KEY, CODEX_RELAY_MASTER_KEY_FILE or CODEX_RELAY_MASTER_KEY_COMMAND \
+         to the key the store is sealed with"
     )]
     WrongMasterKey { expected: String, found: String },
     #[error("a sealed credential could not be opened: {0}")]

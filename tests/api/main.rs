@@ -24,6 +24,7 @@ mod governance_updates;
 mod headers;
 mod intake;
 mod keepalive;
+mod key_sources;
 mod limits;
 mod login_cli;
 mod metrics;
