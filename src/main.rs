@@ -50,6 +50,10 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             path.display()
         );
     }
+    // A rekey opens the store itself: after an interruption its key may already be the new one.
+    if let Command::Store(cli::StoreCommand::Rekey(args)) = &command {
+        return cli::rekey(&settings, args, key);
+    }
     let pool_size = settings.store.pool_size;
     // A listing only reads, so it works on a store this process cannot write.
     let store = if command.only_reads() && path.exists() {
@@ -69,6 +73,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Key(command) => cli::key(&store, command),
         Command::Tenant(command) => cli::tenant(&store, command),
         Command::AdminToken(command) => cli::admin_token(&store, command),
+        Command::Store(cli::StoreCommand::Rekey(_)) => Ok(()),
     }
 }
 
@@ -86,6 +91,14 @@ fn serve(settings: Settings, store: Store, source: &KeySource) -> anyhow::Result
     }
     for warning in store.warnings() {
         warn!(log, "the store is not private"; "detail" => warning.as_str());
+    }
+    // Started on the store's current key, this server needs no handover of an older one, and
+    // none should outlive the rotation: each is a newer key sealed under a retired one.
+    match store.forget_key_handovers() {
+        Ok(0) => {}
+        Ok(n) => info!(log, "removed the key handovers of earlier rekeys"; "count" => n),
+        Err(e) => warn!(log, "could not remove the key handovers of earlier rekeys";
+            "error" => e.to_string()),
     }
     let system = actix_web::rt::System::new();
     let result = system.block_on(async {

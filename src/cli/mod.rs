@@ -14,6 +14,7 @@ mod limits;
 mod login;
 mod new_account;
 mod printable;
+mod rekey;
 mod tenant;
 mod update;
 
@@ -26,6 +27,7 @@ pub use self::admin_token::{admin_token, AdminTokenCommand};
 pub use self::key::{key, KeyCommand};
 pub use self::login::{login, LoginArgs};
 pub use self::printable::{printable, printable_json};
+pub use self::rekey::{rekey, RekeyArgs, StoreCommand};
 pub use self::tenant::{tenant, TenantCommand};
 
 #[derive(Debug, Parser)]
@@ -58,6 +60,9 @@ pub enum Command {
     /// Manage the bearer tokens of the admin plane.
     #[command(subcommand, name = "admin-token")]
     AdminToken(AdminTokenCommand),
+    /// Look after the store itself: rotate its master key.
+    #[command(subcommand)]
+    Store(StoreCommand),
 }
 
 impl Command {

@@ -101,6 +101,11 @@ impl MasterKey {
         })
     }
 
+    /// The key itself, for sealing it under another key in a rekey's handover.
+    pub(super) fn secret_bytes(&self) -> &[u8] {
+        self._bytes.expose_secret()
+    }
+
     /// A fresh random key.
     pub fn generate() -> MasterKey {
         let key = XChaCha20Poly1305::generate_key(&mut OsRng);
@@ -116,7 +121,8 @@ impl MasterKey {
         hex(&self.id)
     }
 
-    pub(super) fn read_file(path: &Path) -> Result<MasterKey, CryptoError> {
+    /// Reads a key file (base64 text; surrounding white space ignored).
+    pub fn read_file(path: &Path) -> Result<MasterKey, CryptoError> {
         let text = fs::read_to_string(path).map_err(|source| CryptoError::KeyFile {
             path: path.to_path_buf(),
             source,

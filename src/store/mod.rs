@@ -13,9 +13,11 @@ mod faults;
 mod files;
 mod key_command;
 mod key_source;
+mod keyring;
 pub mod keys;
 mod open;
 mod policy_columns;
+mod rekey;
 pub mod tenants;
 mod tokens;
 mod updates;
@@ -33,6 +35,7 @@ pub use crypto::{CryptoError, MasterKey};
 pub use key_source::{KeySource, MASTER_KEY_COMMAND_ENV, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV};
 pub use keys::{ApiKeyRow, CreatedKey, KeyHash, KeyRecord, NewKey};
 pub use open::sealing_key_id;
+pub use rekey::Rekeyed;
 pub use tenants::{NewTenant, TenantRow};
 pub use tokens::{RefreshedTokens, StoredRefreshToken, TokenWrite};
 
@@ -78,14 +81,16 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
-    key: Arc<MasterKey>,
+    keys: Arc<keyring::Keyring>,
     /// What opening found but could not fix (a folder open to others that is not the relay's).
     warnings: Arc<[String]>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("key", &self.key).finish()
+        f.debug_struct("Store")
+            .field("key", self.keys.configured())
+            .finish()
     }
 }
 
@@ -96,8 +101,9 @@ impl Store {
         Ok(self.pool.get()?)
     }
 
+    /// The key the store was opened with.
     pub fn master_key(&self) -> &MasterKey {
-        &self.key
+        self.keys.configured()
     }
 
     /// What opening the store found but could not fix, for the operator to read.

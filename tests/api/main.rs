@@ -41,6 +41,7 @@ mod pool_stream_end;
 mod raw;
 mod raw_errors;
 mod refresh;
+mod rekey;
 mod responses_json;
 mod responses_stream;
 mod secrets;
