@@ -8,7 +8,7 @@ use codex_relay::cli::{self, Cli, Command};
 use codex_relay::obs::{build_logger, LogSink};
 use codex_relay::settings::Settings;
 use codex_relay::startup::Application;
-use codex_relay::store::{sealing_key_id, KeySource, MasterKey, Store};
+use codex_relay::store::{sealing_key_id, KeySource, MasterKey, Store, StoreLock};
 use slog::{error, info, warn};
 
 // mimalloc keeps less per held stream than the system allocator and hands freed pages back; its
@@ -38,9 +38,14 @@ fn main() -> ExitCode {
 
 fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let path = &settings.store.path;
+    // A restore needs the key of the backup, and the store it replaces may not open at all.
+    let sealed_with = match &command {
+        Command::Restore(args) => sealing_key_id(&args.file)?,
+        _ => sealing_key_id(path)?,
+    };
     let (key, source) = MasterKey::resolve(
         path,
-        sealing_key_id(path)?.as_deref(),
+        sealed_with.as_deref(),
         settings.store.master_key_command_timeout(),
     )?;
     if let KeySource::Generated(path) = &source {
@@ -50,9 +55,12 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             path.display()
         );
     }
-    // A rekey opens the store itself: after an interruption its key may already be the new one.
-    if let Command::Store(cli::StoreCommand::Rekey(args)) = &command {
-        return cli::rekey(&settings, args, key);
+    // A rekey opens the store itself (after an interruption its key may already be the new
+    // one); a restore replaces a store that may not open at all.
+    match &command {
+        Command::Store(cli::StoreCommand::Rekey(args)) => return cli::rekey(&settings, args, key),
+        Command::Restore(args) => return cli::restore(path, &key, args),
+        _ => {}
     }
     let pool_size = settings.store.pool_size;
     // A listing only reads, so it works on a store this process cannot write.
@@ -73,7 +81,9 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Key(command) => cli::key(&store, command),
         Command::Tenant(command) => cli::tenant(&store, command),
         Command::AdminToken(command) => cli::admin_token(&store, command),
-        Command::Store(cli::StoreCommand::Rekey(_)) => Ok(()),
+        Command::Backup(args) => cli::backup(&store, &args),
+        // Handled above, before the store is opened.
+        Command::Store(_) | Command::Restore(_) => Ok(()),
     }
 }
 
@@ -100,6 +110,8 @@ fn serve(settings: Settings, store: Store, source: &KeySource) -> anyhow::Result
         Err(e) => warn!(log, "could not remove the key handovers of earlier rekeys";
             "error" => e.to_string()),
     }
+    // Held while the server runs: `restore` refuses while it is.
+    let _lock = StoreLock::for_server(&settings.store.path)?;
     let system = actix_web::rt::System::new();
     let result = system.block_on(async {
         let app = Application::build(settings, store, log.clone()).await?;

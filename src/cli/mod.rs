@@ -9,6 +9,7 @@
 mod account;
 mod account_set;
 mod admin_token;
+mod backup;
 mod key;
 mod limits;
 mod login;
@@ -24,6 +25,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use self::account::{account, AccountCommand};
 pub use self::admin_token::{admin_token, AdminTokenCommand};
+pub use self::backup::{backup, restore, BackupArgs, RestoreArgs};
 pub use self::key::{key, KeyCommand};
 pub use self::login::{login, LoginArgs};
 pub use self::printable::{printable, printable_json};
@@ -63,10 +65,14 @@ pub enum Command {
     /// Look after the store itself: rotate its master key.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Write a consistent copy of the store to FILE (also while the server runs).
+    Backup(BackupArgs),
+    /// Replace the store with a backup (refused while a server runs on it).
+    Restore(RestoreArgs),
 }
 
 impl Command {
-    /// True for the commands that only read the store (the listings), which therefore work on
+    /// True for the commands that only read the store (the listings, a backup), which therefore work on
     /// a store this process may not write.
     pub fn only_reads(&self) -> bool {
         matches!(
@@ -75,6 +81,7 @@ impl Command {
                 | Command::Key(KeyCommand::List(_))
                 | Command::Tenant(TenantCommand::List(_))
                 | Command::AdminToken(AdminTokenCommand::List(_))
+                | Command::Backup(_)
         )
     }
 }

@@ -8,6 +8,7 @@
 mod account_routing;
 mod accounts;
 pub mod admin_tokens;
+mod backup;
 pub mod crypto;
 mod faults;
 mod files;
@@ -15,6 +16,7 @@ mod key_command;
 mod key_source;
 mod keyring;
 pub mod keys;
+mod lock;
 mod open;
 mod policy_columns;
 mod rekey;
@@ -31,9 +33,11 @@ use r2d2_sqlite::SqliteConnectionManager;
 
 pub use account_routing::{PoolRow, RoutingChange};
 pub use accounts::{AccountSummary, ImportOutcome, NewAccount};
+pub use backup::{inspect, restore, BackupInfo};
 pub use crypto::{CryptoError, MasterKey};
 pub use key_source::{KeySource, MASTER_KEY_COMMAND_ENV, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV};
 pub use keys::{ApiKeyRow, CreatedKey, KeyHash, KeyRecord, NewKey};
+pub use lock::StoreLock;
 pub use open::sealing_key_id;
 pub use rekey::Rekeyed;
 pub use tenants::{NewTenant, TenantRow};

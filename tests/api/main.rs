@@ -16,6 +16,7 @@ mod admin_governance;
 mod admin_onboarding;
 mod admin_pool;
 mod auth;
+mod backup;
 mod bounds;
 mod cli;
 mod crash;
