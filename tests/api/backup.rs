@@ -11,25 +11,10 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 
 use crate::cli::{relay, run, stderr, stdout, write_auth};
-use crate::crash::serve_with;
-use crate::helpers::{body, client, eventually};
+use crate::crash::{ask, serve_with};
+use crate::helpers::eventually;
 use crate::key_sources::key_file;
 use crate::mock_upstream::MockUpstream;
-
-async fn ask(addr: &str, key: &str) -> u16 {
-    let sent = client()
-        .post(format!("http://{addr}/v1/responses"))
-        .bearer_auth(key)
-        .send_json(&body("gpt-5.5", "hi", false))
-        .await;
-    match sent {
-        Ok(mut response) => {
-            let _ = response.body().await;
-            response.status().as_u16()
-        }
-        Err(_) => 0,
-    }
-}
 
 fn accounts(dir: &Path) -> Vec<Value> {
     let output = run(relay(dir).args(["account", "list", "--json"]));

@@ -8,11 +8,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 
 use crate::cli::{relay, run, stderr, stdout, write_auth};
-use crate::crash::serve_with;
-use crate::helpers::{body, client, eventually};
+use crate::crash::{ask, logged, serve_with};
+use crate::helpers::eventually;
 use crate::key_sources::key_file;
 use crate::mock_upstream::{fake_auth_json, MockUpstream};
 
@@ -43,6 +44,18 @@ fn readable_accounts(dir: &Path, key: &Path) -> Option<usize> {
             .filter(|a| a["state"] != "unreadable")
             .count(),
     )
+}
+
+fn has_meta(dir: &Path, name: &str) -> bool {
+    let db = dir.join("relay.db");
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM store_meta WHERE name = ?1",
+        [name],
+        |row| row.get::<_, i64>(0),
+    )
+    .unwrap()
+        == 1
 }
 
 /// `store rekey` from `current` to `new`, SIGKILLed where the test hook pauses it (`point`).
@@ -125,21 +138,6 @@ fn an_interrupted_rekey_leaves_a_store_that_opens_with_exactly_one_key_and_is_re
     assert_eq!(output.status.code(), Some(2));
 }
 
-async fn ask(addr: &str, key: &str) -> u16 {
-    let sent = client()
-        .post(format!("http://{addr}/v1/responses"))
-        .bearer_auth(key)
-        .send_json(&body("gpt-5.5", "hi", false))
-        .await;
-    match sent {
-        Ok(mut response) => {
-            let _ = response.body().await;
-            response.status().as_u16()
-        }
-        Err(_) => 0,
-    }
-}
-
 #[actix_web::test]
 async fn a_running_server_keeps_serving_through_a_rekey_and_seals_with_the_new_key() {
     let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
@@ -198,5 +196,15 @@ async fn a_running_server_keeps_serving_through_a_rekey_and_seals_with_the_new_k
     // What the server wrote after the rekey is sealed with the new key: every account opens.
     assert_eq!(readable_accounts(dir.path(), &new), Some(2));
     assert_eq!(readable_accounts(dir.path(), &old), None);
+
+    // The handover (the new key sealed under the old one) outlives the rekey only until a server
+    // starts on the new key.
+    let handover = format!("master_key_handover:{new_id}");
+    assert!(has_meta(dir.path(), &handover), "the rekey left a handover");
+    let new_text = new.display().to_string();
+    let (server, _, logs) = serve_with(dir.path(), &mock, &[(KEY_FILE_ENV, &new_text)]).await;
+    assert!(!has_meta(dir.path(), &handover), "the server removed it");
+    assert!(logged(&logs, "removed the key handovers of earlier rekeys"));
+    drop(server);
     mock.stop().await;
 }
