@@ -133,25 +133,8 @@ mod tests {
     use secrecy::SecretString;
 
     use super::*;
-    use crate::domain::TokenSet;
-    use crate::store::{NewAccount, RefreshedTokens, TokenWrite};
-
-    fn account() -> NewAccount {
-        NewAccount {
-            chatgpt_account_id: "acct-1".to_owned(),
-            label: None,
-            email: None,
-            plan: None,
-            is_fedramp: false,
-            token_expires_at: None,
-            last_refresh: None,
-            tokens: TokenSet {
-                id_token: SecretString::from("id"),
-                access_token: SecretString::from("at"),
-                refresh_token: SecretString::from("rt"),
-            },
-        }
-    }
+    use crate::store::account_routing::tests::account;
+    use crate::store::{RefreshedTokens, TokenWrite};
 
     fn copy(key: &MasterKey) -> MasterKey {
         MasterKey::from_bytes(key.secret_bytes()).unwrap()
@@ -163,7 +146,7 @@ mod tests {
         let db = dir.path().join("db");
         let (old, new) = (MasterKey::generate(), MasterKey::generate());
         let running = Store::open(&db, 2, copy(&old)).unwrap();
-        let (id, _) = running.import_account(&account()).unwrap();
+        let (id, _) = running.import_account(&account("acct-1")).unwrap();
         let done = Store::open(&db, 2, copy(&old))
             .unwrap()
             .rekey(&new, || {})

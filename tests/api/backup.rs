@@ -10,7 +10,7 @@ use codex_relay::store::MasterKey;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 
-use crate::cli::{relay, run, stderr, stdout, write_auth};
+use crate::cli::{import_accounts, relay, run, stderr, stdout};
 use crate::crash::{ask, serve_with};
 use crate::helpers::eventually;
 use crate::key_sources::key_file;
@@ -22,15 +22,15 @@ fn accounts(dir: &Path) -> Vec<Value> {
     serde_json::from_str(&stdout(&output)).unwrap()
 }
 
-fn meta(db: &Path, name: &str) -> Option<String> {
+/// The value of `name` in the `store_meta` of the store or backup `db`, if it has one.
+pub fn store_meta(db: &Path, name: &str) -> Option<Vec<u8>> {
     let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     conn.query_row(
         "SELECT value FROM store_meta WHERE name = ?1",
         [name],
-        |row| row.get::<_, Vec<u8>>(0),
+        |row| row.get(0),
     )
     .ok()
-    .map(|v| String::from_utf8(v).unwrap())
 }
 
 #[actix_web::test]
@@ -44,18 +44,7 @@ async fn restore_drill_brings_back_the_accounts_and_keys_of_the_backup() {
     let revoked = stdout(&run(
         relay(dir.path()).args(["key", "create", "--name", "gone"])
     ));
-    let mut ids = Vec::new();
-    for n in 0..2 {
-        let (auth, _) = write_auth(
-            dir.path(),
-            "auth.json",
-            &format!("acct-drill-{n}"),
-            "d@example.com",
-        );
-        ids.push(stdout(&run(relay(dir.path())
-            .args(["account", "import"])
-            .arg(&auth))));
-    }
+    let ids = import_accounts(dir.path(), || relay(dir.path()), "acct-drill", 2);
     let key_id = MasterKey::read_file(&dir.path().join("master.key"))
         .unwrap()
         .id_hex();
@@ -81,10 +70,8 @@ async fn restore_drill_brings_back_the_accounts_and_keys_of_the_backup() {
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    assert_eq!(
-        meta(&file, "backup_master_key_id").as_deref(),
-        Some(key_id.as_str())
-    );
+    let marked = store_meta(&file, "backup_master_key_id").unwrap();
+    assert_eq!(String::from_utf8(marked).unwrap(), key_id);
     let names: Vec<_> = std::fs::read_dir(elsewhere.path()).unwrap().collect();
     assert_eq!(
         names.len(),

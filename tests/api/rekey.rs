@@ -8,10 +8,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 
-use crate::cli::{relay, run, stderr, stdout, write_auth};
+use crate::backup::store_meta;
+use crate::cli::{import_accounts, relay, run, stderr, stdout};
 use crate::crash::{ask, logged, serve_with};
 use crate::helpers::eventually;
 use crate::key_sources::key_file;
@@ -46,18 +46,6 @@ fn readable_accounts(dir: &Path, key: &Path) -> Option<usize> {
     )
 }
 
-fn has_meta(dir: &Path, name: &str) -> bool {
-    let db = dir.join("relay.db");
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    conn.query_row(
-        "SELECT count(*) FROM store_meta WHERE name = ?1",
-        [name],
-        |row| row.get::<_, i64>(0),
-    )
-    .unwrap()
-        == 1
-}
-
 /// `store rekey` from `current` to `new`, SIGKILLed where the test hook pauses it (`point`).
 fn rekey_killed_at(dir: &Path, current: &Path, new: &Path, point: &str) {
     let mut child = relay_keyed(dir, current)
@@ -89,18 +77,7 @@ fn an_interrupted_rekey_leaves_a_store_that_opens_with_exactly_one_key_and_is_re
     let (old, _, _) = key_file(dir.path(), "old.key");
     let (new, _, new_id) = key_file(dir.path(), "new.key");
     let (newer, _, newer_id) = key_file(dir.path(), "newer.key");
-    for n in 0..3 {
-        let (auth, _) = write_auth(
-            dir.path(),
-            "auth.json",
-            &format!("acct-{n}"),
-            "r@example.com",
-        );
-        let output = run(relay_keyed(dir.path(), &old)
-            .args(["account", "import"])
-            .arg(&auth));
-        assert!(output.status.success(), "{}", stderr(&output));
-    }
+    import_accounts(dir.path(), || relay_keyed(dir.path(), &old), "acct", 3);
 
     // Killed inside the transaction: nothing changed, the old key opens everything.
     rekey_killed_at(dir.path(), &old, &new, "inside");
@@ -200,10 +177,16 @@ async fn a_running_server_keeps_serving_through_a_rekey_and_seals_with_the_new_k
     // The handover (the new key sealed under the old one) outlives the rekey only until a server
     // starts on the new key.
     let handover = format!("master_key_handover:{new_id}");
-    assert!(has_meta(dir.path(), &handover), "the rekey left a handover");
+    assert!(
+        store_meta(&dir.path().join("relay.db"), &handover).is_some(),
+        "the rekey left a handover"
+    );
     let new_text = new.display().to_string();
     let (server, _, logs) = serve_with(dir.path(), &mock, &[(KEY_FILE_ENV, &new_text)]).await;
-    assert!(!has_meta(dir.path(), &handover), "the server removed it");
+    assert!(
+        store_meta(&dir.path().join("relay.db"), &handover).is_none(),
+        "the server removed it"
+    );
     assert!(logged(&logs, "removed the key handovers of earlier rekeys"));
     drop(server);
     mock.stop().await;
