@@ -2,6 +2,7 @@
 #![allow(clippy::print_stderr)]
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use codex_relay::cli::{self, Cli, Command};
@@ -46,7 +47,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let (key, source) = MasterKey::resolve(
         path,
         sealed_with.as_deref(),
-        settings.store.master_key_command_timeout(),
+        Duration::from_secs(settings.store.master_key_command_timeout_secs),
     )?;
     if let KeySource::Generated(path) = &source {
         eprintln!(

@@ -17,7 +17,7 @@ mod env_files;
 
 use crate::bounds::{
     Invalid, ACCOUNT_IN_FLIGHT, AFFINITY_CAPACITY, ATTEMPTS, AUTH_FAILURE_ADDRESSES,
-    DEFAULT_KEY_RPM, RELAY_IN_FLIGHT, STORE_CONNECTIONS, STREAMS_PER_CONNECTION,
+    DEFAULT_KEY_RPM, KEY_COMMAND_SECS, RELAY_IN_FLIGHT, STORE_CONNECTIONS, STREAMS_PER_CONNECTION,
 };
 
 /// The defaults, compiled into the binary so the relay starts with no file at all.
@@ -25,9 +25,6 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 /// Environment variable naming an optional settings file (same as `--config`).
 pub const CONFIG_FILE_ENV: &str = "CODEX_RELAY_CONFIG";
-
-/// What every setting's environment variable starts with: `CODEX_RELAY__SECTION__KEY`.
-const ENV_PREFIX: &str = "CODEX_RELAY__";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -82,12 +79,6 @@ pub struct StoreSettings {
     pub sync_interval_ms: u64,
     /// How long `CODEX_RELAY_MASTER_KEY_COMMAND` may run before it is killed.
     pub master_key_command_timeout_secs: u64,
-}
-
-impl StoreSettings {
-    pub fn master_key_command_timeout(&self) -> Duration {
-        Duration::from_secs(self.master_key_command_timeout_secs)
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -252,7 +243,7 @@ impl Settings {
             builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
         }
         // `…_FILE` variants are read here, so the environment layer sees only plain variables.
-        let variables = env_files::environment(ENV_PREFIX, &embedded().build()?)?;
+        let variables = env_files::environment(&embedded().build()?)?;
         let environment = Environment::with_prefix("CODEX_RELAY")
             .source(Some(variables.into_iter().collect()))
             .prefix_separator("__")
@@ -312,12 +303,6 @@ impl Settings {
         if self.store.sync_interval_ms < 100 {
             return invalid("store.sync_interval_ms", "must be at least 100");
         }
-        if !(1..=600).contains(&self.store.master_key_command_timeout_secs) {
-            return invalid(
-                "store.master_key_command_timeout_secs",
-                "must be between 1 and 600",
-            );
-        }
         if self.store.path.as_os_str().is_empty() {
             return invalid("store.path", "must not be empty");
         }
@@ -369,6 +354,10 @@ impl Settings {
             ATTEMPTS.check("routing.max_attempts", wide(routing.max_attempts)),
             AFFINITY_CAPACITY.check("routing.affinity_capacity", wide(routing.affinity_capacity)),
             STORE_CONNECTIONS.check("store.pool_size", wide(pool)),
+            KEY_COMMAND_SECS.check(
+                "store.master_key_command_timeout_secs",
+                wide(self.store.master_key_command_timeout_secs),
+            ),
             STREAMS_PER_CONNECTION.check("upstream.max_streams_per_connection", wide(streams)),
             AUTH_FAILURE_ADDRESSES.check(
                 "limits.auth_failures_tracked_addresses",

@@ -35,7 +35,10 @@ pub struct RekeyArgs {
 
 /// Rekeys the store of `settings`, now sealed with `current`. Prints the new key's id on stdout.
 pub fn rekey(settings: &Settings, args: &RekeyArgs, current: MasterKey) -> anyhow::Result<()> {
-    let new = new_key(args, settings.store.master_key_command_timeout())?;
+    let new = new_key(
+        args,
+        Duration::from_secs(settings.store.master_key_command_timeout_secs),
+    )?;
     let path = &settings.store.path;
     if sealing_key_id(path)?.as_deref() == Some(new.id_hex().as_str()) {
         eprintln!(

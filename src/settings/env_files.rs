@@ -15,23 +15,25 @@ use super::SettingsError;
 /// What a variable name ends with to say "read my value from this file".
 const FILE_SUFFIX: &str = "_FILE";
 
+/// What every setting's environment variable starts with: `CODEX_RELAY__SECTION__KEY`.
+const PREFIX: &str = "CODEX_RELAY__";
+
 /// Settings whose own name ends in `_file` and which have no default (so the embedded defaults
 /// do not list them).
 const OPTIONAL_SETTINGS: &[&str] = &["upstream.ca_file"];
 
-/// The environment layer's variables (those starting with `prefix`), with every file variant
+/// The environment layer's variables (those starting with `CODEX_RELAY__`), with every file variant
 /// replaced by the plain variable holding the file's content.
 pub(super) fn environment(
-    prefix: &str,
     defaults: &config::Config,
 ) -> Result<HashMap<String, String>, SettingsError> {
     let ours = std::env::vars_os()
         .filter_map(|(name, value)| Some((name.into_string().ok()?, value)))
-        .filter(|(name, _)| name.starts_with(prefix));
+        .filter(|(name, _)| name.starts_with(PREFIX));
     let mut plain = HashMap::new();
     let mut from_files = Vec::new();
     for (name, value) in ours {
-        match file_variant_of(&name, prefix, defaults) {
+        match file_variant_of(&name, defaults) {
             Some(target) => from_files.push((name, target, PathBuf::from(value))),
             None => {
                 let value = value.into_string().map_err(|_| SettingsError::EnvFile {
@@ -61,18 +63,19 @@ pub(super) fn environment(
 }
 
 /// The plain variable `name` stands for when it is a file variant of a setting.
-fn file_variant_of(name: &str, prefix: &str, defaults: &config::Config) -> Option<String> {
+fn file_variant_of(name: &str, defaults: &config::Config) -> Option<String> {
     let target = name.strip_suffix(FILE_SUFFIX)?;
     let is_setting = |variable: &str| {
-        let key = setting_key(variable, prefix);
+        let key = setting_key(variable);
         OPTIONAL_SETTINGS.contains(&key.as_str()) || defaults.get::<config::Value>(&key).is_ok()
     };
     (!is_setting(name) && is_setting(target)).then(|| target.to_owned())
 }
 
 /// `CODEX_RELAY__SECTION__KEY` → `section.key`.
-fn setting_key(variable: &str, prefix: &str) -> String {
-    variable[prefix.len()..].to_lowercase().replace("__", ".")
+fn setting_key(variable: &str) -> String {
+    let name = variable.strip_prefix(PREFIX).unwrap_or(variable);
+    name.to_lowercase().replace("__", ".")
 }
 
 #[cfg(test)]
@@ -83,12 +86,10 @@ mod tests {
         super::super::embedded().build().unwrap()
     }
 
-    const PREFIX: &str = "CODEX_RELAY__";
-
     #[test]
     fn a_file_variant_names_its_setting_and_settings_ending_in_file_stay_plain() {
         let d = defaults();
-        let variant = |name: &str| file_variant_of(name, PREFIX, &d);
+        let variant = |name: &str| file_variant_of(name, &d);
         assert_eq!(
             variant("CODEX_RELAY__STORE__PATH_FILE").as_deref(),
             Some("CODEX_RELAY__STORE__PATH")
