@@ -29,7 +29,8 @@ pub(super) fn environment(
 ) -> Result<HashMap<String, String>, SettingsError> {
     let ours = std::env::vars_os()
         .filter_map(|(name, value)| Some((name.into_string().ok()?, value)))
-        .filter(|(name, _)| name.starts_with(PREFIX));
+        // The environment layer matches its prefix in any case: so does this.
+        .filter(|(name, _)| has_prefix(name));
     let mut plain = HashMap::new();
     let mut from_files = Vec::new();
     for (name, value) in ours {
@@ -74,8 +75,13 @@ fn file_variant_of(name: &str, defaults: &config::Config) -> Option<String> {
 
 /// `CODEX_RELAY__SECTION__KEY` → `section.key`.
 fn setting_key(variable: &str) -> String {
-    let name = variable.strip_prefix(PREFIX).unwrap_or(variable);
+    let name = variable.get(PREFIX.len()..).unwrap_or(variable);
     name.to_lowercase().replace("__", ".")
+}
+
+fn has_prefix(name: &str) -> bool {
+    name.get(..PREFIX.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(PREFIX))
 }
 
 #[cfg(test)]
