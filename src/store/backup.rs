@@ -22,6 +22,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use super::crypto::sealed_by;
 use super::keyring::{canary, CANARY_NAME, META_ROW};
 use super::lock::StoreLock;
+use super::rekey::forget_handovers;
 use super::{files, now_unix, rfc3339, MasterKey, Store, StoreError};
 
 /// `store_meta` names a backup is marked with (plain text: they are not secret).
@@ -71,6 +72,8 @@ impl Store {
             StoreError::Conflict("the store holds nothing sealed yet: nothing to back up".into())
         })?;
         self.keys.open(&copy, META_ROW, CANARY_NAME, &sealed)?;
+        // A handover is the store's key sealed under a retired one: no backup carries it.
+        forget_handovers(&copy)?;
         let key_id = sealed_by(&sealed).unwrap_or_default();
         let taken_at = rfc3339(now_unix());
         for (name, value) in [(BACKUP_KEY_ID, &key_id), (BACKUP_TAKEN_AT, &taken_at)] {

@@ -119,13 +119,17 @@ impl Store {
     /// called by a server starting on the store's current key, once no handle opened with an
     /// older key is left to follow them. Returns how many there were.
     pub fn forget_key_handovers(&self) -> Result<usize, StoreError> {
-        let conn = self.conn()?;
-        let prefix_len = i64::try_from(HANDOVER_PREFIX.len()).unwrap_or(i64::MAX);
-        Ok(conn.execute(
-            "DELETE FROM store_meta WHERE substr(name, 1, ?1) = ?2",
-            params![prefix_len, HANDOVER_PREFIX],
-        )?)
+        forget_handovers(&*self.conn()?)
     }
+}
+
+/// Deletes every handover row of the store (or backup) `conn` is open on.
+pub(super) fn forget_handovers(conn: &rusqlite::Connection) -> Result<usize, StoreError> {
+    let prefix_len = i64::try_from(HANDOVER_PREFIX.len()).unwrap_or(i64::MAX);
+    Ok(conn.execute(
+        "DELETE FROM store_meta WHERE substr(name, 1, ?1) = ?2",
+        params![prefix_len, HANDOVER_PREFIX],
+    )?)
 }
 
 #[cfg(test)]

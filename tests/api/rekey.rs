@@ -181,6 +181,13 @@ async fn a_running_server_keeps_serving_through_a_rekey_and_seals_with_the_new_k
         store_meta(&dir.path().join("relay.db"), &handover).is_some(),
         "the rekey left a handover"
     );
+    let copy = dir.path().join("copy.db");
+    let output = run(relay_keyed(dir.path(), &new).arg("backup").arg(&copy));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        store_meta(&copy, &handover).is_none(),
+        "no backup carries it"
+    );
     let new_text = new.display().to_string();
     let (server, _, logs) = serve_with(dir.path(), &mock, &[(KEY_FILE_ENV, &new_text)]).await;
     assert!(
