@@ -64,6 +64,8 @@ pub const STREAMS_PER_CONNECTION: Range = Range::new(1, 10_000);
 /// Client addresses whose failed authentications are counted at once (about 100 bytes each: the
 /// bound keeps the table under a gigabyte).
 pub const AUTH_FAILURE_ADDRESSES: Range = Range::new(1, 10_000_000);
+/// Seconds the master-key command may run (`store.master_key_command_timeout_secs`).
+pub const KEY_COMMAND_SECS: Range = Range::new(1, 600);
 
 /// Longest name of a key, tenant or admin token, or label of an account, in characters.
 pub const NAME_CHARS: usize = 64;

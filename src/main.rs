@@ -2,13 +2,14 @@
 #![allow(clippy::print_stderr)]
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use codex_relay::cli::{self, Cli, Command};
 use codex_relay::obs::{build_switched_logger, LogLevelSwitch, LogSink};
 use codex_relay::settings::Settings;
 use codex_relay::startup::{Application, RelayLog};
-use codex_relay::store::{sealing_key_id, KeySource, MasterKey, Store};
+use codex_relay::store::{sealing_key_id, KeySource, MasterKey, Store, StoreLock};
 use slog::{error, info, warn};
 
 // mimalloc keeps less per held stream than the system allocator and hands freed pages back; its
@@ -44,13 +45,29 @@ fn main() -> ExitCode {
 
 fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let path = &settings.store.path;
-    let (key, source) = MasterKey::resolve(path, sealing_key_id(path)?.as_deref())?;
+    // A restore needs the key of the backup, and the store it replaces may not open at all.
+    let sealed_with = match &command {
+        Command::Restore(args) => sealing_key_id(&args.file)?,
+        _ => sealing_key_id(path)?,
+    };
+    let (key, source) = MasterKey::resolve(
+        path,
+        sealed_with.as_deref(),
+        Duration::from_secs(settings.store.master_key_command_timeout_secs),
+    )?;
     if let KeySource::Generated(path) = &source {
         eprintln!(
             "codex-relay: generated a new master key at {} (mode 0600). Back it up: without it the \
              stored credentials cannot be opened.",
             path.display()
         );
+    }
+    // A rekey opens the store itself (after an interruption its key may already be the new
+    // one); a restore replaces a store that may not open at all.
+    match &command {
+        Command::Store(cli::StoreCommand::Rekey(args)) => return cli::rekey(&settings, args, key),
+        Command::Restore(args) => return cli::restore(path, &key, args),
+        _ => {}
     }
     let pool_size = settings.store.pool_size;
     // A listing only reads, so it works on a store this process cannot write.
@@ -71,8 +88,9 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Key(command) => cli::key(&store, command),
         Command::Tenant(command) => cli::tenant(&store, command),
         Command::AdminToken(command) => cli::admin_token(&store, command),
+        Command::Backup(args) => cli::backup(&store, &args),
         // Dispatched by `main` before the store opens.
-        Command::Doctor(_) | Command::Config(_) => Ok(()),
+        Command::Doctor(_) | Command::Config(_) | Command::Store(_) | Command::Restore(_) => Ok(()),
     }
 }
 
@@ -87,10 +105,22 @@ fn serve(settings: Settings, store: Store, source: &KeySource) -> anyhow::Result
             "path" => path.display().to_string(), "key_id" => store.master_key().id_hex()),
         KeySource::Environment => info!(log, "master key read from CODEX_RELAY_MASTER_KEY";
             "key_id" => store.master_key().id_hex()),
+        KeySource::Command => info!(log, "master key read from CODEX_RELAY_MASTER_KEY_COMMAND";
+            "key_id" => store.master_key().id_hex()),
     }
     for warning in store.warnings() {
         warn!(log, "the store is not private"; "detail" => warning.as_str());
     }
+    // Started on the store's current key, this server needs no handover of an older one, and
+    // none should outlive the rotation: each is a newer key sealed under a retired one.
+    match store.forget_key_handovers() {
+        Ok(0) => {}
+        Ok(n) => info!(log, "removed the key handovers of earlier rekeys"; "count" => n),
+        Err(e) => warn!(log, "could not remove the key handovers of earlier rekeys";
+            "error" => e.to_string()),
+    }
+    // Held while the server runs: `restore` refuses while it is.
+    let _lock = StoreLock::for_server(&settings.store.path)?;
     let system = actix_web::rt::System::new();
     let result = system.block_on(async {
         let relay_log = RelayLog {

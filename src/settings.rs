@@ -13,13 +13,14 @@ use config::{Config, ConfigBuilder, File, FileFormat};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+mod env_files;
 mod sources;
 
 pub use self::sources::{Origin, SettingsSource, ShownSetting};
 
 use crate::bounds::{
     Invalid, ACCOUNT_IN_FLIGHT, AFFINITY_CAPACITY, ATTEMPTS, AUTH_FAILURE_ADDRESSES,
-    DEFAULT_KEY_RPM, RELAY_IN_FLIGHT, STORE_CONNECTIONS, STREAMS_PER_CONNECTION,
+    DEFAULT_KEY_RPM, KEY_COMMAND_SECS, RELAY_IN_FLIGHT, STORE_CONNECTIONS, STREAMS_PER_CONNECTION,
 };
 
 /// The defaults, compiled into the binary so the relay starts with no file at all.
@@ -34,6 +35,8 @@ pub enum SettingsError {
     Load(#[from] config::ConfigError),
     #[error("invalid setting `{key}`: {reason}")]
     Invalid { key: &'static str, reason: String },
+    #[error("invalid environment variable {variable}: {reason}")]
+    EnvFile { variable: String, reason: String },
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -80,6 +83,8 @@ pub struct StoreSettings {
     pub path: PathBuf,
     pub pool_size: u32,
     pub sync_interval_ms: u64,
+    /// How long `CODEX_RELAY_MASTER_KEY_COMMAND` may run before it is killed.
+    pub master_key_command_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -345,6 +350,10 @@ impl Settings {
             ATTEMPTS.check("routing.max_attempts", wide(routing.max_attempts)),
             AFFINITY_CAPACITY.check("routing.affinity_capacity", wide(routing.affinity_capacity)),
             STORE_CONNECTIONS.check("store.pool_size", wide(pool)),
+            KEY_COMMAND_SECS.check(
+                "store.master_key_command_timeout_secs",
+                wide(self.store.master_key_command_timeout_secs),
+            ),
             STREAMS_PER_CONNECTION.check("upstream.max_streams_per_connection", wide(streams)),
             AUTH_FAILURE_ADDRESSES.check(
                 "limits.auth_failures_tracked_addresses",

@@ -9,12 +9,14 @@
 mod account;
 mod account_set;
 mod admin_token;
+mod backup;
 mod doctor;
 mod key;
 mod limits;
 mod login;
 mod new_account;
 mod printable;
+mod rekey;
 mod settings;
 mod tenant;
 mod update;
@@ -25,10 +27,12 @@ use clap::{Args, Parser, Subcommand};
 
 pub use self::account::{account, AccountCommand};
 pub use self::admin_token::{admin_token, AdminTokenCommand};
+pub use self::backup::{backup, restore, BackupArgs, RestoreArgs};
 pub use self::doctor::{doctor, DoctorArgs};
 pub use self::key::{key, KeyCommand};
 pub use self::login::{login, LoginArgs};
 pub use self::printable::{printable, printable_json};
+pub use self::rekey::{rekey, RekeyArgs, StoreCommand};
 pub use self::settings::{config, ConfigCommand};
 pub use self::tenant::{tenant, TenantCommand};
 
@@ -68,10 +72,17 @@ pub enum Command {
     /// Show the effective settings with the source of each value, or check a settings file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Look after the store itself: rotate its master key.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Write a consistent copy of the store to FILE (also while the server runs).
+    Backup(BackupArgs),
+    /// Replace the store with a backup (refused while a server runs on it).
+    Restore(RestoreArgs),
 }
 
 impl Command {
-    /// True for the commands that only read the store (the listings), which therefore work on
+    /// True for the commands that only read the store (the listings, a backup), which therefore work on
     /// a store this process may not write.
     pub fn only_reads(&self) -> bool {
         matches!(
@@ -80,6 +91,7 @@ impl Command {
                 | Command::Key(KeyCommand::List(_))
                 | Command::Tenant(TenantCommand::List(_))
                 | Command::AdminToken(AdminTokenCommand::List(_))
+                | Command::Backup(_)
         )
     }
 }

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::{printable, ListArgs};
 use crate::settings::{SettingsSource, ShownSetting};
-use crate::store::crypto::{MASTER_KEY_ENV, MASTER_KEY_FILE_ENV};
 use crate::store::files::key_file_of;
+use crate::store::{MASTER_KEY_COMMAND_ENV, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV};
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -92,6 +92,8 @@ fn refused(reason: &str) -> ExitCode {
 pub(super) fn master_key_source(db: &Path) -> String {
     let source = if std::env::var_os(MASTER_KEY_ENV).is_some() {
         format!("env:{MASTER_KEY_ENV}")
+    } else if std::env::var_os(MASTER_KEY_COMMAND_ENV).is_some() {
+        format!("env:{MASTER_KEY_COMMAND_ENV} (the command's output)")
     } else if let Some(path) = std::env::var_os(MASTER_KEY_FILE_ENV) {
         let path = PathBuf::from(path);
         format!("env:{MASTER_KEY_FILE_ENV} → file:{}", path.display())

@@ -66,7 +66,7 @@ impl SettingsSource {
 
     /// Reads every layer now and checks the result as startup does.
     pub fn load(&self) -> Result<Settings, SettingsError> {
-        let mut settings = Settings::checked(layers(self.path()))?;
+        let mut settings = Settings::checked(layers(self.path())?)?;
         settings.source = self.clone();
         Ok(settings)
     }
@@ -74,7 +74,7 @@ impl SettingsSource {
     /// The effective settings, checked as [`Self::load`] checks them, each value with its origin
     /// and secrets masked, sorted by key.
     pub fn shown(&self) -> Result<Vec<ShownSetting>, SettingsError> {
-        let config = layers(self.path()).build()?;
+        let config = layers(self.path())?.build()?;
         Settings::checked_config(config.clone())?;
         let mut shown = Vec::new();
         flatten("", config.collect()?, self.path(), &mut shown);
@@ -85,19 +85,22 @@ impl SettingsSource {
 
 /// Every layer: the embedded defaults, then `file` when there is one, then the
 /// `CODEX_RELAY__SECTION__KEY` environment variables.
-fn layers(file: Option<&Path>) -> ConfigBuilder<DefaultState> {
+fn layers(file: Option<&Path>) -> Result<ConfigBuilder<DefaultState>, SettingsError> {
     let mut builder = embedded();
     if let Some(path) = file {
         builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
     }
+    // `…_FILE` variants are read here, so the environment layer sees only plain variables.
+    let variables = super::env_files::environment(&embedded().build()?)?;
     let environment = Environment::with_prefix(ENV_PREFIX)
+        .source(Some(variables.into_iter().collect()))
         .prefix_separator(ENV_SEPARATOR)
         .separator(ENV_SEPARATOR)
         .try_parsing(true)
         .list_separator(",")
         .with_list_parse_key("models.catalog")
         .with_list_parse_key("models.hidden");
-    builder.add_source(environment)
+    Ok(builder.add_source(environment))
 }
 
 /// `CODEX_RELAY__SECTION__KEY`: the prefix and separator of the environment layer.

@@ -245,7 +245,7 @@ fn quota_from_json(text: &str) -> Option<QuotaSnapshot> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::domain::TokenSet;
     use crate::store::{MasterKey, NewAccount};
@@ -261,7 +261,8 @@ mod tests {
         (dir, store)
     }
 
-    fn account(chatgpt_id: &str) -> NewAccount {
+    /// An account with placeholder tokens, for the store's tests.
+    pub(in crate::store) fn account(chatgpt_id: &str) -> NewAccount {
         NewAccount {
             chatgpt_account_id: chatgpt_id.to_owned(),
             label: None,

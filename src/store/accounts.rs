@@ -163,7 +163,7 @@ fn store_token_set(
     Ok(())
 }
 
-const TOKEN_COLUMNS: [&str; 3] = ["id_token", "access_token", "refresh_token"];
+pub(super) const TOKEN_COLUMNS: [&str; 3] = ["id_token", "access_token", "refresh_token"];
 
 /// The columns of an [`AccountSummary`], then the sealed tokens (`a` = accounts, `t` =
 /// account_tokens, joined with [`SUMMARY_FROM`]).
@@ -198,22 +198,10 @@ impl Store {
                 ImportOutcome::Created,
             ),
         };
-        store_token_set(&tx, &id, &self.seal_tokens(&id, &account.tokens))?;
+        let key = self.keys.sealing_key(&tx)?;
+        store_token_set(&tx, &id, &seal_tokens(&key, &id, &account.tokens))?;
         tx.commit()?;
         Ok((id, outcome))
-    }
-
-    fn seal_tokens(&self, id: &str, tokens: &TokenSet) -> [Vec<u8>; 3] {
-        let values = [
-            &tokens.id_token,
-            &tokens.access_token,
-            &tokens.refresh_token,
-        ];
-        let mut sealed = TOKEN_COLUMNS
-            .iter()
-            .zip(values)
-            .map(|(column, value)| self.key.seal(id, column, value.expose_secret().as_bytes()));
-        [(); 3].map(|()| sealed.next().unwrap_or_default())
     }
 
     /// Every account, oldest first, without secrets.
@@ -222,7 +210,7 @@ impl Store {
         let mut statement = conn.prepare(&format!(
             "SELECT {SUMMARY} FROM {SUMMARY_FROM} ORDER BY a.created_at, a.id"
         ))?;
-        let rows = statement.query_map([], |row| self.summary_from_row(row))?;
+        let rows = statement.query_map([], |row| self.summary_from_row(&conn, row))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -234,22 +222,31 @@ impl Store {
                 "SELECT {SUMMARY} FROM {SUMMARY_FROM} WHERE a.id = ?1 OR a.chatgpt_account_id = ?1"
             ),
             [id],
-            |row| self.summary_from_row(row),
+            |row| self.summary_from_row(&conn, row),
         )
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("no account with id {id}")))
     }
 
-    fn summary_from_row(&self, row: &Row<'_>) -> rusqlite::Result<AccountSummary> {
+    fn summary_from_row(
+        &self,
+        conn: &rusqlite::Connection,
+        row: &Row<'_>,
+    ) -> rusqlite::Result<AccountSummary> {
         let mut summary = summary_from_row(row)?;
         let sealed: [Option<Vec<u8>>; 3] = [row.get(13)?, row.get(14)?, row.get(15)?];
-        summary.unreadable = self.unreadable(&summary.id, sealed);
+        summary.unreadable = self.unreadable(conn, &summary.id, sealed);
         Ok(summary)
     }
 
     /// Why an account's sealed tokens do not open, if they do not. Said without a secret: key
     /// ids are public fingerprints.
-    fn unreadable(&self, id: &str, sealed: [Option<Vec<u8>>; 3]) -> Option<String> {
+    fn unreadable(
+        &self,
+        conn: &rusqlite::Connection,
+        id: &str,
+        sealed: [Option<Vec<u8>>; 3],
+    ) -> Option<String> {
         const AGAIN: &str = "import the account or log it in again (`codex-relay account import` \
                              or `account login`, or the admin API)";
         let opened = TOKEN_COLUMNS
@@ -257,7 +254,10 @@ impl Store {
             .zip(sealed)
             .try_for_each(|(column, value)| {
                 let value = value.ok_or(None)?;
-                self.key.open(id, column, &value).map(drop).map_err(Some)
+                self.keys
+                    .open(conn, id, column, &value)
+                    .map(drop)
+                    .map_err(Some)
             });
         match opened {
             Ok(()) => None,
@@ -351,7 +351,9 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
-        let access = self.key.open(id, "access_token", &row.sealed_access)?;
+        let access = self
+            .keys
+            .open(&conn, id, "access_token", &row.sealed_access)?;
         let access = String::from_utf8(access).map_err(|_| super::CryptoError::Corrupt)?;
         let pool = super::account_routing::pool_row(&conn, id)?;
         Ok(Some(AccountCredentials {
@@ -407,6 +409,20 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<AccountSummary> {
         last_refresh_error_at: row.get(12)?,
         unreadable: None,
     })
+}
+
+/// The three tokens of `tokens`, each sealed with `key` for its cell of `id`'s row.
+fn seal_tokens(key: &super::MasterKey, id: &str, tokens: &TokenSet) -> [Vec<u8>; 3] {
+    let values = [
+        &tokens.id_token,
+        &tokens.access_token,
+        &tokens.refresh_token,
+    ];
+    let mut sealed = TOKEN_COLUMNS
+        .iter()
+        .zip(values)
+        .map(|(column, value)| key.seal(id, column, value.expose_secret().as_bytes()));
+    [(); 3].map(|()| sealed.next().unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -22,11 +22,6 @@ const KEY_ID_LEN: usize = 4;
 const NONCE_LEN: usize = 24;
 const HEADER_LEN: usize = 1 + KEY_ID_LEN + NONCE_LEN;
 
-/// Environment variable holding the master key, base64 of 32 bytes.
-pub const MASTER_KEY_ENV: &str = "CODEX_RELAY_MASTER_KEY";
-/// Environment variable naming a file that holds the master key (e.g. a mounted secret).
-pub const MASTER_KEY_FILE_ENV: &str = "CODEX_RELAY_MASTER_KEY_FILE";
-
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
     #[error("the master key must be base64 of exactly 32 bytes ({0})")]
@@ -39,8 +34,8 @@ pub enum CryptoError {
     #[error(
         "the store {store} holds credentials sealed with master key {sealed_with}, but its key \
          file {key_file} is missing. Restore master.key there from your backup, or set \
-         CODEX_RELAY_MASTER_KEY_FILE to where the key is (or CODEX_RELAY_MASTER_KEY to the key \
-         itself). No new key is generated: it could not open what is stored. To start afresh \
+         CODEX_RELAY_MASTER_KEY_FILE to where the key is (or CODEX_RELAY_MASTER_KEY_COMMAND to a \
+         command that prints it, or CODEX_RELAY_MASTER_KEY to the key itself). No new key is generated: it could not open what is stored. To start afresh \
          instead, move the store away or point store.path elsewhere."
     )]
     KeyFileMissing {
@@ -54,14 +49,16 @@ pub enum CryptoError {
         "a sealed value was sealed under master key {found}, but the configured key is {expected}"
     )]
     WrongKey { expected: String, found: String },
-}
-
-/// Where the master key came from, said once in the startup log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeySource {
-    Environment,
-    File(PathBuf),
-    Generated(PathBuf),
+    #[error(
+        "both {first} and {second} are set: set only one, so that which key the relay uses is \
+         never a guess"
+    )]
+    TwoSources {
+        first: &'static str,
+        second: &'static str,
+    },
+    #[error("the master key command (CODEX_RELAY_MASTER_KEY_COMMAND) {0}")]
+    Command(String),
 }
 
 /// The key that seals every credential. Its bytes never appear in Debug output.
@@ -104,6 +101,11 @@ impl MasterKey {
         })
     }
 
+    /// The key itself, for sealing it under another key in a rekey's handover.
+    pub(super) fn secret_bytes(&self) -> &[u8] {
+        self._bytes.expose_secret()
+    }
+
     /// A fresh random key.
     pub fn generate() -> MasterKey {
         let key = XChaCha20Poly1305::generate_key(&mut OsRng);
@@ -119,39 +121,8 @@ impl MasterKey {
         hex(&self.id)
     }
 
-    /// Resolves the master key: `CODEX_RELAY_MASTER_KEY`, else `CODEX_RELAY_MASTER_KEY_FILE`, else
-    /// `master.key` beside the database. That file is generated (mode 0600) only for a store
-    /// that holds nothing sealed yet (`sealed_with` is `None`, see
-    /// [`sealing_key_id`](super::sealing_key_id)); for one that does, its absence is an error.
-    pub fn resolve(
-        database: &Path,
-        sealed_with: Option<&str>,
-    ) -> Result<(MasterKey, KeySource), CryptoError> {
-        if let Ok(text) = std::env::var(MASTER_KEY_ENV) {
-            return Ok((Self::from_base64(&text)?, KeySource::Environment));
-        }
-        if let Some(path) = std::env::var_os(MASTER_KEY_FILE_ENV).map(PathBuf::from) {
-            return Ok((Self::read_file(&path)?, KeySource::File(path)));
-        }
-        let path = files::folder_of(database).join(files::KEY_FILE);
-        if path.exists() {
-            return Ok((Self::read_file(&path)?, KeySource::File(path)));
-        }
-        if let Some(sealed_with) = sealed_with {
-            return Err(CryptoError::KeyFileMissing {
-                store: database.to_path_buf(),
-                key_file: path,
-                sealed_with: sealed_with.to_owned(),
-            });
-        }
-        match write_key_file(&path, MasterKey::generate())? {
-            Written::Ours(key) => Ok((key, KeySource::Generated(path))),
-            // Another process starting on the same fresh store wrote it first: use theirs.
-            Written::Theirs => Ok((Self::read_file(&path)?, KeySource::File(path))),
-        }
-    }
-
-    fn read_file(path: &Path) -> Result<MasterKey, CryptoError> {
+    /// Reads a key file (base64 text; surrounding white space ignored).
+    pub fn read_file(path: &Path) -> Result<MasterKey, CryptoError> {
         let text = fs::read_to_string(path).map_err(|source| CryptoError::KeyFile {
             path: path.to_path_buf(),
             source,
@@ -216,7 +187,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Whose key a key file holds after [`write_key_file`].
-enum Written {
+pub(super) enum Written {
     Ours(MasterKey),
     Theirs,
 }
@@ -224,7 +195,7 @@ enum Written {
 /// Writes `key` to `path` (0600, its folder 0700) unless a key file is already there. The key
 /// goes to a file of its own first and is linked into place whole, so a process starting at
 /// the same moment never reads half a key, and of two such processes one key wins.
-fn write_key_file(path: &Path, key: MasterKey) -> Result<Written, CryptoError> {
+pub(super) fn write_key_file(path: &Path, key: MasterKey) -> Result<Written, CryptoError> {
     let io_error = |source| CryptoError::KeyFile {
         path: path.to_path_buf(),
         source,

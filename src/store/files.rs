@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use super::StoreError;
 
-/// The files SQLite keeps beside the database while it is open.
-const COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
+/// The files SQLite keeps beside the database while it is open, and the store's lock file.
+const COMPANIONS: [&str; 4] = ["-wal", "-shm", "-journal", super::lock::LOCK_SUFFIX];
 /// The master key file the relay generates beside the database.
 pub(super) const KEY_FILE: &str = "master.key";
 

@@ -8,13 +8,19 @@
 mod account_routing;
 mod accounts;
 pub mod admin_tokens;
+mod backup;
 pub mod crypto;
 mod faults;
 pub mod files;
+mod key_command;
+mod key_source;
+mod keyring;
 pub mod keys;
+mod lock;
 mod metrics;
 mod open;
 mod policy_columns;
+mod rekey;
 pub mod tenants;
 mod tokens;
 mod updates;
@@ -28,10 +34,14 @@ use r2d2_sqlite::SqliteConnectionManager;
 
 pub use account_routing::{PoolRow, RoutingChange};
 pub use accounts::{AccountSummary, ImportOutcome, NewAccount};
-pub use crypto::{CryptoError, KeySource, MasterKey};
+pub use backup::{inspect, restore, BackupInfo};
+pub use crypto::{CryptoError, MasterKey};
+pub use key_source::{KeySource, MASTER_KEY_COMMAND_ENV, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV};
 pub use keys::{ApiKeyRow, CreatedKey, KeyHash, KeyRecord, NewKey};
+pub use lock::StoreLock;
 pub use metrics::Operation;
 pub use open::sealing_key_id;
+pub use rekey::Rekeyed;
 pub use tenants::{NewTenant, TenantRow};
 pub use tokens::{RefreshedTokens, StoredRefreshToken, TokenWrite};
 
@@ -59,7 +69,8 @@ pub enum StoreError {
     Outdated { found: i64, known: i64 },
     #[error(
         "the master key does not open this store (store sealed with key {found}, configured key is {expected}); \
-         set CODEX_RELAY_MASTER_KEY or CODEX_RELAY_MASTER_KEY_FILE to the key the store was created with"
+         set CODEX_RELAY_MASTER_KEY, CODEX_RELAY_MASTER_KEY_FILE or CODEX_RELAY_MASTER_KEY_COMMAND \
+         to the key the store is sealed with"
     )]
     WrongMasterKey { expected: String, found: String },
     #[error("a sealed credential could not be opened: {0}")]
@@ -76,7 +87,7 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
-    key: Arc<MasterKey>,
+    keys: Arc<keyring::Keyring>,
     /// What opening found but could not fix (a folder open to others that is not the relay's).
     warnings: Arc<[String]>,
     /// Faults met by [`Store::run`], for the metrics.
@@ -85,7 +96,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("key", &self.key).finish()
+        f.debug_struct("Store")
+            .field("key", self.keys.configured())
+            .finish()
     }
 }
 
@@ -96,8 +109,9 @@ impl Store {
         Ok(self.pool.get()?)
     }
 
+    /// The key the store was opened with.
     pub fn master_key(&self) -> &MasterKey {
-        &self.key
+        self.keys.configured()
     }
 
     /// What opening the store found but could not fix, for the operator to read.

@@ -18,6 +18,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::crypto::sealed_by;
+use super::keyring::{canary, Keyring, CANARY_NAME, META_ROW};
 use super::{files, CryptoError, MasterKey, Store, StoreError};
 
 /// Forward-only migrations; position + 1 is the `user_version` after applying one.
@@ -29,8 +30,6 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/0005_governance.sql"),
 ];
 
-const CANARY_ROW: &str = "store_meta";
-const CANARY_COLUMN: &str = "master_key_canary";
 const CANARY_TEXT: &[u8] = b"codex-relay master key check";
 
 /// How long a connection waits for another writer before giving up.
@@ -90,7 +89,7 @@ fn open(path: &Path, pool_size: u32, key: MasterKey, access: Access) -> Result<S
         .build(manager)?;
     Ok(Store {
         pool,
-        key: Arc::new(key),
+        keys: Arc::new(Keyring::new(key)),
         warnings: warnings.into(),
         errors: Default::default(),
     })
@@ -117,7 +116,7 @@ pub fn sealing_key_id(db: &Path) -> Result<Option<String>, StoreError> {
         .query_row(
             "SELECT value FROM store_meta WHERE name = ?1
              UNION ALL SELECT access_token FROM account_tokens LIMIT 1",
-            [CANARY_COLUMN],
+            [CANARY_NAME],
             |row| row.get(0),
         )
         .optional()
@@ -224,10 +223,10 @@ fn migrate_and_seal(conn: &mut Connection, key: &MasterKey) -> Result<(), StoreE
         tx.pragma_update(None, "user_version", known)?;
     }
     if canary(&tx)?.is_none() {
-        let fresh = key.seal(CANARY_ROW, CANARY_COLUMN, CANARY_TEXT);
+        let fresh = key.seal(META_ROW, CANARY_NAME, CANARY_TEXT);
         tx.execute(
             "INSERT INTO store_meta (name, value) VALUES (?1, ?2)",
-            rusqlite::params![CANARY_COLUMN, fresh],
+            rusqlite::params![CANARY_NAME, fresh],
         )?;
     }
     tx.commit()?;
@@ -246,23 +245,13 @@ fn check_read_only(conn: &Connection, key: &MasterKey) -> Result<(), StoreError>
     verify_canary(conn, key)
 }
 
-fn canary(conn: &Connection) -> Result<Option<Vec<u8>>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT value FROM store_meta WHERE name = ?1",
-            [CANARY_COLUMN],
-            |row| row.get(0),
-        )
-        .optional()?)
-}
-
 /// Opening the canary proves the key, so a wrong key is a clear startup error instead of
 /// garbage tokens later. A store without a canary has sealed nothing yet.
 fn verify_canary(conn: &Connection, key: &MasterKey) -> Result<(), StoreError> {
     let Some(sealed) = canary(conn)? else {
         return Ok(());
     };
-    match key.open(CANARY_ROW, CANARY_COLUMN, &sealed) {
+    match key.open(META_ROW, CANARY_NAME, &sealed) {
         Ok(text) if text == CANARY_TEXT => Ok(()),
         Err(CryptoError::WrongKey { expected, found }) => {
             Err(StoreError::WrongMasterKey { expected, found })

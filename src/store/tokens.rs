@@ -45,7 +45,7 @@ impl Store {
         let Some((token_version, sealed)) = row else {
             return Ok(None);
         };
-        let plain = self.key.open(id, "refresh_token", &sealed)?;
+        let plain = self.keys.open(&conn, id, "refresh_token", &sealed)?;
         let text = String::from_utf8(plain).map_err(|_| super::CryptoError::Corrupt)?;
         Ok(Some(StoredRefreshToken {
             token_version,
@@ -99,9 +99,10 @@ impl Store {
             ("access_token", &tokens.access_token),
             ("refresh_token", &tokens.refresh_token),
         ];
+        let key = self.keys.sealing_key(&tx)?;
         for (column, value) in parts {
             if let Some(value) = value {
-                let sealed = self.key.seal(id, column, value.expose_secret().as_bytes());
+                let sealed = key.seal(id, column, value.expose_secret().as_bytes());
                 tx.execute(
                     &format!("UPDATE account_tokens SET {column} = ?2 WHERE account_id = ?1"),
                     params![id, sealed],
@@ -166,8 +167,8 @@ impl Store {
         };
         let columns = ["id_token", "access_token", "refresh_token"];
         Ok(columns.iter().zip(sealed).all(|(column, value)| {
-            self.key
-                .open(id, column, &value)
+            self.keys
+                .open(&conn, id, column, &value)
                 .is_ok_and(|plain| !plain.is_empty())
         }))
     }

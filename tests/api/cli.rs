@@ -59,6 +59,23 @@ pub fn write_auth(dir: &Path, name: &str, account: &str, email: &str) -> (PathBu
     (path, auth)
 }
 
+/// Imports `count` accounts (`{prefix}-0`, …) with `relay()`'s settings; returns their relay ids.
+pub fn import_accounts(
+    dir: &Path,
+    relay: impl Fn() -> Command,
+    prefix: &str,
+    count: usize,
+) -> Vec<String> {
+    (0..count)
+        .map(|n| {
+            let (auth, _) = write_auth(dir, "auth.json", &format!("{prefix}-{n}"), "i@example.com");
+            let output = run(relay().args(["account", "import"]).arg(&auth));
+            assert!(output.status.success(), "{}", stderr(&output));
+            stdout(&output)
+        })
+        .collect()
+}
+
 #[test]
 fn an_invalid_setting_stops_startup_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -99,7 +99,9 @@ pub fn logged(logs: &Mutex<Vec<String>>, text: &str) -> bool {
     logs.lock().unwrap().iter().any(|line| line.contains(text))
 }
 
-async fn ask(addr: &str, key: &str) -> u16 {
+/// The status of one `POST /v1/responses` to the relay at `addr` with `key`; 0 when it could
+/// not be sent.
+pub async fn ask(addr: &str, key: &str) -> u16 {
     let sent = client()
         .post(format!("http://{addr}/v1/responses"))
         .bearer_auth(key)

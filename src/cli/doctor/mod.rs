@@ -25,6 +25,7 @@ mod store;
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 use serde::Serialize;
@@ -122,7 +123,11 @@ fn findings(source: &SettingsSource, offline: bool) -> Vec<Finding> {
         }
     };
     let mut findings = vec![Finding::ok("settings", settings_message(&settings))];
-    let opened = store::checks(&settings.store.path, &mut findings);
+    let opened = store::checks(
+        &settings.store.path,
+        Duration::from_secs(settings.store.master_key_command_timeout_secs),
+        &mut findings,
+    );
     pool::checks(&settings, opened.as_ref(), &mut findings);
     findings.extend(live::check(&settings));
     if !offline {

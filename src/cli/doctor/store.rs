@@ -3,26 +3,31 @@
 //! `store::files`). All read-only: nothing is migrated, tightened or generated.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
 use super::Finding;
-use crate::store::crypto::{MASTER_KEY_ENV, MASTER_KEY_FILE_ENV};
 use crate::store::files::{key_file_of, open_mode, store_paths};
 use crate::store::{sealing_key_id, KeySource, MasterKey, Store, StoreError};
+use crate::store::{MASTER_KEY_COMMAND_ENV, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV};
 
 const RESTORE: &str = "restore the store from a backup, or move it away to start afresh (the \
                        accounts must then be imported again)";
 
 /// Adds the `store`, `master_key` and `file_modes` findings; returns the store opened read-only
 /// when the key opens it (the later checks read it).
-pub(super) fn checks(db: &Path, findings: &mut Vec<Finding>) -> Option<Store> {
-    let opened = open(db, findings);
+pub(super) fn checks(
+    db: &Path,
+    key_command_timeout: Duration,
+    findings: &mut Vec<Finding>,
+) -> Option<Store> {
+    let opened = open(db, key_command_timeout, findings);
     findings.push(file_modes(db));
     opened
 }
 
-fn open(db: &Path, findings: &mut Vec<Finding>) -> Option<Store> {
+fn open(db: &Path, key_command_timeout: Duration, findings: &mut Vec<Finding>) -> Option<Store> {
     if !db.exists() {
         findings.push(Finding::warn(
             "store",
@@ -39,7 +44,7 @@ fn open(db: &Path, findings: &mut Vec<Finding>) -> Option<Store> {
         ),
         Err(problem) => Finding::fail("store", format!("{}: {problem}", db.display()), RESTORE),
     });
-    let (key, source) = match resolve_key(db) {
+    let (key, source) = match resolve_key(db, key_command_timeout) {
         Ok(Some(resolved)) => resolved,
         Ok(None) => {
             findings.push(Finding::ok(
@@ -97,16 +102,20 @@ fn integrity(db: &Path) -> Result<(), String> {
 
 /// The master key as `serve` would find it, without ever generating one: `None` when the store
 /// seals nothing and no key is configured (the first start generates it).
-fn resolve_key(db: &Path) -> Result<Option<(MasterKey, KeySource)>, Finding> {
+fn resolve_key(
+    db: &Path,
+    key_command_timeout: Duration,
+) -> Result<Option<(MasterKey, KeySource)>, Finding> {
     let sealed =
         sealing_key_id(db).map_err(|e| Finding::fail("master_key", e.to_string(), RESTORE))?;
     let configured = std::env::var_os(MASTER_KEY_ENV).is_some()
         || std::env::var_os(MASTER_KEY_FILE_ENV).is_some()
+        || std::env::var_os(MASTER_KEY_COMMAND_ENV).is_some()
         || key_file_of(db).exists();
     if sealed.is_none() && !configured {
         return Ok(None);
     }
-    MasterKey::resolve(db, sealed.as_deref())
+    MasterKey::resolve(db, sealed.as_deref(), key_command_timeout)
         .map(Some)
         .map_err(|e| Finding::fail("master_key", e.to_string(), KEY_HINT))
 }
@@ -132,6 +141,7 @@ fn refused(error: StoreError) -> Finding {
 fn describe(source: &KeySource) -> String {
     match source {
         KeySource::Environment => format!("from {MASTER_KEY_ENV}"),
+        KeySource::Command => format!("from the command {MASTER_KEY_COMMAND_ENV} names"),
         KeySource::File(path) | KeySource::Generated(path) => {
             format!("from {}", path.display())
         }
