@@ -22,6 +22,8 @@ fuzz_target!(|data: &[u8]| {
             assert!(documented(key), "{key} is not a documented key");
         }
         Err(SettingsError::Load(_)) => {}
+        // From a `CODEX_RELAY__…_FILE` variable of the environment, not from the text.
+        Err(SettingsError::EnvFile { .. }) => {}
     }
 });
 
