@@ -9,7 +9,7 @@
 //!   7 edge                 edge: error shape, bearer guard, caller, request context
 //!   6 shared state         state: AppState
 //!   5 pool, credentials    pool (store <-> actors), credentials (key and admin-token rings)
-//!   4 services             oauth, governance, compat
+//!   4 services             oauth, governance, compat, audit
 //!   3 resources            store (SQLite, sealed credentials), upstream (the Codex backend)
 //!   2 observability        obs
 //!   1 settings, transport  settings, request_body, intake, wire
@@ -18,6 +18,7 @@
 //! The actors live in the `relay-actors` crate, below all of these.
 
 pub mod admin;
+pub mod audit;
 pub mod bounds;
 pub mod cli;
 pub mod compat;

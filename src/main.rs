@@ -33,6 +33,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The audit trail is a file of its own: no store, no master key.
+    let command = match command {
+        Command::Audit(command) => return cli::audit(&settings, command),
+        command => command,
+    };
     match run(command, settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -43,7 +48,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs `command`; an administrative act is recorded in the audit trail with its result.
 fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    let act = cli::Act::of(&command);
+    let result = run_command(command, &settings);
+    act.record(&settings, &result);
+    result
+}
+
+fn run_command(command: Command, settings: &Settings) -> anyhow::Result<()> {
+    let settings = settings.clone();
     let path = &settings.store.path;
     // A restore needs the key of the backup, and the store it replaces may not open at all.
     let sealed_with = match &command {
@@ -90,7 +104,11 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::AdminToken(command) => cli::admin_token(&store, command),
         Command::Backup(args) => cli::backup(&store, &args),
         // Dispatched by `main` before the store opens.
-        Command::Doctor(_) | Command::Config(_) | Command::Store(_) | Command::Restore(_) => Ok(()),
+        Command::Doctor(_)
+        | Command::Config(_)
+        | Command::Store(_)
+        | Command::Restore(_)
+        | Command::Audit(_) => Ok(()),
     }
 }
 

@@ -49,6 +49,7 @@ pub struct Settings {
     pub models: ModelSettings,
     pub limits: LimitSettings,
     pub routing: RoutingSettings,
+    pub audit: AuditSettings,
     /// Where these settings were read from, so that a reload reads the same layers again.
     #[serde(skip)]
     pub source: SettingsSource,
@@ -235,6 +236,34 @@ pub struct RoutingSettings {
     pub probe_interval_ms: u64,
 }
 
+/// `audit.on_failure`: what the data plane does while audit rows cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditOnFailure {
+    /// Serve on; the rows lost are logged and counted.
+    Continue,
+    /// Answer 503 `audit_unavailable` before any account is used.
+    Refuse,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// One row per data-plane request and per administrative act (metadata, never content).
+    pub enabled: bool,
+    /// The audit trail's SQLite file; empty: `audit.db` beside `store.path`.
+    pub path: PathBuf,
+    /// The longest a row waits before it is written (what a kill -9 may lose).
+    pub flush_interval_ms: u64,
+    /// Rows pending that are written at once, without waiting for the interval.
+    pub flush_rows: usize,
+    /// Rows the queue holds before further rows are lost (or refused, see `on_failure`).
+    pub queue_rows: usize,
+    pub on_failure: AuditOnFailure,
+    /// Rows older than this many days are pruned; 0 keeps every row.
+    pub retention_days: u64,
+}
+
 impl Settings {
     /// Loads the layers: embedded defaults, then `file` (or `CODEX_RELAY_CONFIG`), then the
     /// `CODEX_RELAY__SECTION__KEY` environment variables.
@@ -378,6 +407,31 @@ mod tests {
         std::fs::write(&path, "[limits]\nauth_failures_per_minute = -1\n").unwrap();
         let err = Settings::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("auth_failures_per_minute"), "{err}");
+    }
+
+    #[test]
+    fn audit_settings_default_to_on_and_continue_and_are_checked() {
+        let audit = Settings::defaults().unwrap().audit;
+        assert!(audit.enabled);
+        assert_eq!(audit.on_failure, AuditOnFailure::Continue);
+        assert_eq!((audit.flush_interval_ms, audit.retention_days), (200, 0));
+        assert!(audit.path.as_os_str().is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        for (key, bad) in [
+            ("flush_interval_ms", "0"),
+            ("flush_rows", "0"),
+            ("queue_rows", "0"),
+            ("retention_days", "40000"),
+            ("on_failure", "\"ignore\""),
+        ] {
+            std::fs::write(&path, format!("[audit]\n{key} = {bad}\n")).unwrap();
+            let err = Settings::load(Some(&path)).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
+        std::fs::write(&path, "[audit]\non_failure = \"refuse\"\n").unwrap();
+        let audit = Settings::load(Some(&path)).unwrap().audit;
+        assert_eq!(audit.on_failure, AuditOnFailure::Refuse);
     }
 
     #[test]

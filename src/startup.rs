@@ -17,6 +17,7 @@ use relay_actors::{GetPoolStatus, RouterActor, Shutdown};
 use slog::{info, warn, Logger};
 
 use crate::admin::{self, AdminState};
+use crate::audit::Audit;
 use crate::credentials::AdminTokenRing;
 use crate::edge::bare_errors::shape_bare_errors;
 use crate::edge::context;
@@ -93,6 +94,8 @@ pub struct AppHandle {
 struct Background {
     router: actix::Addr<RouterActor>,
     tasks: Arc<Vec<JoinHandle<()>>>,
+    /// Its writer holds the rows of the last calls until they are written.
+    audit: Audit,
 }
 
 impl Background {
@@ -122,12 +125,27 @@ impl AppHandle {
     pub async fn stop(&self, graceful: bool) {
         futures_util::future::join(self.data.stop(graceful), self.admin.stop(graceful)).await;
         flush_usage(&self.governor, &self.log).await;
+        flush_audit(&self.background.audit, &self.log).await;
         self.background.stop().await;
     }
 
     /// Whether the relay's router — and with it the account actors' work — has stopped.
     pub fn actors_stopped(&self) -> bool {
         !self.background.router.connected()
+    }
+}
+
+/// How long a stopping relay waits for queued audit rows to be written.
+const AUDIT_FLUSH: Duration = Duration::from_secs(10);
+
+/// Waits until every audit row queued so far is written (the planes have stopped, so no more
+/// come), off the arbiter; says so in the log when it could not be.
+async fn flush_audit(audit: &Audit, log: &Logger) {
+    let writer = audit.clone();
+    let flushed = web::block(move || writer.flush(AUDIT_FLUSH)).await;
+    if !matches!(flushed, Ok(true)) {
+        warn!(log, "stopped before every audit row was written";
+            "waited_secs" => AUDIT_FLUSH.as_secs());
     }
 }
 
@@ -241,6 +259,7 @@ impl Application {
         let (data, admin) = futures_util::future::join(self.server, self.admin).await;
         on_signal.abort();
         flush_usage(&self.governor, &self.log).await;
+        flush_audit(&self.background.audit, &self.log).await;
         self.background.stop().await;
         data.and(admin)
     }

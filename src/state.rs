@@ -1,7 +1,7 @@
 //! What the handlers of both planes share: the settings, where leases are taken, the API-key
-//! ring, the model registry, the governor, the pool's metric families and the logger. Built once
-//! at startup; cheap to clone. The settings are a snapshot a reload swaps whole (`reload`): a
-//! handler loads it without a lock.
+//! ring, the model registry, the governor, the pool's metric families, the audit trail and the
+//! logger. Built once at startup; cheap to clone. The settings are a snapshot a reload swaps
+//! whole (`reload`): a handler loads it without a lock.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use arc_swap::Guard;
 use relay_actors::{Leases, RouterActor};
 use slog::Logger;
 
+use crate::audit::Audit;
 use crate::credentials::KeyRing;
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
@@ -28,6 +29,7 @@ struct Inner {
     models: Arc<ModelRegistry>,
     governor: Governor,
     pool_metrics: PoolMetrics,
+    audit: Audit,
     log: Logger,
 }
 
@@ -38,6 +40,7 @@ pub struct Parts {
     pub models: Arc<ModelRegistry>,
     pub governor: Governor,
     pub pool_metrics: PoolMetrics,
+    pub audit: Audit,
 }
 
 impl AppState {
@@ -49,6 +52,7 @@ impl AppState {
             models: parts.models,
             governor: parts.governor,
             pool_metrics: parts.pool_metrics,
+            audit: parts.audit,
             log,
         }))
     }
@@ -76,6 +80,10 @@ impl AppState {
     /// Where the data plane counts each account's upstream calls and failovers.
     pub fn pool_metrics(&self) -> &PoolMetrics {
         &self.0.pool_metrics
+    }
+    /// Where both planes queue their audit rows.
+    pub fn audit(&self) -> &Audit {
+        &self.0.audit
     }
     pub fn log(&self) -> &Logger {
         &self.0.log

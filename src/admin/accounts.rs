@@ -230,7 +230,11 @@ async fn import(
         ImportOutcome::Created => StatusCode::CREATED,
         ImportOutcome::Updated => StatusCode::OK,
     };
-    Ok(HttpResponse::build(status).json(view_of(&state, id).await?))
+    let view = view_of(&state, id.clone()).await?;
+    Ok(super::audit::created(
+        HttpResponse::build(status).json(view),
+        &id,
+    ))
 }
 
 async fn set_intent(

@@ -10,6 +10,7 @@ use serde_json::json;
 use slog::info;
 
 use super::answer::{listed, with_member, with_usage};
+use super::audit;
 use super::body::{json_body, Body};
 use super::error::AdminError;
 use super::{resource, AdminState};
@@ -92,7 +93,9 @@ async fn create(
         })?;
     info!(log, "API key created"; "key_id" => &created.row.id);
     let key = json!(reveal(&created));
-    Ok(HttpResponse::Created().json(with_member(KeyView::from(created.row), "key", key)?))
+    let id = created.row.id.clone();
+    let view = with_member(KeyView::from(created.row), "key", key)?;
+    Ok(audit::created(HttpResponse::Created().json(view), &id))
 }
 
 /// The key with the tokens it used today and this month (as quotas count them).

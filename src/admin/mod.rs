@@ -5,6 +5,8 @@
 //! | file          | owns                                                     |
 //! |---------------|----------------------------------------------------------|
 //! | `auth.rs`     | admin tokens in memory, the scope check middleware       |
+//! | `audit.rs`    | the audit rows of acts and refused calls                 |
+//! | `audit_api.rs`| `GET /admin/v1/audit`: searching the audit trail         |
 //! | `accounts.rs` | `/admin/v1/accounts`: the account lifecycle              |
 //! | `tenants.rs`  | `/admin/v1/tenants`: tenants, their limits and usage     |
 //! | `keys.rs`     | `/admin/v1/keys`: API keys (the key shown once)          |
@@ -19,6 +21,8 @@
 
 pub mod accounts;
 pub mod answer;
+pub mod audit;
+mod audit_api;
 pub mod auth;
 pub mod body;
 pub mod error;
@@ -132,7 +136,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/admin/v1")
                 .wrap(from_fn(require::<AdminTokens, _>))
+                .wrap(from_fn(audit::record_acts))
                 .configure(accounts::routes)
+                .configure(audit_api::routes)
                 .configure(tenants::routes)
                 .configure(keys::routes)
                 .configure(models::routes)

@@ -8,6 +8,7 @@ use serde_json::json;
 use slog::info;
 
 use super::answer::{listed, with_usage};
+use super::audit;
 use super::body::{json_body, Body};
 use super::error::AdminError;
 use super::{resource, AdminState};
@@ -76,7 +77,11 @@ async fn create(
         .run(Operation::Write, move |s| s.create_tenant(&new))
         .await?;
     info!(log, "tenant created"; "tenant_id" => &row.id);
-    Ok(HttpResponse::Created().json(TenantView::from(row)))
+    let id = row.id.clone();
+    Ok(audit::created(
+        HttpResponse::Created().json(TenantView::from(row)),
+        &id,
+    ))
 }
 
 /// The tenant with the tokens its keys used today and this month (as quotas count them).

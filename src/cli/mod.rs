@@ -9,6 +9,7 @@
 mod account;
 mod account_set;
 mod admin_token;
+mod audit;
 mod backup;
 mod doctor;
 mod key;
@@ -27,6 +28,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use self::account::{account, AccountCommand};
 pub use self::admin_token::{admin_token, AdminTokenCommand};
+pub use self::audit::{audit, Act, AuditCommand};
 pub use self::backup::{backup, restore, BackupArgs, RestoreArgs};
 pub use self::doctor::{doctor, DoctorArgs};
 pub use self::key::{key, KeyCommand};
@@ -79,6 +81,9 @@ pub enum Command {
     Backup(BackupArgs),
     /// Replace the store with a backup (refused while a server runs on it).
     Restore(RestoreArgs),
+    /// The audit trail: verify its chain, search it, export it.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 impl Command {

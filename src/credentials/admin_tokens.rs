@@ -10,6 +10,7 @@ use crate::store::{Operation, Store, StoreError};
 #[derive(Debug, Clone)]
 pub struct AdminPrincipal {
     pub token_id: Arc<str>,
+    pub name: Arc<str>,
     pub scope: AdminScope,
 }
 
@@ -22,6 +23,7 @@ impl TokenRing<AdminPrincipal> {
         self.replace(tokens.into_iter().map(|t| {
             let principal = AdminPrincipal {
                 token_id: Arc::from(t.id),
+                name: Arc::from(t.name),
                 scope: t.scope,
             };
             (t.hash, principal)
@@ -49,6 +51,7 @@ mod tests {
         ring.replace_tokens(vec![ActiveAdminToken {
             hash: hash_key("sk-relay-admin-good"),
             id: "t1".into(),
+            name: "ops".into(),
             scope: AdminScope::Read,
         }]);
         let principal = ring.find("sk-relay-admin-good").unwrap();

@@ -20,7 +20,9 @@ use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use slog::{info, o, Logger};
 
+use super::audit::RequestDraft;
 use super::caller::Caller;
+use super::error::ErrorCode;
 use super::metrics::{RequestMetrics, RequestRecord, StreamOutcome};
 use super::phases::Phases;
 use super::trace::{SpanId, Trace, TRACERESPONSE};
@@ -76,6 +78,12 @@ pub struct AccessNote {
     pub upstream_status: Option<u16>,
     pub upstream_request_id: Option<String>,
     pub stream: bool,
+    /// Every account tried, in order (noted only with the audit trail on).
+    pub accounts_tried: Vec<String>,
+    /// The `code` of the error the relay answered with.
+    pub error_code: Option<String>,
+    /// The input and output tokens of an assembled (non-streaming) answer.
+    pub usage: Option<(u64, u64)>,
     /// Set when the answer is a stream that writes the access line itself when it ends.
     pub line_for_stream: Option<Arc<OnceLock<AccessLine>>>,
 }
@@ -87,12 +95,14 @@ pub struct Unlogged;
 
 /// The access line's fields, gathered once from the request and what the handler noted.
 pub struct AccessLine {
-    method: String,
-    path: String,
-    key_id: Option<String>,
-    tenant_id: Option<String>,
+    pub(super) method: String,
+    pub(super) path: String,
+    pub(super) key_id: Option<String>,
+    pub(super) tenant_id: Option<String>,
     admin_token_id: Option<String>,
-    note: AccessNote,
+    pub(super) note: AccessNote,
+    /// The request's audit row, but for what the line holds (`super::audit`).
+    pub(super) draft: Option<RequestDraft>,
     phases: Phases,
     /// The client's span, and its `tracestate` with credential-shaped text redacted.
     parent_span_id: Option<SpanId>,
@@ -125,7 +135,14 @@ impl AccessLine {
             parent_span_id: trace.and_then(|t| t.parent_span_id),
             tracestate: trace.and_then(|t| t.tracestate.as_deref().map(redact_secrets)),
             record,
+            draft: None,
         }
+        .with_draft(req)
+    }
+
+    fn with_draft(mut self, req: &HttpRequest) -> AccessLine {
+        self.draft = RequestDraft::of(req);
+        self
     }
 
     /// The line of an answer that has left whole.
@@ -133,6 +150,7 @@ impl AccessLine {
         if let Some(record) = &self.record {
             record.answered(status, started.elapsed());
         }
+        self.audit(status, started.elapsed(), None);
         let note = &self.note;
         info!(log, "request";
             "method" => &self.method, "path" => &self.path, "status" => status,
@@ -151,6 +169,7 @@ impl AccessLine {
         if let Some(record) = &self.record {
             record.stream_ended(end.outcome, started.elapsed());
         }
+        self.audit(200, started.elapsed(), Some(end));
         let note = &self.note;
         let phases = Phases {
             stream: Some(end.streamed),
@@ -245,12 +264,17 @@ pub async fn request_context(
         }
         return Ok(res);
     }
-    let note = res
+    let mut note = res
         .request()
         .extensions()
         .get::<AccessNote>()
         .cloned()
         .unwrap_or_default();
+    note.error_code = res
+        .response()
+        .extensions()
+        .get::<ErrorCode>()
+        .map(|c| c.0.clone());
     let slot = note.line_for_stream.clone();
     let record = record.map(|record| record.with_model(note.resolved_model.clone()));
     let line = AccessLine::of(res.request(), note, record);

@@ -18,10 +18,17 @@ pub struct ErrorBody {
     pub resets_at: Option<i64>,
 }
 
+/// An error answer's `code`, kept in the response's extensions for its audit row.
+#[derive(Clone, Debug)]
+pub struct ErrorCode(pub String);
+
 /// Writes `{"error":{"message","type","param","code"}}` with `status`, and `Retry-After` when
 /// waiting helps. Shared by the data plane and the admin plane.
 pub fn openai_error(status: StatusCode, retry_after: Option<u64>, body: ErrorBody) -> HttpResponse {
     let mut response = HttpResponse::build(status);
+    if let Some(code) = &body.code {
+        response.extensions_mut().insert(ErrorCode(code.clone()));
+    }
     if let Some(seconds) = retry_after {
         response.insert_header(("retry-after", seconds.to_string()));
     }

@@ -64,7 +64,8 @@ impl StreamOutcome {
         StreamOutcome::UpstreamCut,
     ];
 
-    fn name(self) -> &'static str {
+    /// The outcome's name: the metrics' label and the audit row's `stream_outcome`.
+    pub fn name(self) -> &'static str {
         match self {
             StreamOutcome::Completed => "completed",
             StreamOutcome::Failed => "failed",

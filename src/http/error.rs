@@ -55,6 +55,9 @@ pub enum ApiError {
     PoolBusy,
     #[error("The relay is overloaded. Try again shortly.")]
     Overloaded,
+    /// `audit.on_failure = "refuse"` while audit rows cannot be written.
+    #[error("The relay cannot record this request in its audit trail right now, and its operator has chosen not to serve unaudited requests. Try again shortly.")]
+    AuditUnavailable,
     #[error("The upstream rejected the request: {message}")]
     UpstreamRejected {
         status: StatusCode,
@@ -113,7 +116,8 @@ impl ApiError {
             ApiError::NoAccounts
             | ApiError::NoUsableAccount
             | ApiError::PoolBusy
-            | ApiError::Overloaded => "service_unavailable",
+            | ApiError::Overloaded
+            | ApiError::AuditUnavailable => "service_unavailable",
             ApiError::UpstreamFailed(_)
             | ApiError::UpstreamTimeout
             | ApiError::ResponseFailed { .. }
@@ -138,6 +142,7 @@ impl ApiError {
             ApiError::NoUsableAccount => "no_usable_account",
             ApiError::PoolBusy => "pool_busy",
             ApiError::Overloaded => "overloaded",
+            ApiError::AuditUnavailable => "audit_unavailable",
             ApiError::UpstreamRejected { code, .. } | ApiError::ResponseFailed { code, .. } => {
                 return code.clone()
             }
@@ -170,7 +175,10 @@ impl ApiError {
             | ApiError::QuotaExceeded {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
-            ApiError::NoUsableAccount | ApiError::PoolBusy | ApiError::Overloaded => Some(1),
+            ApiError::NoUsableAccount
+            | ApiError::PoolBusy
+            | ApiError::Overloaded
+            | ApiError::AuditUnavailable => Some(1),
             ApiError::Body(IntakeError::Overloaded) => Some(1),
             _ => None,
         }
@@ -195,7 +203,8 @@ impl ResponseError for ApiError {
             ApiError::NoAccounts
             | ApiError::NoUsableAccount
             | ApiError::PoolBusy
-            | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::Overloaded
+            | ApiError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UpstreamRejected { status, .. } | ApiError::ResponseFailed { status, .. } => {
                 *status
             }

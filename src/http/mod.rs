@@ -14,8 +14,11 @@ mod renewal;
 mod responses;
 mod upstream_error;
 
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::QueryPayloadError;
 use actix_web::middleware::from_fn;
+use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
 use relay_actors::GetPoolStatus;
 use serde_json::json;
@@ -34,6 +37,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/healthz").route(web::get().to(healthz)))
         .service(
             web::scope("/v1")
+                .wrap(from_fn(refuse_unaudited))
                 .wrap(from_fn(governance::limit_requests))
                 .wrap(from_fn(require::<ApiKeys, _>))
                 .service(
@@ -45,6 +49,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/models/{id}").route(web::get().to(models::get_model)))
                 .default_service(web::to(not_found)),
         );
+}
+
+/// Middleware: with `audit.on_failure = "refuse"`, while audit rows cannot be written, a 503
+/// `audit_unavailable` — after authentication, before any account is leased or charged.
+async fn refuse_unaudited<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let refuses = req
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| state.audit().refuses());
+    if refuses {
+        return Ok(req
+            .error_response(ApiError::AuditUnavailable)
+            .map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
 }
 
 /// A query string the handler cannot read: a 400 naming what is wrong (a field's name, never a

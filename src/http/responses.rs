@@ -93,6 +93,9 @@ async fn relay(
     attempts.log(&ctx.log, call.carries_encrypted);
     Phases::update(req, |phases| attempts.phases(phases));
     attempts.count(state.pool_metrics());
+    if state.audit().enabled() {
+        note.accounts_tried = attempts.accounts().map(ToString::to_string).collect();
+    }
     note_last_attempt(note, attempts);
     let committed = committed?;
     let reply = Reply {
@@ -278,7 +281,7 @@ async fn answer(
     };
     match assembled {
         Assembled::Response(value) => {
-            record_usage(&reply.admission, &value);
+            record_usage(&reply.admission, &value, note);
             Ok(builder.json(value))
         }
         Assembled::Failed(error) => Err(super::upstream_error::from_failed_event(&error)),
@@ -288,9 +291,11 @@ async fn answer(
     }
 }
 
-/// Counts an assembled response's usage against the caller's quotas.
-fn record_usage(admission: &Admission, response: &Value) {
+/// Counts an assembled response's usage against the caller's quotas, and notes it for the
+/// audit row.
+fn record_usage(admission: &Admission, response: &Value, note: &mut AccessNote) {
     if let Ok(usage) = serde_json::from_value::<Usage>(response["usage"].clone()) {
+        note.usage = Some((usage.input_tokens, usage.output_tokens));
         admission.record_usage(usage);
     }
 }

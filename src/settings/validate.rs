@@ -1,7 +1,7 @@
 //! The checks every loaded value goes through before anything starts: ranges, relations between
 //! settings, URLs and addresses. A refusal names the key, so an operator knows what to fix.
 
-use super::{OauthSettings, RoutingSettings, Settings, SettingsError};
+use super::{AuditSettings, OauthSettings, RoutingSettings, Settings, SettingsError};
 use crate::bounds::{
     Invalid, ACCOUNT_IN_FLIGHT, AFFINITY_CAPACITY, ATTEMPTS, AUTH_FAILURE_ADDRESSES,
     DEFAULT_KEY_RPM, KEY_COMMAND_SECS, RELAY_IN_FLIGHT, STORE_CONNECTIONS, STREAMS_PER_CONNECTION,
@@ -71,6 +71,7 @@ impl Settings {
             return invalid("models.client_version", "must not be empty");
         }
         self.check_bounds()?;
+        self.audit.validate()?;
         self.routing.validate()
     }
 
@@ -136,13 +137,7 @@ impl RoutingSettings {
                 "must be at least 10",
             ),
         ];
-        match checks.into_iter().find(|(bad, _, _)| *bad) {
-            Some((_, key, reason)) => Err(SettingsError::Invalid {
-                key,
-                reason: reason.to_owned(),
-            }),
-            None => Ok(()),
-        }
+        first_failed(checks)
     }
 }
 
@@ -177,5 +172,46 @@ impl OauthSettings {
             });
         }
         Ok(())
+    }
+}
+
+impl AuditSettings {
+    fn validate(&self) -> Result<(), SettingsError> {
+        let checks: [(bool, &'static str, &str); 4] = [
+            (
+                !(10..=60_000).contains(&self.flush_interval_ms),
+                "audit.flush_interval_ms",
+                "must be 10 to 60000",
+            ),
+            (
+                !(1..=100_000).contains(&self.flush_rows),
+                "audit.flush_rows",
+                "must be 1 to 100000",
+            ),
+            (
+                !(1..=10_000_000).contains(&self.queue_rows),
+                "audit.queue_rows",
+                "must be 1 to 10000000",
+            ),
+            (
+                self.retention_days > 36_500,
+                "audit.retention_days",
+                "must be 0 (keep every row) to 36500",
+            ),
+        ];
+        first_failed(checks)
+    }
+}
+
+/// The first check that failed, as the refusal naming its key.
+fn first_failed<const N: usize>(
+    checks: [(bool, &'static str, &str); N],
+) -> Result<(), SettingsError> {
+    match checks.into_iter().find(|(bad, _, _)| *bad) {
+        Some((_, key, reason)) => Err(SettingsError::Invalid {
+            key,
+            reason: reason.to_owned(),
+        }),
+        None => Ok(()),
     }
 }

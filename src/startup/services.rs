@@ -1,6 +1,6 @@
-//! The parts both planes share, started before either listens: the router with its account
-//! actors (reading the pool from the store), the key rings, the governor, the model registry, and
-//! the background loops that keep them current.
+//! The parts both planes share, started before either listens: the audit trail's writer, the
+//! router with its account actors (reading the pool from the store), the key rings, the
+//! governor, the model registry, and the background loops that keep them current.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use relay_actors::{GetPoolStatus, Leases, RouterActor};
 use slog::Logger;
 
 use super::{Background, StartupError};
+use crate::audit::{Audit, AuditMetrics};
 use crate::credentials::sync::spawn_credential_sync;
 use crate::credentials::{AdminTokenRing, KeyRing};
 use crate::governance::metrics::GovernanceMetrics;
@@ -43,6 +44,8 @@ impl Core {
         log: &Logger,
     ) -> Result<Core, StartupError> {
         store.register_metrics(metrics);
+        let audit = Audit::start(settings, AuditMetrics::register(metrics), log);
+        audit.verify_in_background(settings);
         let sync_interval = Duration::from_millis(settings.store.sync_interval_ms);
         let leases = start_pool(settings, store, outbound, sync_interval, log);
         let pool_metrics =
@@ -66,6 +69,7 @@ impl Core {
         let background = Background {
             router: leases.router().clone(),
             tasks: Arc::new([sync].into_iter().chain(refresh).collect()),
+            audit: audit.clone(),
         };
         let parts = Parts {
             leases,
@@ -73,6 +77,7 @@ impl Core {
             models,
             governor,
             pool_metrics,
+            audit,
         };
         Ok(Core {
             parts,

@@ -61,6 +61,8 @@ pub struct CreatedAdminToken {
 pub struct ActiveAdminToken {
     pub hash: KeyHash,
     pub id: String,
+    /// The operator's name for it (the audit trail names the actor by id and name).
+    pub name: String,
     pub scope: AdminScope,
 }
 
@@ -138,23 +140,29 @@ impl Store {
     /// Every token that may be used now.
     pub fn active_admin_tokens(&self) -> Result<Vec<ActiveAdminToken>, StoreError> {
         let conn = self.conn()?;
-        let mut statement =
-            conn.prepare("SELECT hash, id, scope FROM admin_tokens WHERE revoked_at IS NULL")?;
+        let mut statement = conn
+            .prepare("SELECT hash, id, scope, name FROM admin_tokens WHERE revoked_at IS NULL")?;
         let rows = statement.query_map([], |row| {
             Ok((
                 row.get::<_, Vec<u8>>(0)?,
                 row.get::<_, String>(1)?,
                 row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
             ))
         })?;
         let mut tokens = Vec::new();
         for row in rows {
-            let (hash, id, scope) = row?;
+            let (hash, id, scope, name) = row?;
             if let (Ok(hash), Some(scope)) = (
                 KeyHash::try_from(hash.as_slice()),
                 AdminScope::parse(&scope),
             ) {
-                tokens.push(ActiveAdminToken { hash, id, scope });
+                tokens.push(ActiveAdminToken {
+                    hash,
+                    id,
+                    name,
+                    scope,
+                });
             }
         }
         Ok(tokens)

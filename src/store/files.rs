@@ -17,9 +17,12 @@ use super::StoreError;
 const COMPANIONS: [&str; 4] = ["-wal", "-shm", "-journal", super::lock::LOCK_SUFFIX];
 /// The master key file the relay generates beside the database.
 pub(super) const KEY_FILE: &str = "master.key";
+/// The audit trail's file when `audit.path` names none: beside the database, kept by the same
+/// rules (its folder stays the relay's own).
+pub const AUDIT_FILE: &str = "audit.db";
 
 /// The folder that holds the database (`.` for a bare file name).
-pub(super) fn folder_of(db: &Path) -> &Path {
+pub(crate) fn folder_of(db: &Path) -> &Path {
     db.parent()
         .filter(|dir| !dir.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."))
@@ -38,7 +41,7 @@ pub(super) fn create_private_folder(dir: &Path) -> io::Result<()> {
 /// tightened when it is the relay's own; a warning otherwise. The database file itself is
 /// created 0600 when missing, so SQLite, which gives `-wal` and `-shm` the database's mode,
 /// creates those private too.
-pub(super) fn prepare(db: &Path, warnings: &mut Vec<String>) -> Result<(), StoreError> {
+pub(crate) fn prepare(db: &Path, warnings: &mut Vec<String>) -> Result<(), StoreError> {
     let dir = folder_of(db);
     let folder_error = |source| StoreError::Folder {
         path: dir.to_path_buf(),
@@ -65,7 +68,7 @@ pub(super) fn prepare(db: &Path, warnings: &mut Vec<String>) -> Result<(), Store
 
 /// Removes the group's and others' bits from the database and its companion files (a store
 /// written by an older relay, or under a permissive umask). Run once SQLite has them open.
-pub(super) fn tighten_files(db: &Path, warnings: &mut Vec<String>) {
+pub(crate) fn tighten_files(db: &Path, warnings: &mut Vec<String>) {
     for file in store_files(db) {
         if let Some(mode) = open_mode(&file) {
             if let Err(error) = set_mode(&file, mode & 0o700) {
@@ -114,7 +117,8 @@ fn tighten_folder(dir: &Path, db: &Path, warnings: &mut Vec<String>) {
     }
 }
 
-/// True when every entry of `dir` is the database, a companion of it or the master key file.
+/// True when every entry of `dir` is the database, a companion of it, the master key file or the
+/// audit trail's file and its companions.
 fn holds_only_store_files(dir: &Path, db: &Path) -> bool {
     let Some(name) = db.file_name().and_then(|n| n.to_str()) else {
         return false;
@@ -129,6 +133,9 @@ fn holds_only_store_files(dir: &Path, db: &Path) -> bool {
             entry == name
                 || entry == KEY_FILE
                 || entry.starts_with(&format!("{KEY_FILE}.new-"))
+                || entry.strip_prefix(AUDIT_FILE).is_some_and(|rest| {
+                    rest.is_empty() || COMPANIONS.iter().any(|suffix| rest == *suffix)
+                })
                 || COMPANIONS
                     .iter()
                     .any(|suffix| entry.strip_prefix(name) == Some(suffix))

@@ -1,0 +1,218 @@
+//! Finding rows: the filters `audit search` and `GET /admin/v1/audit` share, newest first, a page
+//! at a time behind an opaque cursor; and `audit export`, every row of a time range oldest first,
+//! streamed one row at a time. Each filter has an index that ends in the time (`schema/audit/`),
+//! so a filtered page reads about as many rows as it returns.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rusqlite::types::Value;
+use rusqlite::Connection;
+use serde::Deserialize;
+
+use super::record::Row;
+use super::AuditError;
+
+/// What a search keeps; every filter given must match.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    /// Unix milliseconds, inclusive.
+    #[serde(skip)]
+    pub since_ms: Option<i64>,
+    /// Unix milliseconds, exclusive.
+    #[serde(skip)]
+    pub until_ms: Option<i64>,
+    pub tenant: Option<String>,
+    pub key: Option<String>,
+    pub model: Option<String>,
+    pub account: Option<String>,
+    pub status: Option<u16>,
+    pub action: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// A time as a search takes it, in unix milliseconds: RFC 3339 (`2026-12-01T08:00:00Z`), a UTC
+/// day (`2026-12-01`), unix seconds, or a time ago (`15m`, `24h`, `7d`) from `now_ms`.
+pub fn parse_time(text: &str, now_ms: i64) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(at.timestamp_millis());
+    }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Some(day.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis());
+    }
+    if let Ok(seconds) = text.parse::<i64>() {
+        return seconds.checked_mul(1000);
+    }
+    let unit = match text.chars().last()? {
+        's' => 1_000,
+        'm' => 60_000,
+        'h' => 3_600_000,
+        'd' => 86_400_000,
+        _ => return None,
+    };
+    let count: i64 = text.get(..text.len() - 1)?.parse().ok()?;
+    Some(now_ms.saturating_sub(count.checked_mul(unit)?))
+}
+
+/// Where the next page starts: after the row at (`at_ms`, `seq`), going back in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    at_ms: i64,
+    seq: i64,
+}
+
+impl Cursor {
+    /// The cursor as a client holds it: opaque text.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}.{}", self.at_ms, self.seq))
+    }
+
+    /// A cursor a client gave back; `None` when it is not one of ours.
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (at_ms, seq) = text.split_once('.')?;
+        Some(Cursor {
+            at_ms: at_ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+/// One page of a search: its rows, newest first, and where the next page starts.
+#[derive(Debug)]
+pub struct Page {
+    pub rows: Vec<Row>,
+    pub next: Option<Cursor>,
+}
+
+/// The filters as SQL conditions and their parameters.
+fn conditions(filter: &Filter) -> (Vec<&'static str>, Vec<Value>) {
+    let mut sql = Vec::new();
+    let mut params = Vec::new();
+    let mut text = |condition, value: &Option<String>| {
+        if let Some(value) = value {
+            sql.push(condition);
+            params.push(Value::Text(value.clone()));
+        }
+    };
+    text("tenant_id = ?", &filter.tenant);
+    text("key_id = ?", &filter.key);
+    text("model = ?", &filter.model);
+    text("account_id = ?", &filter.account);
+    text("action = ?", &filter.action);
+    text("request_id = ?", &filter.request_id);
+    let numbers = [
+        ("status = ?", filter.status.map(i64::from)),
+        ("at_ms >= ?", filter.since_ms),
+        ("at_ms < ?", filter.until_ms),
+    ];
+    for (condition, value) in numbers {
+        if let Some(value) = value {
+            sql.push(condition);
+            params.push(Value::Integer(value));
+        }
+    }
+    (sql, params)
+}
+
+fn where_clause(conditions: &[&str]) -> String {
+    match conditions.is_empty() {
+        true => String::new(),
+        false => format!("WHERE {}", conditions.join(" AND ")),
+    }
+}
+
+/// One page of at most `limit` rows matching `filter`, after `cursor`.
+pub fn search(
+    conn: &Connection,
+    filter: &Filter,
+    cursor: Option<Cursor>,
+    limit: usize,
+) -> Result<Page, AuditError> {
+    let (mut sql, mut params) = conditions(filter);
+    if let Some(cursor) = cursor {
+        sql.push("(at_ms, seq) < (?, ?)");
+        params.extend([Value::Integer(cursor.at_ms), Value::Integer(cursor.seq)]);
+    }
+    // One more than asked: whether a next page exists, without counting.
+    params.push(Value::Integer(limit as i64 + 1));
+    let query = format!(
+        "SELECT seq, at_ms, content, hash FROM audit_rows {} ORDER BY at_ms DESC, seq DESC LIMIT ?",
+        where_clause(&sql)
+    );
+    let mut statement = conn.prepare(&query)?;
+    let mut found = statement.query(rusqlite::params_from_iter(params))?;
+    let mut rows = Vec::new();
+    let mut next = None;
+    while let Some(row) = found.next()? {
+        if rows.len() == limit {
+            next = rows.last().map(|last: &Row| Cursor {
+                at_ms: last.record.at_ms,
+                seq: last.seq,
+            });
+            break;
+        }
+        rows.push(read_row(row)?);
+    }
+    Ok(Page { rows, next })
+}
+
+/// Every row matching `filter`, oldest first, handed to `each` one at a time.
+pub fn export(
+    conn: &Connection,
+    filter: &Filter,
+    mut each: impl FnMut(&Row) -> std::io::Result<()>,
+) -> Result<u64, AuditError> {
+    let (sql, params) = conditions(filter);
+    let query = format!(
+        "SELECT seq, at_ms, content, hash FROM audit_rows {} ORDER BY seq",
+        where_clause(&sql)
+    );
+    let mut statement = conn.prepare(&query)?;
+    let mut found = statement.query(rusqlite::params_from_iter(params))?;
+    let mut count = 0;
+    while let Some(row) = found.next()? {
+        each(&read_row(row)?).map_err(AuditError::Output)?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+fn read_row(row: &rusqlite::Row) -> Result<Row, AuditError> {
+    let seq: i64 = row.get(0)?;
+    let content: String = row.get(2)?;
+    let mut parsed: Row = serde_json::from_str(&content)?;
+    // The columns are what was searched; the content is what is shown, as sealed.
+    parsed.seq = seq;
+    parsed.hash = row.get(3)?;
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_read_in_every_form_a_search_takes() {
+        let now = 1_764_547_200_000; // 2025-12-01T00:00:00Z
+        assert_eq!(parse_time("2025-12-01T00:00:00Z", 0), Some(now));
+        assert_eq!(parse_time("2025-12-01", 0), Some(now));
+        assert_eq!(parse_time("1764547200", 0), Some(now));
+        assert_eq!(parse_time("2h", now), Some(now - 7_200_000));
+        assert_eq!(parse_time("7d", now), Some(now - 7 * 86_400_000));
+        assert_eq!(parse_time("yesterday", now), None);
+    }
+
+    #[test]
+    fn a_cursor_reads_back_and_foreign_text_is_no_cursor() {
+        let cursor = Cursor {
+            at_ms: 1_700_000_000_000,
+            seq: 42,
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+        assert_eq!(Cursor::decode("not a cursor"), None);
+        assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("1.x")), None);
+    }
+}

@@ -1,0 +1,125 @@
+//! The chain as `verify` sees it: every kind of tampering named at its row, retention keeping
+//! it whole, appends from two connections (two processes) never forking it.
+
+use rusqlite::Connection;
+
+use super::chain::append;
+use super::record::{Kind, Record};
+use super::retention::prune;
+use super::verify::{verify, Break};
+use super::{open_for_reading, open_for_writing};
+
+fn request(at_ms: i64, model: &str) -> Record {
+    Record {
+        at_ms,
+        kind: Kind::Request,
+        action: "responses.create".into(),
+        key_id: Some("key_1".into()),
+        model_requested: Some(model.into()),
+        status: Some(200),
+        ..Record::default()
+    }
+}
+
+/// A trail of `rows` rows, one a second from t = 1000 s.
+fn trail(rows: i64) -> (tempfile::TempDir, Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let mut conn = open_for_writing(&path).unwrap();
+    let records: Vec<Record> = (0..rows)
+        .map(|i| request(1_000_000 + i * 1000, "gpt-5"))
+        .collect();
+    append(&mut conn, &records).unwrap();
+    (dir, conn)
+}
+
+fn broken(conn: &Connection) -> Option<Break> {
+    verify(conn).unwrap().broken
+}
+
+#[test]
+fn an_untouched_chain_verifies_from_genesis_to_its_head() {
+    let (_dir, conn) = trail(5);
+    let report = verify(&conn).unwrap();
+    assert_eq!(report.broken, None);
+    assert_eq!((report.rows, report.head.seq), (5, 5));
+}
+
+#[test]
+fn an_edited_row_is_named() {
+    let (_dir, conn) = trail(5);
+    conn.execute(
+        "UPDATE audit_rows SET content = replace(content, 'gpt-5', 'gpt-4') WHERE seq = 3",
+        [],
+    )
+    .unwrap();
+    assert!(matches!(broken(&conn), Some(Break::Edited { seq: 3, .. })));
+}
+
+#[test]
+fn an_edited_search_column_is_named() {
+    let (_dir, conn) = trail(5);
+    conn.execute("UPDATE audit_rows SET key_id = 'key_2' WHERE seq = 2", [])
+        .unwrap();
+    let found = broken(&conn).unwrap();
+    assert_eq!(found.seq(), 2);
+    assert!(found.to_string().contains("key_id"), "{found}");
+}
+
+#[test]
+fn a_deleted_row_is_named() {
+    let (_dir, conn) = trail(5);
+    conn.execute("DELETE FROM audit_rows WHERE seq = 2", [])
+        .unwrap();
+    assert_eq!(broken(&conn), Some(Break::Deleted { seq: 2 }));
+}
+
+#[test]
+fn reordered_rows_are_named() {
+    let (_dir, conn) = trail(5);
+    conn.execute_batch(
+        "UPDATE audit_rows SET seq = -1 WHERE seq = 2;
+         UPDATE audit_rows SET seq = 2 WHERE seq = 3;
+         UPDATE audit_rows SET seq = 3 WHERE seq = -1;",
+    )
+    .unwrap();
+    assert_eq!(broken(&conn), Some(Break::Moved { seq: 2, holds: 3 }));
+}
+
+#[test]
+fn a_cut_tail_is_named() {
+    let (_dir, conn) = trail(5);
+    conn.execute("DELETE FROM audit_rows WHERE seq >= 4", [])
+        .unwrap();
+    assert_eq!(broken(&conn), Some(Break::CutOff { seq: 4, head: 5 }));
+}
+
+#[test]
+fn pruning_keeps_the_chain_verifiable_from_its_anchor() {
+    let (_dir, mut conn) = trail(10);
+    // Rows 1..=4 are older than t = 1004 s.
+    assert_eq!(prune(&mut conn, 1_004_000).unwrap(), 4);
+    let report = verify(&conn).unwrap();
+    assert_eq!(report.broken, None);
+    assert_eq!(
+        (report.anchor.seq, report.rows, report.head.seq),
+        (4, 6, 10)
+    );
+    append(&mut conn, &[request(2_000_000, "gpt-5")]).unwrap();
+    assert_eq!(verify(&conn).unwrap().broken, None);
+    // The first row after the anchor removed behind retention's back is still found.
+    conn.execute("DELETE FROM audit_rows WHERE seq = 5", [])
+        .unwrap();
+    assert_eq!(broken(&conn), Some(Break::Deleted { seq: 5 }));
+}
+
+#[test]
+fn appends_from_two_connections_continue_one_chain() {
+    let (dir, mut server) = trail(2);
+    let mut cli = open_for_writing(&dir.path().join("audit.db")).unwrap();
+    append(&mut cli, &[request(3_000_000, "a")]).unwrap();
+    append(&mut server, &[request(3_000_001, "b")]).unwrap();
+    let reader = open_for_reading(&dir.path().join("audit.db")).unwrap();
+    let report = verify(&reader).unwrap();
+    assert_eq!((report.broken, report.rows), (None, 4));
+}
