@@ -7,8 +7,10 @@ use std::time::Duration;
 use relay_actors::{HealthPolicy, PoolConfig, Strategy};
 use slog::Logger;
 
+use super::audited_refresh::AuditedRefresher;
 use super::probe::ModelsProbe;
 use super::state::StorePoolState;
+use crate::audit::Audit;
 use crate::oauth::endpoint::OauthEndpoint;
 use crate::oauth::refresher::StoreTokenRefresher;
 use crate::settings::{RoutingStrategy, Settings};
@@ -19,6 +21,7 @@ pub fn pool_config(
     settings: &Settings,
     store: &Store,
     outbound: &Outbound,
+    audit: &Audit,
     log: &Logger,
 ) -> PoolConfig {
     let routing = &settings.routing;
@@ -45,10 +48,13 @@ pub fn pool_config(
             log: log.clone(),
         })),
         prober: Some(Arc::new(ModelsProbe::new(&settings.upstream, outbound))),
-        refresher: Arc::new(StoreTokenRefresher {
-            store: store.clone(),
-            endpoint: OauthEndpoint::new(&settings.oauth, &settings.upstream, outbound),
-            log: log.clone(),
+        refresher: Arc::new(AuditedRefresher {
+            inner: Arc::new(StoreTokenRefresher {
+                store: store.clone(),
+                endpoint: OauthEndpoint::new(&settings.oauth, &settings.upstream, outbound),
+                log: log.clone(),
+            }),
+            audit: audit.clone(),
         }),
         refresh: settings.oauth.refresh_policy(),
     }

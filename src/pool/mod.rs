@@ -1,9 +1,11 @@
 //! The glue between the store and the actors: the store is the [`AccountSource`] the router
 //! reconciles against and the [`PoolStateSink`](relay_actors::PoolStateSink) that keeps health
 //! across restarts ([`state`]); the health probe calls the upstream ([`probe`]); the `routing.*`
-//! settings become the actors' [`PoolConfig`](relay_actors::PoolConfig) ([`config`]); operators
+//! settings become the actors' [`PoolConfig`](relay_actors::PoolConfig) ([`config`]), whose
+//! token refresher records its failures in the audit trail ([`audited_refresh`]); operators
 //! see the pool state through [`view`] and its families on `GET /metrics` ([`metrics`]).
 
+pub mod audited_refresh;
 pub mod config;
 pub mod metrics;
 pub mod probe;

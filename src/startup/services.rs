@@ -47,7 +47,7 @@ impl Core {
         let audit = Audit::start(settings, AuditMetrics::register(metrics), log);
         audit.verify_in_background(settings);
         let sync_interval = Duration::from_millis(settings.store.sync_interval_ms);
-        let leases = start_pool(settings, store, outbound, sync_interval, log);
+        let leases = start_pool(settings, store, outbound, &audit, sync_interval, log);
         let pool_metrics =
             PoolMetrics::register(metrics, leases.router().clone(), store.clone(), log.clone());
         let (keys, admin_tokens) = load_rings(store).await?;
@@ -101,6 +101,7 @@ fn start_pool(
     settings: &Settings,
     store: &Store,
     outbound: &Outbound,
+    audit: &Audit,
     sync_interval: Duration,
     log: &Logger,
 ) -> Leases {
@@ -108,7 +109,7 @@ fn start_pool(
         store: store.clone(),
         log: log.clone(),
     });
-    let pool = crate::pool::config::pool_config(settings, store, outbound, log);
+    let pool = crate::pool::config::pool_config(settings, store, outbound, audit, log);
     RouterActor::with_config(source, sync_interval, pool).start_leasing()
 }
 

@@ -15,6 +15,7 @@ mod admin_cli;
 mod admin_governance;
 mod admin_onboarding;
 mod admin_pool;
+mod audit;
 mod auth;
 mod backup;
 mod bounds;

@@ -1,0 +1,408 @@
+//! The audit trail of a running relay: a row for every data-plane request with who, what model,
+//! which account and how it ended; a row for every admin act and refused admin call with its
+//! actor; no secret and no content anywhere in the trail, its search, its export or its API;
+//! pages behind a cursor; retention that keeps `verify` green; and `on_failure = "refuse"`.
+
+use std::path::{Path, PathBuf};
+
+use codex_relay::audit::{append_now, ActorKind, Record};
+use codex_relay::settings::{AuditOnFailure, Settings};
+use codex_relay::store::admin_tokens::AdminScope;
+use serde_json::{json, Value};
+
+use crate::cli::{relay, run, stderr, stdout};
+use crate::helpers::{
+    admin_call, body, error_of, eventually, read_all, spawn_app, spawn_app_with, TestApp,
+};
+
+const PROMPT: &str = "PROMPT-CANARY-audit-4411 what is my password";
+
+/// The folder of the app's store, where the audit file is (`audit.db` beside the store).
+fn data_dir(settings: &Settings) -> PathBuf {
+    settings.store.path.parent().unwrap().to_path_buf()
+}
+
+/// Every row `GET /admin/v1/audit` returns for `query`, following its cursor.
+async fn audit_rows(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+    let mut rows = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/admin/v1/audit?limit=3&{query}");
+        if let Some(cursor) = &cursor {
+            path.push_str(&format!("&cursor={cursor}"));
+        }
+        let (status, page) = admin_call(app, "GET", &path, token, None).await;
+        assert_eq!(status, 200, "{page}");
+        rows.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return rows,
+        }
+    }
+}
+
+/// Waits until the trail holds at least `count` rows matching `query`, and returns them.
+async fn rows_when(app: &TestApp, token: &str, query: &str, count: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let found = audit_rows(app, token, query).await;
+        if found.len() >= count {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} rows for {query}: {found:?}",
+            found.len()
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The CLI on the app's data folder (its settings name the same store, hence the same trail).
+fn cli(settings: &Settings) -> std::process::Command {
+    relay(&data_dir(settings))
+}
+
+#[actix_web::test]
+async fn each_request_is_recorded_with_who_what_model_which_account_and_how_it_ended() {
+    let app = spawn_app().await;
+    let admin = app.admin_token(AdminScope::Write).await;
+    let (status, tenant) = admin_call(
+        &app,
+        "POST",
+        "/admin/v1/tenants",
+        &admin,
+        Some(json!({"name": "team-audit"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{tenant}");
+    let new_key = json!({"name": "audit-key", "tenant": "team-audit"});
+    let (_, created) = admin_call(&app, "POST", "/admin/v1/keys", &admin, Some(new_key)).await;
+    let key = created["key"].as_str().unwrap().to_owned();
+    let key_id = created["id"].as_str().unwrap().to_owned();
+    let known = eventually(5, || async {
+        let response = app.get("/v1/models").bearer_auth(&key).send().await;
+        response.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(known);
+
+    let mut streamed = app
+        .responses_as(&key)
+        .insert_header(("user-agent", "codex_cli_rs/0.50.0 (Linux; x86_64)"))
+        .insert_header(("x-request-id", "audit-stream-1"))
+        .send_json(&body("gpt-5.5", PROMPT, true))
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), 200);
+    read_all(&mut streamed).await;
+    let mut unknown = app
+        .responses_as(&key)
+        .insert_header(("x-request-id", "audit-unknown-1"))
+        .send_json(&body("no-such-model", PROMPT, false))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    error_of(&mut unknown).await;
+
+    let rows = rows_when(&app, &admin, "request_id=audit-stream-1", 1).await;
+    let row = &rows[0];
+    assert_eq!(row["kind"], "request");
+    assert_eq!(row["action"], "responses.create");
+    assert_eq!(row["endpoint"], "POST /v1/responses");
+    assert_eq!(row["tenant_id"], tenant["id"]);
+    assert_eq!(row["key_id"], key_id.as_str());
+    assert_eq!(row["key_name"], "audit-key");
+    assert_eq!(row["client_name"], "codex_cli_rs");
+    assert_eq!(row["client_version"], "0.50.0");
+    assert_eq!(row["client_addr"], "127.0.0.1");
+    assert_eq!(row["model_requested"], "gpt-5.5");
+    assert_eq!(row["model_served"], "gpt-5.5");
+    assert_eq!(row["account_id"], app.account_id.as_str());
+    assert_eq!(row["accounts_tried"], json!([app.account_id]));
+    assert_eq!(row["status"], 200);
+    assert_eq!(row["stream"], true);
+    assert_eq!(row["stream_outcome"], "completed");
+    assert!(row["input_tokens"].as_u64().unwrap() > 0, "{row}");
+    assert!(row["output_tokens"].as_u64().unwrap() > 0, "{row}");
+    assert!(row["duration_ms"].is_u64(), "{row}");
+    assert_eq!(row["trace_id"].as_str().unwrap().len(), 32, "{row}");
+    assert!(row["seq"].as_i64().unwrap() > 0 && row["hash"].is_string());
+
+    let rows = rows_when(&app, &admin, "request_id=audit-unknown-1", 1).await;
+    assert_eq!(rows[0]["status"], 404);
+    assert_eq!(rows[0]["error_code"], "model_not_found");
+    assert_eq!(rows[0]["model_requested"], "no-such-model");
+    // The filters: by key, by tenant, by status, by model.
+    let by_key = rows_when(&app, &admin, &format!("key={key_id}"), 2).await;
+    assert!(by_key.iter().all(|r| r["key_id"] == key_id.as_str()));
+    let by_status = rows_when(&app, &admin, "status=404&action=responses.create", 1).await;
+    assert_eq!(by_status.len(), 1);
+    // The key's polls of /v1/models above are requests of the tenant too.
+    let tenant_query = format!("tenant={}", tenant["id"].as_str().unwrap());
+    let by_tenant = rows_when(&app, &admin, &tenant_query, 3).await;
+    assert!(by_tenant.iter().all(|r| r["tenant_id"] == tenant["id"]));
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn admin_acts_and_refused_admin_calls_are_recorded_with_their_actor() {
+    let app = spawn_app().await;
+    let writer = app.admin_token(AdminScope::Write).await;
+    let reader = app.admin_token(AdminScope::Read).await;
+    let disable = format!("/admin/v1/accounts/{}/disable", app.account_id);
+    let (status, _) = admin_call(&app, "POST", &disable, &writer, None).await;
+    assert_eq!(status, 200);
+    let (status, key) = admin_call(
+        &app,
+        "POST",
+        "/admin/v1/keys",
+        &writer,
+        Some(json!({"name": "made-by-api"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = admin_call(&app, "POST", &disable, &reader, None).await;
+    assert_eq!(status, 403);
+    let (status, _) = admin_call(
+        &app,
+        "DELETE",
+        "/admin/v1/keys/x",
+        "sk-relay-admin-nope",
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    let acts = rows_when(&app, &writer, "action=account.disable", 1).await;
+    let act = &acts[0];
+    assert_eq!(act["kind"], "admin");
+    assert_eq!(act["actor_kind"], "admin_token");
+    assert_eq!(act["actor_name"], "tests");
+    assert!(act["actor_id"].is_string(), "{act}");
+    assert_eq!(act["target"], app.account_id.as_str());
+    assert_eq!(act["result"], "ok");
+    let created = rows_when(&app, &writer, "action=key.create", 1).await;
+    assert_eq!(created[0]["target"], key["id"]);
+    let refused = rows_when(&app, &writer, "action=admin.refused", 2).await;
+    let forbidden = refused.iter().find(|r| r["status"] == 403).unwrap();
+    assert_eq!(forbidden["actor_kind"], "admin_token");
+    assert_eq!(forbidden["result"], "insufficient_scope");
+    assert_eq!(forbidden["endpoint"], format!("POST {disable}"));
+    let unknown = refused.iter().find(|r| r["status"] == 401).unwrap();
+    assert_eq!(unknown["actor_kind"], "unauthenticated");
+    assert!(unknown.get("actor_id").is_none(), "{unknown}");
+    // Reads are not acts.
+    let (_, reads) = admin_call(
+        &app,
+        "GET",
+        "/admin/v1/audit?action=admin.read",
+        &writer,
+        None,
+    )
+    .await;
+    assert_eq!(reads["data"], json!([]));
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn cli_acts_are_recorded_with_the_operating_system_user() {
+    let app = spawn_app().await;
+    let output = run(cli(&app.settings).args(["tenant", "create", "cli-team"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = run(cli(&app.settings).args(["key", "revoke", "no-such-key"]));
+    assert!(!output.status.success());
+    let output = run(cli(&app.settings).args(["audit", "search", "--json"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&output)).unwrap();
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .unwrap()
+        .name;
+    let tenant = rows
+        .iter()
+        .find(|r| r["action"] == "tenant.create")
+        .unwrap();
+    assert_eq!(tenant["actor_kind"], "cli");
+    assert_eq!(tenant["actor_name"], user.as_str());
+    assert_eq!(tenant["target"], "cli-team");
+    assert_eq!(tenant["result"], "ok");
+    let revoke = rows.iter().find(|r| r["action"] == "key.revoke").unwrap();
+    assert_eq!(revoke["result"], "failed");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn no_secret_or_content_is_in_the_trail_its_search_its_export_or_its_api() {
+    let app = spawn_app().await;
+    let admin = app.admin_token(AdminScope::Write).await;
+    let tokens = &app.auth_json["tokens"];
+    let mut secrets: Vec<String> = ["id_token", "access_token", "refresh_token"]
+        .iter()
+        .map(|name| tokens[*name].as_str().unwrap().to_owned())
+        .collect();
+    secrets.extend([app.key.clone(), admin.clone(), PROMPT.to_owned()]);
+    secrets.push("dev@example.com".to_owned());
+    for stream in [true, false] {
+        let mut response = app
+            .responses()
+            .send_json(&body("gpt-5.5", PROMPT, stream))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        read_all(&mut response).await;
+    }
+    let (_, created) = admin_call(
+        &app,
+        "POST",
+        "/admin/v1/keys",
+        &admin,
+        Some(json!({"name": "k2"})),
+    )
+    .await;
+    secrets.push(created["key"].as_str().unwrap().to_owned());
+    let imported = app.auth_json.to_string();
+    let mut reimport = app
+        .admin("POST", "/admin/v1/accounts", &admin)
+        .send_body(imported)
+        .await
+        .unwrap();
+    assert!(reimport.status().is_success());
+    let _ = reimport.body().await;
+    let output = run(cli(&app.settings).args(["admin-token", "create", "--scope", "read"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    secrets.push(stdout(&output));
+
+    // Every row is written within the flush interval (200 ms).
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(700)).await;
+    let api = audit_rows(&app, &admin, "").await;
+    assert!(api.len() >= 5, "{api:?}");
+    let api_text = serde_json::to_string(&api).unwrap();
+    let search = run(cli(&app.settings).args(["audit", "search", "--json"]));
+    let export = run(cli(&app.settings).args(["audit", "export", "--since", "1h"]));
+    assert!(export.status.success(), "{}", stderr(&export));
+    assert_eq!(
+        stdout(&export).lines().count(),
+        api.len(),
+        "the export has every row"
+    );
+    let file = std::fs::read(data_dir(&app.settings).join("audit.db")).unwrap();
+    let wal = std::fs::read(data_dir(&app.settings).join("audit.db-wal")).unwrap_or_default();
+    let places = [
+        ("the admin API", api_text.into_bytes()),
+        ("audit search", search.stdout),
+        ("audit export", export.stdout),
+        ("the audit file", file),
+        ("its WAL", wal),
+    ];
+    for (place, bytes) in &places {
+        let text = String::from_utf8_lossy(bytes);
+        for secret in &secrets {
+            assert!(!text.contains(secret.as_str()), "{place} holds {secret}");
+        }
+    }
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn retention_prunes_old_rows_and_the_chain_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::defaults().unwrap();
+    settings.store.path = dir.path().join("relay.db");
+    let days_ago = |days: i64| chrono::Utc::now().timestamp_millis() - days * 86_400_000;
+    for days in [30, 20, 10] {
+        let mut old = Record::act(ActorKind::Cli, "key.create");
+        old.at_ms = days_ago(days);
+        append_now(&settings, old).unwrap();
+    }
+    let audit_file = dir.path().join("audit.db");
+    let app = spawn_app_with(|s| {
+        s.audit.path = audit_file.clone();
+        s.audit.retention_days = 15;
+    })
+    .await;
+    let mut response = app
+        .responses()
+        .send_json(&body("gpt-5.5", "hi", false))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let _ = response.body().await;
+    let admin = app.admin_token(AdminScope::Read).await;
+    let pruned = eventually(5, || async {
+        let rows = audit_rows(&app, &admin, "").await;
+        let oldest = rows.iter().filter_map(|r| r["at_ms"].as_i64()).min();
+        oldest.is_some_and(|at| at > days_ago(15)) && rows.iter().any(|r| r["kind"] == "request")
+    })
+    .await;
+    assert!(pruned, "rows older than 15 days are still there");
+    let output = run(relay(dir.path())
+        .env("CODEX_RELAY__AUDIT__PATH", &audit_file)
+        .args(["audit", "verify"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("from seq 3"),
+        "{}",
+        stdout(&output)
+    );
+    app.stop().await;
+}
+
+/// A path no file can be created at: under a regular file.
+fn unwritable(dir: &Path) -> PathBuf {
+    let file = dir.join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    file.join("audit.db")
+}
+
+#[actix_web::test]
+async fn with_refuse_a_broken_audit_trail_answers_503_before_any_account_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = unwritable(dir.path());
+    let app = spawn_app_with(|s| {
+        s.audit.path = broken.clone();
+        s.audit.on_failure = AuditOnFailure::Refuse;
+    })
+    .await;
+    let mut response = app
+        .responses()
+        .send_json(&body("gpt-5.5", PROMPT, true))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let error = error_of(&mut response).await;
+    assert_eq!(error["code"], "audit_unavailable");
+    assert_eq!(error["type"], "service_unavailable");
+    assert!(response.headers().contains_key("retry-after"));
+    assert!(
+        app.mock.state.responses_requests().is_empty(),
+        "an account was used"
+    );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn with_continue_a_broken_audit_trail_serves_and_counts_what_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = unwritable(dir.path());
+    let app = spawn_app_with(|s| s.audit.path = broken.clone()).await;
+    let mut response = app
+        .responses()
+        .send_json(&body("gpt-5.5", "hi", false))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let _ = response.body().await;
+    let admin = app.admin_token(AdminScope::Read).await;
+    let counted = eventually(5, || async {
+        let mut metrics = app.admin("GET", "/metrics", &admin).send().await.unwrap();
+        let text = String::from_utf8_lossy(&metrics.body().await.unwrap()).into_owned();
+        text.lines().any(|line| {
+            line.starts_with("codex_relay_audit_rows_lost_total ") && !line.ends_with(" 0")
+        })
+    })
+    .await;
+    assert!(counted, "the lost row is not counted");
+    assert!(app.logs().contains("audit rows cannot be written"));
+    app.stop().await;
+}
