@@ -16,6 +16,7 @@ mod admin_governance;
 mod admin_onboarding;
 mod admin_pool;
 mod audit;
+mod audit_cli;
 mod auth;
 mod backup;
 mod bounds;
