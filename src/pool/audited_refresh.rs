@@ -9,7 +9,10 @@ use futures_util::future::LocalBoxFuture;
 use relay_actors::{AccountId, RefreshAttempt, RefreshedTokens, SaveAttempt, TokenRefresher};
 
 use crate::audit::{ActorKind, Audit, Record};
-use crate::obs::{bounded, limit};
+use crate::obs::bounded;
+
+/// The longest reason kept: the relay's explanation and the issuer's code after it.
+const REASON: usize = 512;
 
 /// `inner`, recording its failures in `audit`.
 pub struct AuditedRefresher {
@@ -24,7 +27,7 @@ impl AuditedRefresher {
         let mut record = Record::act(ActorKind::Relay, action);
         record.account_id = Some(id.to_string());
         record.target = Some(id.to_string());
-        record.result = Some(bounded(reason, limit::UPSTREAM_TEXT).into_owned());
+        record.result = Some(bounded(reason, REASON).into_owned());
         self.audit.record(record);
     }
 }

@@ -12,8 +12,10 @@ use serde_json::{json, Value};
 
 use crate::cli::{relay, run, stderr, stdout};
 use crate::helpers::{
-    admin_call, body, error_of, eventually, read_all, spawn_app, spawn_app_with, TestApp,
+    admin_call, body, error_of, eventually, read_all, spawn_app, spawn_app_expiring,
+    spawn_app_with, TestApp,
 };
+use crate::mock_upstream::TokenFailure;
 
 const PROMPT: &str = "PROMPT-CANARY-audit-4411 what is my password";
 
@@ -345,6 +347,52 @@ async fn retention_prunes_old_rows_and_the_chain_still_verifies() {
         "{}",
         stdout(&output)
     );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_failed_refresh_and_a_lost_login_are_the_relays_own_acts_on_the_account() {
+    let app = spawn_app_with(|s| {
+        s.oauth.refresh_skew_secs = 7200;
+        s.oauth.refresh_retry_initial_ms = 60_000;
+    })
+    .await;
+    app.mock.state.push_token_failure(TokenFailure::Status(500));
+    let mut response = app
+        .responses()
+        .send_json(&body("gpt-5.5", "hi", false))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let _ = response.body().await;
+    let admin = app.admin_token(AdminScope::Read).await;
+    let failed = rows_when(&app, &admin, "action=account.refresh_failed", 1).await;
+    assert_eq!(failed[0]["actor_kind"], "relay");
+    assert_eq!(failed[0]["account_id"], app.account_id.as_str());
+    assert!(
+        failed[0]["result"].as_str().unwrap().contains("500"),
+        "{}",
+        failed[0]
+    );
+    app.stop().await;
+
+    let app = spawn_app_expiring(-30, |_| {}).await;
+    app.mock.state.push_token_failure(TokenFailure::Error {
+        status: 401,
+        code: "refresh_token_reused".into(),
+    });
+    let mut response = app
+        .responses()
+        .send_json(&body("gpt-5.5", "hi", false))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let _ = response.body().await;
+    let admin = app.admin_token(AdminScope::Read).await;
+    let lost = rows_when(&app, &admin, "action=account.reauth_required", 1).await;
+    assert_eq!(lost[0]["target"], app.account_id.as_str());
+    let reason = lost[0]["result"].as_str().unwrap();
+    assert!(reason.contains("refresh_token_reused"), "{reason}");
     app.stop().await;
 }
 
