@@ -102,7 +102,7 @@ fn run_command(command: Command, settings: &Settings) -> anyhow::Result<()> {
         Command::Key(command) => cli::key(&store, command),
         Command::Tenant(command) => cli::tenant(&store, command),
         Command::AdminToken(command) => cli::admin_token(&store, command),
-        Command::Backup(args) => cli::backup(&store, &args),
+        Command::Backup(args) => cli::backup(&store, &settings, &args),
         // Dispatched by `main` before the store opens.
         Command::Doctor(_)
         | Command::Config(_)

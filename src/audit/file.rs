@@ -64,6 +64,45 @@ pub fn open_for_reading(path: &Path) -> Result<Connection, AuditError> {
     Ok(conn)
 }
 
+/// Writes a consistent copy of the audit file at `source` to `dest` (mode 0600, a single file
+/// in rollback-journal mode, replaced whole), taken while a server appends to it; returns its
+/// head `seq`. The copy verifies on its own (`audit verify` with `audit.path` naming it).
+pub fn backup(source: &Path, dest: &Path) -> Result<i64, AuditError> {
+    let conn = open_for_reading(source)?;
+    let mut partial = dest.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let _ = std::fs::remove_file(&partial);
+    let written = write_copy(&conn, &partial).and_then(|head| {
+        std::fs::rename(&partial, dest).map_err(|e| AuditError::Open {
+            path: dest.to_path_buf(),
+            cause: e.to_string(),
+        })?;
+        Ok(head)
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
+
+fn write_copy(source: &Connection, partial: &Path) -> Result<i64, AuditError> {
+    let mut warnings = Vec::new();
+    files::prepare(partial, &mut warnings).map_err(|e| AuditError::Open {
+        path: partial.to_path_buf(),
+        cause: e.to_string(),
+    })?;
+    let mut copy = Connection::open(partial)?;
+    // All pages in one step: one read transaction, so the copy is one moment of the chain.
+    rusqlite::backup::Backup::new(source, &mut copy)?.run_to_completion(
+        i32::MAX,
+        Duration::from_millis(50),
+        None,
+    )?;
+    copy.pragma_update(None, "journal_mode", "DELETE")?;
+    Ok(super::chain::head(&copy)?.seq)
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // NORMAL in WAL mode: a commit survives the process being killed; only a power cut may lose

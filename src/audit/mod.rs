@@ -35,7 +35,7 @@ use std::time::Duration;
 use slog::{error, info, Logger};
 
 pub use self::chain::{Link, GENESIS};
-pub use self::file::{open_for_reading, open_for_writing, path_of};
+pub use self::file::{backup, open_for_reading, open_for_writing, path_of};
 pub use self::metrics::AuditMetrics;
 pub use self::record::{client_of, now_ms, ActorKind, Kind, Record, Row};
 pub use self::retention::prune;

@@ -169,3 +169,31 @@ async fn a_kill_9_loses_at_most_the_last_flush_interval() {
     );
     mock.stop().await;
 }
+
+#[test]
+fn a_backup_copies_the_audit_trail_beside_the_store_and_the_copy_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    import_accounts(dir.path(), || relay(dir.path()), "acct-backup", 1);
+    for n in 0..3 {
+        let output = run(relay(dir.path()).args(["tenant", "create", &format!("team-{n}")]));
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let file = dir.path().join("backup.db");
+    let output = run(relay(dir.path()).arg("backup").arg(&file));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let copy = dir.path().join("backup.db.audit.db");
+    assert!(
+        stderr(&output).contains("up to row 4"),
+        "{}",
+        stderr(&output)
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let (code, said) = verify(dir.path(), &copy);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("4 rows"), "{said}");
+}

@@ -72,11 +72,15 @@ async fn restore_drill_brings_back_the_accounts_and_keys_of_the_backup() {
     assert_eq!(mode, 0o600);
     let marked = store_meta(&file, "backup_master_key_id").unwrap();
     assert_eq!(String::from_utf8(marked).unwrap(), key_id);
-    let names: Vec<_> = std::fs::read_dir(elsewhere.path()).unwrap().collect();
+    let mut names: Vec<String> = std::fs::read_dir(elsewhere.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
     assert_eq!(
-        names.len(),
-        1,
-        "a single self-contained file, nothing left beside it"
+        names,
+        ["relay-backup.db", "relay-backup.db.audit.db"],
+        "a single self-contained file and its audit trail's copy, nothing left beside them"
     );
 
     // Things change after the backup.
