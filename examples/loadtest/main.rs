@@ -45,7 +45,7 @@ use serde_json::json;
 
 use client::Endpoint;
 use report::Measured;
-use targets::Target;
+use targets::{Kind, Target};
 
 /// Measure codex-relay against a direct connection to the mock upstream (and nginx).
 #[derive(Parser)]
@@ -64,6 +64,10 @@ struct Args {
     /// backend); the other relays reach it over plain HTTP/1.1, as nginx does.
     #[arg(long)]
     no_h2: bool,
+    /// Leave out the relay with its audit trail off (beside the one with it on, with the fewest
+    /// accounts: what the audit trail costs, measured in the same run).
+    #[arg(long)]
+    no_audit_off: bool,
     /// Leave nginx out even when it is installed.
     #[arg(long)]
     no_nginx: bool,
@@ -103,6 +107,8 @@ pub struct Plan {
     pub accounts: Vec<usize>,
     /// Also measure a relay with the fewest accounts reaching the mock over HTTPS (HTTP/2).
     pub h2: bool,
+    /// Also measure a relay with the fewest accounts and `audit.enabled = false`.
+    pub audit_off: bool,
     pub nginx: bool,
 }
 
@@ -121,6 +127,7 @@ impl Plan {
                 window: Duration::from_millis(800),
                 accounts: vec![1],
                 h2: true,
+                audit_off: true,
                 nginx: false,
             });
         }
@@ -140,6 +147,7 @@ impl Plan {
             window: Duration::try_from_secs_f64(args.duration).context("--duration")?,
             accounts: args.accounts.clone(),
             h2: !args.no_h2,
+            audit_off: !args.no_audit_off,
             nginx: !args.no_nginx,
         })
     }
@@ -278,16 +286,29 @@ async fn measure_all(
     }
     let plain = setup::Upstream::Plain(mock_addr);
     let fewest = plan.accounts.iter().copied().min().unwrap_or(1);
-    let h2 = plan.h2.then_some((fewest, &mock.tls));
-    let relays = plan.accounts.iter().map(|&n| (n, &plain)).chain(h2);
-    for (accounts, upstream) in relays {
+    let h2 = plan.h2.then_some((fewest, &mock.tls, true));
+    let mut relays = Vec::new();
+    for &accounts in &plan.accounts {
+        relays.push((accounts, &plain, true));
+        // Audit off right after the same relay with it on: the two columns price the trail.
+        if plan.audit_off && accounts == fewest && relays.iter().all(|r| r.2) {
+            relays.push((accounts, &plain, false));
+        }
+    }
+    relays.extend(h2);
+    for (accounts, upstream, audit) in relays {
         if let setup::Upstream::Tls { addr, ca } = upstream {
             let direct = Target::direct(Endpoint::h2(*addr, ca)?);
             all.push(phases::measure(&direct, plan, mock_pid, fd_limit).await?);
         }
-        let mut relay = setup::start_relay(bins, dir, accounts, upstream).await?;
-        let over_h2 = matches!(upstream, setup::Upstream::Tls { .. });
-        let target = Target::relay(accounts, over_h2, relay.addr, &relay.key, relay.child.pid());
+        let mut relay = setup::start_relay(bins, dir, accounts, upstream, audit).await?;
+        let h2 = matches!(upstream, setup::Upstream::Tls { .. });
+        let kind = Kind::Relay {
+            accounts,
+            h2,
+            audit,
+        };
+        let target = Target::relay(kind, relay.addr, &relay.key, relay.child.pid());
         all.push(phases::measure(&target, plan, mock_pid, fd_limit).await?);
         relay.child.check_alive()?;
     }

@@ -422,7 +422,7 @@ pub fn json(all: &[Measured], settings: Value) -> Value {
             let (kind, accounts, upstream) = match m.kind {
                 Kind::Direct { h2 } => ("direct", None, if h2 { "h2" } else { "http/1.1" }),
                 Kind::Nginx => ("nginx", None, "http/1.1"),
-                Kind::Relay { accounts, h2 } => {
+                Kind::Relay { accounts, h2, .. } => {
                     ("relay", Some(accounts), if h2 { "h2" } else { "http/1.1" })
                 }
             };
@@ -478,6 +478,7 @@ mod tests {
                 Kind::Relay {
                     accounts: 1,
                     h2: false,
+                    audit: true,
                 },
                 250,
             ),
@@ -487,6 +488,7 @@ mod tests {
                 Kind::Relay {
                     accounts: 1,
                     h2: true,
+                    audit: true,
                 },
                 200,
             ),

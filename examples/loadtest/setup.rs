@@ -1,7 +1,8 @@
 //! Getting the processes under test running: building the relay and the mock with this
 //! benchmark's own profile, the mock in bench mode with its fake logins, and a relay per account
 //! count — its own data dir, the logins imported and a key created through its command line,
-//! settings through `CODEX_RELAY__SECTION__KEY`, ready when its `/readyz` says so.
+//! settings through `CODEX_RELAY__SECTION__KEY` (the audit trail on, or off for the column that
+//! prices it), ready when its `/readyz` says so.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -129,13 +130,15 @@ pub struct Relay {
     pub key: String,
 }
 
+/// A relay with `accounts` accounts reaching `mock`, its audit trail on or off (`audit`).
 pub async fn start_relay(
     bins: &Binaries,
     dir: &Path,
     accounts: usize,
     mock: &Upstream,
+    audit: bool,
 ) -> anyhow::Result<Relay> {
-    let (upstream, ca_file, name) = match mock {
+    let (upstream, ca_file, mut name) = match mock {
         Upstream::Plain(addr) => (format!("http://{addr}"), None, format!("relay-{accounts}")),
         Upstream::Tls { addr, ca } => (
             format!("https://{addr}"),
@@ -143,6 +146,9 @@ pub async fn start_relay(
             format!("relay-{accounts}-tls"),
         ),
     };
+    if !audit {
+        name.push_str("-audit-off");
+    }
     let data = dir.join(name);
     std::fs::create_dir_all(&data)?;
     let [listen, admin] = procs::free_addrs()?;
@@ -161,6 +167,9 @@ pub async fn start_relay(
     ];
     if let Some(ca_file) = ca_file {
         env.push(("UPSTREAM__CA_FILE", ca_file));
+    }
+    if !audit {
+        env.push(("AUDIT__ENABLED", "false".to_owned()));
     }
     let relay = |args: &[&str]| {
         let mut command = Command::new(&bins.relay);

@@ -28,10 +28,12 @@ pub enum Kind {
         h2: bool,
     },
     Nginx,
-    /// `h2`: the relay reaches the mock over HTTPS with HTTP/2 (else plain HTTP/1.1).
+    /// `h2`: the relay reaches the mock over HTTPS with HTTP/2 (else plain HTTP/1.1); `audit`:
+    /// its audit trail is on (`audit.enabled`, the default).
     Relay {
         accounts: usize,
         h2: bool,
+        audit: bool,
     },
 }
 
@@ -80,12 +82,21 @@ impl Target {
         }
     }
 
-    pub fn relay(accounts: usize, h2: bool, addr: SocketAddr, key: &str, pid: u32) -> Target {
+    pub fn relay(kind: Kind, addr: SocketAddr, key: &str, pid: u32) -> Target {
+        let Kind::Relay {
+            accounts,
+            h2,
+            audit,
+        } = kind
+        else {
+            unreachable!("a relay target is a relay");
+        };
         let plural = if accounts == 1 { "acct" } else { "accts" };
         let upstream = if h2 { ", h2" } else { "" };
+        let audit_off = if audit { "" } else { ", audit off" };
         Target {
-            name: format!("relay ({accounts} {plural}{upstream})"),
-            kind: Kind::Relay { accounts, h2 },
+            name: format!("relay ({accounts} {plural}{upstream}{audit_off})"),
+            kind,
             endpoint: Endpoint::plain(addr),
             proxy_pids: vec![pid],
             bearer: format!("Bearer {key}"),

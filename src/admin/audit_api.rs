@@ -81,6 +81,11 @@ async fn search_rows(
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, AdminError> {
     let (filter, cursor, limit) = query.into_inner().filter()?;
+    if !app.audit().enabled() {
+        return Err(AdminError::NotFound(
+            "The audit trail is off on this relay (audit.enabled = false).".to_owned(),
+        ));
+    }
     let path = path_of(&app.settings());
     let log = app.log().clone();
     let page = web::block(move || {

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use slog::{error, info, Logger};
 
-pub use self::chain::{Link, GENESIS};
+pub use self::chain::{append, Link, GENESIS};
 pub use self::file::{backup, open_for_reading, open_for_writing, path_of};
 pub use self::metrics::AuditMetrics;
 pub use self::record::{client_of, now_ms, ActorKind, Kind, Record, Row};
@@ -139,7 +139,7 @@ impl Audit {
         let Some(queue) = &self.0.queue else {
             return;
         };
-        match queue.try_send(Message::Row(record)) {
+        match queue.try_send(Message::Row(Box::new(record))) {
             Ok(()) => {
                 self.0.metrics.pending.inc();
             }

@@ -1,0 +1,177 @@
+//! The audit trail's search over a million rows: fills a trail (`--rows`, default 1 000 000) in
+//! a temporary folder with requests spread over 30 days (50 tenants, 500 keys, 10 models, 20
+//! accounts, a few errors and admin acts), then times each kind of search `audit search` and
+//! `GET /admin/v1/audit` run, a page deep behind a cursor, and `verify` over the whole chain.
+//! `cargo run --release --example audit_bench`; the figures are in docs/performance.md.
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use codex_relay::audit::search::{search, Cursor, Filter};
+use codex_relay::audit::verify::verify;
+use codex_relay::audit::{append, open_for_reading, open_for_writing, ActorKind, Kind, Record};
+
+const DAY_MS: i64 = 86_400_000;
+
+fn main() {
+    let rows: i64 = std::env::args()
+        .skip_while(|a| a != "--rows")
+        .nth(1)
+        .map_or(1_000_000, |n| n.parse().expect("--rows N"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("audit.db");
+    let now = chrono::Utc::now().timestamp_millis();
+    let start = now - 30 * DAY_MS;
+    let began = Instant::now();
+    let mut conn = open_for_writing(&path).expect("the trail opens");
+    let batch = 10_000;
+    for first in (0..rows).step_by(batch as usize) {
+        let records: Vec<Record> = (first..(first + batch).min(rows))
+            .map(|n| row(n, start + n * (30 * DAY_MS) / rows))
+            .collect();
+        append(&mut conn, &records).expect("a batch is written");
+    }
+    let filled = began.elapsed();
+    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+    println!(
+        "filled {rows} rows in {:.1} s ({:.0} rows/s), {} MB",
+        filled.as_secs_f64(),
+        rows as f64 / filled.as_secs_f64(),
+        size / 1_000_000
+    );
+    let reader = open_for_reading(&path).expect("the trail opens to read");
+    let since_day = Filter {
+        since_ms: Some(now - DAY_MS),
+        ..Filter::default()
+    };
+    let searches: Vec<(&str, Filter)> = vec![
+        ("newest page, no filter", Filter::default()),
+        ("tenant", filter(|f| f.tenant = Some("tenant-7".into()))),
+        ("key", filter(|f| f.key = Some("key-123".into()))),
+        ("model, last 24 h", {
+            let mut f = since_day.clone();
+            f.model = Some("gpt-5.3".into());
+            f
+        }),
+        ("account", filter(|f| f.account = Some("acct-11".into()))),
+        ("status 500", filter(|f| f.status = Some(500))),
+        (
+            "request id",
+            filter(|f| f.request_id = Some(format!("req-{}", rows / 2))),
+        ),
+        (
+            "action key.create (rare)",
+            filter(|f| f.action = Some("key.create".into())),
+        ),
+        ("key + status 429 + 7 days", {
+            let mut f = filter(|f| f.key = Some("key-42".into()));
+            f.status = Some(429);
+            f.since_ms = Some(now - 7 * DAY_MS);
+            f
+        }),
+    ];
+    println!(
+        "{:<28} {:>10} {:>10} {:>6}",
+        "search (100 rows a page)", "first", "10th page", "rows"
+    );
+    for (name, filter) in &searches {
+        let (first, found) = timed(|| {
+            search(&reader, filter, None, 100)
+                .expect("search")
+                .rows
+                .len()
+        });
+        let (tenth, _) = timed(|| tenth_page(&reader, filter));
+        println!(
+            "{name:<28} {:>8.2}ms {:>8.2}ms {found:>6}",
+            ms(first),
+            ms(tenth)
+        );
+    }
+    let (walk, report) = timed(|| verify(&reader).expect("verify"));
+    println!(
+        "verify: {} rows in {:.1} s, {:?}",
+        report.rows,
+        walk.as_secs_f64(),
+        report.broken
+    );
+}
+
+fn filter(set: impl FnOnce(&mut Filter)) -> Filter {
+    let mut f = Filter::default();
+    set(&mut f);
+    f
+}
+
+/// The tenth page, following the cursor from the first.
+fn tenth_page(conn: &rusqlite::Connection, filter: &Filter) -> usize {
+    let mut cursor: Option<Cursor> = None;
+    let mut shown = 0;
+    for _ in 0..10 {
+        let page = search(conn, filter, cursor, 100).expect("search");
+        shown = page.rows.len();
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    shown
+}
+
+/// The median of five runs of `work`, and its last result.
+fn timed<T>(mut work: impl FnMut() -> T) -> (Duration, T) {
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..5 {
+        let began = Instant::now();
+        last = Some(work());
+        times.push(began.elapsed());
+    }
+    times.sort();
+    (times[2], last.expect("ran"))
+}
+
+fn ms(took: Duration) -> f64 {
+    took.as_secs_f64() * 1000.0
+}
+
+/// Row `n`: mostly requests, one in a thousand an admin act.
+fn row(n: i64, at_ms: i64) -> Record {
+    if n % 1000 == 999 {
+        let mut act = Record::act(ActorKind::AdminToken, "key.create");
+        act.at_ms = at_ms;
+        act.actor_id = Some("admin-1".into());
+        act.target = Some(format!("key-{}", n % 500));
+        return act;
+    }
+    let status = match n % 100 {
+        0 => 500,
+        1..=3 => 429,
+        _ => 200,
+    };
+    Record {
+        at_ms,
+        kind: Kind::Request,
+        action: "responses.create".into(),
+        request_id: Some(format!("req-{n}")),
+        trace_id: Some(format!("{:032x}", n)),
+        tenant_id: Some(format!("tenant-{}", n % 50)),
+        key_id: Some(format!("key-{}", n % 500)),
+        key_name: Some(format!("key name {}", n % 500)),
+        client_addr: Some("10.0.0.7".into()),
+        client_name: Some("codex_cli_rs".into()),
+        client_version: Some("0.50.0".into()),
+        endpoint: Some("POST /v1/responses".into()),
+        model_requested: Some(format!("gpt-5.{}", n % 10)),
+        model_served: Some(format!("gpt-5.{}", n % 10)),
+        account_id: Some(format!("acct-{}", n % 20)),
+        accounts_tried: vec![format!("acct-{}", n % 20)],
+        status: Some(status),
+        stream: Some(true),
+        stream_outcome: Some("completed".into()),
+        input_tokens: Some(1200),
+        output_tokens: Some(300),
+        duration_ms: Some(2400),
+        ..Record::default()
+    }
+}
