@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use actix_web::{HttpMessage, HttpRequest};
 
-use super::context::{AccessLine, RequestContext, StreamEnd};
 use crate::audit::{client_of, now_ms, Audit, Kind, Record};
 use crate::credentials::Principal;
 use crate::obs::{bounded, limit};
@@ -27,8 +26,13 @@ pub struct RequestDraft {
 }
 
 impl RequestDraft {
-    /// The draft of `req`'s row, when the audit trail records it.
-    pub fn of(req: &HttpRequest) -> Option<RequestDraft> {
+    /// The draft of `req`'s row (the relay's request id and the trace's id given), when the
+    /// audit trail records it.
+    pub fn of(
+        req: &HttpRequest,
+        request_id: &str,
+        trace_id: Option<String>,
+    ) -> Option<RequestDraft> {
         if !req.path().starts_with("/v1/") {
             return None;
         }
@@ -37,14 +41,13 @@ impl RequestDraft {
             return None;
         }
         let extensions = req.extensions();
-        let context = extensions.get::<RequestContext>();
         let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
         let (client_name, client_version) = client_of(header("originator"), header("user-agent"));
         Some(RequestDraft {
             audit: audit.clone(),
             action: action_of(req),
-            request_id: context.map(|c| c.id.clone()).unwrap_or_default(),
-            trace_id: context.map(|c| c.trace.trace_id.to_string()),
+            request_id: request_id.to_owned(),
+            trace_id,
             key_name: extensions
                 .get::<Principal>()
                 .map(|p| bounded(&p.policy.name, limit::MODEL).into_owned()),
@@ -65,43 +68,56 @@ fn action_of(req: &HttpRequest) -> &'static str {
     }
 }
 
-impl AccessLine {
-    /// Queues the request's audit row (a stream's when it ended, with `end`).
-    pub(super) fn audit(&self, status: u16, took: Duration, end: Option<&StreamEnd>) {
-        let Some(draft) = &self.draft else {
-            return;
-        };
-        let note = &self.note;
-        let took_ms = took.as_millis() as u64;
+/// How a request ended, as its access line says it: what the row adds to its draft.
+pub struct Answered<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub key_id: Option<&'a str>,
+    pub tenant_id: Option<&'a str>,
+    pub model_requested: Option<&'a str>,
+    pub model_served: Option<&'a str>,
+    pub account_id: Option<&'a str>,
+    pub accounts_tried: &'a [String],
+    pub status: u16,
+    pub error_code: Option<&'a str>,
+    pub stream: bool,
+    pub stream_outcome: Option<&'static str>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub took: Duration,
+}
+
+impl RequestDraft {
+    /// Queues the request's row: the draft and how it was answered.
+    pub fn record(&self, answered: Answered) {
+        let owned = |text: Option<&str>| text.map(str::to_owned);
+        let took_ms = answered.took.as_millis() as u64;
         let record = Record {
             at_ms: now_ms().saturating_sub(took_ms as i64),
             kind: Kind::Request,
-            action: draft.action.to_owned(),
-            request_id: Some(draft.request_id.clone()),
-            trace_id: draft.trace_id.clone(),
-            tenant_id: self.tenant_id.clone(),
-            key_id: self.key_id.clone(),
-            key_name: draft.key_name.clone(),
-            client_addr: draft.client_addr.clone(),
-            client_name: draft.client_name.clone(),
-            client_version: draft.client_version.clone(),
-            endpoint: Some(format!("{} {}", self.method, self.path)),
-            model_requested: note.model.clone(),
-            model_served: note.resolved_model.as_deref().map(str::to_owned),
-            account_id: note.account.clone(),
-            accounts_tried: note.accounts_tried.clone(),
-            status: Some(status),
-            error_code: note
-                .error_code
-                .clone()
-                .or_else(|| end.and_then(|end| end.failure_code.clone())),
-            stream: Some(note.stream),
-            stream_outcome: end.map(|end| end.outcome.name().to_owned()),
-            input_tokens: end.map_or(note.usage.map(|u| u.0), |end| end.input_tokens),
-            output_tokens: end.map_or(note.usage.map(|u| u.1), |end| end.output_tokens),
+            action: self.action.to_owned(),
+            request_id: Some(self.request_id.clone()),
+            trace_id: self.trace_id.clone(),
+            tenant_id: owned(answered.tenant_id),
+            key_id: owned(answered.key_id),
+            key_name: self.key_name.clone(),
+            client_addr: self.client_addr.clone(),
+            client_name: self.client_name.clone(),
+            client_version: self.client_version.clone(),
+            endpoint: Some(format!("{} {}", answered.method, answered.path)),
+            model_requested: owned(answered.model_requested),
+            model_served: owned(answered.model_served),
+            account_id: owned(answered.account_id),
+            accounts_tried: answered.accounts_tried.to_vec(),
+            status: Some(answered.status),
+            error_code: owned(answered.error_code),
+            stream: Some(answered.stream),
+            stream_outcome: answered.stream_outcome.map(str::to_owned),
+            input_tokens: answered.input_tokens,
+            output_tokens: answered.output_tokens,
             duration_ms: Some(took_ms),
             ..Record::default()
         };
-        draft.audit.record(record);
+        self.audit.record(record);
     }
 }

@@ -20,7 +20,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use slog::{info, o, Logger};
 
-use super::audit::RequestDraft;
+use super::audit::{Answered, RequestDraft};
 use super::caller::Caller;
 use super::error::ErrorCode;
 use super::metrics::{RequestMetrics, RequestRecord, StreamOutcome};
@@ -95,14 +95,14 @@ pub struct Unlogged;
 
 /// The access line's fields, gathered once from the request and what the handler noted.
 pub struct AccessLine {
-    pub(super) method: String,
-    pub(super) path: String,
-    pub(super) key_id: Option<String>,
-    pub(super) tenant_id: Option<String>,
+    method: String,
+    path: String,
+    key_id: Option<String>,
+    tenant_id: Option<String>,
     admin_token_id: Option<String>,
-    pub(super) note: AccessNote,
+    note: AccessNote,
     /// The request's audit row, but for what the line holds (`super::audit`).
-    pub(super) draft: Option<RequestDraft>,
+    draft: Option<RequestDraft>,
     phases: Phases,
     /// The client's span, and its `tracestate` with credential-shaped text redacted.
     parent_span_id: Option<SpanId>,
@@ -141,7 +141,12 @@ impl AccessLine {
     }
 
     fn with_draft(mut self, req: &HttpRequest) -> AccessLine {
-        self.draft = RequestDraft::of(req);
+        let extensions = req.extensions();
+        let Some(context) = extensions.get::<RequestContext>() else {
+            return self;
+        };
+        let trace_id = Some(context.trace.trace_id.to_string());
+        self.draft = RequestDraft::of(req, &context.id, trace_id);
         self
     }
 
@@ -187,6 +192,33 @@ impl AccessLine {
             "failure_code" => &end.failure_code,
             "parent_span_id" => self.parent_span_id, "tracestate" => &self.tracestate,
             phases);
+    }
+
+    /// Queues the request's audit row (a stream's when it ended, with `end`).
+    fn audit(&self, status: u16, took: Duration, end: Option<&StreamEnd>) {
+        let Some(draft) = &self.draft else {
+            return;
+        };
+        let note = &self.note;
+        let error_code = note.error_code.as_deref();
+        let usage = note.usage;
+        draft.record(Answered {
+            method: &self.method,
+            path: &self.path,
+            key_id: self.key_id.as_deref(),
+            tenant_id: self.tenant_id.as_deref(),
+            model_requested: note.model.as_deref(),
+            model_served: note.resolved_model.as_deref(),
+            account_id: note.account.as_deref(),
+            accounts_tried: &note.accounts_tried,
+            status,
+            error_code: error_code.or(end.and_then(|end| end.failure_code.as_deref())),
+            stream: note.stream,
+            stream_outcome: end.map(|end| end.outcome.name()),
+            input_tokens: end.map_or(usage.map(|u| u.0), |end| end.input_tokens),
+            output_tokens: end.map_or(usage.map(|u| u.1), |end| end.output_tokens),
+            took,
+        });
     }
 
     /// The first byte of a streamed answer is leaving (for `time_to_first_byte_seconds`).

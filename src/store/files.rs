@@ -133,9 +133,9 @@ fn holds_only_store_files(dir: &Path, db: &Path) -> bool {
             entry == name
                 || entry == KEY_FILE
                 || entry.starts_with(&format!("{KEY_FILE}.new-"))
-                || entry.strip_prefix(AUDIT_FILE).is_some_and(|rest| {
-                    rest.is_empty() || COMPANIONS.iter().any(|suffix| rest == *suffix)
-                })
+                || entry
+                    .strip_prefix(AUDIT_FILE)
+                    .is_some_and(|rest| rest.is_empty() || COMPANIONS.contains(&rest))
                 || COMPANIONS
                     .iter()
                     .any(|suffix| entry.strip_prefix(name) == Some(suffix))
