@@ -60,6 +60,17 @@ async fn rows_when(app: &TestApp, token: &str, query: &str, count: usize) -> Vec
     }
 }
 
+/// The status of one short non-streaming request with the test key (its body read).
+async fn ask(app: &TestApp) -> u16 {
+    let mut response = app
+        .responses()
+        .send_json(&body("gpt-5.5", "hi", false))
+        .await
+        .unwrap();
+    let _ = response.body().await;
+    response.status().as_u16()
+}
+
 /// The CLI on the app's data folder (its settings name the same store, hence the same trail).
 fn cli(settings: &Settings) -> std::process::Command {
     relay(&data_dir(settings))
@@ -323,13 +334,7 @@ async fn retention_prunes_old_rows_and_the_chain_still_verifies() {
         s.audit.retention_days = 15;
     })
     .await;
-    let mut response = app
-        .responses()
-        .send_json(&body("gpt-5.5", "hi", false))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let _ = response.body().await;
+    assert_eq!(ask(&app).await, 200);
     let admin = app.admin_token(AdminScope::Read).await;
     let pruned = eventually(5, || async {
         let rows = audit_rows(&app, &admin, "").await;
@@ -358,13 +363,7 @@ async fn a_failed_refresh_and_a_lost_login_are_the_relays_own_acts_on_the_accoun
     })
     .await;
     app.mock.state.push_token_failure(TokenFailure::Status(500));
-    let mut response = app
-        .responses()
-        .send_json(&body("gpt-5.5", "hi", false))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let _ = response.body().await;
+    assert_eq!(ask(&app).await, 200);
     let admin = app.admin_token(AdminScope::Read).await;
     let failed = rows_when(&app, &admin, "action=account.refresh_failed", 1).await;
     assert_eq!(failed[0]["actor_kind"], "relay");
@@ -381,13 +380,7 @@ async fn a_failed_refresh_and_a_lost_login_are_the_relays_own_acts_on_the_accoun
         status: 401,
         code: "refresh_token_reused".into(),
     });
-    let mut response = app
-        .responses()
-        .send_json(&body("gpt-5.5", "hi", false))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 503);
-    let _ = response.body().await;
+    assert_eq!(ask(&app).await, 503);
     let admin = app.admin_token(AdminScope::Read).await;
     let lost = rows_when(&app, &admin, "action=account.reauth_required", 1).await;
     assert_eq!(lost[0]["target"], app.account_id.as_str());
@@ -434,13 +427,7 @@ async fn with_continue_a_broken_audit_trail_serves_and_counts_what_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let broken = unwritable(dir.path());
     let app = spawn_app_with(|s| s.audit.path = broken.clone()).await;
-    let mut response = app
-        .responses()
-        .send_json(&body("gpt-5.5", "hi", false))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let _ = response.body().await;
+    assert_eq!(ask(&app).await, 200);
     let admin = app.admin_token(AdminScope::Read).await;
     let counted = eventually(5, || async {
         let mut metrics = app.admin("GET", "/metrics", &admin).send().await.unwrap();

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::cli::{import_accounts, relay, run, stderr, stdout};
 use crate::crash::{ask, serve_with};
-use crate::helpers::{body, client, eventually};
+use crate::helpers::{body, client};
 use crate::mock_upstream::MockUpstream;
 
 /// `audit verify` on the trail at `file`: its exit code and what it said.
@@ -105,14 +105,7 @@ async fn a_graceful_stop_writes_every_pending_row() {
     for _ in 0..20 {
         assert_eq!(ask(&addr, &key).await, 200);
     }
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.0.id()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let exited = eventually(30, || {
-        let exited = child.0.try_wait().unwrap().is_some();
-        async move { exited }
-    })
-    .await;
-    assert!(exited, "the relay did not stop");
+    child.terminate().await;
     assert_eq!(recorded_requests(dir.path()).len(), 20);
     mock.stop().await;
 }

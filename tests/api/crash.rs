@@ -32,6 +32,18 @@ impl Relay {
         let _ = self.0.kill(); // SIGKILL
         let _ = self.0.wait();
     }
+
+    /// Stops the relay with SIGTERM and waits (30 s at most) until it has exited.
+    pub async fn terminate(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.0.id()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let exited = eventually(30, || {
+            let exited = self.0.try_wait().unwrap().is_some();
+            async move { exited }
+        })
+        .await;
+        assert!(exited, "the relay did not stop");
+    }
 }
 
 impl Drop for Relay {
@@ -239,14 +251,7 @@ async fn sigterm_stores_rotated_tokens_the_store_refused_before_the_relay_exits(
     assert!(refused, "the store did not refuse the rotated tokens");
     holder.execute_batch("ROLLBACK").unwrap();
 
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.0.id()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let exited = eventually(30, || {
-        let exited = child.0.try_wait().unwrap().is_some();
-        async move { exited }
-    })
-    .await;
-    assert!(exited, "the relay did not stop");
+    child.terminate().await;
     let key_text = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
     let master = MasterKey::from_base64(&key_text).unwrap();
     let store = Store::open(&dir.path().join("relay.db"), 2, master).unwrap();
