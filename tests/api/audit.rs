@@ -389,6 +389,42 @@ async fn a_failed_refresh_and_a_lost_login_are_the_relays_own_acts_on_the_accoun
     app.stop().await;
 }
 
+#[actix_web::test]
+async fn the_chain_is_verified_at_startup_and_a_break_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::defaults().unwrap();
+    settings.store.path = dir.path().join("relay.db");
+    for n in 0..3 {
+        let mut act = Record::act(ActorKind::Cli, "tenant.create");
+        act.target = Some(format!("team-{n}"));
+        append_now(&settings, act).unwrap();
+    }
+    let audit_file = dir.path().join("audit.db");
+    let app = spawn_app_with(|s| s.audit.path = audit_file.clone()).await;
+    let verified = eventually(10, || async {
+        app.logs().contains("the audit trail verifies")
+    })
+    .await;
+    assert!(verified, "no verification logged");
+    app.stop().await;
+
+    rusqlite::Connection::open(&audit_file)
+        .unwrap()
+        .execute(
+            "UPDATE audit_rows SET content = replace(content, 'team-1', 'team-7') WHERE seq = 2",
+            [],
+        )
+        .unwrap();
+    let app = spawn_app_with(|s| s.audit.path = audit_file.clone()).await;
+    let reported = eventually(10, || async {
+        let logs = app.logs();
+        logs.contains("the audit trail was tampered with") && logs.contains("row 2 was edited")
+    })
+    .await;
+    assert!(reported, "the break was not logged");
+    app.stop().await;
+}
+
 /// A path no file can be created at: under a regular file.
 fn unwritable(dir: &Path) -> PathBuf {
     let file = dir.join("a-file");
