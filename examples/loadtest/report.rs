@@ -426,8 +426,12 @@ pub fn json(all: &[Measured], settings: Value) -> Value {
                     ("relay", Some(accounts), if h2 { "h2" } else { "http/1.1" })
                 }
             };
+            let audit = match m.kind {
+                Kind::Relay { audit, .. } => Some(audit),
+                Kind::Direct { .. } | Kind::Nginx => None,
+            };
             json!({
-                "target": m.name, "kind": kind, "accounts": accounts, "upstream": upstream, "fast": fast, "models": loop_json(&m.models),
+                "target": m.name, "kind": kind, "accounts": accounts, "upstream": upstream, "audit": audit, "fast": fast, "models": loop_json(&m.models),
                 "paced": loop_json(&m.paced), "held": held,
             })
         })
