@@ -51,7 +51,7 @@ pub enum AuditError {
     #[error("an audit row could not be encoded or read: {0}")]
     Json(#[from] serde_json::Error),
     #[error("could not write the output: {0}")]
-    Output(std::io::Error),
+    Output(#[source] std::io::Error),
 }
 
 /// The request path's handle on the audit trail; cheap to clone.

@@ -85,11 +85,22 @@ pub fn audit(settings: &Settings, command: AuditCommand) -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader has what it wanted (`| head`).
+        Err(e) if closed_output(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("codex-relay: {}", printable(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether `error` is the output's reader having gone away.
+fn closed_output(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn verify_chain(settings: &Settings) -> ExitCode {

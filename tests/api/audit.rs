@@ -425,6 +425,33 @@ async fn the_chain_is_verified_at_startup_and_a_break_is_logged() {
     app.stop().await;
 }
 
+#[actix_web::test]
+async fn pages_follow_the_cursor_newest_first_without_a_gap_or_a_repeat() {
+    let app = spawn_app().await;
+    let admin = app.admin_token(AdminScope::Read).await;
+    for _ in 0..7 {
+        assert_eq!(ask(&app).await, 200);
+    }
+    let paged = rows_when(&app, &admin, "action=responses.create", 7).await;
+    let path = "/admin/v1/audit?action=responses.create&limit=1000";
+    let (_, page) = admin_call(&app, "GET", path, &admin, None).await;
+    let whole = page["data"].as_array().unwrap().clone();
+    assert_eq!(page["has_more"], false);
+    let seqs = |rows: &[Value]| {
+        rows.iter()
+            .map(|r| r["seq"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(seqs(&paged), seqs(&whole));
+    assert!(seqs(&paged).windows(2).all(|w| w[0] > w[1]), "newest first");
+    for bad in ["cursor=nope", "since=yesterday", "limit=0", "colour=red"] {
+        let (status, error) =
+            admin_call(&app, "GET", &format!("/admin/v1/audit?{bad}"), &admin, None).await;
+        assert_eq!(status, 400, "{bad}: {error}");
+    }
+    app.stop().await;
+}
+
 /// A path no file can be created at: under a regular file.
 fn unwritable(dir: &Path) -> PathBuf {
     let file = dir.join("a-file");
