@@ -16,6 +16,7 @@ COUNTERS = [
     "usage_writer_errors", "store_errors",
     "account_upstream_calls", "account_failovers", "account_breaker_transitions",
     "account_refreshes", "pool_conversations_moved",
+    "audit_rows_written", "audit_rows_lost", "audit_write_errors",
 ]
 
 HISTOGRAMS = ["request_duration_seconds", "time_to_first_byte_seconds"]
@@ -27,7 +28,7 @@ GAUGES = [
     "account_quota_used_percent", "account_quota_window_seconds",
     "account_quota_reset_timestamp_seconds",
     "pool_accounts", "pool_usable_accounts", "pool_conversations_bound",
-    "build_info",
+    "audit_rows_pending", "build_info",
 ]
 
 # Only with `metrics.per_key` on.
