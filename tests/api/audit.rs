@@ -249,13 +249,8 @@ async fn cli_acts_are_recorded_with_the_operating_system_user() {
 async fn no_secret_or_content_is_in_the_trail_its_search_its_export_or_its_api() {
     let app = spawn_app().await;
     let admin = app.admin_token(AdminScope::Write).await;
-    let tokens = &app.auth_json["tokens"];
-    let mut secrets: Vec<String> = ["id_token", "access_token", "refresh_token"]
-        .iter()
-        .map(|name| tokens[*name].as_str().unwrap().to_owned())
-        .collect();
-    secrets.extend([app.key.clone(), admin.clone(), PROMPT.to_owned()]);
-    secrets.push("dev@example.com".to_owned());
+    let mut secrets = app.seeded_secrets();
+    secrets.extend([admin.clone(), PROMPT.to_owned()]);
     for stream in [true, false] {
         let mut response = app
             .responses()

@@ -228,6 +228,19 @@ impl TestApp {
         client().get(self.url(path)).bearer_auth(&self.key)
     }
 
+    /// The secrets the test relay was started with: the account's three OAuth tokens, the test
+    /// API key, and the login's email.
+    pub fn seeded_secrets(&self) -> Vec<String> {
+        let tokens = &self.auth_json["tokens"];
+        let mut secrets: Vec<String> = ["id_token", "access_token", "refresh_token"]
+            .iter()
+            .map(|name| tokens[*name].as_str().unwrap().to_owned())
+            .collect();
+        secrets.push(self.key.clone());
+        secrets.push("dev@example.com".to_owned());
+        secrets
+    }
+
     /// Everything the relay has logged so far.
     pub fn logs(&self) -> String {
         let bytes = self.logs.lock().unwrap_or_else(|e| e.into_inner());

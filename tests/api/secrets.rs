@@ -16,15 +16,10 @@ const WRONG_KEY: &str = "sk-relay-WRONG-KEY-CANARY-5521";
 async fn no_secret_or_content_reaches_logs_or_error_bodies() {
     let app = spawn_app().await;
     let tokens = &app.auth_json["tokens"];
-    let mut secrets: Vec<String> = ["id_token", "access_token", "refresh_token"]
-        .iter()
-        .map(|name| tokens[*name].as_str().unwrap().to_owned())
-        .collect();
-    secrets.push(app.key.clone());
+    let mut secrets = app.seeded_secrets();
     secrets.push(WRONG_KEY.to_owned());
     secrets.push(PROMPT.to_owned());
     secrets.push(ANSWER.to_owned());
-    secrets.push("dev@example.com".to_owned());
 
     let mut bodies = Vec::new();
     // Successful streams and JSON answers.
