@@ -154,9 +154,10 @@ async fn a_kill_9_loses_at_most_the_last_flush_interval() {
         answered.len(),
         window.as_millis()
     );
-    // The interval, plus one batch's write and the scheduling of a busy test machine.
+    // The interval, plus one batch's write and the scheduling of a busy shared test machine;
+    // a writer that did not flush on its interval would lose the whole 1.5 s.
     assert!(
-        window < Duration::from_millis(FLUSH_MS + 300),
+        window < Duration::from_millis(FLUSH_MS + 600),
         "lost the rows of {} ms",
         window.as_millis()
     );
