@@ -9,6 +9,7 @@
 //! |----------------|--------------------------------------------------------------------|
 //! | `responses.rs` | `POST /responses`: auth, backend 400s, a deep body's 500, scripts  |
 //! | `accounts.rs`  | per-account scripts (by `ChatGPT-Account-ID`) and request counts  |
+//! | `stateless.rs` | what the backend refuses because it stores nothing (references)   |
 //! | `events.rs`    | the Responses stream events (text, tool call, failure)             |
 //! | `stream.rs`    | the SSE body: per-event delay, cuts, started/finished/cancelled    |
 //! | `oauth.rs`     | `POST /oauth/token`, the unsigned JWTs and the fake `auth.json`    |
@@ -41,6 +42,8 @@ mod models;
 mod oauth;
 #[path = "responses.rs"]
 mod responses;
+#[path = "stateless.rs"]
+mod stateless;
 #[path = "stream.rs"]
 mod stream;
 #[path = "tls.rs"]

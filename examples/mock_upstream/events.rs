@@ -4,9 +4,9 @@
 //! `sequence_number` counting from 0; `response.created`/`in_progress` carry the full Response
 //! object, `response.completed` carries it again with the output items and integer usage.
 //!
-//! A normal answer is a `reasoning` item (`output_index` 0, with `encrypted_content`, as Codex
-//! asks for via `include`) followed by either an assistant message or a function call
-//! (`output_index` 1).
+//! A normal answer is a `reasoning` item (`output_index` 0; with `encrypted_content` only when
+//! `include` asks for `reasoning.encrypted_content`, as Codex does, and marked with the account
+//! that wrote it) followed by either an assistant message or a function call (`output_index` 1).
 
 use serde_json::{json, Map, Value};
 
@@ -114,11 +114,13 @@ enum Answer {
     ToolCall { name: String },
 }
 
-/// The normal answer to `body`: a text message, or a function call when asked for one.
-pub(super) fn normal(ctx: &ResponseCtx, body: &Value) -> Vec<Value> {
+/// The normal answer to `body` from `account`: a text message, or a function call when asked
+/// for one.
+pub(super) fn normal(ctx: &ResponseCtx, body: &Value, account: Option<&str>) -> Vec<Value> {
     let mut events = Events::default();
     ctx.created_events(&mut events);
-    let encrypted = format!("enc_{}", random_hex(24));
+    let encrypted = super::stateless::includes_encrypted(body)
+        .then(|| super::stateless::encrypted_for(account, &random_hex(24)));
     let reasoning = reasoning_events(&mut events, encrypted, Announce::WithContent);
     let (item, answer_tokens) = match answer_for(body) {
         Answer::Text(text) => message_events(&mut events, 1, text),
@@ -201,21 +203,25 @@ pub(super) enum Announce {
     WithoutContent,
 }
 
-/// A reasoning item at output index 0, announced and done; returns the finished item.
+/// A reasoning item at output index 0, announced and done; returns the finished item. Without
+/// `encrypted` (not asked for), the item has no `encrypted_content`, as upstream.
 pub(super) fn reasoning_events(
     events: &mut Events,
-    encrypted: String,
+    encrypted: Option<String>,
     announce: Announce,
 ) -> Value {
-    let reasoning = json!({
+    let mut reasoning = json!({
         "id": format!("rs_{}", random_hex(16)),
         "type": "reasoning",
-        "encrypted_content": encrypted,
         "summary": [],
     });
     let mut announced = reasoning.clone();
-    if let Announce::WithoutContent = announce {
-        announced["encrypted_content"] = Value::Null;
+    if let Some(encrypted) = encrypted {
+        reasoning["encrypted_content"] = encrypted.clone().into();
+        announced["encrypted_content"] = match announce {
+            Announce::WithContent => encrypted.into(),
+            Announce::WithoutContent => Value::Null,
+        };
     }
     events.push(
         "response.output_item.added",
