@@ -49,6 +49,7 @@ pub struct Settings {
     pub models: ModelSettings,
     pub limits: LimitSettings,
     pub routing: RoutingSettings,
+    pub responses: ResponsesSettings,
     /// Where these settings were read from, so that a reload reads the same layers again.
     #[serde(skip)]
     pub source: SettingsSource,
@@ -233,6 +234,23 @@ pub struct RoutingSettings {
     pub rate_limit_backoff_initial_ms: u64,
     pub rate_limit_backoff_max_ms: u64,
     pub probe_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponsesSettings {
+    pub memory: MemorySettings,
+}
+
+/// `responses.memory`: the responses the relay remembers for stateful clients (`recall`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemorySettings {
+    pub enabled: bool,
+    /// Minutes a remembered response can be referenced.
+    pub ttl_mins: u64,
+    /// Bytes all remembered responses may take together; the oldest go first past it.
+    pub max_bytes: usize,
 }
 
 impl Settings {

@@ -1,5 +1,6 @@
 //! What the handlers of both planes share: the settings, where leases are taken, the API-key
-//! ring, the model registry, the governor, the pool's metric families and the logger. Built once
+//! ring, the model registry, the governor, the pool's metric families, the response memory and
+//! the logger. Built once
 //! at startup; cheap to clone. The settings are a snapshot a reload swaps whole (`reload`): a
 //! handler loads it without a lock.
 
@@ -14,6 +15,7 @@ use crate::credentials::KeyRing;
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
 use crate::pool::metrics::PoolMetrics;
+use crate::recall::ResponseMemory;
 use crate::reload::LiveSettings;
 use crate::settings::Settings;
 
@@ -28,6 +30,7 @@ struct Inner {
     models: Arc<ModelRegistry>,
     governor: Governor,
     pool_metrics: PoolMetrics,
+    memory: ResponseMemory,
     log: Logger,
 }
 
@@ -38,6 +41,7 @@ pub struct Parts {
     pub models: Arc<ModelRegistry>,
     pub governor: Governor,
     pub pool_metrics: PoolMetrics,
+    pub memory: ResponseMemory,
 }
 
 impl AppState {
@@ -49,6 +53,7 @@ impl AppState {
             models: parts.models,
             governor: parts.governor,
             pool_metrics: parts.pool_metrics,
+            memory: parts.memory,
             log,
         }))
     }
@@ -76,6 +81,10 @@ impl AppState {
     /// Where the data plane counts each account's upstream calls and failovers.
     pub fn pool_metrics(&self) -> &PoolMetrics {
         &self.0.pool_metrics
+    }
+    /// The responses remembered for stateful clients (`responses.memory`).
+    pub fn memory(&self) -> &ResponseMemory {
+        &self.0.memory
     }
     pub fn log(&self) -> &Logger {
         &self.0.log

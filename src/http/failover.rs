@@ -29,7 +29,9 @@ use awc::error::SendRequestError;
 use backoff::backoff::Backoff;
 use backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use bytes::Bytes;
-use relay_actors::{Acquire, AcquireError, JudgeExhaustion, Lease, Outcome, UpstreamFacts};
+use relay_actors::{
+    AccountId, Acquire, AcquireError, JudgeExhaustion, Lease, Outcome, UpstreamFacts,
+};
 use slog::warn;
 
 pub use self::attempts::Attempts;
@@ -59,6 +61,8 @@ pub struct Call<'a> {
     pub affinity: Option<String>,
     /// The request replays encrypted reasoning, which only its own account can read.
     pub carries_encrypted: bool,
+    /// The account that wrote the remembered items the request was expanded with (`recall`).
+    pub written_by: Option<AccountId>,
 }
 
 /// The account that answers: its upstream response, its lease, and the held start of the stream.
@@ -266,6 +270,7 @@ async fn acquire(
         affinity: call.affinity.clone(),
         exclude: tried.accounts().cloned().collect(),
         exclude_plans: call.exclude_plans.to_vec(),
+        written_by: call.written_by.clone(),
     };
     state.leases().acquire(request).await
 }

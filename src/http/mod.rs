@@ -9,6 +9,7 @@ mod failover;
 mod governance;
 mod keepalive;
 mod models;
+mod recall;
 mod relay_stream;
 mod renewal;
 mod responses;

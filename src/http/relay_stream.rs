@@ -22,6 +22,7 @@ use crate::edge::context::{AccessLine, StreamEnd};
 use crate::edge::metrics::StreamOutcome;
 use crate::governance::Admission;
 use crate::obs::{bounded, limit};
+use crate::recall::Recording;
 use crate::upstream::holdback::Held;
 use crate::upstream::sse::{data_of, failed_event, parse_data, StreamWatcher, Terminal};
 use crate::upstream::UpstreamResponse;
@@ -60,6 +61,8 @@ pub struct RelayStream {
     admission: Option<Admission>,
     /// The request's access line, written when the stream ends, and when the request arrived.
     access: Option<(Arc<OnceLock<AccessLine>>, Instant)>,
+    /// The answer's recording for the response memory: it reads the events forwarded.
+    recording: Option<Recording>,
 }
 
 impl RelayStream {
@@ -92,6 +95,24 @@ impl RelayStream {
             log,
             admission: None,
             access: None,
+            recording: None,
+        }
+    }
+
+    /// Records the events forwarded (the held-back start first) for the response memory, which
+    /// remembers them if the response completes.
+    pub fn with_recording(mut self, recording: Option<Recording>) -> RelayStream {
+        self.recording = recording;
+        if let (Some(recording), Some(prefix)) = (&mut self.recording, &self.prefix) {
+            recording.push(prefix);
+        }
+        self
+    }
+
+    /// `bytes` go to the client: the recording reads them too.
+    fn forwarding(&mut self, bytes: &Bytes) {
+        if let Some(recording) = &mut self.recording {
+            recording.push(bytes);
         }
     }
 
@@ -118,6 +139,11 @@ impl RelayStream {
             Some(Terminal::Completed { usage }) => *usage,
             _ => None,
         };
+        if let Some(recording) = self.recording.take() {
+            if matches!(self.watcher.terminal, Some(Terminal::Completed { .. })) {
+                recording.finish(Instant::now());
+            }
+        }
         if let Some(admission) = self.admission.take() {
             if let Some(usage) = usage {
                 admission.record_usage(usage);
@@ -223,6 +249,7 @@ impl RelayStream {
                     if whole_events.is_empty() {
                         continue;
                     }
+                    this.forwarding(&whole_events);
                     whole_events
                 }
                 Poll::Ready(Some(Err(_))) => this.fail(
@@ -232,6 +259,9 @@ impl RelayStream {
                 ),
                 Poll::Ready(None) => {
                     let tail = this.watcher.flush();
+                    if let Some(tail) = &tail {
+                        this.forwarding(tail);
+                    }
                     return Poll::Ready(this.end_of_upstream(tail).map(Ok));
                 }
                 Poll::Pending if this.idle_expired(cx) => this.fail(

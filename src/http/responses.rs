@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use relay_actors::{Lease, Outcome};
 use serde_json::Value;
@@ -22,6 +23,7 @@ use crate::edge::phases::{timed, Phase, Phases};
 use crate::governance::models::{ModelRefusal, Resolved};
 use crate::governance::Admission;
 use crate::intake::{self, BodyLimits};
+use crate::recall::Recording;
 use crate::request_body::{kind, BodyError, InputFacts, Kind, RequestBody};
 use crate::state::AppState;
 use crate::upstream::assemble::{Assembled, Assembler};
@@ -74,7 +76,8 @@ async fn relay(
     let resolved = resolve_model(state, &principal, &model)?;
     note.resolved_model = Some(Arc::from(resolved.slug.as_str()));
     request.set("model", &resolved.slug);
-    let input = InputFacts::of(request.get("input"));
+    let mut input = InputFacts::of(request.get("input"));
+    let written_by = super::recall::expand_references(state, &principal, &mut request, &mut input)?;
     compat::normalize(
         &mut request,
         &input,
@@ -88,6 +91,7 @@ async fn relay(
         exclude_plans: &resolved.exclude_plans,
         affinity: affinity_key(req, &request),
         carries_encrypted: input.carries_encrypted,
+        written_by,
     };
     let (committed, attempts) = failover::run(state, upstream, &call, ctx).await;
     attempts.log(&ctx.log, call.carries_encrypted);
@@ -99,6 +103,7 @@ async fn relay(
         model: &model,
         wants_stream,
         admission,
+        recording: super::recall::recording(state, &principal, &call.payload, &committed.lease),
     };
     // A stream times its own end; an assembled answer is read to its end here.
     let answering = Instant::now();
@@ -176,12 +181,11 @@ fn check_types(request: &RequestBody) -> Result<String, ApiError> {
     ) {
         return wrong("instructions", "a string");
     }
-    if request.get_present("previous_response_id").is_some() {
-        return Err(ApiError::InvalidRequest {
-            message: "'previous_response_id' is not supported: the Codex backend does not store responses. Send the whole conversation in 'input'.".to_owned(),
-            param: Some("previous_response_id"),
-            code: Some("unsupported_parameter"),
-        });
+    if !matches!(
+        kind_of("previous_response_id"),
+        None | Some(Kind::Null | Kind::String)
+    ) {
+        return wrong("previous_response_id", "a string");
     }
     Ok(model)
 }
@@ -227,12 +231,13 @@ fn affinity_key(req: &HttpRequest, body: &RequestBody) -> Option<String> {
     .filter(|key| !key.trim().is_empty())
 }
 
-/// What the client asked for, as far as the answer's form goes, and the admission that lasts
-/// as long as the answer.
+/// What the client asked for, as far as the answer's form goes, the admission that lasts
+/// as long as the answer, and the answer's recording for the response memory (when it is on).
 struct Reply<'a> {
     model: &'a str,
     wants_stream: bool,
     admission: Admission,
+    recording: Option<Recording>,
 }
 
 async fn answer(
@@ -259,26 +264,33 @@ async fn answer(
         note.line_for_stream = Some(Arc::clone(&line));
         let stream = RelayStream::new(response, lease, held, timing, ctx.log.clone())
             .with_admission(reply.admission)
-            .with_access_line(line, ctx.started);
+            .with_access_line(line, ctx.started)
+            .with_recording(reply.recording);
         return Ok(builder
             .content_type("text/event-stream")
             .insert_header(("cache-control", "no-cache"))
             .insert_header(("x-accel-buffering", "no"))
             .streaming(stream));
     }
-    let mut assembler = Assembler::default();
-    assembler.push(held.prefix);
-    let assembled = match held.ended {
+    let mut reading = Reading {
+        assembler: Assembler::default(),
+        recording: reply.recording,
+    };
+    reading.push(held.prefix);
+    let (assembled, recording) = match held.ended {
         true => {
-            let assembled = assembler.finish(reply.model);
+            let (assembled, recording) = reading.finish(reply.model);
             lease.report(outcome_of(&assembled));
-            assembled
+            (assembled, recording)
         }
-        false => assemble(assembler, &mut response, lease, idle, reply.model).await?,
+        false => assemble(reading, &mut response, lease, idle, reply.model).await?,
     };
     match assembled {
         Assembled::Response(value) => {
             record_usage(&reply.admission, &value);
+            if let Some(recording) = recording {
+                recording.finish(Instant::now());
+            }
             Ok(builder.json(value))
         }
         Assembled::Failed(error) => Err(super::upstream_error::from_failed_event(&error)),
@@ -303,19 +315,38 @@ fn copy_returned_headers(response: &UpstreamResponse, builder: &mut HttpResponse
     }
 }
 
+/// An assembled answer being read: the Response object, and the recording beside it.
+struct Reading {
+    assembler: Assembler,
+    recording: Option<Recording>,
+}
+
+impl Reading {
+    fn push(&mut self, chunk: Bytes) {
+        if let Some(recording) = &mut self.recording {
+            recording.push(&chunk);
+        }
+        self.assembler.push(chunk);
+    }
+
+    fn finish(self, model: &str) -> (Assembled, Option<Recording>) {
+        (self.assembler.finish(model), self.recording)
+    }
+}
+
 /// Reads the whole upstream stream into one Response object; the lease reports how it ended.
 async fn assemble(
-    mut assembler: Assembler,
+    mut reading: Reading,
     response: &mut UpstreamResponse,
     lease: Lease,
     idle: Duration,
     model: &str,
-) -> Result<Assembled, ApiError> {
-    match read_into(&mut assembler, response, idle).await {
+) -> Result<(Assembled, Option<Recording>), ApiError> {
+    match read_into(&mut reading, response, idle).await {
         Ok(()) => {
-            let assembled = assembler.finish(model);
+            let (assembled, recording) = reading.finish(model);
             lease.report(outcome_of(&assembled));
-            Ok(assembled)
+            Ok((assembled, recording))
         }
         Err((outcome, error)) => {
             lease.report(outcome);
@@ -336,7 +367,7 @@ fn outcome_of(assembled: &Assembled) -> Outcome {
 /// Feeds the upstream body to `assembler` until it ends; on failure, what the account should be
 /// told and what the client should be told.
 async fn read_into(
-    assembler: &mut Assembler,
+    reading: &mut Reading,
     response: &mut UpstreamResponse,
     idle: Duration,
 ) -> Result<(), (Outcome, ApiError)> {
@@ -356,6 +387,6 @@ async fn read_into(
             let error = ApiError::UpstreamFailed("the upstream answer is too large");
             return Err((Outcome::Completed { status: 200 }, error));
         }
-        assembler.push(chunk);
+        reading.push(chunk);
     }
 }

@@ -4,7 +4,8 @@
 use super::{OauthSettings, RoutingSettings, Settings, SettingsError};
 use crate::bounds::{
     Invalid, ACCOUNT_IN_FLIGHT, AFFINITY_CAPACITY, ATTEMPTS, AUTH_FAILURE_ADDRESSES,
-    DEFAULT_KEY_RPM, KEY_COMMAND_SECS, RELAY_IN_FLIGHT, STORE_CONNECTIONS, STREAMS_PER_CONNECTION,
+    DEFAULT_KEY_RPM, KEY_COMMAND_SECS, MEMORY_BYTES, MEMORY_TTL_MINS, RELAY_IN_FLIGHT,
+    STORE_CONNECTIONS, STREAMS_PER_CONNECTION,
 };
 
 impl Settings {
@@ -77,6 +78,7 @@ impl Settings {
     /// The settings that are limits, against their bounds in [`crate::bounds`].
     fn check_bounds(&self) -> Result<(), SettingsError> {
         let (limits, routing) = (&self.limits, &self.routing);
+        let memory = &self.responses.memory;
         let (streams, pool) = (
             self.upstream.max_streams_per_connection,
             self.store.pool_size,
@@ -97,6 +99,8 @@ impl Settings {
                 "limits.auth_failures_tracked_addresses",
                 wide(limits.auth_failures_tracked_addresses),
             ),
+            MEMORY_TTL_MINS.check("responses.memory.ttl_mins", wide(memory.ttl_mins)),
+            MEMORY_BYTES.check("responses.memory.max_bytes", wide(memory.max_bytes)),
         ];
         match checks.into_iter().find_map(Result::err) {
             Some(Invalid { field, reason }) => Err(SettingsError::Invalid { key: field, reason }),

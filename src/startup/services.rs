@@ -19,6 +19,7 @@ use crate::governance::Governor;
 use crate::obs::metrics::Registry;
 use crate::pool::metrics::PoolMetrics;
 use crate::pool::StoreAccountSource;
+use crate::recall::{MemoryMetrics, ResponseMemory};
 use crate::settings::Settings;
 use crate::state::Parts;
 use crate::store::{Store, StoreError};
@@ -60,6 +61,7 @@ impl Core {
             log.clone(),
         );
         wait_for_first_sync(leases.router()).await;
+        let memory = ResponseMemory::new(MemoryMetrics::register(metrics));
         let models = Arc::new(ModelRegistry::new(&settings.models));
         models.register_metrics(metrics);
         let refresh = start_model_refresh(settings, store, outbound, &models, log).await;
@@ -73,6 +75,7 @@ impl Core {
             models,
             governor,
             pool_metrics,
+            memory,
         };
         Ok(Core {
             parts,

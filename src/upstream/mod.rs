@@ -5,7 +5,7 @@
 
 pub mod assemble;
 mod connections;
-mod event_fields;
+pub mod event_fields;
 pub mod headers;
 pub mod holdback;
 pub mod models;
