@@ -60,7 +60,10 @@ fn openai_error(
 
 /// The first thing in `body` the backend cannot serve without storage, as seen by `account`.
 pub(super) fn refusal(body: &Value, account: Option<&str>) -> Option<Refusal> {
-    if body.get("previous_response_id").is_some_and(|v| !v.is_null()) {
+    if body
+        .get("previous_response_id")
+        .is_some_and(|v| !v.is_null())
+    {
         return Some(Refusal::PreviousResponse);
     }
     let items = body.get("input").and_then(Value::as_array)?;

@@ -24,7 +24,9 @@ async fn an_item_reference_is_not_found_as_on_the_backend() {
     assert_eq!(error["type"], "invalid_request_error");
     assert_eq!(error["param"], "input");
     let message = error["message"].as_str().unwrap();
-    assert!(message.starts_with("Item with id 'rs_123' not found. Items are not persisted when `store` is set to false."));
+    assert!(message.starts_with(
+        "Item with id 'rs_123' not found. Items are not persisted when `store` is set to false."
+    ));
     mock.stop().await;
 }
 
