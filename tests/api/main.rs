@@ -54,6 +54,8 @@ mod responses_stream;
 mod secrets;
 mod settings_cli;
 mod shutdown;
+mod stateful;
+mod stateful_bounds;
 mod store_cli;
 mod tenant_cli;
 mod trace;
