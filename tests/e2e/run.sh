@@ -165,6 +165,8 @@ else
   fail "OpenAI Python SDK (pytest)"
 fi
 
+if RELAY_BASE_URL="http://127.0.0.1:$RELAY_PORT/v1" RELAY_API_KEY="$KEY" bash tests/e2e/stateful/run.sh; then pass "stateful clients (tests/e2e/stateful)"; else fail "stateful clients (tests/e2e/stateful)"; fi
+
 # --- Codex CLI ------------------------------------------------------------------------------
 CODEX_HOME_DIR="$TMP/codex-home"
 CODEX_WORK="$TMP/codex-work"
