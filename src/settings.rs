@@ -319,6 +319,9 @@ mod tests {
         assert_eq!(s.upstream.max_streams_per_connection, 100);
         assert_eq!(s.server.body_read_timeout_secs, 30);
         assert_eq!(s.server.shutdown_grace_secs, 30);
+        let memory = &s.responses.memory;
+        assert!(memory.enabled);
+        assert_eq!((memory.ttl_mins, memory.max_bytes), (60, 64 << 20));
     }
 
     #[test]
@@ -429,6 +432,13 @@ mod tests {
                 "must be 1 to 10000000",
             ),
             ("store", "pool_size", "100000", "must be 1 to 64"),
+            ("responses.memory", "ttl_mins", "0", "must be 1 to 10080"),
+            (
+                "responses.memory",
+                "max_bytes",
+                "1000",
+                "must be 1048576 to 68719476736",
+            ),
             (
                 "upstream",
                 "max_streams_per_connection",
