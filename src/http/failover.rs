@@ -45,6 +45,7 @@ use crate::state::AppState;
 use crate::upstream::headers::text;
 use crate::upstream::holdback::{self, Held, Limits, Verdict};
 use crate::upstream::rate_limits::{error_facts, snapshot};
+use crate::upstream::sse::StreamWatcher;
 use crate::upstream::{UpstreamClient, UpstreamResponse};
 
 /// Largest upstream error body the relay reads (it is summarized, never echoed).
@@ -381,7 +382,12 @@ async fn hold_back(state: &AppState, mut lease: Lease, mut response: UpstreamRes
         max_bytes: routing.hold_back_bytes,
         max_wait: Duration::from_millis(routing.hold_back_ms),
     };
-    let held = holdback::hold_back(&mut response, limits).await;
+    // The response memory reads the answer's output items from the events the watcher sees.
+    let watcher = match state.settings().responses.memory.enabled {
+        true => StreamWatcher::keeping_outputs(),
+        false => StreamWatcher::default(),
+    };
+    let held = holdback::hold_back(&mut response, limits, watcher).await;
     match &held.verdict {
         Verdict::Cut => Attempt::failed(
             Failure::Transport,

@@ -99,21 +99,11 @@ impl RelayStream {
         }
     }
 
-    /// Records the events forwarded (the held-back start first) for the response memory, which
-    /// remembers them if the response completes.
+    /// Records the answer for the response memory, which remembers it if the response
+    /// completes: its output items are the ones the watcher kept (see `failover::hold_back`).
     pub fn with_recording(mut self, recording: Option<Recording>) -> RelayStream {
         self.recording = recording;
-        if let (Some(recording), Some(prefix)) = (&mut self.recording, &self.prefix) {
-            recording.push(prefix);
-        }
         self
-    }
-
-    /// `bytes` go to the client: the recording reads them too.
-    fn forwarding(&mut self, bytes: &Bytes) {
-        if let Some(recording) = &mut self.recording {
-            recording.push(bytes);
-        }
     }
 
     /// The stream writes the request's access line (once the access log has filled `line`)
@@ -141,7 +131,9 @@ impl RelayStream {
         };
         if let Some(recording) = self.recording.take() {
             if matches!(self.watcher.terminal, Some(Terminal::Completed { .. })) {
-                recording.finish(Instant::now());
+                let outputs = self.watcher.take_outputs();
+                let id = self.watcher.response_id.clone();
+                recording.finish_streamed(outputs, id, Instant::now());
             }
         }
         if let Some(admission) = self.admission.take() {
@@ -249,7 +241,6 @@ impl RelayStream {
                     if whole_events.is_empty() {
                         continue;
                     }
-                    this.forwarding(&whole_events);
                     whole_events
                 }
                 Poll::Ready(Some(Err(_))) => this.fail(
@@ -259,9 +250,6 @@ impl RelayStream {
                 ),
                 Poll::Ready(None) => {
                     let tail = this.watcher.flush();
-                    if let Some(tail) = &tail {
-                        this.forwarding(tail);
-                    }
                     return Poll::Ready(this.end_of_upstream(tail).map(Ok));
                 }
                 Poll::Pending if this.idle_expired(cx) => this.fail(

@@ -1,7 +1,8 @@
-//! Recording one answer for the memory: its output items as they pass — taken from the
-//! `response.output_item.done` events the relay forwards (whole events, or raw upstream chunks
-//! for an assembled answer), each item's JSON text owned as the upstream sent it, never
-//! re-encoded — and remembered once `response.completed` has come.
+//! Recording one answer for the memory: its output items, taken from the
+//! `response.output_item.done` events — for a stream, the ones its watcher kept as they were
+//! forwarded (read once, when the response completed); for an assembled answer, from the upstream
+//! chunks as they are read — each item's JSON text owned as the upstream sent it, never
+//! re-encoded, and remembered once `response.completed` has come.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -99,14 +100,48 @@ impl Recording {
         }
     }
 
-    /// Remembers the answer if its response completed; else forgets what was read.
+    fn output_done(&mut self, block: &[u8]) {
+        let Some(done) =
+            data_of(block).and_then(|data| serde_json::from_slice::<ItemDone>(data).ok())
+        else {
+            return;
+        };
+        let json = done.item.get();
+        let id = serde_json::from_str::<ItemId>(json).ok().and_then(|i| i.id);
+        let index = done.output_index.unwrap_or(self.output.len() as u64);
+        let item = OutputItem {
+            id,
+            json: json.to_owned(),
+        };
+        self.output.push((index, item));
+    }
+
+    /// A streamed answer that completed: remembers its `response.output_item.done` events (as
+    /// its watcher kept them) under `response_id`.
+    pub fn finish_streamed(
+        mut self,
+        outputs: Vec<Bytes>,
+        response_id: Option<String>,
+        now: Instant,
+    ) {
+        for block in &outputs {
+            self.output_done(block);
+        }
+        self.response_id = response_id;
+        self.remember(now);
+    }
+
+    /// An assembled answer's end: remembers it if its response completed.
     pub fn finish(mut self, now: Instant) {
         if let Some(last) = self.splitter.finish() {
             self.read(&last);
         }
-        if !self.completed {
-            return;
+        if self.completed {
+            self.remember(now);
         }
+    }
+
+    fn remember(mut self, now: Instant) {
         self.output.sort_by_key(|(index, _)| *index);
         let response = Remembered {
             key: self.key,

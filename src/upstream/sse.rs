@@ -3,6 +3,8 @@
 //! events it needs to read (`response.created` for the id, the terminal events for status and
 //! usage). Payloads are parsed only for those events, and `response.created` only as far as its
 //! id; the one event ever re-encoded is a terminal event whose usage strict clients would reject.
+//! A watcher can also keep the `response.output_item.done` events it sees (shared slices of the
+//! forwarded bytes, nothing copied or parsed), for the response memory.
 
 use std::sync::LazyLock;
 
@@ -151,9 +153,28 @@ pub struct StreamWatcher {
     pub saw_output: bool,
     pub terminal: Option<Terminal>,
     pub events: u64,
+    /// The `response.output_item.done` events seen, when asked for ([`Self::keeping_outputs`]).
+    outputs: Option<Vec<Bytes>>,
 }
 
 impl StreamWatcher {
+    /// A watcher that also keeps each `response.output_item.done` event, whole, as forwarded.
+    pub fn keeping_outputs() -> StreamWatcher {
+        StreamWatcher {
+            outputs: Some(Vec::new()),
+            ..StreamWatcher::default()
+        }
+    }
+
+    /// The `response.output_item.done` events kept so far, in stream order (none unless
+    /// [`Self::keeping_outputs`]).
+    pub fn take_outputs(&mut self) -> Vec<Bytes> {
+        self.outputs
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     /// Takes an upstream chunk and returns the bytes to forward now: every event it completes.
     pub fn forward(&mut self, chunk: Bytes) -> Bytes {
         let whole = self.splitter.complete(chunk);
@@ -172,7 +193,7 @@ impl StreamWatcher {
         let mut rewritten: Option<BytesMut> = None;
         let mut copied_until = 0;
         for (start, end, _) in events(&whole) {
-            if let Some(replacement) = self.on_event(&whole[start..end]) {
+            if let Some(replacement) = self.on_event(&whole, start, end) {
                 let out = rewritten.get_or_insert_with(BytesMut::new);
                 out.extend_from_slice(&whole[copied_until..start]);
                 out.extend_from_slice(&replacement);
@@ -190,7 +211,8 @@ impl StreamWatcher {
 
     /// Notes one event; returns what replaces its block (the blank line after it stays) when
     /// its usage must be completed.
-    fn on_event(&mut self, block: &[u8]) -> Option<Bytes> {
+    fn on_event(&mut self, whole: &Bytes, start: usize, end: usize) -> Option<Bytes> {
+        let block = &whole[start..end];
         self.events += 1;
         if let Some(seq) = sequence_number(block) {
             self.last_sequence = Some(seq);
@@ -198,6 +220,12 @@ impl StreamWatcher {
         let kind = event_type(block)?;
         if kind == "response.output_item.added" {
             self.saw_output = true;
+            return None;
+        }
+        if kind == "response.output_item.done" {
+            if let Some(outputs) = &mut self.outputs {
+                outputs.push(whole.slice(start..end));
+            }
             return None;
         }
         if kind == "response.created" {
@@ -350,6 +378,30 @@ event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_num
         assert_eq!(&first[..], b"data: {\"type\":\"a\"}\n\n");
         let second = watcher.forward(Bytes::from_static(b"pe\":\"b\"}\n\n"));
         assert_eq!(&second[..], b"data: {\"type\":\"b\"}\n\n");
+    }
+
+    #[test]
+    fn a_watcher_keeping_outputs_keeps_each_done_event_whole_whatever_the_chunking() {
+        let stream = concat!(
+            "event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\"}\n\n",
+            "event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"item\":{\"id\":\"rs_1\"}}\n\n",
+            "event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"item\":{\"id\":\"msg_1\"}}\n\n",
+            "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\"}}\n\n",
+        );
+        for size in [1, 7, 64, stream.len()] {
+            let mut watcher = StreamWatcher::keeping_outputs();
+            assert_eq!(
+                forward_all(&mut watcher, stream.as_bytes(), size),
+                stream.as_bytes()
+            );
+            let kept = watcher.take_outputs();
+            assert_eq!(kept.len(), 2, "chunks of {size}");
+            assert!(std::str::from_utf8(&kept[0]).unwrap().contains("rs_1"));
+            assert!(std::str::from_utf8(&kept[1]).unwrap().contains("msg_1"));
+        }
+        let mut plain = StreamWatcher::default();
+        forward_all(&mut plain, stream.as_bytes(), 64);
+        assert!(plain.take_outputs().is_empty(), "kept only when asked");
     }
 
     #[test]
