@@ -77,21 +77,7 @@ impl Recording {
 
     fn on_event(&mut self, block: &[u8]) {
         match event_type(block) {
-            Some("response.output_item.done") => {
-                let Some(done) =
-                    data_of(block).and_then(|data| serde_json::from_slice::<ItemDone>(data).ok())
-                else {
-                    return;
-                };
-                let json = done.item.get();
-                let id = serde_json::from_str::<ItemId>(json).ok().and_then(|i| i.id);
-                let index = done.output_index.unwrap_or(self.output.len() as u64);
-                let item = OutputItem {
-                    id,
-                    json: json.to_owned(),
-                };
-                self.output.push((index, item));
-            }
+            Some("response.output_item.done") => self.output_done(block),
             Some("response.completed") => {
                 self.completed = true;
                 self.response_id = data_of(block).and_then(response_id);
