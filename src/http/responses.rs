@@ -1,7 +1,8 @@
 //! `POST /v1/responses`: admit the call, read its body within its limits (`intake`), validate
-//! and normalize the request, let the failover loop find an account that answers
-//! (`failover.rs`), then stream its bytes back (`stream: true`) or assemble one Response object
-//! (otherwise). Each of these phases is timed for the access line (`edge::phases`).
+//! it, expand its references to earlier responses (`recall.rs`) and normalize it, let the
+//! failover loop find an account that answers (`failover.rs`), then stream its bytes back
+//! (`stream: true`) or assemble one Response object (otherwise), recording the answer for the
+//! response memory. Each of these phases is timed for the access line (`edge::phases`).
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
