@@ -278,7 +278,9 @@ fn admin_state(
         log.clone(),
     ));
     let admin_tokens = Arc::clone(&core.admin_tokens);
-    let metrics = Exposition::new(metrics).before_encoding(core.parts.pool_metrics.clone());
+    let metrics = Exposition::new(metrics)
+        .before_encoding(core.parts.pool_metrics.clone())
+        .before_encoding(core.parts.memory.clone());
     let metrics = Arc::new(metrics);
     AdminState::new(
         store,

@@ -61,7 +61,7 @@ pub struct RelayStream {
     admission: Option<Admission>,
     /// The request's access line, written when the stream ends, and when the request arrived.
     access: Option<(Arc<OnceLock<AccessLine>>, Instant)>,
-    /// The answer's recording for the response memory: it reads the events forwarded.
+    /// The answer's recording for the response memory, finished when the stream completes.
     recording: Option<Recording>,
 }
 

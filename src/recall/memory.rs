@@ -1,8 +1,10 @@
 //! The memory itself: remembered responses, oldest first, and an index from (API key, id) to
 //! them. Bounded by time (an entry older than the ttl is never returned, and goes at the next
 //! change) and by bytes (past the budget the oldest entries go first), so it never grows past
-//! its budget whatever the load. The lock is held only for a lookup or an insertion, never
-//! across an await. Time is passed in (`now`).
+//! its budget whatever the load. Expired entries go when a response is remembered and before
+//! each metrics scrape ([`ResponseMemory::sweep`]), so an idle relay frees them too. The lock is
+//! held only for a lookup, an insertion or a sweep, never across an await. Time is passed in
+//! (`now`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -84,6 +86,8 @@ struct Entries {
     /// `key id \0 response or item id` → where it is.
     index: HashMap<String, Slot>,
     bytes: usize,
+    /// The limits of the last insertion, which a sweep applies.
+    limits: Option<Limits>,
 }
 
 /// The responses the relay remembers; cheap to clone (one memory per relay).
@@ -122,7 +126,17 @@ impl ResponseMemory {
         if size <= limits.max_bytes {
             entries.push(Arc::new(response), size);
         }
+        entries.limits = Some(limits);
         entries.forget(now, limits);
+        self.metrics.set(entries.bytes, entries.queue.len());
+    }
+
+    /// Forgets what is past the limits last in force (expired entries, mostly).
+    pub fn sweep(&self, now: Instant) {
+        let mut entries = self.lock();
+        if let Some(limits) = entries.limits {
+            entries.forget(now, limits);
+        }
         self.metrics.set(entries.bytes, entries.queue.len());
     }
 

@@ -89,6 +89,17 @@ fn an_expired_response_is_not_returned_and_goes_at_the_next_change() {
 }
 
 #[test]
+fn a_sweep_forgets_expired_responses_without_a_new_one() {
+    let memory = ResponseMemory::default();
+    let then = Instant::now();
+    memory.remember(response("k", "resp_1", "msg_1", 10, then), limits(1 << 20));
+    memory.sweep(then + HOUR - Duration::from_secs(1));
+    assert_eq!(memory.usage().1, 1);
+    memory.sweep(then + HOUR);
+    assert_eq!(memory.usage(), (0, 0));
+}
+
+#[test]
 fn a_response_larger_than_the_budget_is_not_remembered() {
     let memory = ResponseMemory::default();
     let now = Instant::now();
