@@ -1,15 +1,18 @@
 //! The response memory stays within its bounds: past its byte budget it forgets the oldest
 //! responses (and does not grow), and a response older than its ttl cannot be referenced; and
 //! a conversation rebuilt from memory goes back to the account that wrote its encrypted
-//! reasoning, with the explained 400 when it had to move.
+//! reasoning, with the explained 400 when it had to move. A reload turns it off and on at once.
 
 use std::time::Duration;
 
 use codex_relay::settings::RoutingStrategy;
 use serde_json::json;
 
-use crate::helpers::{body, error_of, spawn_app_with};
+use codex_relay::store::admin_tokens::AdminScope;
+
+use crate::helpers::{admin_call, body, error_of, spawn_app_with};
 use crate::pool_helpers::{spawn_pool, upstream_accounts, usage_limit};
+use crate::reload::write_settings;
 use crate::stateful::{follow_up, memory_gauges, output_ids, turn};
 
 #[actix_web::test]
@@ -104,5 +107,28 @@ async fn a_conversation_rebuilt_from_memory_stays_on_the_account_that_wrote_its_
     assert_eq!(error["code"], "invalid_encrypted_content");
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("moved it to another account"), "{message}");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_reload_turns_the_memory_off_and_on_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("relay.toml");
+    let source = codex_relay::settings::SettingsSource::file(&file);
+    let app = spawn_app_with(|s| s.source = source).await;
+    let write = app.admin_token(AdminScope::Write).await;
+    let first = turn(&app, &app.key, &body("gpt-5.5", "hi", false)).await;
+    let mut chained = follow_up(vec![], false);
+    chained["previous_response_id"] = first["id"].clone();
+    for (enabled, status) in [(false, 400), (true, 200)] {
+        let memory = format!("[responses.memory]\nenabled = {enabled}\n");
+        write_settings(&file, &app, &memory);
+        let (code, answer) = admin_call(&app, "POST", "/admin/v1/reload", &write, None).await;
+        assert_eq!(code, 200, "{answer}");
+        assert_eq!(answer["applied"], json!(["responses.memory"]));
+        let mut response = app.responses().send_json(&chained).await.unwrap();
+        assert_eq!(response.status(), status, "enabled = {enabled}");
+        let _ = response.body().await;
+    }
     app.stop().await;
 }
