@@ -50,25 +50,36 @@ impl Usage {
     /// Reads a `usage` object already parsed (every completed call has one): `None` when it is
     /// not an object or one of its counts is not a whole number; a missing count is 0. The
     /// details are read leniently: a detail of an unexpected shape counts as 0 rather than
-    /// losing the counts quotas depend on. Looked up in place, without copying the object.
+    /// losing the counts quotas depend on. The object is walked once, in place: a lookup by
+    /// name would hash each name (SipHash) for a handful of keys.
     pub fn from_json(usage: &Value) -> Option<Usage> {
-        let usage = usage.as_object()?;
-        let count = |name: &str| usage.get(name).map_or(Some(0), Value::as_u64);
-        let detail = |details: &str, name: &str| {
-            usage
-                .get(details)
-                .and_then(|d| d.get(name))
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
-        };
-        Some(Usage {
-            input_tokens: count("input_tokens")?,
-            output_tokens: count("output_tokens")?,
-            total_tokens: count("total_tokens")?,
-            cached_tokens: detail("input_tokens_details", "cached_tokens"),
-            reasoning_tokens: detail("output_tokens_details", "reasoning_tokens"),
-        })
+        let mut read = Usage::default();
+        for (name, value) in usage.as_object()? {
+            match name.as_str() {
+                "input_tokens" => read.input_tokens = value.as_u64()?,
+                "output_tokens" => read.output_tokens = value.as_u64()?,
+                "total_tokens" => read.total_tokens = value.as_u64()?,
+                "input_tokens_details" => read.cached_tokens = detail(value, "cached_tokens"),
+                "output_tokens_details" => {
+                    read.reasoning_tokens = detail(value, "reasoning_tokens");
+                }
+                _ => {}
+            }
+        }
+        Some(read)
     }
+}
+
+/// The count `name` of a details object; 0 when there is none, or it is not a whole number.
+fn detail(details: &Value, name: &str) -> u64 {
+    let Some(details) = details.as_object() else {
+        return 0;
+    };
+    details
+        .iter()
+        .find(|(key, _)| key.as_str() == name)
+        .and_then(|(_, count)| count.as_u64())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
