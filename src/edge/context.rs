@@ -18,7 +18,7 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use slog::{info, o, Logger};
+use slog::{info, o, Logger, Record, Serializer, KV};
 
 use super::caller::Caller;
 use super::metrics::{RequestMetrics, RequestRecord, StreamOutcome};
@@ -94,9 +94,7 @@ pub struct AccessLine {
     admin_token_id: Option<String>,
     note: AccessNote,
     phases: Phases,
-    /// The client's span, and its `tracestate` with credential-shaped text redacted.
-    parent_span_id: Option<SpanId>,
-    tracestate: Option<String>,
+    client_trace: ClientTrace,
     /// What the request families record when the line is written.
     record: Option<RequestRecord>,
 }
@@ -122,34 +120,37 @@ impl AccessLine {
                 ..note
             },
             phases: extensions.get::<Phases>().copied().unwrap_or_default(),
-            parent_span_id: trace.and_then(|t| t.parent_span_id),
-            tracestate: trace.and_then(|t| t.tracestate.as_deref().map(redact_secrets)),
+            client_trace: ClientTrace {
+                parent_span_id: trace.and_then(|t| t.parent_span_id),
+                tracestate: trace.and_then(|t| t.tracestate.as_deref().map(redact_secrets)),
+            },
             record,
         }
     }
 
     /// The line of an answer that has left whole.
     pub fn write(&self, log: &Logger, status: u16, started: Instant) {
+        let elapsed = started.elapsed();
         if let Some(record) = &self.record {
-            record.answered(status, started.elapsed());
+            record.answered(status, elapsed);
         }
         let note = &self.note;
         info!(log, "request";
             "method" => &self.method, "path" => &self.path, "status" => status,
-            "duration_ms" => started.elapsed().as_millis() as u64,
+            "duration_ms" => elapsed.as_millis() as u64,
             "key_id" => &self.key_id, "tenant_id" => &self.tenant_id,
             "admin_token_id" => &self.admin_token_id,
             "model" => &note.model, "account_id" => &note.account,
             "upstream_status" => note.upstream_status,
             "upstream_request_id" => &note.upstream_request_id, "stream" => note.stream,
-            "parent_span_id" => self.parent_span_id, "tracestate" => &self.tracestate,
-            self.phases);
+            &self.client_trace, self.phases);
     }
 
     /// The line of a stream that has ended: the request's fields and what the stream carried.
     pub fn write_stream(&self, log: &Logger, started: Instant, end: &StreamEnd) {
+        let elapsed = started.elapsed();
         if let Some(record) = &self.record {
-            record.stream_ended(end.outcome, started.elapsed());
+            record.stream_ended(end.outcome, elapsed);
         }
         let note = &self.note;
         let phases = Phases {
@@ -158,7 +159,7 @@ impl AccessLine {
         };
         info!(log, "request";
             "method" => &self.method, "path" => &self.path, "status" => 200,
-            "duration_ms" => started.elapsed().as_millis() as u64,
+            "duration_ms" => elapsed.as_millis() as u64,
             "key_id" => &self.key_id, "tenant_id" => &self.tenant_id,
             "model" => &note.model, "account_id" => &note.account,
             "upstream_status" => note.upstream_status,
@@ -166,14 +167,33 @@ impl AccessLine {
             "how" => end.how, "bytes" => end.bytes, "events" => end.events,
             "input_tokens" => end.input_tokens, "output_tokens" => end.output_tokens,
             "failure_code" => &end.failure_code,
-            "parent_span_id" => self.parent_span_id, "tracestate" => &self.tracestate,
-            phases);
+            &self.client_trace, phases);
     }
 
     /// The first byte of a streamed answer is leaving (for `time_to_first_byte_seconds`).
     pub fn first_byte(&self, started: Instant) {
         if let Some(record) = &self.record {
             record.first_byte(started.elapsed());
+        }
+    }
+}
+
+/// The client's trace context as the access line names it: the client's span and its
+/// `tracestate` with credential-shaped text redacted, each left out when the client sent none
+/// (most requests: the line is written for every request, and an absent field costs nothing).
+struct ClientTrace {
+    parent_span_id: Option<SpanId>,
+    tracestate: Option<String>,
+}
+
+impl KV for &ClientTrace {
+    fn serialize(&self, record: &Record, out: &mut dyn Serializer) -> slog::Result {
+        if let Some(span) = &self.parent_span_id {
+            slog::Value::serialize(span, record, "parent_span_id", out)?;
+        }
+        match &self.tracestate {
+            Some(state) => out.emit_str("tracestate", state),
+            None => Ok(()),
         }
     }
 }
@@ -187,7 +207,7 @@ pub struct StreamEnd {
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
     pub failure_code: Option<String>,
-    /// From the held-back start being ready to the end (the access line's `phase_stream_ms`).
+    /// From the held-back start being ready to the end (the access line's `phase_stream_us`).
     pub streamed: Duration,
 }
 

@@ -152,7 +152,8 @@ impl Failover {
             }
             let waiting = Instant::now();
             let lease = acquire(state, call, &self.attempts).await;
-            self.attempts.waited_for_lease(waiting.elapsed());
+            let leased = Instant::now();
+            self.attempts.waited_for_lease(leased - waiting);
             let lease = match lease {
                 Ok(lease) => lease,
                 Err(error) => {
@@ -160,7 +161,8 @@ impl Failover {
                     return Err(exhausted(error, self.last.take()));
                 }
             };
-            if let Some(done) = self.attempt(state, upstream, call, lease, ctx).await {
+            let leased = (lease, leased);
+            if let Some(done) = self.attempt(state, upstream, call, leased, ctx).await {
                 return done;
             }
         }
@@ -177,18 +179,18 @@ impl Failover {
         }
     }
 
-    /// One account's attempt, recorded.
+    /// One account's attempt with the lease that came at `leased`, recorded.
     async fn attempt(
         &mut self,
         state: &AppState,
         upstream: &UpstreamClient,
         call: &Call<'_>,
-        lease: Lease,
+        (lease, leased): (Lease, Instant),
         ctx: &RequestContext,
     ) -> Done {
         let account_id = lease.account_id.clone();
         let placement = lease.placement.clone();
-        let mut stopwatch = Stopwatch::start();
+        let mut stopwatch = Stopwatch::start_at(leased);
         let (attempt, answer) =
             try_account(state, upstream, call, lease, ctx, &mut stopwatch).await;
         let (end, done) = match attempt {
@@ -202,12 +204,16 @@ impl Failover {
             }
             Attempt::Failed(failure, ending) => self.failed(failure, ending, call).await,
         };
+        let times = match end {
+            AttemptEnd::Committed | AttemptEnd::Final => stopwatch.stop_answered(),
+            _ => stopwatch.stop(),
+        };
         self.attempts.push(AttemptRecord {
             account_id,
             placement,
             answer,
             end,
-            times: stopwatch.stop(),
+            times,
         });
         done
     }

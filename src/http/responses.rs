@@ -20,7 +20,7 @@ use crate::compat;
 use crate::credentials::Principal;
 use crate::domain::Usage;
 use crate::edge::context::{AccessNote, RequestContext};
-use crate::edge::phases::{timed, Phase, Phases};
+use crate::edge::phases::{Phase, Phases};
 use crate::governance::models::{ModelRefusal, Resolved};
 use crate::governance::Admission;
 use crate::intake::{self, BodyLimits};
@@ -60,16 +60,19 @@ async fn relay(
     // Admitted before the body is read, and held while it arrives: a slow or stalled upload
     // takes its key's concurrency slot and a place under the global cap like any call in
     // flight, so neither can be exceeded by uploads that never finish.
+    // One clock read ends admission and starts the body's read.
     let admitting = Instant::now();
     let admission = super::governance::admit(state, &principal);
-    Phases::add(req, Phase::Admission, admitting.elapsed());
+    let admitted = Instant::now();
+    Phases::add(req, Phase::Admission, admitted - admitting);
     let admission = admission?;
     let limits = BodyLimits {
         max_bytes: settings.server.max_body_bytes,
         deadline: Duration::from_secs(settings.server.body_read_timeout_secs),
     };
-    let reading = intake::read_body(req.headers(), body.into_inner(), limits);
-    let body = timed(req, Phase::Body, reading).await?;
+    let body = intake::read_body(req.headers(), body.into_inner(), limits).await;
+    Phases::add(req, Phase::Body, admitted.elapsed());
+    let body = body?;
     let (mut request, model) = parse_request(&body)?;
     let wants_stream = request.boolean("stream").unwrap_or(false);
     note.model = Some(model.clone());
@@ -107,9 +110,9 @@ async fn relay(
         recording: super::recall::recording(state, &principal, &call.payload, &committed.lease),
     };
     // A stream times its own end; an assembled answer is read to its end here.
-    let answering = Instant::now();
+    let answering = (!wants_stream).then(Instant::now);
     let answered = answer(committed, reply, state, ctx, note).await;
-    if !wants_stream {
+    if let Some(answering) = answering {
         Phases::add(req, Phase::Stream, answering.elapsed());
     }
     answered
@@ -303,7 +306,7 @@ async fn answer(
 
 /// Counts an assembled response's usage against the caller's quotas.
 fn record_usage(admission: &Admission, response: &Value) {
-    if let Ok(usage) = serde_json::from_value::<Usage>(response["usage"].clone()) {
+    if let Some(usage) = Usage::from_json(&response["usage"]) {
         admission.record_usage(usage);
     }
 }

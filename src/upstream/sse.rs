@@ -10,7 +10,6 @@ use std::sync::LazyLock;
 
 use bytes::{Bytes, BytesMut};
 use memchr::memmem::Finder;
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::event_fields::{response_id, ResponseFields};
@@ -245,10 +244,7 @@ impl StreamWatcher {
         if let Some(id) = &response.id {
             self.response_id = Some(id.clone());
         }
-        let usage = response
-            .usage
-            .as_ref()
-            .and_then(|u| Usage::deserialize(u).ok());
+        let usage = response.usage.as_ref().and_then(Usage::from_json);
         self.terminal = match kind.as_str() {
             "response.completed" => Some(Terminal::Completed { usage }),
             "response.failed" => Some(Terminal::Failed {
