@@ -49,6 +49,7 @@ pub struct Settings {
     pub models: ModelSettings,
     pub limits: LimitSettings,
     pub routing: RoutingSettings,
+    pub audit: AuditSettings,
     /// Where these settings were read from, so that a reload reads the same layers again.
     #[serde(skip)]
     pub source: SettingsSource,
@@ -235,6 +236,26 @@ pub struct RoutingSettings {
     pub probe_interval_ms: u64,
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    pub capture: CaptureSettings,
+}
+
+/// `audit.capture`: scoped, time-limited capture of request and response bodies (`capture`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSettings {
+    /// The switch without which no capture can be started; off, nothing is captured.
+    pub enabled: bool,
+    /// The longest a capture may run, in minutes.
+    pub max_duration_mins: u64,
+    /// Bytes of one response kept; past it the rest is cut and a marker says so.
+    pub max_response_bytes: usize,
+    /// Days a captured record is kept before it is deleted.
+    pub retention_days: u64,
+}
+
 impl Settings {
     /// Loads the layers: embedded defaults, then `file` (or `CODEX_RELAY_CONFIG`), then the
     /// `CODEX_RELAY__SECTION__KEY` environment variables.
@@ -301,6 +322,8 @@ mod tests {
         assert_eq!(s.upstream.max_streams_per_connection, 100);
         assert_eq!(s.server.body_read_timeout_secs, 30);
         assert_eq!(s.server.shutdown_grace_secs, 30);
+        assert!(!s.audit.capture.enabled, "content capture is off by default");
+        assert_eq!(s.audit.capture.max_duration_mins, 24 * 60);
     }
 
     #[test]
@@ -411,6 +434,24 @@ mod tests {
                 "must be 1 to 10000000",
             ),
             ("store", "pool_size", "100000", "must be 1 to 64"),
+            (
+                "audit.capture",
+                "max_duration_mins",
+                "0",
+                "must be 1 to 43200",
+            ),
+            (
+                "audit.capture",
+                "max_response_bytes",
+                "100",
+                "must be 1024 to 67108864",
+            ),
+            (
+                "audit.capture",
+                "retention_days",
+                "3651",
+                "must be 1 to 3650",
+            ),
             (
                 "upstream",
                 "max_streams_per_connection",

@@ -58,6 +58,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     CaFile(#[from] CaFileError),
+    #[error("content capture: {0}")]
+    Capture(#[from] crate::capture::CaptureError),
 }
 
 /// A started relay: its addresses and the server futures to await.

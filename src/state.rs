@@ -1,5 +1,6 @@
 //! What the handlers of both planes share: the settings, where leases are taken, the API-key
-//! ring, the model registry, the governor, the pool's metric families and the logger. Built once
+//! ring, the model registry, the governor, the pool's metric families, content capture and the
+//! logger. Built once
 //! at startup; cheap to clone. The settings are a snapshot a reload swaps whole (`reload`): a
 //! handler loads it without a lock.
 
@@ -10,6 +11,7 @@ use arc_swap::Guard;
 use relay_actors::{Leases, RouterActor};
 use slog::Logger;
 
+use crate::capture::Capture;
 use crate::credentials::KeyRing;
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
@@ -28,6 +30,7 @@ struct Inner {
     models: Arc<ModelRegistry>,
     governor: Governor,
     pool_metrics: PoolMetrics,
+    capture: Capture,
     log: Logger,
 }
 
@@ -38,6 +41,7 @@ pub struct Parts {
     pub models: Arc<ModelRegistry>,
     pub governor: Governor,
     pub pool_metrics: PoolMetrics,
+    pub capture: Capture,
 }
 
 impl AppState {
@@ -49,6 +53,7 @@ impl AppState {
             models: parts.models,
             governor: parts.governor,
             pool_metrics: parts.pool_metrics,
+            capture: parts.capture,
             log,
         }))
     }
@@ -76,6 +81,10 @@ impl AppState {
     /// Where the data plane counts each account's upstream calls and failovers.
     pub fn pool_metrics(&self) -> &PoolMetrics {
         &self.0.pool_metrics
+    }
+    /// Content capture: the running captures the request path asks, and the capture file.
+    pub fn capture(&self) -> &Capture {
+        &self.0.capture
     }
     pub fn log(&self) -> &Logger {
         &self.0.log

@@ -1,7 +1,8 @@
 //! `POST /v1/responses`: admit the call, read its body within its limits (`intake`), validate
 //! and normalize the request, let the failover loop find an account that answers
 //! (`failover.rs`), then stream its bytes back (`stream: true`) or assemble one Response object
-//! (otherwise). Each of these phases is timed for the access line (`edge::phases`).
+//! (otherwise). Each of these phases is timed for the access line (`edge::phases`). A call a
+//! running content capture covers is teed (`capture`): its body and its answer are kept.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use serde_json::Value;
 use super::error::ApiError;
 use super::failover::{self, Attempts, Call, Committed};
 use super::relay_stream::{RelayStream, StreamTiming};
+use crate::capture::Tee;
 use crate::compat;
 use crate::credentials::Principal;
 use crate::domain::Usage;
@@ -39,7 +41,11 @@ pub async fn create_response(
     ctx: web::ReqData<RequestContext>,
 ) -> Result<HttpResponse, ApiError> {
     let mut note = AccessNote::default();
-    let result = relay(&req, body, &state, &upstream, &ctx, &mut note).await;
+    let mut tee = None;
+    let result = relay(&req, body, &state, &upstream, &ctx, &mut note, &mut tee).await;
+    if let (Some(tee), Err(error)) = (tee.as_mut(), &result) {
+        tee.answered(actix_web::ResponseError::status_code(error).as_u16());
+    }
     req.extensions_mut().insert(note);
     result
 }
@@ -51,6 +57,7 @@ async fn relay(
     upstream: &UpstreamClient,
     ctx: &RequestContext,
     note: &mut AccessNote,
+    tee: &mut Option<Tee>,
 ) -> Result<HttpResponse, ApiError> {
     let settings = state.settings();
     let principal = principal_of(req)?;
@@ -67,6 +74,8 @@ async fn relay(
     };
     let reading = intake::read_body(req.headers(), body.into_inner(), limits);
     let body = timed(req, Phase::Body, reading).await?;
+    let tenant = principal.policy.tenant.as_ref().map(|t| t.id.as_str());
+    *tee = state.capture().tee(&principal.key_id, tenant, &ctx.id, &body);
     let (mut request, model) = parse_request(&body)?;
     let wants_stream = request.boolean("stream").unwrap_or(false);
     note.model = Some(model.clone());
@@ -99,6 +108,7 @@ async fn relay(
         model: &model,
         wants_stream,
         admission,
+        tee,
     };
     // A stream times its own end; an assembled answer is read to its end here.
     let answering = Instant::now();
@@ -227,12 +237,13 @@ fn affinity_key(req: &HttpRequest, body: &RequestBody) -> Option<String> {
     .filter(|key| !key.trim().is_empty())
 }
 
-/// What the client asked for, as far as the answer's form goes, and the admission that lasts
-/// as long as the answer.
+/// What the client asked for, as far as the answer's form goes, the admission that lasts as
+/// long as the answer, and the call's tee when a capture covers it.
 struct Reply<'a> {
     model: &'a str,
     wants_stream: bool,
     admission: Admission,
+    tee: &'a mut Option<Tee>,
 }
 
 async fn answer(
@@ -259,7 +270,8 @@ async fn answer(
         note.line_for_stream = Some(Arc::clone(&line));
         let stream = RelayStream::new(response, lease, held, timing, ctx.log.clone())
             .with_admission(reply.admission)
-            .with_access_line(line, ctx.started);
+            .with_access_line(line, ctx.started)
+            .with_capture(reply.tee.take());
         return Ok(builder
             .content_type("text/event-stream")
             .insert_header(("cache-control", "no-cache"))
@@ -279,6 +291,9 @@ async fn answer(
     match assembled {
         Assembled::Response(value) => {
             record_usage(&reply.admission, &value);
+            if let Some(tee) = reply.tee.as_mut() {
+                tee.answered_json(200, &value);
+            }
             Ok(builder.json(value))
         }
         Assembled::Failed(error) => Err(super::upstream_error::from_failed_event(&error)),

@@ -4,7 +4,7 @@
 use super::{OauthSettings, RoutingSettings, Settings, SettingsError};
 use crate::bounds::{
     Invalid, ACCOUNT_IN_FLIGHT, AFFINITY_CAPACITY, ATTEMPTS, AUTH_FAILURE_ADDRESSES,
-    DEFAULT_KEY_RPM, KEY_COMMAND_SECS, RELAY_IN_FLIGHT, STORE_CONNECTIONS, STREAMS_PER_CONNECTION,
+    CAPTURE_MINUTES, CAPTURE_RESPONSE_BYTES, CAPTURE_RETENTION_DAYS, DEFAULT_KEY_RPM, KEY_COMMAND_SECS, RELAY_IN_FLIGHT, STORE_CONNECTIONS, STREAMS_PER_CONNECTION,
 };
 
 impl Settings {
@@ -76,7 +76,7 @@ impl Settings {
 
     /// The settings that are limits, against their bounds in [`crate::bounds`].
     fn check_bounds(&self) -> Result<(), SettingsError> {
-        let (limits, routing) = (&self.limits, &self.routing);
+        let (limits, routing, capture) = (&self.limits, &self.routing, &self.audit.capture);
         let (streams, pool) = (
             self.upstream.max_streams_per_connection,
             self.store.pool_size,
@@ -96,6 +96,18 @@ impl Settings {
             AUTH_FAILURE_ADDRESSES.check(
                 "limits.auth_failures_tracked_addresses",
                 wide(limits.auth_failures_tracked_addresses),
+            ),
+            CAPTURE_MINUTES.check(
+                "audit.capture.max_duration_mins",
+                wide(capture.max_duration_mins),
+            ),
+            CAPTURE_RESPONSE_BYTES.check(
+                "audit.capture.max_response_bytes",
+                wide(capture.max_response_bytes),
+            ),
+            CAPTURE_RETENTION_DAYS.check(
+                "audit.capture.retention_days",
+                wide(capture.retention_days),
             ),
         ];
         match checks.into_iter().find_map(Result::err) {

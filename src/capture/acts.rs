@@ -1,0 +1,54 @@
+//! Capture's audited acts — a capture started, stopped, or its records read — written through
+//! [`record`] alone, from the admin API and the CLI alike, so that the one place can send them
+//! wherever the audit trail is kept. Today: one structured log line each.
+
+use slog::{info, Logger};
+
+/// What was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Start,
+    Stop,
+    Read,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Start => "capture.start",
+            Action::Stop => "capture.stop",
+            Action::Read => "capture.read",
+        }
+    }
+}
+
+/// One act: who (`admin_token:ID`, `cli:USER`), what, on what (`key:ID`, `tenant:ID`, a capture
+/// id), and how it ended (`ok`, or the refusal's code).
+#[derive(Debug, Clone, Copy)]
+pub struct Act<'a> {
+    pub actor: &'a str,
+    pub action: Action,
+    pub target: &'a str,
+    pub result: &'a str,
+}
+
+/// Records one act.
+pub fn record(log: &Logger, act: Act<'_>) {
+    info!(log, "audit act";
+        "actor" => act.actor, "action" => act.action.as_str(),
+        "target" => act.target, "result" => act.result);
+}
+
+/// The actor an admin token is named as.
+pub fn admin_actor(token_id: &str) -> String {
+    format!("admin_token:{token_id}")
+}
+
+/// The actor the CLI is named as: the operating system's user running it.
+pub fn cli_actor() -> String {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => format!("cli:{}", user.name),
+        _ => format!("cli:uid={uid}"),
+    }
+}
