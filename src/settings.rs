@@ -322,7 +322,10 @@ mod tests {
         assert_eq!(s.upstream.max_streams_per_connection, 100);
         assert_eq!(s.server.body_read_timeout_secs, 30);
         assert_eq!(s.server.shutdown_grace_secs, 30);
-        assert!(!s.audit.capture.enabled, "content capture is off by default");
+        assert!(
+            !s.audit.capture.enabled,
+            "content capture is off by default"
+        );
         assert_eq!(s.audit.capture.max_duration_mins, 24 * 60);
     }
 

@@ -32,9 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/audit/captures/{id}").route(web::delete().to(stop)))
     .service(resource("/audit/captures/{id}/records").route(web::get().to(records)))
-    .service(
-        resource("/audit/captures/{id}/records/{request_id}").route(web::get().to(record)),
-    );
+    .service(resource("/audit/captures/{id}/records/{request_id}").route(web::get().to(record)));
 }
 
 /// A capture as listed: who started it, for whom, until when; never any content.
@@ -165,7 +163,9 @@ async fn list(app: web::Data<AppState>, log: RequestLog) -> Result<HttpResponse,
     }
     let rows = blocking(&app, &log, |db, _| db.list_rules()).await?;
     let now = now_unix();
-    Ok(listed(rows.into_iter().map(|row| CaptureView::of(row, now))))
+    Ok(listed(
+        rows.into_iter().map(|row| CaptureView::of(row, now)),
+    ))
 }
 
 async fn start(
@@ -176,7 +176,9 @@ async fn start(
 ) -> Result<HttpResponse, AdminError> {
     let actor = actor_of(&req);
     let asked = json_body::<StartBody>(&body).and_then(StartBody::asked);
-    let target = asked.as_ref().map_or("-".to_owned(), |a| a.subject.target());
+    let target = asked
+        .as_ref()
+        .map_or("-".to_owned(), |a| a.subject.target());
     let settings = app.settings().audit.capture.clone();
     // Refused before the capture file is looked for: with capture off there may be none.
     let asked = asked.and_then(|a| match a.check(&settings) {
@@ -209,8 +211,17 @@ async fn stop(
     let actor = actor_of(&req);
     let id = id.into_inner();
     let (by, rule) = (actor.clone(), id.clone());
-    let stopped = blocking(&app, &log, move |db, _| db.stop_rule(&rule, &by, now_unix())).await;
-    audit(&log, &actor, Action::Stop, &format!("capture:{id}"), &stopped);
+    let stopped = blocking(&app, &log, move |db, _| {
+        db.stop_rule(&rule, &by, now_unix())
+    })
+    .await;
+    audit(
+        &log,
+        &actor,
+        Action::Stop,
+        &format!("capture:{id}"),
+        &stopped,
+    );
     let row = stopped?;
     app.capture().reread().await;
     Ok(HttpResponse::Ok().json(CaptureView::of(row, now_unix())))
@@ -275,13 +286,20 @@ fn writes(req: &HttpRequest) -> bool {
 }
 
 fn actor_of(req: &HttpRequest) -> String {
-    req.extensions()
-        .get::<AdminPrincipal>()
-        .map_or_else(|| "admin_token:unknown".to_owned(), |p| acts::admin_actor(&p.token_id))
+    req.extensions().get::<AdminPrincipal>().map_or_else(
+        || "admin_token:unknown".to_owned(),
+        |p| acts::admin_actor(&p.token_id),
+    )
 }
 
 /// Records the act with its outcome: `ok`, or the refusal's code.
-fn audit<T>(log: &Logger, actor: &str, action: Action, target: &str, outcome: &Result<T, AdminError>) {
+fn audit<T>(
+    log: &Logger,
+    actor: &str,
+    action: Action,
+    target: &str,
+    outcome: &Result<T, AdminError>,
+) {
     let result = match outcome {
         Ok(_) => "ok",
         Err(error) => error.code().unwrap_or("refused"),

@@ -42,6 +42,8 @@ impl CaptureMetrics {
             Written::Dropped => "dropped",
             Written::Failed => "failed",
         };
-        self.records.get_or_create(&ResultLabels { result }).inc_by(n);
+        self.records
+            .get_or_create(&ResultLabels { result })
+            .inc_by(n);
     }
 }

@@ -36,10 +36,10 @@ use bytes::Bytes;
 use slog::{warn, Logger};
 
 pub use self::db::{CaptureDb, RuleRow};
-pub use self::tee::Tee;
 use self::metrics::CaptureMetrics;
 use self::rules::ActiveRules;
 use self::tee::Sink;
+pub use self::tee::Tee;
 use crate::bounds::Invalid;
 use crate::settings::Settings;
 use crate::store::{CryptoError, Store, StoreError};

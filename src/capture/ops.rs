@@ -85,7 +85,9 @@ fn resolve(store: &Store, subject: Subject) -> Result<Subject, CaptureError> {
         }
     };
     Ok(match subject {
-        Subject::Key(key) => Subject::Key(store.get_key(&key).map_err(unknown("key", "API key"))?.id),
+        Subject::Key(key) => {
+            Subject::Key(store.get_key(&key).map_err(unknown("key", "API key"))?.id)
+        }
         Subject::Tenant(tenant) => Subject::Tenant(
             store
                 .get_tenant(&tenant)

@@ -96,7 +96,10 @@ pub fn parse_duration(field: &'static str, text: &str) -> Result<u64, Invalid> {
     };
     match number.parse::<u64>() {
         Ok(n) if n > 0 => Ok(n.saturating_mul(unit_secs)),
-        _ => invalid(field, "must be a positive number with s, m, h or d (e.g. 30m, 1h)"),
+        _ => invalid(
+            field,
+            "must be a positive number with s, m, h or d (e.g. 30m, 1h)",
+        ),
     }
 }
 

@@ -27,7 +27,8 @@ pub struct Tee {
 }
 
 /// The marker a cut response ends with (an SSE comment, which clients ignore).
-pub const TRUNCATED_MARKER: &[u8] = b"\n: codex-relay capture: the response was cut here (audit.capture.max_response_bytes)\n\n";
+pub const TRUNCATED_MARKER: &[u8] =
+    b"\n: codex-relay capture: the response was cut here (audit.capture.max_response_bytes)\n\n";
 
 impl Tee {
     pub(super) fn new(record: CapturedRecord, limit: usize, sink: Arc<Sink>) -> Tee {
@@ -140,6 +141,9 @@ mod tests {
         drop(tee);
         let record = received.recv().unwrap();
         assert!(record.truncated);
-        assert_eq!(record.response, [b"12345678".as_slice(), TRUNCATED_MARKER].concat());
+        assert_eq!(
+            record.response,
+            [b"12345678".as_slice(), TRUNCATED_MARKER].concat()
+        );
     }
 }

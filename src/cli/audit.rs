@@ -36,7 +36,10 @@ pub enum CaptureCommand {
     /// Stop a capture before its end time.
     Stop { id: String },
     /// Show what a capture recorded, opened: every call, or the one of REQUEST_ID (JSON).
-    Show { id: String, request_id: Option<String> },
+    Show {
+        id: String,
+        request_id: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -83,7 +86,13 @@ pub fn audit(store: &Store, settings: &Settings, command: AuditCommand) -> anyho
         CaptureCommand::List(args) => list(&path, args.json),
         CaptureCommand::Stop { id } => {
             let stopped = existing(&path).and_then(|db| db.stop_rule(&id, &actor, now_unix()));
-            audit_act(&log, &actor, Action::Stop, &format!("capture:{id}"), &stopped);
+            audit_act(
+                &log,
+                &actor,
+                Action::Stop,
+                &format!("capture:{id}"),
+                &stopped,
+            );
             stopped?;
             eprintln!("stopped capture {id}; the running relay follows within seconds");
             Ok(())

@@ -75,7 +75,9 @@ async fn relay(
     let reading = intake::read_body(req.headers(), body.into_inner(), limits);
     let body = timed(req, Phase::Body, reading).await?;
     let tenant = principal.policy.tenant.as_ref().map(|t| t.id.as_str());
-    *tee = state.capture().tee(&principal.key_id, tenant, &ctx.id, &body);
+    *tee = state
+        .capture()
+        .tee(&principal.key_id, tenant, &ctx.id, &body);
     let (mut request, model) = parse_request(&body)?;
     let wants_stream = request.boolean("stream").unwrap_or(false);
     note.model = Some(model.clone());

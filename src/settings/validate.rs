@@ -4,7 +4,8 @@
 use super::{OauthSettings, RoutingSettings, Settings, SettingsError};
 use crate::bounds::{
     Invalid, ACCOUNT_IN_FLIGHT, AFFINITY_CAPACITY, ATTEMPTS, AUTH_FAILURE_ADDRESSES,
-    CAPTURE_MINUTES, CAPTURE_RESPONSE_BYTES, CAPTURE_RETENTION_DAYS, DEFAULT_KEY_RPM, KEY_COMMAND_SECS, RELAY_IN_FLIGHT, STORE_CONNECTIONS, STREAMS_PER_CONNECTION,
+    CAPTURE_MINUTES, CAPTURE_RESPONSE_BYTES, CAPTURE_RETENTION_DAYS, DEFAULT_KEY_RPM,
+    KEY_COMMAND_SECS, RELAY_IN_FLIGHT, STORE_CONNECTIONS, STREAMS_PER_CONNECTION,
 };
 
 impl Settings {
@@ -105,10 +106,8 @@ impl Settings {
                 "audit.capture.max_response_bytes",
                 wide(capture.max_response_bytes),
             ),
-            CAPTURE_RETENTION_DAYS.check(
-                "audit.capture.retention_days",
-                wide(capture.retention_days),
-            ),
+            CAPTURE_RETENTION_DAYS
+                .check("audit.capture.retention_days", wide(capture.retention_days)),
         ];
         match checks.into_iter().find_map(Result::err) {
             Some(Invalid { field, reason }) => Err(SettingsError::Invalid { key: field, reason }),
