@@ -33,6 +33,10 @@ impl CaptureMetrics {
             "Captured calls (audit.capture) by result: written, dropped, failed",
             metrics.records.clone(),
         );
+        // Every result is exported from the start, at 0.
+        for result in [Written::Written, Written::Dropped, Written::Failed] {
+            metrics.count(result, 0);
+        }
         metrics
     }
 

@@ -218,6 +218,13 @@ async fn a_capture_on_a_key_records_its_calls_sealed_and_no_other_keys() {
     assert!(act("capture.start", "ok"), "{acts:?}");
     assert!(act("capture.read", "ok"), "{acts:?}");
     assert!(act("capture.read", "insufficient_scope"), "{acts:?}");
+
+    let mut scraped = app.admin("GET", "/metrics", &read).send().await.unwrap();
+    let scraped = String::from_utf8(read_all(&mut scraped).await.to_vec()).unwrap();
+    assert!(
+        scraped.contains("codex_relay_capture_records_total{result=\"written\"} 2"),
+        "{scraped}"
+    );
     app.stop().await;
 }
 
