@@ -8,7 +8,7 @@ use prometheus_client::registry::Registry;
 
 /// What became of captured calls.
 #[derive(Debug, Clone, Copy)]
-pub enum Written {
+pub enum Fate {
     Written,
     Dropped,
     Failed,
@@ -34,17 +34,17 @@ impl CaptureMetrics {
             metrics.records.clone(),
         );
         // Every result is exported from the start, at 0.
-        for result in [Written::Written, Written::Dropped, Written::Failed] {
+        for result in [Fate::Written, Fate::Dropped, Fate::Failed] {
             metrics.count(result, 0);
         }
         metrics
     }
 
-    pub fn count(&self, result: Written, n: u64) {
+    pub fn count(&self, result: Fate, n: u64) {
         let result = match result {
-            Written::Written => "written",
-            Written::Dropped => "dropped",
-            Written::Failed => "failed",
+            Fate::Written => "written",
+            Fate::Dropped => "dropped",
+            Fate::Failed => "failed",
         };
         self.records
             .get_or_create(&ResultLabels { result })

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use slog::{warn, Logger};
 
-use super::metrics::{CaptureMetrics, Written};
+use super::metrics::{CaptureMetrics, Fate};
 use super::records::CapturedRecord;
 
 /// Where tees hand their records: the writer's queue.
@@ -89,7 +89,7 @@ impl Drop for Tee {
         match self.sink.queue.try_send(record) {
             Ok(()) => {}
             Err(TrySendError::Full(record) | TrySendError::Disconnected(record)) => {
-                self.sink.metrics.count(Written::Dropped, 1);
+                self.sink.metrics.count(Fate::Dropped, 1);
                 warn!(self.sink.log, "a captured call could not be queued for the capture file; it is not kept";
                     "request_id" => record.request_id, "capture_id" => &*record.rule_id);
             }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use slog::{info, warn, Logger};
 
 use super::db::CaptureDb;
-use super::metrics::{CaptureMetrics, Written};
+use super::metrics::{CaptureMetrics, Fate};
 use super::records::CapturedRecord;
 use super::tee::Sink;
 use crate::store::Store;
@@ -66,9 +66,9 @@ fn run(parts: &WriterParts, received: &Receiver<CapturedRecord>) {
 fn write(parts: &WriterParts, batch: &[CapturedRecord]) {
     let n = batch.len() as u64;
     match parts.db.insert_records(parts.store.master_key(), batch) {
-        Ok(()) => parts.metrics.count(Written::Written, n),
+        Ok(()) => parts.metrics.count(Fate::Written, n),
         Err(e) => {
-            parts.metrics.count(Written::Failed, n);
+            parts.metrics.count(Fate::Failed, n);
             warn!(parts.log, "captured calls could not be written to the capture file";
                 "records" => n, "error" => e.to_string());
         }
