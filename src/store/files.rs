@@ -222,6 +222,21 @@ mod tests {
     }
 
     #[test]
+    fn the_capture_file_beside_the_store_keeps_the_folder_the_relays_own() {
+        let root = tempfile::tempdir().unwrap();
+        let own = root.path().join("own");
+        fs::create_dir(&own).unwrap();
+        set_mode(&own, 0o755).unwrap();
+        for name in [CAPTURE_FILE, "capture.db-wal", "capture.db-shm"] {
+            fs::write(own.join(name), "").unwrap();
+        }
+        let mut warnings = Vec::new();
+        prepare(&own.join("relay.db"), &mut warnings).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(mode(&own), 0o700);
+    }
+
+    #[test]
     fn open_store_files_lose_the_group_and_other_bits_only() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("relay.db");

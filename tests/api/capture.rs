@@ -8,6 +8,7 @@ use std::time::Duration;
 use codex_relay::store::admin_tokens::AdminScope;
 use codex_relay::store::keys::{reveal, NewKey};
 use codex_relay::store::NewTenant;
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use crate::helpers::{
@@ -285,8 +286,20 @@ async fn a_capture_on_a_tenant_covers_its_keys_only_and_stops_when_asked() {
 
 #[actix_web::test]
 async fn a_capture_ends_by_itself_at_its_end_time() {
-    let app = spawn_app_with(capture_on).await;
-    let write = app.admin_token(AdminScope::Write).await;
+    // No re-read of the captures in this test's time: the call after the end is left out by the
+    // end time alone.
+    let slow_sync = |s: &mut codex_relay::settings::Settings| {
+        capture_on(s);
+        s.store.sync_interval_ms = 60_000;
+    };
+    let app = spawn_app_seeded(slow_sync, |store| {
+        let created = store
+            .create_admin_token("capture", AdminScope::Write)
+            .unwrap();
+        vec![created.token.expose_secret().to_owned()]
+    })
+    .await;
+    let write = app.seeded[0].clone();
     let (status, rule) = start(&app, &write, json!({"key": "tests", "duration_secs": 2})).await;
     assert_eq!(status, 201, "{rule}");
     let id = rule["id"].as_str().unwrap().to_owned();
