@@ -4,6 +4,11 @@
 
 use slog::{info, Logger};
 
+use crate::obs::bounded;
+
+/// Bytes of a target written at most: an operator's text (a key's name) may be long.
+const TARGET_BYTES: usize = 256;
+
 /// What was done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -36,7 +41,7 @@ pub struct Act<'a> {
 pub fn record(log: &Logger, act: Act<'_>) {
     info!(log, "audit act";
         "actor" => act.actor, "action" => act.action.as_str(),
-        "target" => act.target, "result" => act.result);
+        "target" => &*bounded(act.target, TARGET_BYTES), "result" => act.result);
 }
 
 /// The actor an admin token is named as.
@@ -50,5 +55,34 @@ pub fn cli_actor() -> String {
     match nix::unistd::User::from_uid(uid) {
         Ok(Some(user)) => format!("cli:{}", user.name),
         _ => format!("cli:uid={uid}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::obs::{build_logger, LogSink};
+    use crate::settings::LogLevel;
+
+    #[test]
+    fn an_act_is_one_line_with_its_actor_and_a_bounded_target() {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let (log, guard) = build_logger(LogSink::Buffer(Arc::clone(&buffer)), LogLevel::Info);
+        let long = format!("key:{}", "x".repeat(10_000));
+        let act = Act {
+            actor: "cli:ops",
+            action: Action::Start,
+            target: &long,
+            result: "ok",
+        };
+        record(&log, act);
+        drop((log, guard));
+        let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["actor"], "cli:ops");
+        assert_eq!(line["action"], "capture.start");
+        assert!(line["target"].as_str().unwrap().len() < 300, "{line}");
     }
 }
