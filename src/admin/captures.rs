@@ -13,7 +13,7 @@ use super::answer::listed;
 use super::body::{json_body, Body};
 use super::error::AdminError;
 use super::resource;
-use crate::capture::acts::{self, Act, Action};
+use crate::capture::acts::{self, Action};
 use crate::capture::ops::{self, StartCapture};
 use crate::capture::records::OpenedRecord;
 use crate::capture::rules::{parse_duration, Subject};
@@ -219,7 +219,7 @@ async fn stop(
         &log,
         &actor,
         Action::Stop,
-        &format!("capture:{id}"),
+        &acts::capture_target(&id, None),
         &stopped,
     );
     let row = stopped?;
@@ -256,10 +256,7 @@ async fn read(
     log: RequestLog,
 ) -> Result<HttpResponse, AdminError> {
     let actor = actor_of(&req);
-    let target = match &request_id {
-        Some(request_id) => format!("capture:{id}/request:{request_id}"),
-        None => format!("capture:{id}"),
-    };
+    let target = acts::capture_target(&id, request_id.as_deref());
     let read = match writes(&req) {
         true => {
             let one = request_id.clone();
@@ -300,19 +297,9 @@ fn audit<T>(
     target: &str,
     outcome: &Result<T, AdminError>,
 ) {
-    let result = match outcome {
-        Ok(_) => "ok",
-        Err(error) => error.code().unwrap_or("refused"),
-    };
-    acts::record(
-        log,
-        Act {
-            actor,
-            action,
-            target,
-            result,
-        },
-    );
+    acts::record_outcome(log, (actor, action, target), outcome, |e| {
+        e.code().unwrap_or("refused")
+    });
 }
 
 /// Runs `work` on the capture file off the arbiter. Without a capture file (capture was never
@@ -325,9 +312,7 @@ where
     let capture = app.capture().clone();
     let ran = web::block(move || match capture.db() {
         Some(db) => work(db, capture.store()),
-        None => Err(CaptureError::NotFound(
-            "No capture exists: content capture was never turned on here.".to_owned(),
-        )),
+        None => Err(CaptureError::no_file()),
     })
     .await;
     match ran {

@@ -44,6 +44,36 @@ pub fn record(log: &Logger, act: Act<'_>) {
         "target" => &*bounded(act.target, TARGET_BYTES), "result" => act.result);
 }
 
+/// Records the act that ended in `outcome`: its result `ok`, or `code` of the refusal.
+pub fn record_outcome<T, E>(
+    log: &Logger,
+    (actor, action, target): (&str, Action, &str),
+    outcome: &Result<T, E>,
+    code: impl FnOnce(&E) -> &'static str,
+) {
+    let result = match outcome {
+        Ok(_) => "ok",
+        Err(error) => code(error),
+    };
+    record(
+        log,
+        Act {
+            actor,
+            action,
+            target,
+            result,
+        },
+    );
+}
+
+/// How acts name a capture, or one request's record in it.
+pub fn capture_target(id: &str, request_id: Option<&str>) -> String {
+    match request_id {
+        Some(request_id) => format!("capture:{id}/request:{request_id}"),
+        None => format!("capture:{id}"),
+    }
+}
+
 /// The actor an admin token is named as.
 pub fn admin_actor(token_id: &str) -> String {
     format!("admin_token:{token_id}")

@@ -70,6 +70,13 @@ pub enum CaptureError {
 }
 
 impl CaptureError {
+    /// There is no capture file: capture was never enabled where it would be.
+    pub fn no_file() -> CaptureError {
+        CaptureError::NotFound(
+            "No capture exists: content capture was never turned on here.".to_owned(),
+        )
+    }
+
     /// A short word for what went wrong, as audit lines and error bodies name it.
     pub fn code(&self) -> &'static str {
         match self {

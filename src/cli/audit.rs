@@ -12,7 +12,7 @@ use slog::{Drain, Logger};
 
 use super::{printable, printable_json, ListArgs};
 use crate::admin::captures::{CaptureView, RecordView};
-use crate::capture::acts::{self, Act, Action};
+use crate::capture::acts::{self, Action};
 use crate::capture::db::{path_beside, CaptureDb};
 use crate::capture::ops::{self, StartCapture};
 use crate::capture::rules::{parse_duration, Subject};
@@ -72,7 +72,12 @@ pub fn audit(store: &Store, settings: &Settings, command: AuditCommand) -> anyho
             );
             let started = start(store, settings, args, &actor);
             let target = started.as_ref().map_or(target, |row| row.subject.target());
-            audit_act(&log, &actor, Action::Start, &target, &started);
+            acts::record_outcome(
+                &log,
+                (&actor, Action::Start, &target),
+                &started,
+                CaptureError::code,
+            );
             let row = started?;
             eprintln!(
                 "started capture {} of {} until {}; the running relay follows within seconds",
@@ -86,25 +91,23 @@ pub fn audit(store: &Store, settings: &Settings, command: AuditCommand) -> anyho
         CaptureCommand::List(args) => list(&path, args.json),
         CaptureCommand::Stop { id } => {
             let stopped = existing(&path).and_then(|db| db.stop_rule(&id, &actor, now_unix()));
-            audit_act(
-                &log,
-                &actor,
-                Action::Stop,
-                &format!("capture:{id}"),
-                &stopped,
-            );
+            let target = acts::capture_target(&id, None);
+            let act = (actor.as_str(), Action::Stop, target.as_str());
+            acts::record_outcome(&log, act, &stopped, CaptureError::code);
             stopped?;
             eprintln!("stopped capture {id}; the running relay follows within seconds");
             Ok(())
         }
         CaptureCommand::Show { id, request_id } => {
-            let target = match &request_id {
-                Some(request_id) => format!("capture:{id}/request:{request_id}"),
-                None => format!("capture:{id}"),
-            };
+            let target = acts::capture_target(&id, request_id.as_deref());
             let read =
                 existing(&path).and_then(|db| ops::read(&db, store, &id, request_id.as_deref()));
-            audit_act(&log, &actor, Action::Read, &target, &read);
+            acts::record_outcome(
+                &log,
+                (&actor, Action::Read, &target),
+                &read,
+                CaptureError::code,
+            );
             let records: Vec<RecordView> = read?.into_iter().map(RecordView::from).collect();
             println!("{}", printable_json(&records)?);
             Ok(())
@@ -137,9 +140,7 @@ fn start(
 /// The capture file, when one exists (a listing or a stop never creates it).
 fn existing(path: &std::path::Path) -> Result<CaptureDb, CaptureError> {
     if !path.exists() {
-        return Err(CaptureError::NotFound(
-            "No capture exists: content capture was never turned on here.".to_owned(),
-        ));
+        return Err(CaptureError::no_file());
     }
     CaptureDb::open(path)
 }
@@ -172,29 +173,6 @@ fn list(path: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Records a CLI act with its outcome: `ok`, or what refused it.
-fn audit_act<T>(
-    log: &Logger,
-    actor: &str,
-    action: Action,
-    target: &str,
-    outcome: &Result<T, CaptureError>,
-) {
-    let result = match outcome {
-        Ok(_) => "ok",
-        Err(error) => error.code(),
-    };
-    acts::record(
-        log,
-        Act {
-            actor,
-            action,
-            target,
-            result,
-        },
-    );
 }
 
 /// The CLI's audit lines: JSON on stderr, written at once (stdout is for what a command prints).
