@@ -40,6 +40,24 @@ impl CaptureMetrics {
         metrics
     }
 
+    /// Records counted as `result` so far.
+    #[cfg(test)]
+    pub fn counted(&self, result: Fate) -> u64 {
+        self.records
+            .get_or_create(&ResultLabels {
+                result: Self::label(result),
+            })
+            .get()
+    }
+
+    fn label(result: Fate) -> &'static str {
+        match result {
+            Fate::Written => "written",
+            Fate::Dropped => "dropped",
+            Fate::Failed => "failed",
+        }
+    }
+
     pub fn count(&self, result: Fate, n: u64) {
         let result = match result {
             Fate::Written => "written",

@@ -124,17 +124,30 @@ pub(super) fn started(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_response_past_the_bound_is_cut_with_a_marker() {
-        let (queue, received) = std::sync::mpsc::sync_channel(1);
+    fn tee(queue: SyncSender<CapturedRecord>, limit: usize) -> (Tee, CaptureMetrics) {
+        let metrics = CaptureMetrics::default();
         let sink = Arc::new(Sink {
             queue,
-            metrics: CaptureMetrics::default(),
+            metrics: metrics.clone(),
             log: Logger::root(slog::Discard, slog::o!()),
         });
         let key: Arc<str> = Arc::from("k");
         let record = started(Arc::from("r"), "req", None, &key, &Bytes::new(), 0);
-        let mut tee = Tee::new(record, 8, sink);
+        (Tee::new(record, limit, sink), metrics)
+    }
+
+    #[test]
+    fn a_record_the_writer_cannot_take_is_counted_as_dropped() {
+        let (queue, _received) = std::sync::mpsc::sync_channel(0);
+        let (tee, metrics) = tee(queue, 8);
+        drop(tee);
+        assert_eq!(metrics.counted(Fate::Dropped), 1);
+    }
+
+    #[test]
+    fn a_response_past_the_bound_is_cut_with_a_marker() {
+        let (queue, received) = std::sync::mpsc::sync_channel(1);
+        let (mut tee, _) = tee(queue, 8);
         tee.push(b"12345");
         tee.push(b"6789");
         tee.push(b"more");
