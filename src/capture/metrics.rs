@@ -59,11 +59,7 @@ impl CaptureMetrics {
     }
 
     pub fn count(&self, result: Fate, n: u64) {
-        let result = match result {
-            Fate::Written => "written",
-            Fate::Dropped => "dropped",
-            Fate::Failed => "failed",
-        };
+        let result = Self::label(result);
         self.records
             .get_or_create(&ResultLabels { result })
             .inc_by(n);
