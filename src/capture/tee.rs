@@ -19,9 +19,10 @@ pub(super) struct Sink {
     pub(super) log: Logger,
 }
 
-/// One captured call in flight.
+/// One captured call in flight. Small (its record is boxed): every held stream carries an
+/// `Option<Tee>`, captured or not.
 pub struct Tee {
-    record: Option<CapturedRecord>,
+    record: Option<Box<CapturedRecord>>,
     limit: usize,
     sink: Arc<Sink>,
 }
@@ -33,7 +34,7 @@ pub const TRUNCATED_MARKER: &[u8] =
 impl Tee {
     pub(super) fn new(record: CapturedRecord, limit: usize, sink: Arc<Sink>) -> Tee {
         Tee {
-            record: Some(record),
+            record: Some(Box::new(record)),
             limit,
             sink,
         }
@@ -86,7 +87,7 @@ impl Drop for Tee {
         let Some(record) = self.record.take() else {
             return;
         };
-        match self.sink.queue.try_send(record) {
+        match self.sink.queue.try_send(*record) {
             Ok(()) => {}
             Err(TrySendError::Full(record) | TrySendError::Disconnected(record)) => {
                 self.sink.metrics.count(Fate::Dropped, 1);
@@ -134,6 +135,11 @@ mod tests {
         let key: Arc<str> = Arc::from("k");
         let record = started(Arc::from("r"), "req", None, &key, &Bytes::new(), 0);
         (Tee::new(record, limit, sink), metrics)
+    }
+
+    #[test]
+    fn a_stream_outside_every_capture_carries_three_words_at_most() {
+        assert!(std::mem::size_of::<Option<Tee>>() <= 3 * std::mem::size_of::<usize>());
     }
 
     #[test]
