@@ -318,7 +318,7 @@ async fn a_capture_ends_by_itself_at_its_end_time() {
 }
 
 #[actix_web::test]
-async fn a_capture_is_refused_without_an_end_beyond_its_cap_or_for_an_unknown_key() {
+async fn a_capture_is_refused_without_an_end_beyond_its_cap_for_an_unknown_key_or_a_bad_reason() {
     let app = spawn_app_with(|s| {
         capture_on(s);
         s.audit.capture.max_duration_mins = 60;
@@ -334,6 +334,14 @@ async fn a_capture_is_refused_without_an_end_beyond_its_cap_or_for_an_unknown_ke
         (
             json!({"key": "tests", "tenant": "t", "duration": "1h"}),
             "key",
+        ),
+        (
+            json!({"key": "tests", "duration": "1h", "reason": "x".repeat(501)}),
+            "reason",
+        ),
+        (
+            json!({"key": "tests", "duration": "1h", "reason": "a\u{1b}[2Jb"}),
+            "reason",
         ),
     ];
     for (asked, param) in cases {
