@@ -198,6 +198,20 @@ impl Capture {
         Ok(())
     }
 
+    /// Waits, at most `timeout`, until every record queued so far is in the capture file: a
+    /// graceful stop calls it, so the calls it finished keep their records. False when the
+    /// writer did not say so in time.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let Some(sink) = self.0.sink.clone() else {
+            return true;
+        };
+        let flushed = actix_web::web::block(move || {
+            let (done, written) = std::sync::mpsc::channel();
+            sink.queue.send(tee::Job::Flush(done)).is_ok() && written.recv_timeout(timeout).is_ok()
+        });
+        flushed.await.unwrap_or(false)
+    }
+
     /// Re-reads the running captures every `interval`, while capture is enabled.
     pub fn spawn_reread(&self, interval: Duration) -> Option<JoinHandle<()>> {
         self.0.sink.as_ref()?;

@@ -12,9 +12,16 @@ use slog::{warn, Logger};
 use super::metrics::{CaptureMetrics, Fate};
 use super::records::CapturedRecord;
 
+/// What the writer's queue carries: a record, or a wish to be told once everything queued
+/// before it is written (a graceful stop).
+pub(super) enum Job {
+    Record(CapturedRecord),
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
 /// Where tees hand their records: the writer's queue.
 pub(super) struct Sink {
-    pub(super) queue: SyncSender<CapturedRecord>,
+    pub(super) queue: SyncSender<Job>,
     pub(super) metrics: CaptureMetrics,
     pub(super) log: Logger,
 }
@@ -87,9 +94,14 @@ impl Drop for Tee {
         let Some(record) = self.record.take() else {
             return;
         };
-        match self.sink.queue.try_send(*record) {
-            Ok(()) => {}
-            Err(TrySendError::Full(record) | TrySendError::Disconnected(record)) => {
+        match self.sink.queue.try_send(Job::Record(*record)) {
+            Ok(())
+            | Err(TrySendError::Full(Job::Flush(_)) | TrySendError::Disconnected(Job::Flush(_))) => {
+            }
+            Err(
+                TrySendError::Full(Job::Record(record))
+                | TrySendError::Disconnected(Job::Record(record)),
+            ) => {
                 self.sink.metrics.count(Fate::Dropped, 1);
                 warn!(self.sink.log, "a captured call could not be queued for the capture file; it is not kept";
                     "request_id" => record.request_id, "capture_id" => &*record.rule_id);
@@ -125,7 +137,7 @@ pub(super) fn started(
 mod tests {
     use super::*;
 
-    fn tee(queue: SyncSender<CapturedRecord>, limit: usize) -> (Tee, CaptureMetrics) {
+    fn tee(queue: SyncSender<Job>, limit: usize) -> (Tee, CaptureMetrics) {
         let metrics = CaptureMetrics::default();
         let sink = Arc::new(Sink {
             queue,
@@ -158,7 +170,9 @@ mod tests {
         tee.push(b"6789");
         tee.push(b"more");
         drop(tee);
-        let record = received.recv().unwrap();
+        let Ok(Job::Record(record)) = received.recv() else {
+            panic!("a record was queued");
+        };
         assert!(record.truncated);
         assert_eq!(
             record.response,
