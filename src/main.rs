@@ -88,6 +88,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Key(command) => cli::key(&store, command),
         Command::Tenant(command) => cli::tenant(&store, command),
         Command::AdminToken(command) => cli::admin_token(&store, command),
+        Command::Audit(command) => cli::audit(&store, &settings, command),
         Command::Backup(args) => cli::backup(&store, &args),
         // Dispatched by `main` before the store opens.
         Command::Doctor(_) | Command::Config(_) | Command::Store(_) | Command::Restore(_) => Ok(()),

@@ -50,6 +50,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub routing: RoutingSettings,
     pub responses: ResponsesSettings,
+    pub audit: AuditSettings,
     /// Where these settings were read from, so that a reload reads the same layers again.
     #[serde(skip)]
     pub source: SettingsSource,
@@ -253,6 +254,27 @@ pub struct MemorySettings {
     pub max_bytes: usize,
 }
 
+/// `audit`: what the relay keeps of the calls it serves.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    pub capture: CaptureSettings,
+}
+
+/// `audit.capture`: scoped, time-limited capture of request and response bodies (`capture`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSettings {
+    /// The switch without which no capture can be started; off, nothing is captured.
+    pub enabled: bool,
+    /// The longest a capture may run, in minutes.
+    pub max_duration_mins: u64,
+    /// Bytes of one response kept; past it the rest is cut and a marker says so.
+    pub max_response_bytes: usize,
+    /// Days a captured record is kept before it is deleted.
+    pub retention_days: u64,
+}
+
 impl Settings {
     /// Loads the layers: embedded defaults, then `file` (or `CODEX_RELAY_CONFIG`), then the
     /// `CODEX_RELAY__SECTION__KEY` environment variables.
@@ -322,6 +344,11 @@ mod tests {
         let memory = &s.responses.memory;
         assert!(memory.enabled);
         assert_eq!((memory.ttl_mins, memory.max_bytes), (60, 64 << 20));
+        assert!(
+            !s.audit.capture.enabled,
+            "content capture is off by default"
+        );
+        assert_eq!(s.audit.capture.max_duration_mins, 24 * 60);
     }
 
     #[test]
@@ -438,6 +465,24 @@ mod tests {
                 "max_bytes",
                 "1000",
                 "must be 1048576 to 68719476736",
+            ),
+            (
+                "audit.capture",
+                "max_duration_mins",
+                "0",
+                "must be 1 to 43200",
+            ),
+            (
+                "audit.capture",
+                "max_response_bytes",
+                "100",
+                "must be 1024 to 67108864",
+            ),
+            (
+                "audit.capture",
+                "retention_days",
+                "3651",
+                "must be 1 to 3650",
             ),
             (
                 "upstream",

@@ -1,6 +1,6 @@
 //! What the handlers of both planes share: the settings, where leases are taken, the API-key
-//! ring, the model registry, the governor, the pool's metric families, the response memory and
-//! the logger. Built once
+//! ring, the model registry, the governor, the pool's metric families, the response memory,
+//! content capture and the logger. Built once
 //! at startup; cheap to clone. The settings are a snapshot a reload swaps whole (`reload`): a
 //! handler loads it without a lock.
 
@@ -11,6 +11,7 @@ use arc_swap::Guard;
 use relay_actors::{Leases, RouterActor};
 use slog::Logger;
 
+use crate::capture::Capture;
 use crate::credentials::KeyRing;
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
@@ -31,6 +32,7 @@ struct Inner {
     governor: Governor,
     pool_metrics: PoolMetrics,
     memory: ResponseMemory,
+    capture: Capture,
     log: Logger,
 }
 
@@ -42,6 +44,7 @@ pub struct Parts {
     pub governor: Governor,
     pub pool_metrics: PoolMetrics,
     pub memory: ResponseMemory,
+    pub capture: Capture,
 }
 
 impl AppState {
@@ -54,6 +57,7 @@ impl AppState {
             governor: parts.governor,
             pool_metrics: parts.pool_metrics,
             memory: parts.memory,
+            capture: parts.capture,
             log,
         }))
     }
@@ -85,6 +89,10 @@ impl AppState {
     /// The responses remembered for stateful clients (`responses.memory`).
     pub fn memory(&self) -> &ResponseMemory {
         &self.0.memory
+    }
+    /// Content capture: the running captures the request path asks, and the capture file.
+    pub fn capture(&self) -> &Capture {
+        &self.0.capture
     }
     pub fn log(&self) -> &Logger {
         &self.0.log

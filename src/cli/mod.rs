@@ -9,6 +9,7 @@
 mod account;
 mod account_set;
 mod admin_token;
+mod audit;
 mod backup;
 mod doctor;
 mod key;
@@ -27,6 +28,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use self::account::{account, AccountCommand};
 pub use self::admin_token::{admin_token, AdminTokenCommand};
+pub use self::audit::{audit, AuditCommand};
 pub use self::backup::{backup, restore, BackupArgs, RestoreArgs};
 pub use self::doctor::{doctor, DoctorArgs};
 pub use self::key::{key, KeyCommand};
@@ -66,6 +68,9 @@ pub enum Command {
     /// Manage the bearer tokens of the admin plane.
     #[command(subcommand, name = "admin-token")]
     AdminToken(AdminTokenCommand),
+    /// The audit side: content capture.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Check an installation: settings, store, master key, file modes, admin exposure, upstream,
     /// OAuth issuer, clock, accounts, free disk. Reads only.
     Doctor(DoctorArgs),

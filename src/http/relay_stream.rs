@@ -3,7 +3,7 @@
 //! `upstream::holdback`), then forwards the rest. After the first byte the relay can no longer change the status,
 //! so an upstream cut, error or silence becomes a `response.failed` event and a clean end.
 //! Dropping this stream (the client went away) drops the upstream body, which closes the
-//! upstream connection at once.
+//! upstream connection at once. A captured call's tee sees every byte the client is sent.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,6 +18,7 @@ use relay_actors::{Lease, Outcome};
 use slog::{info, warn, Logger};
 
 use super::keepalive::{KeepAlive, COMMENT};
+use crate::capture::Tee;
 use crate::edge::context::{AccessLine, StreamEnd};
 use crate::edge::metrics::StreamOutcome;
 use crate::governance::Admission;
@@ -63,6 +64,8 @@ pub struct RelayStream {
     access: Option<(Arc<OnceLock<AccessLine>>, Instant)>,
     /// The answer's recording for the response memory, finished when the stream completes.
     recording: Option<Recording>,
+    /// The call's tee when a content capture covers it; its record is handed over on drop.
+    capture: Option<Tee>,
 }
 
 impl RelayStream {
@@ -96,6 +99,7 @@ impl RelayStream {
             admission: None,
             access: None,
             recording: None,
+            capture: None,
         }
     }
 
@@ -110,6 +114,15 @@ impl RelayStream {
     /// when it ends, instead of the access log writing it when the headers leave.
     pub fn with_access_line(mut self, line: Arc<OnceLock<AccessLine>>, started: Instant) -> Self {
         self.access = Some((line, started));
+        self
+    }
+
+    /// Tees the bytes sent to the client into `tee` (a captured call's).
+    pub fn with_capture(mut self, tee: Option<Tee>) -> RelayStream {
+        self.capture = tee.map(|mut tee| {
+            tee.answered_stream(200);
+            tee
+        });
         self
     }
 
@@ -209,7 +222,10 @@ impl Stream for RelayStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let next = self.as_mut().next_bytes(cx);
-        if let Poll::Ready(Some(_)) = next {
+        if let Poll::Ready(Some(Ok(bytes))) = &next {
+            if let Some(tee) = self.capture.as_mut() {
+                tee.push(bytes);
+            }
             self.keepalive.sent();
             if !self.first_byte_sent {
                 self.first_byte_sent = true;

@@ -2,7 +2,8 @@
 //! it, expand its references to earlier responses (`recall.rs`) and normalize it, let the
 //! failover loop find an account that answers (`failover.rs`), then stream its bytes back
 //! (`stream: true`) or assemble one Response object (otherwise), recording the answer for the
-//! response memory. Each of these phases is timed for the access line (`edge::phases`).
+//! response memory. Each of these phases is timed for the access line (`edge::phases`). A call a
+//! running content capture covers is teed (`capture`): its body and its answer are kept.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use serde_json::Value;
 use super::error::ApiError;
 use super::failover::{self, Attempts, Call, Committed};
 use super::relay_stream::{RelayStream, StreamTiming};
+use crate::capture::Tee;
 use crate::compat;
 use crate::credentials::Principal;
 use crate::domain::Usage;
@@ -42,7 +44,11 @@ pub async fn create_response(
     ctx: web::ReqData<RequestContext>,
 ) -> Result<HttpResponse, ApiError> {
     let mut note = AccessNote::default();
-    let result = relay(&req, body, &state, &upstream, &ctx, &mut note).await;
+    let mut tee = None;
+    let result = relay(&req, body, &state, &upstream, &ctx, &mut note, &mut tee).await;
+    if let (Some(tee), Err(error)) = (tee.as_mut(), &result) {
+        tee.answered(actix_web::ResponseError::status_code(error).as_u16());
+    }
     req.extensions_mut().insert(note);
     result
 }
@@ -54,6 +60,7 @@ async fn relay(
     upstream: &UpstreamClient,
     ctx: &RequestContext,
     note: &mut AccessNote,
+    tee: &mut Option<Tee>,
 ) -> Result<HttpResponse, ApiError> {
     let settings = state.settings();
     let principal = principal_of(req)?;
@@ -73,6 +80,10 @@ async fn relay(
     let body = intake::read_body(req.headers(), body.into_inner(), limits).await;
     Phases::add(req, Phase::Body, admitted.elapsed());
     let body = body?;
+    let tenant = principal.policy.tenant.as_ref().map(|t| t.id.as_str());
+    *tee = state
+        .capture()
+        .tee(&principal.key_id, tenant, &ctx.id, &body);
     let (mut request, model) = parse_request(&body)?;
     let wants_stream = request.boolean("stream").unwrap_or(false);
     note.model = Some(model.clone());
@@ -108,6 +119,7 @@ async fn relay(
         wants_stream,
         admission,
         recording: super::recall::recording(state, &principal, &call.payload, &committed.lease),
+        tee,
     };
     // A stream times its own end; an assembled answer is read to its end here.
     let answering = (!wants_stream).then(Instant::now);
@@ -236,12 +248,14 @@ fn affinity_key(req: &HttpRequest, body: &RequestBody) -> Option<String> {
 }
 
 /// What the client asked for, as far as the answer's form goes, the admission that lasts
-/// as long as the answer, and the answer's recording for the response memory (when it is on).
+/// as long as the answer, the answer's recording for the response memory (when it is on), and
+/// the call's tee when a capture covers it.
 struct Reply<'a> {
     model: &'a str,
     wants_stream: bool,
     admission: Admission,
     recording: Option<Recording>,
+    tee: &'a mut Option<Tee>,
 }
 
 async fn answer(
@@ -269,7 +283,8 @@ async fn answer(
         let stream = RelayStream::new(response, lease, held, timing, ctx.log.clone())
             .with_admission(reply.admission)
             .with_access_line(line, ctx.started)
-            .with_recording(reply.recording);
+            .with_recording(reply.recording)
+            .with_capture(reply.tee.take());
         return Ok(builder
             .content_type("text/event-stream")
             .insert_header(("cache-control", "no-cache"))
@@ -294,6 +309,9 @@ async fn answer(
             record_usage(&reply.admission, &value);
             if let Some(recording) = recording {
                 recording.finish(Instant::now());
+            }
+            if let Some(tee) = reply.tee.as_mut() {
+                tee.answered_json(200, &value);
             }
             Ok(builder.json(value))
         }

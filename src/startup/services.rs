@@ -10,6 +10,7 @@ use relay_actors::{GetPoolStatus, Leases, RouterActor};
 use slog::Logger;
 
 use super::{Background, StartupError};
+use crate::capture::Capture;
 use crate::credentials::sync::spawn_credential_sync;
 use crate::credentials::{AdminTokenRing, KeyRing};
 use crate::governance::metrics::GovernanceMetrics;
@@ -65,9 +66,12 @@ impl Core {
         let models = Arc::new(ModelRegistry::new(&settings.models));
         models.register_metrics(metrics);
         let refresh = start_model_refresh(settings, store, outbound, &models, log).await;
+        let capture = Capture::start(settings, store, metrics, log)?;
+        let reread = capture.spawn_reread(sync_interval);
+        let tasks = [sync].into_iter().chain(refresh).chain(reread).collect();
         let background = Background {
             router: leases.router().clone(),
-            tasks: Arc::new([sync].into_iter().chain(refresh).collect()),
+            tasks: Arc::new(tasks),
         };
         let parts = Parts {
             leases,
@@ -76,6 +80,7 @@ impl Core {
             governor,
             pool_metrics,
             memory,
+            capture,
         };
         Ok(Core {
             parts,

@@ -17,6 +17,8 @@ use super::StoreError;
 const COMPANIONS: [&str; 4] = ["-wal", "-shm", "-journal", super::lock::LOCK_SUFFIX];
 /// The master key file the relay generates beside the database.
 pub(super) const KEY_FILE: &str = "master.key";
+/// Content capture's own database, kept beside the store (`capture`): the relay's file too.
+pub const CAPTURE_FILE: &str = "capture.db";
 
 /// The folder that holds the database (`.` for a bare file name).
 pub(super) fn folder_of(db: &Path) -> &Path {
@@ -114,7 +116,8 @@ fn tighten_folder(dir: &Path, db: &Path, warnings: &mut Vec<String>) {
     }
 }
 
-/// True when every entry of `dir` is the database, a companion of it or the master key file.
+/// True when every entry of `dir` is the database, a companion of it, the master key file or
+/// the capture file (with its companions).
 fn holds_only_store_files(dir: &Path, db: &Path) -> bool {
     let Some(name) = db.file_name().and_then(|n| n.to_str()) else {
         return false;
@@ -126,12 +129,14 @@ fn holds_only_store_files(dir: &Path, db: &Path) -> bool {
         entry.ok().is_some_and(|entry| {
             let entry = entry.file_name();
             let entry = entry.to_string_lossy();
-            entry == name
-                || entry == KEY_FILE
+            entry == KEY_FILE
                 || entry.starts_with(&format!("{KEY_FILE}.new-"))
-                || COMPANIONS
-                    .iter()
-                    .any(|suffix| entry.strip_prefix(name) == Some(suffix))
+                || [name, CAPTURE_FILE].iter().any(|db| {
+                    entry == *db
+                        || COMPANIONS
+                            .iter()
+                            .any(|suffix| entry.strip_prefix(db) == Some(suffix))
+                })
         })
     })
 }
@@ -214,6 +219,21 @@ mod tests {
         assert_eq!(mode(&shared), 0o755, "not the relay's folder to change");
         assert!(warnings[0].contains("0755"), "{warnings:?}");
         assert!(warnings[0].contains(&shared.display().to_string()));
+    }
+
+    #[test]
+    fn the_capture_file_beside_the_store_keeps_the_folder_the_relays_own() {
+        let root = tempfile::tempdir().unwrap();
+        let own = root.path().join("own");
+        fs::create_dir(&own).unwrap();
+        set_mode(&own, 0o755).unwrap();
+        for name in [CAPTURE_FILE, "capture.db-wal", "capture.db-shm"] {
+            fs::write(own.join(name), "").unwrap();
+        }
+        let mut warnings = Vec::new();
+        prepare(&own.join("relay.db"), &mut warnings).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(mode(&own), 0o700);
     }
 
     #[test]

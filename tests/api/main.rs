@@ -18,6 +18,8 @@ mod admin_pool;
 mod auth;
 mod backup;
 mod bounds;
+mod capture;
+mod capture_cli;
 mod cli;
 mod crash;
 mod doctor;
