@@ -6,12 +6,14 @@ pub mod auth;
 mod encrypted;
 pub mod error;
 mod failover;
+mod file_references;
 mod governance;
 mod keepalive;
 mod models;
 mod relay_stream;
 mod renewal;
 mod responses;
+mod stored_responses;
 mod upstream_error;
 
 use actix_web::error::QueryPayloadError;
@@ -40,6 +42,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     resource("/responses")
                         .route(web::post().to(responses::create_response))
                         .route(web::get().to(websocket_upgrade)),
+                )
+                .service(
+                    resource("/responses/{id}")
+                        .route(web::get().to(stored_responses::not_stored))
+                        .route(web::delete().to(stored_responses::not_stored)),
+                )
+                .service(
+                    resource("/responses/{id}/input_items")
+                        .route(web::get().to(stored_responses::not_stored)),
+                )
+                .service(
+                    resource("/responses/{id}/cancel")
+                        .route(web::post().to(stored_responses::not_stored)),
                 )
                 .service(resource("/models").route(web::get().to(models::list_models)))
                 .service(resource("/models/{id}").route(web::get().to(models::get_model)))

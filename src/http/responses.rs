@@ -68,6 +68,7 @@ async fn relay(
     let reading = intake::read_body(req.headers(), body.into_inner(), limits);
     let body = timed(req, Phase::Body, reading).await?;
     let (mut request, model) = parse_request(&body)?;
+    super::file_references::refuse_file_ids(request.get("input"))?;
     let wants_stream = request.boolean("stream").unwrap_or(false);
     note.model = Some(model.clone());
     note.stream = wants_stream;

@@ -54,6 +54,7 @@ mod responses_stream;
 mod secrets;
 mod settings_cli;
 mod shutdown;
+mod side_endpoints;
 mod store_cli;
 mod tenant_cli;
 mod trace;
