@@ -16,6 +16,7 @@ use crate::governance::Governor;
 use crate::pool::metrics::PoolMetrics;
 use crate::reload::LiveSettings;
 use crate::settings::Settings;
+use crate::upstream::drift::Drift;
 
 /// Everything handlers share; cheap to clone, built once at startup.
 #[derive(Clone)]
@@ -28,6 +29,7 @@ struct Inner {
     models: Arc<ModelRegistry>,
     governor: Governor,
     pool_metrics: PoolMetrics,
+    drift: Drift,
     log: Logger,
 }
 
@@ -38,6 +40,7 @@ pub struct Parts {
     pub models: Arc<ModelRegistry>,
     pub governor: Governor,
     pub pool_metrics: PoolMetrics,
+    pub drift: Drift,
 }
 
 impl AppState {
@@ -49,6 +52,7 @@ impl AppState {
             models: parts.models,
             governor: parts.governor,
             pool_metrics: parts.pool_metrics,
+            drift: parts.drift,
             log,
         }))
     }
@@ -76,6 +80,10 @@ impl AppState {
     /// Where the data plane counts each account's upstream calls and failovers.
     pub fn pool_metrics(&self) -> &PoolMetrics {
         &self.0.pool_metrics
+    }
+    /// Where what the upstream sends and the relay does not know is counted and logged.
+    pub fn drift(&self) -> &Drift {
+        &self.0.drift
     }
     pub fn log(&self) -> &Logger {
         &self.0.log

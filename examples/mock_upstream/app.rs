@@ -50,7 +50,7 @@ mod token_script;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -206,6 +206,7 @@ pub struct MockState {
     token_script: Mutex<token_script::TokenScript>,
     login: Mutex<login::LoginScript>,
     accounts: Mutex<accounts::AccountScripts>,
+    drift: AtomicBool,
 }
 
 impl MockState {
@@ -227,6 +228,16 @@ impl MockState {
     pub fn set_event_delay(&self, delay: Duration) {
         let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
         self.event_delay_nanos.store(nanos, Ordering::SeqCst);
+    }
+
+    /// Like a backend that has changed: normal answers carry an event type
+    /// ([`events::UNKNOWN_EVENT`]) and a header ([`events::UNKNOWN_HEADER`]) no relay knows yet.
+    pub fn set_drift(&self, on: bool) {
+        self.drift.store(on, Ordering::SeqCst);
+    }
+
+    fn drift(&self) -> bool {
+        self.drift.load(Ordering::SeqCst)
     }
 
     /// Queues an answer: the next `POST /responses` that passes validation gets it instead of

@@ -18,6 +18,10 @@ pub(super) const HELLO_TEXT: &str = "Hello from the mock upstream.";
 pub(super) const TOOL_RESULT_TEXT: &str = "Tool result received.";
 /// The phrase in the last user message that makes the mock call a tool.
 const TOOL_TRIGGER: &str = "use a tool";
+/// The event type a drifted backend sends after `response.in_progress` (`MockState::set_drift`).
+pub(super) const UNKNOWN_EVENT: &str = "response.upcoming_feature";
+/// The header a drifted backend sends with its streams.
+pub(super) const UNKNOWN_HEADER: &str = "x-codex-upcoming-feature";
 /// Reasoning tokens reported in every usage, so usage accounting has something to add up.
 const REASONING_TOKENS: u64 = 16;
 
@@ -127,6 +131,24 @@ pub(super) fn normal(ctx: &ResponseCtx, body: &Value) -> Vec<Value> {
     let response = ctx.response("completed", vec![reasoning, item], ctx.usage(answer_tokens));
     events.push("response.completed", json!({ "response": response }));
     events.into_vec()
+}
+
+/// `events` with an event no client knows yet inserted after `response.in_progress`, renumbered.
+pub(super) fn with_unknown_event(events: Vec<Value>) -> Vec<Value> {
+    let mut numbered = Events::default();
+    for (i, event) in events.into_iter().enumerate() {
+        if i == 2 {
+            numbered.push(UNKNOWN_EVENT, json!({"detail": {"new": true}}));
+        }
+        let kind = event["type"].as_str().unwrap_or_default().to_owned();
+        let mut fields = event;
+        if let Some(map) = fields.as_object_mut() {
+            map.remove("type");
+            map.remove("sequence_number");
+        }
+        numbered.push(&kind, fields);
+    }
+    numbered.into_vec()
 }
 
 /// `response.created`, then `response.failed` carrying `{code, message}` in `response.error`,

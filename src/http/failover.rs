@@ -40,9 +40,11 @@ use super::error::ApiError;
 use super::renewal::{not_renewed, send_renewing_on_401, Sent};
 use crate::edge::context::RequestContext;
 use crate::state::AppState;
+use crate::upstream::drift::Drift;
 use crate::upstream::headers::text;
 use crate::upstream::holdback::{self, Held, Limits, Verdict};
 use crate::upstream::rate_limits::{error_facts, snapshot};
+use crate::upstream::sse::StreamWatcher;
 use crate::upstream::{UpstreamClient, UpstreamResponse};
 
 /// Largest upstream error body the relay reads (it is summarized, never echoed).
@@ -291,6 +293,7 @@ async fn try_account(
         }
         Sent::Unreachable(lease, error) => return (unreachable(lease, &error, ctx), None),
     };
+    state.drift().headers(response.headers());
     let answer = UpstreamAnswer {
         status: response.status().as_u16(),
         request_id: text(response.headers(), "x-request-id").map(str::to_owned),
@@ -301,7 +304,7 @@ async fn try_account(
             stopwatch.held_back();
             attempt
         }
-        _ => refused(lease, response, call, ctx).await,
+        _ => refused(lease, response, call, ctx, state.drift()).await,
     };
     (attempt, Some(answer))
 }
@@ -335,6 +338,7 @@ async fn refused(
     mut response: UpstreamResponse,
     call: &Call<'_>,
     ctx: &RequestContext,
+    drift: &Drift,
 ) -> Attempt {
     let status = response.status();
     let body = response
@@ -343,6 +347,9 @@ async fn refused(
         .await
         .unwrap_or_default();
     let facts = error_facts(response.headers(), &body, SystemTime::now());
+    if let Some(code) = &facts.error_code {
+        drift.error_code(code);
+    }
     let signature = Signature::Status {
         status: status.as_u16(),
         code: facts.error_code.clone(),
@@ -376,7 +383,8 @@ async fn hold_back(state: &AppState, mut lease: Lease, mut response: UpstreamRes
         max_bytes: routing.hold_back_bytes,
         max_wait: Duration::from_millis(routing.hold_back_ms),
     };
-    let held = holdback::hold_back(&mut response, limits).await;
+    let watcher = StreamWatcher::noting_drift(state.drift().clone());
+    let held = holdback::hold_back(&mut response, limits, watcher).await;
     match &held.verdict {
         Verdict::Cut => Attempt::failed(
             Failure::Transport,

@@ -22,6 +22,7 @@ use crate::pool::StoreAccountSource;
 use crate::settings::Settings;
 use crate::state::Parts;
 use crate::store::{Store, StoreError};
+use crate::upstream::drift::Drift;
 use crate::upstream::outbound::Outbound;
 
 /// What the two planes serve, started before either listens: the router with its account
@@ -73,6 +74,7 @@ impl Core {
             models,
             governor,
             pool_metrics,
+            drift: Drift::register(metrics, log.clone()),
         };
         Ok(Core {
             parts,

@@ -5,6 +5,7 @@
 
 pub mod assemble;
 mod connections;
+pub mod drift;
 mod event_fields;
 pub mod headers;
 pub mod holdback;

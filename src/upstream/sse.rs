@@ -11,6 +11,7 @@ use memchr::memmem::Finder;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::drift::Drift;
 use super::event_fields::{response_id, ResponseFields};
 use crate::domain::Usage;
 
@@ -151,9 +152,19 @@ pub struct StreamWatcher {
     pub saw_output: bool,
     pub terminal: Option<Terminal>,
     pub events: u64,
+    /// Where event types and error codes the relay does not know are noted.
+    drift: Option<Drift>,
 }
 
 impl StreamWatcher {
+    /// A watcher that notes what it does not know in `drift`.
+    pub fn noting_drift(drift: Drift) -> StreamWatcher {
+        StreamWatcher {
+            drift: Some(drift),
+            ..StreamWatcher::default()
+        }
+    }
+
     /// Takes an upstream chunk and returns the bytes to forward now: every event it completes.
     pub fn forward(&mut self, chunk: Bytes) -> Bytes {
         let whole = self.splitter.complete(chunk);
@@ -207,6 +218,9 @@ impl StreamWatcher {
             return None;
         }
         if !TERMINAL_EVENTS.contains(&kind) {
+            if let Some(drift) = &self.drift {
+                drift.event(kind);
+            }
             return None;
         }
         let data = data_of(block)?;
@@ -221,6 +235,9 @@ impl StreamWatcher {
             .usage
             .as_ref()
             .and_then(|u| Usage::deserialize(u).ok());
+        if let (Some(drift), Some(code)) = (&self.drift, &response.error_code) {
+            drift.error_code(code);
+        }
         self.terminal = match kind.as_str() {
             "response.completed" => Some(Terminal::Completed { usage }),
             "response.failed" => Some(Terminal::Failed {

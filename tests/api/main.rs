@@ -58,5 +58,6 @@ mod side_endpoints;
 mod store_cli;
 mod tenant_cli;
 mod trace;
+mod upstream_drift;
 mod upstream_streams;
 mod upstream_tls;
