@@ -13,6 +13,7 @@ use slog::Logger;
 use crate::credentials::KeyRing;
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
+use crate::pool::headroom::PoolHeadroom;
 use crate::pool::metrics::PoolMetrics;
 use crate::reload::LiveSettings;
 use crate::settings::Settings;
@@ -30,6 +31,7 @@ struct Inner {
     governor: Governor,
     pool_metrics: PoolMetrics,
     drift: Drift,
+    headroom: PoolHeadroom,
     log: Logger,
 }
 
@@ -41,6 +43,7 @@ pub struct Parts {
     pub governor: Governor,
     pub pool_metrics: PoolMetrics,
     pub drift: Drift,
+    pub headroom: PoolHeadroom,
 }
 
 impl AppState {
@@ -53,6 +56,7 @@ impl AppState {
             governor: parts.governor,
             pool_metrics: parts.pool_metrics,
             drift: parts.drift,
+            headroom: parts.headroom,
             log,
         }))
     }
@@ -84,6 +88,10 @@ impl AppState {
     /// Where what the upstream sends and the relay does not know is counted and logged.
     pub fn drift(&self) -> &Drift {
         &self.0.drift
+    }
+    /// The pool's rate-limit windows as last read, for the limits callers are shown.
+    pub fn headroom(&self) -> &PoolHeadroom {
+        &self.0.headroom
     }
     pub fn log(&self) -> &Logger {
         &self.0.log

@@ -44,6 +44,7 @@ use crate::upstream::drift::Drift;
 use crate::upstream::headers::text;
 use crate::upstream::holdback::{self, Held, Limits, Verdict};
 use crate::upstream::rate_limits::{error_facts, snapshot};
+use crate::upstream::shown_limits::ShownLimits;
 use crate::upstream::sse::StreamWatcher;
 use crate::upstream::{UpstreamClient, UpstreamResponse};
 
@@ -59,6 +60,8 @@ pub struct Call<'a> {
     /// Plans whose accounts do not serve the model (the model registry's routing by plan).
     pub exclude_plans: &'a [String],
     pub affinity: Option<String>,
+    /// The caller's limits, shown in place of the backend's `codex.rate_limits` events.
+    pub shown_limits: ShownLimits,
     /// The request replays encrypted reasoning, which only its own account can read.
     pub carries_encrypted: bool,
 }
@@ -300,7 +303,8 @@ async fn try_account(
     };
     let attempt = match response.status() {
         StatusCode::OK => {
-            let attempt = hold_back(state, lease, response).await;
+            let watcher = StreamWatcher::new(state.drift().clone(), call.shown_limits);
+            let attempt = hold_back(state, lease, response, watcher).await;
             stopwatch.held_back();
             attempt
         }
@@ -373,7 +377,12 @@ async fn refused(
 }
 
 /// A 200 stream: held back until its first output item, unless it fails before any.
-async fn hold_back(state: &AppState, mut lease: Lease, mut response: UpstreamResponse) -> Attempt {
+async fn hold_back(
+    state: &AppState,
+    mut lease: Lease,
+    mut response: UpstreamResponse,
+    watcher: StreamWatcher,
+) -> Attempt {
     lease.observe(UpstreamFacts {
         rate_limits: snapshot(response.headers(), SystemTime::now()),
         ..UpstreamFacts::default()
@@ -383,7 +392,6 @@ async fn hold_back(state: &AppState, mut lease: Lease, mut response: UpstreamRes
         max_bytes: routing.hold_back_bytes,
         max_wait: Duration::from_millis(routing.hold_back_ms),
     };
-    let watcher = StreamWatcher::noting_drift(state.drift().clone());
     let held = holdback::hold_back(&mut response, limits, watcher).await;
     match &held.verdict {
         Verdict::Cut => Attempt::failed(

@@ -3,6 +3,7 @@
 
 mod attribution;
 pub mod auth;
+mod codex_limits;
 mod encrypted;
 pub mod error;
 mod failover;
@@ -34,6 +35,8 @@ use crate::state::AppState;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(query_error))
         .service(resource("/healthz").route(web::get().to(healthz)))
+        .service(usage_endpoint("/api/codex/usage"))
+        .service(usage_endpoint("/backend-api/wham/usage"))
         .service(
             web::scope("/v1")
                 .wrap(from_fn(governance::limit_requests))
@@ -60,6 +63,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/models/{id}").route(web::get().to(models::get_model)))
                 .default_service(web::to(not_found)),
         );
+}
+
+/// Where the Codex CLI reads the limits it shows (under its `chatgpt_base_url`); keyed and
+/// rate-limited like `/v1`.
+fn usage_endpoint(path: &str) -> impl actix_web::dev::HttpServiceFactory {
+    web::scope(path)
+        .wrap(from_fn(governance::limit_requests))
+        .wrap(from_fn(require::<ApiKeys, _>))
+        .service(resource("").route(web::get().to(codex_limits::usage)))
 }
 
 /// A query string the handler cannot read: a 400 naming what is wrong (a field's name, never a

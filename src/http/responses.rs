@@ -26,6 +26,7 @@ use crate::request_body::{kind, BodyError, InputFacts, Kind, RequestBody};
 use crate::state::AppState;
 use crate::upstream::assemble::{Assembled, Assembler};
 use crate::upstream::headers::{returned_to_client, text};
+use crate::upstream::shown_limits::ShownLimits;
 use crate::upstream::{UpstreamClient, UpstreamResponse};
 
 /// Largest upstream stream the relay assembles for a non-streaming answer.
@@ -82,9 +83,11 @@ async fn relay(
         settings.compat.mode,
         &settings.compat.default_instructions,
     );
+    let shown_limits = super::codex_limits::shown_for(state, &principal);
     let call = Call {
         req,
         payload: request.forward(&body),
+        shown_limits,
         model: &resolved.slug,
         exclude_plans: &resolved.exclude_plans,
         affinity: affinity_key(req, &request),
@@ -100,6 +103,7 @@ async fn relay(
         model: &model,
         wants_stream,
         admission,
+        shown_limits,
     };
     // A stream times its own end; an assembled answer is read to its end here.
     let answering = Instant::now();
@@ -234,6 +238,7 @@ struct Reply<'a> {
     model: &'a str,
     wants_stream: bool,
     admission: Admission,
+    shown_limits: ShownLimits,
 }
 
 async fn answer(
@@ -251,6 +256,9 @@ async fn answer(
     let idle = Duration::from_secs(state.settings().upstream.stream_idle_timeout_secs);
     let mut builder = HttpResponse::Ok();
     copy_returned_headers(&response, &mut builder);
+    for header in reply.shown_limits.headers() {
+        builder.insert_header(header);
+    }
     if reply.wants_stream {
         let timing = StreamTiming {
             idle_timeout: idle,

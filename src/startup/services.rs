@@ -17,6 +17,7 @@ use crate::governance::model_refresh::{self, Refresher};
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
 use crate::obs::metrics::Registry;
+use crate::pool::headroom::PoolHeadroom;
 use crate::pool::metrics::PoolMetrics;
 use crate::pool::StoreAccountSource;
 use crate::settings::Settings;
@@ -64,9 +65,10 @@ impl Core {
         let models = Arc::new(ModelRegistry::new(&settings.models));
         models.register_metrics(metrics);
         let refresh = start_model_refresh(settings, store, outbound, &models, log).await;
+        let (headroom, reading) = PoolHeadroom::start(leases.router().clone(), sync_interval);
         let background = Background {
             router: leases.router().clone(),
-            tasks: Arc::new([sync].into_iter().chain(refresh).collect()),
+            tasks: Arc::new([sync, reading].into_iter().chain(refresh).collect()),
         };
         let parts = Parts {
             leases,
@@ -75,6 +77,7 @@ impl Core {
             governor,
             pool_metrics,
             drift: Drift::register(metrics, log.clone()),
+            headroom,
         };
         Ok(Core {
             parts,

@@ -18,6 +18,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use slog::{warn, Logger};
 
+use super::shown_limits::is_account_limit;
 use crate::obs::bounded;
 use crate::obs::metrics::Text;
 
@@ -172,40 +173,22 @@ fn known_event(kind: &str) -> bool {
     )
 }
 
-/// The `x-codex-*` and `openai-*` response headers the relay and the Codex CLI know, besides the
-/// rate-limit windows of any limit family (`x-codex[-<id>]-primary-used-percent` …).
+/// The `x-codex-*` and `openai-*` response headers the relay and the Codex CLI know: the
+/// rate-limit family of any limit (`x-codex[-<id>]-primary-used-percent`, credits …) and these.
 fn known_header(name: &str) -> bool {
-    const WINDOW_SUFFIXES: [&str; 8] = [
-        "-primary-used-percent",
-        "-primary-window-minutes",
-        "-primary-reset-at",
-        "-primary-reset-after-seconds",
-        "-secondary-used-percent",
-        "-secondary-window-minutes",
-        "-secondary-reset-at",
-        "-secondary-reset-after-seconds",
-    ];
-    matches!(
-        name,
-        "x-codex-turn-state"
-            | "x-codex-credits-has-credits"
-            | "x-codex-credits-unlimited"
-            | "x-codex-credits-balance"
-            | "x-codex-limit-name"
-            | "x-codex-active-limit"
-            | "x-codex-promo-message"
-            | "x-codex-rate-limit-reached-type"
-            | "x-codex-primary-over-secondary-limit-percent"
-            | "x-codex-safety-buffering-enabled"
-            | "x-codex-safety-buffering-faster-model"
-            | "x-codex-websocket-max-message-bytes"
-            | "openai-model"
-            | "openai-processing-ms"
-            | "openai-version"
-            | "openai-organization"
-            | "openai-project"
-    ) || WINDOW_SUFFIXES.iter().any(|s| name.ends_with(s))
-        || name.ends_with("-limit-name")
+    is_account_limit(name)
+        || matches!(
+            name,
+            "x-codex-turn-state"
+                | "x-codex-safety-buffering-enabled"
+                | "x-codex-safety-buffering-faster-model"
+                | "x-codex-websocket-max-message-bytes"
+                | "openai-model"
+                | "openai-processing-ms"
+                | "openai-version"
+                | "openai-organization"
+                | "openai-project"
+        )
 }
 
 /// Error codes (or `error.type` where the backend puts it there) the relay and the Codex CLI

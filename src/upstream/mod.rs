@@ -12,6 +12,7 @@ pub mod holdback;
 pub mod models;
 pub mod outbound;
 pub mod rate_limits;
+pub mod shown_limits;
 pub mod sse;
 pub mod usage;
 mod warmup;

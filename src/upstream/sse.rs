@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::drift::Drift;
 use super::event_fields::{response_id, ResponseFields};
+use super::shown_limits::ShownLimits;
 use crate::domain::Usage;
 
 /// Cuts a byte stream at SSE event boundaries: the one framing both the forwarded stream and the
@@ -154,13 +155,17 @@ pub struct StreamWatcher {
     pub events: u64,
     /// Where event types and error codes the relay does not know are noted.
     drift: Option<Drift>,
+    /// The caller's limits, which replace any `codex.rate_limits` event of the backend's.
+    shown: ShownLimits,
 }
 
 impl StreamWatcher {
-    /// A watcher that notes what it does not know in `drift`.
-    pub fn noting_drift(drift: Drift) -> StreamWatcher {
+    /// A watcher that notes what it does not know in `drift` and shows the caller `shown` in
+    /// place of the backend's rate-limit events.
+    pub fn new(drift: Drift, shown: ShownLimits) -> StreamWatcher {
         StreamWatcher {
             drift: Some(drift),
+            shown,
             ..StreamWatcher::default()
         }
     }
@@ -218,6 +223,10 @@ impl StreamWatcher {
             return None;
         }
         if !TERMINAL_EVENTS.contains(&kind) {
+            if kind == "codex.rate_limits" {
+                // One account's limits: the caller is shown its own.
+                return Some(self.shown.rate_limits_block());
+            }
             if let Some(drift) = &self.drift {
                 drift.event(kind);
             }
@@ -435,6 +444,19 @@ event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_num
         assert_eq!(written["type"], "x\n\nevent: response.completed");
         assert_eq!(written["response"]["usage"]["total_tokens"], 1);
         assert_eq!(watcher.terminal, Some(Terminal::Incomplete));
+    }
+
+    #[test]
+    fn a_rate_limits_event_is_replaced_by_the_callers() {
+        let input = "event: codex.rate_limits\ndata: {\"type\":\"codex.rate_limits\",\"rate_limits\":{\"primary\":{\"used_percent\":77}}}\n\ndata: {\"type\":\"a\"}\n\n";
+        let mut watcher = StreamWatcher::default();
+        let out = forward_all(&mut watcher, input.as_bytes(), 5);
+        let blocks: Vec<&[u8]> = events(&out).map(|(s, e, _)| &out[s..e]).collect();
+        assert_eq!(blocks.len(), 2, "{}", String::from_utf8_lossy(&out));
+        let replaced = parse_data(blocks[0]).unwrap();
+        assert_eq!(replaced["type"], "codex.rate_limits");
+        assert!(replaced["rate_limits"]["primary"].is_null());
+        assert_eq!(event_type(blocks[1]), Some("a"));
     }
 
     #[test]

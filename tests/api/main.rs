@@ -19,6 +19,7 @@ mod auth;
 mod backup;
 mod bounds;
 mod cli;
+mod codex_limits;
 mod crash;
 mod doctor;
 mod errors;
