@@ -10,6 +10,7 @@
 //! | `responses.rs` | `POST /responses`: auth, backend 400s, a deep body's 500, scripts  |
 //! | `accounts.rs`  | per-account scripts (by `ChatGPT-Account-ID`) and request counts  |
 //! | `events.rs`    | the Responses stream events (text, tool call, failure)             |
+//! | `compaction.rs` | remote compaction: input ending in `compaction_trigger`           |
 //! | `stream.rs`    | the SSE body: per-event delay, cuts, started/finished/cancelled    |
 //! | `oauth.rs`     | `POST /oauth/token`, the unsigned JWTs and the fake `auth.json`    |
 //! | `token_script.rs` | scripted token-endpoint failures, token lifetime, counters      |
@@ -31,6 +32,8 @@
 mod accounts;
 #[path = "bench.rs"]
 pub mod bench;
+#[path = "compaction.rs"]
+mod compaction;
 #[path = "events.rs"]
 mod events;
 #[path = "login.rs"]

@@ -71,6 +71,9 @@ fn answer(
     let ctx = ResponseCtx::new(body, body_len);
     let used = state.used_percent_for(account);
     let (events, ending) = match state.next_scripted_for(account) {
+        None if super::compaction::is_requested(body) => {
+            (super::compaction::events(&ctx), Ending::Complete)
+        }
         None if state.drift() => {
             let events = events::with_unknown_event(events::normal(&ctx, body));
             (events, Ending::Complete)

@@ -4,6 +4,7 @@
 mod attribution;
 pub mod auth;
 mod codex_limits;
+mod compact;
 mod encrypted;
 pub mod error;
 mod failover;
@@ -45,6 +46,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     resource("/responses")
                         .route(web::post().to(responses::create_response))
                         .route(web::get().to(websocket_upgrade)),
+                )
+                .service(
+                    resource("/responses/compact").route(web::post().to(compact::compact_response)),
                 )
                 .service(
                     resource("/responses/{id}")

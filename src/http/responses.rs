@@ -39,8 +39,29 @@ pub async fn create_response(
     upstream: web::Data<UpstreamClient>,
     ctx: web::ReqData<RequestContext>,
 ) -> Result<HttpResponse, ApiError> {
+    relay_call(req, body, state, upstream, ctx, Form::AsAsked).await
+}
+
+/// What the answer to the call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// A stream or one Response object, as the body's `stream` asks.
+    AsAsked,
+    /// The compaction of the input, in the compact shape (`compact.rs`).
+    Compact,
+}
+
+/// Relays one call and notes it for the access line.
+pub async fn relay_call(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    upstream: web::Data<UpstreamClient>,
+    ctx: web::ReqData<RequestContext>,
+    form: Form,
+) -> Result<HttpResponse, ApiError> {
     let mut note = AccessNote::default();
-    let result = relay(&req, body, &state, &upstream, &ctx, &mut note).await;
+    let result = relay(&req, body, (&state, &upstream, &ctx), form, &mut note).await;
     req.extensions_mut().insert(note);
     result
 }
@@ -48,9 +69,8 @@ pub async fn create_response(
 async fn relay(
     req: &HttpRequest,
     body: web::Payload,
-    state: &AppState,
-    upstream: &UpstreamClient,
-    ctx: &RequestContext,
+    (state, upstream, ctx): (&AppState, &UpstreamClient, &RequestContext),
+    form: Form,
     note: &mut AccessNote,
 ) -> Result<HttpResponse, ApiError> {
     let settings = state.settings();
@@ -70,7 +90,7 @@ async fn relay(
     let body = timed(req, Phase::Body, reading).await?;
     let (mut request, model) = parse_request(&body)?;
     super::file_references::refuse_file_ids(request.get("input"))?;
-    let wants_stream = request.boolean("stream").unwrap_or(false);
+    let wants_stream = form == Form::AsAsked && request.boolean("stream").unwrap_or(false);
     note.model = Some(model.clone());
     note.stream = wants_stream;
     let resolved = resolve_model(state, &principal, &model)?;
@@ -83,6 +103,10 @@ async fn relay(
         settings.compat.mode,
         &settings.compat.default_instructions,
     );
+    let compact = match form {
+        Form::Compact => Some(super::compact::bridge(&mut request)?),
+        Form::AsAsked => None,
+    };
     let shown_limits = super::codex_limits::shown_for(state, &principal);
     let call = Call {
         req,
@@ -104,6 +128,7 @@ async fn relay(
         wants_stream,
         admission,
         shown_limits,
+        compact,
     };
     // A stream times its own end; an assembled answer is read to its end here.
     let answering = Instant::now();
@@ -239,6 +264,8 @@ struct Reply<'a> {
     wants_stream: bool,
     admission: Admission,
     shown_limits: ShownLimits,
+    /// A compaction: the user messages its answer keeps.
+    compact: Option<Vec<Value>>,
 }
 
 async fn answer(
@@ -288,7 +315,10 @@ async fn answer(
     match assembled {
         Assembled::Response(value) => {
             record_usage(&reply.admission, &value);
-            Ok(builder.json(value))
+            match reply.compact {
+                Some(kept) => Ok(builder.json(super::compact::compacted(value, kept)?)),
+                None => Ok(builder.json(value)),
+            }
         }
         Assembled::Failed(error) => Err(super::upstream_error::from_failed_event(&error)),
         Assembled::Truncated => Err(ApiError::UpstreamFailed(

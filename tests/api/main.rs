@@ -20,6 +20,7 @@ mod backup;
 mod bounds;
 mod cli;
 mod codex_limits;
+mod compaction;
 mod crash;
 mod doctor;
 mod errors;
