@@ -94,3 +94,32 @@ async fn the_compact_endpoint_needs_an_input() {
     assert!(app.mock.state.responses_requests().is_empty());
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn a_turn_carrying_the_compaction_item_is_answered() {
+    let app = spawn_app().await;
+    let compact_events = app
+        .stream_events(&json!({"model": "gpt-5.5", "stream": true, "input": [
+            {"role": "user", "content": "please use a tool"},
+            {"type": "compaction_trigger"},
+        ]}))
+        .await;
+    let item = compact_events
+        .iter()
+        .find(|e| e["type"] == "response.output_item.done")
+        .map(|e| e["item"].clone())
+        .unwrap();
+    let events = app
+        .stream_events(&json!({"model": "gpt-5.5", "stream": true, "input": [
+            {"role": "user", "content": "please use a tool"},
+            item,
+        ]}))
+        .await;
+    let completed = events.last().unwrap();
+    assert_eq!(completed["type"], "response.completed");
+    let text = &completed["response"]["output"][1]["content"][0]["text"];
+    assert_eq!(text, "Carrying on after compaction.");
+    // The compaction item reached the upstream as the client sent it.
+    assert_eq!(app.last_upstream_body()["input"][1]["type"], "compaction");
+    app.stop().await;
+}
