@@ -214,6 +214,12 @@ impl Governor {
     /// The day's and the month's token quota use of the key and its tenant (the higher share of
     /// the two, per window), without counting anything: the limits a Codex client shows.
     pub fn quota_windows(&self, key: &KeyPolicy, now: DateTime<Utc>) -> [Option<WindowUse>; 2] {
+        let has_quota = |l: &Limits| l.daily_tokens.is_some() || l.monthly_tokens.is_some();
+        let tenant_quota = key.tenant.as_ref().is_some_and(|t| has_quota(&t.limits));
+        if !has_quota(&key.limits) && !tenant_quota {
+            // Most keys: no lock, no lookup on the request path.
+            return [None, None];
+        }
         let mut book = self.0.quotas.lock().unwrap_or_else(|e| e.into_inner());
         let mut windows = [None, None];
         for (subject, limits) in self.subjects(key) {

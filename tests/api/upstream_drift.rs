@@ -84,12 +84,7 @@ async fn an_unknown_error_code_reaches_the_client_and_is_counted() {
         code: "brand_new_refusal".into(),
         message: "Something new.".into(),
     });
-    let mut response = app
-        .responses()
-        .send_json(&body("gpt-5.5", "hi", true))
-        .await
-        .unwrap();
-    let events = sse_events(&read_all(&mut response).await);
+    let events = app.stream_events(&body("gpt-5.5", "hi", true)).await;
     let failed = events.last().unwrap();
     assert_eq!(failed["type"], "response.failed");
     assert_eq!(failed["response"]["error"]["code"], "brand_new_refusal");
