@@ -1,29 +1,14 @@
 //! `POST /v1/responses/compact` for SDK callers. The backend retired its compact endpoint;
 //! compaction is now an ordinary streamed `/responses` call whose input ends with
 //! `{"type":"compaction_trigger"}` and whose output holds exactly one `compaction` item. The
-//! relay sends that call through the usual path ([`super::responses`]) and answers in the
-//! documented compact shape: a `response.compaction` object whose `output` is the input's user
-//! messages followed by the one compaction item.
+//! handler (`responses.rs`) sends that call through the usual path; this module turns the
+//! request into it and its answer into the documented compact shape: a `response.compaction`
+//! object whose `output` is the input's user messages followed by the one compaction item.
 
-use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::responses::{relay_call, Form};
-use crate::edge::context::RequestContext;
 use crate::request_body::RequestBody;
-use crate::state::AppState;
-use crate::upstream::UpstreamClient;
-
-pub async fn compact_response(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<AppState>,
-    upstream: web::Data<UpstreamClient>,
-    ctx: web::ReqData<RequestContext>,
-) -> Result<HttpResponse, ApiError> {
-    relay_call(req, body, state, upstream, ctx, Form::Compact).await
-}
 
 /// Turns `request` into the compaction call (the trigger appended, streamed, not stored) and
 /// returns the user messages its answer keeps.

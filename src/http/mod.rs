@@ -48,7 +48,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(websocket_upgrade)),
                 )
                 .service(
-                    resource("/responses/compact").route(web::post().to(compact::compact_response)),
+                    resource("/responses/compact")
+                        .route(web::post().to(responses::compact_response)),
                 )
                 .service(
                     resource("/responses/{id}")

@@ -42,9 +42,20 @@ pub async fn create_response(
     relay_call(req, body, state, upstream, ctx, Form::AsAsked).await
 }
 
+/// `POST /v1/responses/compact`: the compaction of the input (`compact.rs`).
+pub async fn compact_response(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    upstream: web::Data<UpstreamClient>,
+    ctx: web::ReqData<RequestContext>,
+) -> Result<HttpResponse, ApiError> {
+    relay_call(req, body, state, upstream, ctx, Form::Compact).await
+}
+
 /// What the answer to the call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Form {
+enum Form {
     /// A stream or one Response object, as the body's `stream` asks.
     AsAsked,
     /// The compaction of the input, in the compact shape (`compact.rs`).
@@ -52,7 +63,7 @@ pub enum Form {
 }
 
 /// Relays one call and notes it for the access line.
-pub async fn relay_call(
+async fn relay_call(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
