@@ -15,10 +15,12 @@ use crate::capture::Capture;
 use crate::credentials::KeyRing;
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
+use crate::pool::headroom::PoolHeadroom;
 use crate::pool::metrics::PoolMetrics;
 use crate::recall::ResponseMemory;
 use crate::reload::LiveSettings;
 use crate::settings::Settings;
+use crate::upstream::drift::Drift;
 
 /// Everything handlers share; cheap to clone, built once at startup.
 #[derive(Clone)]
@@ -33,6 +35,8 @@ struct Inner {
     pool_metrics: PoolMetrics,
     memory: ResponseMemory,
     capture: Capture,
+    drift: Drift,
+    headroom: PoolHeadroom,
     log: Logger,
 }
 
@@ -45,6 +49,8 @@ pub struct Parts {
     pub pool_metrics: PoolMetrics,
     pub memory: ResponseMemory,
     pub capture: Capture,
+    pub drift: Drift,
+    pub headroom: PoolHeadroom,
 }
 
 impl AppState {
@@ -58,6 +64,8 @@ impl AppState {
             pool_metrics: parts.pool_metrics,
             memory: parts.memory,
             capture: parts.capture,
+            drift: parts.drift,
+            headroom: parts.headroom,
             log,
         }))
     }
@@ -93,6 +101,14 @@ impl AppState {
     /// Content capture: the running captures the request path asks, and the capture file.
     pub fn capture(&self) -> &Capture {
         &self.0.capture
+    }
+    /// Where what the upstream sends and the relay does not know is counted and logged.
+    pub fn drift(&self) -> &Drift {
+        &self.0.drift
+    }
+    /// The pool's rate-limit windows as last read, for the limits callers are shown.
+    pub fn headroom(&self) -> &PoolHeadroom {
+        &self.0.headroom
     }
     pub fn log(&self) -> &Logger {
         &self.0.log

@@ -76,6 +76,13 @@ fn answer(
     let ctx = ResponseCtx::new(body, body_len);
     let used = state.used_percent_for(account);
     let (events, ending) = match state.next_scripted_for(account) {
+        None if super::compaction::is_requested(body) => {
+            (super::compaction::events(&ctx), Ending::Complete)
+        }
+        None if state.drift() => {
+            let events = events::with_unknown_event(events::normal(&ctx, body, account));
+            (events, Ending::Complete)
+        }
         None => (events::normal(&ctx, body, account), Ending::Complete),
         Some(Scripted::Status {
             status,
@@ -191,6 +198,9 @@ fn stream_answer(
     let delay = state.event_delay();
     let mut response = HttpResponse::Ok();
     stream_headers(&mut response, &ctx.model, request_id, used);
+    if state.drift() {
+        response.insert_header((events::UNKNOWN_HEADER, "1"));
+    }
     response.streaming(sse_body(state, events, ending, delay))
 }
 

@@ -42,9 +42,11 @@ use super::error::ApiError;
 use super::renewal::{not_renewed, send_renewing_on_401, Sent};
 use crate::edge::context::RequestContext;
 use crate::state::AppState;
+use crate::upstream::drift::Drift;
 use crate::upstream::headers::text;
 use crate::upstream::holdback::{self, Held, Limits, Verdict};
 use crate::upstream::rate_limits::{error_facts, snapshot};
+use crate::upstream::shown_limits::ShownLimits;
 use crate::upstream::sse::StreamWatcher;
 use crate::upstream::{UpstreamClient, UpstreamResponse};
 
@@ -60,6 +62,8 @@ pub struct Call<'a> {
     /// Plans whose accounts do not serve the model (the model registry's routing by plan).
     pub exclude_plans: &'a [String],
     pub affinity: Option<String>,
+    /// The caller's limits, shown in place of the backend's `codex.rate_limits` events.
+    pub shown_limits: ShownLimits,
     /// The request replays encrypted reasoning, which only its own account can read.
     pub carries_encrypted: bool,
     /// The account that wrote the remembered items the request was expanded with (`recall`).
@@ -303,17 +307,19 @@ async fn try_account(
         }
         Sent::Unreachable(lease, error) => return (unreachable(lease, &error, ctx), None),
     };
+    state.drift().headers(response.headers());
     let answer = UpstreamAnswer {
         status: response.status().as_u16(),
         request_id: text(response.headers(), "x-request-id").map(str::to_owned),
     };
     let attempt = match response.status() {
         StatusCode::OK => {
-            let attempt = hold_back(state, lease, response).await;
+            let watcher = StreamWatcher::new(state.drift().clone(), call.shown_limits);
+            let attempt = hold_back(state, lease, response, watcher).await;
             stopwatch.held_back();
             attempt
         }
-        _ => refused(lease, response, call, ctx).await,
+        _ => refused(lease, response, call, ctx, state.drift()).await,
     };
     (attempt, Some(answer))
 }
@@ -347,6 +353,7 @@ async fn refused(
     mut response: UpstreamResponse,
     call: &Call<'_>,
     ctx: &RequestContext,
+    drift: &Drift,
 ) -> Attempt {
     let status = response.status();
     let body = response
@@ -355,6 +362,9 @@ async fn refused(
         .await
         .unwrap_or_default();
     let facts = error_facts(response.headers(), &body, SystemTime::now());
+    if let Some(code) = &facts.error_code {
+        drift.error_code(code);
+    }
     let signature = Signature::Status {
         status: status.as_u16(),
         code: facts.error_code.clone(),
@@ -378,7 +388,12 @@ async fn refused(
 }
 
 /// A 200 stream: held back until its first output item, unless it fails before any.
-async fn hold_back(state: &AppState, mut lease: Lease, mut response: UpstreamResponse) -> Attempt {
+async fn hold_back(
+    state: &AppState,
+    mut lease: Lease,
+    mut response: UpstreamResponse,
+    watcher: StreamWatcher,
+) -> Attempt {
     lease.observe(UpstreamFacts {
         rate_limits: snapshot(response.headers(), SystemTime::now()),
         ..UpstreamFacts::default()
@@ -390,8 +405,8 @@ async fn hold_back(state: &AppState, mut lease: Lease, mut response: UpstreamRes
     };
     // The response memory reads the answer's output items from the events the watcher sees.
     let watcher = match state.settings().responses.memory.enabled {
-        true => StreamWatcher::keeping_outputs(),
-        false => StreamWatcher::default(),
+        true => watcher.keeping_outputs(),
+        false => watcher,
     };
     let held = holdback::hold_back(&mut response, limits, watcher).await;
     match &held.verdict {

@@ -31,6 +31,7 @@ use crate::request_body::{kind, BodyError, InputFacts, Kind, RequestBody};
 use crate::state::AppState;
 use crate::upstream::assemble::{Assembled, Assembler};
 use crate::upstream::headers::{returned_to_client, text};
+use crate::upstream::shown_limits::ShownLimits;
 use crate::upstream::{UpstreamClient, UpstreamResponse};
 
 /// Largest upstream stream the relay assembles for a non-streaming answer.
@@ -43,9 +44,42 @@ pub async fn create_response(
     upstream: web::Data<UpstreamClient>,
     ctx: web::ReqData<RequestContext>,
 ) -> Result<HttpResponse, ApiError> {
+    relay_call(req, body, state, upstream, ctx, Form::AsAsked).await
+}
+
+/// `POST /v1/responses/compact`: the compaction of the input (`compact.rs`).
+pub async fn compact_response(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    upstream: web::Data<UpstreamClient>,
+    ctx: web::ReqData<RequestContext>,
+) -> Result<HttpResponse, ApiError> {
+    relay_call(req, body, state, upstream, ctx, Form::Compact).await
+}
+
+/// What the answer to the call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// A stream or one Response object, as the body's `stream` asks.
+    AsAsked,
+    /// The compaction of the input, in the compact shape (`compact.rs`).
+    Compact,
+}
+
+/// Relays one call and notes it for the access line.
+async fn relay_call(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    upstream: web::Data<UpstreamClient>,
+    ctx: web::ReqData<RequestContext>,
+    form: Form,
+) -> Result<HttpResponse, ApiError> {
     let mut note = AccessNote::default();
     let mut tee = None;
-    let result = relay(&req, body, &state, &upstream, &ctx, &mut note, &mut tee).await;
+    let shared = (&**state, &**upstream, &*ctx);
+    let result = relay(&req, body, shared, form, &mut note, &mut tee).await;
     if let (Some(tee), Err(error)) = (tee.as_mut(), &result) {
         tee.answered(actix_web::ResponseError::status_code(error).as_u16());
     }
@@ -56,9 +90,8 @@ pub async fn create_response(
 async fn relay(
     req: &HttpRequest,
     body: web::Payload,
-    state: &AppState,
-    upstream: &UpstreamClient,
-    ctx: &RequestContext,
+    (state, upstream, ctx): (&AppState, &UpstreamClient, &RequestContext),
+    form: Form,
     note: &mut AccessNote,
     tee: &mut Option<Tee>,
 ) -> Result<HttpResponse, ApiError> {
@@ -85,7 +118,8 @@ async fn relay(
         .capture()
         .tee(&principal.key_id, tenant, &ctx.id, &body);
     let (mut request, model) = parse_request(&body)?;
-    let wants_stream = request.boolean("stream").unwrap_or(false);
+    super::file_references::refuse_file_ids(request.get("input"))?;
+    let wants_stream = form == Form::AsAsked && request.boolean("stream").unwrap_or(false);
     note.model = Some(model.clone());
     note.stream = wants_stream;
     let resolved = resolve_model(state, &principal, &model)?;
@@ -99,9 +133,15 @@ async fn relay(
         settings.compat.mode,
         &settings.compat.default_instructions,
     );
+    let compact = match form {
+        Form::Compact => Some(super::compact::bridge(&mut request)?),
+        Form::AsAsked => None,
+    };
+    let shown_limits = super::codex_limits::shown_for(state, &principal);
     let call = Call {
         req,
         payload: request.forward(&body),
+        shown_limits,
         model: &resolved.slug,
         exclude_plans: &resolved.exclude_plans,
         affinity: affinity_key(req, &request),
@@ -120,6 +160,8 @@ async fn relay(
         admission,
         recording: super::recall::recording(state, &principal, &call.payload, &committed.lease),
         tee,
+        shown_limits,
+        compact,
     };
     // A stream times its own end; an assembled answer is read to its end here.
     let answering = (!wants_stream).then(Instant::now);
@@ -256,6 +298,9 @@ struct Reply<'a> {
     admission: Admission,
     recording: Option<Recording>,
     tee: &'a mut Option<Tee>,
+    shown_limits: ShownLimits,
+    /// A compaction: the user messages its answer keeps.
+    compact: Option<Vec<Value>>,
 }
 
 async fn answer(
@@ -273,6 +318,9 @@ async fn answer(
     let idle = Duration::from_secs(state.settings().upstream.stream_idle_timeout_secs);
     let mut builder = HttpResponse::Ok();
     copy_returned_headers(&response, &mut builder);
+    for header in reply.shown_limits.headers() {
+        builder.insert_header(header);
+    }
     if reply.wants_stream {
         let timing = StreamTiming {
             idle_timeout: idle,
@@ -313,7 +361,10 @@ async fn answer(
             if let Some(tee) = reply.tee.as_mut() {
                 tee.answered_json(200, &value);
             }
-            Ok(builder.json(value))
+            match reply.compact {
+                Some(kept) => Ok(builder.json(super::compact::compacted(value, kept)?)),
+                None => Ok(builder.json(value)),
+            }
         }
         Assembled::Failed(error) => Err(super::upstream_error::from_failed_event(&error)),
         Assembled::Truncated => Err(ApiError::UpstreamFailed(

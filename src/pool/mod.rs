@@ -5,6 +5,7 @@
 //! see the pool state through [`view`] and its families on `GET /metrics` ([`metrics`]).
 
 pub mod config;
+pub mod headroom;
 pub mod metrics;
 pub mod probe;
 pub mod state;

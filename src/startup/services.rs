@@ -18,12 +18,14 @@ use crate::governance::model_refresh::{self, Refresher};
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
 use crate::obs::metrics::Registry;
+use crate::pool::headroom::PoolHeadroom;
 use crate::pool::metrics::PoolMetrics;
 use crate::pool::StoreAccountSource;
 use crate::recall::{MemoryMetrics, ResponseMemory};
 use crate::settings::Settings;
 use crate::state::Parts;
 use crate::store::{Store, StoreError};
+use crate::upstream::drift::Drift;
 use crate::upstream::outbound::Outbound;
 
 /// What the two planes serve, started before either listens: the router with its account
@@ -68,7 +70,12 @@ impl Core {
         let refresh = start_model_refresh(settings, store, outbound, &models, log).await;
         let capture = Capture::start(settings, store, metrics, log)?;
         let reread = capture.spawn_reread(sync_interval);
-        let tasks = [sync].into_iter().chain(refresh).chain(reread).collect();
+        let (headroom, reading) = PoolHeadroom::start(leases.router().clone(), sync_interval);
+        let tasks = [sync, reading]
+            .into_iter()
+            .chain(refresh)
+            .chain(reread)
+            .collect();
         let background = Background {
             router: leases.router().clone(),
             tasks: Arc::new(tasks),
@@ -81,6 +88,8 @@ impl Core {
             pool_metrics,
             memory,
             capture,
+            drift: Drift::register(metrics, log.clone()),
+            headroom,
         };
         Ok(Core {
             parts,

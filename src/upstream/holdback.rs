@@ -47,7 +47,7 @@ pub struct Held {
     pub ended: bool,
 }
 
-/// Reads the start of `response` through `watcher` (which goes on with the rest of the stream).
+/// Reads the start of `response` through `watcher` until the verdict is clear or a bound is hit.
 pub async fn hold_back(
     response: &mut UpstreamResponse,
     limits: Limits,

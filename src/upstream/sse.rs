@@ -12,7 +12,9 @@ use bytes::{Bytes, BytesMut};
 use memchr::memmem::Finder;
 use serde_json::Value;
 
+use super::drift::Drift;
 use super::event_fields::{response_id, ResponseFields};
+use super::shown_limits::ShownLimits;
 use crate::domain::Usage;
 
 /// Cuts a byte stream at SSE event boundaries: the one framing both the forwarded stream and the
@@ -154,15 +156,27 @@ pub struct StreamWatcher {
     pub events: u64,
     /// The `response.output_item.done` events seen, when asked for ([`Self::keeping_outputs`]).
     outputs: Option<Vec<Bytes>>,
+    /// Where event types and error codes the relay does not know are noted.
+    drift: Option<Drift>,
+    /// The caller's limits, which replace any `codex.rate_limits` event of the backend's.
+    shown: ShownLimits,
 }
 
 impl StreamWatcher {
-    /// A watcher that also keeps each `response.output_item.done` event, whole, as forwarded.
-    pub fn keeping_outputs() -> StreamWatcher {
+    /// A watcher that notes what it does not know in `drift` and shows the caller `shown` in
+    /// place of the backend's rate-limit events.
+    pub fn new(drift: Drift, shown: ShownLimits) -> StreamWatcher {
         StreamWatcher {
-            outputs: Some(Vec::new()),
+            drift: Some(drift),
+            shown,
             ..StreamWatcher::default()
         }
+    }
+
+    /// The watcher, keeping each `response.output_item.done` event too, whole, as forwarded.
+    pub fn keeping_outputs(mut self) -> StreamWatcher {
+        self.outputs = Some(Vec::new());
+        self
     }
 
     /// The `response.output_item.done` events kept so far, in stream order (none unless
@@ -234,6 +248,13 @@ impl StreamWatcher {
             return None;
         }
         if !TERMINAL_EVENTS.contains(&kind) {
+            if kind == "codex.rate_limits" {
+                // One account's limits: the caller is shown its own.
+                return Some(self.shown.rate_limits_block());
+            }
+            if let Some(drift) = &self.drift {
+                drift.event(kind);
+            }
             return None;
         }
         let data = data_of(block)?;
@@ -245,6 +266,9 @@ impl StreamWatcher {
             self.response_id = Some(id.clone());
         }
         let usage = response.usage.as_ref().and_then(Usage::from_json);
+        if let (Some(drift), Some(code)) = (&self.drift, &response.error_code) {
+            drift.error_code(code);
+        }
         self.terminal = match kind.as_str() {
             "response.completed" => Some(Terminal::Completed { usage }),
             "response.failed" => Some(Terminal::Failed {
@@ -385,7 +409,7 @@ event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_num
             "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\"}}\n\n",
         );
         for size in [1, 7, 64, stream.len()] {
-            let mut watcher = StreamWatcher::keeping_outputs();
+            let mut watcher = StreamWatcher::default().keeping_outputs();
             assert_eq!(
                 forward_all(&mut watcher, stream.as_bytes(), size),
                 stream.as_bytes()
@@ -466,6 +490,19 @@ event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_num
         assert_eq!(written["type"], "x\n\nevent: response.completed");
         assert_eq!(written["response"]["usage"]["total_tokens"], 1);
         assert_eq!(watcher.terminal, Some(Terminal::Incomplete));
+    }
+
+    #[test]
+    fn a_rate_limits_event_is_replaced_by_the_callers() {
+        let input = "event: codex.rate_limits\ndata: {\"type\":\"codex.rate_limits\",\"rate_limits\":{\"primary\":{\"used_percent\":77}}}\n\ndata: {\"type\":\"a\"}\n\n";
+        let mut watcher = StreamWatcher::default();
+        let out = forward_all(&mut watcher, input.as_bytes(), 5);
+        let blocks: Vec<&[u8]> = events(&out).map(|(s, e, _)| &out[s..e]).collect();
+        assert_eq!(blocks.len(), 2, "{}", String::from_utf8_lossy(&out));
+        let replaced = parse_data(blocks[0]).unwrap();
+        assert_eq!(replaced["type"], "codex.rate_limits");
+        assert!(replaced["rate_limits"]["primary"].is_null());
+        assert_eq!(event_type(blocks[1]), Some("a"));
     }
 
     #[test]
