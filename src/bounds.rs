@@ -66,6 +66,16 @@ pub const STREAMS_PER_CONNECTION: Range = Range::new(1, 10_000);
 pub const AUTH_FAILURE_ADDRESSES: Range = Range::new(1, 10_000_000);
 /// Seconds the master-key command may run (`store.master_key_command_timeout_secs`).
 pub const KEY_COMMAND_SECS: Range = Range::new(1, 600);
+/// Minutes the relay remembers a response for stateful clients: up to a week.
+pub const MEMORY_TTL_MINS: Range = Range::new(1, 7 * 24 * 60);
+/// Bytes the remembered responses may take together: 1 MiB to 64 GiB.
+pub const MEMORY_BYTES: Range = Range::new(1 << 20, 1 << 36);
+/// Minutes a content capture may run at most (`audit.capture.max_duration_mins`): up to 30 days.
+pub const CAPTURE_MINUTES: Range = Range::new(1, 43_200);
+/// Bytes of one captured response kept before it is cut (`audit.capture.max_response_bytes`).
+pub const CAPTURE_RESPONSE_BYTES: Range = Range::new(1024, 64 * 1024 * 1024);
+/// Days captured records are kept (`audit.capture.retention_days`).
+pub const CAPTURE_RETENTION_DAYS: Range = Range::new(1, 3650);
 
 /// Longest name of a key, tenant or admin token, or label of an account, in characters.
 pub const NAME_CHARS: usize = 64;

@@ -1,7 +1,8 @@
 //! Adapting a Responses request to what the Codex backend accepts. OpenAI SDK callers send what
 //! the public API takes; the backend rejects some of it (the issue trackers of other Codex relays
 //! report 400s for `max_output_tokens`, sampling parameters, `store:true`, `stream:false`, a
-//! string `input` and the `system` role). `relaxed` (default) rewrites those parts; `strict`
+//! string `input` and the `system` role). `relaxed` (default) rewrites those parts, and asks
+//! for encrypted reasoning so that it can be replayed; `strict`
 //! forwards the body as the client sent it.
 
 use serde_json::{json, Value};
@@ -56,9 +57,10 @@ pub fn normalize(
             body.set("instructions", &default_instructions);
         }
     }
-    if body.get_present("reasoning").is_some() {
-        request_encrypted_reasoning(body);
-    }
+    // The relay forces `store: false`, so reasoning can only be replayed (by the client, or by
+    // `recall` expanding a reference) if it comes back encrypted: asked for on every request,
+    // as the Codex CLI does, whether or not the client set `reasoning`.
+    request_encrypted_reasoning(body);
 }
 
 /// A string becomes one user message; messages get their `type`, string content becomes a
@@ -160,7 +162,7 @@ mod tests {
     }
 
     #[test]
-    fn reasoning_asks_for_encrypted_content_once() {
+    fn encrypted_reasoning_is_asked_for_once_on_every_relaxed_request() {
         let body = relaxed(
             json!({"model": "m", "input": [], "reasoning": {"effort": "low"},
                                   "include": ["reasoning.encrypted_content"]}),
@@ -168,8 +170,24 @@ mod tests {
         assert_eq!(body["include"], json!(["reasoning.encrypted_content"]));
         let body = relaxed(json!({"model": "m", "input": [], "reasoning": {"effort": "low"}}));
         assert_eq!(body["include"], json!(["reasoning.encrypted_content"]));
+        // Without `reasoning` too (the model reasons by default): what `store: false` needs.
         let body = relaxed(json!({"model": "m", "input": [], "reasoning": null}));
-        assert!(body.get("include").is_none());
+        assert_eq!(body["include"], json!(["reasoning.encrypted_content"]));
+        let body = relaxed(
+            json!({"model": "m", "input": [], "include": ["message.output_text.logprobs"]}),
+        );
+        assert_eq!(
+            body["include"],
+            json!([
+                "message.output_text.logprobs",
+                "reasoning.encrypted_content"
+            ])
+        );
+        let body = normalized(json!({"model": "m", "input": []}), CompatMode::Strict, "");
+        assert!(
+            body.get("include").is_none(),
+            "strict mode forwards as sent"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!   7 edge                 edge: error shape, bearer guard, caller, request context
 //!   6 shared state         state: AppState
 //!   5 pool, credentials    pool (store <-> actors), credentials (key and admin-token rings)
-//!   4 services             oauth, governance, compat, audit
+//!   4 services             oauth, governance, compat, recall, capture, audit
 //!   3 resources            store (SQLite, sealed credentials), upstream (the Codex backend)
 //!   2 observability        obs
 //!   1 settings, transport  settings, request_body, intake, wire
@@ -20,6 +20,7 @@
 pub mod admin;
 pub mod audit;
 pub mod bounds;
+pub mod capture;
 pub mod cli;
 pub mod compat;
 pub mod credentials;
@@ -32,6 +33,7 @@ pub mod nesting;
 pub mod oauth;
 pub mod obs;
 pub mod pool;
+pub mod recall;
 pub mod reload;
 pub mod request_body;
 pub mod settings;

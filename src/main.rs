@@ -33,9 +33,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The audit trail is a file of its own: no store, no master key.
+    // The audit trail is a file of its own: no store, no master key (content capture needs both).
     let command = match command {
-        Command::Audit(command) => return cli::audit(&settings, command),
+        Command::Audit(command) if !matches!(command, cli::AuditCommand::Capture(_)) => {
+            return cli::audit(&settings, command)
+        }
         command => command,
     };
     match run(command, settings) {
@@ -102,6 +104,9 @@ fn run_command(command: Command, settings: &Settings) -> anyhow::Result<()> {
         Command::Key(command) => cli::key(&store, command),
         Command::Tenant(command) => cli::tenant(&store, command),
         Command::AdminToken(command) => cli::admin_token(&store, command),
+        Command::Audit(cli::AuditCommand::Capture(command)) => {
+            cli::capture(&store, &settings, command)
+        }
         Command::Backup(args) => cli::backup(&store, &settings, &args),
         // Dispatched by `main` before the store opens.
         Command::Doctor(_)

@@ -110,7 +110,8 @@ impl<'a> RequestBody<'a> {
         self.set_raw(key, raw);
     }
 
-    fn set_raw(&mut self, key: &str, raw: Box<RawValue>) {
+    /// Sets `key` to `raw`, JSON text already encoded: in place when present, else last.
+    pub fn set_raw(&mut self, key: &str, raw: Box<RawValue>) {
         match self.fields.iter_mut().find(|(k, _)| k == key) {
             // Setting what is already there changes nothing (a model named by its own slug).
             Some((_, slot)) if slot.get() == raw.get() => {}
@@ -210,6 +211,9 @@ pub struct InputFacts {
     pub needs_rewrite: bool,
     /// An item carries `encrypted_content` (reasoning only the account that wrote it can read).
     pub carries_encrypted: bool,
+    /// An item refers to one the backend would have to have stored: an `item_reference`, or a
+    /// reasoning item without its `encrypted_content` (`recall` expands them).
+    pub refers_back: bool,
 }
 
 /// The fields of an item that matter here. A field present as `null` is `Some("null")`, as the
@@ -307,7 +311,7 @@ impl InputFacts {
         match kind(input) {
             Kind::String => InputFacts {
                 needs_rewrite: true,
-                carries_encrypted: false,
+                ..InputFacts::default()
             },
             // The top level was validated already; a list that is not one has no facts.
             Kind::Array => serde_json::from_str::<Folded>(input.get())
@@ -322,6 +326,7 @@ impl InputFacts {
             .encrypted_content
             .is_some_and(|v| kind(v) != Kind::Null);
         self.needs_rewrite |= probe.needs_rewrite();
+        self.refers_back |= probe.refers_back();
     }
 }
 
@@ -353,6 +358,14 @@ impl<'de> Deserialize<'de> for Folded {
 }
 
 impl ItemProbe<'_> {
+    fn refers_back(&self) -> bool {
+        match self.kind.map(RawValue::get) {
+            Some("\"item_reference\"") => true,
+            Some("\"reasoning\"") => self.encrypted_content.is_none_or(|c| kind(c) == Kind::Null),
+            _ => false,
+        }
+    }
+
     fn needs_rewrite(&self) -> bool {
         let Some(role) = self.role.filter(|r| kind(r) == Kind::String) else {
             return false;
@@ -494,7 +507,8 @@ mod tests {
             facts(codex_turn),
             InputFacts {
                 needs_rewrite: false,
-                carries_encrypted: true
+                carries_encrypted: true,
+                refers_back: false,
             }
         );
         assert!(facts(json!("hi")).needs_rewrite);
@@ -520,5 +534,29 @@ mod tests {
             br#"{"input":[{"enc\u0072ypted_content":"e","r\u006fle":"system","type":"message"}]}"#;
         let escaped = InputFacts::of(parsed(text).get("input"));
         assert!(escaped.carries_encrypted && escaped.needs_rewrite);
+    }
+
+    #[test]
+    fn input_facts_find_references_to_items_the_backend_did_not_store() {
+        let refers_back = |input: Value| {
+            let text = serde_json::to_vec(&json!({ "input": input })).unwrap();
+            InputFacts::of(parsed(&text).get("input")).refers_back
+        };
+        assert!(refers_back(
+            json!([{"type": "item_reference", "id": "rs_1"}])
+        ));
+        assert!(refers_back(
+            json!([{"type": "reasoning", "id": "rs_1", "summary": []}])
+        ));
+        assert!(refers_back(
+            json!([{"type": "reasoning", "id": "rs_1", "encrypted_content": null}])
+        ));
+        assert!(!refers_back(
+            json!([{"type": "reasoning", "id": "rs_1", "encrypted_content": "e"}])
+        ));
+        assert!(!refers_back(
+            json!([{"type": "message", "role": "user", "content": "item_reference"}])
+        ));
+        assert!(!refers_back(json!("item_reference")));
     }
 }

@@ -49,6 +49,7 @@ pub struct Settings {
     pub models: ModelSettings,
     pub limits: LimitSettings,
     pub routing: RoutingSettings,
+    pub responses: ResponsesSettings,
     pub audit: AuditSettings,
     /// Where these settings were read from, so that a reload reads the same layers again.
     #[serde(skip)]
@@ -236,6 +237,23 @@ pub struct RoutingSettings {
     pub probe_interval_ms: u64,
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponsesSettings {
+    pub memory: MemorySettings,
+}
+
+/// `responses.memory`: the responses the relay remembers for stateful clients (`recall`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemorySettings {
+    pub enabled: bool,
+    /// Minutes a remembered response can be referenced.
+    pub ttl_mins: u64,
+    /// Bytes all remembered responses may take together; the oldest go first past it.
+    pub max_bytes: usize,
+}
+
 /// `audit.on_failure`: what the data plane does while audit rows cannot be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -261,6 +279,22 @@ pub struct AuditSettings {
     pub queue_rows: usize,
     pub on_failure: AuditOnFailure,
     /// Rows older than this many days are pruned; 0 keeps every row.
+    pub retention_days: u64,
+    /// Scoped, time-limited capture of request and response bodies.
+    pub capture: CaptureSettings,
+}
+
+/// `audit.capture`: scoped, time-limited capture of request and response bodies (`capture`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSettings {
+    /// The switch without which no capture can be started; off, nothing is captured.
+    pub enabled: bool,
+    /// The longest a capture may run, in minutes.
+    pub max_duration_mins: u64,
+    /// Bytes of one response kept; past it the rest is cut and a marker says so.
+    pub max_response_bytes: usize,
+    /// Days a captured record is kept before it is deleted.
     pub retention_days: u64,
 }
 
@@ -330,6 +364,14 @@ mod tests {
         assert_eq!(s.upstream.max_streams_per_connection, 100);
         assert_eq!(s.server.body_read_timeout_secs, 30);
         assert_eq!(s.server.shutdown_grace_secs, 30);
+        let memory = &s.responses.memory;
+        assert!(memory.enabled);
+        assert_eq!((memory.ttl_mins, memory.max_bytes), (60, 64 << 20));
+        assert!(
+            !s.audit.capture.enabled,
+            "content capture is off by default"
+        );
+        assert_eq!(s.audit.capture.max_duration_mins, 24 * 60);
     }
 
     #[test]
@@ -465,6 +507,31 @@ mod tests {
                 "must be 1 to 10000000",
             ),
             ("store", "pool_size", "100000", "must be 1 to 64"),
+            ("responses.memory", "ttl_mins", "0", "must be 1 to 10080"),
+            (
+                "responses.memory",
+                "max_bytes",
+                "1000",
+                "must be 1048576 to 68719476736",
+            ),
+            (
+                "audit.capture",
+                "max_duration_mins",
+                "0",
+                "must be 1 to 43200",
+            ),
+            (
+                "audit.capture",
+                "max_response_bytes",
+                "100",
+                "must be 1024 to 67108864",
+            ),
+            (
+                "audit.capture",
+                "retention_days",
+                "3651",
+                "must be 1 to 3650",
+            ),
             (
                 "upstream",
                 "max_streams_per_connection",

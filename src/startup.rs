@@ -18,6 +18,7 @@ use slog::{info, warn, Logger};
 
 use crate::admin::{self, AdminState};
 use crate::audit::Audit;
+use crate::capture::Capture;
 use crate::credentials::AdminTokenRing;
 use crate::edge::bare_errors::shape_bare_errors;
 use crate::edge::context;
@@ -59,6 +60,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     CaFile(#[from] CaFileError),
+    #[error("content capture: {0}")]
+    Capture(#[from] crate::capture::CaptureError),
 }
 
 /// A started relay: its addresses and the server futures to await.
@@ -68,11 +71,13 @@ pub struct Application {
     server: Server,
     admin: Server,
     governor: Governor,
+    capture: Capture,
     log: Logger,
     background: Background,
 }
 
-/// How long a stopping relay waits for queued usage to reach the store.
+/// How long a stopping relay waits for queued usage to reach the store (and queued captured
+/// calls, the capture file).
 const USAGE_FLUSH: Duration = Duration::from_secs(5);
 
 /// Stops both planes of a started relay, then its actors and background loops.
@@ -81,6 +86,7 @@ pub struct AppHandle {
     data: ServerHandle,
     admin: ServerHandle,
     governor: Governor,
+    capture: Capture,
     log: Logger,
     background: Background,
 }
@@ -126,6 +132,7 @@ impl AppHandle {
         futures_util::future::join(self.data.stop(graceful), self.admin.stop(graceful)).await;
         flush_usage(&self.governor, &self.log).await;
         flush_audit(&self.background.audit, &self.log).await;
+        flush_capture(&self.capture, &self.log).await;
         self.background.stop().await;
     }
 
@@ -154,6 +161,15 @@ async fn flush_audit(audit: &Audit, log: &Logger) {
 async fn flush_usage(governor: &Governor, log: &Logger) {
     if !governor.flush_usage(USAGE_FLUSH).await {
         warn!(log, "stopped before all token usage was written; quotas may undercount it";
+            "waited_secs" => USAGE_FLUSH.as_secs());
+    }
+}
+
+/// Waits for queued captured calls to reach the capture file, so the calls a stopping relay
+/// finished keep their records; says so in the log when the writer is too slow.
+async fn flush_capture(capture: &Capture, log: &Logger) {
+    if !capture.flush(USAGE_FLUSH).await {
+        warn!(log, "stopped before all captured calls were written to the capture file";
             "waited_secs" => USAGE_FLUSH.as_secs());
     }
 }
@@ -223,6 +239,7 @@ impl Application {
             server,
             admin,
             governor,
+            capture: state.capture().clone(),
             log: state.log().clone(),
             background,
         })
@@ -244,6 +261,7 @@ impl Application {
             data: self.server.handle(),
             admin: self.admin.handle(),
             governor: self.governor.clone(),
+            capture: self.capture.clone(),
             log: self.log.clone(),
             background: self.background.clone(),
         }
@@ -260,6 +278,7 @@ impl Application {
         on_signal.abort();
         flush_usage(&self.governor, &self.log).await;
         flush_audit(&self.background.audit, &self.log).await;
+        flush_capture(&self.capture, &self.log).await;
         self.background.stop().await;
         data.and(admin)
     }
@@ -297,7 +316,9 @@ fn admin_state(
         log.clone(),
     ));
     let admin_tokens = Arc::clone(&core.admin_tokens);
-    let metrics = Exposition::new(metrics).before_encoding(core.parts.pool_metrics.clone());
+    let metrics = Exposition::new(metrics)
+        .before_encoding(core.parts.pool_metrics.clone())
+        .before_encoding(core.parts.memory.clone());
     let metrics = Arc::new(metrics);
     AdminState::new(
         store,

@@ -1,7 +1,7 @@
 //! What the handlers of both planes share: the settings, where leases are taken, the API-key
-//! ring, the model registry, the governor, the pool's metric families, the audit trail and the
-//! logger. Built once at startup; cheap to clone. The settings are a snapshot a reload swaps
-//! whole (`reload`): a handler loads it without a lock.
+//! ring, the model registry, the governor, the pool's metric families, the response memory,
+//! content capture, the audit trail and the logger. Built once at startup; cheap to clone. The
+//! settings are a snapshot a reload swaps whole (`reload`): a handler loads it without a lock.
 
 use std::sync::Arc;
 
@@ -11,12 +11,16 @@ use relay_actors::{Leases, RouterActor};
 use slog::Logger;
 
 use crate::audit::Audit;
+use crate::capture::Capture;
 use crate::credentials::KeyRing;
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
+use crate::pool::headroom::PoolHeadroom;
 use crate::pool::metrics::PoolMetrics;
+use crate::recall::ResponseMemory;
 use crate::reload::LiveSettings;
 use crate::settings::Settings;
+use crate::upstream::drift::Drift;
 
 /// Everything handlers share; cheap to clone, built once at startup.
 #[derive(Clone)]
@@ -30,6 +34,10 @@ struct Inner {
     governor: Governor,
     pool_metrics: PoolMetrics,
     audit: Audit,
+    memory: ResponseMemory,
+    capture: Capture,
+    drift: Drift,
+    headroom: PoolHeadroom,
     log: Logger,
 }
 
@@ -41,6 +49,10 @@ pub struct Parts {
     pub governor: Governor,
     pub pool_metrics: PoolMetrics,
     pub audit: Audit,
+    pub memory: ResponseMemory,
+    pub capture: Capture,
+    pub drift: Drift,
+    pub headroom: PoolHeadroom,
 }
 
 impl AppState {
@@ -53,6 +65,10 @@ impl AppState {
             governor: parts.governor,
             pool_metrics: parts.pool_metrics,
             audit: parts.audit,
+            memory: parts.memory,
+            capture: parts.capture,
+            drift: parts.drift,
+            headroom: parts.headroom,
             log,
         }))
     }
@@ -84,6 +100,22 @@ impl AppState {
     /// Where both planes queue their audit rows.
     pub fn audit(&self) -> &Audit {
         &self.0.audit
+    }
+    /// The responses remembered for stateful clients (`responses.memory`).
+    pub fn memory(&self) -> &ResponseMemory {
+        &self.0.memory
+    }
+    /// Content capture: the running captures the request path asks, and the capture file.
+    pub fn capture(&self) -> &Capture {
+        &self.0.capture
+    }
+    /// Where what the upstream sends and the relay does not know is counted and logged.
+    pub fn drift(&self) -> &Drift {
+        &self.0.drift
+    }
+    /// The pool's rate-limit windows as last read, for the limits callers are shown.
+    pub fn headroom(&self) -> &PoolHeadroom {
+        &self.0.headroom
     }
     pub fn log(&self) -> &Logger {
         &self.0.log

@@ -9,7 +9,9 @@
 //! |----------------|--------------------------------------------------------------------|
 //! | `responses.rs` | `POST /responses`: auth, backend 400s, a deep body's 500, scripts  |
 //! | `accounts.rs`  | per-account scripts (by `ChatGPT-Account-ID`) and request counts  |
+//! | `stateless.rs` | what the backend refuses because it stores nothing (references)   |
 //! | `events.rs`    | the Responses stream events (text, tool call, failure)             |
+//! | `compaction.rs` | remote compaction: input ending in `compaction_trigger`           |
 //! | `stream.rs`    | the SSE body: per-event delay, cuts, started/finished/cancelled    |
 //! | `oauth.rs`     | `POST /oauth/token`, the unsigned JWTs and the fake `auth.json`    |
 //! | `token_script.rs` | scripted token-endpoint failures, token lifetime, counters      |
@@ -31,6 +33,8 @@
 mod accounts;
 #[path = "bench.rs"]
 pub mod bench;
+#[path = "compaction.rs"]
+mod compaction;
 #[path = "events.rs"]
 mod events;
 #[path = "login.rs"]
@@ -41,6 +45,8 @@ mod models;
 mod oauth;
 #[path = "responses.rs"]
 mod responses;
+#[path = "stateless.rs"]
+mod stateless;
 #[path = "stream.rs"]
 mod stream;
 #[path = "tls.rs"]
@@ -50,7 +56,7 @@ mod token_script;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -206,6 +212,7 @@ pub struct MockState {
     token_script: Mutex<token_script::TokenScript>,
     login: Mutex<login::LoginScript>,
     accounts: Mutex<accounts::AccountScripts>,
+    drift: AtomicBool,
 }
 
 impl MockState {
@@ -227,6 +234,16 @@ impl MockState {
     pub fn set_event_delay(&self, delay: Duration) {
         let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
         self.event_delay_nanos.store(nanos, Ordering::SeqCst);
+    }
+
+    /// Like a backend that has changed: normal answers carry an event type
+    /// ([`events::UNKNOWN_EVENT`]) and a header ([`events::UNKNOWN_HEADER`]) no relay knows yet.
+    pub fn set_drift(&self, on: bool) {
+        self.drift.store(on, Ordering::SeqCst);
+    }
+
+    fn drift(&self) -> bool {
+        self.drift.load(Ordering::SeqCst)
     }
 
     /// Queues an answer: the next `POST /responses` that passes validation gets it instead of

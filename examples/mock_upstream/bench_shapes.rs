@@ -46,7 +46,7 @@ pub(super) fn fast() -> Bytes {
     let mut events = Events::default();
     ctx.created_events(&mut events);
     let encrypted = format!("gAAAAA{}", random_hex(ENCRYPTED_BYTES / 2));
-    let reasoning = reasoning_events(&mut events, encrypted, Announce::WithoutContent);
+    let reasoning = reasoning_events(&mut events, Some(encrypted), Announce::WithoutContent);
     let (message, tokens) = message_events(&mut events, 1, &text(FAST_DELTAS));
     let response = ctx.response("completed", vec![reasoning, message], ctx.usage(tokens));
     events.push("response.completed", json!({ "response": response }));

@@ -4,9 +4,9 @@
 //! `sequence_number` counting from 0; `response.created`/`in_progress` carry the full Response
 //! object, `response.completed` carries it again with the output items and integer usage.
 //!
-//! A normal answer is a `reasoning` item (`output_index` 0, with `encrypted_content`, as Codex
-//! asks for via `include`) followed by either an assistant message or a function call
-//! (`output_index` 1).
+//! A normal answer is a `reasoning` item (`output_index` 0; with `encrypted_content` only when
+//! `include` asks for `reasoning.encrypted_content`, as Codex does, and marked with the account
+//! that wrote it) followed by either an assistant message or a function call (`output_index` 1).
 
 use serde_json::{json, Map, Value};
 
@@ -16,8 +16,15 @@ use super::{random_hex, unix_now};
 pub(super) const HELLO_TEXT: &str = "Hello from the mock upstream.";
 /// The answer once the caller has sent a tool result back.
 pub(super) const TOOL_RESULT_TEXT: &str = "Tool result received.";
+/// The answer once the conversation was compacted after the last user message (the compacted
+/// history no longer holds the tool call; a model carries on from the summary).
+pub(super) const AFTER_COMPACTION_TEXT: &str = "Carrying on after compaction.";
 /// The phrase in the last user message that makes the mock call a tool.
 const TOOL_TRIGGER: &str = "use a tool";
+/// The event type a drifted backend sends after `response.in_progress` (`MockState::set_drift`).
+pub(super) const UNKNOWN_EVENT: &str = "response.upcoming_feature";
+/// The header a drifted backend sends with its streams.
+pub(super) const UNKNOWN_HEADER: &str = "x-codex-upcoming-feature";
 /// Reasoning tokens reported in every usage, so usage accounting has something to add up.
 const REASONING_TOKENS: u64 = 16;
 
@@ -114,11 +121,13 @@ enum Answer {
     ToolCall { name: String },
 }
 
-/// The normal answer to `body`: a text message, or a function call when asked for one.
-pub(super) fn normal(ctx: &ResponseCtx, body: &Value) -> Vec<Value> {
+/// The normal answer to `body` from `account`: a text message, or a function call when asked
+/// for one.
+pub(super) fn normal(ctx: &ResponseCtx, body: &Value, account: Option<&str>) -> Vec<Value> {
     let mut events = Events::default();
     ctx.created_events(&mut events);
-    let encrypted = format!("enc_{}", random_hex(24));
+    let encrypted = super::stateless::includes_encrypted(body)
+        .then(|| super::stateless::encrypted_for(account, &random_hex(24)));
     let reasoning = reasoning_events(&mut events, encrypted, Announce::WithContent);
     let (item, answer_tokens) = match answer_for(body) {
         Answer::Text(text) => message_events(&mut events, 1, text),
@@ -127,6 +136,24 @@ pub(super) fn normal(ctx: &ResponseCtx, body: &Value) -> Vec<Value> {
     let response = ctx.response("completed", vec![reasoning, item], ctx.usage(answer_tokens));
     events.push("response.completed", json!({ "response": response }));
     events.into_vec()
+}
+
+/// `events` with an event no client knows yet inserted after `response.in_progress`, renumbered.
+pub(super) fn with_unknown_event(events: Vec<Value>) -> Vec<Value> {
+    let mut numbered = Events::default();
+    for (i, event) in events.into_iter().enumerate() {
+        if i == 2 {
+            numbered.push(UNKNOWN_EVENT, json!({"detail": {"new": true}}));
+        }
+        let kind = event["type"].as_str().unwrap_or_default().to_owned();
+        let mut fields = event;
+        if let Some(map) = fields.as_object_mut() {
+            map.remove("type");
+            map.remove("sequence_number");
+        }
+        numbered.push(&kind, fields);
+    }
+    numbered.into_vec()
 }
 
 /// `response.created`, then `response.failed` carrying `{code, message}` in `response.error`,
@@ -151,11 +178,23 @@ fn answer_for(body: &Value) -> Answer {
     if last_type.and_then(Value::as_str) == Some("function_call_output") {
         return Answer::Text(TOOL_RESULT_TEXT);
     }
+    if compacted_since_last_user(input) {
+        return Answer::Text(AFTER_COMPACTION_TEXT);
+    }
     let asks_for_tool = last_user_text(input).to_lowercase().contains(TOOL_TRIGGER);
     match first_function_tool(body) {
         Some(name) if asks_for_tool => Answer::ToolCall { name },
         _ => Answer::Text(HELLO_TEXT),
     }
+}
+
+/// A `compaction` item follows the last `user` message.
+fn compacted_since_last_user(input: &[Value]) -> bool {
+    input
+        .iter()
+        .rev()
+        .take_while(|item| item.get("role").and_then(Value::as_str) != Some("user"))
+        .any(|item| item.get("type").and_then(Value::as_str) == Some("compaction"))
 }
 
 /// The text of the last `user` message; its content is a string or a list of text parts.
@@ -201,21 +240,25 @@ pub(super) enum Announce {
     WithoutContent,
 }
 
-/// A reasoning item at output index 0, announced and done; returns the finished item.
+/// A reasoning item at output index 0, announced and done; returns the finished item. Without
+/// `encrypted` (not asked for), the item has no `encrypted_content`, as upstream.
 pub(super) fn reasoning_events(
     events: &mut Events,
-    encrypted: String,
+    encrypted: Option<String>,
     announce: Announce,
 ) -> Value {
-    let reasoning = json!({
+    let mut reasoning = json!({
         "id": format!("rs_{}", random_hex(16)),
         "type": "reasoning",
-        "encrypted_content": encrypted,
         "summary": [],
     });
     let mut announced = reasoning.clone();
-    if let Announce::WithoutContent = announce {
-        announced["encrypted_content"] = Value::Null;
+    if let Some(encrypted) = encrypted {
+        reasoning["encrypted_content"] = encrypted.clone().into();
+        announced["encrypted_content"] = match announce {
+            Announce::WithContent => encrypted.into(),
+            Announce::WithoutContent => Value::Null,
+        };
     }
     events.push(
         "response.output_item.added",

@@ -41,6 +41,10 @@ struct Args {
     /// 100% used (to see an account cool).
     #[arg(long, value_name = "FILE")]
     write_capped_auth_json: Option<PathBuf>,
+    /// Answer like a backend that has changed: an event type and an `x-codex-*` header no
+    /// relay knows yet in every normal answer (to see the relay count upstream drift).
+    #[arg(long)]
+    drift: bool,
     /// Pause between SSE events, in milliseconds.
     #[arg(long, value_name = "N", default_value_t = 0)]
     event_delay_ms: u64,
@@ -99,6 +103,7 @@ async fn main() -> std::io::Result<()> {
     };
     mock.state
         .set_event_delay(Duration::from_millis(args.event_delay_ms));
+    mock.state.set_drift(args.drift);
     if let Some(path) = &args.write_auth_json {
         write_auth_json(path, "acct-mock-1")?;
         eprintln!(

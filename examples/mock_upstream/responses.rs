@@ -1,6 +1,7 @@
 //! `POST /responses`: the Codex backend's model turn. Checks the caller the way the backend does
 //! (bearer token, `ChatGPT-Account-ID`, and the 400s other relays' users report: `stream` must be
-//! true, `store` false, `input` a list, no `system` role, no sampling parameters), then answers
+//! true, `store` false, `input` a list, no `system` role, no sampling parameters; nothing that
+//! needs storage, `stateless.rs`), then answers
 //! with a queued [`Scripted`] answer or with the normal SSE stream. A body nesting deeper than
 //! [`MAX_NESTING`] fails with a 500 on every account, as a request that breaks the backend does.
 
@@ -11,6 +12,7 @@ use actix_web::{HttpResponse, HttpResponseBuilder};
 use serde_json::Value;
 
 use super::events::{self, ResponseCtx};
+use super::stateless;
 use super::stream::{sse_body, sse_frames, Ending};
 use super::{detail, oauth, random_hex, unix_now, MockState, RecordedRequest, Scripted};
 
@@ -30,6 +32,9 @@ pub(super) fn handle(state: Arc<MockState>, req: &RecordedRequest) -> HttpRespon
     match admit(&state, req) {
         Ok(body) => {
             let account = req.header("chatgpt-account-id");
+            if let Some(refusal) = stateless::refusal(&body, account) {
+                return with_request_id(refusal.answer(), &request_id);
+            }
             answer(state, account, req.body.len(), &body, &request_id)
         }
         Err((status, reason)) => with_request_id(detail(status, &reason), &request_id),
@@ -71,7 +76,14 @@ fn answer(
     let ctx = ResponseCtx::new(body, body_len);
     let used = state.used_percent_for(account);
     let (events, ending) = match state.next_scripted_for(account) {
-        None => (events::normal(&ctx, body), Ending::Complete),
+        None if super::compaction::is_requested(body) => {
+            (super::compaction::events(&ctx), Ending::Complete)
+        }
+        None if state.drift() => {
+            let events = events::with_unknown_event(events::normal(&ctx, body, account));
+            (events, Ending::Complete)
+        }
+        None => (events::normal(&ctx, body, account), Ending::Complete),
         Some(Scripted::Status {
             status,
             body: text,
@@ -87,7 +99,7 @@ fn answer(
             return response.streaming(sse_frames(state, chunks, Ending::Complete, delay));
         }
         Some(Scripted::CutAfterEvents(n)) => {
-            let mut events = events::normal(&ctx, body);
+            let mut events = events::normal(&ctx, body, account);
             events.truncate(n);
             (events, Ending::Cut)
         }
@@ -186,6 +198,9 @@ fn stream_answer(
     let delay = state.event_delay();
     let mut response = HttpResponse::Ok();
     stream_headers(&mut response, &ctx.model, request_id, used);
+    if state.drift() {
+        response.insert_header((events::UNKNOWN_HEADER, "1"));
+    }
     response.streaming(sse_body(state, events, ending, delay))
 }
 

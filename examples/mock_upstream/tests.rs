@@ -472,3 +472,5 @@ mod login_side;
 mod tests_bench;
 #[path = "tests_models.rs"]
 mod tests_models;
+#[path = "tests_stateless.rs"]
+mod tests_stateless;

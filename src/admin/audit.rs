@@ -43,7 +43,9 @@ pub async fn record_acts(
         return next.call(req).await;
     };
     let began = now_ms();
-    let reads = matches!(*req.method(), Method::GET | Method::HEAD);
+    // Reading what a content capture recorded opens sealed bodies: an act, unlike other reads.
+    let reads =
+        matches!(*req.method(), Method::GET | Method::HEAD) && !opens_captured_content(&req);
     let presented = bearer(req.headers()).map(str::to_owned);
     let res = next.call(req).await?;
     let status = res.status().as_u16();
@@ -80,6 +82,13 @@ pub async fn record_acts(
     }
     audit.record(record);
     Ok(res)
+}
+
+/// A read of the records a content capture took (`/admin/v1/audit/captures/{id}/records…`).
+fn opens_captured_content(req: &ServiceRequest) -> bool {
+    req.path()
+        .strip_prefix("/admin/v1/audit/captures/")
+        .is_some_and(|rest| rest.contains("/records"))
 }
 
 /// The admin token that called: the one the gate let through, or, on a 403, the valid token
@@ -136,6 +145,11 @@ fn act_of<B>(res: &ServiceResponse<B>) -> String {
         ("PATCH", "/tenants/{id}") => "tenant.update",
         ("DELETE", "/tenants/{id}") => "tenant.delete",
         ("POST", "/reload") => "settings.reload",
+        ("POST", "/audit/captures") => "capture.start",
+        ("DELETE", "/audit/captures/{id}") => "capture.stop",
+        ("GET", "/audit/captures/{id}/records" | "/audit/captures/{id}/records/{request_id}") => {
+            "capture.read"
+        }
         ("GET" | "HEAD", _) => "admin.read",
         _ => "admin.other",
     };

@@ -70,7 +70,8 @@ impl AdminError {
         }
     }
 
-    fn code(&self) -> Option<&'static str> {
+    /// The error's `code`, as the body names it.
+    pub fn code(&self) -> Option<&'static str> {
         match self {
             AdminError::MissingToken => None,
             AdminError::InvalidToken => Some("invalid_admin_token"),

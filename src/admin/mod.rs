@@ -15,6 +15,7 @@
 //! | `logins.rs`   | `/admin/v1/logins`: device-code and paste logins         |
 //! | `pool.rs`     | `/admin/v1/pool`, an account's routing parameters        |
 //! | `reload.rs`   | `POST /admin/v1/reload`: the settings read again         |
+//! | `captures.rs` | `/admin/v1/audit/captures`: content capture              |
 //! | `answer.rs`   | answers the tables give alike: lists, usage              |
 //! | `body.rs`     | request bodies, read within their limits, as JSON        |
 //! | `error.rs`    | admin failures in the OpenAI error shape                 |
@@ -25,6 +26,7 @@ pub mod audit;
 mod audit_api;
 pub mod auth;
 pub mod body;
+pub mod captures;
 pub mod error;
 pub mod keys;
 pub mod logins;
@@ -146,6 +148,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(logins::routes)
                 .configure(pool::routes)
                 .configure(reload::routes)
+                .configure(captures::routes)
                 .default_service(web::to(not_found)),
         );
 }

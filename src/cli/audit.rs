@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::{printable, printable_json};
-use super::{AccountCommand, AdminTokenCommand, Command, KeyCommand, TenantCommand};
+use super::{
+    AccountCommand, AdminTokenCommand, CaptureCommand, Command, KeyCommand, TenantCommand,
+};
 use crate::audit::search::{self, parse_time, Filter};
 use crate::audit::verify::verify;
 use crate::audit::{append_now, now_ms, open_for_reading, path_of, ActorKind, Record, Row};
@@ -24,6 +26,9 @@ pub enum AuditCommand {
     Search(SearchArgs),
     /// Write every row of a time range as NDJSON on stdout, oldest first (for a SIEM).
     Export(ExportArgs),
+    /// Content capture: the bodies of one key's or tenant's calls, for a limited time, sealed.
+    #[command(subcommand)]
+    Capture(super::CaptureCommand),
 }
 
 /// What a search or an export keeps.
@@ -76,12 +81,15 @@ pub struct ExportArgs {
     pub filter: FilterArgs,
 }
 
-/// Runs an `audit` command; `verify` exits 1 on a broken chain, any command 2 on an error.
+/// Runs an `audit` command other than `capture`; `verify` exits 1 on a broken chain, any command
+/// 2 on an error.
 pub fn audit(settings: &Settings, command: AuditCommand) -> ExitCode {
     let result = match command {
         AuditCommand::Verify => return verify_chain(settings),
         AuditCommand::Search(args) => search_rows(settings, &args),
         AuditCommand::Export(args) => export_rows(settings, &args),
+        // It needs the store (the master key): `main` runs it with the store open.
+        AuditCommand::Capture(_) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -247,6 +255,16 @@ fn act_of(command: &Command) -> Option<(&'static str, Option<String>)> {
         Command::AdminToken(AdminTokenCommand::Revoke { id }) => {
             ("admin_token.revoke", Some(id.clone()))
         }
+        Command::Audit(AuditCommand::Capture(capture)) => match capture {
+            CaptureCommand::Start(args) => {
+                let scope = args.key.as_ref().map(|k| format!("key:{k}"));
+                let scope = scope.or_else(|| args.tenant.as_ref().map(|t| format!("tenant:{t}")));
+                ("capture.start", scope)
+            }
+            CaptureCommand::Stop { id } => ("capture.stop", Some(id.clone())),
+            CaptureCommand::Show { id, .. } => ("capture.read", Some(id.clone())),
+            CaptureCommand::List(_) => return None,
+        },
         Command::Store(_) => ("store.rekey", None),
         Command::Restore(_) => ("store.restore", None),
         _ => return None,

@@ -11,6 +11,7 @@ mod account_set;
 mod admin_token;
 mod audit;
 mod backup;
+mod capture;
 mod doctor;
 mod key;
 mod limits;
@@ -30,6 +31,7 @@ pub use self::account::{account, AccountCommand};
 pub use self::admin_token::{admin_token, AdminTokenCommand};
 pub use self::audit::{audit, Act, AuditCommand};
 pub use self::backup::{backup, restore, BackupArgs, RestoreArgs};
+pub use self::capture::{capture, CaptureCommand};
 pub use self::doctor::{doctor, DoctorArgs};
 pub use self::key::{key, KeyCommand};
 pub use self::login::{login, LoginArgs};
@@ -81,7 +83,7 @@ pub enum Command {
     Backup(BackupArgs),
     /// Replace the store with a backup (refused while a server runs on it).
     Restore(RestoreArgs),
-    /// The audit trail: verify its chain, search it, export it.
+    /// The audit trail: verify its chain, search it, export it; content capture.
     #[command(subcommand)]
     Audit(AuditCommand),
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde_json::Value;
 
 /// Whose usage a row counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,8 +37,7 @@ pub type Subject = (Scope, Arc<str>);
 /// `usage` object. `cached_tokens` is the part of `input_tokens` the upstream served from its
 /// cache (`input_tokens_details.cached_tokens`), `reasoning_tokens` the part of `output_tokens`
 /// spent reasoning (`output_tokens_details.reasoning_tokens`). Quotas count `total_tokens` only.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(from = "UsageFields")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -47,52 +46,72 @@ pub struct Usage {
     pub reasoning_tokens: u64,
 }
 
-/// A `usage` object as the upstream sends it. The details are read leniently: a detail of an
-/// unexpected shape counts as 0 rather than losing the counts quotas depend on.
-#[derive(Deserialize)]
-struct UsageFields {
-    #[serde(default)]
-    input_tokens: u64,
-    #[serde(default)]
-    output_tokens: u64,
-    #[serde(default)]
-    total_tokens: u64,
-    #[serde(default)]
-    input_tokens_details: Option<serde_json::Value>,
-    #[serde(default)]
-    output_tokens_details: Option<serde_json::Value>,
+impl Usage {
+    /// Reads a `usage` object already parsed (every completed call has one): `None` when it is
+    /// not an object or one of its counts is not a whole number; a missing count is 0. The
+    /// details are read leniently: a detail of an unexpected shape counts as 0 rather than
+    /// losing the counts quotas depend on. The object is walked once, in place: a lookup by
+    /// name would hash each name (SipHash) for a handful of keys.
+    pub fn from_json(usage: &Value) -> Option<Usage> {
+        let mut read = Usage::default();
+        for (name, value) in usage.as_object()? {
+            match name.as_str() {
+                "input_tokens" => read.input_tokens = value.as_u64()?,
+                "output_tokens" => read.output_tokens = value.as_u64()?,
+                "total_tokens" => read.total_tokens = value.as_u64()?,
+                "input_tokens_details" => read.cached_tokens = detail(value, "cached_tokens"),
+                "output_tokens_details" => {
+                    read.reasoning_tokens = detail(value, "reasoning_tokens");
+                }
+                _ => {}
+            }
+        }
+        Some(read)
+    }
 }
 
-impl From<UsageFields> for Usage {
-    fn from(fields: UsageFields) -> Usage {
-        let detail = |details: &Option<serde_json::Value>, name: &str| {
-            details
-                .as_ref()
-                .and_then(|d| d.get(name))
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0)
-        };
-        Usage {
-            input_tokens: fields.input_tokens,
-            output_tokens: fields.output_tokens,
-            total_tokens: fields.total_tokens,
-            cached_tokens: detail(&fields.input_tokens_details, "cached_tokens"),
-            reasoning_tokens: detail(&fields.output_tokens_details, "reasoning_tokens"),
-        }
-    }
+/// The count `name` of a details object; 0 when there is none, or it is not a whole number.
+fn detail(details: &Value, name: &str) -> u64 {
+    let Some(details) = details.as_object() else {
+        return 0;
+    };
+    details
+        .iter()
+        .find(|(key, _)| key.as_str() == name)
+        .and_then(|(_, count)| count.as_u64())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn json(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_usage_that_is_no_object_or_whose_counts_are_not_whole_is_none() {
+        for text in [
+            "null",
+            "[]",
+            r#""7""#,
+            r#"{"input_tokens":"5"}"#,
+            r#"{"total_tokens":-1}"#,
+            r#"{"output_tokens":null}"#,
+        ] {
+            assert_eq!(Usage::from_json(&json(text)), None, "{text}");
+        }
+        assert_eq!(Usage::from_json(&json("{}")), Some(Usage::default()));
+    }
+
     #[test]
     fn usage_reads_the_cached_and_reasoning_details() {
-        let usage: Usage = serde_json::from_str(
+        let usage = Usage::from_json(&json(
             r#"{"input_tokens":100,"input_tokens_details":{"cached_tokens":40},
                 "output_tokens":30,"output_tokens_details":{"reasoning_tokens":12},
                 "total_tokens":130}"#,
-        )
+        ))
         .unwrap();
         let expected = Usage {
             input_tokens: 100,
@@ -110,7 +129,7 @@ mod tests {
             let text = format!(
                 r#"{{"input_tokens":5,"input_tokens_details":{details},"output_tokens":2,"total_tokens":7}}"#
             );
-            let usage: Usage = serde_json::from_str(&text).unwrap();
+            let usage = Usage::from_json(&json(&text)).unwrap();
             assert_eq!(
                 (usage.input_tokens, usage.total_tokens, usage.cached_tokens),
                 (5, 7, 0),

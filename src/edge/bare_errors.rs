@@ -67,7 +67,7 @@ fn is_bare_error(response: &HttpResponse) -> bool {
 }
 
 /// What can be said of an error known only by its status: its reason, as message and code.
-fn body_for(status: StatusCode) -> ErrorBody {
+fn body_for(status: StatusCode) -> ErrorBody<'static> {
     let reason = status.canonical_reason().unwrap_or("Error");
     let code = match status {
         // The code the relay's own 413s carry.

@@ -18,7 +18,7 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use slog::{info, o, Logger};
+use slog::{info, o, Logger, Record, Serializer, KV};
 
 use super::audit::{Answered, RequestDraft};
 use super::caller::Caller;
@@ -104,9 +104,7 @@ pub struct AccessLine {
     /// The request's audit row, but for what the line holds (`super::audit`).
     draft: Option<RequestDraft>,
     phases: Phases,
-    /// The client's span, and its `tracestate` with credential-shaped text redacted.
-    parent_span_id: Option<SpanId>,
-    tracestate: Option<String>,
+    client_trace: ClientTrace,
     /// What the request families record when the line is written.
     record: Option<RequestRecord>,
 }
@@ -132,8 +130,10 @@ impl AccessLine {
                 ..note
             },
             phases: extensions.get::<Phases>().copied().unwrap_or_default(),
-            parent_span_id: trace.and_then(|t| t.parent_span_id),
-            tracestate: trace.and_then(|t| t.tracestate.as_deref().map(redact_secrets)),
+            client_trace: ClientTrace {
+                parent_span_id: trace.and_then(|t| t.parent_span_id),
+                tracestate: trace.and_then(|t| t.tracestate.as_deref().map(redact_secrets)),
+            },
             record,
             draft: None,
         }
@@ -152,27 +152,28 @@ impl AccessLine {
 
     /// The line of an answer that has left whole.
     pub fn write(&self, log: &Logger, status: u16, started: Instant) {
+        let elapsed = started.elapsed();
         if let Some(record) = &self.record {
-            record.answered(status, started.elapsed());
+            record.answered(status, elapsed);
         }
         self.audit(status, started.elapsed(), None);
         let note = &self.note;
         info!(log, "request";
             "method" => &self.method, "path" => &self.path, "status" => status,
-            "duration_ms" => started.elapsed().as_millis() as u64,
+            "duration_ms" => elapsed.as_millis() as u64,
             "key_id" => &self.key_id, "tenant_id" => &self.tenant_id,
             "admin_token_id" => &self.admin_token_id,
             "model" => &note.model, "account_id" => &note.account,
             "upstream_status" => note.upstream_status,
             "upstream_request_id" => &note.upstream_request_id, "stream" => note.stream,
-            "parent_span_id" => self.parent_span_id, "tracestate" => &self.tracestate,
-            self.phases);
+            &self.client_trace, self.phases);
     }
 
     /// The line of a stream that has ended: the request's fields and what the stream carried.
     pub fn write_stream(&self, log: &Logger, started: Instant, end: &StreamEnd) {
+        let elapsed = started.elapsed();
         if let Some(record) = &self.record {
-            record.stream_ended(end.outcome, started.elapsed());
+            record.stream_ended(end.outcome, elapsed);
         }
         self.audit(200, started.elapsed(), Some(end));
         let note = &self.note;
@@ -182,7 +183,7 @@ impl AccessLine {
         };
         info!(log, "request";
             "method" => &self.method, "path" => &self.path, "status" => 200,
-            "duration_ms" => started.elapsed().as_millis() as u64,
+            "duration_ms" => elapsed.as_millis() as u64,
             "key_id" => &self.key_id, "tenant_id" => &self.tenant_id,
             "model" => &note.model, "account_id" => &note.account,
             "upstream_status" => note.upstream_status,
@@ -190,8 +191,7 @@ impl AccessLine {
             "how" => end.how, "bytes" => end.bytes, "events" => end.events,
             "input_tokens" => end.input_tokens, "output_tokens" => end.output_tokens,
             "failure_code" => &end.failure_code,
-            "parent_span_id" => self.parent_span_id, "tracestate" => &self.tracestate,
-            phases);
+            &self.client_trace, phases);
     }
 
     /// Queues the request's audit row (a stream's when it ended, with `end`).
@@ -229,6 +229,26 @@ impl AccessLine {
     }
 }
 
+/// The client's trace context as the access line names it: the client's span and its
+/// `tracestate` with credential-shaped text redacted, each left out when the client sent none
+/// (most requests: the line is written for every request, and an absent field costs nothing).
+struct ClientTrace {
+    parent_span_id: Option<SpanId>,
+    tracestate: Option<String>,
+}
+
+impl KV for &ClientTrace {
+    fn serialize(&self, record: &Record, out: &mut dyn Serializer) -> slog::Result {
+        if let Some(span) = &self.parent_span_id {
+            slog::Value::serialize(span, record, "parent_span_id", out)?;
+        }
+        match &self.tracestate {
+            Some(state) => out.emit_str("tracestate", state),
+            None => Ok(()),
+        }
+    }
+}
+
 /// How a stream ended, for its access line.
 pub struct StreamEnd {
     pub how: &'static str,
@@ -238,7 +258,7 @@ pub struct StreamEnd {
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
     pub failure_code: Option<String>,
-    /// From the held-back start being ready to the end (the access line's `phase_stream_ms`).
+    /// From the held-back start being ready to the end (the access line's `phase_stream_us`).
     pub streamed: Duration,
 }
 

@@ -8,10 +8,11 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 /// What an error answer says.
-pub struct ErrorBody {
+pub struct ErrorBody<'a> {
     pub message: String,
     pub kind: &'static str,
-    pub param: Option<&'static str>,
+    /// The request field at fault: a name, or a path into the body (`input[2].content[0].file_id`).
+    pub param: Option<&'a str>,
     pub code: Option<String>,
     /// When a usage limit resets (unix seconds): sent as `error.resets_at`, which Codex clients
     /// read; only on `usage_limit_reached`.
@@ -24,7 +25,11 @@ pub struct ErrorCode(pub String);
 
 /// Writes `{"error":{"message","type","param","code"}}` with `status`, and `Retry-After` when
 /// waiting helps. Shared by the data plane and the admin plane.
-pub fn openai_error(status: StatusCode, retry_after: Option<u64>, body: ErrorBody) -> HttpResponse {
+pub fn openai_error(
+    status: StatusCode,
+    retry_after: Option<u64>,
+    body: ErrorBody<'_>,
+) -> HttpResponse {
     let mut response = HttpResponse::build(status);
     if let Some(code) = &body.code {
         response.extensions_mut().insert(ErrorCode(code.clone()));

@@ -8,8 +8,9 @@
 //! client sent; escaped, as the catalog it comes from is the upstream's or the operator's). The hot path builds one label struct per family and touches atomics; the route
 //! pattern and the resolved model are each read once per request.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use actix_web::dev::ServiceRequest;
@@ -89,7 +90,7 @@ impl StreamOutcome {
     }
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     plane: &'static str,
     route: Arc<str>,
@@ -97,17 +98,26 @@ struct RequestLabels {
     status: u16,
     model: Text<Arc<str>>,
 }
+crate::obs::metrics::cheap_hash!(RequestLabels {
+    plane,
+    route,
+    method,
+    status,
+    model
+});
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     plane: &'static str,
     route: Arc<str>,
 }
+crate::obs::metrics::cheap_hash!(RouteLabels { plane, route });
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 struct ModelLabels {
     model: Text<Arc<str>>,
 }
+crate::obs::metrics::cheap_hash!(ModelLabels { model });
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -137,6 +147,44 @@ struct Families {
     unmatched: Arc<str>,
     /// The `model` of a request without a resolved model.
     no_model: Arc<str>,
+    routes: StaticRoutes,
+}
+
+/// The most static routes kept: more than both planes have (a bound, not a tuning knob).
+const MAX_STATIC_ROUTES: usize = 128;
+
+/// The route labels of the routes without a dynamic segment, by path. Finding a request's route
+/// pattern walks the router's whole resource map and builds the pattern as a new string; for a
+/// route whose pattern is its path (`/v1/responses`: nearly every request) it is looked up here
+/// instead, after the first time. Only a path equal to a registered pattern is kept, so what a
+/// client sends cannot grow it.
+#[derive(Default)]
+struct StaticRoutes(RwLock<RouteByPath>);
+
+type RouteByPath = HashMap<Box<str>, Arc<str>, foldhash::fast::FixedState>;
+
+impl StaticRoutes {
+    fn route_of(&self, req: &ServiceRequest, unmatched: &Arc<str>) -> Arc<str> {
+        let path = req.path();
+        if let Some(route) = self.read().get(path) {
+            return Arc::clone(route);
+        }
+        let Some(pattern) = req.match_pattern() else {
+            return Arc::clone(unmatched);
+        };
+        let route: Arc<str> = Arc::from(pattern);
+        if *route == *path && !route.contains(['{', '*']) {
+            let mut known = self.0.write().unwrap_or_else(PoisonError::into_inner);
+            if known.len() < MAX_STATIC_ROUTES {
+                known.insert(Box::from(path), Arc::clone(&route));
+            }
+        }
+        route
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, RouteByPath> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// One plane's handle on the request families; cheap to clone.
@@ -171,6 +219,7 @@ impl RequestMetrics {
             }),
             unmatched: Arc::from("unmatched"),
             no_model: Arc::from(""),
+            routes: StaticRoutes::default(),
         });
         register_families(registry, &families, streams, in_flight.clone());
         let plane = |plane: Plane| RequestMetrics {
@@ -191,9 +240,8 @@ impl RequestMetrics {
     /// A request has arrived: it is in flight until its [`RequestRecord`] has been recorded or
     /// dropped.
     pub fn arrived(&self, req: &ServiceRequest) -> RequestRecord {
-        let route = req
-            .match_pattern()
-            .map_or_else(|| Arc::clone(&self.families.unmatched), Arc::from);
+        let families = &self.families;
+        let route = families.routes.route_of(req, &families.unmatched);
         self.in_flight.inc();
         RequestRecord {
             plane: self.plane,
@@ -408,6 +456,53 @@ mod tests {
         let escaped = r#"model="gpt \"5\" \\ x""#;
         assert!(text.contains(escaped), "{text}");
         assert!(!text.contains(r#""5""#), "{text}");
+    }
+
+    #[actix_web::test]
+    async fn a_static_route_is_found_once_and_a_dynamic_one_each_time() {
+        use actix_web::{test, web, App, HttpResponse};
+        let mut registry = registry();
+        let planes = RequestMetrics::register(&mut registry);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = {
+            let (metrics, seen) = (planes.data.clone(), Arc::clone(&seen));
+            move |req: actix_web::dev::ServiceRequest,
+                  next: actix_web::middleware::Next<actix_web::body::BoxBody>| {
+                let record = metrics.arrived(&req);
+                seen.lock().unwrap().push(record.route.to_string());
+                next.call(req)
+            }
+        };
+        let app = test::init_service(
+            App::new()
+                .wrap(actix_web::middleware::from_fn(record))
+                .route("/v1/responses", web::post().to(HttpResponse::Ok))
+                .route("/v1/models/{id}", web::get().to(HttpResponse::Ok)),
+        )
+        .await;
+        for uri in [
+            "/v1/responses",
+            "/v1/responses",
+            "/v1/models/a",
+            "/v1/models/b",
+            "/nope",
+        ] {
+            let req = test::TestRequest::post().uri(uri).to_request();
+            test::call_service(&app, req).await;
+        }
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "/v1/responses",
+                "/v1/responses",
+                "/v1/models/{id}",
+                "/v1/models/{id}",
+                "unmatched"
+            ]
+        );
+        let known = planes.data.families.routes.read();
+        assert_eq!(known.len(), 1, "only the static route is kept");
+        assert_eq!(&**known.get("/v1/responses").unwrap(), "/v1/responses");
     }
 
     #[test]

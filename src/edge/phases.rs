@@ -2,15 +2,15 @@
 //! body, waiting for an account, failed attempts, the upstream's head and held-back start, and
 //! the rest of the answer. Whoever runs a phase records it in the request's [`Phases`] (a
 //! fixed-size value in the request's extensions, taken with a few `Instant::now()`); the access
-//! line writes them as `phase_<name>_ms`.
+//! line writes them as `phase_<name>_us`.
 //!
-//! Milliseconds, like `duration_ms`, so a line's phases compare with its duration at a glance;
-//! with microsecond precision (a float with 3 decimals), because authentication, admission and a
-//! lease are microseconds each and a whole-millisecond field would show them all as 0. A phase
-//! the request never reached is `null`.
+//! Whole microseconds, because authentication, admission and a lease are microseconds each and a
+//! whole-millisecond field would show them all as 0; integers rather than fractional
+//! milliseconds because every request writes this line, and an integer is a fraction of the
+//! cost of a float to write. A phase the request never reached is left out of the line, for
+//! the same reason.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::HttpMessage;
 use slog::{Record, Serializer, KV};
@@ -87,44 +87,34 @@ impl Phases {
     }
 }
 
-/// Runs `work`, adding the time it took to `phase` of the request's phases.
-pub async fn timed<F: Future>(request: &impl HttpMessage, phase: Phase, work: F) -> F::Output {
-    let began = Instant::now();
-    let output = work.await;
-    Phases::add(request, phase, began.elapsed());
-    output
-}
-
-/// The access line's fields: `phase_<name>_ms` and `attempts`.
+/// The access line's fields: `phase_<name>_us` and `attempts`, each only when reached.
 impl KV for Phases {
     fn serialize(&self, _: &Record, out: &mut dyn Serializer) -> slog::Result {
         let fields = [
-            ("phase_auth_ms", self.auth),
-            ("phase_admission_ms", self.admission),
-            ("phase_body_ms", self.body),
-            ("phase_lease_ms", self.lease),
-            ("phase_failover_ms", self.failover),
-            ("phase_upstream_connect_ms", self.upstream_connect),
-            ("phase_upstream_first_byte_ms", self.upstream_first_byte),
-            ("phase_stream_ms", self.stream),
+            ("phase_auth_us", self.auth),
+            ("phase_admission_us", self.admission),
+            ("phase_body_us", self.body),
+            ("phase_lease_us", self.lease),
+            ("phase_failover_us", self.failover),
+            ("phase_upstream_connect_us", self.upstream_connect),
+            ("phase_upstream_first_byte_us", self.upstream_first_byte),
+            ("phase_stream_us", self.stream),
         ];
         for (key, took) in fields {
-            match took {
-                Some(took) => out.emit_f64(key, milliseconds(took))?,
-                None => out.emit_none(key)?,
+            if let Some(took) = took {
+                out.emit_u64(key, microseconds(took))?;
             }
         }
         match self.attempts {
             Some(attempts) => out.emit_u32("attempts", attempts),
-            None => out.emit_none("attempts"),
+            None => Ok(()),
         }
     }
 }
 
-/// Milliseconds with microsecond precision: the shortest float that reads back as the same
-/// number of microseconds has at most 3 decimals.
-fn milliseconds(took: Duration) -> f64 {
-    took.as_micros() as f64 / 1000.0
+/// Whole microseconds (a phase longer than half a million years saturates).
+fn microseconds(took: Duration) -> u64 {
+    u64::try_from(took.as_micros()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -132,11 +122,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn milliseconds_keep_microseconds_and_no_more() {
-        let took = Duration::from_nanos(1_234_567);
-        assert_eq!(milliseconds(took).to_string(), "1.234");
-        assert_eq!(milliseconds(Duration::from_micros(12)).to_string(), "0.012");
-        assert_eq!(milliseconds(Duration::from_secs(90)).to_string(), "90000");
+    fn a_phase_is_whole_microseconds() {
+        assert_eq!(microseconds(Duration::from_nanos(1_234_567)), 1234);
+        assert_eq!(microseconds(Duration::from_nanos(999)), 0);
+        assert_eq!(microseconds(Duration::from_secs(90)), 90_000_000);
+        assert_eq!(microseconds(Duration::MAX), u64::MAX);
     }
 
     #[test]

@@ -7,8 +7,11 @@
 //! without a tenant), a key's id (only in the per-key families), and fixed words for kinds and
 //! scopes.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use foldhash::fast::FixedState;
 use std::time::Instant;
 
 use prometheus_client::collector::Collector;
@@ -22,42 +25,55 @@ use super::Rejection;
 use crate::domain::{KeyPolicy, Usage};
 use crate::obs::metrics::Text;
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 struct TenantLabels {
     tenant: Text<Arc<str>>,
 }
+crate::obs::metrics::cheap_hash!(TenantLabels { tenant });
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 struct TenantTokenLabels {
     tenant: Text<Arc<str>>,
     kind: &'static str,
 }
+crate::obs::metrics::cheap_hash!(TenantTokenLabels { tenant, kind });
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 struct RejectionLabels {
     tenant: Text<Arc<str>>,
     kind: &'static str,
     scope: &'static str,
 }
+crate::obs::metrics::cheap_hash!(RejectionLabels {
+    tenant,
+    kind,
+    scope
+});
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 struct KeyLabels {
     key: Arc<str>,
     tenant: Text<Arc<str>>,
 }
+crate::obs::metrics::cheap_hash!(KeyLabels { key, tenant });
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 struct KeyTokenLabels {
     key: Arc<str>,
     tenant: Text<Arc<str>>,
     kind: &'static str,
 }
+crate::obs::metrics::cheap_hash!(KeyTokenLabels { key, tenant, kind });
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, EncodeLabelSet)]
 struct KeyRejectionLabels {
     key: Arc<str>,
     kind: &'static str,
 }
+crate::obs::metrics::cheap_hash!(KeyRejectionLabels { key, kind });
+
+/// The `tenant_tokens` series of each tenant (by name), one per kind.
+type SeriesByTenant = HashMap<Arc<str>, [Counter; 4], FixedState>;
 
 /// The per-key families (`metrics.per_key`).
 #[derive(Clone, Default)]
@@ -74,6 +90,9 @@ pub struct GovernanceMetrics {
     tenant_requests: Family<TenantLabels, Counter>,
     tenant_tokens: Family<TenantTokenLabels, Counter>,
     rejections: Family<RejectionLabels, Counter>,
+    /// Each tenant's `tenant_tokens` series, one per kind in the order of [`token_kinds`]:
+    /// a completed call adds to all four after one lookup here rather than four in the family.
+    tenant_token_series: Arc<RwLock<SeriesByTenant>>,
     per_key: Option<KeyFamilies>,
     pub(super) usage_writer_errors: Counter,
     /// The `tenant` label of a key without a tenant, shared rather than built per request.
@@ -86,6 +105,7 @@ impl Default for GovernanceMetrics {
             tenant_requests: Family::default(),
             tenant_tokens: Family::default(),
             rejections: Family::default(),
+            tenant_token_series: Arc::default(),
             per_key: None,
             usage_writer_errors: Counter::default(),
             no_tenant: Arc::from(""),
@@ -186,8 +206,9 @@ impl GovernanceMetrics {
     /// The tokens of one completed response of `key`.
     pub(super) fn used(&self, key: &KeyPolicy, usage: &Usage) {
         let tenant = self.tenant_of(key);
-        for (kind, tokens) in token_kinds(usage) {
-            if let Some(keys) = &self.per_key {
+        let kinds = token_kinds(usage);
+        if let Some(keys) = &self.per_key {
+            for (kind, tokens) in kinds {
                 let labels = KeyTokenLabels {
                     key: Arc::clone(&key.id),
                     tenant: tenant.clone(),
@@ -195,12 +216,31 @@ impl GovernanceMetrics {
                 };
                 keys.tokens.get_or_create(&labels).inc_by(tokens);
             }
+        }
+        let add = |series: &[Counter; 4]| {
+            for ((_, tokens), counter) in kinds.iter().zip(series) {
+                counter.inc_by(*tokens);
+            }
+        };
+        {
+            let known = self.tenant_token_series.read();
+            let known = known.unwrap_or_else(PoisonError::into_inner);
+            if let Some(series) = known.get(&tenant.0) {
+                return add(series);
+            }
+        }
+        let series = kinds.map(|(kind, _)| {
             let labels = TenantTokenLabels {
                 tenant: tenant.clone(),
                 kind,
             };
-            self.tenant_tokens.get_or_create(&labels).inc_by(tokens);
-        }
+            self.tenant_tokens.get_or_create(&labels).clone()
+        });
+        add(&series);
+        self.tenant_token_series
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(Arc::clone(&tenant.0), series);
     }
 }
 
@@ -276,6 +316,37 @@ mod tests {
             hidden_models: Vec::new(),
         }));
         key
+    }
+
+    #[test]
+    fn a_tenants_tokens_add_up_across_calls_and_tenants_stay_apart() {
+        let mut registry = registry();
+        let metrics = GovernanceMetrics::register(&mut registry, false);
+        let usage = Usage {
+            input_tokens: 10,
+            cached_tokens: 4,
+            output_tokens: 3,
+            reasoning_tokens: 2,
+            total_tokens: 13,
+        };
+        metrics.used(&team_key(), &usage);
+        metrics.used(&team_key(), &usage);
+        metrics.used(&KeyPolicy::unrestricted("key_2"), &usage);
+        let text = encode_text(&registry).unwrap();
+        for (kind, team, none) in [
+            ("input", 20, 10),
+            ("cached", 8, 4),
+            ("output", 6, 3),
+            ("reasoning", 4, 2),
+        ] {
+            let team = format!(
+                "codex_relay_tenant_tokens_total{{tenant=\"team\",kind=\"{kind}\"}} {team}"
+            );
+            let none =
+                format!("codex_relay_tenant_tokens_total{{tenant=\"\",kind=\"{kind}\"}} {none}");
+            assert!(text.contains(&team), "{team}\n{text}");
+            assert!(text.contains(&none), "{none}\n{text}");
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ use tokio::sync::Notify;
 
 use self::auth_failures::AuthFailures;
 use self::metrics::GovernanceMetrics;
-use self::quota::{QuotaBook, TokenStatus};
+use self::quota::{QuotaBook, TokenStatus, WindowUse};
 use self::rate::{RateBook, RateStatus};
 use crate::domain::Usage;
 use crate::domain::{KeyPolicy, Limits};
@@ -209,6 +209,29 @@ impl Governor {
                 quota::check(limits, book.used(&subject, now), now).unwrap_or_else(Some)
             })
             .min_by_key(|s| s.remaining)
+    }
+
+    /// The day's and the month's token quota use of the key and its tenant (the higher share of
+    /// the two, per window), without counting anything: the limits a Codex client shows.
+    pub fn quota_windows(&self, key: &KeyPolicy, now: DateTime<Utc>) -> [Option<WindowUse>; 2] {
+        let has_quota = |l: &Limits| l.daily_tokens.is_some() || l.monthly_tokens.is_some();
+        let tenant_quota = key.tenant.as_ref().is_some_and(|t| has_quota(&t.limits));
+        if !has_quota(&key.limits) && !tenant_quota {
+            // Most keys: no lock, no lookup on the request path.
+            return [None, None];
+        }
+        let mut book = self.0.quotas.lock().unwrap_or_else(|e| e.into_inner());
+        let mut windows = [None, None];
+        for (subject, limits) in self.subjects(key) {
+            let uses = quota::window_use(limits, book.used(&subject, now), now);
+            for (slot, new) in windows.iter_mut().zip(uses) {
+                let higher = |w: &WindowUse| new.is_some_and(|n| n.used_percent > w.used_percent);
+                if slot.is_none() || slot.as_ref().is_some_and(higher) {
+                    *slot = new.or(*slot);
+                }
+            }
+        }
+        windows
     }
 
     /// Admits one upstream call: global cap, then concurrency, then token quotas. The returned

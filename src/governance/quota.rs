@@ -30,12 +30,16 @@ pub struct QuotaBook {
     used: HashMap<Subject, (u64, u64)>,
 }
 
+/// The store's key of `now`'s UTC day, `YYYY-MM-DD`. Written field by field rather than through
+/// a `strftime` pattern: every completed call asks, and parsing the pattern each time cost more
+/// than the rest of recording the call's usage.
 pub fn day_key(now: DateTime<Utc>) -> String {
-    now.format("%Y-%m-%d").to_string()
+    format!("{:04}-{:02}-{:02}", now.year(), now.month(), now.day())
 }
 
+/// The store's key of `now`'s UTC month, `YYYY-MM`.
 pub fn month_key(now: DateTime<Utc>) -> String {
-    now.format("%Y-%m").to_string()
+    format!("{:04}-{:02}", now.year(), now.month())
 }
 
 fn until_next_day(now: DateTime<Utc>) -> Duration {
@@ -139,6 +143,43 @@ pub fn check(
     }
 }
 
+/// How much of one window's token quota is used, as a Codex client shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowUse {
+    /// 0–100: the highest share used among the quotas of this window.
+    pub used_percent: f64,
+    /// The window's length, in minutes (a day, or the current month).
+    pub window_minutes: u64,
+    /// Until the window turns.
+    pub reset: Duration,
+}
+
+/// The day's and the month's quota use of `limits` given `used`, each `None` without a quota.
+pub fn window_use(limits: &Limits, used: (u64, u64), now: DateTime<Utc>) -> [Option<WindowUse>; 2] {
+    let share = |limit: u64, used: u64| (used as f64 * 100.0 / limit.max(1) as f64).min(100.0);
+    let month_minutes = || {
+        let start = now.date_naive().with_day(1).unwrap_or(now.date_naive());
+        let start = start
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc())
+            .unwrap_or(now);
+        let length = (now - start).to_std().unwrap_or_default() + until_next_month(now);
+        length.as_secs() / 60
+    };
+    [
+        limits.daily_tokens.map(|l| WindowUse {
+            used_percent: share(l, used.0),
+            window_minutes: 24 * 60,
+            reset: until_next_day(now),
+        }),
+        limits.monthly_tokens.map(|l| WindowUse {
+            used_percent: share(l, used.1),
+            window_minutes: month_minutes(),
+            reset: until_next_month(now),
+        }),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -155,6 +196,26 @@ mod tests {
             daily_tokens: Some(n),
             ..Limits::default()
         }
+    }
+
+    #[test]
+    fn window_use_is_the_share_of_each_quota_used() {
+        let now = at("2026-03-10T18:00:00Z");
+        let limits = Limits {
+            daily_tokens: Some(200),
+            monthly_tokens: Some(1000),
+            ..Limits::default()
+        };
+        let [day, month] = window_use(&limits, (50, 900), now);
+        let day = day.unwrap();
+        assert_eq!((day.used_percent, day.window_minutes), (25.0, 1440));
+        assert_eq!(day.reset, Duration::from_secs(6 * 3600));
+        let month = month.unwrap();
+        assert_eq!(
+            (month.used_percent, month.window_minutes),
+            (90.0, 31 * 1440)
+        );
+        assert_eq!(window_use(&Limits::default(), (5, 5), now), [None, None]);
     }
 
     #[test]

@@ -39,8 +39,14 @@ pub enum ApiError {
     /// A body that could not be read within its limits (`intake`).
     #[error(transparent)]
     Body(#[from] IntakeError),
+    /// An input part names an uploaded file (`file_id`); `param` is where in the body.
+    #[error("'{param}' names an uploaded file, but the Codex backend behind codex-relay has no Files API and cannot resolve file ids. Send an image inline as a data URL in 'image_url' (input_image), or a file's content in 'file_data' (input_file).")]
+    FileReference { param: String },
     #[error("The model `{0}` does not exist or you do not have access to it.")]
     ModelNotFound(String),
+    /// `GET`, `DELETE` or `cancel` of a stored response (`id` bounded already).
+    #[error("Response with id '{id}' not found: codex-relay does not store responses (the Codex backend behind it keeps none), so there is nothing to retrieve, list, cancel or delete. Keep what you need from the answer you received.")]
+    ResponseNotStored { id: String },
     #[error("Unknown request URL: {method} {path}.")]
     RouteNotFound { method: String, path: String },
     #[error("Method not allowed: {method} {path}.")]
@@ -106,6 +112,8 @@ impl ApiError {
             ApiError::QuotaExceeded { .. } => "insufficient_quota",
             ApiError::Body(error) => error.kind(),
             ApiError::InvalidRequest { .. }
+            | ApiError::FileReference { .. }
+            | ApiError::ResponseNotStored { .. }
             | ApiError::ModelNotFound(_)
             | ApiError::RouteNotFound { .. }
             | ApiError::MethodNotAllowed { .. }
@@ -134,7 +142,9 @@ impl ApiError {
             ApiError::QuotaExceeded { .. } => "quota_exceeded",
             ApiError::InvalidRequest { code, .. } => return code.map(str::to_owned),
             ApiError::Body(error) => error.code(),
+            ApiError::FileReference { .. } => "unsupported_file_reference",
             ApiError::ModelNotFound(_) => "model_not_found",
+            ApiError::ResponseNotStored { .. } => "response_not_found",
             ApiError::RouteNotFound { .. } => "unknown_url",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::UpgradeRequired => "websocket_not_supported",
@@ -155,9 +165,10 @@ impl ApiError {
         Some(code.to_owned())
     }
 
-    fn param(&self) -> Option<&'static str> {
+    fn param(&self) -> Option<&str> {
         match self {
             ApiError::InvalidRequest { param, .. } => *param,
+            ApiError::FileReference { param } => Some(param),
             ApiError::ModelNotFound(_) | ApiError::ModelNotAllowed(_) => Some("model"),
             _ => None,
         }
@@ -195,9 +206,14 @@ impl ResponseError for ApiError {
             ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::InvalidRequest { .. } | ApiError::FileReference { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::Body(error) => error.status(),
-            ApiError::ModelNotFound(_) | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            // What OpenAI answers for a response id it does not know.
+            ApiError::ModelNotFound(_)
+            | ApiError::RouteNotFound { .. }
+            | ApiError::ResponseNotStored { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             ApiError::NoAccounts

@@ -29,7 +29,9 @@ use awc::error::SendRequestError;
 use backoff::backoff::Backoff;
 use backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use bytes::Bytes;
-use relay_actors::{Acquire, AcquireError, JudgeExhaustion, Lease, Outcome, UpstreamFacts};
+use relay_actors::{
+    AccountId, Acquire, AcquireError, JudgeExhaustion, Lease, Outcome, UpstreamFacts,
+};
 use slog::warn;
 
 pub use self::attempts::Attempts;
@@ -40,9 +42,12 @@ use super::error::ApiError;
 use super::renewal::{not_renewed, send_renewing_on_401, Sent};
 use crate::edge::context::RequestContext;
 use crate::state::AppState;
+use crate::upstream::drift::Drift;
 use crate::upstream::headers::text;
 use crate::upstream::holdback::{self, Held, Limits, Verdict};
 use crate::upstream::rate_limits::{error_facts, snapshot};
+use crate::upstream::shown_limits::ShownLimits;
+use crate::upstream::sse::StreamWatcher;
 use crate::upstream::{UpstreamClient, UpstreamResponse};
 
 /// Largest upstream error body the relay reads (it is summarized, never echoed).
@@ -57,8 +62,12 @@ pub struct Call<'a> {
     /// Plans whose accounts do not serve the model (the model registry's routing by plan).
     pub exclude_plans: &'a [String],
     pub affinity: Option<String>,
+    /// The caller's limits, shown in place of the backend's `codex.rate_limits` events.
+    pub shown_limits: ShownLimits,
     /// The request replays encrypted reasoning, which only its own account can read.
     pub carries_encrypted: bool,
+    /// The account that wrote the remembered items the request was expanded with (`recall`).
+    pub written_by: Option<AccountId>,
 }
 
 /// The account that answers: its upstream response, its lease, and the held start of the stream.
@@ -147,7 +156,8 @@ impl Failover {
             }
             let waiting = Instant::now();
             let lease = acquire(state, call, &self.attempts).await;
-            self.attempts.waited_for_lease(waiting.elapsed());
+            let leased = Instant::now();
+            self.attempts.waited_for_lease(leased - waiting);
             let lease = match lease {
                 Ok(lease) => lease,
                 Err(error) => {
@@ -155,7 +165,8 @@ impl Failover {
                     return Err(exhausted(error, self.last.take()));
                 }
             };
-            if let Some(done) = self.attempt(state, upstream, call, lease, ctx).await {
+            let leased = (lease, leased);
+            if let Some(done) = self.attempt(state, upstream, call, leased, ctx).await {
                 return done;
             }
         }
@@ -172,18 +183,18 @@ impl Failover {
         }
     }
 
-    /// One account's attempt, recorded.
+    /// One account's attempt with the lease that came at `leased`, recorded.
     async fn attempt(
         &mut self,
         state: &AppState,
         upstream: &UpstreamClient,
         call: &Call<'_>,
-        lease: Lease,
+        (lease, leased): (Lease, Instant),
         ctx: &RequestContext,
     ) -> Done {
         let account_id = lease.account_id.clone();
         let placement = lease.placement.clone();
-        let mut stopwatch = Stopwatch::start();
+        let mut stopwatch = Stopwatch::start_at(leased);
         let (attempt, answer) =
             try_account(state, upstream, call, lease, ctx, &mut stopwatch).await;
         let (end, done) = match attempt {
@@ -197,12 +208,16 @@ impl Failover {
             }
             Attempt::Failed(failure, ending) => self.failed(failure, ending, call).await,
         };
+        let times = match end {
+            AttemptEnd::Committed | AttemptEnd::Final => stopwatch.stop_answered(),
+            _ => stopwatch.stop(),
+        };
         self.attempts.push(AttemptRecord {
             account_id,
             placement,
             answer,
             end,
-            times: stopwatch.stop(),
+            times,
         });
         done
     }
@@ -266,6 +281,7 @@ async fn acquire(
         affinity: call.affinity.clone(),
         exclude: tried.accounts().cloned().collect(),
         exclude_plans: call.exclude_plans.to_vec(),
+        written_by: call.written_by.clone(),
     };
     state.leases().acquire(request).await
 }
@@ -291,17 +307,19 @@ async fn try_account(
         }
         Sent::Unreachable(lease, error) => return (unreachable(lease, &error, ctx), None),
     };
+    state.drift().headers(response.headers());
     let answer = UpstreamAnswer {
         status: response.status().as_u16(),
         request_id: text(response.headers(), "x-request-id").map(str::to_owned),
     };
     let attempt = match response.status() {
         StatusCode::OK => {
-            let attempt = hold_back(state, lease, response).await;
+            let watcher = StreamWatcher::new(state.drift().clone(), call.shown_limits);
+            let attempt = hold_back(state, lease, response, watcher).await;
             stopwatch.held_back();
             attempt
         }
-        _ => refused(lease, response, call, ctx).await,
+        _ => refused(lease, response, call, ctx, state.drift()).await,
     };
     (attempt, Some(answer))
 }
@@ -335,6 +353,7 @@ async fn refused(
     mut response: UpstreamResponse,
     call: &Call<'_>,
     ctx: &RequestContext,
+    drift: &Drift,
 ) -> Attempt {
     let status = response.status();
     let body = response
@@ -343,6 +362,9 @@ async fn refused(
         .await
         .unwrap_or_default();
     let facts = error_facts(response.headers(), &body, SystemTime::now());
+    if let Some(code) = &facts.error_code {
+        drift.error_code(code);
+    }
     let signature = Signature::Status {
         status: status.as_u16(),
         code: facts.error_code.clone(),
@@ -366,7 +388,12 @@ async fn refused(
 }
 
 /// A 200 stream: held back until its first output item, unless it fails before any.
-async fn hold_back(state: &AppState, mut lease: Lease, mut response: UpstreamResponse) -> Attempt {
+async fn hold_back(
+    state: &AppState,
+    mut lease: Lease,
+    mut response: UpstreamResponse,
+    watcher: StreamWatcher,
+) -> Attempt {
     lease.observe(UpstreamFacts {
         rate_limits: snapshot(response.headers(), SystemTime::now()),
         ..UpstreamFacts::default()
@@ -376,7 +403,12 @@ async fn hold_back(state: &AppState, mut lease: Lease, mut response: UpstreamRes
         max_bytes: routing.hold_back_bytes,
         max_wait: Duration::from_millis(routing.hold_back_ms),
     };
-    let held = holdback::hold_back(&mut response, limits).await;
+    // The response memory reads the answer's output items from the events the watcher sees.
+    let watcher = match state.settings().responses.memory.enabled {
+        true => watcher.keeping_outputs(),
+        false => watcher,
+    };
+    let held = holdback::hold_back(&mut response, limits, watcher).await;
     match &held.verdict {
         Verdict::Cut => Attempt::failed(
             Failure::Transport,

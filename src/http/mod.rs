@@ -3,15 +3,20 @@
 
 mod attribution;
 pub mod auth;
+mod codex_limits;
+mod compact;
 mod encrypted;
 pub mod error;
 mod failover;
+mod file_references;
 mod governance;
 mod keepalive;
 mod models;
+mod recall;
 mod relay_stream;
 mod renewal;
 mod responses;
+mod stored_responses;
 mod upstream_error;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -35,6 +40,8 @@ use crate::state::AppState;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(query_error))
         .service(resource("/healthz").route(web::get().to(healthz)))
+        .service(usage_endpoint("/api/codex/usage"))
+        .service(usage_endpoint("/backend-api/wham/usage"))
         .service(
             web::scope("/v1")
                 .wrap(from_fn(refuse_unaudited))
@@ -44,6 +51,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     resource("/responses")
                         .route(web::post().to(responses::create_response))
                         .route(web::get().to(websocket_upgrade)),
+                )
+                .service(
+                    resource("/responses/compact")
+                        .route(web::post().to(responses::compact_response)),
+                )
+                .service(
+                    resource("/responses/{id}")
+                        .route(web::get().to(stored_responses::not_stored))
+                        .route(web::delete().to(stored_responses::not_stored)),
+                )
+                .service(
+                    resource("/responses/{id}/input_items")
+                        .route(web::get().to(stored_responses::not_stored)),
+                )
+                .service(
+                    resource("/responses/{id}/cancel")
+                        .route(web::post().to(stored_responses::not_stored)),
                 )
                 .service(resource("/models").route(web::get().to(models::list_models)))
                 .service(resource("/models/{id}").route(web::get().to(models::get_model)))
@@ -66,6 +90,15 @@ async fn refuse_unaudited<B: MessageBody>(
             .map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// Where the Codex CLI reads the limits it shows (under its `chatgpt_base_url`); keyed and
+/// rate-limited like `/v1`.
+fn usage_endpoint(path: &str) -> impl actix_web::dev::HttpServiceFactory {
+    web::scope(path)
+        .wrap(from_fn(governance::limit_requests))
+        .wrap(from_fn(require::<ApiKeys, _>))
+        .service(resource("").route(web::get().to(codex_limits::usage)))
 }
 
 /// A query string the handler cannot read: a 400 naming what is wrong (a field's name, never a

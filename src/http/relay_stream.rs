@@ -3,7 +3,7 @@
 //! `upstream::holdback`), then forwards the rest. After the first byte the relay can no longer change the status,
 //! so an upstream cut, error or silence becomes a `response.failed` event and a clean end.
 //! Dropping this stream (the client went away) drops the upstream body, which closes the
-//! upstream connection at once.
+//! upstream connection at once. A captured call's tee sees every byte the client is sent.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,10 +18,12 @@ use relay_actors::{Lease, Outcome};
 use slog::{info, warn, Logger};
 
 use super::keepalive::{KeepAlive, COMMENT};
+use crate::capture::Tee;
 use crate::edge::context::{AccessLine, StreamEnd};
 use crate::edge::metrics::StreamOutcome;
 use crate::governance::Admission;
 use crate::obs::{bounded, limit};
+use crate::recall::Recording;
 use crate::upstream::holdback::Held;
 use crate::upstream::sse::{data_of, failed_event, parse_data, StreamWatcher, Terminal};
 use crate::upstream::UpstreamResponse;
@@ -60,6 +62,10 @@ pub struct RelayStream {
     admission: Option<Admission>,
     /// The request's access line, written when the stream ends, and when the request arrived.
     access: Option<(Arc<OnceLock<AccessLine>>, Instant)>,
+    /// The answer's recording for the response memory, finished when the stream completes.
+    recording: Option<Recording>,
+    /// The call's tee when a content capture covers it; its record is handed over on drop.
+    capture: Option<Tee>,
 }
 
 impl RelayStream {
@@ -92,13 +98,31 @@ impl RelayStream {
             log,
             admission: None,
             access: None,
+            recording: None,
+            capture: None,
         }
+    }
+
+    /// Records the answer for the response memory, which remembers it if the response
+    /// completes: its output items are the ones the watcher kept (see `failover::hold_back`).
+    pub fn with_recording(mut self, recording: Option<Recording>) -> RelayStream {
+        self.recording = recording;
+        self
     }
 
     /// The stream writes the request's access line (once the access log has filled `line`)
     /// when it ends, instead of the access log writing it when the headers leave.
     pub fn with_access_line(mut self, line: Arc<OnceLock<AccessLine>>, started: Instant) -> Self {
         self.access = Some((line, started));
+        self
+    }
+
+    /// Tees the bytes sent to the client into `tee` (a captured call's).
+    pub fn with_capture(mut self, tee: Option<Tee>) -> RelayStream {
+        self.capture = tee.map(|mut tee| {
+            tee.answered_stream(200);
+            tee
+        });
         self
     }
 
@@ -118,6 +142,13 @@ impl RelayStream {
             Some(Terminal::Completed { usage }) => *usage,
             _ => None,
         };
+        if let Some(recording) = self.recording.take() {
+            if matches!(self.watcher.terminal, Some(Terminal::Completed { .. })) {
+                let outputs = self.watcher.take_outputs();
+                let id = self.watcher.response_id.clone();
+                recording.finish_streamed(outputs, id, Instant::now());
+            }
+        }
         if let Some(admission) = self.admission.take() {
             if let Some(usage) = usage {
                 admission.record_usage(usage);
@@ -191,7 +222,10 @@ impl Stream for RelayStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let next = self.as_mut().next_bytes(cx);
-        if let Poll::Ready(Some(_)) = next {
+        if let Poll::Ready(Some(Ok(bytes))) = &next {
+            if let Some(tee) = self.capture.as_mut() {
+                tee.push(bytes);
+            }
             self.keepalive.sent();
             if !self.first_byte_sent {
                 self.first_byte_sent = true;

@@ -1,12 +1,15 @@
 //! `POST /v1/responses`: admit the call, read its body within its limits (`intake`), validate
-//! and normalize the request, let the failover loop find an account that answers
-//! (`failover.rs`), then stream its bytes back (`stream: true`) or assemble one Response object
-//! (otherwise). Each of these phases is timed for the access line (`edge::phases`).
+//! it, expand its references to earlier responses (`recall.rs`) and normalize it, let the
+//! failover loop find an account that answers (`failover.rs`), then stream its bytes back
+//! (`stream: true`) or assemble one Response object (otherwise), recording the answer for the
+//! response memory. Each of these phases is timed for the access line (`edge::phases`). A call a
+//! running content capture covers is teed (`capture`): its body and its answer are kept.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use relay_actors::{Lease, Outcome};
 use serde_json::Value;
@@ -14,18 +17,21 @@ use serde_json::Value;
 use super::error::ApiError;
 use super::failover::{self, Attempts, Call, Committed};
 use super::relay_stream::{RelayStream, StreamTiming};
+use crate::capture::Tee;
 use crate::compat;
 use crate::credentials::Principal;
 use crate::domain::Usage;
 use crate::edge::context::{AccessNote, RequestContext};
-use crate::edge::phases::{timed, Phase, Phases};
+use crate::edge::phases::{Phase, Phases};
 use crate::governance::models::{ModelRefusal, Resolved};
 use crate::governance::Admission;
 use crate::intake::{self, BodyLimits};
+use crate::recall::Recording;
 use crate::request_body::{kind, BodyError, InputFacts, Kind, RequestBody};
 use crate::state::AppState;
 use crate::upstream::assemble::{Assembled, Assembler};
 use crate::upstream::headers::{returned_to_client, text};
+use crate::upstream::shown_limits::ShownLimits;
 use crate::upstream::{UpstreamClient, UpstreamResponse};
 
 /// Largest upstream stream the relay assembles for a non-streaming answer.
@@ -38,8 +44,45 @@ pub async fn create_response(
     upstream: web::Data<UpstreamClient>,
     ctx: web::ReqData<RequestContext>,
 ) -> Result<HttpResponse, ApiError> {
+    relay_call(req, body, state, upstream, ctx, Form::AsAsked).await
+}
+
+/// `POST /v1/responses/compact`: the compaction of the input (`compact.rs`).
+pub async fn compact_response(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    upstream: web::Data<UpstreamClient>,
+    ctx: web::ReqData<RequestContext>,
+) -> Result<HttpResponse, ApiError> {
+    relay_call(req, body, state, upstream, ctx, Form::Compact).await
+}
+
+/// What the answer to the call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// A stream or one Response object, as the body's `stream` asks.
+    AsAsked,
+    /// The compaction of the input, in the compact shape (`compact.rs`).
+    Compact,
+}
+
+/// Relays one call and notes it for the access line.
+async fn relay_call(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    upstream: web::Data<UpstreamClient>,
+    ctx: web::ReqData<RequestContext>,
+    form: Form,
+) -> Result<HttpResponse, ApiError> {
     let mut note = AccessNote::default();
-    let result = relay(&req, body, &state, &upstream, &ctx, &mut note).await;
+    let mut tee = None;
+    let shared = (&**state, &**upstream, &*ctx);
+    let result = relay(&req, body, shared, form, &mut note, &mut tee).await;
+    if let (Some(tee), Err(error)) = (tee.as_mut(), &result) {
+        tee.answered(actix_web::ResponseError::status_code(error).as_u16());
+    }
     req.extensions_mut().insert(note);
     result
 }
@@ -47,47 +90,63 @@ pub async fn create_response(
 async fn relay(
     req: &HttpRequest,
     body: web::Payload,
-    state: &AppState,
-    upstream: &UpstreamClient,
-    ctx: &RequestContext,
+    (state, upstream, ctx): (&AppState, &UpstreamClient, &RequestContext),
+    form: Form,
     note: &mut AccessNote,
+    tee: &mut Option<Tee>,
 ) -> Result<HttpResponse, ApiError> {
     let settings = state.settings();
     let principal = principal_of(req)?;
     // Admitted before the body is read, and held while it arrives: a slow or stalled upload
     // takes its key's concurrency slot and a place under the global cap like any call in
     // flight, so neither can be exceeded by uploads that never finish.
+    // One clock read ends admission and starts the body's read.
     let admitting = Instant::now();
     let admission = super::governance::admit(state, &principal);
-    Phases::add(req, Phase::Admission, admitting.elapsed());
+    let admitted = Instant::now();
+    Phases::add(req, Phase::Admission, admitted - admitting);
     let admission = admission?;
     let limits = BodyLimits {
         max_bytes: settings.server.max_body_bytes,
         deadline: Duration::from_secs(settings.server.body_read_timeout_secs),
     };
-    let reading = intake::read_body(req.headers(), body.into_inner(), limits);
-    let body = timed(req, Phase::Body, reading).await?;
+    let body = intake::read_body(req.headers(), body.into_inner(), limits).await;
+    Phases::add(req, Phase::Body, admitted.elapsed());
+    let body = body?;
+    let tenant = principal.policy.tenant.as_ref().map(|t| t.id.as_str());
+    *tee = state
+        .capture()
+        .tee(&principal.key_id, tenant, &ctx.id, &body);
     let (mut request, model) = parse_request(&body)?;
-    let wants_stream = request.boolean("stream").unwrap_or(false);
+    super::file_references::refuse_file_ids(request.get("input"))?;
+    let wants_stream = form == Form::AsAsked && request.boolean("stream").unwrap_or(false);
     note.model = Some(model.clone());
     note.stream = wants_stream;
     let resolved = resolve_model(state, &principal, &model)?;
     note.resolved_model = Some(Arc::from(resolved.slug.as_str()));
     request.set("model", &resolved.slug);
-    let input = InputFacts::of(request.get("input"));
+    let mut input = InputFacts::of(request.get("input"));
+    let written_by = super::recall::expand_references(state, &principal, &mut request, &mut input)?;
     compat::normalize(
         &mut request,
         &input,
         settings.compat.mode,
         &settings.compat.default_instructions,
     );
+    let compact = match form {
+        Form::Compact => Some(super::compact::bridge(&mut request)?),
+        Form::AsAsked => None,
+    };
+    let shown_limits = super::codex_limits::shown_for(state, &principal);
     let call = Call {
         req,
         payload: request.forward(&body),
+        shown_limits,
         model: &resolved.slug,
         exclude_plans: &resolved.exclude_plans,
         affinity: affinity_key(req, &request),
         carries_encrypted: input.carries_encrypted,
+        written_by,
     };
     let (committed, attempts) = failover::run(state, upstream, &call, ctx).await;
     attempts.log(&ctx.log, call.carries_encrypted);
@@ -102,11 +161,15 @@ async fn relay(
         model: &model,
         wants_stream,
         admission,
+        recording: super::recall::recording(state, &principal, &call.payload, &committed.lease),
+        tee,
+        shown_limits,
+        compact,
     };
     // A stream times its own end; an assembled answer is read to its end here.
-    let answering = Instant::now();
+    let answering = (!wants_stream).then(Instant::now);
     let answered = answer(committed, reply, state, ctx, note).await;
-    if !wants_stream {
+    if let Some(answering) = answering {
         Phases::add(req, Phase::Stream, answering.elapsed());
     }
     answered
@@ -179,12 +242,11 @@ fn check_types(request: &RequestBody) -> Result<String, ApiError> {
     ) {
         return wrong("instructions", "a string");
     }
-    if request.get_present("previous_response_id").is_some() {
-        return Err(ApiError::InvalidRequest {
-            message: "'previous_response_id' is not supported: the Codex backend does not store responses. Send the whole conversation in 'input'.".to_owned(),
-            param: Some("previous_response_id"),
-            code: Some("unsupported_parameter"),
-        });
+    if !matches!(
+        kind_of("previous_response_id"),
+        None | Some(Kind::Null | Kind::String)
+    ) {
+        return wrong("previous_response_id", "a string");
     }
     Ok(model)
 }
@@ -230,12 +292,18 @@ fn affinity_key(req: &HttpRequest, body: &RequestBody) -> Option<String> {
     .filter(|key| !key.trim().is_empty())
 }
 
-/// What the client asked for, as far as the answer's form goes, and the admission that lasts
-/// as long as the answer.
+/// What the client asked for, as far as the answer's form goes, the admission that lasts
+/// as long as the answer, the answer's recording for the response memory (when it is on), and
+/// the call's tee when a capture covers it.
 struct Reply<'a> {
     model: &'a str,
     wants_stream: bool,
     admission: Admission,
+    recording: Option<Recording>,
+    tee: &'a mut Option<Tee>,
+    shown_limits: ShownLimits,
+    /// A compaction: the user messages its answer keeps.
+    compact: Option<Vec<Value>>,
 }
 
 async fn answer(
@@ -253,6 +321,9 @@ async fn answer(
     let idle = Duration::from_secs(state.settings().upstream.stream_idle_timeout_secs);
     let mut builder = HttpResponse::Ok();
     copy_returned_headers(&response, &mut builder);
+    for header in reply.shown_limits.headers() {
+        builder.insert_header(header);
+    }
     if reply.wants_stream {
         let timing = StreamTiming {
             idle_timeout: idle,
@@ -262,27 +333,41 @@ async fn answer(
         note.line_for_stream = Some(Arc::clone(&line));
         let stream = RelayStream::new(response, lease, held, timing, ctx.log.clone())
             .with_admission(reply.admission)
-            .with_access_line(line, ctx.started);
+            .with_access_line(line, ctx.started)
+            .with_recording(reply.recording)
+            .with_capture(reply.tee.take());
         return Ok(builder
             .content_type("text/event-stream")
             .insert_header(("cache-control", "no-cache"))
             .insert_header(("x-accel-buffering", "no"))
             .streaming(stream));
     }
-    let mut assembler = Assembler::default();
-    assembler.push(held.prefix);
-    let assembled = match held.ended {
+    let mut reading = Reading {
+        assembler: Assembler::default(),
+        recording: reply.recording,
+    };
+    reading.push(held.prefix);
+    let (assembled, recording) = match held.ended {
         true => {
-            let assembled = assembler.finish(reply.model);
+            let (assembled, recording) = reading.finish(reply.model);
             lease.report(outcome_of(&assembled));
-            assembled
+            (assembled, recording)
         }
-        false => assemble(assembler, &mut response, lease, idle, reply.model).await?,
+        false => assemble(reading, &mut response, lease, idle, reply.model).await?,
     };
     match assembled {
         Assembled::Response(value) => {
             record_usage(&reply.admission, &value, note);
-            Ok(builder.json(value))
+            if let Some(recording) = recording {
+                recording.finish(Instant::now());
+            }
+            if let Some(tee) = reply.tee.as_mut() {
+                tee.answered_json(200, &value);
+            }
+            match reply.compact {
+                Some(kept) => Ok(builder.json(super::compact::compacted(value, kept)?)),
+                None => Ok(builder.json(value)),
+            }
         }
         Assembled::Failed(error) => Err(super::upstream_error::from_failed_event(&error)),
         Assembled::Truncated => Err(ApiError::UpstreamFailed(
@@ -294,7 +379,7 @@ async fn answer(
 /// Counts an assembled response's usage against the caller's quotas, and notes it for the
 /// audit row.
 fn record_usage(admission: &Admission, response: &Value, note: &mut AccessNote) {
-    if let Ok(usage) = serde_json::from_value::<Usage>(response["usage"].clone()) {
+    if let Some(usage) = Usage::from_json(&response["usage"]) {
         note.usage = Some((usage.input_tokens, usage.output_tokens));
         admission.record_usage(usage);
     }
@@ -308,19 +393,38 @@ fn copy_returned_headers(response: &UpstreamResponse, builder: &mut HttpResponse
     }
 }
 
+/// An assembled answer being read: the Response object, and the recording beside it.
+struct Reading {
+    assembler: Assembler,
+    recording: Option<Recording>,
+}
+
+impl Reading {
+    fn push(&mut self, chunk: Bytes) {
+        if let Some(recording) = &mut self.recording {
+            recording.push(&chunk);
+        }
+        self.assembler.push(chunk);
+    }
+
+    fn finish(self, model: &str) -> (Assembled, Option<Recording>) {
+        (self.assembler.finish(model), self.recording)
+    }
+}
+
 /// Reads the whole upstream stream into one Response object; the lease reports how it ended.
 async fn assemble(
-    mut assembler: Assembler,
+    mut reading: Reading,
     response: &mut UpstreamResponse,
     lease: Lease,
     idle: Duration,
     model: &str,
-) -> Result<Assembled, ApiError> {
-    match read_into(&mut assembler, response, idle).await {
+) -> Result<(Assembled, Option<Recording>), ApiError> {
+    match read_into(&mut reading, response, idle).await {
         Ok(()) => {
-            let assembled = assembler.finish(model);
+            let (assembled, recording) = reading.finish(model);
             lease.report(outcome_of(&assembled));
-            Ok(assembled)
+            Ok((assembled, recording))
         }
         Err((outcome, error)) => {
             lease.report(outcome);
@@ -341,7 +445,7 @@ fn outcome_of(assembled: &Assembled) -> Outcome {
 /// Feeds the upstream body to `assembler` until it ends; on failure, what the account should be
 /// told and what the client should be told.
 async fn read_into(
-    assembler: &mut Assembler,
+    reading: &mut Reading,
     response: &mut UpstreamResponse,
     idle: Duration,
 ) -> Result<(), (Outcome, ApiError)> {
@@ -361,6 +465,6 @@ async fn read_into(
             let error = ApiError::UpstreamFailed("the upstream answer is too large");
             return Err((Outcome::Completed { status: 200 }, error));
         }
-        assembler.push(chunk);
+        reading.push(chunk);
     }
 }

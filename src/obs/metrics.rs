@@ -16,6 +16,33 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 pub use prometheus_client::registry::Registry;
 
+/// Implements `Hash` for a label set over a fast, fixed-seed hash of its fields, which the
+/// family's map (std's `HashMap`: SipHash, not configurable in `prometheus-client`) then hashes
+/// as one `u64`. Every request looks a few label sets up; hashing their text with SipHash field
+/// by field cost several times more. Consistent with the derived `Eq`: equal fields, equal hash.
+/// Label values are bounded and not a client's choice, so a fixed seed invites no flooding.
+macro_rules! cheap_hash {
+    ($labels:ty { $($field:ident),+ $(,)? }) => {
+        impl ::std::hash::Hash for $labels {
+            fn hash<H: ::std::hash::Hasher>(&self, state: &mut H) {
+                let mut fast = $crate::obs::metrics::fast_hasher();
+                $( ::std::hash::Hash::hash(&self.$field, &mut fast); )+
+                state.write_u64(::std::hash::Hasher::finish(&fast));
+            }
+        }
+    };
+}
+
+pub(crate) use cheap_hash;
+
+/// The hasher behind [`cheap_hash!`].
+pub fn fast_hasher() -> foldhash::fast::FoldHasher<'static> {
+    use std::hash::BuildHasher;
+    static SEED: foldhash::fast::FixedState =
+        foldhash::fast::FixedState::with_seed(0x636f_6465_7872);
+    SEED.build_hasher()
+}
+
 /// Every family's name starts with this (`codex_relay_…`).
 pub const PREFIX: &str = "codex_relay";
 

@@ -7,6 +7,7 @@
 
 pub mod audited_refresh;
 pub mod config;
+pub mod headroom;
 pub mod metrics;
 pub mod probe;
 pub mod state;

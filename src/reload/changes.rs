@@ -32,6 +32,8 @@ pub const LIVE: &[&str] = &[
     "server.sse_keepalive_ms",
     "upstream.stream_idle_timeout_secs",
     "metrics.open",
+    // Read by each request and handed to the response memory with each call (`recall`).
+    "responses.memory",
     // The logger's level switch.
     "log.level",
 ];

@@ -4,7 +4,9 @@
 use super::{AuditSettings, OauthSettings, RoutingSettings, Settings, SettingsError};
 use crate::bounds::{
     Invalid, ACCOUNT_IN_FLIGHT, AFFINITY_CAPACITY, ATTEMPTS, AUTH_FAILURE_ADDRESSES,
-    DEFAULT_KEY_RPM, KEY_COMMAND_SECS, RELAY_IN_FLIGHT, STORE_CONNECTIONS, STREAMS_PER_CONNECTION,
+    CAPTURE_MINUTES, CAPTURE_RESPONSE_BYTES, CAPTURE_RETENTION_DAYS, DEFAULT_KEY_RPM,
+    KEY_COMMAND_SECS, MEMORY_BYTES, MEMORY_TTL_MINS, RELAY_IN_FLIGHT, STORE_CONNECTIONS,
+    STREAMS_PER_CONNECTION,
 };
 
 impl Settings {
@@ -77,7 +79,8 @@ impl Settings {
 
     /// The settings that are limits, against their bounds in [`crate::bounds`].
     fn check_bounds(&self) -> Result<(), SettingsError> {
-        let (limits, routing) = (&self.limits, &self.routing);
+        let (limits, routing, capture) = (&self.limits, &self.routing, &self.audit.capture);
+        let memory = &self.responses.memory;
         let (streams, pool) = (
             self.upstream.max_streams_per_connection,
             self.store.pool_size,
@@ -98,6 +101,18 @@ impl Settings {
                 "limits.auth_failures_tracked_addresses",
                 wide(limits.auth_failures_tracked_addresses),
             ),
+            MEMORY_TTL_MINS.check("responses.memory.ttl_mins", wide(memory.ttl_mins)),
+            MEMORY_BYTES.check("responses.memory.max_bytes", wide(memory.max_bytes)),
+            CAPTURE_MINUTES.check(
+                "audit.capture.max_duration_mins",
+                wide(capture.max_duration_mins),
+            ),
+            CAPTURE_RESPONSE_BYTES.check(
+                "audit.capture.max_response_bytes",
+                wide(capture.max_response_bytes),
+            ),
+            CAPTURE_RETENTION_DAYS
+                .check("audit.capture.retention_days", wide(capture.retention_days)),
         ];
         match checks.into_iter().find_map(Result::err) {
             Some(Invalid { field, reason }) => Err(SettingsError::Invalid { key: field, reason }),

@@ -11,6 +11,7 @@ use slog::Logger;
 
 use super::{Background, StartupError};
 use crate::audit::{Audit, AuditMetrics};
+use crate::capture::Capture;
 use crate::credentials::sync::spawn_credential_sync;
 use crate::credentials::{AdminTokenRing, KeyRing};
 use crate::governance::metrics::GovernanceMetrics;
@@ -18,11 +19,14 @@ use crate::governance::model_refresh::{self, Refresher};
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
 use crate::obs::metrics::Registry;
+use crate::pool::headroom::PoolHeadroom;
 use crate::pool::metrics::PoolMetrics;
 use crate::pool::StoreAccountSource;
+use crate::recall::{MemoryMetrics, ResponseMemory};
 use crate::settings::Settings;
 use crate::state::Parts;
 use crate::store::{Store, StoreError};
+use crate::upstream::drift::Drift;
 use crate::upstream::outbound::Outbound;
 
 /// What the two planes serve, started before either listens: the router with its account
@@ -63,12 +67,21 @@ impl Core {
             log.clone(),
         );
         wait_for_first_sync(leases.router()).await;
+        let memory = ResponseMemory::new(MemoryMetrics::register(metrics));
         let models = Arc::new(ModelRegistry::new(&settings.models));
         models.register_metrics(metrics);
         let refresh = start_model_refresh(settings, store, outbound, &models, log).await;
+        let capture = Capture::start(settings, store, metrics, log)?;
+        let reread = capture.spawn_reread(sync_interval);
+        let (headroom, reading) = PoolHeadroom::start(leases.router().clone(), sync_interval);
+        let tasks = [sync, reading]
+            .into_iter()
+            .chain(refresh)
+            .chain(reread)
+            .collect();
         let background = Background {
             router: leases.router().clone(),
-            tasks: Arc::new([sync].into_iter().chain(refresh).collect()),
+            tasks: Arc::new(tasks),
             audit: audit.clone(),
         };
         let parts = Parts {
@@ -78,6 +91,10 @@ impl Core {
             governor,
             pool_metrics,
             audit,
+            memory,
+            capture,
+            drift: Drift::register(metrics, log.clone()),
+            headroom,
         };
         Ok(Core {
             parts,

@@ -20,6 +20,8 @@ pub(super) const KEY_FILE: &str = "master.key";
 /// The audit trail's file when `audit.path` names none: beside the database, kept by the same
 /// rules (its folder stays the relay's own).
 pub const AUDIT_FILE: &str = "audit.db";
+/// Content capture's own database, kept beside the store (`capture`): the relay's file too.
+pub const CAPTURE_FILE: &str = "capture.db";
 
 /// The folder that holds the database (`.` for a bare file name).
 pub(crate) fn folder_of(db: &Path) -> &Path {
@@ -117,8 +119,8 @@ fn tighten_folder(dir: &Path, db: &Path, warnings: &mut Vec<String>) {
     }
 }
 
-/// True when every entry of `dir` is the database, a companion of it, the master key file or the
-/// audit trail's file and its companions.
+/// True when every entry of `dir` is the database, a companion of it, the master key file, the
+/// capture file or the audit trail's file (each with its companions).
 fn holds_only_store_files(dir: &Path, db: &Path) -> bool {
     let Some(name) = db.file_name().and_then(|n| n.to_str()) else {
         return false;
@@ -130,15 +132,14 @@ fn holds_only_store_files(dir: &Path, db: &Path) -> bool {
         entry.ok().is_some_and(|entry| {
             let entry = entry.file_name();
             let entry = entry.to_string_lossy();
-            entry == name
-                || entry == KEY_FILE
+            entry == KEY_FILE
                 || entry.starts_with(&format!("{KEY_FILE}.new-"))
-                || entry
-                    .strip_prefix(AUDIT_FILE)
-                    .is_some_and(|rest| rest.is_empty() || COMPANIONS.contains(&rest))
-                || COMPANIONS
-                    .iter()
-                    .any(|suffix| entry.strip_prefix(name) == Some(suffix))
+                || [name, CAPTURE_FILE, AUDIT_FILE].iter().any(|db| {
+                    entry == *db
+                        || COMPANIONS
+                            .iter()
+                            .any(|suffix| entry.strip_prefix(db) == Some(suffix))
+                })
         })
     })
 }
@@ -221,6 +222,21 @@ mod tests {
         assert_eq!(mode(&shared), 0o755, "not the relay's folder to change");
         assert!(warnings[0].contains("0755"), "{warnings:?}");
         assert!(warnings[0].contains(&shared.display().to_string()));
+    }
+
+    #[test]
+    fn the_capture_file_beside_the_store_keeps_the_folder_the_relays_own() {
+        let root = tempfile::tempdir().unwrap();
+        let own = root.path().join("own");
+        fs::create_dir(&own).unwrap();
+        set_mode(&own, 0o755).unwrap();
+        for name in [CAPTURE_FILE, "capture.db-wal", "capture.db-shm"] {
+            fs::write(own.join(name), "").unwrap();
+        }
+        let mut warnings = Vec::new();
+        prepare(&own.join("relay.db"), &mut warnings).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(mode(&own), 0o700);
     }
 
     #[test]

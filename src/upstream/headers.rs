@@ -3,10 +3,13 @@
 //!
 //! Towards the upstream: the Codex session, turn and feature headers a client sends, passed
 //! through verbatim; credentials are always the relay's own (the client's Authorization, cookies
-//! and any fedramp claim never cross). Back to the client: the upstream's turn state, rate-limit
-//! family, model and request ids.
+//! and any fedramp claim never cross). Back to the client: the upstream's turn state, model and
+//! request ids — not its rate-limit family, which describes the pool account that served (the
+//! caller's limits are written instead, `shown_limits`).
 
 use actix_web::http::header::{HeaderMap, HeaderName};
+
+use super::shown_limits::is_account_limit;
 
 /// Exact names passed from client to upstream.
 const FORWARD_EXACT: [&str; 5] = [
@@ -42,7 +45,7 @@ pub fn forwarded_to_upstream(name: &HeaderName) -> bool {
 /// True for an upstream response header the client should see.
 pub fn returned_to_client(name: &HeaderName) -> bool {
     let name = name.as_str();
-    RETURN_EXACT.contains(&name) || name.starts_with("x-codex-")
+    RETURN_EXACT.contains(&name) || (name.starts_with("x-codex-") && !is_account_limit(name))
 }
 
 /// The client's value of `name`, if it is valid text.
@@ -89,10 +92,10 @@ mod tests {
     }
 
     #[test]
-    fn rate_limit_and_turn_headers_come_back() {
+    fn turn_headers_come_back_and_the_account_limits_do_not() {
         for ok in [
             "x-codex-turn-state",
-            "x-codex-primary-used-percent",
+            "x-codex-upcoming-feature",
             "openai-model",
             "x-request-id",
             "x-models-etag",
@@ -100,6 +103,8 @@ mod tests {
             assert!(returned_to_client(&name(ok)), "{ok}");
         }
         for no in [
+            "x-codex-primary-used-percent",
+            "x-codex-credits-balance",
             "set-cookie",
             "content-length",
             "cf-ray",

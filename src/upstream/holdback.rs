@@ -47,11 +47,16 @@ pub struct Held {
     pub ended: bool,
 }
 
-pub async fn hold_back(response: &mut UpstreamResponse, limits: Limits) -> Held {
+/// Reads the start of `response` through `watcher` until the verdict is clear or a bound is hit.
+pub async fn hold_back(
+    response: &mut UpstreamResponse,
+    limits: Limits,
+    watcher: StreamWatcher,
+) -> Held {
     let deadline = Instant::now() + limits.max_wait;
     let mut held = Held {
         verdict: Verdict::Commit,
-        watcher: StreamWatcher::default(),
+        watcher,
         prefix: Bytes::new(),
         bytes_read: 0,
         ended: false,

@@ -5,12 +5,14 @@
 
 pub mod assemble;
 mod connections;
-mod event_fields;
+pub mod drift;
+pub mod event_fields;
 pub mod headers;
 pub mod holdback;
 pub mod models;
 pub mod outbound;
 pub mod rate_limits;
+pub mod shown_limits;
 pub mod sse;
 pub mod usage;
 mod warmup;

@@ -3,15 +3,18 @@
 //! events it needs to read (`response.created` for the id, the terminal events for status and
 //! usage). Payloads are parsed only for those events, and `response.created` only as far as its
 //! id; the one event ever re-encoded is a terminal event whose usage strict clients would reject.
+//! A watcher can also keep the `response.output_item.done` events it sees (shared slices of the
+//! forwarded bytes, nothing copied or parsed), for the response memory.
 
 use std::sync::LazyLock;
 
 use bytes::{Bytes, BytesMut};
 use memchr::memmem::Finder;
-use serde::Deserialize;
 use serde_json::Value;
 
+use super::drift::Drift;
 use super::event_fields::{response_id, ResponseFields};
+use super::shown_limits::ShownLimits;
 use crate::domain::Usage;
 
 /// Cuts a byte stream at SSE event boundaries: the one framing both the forwarded stream and the
@@ -151,9 +154,40 @@ pub struct StreamWatcher {
     pub saw_output: bool,
     pub terminal: Option<Terminal>,
     pub events: u64,
+    /// The `response.output_item.done` events seen, when asked for ([`Self::keeping_outputs`]).
+    outputs: Option<Vec<Bytes>>,
+    /// Where event types and error codes the relay does not know are noted.
+    drift: Option<Drift>,
+    /// The caller's limits, which replace any `codex.rate_limits` event of the backend's.
+    shown: ShownLimits,
 }
 
 impl StreamWatcher {
+    /// A watcher that notes what it does not know in `drift` and shows the caller `shown` in
+    /// place of the backend's rate-limit events.
+    pub fn new(drift: Drift, shown: ShownLimits) -> StreamWatcher {
+        StreamWatcher {
+            drift: Some(drift),
+            shown,
+            ..StreamWatcher::default()
+        }
+    }
+
+    /// The watcher, keeping each `response.output_item.done` event too, whole, as forwarded.
+    pub fn keeping_outputs(mut self) -> StreamWatcher {
+        self.outputs = Some(Vec::new());
+        self
+    }
+
+    /// The `response.output_item.done` events kept so far, in stream order (none unless
+    /// [`Self::keeping_outputs`]).
+    pub fn take_outputs(&mut self) -> Vec<Bytes> {
+        self.outputs
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     /// Takes an upstream chunk and returns the bytes to forward now: every event it completes.
     pub fn forward(&mut self, chunk: Bytes) -> Bytes {
         let whole = self.splitter.complete(chunk);
@@ -172,7 +206,7 @@ impl StreamWatcher {
         let mut rewritten: Option<BytesMut> = None;
         let mut copied_until = 0;
         for (start, end, _) in events(&whole) {
-            if let Some(replacement) = self.on_event(&whole[start..end]) {
+            if let Some(replacement) = self.on_event(&whole, start, end) {
                 let out = rewritten.get_or_insert_with(BytesMut::new);
                 out.extend_from_slice(&whole[copied_until..start]);
                 out.extend_from_slice(&replacement);
@@ -190,7 +224,8 @@ impl StreamWatcher {
 
     /// Notes one event; returns what replaces its block (the blank line after it stays) when
     /// its usage must be completed.
-    fn on_event(&mut self, block: &[u8]) -> Option<Bytes> {
+    fn on_event(&mut self, whole: &Bytes, start: usize, end: usize) -> Option<Bytes> {
+        let block = &whole[start..end];
         self.events += 1;
         if let Some(seq) = sequence_number(block) {
             self.last_sequence = Some(seq);
@@ -200,6 +235,12 @@ impl StreamWatcher {
             self.saw_output = true;
             return None;
         }
+        if kind == "response.output_item.done" {
+            if let Some(outputs) = &mut self.outputs {
+                outputs.push(whole.slice(start..end));
+            }
+            return None;
+        }
         if kind == "response.created" {
             if let Some(id) = response_id(data_of(block)?) {
                 self.response_id = Some(id);
@@ -207,6 +248,13 @@ impl StreamWatcher {
             return None;
         }
         if !TERMINAL_EVENTS.contains(&kind) {
+            if kind == "codex.rate_limits" {
+                // One account's limits: the caller is shown its own.
+                return Some(self.shown.rate_limits_block());
+            }
+            if let Some(drift) = &self.drift {
+                drift.event(kind);
+            }
             return None;
         }
         let data = data_of(block)?;
@@ -217,10 +265,10 @@ impl StreamWatcher {
         if let Some(id) = &response.id {
             self.response_id = Some(id.clone());
         }
-        let usage = response
-            .usage
-            .as_ref()
-            .and_then(|u| Usage::deserialize(u).ok());
+        let usage = response.usage.as_ref().and_then(Usage::from_json);
+        if let (Some(drift), Some(code)) = (&self.drift, &response.error_code) {
+            drift.error_code(code);
+        }
         self.terminal = match kind.as_str() {
             "response.completed" => Some(Terminal::Completed { usage }),
             "response.failed" => Some(Terminal::Failed {
@@ -353,6 +401,30 @@ event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_num
     }
 
     #[test]
+    fn a_watcher_keeping_outputs_keeps_each_done_event_whole_whatever_the_chunking() {
+        let stream = concat!(
+            "event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\"}\n\n",
+            "event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"item\":{\"id\":\"rs_1\"}}\n\n",
+            "event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"item\":{\"id\":\"msg_1\"}}\n\n",
+            "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\"}}\n\n",
+        );
+        for size in [1, 7, 64, stream.len()] {
+            let mut watcher = StreamWatcher::default().keeping_outputs();
+            assert_eq!(
+                forward_all(&mut watcher, stream.as_bytes(), size),
+                stream.as_bytes()
+            );
+            let kept = watcher.take_outputs();
+            assert_eq!(kept.len(), 2, "chunks of {size}");
+            assert!(std::str::from_utf8(&kept[0]).unwrap().contains("rs_1"));
+            assert!(std::str::from_utf8(&kept[1]).unwrap().contains("msg_1"));
+        }
+        let mut plain = StreamWatcher::default();
+        forward_all(&mut plain, stream.as_bytes(), 64);
+        assert!(plain.take_outputs().is_empty(), "kept only when asked");
+    }
+
+    #[test]
     fn a_usage_missing_fields_strict_clients_require_is_completed() {
         let mut watcher = StreamWatcher::default();
         let out = forward_all(&mut watcher, STREAM.as_bytes(), 9);
@@ -418,6 +490,19 @@ event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_num
         assert_eq!(written["type"], "x\n\nevent: response.completed");
         assert_eq!(written["response"]["usage"]["total_tokens"], 1);
         assert_eq!(watcher.terminal, Some(Terminal::Incomplete));
+    }
+
+    #[test]
+    fn a_rate_limits_event_is_replaced_by_the_callers() {
+        let input = "event: codex.rate_limits\ndata: {\"type\":\"codex.rate_limits\",\"rate_limits\":{\"primary\":{\"used_percent\":77}}}\n\ndata: {\"type\":\"a\"}\n\n";
+        let mut watcher = StreamWatcher::default();
+        let out = forward_all(&mut watcher, input.as_bytes(), 5);
+        let blocks: Vec<&[u8]> = events(&out).map(|(s, e, _)| &out[s..e]).collect();
+        assert_eq!(blocks.len(), 2, "{}", String::from_utf8_lossy(&out));
+        let replaced = parse_data(blocks[0]).unwrap();
+        assert_eq!(replaced["type"], "codex.rate_limits");
+        assert!(replaced["rate_limits"]["primary"].is_null());
+        assert_eq!(event_type(blocks[1]), Some("a"));
     }
 
     #[test]

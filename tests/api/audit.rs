@@ -499,3 +499,46 @@ async fn with_continue_a_broken_audit_trail_serves_and_counts_what_is_lost() {
     assert!(app.logs().contains("audit rows cannot be written"));
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn starting_stopping_and_reading_a_capture_are_acts_in_the_trail_from_the_api_and_the_cli() {
+    let app = spawn_app_with(|s| s.audit.capture.enabled = true).await;
+    let writer = app.admin_token(AdminScope::Write).await;
+    let key_id = app.store.get_key("tests").unwrap().id;
+    let (status, capture) = admin_call(
+        &app,
+        "POST",
+        "/admin/v1/audit/captures",
+        &writer,
+        Some(json!({"key": key_id, "duration": "1h"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{capture}");
+    let id = capture["id"].as_str().unwrap().to_owned();
+    let records = format!("/admin/v1/audit/captures/{id}/records");
+    let (status, _) = admin_call(&app, "GET", &records, &writer, None).await;
+    assert_eq!(status, 200);
+    let stop = format!("/admin/v1/audit/captures/{id}");
+    let (status, _) = admin_call(&app, "DELETE", &stop, &writer, None).await;
+    assert_eq!(status, 200);
+    for action in ["capture.start", "capture.read", "capture.stop"] {
+        let rows = rows_when(&app, &writer, &format!("action={action}"), 1).await;
+        assert_eq!(rows[0]["actor_kind"], "admin_token", "{action}: {rows:?}");
+        assert_eq!(rows[0]["result"], "ok", "{action}: {rows:?}");
+    }
+    // Listing captures is a plain read, not an act.
+    let (status, _) = admin_call(&app, "GET", "/admin/v1/audit/captures", &writer, None).await;
+    assert_eq!(status, 200);
+
+    let output = run(cli(&app.settings).args(["audit", "capture", "show", &id]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = run(cli(&app.settings).args(["audit", "search", "--json"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&output)).unwrap();
+    let read = rows
+        .iter()
+        .find(|r| r["action"] == "capture.read" && r["actor_kind"] == "cli")
+        .unwrap_or_else(|| panic!("no CLI read in {rows:?}"));
+    assert_eq!(read["target"], id.as_str());
+    app.stop().await;
+}

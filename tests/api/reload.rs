@@ -89,7 +89,7 @@ async fn sighup_applies_a_new_limit_and_alias_and_an_invalid_file_changes_nothin
 }
 
 /// The file that gives `app` the settings it runs with, followed by `extra`.
-fn write_settings(path: &Path, app: &TestApp, extra: &str) {
+pub fn write_settings(path: &Path, app: &TestApp, extra: &str) {
     let s = &app.settings;
     let text = format!(
         "[server]\nlisten = \"{}\"\nworkers = {}\n[admin]\nlisten = \"{}\"\n\

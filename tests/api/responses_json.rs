@@ -116,7 +116,7 @@ async fn relaxed_mode_normalizes_what_the_backend_rejects() {
 
 /// A Codex turn needs no rewriting: its conversation goes upstream as the client wrote it, byte
 /// for byte (number forms, escapes and spacing a JSON re-encoding would change included); only
-/// the fields the relay sets are new.
+/// the fields the relay sets are new. Like the Codex CLI, it asks for encrypted reasoning itself.
 #[actix_web::test]
 async fn a_codex_turn_is_forwarded_byte_for_byte_but_for_the_fields_the_relay_sets() {
     let app = spawn_app().await;
@@ -124,7 +124,7 @@ async fn a_codex_turn_is_forwarded_byte_for_byte_but_for_the_fields_the_relay_se
     let tools =
         r#"[{"type":"function","name":"shell","parameters":{"type":"object","properties":{}} }]"#;
     let text = format!(
-        r#"{{"model":"gpt-5.5","instructions":"You are Codex.","input":{input},"tools":{tools},"stream":true,"store":false,"prompt_cache_key":"conv-1"}}"#
+        r#"{{"model":"gpt-5.5","instructions":"You are Codex.","input":{input},"tools":{tools},"stream":true,"store":false,"include":["reasoning.encrypted_content"],"prompt_cache_key":"conv-1"}}"#
     );
     let mut response = app
         .responses()

@@ -227,7 +227,8 @@ async fn the_upstream_never_receives_a_trace_context() {
     app.stop().await;
 }
 
-/// The access line's phases by name, each checked to be a non-negative number of milliseconds.
+/// The access line's phases by name in milliseconds, each checked to be a whole number of
+/// microseconds.
 fn phases(access: &Value) -> HashMap<&'static str, f64> {
     [
         "auth",
@@ -241,12 +242,11 @@ fn phases(access: &Value) -> HashMap<&'static str, f64> {
     ]
     .into_iter()
     .map(|phase| {
-        let field = format!("phase_{phase}_ms");
+        let field = format!("phase_{phase}_us");
         let took = access[&field]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{field} missing: {access}"));
-        assert!(took >= 0.0, "{field}: {took}");
-        (phase, took)
+            .as_u64()
+            .unwrap_or_else(|| panic!("{field} missing or not whole: {access}"));
+        (phase, took as f64 / 1000.0)
     })
     .collect()
 }
@@ -324,5 +324,37 @@ async fn the_line_of_a_failed_over_request_counts_its_attempts_and_the_time_they
     let access = access_line(&app, "req-failover-json");
     assert_eq!(access["attempts"], 2);
     assert_plausible(&access);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_line_leaves_out_the_phases_a_request_never_reached() {
+    let app = spawn_app().await;
+    let response = app
+        .get("/v1/models")
+        .insert_header(("x-request-id", "req-models"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let access = access_line(&app, "req-models");
+    let line = access.as_object().unwrap();
+    for reached in ["phase_auth_us", "phase_admission_us"] {
+        assert!(access[reached].is_u64(), "{reached}: {access}");
+    }
+    let fields: Vec<&String> = line.keys().collect();
+    for never in [
+        "phase_body_us",
+        "phase_lease_us",
+        "phase_failover_us",
+        "phase_upstream_connect_us",
+        "phase_upstream_first_byte_us",
+        "phase_stream_us",
+        "attempts",
+        "parent_span_id",
+        "tracestate",
+    ] {
+        assert!(!line.contains_key(never), "{never}: {fields:?}");
+    }
     app.stop().await;
 }

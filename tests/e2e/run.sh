@@ -55,6 +55,7 @@ unset CODEX_API_KEY OPENAI_API_KEY OPENAI_BASE_URL OPENAI_ORG_ID OPENAI_PROJECT_
 
 # --- Clients and binaries ---------------------------------------------------------------------
 bash tests/e2e/setup.sh || abort "installing the clients (tests/e2e/setup.sh) failed"
+bash tests/e2e/matrix/setup.sh || abort "installing the client matrix (tests/e2e/matrix/setup.sh) failed"
 PY=".e2e/venv/bin/python"
 CODEX="$(pwd)/.e2e/node/node_modules/.bin/codex"
 
@@ -165,6 +166,8 @@ else
   fail "OpenAI Python SDK (pytest)"
 fi
 
+if RELAY_BASE_URL="http://127.0.0.1:$RELAY_PORT/v1" RELAY_API_KEY="$KEY" bash tests/e2e/stateful/run.sh; then pass "stateful clients (tests/e2e/stateful)"; else fail "stateful clients (tests/e2e/stateful)"; fi
+
 # --- Codex CLI ------------------------------------------------------------------------------
 CODEX_HOME_DIR="$TMP/codex-home"
 CODEX_WORK="$TMP/codex-work"
@@ -259,6 +262,8 @@ else
   show_file "codex exec stderr" "$TMP/codex-catalog.err"
   fail "codex exec with the relay's catalog (exit status $status)"
 fi
+
+source tests/e2e/clients.sh # the client matrix: older Codex CLIs, remote compaction, Node SDK
 
 # --- No secret in the relay log -------------------------------------------------------------
 # Stop the relay first so that its asynchronous log drain is flushed.

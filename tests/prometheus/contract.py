@@ -13,7 +13,7 @@ COUNTERS = [
     "requests", "streams",
     "tenant_requests", "tenant_tokens", "limiter_rejections",
     "key_requests", "key_tokens", "key_limiter_rejections",
-    "usage_writer_errors", "store_errors",
+    "usage_writer_errors", "store_errors", "capture_records",
     "account_upstream_calls", "account_failovers", "account_breaker_transitions",
     "account_refreshes", "pool_conversations_moved",
     "audit_rows_written", "audit_rows_lost", "audit_write_errors",

@@ -24,7 +24,7 @@ impl Handler<Acquire> for RouterActor {
         }
         let lane = Arc::clone(&self.lane);
         let members = lane.members();
-        let bound = lane.bound(msg.affinity.as_deref(), now);
+        let bound = lane.bound(&msg, now);
         let order: Vec<Addr<AccountActor>> = lane
             .order(&members, bound.as_ref(), &msg, lane.next_turn(), now)
             .into_iter()

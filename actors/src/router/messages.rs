@@ -22,6 +22,10 @@ pub struct Acquire {
     /// Plans whose accounts do not serve `model` (from the model registry); accounts of these
     /// plans are skipped. Accounts whose plan is unknown are never skipped for it.
     pub exclude_plans: Vec<String>,
+    /// The account that wrote encrypted items the request replays, when the host knows it (it
+    /// remembered them): without a binding for the conversation, the request is placed as if
+    /// bound to it — it goes there first, and a move away is reported as one.
+    pub written_by: Option<AccountId>,
 }
 
 /// Why no lease was granted, judged over the whole pool (never one account's error).

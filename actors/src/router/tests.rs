@@ -73,6 +73,7 @@ pub(crate) fn acquire() -> Acquire {
         affinity: None,
         exclude: Vec::new(),
         exclude_plans: Vec::new(),
+        written_by: None,
     }
 }
 
@@ -238,6 +239,7 @@ pub(crate) fn with_key(key: &str, exclude: &[&str]) -> Acquire {
         affinity: Some(key.to_owned()),
         exclude: exclude.iter().map(|id| AccountId::from(*id)).collect(),
         exclude_plans: Vec::new(),
+        written_by: None,
     }
 }
 
@@ -301,6 +303,44 @@ async fn a_conversation_stays_on_its_account_and_moves_only_when_it_cannot_serve
     assert_eq!(router.send(GetPoolStatus).await.unwrap().usable, 3);
     let lease = router.send(with_key("conv", &[])).await.unwrap().unwrap();
     assert_eq!(lease.account_id, new_home);
+}
+
+/// A request without a conversation key that replays items account `by` wrote.
+fn written_by(by: &str, exclude: &[&str]) -> Acquire {
+    Acquire {
+        written_by: Some(AccountId::from(by)),
+        exclude: exclude.iter().map(|id| AccountId::from(*id)).collect(),
+        ..acquire()
+    }
+}
+
+#[actix_rt::test]
+async fn items_written_by_an_account_go_back_to_it_and_a_move_is_reported_without_a_key() {
+    let source = MemorySource::default();
+    for id in ["a", "b", "c"] {
+        source.put(credentials(id, true, 1));
+    }
+    let router = RouterActor::new(Arc::new(source), Duration::from_secs(60)).start();
+    synced(&router, 3).await;
+    for _ in 0..6 {
+        let lease = router.send(written_by("b", &[])).await.unwrap().unwrap();
+        assert_eq!(lease.account_id.as_str(), "b");
+        assert_eq!(lease.placement, crate::Placement::Kept);
+    }
+    let detour = router.send(written_by("b", &["b"])).await.unwrap().unwrap();
+    let bound = AccountId::from("b");
+    assert_eq!(detour.placement, crate::Placement::Detour { bound });
+    drop(detour);
+    let cooled = cool(&router, "elsewhere", 600).await;
+    let moved = router
+        .send(written_by(&cooled, &[]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(moved.account_id.as_str(), cooled);
+    let from = AccountId::from(cooled.as_str());
+    assert_eq!(moved.placement, crate::Placement::Moved { from });
+    assert_eq!(router.send(GetPoolStatus).await.unwrap().affinity_moves, 1);
 }
 
 #[actix_rt::test]

@@ -55,10 +55,11 @@ pub(super) struct Stopwatch {
 }
 
 impl Stopwatch {
-    /// Started as the request is sent.
-    pub(super) fn start() -> Stopwatch {
+    /// Started at `sent`, the moment the lease came (the request is sent right after): one
+    /// clock read ends the lease wait and starts the call.
+    pub(super) fn start_at(sent: Instant) -> Stopwatch {
         Stopwatch {
-            sent: Instant::now(),
+            sent,
             times: UpstreamTimes::default(),
         }
     }
@@ -73,6 +74,14 @@ impl Stopwatch {
 
     pub(super) fn stop(mut self) -> UpstreamTimes {
         self.times.total = self.sent.elapsed();
+        self.times
+    }
+
+    /// Stopped without reading the clock, for an attempt whose answer reaches the client: it is
+    /// the last, and only the attempts before the last have their totals read (the failover
+    /// phase). Its total is its last mark.
+    pub(super) fn stop_answered(mut self) -> UpstreamTimes {
+        self.times.total = self.times.start.unwrap_or(self.times.head);
         self.times
     }
 }

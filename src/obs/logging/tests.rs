@@ -394,3 +394,25 @@ fn lines_are_slog_json_lines() {
         }
     }
 }
+
+/// A value whose serialization fails half-way through its line.
+struct Unwritable;
+
+impl slog::Value for Unwritable {
+    fn serialize(&self, _: &Record, _: slog::Key, _: &mut dyn slog::Serializer) -> slog::Result {
+        Err(slog::Error::Other)
+    }
+}
+
+#[test]
+fn a_line_that_cannot_be_encoded_is_skipped_and_leaves_nothing_in_the_next() {
+    let ours = Arc::new(Mutex::new(Vec::new()));
+    let (log, _) = build_logger(LogSink::Buffer(Arc::clone(&ours)), LogLevel::Debug);
+    // Fields come out last first: the failing value is reached after "written" is in the line.
+    info!(log, "broken"; "bad" => Unwritable, "written" => "half a line");
+    info!(log, "whole"; "status" => 200_u16);
+    let text = String::from_utf8(lock(&ours).clone()).unwrap();
+    let lines: Vec<_> = text.lines().map(object).collect();
+    assert_eq!(msgs(&lines), ["whole"], "{text}");
+    assert!(!text.contains("half a line"), "{text}");
+}

@@ -39,18 +39,20 @@ impl EncodeLabelValue for CallStatus {
 }
 
 /// `account_upstream_calls_total`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
     pub account: Account,
     pub status: CallStatus,
 }
+crate::obs::metrics::cheap_hash!(CallLabels { account, status });
 
 /// `account_failovers_total`: `reason` is the failover record's bounded name.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, PartialEq, Eq, EncodeLabelSet)]
 pub struct FailoverLabels {
     pub account: Account,
     pub reason: &'static str,
 }
+crate::obs::metrics::cheap_hash!(FailoverLabels { account, reason });
 
 /// The families with one series per account.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

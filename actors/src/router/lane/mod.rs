@@ -106,9 +106,12 @@ impl Lane {
         self.cursor.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The account the conversation `key` is bound to, if any.
-    pub fn bound(&self, key: Option<&str>, now: SystemTime) -> Option<AccountId> {
+    /// The account the request's conversation is bound to, if any: its key's binding, else the
+    /// account that wrote the encrypted items it replays.
+    pub fn bound(&self, request: &Acquire, now: SystemTime) -> Option<AccountId> {
+        let key = request.affinity.as_deref();
         key.and_then(|key| self.affinity().get(key, now).cloned())
+            .or_else(|| request.written_by.clone())
     }
 
     /// The members to ask, best first: the conversation's account (when it can serve and this
@@ -171,7 +174,7 @@ impl Lane {
     pub fn try_grant(&self, request: &Acquire) -> Option<Lease> {
         let now = SystemTime::now();
         let members = self.members();
-        let bound = self.bound(request.affinity.as_deref(), now);
+        let bound = self.bound(request, now);
         let cursor = self.next_turn();
         let best = self.best(&members, bound.as_ref(), request, cursor, now)?;
         let pass = best.gate.pass()?;
@@ -196,7 +199,11 @@ impl Lane {
         now: SystemTime,
     ) -> Placement {
         let Some(key) = request.affinity.as_deref() else {
-            return Placement::Unbound;
+            // No key to bind: placed against the account that wrote its items, if known.
+            return match bound {
+                None => Placement::Unbound,
+                Some(bound) => self.placed(bound, granted, members, now),
+            };
         };
         let placement = match bound {
             None => Placement::New,
@@ -210,6 +217,24 @@ impl Lane {
         };
         self.affinity().bind(key, granted.clone(), now);
         placement
+    }
+
+    /// Where a request went against the account it should have gone to, without a binding.
+    fn placed(
+        &self,
+        bound: AccountId,
+        granted: &AccountId,
+        members: &[Member],
+        now: SystemTime,
+    ) -> Placement {
+        if bound == *granted {
+            return Placement::Kept;
+        }
+        if serves(members, &bound, now) {
+            return Placement::Detour { bound };
+        }
+        self.affinity_moves.fetch_add(1, Ordering::Relaxed);
+        Placement::Moved { from: bound }
     }
 }
 

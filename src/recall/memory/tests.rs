@@ -1,0 +1,132 @@
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use relay_actors::AccountId;
+
+use super::*;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn response(key: &str, id: &str, item: &str, payload: usize, at: Instant) -> Remembered {
+    Remembered {
+        key: Arc::from(key),
+        response_id: Some(id.to_owned()),
+        forwarded: Bytes::from(vec![b' '; payload]),
+        output: vec![OutputItem {
+            id: Some(item.to_owned()),
+            json: format!(r#"{{"type":"message","id":"{item}"}}"#),
+        }],
+        account: AccountId::from("acct-a"),
+        at,
+    }
+}
+
+fn limits(max_bytes: usize) -> Limits {
+    Limits {
+        ttl: HOUR,
+        max_bytes,
+    }
+}
+
+#[test]
+fn a_response_and_its_items_are_found_only_by_the_key_they_were_served_to() {
+    let memory = ResponseMemory::default();
+    let now = Instant::now();
+    memory.remember(
+        response("key-1", "resp_1", "msg_1", 10, now),
+        limits(1 << 20),
+    );
+    assert!(memory.response("key-1", "resp_1", now, HOUR).is_some());
+    let (entry, at) = memory.item("key-1", "msg_1", now, HOUR).unwrap();
+    assert_eq!(entry.output[at].id.as_deref(), Some("msg_1"));
+    assert!(memory.response("key-2", "resp_1", now, HOUR).is_none());
+    assert!(memory.item("key-2", "msg_1", now, HOUR).is_none());
+    // A response id is not an item, nor the other way round.
+    assert!(memory.item("key-1", "resp_1", now, HOUR).is_none());
+    assert!(memory.response("key-1", "msg_1", now, HOUR).is_none());
+}
+
+#[test]
+fn past_its_budget_the_memory_forgets_the_oldest_and_does_not_grow() {
+    let memory = ResponseMemory::default();
+    let now = Instant::now();
+    let budget = 64 * 1024;
+    for n in 0..1000 {
+        let id = format!("resp_{n}");
+        memory.remember(
+            response("k", &id, &format!("msg_{n}"), 1000, now),
+            limits(budget),
+        );
+        let (bytes, _) = memory.usage();
+        assert!(bytes <= budget, "{bytes} bytes after {n} responses");
+    }
+    let (bytes, entries) = memory.usage();
+    assert!(bytes > budget * 9 / 10, "{bytes}");
+    assert!((40..=60).contains(&entries), "{entries}");
+    assert!(memory.response("k", "resp_999", now, HOUR).is_some());
+    assert!(memory.response("k", "resp_0", now, HOUR).is_none());
+    assert!(memory.item("k", "msg_0", now, HOUR).is_none());
+}
+
+#[test]
+fn an_expired_response_is_not_returned_and_goes_at_the_next_change() {
+    let memory = ResponseMemory::default();
+    let then = Instant::now();
+    memory.remember(
+        response("k", "resp_old", "msg_old", 10, then),
+        limits(1 << 20),
+    );
+    let later = then + HOUR;
+    assert!(memory
+        .response("k", "resp_old", later - Duration::from_secs(1), HOUR)
+        .is_some());
+    assert!(memory.response("k", "resp_old", later, HOUR).is_none());
+    memory.remember(
+        response("k", "resp_new", "msg_new", 10, later),
+        limits(1 << 20),
+    );
+    assert_eq!(memory.usage().1, 1, "the expired response was dropped");
+}
+
+#[test]
+fn a_sweep_forgets_expired_responses_without_a_new_one() {
+    let memory = ResponseMemory::default();
+    let then = Instant::now();
+    memory.remember(response("k", "resp_1", "msg_1", 10, then), limits(1 << 20));
+    memory.sweep(then + HOUR - Duration::from_secs(1));
+    assert_eq!(memory.usage().1, 1);
+    memory.sweep(then + HOUR);
+    assert_eq!(memory.usage(), (0, 0));
+}
+
+#[test]
+fn a_response_larger_than_the_budget_is_not_remembered() {
+    let memory = ResponseMemory::default();
+    let now = Instant::now();
+    memory.remember(
+        response("k", "resp_big", "msg_big", 1 << 21, now),
+        limits(1 << 20),
+    );
+    assert_eq!(memory.usage(), (0, 0));
+}
+
+#[test]
+fn an_id_served_again_leads_to_the_newest_and_survives_the_oldest_going() {
+    let memory = ResponseMemory::default();
+    let now = Instant::now();
+    memory.remember(
+        response("k", "resp_1", "msg_same", 10, now),
+        limits(1 << 20),
+    );
+    memory.remember(
+        response("k", "resp_2", "msg_same", 10, now),
+        limits(1 << 20),
+    );
+    let (entry, _) = memory.item("k", "msg_same", now, HOUR).unwrap();
+    assert_eq!(entry.response_id.as_deref(), Some("resp_2"));
+    // Squeezing the budget to one entry drops resp_1 but not the item's newer slot.
+    let one = memory.usage().0 / 2;
+    memory.remember(response("k", "resp_3", "msg_3", 10, now), limits(one));
+    assert!(memory.item("k", "msg_3", now, HOUR).is_some());
+    assert!(memory.response("k", "resp_1", now, HOUR).is_none());
+}

@@ -1,0 +1,22 @@
+//! The relay's memory of the responses it served, for clients that refer back to them. The Codex
+//! backend stores nothing (`store` is false), but stateful Responses clients send earlier items
+//! back as `item_reference`s, chain turns with `previous_response_id`, or replay reasoning
+//! without its `encrypted_content`. This module owns what makes them work unmodified:
+//!
+//! - [`ResponseMemory`] (`memory.rs`): per API key, in memory only, the body the relay forwarded
+//!   and the output items it returned, by response id and item id; bounded by time and bytes,
+//!   oldest first out; output items zeroized when forgotten; its gauges (`metrics.rs`);
+//! - [`Recording`] (`record.rs`): the output items of one answer, taken from its stream's events
+//!   as they pass, remembered once the response completes;
+//! - [`expand`] (`expand.rs`): a request's references replaced by what they refer to, before the
+//!   request goes upstream, or the reference the memory does not hold.
+
+mod expand;
+mod memory;
+mod metrics;
+mod record;
+
+pub use self::expand::{expand, Expanded, Unknown};
+pub use self::memory::{Limits, ResponseMemory};
+pub use self::metrics::MemoryMetrics;
+pub use self::record::Recording;
