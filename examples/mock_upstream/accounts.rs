@@ -75,6 +75,13 @@ impl MockState {
         own.or_else(|| self.next_scripted())
     }
 
+    /// Whether `account` gives a standing answer to every call (always overloaded, failing,
+    /// capped).
+    pub(super) fn has_standing_for(&self, account: Option<&str>) -> bool {
+        let accounts = lock(&self.accounts);
+        account.is_some_and(|account| accounts.get(account).is_some_and(|a| a.standing.is_some()))
+    }
+
     /// A standing HTTP error of `account`, for `GET /models`.
     pub(super) fn standing_status_for(&self, account: Option<&str>) -> Option<Scripted> {
         let accounts = lock(&self.accounts);

@@ -32,7 +32,14 @@ pub(super) fn handle(state: Arc<MockState>, req: &RecordedRequest) -> HttpRespon
     match admit(&state, req) {
         Ok(body) => {
             let account = req.header("chatgpt-account-id");
-            if let Some(refusal) = stateless::refusal(&body, account) {
+            // An account that answers every call the same way (at capacity, failing, capped)
+            // gives that answer before anything reads what the body carries, as the backend's
+            // capacity and usage checks come before the model reads the conversation.
+            let refusal = match state.has_standing_for(account) {
+                true => None,
+                false => stateless::refusal(&body, account),
+            };
+            if let Some(refusal) = refusal {
                 return with_request_id(refusal.answer(), &request_id);
             }
             answer(state, account, req.body.len(), &body, &request_id)

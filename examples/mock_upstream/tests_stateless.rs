@@ -86,3 +86,34 @@ async fn encrypted_reasoning_comes_only_when_asked_and_only_its_account_reads_it
     assert_eq!(error["error"]["code"], "invalid_encrypted_content");
     mock.stop().await;
 }
+
+#[actix_rt::test]
+async fn an_account_with_a_standing_answer_gives_it_before_reading_the_conversation() {
+    let mock = start().await;
+    let (_, _, bytes) = post_responses(&mock, &codex_body("hi")).await;
+    let reasoning = parse_sse(&bytes).pop().unwrap()["response"]["output"][0].clone();
+    let replay = with_input_item(reasoning);
+    mock.state.set_standing_for(
+        "acct-2",
+        Some(Scripted::FailedInStream {
+            code: "server_is_overloaded".into(),
+            message: "Our servers are currently overloaded.".into(),
+        }),
+    );
+    let mut resp = awc::Client::default()
+        .post(format!("{}/responses", mock.url()))
+        .insert_header(("authorization", format!("Bearer {}", access_token())))
+        .insert_header(("chatgpt-account-id", "acct-2"))
+        .send_json(&replay)
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "the overload, not the reasoning"
+    );
+    let events = parse_sse(&resp.body().await.unwrap());
+    let failed = events.last().unwrap();
+    assert_eq!(failed["response"]["error"]["code"], "server_is_overloaded");
+    mock.stop().await;
+}
