@@ -7,6 +7,7 @@
 #     (`openai_base_url`, a low `model_auto_compact_token_limit`), and the turn after the
 #     compaction succeeds (the mock answers a conversation holding a compaction item with
 #     "Carrying on after compaction.");
+#   - every one shows the caller's rate limits in `codex app-server` (tests/e2e/codex_limits.py);
 #   - the OpenAI Node SDK (tests/e2e/node-sdk/sdk.test.mjs, `node --test`).
 
 BUILTIN_HOME="$TMP/codex-home-builtin"
@@ -62,6 +63,28 @@ for dir in "${MATRIX[@]}"; do
     "Tool result received." "please use a tool"
   matrix_turn "codex $version: remote compaction (openai_base_url)" "$codex" "$BUILTIN_HOME" \
     "Carrying on after compaction." "please use a tool"
+done
+
+# The limits Codex shows are the caller's (tests/e2e/codex_limits.py): per CLI, a fresh key with
+# day and month token quotas spends about a quarter of its day and a tenth of its month on one
+# turn (the mock reports about 10 000 tokens), then the CLI's app server must report the key's
+# numbers, never the mock accounts' (12.5% and 3%).
+LIMITS_DAY=40000
+LIMITS_MONTH=100000
+for dir in "${MATRIX[@]}"; do
+  codex="$(pwd)/$dir/node_modules/.bin/codex"
+  version="$("$codex" --version 2>/dev/null | awk '{print $NF}')"
+  label="codex $version: app-server shows the caller's rate limits"
+  out="$TMP/limits-$version.out"
+  if limits_key="$("$RELAY" key create --name "e2e-limits-$version" \
+    --daily-tokens "$LIMITS_DAY" --monthly-tokens "$LIMITS_MONTH" 2>"$out")" &&
+    timeout 300 "$PY" tests/e2e/codex_limits.py "$codex" "$RELAY_PORT" "$limits_key" \
+      "$TMP/codex-home-limits-$version" "$LIMITS_DAY" "$LIMITS_MONTH" >"$out" 2>&1; then
+    pass "$label"
+  else
+    show_file "$label" "$out"
+    fail "$label"
+  fi
 done
 
 log "running the OpenAI Node SDK test"
