@@ -1,18 +1,17 @@
-//! Recording one answer for the memory: its output items, taken from the
-//! `response.output_item.done` events — for a stream, the ones its watcher kept as they were
-//! forwarded (read once, when the response completed); for an assembled answer, from the upstream
-//! chunks as they are read — each item's JSON text owned as the upstream sent it, never
-//! re-encoded, and remembered once `response.completed` has come.
+//! Recording one answer for the memory, lazily: its `response.output_item.done` events are kept
+//! as the shared bytes the answer already produced — for a stream, the slices its watcher kept
+//! as they were forwarded; for an assembled answer, slices of the upstream chunks as they are
+//! read — and nothing in them is parsed or copied until a later request refers to the response
+//! ([`super::memory::Remembered::items`]). Only the response id is indexed here, and the answer
+//! is remembered once `response.completed` has come.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use relay_actors::AccountId;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
-use super::memory::{Limits, OutputItem, Remembered, ResponseMemory};
+use super::memory::{Limits, Remembered, ResponseMemory};
 use crate::upstream::event_fields::response_id;
 use crate::upstream::sse::{data_of, event_type, events, EventSplitter};
 
@@ -24,22 +23,10 @@ pub struct Recording {
     account: AccountId,
     limits: Limits,
     splitter: EventSplitter,
-    /// Output items by output index.
-    output: Vec<(u64, OutputItem)>,
+    /// The `response.output_item.done` events, whole and unparsed, in stream order.
+    output: Vec<Bytes>,
     response_id: Option<String>,
     completed: bool,
-}
-
-#[derive(Deserialize)]
-struct ItemDone<'a> {
-    output_index: Option<u64>,
-    #[serde(borrow)]
-    item: &'a RawValue,
-}
-
-#[derive(Deserialize)]
-struct ItemId {
-    id: Option<String>,
 }
 
 impl Recording {
@@ -69,37 +56,19 @@ impl Recording {
         self.read(&whole);
     }
 
-    fn read(&mut self, whole: &[u8]) {
+    fn read(&mut self, whole: &Bytes) {
         for (start, end, _) in events(whole) {
-            self.on_event(&whole[start..end]);
-        }
-    }
-
-    fn on_event(&mut self, block: &[u8]) {
-        match event_type(block) {
-            Some("response.output_item.done") => self.output_done(block),
-            Some("response.completed") => {
-                self.completed = true;
-                self.response_id = data_of(block).and_then(response_id);
+            let block = &whole[start..end];
+            match event_type(block) {
+                // A slice of the chunk: shared, not copied.
+                Some("response.output_item.done") => self.output.push(whole.slice(start..end)),
+                Some("response.completed") => {
+                    self.completed = true;
+                    self.response_id = data_of(block).and_then(response_id);
+                }
+                _ => {}
             }
-            _ => {}
         }
-    }
-
-    fn output_done(&mut self, block: &[u8]) {
-        let Some(done) =
-            data_of(block).and_then(|data| serde_json::from_slice::<ItemDone>(data).ok())
-        else {
-            return;
-        };
-        let json = done.item.get();
-        let id = serde_json::from_str::<ItemId>(json).ok().and_then(|i| i.id);
-        let index = done.output_index.unwrap_or(self.output.len() as u64);
-        let item = OutputItem {
-            id,
-            json: json.to_owned(),
-        };
-        self.output.push((index, item));
     }
 
     /// A streamed answer that completed: remembers its `response.output_item.done` events (as
@@ -110,9 +79,7 @@ impl Recording {
         response_id: Option<String>,
         now: Instant,
     ) {
-        for block in &outputs {
-            self.output_done(block);
-        }
+        self.output = outputs;
         self.response_id = response_id;
         self.remember(now);
     }
@@ -127,16 +94,59 @@ impl Recording {
         }
     }
 
-    fn remember(mut self, now: Instant) {
-        self.output.sort_by_key(|(index, _)| *index);
+    fn remember(self, now: Instant) {
         let response = Remembered {
             key: self.key,
             response_id: self.response_id,
             forwarded: self.forwarded,
-            output: self.output.into_iter().map(|(_, item)| item).collect(),
+            output: self.output,
             account: self.account,
             at: now,
         };
         self.memory.remember(response, self.limits);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn an_assembled_answer_keeps_slices_of_its_chunks_and_is_remembered_once_completed() {
+        let memory = ResponseMemory::default();
+        let limits = Limits {
+            ttl: Duration::from_secs(60),
+            max_bytes: 1 << 20,
+        };
+        let key: Arc<str> = Arc::from("k");
+        let forwarded = Bytes::from_static(b"{}");
+        let account = AccountId::from("acct-a");
+        let recording = |memory: &ResponseMemory| {
+            let (key, forwarded) = (Arc::clone(&key), forwarded.clone());
+            Recording::new(memory.clone(), key, forwarded, account.clone(), limits)
+        };
+        let done = "event: response.output_item.done\ndata: {\"output_index\":0,\"item\":{\"id\":\"msg_1\"}}\n\n";
+        let completed = "event: response.completed\ndata: {\"response\":{\"id\":\"resp_1\"}}\n\n";
+        let chunk = Bytes::from(format!("{done}{completed}"));
+        let now = Instant::now();
+
+        let mut unfinished = recording(&memory);
+        unfinished.push(&Bytes::from(done));
+        unfinished.finish(now);
+        assert_eq!(memory.usage().1, 0, "remembered only once completed");
+
+        let mut answer = recording(&memory);
+        answer.push(&chunk);
+        answer.finish(now);
+        let entry = memory.response("k", "resp_1", now, limits.ttl).unwrap();
+        assert_eq!(entry.output.len(), 1);
+        assert_eq!(
+            entry.output[0].as_ptr(),
+            chunk.as_ptr(),
+            "a slice, not a copy"
+        );
+        assert_eq!(entry.items()[0].id.as_deref(), Some("msg_1"));
     }
 }
