@@ -66,6 +66,22 @@ pub struct Remembered {
     pub at: Instant,
 }
 
+impl Drop for Remembered {
+    /// Overwrites with zeros each held buffer the memory is the last to hold (a buffer still
+    /// shared, e.g. a request in flight, is left to its other holder).
+    fn drop(&mut self) {
+        let buffers = self
+            .output
+            .drain(..)
+            .chain([std::mem::take(&mut self.forwarded)]);
+        for buffer in buffers {
+            if let Ok(mut unique) = buffer.try_into_mut() {
+                unique.as_mut().zeroize();
+            }
+        }
+    }
+}
+
 /// What is read of a `response.output_item.done` event's data.
 #[derive(Deserialize)]
 struct ItemDone<'a> {

@@ -187,3 +187,14 @@ fn items_are_read_in_output_order_and_found_by_id_only_when_asked_for() {
     assert!(item.json.contains(r#""id":"msg_2""#));
     assert!(memory.item("k", "msg_1", now, HOUR).is_none());
 }
+
+#[test]
+fn forgetting_an_answer_never_wipes_bytes_a_request_still_reads() {
+    let event = done_event(0, r#"{"type":"message","id":"msg_1"}"#);
+    let mut response = response("k", "resp_1", "msg_1", 10, Instant::now());
+    response.output = vec![event.clone()];
+    let forwarded = response.forwarded.clone();
+    drop(response);
+    assert!(event.starts_with(b"event: response.output_item.done"));
+    assert!(forwarded.iter().all(|b| *b == b' '));
+}
