@@ -146,7 +146,7 @@ impl RelayStream {
             if matches!(self.watcher.terminal, Some(Terminal::Completed { .. })) {
                 let outputs = self.watcher.take_outputs();
                 let id = self.watcher.response_id.clone();
-                recording.finish_streamed(outputs, id, Instant::now());
+                recording.finish(outputs, id, Instant::now());
             }
         }
         if let Some(admission) = self.admission.take() {

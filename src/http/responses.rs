@@ -29,7 +29,7 @@ use crate::intake::{self, BodyLimits};
 use crate::recall::Recording;
 use crate::request_body::{kind, BodyError, InputFacts, Kind, RequestBody};
 use crate::state::AppState;
-use crate::upstream::assemble::{Assembled, Assembler};
+use crate::upstream::assemble::{Assembled, Assembler, CompletedOutputs};
 use crate::upstream::headers::{returned_to_client, text};
 use crate::upstream::shown_limits::ShownLimits;
 use crate::upstream::{UpstreamClient, UpstreamResponse};
@@ -342,8 +342,12 @@ async fn answer(
             .insert_header(("x-accel-buffering", "no"))
             .streaming(stream));
     }
+    let assembler = match reply.recording {
+        Some(_) => Assembler::default().keeping_outputs(),
+        None => Assembler::default(),
+    };
     let mut reading = Reading {
-        assembler: Assembler::default(),
+        assembler,
         recording: reply.recording,
     };
     reading.push(held.prefix);
@@ -358,8 +362,12 @@ async fn answer(
     match assembled {
         Assembled::Response(value) => {
             record_usage(&reply.admission, &value, note);
-            if let Some(recording) = recording {
-                recording.finish(Instant::now());
+            if let Some((recording, completed)) = recording {
+                let CompletedOutputs {
+                    events,
+                    response_id,
+                } = completed;
+                recording.finish(events, response_id, Instant::now());
             }
             if let Some(tee) = reply.tee.as_mut() {
                 tee.answered_json(200, &value);
@@ -393,22 +401,24 @@ fn copy_returned_headers(response: &UpstreamResponse, builder: &mut HttpResponse
     }
 }
 
-/// An assembled answer being read: the Response object, and the recording beside it.
+/// An assembled answer being read: the Response object, and the recording beside it (its
+/// assembler then keeps the output events).
 struct Reading {
     assembler: Assembler,
     recording: Option<Recording>,
 }
 
+/// The recording of a completed answer, with the output events it remembers.
+type Recorded = Option<(Recording, CompletedOutputs)>;
+
 impl Reading {
     fn push(&mut self, chunk: Bytes) {
-        if let Some(recording) = &mut self.recording {
-            recording.push(&chunk);
-        }
         self.assembler.push(chunk);
     }
 
-    fn finish(self, model: &str) -> (Assembled, Option<Recording>) {
-        (self.assembler.finish(model), self.recording)
+    fn finish(self, model: &str) -> (Assembled, Recorded) {
+        let (assembled, completed) = self.assembler.finish_keeping(model);
+        (assembled, self.recording.zip(completed))
     }
 }
 
@@ -419,7 +429,7 @@ async fn assemble(
     lease: Lease,
     idle: Duration,
     model: &str,
-) -> Result<(Assembled, Option<Recording>), ApiError> {
+) -> Result<(Assembled, Recorded), ApiError> {
     match read_into(&mut reading, response, idle).await {
         Ok(()) => {
             let (assembled, recording) = reading.finish(model);

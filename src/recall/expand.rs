@@ -2,7 +2,9 @@
 //! caller's key: `previous_response_id` becomes that response's input and output followed by the
 //! new input; an `item_reference`, or a reasoning item sent back without its
 //! `encrypted_content`, becomes the item the relay returned. Built as text: every item is copied
-//! byte for byte, nothing is decoded but each item's `type`, `id` and `encrypted_content`.
+//! byte for byte, nothing is decoded but each item's `type`, `id` and `encrypted_content`. This
+//! is where a remembered answer's events are first parsed (the memory keeps them unparsed); the
+//! owned copies of its items are zeroized once copied into the new input.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -109,7 +111,7 @@ impl Builder<'_> {
                 self.copy(input);
             }
         }
-        for item in &entry.output {
+        for item in entry.items() {
             self.push(&item.json);
         }
         self.took(&entry);
@@ -152,13 +154,11 @@ impl Builder<'_> {
     }
 
     fn item(&mut self, id: &str) -> Result<(), Unknown> {
-        let (entry, at) = self
+        let (entry, item) = self
             .memory
             .item(self.key, id, self.now, self.ttl)
             .ok_or_else(|| Unknown::Item(id.to_owned()))?;
-        if let Some(item) = entry.output.get(at) {
-            self.push(&item.json);
-        }
+        self.push(&item.json);
         self.took(&entry);
         Ok(())
     }

@@ -1,5 +1,10 @@
-//! The memory itself: remembered responses, oldest first, and an index from (API key, id) to
-//! them. Bounded by time (an entry older than the ttl is never returned, and goes at the next
+//! The memory itself: remembered responses, oldest first, and an index from (API key, response
+//! id) to them. An entry holds what the answer already produced, shared and unparsed (the body
+//! forwarded upstream and the `response.output_item.done` events); its items are parsed, and
+//! copied, only when a later request refers to it ([`Remembered::items`]), so an answer that is
+//! never referred to costs one index insertion. Item ids are not indexed: indexing them would
+//! mean parsing every answer; a reference by item id instead searches the caller's own entries,
+//! newest first, parsing only the events whose bytes contain the id. Bounded by time (an entry older than the ttl is never returned, and goes at the next
 //! change) and by bytes (past the budget the oldest entries go first), so it never grows past
 //! its budget whatever the load. Expired entries go when a response is remembered and before
 //! each metrics scrape ([`ResponseMemory::sweep`]), so an idle relay frees them too. The lock is
@@ -11,15 +16,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use memchr::memmem;
 use relay_actors::AccountId;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use zeroize::Zeroize;
 
 use super::metrics::MemoryMetrics;
 
 /// What an entry costs besides the bytes it holds: its structs and its index entries.
 const ENTRY_OVERHEAD: usize = 256;
-/// What each output item costs besides its JSON and id.
-const ITEM_OVERHEAD: usize = 96;
+/// What each kept output event costs besides its bytes (its `Bytes` handle).
+const ITEM_OVERHEAD: usize = 32;
 
 /// The bounds in force (`responses.memory.ttl_mins`, `.max_bytes`), read per call so that a
 /// reload applies at once.
@@ -29,7 +37,8 @@ pub struct Limits {
     pub max_bytes: usize,
 }
 
-/// One output item as the relay returned it: its JSON text, zeroized when forgotten.
+/// One output item as the relay returned it: an owned copy of its JSON text, made when a
+/// request refers to it and zeroized when dropped.
 pub struct OutputItem {
     pub id: Option<String>,
     pub json: String,
@@ -49,21 +58,75 @@ pub struct Remembered {
     /// The body the relay forwarded upstream (its `input` is the conversation so far), shared
     /// with the request rather than copied.
     pub forwarded: Bytes,
-    /// The output items, in output order.
-    pub output: Vec<OutputItem>,
+    /// The `response.output_item.done` events as forwarded (shared slices of the answer's
+    /// chunks, never parsed unless referred to), in stream order.
+    pub output: Vec<Bytes>,
     /// The account that wrote the output (encrypted reasoning is readable only there).
     pub account: AccountId,
     pub at: Instant,
 }
 
-impl Remembered {
-    fn bytes(&self) -> usize {
-        let items: usize = self
+impl Drop for Remembered {
+    /// Overwrites with zeros each held buffer the memory is the last to hold (a buffer still
+    /// shared, e.g. a request in flight, is left to its other holder).
+    fn drop(&mut self) {
+        let buffers = self
             .output
+            .drain(..)
+            .chain([std::mem::take(&mut self.forwarded)]);
+        for buffer in buffers {
+            if let Ok(mut unique) = buffer.try_into_mut() {
+                unique.as_mut().zeroize();
+            }
+        }
+    }
+}
+
+/// What is read of a `response.output_item.done` event's data.
+#[derive(Deserialize)]
+struct ItemDone<'a> {
+    output_index: Option<u64>,
+    #[serde(borrow)]
+    item: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct ItemId {
+    id: Option<String>,
+}
+
+impl Remembered {
+    /// The bytes it holds: the shared body and events (counted by their lengths) and its
+    /// structs.
+    fn bytes(&self) -> usize {
+        let events: usize = self.output.iter().map(|e| e.len() + ITEM_OVERHEAD).sum();
+        ENTRY_OVERHEAD + self.forwarded.len() + events
+    }
+
+    /// The output items in output order, parsed from the kept events now (a request refers to
+    /// this response); a malformed event is skipped.
+    pub fn items(&self) -> Vec<OutputItem> {
+        let mut items: Vec<(u64, OutputItem)> = Vec::with_capacity(self.output.len());
+        for event in &self.output {
+            if let Some(item) = item_of(event, items.len()) {
+                items.push(item);
+            }
+        }
+        // Stable: events without an index keep their stream order.
+        items.sort_by_key(|(index, _)| *index);
+        items.into_iter().map(|(_, item)| item).collect()
+    }
+
+    /// The output item `id`, if one of the kept events holds it: only events whose bytes
+    /// contain the id are parsed.
+    fn item_with_id(&self, id: &str) -> Option<OutputItem> {
+        let finder = memmem::Finder::new(id.as_bytes());
+        self.output
             .iter()
-            .map(|item| item.json.len() + item.id.as_ref().map_or(0, String::len) + ITEM_OVERHEAD)
-            .sum();
-        ENTRY_OVERHEAD + self.forwarded.len() + items
+            .filter(|event| finder.find(event).is_some())
+            .filter_map(|event| item_of(event, 0))
+            .map(|(_, item)| item)
+            .find(|item| item.id.as_deref() == Some(id))
     }
 
     fn expired(&self, now: Instant, ttl: Duration) -> bool {
@@ -71,20 +134,13 @@ impl Remembered {
     }
 }
 
-/// Where an id leads: an entry (by its sequence number) and, for an item, its place.
-#[derive(Clone, Copy)]
-struct Slot {
-    seq: u64,
-    item: Option<usize>,
-}
-
 #[derive(Default)]
 struct Entries {
     /// Oldest first; the entry at position `i` has sequence number `first_seq + i`.
     queue: VecDeque<(Arc<Remembered>, usize)>,
     first_seq: u64,
-    /// `key id \0 response or item id` → where it is.
-    index: HashMap<String, Slot>,
+    /// `key id \0 response id` → the entry's sequence number.
+    index: HashMap<String, u64>,
     bytes: usize,
     /// The limits of the last insertion, which a sweep applies.
     limits: Option<Limits>,
@@ -103,6 +159,19 @@ fn index_key(key: &str, id: &str) -> String {
     text.push('\0');
     text.push_str(id);
     text
+}
+
+/// The output item of one kept event and its output index (`fallback` when it has none).
+fn item_of(event: &[u8], fallback: usize) -> Option<(u64, OutputItem)> {
+    let done = serde_json::from_slice::<ItemDone>(crate::upstream::sse::data_of(event)?).ok()?;
+    let json = done.item.get();
+    let id = serde_json::from_str::<ItemId>(json).ok().and_then(|i| i.id);
+    let index = done.output_index.unwrap_or(fallback as u64);
+    let item = OutputItem {
+        id,
+        json: json.to_owned(),
+    };
+    Some((index, item))
 }
 
 impl ResponseMemory {
@@ -148,40 +217,38 @@ impl ResponseMemory {
         now: Instant,
         ttl: Duration,
     ) -> Option<Arc<Remembered>> {
-        match self.find(key, id, now, ttl)? {
-            (entry, None) => Some(entry),
-            (_, Some(_)) => None,
-        }
+        let entries = self.lock();
+        let seq = *entries.index.get(&index_key(key, id))?;
+        let at = usize::try_from(seq.checked_sub(entries.first_seq)?).ok()?;
+        let (entry, _) = entries.queue.get(at)?;
+        // The key is part of the index key; checked again so that no path can cross keys.
+        (entry.key.as_ref() == key && !entry.expired(now, ttl)).then(|| Arc::clone(entry))
     }
 
-    /// The output item `id` served to `key` and its place in its response's output.
+    /// The output item `id` served to `key` (from the newest response that holds it) and that
+    /// response, unless forgotten or expired. Searched, not indexed (see the module's note):
+    /// the lock is held only to take the key's live entries, the search runs outside it.
     pub fn item(
         &self,
         key: &str,
         id: &str,
         now: Instant,
         ttl: Duration,
-    ) -> Option<(Arc<Remembered>, usize)> {
-        match self.find(key, id, now, ttl)? {
-            (entry, Some(item)) => Some((entry, item)),
-            (_, None) => None,
-        }
-    }
-
-    fn find(
-        &self,
-        key: &str,
-        id: &str,
-        now: Instant,
-        ttl: Duration,
-    ) -> Option<(Arc<Remembered>, Option<usize>)> {
-        let entries = self.lock();
-        let slot = *entries.index.get(&index_key(key, id))?;
-        let at = usize::try_from(slot.seq.checked_sub(entries.first_seq)?).ok()?;
-        let (entry, _) = entries.queue.get(at)?;
-        // The key is part of the index key; checked again so that no path can cross keys.
-        (entry.key.as_ref() == key && !entry.expired(now, ttl))
-            .then(|| (Arc::clone(entry), slot.item))
+    ) -> Option<(Arc<Remembered>, OutputItem)> {
+        let candidates: Vec<Arc<Remembered>> = {
+            let entries = self.lock();
+            entries
+                .queue
+                .iter()
+                .rev()
+                .map(|(entry, _)| entry)
+                .filter(|entry| entry.key.as_ref() == key && !entry.expired(now, ttl))
+                .cloned()
+                .collect()
+        };
+        candidates
+            .into_iter()
+            .find_map(|entry| entry.item_with_id(id).map(|item| (entry, item)))
     }
 
     /// Bytes and responses held now.
@@ -195,17 +262,7 @@ impl Entries {
     fn push(&mut self, entry: Arc<Remembered>, size: usize) {
         let seq = self.first_seq + self.queue.len() as u64;
         if let Some(id) = &entry.response_id {
-            self.index
-                .insert(index_key(&entry.key, id), Slot { seq, item: None });
-        }
-        for (at, item) in entry.output.iter().enumerate() {
-            if let Some(id) = &item.id {
-                let slot = Slot {
-                    seq,
-                    item: Some(at),
-                };
-                self.index.insert(index_key(&entry.key, id), slot);
-            }
+            self.index.insert(index_key(&entry.key, id), seq);
         }
         self.bytes += size;
         self.queue.push_back((entry, size));
@@ -228,14 +285,10 @@ impl Entries {
         let seq = self.first_seq;
         self.first_seq += 1;
         self.bytes -= size;
-        let ids = entry
-            .response_id
-            .iter()
-            .chain(entry.output.iter().filter_map(|i| i.id.as_ref()));
-        for id in ids {
+        if let Some(id) = &entry.response_id {
             let key = index_key(&entry.key, id);
             // A later response may have taken the id over: only this entry's own slot goes.
-            if self.index.get(&key).is_some_and(|slot| slot.seq == seq) {
+            if self.index.get(&key) == Some(&seq) {
                 self.index.remove(&key);
             }
         }
@@ -243,4 +296,4 @@ impl Entries {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -4,10 +4,11 @@
 //! without its `encrypted_content`. This module owns what makes them work unmodified:
 //!
 //! - [`ResponseMemory`] (`memory.rs`): per API key, in memory only, the body the relay forwarded
-//!   and the output items it returned, by response id and item id; bounded by time and bytes,
-//!   oldest first out; output items zeroized when forgotten; its gauges (`metrics.rs`);
-//! - [`Recording`] (`record.rs`): the output items of one answer, taken from its stream's events
-//!   as they pass, remembered once the response completes;
+//!   and the `response.output_item.done` events it returned, shared and unparsed, by response id
+//!   (items are found by id when referred to); bounded by time and bytes, oldest first out;
+//!   zeroized when forgotten where the memory holds the last reference; its gauges (`metrics.rs`);
+//! - [`Recording`] (`record.rs`): the output events of one answer, kept as shared slices as they
+//!   pass, remembered once the response completes;
 //! - [`expand`] (`expand.rs`): a request's references replaced by what they refer to, before the
 //!   request goes upstream, or the reference the memory does not hold.
 

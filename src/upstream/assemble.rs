@@ -30,17 +30,39 @@ pub struct Assembler {
     items: BTreeMap<u64, Value>,
     created: Option<Value>,
     terminal: Option<(String, Value)>,
+    /// The `response.output_item.done` events, when asked for ([`Self::keeping_outputs`]).
+    outputs: Option<Vec<Bytes>>,
+}
+
+/// A completed response's output events, kept whole (slices of the chunks read, not copies) for
+/// the response memory, and its id.
+pub struct CompletedOutputs {
+    pub events: Vec<Bytes>,
+    pub response_id: Option<String>,
 }
 
 impl Assembler {
+    /// The assembler, keeping each `response.output_item.done` event too, whole: the events it
+    /// splits anyway, so that the response memory needs no second pass over the answer.
+    pub fn keeping_outputs(mut self) -> Assembler {
+        self.outputs = Some(Vec::new());
+        self
+    }
+
     pub fn push(&mut self, chunk: Bytes) {
         let whole = self.splitter.complete(chunk);
         self.read(&whole);
     }
 
-    fn read(&mut self, whole: &[u8]) {
+    fn read(&mut self, whole: &Bytes) {
         for (start, end, _) in events(whole) {
-            self.on_event(&whole[start..end]);
+            let block = &whole[start..end];
+            if let Some(outputs) = &mut self.outputs {
+                if event_type(block) == Some("response.output_item.done") {
+                    outputs.push(whole.slice(start..end));
+                }
+            }
+            self.on_event(block);
         }
     }
 
@@ -67,10 +89,30 @@ impl Assembler {
     }
 
     /// The result once the stream has ended; `model` fills a missing `model` field.
-    pub fn finish(mut self, model: &str) -> Assembled {
+    pub fn finish(self, model: &str) -> Assembled {
+        self.finish_keeping(model).0
+    }
+
+    /// The result, and the kept output events if the response completed (`response.completed`:
+    /// an incomplete or failed answer is not worth remembering).
+    pub fn finish_keeping(mut self, model: &str) -> (Assembled, Option<CompletedOutputs>) {
         if let Some(last) = self.splitter.finish() {
             self.read(&last);
         }
+        let completed = match (&self.terminal, self.outputs.take()) {
+            (Some((kind, response)), Some(events)) if kind == "response.completed" => {
+                let response_id = response["id"].as_str().map(str::to_owned);
+                Some(CompletedOutputs {
+                    events,
+                    response_id,
+                })
+            }
+            _ => None,
+        };
+        (self.assemble(model), completed)
+    }
+
+    fn assemble(self, model: &str) -> Assembled {
         match self.terminal {
             Some((kind, response)) if kind == "response.failed" => {
                 let error = response.get("error").cloned().unwrap_or_else(
@@ -243,5 +285,40 @@ mod tests {
         );
         assembler.push(Bytes::from(last.trim_end().to_owned()));
         assert!(matches!(assembler.finish("m"), Assembled::Response(_)));
+    }
+
+    #[test]
+    fn kept_outputs_are_slices_of_the_chunks_and_handed_over_only_once_completed() {
+        let done = event(
+            "response.output_item.done",
+            json!({"output_index": 0, "item": {"id": "msg_1"}}),
+        );
+        let completed = event("response.completed", json!({"response": {"id": "resp_1"}}));
+        let chunk = Bytes::from(format!("{done}{completed}"));
+        let mut assembler = Assembler::default().keeping_outputs();
+        assembler.push(chunk.clone());
+        let (_, kept) = assembler.finish_keeping("m");
+        let kept = kept.unwrap();
+        assert_eq!(kept.response_id.as_deref(), Some("resp_1"));
+        assert_eq!(kept.events.len(), 1);
+        assert_eq!(
+            kept.events[0].as_ptr(),
+            chunk.as_ptr(),
+            "a slice, not a copy"
+        );
+
+        let incomplete = event("response.incomplete", json!({"response": {"id": "resp_2"}}));
+        let mut cut = Assembler::default().keeping_outputs();
+        cut.push(Bytes::from(format!("{done}{incomplete}")));
+        assert!(
+            cut.finish_keeping("m").1.is_none(),
+            "kept only once completed"
+        );
+        let mut plain = Assembler::default();
+        plain.push(chunk);
+        assert!(
+            plain.finish_keeping("m").1.is_none(),
+            "kept only when asked"
+        );
     }
 }

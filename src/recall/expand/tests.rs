@@ -6,7 +6,8 @@ use relay_actors::AccountId;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::recall::memory::{Limits, OutputItem, Remembered};
+use crate::recall::memory::tests::done_event;
+use crate::recall::memory::{Limits, Remembered};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -14,21 +15,18 @@ fn remembered(memory: &ResponseMemory, key: &str, at: Instant) {
     let forwarded = json!({"model": "m", "input": [
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "q1"}]}
     ]});
-    let item = |id: &str, json: Value| OutputItem {
-        id: Some(id.to_owned()),
-        json: json.to_string(),
-    };
+    let item = |index: u64, json: Value| done_event(index, &json.to_string());
     let response = Remembered {
         key: Arc::from(key),
         response_id: Some("resp_1".to_owned()),
         forwarded: Bytes::from(forwarded.to_string()),
         output: vec![
             item(
-                "rs_1",
+                0,
                 json!({"type": "reasoning", "id": "rs_1", "encrypted_content": "enc_a"}),
             ),
             item(
-                "msg_1",
+                1,
                 json!({"type": "message", "id": "msg_1", "role": "assistant"}),
             ),
         ],

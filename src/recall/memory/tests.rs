@@ -12,13 +12,20 @@ fn response(key: &str, id: &str, item: &str, payload: usize, at: Instant) -> Rem
         key: Arc::from(key),
         response_id: Some(id.to_owned()),
         forwarded: Bytes::from(vec![b' '; payload]),
-        output: vec![OutputItem {
-            id: Some(item.to_owned()),
-            json: format!(r#"{{"type":"message","id":"{item}"}}"#),
-        }],
+        output: vec![done_event(
+            0,
+            &format!(r#"{{"type":"message","id":"{item}"}}"#),
+        )],
         account: AccountId::from("acct-a"),
         at,
     }
+}
+
+/// A `response.output_item.done` event as the upstream sends it.
+pub(crate) fn done_event(index: u64, item: &str) -> Bytes {
+    Bytes::from(format!(
+        "event: response.output_item.done\ndata: {{\"type\":\"response.output_item.done\",\"output_index\":{index},\"item\":{item}}}"
+    ))
 }
 
 fn limits(max_bytes: usize) -> Limits {
@@ -37,8 +44,8 @@ fn a_response_and_its_items_are_found_only_by_the_key_they_were_served_to() {
         limits(1 << 20),
     );
     assert!(memory.response("key-1", "resp_1", now, HOUR).is_some());
-    let (entry, at) = memory.item("key-1", "msg_1", now, HOUR).unwrap();
-    assert_eq!(entry.output[at].id.as_deref(), Some("msg_1"));
+    let (_, item) = memory.item("key-1", "msg_1", now, HOUR).unwrap();
+    assert_eq!(item.id.as_deref(), Some("msg_1"));
     assert!(memory.response("key-2", "resp_1", now, HOUR).is_none());
     assert!(memory.item("key-2", "msg_1", now, HOUR).is_none());
     // A response id is not an item, nor the other way round.
@@ -129,4 +136,65 @@ fn an_id_served_again_leads_to_the_newest_and_survives_the_oldest_going() {
     memory.remember(response("k", "resp_3", "msg_3", 10, now), limits(one));
     assert!(memory.item("k", "msg_3", now, HOUR).is_some());
     assert!(memory.response("k", "resp_1", now, HOUR).is_none());
+}
+
+#[test]
+fn an_answer_is_held_as_the_shared_bytes_it_was_served_as_and_counted_by_their_length() {
+    let memory = ResponseMemory::default();
+    let now = Instant::now();
+    let event = done_event(0, r#"{"type":"message","id":"msg_1"}"#);
+    let forwarded = Bytes::from_static(br#"{"model":"m","input":[]}"#);
+    let response = Remembered {
+        key: Arc::from("k"),
+        response_id: Some("resp_1".to_owned()),
+        forwarded: forwarded.clone(),
+        output: vec![event.clone()],
+        account: AccountId::from("acct-a"),
+        at: now,
+    };
+    memory.remember(response, limits(1 << 20));
+    let entry = memory.response("k", "resp_1", now, HOUR).unwrap();
+    // Shared, not copied: the same bytes the answer was served from.
+    assert_eq!(entry.output[0].as_ptr(), event.as_ptr());
+    assert_eq!(entry.forwarded.as_ptr(), forwarded.as_ptr());
+    let held = ENTRY_OVERHEAD + forwarded.len() + event.len() + ITEM_OVERHEAD;
+    assert_eq!(memory.usage(), (held, 1));
+}
+
+#[test]
+fn items_are_read_in_output_order_and_found_by_id_only_when_asked_for() {
+    let memory = ResponseMemory::default();
+    let now = Instant::now();
+    let mut response = response("k", "resp_1", "msg_1", 10, now);
+    // Streamed out of order; a `"msg_2"` inside another item's text is not that item.
+    response.output = vec![
+        done_event(
+            1,
+            r#"{"type":"message","id":"msg_2","text":"see \"msg_1\""}"#,
+        ),
+        done_event(0, r#"{"type":"reasoning","id":"rs_1"}"#),
+        Bytes::from_static(b"event: response.output_item.done\ndata: {not json"),
+    ];
+    memory.remember(response, limits(1 << 20));
+    let entry = memory.response("k", "resp_1", now, HOUR).unwrap();
+    let ids: Vec<_> = entry
+        .items()
+        .into_iter()
+        .map(|item| item.id.clone())
+        .collect();
+    assert_eq!(ids, [Some("rs_1".to_owned()), Some("msg_2".to_owned())]);
+    let (_, item) = memory.item("k", "msg_2", now, HOUR).unwrap();
+    assert!(item.json.contains(r#""id":"msg_2""#));
+    assert!(memory.item("k", "msg_1", now, HOUR).is_none());
+}
+
+#[test]
+fn forgetting_an_answer_never_wipes_bytes_a_request_still_reads() {
+    let event = done_event(0, r#"{"type":"message","id":"msg_1"}"#);
+    let mut response = response("k", "resp_1", "msg_1", 10, Instant::now());
+    response.output = vec![event.clone()];
+    let forwarded = response.forwarded.clone();
+    drop(response);
+    assert!(event.starts_with(b"event: response.output_item.done"));
+    assert!(forwarded.iter().all(|b| *b == b' '));
 }
