@@ -53,6 +53,35 @@ pub fn expand_references(
     Ok(expanded.written_by)
 }
 
+/// The account that wrote the encrypted items the request replays with their content, when the
+/// memory holds them and nothing else ties the request to an account (`expanded` is what the
+/// expansion found, `keyed` whether a conversation key binds it). Only a request that carries
+/// encrypted content and no conversation key searches the memory.
+pub fn writer_of_replayed(
+    state: &AppState,
+    principal: &Principal,
+    request: &RequestBody,
+    input: &InputFacts,
+    expanded: Option<AccountId>,
+    keyed: bool,
+) -> Option<AccountId> {
+    if expanded.is_some() || keyed || !input.carries_encrypted {
+        return expanded;
+    }
+    let settings = state.settings();
+    let memory = &settings.responses.memory;
+    if !memory.enabled {
+        return None;
+    }
+    recall::writer_of_replayed(
+        state.memory(),
+        &principal.key_id,
+        request.get("input")?,
+        Instant::now(),
+        limits(memory).ttl,
+    )
+}
+
 /// The recording of the answer `lease`'s account gives to `payload`, while the memory is on.
 pub fn recording(
     state: &AppState,

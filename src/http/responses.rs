@@ -126,7 +126,16 @@ async fn relay(
     note.resolved_model = Some(Arc::from(resolved.slug.as_str()));
     request.set("model", &resolved.slug);
     let mut input = InputFacts::of(request.get("input"));
-    let written_by = super::recall::expand_references(state, &principal, &mut request, &mut input)?;
+    let expanded = super::recall::expand_references(state, &principal, &mut request, &mut input)?;
+    let affinity = affinity_key(req, &request);
+    let written_by = super::recall::writer_of_replayed(
+        state,
+        &principal,
+        &request,
+        &input,
+        expanded,
+        affinity.is_some(),
+    );
     compat::normalize(
         &mut request,
         &input,
@@ -144,7 +153,7 @@ async fn relay(
         shown_limits,
         model: &resolved.slug,
         exclude_plans: &resolved.exclude_plans,
-        affinity: affinity_key(req, &request),
+        affinity,
         carries_encrypted: input.carries_encrypted,
         written_by,
     };

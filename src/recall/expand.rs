@@ -180,5 +180,34 @@ fn referred_id(item: &RawValue) -> Option<String> {
     serde_json::from_str(id.get()).ok()
 }
 
+/// The account that wrote the newest of the encrypted items `input` replays with their content,
+/// as far as the memory holds them for `key`: a client that keeps reasoning itself (it asked
+/// for `reasoning.encrypted_content`) but sends no conversation key still goes back to the one
+/// account that can read it. `None` when no replayed item is remembered.
+pub fn writer_of_replayed(
+    memory: &ResponseMemory,
+    key: &str,
+    input: &RawValue,
+    now: Instant,
+    ttl: Duration,
+) -> Option<AccountId> {
+    let items = serde_json::from_str::<Vec<&RawValue>>(input.get()).ok()?;
+    // The newest item first: a conversation that moved earlier is read where it is now.
+    items
+        .iter()
+        .rev()
+        .filter_map(|item| encrypted_id(item))
+        .find_map(|id| memory.item(key, &id, now, ttl))
+        .map(|(entry, _)| entry.account.clone())
+}
+
+/// The id of an item sent with its `encrypted_content`.
+fn encrypted_id(item: &RawValue) -> Option<String> {
+    let probe = serde_json::from_str::<Probe>(item.get()).ok()?;
+    probe.encrypted_content.filter(|c| c.get() != "null")?;
+    let id = probe.id.filter(|id| kind(id) == Kind::String)?;
+    serde_json::from_str(id.get()).ok()
+}
+
 #[cfg(test)]
 mod tests;

@@ -10,14 +10,15 @@
 //! - [`Recording`] (`record.rs`): the output events of one answer, kept as shared slices as they
 //!   pass, remembered once the response completes;
 //! - [`expand`] (`expand.rs`): a request's references replaced by what they refer to, before the
-//!   request goes upstream, or the reference the memory does not hold.
+//!   request goes upstream, or the reference the memory does not hold; and the account that
+//!   wrote the encrypted reasoning a request replays with its content.
 
 mod expand;
 mod memory;
 mod metrics;
 mod record;
 
-pub use self::expand::{expand, Expanded, Unknown};
+pub use self::expand::{expand, writer_of_replayed, Expanded, Unknown};
 pub use self::memory::{Limits, ResponseMemory};
 pub use self::metrics::MemoryMetrics;
 pub use self::record::Recording;

@@ -111,6 +111,31 @@ async fn a_conversation_rebuilt_from_memory_stays_on_the_account_that_wrote_its_
 }
 
 #[actix_web::test]
+async fn reasoning_replayed_with_its_content_and_no_conversation_key_goes_back_to_its_writer() {
+    let (app, _pool) = spawn_pool(|s| s.routing.strategy = RoutingStrategy::RoundRobin).await;
+    let mut request = body("gpt-5.5", "hi", false);
+    request["include"] = json!(["reasoning.encrypted_content"]);
+    let first = turn(&app, &app.key, &request).await;
+    let writer = upstream_accounts(&app)[0].clone();
+    let mut input = request["input"].as_array().unwrap().clone();
+    let mut last = first;
+    // The client keeps the conversation itself, reasoning and its content included, and sends
+    // no conversation key: round robin alone would spread the turns over the three accounts,
+    // and the mock refuses reasoning another account wrote.
+    for turn_number in 0..4 {
+        assert!(last["output"][0]["encrypted_content"].is_string());
+        input.extend(last["output"].as_array().unwrap().iter().cloned());
+        input.push(json!({"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": format!("turn {turn_number}")}]}));
+        let mut next = follow_up(input.clone(), turn_number % 2 == 0);
+        next["include"] = request["include"].clone();
+        last = turn(&app, &app.key, &next).await;
+        assert_eq!(upstream_accounts(&app).last(), Some(&writer));
+    }
+    app.stop().await;
+}
+
+#[actix_web::test]
 async fn a_reload_turns_the_memory_off_and_on_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("relay.toml");

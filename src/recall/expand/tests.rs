@@ -118,3 +118,25 @@ fn items_that_refer_to_nothing_are_copied_byte_for_byte() {
     );
     assert_eq!(out.written_by, None);
 }
+
+#[test]
+fn replayed_encrypted_reasoning_names_the_account_that_wrote_it_for_its_key_only() {
+    let memory = ResponseMemory::default();
+    remembered(&memory, "k", Instant::now());
+    let writer = |key: &str, input: Value| {
+        let raw = serde_json::value::to_raw_value(&input).unwrap();
+        writer_of_replayed(&memory, key, &raw, Instant::now(), HOUR)
+    };
+    let replayed =
+        json!([{"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "enc_a"}]);
+    assert_eq!(
+        writer("k", replayed.clone()),
+        Some(AccountId::from("acct-a"))
+    );
+    assert_eq!(writer("other", replayed), None);
+    let unknown = json!([{"type": "reasoning", "id": "rs_9", "encrypted_content": "enc_z"}]);
+    assert_eq!(writer("k", unknown), None);
+    // Without its content the item is a reference, which the expansion handles.
+    let bare = json!([{"type": "reasoning", "id": "rs_1", "encrypted_content": null}]);
+    assert_eq!(writer("k", bare), None);
+}
