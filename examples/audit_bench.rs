@@ -1,11 +1,14 @@
 //! The audit trail's search over a million rows: fills a trail (`--rows`, default 1 000 000) in
 //! a temporary folder with requests spread over 30 days (50 tenants, 500 keys, 10 models, 20
 //! accounts, a few errors and admin acts), then times each kind of search `audit search` and
-//! `GET /admin/v1/audit` run, a page deep behind a cursor, and `verify` over the whole chain.
+//! `GET /admin/v1/audit` run, a page deep behind a cursor, and `verify` over the whole chain; and
+//! what the writer spends per row appended to a trail that large.
 //! `cargo run --release --example audit_bench`; the figures are in docs/performance.md.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
+
+use sha2::Digest;
 
 use codex_relay::audit::search::{search, Cursor, Filter};
 use codex_relay::audit::verify::verify;
@@ -39,6 +42,7 @@ fn main() {
         rows as f64 / filled.as_secs_f64(),
         size / 1_000_000
     );
+    writer_cost(&mut conn, rows, now);
     let reader = open_for_reading(&path).expect("the trail opens to read");
     let since_day = Filter {
         since_ms: Some(now - DAY_MS),
@@ -57,7 +61,7 @@ fn main() {
         ("status 500", filter(|f| f.status = Some(500))),
         (
             "request id",
-            filter(|f| f.request_id = Some(format!("req-{}", rows / 2))),
+            filter(|f| f.request_id = Some(request_id(rows / 2, start + 15 * DAY_MS))),
         ),
         (
             "action key.create (rare)",
@@ -95,6 +99,55 @@ fn main() {
         walk.as_secs_f64(),
         report.broken
     );
+}
+
+/// What the server's writer spends per row on a trail this large: rows appended in batches as a
+/// writer gathers them (a few under light load, up to `audit.flush_rows` under heavy load), its
+/// thread's CPU time (user and system) per row; and the SHA-256 link alone over the same
+/// contents.
+fn writer_cost(conn: &mut rusqlite::Connection, filled: i64, now: i64) {
+    const ROWS: i64 = 10_000;
+    let mut next = filled;
+    for batch in [16, 200, 1000] {
+        let records: Vec<Record> = (next..next + ROWS).map(|n| row(n, now)).collect();
+        next += ROWS;
+        let (user, system) = thread_cpu();
+        for chunk in records.chunks(batch) {
+            append(conn, chunk).expect("a batch is written");
+        }
+        let (user_after, system_after) = thread_cpu();
+        let per_row = |d: Duration| d.as_secs_f64() * 1e6 / ROWS as f64;
+        println!(
+            "writer: {:.1} µs of CPU a row ({:.1} user, {:.1} system), appended in batches of {batch}",
+            per_row(user_after + system_after - user - system),
+            per_row(user_after - user),
+            per_row(system_after - system)
+        );
+    }
+    let contents: Vec<String> = (0..ROWS)
+        .map(|n| serde_json::to_string(&row(n, now)).expect("a row serializes"))
+        .collect();
+    let began = thread_cpu().0;
+    let mut previous = [0u8; 32];
+    for content in &contents {
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(previous);
+        hasher.update(content.as_bytes());
+        previous = hasher.finalize().into();
+    }
+    let link = (thread_cpu().0 - began).as_secs_f64() * 1e6 / ROWS as f64;
+    let bytes = contents.iter().map(String::len).sum::<usize>() / contents.len();
+    println!("writer: {link:.2} µs a row of it the SHA-256 link over ~{bytes} bytes");
+}
+
+/// This thread's CPU time so far: user, system.
+fn thread_cpu() -> (Duration, Duration) {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let usage = getrusage(UsageWho::RUSAGE_THREAD).expect("getrusage");
+    let micros = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+    };
+    (micros(usage.user_time()), micros(usage.system_time()))
 }
 
 fn filter(set: impl FnOnce(&mut Filter)) -> Filter {
@@ -135,6 +188,11 @@ fn ms(took: Duration) -> f64 {
     took.as_secs_f64() * 1000.0
 }
 
+/// Row `n`'s request id: time first, as the relay's UUIDv7 ids are (`edge::context`).
+fn request_id(n: i64, at_ms: i64) -> String {
+    format!("req_{at_ms:012x}{n:020x}")
+}
+
 /// Row `n`: mostly requests, one in a thousand an admin act.
 fn row(n: i64, at_ms: i64) -> Record {
     if n % 1000 == 999 {
@@ -153,7 +211,7 @@ fn row(n: i64, at_ms: i64) -> Record {
         at_ms,
         kind: Kind::Request,
         action: "responses.create".into(),
-        request_id: Some(format!("req-{n}")),
+        request_id: Some(request_id(n, at_ms)),
         trace_id: Some(format!("{:032x}", n)),
         tenant_id: Some(format!("tenant-{}", n % 50)),
         key_id: Some(format!("key-{}", n % 500)),

@@ -29,33 +29,16 @@ impl Link {
 }
 
 /// `SHA-256(previous hash || content)` in hex; the previous hash as its 32 bytes (or, for text
-/// that is not hex, its text, which then never matches).
+/// that is not 64 hex digits, its text, which then never matches).
 pub fn link(previous: &str, content: &str) -> String {
     let mut hasher = Sha256::new();
-    match hex_bytes(previous) {
-        Some(bytes) => hasher.update(bytes),
-        None => hasher.update(previous.as_bytes()),
+    let mut bytes = [0u8; 32];
+    match hex::decode_to_slice(previous, &mut bytes) {
+        Ok(()) => hasher.update(bytes),
+        Err(_) => hasher.update(previous.as_bytes()),
     }
     hasher.update(content.as_bytes());
-    hex(&hasher.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
-}
-
-fn hex_bytes(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
+    hex::encode(hasher.finalize())
 }
 
 /// The chain's head: the last row appended (genesis for an empty chain).
@@ -70,13 +53,14 @@ pub fn anchor(conn: &Connection) -> rusqlite::Result<Option<Link>> {
 }
 
 fn read_link(conn: &Connection, sql: &str) -> rusqlite::Result<Option<Link>> {
-    conn.query_row(sql, [], |row| {
-        Ok(Link {
-            seq: row.get(0)?,
-            hash: row.get(1)?,
+    conn.prepare_cached(sql)?
+        .query_row([], |row| {
+            Ok(Link {
+                seq: row.get(0)?,
+                hash: row.get(1)?,
+            })
         })
-    })
-    .optional()
+        .optional()
 }
 
 /// Appends `records` in order, in one immediate transaction; returns the new head.
@@ -115,11 +99,11 @@ fn append_in(tx: &Transaction, records: &[Record]) -> Result<Link, AuditError> {
         ])?;
         at = Link { seq, hash };
     }
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
          ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        params![at.seq, at.hash],
-    )?;
+    )?
+    .execute(params![at.seq, at.hash])?;
     Ok(at)
 }
 
@@ -133,9 +117,12 @@ mod tests {
         let mut hasher = Sha256::new();
         hasher.update([0u8; 32]);
         hasher.update(b"a");
-        assert_eq!(first, hex(&hasher.finalize()));
+        assert_eq!(first, hex::encode(hasher.finalize()));
         assert_ne!(link(&first, "b"), link(GENESIS, "b"));
-        assert_eq!(hex_bytes("0aff"), Some(vec![10, 255]));
-        assert_eq!(hex_bytes("0"), None);
+        // A previous hash that is not one (edited) is hashed as text, so the link breaks.
+        let mut hasher = Sha256::new();
+        hasher.update(b"0aff");
+        hasher.update(b"a");
+        assert_eq!(link("0aff", "a"), hex::encode(hasher.finalize()));
     }
 }
