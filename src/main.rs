@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         command => command,
     };
     match run(command, settings) {
+        Ok(()) if cli::output_failed() => ExitCode::FAILURE,
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // An error may quote a name from the store: never a raw control byte to the terminal.

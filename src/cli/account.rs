@@ -87,19 +87,25 @@ fn list_accounts(store: &Store, as_json: bool) -> anyhow::Result<()> {
                 "pool": crate::pool::view::row_json(&pool, now),
             }));
         }
-        println!("{}", printable_json(&rows)?);
+        say!("{}", printable_json(&rows)?);
         return Ok(());
     }
-    println!(
+    say!(
         "{:<36}  {:<20}  {:<24}  {:<10}  {:<15}  {:<20}  {:<17}  HEALTH",
-        "ID", "LABEL", "EMAIL", "PLAN", "STATE", "TOKEN EXPIRES", "QUOTA LEFT"
+        "ID",
+        "LABEL",
+        "EMAIL",
+        "PLAN",
+        "STATE",
+        "TOKEN EXPIRES",
+        "QUOTA LEFT"
     );
     for a in &accounts {
         let pool = crate::pool::view::row_json(&store.pool_row(&a.id)?, now);
         let quota = pool["quota"]["remaining_percent"]
             .as_f64()
             .map_or("-".to_owned(), |p| format!("{p:.0}%"));
-        println!(
+        say!(
             "{:<36}  {:<20}  {:<24}  {:<10}  {:<15}  {:<20}  {:<17}  {}",
             printable(&a.id),
             printable(&a.label),

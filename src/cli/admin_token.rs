@@ -69,22 +69,26 @@ fn create(store: &Store, scope: AdminScope, name: Option<String>) -> anyhow::Res
         scope.name(),
         created.row.prefix
     );
-    println!("{}", created.token.expose_secret());
+    say!("{}", created.token.expose_secret());
     Ok(())
 }
 
 fn list(store: &Store, as_json: bool) -> anyhow::Result<()> {
     let tokens = store.list_admin_tokens()?;
     if as_json {
-        println!("{}", printable_json(&tokens)?);
+        say!("{}", printable_json(&tokens)?);
         return Ok(());
     }
-    println!(
+    say!(
         "{:<36}  {:<20}  {:<6}  {:<22}  {:<20}  REVOKED",
-        "ID", "NAME", "SCOPE", "PREFIX", "CREATED"
+        "ID",
+        "NAME",
+        "SCOPE",
+        "PREFIX",
+        "CREATED"
     );
     for t in tokens {
-        println!(
+        say!(
             "{:<36}  {:<20}  {:<6}  {:<22}  {:<20}  {}",
             t.id,
             printable(&t.name),

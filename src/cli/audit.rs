@@ -116,7 +116,7 @@ fn verify_chain(settings: &Settings) -> ExitCode {
     match report {
         Ok(report) => match report.broken {
             None => {
-                println!(
+                say!(
                     "the audit trail verifies: {} rows, from seq {} to seq {} (head hash {})",
                     report.rows,
                     report.anchor.seq + 1,
@@ -169,7 +169,7 @@ fn search_rows(settings: &Settings, args: &SearchArgs) -> anyhow::Result<()> {
     let conn = open_for_reading(&path_of(settings))?;
     let page = search::search(&conn, &args.filter.filter()?, None, args.limit)?;
     if args.json {
-        println!("{}", printable_json(&page.rows)?);
+        say!("{}", printable_json(&page.rows)?);
     } else if args.ndjson {
         let mut out = std::io::stdout().lock();
         for row in &page.rows {
@@ -202,9 +202,15 @@ fn write_line(out: &mut impl Write, row: &Row) -> std::io::Result<()> {
 }
 
 fn print_table(rows: &[Row]) {
-    println!(
+    say!(
         "{:<7}  {:<24}  {:<20}  {:<6}  {:<24}  {:<20}  {:<36}",
-        "SEQ", "TIME", "ACTION", "STATUS", "WHO", "MODEL", "ACCOUNT / TARGET"
+        "SEQ",
+        "TIME",
+        "ACTION",
+        "STATUS",
+        "WHO",
+        "MODEL",
+        "ACCOUNT / TARGET"
     );
     for row in rows {
         let r = &row.record;
@@ -223,7 +229,7 @@ fn print_table(rows: &[Row]) {
             .as_deref()
             .or(r.target.as_deref())
             .unwrap_or("-");
-        println!(
+        say!(
             "{:<7}  {:<24}  {:<20}  {:<6}  {:<24}  {:<20}  {:<36}",
             row.seq,
             rfc3339(r.at_ms / 1000),

@@ -37,7 +37,7 @@ pub fn backup(store: &Store, settings: &Settings, args: &BackupArgs) -> anyhow::
         info.key_id
     );
     backup_audit_trail(settings, &args.file)?;
-    println!("{}", info.key_id);
+    say!("{}", info.key_id);
     Ok(())
 }
 
@@ -73,7 +73,7 @@ pub fn restore(db: &Path, key: &MasterKey, args: &RestoreArgs) -> anyhow::Result
             ": give the relay that key before it starts"
         }
     );
-    println!("{}", info.key_id);
+    say!("{}", info.key_id);
     Ok(())
 }
 

@@ -77,7 +77,7 @@ pub fn capture(store: &Store, settings: &Settings, command: CaptureCommand) -> a
                 row.subject.target(),
                 rfc3339(row.ends_at)
             );
-            println!("{}", row.id);
+            say!("{}", row.id);
             Ok(())
         }
         CaptureCommand::List(args) => list(&path, args.json),
@@ -101,7 +101,7 @@ pub fn capture(store: &Store, settings: &Settings, command: CaptureCommand) -> a
                 CaptureError::code,
             );
             let records: Vec<RecordView> = read?.into_iter().map(RecordView::from).collect();
-            println!("{}", printable_json(&records)?);
+            say!("{}", printable_json(&records)?);
             Ok(())
         }
     }
@@ -145,15 +145,20 @@ fn list(path: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
     let now = now_unix();
     let views: Vec<CaptureView> = rows.into_iter().map(|r| CaptureView::of(r, now)).collect();
     if as_json {
-        println!("{}", printable_json(&views)?);
+        say!("{}", printable_json(&views)?);
         return Ok(());
     }
-    println!(
+    say!(
         "{:<36}  {:<44}  {:<7}  {:<20}  {:<20}  {:>7}  STARTED BY",
-        "ID", "SUBJECT", "STATUS", "STARTED", "ENDS", "RECORDS"
+        "ID",
+        "SUBJECT",
+        "STATUS",
+        "STARTED",
+        "ENDS",
+        "RECORDS"
     );
     for v in views {
-        println!(
+        say!(
             "{:<36}  {:<44}  {:<7}  {:<20}  {:<20}  {:>7}  {}",
             v.id,
             printable(&format!("{}:{}", v.scope, v.subject)),

@@ -60,7 +60,7 @@ pub fn key(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
                 "created API key {} ({}, {}…). It is shown only now: store it.",
                 created.row.id, created.row.name, created.row.prefix
             );
-            println!("{}", reveal(&created));
+            say!("{}", reveal(&created));
             Ok(())
         }
         KeyCommand::List(args) => list(store, args.json),
@@ -76,15 +76,21 @@ pub fn key(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
 fn list(store: &Store, json: bool) -> anyhow::Result<()> {
     let keys = store.list_keys()?;
     if json {
-        println!("{}", printable_json(&keys)?);
+        say!("{}", printable_json(&keys)?);
         return Ok(());
     }
-    println!(
+    say!(
         "{:<36}  {:<20}  {:<16}  {:<16}  {:>6}  {:<20}  {:<20}  REVOKED",
-        "ID", "NAME", "PREFIX", "TENANT", "RPM", "CREATED", "EXPIRES"
+        "ID",
+        "NAME",
+        "PREFIX",
+        "TENANT",
+        "RPM",
+        "CREATED",
+        "EXPIRES"
     );
     for k in keys {
-        println!(
+        say!(
             "{:<36}  {:<20}  {:<16}  {:<16}  {:>6}  {:<20}  {:<20}  {}",
             k.id,
             printable(&k.name),

@@ -3,8 +3,17 @@
 //!
 //! Output contract, relied on by scripts: what a command creates is printed alone on stdout (an
 //! account id, an API key); explanations and warnings go to stderr. Text from the store is
-//! printed through [`printable`]: never a raw control character.
+//! printed through [`printable`]: never a raw control character. Output whose reader has gone
+//! (`codex-relay key list | head -1`) is dropped quietly and the command still completes.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+
+/// `println!` for a command's output: when its reader has gone (`codex-relay … | head`), the
+/// output is dropped quietly instead of panicking on the broken pipe.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::say_line(format_args!($($arg)*))
+    };
+}
 
 mod account;
 mod account_set;
@@ -24,6 +33,7 @@ mod tenant;
 mod update;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -39,6 +49,28 @@ pub use self::printable::{printable, printable_json};
 pub use self::rekey::{rekey, RekeyArgs, StoreCommand};
 pub use self::settings::{config, ConfigCommand};
 pub use self::tenant::{tenant, TenantCommand};
+
+/// Set when a line of output could not be written for a reason other than its reader having
+/// gone: the command finishes what it does (its audit row included), then exits non-zero.
+static OUTPUT_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Writes one line of a command's output on stdout (see [`say!`]). A reader that has gone
+/// (`| head`) had what it wanted: the rest of the output is dropped and the command carries on,
+/// so that what it does is done whole.
+pub fn say_line(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let Err(e) = writeln!(std::io::stdout().lock(), "{line}") else {
+        return;
+    };
+    if e.kind() != std::io::ErrorKind::BrokenPipe && !OUTPUT_FAILED.swap(true, Ordering::Relaxed) {
+        eprintln!("codex-relay: cannot write the output: {e}");
+    }
+}
+
+/// Whether some output could not be written (not counting a reader that went away).
+pub fn output_failed() -> bool {
+    OUTPUT_FAILED.load(Ordering::Relaxed)
+}
 
 #[derive(Debug, Parser)]
 #[command(

@@ -34,6 +34,6 @@ pub(super) fn store_account(store: &Store, account: &NewAccount) -> anyhow::Resu
         "note: codex-relay now owns this login. Refresh tokens are single-use: stop using this \
          auth.json anywhere else (another machine, relay or CLI), or both copies end up logged out."
     );
-    println!("{id}");
+    say!("{id}");
     Ok(())
 }

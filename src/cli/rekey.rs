@@ -46,7 +46,7 @@ pub fn rekey(settings: &Settings, args: &RekeyArgs, current: MasterKey) -> anyho
              give the new key before the next start.",
             new.id_hex()
         );
-        println!("{}", new.id_hex());
+        say!("{}", new.id_hex());
         return Ok(());
     }
     let store = Store::open(path, settings.store.pool_size, current)?;
@@ -67,7 +67,7 @@ pub fn rekey(settings: &Settings, args: &RekeyArgs, current: MasterKey) -> anyho
             printable(id)
         );
     }
-    println!("{}", new.id_hex());
+    say!("{}", new.id_hex());
     Ok(())
 }
 

@@ -45,7 +45,7 @@ fn show(source: &SettingsSource, as_json: bool) -> ExitCode {
     if as_json {
         let document = json!({"settings": shown, "master_key": {"source": key_source}});
         match super::printable_json(&document) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => say!("{text}"),
             Err(e) => return refused(&e.to_string()),
         }
     } else {
@@ -59,19 +59,19 @@ fn print_table(shown: &[ShownSetting], key_source: &str) {
     for setting in shown {
         let value = setting.value.to_string();
         let value = printable(&value);
-        println!(
+        say!(
             "{:width$}  {value}  ({})",
             setting.key,
             printable(&setting.source)
         );
     }
-    println!("{:width$}  (never shown)  ({key_source})", "master key");
+    say!("{:width$}  (never shown)  ({key_source})", "master key");
 }
 
 fn check(file: &Path) -> ExitCode {
     match SettingsSource::file(file).load() {
         Ok(_) => {
-            println!("valid");
+            say!("valid");
             eprintln!(
                 "codex-relay: {} is valid (with the environment over it)",
                 printable(&file.display().to_string())

@@ -45,7 +45,7 @@ pub fn tenant(store: &Store, command: TenantCommand) -> anyhow::Result<()> {
             };
             let created = store.create_tenant(&request.validate()?)?;
             eprintln!("created tenant {} ({})", created.name, created.id);
-            println!("{}", created.id);
+            say!("{}", created.id);
             Ok(())
         }
         TenantCommand::List(args) => list(store, args.json),
@@ -61,16 +61,21 @@ pub fn tenant(store: &Store, command: TenantCommand) -> anyhow::Result<()> {
 fn list(store: &Store, json: bool) -> anyhow::Result<()> {
     let tenants = store.list_tenants()?;
     if json {
-        println!("{}", printable_json(&tenants)?);
+        say!("{}", printable_json(&tenants)?);
         return Ok(());
     }
-    println!(
+    say!(
         "{:<36}  {:<20}  {:>6}  {:>10}  {:>12}  {:>14}  KEYS",
-        "ID", "NAME", "RPM", "CONCURRENT", "DAILY TOKENS", "MONTHLY TOKENS"
+        "ID",
+        "NAME",
+        "RPM",
+        "CONCURRENT",
+        "DAILY TOKENS",
+        "MONTHLY TOKENS"
     );
     for t in tenants {
         let l = &t.limits;
-        println!(
+        say!(
             "{:<36}  {:<20}  {:>6}  {:>10}  {:>12}  {:>14}  {}",
             t.id,
             printable(&t.name),

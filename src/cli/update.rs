@@ -81,7 +81,7 @@ pub fn update_tenant(store: &Store, args: &UpdateTenant) -> anyhow::Result<()> {
         printable(&row.name),
         row.id
     );
-    println!("{}", row.id);
+    say!("{}", row.id);
     Ok(())
 }
 
@@ -94,6 +94,6 @@ pub fn update_key(store: &Store, args: &UpdateKey) -> anyhow::Result<()> {
         row.id,
         printable(&row.name)
     );
-    println!("{}", row.id);
+    say!("{}", row.id);
     Ok(())
 }

@@ -278,6 +278,30 @@ fn keys_are_shown_once_listed_without_secrets_and_revocable() {
     );
 }
 
+#[test]
+fn a_listing_whose_reader_has_gone_ends_quietly_instead_of_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        run(relay(dir.path()).args(["key", "create", "--name", "ci"]))
+            .status
+            .success()
+    );
+    for format in [&["key", "list"][..], &["key", "list", "--json"]] {
+        let mut child = relay(dir.path())
+            .args(format)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes before the command writes (`codex-relay key list | head -0`).
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = stderr(&output);
+        assert!(output.status.success(), "{format:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{format:?}: {stderr}");
+    }
+}
+
 /// A `codex-relay serve` child process, killed on drop.
 pub struct Served {
     child: Child,

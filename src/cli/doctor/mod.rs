@@ -147,7 +147,7 @@ fn print(findings: &[Finding], as_json: bool) {
     if as_json {
         let document = serde_json::json!({ "checks": findings });
         match super::printable_json(&document) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => say!("{text}"),
             Err(e) => eprintln!("codex-relay: cannot print the findings: {e}"),
         }
         return;
@@ -158,13 +158,13 @@ fn print(findings: &[Finding], as_json: bool) {
             Status::Warn => "WARN",
             Status::Fail => "FAIL",
         };
-        println!(
+        say!(
             "{status:<4}  {:<14}  {}",
             finding.name,
             printable(&finding.message)
         );
         if let Some(hint) = &finding.hint {
-            println!("{:<20}  → {}", "", printable(hint));
+            say!("{:<20}  → {}", "", printable(hint));
         }
     }
 }
