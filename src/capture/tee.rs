@@ -47,6 +47,12 @@ impl Tee {
         }
     }
 
+    /// The capture recording this call: its audit row names it, so the record is found from the
+    /// row (by this id and the request id).
+    pub fn capture_id(&self) -> Option<&Arc<str>> {
+        self.record.as_ref().map(|record| &record.rule_id)
+    }
+
     /// Appends bytes the client was sent, within the bound.
     pub fn push(&mut self, bytes: &[u8]) {
         let Some(record) = self.record.as_mut() else {

@@ -1,7 +1,7 @@
 //! The audit row of a data-plane request (`/v1/…`), built from what its access line holds, when
 //! the line is written: so a request's row and its line always agree and nothing is computed
-//! twice. This is the one place a request's row is made; content capture, when it records a
-//! request, adds its `capture_id` here.
+//! twice. This is the one place a request's row is made; when content capture records the
+//! request, the row names the capture (`capture_id`).
 
 use std::time::Duration;
 
@@ -84,6 +84,7 @@ pub struct Answered<'a> {
     pub stream_outcome: Option<&'static str>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
+    pub capture_id: Option<&'a str>,
     pub took: Duration,
 }
 
@@ -116,6 +117,7 @@ impl RequestDraft {
             input_tokens: answered.input_tokens,
             output_tokens: answered.output_tokens,
             duration_ms: Some(took_ms),
+            capture_id: owned(answered.capture_id),
             ..Record::default()
         };
         self.audit.record(record);

@@ -82,6 +82,8 @@ pub struct AccessNote {
     pub accounts_tried: Vec<String>,
     /// The `code` of the error the relay answered with.
     pub error_code: Option<String>,
+    /// The content capture that recorded the call, if one did.
+    pub capture_id: Option<Arc<str>>,
     /// The input and output tokens of an assembled (non-streaming) answer.
     pub usage: Option<(u64, u64)>,
     /// Set when the answer is a stream that writes the access line itself when it ends.
@@ -217,6 +219,7 @@ impl AccessLine {
             stream_outcome: end.map(|end| end.outcome.name()),
             input_tokens: end.map_or(usage.map(|u| u.0), |end| end.input_tokens),
             output_tokens: end.map_or(usage.map(|u| u.1), |end| end.output_tokens),
+            capture_id: note.capture_id.as_deref(),
             took,
         });
     }

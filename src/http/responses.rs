@@ -117,6 +117,7 @@ async fn relay(
     *tee = state
         .capture()
         .tee(&principal.key_id, tenant, &ctx.id, &body);
+    note.capture_id = tee.as_ref().and_then(Tee::capture_id).cloned();
     let (mut request, model) = parse_request(&body)?;
     super::file_references::refuse_file_ids(request.get("input"))?;
     let wants_stream = form == Form::AsAsked && request.boolean("stream").unwrap_or(false);

@@ -25,7 +25,7 @@ fn data_dir(settings: &Settings) -> PathBuf {
 }
 
 /// Every row `GET /admin/v1/audit` returns for `query`, following its cursor.
-async fn audit_rows(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+pub async fn audit_rows(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
     let mut rows = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -44,7 +44,7 @@ async fn audit_rows(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
 }
 
 /// Waits until the trail holds at least `count` rows matching `query`, and returns them.
-async fn rows_when(app: &TestApp, token: &str, query: &str, count: usize) -> Vec<Value> {
+pub async fn rows_when(app: &TestApp, token: &str, query: &str, count: usize) -> Vec<Value> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let found = audit_rows(app, token, query).await;

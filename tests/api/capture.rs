@@ -186,6 +186,19 @@ async fn a_capture_on_a_key_records_its_calls_sealed_and_no_other_keys() {
     assert!(streamed["request"]
         .to_string()
         .contains("CAPTURED-PROMPT-STREAM-5521"));
+    // The call's audit row names the capture that recorded it, so the record is found from the
+    // row; the other key's call names none.
+    let rows = crate::audit::rows_when(&app, &read, "action=responses.create", 3).await;
+    let captured = rows.iter().filter(|row| row["capture_id"] == id.as_str());
+    assert_eq!(captured.count(), 2, "{rows:?}");
+    let json_row = rows
+        .iter()
+        .find(|row| row["request_id"] == json_id.as_str());
+    assert_eq!(json_row.unwrap()["capture_id"], id.as_str());
+    let other = format!("key={}", app.store.get_key("other").unwrap().id);
+    let other = crate::audit::audit_rows(&app, &read, &other).await;
+    assert_eq!(other.len(), 1);
+    assert!(other[0].get("capture_id").is_none(), "{other:?}");
     let one = format!("{path}/{json_id}");
     let (status, single) = admin_call(&app, "GET", &one, &write, None).await;
     assert_eq!(
