@@ -37,6 +37,7 @@ use slog::{warn, Logger};
 
 pub use self::db::{CaptureDb, RuleRow};
 use self::metrics::CaptureMetrics;
+pub use self::records::Resealed;
 use self::rules::ActiveRules;
 use self::tee::Sink;
 pub use self::tee::Tee;

@@ -97,16 +97,16 @@ fn resolve(store: &Store, subject: Subject) -> Result<Subject, CaptureError> {
     })
 }
 
-/// The records of capture `id` — one (`request_id`) or all — opened with the store's key.
+/// The records of capture `id` — one (`request_id`) or all — opened with the key each names
+/// (the store's, or the one it had before a rekey while this handle is open).
 pub fn read(
     db: &CaptureDb,
     store: &Store,
     id: &str,
     request_id: Option<&str>,
 ) -> Result<Vec<OpenedRecord>, CaptureError> {
-    let key = store.master_key();
     match request_id {
-        Some(request_id) => Ok(vec![db.open_record(key, id, request_id)?]),
-        None => db.open_records(key, id),
+        Some(request_id) => Ok(vec![db.open_record(store, id, request_id)?]),
+        None => db.open_records(store, id),
     }
 }

@@ -8,7 +8,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::db::CaptureDb;
 use super::CaptureError;
-use crate::store::MasterKey;
+use crate::store::{sealed_by, MasterKey, Store};
 
 /// One captured call as the request path hands it over, in the clear, to the writer.
 #[derive(Debug)]
@@ -87,7 +87,7 @@ impl CaptureDb {
     /// The records of capture `rule_id` (oldest first, at most [`READ_LIMIT`]), opened.
     pub fn open_records(
         &self,
-        key: &MasterKey,
+        key: &Store,
         rule_id: &str,
     ) -> Result<Vec<OpenedRecord>, CaptureError> {
         self.get_rule(rule_id)?;
@@ -104,7 +104,7 @@ impl CaptureDb {
     /// The record of request `request_id` under capture `rule_id`, opened.
     pub fn open_record(
         &self,
-        key: &MasterKey,
+        key: &Store,
         rule_id: &str,
         request_id: &str,
     ) -> Result<OpenedRecord, CaptureError> {
@@ -143,10 +143,62 @@ struct SealedRecord {
 }
 
 impl SealedRecord {
-    fn open(mut self, key: &MasterKey) -> Result<OpenedRecord, CaptureError> {
-        self.clear.request = key.open(&self.id, REQUEST, &self.clear.request)?;
-        self.clear.response = key.open(&self.id, RESPONSE, &self.clear.response)?;
+    /// Opened with the key each body names, among those `store` knows.
+    fn open(mut self, store: &Store) -> Result<OpenedRecord, CaptureError> {
+        self.clear.request = store.open_sealed(&self.id, REQUEST, &self.clear.request)?;
+        self.clear.response = store.open_sealed(&self.id, RESPONSE, &self.clear.response)?;
         Ok(self.clear)
+    }
+}
+
+/// What a re-seal of the capture file did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resealed {
+    /// Records now sealed under the new key.
+    pub records: usize,
+    /// Records no key `store` knows opens: left as they were.
+    pub unreadable: usize,
+}
+
+impl CaptureDb {
+    /// Seals every record not yet under `new` again under it, in one transaction: opened with
+    /// the key each names among those `store` knows (a `store rekey` runs it before and after
+    /// re-sealing the store, so records written meanwhile follow too). Run again, it skips what
+    /// is done.
+    pub fn reseal(&self, store: &Store, new: &MasterKey) -> Result<Resealed, CaptureError> {
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let rows: Vec<(String, Vec<u8>, Vec<u8>)> = {
+            let mut query = tx.prepare("SELECT id, request, response FROM capture_records")?;
+            let rows = query.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut done = Resealed::default();
+        let new_id = new.id_hex();
+        for (id, request, response) in rows {
+            let under_new = |sealed: &[u8]| sealed_by(sealed).as_deref() == Some(new_id.as_str());
+            if under_new(&request) && under_new(&response) {
+                continue;
+            }
+            let opened = store
+                .open_sealed(&id, REQUEST, &request)
+                .and_then(|request| Ok((request, store.open_sealed(&id, RESPONSE, &response)?)));
+            let Ok((request, response)) = opened else {
+                done.unreadable += 1;
+                continue;
+            };
+            tx.execute(
+                "UPDATE capture_records SET request = ?2, response = ?3 WHERE id = ?1",
+                params![
+                    id,
+                    new.seal(&id, REQUEST, &request),
+                    new.seal(&id, RESPONSE, &response)
+                ],
+            )?;
+            done.records += 1;
+        }
+        tx.commit()?;
+        Ok(done)
     }
 }
 
@@ -201,12 +253,13 @@ mod tests {
                 ends_at: 1000,
             })
             .unwrap();
-        let key = MasterKey::generate();
+        let store = store_in(dir.path(), "relay.db");
+        let key = store.sealing_key_now().unwrap();
         db.insert_records(&key, &[record(&rule, b"the secret prompt")])
             .unwrap();
-        let opened = db.open_record(&key, &rule, "req-1").unwrap();
+        let opened = db.open_record(&store, &rule, "req-1").unwrap();
         assert_eq!(opened.request, b"the secret prompt");
-        let other = MasterKey::generate();
+        let other = store_in(dir.path(), "other.db");
         assert!(db.open_records(&other, &rule).is_err());
         // A body moved into another record does not open.
         db.insert_records(&key, &[record(&rule, b"other")]).unwrap();
@@ -217,7 +270,46 @@ mod tests {
             [],
         )
         .unwrap();
-        assert!(db.open_records(&key, &rule).is_err());
+        assert!(db.open_records(&store, &rule).is_err());
         assert_eq!(db.prune_records(101).unwrap(), 2);
+    }
+
+    /// A store of its own, under a new key.
+    fn store_in(dir: &std::path::Path, name: &str) -> Store {
+        Store::open(&dir.join(name), 2, MasterKey::generate()).unwrap()
+    }
+
+    #[test]
+    fn a_reseal_moves_every_record_to_the_new_key_once_and_counts_what_does_not_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = CaptureDb::open(&dir.path().join("capture.db")).unwrap();
+        let rule = db
+            .insert_rule(&NewRule {
+                subject: Subject::Key("key-1".into()),
+                reason: None,
+                started_by: "cli:test".into(),
+                started_at: 0,
+                ends_at: 1000,
+            })
+            .unwrap();
+        let old = store_in(dir.path(), "relay.db");
+        let stranger = MasterKey::generate();
+        db.insert_records(&old.sealing_key_now().unwrap(), &[record(&rule, b"prompt")])
+            .unwrap();
+        db.insert_records(&stranger, &[record(&rule, b"lost")])
+            .unwrap();
+        let next = store_in(dir.path(), "next.db");
+        let new = next.sealing_key_now().unwrap();
+        let done = db.reseal(&old, &new).unwrap();
+        assert_eq!((done.records, done.unreadable), (1, 1));
+        // Run again: nothing left to move; the new key alone opens the record.
+        let again = db.reseal(&old, &new).unwrap();
+        assert_eq!((again.records, again.unreadable), (0, 1));
+        let conn = db.pool.get().unwrap();
+        conn.execute("DELETE FROM capture_records WHERE rowid = 2", [])
+            .unwrap();
+        let opened = db.open_records(&next, &rule).unwrap();
+        assert_eq!(opened[0].request, b"prompt");
+        assert!(db.open_records(&old, &rule).is_err());
     }
 }

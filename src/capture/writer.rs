@@ -12,6 +12,7 @@ use super::db::CaptureDb;
 use super::metrics::{CaptureMetrics, Fate};
 use super::records::CapturedRecord;
 use super::tee::{Job, Sink};
+use super::CaptureError;
 use crate::store::Store;
 
 /// Records waiting for the writer at most; past it, new ones are dropped.
@@ -79,7 +80,13 @@ fn run(parts: &WriterParts, received: &Receiver<Job>) {
 
 fn write(parts: &WriterParts, batch: &[CapturedRecord]) {
     let n = batch.len() as u64;
-    match parts.db.insert_records(parts.store.master_key(), batch) {
+    // The store's key now: after a `store rekey` made while the relay runs, the new one.
+    let sealed = parts
+        .store
+        .sealing_key_now()
+        .map_err(CaptureError::from)
+        .and_then(|key| parts.db.insert_records(&key, batch));
+    match sealed {
         Ok(()) => parts.metrics.count(Fate::Written, n),
         Err(e) => {
             parts.metrics.count(Fate::Failed, n);

@@ -2,12 +2,13 @@
 //! usual source; the new one from `--new-key-file` or `--new-key-command`. Run again after an
 //! interruption, it finishes the rotation, or says it was already done.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Subcommand};
 
 use super::printable;
+use crate::capture::{self, CaptureDb, Resealed};
 use crate::settings::Settings;
 use crate::store::{sealing_key_id, MasterKey, Store};
 
@@ -50,8 +51,19 @@ pub fn rekey(settings: &Settings, args: &RekeyArgs, current: MasterKey) -> anyho
         return Ok(());
     }
     let store = Store::open(path, settings.store.pool_size, current)?;
+    // The capture file's records before the store (a rekey run again after an interruption still
+    // has the old key to open them), and after it those a running relay wrote meanwhile.
+    let captures = reseal_captures(path, &store, &new)?;
     let done = store.rekey(&new, || pause_for_tests("inside"))?;
     pause_for_tests("committed");
+    let captures = match (captures, reseal_captures(path, &store, &new)?) {
+        // What the second pass could not open, the first could not either.
+        (Some(before), Some(after)) => Some(Resealed {
+            records: before.records + after.records,
+            unreadable: after.unreadable,
+        }),
+        (before, after) => after.or(before),
+    };
     eprintln!(
         "re-sealed the tokens of {} account(s) under master key {} (was {}). A running server \
          follows at once; make the key source give the new key before the next start (the old \
@@ -60,6 +72,19 @@ pub fn rekey(settings: &Settings, args: &RekeyArgs, current: MasterKey) -> anyho
         new.id_hex(),
         done.from
     );
+    if let Some(captured) = captures {
+        eprintln!(
+            "re-sealed {} captured call(s) in the capture file under the new key",
+            captured.records
+        );
+        if captured.unreadable > 0 {
+            eprintln!(
+                "warning: {} captured call(s) did not open with the store's keys and were left as \
+                 they were",
+                captured.unreadable
+            );
+        }
+    }
     for id in &done.unreadable {
         eprintln!(
             "warning: account {} had tokens that did not open before the rekey; they were left \
@@ -69,6 +94,19 @@ pub fn rekey(settings: &Settings, args: &RekeyArgs, current: MasterKey) -> anyho
     }
     say!("{}", new.id_hex());
     Ok(())
+}
+
+/// Re-seals the records of the capture file beside the store, if there is one.
+fn reseal_captures(
+    store_path: &Path,
+    store: &Store,
+    new: &MasterKey,
+) -> anyhow::Result<Option<Resealed>> {
+    let path = capture::db::path_beside(store_path);
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(CaptureDb::open(&path)?.reseal(store, new)?))
 }
 
 fn new_key(args: &RekeyArgs, timeout: Duration) -> anyhow::Result<MasterKey> {

@@ -35,7 +35,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 pub use account_routing::{PoolRow, RoutingChange};
 pub use accounts::{AccountSummary, ImportOutcome, NewAccount};
 pub use backup::{inspect, restore, BackupInfo};
-pub use crypto::{CryptoError, MasterKey};
+pub use crypto::{sealed_by, CryptoError, MasterKey};
 pub use key_source::{KeySource, MASTER_KEY_COMMAND_ENV, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV};
 pub use keys::{ApiKeyRow, CreatedKey, KeyHash, KeyRecord, NewKey};
 pub use lock::StoreLock;
@@ -112,6 +112,25 @@ impl Store {
     /// The key the store was opened with.
     pub fn master_key(&self) -> &MasterKey {
         self.keys.configured()
+    }
+
+    /// The key values sealed now take: the one the store is sealed under, which follows a
+    /// `store rekey` made while this handle is open (content capture seals its records with it).
+    pub fn sealing_key_now(&self) -> Result<std::sync::Arc<MasterKey>, StoreError> {
+        let conn = self.conn()?;
+        self.keys.sealing_key(&conn)
+    }
+
+    /// Opens `envelope`, sealed for `row` and `column` outside the store (a captured record),
+    /// with the key it names among those this handle knows or learns from a rekey's handover.
+    pub fn open_sealed(
+        &self,
+        row: &str,
+        column: &str,
+        envelope: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        let conn = self.conn()?;
+        Ok(self.keys.open(&conn, row, column, envelope)?)
     }
 
     /// What opening the store found but could not fix, for the operator to read.

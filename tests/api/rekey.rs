@@ -198,3 +198,60 @@ async fn a_running_server_keeps_serving_through_a_rekey_and_seals_with_the_new_k
     drop(server);
     mock.stop().await;
 }
+
+/// One call with `prompt` (its body read); its status.
+async fn ask_with(addr: &str, key: &str, prompt: &str) -> u16 {
+    let mut response = crate::helpers::client()
+        .post(format!("http://{addr}/v1/responses"))
+        .bearer_auth(key)
+        .send_json(&crate::helpers::body("gpt-5.5", prompt, false))
+        .await
+        .unwrap();
+    let _ = response.body().await;
+    response.status().as_u16()
+}
+
+#[actix_web::test]
+async fn captured_calls_stay_readable_through_a_rekey_made_while_the_relay_runs() {
+    let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (old, _, _) = key_file(dir.path(), "old.key");
+    let (new, _, _) = key_file(dir.path(), "new.key");
+    const CAPTURE_ON: (&str, &str) = ("CODEX_RELAY__AUDIT__CAPTURE__ENABLED", "true");
+    let keyed = |key: &Path| {
+        let mut command = relay_keyed(dir.path(), key);
+        command.env(CAPTURE_ON.0, CAPTURE_ON.1);
+        command
+    };
+    crate::cli::import_accounts(dir.path(), || keyed(&old), "acct", 1);
+    let api_key = stdout(&run(keyed(&old).args(["key", "create", "--name", "ci"])));
+    let started =
+        run(keyed(&old).args(["audit", "capture", "start", "--key", "ci", "--for", "1h"]));
+    assert!(started.status.success(), "{}", stderr(&started));
+    let id = stdout(&started);
+    let shows = |key: &Path, prompts: &[&str]| {
+        let shown = stdout(&run(keyed(key).args(["audit", "capture", "show", &id])));
+        prompts.iter().all(|prompt| shown.contains(prompt))
+    };
+
+    let old_text = old.display().to_string();
+    let env = [(KEY_FILE_ENV, old_text.as_str()), CAPTURE_ON];
+    let (server, addr, _logs) = serve_with(dir.path(), &mock, &env).await;
+    assert_eq!(ask_with(&addr, &api_key, "BEFORE-REKEY-4410").await, 200);
+    assert!(eventually(5, || async { shows(&old, &["BEFORE-REKEY-4410"]) }).await);
+
+    let output = rekey(dir.path(), &old, &new);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("re-sealed 1 captured call(s)"),
+        "{}",
+        stderr(&output)
+    );
+    // The running relay seals what it captures next with the store's new key.
+    assert_eq!(ask_with(&addr, &api_key, "AFTER-REKEY-5520").await, 200);
+    let both = ["BEFORE-REKEY-4410", "AFTER-REKEY-5520"];
+    assert!(eventually(5, || async { shows(&new, &both) }).await);
+    drop(server);
+    assert!(shows(&new, &both), "readable with the new key alone");
+    mock.stop().await;
+}
