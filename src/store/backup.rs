@@ -101,6 +101,8 @@ pub fn inspect(path: &Path) -> Result<BackupInfo, StoreError> {
             &format!("its integrity check says: {verdict}"),
         ));
     }
+    // A newer relay's store would be restored whole and then refused at every start.
+    super::open::refuse_newer_schema(&conn)?;
     let sealed = canary(&conn)
         .ok()
         .flatten()

@@ -193,6 +193,15 @@ fn immutable_uri(path: &Path) -> Result<String, StoreError> {
     Ok(format!("{url}?immutable=1"))
 }
 
+/// Refuses a store (or a backup) a newer codex-relay wrote: this build cannot know its schema.
+pub(super) fn refuse_newer_schema(conn: &Connection) -> Result<(), StoreError> {
+    let (found, known) = (user_version(conn)?, MIGRATIONS.len() as i64);
+    match found > known {
+        true => Err(StoreError::TooNew { found, known }),
+        false => Ok(()),
+    }
+}
+
 fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))
 }

@@ -186,3 +186,33 @@ fn a_backup_under_another_key_is_refused_naming_its_key_unless_forced() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("not"), "{}", stderr(&output));
 }
+
+#[test]
+fn a_backup_a_newer_relay_wrote_is_refused_even_forced_and_the_store_is_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = run(relay(dir.path()).args(["key", "create", "--name", "kept"]));
+    assert!(created.status.success(), "{}", stderr(&created));
+    let file = dir.path().join("backup.db");
+    assert!(run(relay(dir.path()).arg("backup").arg(&file))
+        .status
+        .success());
+    // As a later codex-relay would leave it: a schema this build does not know.
+    let conn = Connection::open(&file).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    conn.pragma_update(None, "user_version", version + 1)
+        .unwrap();
+    drop(conn);
+    for args in [&["restore"][..], &["restore", "--force"]] {
+        let output = run(relay(dir.path()).args(args).arg(&file));
+        let err = stderr(&output);
+        assert!(!output.status.success(), "{args:?}: {err}");
+        assert!(err.contains("newer codex-relay"), "{args:?}: {err}");
+    }
+    let listed = stdout(&run(relay(dir.path()).args(["key", "list"])));
+    assert!(
+        listed.contains(" kept "),
+        "the store is untouched: {listed}"
+    );
+}
