@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use r2d2::ManageConnection;
 use r2d2_sqlite::SqliteConnectionManager;
@@ -67,11 +67,7 @@ fn open(path: &Path, pool_size: u32, key: MasterKey, access: Access) -> Result<S
         Access::ReadWrite => {
             files::prepare(path, &mut warnings)?;
             let manager = read_write_manager(path);
-            let mut first = connect(&manager, path, access)?;
-            if first.is_readonly(rusqlite::MAIN_DB)? {
-                return Err(unusable(path, READ_ONLY));
-            }
-            migrate_and_seal(&mut first, &key).map_err(|e| named(path, access, e))?;
+            let first = first_read_write(&manager, path, &key)?;
             files::tighten_files(path, &mut warnings);
             (manager, first)
         }
@@ -93,6 +89,48 @@ fn open(path: &Path, pool_size: u32, key: MasterKey, access: Access) -> Result<S
         warnings: warnings.into(),
         errors: Default::default(),
     })
+}
+
+/// The first connection of a read-write open, its schema migrated and the key proved. Of
+/// processes creating a store at once (a command and `serve`), one can meet SQLITE_BUSY where
+/// SQLite does not wait by itself (a new file switching to WAL): such an attempt is made again,
+/// for as long as a busy connection would wait.
+fn first_read_write(
+    manager: &SqliteConnectionManager,
+    path: &Path,
+    key: &MasterKey,
+) -> Result<Connection, StoreError> {
+    let access = Access::ReadWrite;
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let attempt = match manager.connect() {
+            Ok(mut first) => prove_read_write(&mut first, path, key).map(|()| first),
+            Err(e) if !busy(&e) => return Err(classified(path, access, &e)),
+            Err(e) => Err(StoreError::Sqlite(e)),
+        };
+        match attempt {
+            Err(StoreError::Sqlite(e)) if busy(&e) && Instant::now() < deadline => {
+                // Before the relay runs (or in a command): nothing else waits on this thread.
+                #[allow(clippy::disallowed_methods)]
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other.map_err(|e| named(path, access, e)),
+        }
+    }
+}
+
+fn prove_read_write(conn: &mut Connection, path: &Path, key: &MasterKey) -> Result<(), StoreError> {
+    if conn.is_readonly(rusqlite::MAIN_DB)? {
+        return Err(unusable(path, READ_ONLY));
+    }
+    migrate_and_seal(conn, key)
+}
+
+fn busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
 }
 
 /// The id of the master key the store at `db` was sealed with, when it holds anything sealed;
