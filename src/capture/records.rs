@@ -243,16 +243,7 @@ mod tests {
     #[test]
     fn records_are_sealed_per_record_and_open_with_the_key_only() {
         let dir = tempfile::tempdir().unwrap();
-        let db = CaptureDb::open(&dir.path().join("capture.db")).unwrap();
-        let rule = db
-            .insert_rule(&NewRule {
-                subject: Subject::Key("key-1".into()),
-                reason: None,
-                started_by: "cli:test".into(),
-                started_at: 0,
-                ends_at: 1000,
-            })
-            .unwrap();
+        let (db, rule) = db_with_rule(dir.path());
         let store = store_in(dir.path(), "relay.db");
         let key = store.sealing_key_now().unwrap();
         db.insert_records(&key, &[record(&rule, b"the secret prompt")])
@@ -274,15 +265,9 @@ mod tests {
         assert_eq!(db.prune_records(101).unwrap(), 2);
     }
 
-    /// A store of its own, under a new key.
-    fn store_in(dir: &std::path::Path, name: &str) -> Store {
-        Store::open(&dir.join(name), 2, MasterKey::generate()).unwrap()
-    }
-
-    #[test]
-    fn a_reseal_moves_every_record_to_the_new_key_once_and_counts_what_does_not_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = CaptureDb::open(&dir.path().join("capture.db")).unwrap();
+    /// A capture file in `dir` with one capture (on `key-1`), and that capture's id.
+    fn db_with_rule(dir: &std::path::Path) -> (CaptureDb, String) {
+        let db = CaptureDb::open(&dir.join("capture.db")).unwrap();
         let rule = db
             .insert_rule(&NewRule {
                 subject: Subject::Key("key-1".into()),
@@ -292,6 +277,18 @@ mod tests {
                 ends_at: 1000,
             })
             .unwrap();
+        (db, rule)
+    }
+
+    /// A store of its own, under a new key.
+    fn store_in(dir: &std::path::Path, name: &str) -> Store {
+        Store::open(&dir.join(name), 2, MasterKey::generate()).unwrap()
+    }
+
+    #[test]
+    fn a_reseal_moves_every_record_to_the_new_key_once_and_counts_what_does_not_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, rule) = db_with_rule(dir.path());
         let old = store_in(dir.path(), "relay.db");
         let stranger = MasterKey::generate();
         db.insert_records(&old.sealing_key_now().unwrap(), &[record(&rule, b"prompt")])
