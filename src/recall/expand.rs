@@ -173,9 +173,11 @@ fn referred_id(item: &RawValue) -> Option<String> {
         Some("\"reasoning\"") => probe.encrypted_content.is_none_or(|c| c.get() == "null"),
         _ => false,
     };
-    if !refers {
-        return None;
-    }
+    refers.then(|| string_id(&probe)).flatten()
+}
+
+/// The item's `id`, when it is a string.
+fn string_id(probe: &Probe) -> Option<String> {
     let id = probe.id.filter(|id| kind(id) == Kind::String)?;
     serde_json::from_str(id.get()).ok()
 }
@@ -193,20 +195,19 @@ pub fn writer_of_replayed(
 ) -> Option<AccountId> {
     let items = serde_json::from_str::<Vec<&RawValue>>(input.get()).ok()?;
     // The newest item first: a conversation that moved earlier is read where it is now.
-    items
+    let ids: Vec<String> = items
         .iter()
         .rev()
         .filter_map(|item| encrypted_id(item))
-        .find_map(|id| memory.item(key, &id, now, ttl))
-        .map(|(entry, _)| entry.account.clone())
+        .collect();
+    memory.writer_of(key, &ids, now, ttl)
 }
 
 /// The id of an item sent with its `encrypted_content`.
 fn encrypted_id(item: &RawValue) -> Option<String> {
     let probe = serde_json::from_str::<Probe>(item.get()).ok()?;
     probe.encrypted_content.filter(|c| c.get() != "null")?;
-    let id = probe.id.filter(|id| kind(id) == Kind::String)?;
-    serde_json::from_str(id.get()).ok()
+    string_id(&probe)
 }
 
 #[cfg(test)]

@@ -235,20 +235,40 @@ impl ResponseMemory {
         now: Instant,
         ttl: Duration,
     ) -> Option<(Arc<Remembered>, OutputItem)> {
-        let candidates: Vec<Arc<Remembered>> = {
-            let entries = self.lock();
-            entries
-                .queue
-                .iter()
-                .rev()
-                .map(|(entry, _)| entry)
-                .filter(|entry| entry.key.as_ref() == key && !entry.expired(now, ttl))
-                .cloned()
-                .collect()
-        };
-        candidates
+        self.live_entries(key, now, ttl)
             .into_iter()
             .find_map(|entry| entry.item_with_id(id).map(|item| (entry, item)))
+    }
+
+    /// The account that wrote the newest response holding the first of `ids` (in their order)
+    /// this memory holds for `key`. The key's entries are taken once for all the ids.
+    pub fn writer_of(
+        &self,
+        key: &str,
+        ids: &[String],
+        now: Instant,
+        ttl: Duration,
+    ) -> Option<AccountId> {
+        let entries = self.live_entries(key, now, ttl);
+        ids.iter().find_map(|id| {
+            entries
+                .iter()
+                .find(|entry| entry.item_with_id(id).is_some())
+                .map(|entry| entry.account.clone())
+        })
+    }
+
+    /// `key`'s entries that have not expired, newest first: the lock is held only to take them.
+    fn live_entries(&self, key: &str, now: Instant, ttl: Duration) -> Vec<Arc<Remembered>> {
+        let entries = self.lock();
+        entries
+            .queue
+            .iter()
+            .rev()
+            .map(|(entry, _)| entry)
+            .filter(|entry| entry.key.as_ref() == key && !entry.expired(now, ttl))
+            .cloned()
+            .collect()
     }
 
     /// Bytes and responses held now.
