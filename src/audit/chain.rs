@@ -6,6 +6,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
+use super::blocks;
 use super::record::{canonical, Record};
 use super::AuditError;
 
@@ -104,6 +105,10 @@ fn append_in(tx: &Transaction, records: &[Record]) -> Result<Link, AuditError> {
          ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
     )?
     .execute(params![at.seq, at.hash])?;
+    // A trail of an older schema (read before `serve` migrates it) has per-row indexes instead.
+    if blocks::present(tx)? {
+        blocks::index_full_blocks(tx, at.seq)?;
+    }
     Ok(at)
 }
 

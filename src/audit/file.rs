@@ -12,9 +12,10 @@ use crate::settings::Settings;
 use crate::store::files;
 
 /// Forward-only migrations of the audit file; position + 1 is its `user_version`.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/audit/0001_audit_trail.sql"),
     include_str!("../../schema/audit/0002_partial_indexes.sql"),
+    include_str!("../../schema/audit/0003_block_index.sql"),
 ];
 
 /// How long a writer waits for another (the CLI appending while `serve` flushes).
@@ -39,6 +40,7 @@ pub fn open_for_writing(path: &Path) -> Result<Connection, AuditError> {
     let mut conn = Connection::open(path).map_err(|e| named(e.to_string()))?;
     configure(&conn).map_err(|e| named(e.to_string()))?;
     migrate(&mut conn).map_err(|e| named(e.to_string()))?;
+    index_existing(&mut conn).map_err(|e| named(e.to_string()))?;
     files::tighten_files(path, &mut warnings);
     Ok(conn)
 }
@@ -118,6 +120,15 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // file again and again. A 32 MiB cache (used only as the trail grows) and checkpoints every
     // 10 000 pages (a WAL of up to ~40 MB) halve the writer's CPU per row.
     conn.execute_batch("PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 10000;")
+}
+
+/// Indexes the full blocks a trail holds and has not indexed yet: every block of a trail
+/// written before the block index existed, once, when `serve` first opens it.
+fn index_existing(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let head = super::chain::head(&tx)?;
+    super::blocks::index_full_blocks(&tx, head.seq)?;
+    tx.commit()
 }
 
 /// Applies the migrations this file lacks, reading its version inside the transaction so that

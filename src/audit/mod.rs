@@ -7,6 +7,7 @@
 //! | `record.rs`    | what a row says, and its canonical content                     |
 //! | `file.rs`      | the audit file: where, its modes, WAL, its schema              |
 //! | `chain.rs`     | appending under the chain's head, the hash of a link           |
+//! | `blocks.rs`    | the search index of tenant, key, model, account, built in bulk |
 //! | `verify.rs`    | walking the chain from its anchor, naming the first break      |
 //! | `search.rs`    | filters, pages behind a cursor, the export                     |
 //! | `retention.rs` | pruning old rows behind an anchor                              |
@@ -17,6 +18,7 @@
 //! wait, no lock, no I/O. The CLI, a process of its own, appends its acts directly
 //! ([`append_now`]); both serialize on the file's write lock.
 
+mod blocks;
 mod chain;
 mod file;
 pub mod metrics;
@@ -29,7 +31,7 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use slog::{error, info, Logger};
@@ -67,6 +69,10 @@ pub(crate) struct Shared {
     healthy: AtomicBool,
     /// In a run of lost rows (logged once at its start, once at its end).
     losing: AtomicBool,
+    /// The writer's thread, woken when `flush_rows` rows are pending or a flush is asked for.
+    writer: OnceLock<std::thread::Thread>,
+    /// `audit.flush_rows`.
+    flush_rows: i64,
     metrics: AuditMetrics,
     log: Logger,
 }
@@ -82,6 +88,8 @@ impl Audit {
             on_failure: audit.on_failure,
             healthy: AtomicBool::new(true),
             losing: AtomicBool::new(false),
+            writer: OnceLock::new(),
+            flush_rows: i64::try_from(audit.flush_rows).unwrap_or(i64::MAX),
             metrics: metrics.clone(),
             log: log.clone(),
         };
@@ -110,8 +118,11 @@ impl Audit {
         let started = std::thread::Builder::new()
             .name("audit-writer".to_owned())
             .spawn(move || writer.run());
-        if let Err(e) = started {
-            shared.failed(&format!("the writer thread did not start: {e}"));
+        match started {
+            Ok(handle) => {
+                let _ = shared.writer.set(handle.thread().clone());
+            }
+            Err(e) => shared.failed(&format!("the writer thread did not start: {e}")),
         }
         Audit(shared)
     }
@@ -123,6 +134,8 @@ impl Audit {
             on_failure: AuditOnFailure::Continue,
             healthy: AtomicBool::new(true),
             losing: AtomicBool::new(false),
+            writer: OnceLock::new(),
+            flush_rows: i64::MAX,
             metrics: AuditMetrics::default(),
             log: log.clone(),
         }))
@@ -141,7 +154,9 @@ impl Audit {
         };
         match queue.try_send(Message::Row(Box::new(record))) {
             Ok(()) => {
-                self.0.metrics.pending.inc();
+                if self.0.metrics.pending.inc() + 1 >= self.0.flush_rows {
+                    self.0.wake_writer();
+                }
             }
             Err(TrySendError::Full(_)) => {
                 self.0.metrics.lost.inc();
@@ -173,6 +188,7 @@ impl Audit {
         if queue.send(Message::Flush(done)).is_err() {
             return false;
         }
+        self.0.wake_writer();
         wait.recv_timeout(timeout).is_ok()
     }
 
@@ -225,5 +241,7 @@ pub fn append_now(settings: &Settings, record: Record) -> Result<(), AuditError>
     chain::append(&mut conn, std::slice::from_ref(&record)).map(|_| ())
 }
 
+#[cfg(test)]
+mod block_index_tests;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,8 @@
 //! Retention: rows older than `audit.retention_days` are deleted from the chain's start, and the
 //! anchor keeps the `seq` and hash of the last row deleted, so `verify` starts from it and the
-//! rows kept still verify. Deleted in slices, each its own short transaction, so that appends
-//! (the server's writer, a CLI command) never wait long behind a large prune.
+//! rows kept still verify; the block index of blocks pruned whole goes with them. Deleted in
+//! slices, each its own short transaction, so that appends (the server's writer, a CLI command)
+//! never wait long behind a large prune.
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -28,6 +29,7 @@ pub fn prune(conn: &mut Connection, cutoff_ms: i64) -> Result<u64, AuditError> {
             |row| row.get(0),
         )?;
         let deleted = tx.execute("DELETE FROM audit_rows WHERE seq <= ?1", [upto])?;
+        super::blocks::prune(&tx, upto)?;
         tx.execute(
             "INSERT INTO audit_anchor (id, seq, hash) VALUES (1, ?1, ?2)
              ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",

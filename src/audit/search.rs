@@ -1,7 +1,8 @@
 //! Finding rows: the filters `audit search` and `GET /admin/v1/audit` share, newest first, a page
 //! at a time behind an opaque cursor; and `audit export`, every row of a time range oldest first,
-//! streamed one row at a time. Each filter has an index that ends in the time (`schema/audit/`),
-//! so a filtered page reads about as many rows as it returns.
+//! streamed one row at a time. The time, status, action and request-id filters have indexes of
+//! their own (`schema/audit/`); tenant, key, model and account are found through the block index
+//! (`blocks.rs`). Either way a filtered page reads about as many rows as it returns.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -9,6 +10,7 @@ use rusqlite::types::Value;
 use rusqlite::Connection;
 use serde::Deserialize;
 
+use super::blocks;
 use super::record::Row;
 use super::AuditError;
 
@@ -136,15 +138,21 @@ fn where_clause(conditions: &[&str]) -> String {
     }
 }
 
-/// The query for one page of `limit` rows after `cursor`, and its parameters.
-fn page_query(filter: &Filter, cursor: Option<Cursor>, limit: usize) -> (String, Vec<Value>) {
+/// The conditions of `filter` and of the rows after `cursor`, and their parameters.
+fn conditions_after(filter: &Filter, cursor: Option<Cursor>) -> (Vec<&'static str>, Vec<Value>) {
     let (mut sql, mut params) = conditions(filter);
     if let Some(cursor) = cursor {
         sql.push("(at_ms, seq) < (?, ?)");
         params.extend([Value::Integer(cursor.at_ms), Value::Integer(cursor.seq)]);
     }
-    // One more than asked: whether a next page exists, without counting.
-    params.push(Value::Integer(limit as i64 + 1));
+    (sql, params)
+}
+
+/// The query for one page of `limit` rows after `cursor` through the per-row indexes, and its
+/// parameters.
+fn page_query(filter: &Filter, cursor: Option<Cursor>, limit: usize) -> (String, Vec<Value>) {
+    let (sql, mut params) = conditions_after(filter, cursor);
+    params.push(Value::Integer(limit as i64));
     let query = format!(
         "SELECT seq, at_ms, content, hash FROM audit_rows {} ORDER BY at_ms DESC, seq DESC LIMIT ?",
         where_clause(&sql)
@@ -152,29 +160,180 @@ fn page_query(filter: &Filter, cursor: Option<Cursor>, limit: usize) -> (String,
     (query, params)
 }
 
-/// One page of at most `limit` rows matching `filter`, after `cursor`.
+/// The block index's values a filter names (`blocks.rs`): tenant, key, model, account.
+fn facets(filter: &Filter) -> Vec<String> {
+    [
+        ('t', &filter.tenant),
+        ('k', &filter.key),
+        ('m', &filter.model),
+        ('a', &filter.account),
+    ]
+    .into_iter()
+    .filter_map(|(prefix, value)| value.as_deref().map(|value| blocks::facet(prefix, value)))
+    .collect()
+}
+
+/// A row found, not yet read from its content.
+struct Found {
+    at_ms: i64,
+    seq: i64,
+    content: String,
+    hash: String,
+}
+
+impl Found {
+    fn of(row: &rusqlite::Row) -> rusqlite::Result<Found> {
+        Ok(Found {
+            seq: row.get(0)?,
+            at_ms: row.get(1)?,
+            content: row.get(2)?,
+            hash: row.get(3)?,
+        })
+    }
+
+    fn read(self) -> Result<Row, AuditError> {
+        let mut parsed: Row = serde_json::from_str(&self.content)?;
+        // The columns are what was searched; the content is what is shown, as sealed.
+        parsed.seq = self.seq;
+        parsed.hash = self.hash;
+        Ok(parsed)
+    }
+}
+
+/// One page of at most `limit` rows matching `filter`, after `cursor`, newest first.
 pub fn search(
     conn: &Connection,
     filter: &Filter,
     cursor: Option<Cursor>,
     limit: usize,
 ) -> Result<Page, AuditError> {
-    let (query, params) = page_query(filter, cursor, limit);
-    let mut statement = conn.prepare(&query)?;
-    let mut found = statement.query(rusqlite::params_from_iter(params))?;
-    let mut rows = Vec::new();
-    let mut next = None;
-    while let Some(row) = found.next()? {
-        if rows.len() == limit {
-            next = rows.last().map(|last: &Row| Cursor {
-                at_ms: last.record.at_ms,
+    // One snapshot: a block indexed meanwhile is neither missed nor read twice.
+    let tx = conn.unchecked_transaction()?;
+    let facets = facets(filter);
+    // One more than asked: whether a next page exists, without counting.
+    let wanted = limit + 1;
+    let mut found = match facets.is_empty() || filter.request_id.is_some() || !blocks::present(&tx)?
+    {
+        true => by_row_indexes(&tx, filter, cursor, wanted)?,
+        false => by_blocks(&tx, filter, &facets, cursor, wanted)?,
+    };
+    let next = match found.len() > limit {
+        true => {
+            found.truncate(limit);
+            found.last().map(|last| Cursor {
+                at_ms: last.at_ms,
                 seq: last.seq,
-            });
+            })
+        }
+        false => None,
+    };
+    let rows = found
+        .into_iter()
+        .map(Found::read)
+        .collect::<Result<_, _>>()?;
+    Ok(Page { rows, next })
+}
+
+/// The rows of a search the per-row indexes serve: time, status, action, request id.
+fn by_row_indexes(
+    conn: &Connection,
+    filter: &Filter,
+    cursor: Option<Cursor>,
+    wanted: usize,
+) -> Result<Vec<Found>, AuditError> {
+    let (query, params) = page_query(filter, cursor, wanted);
+    let mut statement = conn.prepare(&query)?;
+    let found = statement.query_map(rusqlite::params_from_iter(params), Found::of)?;
+    Ok(found.collect::<Result<_, _>>()?)
+}
+
+/// The rows of a search by tenant, key, model or account: the rows not indexed yet read one by
+/// one, then the blocks holding the first value, latest time first, each narrowed to the rows
+/// holding every value. A request row's time is when it began, so blocks overlap in time: a row
+/// is certain of its place once it is later than everything the blocks left could hold.
+fn by_blocks(
+    conn: &Connection,
+    filter: &Filter,
+    facets: &[String],
+    cursor: Option<Cursor>,
+    wanted: usize,
+) -> Result<Vec<Found>, AuditError> {
+    let (conditions, params) = conditions_after(filter, cursor);
+    let narrowed = |first: &'static str| {
+        let mut all = vec![first];
+        all.extend(&conditions);
+        all.join(" AND ")
+    };
+    // The rows after the last full block, at most a block's worth, read one by one.
+    let mut tail = conn.prepare(&format!(
+        "SELECT seq, at_ms, content, hash FROM audit_rows WHERE {}",
+        narrowed("seq >= ?")
+    ))?;
+    let tail_params = std::iter::once(Value::Integer(blocks::unindexed_from(conn)?))
+        .chain(params.iter().cloned());
+    let mut found = tail
+        .query_map(rusqlite::params_from_iter(tail_params), Found::of)?
+        .collect::<Result<Vec<_>, _>>()?;
+    keep_first(&mut found, wanted);
+    let mut one = conn.prepare(&format!(
+        "SELECT seq, at_ms, content, hash FROM audit_rows WHERE {}",
+        narrowed("seq = ?")
+    ))?;
+    // The blocks holding the first value, latest first: one lookup of the value per block
+    // (CROSS JOIN keeps the blocks outside, never a scan of every block's values). A block
+    // whose earliest row in search order (its earliest time, its first row) is not before the
+    // cursor holds nothing for this page.
+    let mut candidates = conn.prepare(
+        "SELECT b.block, b.max_at_ms, p.rows FROM audit_blocks b
+           CROSS JOIN audit_postings p ON p.block = b.block AND p.facet = ?1
+         WHERE b.max_at_ms >= ?2 AND b.min_at_ms < ?3
+           AND (b.min_at_ms, b.block * ?6 + 1) <= (?4, ?5)
+         ORDER BY b.max_at_ms DESC, b.block DESC",
+    )?;
+    let (before_ms, before_seq) = cursor.map_or((i64::MAX, i64::MAX), |c| (c.at_ms, c.seq));
+    let bounds = rusqlite::params![
+        facets[0],
+        filter.since_ms.unwrap_or(i64::MIN),
+        filter.until_ms.unwrap_or(i64::MAX),
+        before_ms,
+        before_seq,
+        blocks::BLOCK_ROWS,
+    ];
+    let mut blocks_found = candidates.query(bounds)?;
+    while let Some(candidate) = blocks_found.next()? {
+        let (block, latest): (i64, i64) = (candidate.get(0)?, candidate.get(1)?);
+        // Blocks come latest first, and of two equally late the newer first: no row of this
+        // block or of one after it comes before (latest, this block's last row).
+        let bound = (latest, blocks::first_of(block + 1) - 1);
+        if found.len() == wanted
+            && found
+                .last()
+                .is_some_and(|last| (last.at_ms, last.seq) > bound)
+        {
             break;
         }
-        rows.push(read_row(row)?);
+        let mut seqs = blocks::seqs(block, &candidate.get::<_, Vec<u8>>(2)?);
+        for other in &facets[1..] {
+            let theirs = blocks::posting(conn, block, other)?;
+            seqs.retain(|seq| theirs.binary_search(seq).is_ok());
+        }
+        for seq in seqs {
+            let params = std::iter::once(Value::Integer(seq)).chain(params.iter().cloned());
+            let mut row = one.query(rusqlite::params_from_iter(params))?;
+            if let Some(row) = row.next()? {
+                found.push(Found::of(row)?);
+            }
+        }
+        keep_first(&mut found, wanted);
     }
-    Ok(Page { rows, next })
+    Ok(found)
+}
+
+/// Keeps the first `wanted` rows in search order (newest first): rows found later can only
+/// push the others further down.
+fn keep_first(found: &mut Vec<Found>, wanted: usize) {
+    found.sort_unstable_by_key(|row| std::cmp::Reverse((row.at_ms, row.seq)));
+    found.truncate(wanted);
 }
 
 /// Every row matching `filter`, oldest first, handed to `each` one at a time.
@@ -192,20 +351,10 @@ pub fn export(
     let mut found = statement.query(rusqlite::params_from_iter(params))?;
     let mut count = 0;
     while let Some(row) = found.next()? {
-        each(&read_row(row)?).map_err(AuditError::Output)?;
+        each(&Found::of(row)?.read()?).map_err(AuditError::Output)?;
         count += 1;
     }
     Ok(count)
-}
-
-fn read_row(row: &rusqlite::Row) -> Result<Row, AuditError> {
-    let seq: i64 = row.get(0)?;
-    let content: String = row.get(2)?;
-    let mut parsed: Row = serde_json::from_str(&content)?;
-    // The columns are what was searched; the content is what is shown, as sealed.
-    parsed.seq = seq;
-    parsed.hash = row.get(3)?;
-    Ok(parsed)
 }
 
 #[cfg(test)]

@@ -123,3 +123,43 @@ fn appends_from_two_connections_continue_one_chain() {
     let report = verify(&reader).unwrap();
     assert_eq!((report.broken, report.rows), (None, 4));
 }
+
+/// The writer's queue as the request path fills it: with an interval far longer than the test,
+/// a batch of `flush_rows` rows and a flush are each written at once (the writer sleeps between
+/// looks at the queue and is woken for them), and a partial batch waits for its interval.
+#[test]
+fn a_full_batch_or_a_flush_wakes_the_writer_before_its_interval() {
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let mut settings = crate::settings::Settings::defaults().unwrap();
+    settings.audit.path = path.clone();
+    settings.audit.flush_interval_ms = 60_000;
+    settings.audit.flush_rows = 3;
+    let log = slog::Logger::root(slog::Discard, slog::o!());
+    let audit = super::Audit::start(&settings, super::AuditMetrics::default(), &log);
+    let written = || {
+        let conn = open_for_reading(&path).unwrap();
+        super::chain::head(&conn).unwrap().seq
+    };
+    let wait_for = |rows: i64| {
+        let began = Instant::now();
+        while written() < rows {
+            assert!(
+                began.elapsed() < Duration::from_secs(20),
+                "{rows} rows not written"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    for at in 0..3 {
+        audit.record(request(at, "gpt-5"));
+    }
+    wait_for(3);
+    audit.record(request(3, "gpt-5"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(written(), 3, "a partial batch waits for its interval");
+    assert!(audit.flush(Duration::from_secs(20)));
+    assert_eq!(written(), 4);
+}

@@ -7,8 +7,9 @@ use std::fmt;
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
+use super::blocks::{self, block_of, first_of, BlockIndex, BLOCK_ROWS};
 use super::chain::{anchor, head, link, Link};
-use super::record::Row;
+use super::record::{Record, Row};
 use super::AuditError;
 
 /// What was found wrong, at which row.
@@ -24,6 +25,8 @@ pub enum Break {
     CutOff { seq: i64, head: i64 },
     /// Rows follow the recorded head: written around the relay.
     Appended { seq: i64 },
+    /// The search index of the block from `seq` to `last` says something else than its rows.
+    Index { seq: i64, last: i64 },
 }
 
 impl Break {
@@ -34,7 +37,8 @@ impl Break {
             | Break::Deleted { seq }
             | Break::Moved { seq, .. }
             | Break::CutOff { seq, .. }
-            | Break::Appended { seq } => *seq,
+            | Break::Appended { seq }
+            | Break::Index { seq, .. } => *seq,
         }
     }
 }
@@ -52,6 +56,12 @@ impl fmt::Display for Break {
             }
             Break::Appended { seq } => {
                 write!(f, "row {seq} was added after the recorded head")
+            }
+            Break::Index { seq, last } => {
+                write!(
+                    f,
+                    "the search index of rows {seq} to {last} does not match them"
+                )
             }
         }
     }
@@ -80,10 +90,20 @@ pub fn verify(conn: &Connection) -> Result<Report, AuditError> {
          FROM audit_rows WHERE seq > ?1 ORDER BY seq",
     )?;
     let mut rows = statement.query([start.seq])?;
+    let mut index = match blocks::present(conn)? {
+        true => Some(IndexCheck::from(&start)),
+        false => None,
+    };
     let mut broken = None;
     while let Some(row) = rows.next()? {
         let columns: Vec<Value> = (0..13).map(|i| row.get(i)).collect::<Result<_, _>>()?;
-        if let Some(found) = walk.step(&columns, recorded.seq) {
+        let checked = walk
+            .step(&columns, recorded.seq)
+            .and_then(|sealed| match &mut index {
+                Some(index) => index.row(conn, sealed.seq, &sealed.record),
+                None => Ok(()),
+            });
+        if let Err(found) = checked {
             broken = Some(found);
             break;
         }
@@ -104,39 +124,39 @@ struct Walk {
 }
 
 impl Walk {
-    /// Checks the next row (its columns as read); `None` when it follows.
-    fn step(&mut self, columns: &[Value], head: i64) -> Option<Break> {
+    /// Checks the next row (its columns as read); its sealed content when it follows.
+    fn step(&mut self, columns: &[Value], head: i64) -> Result<Row, Break> {
         let seq = integer(&columns[0]).unwrap_or_default();
         let expected = self.at.seq + 1;
         if seq > head && expected > head {
-            return Some(Break::Appended { seq });
+            return Err(Break::Appended { seq });
         }
         if seq != expected {
-            return Some(Break::Deleted { seq: expected });
+            return Err(Break::Deleted { seq: expected });
         }
         let (content, hash) = (text(&columns[11]), text(&columns[12]));
         let sealed: Option<Row> = serde_json::from_str(&content).ok();
         let Some(sealed) = sealed else {
-            return Some(edited(seq, "its content is not a row"));
+            return Err(edited(seq, "its content is not a row"));
         };
         if sealed.seq != seq {
-            return Some(Break::Moved {
+            return Err(Break::Moved {
                 seq,
                 holds: sealed.seq,
             });
         }
         if link(&self.at.hash, &content) != hash {
-            return Some(edited(seq, "its hash does not seal its content"));
+            return Err(edited(seq, "its hash does not seal its content"));
         }
         if let Some(column) = disagreeing_column(columns, &sealed) {
-            return Some(edited(
+            return Err(edited(
                 seq,
                 &format!("column {column} differs from its content"),
             ));
         }
         self.at = Link { seq, hash };
         self.rows += 1;
-        None
+        Ok(sealed)
     }
 
     /// The chain has no more rows: it must end at the recorded head.
@@ -151,6 +171,46 @@ impl Walk {
             return Some(edited(self.at.seq, "the recorded head names another hash"));
         }
         None
+    }
+}
+
+/// Rebuilds each full block's search index from the rows walked and compares it with the one
+/// stored, so an index edited to hide rows from searches is found like an edited row.
+struct IndexCheck {
+    built: BlockIndex,
+    /// Whether the walk has every row of the block it is in (not so in the anchor's block,
+    /// whose pruned rows it does not see).
+    whole: bool,
+}
+
+impl IndexCheck {
+    fn from(anchor: &Link) -> IndexCheck {
+        IndexCheck {
+            built: BlockIndex::default(),
+            whole: anchor.seq % BLOCK_ROWS == 0,
+        }
+    }
+
+    /// Takes the next row; at a block's last row, compares the block's index.
+    fn row(&mut self, conn: &Connection, seq: i64, record: &Record) -> Result<(), Break> {
+        self.built.add_record(seq, record);
+        if seq % BLOCK_ROWS != 0 {
+            return Ok(());
+        }
+        let built = std::mem::take(&mut self.built);
+        if !std::mem::replace(&mut self.whole, true) {
+            return Ok(());
+        }
+        let block = block_of(seq);
+        // A block not indexed yet is not a break: the next append indexes it.
+        match blocks::stored(conn, block) {
+            Ok(Some(stored)) if blocks::agree(&built, &stored) => Ok(()),
+            Ok(None) => Ok(()),
+            _ => Err(Break::Index {
+                seq: first_of(block),
+                last: seq,
+            }),
+        }
     }
 }
 

@@ -63,29 +63,33 @@ impl Writer {
     }
 
     /// The rows pending from `first` on, until the interval has passed, `flush_rows` are
-    /// pending, or a flush is asked for.
+    /// pending, or a flush is asked for. Between looks at the queue the writer sleeps rather
+    /// than waiting on it: a receiver waiting on the queue is woken by every row sent (a system
+    /// call and a switch of threads per row, on the request path's side too); a sleeping one
+    /// is woken only by [`Shared::wake_writer`], when a batch is full or a flush is asked for.
     fn gather(&self, first: Message) -> (Vec<Record>, Vec<SyncSender<()>>) {
         let deadline = Instant::now() + self.interval;
         let (mut batch, mut waiters) = (Vec::new(), Vec::new());
         let mut next = Some(first);
-        while let Some(message) = next.take() {
-            match message {
-                Message::Row(record) => batch.push(*record),
-                Message::Flush(waiter) => waiters.push(waiter),
-            }
-            if batch.len() >= self.flush_rows {
-                break;
+        loop {
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Row(record) => batch.push(*record),
+                    Message::Flush(waiter) => waiters.push(waiter),
+                }
+                if batch.len() >= self.flush_rows {
+                    return (batch, waiters);
+                }
+                next = self.queue.try_recv().ok();
             }
             // A flush takes whatever is already queued, without waiting for more.
-            next = match waiters.is_empty() {
-                true => self
-                    .queue
-                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                    .ok(),
-                false => self.queue.try_recv().ok(),
-            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !waiters.is_empty() || left.is_zero() {
+                return (batch, waiters);
+            }
+            std::thread::park_timeout(left);
+            next = self.queue.try_recv().ok();
         }
-        (batch, waiters)
     }
 
     /// Appends `batch`; on failure counts it lost and closes the file.
@@ -148,6 +152,13 @@ impl Writer {
 }
 
 impl Shared {
+    /// Wakes the writer from its sleep between looks at the queue (`Writer::gather`).
+    pub(super) fn wake_writer(&self) {
+        if let Some(writer) = self.writer.get() {
+            writer.unpark();
+        }
+    }
+
     /// A write failed (or the trail could not be opened): refuse while it lasts, and say so
     /// once per run of failures.
     pub(super) fn failed(&self, cause: &str) {
