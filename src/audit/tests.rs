@@ -128,6 +128,7 @@ fn appends_from_two_connections_continue_one_chain() {
 /// a batch of `flush_rows` rows and a flush are each written at once (the writer sleeps between
 /// looks at the queue and is woken for them), and a partial batch waits for its interval.
 #[test]
+#[allow(clippy::disallowed_methods)] // a plain thread waiting on another, no arbiter here
 fn a_full_batch_or_a_flush_wakes_the_writer_before_its_interval() {
     use std::time::{Duration, Instant};
 
