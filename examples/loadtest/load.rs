@@ -40,6 +40,8 @@ pub struct LoopResult {
     pub first_token: Histogram<u64>,
     /// CPU of the measured processes (the proxy), per answer.
     pub cpu_us_per_request: Option<f64>,
+    /// Of it, the relay's audit writer thread's, per answer (none without that thread).
+    pub audit_writer_us_per_request: Option<f64>,
     /// CPU of the mock during the window, in cores.
     pub mock_cores: f64,
     /// Body bytes of the answers counted.
@@ -88,9 +90,12 @@ pub async fn closed_loop(
         ));
     }
     tokio::time::sleep_until(warm_end.into()).await;
+    let writer = || procs::thread_cpu_micros(&watched.proxy, AUDIT_WRITER);
     let (proxy0, mock0, t0) = (cpu(&watched.proxy), cpu(&[watched.mock]), Instant::now());
+    let writer0 = writer();
     tokio::time::sleep_until(end.into()).await;
     let (proxy1, mock1, t1) = (cpu(&watched.proxy), cpu(&[watched.mock]), Instant::now());
+    let writer1 = writer();
     let secs = (t1 - t0).as_secs_f64();
     let mut result = LoopResult {
         requests: 0,
@@ -101,6 +106,7 @@ pub async fn closed_loop(
         first_byte: empty.clone(),
         first_token: empty,
         cpu_us_per_request: None,
+        audit_writer_us_per_request: None,
         mock_cores: mock1.saturating_sub(mock0) as f64 / 1e6 / secs.max(f64::EPSILON),
         bytes: 0,
     };
@@ -121,9 +127,16 @@ pub async fn closed_loop(
     if !watched.proxy.is_empty() && result.requests > 0 {
         result.cpu_us_per_request =
             Some(proxy1.saturating_sub(proxy0) as f64 / result.requests as f64);
+        if procs::has_thread(&watched.proxy, AUDIT_WRITER) {
+            result.audit_writer_us_per_request =
+                Some(writer1.saturating_sub(writer0) as f64 / result.requests as f64);
+        }
     }
     Ok(result)
 }
+
+/// The relay's audit writer thread (`audit::Audit::start`).
+const AUDIT_WRITER: &str = "audit-writer";
 
 fn cpu(pids: &[u32]) -> u64 {
     if pids.is_empty() {

@@ -154,9 +154,46 @@ pub fn cpu_micros(pids: &[u32]) -> u64 {
     ticks.saturating_mul(1_000_000) / clock_ticks()
 }
 
+/// CPU time (user + system) of the threads named `name` in these processes, in microseconds
+/// (the relay's `audit-writer`: what the audit trail costs beside the request path).
+pub fn thread_cpu_micros(pids: &[u32], name: &str) -> u64 {
+    let ticks: u64 = threads_named(pids, name)
+        .iter()
+        .filter_map(|stat| fields_of(stat))
+        .map(|f| f.1 + f.2)
+        .sum();
+    ticks.saturating_mul(1_000_000) / clock_ticks()
+}
+
+/// Whether these processes have a thread named `name`.
+pub fn has_thread(pids: &[u32], name: &str) -> bool {
+    !threads_named(pids, name).is_empty()
+}
+
+/// The `stat` texts of the threads named `name` in these processes.
+fn threads_named(pids: &[u32], name: &str) -> Vec<String> {
+    let tasks = pids
+        .iter()
+        .filter_map(|pid| std::fs::read_dir(format!("/proc/{pid}/task")).ok())
+        .flatten()
+        .filter_map(Result::ok);
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
+        .filter(|stat| {
+            stat.split_once('(')
+                .and_then(|(_, rest)| rest.rsplit_once(')'))
+                .is_some_and(|(comm, _)| comm == name)
+        })
+        .collect()
+}
+
 /// (parent pid, utime, stime) from `/proc/PID/stat`.
 fn stat_fields(pid: u32) -> Option<(u32, u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    fields_of(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// (parent pid, utime, stime) from a `stat` file's text (a process's or a thread's).
+fn fields_of(stat: &str) -> Option<(u32, u64, u64)> {
     // The command name is in parentheses and may hold spaces: fields start after the last ')'.
     let after = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after.split_whitespace().collect();

@@ -131,6 +131,12 @@ pub fn table(all: &[Measured], labels: &Labels, notes: &[String]) -> String {
             &|m| last_fast(m).and_then(|r| r.cpu_us_per_request),
         );
         row(
+            format!("fast c={users}: of it the audit writer"),
+            Compare::None,
+            micros,
+            &|m| last_fast(m).and_then(|r| r.audit_writer_us_per_request),
+        );
+        row(
             format!("fast c={users}: mock CPU (cores)"),
             Compare::None,
             cores,
@@ -162,6 +168,12 @@ pub fn table(all: &[Measured], labels: &Labels, notes: &[String]) -> String {
         Compare::None,
         micros,
         &|m| m.paced.cpu_us_per_request,
+    );
+    row(
+        format!("{paced}: of it the audit writer"),
+        Compare::None,
+        micros,
+        &|m| m.paced.audit_writer_us_per_request,
     );
     for (i, held) in direct.held.iter().enumerate() {
         let n = match held {
@@ -393,6 +405,7 @@ pub fn json(all: &[Measured], settings: Value) -> Value {
             "first_byte_p50_us": quantile(&r.first_byte, 0.5),
             "first_token_p50_us": quantile(&r.first_token, 0.5),
             "proxy_cpu_us_per_request": r.cpu_us_per_request,
+            "audit_writer_cpu_us_per_request": r.audit_writer_us_per_request,
             "mock_cpu_cores": r.mock_cores,
             "first_error": r.first_error,
         })
@@ -456,6 +469,7 @@ mod tests {
             first_byte: empty.clone(),
             first_token: empty,
             cpu_us_per_request: None,
+            audit_writer_us_per_request: None,
             mock_cores: 0.0,
             bytes: 0,
         }

@@ -264,9 +264,11 @@ fn by_blocks(
         all.extend(&conditions);
         all.join(" AND ")
     };
-    // The rows after the last full block, at most a block's worth, read one by one.
+    // The rows after the last full block, at most a block's worth, read one by one. NOT
+    // INDEXED: by the row number (seq), never the time index, which a time filter or a cursor
+    // would otherwise make SQLite walk over every row of the range.
     let mut tail = conn.prepare(&format!(
-        "SELECT seq, at_ms, content, hash FROM audit_rows WHERE {}",
+        "SELECT seq, at_ms, content, hash FROM audit_rows NOT INDEXED WHERE {}",
         narrowed("seq >= ?")
     ))?;
     let tail_params = std::iter::once(Value::Integer(blocks::unindexed_from(conn)?))
@@ -276,7 +278,7 @@ fn by_blocks(
         .collect::<Result<Vec<_>, _>>()?;
     keep_first(&mut found, wanted);
     let mut one = conn.prepare(&format!(
-        "SELECT seq, at_ms, content, hash FROM audit_rows WHERE {}",
+        "SELECT seq, at_ms, content, hash FROM audit_rows NOT INDEXED WHERE {}",
         narrowed("seq = ?")
     ))?;
     // The blocks holding the first value, latest first: one lookup of the value per block
