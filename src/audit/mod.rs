@@ -242,6 +242,4 @@ pub fn append_now(settings: &Settings, record: Record) -> Result<(), AuditError>
 }
 
 #[cfg(test)]
-mod block_index_tests;
-#[cfg(test)]
 mod tests;

@@ -1,5 +1,8 @@
 //! The chain as `verify` sees it: every kind of tampering named at its row, retention keeping
-//! it whole, appends from two connections (two processes) never forking it.
+//! it whole, appends from two connections (two processes) never forking it; the writer woken
+//! when a batch is full. The block index as searches and `verify` meet it: `block_index.rs`.
+
+mod block_index;
 
 use rusqlite::Connection;
 

@@ -5,13 +5,13 @@
 
 use rusqlite::Connection;
 
-use super::blocks::BLOCK_ROWS;
-use super::chain::append;
-use super::record::{Kind, Record, Row};
-use super::retention::prune;
-use super::search::{export, search, Cursor, Filter};
-use super::verify::{verify, Break};
-use super::{open_for_reading, open_for_writing};
+use crate::audit::blocks::BLOCK_ROWS;
+use crate::audit::chain::append;
+use crate::audit::record::{Kind, Record, Row};
+use crate::audit::retention::prune;
+use crate::audit::search::{export, search, Cursor, Filter};
+use crate::audit::verify::{verify, Break};
+use crate::audit::{open_for_reading, open_for_writing};
 
 /// Row `n` of a trail: values spread unevenly over few tenants and models and many keys, and a
 /// time that does not follow the row's place (a request row is written when it ends, with the
@@ -246,7 +246,7 @@ fn a_trail_of_the_per_row_indexes_is_searched_then_indexed_in_blocks_when_serve_
     let path = dir.path().join("audit.db");
     {
         let mut conn = Connection::open(&path).unwrap();
-        for migration in &super::file::MIGRATIONS[..2] {
+        for migration in &crate::audit::file::MIGRATIONS[..2] {
             conn.execute_batch(migration).unwrap();
         }
         conn.pragma_update(None, "user_version", 2).unwrap();
