@@ -28,13 +28,23 @@ pub fn first_of(block: i64) -> i64 {
     block * BLOCK_ROWS + 1
 }
 
+/// The last row of a block.
+pub fn last_of(block: i64) -> i64 {
+    first_of(block + 1) - 1
+}
+
 /// A filter's value as the index names it: `t:`, `k:`, `m:` or `a:`, then the value.
 pub fn facet(prefix: char, value: &str) -> String {
     let mut facet = String::with_capacity(value.len() + 2);
-    facet.push(prefix);
-    facet.push(':');
-    facet.push_str(value);
+    write_facet(&mut facet, prefix, value);
     facet
+}
+
+/// Writes the facet of `value` into `facet`, replacing what it held.
+fn write_facet(facet: &mut String, prefix: char, value: &str) {
+    facet.clear();
+    facet.extend([prefix, ':']);
+    facet.push_str(value);
 }
 
 /// One block's index: its rows' time range and which rows each value has.
@@ -63,9 +73,7 @@ impl BlockIndex {
         let place = ((seq - 1).rem_euclid(BLOCK_ROWS) as u16).to_le_bytes();
         for (prefix, value) in values {
             let Some(value) = value else { continue };
-            self.scratch.clear();
-            self.scratch.extend([prefix, ':']);
-            self.scratch.push_str(value);
+            write_facet(&mut self.scratch, prefix, value);
             match self.postings.get_mut(self.scratch.as_str()) {
                 Some(rows) => rows.extend_from_slice(&place),
                 None => {
@@ -143,7 +151,7 @@ pub fn unindexed_from(conn: &Connection) -> rusqlite::Result<i64> {
 /// transaction that appended the rows, so a block is indexed exactly when its last row lands.
 pub fn index_full_blocks(conn: &Connection, head_seq: i64) -> rusqlite::Result<()> {
     let mut block = next_block(conn)?;
-    while first_of(block + 1) - 1 <= head_seq {
+    while last_of(block) <= head_seq {
         let index = build(conn, block)?;
         write(conn, block, &index)?;
         block += 1;
@@ -157,7 +165,7 @@ fn build(conn: &Connection, block: i64) -> rusqlite::Result<BlockIndex> {
         "SELECT seq, at_ms, tenant_id, key_id, model, account_id FROM audit_rows
          WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
     )?;
-    let mut found = rows.query(params![first_of(block), first_of(block + 1) - 1])?;
+    let mut found = rows.query(params![first_of(block), last_of(block)])?;
     let mut index = BlockIndex::default();
     while let Some(row) = found.next()? {
         let text = |i| row.get_ref(i).and_then(|v| Ok(v.as_str_or_null()?));

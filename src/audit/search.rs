@@ -306,7 +306,7 @@ fn by_blocks(
         let (block, latest): (i64, i64) = (candidate.get(0)?, candidate.get(1)?);
         // Blocks come latest first, and of two equally late the newer first: no row of this
         // block or of one after it comes before (latest, this block's last row).
-        let bound = (latest, blocks::first_of(block + 1) - 1);
+        let bound = (latest, blocks::last_of(block));
         if found.len() == wanted
             && found
                 .last()
