@@ -51,6 +51,7 @@ pub struct Settings {
     pub routing: RoutingSettings,
     pub responses: ResponsesSettings,
     pub audit: AuditSettings,
+    pub websocket: WebSocketSettings,
     /// Where these settings were read from, so that a reload reads the same layers again.
     #[serde(skip)]
     pub source: SettingsSource,
@@ -67,6 +68,21 @@ pub struct ServerSettings {
     pub sse_keepalive_ms: u64,
     /// How long a SIGTERM leaves the calls in flight to finish before they are cut.
     pub shutdown_grace_secs: u64,
+}
+
+/// `[websocket]`: Responses over WebSocket (`http::websocket`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketSettings {
+    pub enabled: bool,
+    pub max_connections_per_key: usize,
+    /// A connection without a frame from its client for this long is closed.
+    pub idle_timeout_secs: u64,
+    pub ping_interval_secs: u64,
+    /// How long a connection keeps its upstream WebSocket (and its account) between turns.
+    pub upstream_idle_secs: u64,
+    /// How long turns go over HTTP after the upstream refused a WebSocket.
+    pub fallback_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

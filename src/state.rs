@@ -15,6 +15,7 @@ use crate::capture::Capture;
 use crate::credentials::KeyRing;
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
+use crate::http::websocket::WebSockets;
 use crate::pool::headroom::PoolHeadroom;
 use crate::pool::metrics::PoolMetrics;
 use crate::recall::ResponseMemory;
@@ -38,6 +39,7 @@ struct Inner {
     capture: Capture,
     drift: Drift,
     headroom: PoolHeadroom,
+    websockets: WebSockets,
     log: Logger,
 }
 
@@ -69,6 +71,7 @@ impl AppState {
             capture: parts.capture,
             drift: parts.drift,
             headroom: parts.headroom,
+            websockets: WebSockets::default(),
             log,
         }))
     }
@@ -116,6 +119,10 @@ impl AppState {
     /// The pool's rate-limit windows as last read, for the limits callers are shown.
     pub fn headroom(&self) -> &PoolHeadroom {
         &self.0.headroom
+    }
+    /// The open WebSocket connections per key, and whether the upstream refuses WebSockets.
+    pub fn websockets(&self) -> &WebSockets {
+        &self.0.websockets
     }
     pub fn log(&self) -> &Logger {
         &self.0.log

@@ -20,7 +20,8 @@ pub(super) struct AccountScript {
 pub(super) type AccountScripts = HashMap<String, AccountScript>;
 
 impl MockState {
-    /// Queues an answer for the next `POST /responses` of `account` (first in, first out).
+    /// Queues an answer for the next `POST /responses` or WebSocket turn of `account` (first
+    /// in, first out).
     pub fn push_scripted_for(&self, account: &str, answer: Scripted) {
         lock(&self.accounts)
             .entry(account.to_owned())
@@ -30,7 +31,8 @@ impl MockState {
     }
 
     /// Answers every `POST /responses` of `account` with `answer` (after its queue) until it is
-    /// set to `None`. A standing [`Scripted::Status`] also answers `GET /models`.
+    /// set to `None`. A standing [`Scripted::Status`] also answers `GET /models` and the
+    /// WebSocket handshake.
     pub fn set_standing_for(&self, account: &str, answer: Option<Scripted>) {
         lock(&self.accounts)
             .entry(account.to_owned())

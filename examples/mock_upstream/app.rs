@@ -17,6 +17,7 @@
 //! | `token_script.rs` | scripted token-endpoint failures, token lifetime, counters      |
 //! | `login.rs`     | `/oauth/authorize` and the device-code endpoints                   |
 //! | `models.rs`    | `GET /models`, the Codex model catalog (per account, when set)     |
+//! | `websocket.rs` | `GET /responses` upgraded: turns over a WebSocket, per connection  |
 //! | `bench.rs`     | bench mode: prebuilt streams, nothing recorded, several workers    |
 //! | `tests.rs`     | the mock's own tests (run wherever this file is included)          |
 //!
@@ -53,6 +54,8 @@ mod stream;
 pub mod tls;
 #[path = "token_script.rs"]
 mod token_script;
+#[path = "websocket.rs"]
+mod websocket;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -213,6 +216,7 @@ pub struct MockState {
     login: Mutex<login::LoginScript>,
     accounts: Mutex<accounts::AccountScripts>,
     drift: AtomicBool,
+    websocket: websocket::Sockets,
 }
 
 impl MockState {
@@ -246,8 +250,9 @@ impl MockState {
         self.drift.load(Ordering::SeqCst)
     }
 
-    /// Queues an answer: the next `POST /responses` that passes validation gets it instead of
-    /// the normal answer. Answers are used first in, first out.
+    /// Queues an answer: the next `POST /responses` (or WebSocket turn that generates) that
+    /// passes validation gets it instead of the normal answer. Answers are used first in, first
+    /// out.
     pub fn push_scripted(&self, answer: Scripted) {
         lock(&self.scripted).push_back(answer);
     }
@@ -435,7 +440,9 @@ impl RecordedRequest {
     }
 }
 
-/// An answer a test queues for the next `POST /responses` (see [`MockState::push_scripted`]).
+/// An answer a test queues for the next `POST /responses` or WebSocket turn (see
+/// [`MockState::push_scripted`]). Over a WebSocket each answer is sent as frames: see
+/// `websocket.rs`.
 #[derive(Clone, Debug)]
 pub enum Scripted {
     /// A plain HTTP answer, e.g. 429 `usage_limit_reached`, 500, 401. `body` is sent as is
@@ -455,24 +462,28 @@ pub enum Scripted {
     Raw(Vec<Bytes>),
 }
 
-/// The single entry point: record first (every request, whatever it is), then route.
+/// The single entry point: record first (every request, whatever it is), then route. A
+/// WebSocket handshake keeps its payload: it becomes the connection's incoming frames.
 async fn dispatch(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<MockState>,
 ) -> HttpResponse {
-    let (body, body_error) = if body_lasts_until_close(&req) {
-        (Bytes::new(), None)
+    let (body, body_error, upgraded) = if body_lasts_until_close(&req) {
+        (Bytes::new(), None, Some(payload))
     } else {
         match read_body(&req, payload).await {
-            Ok(body) => (body, None),
-            Err(status) => (Bytes::new(), Some(status)),
+            Ok(body) => (body, None, None),
+            Err(status) => (Bytes::new(), Some(status), None),
         }
     };
     let recorded = RecordedRequest::of(&req, body);
     state.record(recorded.clone());
     if let Some(status) = body_error {
         return detail(status, "Invalid request body");
+    }
+    if let Some(payload) = upgraded.filter(|_| websocket::is_upgrade(&recorded)) {
+        return websocket::upgrade(state.into_inner(), &req, payload, &recorded);
     }
     let token_delay = state.token_delay();
     if recorded.path == "/oauth/token" && !token_delay.is_zero() {
@@ -484,10 +495,6 @@ async fn dispatch(
 fn route(state: Arc<MockState>, req: &RecordedRequest) -> HttpResponse {
     match (req.method.as_str(), req.path.as_str()) {
         ("POST", "/responses") => responses::handle(state, req),
-        ("GET", "/responses") if is_websocket_upgrade(req) => {
-            // The Codex CLI falls back to SSE at once, for the whole session, on 426.
-            detail(StatusCode::UPGRADE_REQUIRED, "Upgrade Required")
-        }
         ("GET", "/models") => match state.standing_status_for(req.header("chatgpt-account-id")) {
             Some(Scripted::Status {
                 status,
@@ -502,11 +509,6 @@ fn route(state: Arc<MockState>, req: &RecordedRequest) -> HttpResponse {
         ("POST", "/api/accounts/deviceauth/token") => login::device_token(&state, req),
         _ => detail(StatusCode::NOT_FOUND, "Not Found"),
     }
-}
-
-fn is_websocket_upgrade(req: &RecordedRequest) -> bool {
-    req.header("upgrade")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
 }
 
 /// A WebSocket handshake (or CONNECT) has no body: what follows belongs to the upgraded

@@ -11,6 +11,11 @@
 //! | `bench fast`       | 58 events, ~18 KB, in one chunk (also the answer without one)   |
 //! | `bench paced N M`  | N chunks, M ms apart, the first at once                         |
 //!
+//! `GET /responses` upgrades to a WebSocket (unless switched off, as in normal mode): each
+//! `response.create` message is answered with the same prebuilt events, one frame each, chosen
+//! by the same marker (a paced chunk's events go out together), after a prebuilt
+//! `codex.rate_limits`; nothing is recorded, no `previous_response_id` is checked.
+//!
 //! Every other path (`/models`, `/oauth/token`, logins) is answered as in normal mode, without
 //! recording it either. Bench mode runs any number of workers (threads).
 
@@ -33,7 +38,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    bind, detail, launch, read_body, route, tls, MockState, MockUpstream, RecordedRequest,
+    bind, body_lasts_until_close, detail, launch, read_body, route, tls, websocket, MockState,
+    MockUpstream, RecordedRequest,
 };
 
 /// The longest paced answer and the longest pause between its chunks: bounds, so a typo in a
@@ -95,32 +101,54 @@ pub async fn start(
 /// The answers, built on first use and shared by every worker.
 struct Streams {
     fast: Bytes,
-    paced: RwLock<HashMap<usize, Arc<[Bytes]>>>,
+    /// The fast answer as WebSocket frame texts, one group per SSE chunk.
+    fast_frames: Frames,
+    paced: RwLock<HashMap<usize, Paced>>,
+    /// `codex.rate_limits`, sent before each WebSocket answer (an SSE answer's headers).
+    rate_limits: String,
     requests: AtomicU64,
+}
+
+/// Frame texts in groups: a group goes out at once, as one SSE chunk does.
+type Frames = Arc<[Vec<String>]>;
+
+/// A paced answer, as SSE chunks and as the same chunks of frames.
+#[derive(Clone)]
+struct Paced {
+    chunks: Arc<[Bytes]>,
+    frames: Frames,
 }
 
 impl Default for Streams {
     fn default() -> Self {
+        let fast = shapes::fast();
         Streams {
-            fast: shapes::fast(),
+            fast: shapes::join(&fast),
+            fast_frames: vec![shapes::texts(&fast)].into(),
             paced: RwLock::default(),
+            rate_limits: super::websocket::rate_limits_event((12.5, 3.0)).to_string(),
             requests: AtomicU64::new(0),
         }
     }
 }
 
 impl Streams {
-    fn paced(&self, chunks: usize) -> Arc<[Bytes]> {
+    /// The paced answer in `chunks` chunks, as SSE chunks and as frame groups.
+    fn paced(&self, chunks: usize) -> Paced {
         let cached = self.paced.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some(frames) = cached.get(&chunks) {
-            return Arc::clone(frames);
+        if let Some(paced) = cached.get(&chunks) {
+            return paced.clone();
         }
         drop(cached);
         let mut cache = self.paced.write().unwrap_or_else(PoisonError::into_inner);
-        let frames = cache
-            .entry(chunks)
-            .or_insert_with(|| shapes::paced(chunks).into());
-        Arc::clone(frames)
+        let paced = cache.entry(chunks).or_insert_with(|| {
+            let groups = shapes::paced(chunks);
+            Paced {
+                chunks: groups.iter().map(|group| shapes::join(group)).collect(),
+                frames: groups.iter().map(|group| shapes::texts(group)).collect(),
+            }
+        });
+        paced.clone()
     }
 }
 
@@ -130,6 +158,12 @@ async fn dispatch(
     state: web::Data<MockState>,
     streams: web::Data<Streams>,
 ) -> HttpResponse {
+    // Before the body is read: a handshake's "body" is the connection's frames. Only then is
+    // a record built, as the handshake checks read one; other requests are not slowed by it.
+    if req.method() == Method::GET && req.path() == "/responses" && body_lasts_until_close(&req) {
+        let handshake = RecordedRequest::of(&req, Bytes::new());
+        return upgrade(state.into_inner(), &req, payload, &handshake, streams);
+    }
     let body = match read_body(&req, payload).await {
         Ok(body) => body,
         Err(status) => return detail(status, "Invalid request body"),
@@ -140,14 +174,16 @@ async fn dispatch(
     route(state.into_inner(), &RecordedRequest::of(&req, body))
 }
 
-fn respond(req: &HttpRequest, body: &[u8], streams: &Streams) -> HttpResponse {
-    let has_bearer = req
-        .headers()
+fn has_bearer(req: &HttpRequest) -> bool {
+    req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
-        .is_some_and(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.is_empty());
-    if !has_bearer {
+        .is_some_and(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
+}
+
+fn respond(req: &HttpRequest, body: &[u8], streams: &Streams) -> HttpResponse {
+    if !has_bearer(req) {
         return detail(StatusCode::UNAUTHORIZED, "Unauthorized");
     }
     let n = streams.requests.fetch_add(1, Ordering::Relaxed);
@@ -159,7 +195,52 @@ fn respond(req: &HttpRequest, body: &[u8], streams: &Streams) -> HttpResponse {
             let once = stream::once(std::future::ready(Ok::<_, io::Error>(streams.fast.clone())));
             response.streaming(once)
         }
-        Shape::Paced { chunks, gap } => response.streaming(paced(streams.paced(chunks), gap)),
+        Shape::Paced { chunks, gap } => {
+            response.streaming(paced(streams.paced(chunks).chunks, gap))
+        }
+    }
+}
+
+/// The handshake of bench mode: 426 as in normal mode, the bearer only checked for presence.
+fn upgrade(
+    state: Arc<MockState>,
+    req: &HttpRequest,
+    payload: web::Payload,
+    handshake: &RecordedRequest,
+    streams: web::Data<Streams>,
+) -> HttpResponse {
+    if let Some(refusal) = websocket::unavailable(&state, handshake) {
+        return refusal;
+    }
+    if !has_bearer(req) {
+        return detail(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
+    websocket::accept(state, req, payload, |_| BenchTurns(streams))
+}
+
+/// Answers every `response.create` with the answer its marker names, from prebuilt frames.
+struct BenchTurns(web::Data<Streams>);
+
+impl websocket::Turns for BenchTurns {
+    async fn answer(&mut self, text: &str, session: &mut actix_ws::Session) -> websocket::After {
+        let streams = &self.0;
+        let (groups, gap) = match Shape::of(text.as_bytes()) {
+            Shape::Fast => (Arc::clone(&streams.fast_frames), Duration::ZERO),
+            Shape::Paced { chunks, gap } => (streams.paced(chunks).frames, gap),
+        };
+        let rate_limits = [streams.rate_limits.as_str()];
+        if let websocket::After::End = websocket::send_texts(session, rate_limits, None).await {
+            return websocket::After::End;
+        }
+        for (i, group) in groups.iter().enumerate() {
+            if i > 0 {
+                actix_rt::time::sleep(gap).await;
+            }
+            if let websocket::After::End = websocket::send_texts(session, group, None).await {
+                return websocket::After::End;
+            }
+        }
+        websocket::After::Open
     }
 }
 

@@ -1,4 +1,5 @@
-//! The streams of bench mode, built once as bytes from the normal mode's event builders:
+//! The streams of bench mode, built once (as SSE bytes, and as WebSocket frame texts) from the
+//! normal mode's event builders:
 //!
 //! * fast: one chunk of 58 events, about 18 KB — `response.created`, `response.in_progress`, a
 //!   reasoning item (added, done) carrying `encrypted_content` as Codex asks for, a
@@ -40,8 +41,8 @@ const WORDS: [&str; 12] = [
     "unchanged.",
 ];
 
-/// The fast answer: every event in one chunk.
-pub(super) fn fast() -> Bytes {
+/// The fast answer's events, sent in one chunk.
+pub(super) fn fast() -> Vec<Value> {
     let ctx = context();
     let mut events = Events::default();
     ctx.created_events(&mut events);
@@ -50,11 +51,11 @@ pub(super) fn fast() -> Bytes {
     let (message, tokens) = message_events(&mut events, 1, &text(FAST_DELTAS));
     let response = ctx.response("completed", vec![reasoning, message], ctx.usage(tokens));
     events.push("response.completed", json!({ "response": response }));
-    join(&events.into_vec())
+    events.into_vec()
 }
 
-/// The paced answer in `chunks` chunks (at least 3: the start, one delta, the end).
-pub(super) fn paced(chunks: usize) -> Vec<Bytes> {
+/// The paced answer's events in `chunks` chunks (at least 3: the start, one delta, the end).
+pub(super) fn paced(chunks: usize) -> Vec<Vec<Value>> {
     let deltas = chunks.max(3) - 2;
     let ctx = context();
     let mut events = Events::default();
@@ -62,13 +63,13 @@ pub(super) fn paced(chunks: usize) -> Vec<Bytes> {
     let (message, tokens) = message_events(&mut events, 0, &text(deltas));
     let response = ctx.response("completed", vec![message], ctx.usage(tokens));
     events.push("response.completed", json!({ "response": response }));
-    let events = events.into_vec();
+    let mut events = events.into_vec();
     // created, in_progress, output_item.added, content_part.added | deltas | the rest.
-    let (start, rest) = events.split_at(4.min(events.len()));
-    let (deltas, end) = rest.split_at(deltas.min(rest.len()));
-    std::iter::once(join(start))
-        .chain(deltas.iter().map(frame))
-        .chain(std::iter::once(join(end)))
+    let mut rest = events.split_off(4.min(events.len()));
+    let end = rest.split_off(deltas.min(rest.len()));
+    std::iter::once(events)
+        .chain(rest.into_iter().map(|delta| vec![delta]))
+        .chain(std::iter::once(end))
         .collect()
 }
 
@@ -87,10 +88,16 @@ fn text(words: usize) -> String {
     words.join(" ")
 }
 
-fn join(events: &[Value]) -> Bytes {
+/// The SSE bytes of one chunk of events.
+pub(super) fn join(events: &[Value]) -> Bytes {
     let mut bytes = BytesMut::new();
     for event in events {
         bytes.extend_from_slice(&frame(event));
     }
     bytes.freeze()
+}
+
+/// The WebSocket frame texts of one chunk of events: one frame per event.
+pub(super) fn texts(events: &[Value]) -> Vec<String> {
+    events.iter().map(Value::to_string).collect()
 }

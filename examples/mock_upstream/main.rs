@@ -5,6 +5,7 @@
 //! ```
 //!
 //! `--bench --workers N` serves the load test's upstream (`app.rs`'s `bench.rs`).
+//! `GET /responses` speaks Responses over WebSocket (`websocket.rs`) unless `--no-websocket`.
 //!
 //! The mock itself lives in `app.rs`; this file owns only the command line and the lifecycle.
 
@@ -45,11 +46,16 @@ struct Args {
     /// relay knows yet in every normal answer (to see the relay count upstream drift).
     #[arg(long)]
     drift: bool,
-    /// Pause between SSE events, in milliseconds.
+    /// Answer WebSocket upgrades of `GET /responses` with 426, as a backend without WebSockets
+    /// does (the Codex CLI then falls back to SSE); by default they are served.
+    #[arg(long)]
+    no_websocket: bool,
+    /// Pause between SSE events (and WebSocket frames), in milliseconds.
     #[arg(long, value_name = "N", default_value_t = 0)]
     event_delay_ms: u64,
-    /// Bench mode, for load tests: `POST /responses` answers from prebuilt streams chosen by a
-    /// marker in `input` (`bench fast`, `bench paced N M`), and no request is recorded.
+    /// Bench mode, for load tests: `POST /responses` (and each `response.create` over a
+    /// WebSocket) answers from prebuilt streams chosen by a marker in `input` (`bench fast`,
+    /// `bench paced N M`), and no request is recorded.
     #[arg(long)]
     bench: bool,
     /// Worker threads in bench mode.
@@ -104,6 +110,7 @@ async fn main() -> std::io::Result<()> {
     mock.state
         .set_event_delay(Duration::from_millis(args.event_delay_ms));
     mock.state.set_drift(args.drift);
+    mock.state.set_websocket(!args.no_websocket);
     if let Some(path) = &args.write_auth_json {
         write_auth_json(path, "acct-mock-1")?;
         eprintln!(

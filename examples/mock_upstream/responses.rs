@@ -4,11 +4,13 @@
 //! needs storage, `stateless.rs`), then answers
 //! with a queued [`Scripted`] answer or with the normal SSE stream. A body nesting deeper than
 //! [`MAX_NESTING`] fails with a 500 on every account, as a request that breaks the backend does.
+//! The checks and the choice of answer are shared with WebSocket turns (`websocket.rs`).
 
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, HttpResponseBuilder};
+use bytes::Bytes;
 use serde_json::Value;
 
 use super::events::{self, ResponseCtx};
@@ -50,18 +52,44 @@ pub(super) fn handle(state: Arc<MockState>, req: &RecordedRequest) -> HttpRespon
 
 /// The request body, or the status and `detail` message the backend refuses it with.
 fn admit(state: &MockState, req: &RecordedRequest) -> Result<Value, (StatusCode, String)> {
+    let account = caller(state, req)?;
+    check_turn(state, account, &req.body, StreamField::Required)
+}
+
+/// The caller's account, or why the backend refuses the caller before reading what it asks:
+/// the checks a WebSocket handshake gets too.
+pub(super) fn caller<'r>(
+    state: &MockState,
+    req: &'r RecordedRequest,
+) -> Result<&'r str, (StatusCode, String)> {
     if !has_acceptable_bearer(state, req) {
         return Err((StatusCode::UNAUTHORIZED, "Unauthorized".into()));
     }
-    let Some(account) = req.header("chatgpt-account-id") else {
-        let reason = "Missing ChatGPT-Account-ID".into();
-        return Err((StatusCode::BAD_REQUEST, reason));
-    };
-    if nesting(&req.body) > MAX_NESTING {
+    req.header("chatgpt-account-id")
+        .ok_or_else(|| (StatusCode::BAD_REQUEST, "Missing ChatGPT-Account-ID".into()))
+}
+
+/// Whether a turn must say `"stream": true`: over HTTP it must, over a WebSocket the backend
+/// ignores the field (every answer streams as frames).
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum StreamField {
+    Required,
+    Ignored,
+}
+
+/// The turn's body as `account` sent it (`raw`), or the status and message the backend refuses
+/// it with, whatever the transport.
+pub(super) fn check_turn(
+    state: &MockState,
+    account: &str,
+    raw: &[u8],
+    stream: StreamField,
+) -> Result<Value, (StatusCode, String)> {
+    if nesting(raw) > MAX_NESTING {
         let reason = "Internal Server Error".into();
         return Err((StatusCode::INTERNAL_SERVER_ERROR, reason));
     }
-    let body = parse_and_check(req).map_err(|reason| (StatusCode::BAD_REQUEST, reason))?;
+    let body = parse_and_check(raw, stream).map_err(|reason| (StatusCode::BAD_REQUEST, reason))?;
     let model = body
         .get("model")
         .and_then(Value::as_str)
@@ -82,36 +110,74 @@ fn answer(
 ) -> HttpResponse {
     let ctx = ResponseCtx::new(body, body_len);
     let used = state.used_percent_for(account);
-    let (events, ending) = match state.next_scripted_for(account) {
-        None if super::compaction::is_requested(body) => {
-            (super::compaction::events(&ctx), Ending::Complete)
+    match turn(&state, &ctx, body, account) {
+        Turn::Events(events, ending) => {
+            stream_answer(state, &ctx, request_id, &events, ending, used)
         }
-        None if state.drift() => {
-            let events = events::with_unknown_event(events::normal(&ctx, body, account));
-            (events, Ending::Complete)
-        }
-        None => (events::normal(&ctx, body, account), Ending::Complete),
-        Some(Scripted::Status {
+        Turn::Status {
             status,
-            body: text,
+            body,
             headers,
-        }) => return scripted_status(status, text, &headers, request_id),
-        Some(Scripted::FailedInStream { code, message }) => {
-            (events::failed(&ctx, &code, &message), Ending::Complete)
-        }
-        Some(Scripted::Raw(chunks)) => {
+        } => scripted_status(status, body, &headers, request_id),
+        Turn::Raw(chunks) => {
             let delay = state.event_delay();
             let mut response = HttpResponse::Ok();
             stream_headers(&mut response, &ctx.model, request_id, used);
-            return response.streaming(sse_frames(state, chunks, Ending::Complete, delay));
+            response.streaming(sse_frames(state, chunks, Ending::Complete, delay))
         }
+    }
+}
+
+/// What a turn that passed the checks is answered with, over HTTP or a WebSocket.
+pub(super) enum Turn {
+    /// Stream events, then end as told.
+    Events(Vec<Value>, Ending),
+    /// A scripted error instead of a stream.
+    Status {
+        status: u16,
+        body: String,
+        headers: Vec<(String, String)>,
+    },
+    /// Scripted chunks, sent exactly as given.
+    Raw(Vec<Bytes>),
+}
+
+/// The next queued script for `account` if there is one, else the normal answer (a compaction
+/// when asked for one, with an unknown event when the backend has drifted).
+pub(super) fn turn(
+    state: &MockState,
+    ctx: &ResponseCtx,
+    body: &Value,
+    account: Option<&str>,
+) -> Turn {
+    match state.next_scripted_for(account) {
+        None if super::compaction::is_requested(body) => {
+            Turn::Events(super::compaction::events(ctx), Ending::Complete)
+        }
+        None if state.drift() => {
+            let events = events::with_unknown_event(events::normal(ctx, body, account));
+            Turn::Events(events, Ending::Complete)
+        }
+        None => Turn::Events(events::normal(ctx, body, account), Ending::Complete),
+        Some(Scripted::Status {
+            status,
+            body,
+            headers,
+        }) => Turn::Status {
+            status,
+            body,
+            headers,
+        },
+        Some(Scripted::FailedInStream { code, message }) => {
+            Turn::Events(events::failed(ctx, &code, &message), Ending::Complete)
+        }
+        Some(Scripted::Raw(chunks)) => Turn::Raw(chunks),
         Some(Scripted::CutAfterEvents(n)) => {
-            let mut events = events::normal(&ctx, body, account);
+            let mut events = events::normal(ctx, body, account);
             events.truncate(n);
-            (events, Ending::Cut)
+            Turn::Events(events, Ending::Cut)
         }
-    };
-    stream_answer(state, &ctx, request_id, &events, ending, used)
+    }
 }
 
 /// Any bearer the mock minted, or any token whose JWT payload parses: the mock does not check
@@ -140,9 +206,12 @@ fn has_acceptable_bearer(state: &MockState, req: &RecordedRequest) -> bool {
 }
 
 /// The body, or the backend's 400 `detail` message for the first rule it breaks.
-fn parse_and_check(req: &RecordedRequest) -> Result<Value, String> {
-    let body = req.json().filter(Value::is_object).ok_or("Invalid JSON")?;
-    if body.get("stream") != Some(&Value::Bool(true)) {
+fn parse_and_check(raw: &[u8], stream: StreamField) -> Result<Value, String> {
+    let body = serde_json::from_slice::<Value>(raw)
+        .ok()
+        .filter(Value::is_object)
+        .ok_or("Invalid JSON")?;
+    if stream == StreamField::Required && body.get("stream") != Some(&Value::Bool(true)) {
         return Err("Stream must be set to true".into());
     }
     if body.get("store") == Some(&Value::Bool(true)) {

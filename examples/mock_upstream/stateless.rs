@@ -26,6 +26,18 @@ impl Refusal {
     /// The backend's answer: its status and body.
     pub(super) fn answer(&self) -> HttpResponse {
         match self {
+            Refusal::PreviousResponse => HttpResponse::BadRequest()
+                .json(json!({"detail": "Unsupported parameter: previous_response_id"})),
+            _ => {
+                let (status, error) = self.error();
+                HttpResponse::build(status).json(json!({ "error": error }))
+            }
+        }
+    }
+
+    /// The status and the OpenAI `error` object, as a WebSocket error frame carries them.
+    pub(super) fn error(&self) -> (StatusCode, Value) {
+        match self {
             Refusal::ItemNotFound(id) => openai_error(
                 StatusCode::NOT_FOUND,
                 &format!(
@@ -35,8 +47,12 @@ impl Refusal {
                 Some("input"),
                 None,
             ),
-            Refusal::PreviousResponse => HttpResponse::BadRequest()
-                .json(json!({"detail": "Unsupported parameter: previous_response_id"})),
+            Refusal::PreviousResponse => openai_error(
+                StatusCode::BAD_REQUEST,
+                "Unsupported parameter: previous_response_id",
+                Some("previous_response_id"),
+                None,
+            ),
             Refusal::ForeignEncrypted(id) => openai_error(
                 StatusCode::BAD_REQUEST,
                 &format!("The encrypted content for item {id} could not be verified."),
@@ -52,10 +68,11 @@ fn openai_error(
     message: &str,
     param: Option<&str>,
     code: Option<&str>,
-) -> HttpResponse {
-    HttpResponse::build(status).json(json!({"error": {
+) -> (StatusCode, Value) {
+    let error = json!({
         "message": message, "type": "invalid_request_error", "param": param, "code": code,
-    }}))
+    });
+    (status, error)
 }
 
 /// The first thing in `body` the backend cannot serve without storage, as seen by `account`.
@@ -66,6 +83,12 @@ pub(super) fn refusal(body: &Value, account: Option<&str>) -> Option<Refusal> {
     {
         return Some(Refusal::PreviousResponse);
     }
+    item_refusal_in(body, account)
+}
+
+/// The first input item the backend cannot find or read; over a WebSocket this is all that is
+/// refused, since a connection keeps its own responses for `previous_response_id`.
+pub(super) fn item_refusal_in(body: &Value, account: Option<&str>) -> Option<Refusal> {
     let items = body.get("input").and_then(Value::as_array)?;
     items.iter().find_map(|item| item_refusal(item, account))
 }

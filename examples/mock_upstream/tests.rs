@@ -474,3 +474,5 @@ mod tests_bench;
 mod tests_models;
 #[path = "tests_stateless.rs"]
 mod tests_stateless;
+#[path = "tests_websocket.rs"]
+mod tests_websocket;

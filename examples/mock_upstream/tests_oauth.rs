@@ -101,6 +101,7 @@ async fn serves_the_model_catalog_and_refuses_websockets_and_unknown_paths() {
     }
     assert_eq!(mock.state.requests()[0].query, "client_version=0.171.0");
 
+    // Without `OpenAI-Beta: responses_websockets=…` (tests_websocket.rs has the rest).
     let ws = client
         .get(format!("{}/responses", mock.url()))
         .insert_header(("upgrade", "websocket"))

@@ -61,6 +61,15 @@ impl RequestDraft {
 /// The row's action: which endpoint of the Responses API was called.
 fn action_of(req: &HttpRequest) -> &'static str {
     match req.match_pattern().as_deref() {
+        // A WebSocket handshake; its turns are `responses.create` rows of their own.
+        Some("/v1/responses")
+            if req.method() == actix_web::http::Method::GET
+                && !req
+                    .extensions()
+                    .contains::<crate::edge::context::WebSocketTurn>() =>
+        {
+            "responses.websocket"
+        }
         Some("/v1/responses") => "responses.create",
         Some("/v1/models") => "models.list",
         Some("/v1/models/{id}") => "models.get",

@@ -51,8 +51,11 @@ pub enum ApiError {
     RouteNotFound { method: String, path: String },
     #[error("Method not allowed: {method} {path}.")]
     MethodNotAllowed { method: String, path: String },
-    #[error("This endpoint speaks HTTP server-sent events; WebSocket is not supported.")]
-    UpgradeRequired,
+    /// A WebSocket the relay does not serve: the text says why (off, or an unknown version).
+    #[error("{0}")]
+    UpgradeRequired(&'static str),
+    #[error("This API key has {limit} WebSocket connections open, its maximum. Close one, or use HTTP streaming.")]
+    TooManyConnections { limit: usize },
     #[error("No upstream account is configured. Ask the operator to import one (codex-relay account import).")]
     NoAccounts,
     #[error("No upstream account is available right now. Try again shortly.")]
@@ -102,13 +105,24 @@ impl ApiError {
         }
     }
 
+    /// A WebSocket turn that continues a response only another upstream connection knows: the
+    /// backend's own answer for a response it does not know, which Codex clients answer by
+    /// sending the whole conversation.
+    pub fn previous_response_not_found() -> ApiError {
+        ApiError::InvalidRequest {
+            message: "Previous response not found: it was made on an upstream connection this turn can no longer use (its account is unavailable, or the connection was idle too long). Send the whole conversation in 'input' instead.".to_owned(),
+            param: Some("previous_response_id"),
+            code: Some("previous_response_not_found"),
+        }
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             ApiError::MissingApiKey | ApiError::InvalidApiKey | ApiError::ExpiredApiKey => {
                 "invalid_request_error"
             }
             ApiError::ModelNotAllowed(_) => "invalid_request_error",
-            ApiError::RateLimited { .. } => "requests",
+            ApiError::RateLimited { .. } | ApiError::TooManyConnections { .. } => "requests",
             ApiError::QuotaExceeded { .. } => "insufficient_quota",
             ApiError::Body(error) => error.kind(),
             ApiError::InvalidRequest { .. }
@@ -117,7 +131,7 @@ impl ApiError {
             | ApiError::ModelNotFound(_)
             | ApiError::RouteNotFound { .. }
             | ApiError::MethodNotAllowed { .. }
-            | ApiError::UpgradeRequired
+            | ApiError::UpgradeRequired(_)
             | ApiError::UpstreamRejected { .. } => "invalid_request_error",
             ApiError::UsageLimitReached { .. } => "usage_limit_reached",
             ApiError::UpstreamRateLimited { .. } => "rate_limit_error",
@@ -147,7 +161,8 @@ impl ApiError {
             ApiError::ResponseNotStored { .. } => "response_not_found",
             ApiError::RouteNotFound { .. } => "unknown_url",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::UpgradeRequired => "websocket_not_supported",
+            ApiError::UpgradeRequired(_) => "websocket_not_supported",
+            ApiError::TooManyConnections { .. } => "websocket_connection_limit",
             ApiError::NoAccounts => "no_accounts_configured",
             ApiError::NoUsableAccount => "no_usable_account",
             ApiError::PoolBusy => "pool_busy",
@@ -189,7 +204,8 @@ impl ApiError {
             ApiError::NoUsableAccount
             | ApiError::PoolBusy
             | ApiError::Overloaded
-            | ApiError::AuditUnavailable => Some(1),
+            | ApiError::AuditUnavailable
+            | ApiError::TooManyConnections { .. } => Some(1),
             ApiError::Body(IntakeError::Overloaded) => Some(1),
             _ => None,
         }
@@ -203,9 +219,9 @@ impl ResponseError for ApiError {
                 StatusCode::UNAUTHORIZED
             }
             ApiError::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
-            ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::RateLimited { .. }
+            | ApiError::QuotaExceeded { .. }
+            | ApiError::TooManyConnections { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::InvalidRequest { .. } | ApiError::FileReference { .. } => {
                 StatusCode::BAD_REQUEST
             }
@@ -215,7 +231,7 @@ impl ResponseError for ApiError {
             | ApiError::RouteNotFound { .. }
             | ApiError::ResponseNotStored { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
+            ApiError::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             ApiError::NoAccounts
             | ApiError::NoUsableAccount
             | ApiError::PoolBusy

@@ -40,6 +40,7 @@ use super::attribution::{Ending, Judge, Judged, Signature};
 use super::encrypted::explain;
 use super::error::ApiError;
 use super::renewal::{not_renewed, send_renewing_on_401, Sent};
+use super::transport::Via;
 use crate::edge::context::RequestContext;
 use crate::state::AppState;
 use crate::upstream::drift::Drift;
@@ -68,6 +69,12 @@ pub struct Call<'a> {
     pub carries_encrypted: bool,
     /// The account that wrote the remembered items the request was expanded with (`recall`).
     pub written_by: Option<AccountId>,
+    /// How the request goes upstream: over HTTP, or as a WebSocket turn.
+    pub via: Via<'a>,
+    /// The only account that can serve the request: a WebSocket turn that continues a response
+    /// made on its connection's upstream socket. Placed anywhere else, it is answered
+    /// `previous_response_not_found`, as the backend answers a response it does not know.
+    pub pinned: Option<AccountId>,
 }
 
 /// The account that answers: its upstream response, its lease, and the held start of the stream.
@@ -165,6 +172,11 @@ impl Failover {
                     return Err(exhausted(error, self.last.take()));
                 }
             };
+            if call.pinned.as_ref().is_some_and(|a| *a != lease.account_id) {
+                drop(lease);
+                self.settle().await;
+                return Err(ApiError::previous_response_not_found());
+            }
             let leased = (lease, leased);
             if let Some(done) = self.attempt(state, upstream, call, leased, ctx).await {
                 return done;
@@ -281,7 +293,7 @@ async fn acquire(
         affinity: call.affinity.clone(),
         exclude: tried.accounts().cloned().collect(),
         exclude_plans: call.exclude_plans.to_vec(),
-        written_by: call.written_by.clone(),
+        written_by: call.pinned.clone().or_else(|| call.written_by.clone()),
     };
     state.leases().acquire(request).await
 }
@@ -296,7 +308,8 @@ async fn try_account(
     stopwatch: &mut Stopwatch,
 ) -> (Attempt, Option<UpstreamAnswer>) {
     let headers = call.req.headers();
-    let sent = send_renewing_on_401(upstream, lease, headers, call.payload.clone(), ctx).await;
+    let via = (upstream, &call.via);
+    let sent = send_renewing_on_401(via, lease, headers, call.payload.clone(), ctx).await;
     stopwatch.head();
     let (lease, response) = match sent {
         Sent::Answered(lease, response) => (lease, response),

@@ -17,7 +17,9 @@ mod relay_stream;
 mod renewal;
 mod responses;
 mod stored_responses;
+mod transport;
 mod upstream_error;
+pub mod websocket;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -50,7 +52,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource("/responses")
                         .route(web::post().to(responses::create_response))
-                        .route(web::get().to(websocket_upgrade)),
+                        .route(web::get().to(websocket::open)),
                 )
                 .service(
                     resource("/responses/compact")
@@ -127,12 +129,6 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         "accounts": pool.accounts,
         "usable_accounts": pool.usable,
     }))
-}
-
-/// Clients that try Responses over WebSocket fall back to SSE at once on 426 (the Codex CLI does
-/// so for the whole session; other refusals of the upgrade it retries first).
-async fn websocket_upgrade() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::UpgradeRequired)
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

@@ -11,6 +11,7 @@ use relay_actors::{Lease, Refusal};
 use slog::{info, warn};
 
 use super::error::ApiError;
+use super::transport::Via;
 use crate::edge::context::RequestContext;
 use crate::upstream::{UpstreamClient, UpstreamResponse};
 
@@ -22,18 +23,16 @@ pub(super) enum Sent {
     NotRenewed(Refusal),
 }
 
-/// Sends `payload` with `lease`; on a 401, renews the lease's token and sends once more.
+/// Sends `payload` with `lease` (over `via`); on a 401, renews the lease's token and sends once
+/// more.
 pub(super) async fn send_renewing_on_401(
-    upstream: &UpstreamClient,
+    (upstream, via): (&UpstreamClient, &Via<'_>),
     lease: Lease,
     headers: &HeaderMap,
     payload: Bytes,
     ctx: &RequestContext,
 ) -> Sent {
-    let first = match upstream
-        .send_responses(&lease, headers, payload.clone())
-        .await
-    {
+    let first = match via.send(upstream, &lease, headers, payload.clone()).await {
         Ok(response) if response.status() == StatusCode::UNAUTHORIZED => response,
         Ok(response) => return Sent::Answered(lease, response),
         Err(error) => return Sent::Unreachable(lease, error),
@@ -47,7 +46,7 @@ pub(super) async fn send_renewing_on_401(
     };
     info!(ctx.log, "upstream rejected the access token; retrying once with a renewed one";
         "account_id" => account, "token_version" => lease.token_version);
-    match upstream.send_responses(&lease, headers, payload).await {
+    match via.send(upstream, &lease, headers, payload).await {
         Ok(response) => Sent::Answered(lease, response),
         Err(error) => Sent::Unreachable(lease, error),
     }

@@ -157,6 +157,8 @@ async fn relay(
         affinity,
         carries_encrypted: input.carries_encrypted,
         written_by,
+        via: super::transport::Via::Http,
+        pinned: None,
     };
     let (committed, attempts) = failover::run(state, upstream, &call, ctx).await;
     attempts.log(&ctx.log, call.carries_encrypted);
@@ -199,7 +201,7 @@ fn note_last_attempt(note: &mut AccessNote, attempts: Attempts) {
 }
 
 /// The request's top-level fields (kept as sent, in order), and its model.
-fn parse_request(body: &[u8]) -> Result<(RequestBody<'_>, String), ApiError> {
+pub(super) fn parse_request(body: &[u8]) -> Result<(RequestBody<'_>, String), ApiError> {
     let request = RequestBody::parse(body).map_err(|error| match error {
         BodyError::NotJson(e) => ApiError::invalid(
             format!("We could not parse the JSON body of your request ({e})."),
@@ -262,7 +264,7 @@ fn check_types(request: &RequestBody) -> Result<String, ApiError> {
 }
 
 /// The caller, as authentication left it in the request.
-fn principal_of(req: &HttpRequest) -> Result<Principal, ApiError> {
+pub(super) fn principal_of(req: &HttpRequest) -> Result<Principal, ApiError> {
     req.extensions()
         .get::<Principal>()
         .cloned()
@@ -270,7 +272,7 @@ fn principal_of(req: &HttpRequest) -> Result<Principal, ApiError> {
 }
 
 /// The model's slug and the plans that do not serve it, or why this key may not use it.
-fn resolve_model(
+pub(super) fn resolve_model(
     state: &AppState,
     principal: &Principal,
     model: &str,
@@ -289,7 +291,7 @@ fn resolve_model(
 }
 
 /// The conversation key that should keep a conversation on one account.
-fn affinity_key(req: &HttpRequest, body: &RequestBody) -> Option<String> {
+pub(super) fn affinity_key(req: &HttpRequest, body: &RequestBody) -> Option<String> {
     [
         "x-codex-turn-state",
         "session-id",

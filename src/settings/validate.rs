@@ -1,7 +1,9 @@
 //! The checks every loaded value goes through before anything starts: ranges, relations between
 //! settings, URLs and addresses. A refusal names the key, so an operator knows what to fix.
 
-use super::{AuditSettings, OauthSettings, RoutingSettings, Settings, SettingsError};
+use super::{
+    AuditSettings, OauthSettings, RoutingSettings, Settings, SettingsError, WebSocketSettings,
+};
 use crate::bounds::{
     Invalid, ACCOUNT_IN_FLIGHT, AFFINITY_CAPACITY, ATTEMPTS, AUTH_FAILURE_ADDRESSES,
     CAPTURE_MINUTES, CAPTURE_RESPONSE_BYTES, CAPTURE_RETENTION_DAYS, DEFAULT_KEY_RPM,
@@ -36,6 +38,7 @@ impl Settings {
                 "must differ from server.listen: the admin plane has its own listener",
             );
         }
+        self.websocket.validate()?;
         if self.store.sync_interval_ms < 100 {
             return invalid("store.sync_interval_ms", "must be at least 100");
         }
@@ -228,5 +231,42 @@ fn first_failed<const N: usize>(
             reason: reason.to_owned(),
         }),
         None => Ok(()),
+    }
+}
+
+impl WebSocketSettings {
+    fn validate(&self) -> Result<(), SettingsError> {
+        let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 5] = [
+            (
+                "websocket.max_connections_per_key",
+                self.max_connections_per_key as u64,
+                1..=10_000,
+            ),
+            (
+                "websocket.idle_timeout_secs",
+                self.idle_timeout_secs,
+                10..=86_400,
+            ),
+            (
+                "websocket.ping_interval_secs",
+                self.ping_interval_secs,
+                5..=600,
+            ),
+            (
+                "websocket.upstream_idle_secs",
+                self.upstream_idle_secs,
+                1..=3600,
+            ),
+            ("websocket.fallback_secs", self.fallback_secs, 1..=86_400),
+        ];
+        for (key, value, range) in ranges {
+            if !range.contains(&value) {
+                return Err(SettingsError::Invalid {
+                    key,
+                    reason: format!("must be between {} and {}", range.start(), range.end()),
+                });
+            }
+        }
+        Ok(())
     }
 }

@@ -16,6 +16,7 @@ pub mod shown_limits;
 pub mod sse;
 pub mod usage;
 mod warmup;
+pub mod websocket;
 
 use std::time::Duration;
 
@@ -37,6 +38,9 @@ pub type UpstreamResponse = awc::ClientResponse;
 pub struct UpstreamClient {
     connections: Connections,
     responses_url: String,
+    /// Opens upstream WebSockets (`websocket.rs`), one connection each.
+    websocket: awc::Client,
+    websocket_url: String,
     originator: String,
     user_agent: String,
 }
@@ -45,6 +49,7 @@ impl UpstreamClient {
     pub fn new(settings: &UpstreamSettings, outbound: &Outbound) -> UpstreamClient {
         let connect_timeout = Duration::from_secs(settings.connect_timeout_secs);
         let response_timeout = Duration::from_secs(settings.response_timeout_secs);
+        let websocket_outbound = outbound.clone();
         let outbound = outbound.clone();
         let open = move || {
             Connection::new(
@@ -56,9 +61,15 @@ impl UpstreamClient {
         let cap =
             (settings.base_url.scheme() == "https").then_some(settings.max_streams_per_connection);
         let base = settings.base_url.as_str().trim_end_matches('/');
+        let websocket_base = match base.strip_prefix("https://") {
+            Some(rest) => format!("wss://{rest}"),
+            None => format!("ws://{}", base.trim_start_matches("http://")),
+        };
         UpstreamClient {
             connections: Connections::new(cap, open),
             responses_url: format!("{base}/responses"),
+            websocket: websocket_outbound.websocket_client(connect_timeout),
+            websocket_url: format!("{websocket_base}/responses"),
             originator: settings.originator.clone(),
             user_agent: settings.user_agent.clone(),
         }
@@ -78,6 +89,30 @@ impl UpstreamClient {
             Err(error) if unprocessed(&error) => self.send_once(lease, client_headers, body).await,
             sent => sent,
         }
+    }
+
+    /// Opens an upstream WebSocket for `lease`'s account (`websocket.rs`).
+    pub async fn connect_websocket(
+        &self,
+        lease: &Lease,
+        client_headers: &HeaderMap,
+    ) -> Result<websocket::UpstreamSocket, awc::error::WsClientError> {
+        let identity = match (
+            headers::text(client_headers, "originator"),
+            headers::text(client_headers, "user-agent"),
+        ) {
+            (Some(originator), Some(agent)) => (originator, agent),
+            (Some(originator), None) => (originator, self.user_agent.as_str()),
+            _ => (self.originator.as_str(), self.user_agent.as_str()),
+        };
+        websocket::connect(
+            &self.websocket,
+            &self.websocket_url,
+            lease,
+            client_headers,
+            identity,
+        )
+        .await
     }
 
     async fn send_once(

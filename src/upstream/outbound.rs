@@ -68,12 +68,7 @@ impl Outbound {
         if added == 0 {
             return Err(format!("{} holds no PEM certificate", path.display()));
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("no usable TLS version: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let mut config = client_config(roots)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Outbound(Some(Arc::new(config))))
     }
@@ -100,10 +95,52 @@ impl Outbound {
             .finish()
     }
 
+    /// A client for upstream WebSockets: one connection each, never pooled, and over TLS offering
+    /// only HTTP/1.1, since the upgrade needs it (a connection that chose HTTP/2 cannot carry one).
+    pub fn websocket_client(&self, connect_timeout: Duration) -> awc::Client {
+        let config = match &self.0 {
+            Some(config) => Ok(ClientConfig::clone(config)),
+            None => {
+                let mut roots = RootCertStore::empty();
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+                client_config(roots)
+            }
+        };
+        let connector = awc::Connector::new()
+            .connector(ConnectorService::default().map(no_delay))
+            .timeout(connect_timeout)
+            .limit(0);
+        // Building a config from the public roots cannot fail with the ring provider; were it to,
+        // awc's own TLS setup would still serve.
+        let connector = match config {
+            Ok(mut config) => {
+                config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                connector.rustls_0_23(Arc::new(config))
+            }
+            Err(_) => connector,
+        };
+        awc::Client::builder()
+            .connector(connector)
+            .timeout(connect_timeout)
+            .no_default_headers()
+            .disable_redirects()
+            .finish()
+    }
+
     /// Whether an operator's CA is trusted besides the public roots.
     pub fn has_extra_ca(&self) -> bool {
         self.0.is_some()
     }
+}
+
+/// A TLS client trusting `roots`, with the ring provider and the default protocol versions.
+fn client_config(roots: RootCertStore) -> Result<ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("no usable TLS version: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// Turns Nagle off on a new connection (see the module's doc). A socket that refuses keeps

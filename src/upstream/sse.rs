@@ -104,7 +104,12 @@ pub fn event_type(block: &[u8]) -> Option<&str> {
             return std::str::from_utf8(name).ok().map(str::trim);
         }
     }
-    let data = data_of(block)?;
+    type_of_data(data_of(block)?)
+}
+
+/// The `"type"` of an event's data (a WebSocket frame's text): the first `"type"` key, which
+/// the backend writes before any nested object's.
+pub fn type_of_data(data: &[u8]) -> Option<&str> {
     let at = TYPE_KEY.find(data)?;
     let after = &data[at + 6..];
     let open = after.iter().position(|b| *b == b'"')?;

@@ -85,17 +85,19 @@ async fn an_unknown_model_is_a_404() {
 }
 
 #[actix_web::test]
-async fn a_websocket_attempt_gets_426_at_once() {
+async fn a_websocket_of_an_unknown_version_gets_426_at_once() {
     let app = spawn_app().await;
     let mut response = app
         .get("/v1/responses")
         .insert_header(("upgrade", "websocket"))
         .insert_header(("connection", "upgrade"))
+        .insert_header(("openai-beta", "responses_websockets=2030-01-01"))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 426);
-    error_of(&mut response).await;
+    let error = error_of(&mut response).await;
+    assert_eq!(error["code"], "websocket_not_supported");
     app.stop().await;
 }
 

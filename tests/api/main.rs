@@ -69,3 +69,5 @@ mod trace;
 mod upstream_drift;
 mod upstream_streams;
 mod upstream_tls;
+mod websocket;
+mod websocket_governance;

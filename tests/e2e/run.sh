@@ -106,6 +106,8 @@ export CODEX_RELAY__ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT"
 export CODEX_RELAY__UPSTREAM__BASE_URL="http://127.0.0.1:$MOCK_PORT"
 export CODEX_RELAY__OAUTH__ISSUER="http://127.0.0.1:$MOCK_PORT"
 export CODEX_RELAY__SERVER__SSE_KEEPALIVE_MS=15
+# The shortest idle timeout a WebSocket may have, so test_websocket.py can watch it close one.
+export CODEX_RELAY__WEBSOCKET__IDLE_TIMEOUT_SECS=10
 # The log check below is strongest when the relay logs everything it may log.
 export CODEX_RELAY__LOG__LEVEL="${E2E_RELAY_LOG_LEVEL:-trace}"
 
@@ -264,6 +266,63 @@ else
 fi
 
 source tests/e2e/clients.sh # the client matrix: older Codex CLIs, remote compaction, Node SDK
+
+# --- The Codex CLI over WebSocket ------------------------------------------------------------
+# A provider with `supports_websockets = true`: the tool-call loop is two turns of one session,
+# which must both go over one WebSocket connection (the relay logs one `websocket closed` line
+# per connection, with its turns) and never fall back to HTTP (no POST /v1/responses meanwhile).
+WS_HOME="$TMP/codex-home-ws"
+mkdir -p "$WS_HOME"
+sed 's/^wire_api = "responses"$/wire_api = "responses"\nsupports_websockets = true/' \
+  "$CODEX_HOME_DIR/config.toml" >"$WS_HOME/config.toml"
+log_mark=$(wc -l <"$TMP/relay.log")
+matrix_turn "codex $("$CODEX" --version 2>/dev/null | awk '{print $NF}'): tool-call loop over WebSocket" \
+  "$CODEX" "$WS_HOME" "Tool result received." "please use a tool"
+for _ in $(seq 1 25); do # the connection's line is written once Codex has closed it
+  tail -n +"$((log_mark + 1))" "$TMP/relay.log" | grep -q '"msg":"websocket closed"' && break
+  sleep 0.2
+done
+if tail -n +"$((log_mark + 1))" "$TMP/relay.log" | "$PY" -c '
+import json, sys
+lines = [json.loads(l) for l in sys.stdin if l.startswith("{")]
+closed = [l for l in lines if l.get("msg") == "websocket closed"]
+posted = [l for l in lines if l.get("msg") == "request" and l.get("method") == "POST"
+          and l.get("path") == "/v1/responses"]
+turns = [l for l in lines if l.get("msg") == "request" and l.get("method") == "GET"
+         and l.get("path") == "/v1/responses" and l.get("status") == 200]
+if not any(l.get("turns", 0) >= 2 for l in closed):
+    sys.exit(f"no WebSocket connection carried two turns: {closed}")
+if posted:
+    sys.exit(f"{len(posted)} turn(s) went over HTTP instead")
+print(f"e2e: {len(turns)} turn(s) over WebSocket, connections: {[l.get(\"turns\") for l in closed]}")
+'; then
+  pass "codex: the tool-call loop stayed on one WebSocket (relay log)"
+else
+  show_file "relay log" "$TMP/relay.log"
+  fail "codex: the tool-call loop did not stay on one WebSocket"
+fi
+
+# --- WebSocket turns over HTTP ---------------------------------------------------------------
+# The mock restarts on its port with WebSockets off (426, as a backend without them answers):
+# the relay serves the next WebSocket turns over HTTP streaming, reframed, and remembers it.
+kill "$MOCK_PID" 2>/dev/null || true
+wait "$MOCK_PID" 2>/dev/null || true
+"$MOCK" --listen "127.0.0.1:$MOCK_PORT" --event-delay-ms 40 --no-websocket \
+  --write-overloaded-auth-json "$TMP/auth-overloaded-2.json" >"$TMP/mock-2.log" 2>&1 &
+MOCK_PID=$!
+PIDS+=("$MOCK_PID")
+for _ in $(seq 1 100); do
+  grep -q 'mock upstream listening on http://' "$TMP/mock-2.log" 2>/dev/null && break
+  sleep 0.2
+done
+if RELAY_BASE_URL="http://127.0.0.1:$RELAY_PORT/v1" RELAY_API_KEY="$KEY" \
+  timeout 300 "$PY" -m pytest -q -p no:cacheprovider tests/e2e/websocket_fallback.py &&
+  grep -q '"msg":"the upstream refused a WebSocket; turns go over HTTP for a while"' "$TMP/relay.log"; then
+  pass "WebSocket turns over HTTP when the upstream refuses WebSockets"
+else
+  show_file "mock upstream log (restarted)" "$TMP/mock-2.log"
+  fail "WebSocket turns over HTTP when the upstream refuses WebSockets"
+fi
 
 # --- No secret in the relay log -------------------------------------------------------------
 # Stop the relay first so that its asynchronous log drain is flushed.

@@ -64,4 +64,4 @@ if ! codex_version="$("$CODEX" --version 2>&1)"; then
   exit 1
 fi
 log "$codex_version ready at $ROOT/$CODEX"
-"$VENV/bin/python" -c 'import openai, pytest' || { rm -f "$VENV/.e2e-stamp"; exit 1; }
+"$VENV/bin/python" -c 'import openai, pytest, websockets' || { rm -f "$VENV/.e2e-stamp"; exit 1; }

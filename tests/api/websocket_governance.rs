@@ -1,0 +1,165 @@
+//! What the HTTP path does per call, a WebSocket connection does per turn: request rates, key
+//! checks, an audit row and an access line each, the account's quota read from the backend's
+//! rate-limit event, `response.failed` for a turn cut after output, and failover on an error
+//! frame before any output.
+
+use awc::ws::{CloseCode, Frame};
+use codex_relay::domain::Limits;
+use codex_relay::store::admin_tokens::AdminScope;
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::audit::rows_when;
+use crate::helpers::{admin_call, spawn_app, spawn_app_seeded};
+use crate::limits::key_with;
+use crate::mock_upstream::Scripted;
+use crate::pool_helpers::{server_error, spawn_pool};
+use crate::websocket::{connect, connect_as, create, tokio_timeout, turn, types};
+
+#[actix_web::test]
+async fn each_turn_counts_against_the_keys_request_rate() {
+    let app = spawn_app_seeded(
+        |_| {},
+        |store| {
+            let limits = Limits {
+                rpm: Some(1),
+                burst: Some(3),
+                ..Limits::default()
+            };
+            vec![key_with(store, "ws-rate", None, limits)]
+        },
+    )
+    .await;
+    let key = &app.seeded[0];
+    // The handshake is one request, each turn one more.
+    let mut socket = connect_as(&app, key).await;
+    for _ in 0..2 {
+        let events = turn(&mut socket, &create("within the rate")).await;
+        assert_eq!(types(&events).last(), Some(&"response.completed"));
+    }
+    let refused = turn(&mut socket, &create("one too many")).await;
+    assert_eq!(refused[0]["type"], "error");
+    assert_eq!(refused[0]["status"], 429);
+    assert_eq!(refused[0]["error"]["code"], "rate_limit_exceeded");
+    assert!(
+        refused[0]["headers"]["retry-after"].is_string(),
+        "{}",
+        refused[0]
+    );
+    assert_eq!(app.mock.state.websocket_frames().len(), 2);
+}
+
+#[actix_web::test]
+async fn a_key_revoked_while_connected_ends_the_connection_at_its_next_turn() {
+    let app = spawn_app_seeded(
+        |_| {},
+        |store| vec![key_with(store, "short-lived", None, Limits::default())],
+    )
+    .await;
+    let mut socket = connect_as(&app, &app.seeded[0]).await;
+    let events = turn(&mut socket, &create("while valid")).await;
+    assert_eq!(types(&events).last(), Some(&"response.completed"));
+    app.store.revoke_key("short-lived").unwrap();
+    // The relay's key ring follows the store within its sync interval.
+    let mut refused = None;
+    for _ in 0..50 {
+        let events = turn(&mut socket, &create("after revocation")).await;
+        if events[0]["type"] == "error" {
+            refused = Some(events);
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let refused = refused.expect("the revoked key kept being served");
+    assert_eq!(refused[0]["status"], 401);
+    assert_eq!(refused[0]["error"]["code"], "invalid_api_key");
+    match tokio_timeout(socket.next()).await {
+        Some(Ok(Frame::Close(Some(reason)))) => assert_eq!(reason.code, CloseCode::Policy),
+        other => panic!("expected a close 1008, got {other:?}"),
+    }
+}
+
+#[actix_web::test]
+async fn each_turn_is_an_audit_row_of_its_own_and_the_handshake_is_one_too() {
+    let app = spawn_app().await;
+    let admin = app.admin_token(AdminScope::Read).await;
+    let mut socket = connect(&app).await;
+    turn(&mut socket, &create("first turn")).await;
+    turn(&mut socket, &create("second turn")).await;
+    let turns = rows_when(&app, &admin, "action=responses.create", 2).await;
+    assert_eq!(turns.len(), 2, "{turns:?}");
+    for row in &turns {
+        assert_eq!(row["status"], 200);
+        assert_eq!(row["model_served"], "gpt-5.5");
+        assert_eq!(row["stream_outcome"], "completed");
+        assert!(row["input_tokens"].as_u64().unwrap() > 0, "{row}");
+        assert_eq!(row["account_id"], json!(app.account_id));
+    }
+    assert_ne!(turns[0]["request_id"], turns[1]["request_id"]);
+    let opened = rows_when(&app, &admin, "action=responses.websocket", 1).await;
+    assert_eq!(opened[0]["status"], 101);
+    let text = serde_json::to_string(&turns).unwrap();
+    assert!(!text.contains("first turn") && !text.contains(&app.key));
+    let (_, usage) = admin_call(&app, "GET", "/admin/v1/keys", &admin, None).await;
+    assert!(!usage.to_string().contains(&app.key));
+}
+
+#[actix_web::test]
+async fn the_backends_rate_limit_event_is_the_accounts_quota_and_the_caller_sees_its_own() {
+    let app = spawn_app().await;
+    let read = app.admin_token(AdminScope::Read).await;
+    app.mock
+        .state
+        .set_used_percent_for("acct-test-1", 91.0, 20.0);
+    let mut socket = connect(&app).await;
+    let events = turn(&mut socket, &create("how full is it")).await;
+    assert_eq!(events[0]["type"], "codex.rate_limits");
+    assert_ne!(
+        events[0]["rate_limits"]["primary"]["used_percent"],
+        json!(91.0)
+    );
+    let path = format!("/admin/v1/accounts/{}", app.account_id);
+    let (status, view) = admin_call(&app, "GET", &path, &read, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        view["pool"]["quota"]["primary"]["used_percent"], 91.0,
+        "{view}"
+    );
+}
+
+#[actix_web::test]
+async fn a_turn_cut_after_output_ends_with_response_failed_and_the_next_opens_a_new_connection() {
+    let app = spawn_app().await;
+    let mut socket = connect(&app).await;
+    app.mock.state.push_scripted(Scripted::CutAfterEvents(6));
+    let cut = turn(&mut socket, &create("cut me")).await;
+    let last = cut.last().unwrap();
+    assert_eq!(last["type"], "response.failed", "{cut:?}");
+    assert_eq!(last["response"]["error"]["code"], "upstream_disconnected");
+    let next = turn(&mut socket, &create("carry on")).await;
+    assert_eq!(types(&next).last(), Some(&"response.completed"));
+    assert_eq!(app.mock.state.websocket_connections_opened(), 2);
+}
+
+#[actix_web::test]
+async fn an_error_frame_before_any_output_moves_the_turn_to_another_account() {
+    let (app, pool) = spawn_pool(|_| {}).await;
+    let mut socket = connect(&app).await;
+    app.mock
+        .state
+        .push_scripted_for(pool[0].chatgpt, server_error());
+    let events = turn(&mut socket, &create("first account errs")).await;
+    assert_eq!(
+        types(&events).last(),
+        Some(&"response.completed"),
+        "{events:?}"
+    );
+    let frames = app.mock.state.websocket_frames();
+    let accounts: Vec<_> = frames
+        .iter()
+        .filter_map(|f| f.header("chatgpt-account-id"))
+        .collect();
+    assert_eq!(accounts.len(), 2, "{accounts:?}");
+    assert_eq!(accounts[0], pool[0].chatgpt);
+    assert_ne!(accounts[1], pool[0].chatgpt);
+}
