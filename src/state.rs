@@ -55,6 +55,7 @@ pub struct Parts {
     pub capture: Capture,
     pub drift: Drift,
     pub headroom: PoolHeadroom,
+    pub websockets: WebSockets,
 }
 
 impl AppState {
@@ -71,7 +72,7 @@ impl AppState {
             capture: parts.capture,
             drift: parts.drift,
             headroom: parts.headroom,
-            websockets: WebSockets::default(),
+            websockets: parts.websockets,
             log,
         }))
     }

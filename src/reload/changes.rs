@@ -36,6 +36,14 @@ pub const LIVE: &[&str] = &[
     "responses.memory",
     // The logger's level switch.
     "log.level",
+    // Read at each WebSocket handshake (connections already open keep theirs), and by each turn
+    // (`websocket.fallback_secs`).
+    "websocket.enabled",
+    "websocket.max_connections_per_key",
+    "websocket.idle_timeout_secs",
+    "websocket.ping_interval_secs",
+    "websocket.upstream_idle_secs",
+    "websocket.fallback_secs",
 ];
 
 /// What a reload found changed, by key.

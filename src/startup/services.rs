@@ -18,6 +18,7 @@ use crate::governance::metrics::GovernanceMetrics;
 use crate::governance::model_refresh::{self, Refresher};
 use crate::governance::models::ModelRegistry;
 use crate::governance::Governor;
+use crate::http::websocket::WebSockets;
 use crate::obs::metrics::Registry;
 use crate::pool::headroom::PoolHeadroom;
 use crate::pool::metrics::PoolMetrics;
@@ -95,6 +96,7 @@ impl Core {
             capture,
             drift: Drift::register(metrics, log.clone()),
             headroom,
+            websockets: WebSockets::register(metrics),
         };
         Ok(Core {
             parts,

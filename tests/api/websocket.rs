@@ -9,7 +9,10 @@ use awc::BoxedSocket;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 
+use codex_relay::store::admin_tokens::AdminScope;
+
 use crate::helpers::{spawn_app, spawn_app_with, TestApp};
+use crate::metrics_requests::Scrape;
 use crate::pool_helpers::{server_error, spawn_pool};
 
 const BETA: &str = "responses_websockets=2026-02-06";
@@ -97,15 +100,14 @@ async fn a_turn_and_its_follow_up_go_over_one_upstream_websocket() {
     let mut socket = connect(&app).await;
     let first = turn(&mut socket, &create("hello over a socket")).await;
     let kinds = types(&first);
-    // The backend's rate limits come first, replaced by the caller's own (the mock account's
-    // are 12.5% and 3% used).
+    // The backend's rate limits come first, replaced by the caller's own: the backend's event
+    // names the account's plan ("plus" in the mock), the relay's none.
     assert_eq!(
         kinds[..2],
         ["codex.rate_limits", "response.created"],
         "{kinds:?}"
     );
-    let shown = &first[0]["rate_limits"]["primary"]["used_percent"];
-    assert_ne!(shown, &json!(12.5), "{}", first[0]);
+    assert_eq!(first[0]["plan_type"], json!(null), "{}", first[0]);
     assert_eq!(kinds.last(), Some(&"response.completed"), "{kinds:?}");
     assert!(kinds.contains(&"response.output_item.done"), "{kinds:?}");
     let id = first.last().unwrap()["response"]["id"]
@@ -209,9 +211,15 @@ async fn a_frame_of_16_mib_is_refused_before_it_goes_upstream() {
 }
 
 #[actix_web::test]
-async fn an_idle_connection_is_closed_with_1001() {
+async fn an_idle_connection_is_closed_with_1001_and_counted() {
     let app = spawn_app_with(|s| s.websocket.idle_timeout_secs = 1).await;
+    let admin = app.admin_token(AdminScope::Read).await;
     let mut socket = connect(&app).await;
+    let scrape = Scrape::of(&app, &admin).await;
+    assert_eq!(
+        scrape.value("codex_relay_websocket_connections", &[]),
+        Some(1.0)
+    );
     loop {
         match tokio_timeout(socket.next()).await {
             Some(Ok(Frame::Ping(payload))) => socket.send(Message::Pong(payload)).await.unwrap(),
@@ -223,6 +231,20 @@ async fn an_idle_connection_is_closed_with_1001() {
             other => panic!("expected a close, got {other:?}"),
         }
     }
+    let closed = crate::helpers::eventually(5, || async {
+        let scrape = Scrape::of(&app, &admin).await;
+        let idle = [("why", "idle")];
+        scrape.value("codex_relay_websocket_connections_closed_total", &idle) == Some(1.0)
+            && scrape.value("codex_relay_websocket_connections", &[]) == Some(0.0)
+    })
+    .await;
+    assert!(
+        closed,
+        "{:?}",
+        Scrape::of(&app, &admin)
+            .await
+            .value("codex_relay_websocket_connections", &[])
+    );
 }
 
 #[actix_web::test]

@@ -294,7 +294,7 @@ if not any(l.get("turns", 0) >= 2 for l in closed):
     sys.exit(f"no WebSocket connection carried two turns: {closed}")
 if posted:
     sys.exit(f"{len(posted)} turn(s) went over HTTP instead")
-print(f"e2e: {len(turns)} turn(s) over WebSocket, connections: {[l.get(\"turns\") for l in closed]}")
+print("e2e:", len(turns), "turn(s) over WebSocket; turns per connection:", [l.get("turns") for l in closed])
 '; then
   pass "codex: the tool-call loop stayed on one WebSocket (relay log)"
 else

@@ -1,22 +1,83 @@
 //! What the relay's WebSocket connections share: how many each API key holds open (capped by
-//! `websocket.max_connections_per_key`), and until when turns go over HTTP because the upstream
-//! refused a WebSocket.
+//! `websocket.max_connections_per_key`), until when turns go over HTTP because the upstream
+//! refused a WebSocket, and the metric families that show both.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
 use super::super::error::ApiError;
 
+/// [`WebSockets::default`] counts into families no registry shows.
 #[derive(Default)]
 pub struct WebSockets {
     open: Arc<Mutex<HashMap<String, usize>>>,
     /// Unix milliseconds until which the upstream WebSocket is not tried (0: it is).
     http_until_ms: AtomicU64,
+    metrics: SocketMetrics,
 }
 
+#[derive(Clone, Default)]
+struct SocketMetrics {
+    open: Gauge,
+    closed: Family<WhyLabels, Counter>,
+    fallbacks: Counter,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WhyLabels {
+    why: &'static str,
+}
+
+/// Why connections end, as the `websocket_connections_closed` family names it.
+pub const CLOSE_REASONS: [&str; 8] = [
+    "client",
+    "client_gone",
+    "idle",
+    "unanswered_pings",
+    "binary_frame",
+    "too_large",
+    "key_invalid",
+    "protocol_error",
+];
+
 impl WebSockets {
+    pub fn register(registry: &mut Registry) -> WebSockets {
+        let sockets = WebSockets::default();
+        let metrics = &sockets.metrics;
+        registry.register(
+            "websocket_connections",
+            "Responses WebSocket connections open now",
+            metrics.open.clone(),
+        );
+        registry.register(
+            "websocket_connections_closed",
+            "Responses WebSocket connections ended, by why: client (closed it), client_gone, idle, unanswered_pings, binary_frame, too_large, key_invalid, protocol_error",
+            metrics.closed.clone(),
+        );
+        registry.register(
+            "websocket_upstream_refusals",
+            "Times the upstream refused a WebSocket (426), each starting websocket.fallback_secs of turns over HTTP",
+            metrics.fallbacks.clone(),
+        );
+        for why in CLOSE_REASONS {
+            metrics.closed.get_or_create(&WhyLabels { why }).inc_by(0);
+        }
+        sockets
+    }
+
+    /// A connection ended, for `why` (one of [`CLOSE_REASONS`]).
+    pub fn closed(&self, why: &'static str) {
+        self.metrics.closed.get_or_create(&WhyLabels { why }).inc();
+    }
+
     /// Counts a new connection of `key_id`, or refuses it past `limit`.
     pub fn open(&self, key_id: &str, limit: usize) -> Result<OpenConnection, ApiError> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
@@ -25,9 +86,11 @@ impl WebSockets {
             return Err(ApiError::TooManyConnections { limit });
         }
         *count += 1;
+        self.metrics.open.inc();
         Ok(OpenConnection {
             open: Arc::clone(&self.open),
             key_id: key_id.to_owned(),
+            gauge: self.metrics.open.clone(),
         })
     }
 
@@ -41,6 +104,7 @@ impl WebSockets {
     pub fn fall_back_for(&self, period: Duration) {
         let until = now_ms().saturating_add(period.as_millis() as u64);
         self.http_until_ms.store(until, Ordering::Relaxed);
+        self.metrics.fallbacks.inc();
     }
 
     /// Whether turns go over HTTP now.
@@ -59,10 +123,12 @@ fn now_ms() -> u64 {
 pub struct OpenConnection {
     open: Arc<Mutex<HashMap<String, usize>>>,
     key_id: String,
+    gauge: Gauge,
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
+        self.gauge.dec();
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(count) = open.get_mut(&self.key_id) {
             *count = count.saturating_sub(1);

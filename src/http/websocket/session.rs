@@ -83,6 +83,7 @@ pub async fn serve(
     info!(conn.log, "websocket closed";
         "turns" => live.turns, "duration_ms" => opened.elapsed().as_millis() as u64,
         "close_code" => code, "why" => why);
+    conn.state.websockets().closed(why_label(close.as_ref()));
     let _ = session.close(close).await;
     drop(open);
 }
@@ -200,8 +201,9 @@ async fn on_message(
             let _ = session.text(error_frame(&frame_too_large())).await;
             Flow::Close(Some(reason(CloseCode::Size, "frame of 16 MiB or more")))
         }
+        // The connection broke (a client that exits without a close frame): nobody to tell.
+        Some(Err(ProtocolError::Io(_))) | None => Flow::Close(None),
         Some(Err(_)) => Flow::Close(Some(reason(CloseCode::Protocol, "protocol error"))),
-        None => Flow::Close(None),
     }
 }
 
@@ -212,6 +214,22 @@ fn frame_too_large() -> ApiError {
         ),
         param: None,
         code: Some("frame_too_large"),
+    }
+}
+
+/// The `why` label of a connection's end.
+fn why_label(close: Option<&CloseReason>) -> &'static str {
+    let Some(close) = close else {
+        return "client_gone";
+    };
+    match (close.code, close.description.as_deref()) {
+        (CloseCode::Normal, _) => "client",
+        (CloseCode::Away, Some("idle timeout")) => "idle",
+        (CloseCode::Away, _) => "unanswered_pings",
+        (CloseCode::Unsupported, _) => "binary_frame",
+        (CloseCode::Size, _) => "too_large",
+        (CloseCode::Policy, _) => "key_invalid",
+        _ => "protocol_error",
     }
 }
 
