@@ -162,3 +162,57 @@ async fn an_error_frame_before_any_output_moves_the_turn_to_another_account() {
     assert_eq!(accounts[0], pool[0].chatgpt);
     assert_ne!(accounts[1], pool[0].chatgpt);
 }
+
+#[actix_web::test]
+async fn a_token_refreshed_between_turns_opens_a_new_upstream_connection_with_it() {
+    let app = spawn_app().await;
+    let write = app.admin_token(AdminScope::Write).await;
+    let mut socket = connect(&app).await;
+    turn(&mut socket, &create("with the first token")).await;
+    let path = format!("/admin/v1/accounts/{}/refresh", app.account_id);
+    let (status, answer) = admin_call(&app, "POST", &path, &write, None).await;
+    assert_eq!(status, 200, "{answer}");
+    let events = turn(&mut socket, &create("with the refreshed token")).await;
+    assert_eq!(types(&events).last(), Some(&"response.completed"));
+    let frames = app.mock.state.websocket_frames_by_connection();
+    assert_eq!(frames.len(), 2);
+    assert_ne!(frames[0].0, frames[1].0, "a new upstream connection");
+    let bearer = |i: usize| frames[i].1.header("authorization").unwrap().to_owned();
+    assert_ne!(bearer(0), bearer(1), "opened with the new token");
+    let issued = app.mock.state.issued_tokens();
+    assert!(issued.iter().any(|t| bearer(1).ends_with(t.as_str())));
+}
+
+#[actix_web::test]
+async fn an_alias_is_resolved_in_the_frame_that_goes_upstream_and_a_hidden_model_is_refused() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.models.aliases.insert("codex".into(), "gpt-5.5".into());
+    })
+    .await;
+    let mut socket = connect(&app).await;
+    let mut aliased = create("by alias");
+    aliased["model"] = json!("codex");
+    let events = turn(&mut socket, &aliased).await;
+    assert_eq!(types(&events).last(), Some(&"response.completed"));
+    let sent = app.mock.state.websocket_frames()[0].json().unwrap();
+    assert_eq!(sent["model"], "gpt-5.5");
+    assert_eq!(sent["type"], "response.create");
+}
+
+#[actix_web::test]
+async fn a_client_that_leaves_pings_unanswered_is_closed_with_1001() {
+    let app = crate::helpers::spawn_app_with(|s| s.websocket.ping_interval_secs = 1).await;
+    let mut socket = connect(&app).await;
+    let mut pings = 0;
+    let reason = loop {
+        // Reading without answering: awc's client leaves pongs to its user.
+        match tokio_timeout(socket.next()).await {
+            Some(Ok(Frame::Ping(_))) => pings += 1,
+            Some(Ok(Frame::Close(Some(reason)))) => break reason,
+            other => panic!("expected pings then a close, got {other:?}"),
+        }
+    };
+    assert_eq!(pings, 2);
+    assert_eq!(reason.code, CloseCode::Away);
+    assert_eq!(reason.description.as_deref(), Some("no answer to pings"));
+}
