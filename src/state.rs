@@ -14,14 +14,15 @@ use crate::audit::Audit;
 use crate::capture::Capture;
 use crate::credentials::KeyRing;
 use crate::governance::models::ModelRegistry;
+use crate::governance::websockets::WebSockets;
 use crate::governance::Governor;
-use crate::http::websocket::WebSockets;
 use crate::pool::headroom::PoolHeadroom;
 use crate::pool::metrics::PoolMetrics;
 use crate::recall::ResponseMemory;
 use crate::reload::LiveSettings;
 use crate::settings::Settings;
 use crate::upstream::drift::Drift;
+use crate::upstream::websocket::Fallback;
 
 /// Everything handlers share; cheap to clone, built once at startup.
 #[derive(Clone)]
@@ -40,6 +41,7 @@ struct Inner {
     drift: Drift,
     headroom: PoolHeadroom,
     websockets: WebSockets,
+    websocket_fallback: Fallback,
     log: Logger,
 }
 
@@ -56,6 +58,7 @@ pub struct Parts {
     pub drift: Drift,
     pub headroom: PoolHeadroom,
     pub websockets: WebSockets,
+    pub websocket_fallback: Fallback,
 }
 
 impl AppState {
@@ -73,6 +76,7 @@ impl AppState {
             drift: parts.drift,
             headroom: parts.headroom,
             websockets: parts.websockets,
+            websocket_fallback: parts.websocket_fallback,
             log,
         }))
     }
@@ -121,9 +125,13 @@ impl AppState {
     pub fn headroom(&self) -> &PoolHeadroom {
         &self.0.headroom
     }
-    /// The open WebSocket connections per key, and whether the upstream refuses WebSockets.
+    /// The WebSocket connections each key holds open.
     pub fn websockets(&self) -> &WebSockets {
         &self.0.websockets
+    }
+    /// Whether WebSocket turns go over HTTP for now, the upstream having refused WebSockets.
+    pub fn websocket_fallback(&self) -> &Fallback {
+        &self.0.websocket_fallback
     }
     pub fn log(&self) -> &Logger {
         &self.0.log

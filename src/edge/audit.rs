@@ -12,6 +12,12 @@ use crate::credentials::Principal;
 use crate::obs::{bounded, limit};
 use crate::state::AppState;
 
+/// Marks a WebSocket handshake's request as serving a turn: each turn's access line and audit row
+/// are made from the handshake's request, and are the turn's (`responses.create`), not the
+/// connection's (`responses.websocket`).
+#[derive(Clone, Copy)]
+pub struct WebSocketTurn;
+
 /// What a request's row needs beyond its access line: taken from the request when the line is
 /// made (only with the audit trail on, and only for the data plane).
 pub struct RequestDraft {
@@ -64,9 +70,7 @@ fn action_of(req: &HttpRequest) -> &'static str {
         // A WebSocket handshake; its turns are `responses.create` rows of their own.
         Some("/v1/responses")
             if req.method() == actix_web::http::Method::GET
-                && !req
-                    .extensions()
-                    .contains::<crate::edge::context::WebSocketTurn>() =>
+                && !req.extensions().contains::<WebSocketTurn>() =>
         {
             "responses.websocket"
         }

@@ -90,11 +90,6 @@ pub struct AccessNote {
     pub line_for_stream: Option<Arc<OnceLock<AccessLine>>>,
 }
 
-/// Marks a WebSocket handshake's request as serving a turn: each turn's access line and audit row
-/// are made from the handshake's request, and are the turn's, not the connection's.
-#[derive(Clone, Copy)]
-pub struct WebSocketTurn;
-
 /// Marks an answer whose access line is not written: an authentication failure from an address
 /// past its budget, counted by the throttle (`governance::auth_failures`) instead.
 #[derive(Clone, Copy)]

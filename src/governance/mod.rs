@@ -20,6 +20,7 @@ pub mod rate;
 pub mod requests;
 pub mod updates;
 mod usage_writer;
+pub mod websockets;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

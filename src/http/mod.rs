@@ -19,6 +19,7 @@ mod responses;
 mod stored_responses;
 mod transport;
 mod upstream_error;
+mod upstream_turn;
 pub mod websocket;
 
 use actix_web::body::{EitherBody, MessageBody};

@@ -7,7 +7,7 @@ use awc::error::SendRequestError;
 use bytes::Bytes;
 use relay_actors::Lease;
 
-use super::websocket::UpstreamTurn;
+use super::upstream_turn::UpstreamTurn;
 use crate::upstream::{UpstreamClient, UpstreamResponse};
 
 pub enum Via<'a> {

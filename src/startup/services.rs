@@ -17,8 +17,8 @@ use crate::credentials::{AdminTokenRing, KeyRing};
 use crate::governance::metrics::GovernanceMetrics;
 use crate::governance::model_refresh::{self, Refresher};
 use crate::governance::models::ModelRegistry;
+use crate::governance::websockets::WebSockets;
 use crate::governance::Governor;
-use crate::http::websocket::WebSockets;
 use crate::obs::metrics::Registry;
 use crate::pool::headroom::PoolHeadroom;
 use crate::pool::metrics::PoolMetrics;
@@ -29,6 +29,7 @@ use crate::state::Parts;
 use crate::store::{Store, StoreError};
 use crate::upstream::drift::Drift;
 use crate::upstream::outbound::Outbound;
+use crate::upstream::websocket::Fallback;
 
 /// What the two planes serve, started before either listens: the router with its account
 /// actors, the key rings, the governor, the model registry, and the loops that keep them current.
@@ -97,6 +98,7 @@ impl Core {
             drift: Drift::register(metrics, log.clone()),
             headroom,
             websockets: WebSockets::register(metrics),
+            websocket_fallback: Fallback::register(metrics),
         };
         Ok(Core {
             parts,

@@ -15,7 +15,8 @@ use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_codec::Framed;
 use actix_http::{BoxedPayloadStream, Payload};
@@ -27,6 +28,8 @@ use awc::BoxedSocket;
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use futures_util::{SinkExt, Stream, StreamExt};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use relay_actors::{AccountId, Lease};
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -73,6 +76,45 @@ impl UpstreamSocket {
             }
         }
     }
+}
+
+/// Until when turns go over HTTP because the upstream refused a WebSocket (`websocket.fallback_secs`
+/// from the refusal), shared by every connection, and how often that happened.
+#[derive(Default)]
+pub struct Fallback {
+    /// Unix milliseconds until which no upstream WebSocket is tried (0: they are).
+    http_until_ms: AtomicU64,
+    refusals: Counter,
+}
+
+impl Fallback {
+    pub fn register(registry: &mut Registry) -> Fallback {
+        let fallback = Fallback::default();
+        registry.register(
+            "websocket_upstream_refusals",
+            "Times the upstream refused a WebSocket (426), each starting websocket.fallback_secs of turns over HTTP",
+            fallback.refusals.clone(),
+        );
+        fallback
+    }
+
+    /// The upstream refused a WebSocket: turns go over HTTP for `period`.
+    pub fn fall_back_for(&self, period: Duration) {
+        let until = now_ms().saturating_add(period.as_millis() as u64);
+        self.http_until_ms.store(until, Ordering::Relaxed);
+        self.refusals.inc();
+    }
+
+    /// Whether turns go over HTTP now.
+    pub fn falls_back(&self) -> bool {
+        self.http_until_ms.load(Ordering::Relaxed) > now_ms()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Where a client connection keeps its upstream socket between turns.
@@ -364,4 +406,63 @@ fn invalid_frame() -> SendRequestError {
         io::ErrorKind::InvalidData,
         "the turn is not valid UTF-8 text",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_upstream_websocket_is_skipped_for_the_period_only() {
+        let fallback = Fallback::default();
+        assert!(!fallback.falls_back());
+        fallback.fall_back_for(Duration::from_secs(60));
+        assert!(fallback.falls_back());
+        fallback.fall_back_for(Duration::ZERO);
+        assert!(!fallback.falls_back());
+    }
+
+    #[test]
+    fn a_rate_limit_event_reads_as_the_headers_of_an_http_answer() {
+        let event = br#"{"type":"codex.rate_limits","rate_limits":{"primary":{"used_percent":42.5,"window_minutes":300,"reset_at":1700000000},"secondary":{"used_percent":3,"window_minutes":10080}}}"#;
+        let mut headers = HeaderMap::new();
+        rate_limit_headers(event, &mut headers);
+        let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        assert_eq!(value("x-codex-primary-used-percent"), Some("42.5"));
+        assert_eq!(value("x-codex-primary-window-minutes"), Some("300"));
+        assert_eq!(value("x-codex-primary-reset-at"), Some("1700000000"));
+        assert_eq!(value("x-codex-secondary-used-percent"), Some("3"));
+        assert_eq!(value("x-codex-secondary-reset-at"), None);
+    }
+
+    #[test]
+    fn an_error_frame_reads_as_the_http_answer_it_stands_for() {
+        let frame = br#"{"type":"error","status":429,"error":{"type":"usage_limit_reached","message":"limit"},"headers":{"x-codex-primary-used-percent":"100","retry-after":30}}"#;
+        let error = ErrorFrame::read(frame).unwrap();
+        assert_eq!(error.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(error.headers.get("retry-after").unwrap(), "30");
+        assert_eq!(
+            error.headers.get("x-codex-primary-used-percent").unwrap(),
+            "100"
+        );
+        let body: Value = serde_json::from_slice(&error.body).unwrap();
+        assert_eq!(body["error"]["type"], "usage_limit_reached");
+        assert!(ErrorFrame::read(br#"{"type":"response.created"}"#).is_none());
+        let no_status = ErrorFrame::read(br#"{"type":"error","error":{}}"#).unwrap();
+        assert_eq!(no_status.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn a_turn_ends_at_its_terminal_event_only() {
+        assert_eq!(
+            terminal_kind(br#"{"type":"response.completed","response":{}}"#),
+            Some(Terminal::Completed)
+        );
+        for other in ["response.failed", "response.incomplete", "error"] {
+            let frame = format!(r#"{{"type":"{other}"}}"#);
+            assert_eq!(terminal_kind(frame.as_bytes()), Some(Terminal::Other));
+        }
+        let delta = br#"{"type":"response.output_text.delta","delta":"response.completed"}"#;
+        assert_eq!(terminal_kind(delta), None);
+    }
 }

@@ -3,29 +3,24 @@
 //! new input with `previous_response_id`). The handshake is authenticated and rate-limited like
 //! every `/v1` call (the scope's middleware), then:
 //!
-//! - `registry.rs` caps the connections each key holds open, and remembers when the upstream
-//!   refused WebSockets;
+//! - `governance::websockets` caps the connections each key holds open;
 //! - `session.rs` runs the connection: turns one at a time, pings, idle and size limits, close
 //!   codes;
 //! - `turn.rs` serves each turn as the HTTP path serves a call (governance, failover, accounting,
 //!   access line, metrics, audit row);
-//! - `upstream_turn.rs` sends it over the connection's upstream WebSocket (bound to one account),
-//!   or over HTTP while the upstream refuses WebSockets;
+//! - `http::upstream_turn` sends it over the connection's upstream WebSocket (bound to one
+//!   account), or over HTTP while the upstream refuses WebSockets;
 //! - `frames.rs` writes the events and errors as text frames.
 
 mod frames;
-mod registry;
 mod session;
 mod turn;
-mod upstream_turn;
 
 use std::rc::Rc;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-pub use self::registry::WebSockets;
-pub use self::upstream_turn::UpstreamTurn;
 use super::error::ApiError;
 use super::responses::principal_of;
 use crate::edge::context::RequestContext;
@@ -64,7 +59,12 @@ pub async fn open(
     }
     let principal = principal_of(&req)?;
     let limit = settings.websocket.max_connections_per_key;
-    let open = state.websockets().open(&principal.key_id, limit)?;
+    let open = state
+        .websockets()
+        .open(&principal.key_id, limit)
+        .map_err(|refused| ApiError::TooManyConnections {
+            limit: refused.limit,
+        })?;
     let (response, session, messages) = actix_ws::handle(&req, payload)
         .map_err(|_| ApiError::invalid("This is not a valid WebSocket handshake.", None))?;
     let clocks = session::Clocks {

@@ -16,8 +16,8 @@ use slog::{debug, info};
 use tokio::time::{sleep_until, Instant};
 
 use super::frames::error_frame;
-use super::registry::OpenConnection;
 use super::turn::{self, Answer, Connection};
+use crate::governance::websockets::OpenConnection;
 use crate::http::error::ApiError;
 
 /// Frames of this size or more are refused: the backend closes the connection on them.

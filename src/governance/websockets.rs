@@ -1,11 +1,9 @@
-//! What the relay's WebSocket connections share: how many each API key holds open (capped by
-//! `websocket.max_connections_per_key`), until when turns go over HTTP because the upstream
-//! refused a WebSocket, and the metric families that show both.
+//! The Responses WebSocket connections each API key holds open, capped by
+//! `websocket.max_connections_per_key` (a connection lives long, and each holds two sockets and
+//! an upstream WebSocket), and the metric families of open and closed connections.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -13,22 +11,23 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::super::error::ApiError;
-
 /// [`WebSockets::default`] counts into families no registry shows.
 #[derive(Default)]
 pub struct WebSockets {
     open: Arc<Mutex<HashMap<String, usize>>>,
-    /// Unix milliseconds until which the upstream WebSocket is not tried (0: it is).
-    http_until_ms: AtomicU64,
     metrics: SocketMetrics,
+}
+
+/// A key already holds its maximum of connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyConnections {
+    pub limit: usize,
 }
 
 #[derive(Clone, Default)]
 struct SocketMetrics {
     open: Gauge,
     closed: Family<WhyLabels, Counter>,
-    fallbacks: Counter,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -62,11 +61,6 @@ impl WebSockets {
             "Responses WebSocket connections ended, by why: client (closed it), client_gone, idle, unanswered_pings, binary_frame, too_large, key_invalid, protocol_error",
             metrics.closed.clone(),
         );
-        registry.register(
-            "websocket_upstream_refusals",
-            "Times the upstream refused a WebSocket (426), each starting websocket.fallback_secs of turns over HTTP",
-            metrics.fallbacks.clone(),
-        );
         for why in CLOSE_REASONS {
             metrics.closed.get_or_create(&WhyLabels { why }).inc_by(0);
         }
@@ -79,11 +73,11 @@ impl WebSockets {
     }
 
     /// Counts a new connection of `key_id`, or refuses it past `limit`.
-    pub fn open(&self, key_id: &str, limit: usize) -> Result<OpenConnection, ApiError> {
+    pub fn open(&self, key_id: &str, limit: usize) -> Result<OpenConnection, TooManyConnections> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let count = open.entry(key_id.to_owned()).or_default();
         if *count >= limit {
-            return Err(ApiError::TooManyConnections { limit });
+            return Err(TooManyConnections { limit });
         }
         *count += 1;
         self.metrics.open.inc();
@@ -99,24 +93,6 @@ impl WebSockets {
         let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         open.get(key_id).copied().unwrap_or(0)
     }
-
-    /// The upstream refused a WebSocket: turns go over HTTP for `period`.
-    pub fn fall_back_for(&self, period: Duration) {
-        let until = now_ms().saturating_add(period.as_millis() as u64);
-        self.http_until_ms.store(until, Ordering::Relaxed);
-        self.metrics.fallbacks.inc();
-    }
-
-    /// Whether turns go over HTTP now.
-    pub fn falls_back(&self) -> bool {
-        self.http_until_ms.load(Ordering::Relaxed) > now_ms()
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// One open connection, counted against its key until dropped.
@@ -150,22 +126,12 @@ mod tests {
         let _second = sockets.open("key_a", 2).unwrap();
         assert!(matches!(
             sockets.open("key_a", 2),
-            Err(ApiError::TooManyConnections { limit: 2 })
+            Err(TooManyConnections { limit: 2 })
         ));
         let _other = sockets.open("key_b", 2).unwrap();
         drop(first);
         assert_eq!(sockets.open_for("key_a"), 1);
         let _third = sockets.open("key_a", 2).unwrap();
         assert_eq!(sockets.open_for("key_a"), 2);
-    }
-
-    #[test]
-    fn a_refused_upstream_websocket_is_skipped_for_the_period_only() {
-        let sockets = WebSockets::default();
-        assert!(!sockets.falls_back());
-        sockets.fall_back_for(Duration::from_secs(60));
-        assert!(sockets.falls_back());
-        sockets.fall_back_for(Duration::ZERO);
-        assert!(!sockets.falls_back());
     }
 }

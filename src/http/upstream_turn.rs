@@ -38,7 +38,7 @@ impl UpstreamTurn {
         headers: &HeaderMap,
         frame: Bytes,
     ) -> Result<UpstreamResponse, SendRequestError> {
-        if self.state.websockets().falls_back() {
+        if self.state.websocket_fallback().falls_back() {
             return self.over_http(upstream, lease, headers).await;
         }
         let settings = self.state.settings();
@@ -63,7 +63,7 @@ impl UpstreamTurn {
             Err(Refused::Upgrade) => {
                 warn!(self.log, "the upstream refused a WebSocket; turns go over HTTP for a while";
                     "fallback_secs" => fallback.as_secs());
-                self.state.websockets().fall_back_for(fallback);
+                self.state.websocket_fallback().fall_back_for(fallback);
                 return self.over_http(upstream, lease, headers).await;
             }
             Err(Refused::Status(status)) => return Ok(refusal(status)),
