@@ -161,13 +161,7 @@ async fn relay(
         pinned: None,
     };
     let (committed, attempts) = failover::run(state, upstream, &call, ctx).await;
-    attempts.log(&ctx.log, call.carries_encrypted);
-    Phases::update(req, |phases| attempts.phases(phases));
-    attempts.count(state.pool_metrics());
-    if state.audit().enabled() {
-        note.accounts_tried = attempts.accounts().map(ToString::to_string).collect();
-    }
-    note_last_attempt(note, attempts);
+    record_attempts(req, (state, ctx), attempts, call.carries_encrypted, note);
     let committed = committed?;
     let reply = Reply {
         model: &model,
@@ -185,6 +179,24 @@ async fn relay(
         Phases::add(req, Phase::Stream, answering.elapsed());
     }
     answered
+}
+
+/// What the failover's attempts leave behind: the failover warnings, the request's phases, the
+/// pool's attempt counts, and the accounts tried on the access line (and the audit row).
+pub(super) fn record_attempts(
+    req: &HttpRequest,
+    (state, ctx): (&AppState, &RequestContext),
+    attempts: Attempts,
+    carries_encrypted: bool,
+    note: &mut AccessNote,
+) {
+    attempts.log(&ctx.log, carries_encrypted);
+    Phases::update(req, |phases| attempts.phases(phases));
+    attempts.count(state.pool_metrics());
+    if state.audit().enabled() {
+        note.accounts_tried = attempts.accounts().map(ToString::to_string).collect();
+    }
+    note_last_attempt(note, attempts);
 }
 
 /// The access line names the last account tried and what its upstream answered: the account

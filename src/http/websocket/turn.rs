@@ -22,7 +22,7 @@ use slog::{o, Logger};
 use super::super::error::ApiError;
 use super::super::failover::{self, Call};
 use super::super::relay_stream::{RelayStream, StreamTiming};
-use super::super::responses::{affinity_key, parse_request, resolve_model};
+use super::super::responses::{affinity_key, parse_request, record_attempts, resolve_model};
 use super::super::transport::Via;
 use super::super::upstream_turn::UpstreamTurn;
 use super::frames::EventFrames;
@@ -219,19 +219,8 @@ async fn relay(
         pinned,
     };
     let (committed, attempts) = failover::run(state, &conn.upstream, &call, ctx).await;
-    attempts.log(&ctx.log, call.carries_encrypted);
-    Phases::update(&conn.req, |phases| attempts.phases(phases));
-    attempts.count(state.pool_metrics());
-    if state.audit().enabled() {
-        note.accounts_tried = attempts.accounts().map(ToString::to_string).collect();
-    }
-    if let Some(last) = attempts.into_last() {
-        note.account = Some(last.account_id.to_string());
-        if let Some(answer) = last.answer {
-            note.upstream_status = Some(answer.status);
-            note.upstream_request_id = answer.request_id;
-        }
-    }
+    let carries_encrypted = call.carries_encrypted;
+    record_attempts(&conn.req, (state, ctx), attempts, carries_encrypted, note);
     let committed = committed.map_err(refuse)?;
     let timing = StreamTiming {
         idle_timeout: Duration::from_secs(settings.upstream.stream_idle_timeout_secs),
