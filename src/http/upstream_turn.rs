@@ -27,6 +27,8 @@ pub struct UpstreamTurn {
     pub prewarm: bool,
     /// The upstream slug, for a prewarm's answer.
     pub model: String,
+    /// The turn names a `previous_response_id` the connection's upstream WebSocket made.
+    pub continues: bool,
     pub log: Logger,
 }
 
@@ -45,8 +47,13 @@ impl UpstreamTurn {
         let first_frame_within = Duration::from_secs(settings.upstream.response_timeout_secs);
         let fallback = Duration::from_secs(settings.websocket.fallback_secs);
         drop(settings);
+        // A renewed token opens a new connection with it — except for a turn that continues a
+        // response only the kept connection knows: that connection is already authenticated,
+        // and a new one would cost the client its conversation. Should the backend refuse the
+        // old token on it (401), the connection is dropped and the renewal opens a new one.
         let kept = self.slot.borrow_mut().take().filter(|socket| {
-            socket.account_id == lease.account_id && socket.token_version == lease.token_version
+            socket.account_id == lease.account_id
+                && (socket.token_version == lease.token_version || self.continues)
         });
         if let Some(socket) = kept {
             match websocket::turn(socket, frame.clone(), self.slot.clone(), first_frame_within)

@@ -192,8 +192,11 @@ pub async fn turn(
         leading.push_back(text);
     };
     if let Some(error) = ErrorFrame::read(&first) {
-        // The backend keeps the connection after an error frame; so does the relay.
-        *slot.borrow_mut() = Some(socket);
+        // The backend keeps the connection after an error frame; so does the relay, unless the
+        // frame refused the connection's token.
+        if error.status != StatusCode::UNAUTHORIZED {
+            *slot.borrow_mut() = Some(socket);
+        }
         return Ok(error.into_response(headers));
     }
     leading.push_back(first);

@@ -164,23 +164,38 @@ async fn an_error_frame_before_any_output_moves_the_turn_to_another_account() {
 }
 
 #[actix_web::test]
-async fn a_token_refreshed_between_turns_opens_a_new_upstream_connection_with_it() {
+async fn a_token_refreshed_between_turns_opens_a_new_upstream_connection_unless_a_turn_continues() {
     let app = spawn_app().await;
     let write = app.admin_token(AdminScope::Write).await;
     let mut socket = connect(&app).await;
-    turn(&mut socket, &create("with the first token")).await;
+    let first = turn(&mut socket, &create("with the first token")).await;
+    let id = first.last().unwrap()["response"]["id"].clone();
     let path = format!("/admin/v1/accounts/{}/refresh", app.account_id);
     let (status, answer) = admin_call(&app, "POST", &path, &write, None).await;
     assert_eq!(status, 200, "{answer}");
-    let events = turn(&mut socket, &create("with the refreshed token")).await;
+    // A follow-up stays on the connection that knows its previous response.
+    let mut follow_up = create("continuing");
+    follow_up["previous_response_id"] = id;
+    let events = turn(&mut socket, &follow_up).await;
+    assert_eq!(
+        types(&events).last(),
+        Some(&"response.completed"),
+        "{events:?}"
+    );
+    // A new conversation goes on a new connection, with the new token.
+    let events = turn(&mut socket, &create("a new conversation")).await;
     assert_eq!(types(&events).last(), Some(&"response.completed"));
     let frames = app.mock.state.websocket_frames_by_connection();
-    assert_eq!(frames.len(), 2);
-    assert_ne!(frames[0].0, frames[1].0, "a new upstream connection");
+    assert_eq!(frames.len(), 3);
+    assert_eq!(
+        frames[0].0, frames[1].0,
+        "the follow-up kept its connection"
+    );
+    assert_ne!(frames[1].0, frames[2].0, "a new upstream connection");
     let bearer = |i: usize| frames[i].1.header("authorization").unwrap().to_owned();
-    assert_ne!(bearer(0), bearer(1), "opened with the new token");
+    assert_ne!(bearer(0), bearer(2), "opened with the new token");
     let issued = app.mock.state.issued_tokens();
-    assert!(issued.iter().any(|t| bearer(1).ends_with(t.as_str())));
+    assert!(issued.iter().any(|t| bearer(2).ends_with(t.as_str())));
 }
 
 #[actix_web::test]
@@ -215,4 +230,31 @@ async fn a_client_that_leaves_pings_unanswered_is_closed_with_1001() {
     assert_eq!(pings, 2);
     assert_eq!(reason.code, CloseCode::Away);
     assert_eq!(reason.description.as_deref(), Some("no answer to pings"));
+}
+
+#[actix_web::test]
+async fn a_401_on_the_kept_connection_renews_the_token_and_the_moved_turn_is_not_found() {
+    let app = spawn_app().await;
+    let mut socket = connect(&app).await;
+    let first = turn(&mut socket, &create("first")).await;
+    let id = first.last().unwrap()["response"]["id"].clone();
+    app.mock.state.push_scripted(Scripted::Status {
+        status: 401,
+        body: json!({"error": {"type": "invalid_request_error", "code": "token_expired"}})
+            .to_string(),
+        headers: vec![],
+    });
+    let mut follow_up = create("continuing");
+    follow_up["previous_response_id"] = id;
+    let events = turn(&mut socket, &follow_up).await;
+    assert_eq!(events[0]["type"], "error", "{events:?}");
+    assert_eq!(events[0]["error"]["code"], "previous_response_not_found");
+    assert_eq!(
+        app.mock.state.refresh_calls(),
+        1,
+        "the token was renewed once"
+    );
+    assert_eq!(app.mock.state.websocket_connections_opened(), 2);
+    let events = turn(&mut socket, &create("the whole conversation")).await;
+    assert_eq!(types(&events).last(), Some(&"response.completed"));
 }

@@ -199,6 +199,7 @@ async fn relay(
         http_body: request.forward(&frame),
         prewarm,
         model: resolved.slug.clone(),
+        continues: pinned.is_some(),
         log: ctx.log.clone(),
     };
     let tenant = principal.policy.tenant.as_ref().map(|t| t.id.as_str());
