@@ -198,7 +198,7 @@ fn until_midnight() -> i64 {
 
 /// Waits out the last minute of a UTC day, so a test that spends a daily quota and restarts
 /// does not straddle midnight (where the quota would rightly renew under it).
-async fn away_from_midnight() {
+pub async fn away_from_midnight() {
     let left = until_midnight();
     if left < 60 {
         let wait = u64::try_from(left + 1).unwrap_or(1);

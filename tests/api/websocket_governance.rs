@@ -258,3 +258,35 @@ async fn a_401_on_the_kept_connection_renews_the_token_and_the_moved_turn_is_not
     let events = turn(&mut socket, &create("the whole conversation")).await;
     assert_eq!(types(&events).last(), Some(&"response.completed"));
 }
+
+#[actix_web::test]
+async fn each_turns_tokens_count_against_the_keys_quota() {
+    crate::limits::away_from_midnight().await;
+    let app = spawn_app_seeded(
+        |_| {},
+        |store| {
+            let limits = Limits {
+                daily_tokens: Some(1),
+                ..Limits::default()
+            };
+            vec![key_with(store, "thrifty-ws", None, limits)]
+        },
+    )
+    .await;
+    let mut socket = connect_as(&app, &app.seeded[0]).await;
+    let events = turn(&mut socket, &create("spend the day")).await;
+    assert_eq!(types(&events).last(), Some(&"response.completed"));
+    // The usage is counted when the turn's stream ends; the next turn finds the quota spent.
+    let mut refused = None;
+    for _ in 0..50 {
+        let events = turn(&mut socket, &create("one more")).await;
+        if events[0]["type"] == "error" {
+            refused = Some(events);
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let refused = refused.expect("the quota was never spent");
+    assert_eq!(refused[0]["status"], 429);
+    assert_eq!(refused[0]["error"]["code"], "quota_exceeded");
+}
