@@ -23,6 +23,7 @@ use crate::credentials::AdminTokenRing;
 use crate::edge::bare_errors::shape_bare_errors;
 use crate::edge::context;
 use crate::edge::metrics::RequestMetrics;
+use crate::governance::websockets::Stopping;
 use crate::governance::Governor;
 use crate::http;
 use crate::intake::BodyLimits;
@@ -72,6 +73,8 @@ pub struct Application {
     admin: Server,
     governor: Governor,
     capture: Capture,
+    /// Tells the WebSocket connections a graceful stop has begun.
+    stopping: Stopping,
     log: Logger,
     background: Background,
 }
@@ -87,6 +90,8 @@ pub struct AppHandle {
     admin: ServerHandle,
     governor: Governor,
     capture: Capture,
+    /// Tells the WebSocket connections a graceful stop has begun.
+    stopping: Stopping,
     log: Logger,
     background: Background,
 }
@@ -129,6 +134,7 @@ impl AppHandle {
     /// Stops both planes, writes the usage still queued (bounded in time), then stops the
     /// actors and background loops.
     pub async fn stop(&self, graceful: bool) {
+        self.stopping.begin();
         futures_util::future::join(self.data.stop(graceful), self.admin.stop(graceful)).await;
         flush_usage(&self.governor, &self.log).await;
         flush_audit(&self.background.audit, &self.log).await;
@@ -240,6 +246,7 @@ impl Application {
             admin,
             governor,
             capture: state.capture().clone(),
+            stopping: state.websockets().stopping().clone(),
             log: state.log().clone(),
             background,
         })
@@ -262,6 +269,7 @@ impl Application {
             admin: self.admin.handle(),
             governor: self.governor.clone(),
             capture: self.capture.clone(),
+            stopping: self.stopping.clone(),
             log: self.log.clone(),
             background: self.background.clone(),
         }
@@ -273,7 +281,8 @@ impl Application {
     /// to finish; SIGINT or SIGQUIT stops them at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let servers = [self.server.handle(), self.admin.handle()];
-        let on_signal = actix_web::rt::spawn(signals::stop_on_signal(servers, self.log.clone()));
+        let stop = signals::stop_on_signal(servers, self.stopping.clone(), self.log.clone());
+        let on_signal = actix_web::rt::spawn(stop);
         let (data, admin) = futures_util::future::join(self.server, self.admin).await;
         on_signal.abort();
         flush_usage(&self.governor, &self.log).await;

@@ -1,9 +1,13 @@
 //! The Responses WebSocket connections each API key holds open, capped by
 //! `websocket.max_connections_per_key` (a connection lives long, and each holds two sockets and
-//! an upstream WebSocket), and the metric families of open and closed connections.
+//! an upstream WebSocket), the metric families of open and closed connections, and the signal
+//! that the relay is stopping: idle connections close at once instead of holding the drain for
+//! its whole grace.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::watch;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -16,6 +20,28 @@ use prometheus_client::registry::Registry;
 pub struct WebSockets {
     open: Arc<Mutex<HashMap<String, usize>>>,
     metrics: SocketMetrics,
+    stopping: Stopping,
+}
+
+/// Tells open connections that the relay is stopping (a graceful stop has begun).
+#[derive(Clone)]
+pub struct Stopping(Arc<watch::Sender<bool>>);
+
+impl Default for Stopping {
+    fn default() -> Stopping {
+        Stopping(Arc::new(watch::Sender::new(false)))
+    }
+}
+
+impl Stopping {
+    pub fn begin(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once the relay is stopping.
+    pub fn watch(&self) -> watch::Receiver<bool> {
+        self.0.subscribe()
+    }
 }
 
 /// A key already holds its maximum of connections.
@@ -36,7 +62,7 @@ struct WhyLabels {
 }
 
 /// Why connections end, as the `websocket_connections_closed` family names it.
-pub const CLOSE_REASONS: [&str; 8] = [
+pub const CLOSE_REASONS: [&str; 9] = [
     "client",
     "client_gone",
     "idle",
@@ -45,6 +71,7 @@ pub const CLOSE_REASONS: [&str; 8] = [
     "too_large",
     "key_invalid",
     "protocol_error",
+    "relay_stopping",
 ];
 
 impl WebSockets {
@@ -58,13 +85,18 @@ impl WebSockets {
         );
         registry.register(
             "websocket_connections_closed",
-            "Responses WebSocket connections ended, by why: client (closed it), client_gone, idle, unanswered_pings, binary_frame, too_large, key_invalid, protocol_error",
+            "Responses WebSocket connections ended, by why: client (closed it), client_gone, idle, unanswered_pings, binary_frame, too_large, key_invalid, protocol_error, relay_stopping",
             metrics.closed.clone(),
         );
         for why in CLOSE_REASONS {
             metrics.closed.get_or_create(&WhyLabels { why }).inc_by(0);
         }
         sockets
+    }
+
+    /// The signal that the relay is stopping, for the connections and for whoever stops it.
+    pub fn stopping(&self) -> &Stopping {
+        &self.stopping
     }
 
     /// A connection ended, for `why` (one of [`CLOSE_REASONS`]).

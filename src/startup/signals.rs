@@ -9,13 +9,17 @@ use actix_web::rt::signal::unix::{signal, SignalKind};
 use futures_util::future::{join_all, select_all};
 use slog::{info, warn, Logger};
 
+use crate::governance::websockets::Stopping;
+
 /// Waits for the first stop signal, then stops `servers`: gracefully on SIGTERM. Resolves once
 /// they have stopped; never, if no signal can be listened for (the process then stops only when
 /// killed, as the log says).
-pub(super) async fn stop_on_signal(servers: [ServerHandle; 2], log: Logger) {
+pub(super) async fn stop_on_signal(servers: [ServerHandle; 2], stopping: Stopping, log: Logger) {
     let graceful = match first_signal().await {
         Ok(StopSignal::Terminate) => {
             info!(log, "SIGTERM: draining the calls in flight");
+            // Idle WebSocket connections would hold the drain for its whole grace.
+            stopping.begin();
             true
         }
         Ok(StopSignal::Now(name)) => {

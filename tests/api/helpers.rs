@@ -268,6 +268,12 @@ impl TestApp {
         self.handle.stop(false).await;
         self.mock.stop().await;
     }
+
+    /// Stops the relay as SIGTERM does: the calls in flight get `server.shutdown_grace_secs`.
+    pub async fn stop_gracefully(self) {
+        self.handle.stop(true).await;
+        self.mock.stop().await;
+    }
 }
 
 pub fn client() -> awc::Client {

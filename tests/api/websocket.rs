@@ -361,3 +361,24 @@ async fn each_turn_writes_its_own_access_line_with_its_own_request_id() {
     assert_eq!(ids.len(), 3, "the handshake and each turn: {lines:?}");
     assert!(!app.logs().contains(&app.key));
 }
+
+#[actix_web::test]
+async fn a_graceful_stop_closes_idle_connections_at_once_with_1001() {
+    let app = spawn_app().await;
+    let mut socket = connect(&app).await;
+    let events = turn(&mut socket, &create("before the stop")).await;
+    assert_eq!(types(&events).last(), Some(&"response.completed"));
+    // The drain's grace is 30 s by default: an idle connection that held it would time out here.
+    assert_eq!(app.settings.server.shutdown_grace_secs, 30);
+    let stopped = actix_web::rt::spawn(async move {
+        app.stop_gracefully().await;
+    });
+    match tokio_timeout(socket.next()).await {
+        Some(Ok(Frame::Close(Some(reason)))) => {
+            assert_eq!(reason.code, CloseCode::Away);
+            assert_eq!(reason.description.as_deref(), Some("relay stopping"));
+        }
+        other => panic!("expected a close 1001, got {other:?}"),
+    }
+    tokio_timeout(stopped).await.unwrap();
+}

@@ -1,7 +1,8 @@
 //! One client connection's life: turns one at a time, pings, and the reasons it ends, each with a
 //! close code that says why — 1000 the client closed, 1001 idle or unanswered pings, 1003 a
 //! binary frame, 1008 the key is no longer valid, 1009 a frame of 16 MiB or more (refused with
-//! an error frame first, never sent upstream, as the backend would close on it).
+//! an error frame first, never sent upstream, as the backend would close on it), 1001 "relay
+//! stopping" when a graceful stop begins (after the turn in flight, if any).
 //!
 //! Between turns the connection keeps its upstream socket (and so its account) for
 //! `websocket.upstream_idle_secs`, answering the backend's pings; no lease is held meanwhile,
@@ -47,8 +48,11 @@ pub async fn serve(
         .max_continuation_size(MAX_FRAME_BYTES - 1);
     let mut live = Liveness::new(clocks);
     let opened = std::time::Instant::now();
+    let mut stopping = conn.state.websockets().stopping().watch();
     let close = loop {
         let event = tokio::select! {
+            // Between turns only: a turn running when the stop begins finishes within the grace.
+            _ = stopping.wait_for(|stopping| *stopping) => Event::Stopping,
             message = messages.recv() => Event::Message(message),
             () = sleep_until(live.next_ping) => Event::PingDue,
             () = sleep_until(live.idle_until) => Event::Idle,
@@ -69,6 +73,7 @@ pub async fn serve(
                 }
             }
             Event::Idle => break Some(reason(CloseCode::Away, "idle timeout")),
+            Event::Stopping => break Some(reason(CloseCode::Away, "relay stopping")),
             Event::ReleaseUpstream | Event::UpstreamGone => {
                 debug!(conn.log, "upstream WebSocket released");
                 conn.slot.borrow_mut().take();
@@ -93,6 +98,7 @@ enum Event {
     Message(Option<Result<AggregatedMessage, ProtocolError>>),
     PingDue,
     Idle,
+    Stopping,
     ReleaseUpstream,
     UpstreamGone,
 }
@@ -225,6 +231,7 @@ fn why_label(close: Option<&CloseReason>) -> &'static str {
     match (close.code, close.description.as_deref()) {
         (CloseCode::Normal, _) => "client",
         (CloseCode::Away, Some("idle timeout")) => "idle",
+        (CloseCode::Away, Some("relay stopping")) => "relay_stopping",
         (CloseCode::Away, _) => "unanswered_pings",
         (CloseCode::Unsupported, _) => "binary_frame",
         (CloseCode::Size, _) => "too_large",
