@@ -1,13 +1,14 @@
 //! The two ways load is driven:
 //!
-//! * a closed loop: `users` virtual users, each on its own keep-alive connection, sending one
-//!   request after the other for a warm-up and then a measured window; only answers that end
-//!   inside the window count, and the CPU time of the measured processes is taken at the
-//!   window's edges;
+//! * a closed loop: `users` virtual users, each on its own connection (an HTTP keep-alive one, or
+//!   a WebSocket: see [`Client`]), sending one request after the other for a warm-up and then a
+//!   measured window; only answers that end inside the window count, and the CPU time of the
+//!   measured processes is taken at the window's edges;
 //! * held streams: `n` connections with one long stream each, opened with bounded parallelism
 //!   (so no accept queue overflows), all open at once at the peak; the resident memory of the
 //!   measured processes is sampled every 50 ms meanwhile.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +23,7 @@ use super::procs;
 /// Longest a single answer may take beyond the end of its phase before it counts as failed.
 const ANSWER_GRACE: Duration = Duration::from_secs(30);
 /// How often resident memory is sampled during held streams.
-const RSS_EVERY: Duration = Duration::from_millis(50);
+pub const RSS_EVERY: Duration = Duration::from_millis(50);
 
 /// Latencies in microseconds, from 1 µs to 10 minutes, 3 significant digits.
 pub fn histogram() -> anyhow::Result<Histogram<u64>> {
@@ -66,10 +67,36 @@ pub struct Watched {
     pub mock: u32,
 }
 
-/// Runs `calls(user)` back to back from `users` users: `warmup`, then `window` measured.
-pub async fn closed_loop(
-    endpoint: &Endpoint,
-    calls: impl Fn(usize) -> Call,
+/// A connection that answers one request at a time, and what is sent over it: the same closed
+/// loop drives an HTTP call over keep-alive connections and a turn over WebSockets.
+pub trait Client: Send + 'static {
+    type Conn: Send;
+    fn open(&self) -> impl Future<Output = anyhow::Result<Self::Conn>> + Send;
+    /// Sends the request and reads its answer to the end.
+    fn send(&self, conn: &mut Self::Conn) -> impl Future<Output = anyhow::Result<Timing>> + Send;
+}
+
+/// `call` over HTTP keep-alive connections to `endpoint`.
+pub struct Http {
+    pub endpoint: Endpoint,
+    pub call: Call,
+}
+
+impl Client for Http {
+    type Conn = Conn;
+
+    async fn open(&self) -> anyhow::Result<Conn> {
+        Conn::open(&self.endpoint).await
+    }
+
+    async fn send(&self, conn: &mut Conn) -> anyhow::Result<Timing> {
+        conn.send(&self.call).await
+    }
+}
+
+/// Runs `clients(user)` back to back from `users` users: `warmup`, then `window` measured.
+pub async fn closed_loop<C: Client>(
+    clients: impl Fn(usize) -> C,
     users: usize,
     warmup: Duration,
     window: Duration,
@@ -80,14 +107,7 @@ pub async fn closed_loop(
     let end = warm_end + window;
     let mut tasks = JoinSet::new();
     for user in 0..users {
-        let endpoint = endpoint.clone();
-        tasks.spawn(user_loop(
-            endpoint,
-            calls(user),
-            warm_end,
-            end,
-            empty.clone(),
-        ));
+        tasks.spawn(user_loop(clients(user), warm_end, end, empty.clone()));
     }
     tokio::time::sleep_until(warm_end.into()).await;
     let writer = || procs::thread_cpu_micros(&watched.proxy, AUDIT_WRITER);
@@ -156,9 +176,8 @@ struct UserResult {
     first_token: Histogram<u64>,
 }
 
-async fn user_loop(
-    endpoint: Endpoint,
-    call: Call,
+async fn user_loop<C: Client>(
+    client: C,
     warm_end: Instant,
     end: Instant,
     empty: Histogram<u64>,
@@ -172,16 +191,16 @@ async fn user_loop(
         first_byte: empty.clone(),
         first_token: empty,
     };
-    let mut conn: Option<Conn> = None;
+    let mut conn: Option<C::Conn> = None;
     while Instant::now() < end {
         let outcome = match conn.as_mut() {
             Some(open) => {
                 let limit = (end + ANSWER_GRACE).saturating_duration_since(Instant::now());
-                tokio::time::timeout(limit, open.send(&call))
+                tokio::time::timeout(limit, client.send(open))
                     .await
                     .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {limit:?}")))
             }
-            None => match Conn::open(&endpoint).await {
+            None => match client.open().await {
                 Ok(open) => {
                     conn = Some(open);
                     continue;
@@ -307,7 +326,7 @@ pub async fn held(
 }
 
 /// The largest resident memory seen until `running` turns false.
-async fn sample_rss(pids: Vec<u32>, running: Arc<AtomicBool>) -> u64 {
+pub async fn sample_rss(pids: Vec<u32>, running: Arc<AtomicBool>) -> u64 {
     let mut peak = 0;
     while running.load(Ordering::SeqCst) {
         peak = peak.max(procs::rss_kb(&pids));

@@ -9,21 +9,25 @@
 //! load against each target — the mock directly, nginx in front of it (when installed), a
 //! relay with each account count, and the mock directly over HTTPS with HTTP/2 followed by the
 //! relay that reaches it so — and prints one table with every proxy's ratio to direct over the
-//! protocol it speaks to the mock.
+//! protocol it speaks to the mock. The mock and the relays over plain HTTP/1.1 are also
+//! measured over WebSockets (`--no-websocket` leaves that out, for a relay built before them):
+//! the same turns, compared with direct over WebSocket and with SSE in the same run.
 //! Benchmarks are not timed tests: the numbers depend on the machine, and the mock, the load
 //! and the proxy share its cores.
 //!
-//! | file         | owns                                                          |
-//! |--------------|---------------------------------------------------------------|
-//! | `main.rs`    | the command line, the plan, the order of the run              |
-//! | `phases.rs`  | every phase of the plan against one target                    |
-//! | `setup.rs`   | building; starting the mock and each relay (data, logins, key) |
-//! | `nginx.rs`   | the nginx yardstick                                           |
-//! | `targets.rs` | what is measured and the requests it gets                     |
-//! | `load.rs`    | closed loops and held streams                                 |
-//! | `client.rs`  | the HTTP/1.1 and HTTP/2 client and the stream checks          |
-//! | `procs.rs`   | child processes, ports, fd limit, `/proc`                     |
-//! | `report.rs`  | the table and the JSON                                        |
+//! | file           | owns                                                           |
+//! |----------------|----------------------------------------------------------------|
+//! | `main.rs`      | the command line, the plan, the order of the run               |
+//! | `phases.rs`    | every phase of the plan against one target                     |
+//! | `setup.rs`     | building; starting the mock and each relay (data, logins, key) |
+//! | `nginx.rs`     | the nginx yardstick                                            |
+//! | `targets.rs`   | what is measured and the requests it gets                      |
+//! | `load.rs`      | closed loops and held streams                                  |
+//! | `client.rs`    | the HTTP/1.1 and HTTP/2 client and the stream checks           |
+//! | `websocket.rs` | the WebSocket client and turn checks; held WebSockets          |
+//! | `procs.rs`     | child processes, ports, fd limit, `/proc`                      |
+//! | `report.rs`    | the table and the JSON                                         |
+//! | `report_ws.rs` | their WebSocket rows and fields                                |
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -33,8 +37,10 @@ mod nginx;
 mod phases;
 mod procs;
 mod report;
+mod report_ws;
 mod setup;
 mod targets;
+mod websocket;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -71,6 +77,9 @@ struct Args {
     /// Leave nginx out even when it is installed.
     #[arg(long)]
     no_nginx: bool,
+    /// Leave out the WebSocket phases (for a relay built before it spoke WebSocket).
+    #[arg(long)]
+    no_websocket: bool,
     /// Seconds measured per closed-loop phase (after the warm-up).
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
@@ -102,6 +111,14 @@ pub struct Plan {
     pub held: Vec<usize>,
     /// Connects in progress at once while held streams are opened.
     pub held_parallel: usize,
+    /// Measure Responses over WebSocket too: turns at each of `ws_users` concurrencies, then
+    /// `ws_held` connections open at once, held idle for `ws_hold`.
+    pub websocket: bool,
+    pub ws_users: Vec<usize>,
+    pub ws_held: usize,
+    pub ws_hold: Duration,
+    /// Also on the relay with its audit trail off.
+    pub ws_audit_off: bool,
     pub warmup: Duration,
     pub window: Duration,
     pub accounts: Vec<usize>,
@@ -123,6 +140,12 @@ impl Plan {
                 held_shape: (6, 50),
                 held: vec![20],
                 held_parallel: 10,
+                websocket: !args.no_websocket,
+                ws_users: vec![1, 2],
+                ws_held: 20,
+                // What the smoke checks is that the phases work, in a few seconds.
+                ws_hold: Duration::from_millis(100),
+                ws_audit_off: false,
                 warmup: Duration::from_millis(200),
                 window: Duration::from_millis(800),
                 accounts: vec![1],
@@ -143,6 +166,11 @@ impl Plan {
             held_shape: (41, 250),
             held: args.held.clone(),
             held_parallel: 200,
+            websocket: !args.no_websocket,
+            ws_users: vec![1, 64],
+            ws_held: args.held.iter().copied().min().unwrap_or(1000),
+            ws_hold: Duration::from_secs(1),
+            ws_audit_off: true,
             warmup: Duration::try_from_secs_f64(args.warmup).context("--warmup")?,
             window: Duration::try_from_secs_f64(args.duration).context("--duration")?,
             accounts: args.accounts.clone(),
@@ -158,6 +186,12 @@ impl Plan {
 
     pub fn held_marker(&self) -> String {
         format!("bench paced {} {}", self.held_shape.0, self.held_shape.1)
+    }
+
+    /// Whether the WebSocket phases run against `target`.
+    pub fn websocket_on(&self, target: &Target) -> bool {
+        let audit_off = matches!(target.kind, Kind::Relay { audit: false, .. });
+        self.websocket && target.speaks_websocket() && (self.ws_audit_off || !audit_off)
     }
 }
 
@@ -232,6 +266,8 @@ async fn run(args: &Args, plan: &Plan) -> anyhow::Result<()> {
         "paced": plan.paced_marker(), "paced_users": plan.paced_users,
         "models_users": plan.models_users,
         "held": plan.held_marker(), "held_parallel": plan.held_parallel,
+        "websocket": plan.websocket, "ws_held": plan.ws_held,
+        "ws_settle_ms": plan.ws_hold.as_millis() / 2,
     });
     let mut notes = report::settings_notes(&settings);
     notes.extend(all.iter().flat_map(Measured::error_notes));
@@ -266,15 +302,10 @@ async fn measure_all(
     let max_accounts = plan.accounts.iter().copied().max().unwrap_or(1);
     let mock = setup::start_mock(bins, dir, args.mock_workers, max_accounts).await?;
     let (mock_addr, mock_pid) = (mock.plain, mock.child.pid());
-    let mut all = vec![
-        phases::measure(
-            &Target::direct(Endpoint::plain(mock_addr)),
-            plan,
-            mock_pid,
-            fd_limit,
-        )
-        .await?,
-    ];
+    let direct = Target::direct(Endpoint::plain(mock_addr));
+    let mut measured = phases::measure(&direct, plan, mock_pid, fd_limit).await?;
+    measured.websocket = phases::websocket(&direct, plan, mock_pid, fd_limit).await?;
+    let mut all = vec![measured];
     match nginx::find().filter(|_| plan.nginx) {
         Some(bin) => {
             let (_nginx, pids, addr) = nginx::start(&bin, dir, mock_addr, fd_limit).await?;
@@ -301,7 +332,8 @@ async fn measure_all(
             let direct = Target::direct(Endpoint::h2(*addr, ca)?);
             all.push(phases::measure(&direct, plan, mock_pid, fd_limit).await?);
         }
-        let mut relay = setup::start_relay(bins, dir, accounts, upstream, audit).await?;
+        let ws = plan.websocket;
+        let mut relay = setup::start_relay(bins, dir, accounts, upstream, audit, ws).await?;
         let h2 = matches!(upstream, setup::Upstream::Tls { .. });
         let kind = Kind::Relay {
             accounts,
@@ -309,8 +341,17 @@ async fn measure_all(
             audit,
         };
         let target = Target::relay(kind, relay.addr, &relay.key, relay.child.pid());
-        all.push(phases::measure(&target, plan, mock_pid, fd_limit).await?);
+        let mut measured = phases::measure(&target, plan, mock_pid, fd_limit).await?;
         relay.child.check_alive()?;
+        if plan.websocket_on(&target) {
+            // A new process: the allocator keeps what the held streams freed, and WebSockets
+            // opened in it would look free.
+            relay = relay.restart("relay-websocket.log").await?;
+            let target = Target::relay(kind, relay.addr, &relay.key, relay.child.pid());
+            measured.websocket = phases::websocket(&target, plan, mock_pid, fd_limit).await?;
+            relay.child.check_alive()?;
+        }
+        all.push(measured);
     }
 
     Ok(all)

@@ -1,49 +1,45 @@
 //! Every phase of the plan against one target: fast streams at each concurrency, the model
 //! list, token-paced streams, then held streams at each count (skipped when the open-file limit
-//! cannot hold them), with a line of progress on stderr after each.
+//! cannot hold them); and apart, the WebSocket phases: fast turns at each concurrency, then held
+//! connections (skipped so too). A line of progress on stderr after each.
 
 use std::time::Duration;
 
-use super::load::{self, Watched};
+use super::load::{self, Client, LoopResult, Watched};
 use super::report::{Held, Measured};
-use super::targets::Target;
-use super::Plan;
+use super::targets::{Kind, Target};
+use super::{setup, websocket, Plan};
 
-/// Every phase of the plan against one target.
+/// Lets the closed connections of a phase settle before the next one.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// Every phase of the plan against one target but the WebSocket ones.
 pub async fn measure(
     target: &Target,
     plan: &Plan,
     mock: u32,
     fd_limit: u64,
 ) -> anyhow::Result<Measured> {
-    let watched = Watched {
-        proxy: target.proxy_pids.clone(),
-        mock,
-    };
-    let closed = |marker: Option<String>, users: usize| {
-        let watched = watched.clone();
-        async move {
-            let calls = |user| match &marker {
+    let watched = watched(target, mock);
+    let http = |marker: Option<String>| {
+        move |user| load::Http {
+            endpoint: target.endpoint.clone(),
+            call: match &marker {
                 Some(marker) => target.responses(marker, user),
                 None => target.models(),
-            };
-            let endpoint = &target.endpoint;
-            let result =
-                load::closed_loop(endpoint, calls, users, plan.warmup, plan.window, &watched).await;
-            // Let the closed connections settle before the next phase.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            result
+            },
         }
     };
     let mut fast = Vec::new();
     for &users in &plan.fast_users {
-        let result = closed(Some("bench fast".to_owned()), users).await?;
+        let result = closed(http(Some("bench fast".to_owned())), users, plan, &watched).await?;
         progress(target, &format!("fast c={users}"), &result);
         fast.push((users, result));
     }
-    let models = closed(None, plan.models_users).await?;
+    let models = closed(http(None), plan.models_users, plan, &watched).await?;
     progress(target, "models", &models);
-    let paced = closed(Some(plan.paced_marker()), plan.paced_users).await?;
+    let paced = http(Some(plan.paced_marker()));
+    let paced = closed(paced, plan.paced_users, plan, &watched).await?;
     progress(target, "paced", &paced);
     let mut held = Vec::new();
     for &streams in &plan.held {
@@ -56,7 +52,48 @@ pub async fn measure(
         models,
         paced,
         held,
+        websocket: None,
     })
+}
+
+/// The WebSocket phases against one target; none where the plan or the target has none.
+pub async fn websocket(
+    target: &Target,
+    plan: &Plan,
+    mock: u32,
+    fd_limit: u64,
+) -> anyhow::Result<Option<websocket::Phases>> {
+    if !plan.websocket_on(target) {
+        return Ok(None);
+    }
+    let watched = watched(target, mock);
+    let mut fast = Vec::new();
+    for &users in &plan.ws_users {
+        let turns = |user| target.turns("bench fast", user);
+        let result = closed(turns, users, plan, &watched).await?;
+        progress(target, &format!("ws fast c={users}"), &result);
+        fast.push((users, result));
+    }
+    let held = ws_held_phase(target, plan, fd_limit).await?;
+    Ok(Some(websocket::Phases { fast, held }))
+}
+
+fn watched(target: &Target, mock: u32) -> Watched {
+    Watched {
+        proxy: target.proxy_pids.clone(),
+        mock,
+    }
+}
+
+async fn closed<C: Client>(
+    clients: impl Fn(usize) -> C,
+    users: usize,
+    plan: &Plan,
+    watched: &Watched,
+) -> anyhow::Result<LoopResult> {
+    let result = load::closed_loop(clients, users, plan.warmup, plan.window, watched).await;
+    tokio::time::sleep(SETTLE).await;
+    result
 }
 
 async fn held_phase(
@@ -90,6 +127,52 @@ async fn held_phase(
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     Ok(Held::Ran(result))
+}
+
+async fn ws_held_phase(
+    target: &Target,
+    plan: &Plan,
+    fd_limit: u64,
+) -> anyhow::Result<websocket::Held> {
+    let connections = plan.ws_held;
+    let needed = (connections * target.open_files_per_stream() + 200) as u64;
+    let reason = if needed > fd_limit {
+        Some(format!(
+            "needs {needed} open files, the limit is {fd_limit}"
+        ))
+    } else if !matches!(target.kind, Kind::Relay { .. }) || connections <= setup::WS_PER_KEY {
+        None
+    } else {
+        Some(format!(
+            "a relay key holds at most {} connections",
+            setup::WS_PER_KEY
+        ))
+    };
+    if let Some(reason) = reason {
+        eprintln!("{}: ws held {connections}: skipped, {reason}", target.name);
+        return Ok(websocket::Held::Skipped {
+            connections,
+            reason,
+        });
+    }
+    let turns = |i| target.turns("bench fast", i);
+    let (parallel, limit, hold) = (plan.held_parallel, Duration::from_secs(60), plan.ws_hold);
+    let proxy = &target.proxy_pids;
+    let result = websocket::held(turns, connections, parallel, limit, hold, proxy).await?;
+    let rss = match result.open_rss_kb {
+        0 => String::new(),
+        open => format!(
+            ", proxy RSS {open} KB open (idle {} KB)",
+            result.idle_rss_kb
+        ),
+    };
+    eprintln!(
+        "{}: ws held {connections}: {} errors, {} open{rss}",
+        target.name, result.errors, result.open
+    );
+    // Each connection was closed with a handshake: less is left to settle than after streams.
+    tokio::time::sleep(SETTLE).await;
+    Ok(websocket::Held::Ran(result))
 }
 
 fn progress(target: &Target, phase: &str, result: &load::LoopResult) {

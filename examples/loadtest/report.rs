@@ -1,13 +1,16 @@
 //! The one table: a row per measurement, a column per target, every proxy's cell with its ratio
 //! to the direct connection over the protocol the proxy speaks to the mock (first-byte and
 //! first-token latencies as a difference instead: what the proxy adds), then the machine and
-//! the settings; the same numbers as JSON on request.
+//! the settings; the same numbers as JSON on request. The WebSocket rows and fields are built in
+//! `report_ws.rs`.
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use super::load::{HeldResult, LoopResult};
+use super::report_ws;
 use super::targets::Kind;
+use super::websocket;
 
 /// Everything measured on one target.
 pub struct Measured {
@@ -18,6 +21,8 @@ pub struct Measured {
     pub models: LoopResult,
     pub paced: LoopResult,
     pub held: Vec<Held>,
+    /// None where the WebSocket phases did not run.
+    pub websocket: Option<websocket::Phases>,
 }
 
 pub enum Held {
@@ -37,7 +42,8 @@ impl Measured {
             Held::Ran(r) => r.errors as u64,
             Held::Skipped { .. } => 0,
         });
-        loops.map(|r| r.errors).chain(held).sum()
+        let websocket = self.websocket.as_ref().map_or(0, report_ws::errors);
+        loops.map(|r| r.errors).chain(held).sum::<u64>() + websocket
     }
 
     /// "phase: N errors, first: …" for every phase that had errors, and why a phase was skipped.
@@ -79,15 +85,18 @@ impl Measured {
                 notes.push(format!("{}: held {streams}: skipped, {reason}", self.name));
             }
         }
+        if let Some(websocket) = &self.websocket {
+            notes.extend(report_ws::error_notes(&self.name, websocket));
+        }
         notes
     }
 }
 
 /// A row: its label, then one cell per target.
-struct Row(String, Vec<String>);
+pub struct Row(pub String, pub Vec<String>);
 
 /// A value in the direct column, and how a proxy's value is shown against it.
-enum Compare {
+pub enum Compare {
     Ratio,
     Delta,
     None,
@@ -182,12 +191,13 @@ pub fn table(all: &[Measured], labels: &Labels, notes: &[String]) -> String {
         };
         rows.extend(held_rows(all, i, n));
     }
+    rows.extend(report_ws::rows(all));
     let errors = all.iter().map(|m| m.errors().to_string()).collect();
     rows.push(Row("errors (all phases)".to_owned(), errors));
     render(all, &rows, notes)
 }
 
-fn fast_at(m: &Measured, i: usize) -> Option<&LoopResult> {
+pub fn fast_at(m: &Measured, i: usize) -> Option<&LoopResult> {
     m.fast.get(i).map(|(_, r)| r)
 }
 
@@ -246,7 +256,7 @@ fn held_rows(all: &[Measured], i: usize, n: usize) -> Vec<Row> {
 }
 
 /// A row of numbers: a direct value alone, every other with its comparison to its baseline.
-fn numeric(
+pub fn numeric(
     all: &[Measured],
     label: String,
     value: &dyn Fn(&Measured) -> Option<f64>,
@@ -325,7 +335,7 @@ fn render(all: &[Measured], rows: &[Row], notes: &[String]) -> String {
 }
 
 /// A quantile of a latency histogram, in microseconds (0 when nothing was recorded).
-fn quantile(h: &Histogram<u64>, q: f64) -> f64 {
+pub fn quantile(h: &Histogram<u64>, q: f64) -> f64 {
     if h.is_empty() {
         0.0
     } else {
@@ -333,15 +343,15 @@ fn quantile(h: &Histogram<u64>, q: f64) -> f64 {
     }
 }
 
-fn per_second(v: f64) -> String {
+pub fn per_second(v: f64) -> String {
     format!("{v:.0}/s")
 }
 
-fn millis(us: f64) -> String {
+pub fn millis(us: f64) -> String {
     format!("{:.2} ms", us / 1000.0)
 }
 
-fn micros(us: f64) -> String {
+pub fn micros(us: f64) -> String {
     format!("{us:.0} µs")
 }
 
@@ -353,7 +363,7 @@ fn cores(v: f64) -> String {
     format!("{v:.2}")
 }
 
-fn mb(kb: u64) -> f64 {
+pub fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
 
@@ -388,6 +398,7 @@ pub fn settings_notes(s: &Value) -> Vec<String> {
          user+system time over the window per completed request; direct's mock CPU shows how \
          busy the mock was"
             .to_owned(),
+        report_ws::settings_note(s),
     ]
 }
 
@@ -395,21 +406,23 @@ fn text(v: &Value) -> &str {
     v.as_str().unwrap_or("-")
 }
 
+/// A closed loop as JSON (over a WebSocket, a request is a turn).
+pub fn loop_json(r: &LoopResult) -> Value {
+    json!({
+        "requests": r.requests, "errors": r.errors, "seconds": r.secs,
+        "requests_per_second": r.rate(), "bytes_per_answer": r.bytes_per_answer(),
+        "p50_us": quantile(&r.total, 0.5), "p99_us": quantile(&r.total, 0.99),
+        "first_byte_p50_us": quantile(&r.first_byte, 0.5),
+        "first_token_p50_us": quantile(&r.first_token, 0.5),
+        "proxy_cpu_us_per_request": r.cpu_us_per_request,
+        "audit_writer_cpu_us_per_request": r.audit_writer_us_per_request,
+        "mock_cpu_cores": r.mock_cores,
+        "first_error": r.first_error,
+    })
+}
+
 /// The measurements as JSON, with the settings.
 pub fn json(all: &[Measured], settings: Value) -> Value {
-    let loop_json = |r: &LoopResult| {
-        json!({
-            "requests": r.requests, "errors": r.errors, "seconds": r.secs,
-            "requests_per_second": r.rate(), "bytes_per_answer": r.bytes_per_answer(),
-            "p50_us": quantile(&r.total, 0.5), "p99_us": quantile(&r.total, 0.99),
-            "first_byte_p50_us": quantile(&r.first_byte, 0.5),
-            "first_token_p50_us": quantile(&r.first_token, 0.5),
-            "proxy_cpu_us_per_request": r.cpu_us_per_request,
-            "audit_writer_cpu_us_per_request": r.audit_writer_us_per_request,
-            "mock_cpu_cores": r.mock_cores,
-            "first_error": r.first_error,
-        })
-    };
     let targets: Vec<Value> = all
         .iter()
         .map(|m| {
@@ -446,6 +459,7 @@ pub fn json(all: &[Measured], settings: Value) -> Value {
             json!({
                 "target": m.name, "kind": kind, "accounts": accounts, "upstream": upstream, "audit": audit, "fast": fast, "models": loop_json(&m.models),
                 "paced": loop_json(&m.paced), "held": held,
+                "websocket": m.websocket.as_ref().map(report_ws::json),
             })
         })
         .collect();
@@ -483,6 +497,7 @@ mod tests {
             models: answered(rate),
             paced: answered(0),
             held: Vec::new(),
+            websocket: None,
         }
     }
 

@@ -2,7 +2,8 @@
 //! benchmark's own profile, the mock in bench mode with its fake logins, and a relay per account
 //! count — its own data dir, the logins imported and a key created through its command line,
 //! settings through `CODEX_RELAY__SECTION__KEY` (the audit trail on, or off for the column that
-//! prices it), ready when its `/readyz` says so.
+//! prices it), ready when its `/readyz` says so; restarted on the same data for the WebSocket
+//! phases.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,9 @@ use super::procs::{self, Child};
 /// The relay's global cap on upstream calls, far above any load here: the benchmark measures the
 /// relay's cost, not its shedding.
 const MAX_IN_FLIGHT: u32 = 50_000;
+/// WebSocket connections the benchmark's key may hold open: the most the relay allows
+/// (`websocket.max_connections_per_key`), so its cap is not what a phase measures.
+pub const WS_PER_KEY: usize = 10_000;
 /// How long a process may take to come up (a debug build on a busy machine is slow).
 const STARTUP: Duration = Duration::from_secs(60);
 
@@ -128,15 +132,46 @@ pub struct Relay {
     pub child: Child,
     pub addr: SocketAddr,
     pub key: String,
+    /// How it was started, to start it again ([`Relay::restart`]).
+    bin: PathBuf,
+    env: Vec<(&'static str, String)>,
+    data: PathBuf,
 }
 
-/// A relay with `accounts` accounts reaching `mock`, its audit trail on or off (`audit`).
+impl Relay {
+    /// The same relay — data, accounts, key, settings — as a new process on new ports, logging
+    /// to `log` in its data dir. The old one is stopped first: the two would share the store.
+    pub async fn restart(self, log: &str) -> anyhow::Result<Relay> {
+        let Relay {
+            child,
+            key,
+            bin,
+            env,
+            data,
+            ..
+        } = self;
+        drop(child);
+        let (child, addr) = serve(&bin, &env, &data.join(log)).await?;
+        Ok(Relay {
+            child,
+            addr,
+            key,
+            bin,
+            env,
+            data,
+        })
+    }
+}
+
+/// A relay with `accounts` accounts reaching `mock`, its audit trail on or off (`audit`);
+/// `websocket`: its key may hold [`WS_PER_KEY`] WebSocket connections.
 pub async fn start_relay(
     bins: &Binaries,
     dir: &Path,
     accounts: usize,
     mock: &Upstream,
     audit: bool,
+    websocket: bool,
 ) -> anyhow::Result<Relay> {
     let (upstream, ca_file, mut name) = match mock {
         Upstream::Plain(addr) => (format!("http://{addr}"), None, format!("relay-{accounts}")),
@@ -151,14 +186,11 @@ pub async fn start_relay(
     }
     let data = dir.join(name);
     std::fs::create_dir_all(&data)?;
-    let [listen, admin] = procs::free_addrs()?;
     let mut env = vec![
         (
             "STORE__PATH",
             data.join("codex-relay.db").display().to_string(),
         ),
-        ("SERVER__LISTEN", listen.to_string()),
-        ("ADMIN__LISTEN", admin.to_string()),
         ("UPSTREAM__BASE_URL", upstream.clone()),
         // Logins and refreshes take the same way to the mock as the answers.
         ("OAUTH__ISSUER", upstream),
@@ -171,14 +203,12 @@ pub async fn start_relay(
     if !audit {
         env.push(("AUDIT__ENABLED", "false".to_owned()));
     }
-    let relay = |args: &[&str]| {
-        let mut command = Command::new(&bins.relay);
-        command.args(args).env_remove("CODEX_RELAY_CONFIG");
-        for (key, value) in &env {
-            command.env(format!("CODEX_RELAY__{key}"), value);
-        }
-        command
-    };
+    // Only then: a relay built before WebSockets refuses a setting it does not know.
+    if websocket {
+        let per_key = WS_PER_KEY.to_string();
+        env.push(("WEBSOCKET__MAX_CONNECTIONS_PER_KEY", per_key));
+    }
+    let relay = |args: &[&str]| command(&bins.relay, &env, args);
     for i in 1..=accounts {
         let login = dir.join("logins").join(format!("acct-bench-{i}.json"));
         let login = login.display().to_string();
@@ -192,14 +222,40 @@ pub async fn start_relay(
     }
     // No --rpm: with limits.default_key_rpm = 0 the key has no rate at all.
     let key = run(relay(&["key", "create", "--name", "bench"]))?;
-    let log = data.join("relay.log");
-    let mut child = Child::spawn("the relay", &mut relay(&["serve"]), &log)?;
-    wait_ready(&mut child, admin).await?;
+    let (child, addr) = serve(&bins.relay, &env, &data.join("relay.log")).await?;
     Ok(Relay {
         child,
-        addr: listen,
+        addr,
         key,
+        bin: bins.relay.clone(),
+        env,
+        data,
     })
+}
+
+/// `codex-relay ARGS` with the settings in `env`, and no config file but its defaults.
+fn command(bin: &Path, env: &[(&str, String)], args: &[&str]) -> Command {
+    let mut command = Command::new(bin);
+    command.args(args).env_remove("CODEX_RELAY_CONFIG");
+    for (key, value) in env {
+        command.env(format!("CODEX_RELAY__{key}"), value);
+    }
+    command
+}
+
+/// `codex-relay serve` on free ports, once ready; answers where it serves the API.
+async fn serve(
+    bin: &Path,
+    env: &[(&'static str, String)],
+    log: &Path,
+) -> anyhow::Result<(Child, SocketAddr)> {
+    let [listen, admin] = procs::free_addrs()?;
+    let mut env = env.to_vec();
+    env.push(("SERVER__LISTEN", listen.to_string()));
+    env.push(("ADMIN__LISTEN", admin.to_string()));
+    let mut child = Child::spawn("the relay", &mut command(bin, &env, &["serve"]), log)?;
+    wait_ready(&mut child, admin).await?;
+    Ok((child, listen))
 }
 
 /// Runs a relay command; answers what it printed on stdout.

@@ -2,16 +2,18 @@
 //! baseline of a relay that reaches it so), nginx in front of it, a relay in front of it — and
 //! the requests each one gets. Every target is sent the same body: a Codex-like turn (a developer
 //! prompt, the user's message carrying the mock's bench marker, a tool, encrypted reasoning
-//! asked for) with a `prompt_cache_key` per virtual user, as each Codex session has its own.
+//! asked for) with a `prompt_cache_key` per virtual user, as each Codex session has its own; over
+//! a WebSocket, the same fields in a `response.create` frame.
 
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::Method;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use super::client::{Call, Endpoint};
+use super::websocket::Turns;
 
 /// The `client_version` a Codex catalog request names (the relay's own default).
 const CLIENT_VERSION: &str = "0.125.0";
@@ -117,6 +119,37 @@ impl Target {
         matches!(self.kind, Kind::Relay { .. })
     }
 
+    /// Whether the WebSocket phases run here: over plain HTTP/1.1 only, the mock and a relay.
+    /// nginx is a yardstick for HTTP; direct (h2) has no WebSocket (the mock speaks it over
+    /// HTTP/1.1 only), so a relay over HTTPS would have no baseline.
+    pub fn speaks_websocket(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Direct { h2: false } | Kind::Relay { h2: false, .. }
+        )
+    }
+
+    /// `GET /responses` upgraded, then turns with `marker` as the user's message, in
+    /// conversation `conversation`.
+    pub fn turns(&self, marker: &str, conversation: usize) -> Turns {
+        let path = if self.is_relay() {
+            "/v1/responses"
+        } else {
+            "/responses"
+        };
+        let mut headers = self.call(Method::GET, path, Bytes::new()).headers;
+        headers.push((
+            HeaderName::from_static("openai-beta"),
+            HeaderValue::from_static("responses_websockets=2026-02-06"),
+        ));
+        Turns::new(
+            self.endpoint.addr,
+            path,
+            headers,
+            frame(marker, conversation),
+        )
+    }
+
     /// `POST /responses` with `marker` as the user's message, in conversation `conversation`.
     pub fn responses(&self, marker: &str, conversation: usize) -> Call {
         let path = if self.is_relay() {
@@ -170,8 +203,22 @@ impl Target {
 
 /// The request body every target gets; its size is reported with the settings.
 pub fn body(marker: &str, conversation: usize) -> Bytes {
+    Bytes::from(fields(marker, conversation).to_string())
+}
+
+/// The body's fields as a WebSocket turn sends them.
+pub fn frame(marker: &str, conversation: usize) -> String {
+    let mut frame = Map::new();
+    frame.insert("type".to_owned(), json!("response.create"));
+    if let Value::Object(fields) = fields(marker, conversation) {
+        frame.extend(fields);
+    }
+    Value::Object(frame).to_string()
+}
+
+fn fields(marker: &str, conversation: usize) -> Value {
     let message = |role: &str, text: &str| json!({"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]});
-    let body = json!({
+    json!({
         "model": "gpt-5.5",
         "input": [
             message("developer", &PROMPT_SENTENCE.repeat(PROMPT_REPEAT)),
@@ -189,6 +236,5 @@ pub fn body(marker: &str, conversation: usize) -> Bytes {
         "stream": true,
         "include": ["reasoning.encrypted_content"],
         "prompt_cache_key": format!("bench-conversation-{conversation}"),
-    });
-    Bytes::from(body.to_string())
+    })
 }
