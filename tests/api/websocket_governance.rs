@@ -6,6 +6,8 @@
 use awc::ws::{CloseCode, Frame};
 use codex_relay::domain::Limits;
 use codex_relay::store::admin_tokens::AdminScope;
+use codex_relay::store::keys::reveal;
+use codex_relay::store::NewKey;
 use futures_util::StreamExt;
 use serde_json::json;
 
@@ -199,19 +201,80 @@ async fn a_token_refreshed_between_turns_opens_a_new_upstream_connection_unless_
 }
 
 #[actix_web::test]
-async fn an_alias_is_resolved_in_the_frame_that_goes_upstream_and_a_hidden_model_is_refused() {
-    let app = crate::helpers::spawn_app_with(|s| {
-        s.models.aliases.insert("codex".into(), "gpt-5.5".into());
-    })
+async fn aliases_hidden_models_allow_lists_and_compat_apply_to_each_turn() {
+    let app = spawn_app_seeded(
+        |s| {
+            s.models.aliases.insert("codex".into(), "gpt-5.5".into());
+            s.models.hidden = vec!["gpt-5.4-mini".into()];
+        },
+        |store| {
+            let only_codex = NewKey {
+                name: "only-codex".into(),
+                models: Some(vec!["codex".into()]),
+                ..NewKey::default()
+            };
+            vec![reveal(&store.create_key_with(&only_codex).unwrap()).to_owned()]
+        },
+    )
     .await;
     let mut socket = connect(&app).await;
     let mut aliased = create("by alias");
     aliased["model"] = json!("codex");
+    // Sampling parameters the backend refuses are dropped (compat.mode = relaxed).
+    aliased["temperature"] = json!(0.2);
     let events = turn(&mut socket, &aliased).await;
     assert_eq!(types(&events).last(), Some(&"response.completed"));
     let sent = app.mock.state.websocket_frames()[0].json().unwrap();
-    assert_eq!(sent["model"], "gpt-5.5");
+    assert_eq!(sent["model"], "gpt-5.5", "the upstream sees the slug");
     assert_eq!(sent["type"], "response.create");
+    assert!(sent.get("temperature").is_none(), "{sent}");
+
+    let mut hidden = create("a hidden model");
+    hidden["model"] = json!("gpt-5.4-mini");
+    let refused = turn(&mut socket, &hidden).await;
+    assert_eq!(refused[0]["status"], 404);
+    assert_eq!(refused[0]["error"]["code"], "model_not_found");
+
+    let mut restricted = connect_as(&app, &app.seeded[0]).await;
+    let refused = turn(&mut restricted, &create("the slug itself")).await;
+    assert_eq!(refused[0]["status"], 403);
+    assert_eq!(refused[0]["error"]["param"], "model");
+    assert_eq!(app.mock.state.websocket_frames().len(), 1);
+}
+
+#[actix_web::test]
+async fn a_keys_concurrency_limit_counts_turns_in_flight_across_its_connections() {
+    let app = spawn_app_seeded(
+        |_| {},
+        |store| {
+            let limits = Limits {
+                max_concurrent: Some(1),
+                ..Limits::default()
+            };
+            vec![key_with(store, "one-at-a-time", None, limits)]
+        },
+    )
+    .await;
+    let key = &app.seeded[0];
+    app.mock
+        .state
+        .set_event_delay(std::time::Duration::from_millis(100));
+    let mut first = connect_as(&app, key).await;
+    let mut second = connect_as(&app, key).await;
+    crate::websocket::send(&mut first, &create("a slow answer")).await;
+    // The first turn's events are arriving: it holds the key's one slot.
+    match tokio_timeout(first.next()).await {
+        Some(Ok(Frame::Text(_))) => {}
+        other => panic!("expected the first turn's first event, got {other:?}"),
+    }
+    let refused = turn(&mut second, &create("meanwhile")).await;
+    assert_eq!(refused[0]["status"], 429);
+    assert_eq!(refused[0]["error"]["code"], "rate_limit_exceeded");
+    let rest = crate::websocket::read_turn(&mut first).await;
+    assert_eq!(types(&rest).last(), Some(&"response.completed"));
+    // Its slot is free once its turn has ended.
+    let events = turn(&mut second, &create("after it")).await;
+    assert_eq!(types(&events).last(), Some(&"response.completed"));
 }
 
 #[actix_web::test]

@@ -387,5 +387,19 @@ else
   fail "no request failed over from the overloaded account"
 fi
 
+# The WebSocket turns too: test_websocket.py's turns completed although the overloaded account
+# is the pool's first choice, so some must have moved (their access lines carry the connection).
+if "$PY" -c '
+import json, sys
+moved = [l for l in map(json.loads, filter(lambda l: l.startswith("{"), open(sys.argv[1])))
+         if l.get("msg") == "request" and l.get("connection_id") and l.get("status") == 200
+         and l.get("attempts", 0) >= 2]
+sys.exit(0 if moved else "no WebSocket turn moved to another account")
+' "$TMP/relay.log"; then
+  pass "WebSocket turns failed over before their first output, unseen by the client"
+else
+  fail "no WebSocket turn failed over from the overloaded account"
+fi
+
 summary
 [[ "$FAILED" -eq 0 ]]
