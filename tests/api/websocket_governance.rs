@@ -12,26 +12,25 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::audit::rows_when;
-use crate::helpers::{admin_call, spawn_app, spawn_app_seeded};
+use crate::helpers::{admin_call, spawn_app, spawn_app_seeded, TestApp};
 use crate::limits::key_with;
 use crate::mock_upstream::Scripted;
 use crate::pool_helpers::{server_error, spawn_pool};
 use crate::websocket::{connect, connect_as, create, tokio_timeout, turn, types};
 
+/// A relay with one more key, `name`, under `limits`: its secret is `app.seeded[0]`.
+async fn app_with_key(name: &str, limits: Limits) -> TestApp {
+    spawn_app_seeded(|_| {}, |store| vec![key_with(store, name, None, limits)]).await
+}
+
 #[actix_web::test]
 async fn each_turn_counts_against_the_keys_request_rate() {
-    let app = spawn_app_seeded(
-        |_| {},
-        |store| {
-            let limits = Limits {
-                rpm: Some(1),
-                burst: Some(3),
-                ..Limits::default()
-            };
-            vec![key_with(store, "ws-rate", None, limits)]
-        },
-    )
-    .await;
+    let limits = Limits {
+        rpm: Some(1),
+        burst: Some(3),
+        ..Limits::default()
+    };
+    let app = app_with_key("ws-rate", limits).await;
     let key = &app.seeded[0];
     // The handshake is one request, each turn one more.
     let mut socket = connect_as(&app, key).await;
@@ -53,11 +52,7 @@ async fn each_turn_counts_against_the_keys_request_rate() {
 
 #[actix_web::test]
 async fn a_key_revoked_while_connected_ends_the_connection_at_its_next_turn() {
-    let app = spawn_app_seeded(
-        |_| {},
-        |store| vec![key_with(store, "short-lived", None, Limits::default())],
-    )
-    .await;
+    let app = app_with_key("short-lived", Limits::default()).await;
     let mut socket = connect_as(&app, &app.seeded[0]).await;
     let events = turn(&mut socket, &create("while valid")).await;
     assert_eq!(types(&events).last(), Some(&"response.completed"));
@@ -244,17 +239,11 @@ async fn aliases_hidden_models_allow_lists_and_compat_apply_to_each_turn() {
 
 #[actix_web::test]
 async fn a_keys_concurrency_limit_counts_turns_in_flight_across_its_connections() {
-    let app = spawn_app_seeded(
-        |_| {},
-        |store| {
-            let limits = Limits {
-                max_concurrent: Some(1),
-                ..Limits::default()
-            };
-            vec![key_with(store, "one-at-a-time", None, limits)]
-        },
-    )
-    .await;
+    let limits = Limits {
+        max_concurrent: Some(1),
+        ..Limits::default()
+    };
+    let app = app_with_key("one-at-a-time", limits).await;
     let key = &app.seeded[0];
     app.mock
         .state
@@ -325,17 +314,11 @@ async fn a_401_on_the_kept_connection_renews_the_token_and_the_moved_turn_is_not
 #[actix_web::test]
 async fn each_turns_tokens_count_against_the_keys_quota() {
     crate::limits::away_from_midnight().await;
-    let app = spawn_app_seeded(
-        |_| {},
-        |store| {
-            let limits = Limits {
-                daily_tokens: Some(1),
-                ..Limits::default()
-            };
-            vec![key_with(store, "thrifty-ws", None, limits)]
-        },
-    )
-    .await;
+    let limits = Limits {
+        daily_tokens: Some(1),
+        ..Limits::default()
+    };
+    let app = app_with_key("thrifty-ws", limits).await;
     let mut socket = connect_as(&app, &app.seeded[0]).await;
     let events = turn(&mut socket, &create("spend the day")).await;
     assert_eq!(types(&events).last(), Some(&"response.completed"));
