@@ -23,18 +23,25 @@ impl Gate for ApiKeys {
             .app_data::<web::Data<AppState>>()
             .ok_or(Refused::Other(ApiError::Internal))?;
         let now = chrono::Utc::now().timestamp();
-        state.keys().authenticate(token, now).map_err(|refusal| {
-            Refused::Credentials(match refusal {
-                KeyRefusal::Unknown => ApiError::InvalidApiKey,
-                KeyRefusal::Expired => ApiError::ExpiredApiKey,
-            })
-        })
+        state
+            .keys()
+            .authenticate(token, now)
+            .map_err(|refusal| Refused::Credentials(refusal.into()))
     }
 
     fn caller(principal: &Principal) -> Caller {
         Caller::ApiKey {
             key_id: principal.key_id.clone(),
             tenant_id: principal.policy.tenant.as_ref().map(|t| t.id.clone()),
+        }
+    }
+}
+
+impl From<KeyRefusal> for ApiError {
+    fn from(refusal: KeyRefusal) -> ApiError {
+        match refusal {
+            KeyRefusal::Unknown => ApiError::InvalidApiKey,
+            KeyRefusal::Expired => ApiError::ExpiredApiKey,
         }
     }
 }

@@ -27,7 +27,7 @@ use super::super::transport::Via;
 use super::super::upstream_turn::UpstreamTurn;
 use super::frames::EventFrames;
 use crate::compat;
-use crate::credentials::{KeyRefusal, Principal};
+use crate::credentials::Principal;
 use crate::edge::audit::WebSocketTurn;
 use crate::edge::context::{new_request_id, AccessLine, AccessNote, RequestContext};
 use crate::edge::guard::bearer;
@@ -128,14 +128,7 @@ fn turn_context(conn: &Connection, started: Instant) -> RequestContext {
 fn authenticate(conn: &Connection) -> Result<Principal, ApiError> {
     let token = bearer(conn.req.headers()).ok_or(ApiError::MissingApiKey)?;
     let now = Utc::now().timestamp();
-    let principal =
-        conn.state
-            .keys()
-            .authenticate(token, now)
-            .map_err(|refusal| match refusal {
-                KeyRefusal::Unknown => ApiError::InvalidApiKey,
-                KeyRefusal::Expired => ApiError::ExpiredApiKey,
-            })?;
+    let principal = conn.state.keys().authenticate(token, now)?;
     conn.req.extensions_mut().insert(principal.clone());
     Ok(principal)
 }
