@@ -275,27 +275,44 @@ WS_HOME="$TMP/codex-home-ws"
 mkdir -p "$WS_HOME"
 sed 's/^wire_api = "responses"$/wire_api = "responses"\nsupports_websockets = true/' \
   "$CODEX_HOME_DIR/config.toml" >"$WS_HOME/config.toml"
-log_mark=$(wc -l <"$TMP/relay.log")
-matrix_turn "codex $("$CODEX" --version 2>/dev/null | awk '{print $NF}'): tool-call loop over WebSocket" \
-  "$CODEX" "$WS_HOME" "Tool result received." "please use a tool"
-for _ in $(seq 1 25); do # the connection's line is written once Codex has closed it
-  tail -n +"$((log_mark + 1))" "$TMP/relay.log" | grep -q '"msg":"websocket closed"' && break
+# A key of its own, so that its lines in the relay log are this session's and no other client's.
+WS_KEY="$("$RELAY" key create --name e2e-ws 2>>"$TMP/cli.log")"
+WS_KEY_ID="$("$RELAY" key list --json 2>>"$TMP/cli.log" |
+  "$PY" -c 'import json, sys; print(next(k["id"] for k in json.load(sys.stdin) if k["name"] == "e2e-ws"))')"
+for _ in $(seq 1 50); do # the relay reads new keys from its store on its sync rhythm
+  python3 -c 'import sys, urllib.request as u; u.urlopen(u.Request(sys.argv[1], headers={"Authorization": "Bearer " + sys.argv[2]}), timeout=2)' \
+    "http://127.0.0.1:$RELAY_PORT/v1/models" "$WS_KEY" 2>/dev/null && break
   sleep 0.2
 done
-if tail -n +"$((log_mark + 1))" "$TMP/relay.log" | "$PY" -c '
+KEY="$WS_KEY" matrix_turn "codex $("$CODEX" --version 2>/dev/null | awk '{print $NF}'): tool-call loop over WebSocket" \
+  "$CODEX" "$WS_HOME" "Tool result received." "please use a tool"
+ws_session_check() {
+  "$PY" - "$TMP/relay.log" "$WS_KEY_ID" <<'PYEOF'
 import json, sys
-lines = [json.loads(l) for l in sys.stdin if l.startswith("{")]
-closed = [l for l in lines if l.get("msg") == "websocket closed"]
-posted = [l for l in lines if l.get("msg") == "request" and l.get("method") == "POST"
-          and l.get("path") == "/v1/responses"]
-turns = [l for l in lines if l.get("msg") == "request" and l.get("method") == "GET"
-         and l.get("path") == "/v1/responses" and l.get("status") == 200]
-if not any(l.get("turns", 0) >= 2 for l in closed):
-    sys.exit(f"no WebSocket connection carried two turns: {closed}")
+
+path, key_id = sys.argv[1], sys.argv[2]
+lines = [json.loads(l) for l in open(path, encoding="utf-8") if l.startswith("{")]
+mine = [l for l in lines if l.get("msg") == "request" and l.get("key_id") == key_id
+        and l.get("path") == "/v1/responses"]
+posted = [l for l in mine if l.get("method") == "POST"]
+# A handshake's line carries the connection's id as its request id; a turn's, as connection_id.
+connections = {l.get("connection_id") or l.get("request_id") for l in mine if l.get("method") == "GET"}
+closed = [l for l in lines if l.get("msg") == "websocket closed" and l.get("connection_id") in connections]
 if posted:
     sys.exit(f"{len(posted)} turn(s) went over HTTP instead")
-print("e2e:", len(turns), "turn(s) over WebSocket; turns per connection:", [l.get("turns") for l in closed])
-'; then
+if not any(l.get("turns", 0) >= 2 for l in closed):
+    sys.exit(f"no WebSocket connection of the session carried two turns: {closed}")
+print("e2e:", sum(1 for l in mine if l.get("connection_id")), "turn(s) over WebSocket; turns per connection:",
+      [l.get("turns") for l in closed])
+PYEOF
+}
+ws_ok=""
+for _ in $(seq 1 25); do # the connection's line is written once Codex has closed it
+  if ws_session_check >"$TMP/ws-check.out" 2>&1; then ws_ok=1; break; fi
+  sleep 0.4
+done
+cat "$TMP/ws-check.out"
+if [[ -n "$ws_ok" ]]; then
   pass "codex: the tool-call loop stayed on one WebSocket (relay log)"
 else
   show_file "relay log" "$TMP/relay.log"
