@@ -121,6 +121,7 @@ impl WebSockets {
     }
 
     /// Connections `key_id` holds open now.
+    #[cfg(test)]
     pub fn open_for(&self, key_id: &str) -> usize {
         let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         open.get(key_id).copied().unwrap_or(0)

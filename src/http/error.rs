@@ -147,7 +147,8 @@ impl ApiError {
         }
     }
 
-    fn code(&self) -> Option<String> {
+    /// The `code` the error answers with (the access line and the audit row name it).
+    pub fn code(&self) -> Option<String> {
         let code = match self {
             ApiError::MissingApiKey => return None,
             ApiError::InvalidApiKey | ApiError::ExpiredApiKey => "invalid_api_key",

@@ -60,19 +60,18 @@ impl UpstreamSocket {
         self.responses.contains(response_id)
     }
 
-    /// Answers the backend's pings and notices its close while no turn runs. `Err` when the
-    /// connection is gone.
-    pub async fn idle(&mut self) -> Result<(), ()> {
+    /// Answers the backend's pings while no turn runs; resolves once the connection has ended
+    /// (closed by the backend, broken, or sent a frame of no turn).
+    pub async fn closed(&mut self) {
         loop {
             match self.framed.next().await {
                 Some(Ok(Frame::Ping(payload))) => {
                     if self.framed.send(Message::Pong(payload)).await.is_err() {
-                        return Err(());
+                        return;
                     }
                 }
                 Some(Ok(Frame::Pong(_))) => {}
-                // Anything else between turns (a frame of no turn, a close, an error) ends it.
-                _ => return Err(()),
+                _ => return,
             }
         }
     }

@@ -168,9 +168,7 @@ async fn ping(session: &mut actix_ws::Session, live: &mut Liveness) -> Flow {
 async fn idle_upstream(conn: &Connection) {
     let mut slot = conn.slot.borrow_mut();
     match slot.as_mut() {
-        Some(socket) => {
-            let _ = socket.idle().await;
-        }
+        Some(socket) => socket.closed().await,
         None => std::future::pending().await,
     }
 }

@@ -90,7 +90,7 @@ pub async fn serve(conn: &Connection, frame: Bytes) -> Answer {
         }
         Err((error, fatal)) => {
             let status = actix_web::ResponseError::status_code(&error).as_u16();
-            note.error_code = error_code(&error);
+            note.error_code = error.code();
             AccessLine::of(&conn.req, note, record).write(&ctx.log, status, started);
             Answer::Refused { error, fatal }
         }
@@ -254,14 +254,4 @@ fn too_large(limit: usize) -> ApiError {
         param: None,
         code: Some("request_too_large"),
     }
-}
-
-/// The `code` the error answers with.
-fn error_code(error: &ApiError) -> Option<String> {
-    let response = actix_web::ResponseError::error_response(error);
-    let code = response
-        .extensions()
-        .get::<crate::edge::error::ErrorCode>()
-        .map(|code| code.0.clone());
-    code
 }
