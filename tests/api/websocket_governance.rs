@@ -16,11 +16,24 @@ use crate::helpers::{admin_call, spawn_app, spawn_app_seeded, TestApp};
 use crate::limits::key_with;
 use crate::mock_upstream::Scripted;
 use crate::pool_helpers::{server_error, spawn_pool};
-use crate::websocket::{connect, connect_as, create, tokio_timeout, turn, types};
+use crate::websocket::{connect, connect_as, create, tokio_timeout, turn, types, Socket};
 
 /// A relay with one more key, `name`, under `limits`: its secret is `app.seeded[0]`.
 async fn app_with_key(name: &str, limits: Limits) -> TestApp {
     spawn_app_seeded(|_| {}, |store| vec![key_with(store, name, None, limits)]).await
+}
+
+/// Turns of `text` until one is refused (for 5 s at most: what the relay learns from its store
+/// or its usage writer arrives on their rhythm); the refusal's frames.
+async fn turn_until_refused(socket: &mut Socket, text: &str) -> Option<Vec<serde_json::Value>> {
+    for _ in 0..50 {
+        let events = turn(socket, &create(text)).await;
+        if events[0]["type"] == "error" {
+            return Some(events);
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
 }
 
 #[actix_web::test]
@@ -58,16 +71,9 @@ async fn a_key_revoked_while_connected_ends_the_connection_at_its_next_turn() {
     assert_eq!(types(&events).last(), Some(&"response.completed"));
     app.store.revoke_key("short-lived").unwrap();
     // The relay's key ring follows the store within its sync interval.
-    let mut refused = None;
-    for _ in 0..50 {
-        let events = turn(&mut socket, &create("after revocation")).await;
-        if events[0]["type"] == "error" {
-            refused = Some(events);
-            break;
-        }
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let refused = refused.expect("the revoked key kept being served");
+    let refused = turn_until_refused(&mut socket, "after revocation")
+        .await
+        .expect("the revoked key kept being served");
     assert_eq!(refused[0]["status"], 401);
     assert_eq!(refused[0]["error"]["code"], "invalid_api_key");
     match tokio_timeout(socket.next()).await {
@@ -323,16 +329,9 @@ async fn each_turns_tokens_count_against_the_keys_quota() {
     let events = turn(&mut socket, &create("spend the day")).await;
     assert_eq!(types(&events).last(), Some(&"response.completed"));
     // The usage is counted when the turn's stream ends; the next turn finds the quota spent.
-    let mut refused = None;
-    for _ in 0..50 {
-        let events = turn(&mut socket, &create("one more")).await;
-        if events[0]["type"] == "error" {
-            refused = Some(events);
-            break;
-        }
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let refused = refused.expect("the quota was never spent");
+    let refused = turn_until_refused(&mut socket, "one more")
+        .await
+        .expect("the quota was never spent");
     assert_eq!(refused[0]["status"], 429);
     assert_eq!(refused[0]["error"]["code"], "quota_exceeded");
 }
