@@ -49,6 +49,24 @@ fn an_untouched_chain_verifies_from_genesis_to_its_head() {
 }
 
 #[test]
+fn a_new_trail_has_pages_of_8_kib_and_stays_in_wal_mode() {
+    let (_dir, conn) = trail(1);
+    let pragma = |name: &str| -> String {
+        conn.query_row(&format!("PRAGMA {name}"), [], |row| {
+            row.get::<_, rusqlite::types::Value>(0)
+        })
+        .map(|value| match value {
+            rusqlite::types::Value::Integer(n) => n.to_string(),
+            rusqlite::types::Value::Text(text) => text,
+            other => format!("{other:?}"),
+        })
+        .unwrap()
+    };
+    assert_eq!(pragma("page_size"), "8192");
+    assert_eq!(pragma("journal_mode"), "wal");
+}
+
+#[test]
 fn an_edited_row_is_named() {
     let (_dir, conn) = trail(5);
     conn.execute(

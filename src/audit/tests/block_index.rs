@@ -260,6 +260,11 @@ fn a_trail_of_the_per_row_indexes_is_searched_then_indexed_in_blocks_when_serve_
         .collect();
     drop(reader);
     let conn = open_for_writing(&path).unwrap();
+    // Its pages keep the size it was made with (a new trail's are 8 KiB).
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(page_size, 4096);
     let blocks: i64 = conn
         .query_row("SELECT count(*) FROM audit_blocks", [], |row| row.get(0))
         .unwrap();
