@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use compact_str::format_compact;
 use sha2::Digest;
 
 use codex_relay::audit::search::{search, Cursor, Filter};
@@ -199,7 +200,7 @@ fn row(n: i64, at_ms: i64) -> Record {
         let mut act = Record::act(ActorKind::AdminToken, "key.create");
         act.at_ms = at_ms;
         act.actor_id = Some("admin-1".into());
-        act.target = Some(format!("key-{}", n % 500));
+        act.target = Some(format_compact!("key-{}", n % 500));
         return act;
     }
     let status = match n % 100 {
@@ -211,19 +212,19 @@ fn row(n: i64, at_ms: i64) -> Record {
         at_ms,
         kind: Kind::Request,
         action: "responses.create".into(),
-        request_id: Some(request_id(n, at_ms)),
-        trace_id: Some(format!("{:032x}", n)),
-        tenant_id: Some(format!("tenant-{}", n % 50)),
-        key_id: Some(format!("key-{}", n % 500)),
-        key_name: Some(format!("key name {}", n % 500)),
+        request_id: Some(request_id(n, at_ms).into()),
+        trace_id: Some(format_compact!("{:032x}", n)),
+        tenant_id: Some(format_compact!("tenant-{}", n % 50)),
+        key_id: Some(format_compact!("key-{}", n % 500)),
+        key_name: Some(format_compact!("key name {}", n % 500)),
         client_addr: Some("10.0.0.7".into()),
         client_name: Some("codex_cli_rs".into()),
         client_version: Some("0.50.0".into()),
         endpoint: Some("POST /v1/responses".into()),
-        model_requested: Some(format!("gpt-5.{}", n % 10)),
-        model_served: Some(format!("gpt-5.{}", n % 10)),
-        account_id: Some(format!("acct-{}", n % 20)),
-        accounts_tried: vec![format!("acct-{}", n % 20)],
+        model_requested: Some(format_compact!("gpt-5.{}", n % 10)),
+        model_served: Some(format_compact!("gpt-5.{}", n % 10)),
+        account_id: Some(format_compact!("acct-{}", n % 20)),
+        accounts_tried: vec![format_compact!("acct-{}", n % 20)],
         status: Some(status),
         stream: Some(true),
         stream_outcome: Some("completed".into()),

@@ -8,6 +8,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpResponse};
+use compact_str::{CompactString, ToCompactString};
 
 use super::AdminState;
 use crate::audit::{now_ms, ActorKind, Record};
@@ -56,29 +57,32 @@ pub async fn record_acts(
     let mut record = Record::act(ActorKind::Unauthenticated, act_of(&res));
     record.at_ms = began;
     record.status = Some(status);
-    record.endpoint = Some(format!(
+    record.endpoint = Some(compact_str::format_compact!(
         "{} {}",
         bounded(res.request().method().as_str(), limit::METHOD),
         bounded(res.request().path(), limit::PATH)
     ));
-    record.client_addr = res.request().peer_addr().map(|a| a.ip().to_string());
+    record.client_addr = res
+        .request()
+        .peer_addr()
+        .map(|a| a.ip().to_compact_string());
     record.request_id = res
         .request()
         .extensions()
         .get::<crate::edge::context::RequestContext>()
-        .map(|c| c.id.clone());
+        .map(|c| c.id.as_str().into());
     name_actor(&mut record, &res, presented.as_deref());
     record.target = target_of(&res);
     record.result = Some(match res.status().is_success() {
-        true => "ok".to_owned(),
+        true => "ok".into(),
         false => res
             .response()
             .extensions()
             .get::<ErrorCode>()
-            .map_or_else(|| status.to_string(), |code| code.0.clone()),
+            .map_or_else(|| status.to_compact_string(), |code| code.0.as_str().into()),
     });
     if refused {
-        record.action = "admin.refused".to_owned();
+        record.action = "admin.refused".into();
     }
     audit.record(record);
     Ok(res)
@@ -101,21 +105,21 @@ fn name_actor<B>(record: &mut Record, res: &ServiceResponse<B>, presented: Optio
     });
     if let Some(principal) = principal {
         record.actor_kind = Some(ActorKind::AdminToken);
-        record.actor_id = Some(principal.token_id.to_string());
-        record.actor_name = Some(principal.name.to_string());
+        record.actor_id = Some(principal.token_id.to_compact_string());
+        record.actor_name = Some(principal.name.to_compact_string());
     }
 }
 
 /// What the act was done to: the `{id}` of the path, else what the handler created.
-fn target_of<B>(res: &ServiceResponse<B>) -> Option<String> {
+fn target_of<B>(res: &ServiceResponse<B>) -> Option<CompactString> {
     let request = res.request();
     let named = request.match_info().get("id");
-    let named = named.map(|id| bounded(id, limit::MODEL).into_owned());
+    let named = named.map(|id| CompactString::from(bounded(id, limit::MODEL)));
     named.or_else(|| {
         res.response()
             .extensions()
             .get::<Created>()
-            .map(|c| c.0.clone())
+            .map(|c| c.0.as_str().into())
     })
 }
 

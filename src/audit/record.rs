@@ -2,6 +2,7 @@
 //! Never content and never a secret: ids, names an operator chose, bounded client text, masked
 //! emails. Serialized in field order it is the row's canonical content, the text its hash seals.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// Which kind of event a row records.
@@ -47,45 +48,45 @@ pub struct Record {
     pub kind: Kind,
     /// `responses.create`, `models.list` for requests; `key.create`, `account.disable`,
     /// `admin.refused` … for acts.
-    pub action: String,
+    pub action: CompactString,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
+    pub request_id: Option<CompactString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trace_id: Option<String>,
+    pub trace_id: Option<CompactString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<CompactString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_id: Option<String>,
+    pub key_id: Option<CompactString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_name: Option<String>,
+    pub key_name: Option<CompactString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_addr: Option<String>,
+    pub client_addr: Option<CompactString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_name: Option<String>,
+    pub client_name: Option<CompactString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_version: Option<String>,
+    pub client_version: Option<CompactString>,
     /// `POST /v1/responses`: the method and path the client called.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
+    pub endpoint: Option<CompactString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model_requested: Option<String>,
+    pub model_requested: Option<CompactString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model_served: Option<String>,
+    pub model_served: Option<CompactString>,
     /// The account that served the request (or the last one tried), or an act's account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account_id: Option<String>,
+    pub account_id: Option<CompactString>,
     /// Every account tried, in order (failover), by the relay's ids.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub accounts_tried: Vec<String>,
+    pub accounts_tried: Vec<CompactString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_code: Option<String>,
+    pub error_code: Option<CompactString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
     /// How a stream ended: `completed`, `failed`, `incomplete`, `client_gone`, `cut` …
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream_outcome: Option<String>,
+    pub stream_outcome: Option<CompactString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,18 +96,18 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor_kind: Option<ActorKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actor_id: Option<String>,
+    pub actor_id: Option<CompactString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actor_name: Option<String>,
+    pub actor_name: Option<CompactString>,
     /// What an act was done to: an account, key, tenant or admin token id, or a name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
+    pub target: Option<CompactString>,
     /// An act's result: `ok`, or the error code it failed with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
+    pub result: Option<CompactString>,
     /// Content capture's sealed record of this request, when capture was on for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capture_id: Option<String>,
+    pub capture_id: Option<CompactString>,
 }
 
 impl Record {
@@ -118,13 +119,13 @@ impl Record {
     }
 
     /// An administrative act done now by `actor` (result `ok` until told otherwise).
-    pub fn act(actor: ActorKind, action: impl Into<String>) -> Record {
+    pub fn act(actor: ActorKind, action: impl Into<CompactString>) -> Record {
         Record {
             at_ms: now_ms(),
             kind: Kind::Admin,
             action: action.into(),
             actor_kind: Some(actor),
-            result: Some("ok".to_owned()),
+            result: Some("ok".into()),
             ..Record::default()
         }
     }
@@ -164,14 +165,14 @@ pub(super) fn canonical(seq: i64, record: &Record) -> Result<String, serde_json:
 pub fn client_of(
     originator: Option<&str>,
     user_agent: Option<&str>,
-) -> (Option<String>, Option<String>) {
+) -> (Option<CompactString>, Option<CompactString>) {
     let product = user_agent.and_then(|ua| ua.split_whitespace().next());
     let (ua_name, version) = match product.map(|p| p.split_once('/')) {
         Some(Some((name, version))) => (Some(name), Some(version)),
         Some(None) => (product, None),
         None => (None, None),
     };
-    let bound = |text: &str| crate::obs::bounded(text, CLIENT_TEXT).into_owned();
+    let bound = |text: &str| CompactString::from(crate::obs::bounded(text, CLIENT_TEXT));
     let name = originator.filter(|o| !o.is_empty()).or(ua_name);
     (
         name.map(bound),

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use compact_str::ToCompactString;
 
 use super::{printable, printable_json};
 use super::{
@@ -221,9 +222,9 @@ fn print_table(rows: &[Row]) {
             .or(r.actor_name.as_deref())
             .or(r.actor_id.as_deref())
             .unwrap_or("-");
-        let status = r
-            .status
-            .map_or(r.result.clone().unwrap_or_default(), |s| s.to_string());
+        let status = r.status.map_or(r.result.clone().unwrap_or_default(), |s| {
+            s.to_compact_string()
+        });
         let account = r
             .account_id
             .as_deref()
@@ -294,10 +295,10 @@ impl Act {
             return;
         };
         let mut record = Record::act(ActorKind::Cli, action);
-        record.actor_name = Some(os_user());
-        record.target = target.map(|t| crate::obs::bounded(&t, TARGET).into_owned());
+        record.actor_name = Some(os_user().into());
+        record.target = target.map(|t| crate::obs::bounded(&t, TARGET).into());
         if result.is_err() {
-            record.result = Some("failed".to_owned());
+            record.result = Some("failed".into());
         }
         if let Err(e) = append_now(settings, record) {
             eprintln!("codex-relay: warning: this act is not in the audit trail: {e}");

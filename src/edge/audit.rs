@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use actix_web::{HttpMessage, HttpRequest};
+use compact_str::{format_compact, CompactString, ToCompactString};
 
 use crate::audit::{client_of, now_ms, Audit, Kind, Record};
 use crate::credentials::Principal;
@@ -23,12 +24,12 @@ pub struct WebSocketTurn;
 pub struct RequestDraft {
     audit: Audit,
     action: &'static str,
-    request_id: String,
-    trace_id: Option<String>,
-    key_name: Option<String>,
-    client_addr: Option<String>,
-    client_name: Option<String>,
-    client_version: Option<String>,
+    request_id: CompactString,
+    trace_id: Option<CompactString>,
+    key_name: Option<CompactString>,
+    client_addr: Option<CompactString>,
+    client_name: Option<CompactString>,
+    client_version: Option<CompactString>,
 }
 
 impl RequestDraft {
@@ -37,7 +38,7 @@ impl RequestDraft {
     pub fn of(
         req: &HttpRequest,
         request_id: &str,
-        trace_id: Option<String>,
+        trace_id: Option<CompactString>,
     ) -> Option<RequestDraft> {
         if !req.path().starts_with("/v1/") {
             return None;
@@ -52,12 +53,12 @@ impl RequestDraft {
         Some(RequestDraft {
             audit: audit.clone(),
             action: action_of(req),
-            request_id: request_id.to_owned(),
+            request_id: request_id.into(),
             trace_id,
             key_name: extensions
                 .get::<Principal>()
-                .map(|p| bounded(&p.policy.name, limit::MODEL).into_owned()),
-            client_addr: req.peer_addr().map(|peer| peer.ip().to_string()),
+                .map(|p| bounded(&p.policy.name, limit::MODEL).into()),
+            client_addr: req.peer_addr().map(|peer| peer.ip().to_compact_string()),
             client_name,
             client_version,
         })
@@ -104,12 +105,12 @@ pub struct Answered<'a> {
 impl RequestDraft {
     /// Queues the request's row: the draft and how it was answered.
     pub fn record(&self, answered: Answered) {
-        let owned = |text: Option<&str>| text.map(str::to_owned);
+        let owned = |text: Option<&str>| text.map(CompactString::from);
         let took_ms = answered.took.as_millis() as u64;
         let record = Record {
             at_ms: now_ms().saturating_sub(took_ms as i64),
             kind: Kind::Request,
-            action: self.action.to_owned(),
+            action: CompactString::const_new(self.action),
             request_id: Some(self.request_id.clone()),
             trace_id: self.trace_id.clone(),
             tenant_id: owned(answered.tenant_id),
@@ -118,15 +119,19 @@ impl RequestDraft {
             client_addr: self.client_addr.clone(),
             client_name: self.client_name.clone(),
             client_version: self.client_version.clone(),
-            endpoint: Some(format!("{} {}", answered.method, answered.path)),
+            endpoint: Some(format_compact!("{} {}", answered.method, answered.path)),
             model_requested: owned(answered.model_requested),
             model_served: owned(answered.model_served),
             account_id: owned(answered.account_id),
-            accounts_tried: answered.accounts_tried.to_vec(),
+            accounts_tried: answered
+                .accounts_tried
+                .iter()
+                .map(CompactString::from)
+                .collect(),
             status: Some(answered.status),
             error_code: owned(answered.error_code),
             stream: Some(answered.stream),
-            stream_outcome: answered.stream_outcome.map(str::to_owned),
+            stream_outcome: answered.stream_outcome.map(CompactString::const_new),
             input_tokens: answered.input_tokens,
             output_tokens: answered.output_tokens,
             duration_ms: Some(took_ms),

@@ -147,7 +147,7 @@ impl AccessLine {
         let Some(context) = extensions.get::<RequestContext>() else {
             return self;
         };
-        let trace_id = Some(context.trace.trace_id.to_string());
+        let trace_id = Some(compact_str::format_compact!("{}", context.trace.trace_id));
         self.draft = RequestDraft::of(req, &context.id, trace_id);
         self
     }

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use compact_str::ToCompactString;
 use futures_util::future::LocalBoxFuture;
 use relay_actors::{AccountId, RefreshAttempt, RefreshedTokens, SaveAttempt, TokenRefresher};
 
@@ -25,9 +26,9 @@ impl AuditedRefresher {
     /// refresher already redacted it for the log, bounded.
     fn record(&self, action: &str, id: &AccountId, reason: &str) {
         let mut record = Record::act(ActorKind::Relay, action);
-        record.account_id = Some(id.to_string());
-        record.target = Some(id.to_string());
-        record.result = Some(bounded(reason, REASON).into_owned());
+        record.account_id = Some(id.to_compact_string());
+        record.target = Some(id.to_compact_string());
+        record.result = Some(bounded(reason, REASON).into());
         self.audit.record(record);
     }
 }

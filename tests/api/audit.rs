@@ -391,7 +391,7 @@ async fn the_chain_is_verified_at_startup_and_a_break_is_logged() {
     settings.store.path = dir.path().join("relay.db");
     for n in 0..3 {
         let mut act = Record::act(ActorKind::Cli, "tenant.create");
-        act.target = Some(format!("team-{n}"));
+        act.target = Some(format!("team-{n}").into());
         append_now(&settings, act).unwrap();
     }
     let audit_file = dir.path().join("audit.db");

@@ -34,10 +34,10 @@ fn row(n: i64) -> Record {
         },
         kind: Kind::Request,
         action: "responses.create".into(),
-        tenant_id: Some(format!("tenant-{}", n % 3)),
-        key_id: (n % 11 != 0).then(|| format!("key-{}", (n * n) % 23)),
-        model_served: Some(format!("model-{}", n % 5)),
-        account_id: Some(format!("acct-{}", (n / 7) % 4)),
+        tenant_id: Some(compact_str::format_compact!("tenant-{}", n % 3)),
+        key_id: (n % 11 != 0).then(|| compact_str::format_compact!("key-{}", (n * n) % 23)),
+        model_served: Some(compact_str::format_compact!("model-{}", n % 5)),
+        account_id: Some(compact_str::format_compact!("acct-{}", (n / 7) % 4)),
         status: Some(status),
         ..Record::default()
     }
