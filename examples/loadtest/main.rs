@@ -19,6 +19,7 @@
 //! |----------------|----------------------------------------------------------------|
 //! | `main.rs`      | the command line, the plan, the order of the run               |
 //! | `phases.rs`    | every phase of the plan against one target                     |
+//! | `audit_ab.rs`  | the audit trail on against off, the two relays in turns        |
 //! | `setup.rs`     | building; starting the mock and each relay (data, logins, key) |
 //! | `nginx.rs`     | the nginx yardstick                                            |
 //! | `targets.rs`   | what is measured and the requests it gets                      |
@@ -31,6 +32,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod audit_ab;
 mod client;
 mod load;
 mod nginx;
@@ -74,6 +76,10 @@ struct Args {
     /// accounts: what the audit trail costs, measured in the same run).
     #[arg(long)]
     no_audit_off: bool,
+    /// Rounds of the fast and paced phases against a relay with its audit trail on and one with
+    /// it off, in turns (none with `--no-audit-off`).
+    #[arg(long, default_value_t = 4)]
+    audit_rounds: usize,
     /// Leave nginx out even when it is installed.
     #[arg(long)]
     no_nginx: bool,
@@ -126,6 +132,8 @@ pub struct Plan {
     pub h2: bool,
     /// Also measure a relay with the fewest accounts and `audit.enabled = false`.
     pub audit_off: bool,
+    /// Rounds of the audit trail on against off, in turns (`audit_ab.rs`).
+    pub audit_rounds: usize,
     pub nginx: bool,
 }
 
@@ -151,6 +159,7 @@ impl Plan {
                 accounts: vec![1],
                 h2: true,
                 audit_off: true,
+                audit_rounds: 1,
                 nginx: false,
             });
         }
@@ -176,6 +185,11 @@ impl Plan {
             accounts: args.accounts.clone(),
             h2: !args.no_h2,
             audit_off: !args.no_audit_off,
+            audit_rounds: if args.no_audit_off {
+                0
+            } else {
+                args.audit_rounds
+            },
             nginx: !args.no_nginx,
         })
     }
@@ -249,8 +263,8 @@ async fn run(args: &Args, plan: &Plan) -> anyhow::Result<()> {
         eprintln!("logs and data: {}", tmp.path().display());
     }
     // On a failure the logs are what explains it: keep them.
-    let all = match measure_all(args, plan, &bins, tmp.path(), fd_limit).await {
-        Ok(all) => all,
+    let (all, audit_ab) = match measure_all(args, plan, &bins, tmp.path(), fd_limit).await {
+        Ok(measured) => measured,
         Err(e) => {
             tmp.disable_cleanup(true);
             return Err(e.context(format!("logs kept in {}", tmp.path().display())));
@@ -279,11 +293,19 @@ async fn run(args: &Args, plan: &Plan) -> anyhow::Result<()> {
         ),
     };
     print!("{}", report::table(&all, &labels, &notes));
+    if let Some(audit_ab) = &audit_ab {
+        print!("{}", audit_ab.table());
+    }
     if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report::json(&all, settings))?;
+        let mut json = report::json(&all, settings);
+        json["audit_ab"] = audit_ab
+            .as_ref()
+            .map_or(json!(null), audit_ab::AuditAb::json);
+        let text = serde_json::to_string_pretty(&json)?;
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let errors: u64 = all.iter().map(Measured::errors).sum();
+    let errors: u64 = all.iter().map(Measured::errors).sum::<u64>()
+        + audit_ab.as_ref().map_or(0, audit_ab::AuditAb::errors);
     if args.smoke && errors > 0 {
         bail!("{errors} requests failed in the smoke run");
     }
@@ -291,14 +313,15 @@ async fn run(args: &Args, plan: &Plan) -> anyhow::Result<()> {
 }
 
 /// Every target in turn: direct, nginx (when there is one), a relay per account count. Each
-/// proxy is stopped before the next starts, so only one is running at a time.
+/// proxy is stopped before the next starts, so only one is running at a time. Then, when the
+/// plan has rounds of it, the audit trail on against off in turns.
 async fn measure_all(
     args: &Args,
     plan: &Plan,
     bins: &setup::Binaries,
     dir: &Path,
     fd_limit: u64,
-) -> anyhow::Result<Vec<Measured>> {
+) -> anyhow::Result<(Vec<Measured>, Option<audit_ab::AuditAb>)> {
     let max_accounts = plan.accounts.iter().copied().max().unwrap_or(1);
     let mock = setup::start_mock(bins, dir, args.mock_workers, max_accounts).await?;
     let (mock_addr, mock_pid) = (mock.plain, mock.child.pid());
@@ -353,6 +376,9 @@ async fn measure_all(
         }
         all.push(measured);
     }
-
-    Ok(all)
+    let audit_ab = match plan.audit_rounds {
+        0 => None,
+        _ => Some(audit_ab::measure(plan, bins, dir, &plain, mock_pid).await?),
+    };
+    Ok((all, audit_ab))
 }

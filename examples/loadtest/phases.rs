@@ -11,7 +11,7 @@ use super::targets::{Kind, Target};
 use super::{setup, websocket, Plan};
 
 /// Lets the closed connections of a phase settle before the next one.
-const SETTLE: Duration = Duration::from_millis(300);
+pub const SETTLE: Duration = Duration::from_millis(300);
 
 /// Every phase of the plan against one target but the WebSocket ones.
 pub async fn measure(

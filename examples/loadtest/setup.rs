@@ -173,12 +173,26 @@ pub async fn start_relay(
     audit: bool,
     websocket: bool,
 ) -> anyhow::Result<Relay> {
+    start_relay_named(bins, dir, "relay", accounts, mock, audit, websocket).await
+}
+
+/// [`start_relay`] with its data in a folder whose name starts with `name` (two relays of the
+/// same kind running at once each have their own).
+pub async fn start_relay_named(
+    bins: &Binaries,
+    dir: &Path,
+    name: &str,
+    accounts: usize,
+    mock: &Upstream,
+    audit: bool,
+    websocket: bool,
+) -> anyhow::Result<Relay> {
     let (upstream, ca_file, mut name) = match mock {
-        Upstream::Plain(addr) => (format!("http://{addr}"), None, format!("relay-{accounts}")),
+        Upstream::Plain(addr) => (format!("http://{addr}"), None, format!("{name}-{accounts}")),
         Upstream::Tls { addr, ca } => (
             format!("https://{addr}"),
             Some(ca.display().to_string()),
-            format!("relay-{accounts}-tls"),
+            format!("{name}-{accounts}-tls"),
         ),
     };
     if !audit {

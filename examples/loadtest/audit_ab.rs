@@ -1,0 +1,278 @@
+//! What the audit trail costs, measured in turns. Two relays with the fewest accounts run side by
+//! side, one with its trail on and one with it off (the one not measured sits idle), and the
+//! fast and the paced phases alternate between them round after round: on then off, off then
+//! on. Whatever drifts over a run (other work on the machine, the page cache, the clock of the
+//! CPU) then falls on both alike, where the table's two columns measure each relay minutes apart
+//! and differ from run to run by more than the trail costs.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::load::{self, LoopResult, Watched};
+use super::report::{loop_json, millis, quantile};
+use super::targets::{Kind, Target};
+use super::{setup, Plan};
+
+/// One round: each phase once against each relay.
+pub struct Round {
+    pub fast_on: LoopResult,
+    pub fast_off: LoopResult,
+    pub paced_on: LoopResult,
+    pub paced_off: LoopResult,
+}
+
+/// Every round, and what its phases were.
+pub struct AuditAb {
+    pub fast_users: usize,
+    pub paced_users: usize,
+    pub rounds: Vec<Round>,
+}
+
+/// Runs `plan.audit_rounds` rounds against two new relays reaching the mock at `upstream`.
+pub async fn measure(
+    plan: &Plan,
+    bins: &setup::Binaries,
+    dir: &Path,
+    upstream: &setup::Upstream,
+    mock: u32,
+) -> anyhow::Result<AuditAb> {
+    let accounts = plan.accounts.iter().copied().min().unwrap_or(1);
+    let start = |audit| setup::start_relay_named(bins, dir, "ab", accounts, upstream, audit, false);
+    let mut relay_on = start(true).await?;
+    let mut relay_off = start(false).await?;
+    let target = |relay: &setup::Relay, audit| {
+        let kind = Kind::Relay {
+            accounts,
+            h2: false,
+            audit,
+        };
+        Target::relay(kind, relay.addr, &relay.key, relay.child.pid())
+    };
+    let (on, off) = (target(&relay_on, true), target(&relay_off, false));
+    let fast_users = plan.fast_users.iter().copied().max().unwrap_or(1);
+    let mut rounds = Vec::new();
+    for round in 0..plan.audit_rounds {
+        // The first round on then off, the next off then on: neither always follows the other.
+        let first_on = round % 2 == 0;
+        let (a, b) = if first_on { (&on, &off) } else { (&off, &on) };
+        let (fast_a, fast_b) = (
+            phase(a, plan, mock, fast_users, None).await?,
+            phase(b, plan, mock, fast_users, None).await?,
+        );
+        let paced = plan.paced_marker();
+        let (paced_a, paced_b) = (
+            phase(a, plan, mock, plan.paced_users, Some(&paced)).await?,
+            phase(b, plan, mock, plan.paced_users, Some(&paced)).await?,
+        );
+        let round = match first_on {
+            true => Round {
+                fast_on: fast_a,
+                fast_off: fast_b,
+                paced_on: paced_a,
+                paced_off: paced_b,
+            },
+            false => Round {
+                fast_on: fast_b,
+                fast_off: fast_a,
+                paced_on: paced_b,
+                paced_off: paced_a,
+            },
+        };
+        eprintln!("audit on/off, {}", round.summary());
+        rounds.push(round);
+    }
+    relay_on.child.check_alive()?;
+    relay_off.child.check_alive()?;
+    Ok(AuditAb {
+        fast_users,
+        paced_users: plan.paced_users,
+        rounds,
+    })
+}
+
+/// The fast phase (no marker) or the paced one against `target`.
+async fn phase(
+    target: &Target,
+    plan: &Plan,
+    mock: u32,
+    users: usize,
+    paced: Option<&str>,
+) -> anyhow::Result<LoopResult> {
+    let watched = Watched {
+        proxy: target.proxy_pids.clone(),
+        mock,
+    };
+    let marker = paced.unwrap_or("bench fast").to_owned();
+    let clients = move |user| load::Http {
+        endpoint: target.endpoint.clone(),
+        call: target.responses(&marker, user),
+    };
+    let result = load::closed_loop(clients, users, plan.warmup, plan.window, &watched).await;
+    tokio::time::sleep(super::phases::SETTLE).await;
+    result
+}
+
+impl Round {
+    /// CPU per request with the trail on over off, in the fast phase.
+    pub fn fast_cpu_ratio(&self) -> Option<f64> {
+        ratio(
+            self.fast_on.cpu_us_per_request,
+            self.fast_off.cpu_us_per_request,
+        )
+    }
+
+    pub fn paced_cpu_ratio(&self) -> Option<f64> {
+        ratio(
+            self.paced_on.cpu_us_per_request,
+            self.paced_off.cpu_us_per_request,
+        )
+    }
+
+    /// The paced phase's median first byte with the trail on over off.
+    pub fn first_byte_ratio(&self) -> Option<f64> {
+        ratio(
+            Some(quantile(&self.paced_on.first_byte, 0.5)),
+            Some(quantile(&self.paced_off.first_byte, 0.5)),
+        )
+    }
+
+    fn summary(&self) -> String {
+        let cpu = |r: &LoopResult| {
+            r.cpu_us_per_request
+                .map_or("-".into(), |v| format!("{v:.0}"))
+        };
+        let writer = |r: &LoopResult| {
+            r.audit_writer_us_per_request
+                .map_or("-".into(), |v| format!("{v:.1}"))
+        };
+        format!(
+            "fast CPU {}/{} µs a request (writer {} µs), paced CPU {}/{} µs (writer {} µs), \
+             paced first byte {}/{}",
+            cpu(&self.fast_on),
+            cpu(&self.fast_off),
+            writer(&self.fast_on),
+            cpu(&self.paced_on),
+            cpu(&self.paced_off),
+            writer(&self.paced_on),
+            millis(quantile(&self.paced_on.first_byte, 0.5)),
+            millis(quantile(&self.paced_off.first_byte, 0.5)),
+        )
+    }
+
+    pub fn errors(&self) -> u64 {
+        [
+            &self.fast_on,
+            &self.fast_off,
+            &self.paced_on,
+            &self.paced_off,
+        ]
+        .iter()
+        .map(|r| r.errors)
+        .sum()
+    }
+}
+
+fn ratio(on: Option<f64>, off: Option<f64>) -> Option<f64> {
+    match (on, off) {
+        (Some(on), Some(off)) if off > 0.0 => Some(on / off),
+        _ => None,
+    }
+}
+
+/// The middle value (the mean of the two middle ones for an even count); none when empty.
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
+impl AuditAb {
+    pub fn errors(&self) -> u64 {
+        self.rounds.iter().map(Round::errors).sum()
+    }
+
+    /// The section printed under the table: a line per round, then the medians.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "\naudit trail on against off, the two relays measured in turns ({} rounds): fast \
+             c={}, paced c={}\n",
+            self.rounds.len(),
+            self.fast_users,
+            self.paced_users
+        );
+        let percent =
+            |v: Option<f64>| v.map_or("-".into(), |v| format!("{:+.1}%", (v - 1.0) * 100.0));
+        for (i, round) in self.rounds.iter().enumerate() {
+            out.push_str(&format!(
+                "  round {}: {}; on/off: fast CPU {}, paced CPU {}, paced first byte {}\n",
+                i + 1,
+                round.summary(),
+                percent(round.fast_cpu_ratio()),
+                percent(round.paced_cpu_ratio()),
+                percent(round.first_byte_ratio()),
+            ));
+        }
+        let of = |f: fn(&Round) -> Option<f64>| median(self.rounds.iter().filter_map(f).collect());
+        let writer = |f: fn(&Round) -> &LoopResult| {
+            median(
+                self.rounds
+                    .iter()
+                    .filter_map(|r| {
+                        let r = f(r);
+                        Some(r.audit_writer_us_per_request? / r.cpu_us_per_request?)
+                    })
+                    .collect(),
+            )
+        };
+        let share = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0));
+        out.push_str(&format!(
+            "  median on/off: fast CPU a request {} (the audit writer {} of it), paced CPU a \
+             request {} (the writer {}), paced first byte {}\n",
+            percent(of(Round::fast_cpu_ratio)),
+            share(writer(|r| &r.fast_on)),
+            percent(of(Round::paced_cpu_ratio)),
+            share(writer(|r| &r.paced_on)),
+            percent(of(Round::first_byte_ratio)),
+        ));
+        out
+    }
+
+    pub fn json(&self) -> Value {
+        let rounds: Vec<Value> = self
+            .rounds
+            .iter()
+            .map(|r| {
+                json!({
+                    "fast_on": loop_json(&r.fast_on), "fast_off": loop_json(&r.fast_off),
+                    "paced_on": loop_json(&r.paced_on), "paced_off": loop_json(&r.paced_off),
+                    "fast_cpu_ratio": r.fast_cpu_ratio(), "paced_cpu_ratio": r.paced_cpu_ratio(),
+                    "paced_first_byte_ratio": r.first_byte_ratio(),
+                })
+            })
+            .collect();
+        let of = |f: fn(&Round) -> Option<f64>| median(self.rounds.iter().filter_map(f).collect());
+        json!({
+            "fast_users": self.fast_users, "paced_users": self.paced_users, "rounds": rounds,
+            "median_fast_cpu_ratio": of(Round::fast_cpu_ratio),
+            "median_paced_cpu_ratio": of(Round::paced_cpu_ratio),
+            "median_paced_first_byte_ratio": of(Round::first_byte_ratio),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn the_median_is_the_middle_value_or_the_mean_of_the_two_middle_ones() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+    }
+}
