@@ -3,7 +3,8 @@
 //! fast and the paced phases alternate between them round after round: on then off, off then
 //! on. Whatever drifts over a run (other work on the machine, the page cache, the clock of the
 //! CPU) then falls on both alike, where the table's two columns measure each relay minutes apart
-//! and differ from run to run by more than the trail costs.
+//! and differ from run to run by more than the trail costs. Each relay first gets a fast phase
+//! that is not counted (a new process's first load costs more).
 
 use std::path::Path;
 
@@ -51,6 +52,11 @@ pub async fn measure(
     };
     let (on, off) = (target(&relay_on, true), target(&relay_off, false));
     let fast_users = plan.fast_users.iter().copied().max().unwrap_or(1);
+    // A new process's first load grows its heap, faults its pages in and fills its caches:
+    // one fast phase each, not counted, before the rounds.
+    for relay in [&on, &off] {
+        phase(relay, plan, mock, fast_users, None).await?;
+    }
     let mut rounds = Vec::new();
     for round in 0..plan.audit_rounds {
         // The first round on then off, the next off then on: neither always follows the other.

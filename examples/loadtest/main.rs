@@ -78,7 +78,7 @@ struct Args {
     no_audit_off: bool,
     /// Rounds of the fast and paced phases against a relay with its audit trail on and one with
     /// it off, in turns (none with `--no-audit-off`).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 6)]
     audit_rounds: usize,
     /// Leave nginx out even when it is installed.
     #[arg(long)]
