@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
+use actix_web::http::header::{HeaderName, USER_AGENT};
 use actix_web::{HttpMessage, HttpRequest};
-use compact_str::{format_compact, CompactString, ToCompactString};
+use compact_str::{CompactString, ToCompactString};
 
 use crate::audit::{client_of, now_ms, Audit, Kind, Record};
 use crate::credentials::Principal;
@@ -49,7 +50,7 @@ impl RequestDraft {
         }
         let extensions = req.extensions();
         let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
-        let (client_name, client_version) = client_of(header("originator"), header("user-agent"));
+        let (client_name, client_version) = client_of(header(&ORIGINATOR), header(&USER_AGENT));
         Some(RequestDraft {
             audit: audit.clone(),
             action: action_of(req),
@@ -63,6 +64,18 @@ impl RequestDraft {
             client_version,
         })
     }
+}
+
+/// The header the Codex clients name themselves in (beside `User-Agent`).
+static ORIGINATOR: HeaderName = HeaderName::from_static("originator");
+
+/// `POST /v1/responses`: the method and path, one space apart.
+fn endpoint(method: &str, path: &str) -> CompactString {
+    let mut text = CompactString::with_capacity(method.len() + 1 + path.len());
+    text.push_str(method);
+    text.push(' ');
+    text.push_str(path);
+    text
 }
 
 /// The row's action: which endpoint of the Responses API was called.
@@ -91,7 +104,7 @@ pub struct Answered<'a> {
     pub model_requested: Option<&'a str>,
     pub model_served: Option<&'a str>,
     pub account_id: Option<&'a str>,
-    pub accounts_tried: &'a [String],
+    pub accounts_tried: &'a [CompactString],
     pub status: u16,
     pub error_code: Option<&'a str>,
     pub stream: bool,
@@ -119,15 +132,11 @@ impl RequestDraft {
             client_addr: self.client_addr.clone(),
             client_name: self.client_name.clone(),
             client_version: self.client_version.clone(),
-            endpoint: Some(format_compact!("{} {}", answered.method, answered.path)),
+            endpoint: Some(endpoint(answered.method, answered.path)),
             model_requested: owned(answered.model_requested),
             model_served: owned(answered.model_served),
             account_id: owned(answered.account_id),
-            accounts_tried: answered
-                .accounts_tried
-                .iter()
-                .map(CompactString::from)
-                .collect(),
+            accounts_tried: answered.accounts_tried.to_vec(),
             status: Some(answered.status),
             error_code: owned(answered.error_code),
             stream: Some(answered.stream),

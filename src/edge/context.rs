@@ -79,7 +79,7 @@ pub struct AccessNote {
     pub upstream_request_id: Option<String>,
     pub stream: bool,
     /// Every account tried, in order (noted only with the audit trail on).
-    pub accounts_tried: Vec<String>,
+    pub accounts_tried: Vec<compact_str::CompactString>,
     /// The `code` of the error the relay answered with.
     pub error_code: Option<String>,
     /// The content capture that recorded the call, if one did.
@@ -147,7 +147,7 @@ impl AccessLine {
         let Some(context) = extensions.get::<RequestContext>() else {
             return self;
         };
-        let trace_id = Some(compact_str::format_compact!("{}", context.trace.trace_id));
+        let trace_id = Some(context.trace.trace_id.to_hex());
         self.draft = RequestDraft::of(req, &context.id, trace_id);
         self
     }

@@ -246,6 +246,13 @@ fn as_hex<R>(bytes: &[u8], use_text: impl FnOnce(&str) -> R) -> R {
     use_text(std::str::from_utf8(text).unwrap_or_default())
 }
 
+impl TraceId {
+    /// Its 32 hex digits, without the formatter's machinery (an audit row takes it per request).
+    pub fn to_hex(&self) -> compact_str::CompactString {
+        as_hex(&self.0, |hex| compact_str::CompactString::from(hex))
+    }
+}
+
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         as_hex(&self.0, |hex| f.write_str(hex))

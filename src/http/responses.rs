@@ -194,7 +194,7 @@ pub(super) fn record_attempts(
     Phases::update(req, |phases| attempts.phases(phases));
     attempts.count(state.pool_metrics());
     if state.audit().enabled() {
-        note.accounts_tried = attempts.accounts().map(ToString::to_string).collect();
+        note.accounts_tried = attempts.accounts().map(|id| id.as_str().into()).collect();
     }
     note_last_attempt(note, attempts);
 }

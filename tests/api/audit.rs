@@ -17,6 +17,9 @@ use crate::helpers::{
 };
 use crate::mock_upstream::TokenFailure;
 
+/// The client's trace, which its row names.
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 const PROMPT: &str = "PROMPT-CANARY-audit-4411 what is my password";
 
 /// The folder of the app's store, where the audit file is (`audit.db` beside the store).
@@ -104,6 +107,7 @@ async fn each_request_is_recorded_with_who_what_model_which_account_and_how_it_e
         .responses_as(&key)
         .insert_header(("user-agent", "codex_cli_rs/0.50.0 (Linux; x86_64)"))
         .insert_header(("x-request-id", "audit-stream-1"))
+        .insert_header(("traceparent", TRACEPARENT))
         .send_json(&body("gpt-5.5", PROMPT, true))
         .await
         .unwrap();
@@ -139,7 +143,7 @@ async fn each_request_is_recorded_with_who_what_model_which_account_and_how_it_e
     assert!(row["input_tokens"].as_u64().unwrap() > 0, "{row}");
     assert!(row["output_tokens"].as_u64().unwrap() > 0, "{row}");
     assert!(row["duration_ms"].is_u64(), "{row}");
-    assert_eq!(row["trace_id"].as_str().unwrap().len(), 32, "{row}");
+    assert_eq!(row["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "{row}");
     assert!(row["seq"].as_i64().unwrap() > 0 && row["hash"].is_string());
 
     let rows = rows_when(&app, &admin, "request_id=audit-unknown-1", 1).await;

@@ -22,6 +22,7 @@ fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
 fn a_valid_traceparent_gives_its_trace_span_and_flags() {
     let parent = parse_traceparent(VALID).unwrap();
     assert_eq!(parent.trace_id.to_string(), TRACE);
+    assert_eq!(parent.trace_id.to_hex(), TRACE);
     assert_eq!(parent.span_id.to_string(), SPAN);
     assert_eq!(parent.flags, 0x01);
     let unsampled = parse_traceparent(&VALID.replace("-01", "-00")).unwrap();
