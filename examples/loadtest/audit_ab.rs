@@ -10,10 +10,10 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::load::{self, LoopResult, Watched};
+use super::load::{self, LoopResult};
 use super::report::{loop_json, millis, quantile};
 use super::targets::{Kind, Target};
-use super::{setup, Plan};
+use super::{phases, setup, Plan};
 
 /// One round: each phase once against each relay.
 pub struct Round {
@@ -105,18 +105,12 @@ async fn phase(
     users: usize,
     paced: Option<&str>,
 ) -> anyhow::Result<LoopResult> {
-    let watched = Watched {
-        proxy: target.proxy_pids.clone(),
-        mock,
-    };
-    let marker = paced.unwrap_or("bench fast").to_owned();
-    let clients = move |user| load::Http {
+    let marker = paced.unwrap_or("bench fast");
+    let clients = |user| load::Http {
         endpoint: target.endpoint.clone(),
-        call: target.responses(&marker, user),
+        call: target.responses(marker, user),
     };
-    let result = load::closed_loop(clients, users, plan.warmup, plan.window, &watched).await;
-    tokio::time::sleep(super::phases::SETTLE).await;
-    result
+    phases::closed(clients, users, plan, &phases::watched(target, mock)).await
 }
 
 impl Round {
@@ -198,6 +192,11 @@ pub fn median(mut values: Vec<f64>) -> Option<f64> {
 }
 
 impl AuditAb {
+    /// The median over the rounds of one of a round's ratios.
+    fn median_of(&self, ratio: fn(&Round) -> Option<f64>) -> Option<f64> {
+        median(self.rounds.iter().filter_map(ratio).collect())
+    }
+
     pub fn errors(&self) -> u64 {
         self.rounds.iter().map(Round::errors).sum()
     }
@@ -223,7 +222,6 @@ impl AuditAb {
                 percent(round.first_byte_ratio()),
             ));
         }
-        let of = |f: fn(&Round) -> Option<f64>| median(self.rounds.iter().filter_map(f).collect());
         let writer = |f: fn(&Round) -> &LoopResult| {
             median(
                 self.rounds
@@ -239,11 +237,11 @@ impl AuditAb {
         out.push_str(&format!(
             "  median on/off: fast CPU a request {} (the audit writer {} of it), paced CPU a \
              request {} (the writer {}), paced first byte {}\n",
-            percent(of(Round::fast_cpu_ratio)),
+            percent(self.median_of(Round::fast_cpu_ratio)),
             share(writer(|r| &r.fast_on)),
-            percent(of(Round::paced_cpu_ratio)),
+            percent(self.median_of(Round::paced_cpu_ratio)),
             share(writer(|r| &r.paced_on)),
-            percent(of(Round::first_byte_ratio)),
+            percent(self.median_of(Round::first_byte_ratio)),
         ));
         out
     }
@@ -261,12 +259,11 @@ impl AuditAb {
                 })
             })
             .collect();
-        let of = |f: fn(&Round) -> Option<f64>| median(self.rounds.iter().filter_map(f).collect());
         json!({
             "fast_users": self.fast_users, "paced_users": self.paced_users, "rounds": rounds,
-            "median_fast_cpu_ratio": of(Round::fast_cpu_ratio),
-            "median_paced_cpu_ratio": of(Round::paced_cpu_ratio),
-            "median_paced_first_byte_ratio": of(Round::first_byte_ratio),
+            "median_fast_cpu_ratio": self.median_of(Round::fast_cpu_ratio),
+            "median_paced_cpu_ratio": self.median_of(Round::paced_cpu_ratio),
+            "median_paced_first_byte_ratio": self.median_of(Round::first_byte_ratio),
         })
     }
 }

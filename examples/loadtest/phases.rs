@@ -11,7 +11,7 @@ use super::targets::{Kind, Target};
 use super::{setup, websocket, Plan};
 
 /// Lets the closed connections of a phase settle before the next one.
-pub const SETTLE: Duration = Duration::from_millis(300);
+const SETTLE: Duration = Duration::from_millis(300);
 
 /// Every phase of the plan against one target but the WebSocket ones.
 pub async fn measure(
@@ -78,14 +78,14 @@ pub async fn websocket(
     Ok(Some(websocket::Phases { fast, held }))
 }
 
-fn watched(target: &Target, mock: u32) -> Watched {
+pub(super) fn watched(target: &Target, mock: u32) -> Watched {
     Watched {
         proxy: target.proxy_pids.clone(),
         mock,
     }
 }
 
-async fn closed<C: Client>(
+pub(super) async fn closed<C: Client>(
     clients: impl Fn(usize) -> C,
     users: usize,
     plan: &Plan,

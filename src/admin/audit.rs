@@ -13,6 +13,7 @@ use compact_str::{CompactString, ToCompactString};
 use super::AdminState;
 use crate::audit::{now_ms, ActorKind, Record};
 use crate::credentials::AdminPrincipal;
+use crate::edge::audit::endpoint;
 use crate::edge::context::Unlogged;
 use crate::edge::error::ErrorCode;
 use crate::edge::guard::bearer;
@@ -57,10 +58,9 @@ pub async fn record_acts(
     let mut record = Record::act(ActorKind::Unauthenticated, act_of(&res));
     record.at_ms = began;
     record.status = Some(status);
-    record.endpoint = Some(compact_str::format_compact!(
-        "{} {}",
-        bounded(res.request().method().as_str(), limit::METHOD),
-        bounded(res.request().path(), limit::PATH)
+    record.endpoint = Some(endpoint(
+        &bounded(res.request().method().as_str(), limit::METHOD),
+        &bounded(res.request().path(), limit::PATH),
     ));
     record.client_addr = res
         .request()

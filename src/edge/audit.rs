@@ -69,8 +69,9 @@ impl RequestDraft {
 /// The header the Codex clients name themselves in (beside `User-Agent`).
 static ORIGINATOR: HeaderName = HeaderName::from_static("originator");
 
-/// `POST /v1/responses`: the method and path, one space apart.
-fn endpoint(method: &str, path: &str) -> CompactString {
+/// `POST /v1/responses`: the method and path, one space apart (a row's `endpoint`, data plane
+/// and admin API alike).
+pub fn endpoint(method: &str, path: &str) -> CompactString {
     let mut text = CompactString::with_capacity(method.len() + 1 + path.len());
     text.push_str(method);
     text.push(' ');
