@@ -112,8 +112,17 @@ impl BoundedBuffer {
         }
     }
 
+    /// The body in a buffer of about its own length: the response memory may keep it, counted
+    /// by its length, and a buffer grown by doubling can be twice that. A body whose length was
+    /// declared fills its buffer exactly and is handed over as it is; another is copied once
+    /// when more than an eighth of its buffer is spare (a compressed body is decoded at a far
+    /// higher cost than that copy).
     fn into_bytes(self) -> Bytes {
-        Bytes::from(self.bytes)
+        let spare = self.bytes.capacity() - self.bytes.len();
+        match spare > self.bytes.len() / 8 {
+            true => Bytes::copy_from_slice(&self.bytes),
+            false => Bytes::from(self.bytes),
+        }
     }
 
     /// The memory the buffer holds (never more than its limit).

@@ -73,6 +73,23 @@ async fn a_body_is_read_into_a_buffer_of_its_declared_size() {
 }
 
 #[actix_web::test]
+async fn a_body_of_unknown_length_or_compressed_ends_in_a_buffer_of_about_its_length() {
+    let plain: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    // `identity` here declares no length.
+    for (encoding, body) in encoded(&plain) {
+        let read = read_as(encoding, body, 1 << 20).await.unwrap();
+        assert_eq!(read, plain, "{encoding}");
+        // Grown by doubling from its start, the buffer would be up to twice the body.
+        let capacity = Vec::from(read).capacity();
+        assert!(
+            capacity <= plain.len() + plain.len() / 8,
+            "{encoding}: {capacity} bytes held for {}",
+            plain.len()
+        );
+    }
+}
+
+#[actix_web::test]
 async fn the_limit_holds_whether_declared_or_only_counted() {
     let big = Bytes::from(vec![b'x'; 5000]);
     let declared = headers(&[("content-length", "5000")]);

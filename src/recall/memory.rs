@@ -1,8 +1,9 @@
 //! The memory itself: remembered responses, oldest first, and an index from (API key, response
-//! id) to them. An entry holds what the answer already produced, shared and unparsed (the body
-//! forwarded upstream and the `response.output_item.done` events); its items are parsed, and
-//! copied, only when a later request refers to it ([`Remembered::items`]), so an answer that is
-//! never referred to costs one index insertion. Item ids are not indexed: indexing them would
+//! id) to them. An entry holds what the answer already produced, unparsed: the body forwarded
+//! upstream (shared with the request, a buffer of its own length) and the
+//! `response.output_item.done` events (copied into one buffer of their own length, [`Events`]);
+//! its items are parsed only when a later request refers to it ([`Remembered::items`]), so an
+//! answer that is never referred to costs one copy of its output events and one index insertion. Item ids are not indexed: indexing them would
 //! mean parsing every answer; a reference by item id instead searches the caller's own entries,
 //! newest first, parsing only the events whose bytes contain the id. Bounded by time (an entry older than the ttl is never returned, and goes at the next
 //! change) and by bytes (past the budget the oldest entries go first), so it never grows past
@@ -26,8 +27,6 @@ use super::metrics::MemoryMetrics;
 
 /// What an entry costs besides the bytes it holds: its structs and its index entries.
 const ENTRY_OVERHEAD: usize = 256;
-/// What each kept output event costs besides its bytes (its `Bytes` handle).
-const ITEM_OVERHEAD: usize = 32;
 
 /// The bounds in force (`responses.memory.ttl_mins`, `.max_bytes`), read per call so that a
 /// reload applies at once.
@@ -58,27 +57,76 @@ pub struct Remembered {
     /// The body the relay forwarded upstream (its `input` is the conversation so far), shared
     /// with the request rather than copied.
     pub forwarded: Bytes,
-    /// The `response.output_item.done` events as forwarded (shared slices of the answer's
-    /// chunks, never parsed unless referred to), in stream order.
-    pub output: Vec<Bytes>,
+    /// The `response.output_item.done` events as forwarded, in stream order, never parsed unless
+    /// referred to.
+    pub output: Events,
     /// The account that wrote the output (encrypted reasoning is readable only there).
     pub account: AccountId,
     pub at: Instant,
 }
 
 impl Drop for Remembered {
-    /// Overwrites with zeros each held buffer the memory is the last to hold (a buffer still
-    /// shared, e.g. a request in flight, is left to its other holder).
+    /// Overwrites the forwarded body with zeros when the memory is the last to hold it (a body
+    /// still shared, e.g. by a request in flight, is left to its other holder); the events wipe
+    /// themselves.
     fn drop(&mut self) {
-        let buffers = self
-            .output
-            .drain(..)
-            .chain([std::mem::take(&mut self.forwarded)]);
-        for buffer in buffers {
-            if let Ok(mut unique) = buffer.try_into_mut() {
-                unique.as_mut().zeroize();
-            }
+        if let Ok(mut unique) = std::mem::take(&mut self.forwarded).try_into_mut() {
+            unique.as_mut().zeroize();
         }
+    }
+}
+
+/// The `response.output_item.done` events kept of one answer, in stream order, copied into one
+/// buffer of their own length. They arrive as slices of the answer's chunks (an upstream read,
+/// up to tens of KB, of which an event is a part); an entry holding the slices held the whole
+/// chunks while the budget counted only the slices — under the load benchmark the memory's
+/// real size was about six times `responses.memory.max_bytes`. Copied, what is held is what is
+/// counted ([`Events::held`]).
+#[derive(Default)]
+pub struct Events {
+    bytes: Vec<u8>,
+    /// Where each event ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Events {
+    /// A copy of `events`, in their order, in one allocation of their total length.
+    pub fn copied(events: &[Bytes]) -> Events {
+        let mut bytes = Vec::with_capacity(events.iter().map(Bytes::len).sum());
+        let mut ends = Vec::with_capacity(events.len());
+        for event in events {
+            bytes.extend_from_slice(event);
+            ends.push(bytes.len());
+        }
+        Events { bytes, ends }
+    }
+
+    /// The events, in stream order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.bytes[start..end])
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The memory the events hold.
+    pub fn held(&self) -> usize {
+        self.bytes.capacity() + self.ends.capacity() * std::mem::size_of::<usize>()
+    }
+}
+
+impl Drop for Events {
+    /// Answers are content: overwritten with zeros before they are freed.
+    fn drop(&mut self) {
+        self.bytes.zeroize();
     }
 }
 
@@ -96,18 +144,17 @@ struct ItemId {
 }
 
 impl Remembered {
-    /// The bytes it holds: the shared body and events (counted by their lengths) and its
+    /// The bytes it holds: the body (a buffer of its own length, `intake`), the events and its
     /// structs.
     fn bytes(&self) -> usize {
-        let events: usize = self.output.iter().map(|e| e.len() + ITEM_OVERHEAD).sum();
-        ENTRY_OVERHEAD + self.forwarded.len() + events
+        ENTRY_OVERHEAD + self.forwarded.len() + self.output.held()
     }
 
     /// The output items in output order, parsed from the kept events now (a request refers to
     /// this response); a malformed event is skipped.
     pub fn items(&self) -> Vec<OutputItem> {
         let mut items: Vec<(u64, OutputItem)> = Vec::with_capacity(self.output.len());
-        for event in &self.output {
+        for event in self.output.iter() {
             if let Some(item) = item_of(event, items.len()) {
                 items.push(item);
             }

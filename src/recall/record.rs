@@ -1,9 +1,9 @@
-//! Recording one answer for the memory, lazily: its `response.output_item.done` events are kept
-//! as the shared bytes the answer already produced — for a stream, the slices its watcher kept
-//! as they were forwarded; for an assembled answer, the slices its assembler kept of the chunks
-//! it split — and nothing in them is parsed or copied until a later request refers to the response
-//! ([`super::memory::Remembered::items`]). Only the response id is indexed here, and the answer
-//! is remembered once `response.completed` has come (the caller knows when).
+//! Recording one answer for the memory, lazily: its `response.output_item.done` events — for a
+//! stream, the slices its watcher kept as they were forwarded; for an assembled answer, the
+//! slices its assembler kept of the chunks it split — are copied into one buffer of their own
+//! ([`super::memory::Events`]) and nothing in them is parsed until a later request refers to the
+//! response ([`super::memory::Remembered::items`]). Only the response id is indexed here, and the
+//! answer is remembered once `response.completed` has come (the caller knows when).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,7 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use relay_actors::AccountId;
 
-use super::memory::{Limits, Remembered, ResponseMemory};
+use super::memory::{Events, Limits, Remembered, ResponseMemory};
 
 /// What an answer's recording needs: where to remember it, for whom, and what was forwarded.
 pub struct Recording {
@@ -46,7 +46,7 @@ impl Recording {
             key: self.key,
             response_id,
             forwarded: self.forwarded,
-            output: outputs,
+            output: Events::copied(&outputs),
             account: self.account,
             at: now,
         };

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::recall::memory::tests::done_event;
-use crate::recall::memory::{Limits, Remembered};
+use crate::recall::memory::{Events, Limits, Remembered};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -20,7 +20,7 @@ fn remembered(memory: &ResponseMemory, key: &str, at: Instant) {
         key: Arc::from(key),
         response_id: Some("resp_1".to_owned()),
         forwarded: Bytes::from(forwarded.to_string()),
-        output: vec![
+        output: Events::copied(&[
             item(
                 0,
                 json!({"type": "reasoning", "id": "rs_1", "encrypted_content": "enc_a"}),
@@ -29,7 +29,7 @@ fn remembered(memory: &ResponseMemory, key: &str, at: Instant) {
                 1,
                 json!({"type": "message", "id": "msg_1", "role": "assistant"}),
             ),
-        ],
+        ]),
         account: AccountId::from("acct-a"),
         at,
     };

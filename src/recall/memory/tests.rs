@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use relay_actors::AccountId;
 
 use super::*;
@@ -12,10 +12,10 @@ fn response(key: &str, id: &str, item: &str, payload: usize, at: Instant) -> Rem
         key: Arc::from(key),
         response_id: Some(id.to_owned()),
         forwarded: Bytes::from(vec![b' '; payload]),
-        output: vec![done_event(
+        output: Events::copied(&[done_event(
             0,
             &format!(r#"{{"type":"message","id":"{item}"}}"#),
-        )],
+        )]),
         account: AccountId::from("acct-a"),
         at,
     }
@@ -139,25 +139,45 @@ fn an_id_served_again_leads_to_the_newest_and_survives_the_oldest_going() {
 }
 
 #[test]
-fn an_answer_is_held_as_the_shared_bytes_it_was_served_as_and_counted_by_their_length() {
+fn an_answer_holds_its_events_apart_from_the_chunks_they_came_in_and_counts_what_it_holds() {
     let memory = ResponseMemory::default();
     let now = Instant::now();
-    let event = done_event(0, r#"{"type":"message","id":"msg_1"}"#);
+    // The events as a stream's watcher keeps them: slices of the upstream's read, which is
+    // much larger than they are.
+    let first = done_event(0, r#"{"type":"reasoning","id":"rs_1"}"#);
+    let second = done_event(1, r#"{"type":"message","id":"msg_1"}"#);
+    let mut read = BytesMut::from(&b"event: response.output_text.delta\ndata: {}\n\n"[..]);
+    let at = read.len();
+    read.extend_from_slice(&first);
+    read.extend_from_slice(&vec![b' '; 32 << 10]);
+    read.extend_from_slice(&second);
+    let read = read.freeze();
+    let start = read.len() - second.len();
+    let slices = [read.slice(at..at + first.len()), read.slice(start..)];
+    assert_eq!((&slices[0], &slices[1]), (&first, &second));
     let forwarded = Bytes::from_static(br#"{"model":"m","input":[]}"#);
     let response = Remembered {
         key: Arc::from("k"),
         response_id: Some("resp_1".to_owned()),
         forwarded: forwarded.clone(),
-        output: vec![event.clone()],
+        output: Events::copied(&slices),
         account: AccountId::from("acct-a"),
         at: now,
     };
+    drop(slices);
     memory.remember(response, limits(1 << 20));
+    // Nothing the memory holds keeps the read alive: it is this test's alone again.
+    assert!(read.try_into_mut().is_ok());
     let entry = memory.response("k", "resp_1", now, HOUR).unwrap();
-    // Shared, not copied: the same bytes the answer was served from.
-    assert_eq!(entry.output[0].as_ptr(), event.as_ptr());
+    let events: Vec<&[u8]> = entry.output.iter().collect();
+    assert_eq!(events, [&first[..], &second[..]]);
+    let ids: Vec<_> = entry.items().iter().map(|item| item.id.clone()).collect();
+    assert_eq!(ids, [Some("rs_1".to_owned()), Some("msg_1".to_owned())]);
+    // The body is shared with the request, not copied; counted with the events' own buffer.
     assert_eq!(entry.forwarded.as_ptr(), forwarded.as_ptr());
-    let held = ENTRY_OVERHEAD + forwarded.len() + event.len() + ITEM_OVERHEAD;
+    let events_held = first.len() + second.len() + 2 * std::mem::size_of::<usize>();
+    assert_eq!(entry.output.held(), events_held);
+    let held = ENTRY_OVERHEAD + forwarded.len() + events_held;
     assert_eq!(memory.usage(), (held, 1));
 }
 
@@ -167,14 +187,14 @@ fn items_are_read_in_output_order_and_found_by_id_only_when_asked_for() {
     let now = Instant::now();
     let mut response = response("k", "resp_1", "msg_1", 10, now);
     // Streamed out of order; a `"msg_2"` inside another item's text is not that item.
-    response.output = vec![
+    response.output = Events::copied(&[
         done_event(
             1,
             r#"{"type":"message","id":"msg_2","text":"see \"msg_1\""}"#,
         ),
         done_event(0, r#"{"type":"reasoning","id":"rs_1"}"#),
         Bytes::from_static(b"event: response.output_item.done\ndata: {not json"),
-    ];
+    ]);
     memory.remember(response, limits(1 << 20));
     let entry = memory.response("k", "resp_1", now, HOUR).unwrap();
     let ids: Vec<_> = entry
@@ -192,7 +212,7 @@ fn items_are_read_in_output_order_and_found_by_id_only_when_asked_for() {
 fn forgetting_an_answer_never_wipes_bytes_a_request_still_reads() {
     let event = done_event(0, r#"{"type":"message","id":"msg_1"}"#);
     let mut response = response("k", "resp_1", "msg_1", 10, Instant::now());
-    response.output = vec![event.clone()];
+    response.output = Events::copied(std::slice::from_ref(&event));
     let forwarded = response.forwarded.clone();
     drop(response);
     assert!(event.starts_with(b"event: response.output_item.done"));
