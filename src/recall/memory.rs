@@ -1,16 +1,16 @@
-//! The memory itself: remembered responses, oldest first, and an index from (API key, response
-//! id) to them. An entry holds what the answer already produced, unparsed: the body forwarded
-//! upstream (shared with the request, a buffer of its own length) and the
-//! `response.output_item.done` events (copied into one buffer of their own length, [`Events`]);
-//! its items are parsed only when a later request refers to it ([`Remembered::items`]), so an
-//! answer that is never referred to costs one copy of its output events and one index insertion. Item ids are not indexed: indexing them would
+//! The memory itself: remembered responses, oldest first, and an index from (API key, response id)
+//! to them. An entry holds what the answer already produced, unparsed: the body forwarded upstream
+//! (shared with the request, a buffer of its own length) and the `response.output_item.done` events
+//! (copied into one buffer of their own length, [`Events`]); its items are parsed only when a later
+//! request refers to it ([`Remembered::items`]), so an answer that is never referred to costs one
+//! copy of its output events and one index insertion. Item ids are not indexed: indexing them would
 //! mean parsing every answer; a reference by item id instead searches the caller's own entries,
-//! newest first, parsing only the events whose bytes contain the id. Bounded by time (an entry older than the ttl is never returned, and goes at the next
-//! change) and by bytes (past the budget the oldest entries go first), so it never grows past
-//! its budget whatever the load. Expired entries go when a response is remembered and before
-//! each metrics scrape ([`ResponseMemory::sweep`]), so an idle relay frees them too. The lock is
-//! held only for a lookup, an insertion or a sweep, never across an await. Time is passed in
-//! (`now`).
+//! newest first, parsing only the events whose bytes contain the id. Bounded by time (an entry
+//! older than the ttl is never returned, and goes at the next change) and by bytes (past the budget
+//! the oldest entries go first), so it never grows past its budget whatever the load. Expired
+//! entries go when a response is remembered and before each metrics scrape
+//! ([`ResponseMemory::sweep`]), so an idle relay frees them too. The lock is held only for a
+//! lookup, an insertion or a sweep, never across an await. Time is passed in (`now`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
