@@ -287,6 +287,35 @@ async fn a_prewarm_creates_an_empty_response_to_chain_to() {
 }
 
 #[actix_rt::test]
+async fn an_account_that_answers_every_call_alike_answers_a_prewarm_so_too() {
+    let mock = start().await;
+    let overloaded = Scripted::FailedInStream {
+        code: "server_is_overloaded".into(),
+        message: "busy".into(),
+    };
+    mock.state.set_standing_for("acct-1", Some(overloaded));
+    let mut socket = connect(&mock).await;
+    let mut prewarm = create("hi");
+    prewarm["generate"] = false.into();
+    let frames = turn(&mut socket, &prewarm).await;
+    let kinds: Vec<_> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["codex.rate_limits", "response.created", "response.failed"]
+    );
+    assert_eq!(
+        frames[2]["response"]["error"]["code"],
+        "server_is_overloaded"
+    );
+    // A failed prewarm is nothing to chain to.
+    let mut follow_up = create("hi");
+    follow_up["previous_response_id"] = frames[2]["response"]["id"].clone();
+    let frames = turn(&mut socket, &follow_up).await;
+    assert_eq!(frames[0]["error"]["code"], "previous_response_not_found");
+    mock.stop().await;
+}
+
+#[actix_rt::test]
 async fn scripts_become_error_frames_and_failures_and_the_connection_stays_open() {
     let mock = start().await;
     let capped = Scripted::Status {

@@ -8,9 +8,10 @@
 //!
 //! A connection remembers the responses it completed: `previous_response_id` may name only
 //! those (`previous_response_not_found` otherwise; the Codex CLI then resends the full input).
-//! `"generate": false` (prewarm) creates an empty response to chain to. Per-account scripts
-//! answer turns that generate: a scripted status becomes an `error` frame and the connection
-//! stays open; a cut ends the connection without a Close frame.
+//! `"generate": false` (prewarm) creates an empty response to chain to, unless the account has a
+//! standing answer, which answers a prewarm too. Per-account scripts answer turns that generate:
+//! a scripted status becomes an `error` frame and the connection stays open; a cut ends the
+//! connection without a Close frame.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -252,11 +253,14 @@ impl Turns for Connection {
             Err(error) => return send(session, &[error], None).await,
         };
         let ctx = ResponseCtx::new(&body, text.len());
-        if body.get("generate") == Some(&Value::Bool(false)) {
+        let account = Some(self.account.as_str());
+        // An account that answers every call the same way (always overloaded, failing) answers
+        // a prewarm so too, as a backend that refuses every call would.
+        let prewarm_turn = body.get("generate") == Some(&Value::Bool(false));
+        if prewarm_turn && !self.state.has_standing_for(account) {
             self.responses.insert(ctx.id.clone());
             return send(session, &prewarm(&ctx), None).await;
         }
-        let account = Some(self.account.as_str());
         let rate_limits = rate_limits_event(self.state.used_percent_for(account));
         let delay = Some(self.state.event_delay());
         match responses::turn(&self.state, &ctx, &body, account) {

@@ -46,13 +46,9 @@ def test_a_prewarm_then_a_turn_that_continues_it():
         warmed = turn(socket, create("warm up", generate=False))
         assert kinds(warmed) == ["response.created", "response.completed"], kinds(warmed)
         assert warmed[-1]["response"]["output"] == []
+        # A prewarm that reached the always-overloaded account failed there and moved, as a turn
+        # does, so the connection that knows it is the healthy account's: the follow-up stays.
         follow = turn(socket, create("say hi", previous_response_id=warmed[-1]["response"]["id"]))
-        if follow[0]["type"] == "error":
-            # The prewarm landed on the always-overloaded account, whose overload moved the turn
-            # away from the only upstream connection that knew the prewarm: the client is told
-            # as the backend tells it, and resends its whole input (as Codex does).
-            assert follow[0]["error"]["code"] == "previous_response_not_found", follow[0]
-            follow = turn(socket, create("say hi"))
         assert kinds(follow)[-1] == "response.completed", follow[-1]
         assert answer_text(follow) == ANSWER
 
