@@ -92,6 +92,24 @@ fn completed_id(frames: &[Value]) -> String {
     completed["response"]["id"].as_str().unwrap().to_owned()
 }
 
+/// Asserts that `frames` are a turn that failed with `server_is_overloaded`, and that the
+/// response it failed is nothing to chain to on `socket`.
+async fn failed_overloaded_and_not_chained(socket: &mut impl Socket, frames: &[Value]) {
+    let kinds: Vec<_> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["codex.rate_limits", "response.created", "response.failed"]
+    );
+    assert_eq!(
+        frames[2]["response"]["error"]["code"],
+        "server_is_overloaded"
+    );
+    let mut follow_up = create("hi");
+    follow_up["previous_response_id"] = frames[2]["response"]["id"].clone();
+    let frames = turn(socket, &follow_up).await;
+    assert_eq!(frames[0]["error"]["code"], "previous_response_not_found");
+}
+
 fn answer_text(frames: &[Value]) -> String {
     of_type(frames, "response.output_text.delta")
         .iter()
@@ -298,20 +316,7 @@ async fn an_account_that_answers_every_call_alike_answers_a_prewarm_so_too() {
     let mut prewarm = create("hi");
     prewarm["generate"] = false.into();
     let frames = turn(&mut socket, &prewarm).await;
-    let kinds: Vec<_> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
-    assert_eq!(
-        kinds,
-        ["codex.rate_limits", "response.created", "response.failed"]
-    );
-    assert_eq!(
-        frames[2]["response"]["error"]["code"],
-        "server_is_overloaded"
-    );
-    // A failed prewarm is nothing to chain to.
-    let mut follow_up = create("hi");
-    follow_up["previous_response_id"] = frames[2]["response"]["id"].clone();
-    let frames = turn(&mut socket, &follow_up).await;
-    assert_eq!(frames[0]["error"]["code"], "previous_response_not_found");
+    failed_overloaded_and_not_chained(&mut socket, &frames).await;
     mock.stop().await;
 }
 
@@ -359,20 +364,7 @@ async fn scripts_become_error_frames_and_failures_and_the_connection_stays_open(
     assert_eq!(frames, vec![expected]);
 
     let frames = turn(&mut socket, &create("hi")).await;
-    let kinds: Vec<_> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
-    assert_eq!(
-        kinds,
-        ["codex.rate_limits", "response.created", "response.failed"]
-    );
-    assert_eq!(
-        frames[2]["response"]["error"]["code"],
-        "server_is_overloaded"
-    );
-    // A failed response is not one to chain to.
-    let mut follow_up = create("hi");
-    follow_up["previous_response_id"] = frames[2]["response"]["id"].clone();
-    let frames = turn(&mut socket, &follow_up).await;
-    assert_eq!(frames[0]["error"]["code"], "previous_response_not_found");
+    failed_overloaded_and_not_chained(&mut socket, &frames).await;
 
     assert_eq!(
         answer_text(&turn(&mut socket, &create("hi")).await),
