@@ -293,7 +293,8 @@ async fn acquire(
         affinity: call.affinity.clone(),
         exclude: tried.accounts().cloned().collect(),
         exclude_plans: call.exclude_plans.to_vec(),
-        written_by: call.pinned.clone().or_else(|| call.written_by.clone()),
+        written_by: call.written_by.clone(),
+        pinned: call.pinned.clone(),
     };
     state.leases().acquire(request).await
 }

@@ -13,6 +13,7 @@ use codex_relay::store::admin_tokens::AdminScope;
 
 use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 use crate::metrics_requests::Scrape;
+use crate::mock_upstream::Scripted;
 use crate::pool_helpers::{server_error, spawn_pool};
 
 const BETA: &str = "responses_websockets=2026-02-06";
@@ -308,6 +309,41 @@ async fn a_turn_moves_to_another_account_when_its_account_fails_before_output() 
     let frames = app.mock.state.websocket_frames();
     let served_by = frames.last().unwrap().header("chatgpt-account-id");
     assert_ne!(served_by, Some(pool[0].chatgpt));
+}
+
+#[actix_web::test]
+async fn a_turn_continuing_a_prewarm_that_moved_goes_where_the_prewarm_went() {
+    let (app, pool) = spawn_pool(|_| {}).await;
+    let overloaded = Scripted::FailedInStream {
+        code: "server_is_overloaded".into(),
+        message: "Our servers are currently overloaded.".into(),
+    };
+    let state = &app.mock.state;
+    state.set_standing_for(pool[0].chatgpt, Some(overloaded));
+    let mut socket = connect(&app).await;
+    // The conversation (its session id) is bound to the first account, where the prewarm
+    // failed before output; the prewarm moved on and completed elsewhere.
+    let mut prewarm = create("warm up");
+    prewarm["generate"] = json!(false);
+    let warmed = turn(&mut socket, &prewarm).await;
+    assert_eq!(types(&warmed), ["response.created", "response.completed"]);
+    let id = warmed[1]["response"]["id"].as_str().unwrap().to_owned();
+    // The turn continuing it can only be served by the connection that made it: it must go
+    // there, not back to the conversation's first account.
+    let mut next = create("now for real");
+    next["previous_response_id"] = json!(id);
+    let answered = turn(&mut socket, &next).await;
+    assert_eq!(
+        types(&answered).last(),
+        Some(&"response.completed"),
+        "{answered:?}"
+    );
+    let frames = state.websocket_frames_by_connection();
+    let (prewarmed_on, last) = (&frames[frames.len() - 2], &frames[frames.len() - 1]);
+    assert_eq!(prewarmed_on.0, last.0, "one upstream connection");
+    assert_ne!(last.1.header("chatgpt-account-id"), Some(pool[0].chatgpt));
+    let sent: Value = last.1.json().unwrap();
+    assert_eq!(sent["previous_response_id"], json!(id));
 }
 
 #[actix_web::test]

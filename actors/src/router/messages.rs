@@ -26,6 +26,10 @@ pub struct Acquire {
     /// remembered them): without a binding for the conversation, the request is placed as if
     /// bound to it — it goes there first, and a move away is reported as one.
     pub written_by: Option<AccountId>,
+    /// The only account that can serve the request: it holds the state the request continues
+    /// (a WebSocket turn naming a response made on that account's upstream connection). It goes
+    /// first, ahead of the conversation's binding, and the binding follows it.
+    pub pinned: Option<AccountId>,
 }
 
 /// Why no lease was granted, judged over the whole pool (never one account's error).

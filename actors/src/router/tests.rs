@@ -74,6 +74,7 @@ pub(crate) fn acquire() -> Acquire {
         exclude: Vec::new(),
         exclude_plans: Vec::new(),
         written_by: None,
+        pinned: None,
     }
 }
 
@@ -239,7 +240,7 @@ pub(crate) fn with_key(key: &str, exclude: &[&str]) -> Acquire {
         affinity: Some(key.to_owned()),
         exclude: exclude.iter().map(|id| AccountId::from(*id)).collect(),
         exclude_plans: Vec::new(),
-        written_by: None,
+        ..acquire()
     }
 }
 
@@ -341,6 +342,14 @@ async fn items_written_by_an_account_go_back_to_it_and_a_move_is_reported_withou
     let from = AccountId::from(cooled.as_str());
     assert_eq!(moved.placement, crate::Placement::Moved { from });
     assert_eq!(router.send(GetPoolStatus).await.unwrap().affinity_moves, 1);
+}
+
+/// A turn of conversation `key` that continues state only account `on` holds.
+pub(crate) fn pinned(key: &str, on: &str) -> Acquire {
+    Acquire {
+        pinned: Some(AccountId::from(on)),
+        ..with_key(key, &[])
+    }
 }
 
 #[actix_rt::test]

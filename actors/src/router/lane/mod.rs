@@ -106,9 +106,12 @@ impl Lane {
         self.cursor.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The account the request's conversation is bound to, if any: its key's binding, else the
-    /// account that wrote the encrypted items it replays.
+    /// The account the request's conversation is bound to, if any: the account it is pinned to,
+    /// else its key's binding, else the account that wrote the encrypted items it replays.
     pub fn bound(&self, request: &Acquire, now: SystemTime) -> Option<AccountId> {
+        if let Some(pinned) = &request.pinned {
+            return Some(pinned.clone());
+        }
         let key = request.affinity.as_deref();
         key.and_then(|key| self.affinity().get(key, now).cloned())
             .or_else(|| request.written_by.clone())

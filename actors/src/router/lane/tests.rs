@@ -12,7 +12,7 @@ use crate::account::tests::health::Saved;
 use crate::config::PoolConfig;
 use crate::config::Strategy;
 use crate::router::messages::{AcquireError, GetAccountStatuses};
-use crate::router::tests::{acquire, synced, with_key, MemorySource};
+use crate::router::tests::{acquire, pinned, synced, with_key, MemorySource};
 use crate::router::{Leases, RouterActor};
 use crate::state::quota::{QuotaSnapshot, QuotaWindow};
 use crate::types::{AccountCredentials, AccountId};
@@ -136,6 +136,36 @@ async fn conversations_share_one_table_whichever_way_they_are_leased() {
         .try_grant(&with_key("conv", &[home.as_str()]))
         .unwrap();
     assert_eq!(detour.placement, Placement::Detour { bound: home });
+}
+
+#[actix_rt::test]
+async fn a_pinned_turn_goes_to_its_account_ahead_of_the_binding_and_the_binding_follows() {
+    let accounts = vec![credentials("a", true, 1), credentials("b", true, 1)];
+    let leases = pool(accounts, PoolConfig::default()).await;
+    let home = leases.lane.try_grant(&with_key("conv", &[])).unwrap();
+    let other = if home.account_id.as_str() == "a" {
+        "b"
+    } else {
+        "a"
+    };
+    drop(home);
+    // A WebSocket turn continuing a response the other account's connection made: the binding
+    // must not send it home, here or through the router.
+    let here = leases.lane.try_grant(&pinned("conv", other)).unwrap();
+    assert_eq!(here.account_id.as_str(), other);
+    assert_eq!(here.placement, Placement::Kept);
+    drop(here);
+    let by_router = leases
+        .router()
+        .send(pinned("conv", other))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_router.account_id.as_str(), other);
+    drop(by_router);
+    // The conversation now lives where its pinned turns went.
+    let after = leases.lane.try_grant(&with_key("conv", &[])).unwrap();
+    assert_eq!(after.account_id.as_str(), other);
 }
 
 #[actix_rt::test]
