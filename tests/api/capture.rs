@@ -364,3 +364,70 @@ async fn a_capture_is_refused_without_an_end_beyond_its_cap_for_an_unknown_key_o
     }
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn websocket_turns_of_a_captured_key_are_recorded_each_with_its_answer_or_its_refusal() {
+    use crate::mock_upstream::Scripted;
+    use crate::websocket::{connect, create, turn, types};
+    let app = spawn_app_with(capture_on).await;
+    let write = app.admin_token(AdminScope::Write).await;
+    let (status, rule) = start(&app, &write, json!({"key": "tests", "duration": "10m"})).await;
+    assert_eq!(status, 201, "{rule}");
+    let id = rule["id"].as_str().unwrap().to_owned();
+    let mut socket = connect(&app).await;
+    let answered = turn(&mut socket, &create("CAPTURED-WS-TURN-4410")).await;
+    assert_eq!(types(&answered).last(), Some(&"response.completed"));
+    // The backend refuses the next turn: it is refused after the upstream was called.
+    app.mock.state.push_scripted(Scripted::Status {
+        status: 400,
+        body: r#"{"error":{"type":"invalid_request_error","message":"no"}}"#.into(),
+        headers: Vec::new(),
+    });
+    let refused = turn(&mut socket, &create("CAPTURED-WS-REFUSED-8812")).await;
+    assert_eq!(types(&refused), ["error"], "{refused:?}");
+    let refused_status = refused[0]["status"].as_u64().unwrap();
+    // And one refused by the relay itself, before any upstream call.
+    let mut unknown = create("CAPTURED-WS-UNKNOWN-MODEL-3307");
+    unknown["model"] = json!("no-such-model");
+    let not_found = turn(&mut socket, &unknown).await;
+    assert_eq!(not_found[0]["status"], 404, "{not_found:?}");
+    assert!(
+        records_reach(&app, &write, &id, 3).await,
+        "every turn recorded"
+    );
+    let path = format!("/admin/v1/audit/captures/{id}/records");
+    let (status, records) = admin_call(&app, "GET", &path, &write, None).await;
+    assert_eq!(status, 200, "{records}");
+    let records = records["data"].as_array().unwrap();
+    let (first, second) = (&records[0], &records[1]);
+    assert_eq!(first["request"]["type"], "response.create");
+    assert!(first["request"]
+        .to_string()
+        .contains("CAPTURED-WS-TURN-4410"));
+    assert_eq!(
+        (first["stream"].as_bool(), first["status"].as_u64()),
+        (Some(true), Some(200))
+    );
+    assert!(first["response"]
+        .as_str()
+        .unwrap()
+        .contains("response.completed"));
+    assert!(second["request"]
+        .to_string()
+        .contains("CAPTURED-WS-REFUSED-8812"));
+    assert_eq!(second["status"].as_u64(), Some(refused_status), "{second}");
+    assert!(refused_status >= 400);
+    assert!(records[2]["request"]
+        .to_string()
+        .contains("CAPTURED-WS-UNKNOWN-MODEL-3307"));
+    assert_eq!(records[2]["status"], 404, "{}", records[2]);
+    let logs = app.logs();
+    for prompt in [
+        "CAPTURED-WS-TURN-4410",
+        "CAPTURED-WS-REFUSED-8812",
+        "CAPTURED-WS-UNKNOWN-MODEL-3307",
+    ] {
+        assert!(!logs.contains(prompt), "{prompt} in the logs");
+    }
+    app.stop().await;
+}

@@ -26,6 +26,7 @@ use super::super::responses::{affinity_key, parse_request, record_attempts, reso
 use super::super::transport::Via;
 use super::super::upstream_turn::UpstreamTurn;
 use super::frames::EventFrames;
+use crate::capture::Tee;
 use crate::compat;
 use crate::credentials::Principal;
 use crate::edge::audit::WebSocketTurn;
@@ -70,12 +71,14 @@ pub async fn serve(conn: &Connection, frame: Bytes) -> Answer {
         ..AccessNote::default()
     };
     let line = Arc::new(OnceLock::new());
+    let mut tee = None;
     let answer = match authenticate(conn) {
         Ok(principal) => {
             let turn = Turn {
                 frame,
                 ctx: &ctx,
                 line: Arc::clone(&line),
+                tee: &mut tee,
             };
             relay(conn, &principal, turn, &mut note).await
         }
@@ -90,6 +93,10 @@ pub async fn serve(conn: &Connection, frame: Bytes) -> Answer {
         }
         Err((error, fatal)) => {
             let status = actix_web::ResponseError::status_code(&error).as_u16();
+            // A captured turn refused after its frame was read is recorded with its status.
+            if let Some(tee) = tee.as_mut() {
+                tee.answered(status);
+            }
             note.error_code = error.code();
             AccessLine::of(&conn.req, note, record).write(&ctx.log, status, started);
             Answer::Refused { error, fatal }
@@ -97,11 +104,12 @@ pub async fn serve(conn: &Connection, frame: Bytes) -> Answer {
     }
 }
 
-/// One frame and where its answer is logged.
+/// One frame, where its answer is logged, and the turn's tee when a capture covers it.
 struct Turn<'a> {
     frame: Bytes,
     ctx: &'a RequestContext,
     line: Arc<OnceLock<AccessLine>>,
+    tee: &'a mut Option<Tee>,
 }
 
 /// The turn's own request id, log and trace, put where the access line and the audit row read
@@ -141,7 +149,12 @@ async fn relay(
     turn: Turn<'_>,
     note: &mut AccessNote,
 ) -> Result<RelayStream, Refusal> {
-    let Turn { frame, ctx, line } = turn;
+    let Turn {
+        frame,
+        ctx,
+        line,
+        tee,
+    } = turn;
     let state = &conn.state;
     let settings = state.settings();
     let refuse = |error: ApiError| (error, false);
@@ -153,6 +166,11 @@ async fn relay(
     if frame.len() > settings.server.max_body_bytes {
         return Err(refuse(too_large(settings.server.max_body_bytes)));
     }
+    let tenant = principal.policy.tenant.as_ref().map(|t| t.id.as_str());
+    *tee = state
+        .capture()
+        .tee(&principal.key_id, tenant, &ctx.id, &frame);
+    note.capture_id = tee.as_ref().and_then(|t| t.capture_id()).cloned();
     let (mut request, model) = parse_request(&frame).map_err(refuse)?;
     if request.string("type").as_deref() != Some("response.create") {
         return Err(refuse(ApiError::InvalidRequest {
@@ -195,11 +213,6 @@ async fn relay(
         continues: pinned.is_some(),
         log: ctx.log.clone(),
     };
-    let tenant = principal.policy.tenant.as_ref().map(|t| t.id.as_str());
-    let tee = state
-        .capture()
-        .tee(&principal.key_id, tenant, &ctx.id, &frame);
-    note.capture_id = tee.as_ref().and_then(|t| t.capture_id()).cloned();
     let call = Call {
         req: &conn.req,
         payload,
@@ -230,7 +243,7 @@ async fn relay(
     )
     .with_admission(admission)
     .with_access_line(line, ctx.started)
-    .with_capture(tee);
+    .with_capture(tee.take());
     Ok(stream)
 }
 
