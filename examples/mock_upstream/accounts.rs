@@ -80,14 +80,17 @@ impl MockState {
     /// Whether `account` gives a standing answer to every call (always overloaded, failing,
     /// capped).
     pub(super) fn has_standing_for(&self, account: Option<&str>) -> bool {
-        let accounts = lock(&self.accounts);
-        account.is_some_and(|account| accounts.get(account).is_some_and(|a| a.standing.is_some()))
+        self.standing_for(account).is_some()
+    }
+
+    /// The answer `account` gives to every call, if it has one; its queue is left as it is.
+    pub(super) fn standing_for(&self, account: Option<&str>) -> Option<Scripted> {
+        lock(&self.accounts).get(account?)?.standing.clone()
     }
 
     /// A standing HTTP error of `account`, for `GET /models`.
     pub(super) fn standing_status_for(&self, account: Option<&str>) -> Option<Scripted> {
-        let accounts = lock(&self.accounts);
-        let standing = accounts.get(account?)?.standing.clone()?;
+        let standing = self.standing_for(account)?;
         matches!(standing, Scripted::Status { .. }).then_some(standing)
     }
 

@@ -150,7 +150,18 @@ pub(super) fn turn(
     body: &Value,
     account: Option<&str>,
 ) -> Turn {
-    match state.next_scripted_for(account) {
+    turn_with(state.next_scripted_for(account), state, ctx, body, account)
+}
+
+/// The turn `scripted` answers, or the normal answer without one.
+pub(super) fn turn_with(
+    scripted: Option<Scripted>,
+    state: &MockState,
+    ctx: &ResponseCtx,
+    body: &Value,
+    account: Option<&str>,
+) -> Turn {
+    match scripted {
         None if super::compaction::is_requested(body) => {
             Turn::Events(super::compaction::events(ctx), Ending::Complete)
         }

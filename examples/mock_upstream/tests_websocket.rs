@@ -312,11 +312,23 @@ async fn an_account_that_answers_every_call_alike_answers_a_prewarm_so_too() {
         message: "busy".into(),
     };
     mock.state.set_standing_for("acct-1", Some(overloaded));
+    // An answer queued for the account waits for a turn that generates.
+    let queued = Scripted::Status {
+        status: 429,
+        body: json!({"error": {"type": "usage_limit_reached", "message": "spent"}}).to_string(),
+        headers: vec![],
+    };
+    mock.state.push_scripted_for("acct-1", queued);
     let mut socket = connect(&mock).await;
     let mut prewarm = create("hi");
     prewarm["generate"] = false.into();
     let frames = turn(&mut socket, &prewarm).await;
     failed_overloaded_and_not_chained(&mut socket, &frames).await;
+    let frames = turn(&mut socket, &create("hi")).await;
+    assert_eq!(
+        (frames[0]["type"].as_str(), frames[0]["status"].as_u64()),
+        (Some("error"), Some(429))
+    );
     mock.stop().await;
 }
 

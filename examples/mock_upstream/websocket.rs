@@ -255,15 +255,20 @@ impl Turns for Connection {
         let ctx = ResponseCtx::new(&body, text.len());
         let account = Some(self.account.as_str());
         // An account that answers every call the same way (always overloaded, failing) answers
-        // a prewarm so too, as a backend that refuses every call would.
-        let prewarm_turn = body.get("generate") == Some(&Value::Bool(false));
-        if prewarm_turn && !self.state.has_standing_for(account) {
-            self.responses.insert(ctx.id.clone());
-            return send(session, &prewarm(&ctx), None).await;
-        }
+        // a prewarm so too, as a backend that refuses every call would; the answers queued for
+        // it wait for turns that generate.
+        let scripted = if body.get("generate") == Some(&Value::Bool(false)) {
+            let Some(standing) = self.state.standing_for(account) else {
+                self.responses.insert(ctx.id.clone());
+                return send(session, &prewarm(&ctx), None).await;
+            };
+            Some(standing)
+        } else {
+            self.state.next_scripted_for(account)
+        };
         let rate_limits = rate_limits_event(self.state.used_percent_for(account));
         let delay = Some(self.state.event_delay());
-        match responses::turn(&self.state, &ctx, &body, account) {
+        match responses::turn_with(scripted, &self.state, &ctx, &body, account) {
             Turn::Events(events, ending) => {
                 let completed = events
                     .last()
