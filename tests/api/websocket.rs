@@ -140,15 +140,25 @@ async fn a_turn_and_its_follow_up_go_over_one_upstream_websocket() {
 async fn a_prewarm_then_a_turn_that_continues_it() {
     let app = spawn_app().await;
     let mut socket = connect(&app).await;
+    prewarm_and_continue(&mut socket).await;
+}
+
+/// A prewarm, then a turn that continues it, both completed; the prewarm's response id.
+async fn prewarm_and_continue(socket: &mut Socket) -> String {
     let mut prewarm = create("warm up");
     prewarm["generate"] = json!(false);
-    let warmed = turn(&mut socket, &prewarm).await;
+    let warmed = turn(socket, &prewarm).await;
     assert_eq!(types(&warmed), ["response.created", "response.completed"]);
     let id = warmed[1]["response"]["id"].as_str().unwrap().to_owned();
     let mut next = create("now for real");
     next["previous_response_id"] = json!(id);
-    let answered = turn(&mut socket, &next).await;
-    assert_eq!(types(&answered).last(), Some(&"response.completed"));
+    let answered = turn(socket, &next).await;
+    assert_eq!(
+        types(&answered).last(),
+        Some(&"response.completed"),
+        "{answered:?}"
+    );
+    id
 }
 
 #[actix_web::test]
@@ -322,22 +332,10 @@ async fn a_turn_continuing_a_prewarm_that_moved_goes_where_the_prewarm_went() {
     state.set_standing_for(pool[0].chatgpt, Some(overloaded));
     let mut socket = connect(&app).await;
     // The conversation (its session id) is bound to the first account, where the prewarm
-    // failed before output; the prewarm moved on and completed elsewhere.
-    let mut prewarm = create("warm up");
-    prewarm["generate"] = json!(false);
-    let warmed = turn(&mut socket, &prewarm).await;
-    assert_eq!(types(&warmed), ["response.created", "response.completed"]);
-    let id = warmed[1]["response"]["id"].as_str().unwrap().to_owned();
-    // The turn continuing it can only be served by the connection that made it: it must go
-    // there, not back to the conversation's first account.
-    let mut next = create("now for real");
-    next["previous_response_id"] = json!(id);
-    let answered = turn(&mut socket, &next).await;
-    assert_eq!(
-        types(&answered).last(),
-        Some(&"response.completed"),
-        "{answered:?}"
-    );
+    // failed before output; the prewarm moved on and completed elsewhere. The turn continuing
+    // it can only be served by the connection that made it: it must go there, not back to the
+    // conversation's first account.
+    let id = prewarm_and_continue(&mut socket).await;
     let frames = state.websocket_frames_by_connection();
     let (prewarmed_on, last) = (&frames[frames.len() - 2], &frames[frames.len() - 1]);
     assert_eq!(prewarmed_on.0, last.0, "one upstream connection");
