@@ -78,6 +78,13 @@ fn raw_bytes(db: &Path) -> Vec<u8> {
     bytes
 }
 
+/// Asserts that none of `prompts` is in the relay's log lines.
+fn no_prompt_in(logs: &str, prompts: &[&str]) {
+    for prompt in prompts {
+        assert!(!logs.contains(prompt), "{prompt} in the logs");
+    }
+}
+
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
@@ -208,13 +215,14 @@ async fn a_capture_on_a_key_records_its_calls_sealed_and_no_other_keys() {
 
     // Every act is logged with its actor; no prompt is in any log line.
     let logs = app.logs();
-    for prompt in [
-        "CAPTURED-PROMPT-JSON-7731",
-        "CAPTURED-PROMPT-STREAM-5521",
-        "UNCAPTURED-OTHER-KEY-9914",
-    ] {
-        assert!(!logs.contains(prompt), "{prompt} in the logs");
-    }
+    no_prompt_in(
+        &logs,
+        &[
+            "CAPTURED-PROMPT-JSON-7731",
+            "CAPTURED-PROMPT-STREAM-5521",
+            "UNCAPTURED-OTHER-KEY-9914",
+        ],
+    );
     let acts: Vec<Value> = logs
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -421,13 +429,13 @@ async fn websocket_turns_of_a_captured_key_are_recorded_each_with_its_answer_or_
         .to_string()
         .contains("CAPTURED-WS-UNKNOWN-MODEL-3307"));
     assert_eq!(records[2]["status"], 404, "{}", records[2]);
-    let logs = app.logs();
-    for prompt in [
-        "CAPTURED-WS-TURN-4410",
-        "CAPTURED-WS-REFUSED-8812",
-        "CAPTURED-WS-UNKNOWN-MODEL-3307",
-    ] {
-        assert!(!logs.contains(prompt), "{prompt} in the logs");
-    }
+    no_prompt_in(
+        &app.logs(),
+        &[
+            "CAPTURED-WS-TURN-4410",
+            "CAPTURED-WS-REFUSED-8812",
+            "CAPTURED-WS-UNKNOWN-MODEL-3307",
+        ],
+    );
     app.stop().await;
 }
