@@ -1,8 +1,10 @@
-//! The search index of the filters whose values are many (tenant, key, model, account), built in
-//! bulk: once a block of [`BLOCK_ROWS`] rows is full, one pass over its rows writes which rows
-//! each value has (`schema/audit/0003_block_index.sql`). A per-row index on each of them cost a
-//! dirty page per value per batch; this costs a few rows per block, appended at the end of two
-//! small tables. Rows of the block not yet full are found by reading them.
+//! The search index of the filters, built in bulk: once a block of [`BLOCK_ROWS`] rows is full,
+//! which rows each value has (`schema/audit/0003_block_index.sql`) — tenant, key, model and
+//! account, and the statuses and actions other than the common ones (200, `responses.create`),
+//! which few rows have. A per-row index on each of them cost a dirty page per value per batch;
+//! this costs a few rows per block, appended at the end of two small tables. The writer builds a
+//! block's index as it appends its rows (`chain.rs`); rows of the block not yet full are found by
+//! reading them.
 //!
 //! The index is derived from the rows, so `verify` rebuilds each block's and compares: an index
 //! edited to hide rows from searches is named like an edited row.
@@ -14,6 +16,8 @@ use foldhash::fast::FixedState;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::record::Record;
+use super::segment::{fields, Segment};
+use super::AuditError;
 
 /// Rows per block; a block's places fit in 16 bits.
 pub const BLOCK_ROWS: i64 = 1024;
@@ -33,7 +37,8 @@ pub fn last_of(block: i64) -> i64 {
     first_of(block + 1) - 1
 }
 
-/// A filter's value as the index names it: `t:`, `k:`, `m:` or `a:`, then the value.
+/// A filter's value as the index names it: `t:`, `k:`, `m:`, `a:`, `s:` (status) or `x:`
+/// (action), then the value.
 pub fn facet(prefix: char, value: &str) -> String {
     let mut facet = String::with_capacity(value.len() + 2);
     write_facet(&mut facet, prefix, value);
@@ -64,7 +69,7 @@ pub struct BlockIndex {
 
 impl BlockIndex {
     /// Adds row `seq` (rows come in ascending order) with its time and its filters' values.
-    fn add(&mut self, seq: i64, at_ms: i64, values: [(char, Option<&str>); 4]) {
+    fn add(&mut self, seq: i64, at_ms: i64, values: [(char, Option<&str>); 6]) {
         (self.min_at_ms, self.max_at_ms) = match self.rows {
             0 => (at_ms, at_ms),
             _ => (self.min_at_ms.min(at_ms), self.max_at_ms.max(at_ms)),
@@ -85,26 +90,33 @@ impl BlockIndex {
 
     /// Adds a row as its sealed record says.
     pub fn add_record(&mut self, seq: i64, record: &Record) {
+        let status = record.status.filter(|status| !common_status(*status));
+        let status = status.map(|status| status.to_string());
+        let action = Some(record.action.as_str()).filter(|action| !common_action(action));
         self.add(
             seq,
             record.at_ms,
-            values(
-                record.tenant_id.as_deref(),
-                record.key_id.as_deref(),
-                record.model(),
-                record.account_id.as_deref(),
-            ),
+            [
+                ('t', record.tenant_id.as_deref()),
+                ('k', record.key_id.as_deref()),
+                ('m', record.model()),
+                ('a', record.account_id.as_deref()),
+                ('s', status.as_deref()),
+                ('x', action),
+            ],
         );
     }
 }
 
-fn values<'a>(
-    tenant: Option<&'a str>,
-    key: Option<&'a str>,
-    model: Option<&'a str>,
-    account: Option<&'a str>,
-) -> [(char, Option<&'a str>); 4] {
-    [('t', tenant), ('k', key), ('m', model), ('a', account)]
+/// The status most rows have, left out of the index: a search for it reads rows in time order,
+/// nearly all of which match.
+pub fn common_status(status: u16) -> bool {
+    status == 200
+}
+
+/// The action most rows have, left out of the index like the common status.
+pub fn common_action(action: &str) -> bool {
+    action == "responses.create"
 }
 
 /// The rows of `block` that `rows` (a posting) names, ascending.
@@ -113,15 +125,6 @@ pub fn seqs(block: i64, rows: &[u8]) -> Vec<i64> {
     rows.chunks_exact(2)
         .map(|place| first + i64::from(u16::from_le_bytes([place[0], place[1]])))
         .collect()
-}
-
-/// Whether this file has the block index (a trail `serve` has not migrated yet has per-row
-/// indexes instead).
-pub fn present(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.prepare_cached(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_blocks'",
-    )?
-    .exists([])
 }
 
 /// The next block to index: after the last one indexed, or the one the chain's anchor is in
@@ -147,32 +150,56 @@ pub fn unindexed_from(conn: &Connection) -> rusqlite::Result<i64> {
     next_block(conn).map(first_of)
 }
 
-/// Indexes every block that is full up to `head_seq` and not indexed yet. Runs in the
-/// transaction that appended the rows, so a block is indexed exactly when its last row lands.
-pub fn index_full_blocks(conn: &Connection, head_seq: i64) -> rusqlite::Result<()> {
+/// Indexes every block that is full up to `head_seq` and not indexed yet, in the transaction
+/// that appended the rows, so a block is indexed exactly when its last row lands. `built` is a
+/// block's index the writer built as it appended the rows; any other block is read back.
+pub fn index_full_blocks(
+    conn: &Connection,
+    head_seq: i64,
+    mut built: Option<(i64, BlockIndex)>,
+) -> Result<(), AuditError> {
     let mut block = next_block(conn)?;
     while last_of(block) <= head_seq {
-        let index = build(conn, block)?;
+        let index = match built.take() {
+            Some((at, index)) if at == block => index,
+            _ => build(conn, block)?,
+        };
         write(conn, block, &index)?;
         block += 1;
     }
     Ok(())
 }
 
-/// A block's index, built from its rows' search columns.
-fn build(conn: &Connection, block: i64) -> rusqlite::Result<BlockIndex> {
-    let mut rows = conn.prepare_cached(
-        "SELECT seq, at_ms, tenant_id, key_id, model, account_id FROM audit_rows
-         WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
-    )?;
-    let mut found = rows.query(params![first_of(block), last_of(block)])?;
+/// A block's index, built from its stored rows.
+fn build(conn: &Connection, block: i64) -> Result<BlockIndex, AuditError> {
     let mut index = BlockIndex::default();
-    while let Some(row) = found.next()? {
-        let text = |i| row.get_ref(i).and_then(|v| Ok(v.as_str_or_null()?));
-        let values = values(text(2)?, text(3)?, text(4)?, text(5)?);
-        index.add(row.get(0)?, row.get(1)?, values);
+    let mut seq = first_of(block);
+    while seq <= last_of(block) {
+        let Some(segment) = Segment::holding(conn, seq)? else {
+            // Rows pruned (the anchor's block) or missing: the block is indexed as it is.
+            match next_stored(conn, seq)? {
+                Some(next) => {
+                    seq = next;
+                    continue;
+                }
+                None => break,
+            }
+        };
+        for (at, line) in segment
+            .lines()
+            .filter(|(at, _)| (seq..=last_of(block)).contains(at))
+        {
+            index.add_record(at, &fields(line)?);
+        }
+        seq = segment.last_seq + 1;
     }
     Ok(index)
+}
+
+/// The first row stored after `seq`.
+fn next_stored(conn: &Connection, seq: i64) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT min(first_seq) FROM audit_segments WHERE first_seq > ?1")?
+        .query_row([seq], |row| row.get(0))
 }
 
 fn write(conn: &Connection, block: i64, index: &BlockIndex) -> rusqlite::Result<()> {

@@ -6,8 +6,9 @@
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
-use super::blocks;
-use super::record::{canonical, Record};
+use super::blocks::{self, BlockIndex};
+use super::record::{Record, Sealed};
+use super::segment::{Packer, SEGMENT_ROWS};
 use super::AuditError;
 
 /// The hash before the first row: 32 zero bytes, in hex.
@@ -32,14 +33,11 @@ impl Link {
 /// `SHA-256(previous hash || content)` in hex; the previous hash as its 32 bytes (or, for text
 /// that is not 64 hex digits, its text, which then never matches).
 pub fn link(previous: &str, content: &str) -> String {
-    let mut hasher = Sha256::new();
-    let mut bytes = [0u8; 32];
-    match hex::decode_to_slice(previous, &mut bytes) {
-        Ok(()) => hasher.update(bytes),
-        Err(_) => hasher.update(previous.as_bytes()),
-    }
-    hasher.update(content.as_bytes());
-    hex::encode(hasher.finalize())
+    let hash = Sha256::new()
+        .chain_update(seed(previous))
+        .chain_update(content.as_bytes())
+        .finalize();
+    hex::encode(hash)
 }
 
 /// The chain's head: the last row appended (genesis for an empty chain).
@@ -64,52 +62,129 @@ fn read_link(conn: &Connection, sql: &str) -> rusqlite::Result<Option<Link>> {
         .optional()
 }
 
-/// Appends `records` in order, in one immediate transaction; returns the new head.
+/// Appends `records` in order, in one immediate transaction; returns the new head. For a
+/// process appending now and then (the CLI); the server's writer keeps an [`Appender`].
 pub fn append(conn: &mut Connection, records: &[Record]) -> Result<Link, AuditError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let head = append_in(&tx, records)?;
-    tx.commit()?;
-    Ok(head)
+    Appender::new()?.append(conn, records)
 }
 
-fn append_in(tx: &Transaction, records: &[Record]) -> Result<Link, AuditError> {
-    let mut at = head(tx)?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO audit_rows (seq, at_ms, kind, action, tenant_id, key_id, model, account_id,
-             status, request_id, capture_id, content, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )?;
-    for record in records {
-        let seq = at.seq + 1;
-        let content = canonical(seq, record)?;
-        let hash = link(&at.hash, &content);
-        insert.execute(params![
+/// Appends batches: segments compressed with one reused context, and the block index of the
+/// block filling built from the rows as they are appended (`blocks.rs`), not read back.
+pub struct Appender {
+    packer: Packer,
+    filling: Option<Filling>,
+}
+
+/// The index of the rows of `block` appended so far, up to row `upto`.
+struct Filling {
+    block: i64,
+    upto: i64,
+    index: BlockIndex,
+}
+
+impl Appender {
+    pub fn new() -> Result<Appender, AuditError> {
+        Ok(Appender {
+            packer: Packer::new()?,
+            filling: None,
+        })
+    }
+
+    /// Appends `records` in order, in one immediate transaction; returns the new head.
+    pub fn append(
+        &mut self,
+        conn: &mut Connection,
+        records: &[Record],
+    ) -> Result<Link, AuditError> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let head = self.append_in(&tx, records)?;
+        tx.commit()?;
+        Ok(head)
+    }
+
+    fn append_in(&mut self, tx: &Transaction, records: &[Record]) -> Result<Link, AuditError> {
+        let start = head(tx)?;
+        let mut seq = start.seq;
+        let mut previous = seed(&start.hash);
+        let (mut lines, mut hashes) = (Vec::new(), Vec::new());
+        for segment in records.chunks(SEGMENT_ROWS) {
+            let first = seq + 1;
+            lines.clear();
+            hashes.clear();
+            let mut times = (i64::MAX, i64::MIN);
+            for record in segment {
+                seq += 1;
+                if !lines.is_empty() {
+                    lines.push(b'\n');
+                }
+                let line = lines.len();
+                serde_json::to_writer(&mut lines, &Sealed { seq, record })?;
+                let hash = Sha256::new()
+                    .chain_update(&previous)
+                    .chain_update(&lines[line..])
+                    .finalize();
+                hashes.extend_from_slice(&hash);
+                previous.clear();
+                previous.extend_from_slice(&hash);
+                times = (times.0.min(record.at_ms), times.1.max(record.at_ms));
+            }
+            self.packer.insert(tx, first, &lines, &hashes, times)?;
+        }
+        let at = Link {
             seq,
-            record.at_ms,
-            record.kind.as_str(),
-            record.action.as_str(),
-            record.tenant_id.as_deref(),
-            record.key_id.as_deref(),
-            record.model(),
-            record.account_id.as_deref(),
-            record.status,
-            record.request_id.as_deref(),
-            record.capture_id.as_deref(),
-            content,
-            hash,
-        ])?;
-        at = Link { seq, hash };
+            hash: hex::encode(&previous),
+        };
+        tx.prepare_cached(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        )?
+        .execute(params![at.seq, at.hash])?;
+        self.index(tx, start.seq, records)?;
+        Ok(at)
     }
-    tx.prepare_cached(
-        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
-         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-    )?
-    .execute(params![at.seq, at.hash])?;
-    // A trail of an older schema (read before `serve` migrates it) has per-row indexes instead.
-    if blocks::present(tx)? {
-        blocks::index_full_blocks(tx, at.seq)?;
+
+    /// Adds the rows appended after row `before` to the block filling, and writes the index of
+    /// every block they fill. What it holds counts only while it ends at the head: after another
+    /// process appended (or a commit failed) a full block is indexed from its stored rows.
+    fn index(
+        &mut self,
+        tx: &Transaction,
+        before: i64,
+        records: &[Record],
+    ) -> Result<(), AuditError> {
+        if self.filling.as_ref().is_some_and(|f| f.upto != before) {
+            self.filling = None;
+        }
+        for (seq, record) in (before + 1..).zip(records) {
+            let block = blocks::block_of(seq);
+            if self.filling.is_none() && seq == blocks::first_of(block) {
+                self.filling = Some(Filling {
+                    block,
+                    upto: seq - 1,
+                    index: BlockIndex::default(),
+                });
+            }
+            if let Some(filling) = &mut self.filling {
+                filling.index.add_record(seq, record);
+                filling.upto = seq;
+            }
+            if seq == blocks::last_of(block) {
+                let built = self.filling.take().map(|f| (f.block, f.index));
+                blocks::index_full_blocks(tx, seq, built)?;
+            }
+        }
+        Ok(())
     }
-    Ok(at)
+}
+
+/// What the first row of an append is chained to: the head's 32 bytes (or, for a head that is
+/// not 64 hex digits, its text, which then never matches).
+fn seed(hash: &str) -> Vec<u8> {
+    let mut bytes = [0u8; 32];
+    match hex::decode_to_slice(hash, &mut bytes) {
+        Ok(()) => bytes.to_vec(),
+        Err(_) => hash.as_bytes().to_vec(),
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+use super::segment::{Packer, SEGMENT_ROWS};
 use super::AuditError;
 use crate::settings::Settings;
 use crate::store::files;
@@ -16,7 +17,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/audit/0001_audit_trail.sql"),
     include_str!("../../schema/audit/0002_partial_indexes.sql"),
     include_str!("../../schema/audit/0003_block_index.sql"),
+    include_str!("../../schema/audit/0004_segments.sql"),
 ];
+
+/// The migration that moves the rows into segments (`segments_from_rows`).
+const SEGMENTS: usize = 3;
 
 /// How long a writer waits for another (the CLI appending while `serve` flushes).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,13 +45,25 @@ pub fn open_for_writing(path: &Path) -> Result<Connection, AuditError> {
     let mut conn = Connection::open(path).map_err(|e| named(e.to_string()))?;
     configure(&conn).map_err(|e| named(e.to_string()))?;
     migrate(&mut conn).map_err(|e| named(e.to_string()))?;
-    index_existing(&mut conn).map_err(|e| named(e.to_string()))?;
     files::tighten_files(path, &mut warnings);
     Ok(conn)
 }
 
-/// Opens an existing audit file to read it (search, export, verify); writes nothing.
+/// Opens an existing audit file to read it (search, export, verify). Writes nothing, but to a
+/// trail of an older schema, which it converts first, as `serve` would (the CLI may be the
+/// first of a new version to open it).
 pub fn open_for_reading(path: &Path) -> Result<Connection, AuditError> {
+    let conn = open_read_only(path)?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version == MIGRATIONS.len() as i64 {
+        return Ok(conn);
+    }
+    drop(conn);
+    drop(open_for_writing(path)?);
+    open_read_only(path)
+}
+
+fn open_read_only(path: &Path) -> Result<Connection, AuditError> {
     let named = |cause: String| AuditError::Open {
         path: path.to_path_buf(),
         cause,
@@ -61,7 +78,6 @@ pub fn open_for_reading(path: &Path) -> Result<Connection, AuditError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(|e| named(e.to_string()))?;
-    // Every version has the same columns; a file `serve` has not migrated yet reads as well.
     if !(1..=MIGRATIONS.len() as i64).contains(&version) {
         return Err(named(format!(
             "not an audit trail of this relay (schema version {version})"
@@ -129,25 +145,67 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 10000;")
 }
 
-/// Indexes the full blocks a trail holds and has not indexed yet: every block of a trail
-/// written before the block index existed, once, when `serve` first opens it.
-fn index_existing(conn: &mut Connection) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let head = super::chain::head(&tx)?;
-    super::blocks::index_full_blocks(&tx, head.seq)?;
-    tx.commit()
+/// Moves the rows of a trail of an older schema into segments, each keeping its hash (an edited
+/// row stays as edited, for `verify` to name), drops their table, and indexes every full block
+/// again (the index now has statuses and actions). In the migration's transaction.
+fn segments_from_rows(tx: &Transaction) -> Result<(), AuditError> {
+    let mut packer = Packer::new()?;
+    let mut rows = tx.prepare("SELECT seq, at_ms, content, hash FROM audit_rows ORDER BY seq")?;
+    let mut rows = rows.query([])?;
+    let (mut first, mut lines, mut hashes) = (None, Vec::new(), Vec::new());
+    let mut times = (i64::MAX, i64::MIN);
+    let mut flush = |first: &mut Option<i64>,
+                     lines: &mut Vec<u8>,
+                     hashes: &mut Vec<u8>,
+                     times: &mut (i64, i64)| {
+        if let Some(at) = first.take() {
+            packer.insert(tx, at, lines, hashes, *times)?;
+        }
+        lines.clear();
+        hashes.clear();
+        *times = (i64::MAX, i64::MIN);
+        Ok::<_, AuditError>(())
+    };
+    while let Some(row) = rows.next()? {
+        let (seq, at_ms): (i64, i64) = (row.get(0)?, row.get(1)?);
+        let (content, hash): (String, String) = (row.get(2)?, row.get(3)?);
+        let mut bytes = [0u8; 32];
+        // A hash that is not one (edited) keeps the row's place with one that never matches.
+        let _ = hex::decode_to_slice(&hash, &mut bytes);
+        if !lines.is_empty() {
+            lines.push(b'\n');
+        }
+        // A content with a line break (edited) would read as two rows: kept as one.
+        lines.extend_from_slice(content.replace('\n', " ").as_bytes());
+        hashes.extend_from_slice(&bytes);
+        times = (times.0.min(at_ms), times.1.max(at_ms));
+        first.get_or_insert(seq);
+        if hashes.len() == 32 * SEGMENT_ROWS {
+            flush(&mut first, &mut lines, &mut hashes, &mut times)?;
+        }
+    }
+    flush(&mut first, &mut lines, &mut hashes, &mut times)?;
+    drop(rows);
+    tx.execute_batch(
+        "DROP TABLE audit_rows; DELETE FROM audit_postings; DELETE FROM audit_blocks;",
+    )?;
+    let head = super::chain::head(tx)?;
+    super::blocks::index_full_blocks(tx, head.seq, None)
 }
 
 /// Applies the migrations this file lacks, reading its version inside the transaction so that
 /// two processes opening a new file together do not both create it.
-fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+fn migrate(conn: &mut Connection) -> Result<(), AuditError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     for (done, migration) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
         tx.execute_batch(migration)?;
+        if done == SEGMENTS {
+            segments_from_rows(&tx)?;
+        }
         tx.pragma_update(None, "user_version", done as i64 + 1)?;
     }
-    tx.commit()
+    Ok(tx.commit()?)
 }
 
 #[cfg(test)]
@@ -176,27 +234,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.db");
         {
-            let mut conn = Connection::open(&path).unwrap();
+            let conn = Connection::open(&path).unwrap();
             conn.execute_batch(MIGRATIONS[0]).unwrap();
             conn.pragma_update(None, "user_version", 1).unwrap();
             let act = crate::audit::Record::act(crate::audit::ActorKind::Cli, "key.create");
-            crate::audit::append(&mut conn, &[act]).unwrap();
+            crate::audit::tests::append_rows(&conn, &[act]);
         }
-        // A reader (the CLI) before `serve` has migrated it.
-        assert!(open_for_reading(&path).is_ok());
-        let conn = open_for_writing(&path).unwrap();
+        // A reader (the CLI) before `serve` has migrated it: it converts it.
+        let conn = open_for_reading(&path).unwrap();
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
-        let status_index: String = conn
-            .query_row(
-                "SELECT sql FROM sqlite_master WHERE name = 'audit_rows_status'",
-                [],
-                |row| row.get(0),
-            )
-            .unwrap();
-        assert!(status_index.contains("WHERE status != 200"));
+        let report = crate::audit::verify::verify(&conn).unwrap();
+        assert_eq!((report.broken, report.rows), (None, 1));
+        drop(conn);
+        let conn = open_for_writing(&path).unwrap();
         let report = crate::audit::verify::verify(&conn).unwrap();
         assert_eq!((report.broken, report.rows), (None, 1));
     }

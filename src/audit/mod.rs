@@ -7,7 +7,8 @@
 //! | `record.rs`    | what a row says, and its canonical content                     |
 //! | `file.rs`      | the audit file: where, its modes, WAL, its schema              |
 //! | `chain.rs`     | appending under the chain's head, the hash of a link           |
-//! | `blocks.rs`    | the search index of tenant, key, model, account, built in bulk |
+//! | `segment.rs`   | the storage: rows in compressed segments beside their hashes   |
+//! | `blocks.rs`    | the search index of tenant, key, model, account, …, in bulk    |
 //! | `verify.rs`    | walking the chain from its anchor, naming the first break      |
 //! | `search.rs`    | filters, pages behind a cursor, the export                     |
 //! | `retention.rs` | pruning old rows behind an anchor                              |
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod record;
 mod retention;
 pub mod search;
+mod segment;
 pub mod verify;
 mod writer;
 
@@ -54,6 +56,8 @@ pub enum AuditError {
     Json(#[from] serde_json::Error),
     #[error("could not write the output: {0}")]
     Output(#[source] std::io::Error),
+    #[error("the audit trail's storage is damaged: {0}")]
+    Damaged(String),
 }
 
 /// The request path's handle on the audit trail; cheap to clone.
@@ -114,6 +118,7 @@ impl Audit {
             interval: Duration::from_millis(audit.flush_interval_ms),
             flush_rows: audit.flush_rows,
             retention_days: audit.retention_days,
+            appender: None,
         };
         let started = std::thread::Builder::new()
             .name("audit-writer".to_owned())

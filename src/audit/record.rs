@@ -155,7 +155,8 @@ pub(super) struct Sealed<'a> {
     pub record: &'a Record,
 }
 
-/// The canonical content of `record` at `seq`.
+/// The canonical content of `record` at `seq` (the writer writes it into its segment's buffer).
+#[cfg(test)]
 pub(super) fn canonical(seq: i64, record: &Record) -> Result<String, serde_json::Error> {
     serde_json::to_string(&Sealed { seq, record })
 }

@@ -4,18 +4,19 @@
 
 use std::fmt;
 
-use rusqlite::types::Value;
 use rusqlite::Connection;
 
 use super::blocks::{self, block_of, first_of, BlockIndex, BLOCK_ROWS};
 use super::chain::{anchor, head, link, Link};
-use super::record::{Record, Row};
+use super::record::Record;
+use super::segment::{fields, sealed_seq, Segment, COLUMNS};
 use super::AuditError;
 
 /// What was found wrong, at which row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Break {
-    /// The row's content or a column was changed after it was written.
+    /// The row's content or its hash was changed after it was written (or its segment's
+    /// bounds, which searches go by).
     Edited { seq: i64, detail: String },
     /// Rows are missing from the middle of the chain (the first one missing is named).
     Deleted { seq: i64 },
@@ -84,25 +85,18 @@ pub fn verify(conn: &Connection) -> Result<Report, AuditError> {
         at: start.clone(),
         rows: 0,
     };
-    let mut statement = conn.prepare(
-        "SELECT seq, at_ms, kind, action, tenant_id, key_id, model, account_id, status,
-                request_id, capture_id, content, hash
-         FROM audit_rows WHERE seq > ?1 ORDER BY seq",
-    )?;
-    let mut rows = statement.query([start.seq])?;
-    let mut index = match blocks::present(conn)? {
-        true => Some(IndexCheck::from(&start)),
-        false => None,
-    };
+    let mut statement = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM audit_segments WHERE last_seq > ?1 ORDER BY first_seq"
+    ))?;
+    let mut segments = statement.query([start.seq])?;
+    let mut index = IndexCheck::from(&start);
     let mut broken = None;
-    while let Some(row) = rows.next()? {
-        let columns: Vec<Value> = (0..13).map(|i| row.get(i)).collect::<Result<_, _>>()?;
-        let checked = walk
-            .step(&columns, recorded.seq)
-            .and_then(|sealed| match &mut index {
-                Some(index) => index.row(conn, sealed.seq, &sealed.record),
-                None => Ok(()),
-            });
+    while let Some(row) = segments.next()? {
+        let checked = match Segment::read(row) {
+            Ok(segment) => walk.segment(conn, &segment, recorded.seq, &mut index),
+            Err(AuditError::Damaged(_)) => Err(edited(row.get(0)?, "its segment is not readable")),
+            Err(e) => return Err(e),
+        };
         if let Err(found) = checked {
             broken = Some(found);
             break;
@@ -124,9 +118,49 @@ struct Walk {
 }
 
 impl Walk {
-    /// Checks the next row (its columns as read); its sealed content when it follows.
-    fn step(&mut self, columns: &[Value], head: i64) -> Result<Row, Break> {
-        let seq = integer(&columns[0]).unwrap_or_default();
+    /// Checks a segment's rows, then that its bounds are its rows' (a time range edited could
+    /// hide rows from searches).
+    fn segment(
+        &mut self,
+        conn: &Connection,
+        segment: &Segment,
+        head: i64,
+        index: &mut IndexCheck,
+    ) -> Result<(), Break> {
+        let mut times = (i64::MAX, i64::MIN);
+        let mut last = segment.first_seq - 1;
+        for (i, (seq, line)) in segment.lines().enumerate() {
+            let record = self.step(conn, seq, line, segment.hash(i), head)?;
+            index.row(conn, seq, &record)?;
+            times = (times.0.min(record.at_ms), times.1.max(record.at_ms));
+            last = seq;
+        }
+        if last != segment.last_seq
+            || segment.hashes.len() as i64 != 32 * (last - segment.first_seq + 1)
+        {
+            return Err(edited(
+                segment.first_seq,
+                "its segment's rows and hashes do not match",
+            ));
+        }
+        if times != (segment.min_at_ms, segment.max_at_ms) {
+            return Err(edited(
+                segment.first_seq,
+                "its segment's time range is not its rows'",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the row at place `seq`: its line and stored hash. Its fields when it follows.
+    fn step(
+        &mut self,
+        conn: &Connection,
+        seq: i64,
+        line: &str,
+        hash: Option<&[u8]>,
+        head: i64,
+    ) -> Result<Record, Break> {
         let expected = self.at.seq + 1;
         if seq > head && expected > head {
             return Err(Break::Appended { seq });
@@ -134,29 +168,22 @@ impl Walk {
         if seq != expected {
             return Err(Break::Deleted { seq: expected });
         }
-        let (content, hash) = (text(&columns[11]), text(&columns[12]));
-        let sealed: Option<Row> = serde_json::from_str(&content).ok();
-        let Some(sealed) = sealed else {
+        let Some(sealed) = sealed_seq(line) else {
             return Err(edited(seq, "its content is not a row"));
         };
-        if sealed.seq != seq {
-            return Err(Break::Moved {
-                seq,
-                holds: sealed.seq,
-            });
+        if sealed != seq {
+            return Err(misplaced(conn, seq, sealed));
         }
-        if link(&self.at.hash, &content) != hash {
+        let Ok(record) = fields(line) else {
+            return Err(edited(seq, "its content is not a row"));
+        };
+        let linked = link(&self.at.hash, line);
+        if hash.map(hex::encode).as_deref() != Some(linked.as_str()) {
             return Err(edited(seq, "its hash does not seal its content"));
         }
-        if let Some(column) = disagreeing_column(columns, &sealed) {
-            return Err(edited(
-                seq,
-                &format!("column {column} differs from its content"),
-            ));
-        }
-        self.at = Link { seq, hash };
+        self.at = Link { seq, hash: linked };
         self.rows += 1;
-        Ok(sealed)
+        Ok(record)
     }
 
     /// The chain has no more rows: it must end at the recorded head.
@@ -171,6 +198,29 @@ impl Walk {
             return Some(edited(self.at.seq, "the recorded head names another hash"));
         }
         None
+    }
+}
+
+/// Place `seq` holds row `holds`: rows moved, when row `seq` is further on; else deleted, when
+/// a later row took its place. Reads the rest of the trail, only once something is wrong.
+fn misplaced(conn: &Connection, seq: i64, holds: i64) -> Break {
+    let further_on = || -> Result<bool, AuditError> {
+        let mut statement = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM audit_segments WHERE last_seq >= ?1 ORDER BY first_seq"
+        ))?;
+        let mut segments = statement.query([seq])?;
+        while let Some(row) = segments.next()? {
+            let segment = Segment::read(row)?;
+            let mut lines = segment.lines();
+            if lines.any(|(at, line)| at != seq && sealed_seq(line) == Some(seq)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    match holds < seq || further_on().unwrap_or(true) {
+        true => Break::Moved { seq, holds },
+        false => Break::Deleted { seq },
     }
 }
 
@@ -219,47 +269,4 @@ fn edited(seq: i64, detail: &str) -> Break {
         seq,
         detail: detail.to_owned(),
     }
-}
-
-/// The first searchable column that says something else than the sealed content.
-fn disagreeing_column(columns: &[Value], sealed: &Row) -> Option<&'static str> {
-    let record = &sealed.record;
-    let texts: [(&'static str, usize, Option<&str>); 8] = [
-        ("kind", 2, Some(record.kind.as_str())),
-        ("action", 3, Some(record.action.as_str())),
-        ("tenant_id", 4, record.tenant_id.as_deref()),
-        ("key_id", 5, record.key_id.as_deref()),
-        ("model", 6, record.model()),
-        ("account_id", 7, record.account_id.as_deref()),
-        ("request_id", 9, record.request_id.as_deref()),
-        ("capture_id", 10, record.capture_id.as_deref()),
-    ];
-    if integer(&columns[1]) != Some(record.at_ms) {
-        return Some("at_ms");
-    }
-    if integer(&columns[8]) != record.status.map(i64::from) {
-        return Some("status");
-    }
-    texts
-        .into_iter()
-        .find(|(_, index, want)| optional_text(&columns[*index]) != *want)
-        .map(|(name, _, _)| name)
-}
-
-fn integer(value: &Value) -> Option<i64> {
-    match value {
-        Value::Integer(n) => Some(*n),
-        _ => None,
-    }
-}
-
-fn optional_text(value: &Value) -> Option<&str> {
-    match value {
-        Value::Text(text) => Some(text),
-        _ => None,
-    }
-}
-
-fn text(value: &Value) -> String {
-    optional_text(value).unwrap_or_default().to_owned()
 }

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use slog::{error, info, warn};
 
+use super::chain::Appender;
 use super::record::{now_ms, Record};
-use super::{chain, file, retention, Shared};
+use super::{file, retention, Shared};
 
 /// What the queue carries.
 pub(super) enum Message {
@@ -38,6 +39,8 @@ pub(super) struct Writer {
     pub interval: Duration,
     pub flush_rows: usize,
     pub retention_days: u64,
+    /// Made at the first batch: it holds the block being indexed as rows are appended.
+    pub appender: Option<Appender>,
 }
 
 impl Writer {
@@ -99,10 +102,7 @@ impl Writer {
         }
         let rows = batch.len() as u64;
         self.shared.metrics.pending.dec_by(rows as i64);
-        let written = match self.connection() {
-            Some(conn) => chain::append(conn, &batch).map_err(|e| e.to_string()),
-            None => Err("the audit trail is not open".to_owned()),
-        };
+        let written = self.append(&batch);
         match written {
             Ok(_) => {
                 self.shared.metrics.written.inc_by(rows);
@@ -114,6 +114,21 @@ impl Writer {
                 self.shared.metrics.lost.inc_by(rows);
                 self.shared.failed(&cause);
             }
+        }
+    }
+
+    /// Appends `batch` through the open connection (opened again after a failure).
+    fn append(&mut self, batch: &[Record]) -> Result<(), String> {
+        if self.appender.is_none() {
+            self.appender = Some(Appender::new().map_err(|e| e.to_string())?);
+        }
+        self.connection();
+        match (self.conn.as_mut(), self.appender.as_mut()) {
+            (Some(conn), Some(appender)) => appender
+                .append(conn, batch)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            _ => Err("the audit trail is not open".to_owned()),
         }
     }
 

@@ -27,6 +27,30 @@ fn data_dir(settings: &Settings) -> PathBuf {
     settings.store.path.parent().unwrap().to_path_buf()
 }
 
+/// Rewrites row `seq` of the trail at `file` as someone with write access to the file would:
+/// its segment's rows decompressed, the row's line edited, compressed again.
+pub fn edit_row(file: &Path, seq: i64, edit: impl FnOnce(&str) -> String) {
+    let conn = rusqlite::Connection::open(file).unwrap();
+    let (first, packed): (i64, Vec<u8>) = conn
+        .query_row(
+            "SELECT first_seq, lines FROM audit_segments WHERE first_seq <= ?1
+             ORDER BY first_seq DESC LIMIT 1",
+            [seq],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    let text = String::from_utf8(zstd::decode_all(&packed[..]).unwrap()).unwrap();
+    let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
+    let line = &mut lines[usize::try_from(seq - first).unwrap()];
+    *line = edit(line);
+    let packed = zstd::encode_all(lines.join("\n").as_bytes(), 1).unwrap();
+    conn.execute(
+        "UPDATE audit_segments SET lines = ?1 WHERE first_seq = ?2",
+        rusqlite::params![packed, first],
+    )
+    .unwrap();
+}
+
 /// Every row `GET /admin/v1/audit` returns for `query`, following its cursor.
 pub async fn audit_rows(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
     let mut rows = Vec::new();
@@ -298,6 +322,8 @@ async fn no_secret_or_content_is_in_the_trail_its_search_its_export_or_its_api()
         api.len(),
         "the export has every row"
     );
+    // The file holds the rows compressed (the export above has every one of them as text);
+    // what it holds in the clear (the search index's values, the chain's head) is read here.
     let file = std::fs::read(data_dir(&app.settings).join("audit.db")).unwrap();
     let wal = std::fs::read(data_dir(&app.settings).join("audit.db-wal")).unwrap_or_default();
     let places = [
@@ -407,13 +433,7 @@ async fn the_chain_is_verified_at_startup_and_a_break_is_logged() {
     assert!(verified, "no verification logged");
     app.stop().await;
 
-    rusqlite::Connection::open(&audit_file)
-        .unwrap()
-        .execute(
-            "UPDATE audit_rows SET content = replace(content, 'team-1', 'team-7') WHERE seq = 2",
-            [],
-        )
-        .unwrap();
+    edit_row(&audit_file, 2, |line| line.replace("team-1", "team-7"));
     let app = spawn_app_with(|s| s.audit.path = audit_file.clone()).await;
     let reported = eventually(10, || async {
         let logs = app.logs();

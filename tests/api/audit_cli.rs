@@ -7,10 +7,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::audit::edit_row;
 use crate::cli::{import_accounts, relay, run, stderr, stdout};
 use crate::crash::{ask, serve_with};
 use crate::helpers::{body, client};
 use crate::mock_upstream::MockUpstream;
+
+/// An edit of a copy of the trail, as someone with write access to the file would make it.
+type Tampering = dyn Fn(&Path);
+
+fn sql(file: &Path, statements: &str) {
+    rusqlite::Connection::open(file)
+        .unwrap()
+        .execute_batch(statements)
+        .unwrap();
+}
 
 /// `audit verify` on the trail at `file`: its exit code and what it said.
 fn verify(dir: &Path, file: &Path) -> (Option<i32>, String) {
@@ -32,30 +43,36 @@ fn verify_names_each_kind_of_tampering_and_exits_non_zero() {
     let (code, said) = verify(dir.path(), &trail);
     assert_eq!(code, Some(0), "{said}");
     assert!(said.contains("6 rows"), "{said}");
-    let tamperings = [
+    // Each act is appended by its own process: a segment of one row each.
+    let tamperings: [(&Tampering, &str); 4] = [
         (
-            "UPDATE audit_rows SET content = replace(content, 'team-2', 'team-9') WHERE seq = 3",
+            &|copy| edit_row(copy, 3, |line| line.replace("team-2", "team-9")),
             "row 3 was edited",
         ),
-        ("DELETE FROM audit_rows WHERE seq = 4", "row 4 was deleted"),
         (
-            "UPDATE audit_rows SET seq = -1 WHERE seq = 2;
-             UPDATE audit_rows SET seq = 2 WHERE seq = 5;
-             UPDATE audit_rows SET seq = 5 WHERE seq = -1;",
+            &|copy| sql(copy, "DELETE FROM audit_segments WHERE first_seq = 4"),
+            "row 4 was deleted",
+        ),
+        (
+            &|copy| {
+                sql(
+                    copy,
+                    "UPDATE audit_segments SET first_seq = -1, last_seq = -1 WHERE first_seq = 2;
+                     UPDATE audit_segments SET first_seq = 2, last_seq = 2 WHERE first_seq = 5;
+                     UPDATE audit_segments SET first_seq = 5, last_seq = 5 WHERE first_seq = -1;",
+                )
+            },
             "row 2 was reordered",
         ),
         (
-            "DELETE FROM audit_rows WHERE seq >= 5",
+            &|copy| sql(copy, "DELETE FROM audit_segments WHERE first_seq >= 5"),
             "rows 5 to 6 were cut off",
         ),
     ];
-    for (n, (sql, named)) in tamperings.iter().enumerate() {
+    for (n, (tamper, named)) in tamperings.iter().enumerate() {
         let copy = dir.path().join(format!("tampered-{n}.db"));
         std::fs::copy(&trail, &copy).unwrap();
-        rusqlite::Connection::open(&copy)
-            .unwrap()
-            .execute_batch(sql)
-            .unwrap();
+        tamper(&copy);
         let (code, said) = verify(dir.path(), &copy);
         assert_eq!(code, Some(1), "{said}");
         assert!(said.contains(named), "expected `{named}`: {said}");
