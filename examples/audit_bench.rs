@@ -4,6 +4,8 @@
 //! `GET /admin/v1/audit` run, a page deep behind a cursor, and `verify` over the whole chain; and
 //! what the writer spends per row appended to a trail that large.
 //! `cargo run --release --example audit_bench`; the figures are in docs/performance.md.
+//! With `--convert`: fills a trail as codex-relay wrote it before segments (a SQLite row per
+//! audit row) and times its conversion when the trail is first opened, and `verify` after it.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
@@ -13,7 +15,9 @@ use sha2::Digest;
 
 use codex_relay::audit::search::{search, Cursor, Filter};
 use codex_relay::audit::verify::verify;
-use codex_relay::audit::{append, open_for_reading, open_for_writing, ActorKind, Kind, Record};
+use codex_relay::audit::{
+    append, open_for_reading, open_for_writing, ActorKind, Appender, Kind, Record,
+};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -26,6 +30,9 @@ fn main() {
     let path = dir.path().join("audit.db");
     let now = chrono::Utc::now().timestamp_millis();
     let start = now - 30 * DAY_MS;
+    if std::env::args().any(|a| a == "--convert") {
+        return convert(&path, rows, start);
+    }
     let began = Instant::now();
     let mut conn = open_for_writing(&path).expect("the trail opens");
     let batch = 10_000;
@@ -109,12 +116,15 @@ fn main() {
 fn writer_cost(conn: &mut rusqlite::Connection, filled: i64, now: i64) {
     const ROWS: i64 = 10_000;
     let mut next = filled;
+    // As the server's writer appends: one appender, its compression context reused and the
+    // block filling indexed as its rows are appended.
+    let mut appender = Appender::new().expect("an appender");
     for batch in [16, 200, 1000] {
         let records: Vec<Record> = (next..next + ROWS).map(|n| row(n, now)).collect();
         next += ROWS;
         let (user, system) = thread_cpu();
         for chunk in records.chunks(batch) {
-            append(conn, chunk).expect("a batch is written");
+            appender.append(conn, chunk).expect("a batch is written");
         }
         let (user_after, system_after) = thread_cpu();
         let per_row = |d: Duration| d.as_secs_f64() * 1e6 / ROWS as f64;
@@ -139,6 +149,84 @@ fn writer_cost(conn: &mut rusqlite::Connection, filled: i64, now: i64) {
     let link = (thread_cpu().0 - began).as_secs_f64() * 1e6 / ROWS as f64;
     let bytes = contents.iter().map(String::len).sum::<usize>() / contents.len();
     println!("writer: {link:.2} µs a row of it the SHA-256 link over ~{bytes} bytes");
+}
+
+/// A trail of `rows` rows in the schema before segments, then its conversion timed.
+fn convert(path: &std::path::Path, rows: i64, start: i64) {
+    let conn = rusqlite::Connection::open(path).expect("a file");
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+        .expect("WAL");
+    for migration in [
+        include_str!("../schema/audit/0001_audit_trail.sql"),
+        include_str!("../schema/audit/0002_partial_indexes.sql"),
+        include_str!("../schema/audit/0003_block_index.sql"),
+    ] {
+        conn.execute_batch(migration).expect("the old schema");
+    }
+    conn.pragma_update(None, "user_version", 3)
+        .expect("its version");
+    conn.execute_batch("BEGIN").expect("one transaction");
+    let mut previous = [0u8; 32];
+    for n in 0..rows {
+        let record = row(n, start + n * (30 * DAY_MS) / rows);
+        let fields = serde_json::to_string(&record).expect("a row serializes");
+        let content = format!("{{\"seq\":{},{}", n + 1, &fields[1..]);
+        previous = sha2::Sha256::new()
+            .chain_update(previous)
+            .chain_update(content.as_bytes())
+            .finalize()
+            .into();
+        conn.execute(
+            "INSERT INTO audit_rows (seq, at_ms, kind, action, tenant_id, key_id, model,
+                 account_id, status, request_id, content, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            rusqlite::params![
+                n + 1,
+                record.at_ms,
+                record.kind.as_str(),
+                record.action.as_str(),
+                record.tenant_id.as_deref(),
+                record.key_id.as_deref(),
+                record.model(),
+                record.account_id.as_deref(),
+                record.status,
+                record.request_id.as_deref(),
+                content,
+                hex::encode(previous),
+            ],
+        )
+        .expect("a row");
+    }
+    conn.execute(
+        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)",
+        rusqlite::params![rows, hex::encode(previous)],
+    )
+    .expect("the head");
+    conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE);")
+        .expect("written");
+    drop(conn);
+    let size = |path: &std::path::Path| std::fs::metadata(path).map_or(0, |m| m.len()) / 1_000_000;
+    println!(
+        "a trail of {rows} rows in the schema before segments: {} MB",
+        size(path)
+    );
+    let (opened, conn) = timed_once(|| open_for_writing(path).expect("the trail converts"));
+    println!("converted in {:.1} s", opened.as_secs_f64());
+    drop(conn.execute_batch("VACUUM"));
+    println!("{} MB after VACUUM", size(path));
+    let (walk, report) = timed_once(|| verify(&conn).expect("verify"));
+    println!(
+        "verify: {} rows in {:.1} s, {:?}",
+        report.rows,
+        walk.as_secs_f64(),
+        report.broken
+    );
+}
+
+fn timed_once<T>(work: impl FnOnce() -> T) -> (Duration, T) {
+    let began = Instant::now();
+    let done = work();
+    (began.elapsed(), done)
 }
 
 /// This thread's CPU time so far: user, system.
@@ -189,9 +277,17 @@ fn ms(took: Duration) -> f64 {
     took.as_secs_f64() * 1000.0
 }
 
-/// Row `n`'s request id: time first, as the relay's UUIDv7 ids are (`edge::context`).
+/// Row `n`'s request id, as the relay makes them (`edge::context`): a UUIDv7 of its time.
 fn request_id(n: i64, at_ms: i64) -> String {
-    format!("req_{at_ms:012x}{n:020x}")
+    let random: [u8; 10] = n
+        .to_le_bytes()
+        .into_iter()
+        .chain([0, 0])
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("ten bytes");
+    let id = uuid::Builder::from_unix_timestamp_millis(at_ms as u64, &random).into_uuid();
+    format!("req_{}", id.simple())
 }
 
 /// Row `n`: mostly requests, one in a thousand an admin act.

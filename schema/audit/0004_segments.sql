@@ -17,5 +17,7 @@ CREATE TABLE audit_segments (
     lines     BLOB NOT NULL          -- zstd of the rows' canonical JSON, one a line
 ) STRICT;
 
--- A search by time reads segments latest first, as it read blocks (`0003_…`).
-CREATE INDEX audit_segments_latest ON audit_segments (max_at_ms);
+-- A search by time reads segments latest first, as it reads blocks (`0003_…`). The earliest time
+-- is in the index too: a search of a past range (or a page deep behind a cursor) passes over the
+-- later segments in the index alone, without reading each one's row.
+CREATE INDEX audit_segments_latest ON audit_segments (max_at_ms, min_at_ms);

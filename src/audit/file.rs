@@ -136,13 +136,12 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // NORMAL in WAL mode: a commit survives the process being killed; only a power cut may lose
     // the last commits, as for the store.
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
-    // Measured with `examples/audit_bench` on a trail of 300 000 rows: each batch dirties the
-    // leaf page each key, tenant, account and model is appended to, a working set larger than
-    // SQLite's default 2 MiB cache, and a checkpoint every 1000 WAL pages copies them into the
-    // file again and again. A 32 MiB cache (used only as the trail grows) and checkpoints every
-    // 10 000 pages (a WAL of up to ~40 MB with 4 KiB pages, ~80 MB with a new trail's 8 KiB)
-    // halve the writer's CPU per row.
-    conn.execute_batch("PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 10000;")
+    // Checkpoints every 10 000 WAL pages (a WAL of up to ~80 MB with a new trail's 8 KiB pages):
+    // fewer copies of the same pages into the file. The writer appends segments at the end of
+    // the table and its indexes, a working set of a few pages, so SQLite's default 2 MiB cache
+    // is enough: `examples/audit_bench` measured the same CPU per row with 2 and 32 MiB (32 MiB,
+    // which the per-row indexes of the schema before segments needed, held ~30 MB resident).
+    conn.execute_batch("PRAGMA cache_size = -2048; PRAGMA wal_autocheckpoint = 10000;")
 }
 
 /// Moves the rows of a trail of an older schema into segments, each keeping its hash (an edited

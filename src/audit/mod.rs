@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use slog::{error, info, Logger};
 
-pub use self::chain::{append, Link, GENESIS};
+pub use self::chain::{append, Appender, Link, GENESIS};
 pub use self::file::{backup, open_for_reading, open_for_writing, path_of};
 pub use self::metrics::AuditMetrics;
 pub use self::record::{client_of, now_ms, ActorKind, Kind, Record, Row};

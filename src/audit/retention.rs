@@ -37,13 +37,14 @@ pub fn prune(conn: &mut Connection, cutoff_ms: i64) -> Result<u64, AuditError> {
             Some((first, last, hashes)) => {
                 let at = usize::try_from(last - first).unwrap_or(usize::MAX);
                 let hash = hashes.get(at * 32..at * 32 + 32).map(hex::encode);
+                // By `first_seq`, the table's key: segments follow one another.
                 let deleted: i64 = tx.query_row(
                     "SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM audit_segments
-                     WHERE last_seq <= ?1",
-                    [last],
+                     WHERE first_seq <= ?1",
+                    [first],
                     |row| row.get(0),
                 )?;
-                tx.execute("DELETE FROM audit_segments WHERE last_seq <= ?1", [last])?;
+                tx.execute("DELETE FROM audit_segments WHERE first_seq <= ?1", [first])?;
                 (last, hash, deleted)
             }
             None => split(&tx, first_kept)?,

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::blocks::{self, common_action, common_status};
 use super::record::Row;
-use super::segment::{Segment, COLUMNS};
+use super::segment::{self, Segment, COLUMNS, SEGMENT_ROWS};
 use super::AuditError;
 
 /// What a search keeps; every filter given must match.
@@ -99,6 +99,10 @@ struct Wanted<'a> {
     /// the moment a relay-made request id names.
     since_ms: i64,
     until_ms: i64,
+    /// Text a matching row's line holds: each value asked for, as JSON writes it. A line
+    /// without one of them is passed over without being parsed; one with all of them is then
+    /// parsed and matched field by field.
+    needles: Vec<memchr::memmem::Finder<'static>>,
 }
 
 /// How far a request row's time may be from its id's: the id is made when the request arrives,
@@ -115,12 +119,37 @@ impl<'a> Wanted<'a> {
             since_ms = since_ms.max(at - REQUEST_ID_SLACK_MS);
             until_ms = until_ms.min(at + REQUEST_ID_SLACK_MS);
         }
+        let texts = [
+            &filter.tenant,
+            &filter.key,
+            &filter.model,
+            &filter.account,
+            &filter.action,
+            &filter.request_id,
+        ];
+        let needles = texts
+            .into_iter()
+            .flatten()
+            .filter_map(|value| serde_json::to_string(value).ok())
+            .map(|quoted| memchr::memmem::Finder::new(quoted.as_bytes()).into_owned())
+            .collect();
         Wanted {
             filter,
             cursor,
             since_ms,
             until_ms,
+            needles,
         }
+    }
+
+    /// Whether the row at place `seq` with canonical `line` may match: its time (read without
+    /// parsing the line) in range and after the cursor, every value asked for in its text.
+    fn admits(&self, seq: i64, line: &str) -> bool {
+        segment::sealed_time(line).is_none_or(|at_ms| self.in_range(seq, at_ms))
+            && self
+                .needles
+                .iter()
+                .all(|needle| needle.find(line.as_bytes()).is_some())
     }
 
     /// Whether a row at place `seq` and time `at_ms` is in the time range and after the cursor.
@@ -149,7 +178,7 @@ impl<'a> Wanted<'a> {
 
     /// The rows of `segment` that match.
     fn rows_of(&self, segment: &Segment, into: &mut Vec<Row>) -> Result<(), AuditError> {
-        for row in segment.rows_where(|seq, at_ms| self.in_range(seq, at_ms)) {
+        for row in segment.rows_where(|seq, line| self.admits(seq, line)) {
             let row = row?;
             if self.matches(&row) {
                 into.push(row);
@@ -277,10 +306,13 @@ fn by_blocks(
 ) -> Result<Vec<Row>, AuditError> {
     let mut found = Vec::new();
     let mut tail = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM audit_segments WHERE last_seq >= ?1 ORDER BY first_seq"
+        "SELECT {COLUMNS} FROM audit_segments WHERE first_seq >= ?1 AND last_seq >= ?2
+         ORDER BY first_seq"
     ))?;
     let unindexed = blocks::unindexed_from(conn)?;
-    let mut segments = tail.query([unindexed])?;
+    // By `first_seq`, the table's key (a segment holds at most SEGMENT_ROWS rows).
+    let from = unindexed - SEGMENT_ROWS as i64 + 1;
+    let mut segments = tail.query([from, unindexed])?;
     while let Some(row) = segments.next()? {
         wanted.rows_of(&Segment::read(row)?, &mut found)?;
     }
@@ -329,9 +361,7 @@ fn by_blocks(
                 segment = Segment::holding(conn, seq)?;
             }
             let row = match &segment {
-                Some(segment) => {
-                    segment.row_where(seq, |seq, at_ms| wanted.in_range(seq, at_ms))?
-                }
+                Some(segment) => segment.row_where(seq, |seq, line| wanted.admits(seq, line))?,
                 None => None,
             };
             if let Some(row) = row.filter(|row| wanted.matches(row)) {

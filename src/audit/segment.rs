@@ -132,17 +132,17 @@ impl Segment {
         self.row_where(seq, |_, _| true)
     }
 
-    /// The row at place `seq` if `keep` keeps its place and time (else it is not parsed).
+    /// The row at place `seq` if `keep` keeps its place and line (else it is not parsed).
     pub fn row_where(
         &self,
         seq: i64,
-        keep: impl Fn(i64, i64) -> bool,
+        keep: impl Fn(i64, &str) -> bool,
     ) -> Result<Option<Row>, AuditError> {
         let index = usize::try_from(seq - self.first_seq).unwrap_or(usize::MAX);
         let Some(line) = self.line(index) else {
             return Ok(None);
         };
-        if sealed_time(line).is_some_and(|at_ms| !keep(seq, at_ms)) {
+        if !keep(seq, line) {
             return Ok(None);
         }
         Ok(Some(shown(seq, line, self.hash(index))?))
@@ -153,16 +153,16 @@ impl Segment {
         self.rows_where(|_, _| true)
     }
 
-    /// The rows whose place and time `keep` keeps, in order, as shown: the others are not
+    /// The rows whose place and line `keep` keeps, in order, as shown: the others are not
     /// parsed (a search reads segments whose times overlap the page's; most of their rows fall
-    /// outside it).
+    /// outside it or lack the values asked for).
     pub fn rows_where<'a>(
         &'a self,
-        keep: impl Fn(i64, i64) -> bool + 'a,
+        keep: impl Fn(i64, &str) -> bool + 'a,
     ) -> impl Iterator<Item = Result<Row, AuditError>> + 'a {
         self.lines()
             .enumerate()
-            .filter(move |(_, (seq, line))| sealed_time(line).is_none_or(|at_ms| keep(*seq, at_ms)))
+            .filter(move |(_, (seq, line))| keep(*seq, line))
             .map(|(index, (seq, line))| shown(seq, line, self.hash(index)))
     }
 }
@@ -187,7 +187,7 @@ pub fn sealed_seq(line: &str) -> Option<i64> {
 
 /// The time a canonical line seals (`{"seq":N,"at_ms":T,…`: a record's first field, always
 /// there), without parsing the rest.
-fn sealed_time(line: &str) -> Option<i64> {
+pub fn sealed_time(line: &str) -> Option<i64> {
     let (_, rest) = number(line.strip_prefix("{\"seq\":")?)?;
     number(rest.strip_prefix(",\"at_ms\":")?).map(|(at_ms, _)| at_ms)
 }
