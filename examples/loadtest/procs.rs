@@ -154,12 +154,26 @@ pub fn cpu_micros(pids: &[u32]) -> u64 {
     ticks.saturating_mul(1_000_000) / clock_ticks()
 }
 
-/// CPU time (user + system) of the threads named `name` in these processes, in microseconds
-/// (the relay's `audit-writer`: what the audit trail costs beside the request path).
+/// CPU time of the threads named `name` in these processes, in microseconds (the relay's
+/// `audit-writer`: what the audit trail costs beside the request path). From the scheduler's
+/// own account of each thread's time on a CPU (`schedstat`, nanoseconds): `stat`'s user and
+/// system times are sampled at each clock tick, which a thread running in short bursts between
+/// ticks can escape. `stat`'s ticks where `schedstat` is missing.
 pub fn thread_cpu_micros(pids: &[u32], name: &str) -> u64 {
-    let ticks: u64 = threads_named(pids, name)
+    let threads = threads_named(pids, name);
+    let precise: Option<u64> = threads
         .iter()
-        .filter_map(|stat| fields_of(stat))
+        .map(|(task, _)| {
+            let text = std::fs::read_to_string(task.join("schedstat")).ok()?;
+            text.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum();
+    if let Some(nanos) = precise {
+        return nanos / 1000;
+    }
+    let ticks: u64 = threads
+        .iter()
+        .filter_map(|(_, stat)| fields_of(stat))
         .map(|f| f.1 + f.2)
         .sum();
     ticks.saturating_mul(1_000_000) / clock_ticks()
@@ -170,16 +184,19 @@ pub fn has_thread(pids: &[u32], name: &str) -> bool {
     !threads_named(pids, name).is_empty()
 }
 
-/// The `stat` texts of the threads named `name` in these processes.
-fn threads_named(pids: &[u32], name: &str) -> Vec<String> {
+/// The threads named `name` in these processes: each one's `/proc` folder and `stat` text.
+fn threads_named(pids: &[u32], name: &str) -> Vec<(std::path::PathBuf, String)> {
     let tasks = pids
         .iter()
         .filter_map(|pid| std::fs::read_dir(format!("/proc/{pid}/task")).ok())
         .flatten()
         .filter_map(Result::ok);
     tasks
-        .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
-        .filter(|stat| {
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            Some((task.path(), stat))
+        })
+        .filter(|(_, stat)| {
             stat.split_once('(')
                 .and_then(|(_, rest)| rest.rsplit_once(')'))
                 .is_some_and(|(comm, _)| comm == name)
