@@ -5,9 +5,17 @@
 //! CPU) then falls on both alike, where the table's two columns measure each relay minutes apart
 //! and differ from run to run by more than the trail costs. Each relay first gets a fast phase
 //! that is not counted (a new process's first load costs more).
+//!
+//! Each median comes with a 95% interval (a bootstrap over the rounds): a round's ratio moves by
+//! more than the trail costs, and the interval says how far the median of this many rounds can
+//! be trusted. The fast stream's CPU is also shown without the writer's thread ("the rest"):
+//! the request path's part of the trail, and whatever the writer costs the threads beside it.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use super::load::{self, LoopResult};
@@ -122,6 +130,16 @@ impl Round {
         )
     }
 
+    /// The fast phase's CPU per request with the trail on, less its writer thread's, over off:
+    /// what the trail costs the request path and the threads beside the writer.
+    pub fn fast_rest_ratio(&self) -> Option<f64> {
+        let on = &self.fast_on;
+        ratio(
+            Some(on.cpu_us_per_request? - on.audit_writer_us_per_request?),
+            self.fast_off.cpu_us_per_request,
+        )
+    }
+
     pub fn paced_cpu_ratio(&self) -> Option<f64> {
         ratio(
             self.paced_on.cpu_us_per_request,
@@ -191,10 +209,55 @@ pub fn median(mut values: Vec<f64>) -> Option<f64> {
     }
 }
 
+/// The median of `values` and a 95% interval around it: the 2.5th and 97.5th percentiles of the
+/// medians of resamples of the values (a bootstrap). Seeded: a run's report reads the same twice.
+pub fn median_interval(values: &[f64]) -> Option<Interval> {
+    const RESAMPLES: usize = 2000;
+    let median_of_all = median(values.to_vec())?;
+    let mut rng = StdRng::seed_from_u64(2026);
+    let mut medians: Vec<f64> = (0..RESAMPLES)
+        .filter_map(|_| {
+            let resample = (0..values.len()).map(|_| values[rng.gen_range(0..values.len())]);
+            median(resample.collect())
+        })
+        .collect();
+    medians.sort_by(f64::total_cmp);
+    Some(Interval {
+        median: median_of_all,
+        low: medians[RESAMPLES * 25 / 1000],
+        high: medians[RESAMPLES * 975 / 1000 - 1],
+    })
+}
+
+/// A median and its 95% interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interval {
+    pub median: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Interval {
+    /// A ratio's interval as percentages: `+3.1% (95%: -0.4% to +6.0%)`.
+    fn percent(self) -> String {
+        let p = |v: f64| format!("{:+.1}%", (v - 1.0) * 100.0);
+        format!(
+            "{} (95%: {} to {})",
+            p(self.median),
+            p(self.low),
+            p(self.high)
+        )
+    }
+
+    fn json(self) -> Value {
+        json!({ "median": self.median, "low_95": self.low, "high_95": self.high })
+    }
+}
+
 impl AuditAb {
-    /// The median over the rounds of one of a round's ratios.
-    fn median_of(&self, ratio: fn(&Round) -> Option<f64>) -> Option<f64> {
-        median(self.rounds.iter().filter_map(ratio).collect())
+    /// The median over the rounds of one of a round's ratios, with its interval.
+    fn median_of(&self, ratio: fn(&Round) -> Option<f64>) -> Option<Interval> {
+        median_interval(&self.rounds.iter().filter_map(ratio).collect::<Vec<_>>())
     }
 
     pub fn errors(&self) -> u64 {
@@ -234,16 +297,53 @@ impl AuditAb {
             )
         };
         let share = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0));
+        let interval = |i: Option<Interval>| i.map_or("-".into(), Interval::percent);
+        out.push_str(&self.fast_threads());
         out.push_str(&format!(
-            "  median on/off: fast CPU a request {} (the audit writer {} of it), paced CPU a \
-             request {} (the writer {}), paced first byte {}\n",
-            percent(self.median_of(Round::fast_cpu_ratio)),
+            "  median on/off:\n    fast CPU a request {}\n      the audit writer's share {}, \
+             the rest {}\n    paced CPU a request {} (the writer's share {})\n    paced first \
+             byte {}\n",
+            interval(self.median_of(Round::fast_cpu_ratio)),
             share(writer(|r| &r.fast_on)),
-            percent(self.median_of(Round::paced_cpu_ratio)),
+            interval(self.median_of(Round::fast_rest_ratio)),
+            interval(self.median_of(Round::paced_cpu_ratio)),
             share(writer(|r| &r.paced_on)),
-            percent(self.median_of(Round::first_byte_ratio)),
+            interval(self.median_of(Round::first_byte_ratio)),
         ));
         out
+    }
+
+    /// Where the fast phase's CPU per request differs, thread by thread: the median over the
+    /// rounds of on less off, by thread name (the names of both relays' threads), largest first.
+    fn fast_threads(&self) -> String {
+        let names: BTreeSet<&String> = self
+            .rounds
+            .iter()
+            .flat_map(|r| r.fast_on.threads_us_per_request.keys())
+            .chain(
+                self.rounds
+                    .iter()
+                    .flat_map(|r| r.fast_off.threads_us_per_request.keys()),
+            )
+            .collect();
+        let mut differences: Vec<(&String, f64)> = names
+            .into_iter()
+            .filter_map(|name| {
+                let of =
+                    |r: &LoopResult| r.threads_us_per_request.get(name).copied().unwrap_or(0.0);
+                let each = self.rounds.iter().map(|r| of(&r.fast_on) - of(&r.fast_off));
+                Some((name, median(each.collect())?))
+            })
+            .collect();
+        differences.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+        let listed: Vec<String> = differences
+            .iter()
+            .map(|(name, us)| format!("{name} {us:+.1}"))
+            .collect();
+        format!(
+            "  fast CPU a request, on less off by thread, median (µs): {}\n",
+            listed.join(", ")
+        )
     }
 
     pub fn json(&self) -> Value {
@@ -256,26 +356,47 @@ impl AuditAb {
                     "paced_on": loop_json(&r.paced_on), "paced_off": loop_json(&r.paced_off),
                     "fast_cpu_ratio": r.fast_cpu_ratio(), "paced_cpu_ratio": r.paced_cpu_ratio(),
                     "paced_first_byte_ratio": r.first_byte_ratio(),
+                    "fast_rest_ratio": r.fast_rest_ratio(),
                 })
             })
             .collect();
         json!({
             "fast_users": self.fast_users, "paced_users": self.paced_users, "rounds": rounds,
-            "median_fast_cpu_ratio": self.median_of(Round::fast_cpu_ratio),
-            "median_paced_cpu_ratio": self.median_of(Round::paced_cpu_ratio),
-            "median_paced_first_byte_ratio": self.median_of(Round::first_byte_ratio),
+            "median_fast_cpu_ratio": self.median_of(Round::fast_cpu_ratio).map(Interval::json),
+            "median_fast_rest_ratio": self.median_of(Round::fast_rest_ratio).map(Interval::json),
+            "median_paced_cpu_ratio": self.median_of(Round::paced_cpu_ratio).map(Interval::json),
+            "median_paced_first_byte_ratio":
+                self.median_of(Round::first_byte_ratio).map(Interval::json),
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::median;
+    use super::{median, median_interval};
 
     #[test]
     fn the_median_is_the_middle_value_or_the_mean_of_the_two_middle_ones() {
         assert_eq!(median(vec![]), None);
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+    }
+
+    #[test]
+    fn the_interval_holds_the_median_and_narrows_as_rounds_agree() {
+        assert_eq!(median_interval(&[]), None);
+        let one = median_interval(&[1.05]).unwrap();
+        assert_eq!((one.median, one.low, one.high), (1.05, 1.05, 1.05));
+        let spread = [0.90, 0.95, 1.00, 1.05, 1.10, 1.15, 1.20];
+        let wide = median_interval(&spread).unwrap();
+        assert_eq!(wide.median, 1.05);
+        assert!(wide.low < 1.05 && 1.05 < wide.high, "{wide:?}");
+        assert!(wide.low >= 0.90 && wide.high <= 1.20, "{wide:?}");
+        let agreeing: Vec<f64> = spread.iter().map(|v| 1.0 + (v - 1.0) / 10.0).collect();
+        let narrow = median_interval(&agreeing).unwrap();
+        assert!(
+            narrow.high - narrow.low < (wide.high - wide.low) / 5.0,
+            "{narrow:?}"
+        );
     }
 }

@@ -8,6 +8,7 @@
 //!   (so no accept queue overflows), all open at once at the peak; the resident memory of the
 //!   measured processes is sampled every 50 ms meanwhile.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub struct LoopResult {
     pub cpu_us_per_request: Option<f64>,
     /// Of it, the relay's audit writer thread's, per answer (none without that thread).
     pub audit_writer_us_per_request: Option<f64>,
+    /// Of it, each thread name's (threads of one name summed), per answer.
+    pub threads_us_per_request: BTreeMap<String, f64>,
     /// CPU of the mock during the window, in cores.
     pub mock_cores: f64,
     /// Body bytes of the answers counted.
@@ -110,12 +113,11 @@ pub async fn closed_loop<C: Client>(
         tasks.spawn(user_loop(clients(user), warm_end, end, empty.clone()));
     }
     tokio::time::sleep_until(warm_end.into()).await;
-    let writer = || procs::thread_cpu_micros(&watched.proxy, AUDIT_WRITER);
     let (proxy0, mock0, t0) = (cpu(&watched.proxy), cpu(&[watched.mock]), Instant::now());
-    let writer0 = writer();
+    let threads0 = procs::cpu_by_thread(&watched.proxy);
     tokio::time::sleep_until(end.into()).await;
     let (proxy1, mock1, t1) = (cpu(&watched.proxy), cpu(&[watched.mock]), Instant::now());
-    let writer1 = writer();
+    let threads1 = procs::cpu_by_thread(&watched.proxy);
     let secs = (t1 - t0).as_secs_f64();
     let mut result = LoopResult {
         requests: 0,
@@ -127,6 +129,7 @@ pub async fn closed_loop<C: Client>(
         first_token: empty,
         cpu_us_per_request: None,
         audit_writer_us_per_request: None,
+        threads_us_per_request: BTreeMap::new(),
         mock_cores: mock1.saturating_sub(mock0) as f64 / 1e6 / secs.max(f64::EPSILON),
         bytes: 0,
     };
@@ -145,12 +148,18 @@ pub async fn closed_loop<C: Client>(
         let _ = result.first_token.add(&user.first_token);
     }
     if !watched.proxy.is_empty() && result.requests > 0 {
-        result.cpu_us_per_request =
-            Some(proxy1.saturating_sub(proxy0) as f64 / result.requests as f64);
-        if procs::has_thread(&watched.proxy, AUDIT_WRITER) {
-            result.audit_writer_us_per_request =
-                Some(writer1.saturating_sub(writer0) as f64 / result.requests as f64);
-        }
+        let per_request = |micros: u64| micros as f64 / result.requests as f64;
+        result.cpu_us_per_request = Some(per_request(proxy1.saturating_sub(proxy0)));
+        // Threads alive at both edges (a thread started or ended in the window is left out).
+        result.threads_us_per_request = threads1
+            .iter()
+            .filter_map(|(name, after)| {
+                let before = threads0.get(name)?;
+                Some((name.clone(), per_request(after.saturating_sub(*before))))
+            })
+            .collect();
+        result.audit_writer_us_per_request =
+            result.threads_us_per_request.get(AUDIT_WRITER).copied();
     }
     Ok(result)
 }

@@ -80,6 +80,10 @@ struct Args {
     /// it off, in turns (none with `--no-audit-off`).
     #[arg(long, default_value_t = 6)]
     audit_rounds: usize,
+    /// Only the rounds of the audit trail on against off, not the table's targets (to study
+    /// what the trail costs, with more `--audit-rounds`).
+    #[arg(long, conflicts_with_all = ["no_audit_off", "smoke"])]
+    audit_only: bool,
     /// Leave nginx out even when it is installed.
     #[arg(long)]
     no_nginx: bool,
@@ -134,6 +138,8 @@ pub struct Plan {
     pub audit_off: bool,
     /// Rounds of the audit trail on against off, in turns (`audit_ab.rs`).
     pub audit_rounds: usize,
+    /// Measure the table's targets (direct, nginx, the relays); all but `--audit-only`.
+    pub table: bool,
     pub nginx: bool,
 }
 
@@ -160,6 +166,7 @@ impl Plan {
                 h2: true,
                 audit_off: true,
                 audit_rounds: 1,
+                table: true,
                 nginx: false,
             });
         }
@@ -190,6 +197,7 @@ impl Plan {
             } else {
                 args.audit_rounds
             },
+            table: !args.audit_only,
             nginx: !args.no_nginx,
         })
     }
@@ -247,7 +255,7 @@ async fn run(args: &Args, plan: &Plan) -> anyhow::Result<()> {
     // The limit is per process; an HTTP/1.1 proxy holds both ends of every held stream.
     let most_held = plan.held.iter().copied().max().unwrap_or(0);
     let needed = (most_held * 2 + 200) as u64;
-    if !args.smoke && fd_limit < needed {
+    if !args.smoke && plan.table && fd_limit < needed {
         eprintln!(
             "warning: open files are limited to {fd_limit} per process; {most_held} held \
              streams need {needed} in an HTTP/1.1 proxy (both ends of each). Phases that cannot \
@@ -292,7 +300,9 @@ async fn run(args: &Args, plan: &Plan) -> anyhow::Result<()> {
             plan.paced.0, plan.paced.1, plan.paced_users
         ),
     };
-    print!("{}", report::table(&all, &labels, &notes));
+    if plan.table {
+        print!("{}", report::table(&all, &labels, &notes));
+    }
     if let Some(audit_ab) = &audit_ab {
         print!("{}", audit_ab.table());
     }
@@ -312,9 +322,8 @@ async fn run(args: &Args, plan: &Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every target in turn: direct, nginx (when there is one), a relay per account count. Each
-/// proxy is stopped before the next starts, so only one is running at a time. Then, when the
-/// plan has rounds of it, the audit trail on against off in turns.
+/// The table's targets (`measure_table`; none with `--audit-only`), then, when the plan has
+/// rounds of it, the audit trail on against off in turns.
 async fn measure_all(
     args: &Args,
     plan: &Plan,
@@ -324,6 +333,28 @@ async fn measure_all(
 ) -> anyhow::Result<(Vec<Measured>, Option<audit_ab::AuditAb>)> {
     let max_accounts = plan.accounts.iter().copied().max().unwrap_or(1);
     let mock = setup::start_mock(bins, dir, args.mock_workers, max_accounts).await?;
+    let (mock_addr, mock_pid) = (mock.plain, mock.child.pid());
+    let plain = setup::Upstream::Plain(mock_addr);
+    let all = match plan.table {
+        true => measure_table(plan, bins, dir, fd_limit, &mock).await?,
+        false => Vec::new(),
+    };
+    let audit_ab = match plan.audit_rounds {
+        0 => None,
+        _ => Some(audit_ab::measure(plan, bins, dir, &plain, mock_pid).await?),
+    };
+    Ok((all, audit_ab))
+}
+
+/// The table's targets in turn: direct, nginx (when there is one), a relay per account count,
+/// each stopped before the next starts.
+async fn measure_table(
+    plan: &Plan,
+    bins: &setup::Binaries,
+    dir: &Path,
+    fd_limit: u64,
+    mock: &setup::Mock,
+) -> anyhow::Result<Vec<Measured>> {
     let (mock_addr, mock_pid) = (mock.plain, mock.child.pid());
     let direct = Target::direct(Endpoint::plain(mock_addr));
     let mut measured = phases::measure(&direct, plan, mock_pid, fd_limit).await?;
@@ -376,9 +407,5 @@ async fn measure_all(
         }
         all.push(measured);
     }
-    let audit_ab = match plan.audit_rounds {
-        0 => None,
-        _ => Some(audit_ab::measure(plan, bins, dir, &plain, mock_pid).await?),
-    };
-    Ok((all, audit_ab))
+    Ok(all)
 }

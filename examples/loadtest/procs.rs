@@ -2,6 +2,7 @@
 //! drop, free ports, the open-file limit, and `/proc` (resident memory, CPU time, a process's
 //! children, the machine).
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -154,38 +155,32 @@ pub fn cpu_micros(pids: &[u32]) -> u64 {
     ticks.saturating_mul(1_000_000) / clock_ticks()
 }
 
-/// CPU time of the threads named `name` in these processes, in microseconds (the relay's
-/// `audit-writer`: what the audit trail costs beside the request path). From the scheduler's
-/// own account of each thread's time on a CPU (`schedstat`, nanoseconds): `stat`'s user and
-/// system times are sampled at each clock tick, which a thread running in short bursts between
-/// ticks can escape. `stat`'s ticks where `schedstat` is missing.
-pub fn thread_cpu_micros(pids: &[u32], name: &str) -> u64 {
-    let threads = threads_named(pids, name);
-    let precise: Option<u64> = threads
-        .iter()
-        .map(|(task, _)| {
-            let text = std::fs::read_to_string(task.join("schedstat")).ok()?;
-            text.split_whitespace().next()?.parse::<u64>().ok()
-        })
-        .sum();
-    if let Some(nanos) = precise {
-        return nanos / 1000;
+/// CPU time of these processes' threads by thread name (threads of one name summed), in
+/// microseconds. From the scheduler's own account of each thread's time on a CPU (`schedstat`,
+/// nanoseconds): `stat`'s user and system times are sampled at each clock tick, which a thread
+/// running in short bursts between ticks can escape. `stat`'s ticks where `schedstat` is
+/// missing. A thread that ended is not counted.
+pub fn cpu_by_thread(pids: &[u32]) -> BTreeMap<String, u64> {
+    let mut by_name = BTreeMap::new();
+    for (task, stat) in threads(pids) {
+        let Some(name) = comm(&stat) else { continue };
+        let precise = std::fs::read_to_string(task.join("schedstat"))
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+            .map(|nanos| nanos / 1000);
+        let ticks = || {
+            let f = fields_of(&stat)?;
+            Some((f.1 + f.2).saturating_mul(1_000_000) / clock_ticks())
+        };
+        if let Some(micros) = precise.or_else(ticks) {
+            *by_name.entry(name.to_owned()).or_insert(0) += micros;
+        }
     }
-    let ticks: u64 = threads
-        .iter()
-        .filter_map(|(_, stat)| fields_of(stat))
-        .map(|f| f.1 + f.2)
-        .sum();
-    ticks.saturating_mul(1_000_000) / clock_ticks()
+    by_name
 }
 
-/// Whether these processes have a thread named `name`.
-pub fn has_thread(pids: &[u32], name: &str) -> bool {
-    !threads_named(pids, name).is_empty()
-}
-
-/// The threads named `name` in these processes: each one's `/proc` folder and `stat` text.
-fn threads_named(pids: &[u32], name: &str) -> Vec<(std::path::PathBuf, String)> {
+/// Every thread of these processes: its `/proc` folder and `stat` text.
+fn threads(pids: &[u32]) -> Vec<(PathBuf, String)> {
     let tasks = pids
         .iter()
         .filter_map(|pid| std::fs::read_dir(format!("/proc/{pid}/task")).ok())
@@ -196,12 +191,13 @@ fn threads_named(pids: &[u32], name: &str) -> Vec<(std::path::PathBuf, String)> 
             let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
             Some((task.path(), stat))
         })
-        .filter(|(_, stat)| {
-            stat.split_once('(')
-                .and_then(|(_, rest)| rest.rsplit_once(')'))
-                .is_some_and(|(comm, _)| comm == name)
-        })
         .collect()
+}
+
+/// A thread's name, from its `stat` text (in parentheses, and it may hold some).
+fn comm(stat: &str) -> Option<&str> {
+    let (_, rest) = stat.split_once('(')?;
+    rest.rsplit_once(')').map(|(name, _)| name)
 }
 
 /// (parent pid, utime, stime) from `/proc/PID/stat`.

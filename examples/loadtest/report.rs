@@ -484,6 +484,7 @@ mod tests {
             first_token: empty,
             cpu_us_per_request: None,
             audit_writer_us_per_request: None,
+            threads_us_per_request: Default::default(),
             mock_cores: 0.0,
             bytes: 0,
         }

@@ -1,6 +1,7 @@
 //! The audit trail with the real binary: `audit verify` names each kind of tampering and exits
 //! non-zero; a SIGTERM writes every row still pending; a SIGKILL loses at most the rows of the
-//! last flush interval (measured here: the figure in docs/audit.md).
+//! last flush interval (measured here: the figure in docs/audit.md); a trail an earlier release
+//! wrote converts when a new one serves it, every row's hash kept.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -10,8 +11,15 @@ use serde_json::Value;
 use crate::audit::edit_row;
 use crate::cli::{import_accounts, relay, run, stderr, stdout};
 use crate::crash::{ask, serve_with};
-use crate::helpers::{body, client};
+use crate::helpers::{body, client, eventually};
 use crate::mock_upstream::MockUpstream;
+
+/// A trail as the releases before segments wrote it (a SQLite row per audit row, schema version 3),
+/// written by such a release's own binary: how, in `tests/fixtures/README.md`.
+const TRAIL_OF_ROWS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/audit-rows-v3.db"
+);
 
 /// An edit of a copy of the trail, as someone with write access to the file would make it.
 type Tampering = dyn Fn(&Path);
@@ -207,4 +215,88 @@ fn a_backup_copies_the_audit_trail_beside_the_store_and_the_copy_verifies() {
     let (code, said) = verify(dir.path(), &copy);
     assert_eq!(code, Some(0), "{said}");
     assert!(said.contains("4 rows"), "{said}");
+}
+
+/// Each row's place and hash, oldest first, as `audit search --json` shows them.
+fn searched_links(dir: &Path) -> Vec<(i64, String)> {
+    let output = run(relay(dir).args(["audit", "search", "--limit", "100000", "--json"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&output)).unwrap();
+    let link = |r: &Value| {
+        (
+            r["seq"].as_i64().unwrap(),
+            r["hash"].as_str().unwrap().into(),
+        )
+    };
+    rows.iter().rev().map(link).collect()
+}
+
+#[actix_web::test]
+async fn a_trail_an_earlier_release_wrote_converts_when_served_and_every_hash_is_kept() {
+    let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    import_accounts(dir.path(), || relay(dir.path()), "acct-upgrade", 1);
+    let key = stdout(&run(
+        relay(dir.path()).args(["key", "create", "--name", "k"])
+    ));
+    // The trail those two acts began is replaced by the earlier release's.
+    for file in ["audit.db", "audit.db-wal", "audit.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(file));
+    }
+    let trail = dir.path().join("audit.db");
+    std::fs::copy(TRAIL_OF_ROWS, &trail).unwrap();
+    let before: Vec<(i64, String)> = {
+        let conn = rusqlite::Connection::open(&trail).unwrap();
+        let mut rows = conn
+            .prepare("SELECT seq, hash FROM audit_rows ORDER BY seq")
+            .unwrap();
+        let links = rows.query_map([], |r| Ok((r.get(0)?, r.get(1)?)));
+        links.unwrap().map(Result::unwrap).collect()
+    };
+    assert!(
+        before.len() >= 10,
+        "the fixture holds {} rows",
+        before.len()
+    );
+
+    let (mut child, addr, logs) = serve_with(dir.path(), &mock, &[]).await;
+    let rows = format!("\"rows\":{}", before.len());
+    let verified = eventually(10, || async {
+        let lines = logs.lock().unwrap();
+        lines
+            .iter()
+            .any(|l| l.contains("the audit trail verifies") && l.contains(&rows))
+    })
+    .await;
+    assert!(
+        verified,
+        "no verification of {rows}: {:?}",
+        logs.lock().unwrap()
+    );
+    assert_eq!(ask(&addr, &key).await, 200);
+    child.terminate().await;
+
+    let (code, said) = verify(dir.path(), &trail);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains(&format!("{} rows", before.len() + 1)),
+        "{said}"
+    );
+    let after = searched_links(dir.path());
+    assert_eq!(
+        after[..before.len()],
+        before[..],
+        "a row's place or hash changed"
+    );
+    assert_eq!(after.len(), before.len() + 1);
+    let conn = rusqlite::Connection::open(&trail).unwrap();
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'audit_rows'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "the rows' table is left behind");
+    mock.stop().await;
 }
