@@ -416,6 +416,7 @@ pub fn loop_json(r: &LoopResult) -> Value {
         "first_token_p50_us": quantile(&r.first_token, 0.5),
         "proxy_cpu_us_per_request": r.cpu_us_per_request,
         "audit_writer_cpu_us_per_request": r.audit_writer_us_per_request,
+        "proxy_cpu_us_per_request_by_thread": r.threads_us_per_request,
         "mock_cpu_cores": r.mock_cores,
         "first_error": r.first_error,
     })
