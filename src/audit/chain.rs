@@ -7,7 +7,9 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use sha2::{Digest, Sha256};
 
 use super::blocks::{self, BlockIndex};
-use super::record::{Record, Sealed};
+use std::borrow::Borrow;
+
+use super::record::{write_canonical, Record};
 use super::segment::{Packer, SEGMENT_ROWS};
 use super::AuditError;
 
@@ -64,7 +66,7 @@ fn read_link(conn: &Connection, sql: &str) -> rusqlite::Result<Option<Link>> {
 
 /// Appends `records` in order, in one immediate transaction; returns the new head. For a
 /// process appending now and then (the CLI); the server's writer keeps an [`Appender`].
-pub fn append(conn: &mut Connection, records: &[Record]) -> Result<Link, AuditError> {
+pub fn append(conn: &mut Connection, records: &[impl Borrow<Record>]) -> Result<Link, AuditError> {
     Appender::new()?.append(conn, records)
 }
 
@@ -90,11 +92,13 @@ impl Appender {
         })
     }
 
-    /// Appends `records` in order, in one immediate transaction; returns the new head.
+    /// Appends `records` in order, in one immediate transaction; returns the new head. The
+    /// writer's batches are the boxes its queue carried (`&[Box<Record>]`): a row is not copied
+    /// out of its box to be written.
     pub fn append(
         &mut self,
         conn: &mut Connection,
-        records: &[Record],
+        records: &[impl Borrow<Record>],
     ) -> Result<Link, AuditError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let head = self.append_in(&tx, records)?;
@@ -102,7 +106,11 @@ impl Appender {
         Ok(head)
     }
 
-    fn append_in(&mut self, tx: &Transaction, records: &[Record]) -> Result<Link, AuditError> {
+    fn append_in(
+        &mut self,
+        tx: &Transaction,
+        records: &[impl Borrow<Record>],
+    ) -> Result<Link, AuditError> {
         let start = head(tx)?;
         let mut seq = start.seq;
         let mut previous = seed(&start.hash);
@@ -113,12 +121,13 @@ impl Appender {
             hashes.clear();
             let mut times = (i64::MAX, i64::MIN);
             for record in segment {
+                let record = record.borrow();
                 seq += 1;
                 if !lines.is_empty() {
                     lines.push(b'\n');
                 }
                 let line = lines.len();
-                serde_json::to_writer(&mut lines, &Sealed { seq, record })?;
+                write_canonical(&mut lines, seq, record)?;
                 let hash = Sha256::new()
                     .chain_update(&previous)
                     .chain_update(&lines[line..])
@@ -150,7 +159,7 @@ impl Appender {
         &mut self,
         tx: &Transaction,
         before: i64,
-        records: &[Record],
+        records: &[impl Borrow<Record>],
     ) -> Result<(), AuditError> {
         if self.filling.as_ref().is_some_and(|f| f.upto != before) {
             self.filling = None;
@@ -165,7 +174,7 @@ impl Appender {
                 });
             }
             if let Some(filling) = &mut self.filling {
-                filling.index.add_record(seq, record);
+                filling.index.add_record(seq, record.borrow());
                 filling.upto = seq;
             }
             if seq == blocks::last_of(block) {

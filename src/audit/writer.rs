@@ -28,6 +28,10 @@ pub(super) enum Message {
     Flush(SyncSender<()>),
 }
 
+/// A batch as the queue carried it, each row still in its box: moving the rows out would copy
+/// each (some 700 bytes), and again as the batch grows.
+type Batch = Vec<Box<Record>>;
+
 /// How often retention looks for rows to prune.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -70,14 +74,14 @@ impl Writer {
     /// than waiting on it: a receiver waiting on the queue is woken by every row sent (a system
     /// call and a switch of threads per row, on the request path's side too); a sleeping one
     /// is woken only by [`Shared::wake_writer`], when a batch is full or a flush is asked for.
-    fn gather(&self, first: Message) -> (Vec<Record>, Vec<SyncSender<()>>) {
+    fn gather(&self, first: Message) -> (Batch, Vec<SyncSender<()>>) {
         let deadline = Instant::now() + self.interval;
         let (mut batch, mut waiters) = (Vec::new(), Vec::new());
         let mut next = Some(first);
         loop {
             while let Some(message) = next.take() {
                 match message {
-                    Message::Row(record) => batch.push(*record),
+                    Message::Row(record) => batch.push(record),
                     Message::Flush(waiter) => waiters.push(waiter),
                 }
                 if batch.len() >= self.flush_rows {
@@ -96,7 +100,7 @@ impl Writer {
     }
 
     /// Appends `batch`; on failure counts it lost and closes the file.
-    fn write(&mut self, batch: Vec<Record>) {
+    fn write(&mut self, batch: Batch) {
         if batch.is_empty() {
             return;
         }
@@ -118,7 +122,7 @@ impl Writer {
     }
 
     /// Appends `batch` through the open connection (opened again after a failure).
-    fn append(&mut self, batch: &[Record]) -> Result<(), String> {
+    fn append(&mut self, batch: &[Box<Record>]) -> Result<(), String> {
         if self.appender.is_none() {
             self.appender = Some(Appender::new().map_err(|e| e.to_string())?);
         }

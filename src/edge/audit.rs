@@ -3,6 +3,7 @@
 //! twice. This is the one place a request's row is made; when content capture records the
 //! request, the row names the capture (`capture_id`).
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use actix_web::http::header::{HeaderName, USER_AGENT};
@@ -79,19 +80,29 @@ pub fn endpoint(method: &str, path: &str) -> CompactString {
     text
 }
 
-/// The row's action: which endpoint of the Responses API was called.
+/// The row's action: which endpoint of the Responses API was called. The two routes nearly every
+/// request takes are known by their path: finding a request's route pattern walks the router's
+/// whole resource map and builds it as a new string (the request families avoid it alike,
+/// `super::metrics`).
 fn action_of(req: &HttpRequest) -> &'static str {
-    match req.match_pattern().as_deref() {
+    let route = match req.path() {
+        path @ ("/v1/responses" | "/v1/models") => Cow::Borrowed(path),
+        _ => match req.match_pattern() {
+            Some(pattern) => Cow::Owned(pattern),
+            None => return "request",
+        },
+    };
+    match route.as_ref() {
         // A WebSocket handshake; its turns are `responses.create` rows of their own.
-        Some("/v1/responses")
+        "/v1/responses"
             if req.method() == actix_web::http::Method::GET
                 && !req.extensions().contains::<WebSocketTurn>() =>
         {
             "responses.websocket"
         }
-        Some("/v1/responses") => "responses.create",
-        Some("/v1/models") => "models.list",
-        Some("/v1/models/{id}") => "models.get",
+        "/v1/responses" => "responses.create",
+        "/v1/models" => "models.list",
+        "/v1/models/{id}" => "models.get",
         _ => "request",
     }
 }

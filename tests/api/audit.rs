@@ -186,6 +186,43 @@ async fn each_request_is_recorded_with_who_what_model_which_account_and_how_it_e
     app.stop().await;
 }
 
+/// Each endpoint of the data plane names its own action: the two routes nearly every request
+/// takes are known by their path, the others by the route the router matched, and a path no
+/// route matches is a plain `request`.
+#[actix_web::test]
+async fn each_endpoint_of_the_data_plane_names_its_action() {
+    let app = spawn_app().await;
+    let admin = app.admin_token(AdminScope::Read).await;
+    let calls = [
+        ("GET", "/v1/models", 200, "models.list"),
+        ("GET", "/v1/models/gpt-5.5", 200, "models.get"),
+        ("GET", "/v1/no-such-endpoint", 404, "request"),
+        ("POST", "/v1/responses", 200, "responses.create"),
+    ];
+    for (method, path, status, action) in calls {
+        let request_id = format!("audit-action-{action}");
+        let request = match method {
+            "GET" => app.get(path),
+            _ => app.responses(),
+        };
+        let request = request.insert_header(("x-request-id", request_id.as_str()));
+        let mut response = match method {
+            "GET" => request.send().await.unwrap(),
+            _ => request
+                .send_json(&body("gpt-5.5", "hi", false))
+                .await
+                .unwrap(),
+        };
+        let _ = response.body().await;
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        let rows = rows_when(&app, &admin, &format!("request_id={request_id}"), 1).await;
+        assert_eq!(rows[0]["action"], action, "{method} {path}: {}", rows[0]);
+        assert_eq!(rows[0]["endpoint"], format!("{method} {path}"));
+        assert_eq!(rows[0]["status"], status);
+    }
+    app.stop().await;
+}
+
 #[actix_web::test]
 async fn admin_acts_and_refused_admin_calls_are_recorded_with_their_actor() {
     let app = spawn_app().await;
