@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 use super::blocks::{self, BlockIndex};
 use std::borrow::Borrow;
 
-use super::record::{write_canonical, Record};
+use super::canonical::write_canonical;
+use super::record::Record;
 use super::segment::{Packer, SEGMENT_ROWS};
 use super::AuditError;
 

@@ -4,7 +4,8 @@
 //!
 //! | file           | owns                                                           |
 //! |----------------|----------------------------------------------------------------|
-//! | `record.rs`    | what a row says, and its canonical content                     |
+//! | `record.rs`    | what a row says                                                |
+//! | `canonical.rs` | a row's canonical content, the bytes its hash seals            |
 //! | `file.rs`      | the audit file: where, its modes, WAL, its schema              |
 //! | `chain.rs`     | appending under the chain's head, the hash of a link           |
 //! | `segment.rs`   | the storage: rows in compressed segments beside their hashes   |
@@ -20,6 +21,7 @@
 //! ([`append_now`]); both serialize on the file's write lock.
 
 mod blocks;
+mod canonical;
 mod chain;
 mod file;
 pub mod metrics;

@@ -1,6 +1,7 @@
 //! What one audit row says: a data-plane request or an administrative act, as plain owned data.
 //! Never content and never a secret: ids, names an operator chose, bounded client text, masked
-//! emails. Serialized in field order it is the row's canonical content, the text its hash seals.
+//! emails. Its fields in declaration order are the row's canonical content, the text its hash
+//! seals (`canonical.rs`).
 
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,18 @@ pub enum ActorKind {
     Relay,
     /// A caller the admin API did not authenticate (a refused call).
     Unauthenticated,
+}
+
+impl ActorKind {
+    /// The name serde gives it (the canonical content writes it by this name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::AdminToken => "admin_token",
+            ActorKind::Cli => "cli",
+            ActorKind::Relay => "relay",
+            ActorKind::Unauthenticated => "unauthenticated",
+        }
+    }
 }
 
 /// One audit row's fields. A field that does not apply to its kind is `None` and left out of the
@@ -147,32 +160,6 @@ pub struct Row {
     pub hash: String,
 }
 
-/// Writes the content a row's hash seals onto `out`: `{"seq":…,` then `record`'s fields in
-/// declaration order, those absent left out. The record's own object is serialized and its
-/// opening brace becomes the comma after `seq` (the record always has `at_ms`): the same bytes as
-/// earlier releases wrote, a struct flattening the record behind `seq`, without serde's map of a
-/// flattened struct (`docs/performance.md`).
-pub(super) fn write_canonical(
-    out: &mut Vec<u8>,
-    seq: i64,
-    record: &Record,
-) -> Result<(), serde_json::Error> {
-    out.extend_from_slice(b"{\"seq\":");
-    serde_json::to_writer(&mut *out, &seq)?;
-    let brace = out.len();
-    serde_json::to_writer(&mut *out, record)?;
-    out[brace] = b',';
-    Ok(())
-}
-
-/// The canonical content of `record` at `seq`, as text.
-#[cfg(test)]
-pub(super) fn canonical(seq: i64, record: &Record) -> Result<String, serde_json::Error> {
-    let mut out = Vec::new();
-    write_canonical(&mut out, seq, record)?;
-    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
-}
-
 /// A `User-Agent` (or `originator` plus `User-Agent`) as the client's name and version:
 /// `codex_cli_rs/0.50.0 (Mac OS 15; arm64)` → (`codex_cli_rs`, `0.50.0`).
 pub fn client_of(
@@ -213,74 +200,5 @@ mod tests {
         );
         assert_eq!(client_of(None, Some("curl")), (Some("curl".into()), None));
         assert_eq!(client_of(None, None), (None, None));
-    }
-
-    #[test]
-    fn the_canonical_content_starts_with_the_place_and_leaves_out_what_is_absent() {
-        let record = Record {
-            at_ms: 5,
-            kind: Kind::Admin,
-            action: "key.create".into(),
-            target: Some("key_1".into()),
-            ..Record::default()
-        };
-        let text = canonical(7, &record).unwrap();
-        assert_eq!(
-            text,
-            r#"{"seq":7,"at_ms":5,"kind":"admin","action":"key.create","target":"key_1"}"#
-        );
-        let back: Row = serde_json::from_str(&text).unwrap();
-        assert_eq!(back.record, record);
-    }
-
-    /// Earlier releases sealed `seq` and the record flattened behind it; a row written now must
-    /// read the same, byte for byte, or a trail's hashes would depend on the release.
-    #[test]
-    fn the_canonical_content_is_the_flattened_record_byte_for_byte() {
-        #[derive(Serialize)]
-        struct Flattened<'a> {
-            seq: i64,
-            #[serde(flatten)]
-            record: &'a Record,
-        }
-        let every_field = Record {
-            at_ms: 1_700_000_000_123,
-            kind: Kind::Request,
-            action: "responses.create".into(),
-            request_id: Some("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into()),
-            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
-            tenant_id: Some("ten_1".into()),
-            key_id: Some("key_1".into()),
-            key_name: Some("ci \"quoted\" \\ back\nline \u{1} é".into()),
-            client_addr: Some("10.0.0.7".into()),
-            client_name: Some("codex_cli_rs".into()),
-            client_version: Some("0.50.0".into()),
-            endpoint: Some("POST /v1/responses".into()),
-            model_requested: Some("gpt-5".into()),
-            model_served: Some("gpt-5-codex".into()),
-            account_id: Some("acct_2".into()),
-            accounts_tried: vec!["acct_1".into(), "acct_2".into()],
-            status: Some(200),
-            error_code: Some("upstream_error".into()),
-            stream: Some(true),
-            stream_outcome: Some("completed".into()),
-            input_tokens: Some(12),
-            output_tokens: Some(34),
-            duration_ms: Some(56),
-            actor_kind: Some(ActorKind::AdminToken),
-            actor_id: Some("adm_1".into()),
-            actor_name: Some("ops".into()),
-            target: Some("key_9".into()),
-            result: Some("ok".into()),
-            capture_id: Some("cap_1".into()),
-        };
-        for (seq, record) in [
-            (1, &every_field),
-            (-3, &Record::default()),
-            (i64::MAX, &every_field),
-        ] {
-            let flattened = serde_json::to_string(&Flattened { seq, record }).unwrap();
-            assert_eq!(canonical(seq, record).unwrap(), flattened);
-        }
     }
 }

@@ -6,8 +6,9 @@ mod block_index;
 
 use rusqlite::{params, Connection};
 
+use super::canonical::canonical;
 use super::chain::{append, link, GENESIS};
-use super::record::{canonical, Kind, Record};
+use super::record::{Kind, Record};
 use super::retention::prune;
 use super::segment::{fields, Packer, Segment};
 use super::verify::{verify, Break};
