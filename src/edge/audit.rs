@@ -10,6 +10,7 @@ use actix_web::http::header::{HeaderName, USER_AGENT};
 use actix_web::{HttpMessage, HttpRequest};
 use compact_str::{CompactString, ToCompactString};
 
+use super::context::RequestContext;
 use crate::audit::{client_of, now_ms, Audit, Kind, Record};
 use crate::credentials::Principal;
 use crate::obs::{bounded, limit};
@@ -35,13 +36,9 @@ pub struct RequestDraft {
 }
 
 impl RequestDraft {
-    /// The draft of `req`'s row (the relay's request id and the trace's id given), when the
-    /// audit trail records it.
-    pub fn of(
-        req: &HttpRequest,
-        request_id: &str,
-        trace_id: Option<CompactString>,
-    ) -> Option<RequestDraft> {
+    /// The draft of `req`'s row (`context` its request id and trace), when the audit trail
+    /// records it.
+    pub fn of(req: &HttpRequest, context: &RequestContext) -> Option<RequestDraft> {
         if !req.path().starts_with("/v1/") {
             return None;
         }
@@ -55,8 +52,8 @@ impl RequestDraft {
         Some(RequestDraft {
             audit: audit.clone(),
             action: action_of(req),
-            request_id: request_id.into(),
-            trace_id,
+            request_id: context.id.as_str().into(),
+            trace_id: Some(context.trace.trace_id.to_hex()),
             key_name: extensions
                 .get::<Principal>()
                 .map(|p| bounded(&p.policy.name, limit::MODEL).into()),
@@ -107,56 +104,55 @@ fn action_of(req: &HttpRequest) -> &'static str {
     }
 }
 
-/// How a request ended, as its access line says it: what the row adds to its draft.
-pub struct Answered<'a> {
-    pub method: &'a str,
-    pub path: &'a str,
-    pub key_id: Option<&'a str>,
-    pub tenant_id: Option<&'a str>,
-    pub model_requested: Option<&'a str>,
-    pub model_served: Option<&'a str>,
-    pub account_id: Option<&'a str>,
-    pub accounts_tried: &'a [CompactString],
+/// How a request ended, as its access line says it: what the row adds to its draft, moved out of
+/// the spent line.
+pub struct Answered {
+    pub endpoint: CompactString,
+    pub key_id: Option<CompactString>,
+    pub tenant_id: Option<CompactString>,
+    pub model_requested: Option<CompactString>,
+    pub model_served: Option<CompactString>,
+    pub account_id: Option<CompactString>,
+    pub accounts_tried: Vec<CompactString>,
     pub status: u16,
-    pub error_code: Option<&'a str>,
+    pub error_code: Option<CompactString>,
     pub stream: bool,
     pub stream_outcome: Option<&'static str>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
-    pub capture_id: Option<&'a str>,
+    pub capture_id: Option<CompactString>,
     pub took: Duration,
 }
 
 impl RequestDraft {
     /// Queues the request's row: the draft and how it was answered.
-    pub fn record(&self, answered: Answered) {
-        let owned = |text: Option<&str>| text.map(CompactString::from);
+    pub fn record(self, answered: Answered) {
         let took_ms = answered.took.as_millis() as u64;
         let record = Record {
             at_ms: now_ms().saturating_sub(took_ms as i64),
             kind: Kind::Request,
             action: CompactString::const_new(self.action),
-            request_id: Some(self.request_id.clone()),
-            trace_id: self.trace_id.clone(),
-            tenant_id: owned(answered.tenant_id),
-            key_id: owned(answered.key_id),
-            key_name: self.key_name.clone(),
-            client_addr: self.client_addr.clone(),
-            client_name: self.client_name.clone(),
-            client_version: self.client_version.clone(),
-            endpoint: Some(endpoint(answered.method, answered.path)),
-            model_requested: owned(answered.model_requested),
-            model_served: owned(answered.model_served),
-            account_id: owned(answered.account_id),
-            accounts_tried: answered.accounts_tried.to_vec(),
+            request_id: Some(self.request_id),
+            trace_id: self.trace_id,
+            tenant_id: answered.tenant_id,
+            key_id: answered.key_id,
+            key_name: self.key_name,
+            client_addr: self.client_addr,
+            client_name: self.client_name,
+            client_version: self.client_version,
+            endpoint: Some(answered.endpoint),
+            model_requested: answered.model_requested,
+            model_served: answered.model_served,
+            account_id: answered.account_id,
+            accounts_tried: answered.accounts_tried,
             status: Some(answered.status),
-            error_code: owned(answered.error_code),
+            error_code: answered.error_code,
             stream: Some(answered.stream),
             stream_outcome: answered.stream_outcome.map(CompactString::const_new),
             input_tokens: answered.input_tokens,
             output_tokens: answered.output_tokens,
             duration_ms: Some(took_ms),
-            capture_id: owned(answered.capture_id),
+            capture_id: answered.capture_id,
             ..Record::default()
         };
         self.audit.record(record);

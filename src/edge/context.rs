@@ -10,7 +10,7 @@
 use std::convert::Infallible;
 use std::future::{ready, Ready};
 use std::ops::Deref;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
@@ -18,9 +18,10 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use compact_str::CompactString;
 use slog::{info, o, Logger, Record, Serializer, KV};
 
-use super::audit::{Answered, RequestDraft};
+use super::audit::{endpoint, Answered, RequestDraft};
 use super::caller::Caller;
 use super::error::ErrorCode;
 use super::metrics::{RequestMetrics, RequestRecord, StreamOutcome};
@@ -87,7 +88,32 @@ pub struct AccessNote {
     /// The input and output tokens of an assembled (non-streaming) answer.
     pub usage: Option<(u64, u64)>,
     /// Set when the answer is a stream that writes the access line itself when it ends.
-    pub line_for_stream: Option<Arc<OnceLock<AccessLine>>>,
+    pub line_for_stream: Option<StreamLine>,
+}
+
+/// The access line of a streamed answer: put here by the access log when the answer's headers
+/// leave, taken by the stream when it ends and written then — by value, so its ids move into the
+/// audit row rather than being copied.
+#[derive(Clone, Default)]
+pub struct StreamLine(Arc<Mutex<Option<AccessLine>>>);
+
+impl StreamLine {
+    pub fn put(&self, line: AccessLine) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(line);
+    }
+
+    /// The line, once: `None` before the access log put it (no access log in front) or after.
+    pub fn take(&self) -> Option<AccessLine> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// The first byte of the stream is leaving (for `time_to_first_byte_seconds`).
+    pub fn first_byte(&self, started: Instant) {
+        let line = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(line) = line.as_ref() {
+            line.first_byte(started);
+        }
+    }
 }
 
 /// Marks an answer whose access line is not written: an authentication failure from an address
@@ -147,18 +173,16 @@ impl AccessLine {
         let Some(context) = extensions.get::<RequestContext>() else {
             return self;
         };
-        let trace_id = Some(context.trace.trace_id.to_hex());
-        self.draft = RequestDraft::of(req, &context.id, trace_id);
+        self.draft = RequestDraft::of(req, context);
         self
     }
 
-    /// The line of an answer that has left whole.
-    pub fn write(&self, log: &Logger, status: u16, started: Instant) {
+    /// The line of an answer that has left whole (then its audit row).
+    pub fn write(self, log: &Logger, status: u16, started: Instant) {
         let elapsed = started.elapsed();
         if let Some(record) = &self.record {
             record.answered(status, elapsed);
         }
-        self.audit(status, started.elapsed(), None);
         let note = &self.note;
         info!(log, "request";
             "method" => &self.method, "path" => &self.path, "status" => status,
@@ -169,15 +193,16 @@ impl AccessLine {
             "upstream_status" => note.upstream_status,
             "upstream_request_id" => &note.upstream_request_id, "stream" => note.stream,
             &self.client_trace, self.phases);
+        self.audit(status, elapsed, None);
     }
 
-    /// The line of a stream that has ended: the request's fields and what the stream carried.
-    pub fn write_stream(&self, log: &Logger, started: Instant, end: &StreamEnd) {
+    /// The line of a stream that has ended: the request's fields and what the stream carried
+    /// (then its audit row).
+    pub fn write_stream(self, log: &Logger, started: Instant, end: &StreamEnd) {
         let elapsed = started.elapsed();
         if let Some(record) = &self.record {
             record.stream_ended(end.outcome, elapsed);
         }
-        self.audit(200, started.elapsed(), Some(end));
         let note = &self.note;
         let phases = Phases {
             stream: Some(end.streamed),
@@ -194,32 +219,42 @@ impl AccessLine {
             "input_tokens" => end.input_tokens, "output_tokens" => end.output_tokens,
             "failure_code" => &end.failure_code,
             &self.client_trace, phases);
+        self.audit(200, elapsed, Some(end));
     }
 
-    /// Queues the request's audit row (a stream's when it ended, with `end`).
-    fn audit(&self, status: u16, took: Duration, end: Option<&StreamEnd>) {
-        let Some(draft) = &self.draft else {
+    /// Queues the request's audit row (a stream's when it ended, with `end`). The line is spent:
+    /// what the row holds moves into it.
+    fn audit(self, status: u16, took: Duration, end: Option<&StreamEnd>) {
+        let AccessLine {
+            method,
+            path,
+            key_id,
+            tenant_id,
+            note,
+            draft,
+            ..
+        } = self;
+        let Some(draft) = draft else {
             return;
         };
-        let note = &self.note;
-        let error_code = note.error_code.as_deref();
+        let owned = |text: Option<String>| text.map(CompactString::from);
+        let failure_code = end.and_then(|end| end.failure_code.as_deref());
         let usage = note.usage;
         draft.record(Answered {
-            method: &self.method,
-            path: &self.path,
-            key_id: self.key_id.as_deref(),
-            tenant_id: self.tenant_id.as_deref(),
-            model_requested: note.model.as_deref(),
-            model_served: note.resolved_model.as_deref(),
-            account_id: note.account.as_deref(),
-            accounts_tried: &note.accounts_tried,
+            endpoint: endpoint(&method, &path),
+            key_id: owned(key_id),
+            tenant_id: owned(tenant_id),
+            model_requested: owned(note.model),
+            model_served: note.resolved_model.as_deref().map(CompactString::from),
+            account_id: owned(note.account),
+            accounts_tried: note.accounts_tried,
             status,
-            error_code: error_code.or(end.and_then(|end| end.failure_code.as_deref())),
+            error_code: owned(note.error_code).or(failure_code.map(CompactString::from)),
             stream: note.stream,
             stream_outcome: end.map(|end| end.outcome.name()),
             input_tokens: end.map_or(usage.map(|u| u.0), |end| end.input_tokens),
             output_tokens: end.map_or(usage.map(|u| u.1), |end| end.output_tokens),
-            capture_id: note.capture_id.as_deref(),
+            capture_id: note.capture_id.as_deref().map(CompactString::from),
             took,
         });
     }
@@ -321,23 +356,20 @@ pub async fn request_context(
     }
     let mut note = res
         .request()
-        .extensions()
-        .get::<AccessNote>()
-        .cloned()
+        .extensions_mut()
+        .remove::<AccessNote>()
         .unwrap_or_default();
     note.error_code = res
         .response()
         .extensions()
         .get::<ErrorCode>()
         .map(|c| c.0.clone());
-    let slot = note.line_for_stream.clone();
+    let slot = note.line_for_stream.take();
     let record = record.map(|record| record.with_model(note.resolved_model.clone()));
     let line = AccessLine::of(res.request(), note, record);
     match slot {
         // The stream writes the line when it ends.
-        Some(slot) if res.status().is_success() => {
-            let _ = slot.set(line);
-        }
+        Some(slot) if res.status().is_success() => slot.put(line),
         _ => line.write(&log, res.status().as_u16(), started),
     }
     Ok(res)

@@ -8,7 +8,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ use slog::{info, warn, Logger};
 
 use super::keepalive::{KeepAlive, COMMENT};
 use crate::capture::Tee;
-use crate::edge::context::{AccessLine, StreamEnd};
+use crate::edge::context::{StreamEnd, StreamLine};
 use crate::edge::metrics::StreamOutcome;
 use crate::governance::Admission;
 use crate::obs::{bounded, limit};
@@ -61,7 +60,7 @@ pub struct RelayStream {
     /// the completed response's tokens.
     admission: Option<Admission>,
     /// The request's access line, written when the stream ends, and when the request arrived.
-    access: Option<(Arc<OnceLock<AccessLine>>, Instant)>,
+    access: Option<(StreamLine, Instant)>,
     /// The answer's recording for the response memory, finished when the stream completes.
     recording: Option<Recording>,
     /// The call's tee when a content capture covers it; its record is handed over on drop.
@@ -112,7 +111,7 @@ impl RelayStream {
 
     /// The stream writes the request's access line (once the access log has filled `line`)
     /// when it ends, instead of the access log writing it when the headers leave.
-    pub fn with_access_line(mut self, line: Arc<OnceLock<AccessLine>>, started: Instant) -> Self {
+    pub fn with_access_line(mut self, line: StreamLine, started: Instant) -> Self {
         self.access = Some((line, started));
         self
     }
@@ -171,8 +170,8 @@ impl RelayStream {
             failure_code,
             streamed: self.started.elapsed(),
         };
-        let access = self.access.as_ref();
-        match access.and_then(|(line, started)| Some((line.get()?, *started))) {
+        let access = self.access.take();
+        match access.and_then(|(line, started)| Some((line.take()?, started))) {
             Some((line, started)) => line.write_stream(&self.log, started, &end),
             // Only without the access log in front (it fills the line before the first poll).
             None => info!(self.log, "stream ended";
@@ -186,9 +185,7 @@ impl RelayStream {
     /// Times the first byte leaving, on the request's access line.
     fn first_byte(&self) {
         if let Some((line, started)) = &self.access {
-            if let Some(line) = line.get() {
-                line.first_byte(*started);
-            }
+            line.first_byte(*started);
         }
     }
 

@@ -5,7 +5,7 @@
 //! response memory. Each of these phases is timed for the access line (`edge::phases`). A call a
 //! running content capture covers is teed (`capture`): its body and its answer are kept.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder};
@@ -21,7 +21,7 @@ use crate::capture::Tee;
 use crate::compat;
 use crate::credentials::Principal;
 use crate::domain::Usage;
-use crate::edge::context::{AccessNote, RequestContext};
+use crate::edge::context::{AccessNote, RequestContext, StreamLine};
 use crate::edge::phases::{Phase, Phases};
 use crate::governance::models::{ModelRefusal, Resolved};
 use crate::governance::Admission;
@@ -353,8 +353,8 @@ async fn answer(
             idle_timeout: idle,
             keepalive: Duration::from_millis(state.settings().server.sse_keepalive_ms),
         };
-        let line = Arc::new(OnceLock::new());
-        note.line_for_stream = Some(Arc::clone(&line));
+        let line = StreamLine::default();
+        note.line_for_stream = Some(line.clone());
         let stream = RelayStream::new(response, lease, held, timing, ctx.log.clone())
             .with_admission(reply.admission)
             .with_access_line(line, ctx.started)

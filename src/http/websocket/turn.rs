@@ -9,7 +9,7 @@
 //! made that response: it is pinned to that connection's account, and answered
 //! `previous_response_not_found` when the connection is gone or its account cannot serve.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServiceRequest;
@@ -30,7 +30,7 @@ use crate::capture::Tee;
 use crate::compat;
 use crate::credentials::Principal;
 use crate::edge::audit::WebSocketTurn;
-use crate::edge::context::{new_request_id, AccessLine, AccessNote, RequestContext};
+use crate::edge::context::{new_request_id, AccessLine, AccessNote, RequestContext, StreamLine};
 use crate::edge::guard::bearer;
 use crate::edge::metrics::RequestMetrics;
 use crate::edge::phases::Phases;
@@ -70,14 +70,14 @@ pub async fn serve(conn: &Connection, frame: Bytes) -> Answer {
         stream: true,
         ..AccessNote::default()
     };
-    let line = Arc::new(OnceLock::new());
+    let line = StreamLine::default();
     let mut tee = None;
     let answer = match authenticate(conn) {
         Ok(principal) => {
             let turn = Turn {
                 frame,
                 ctx: &ctx,
-                line: Arc::clone(&line),
+                line: line.clone(),
                 tee: &mut tee,
             };
             relay(conn, &principal, turn, &mut note).await
@@ -88,7 +88,7 @@ pub async fn serve(conn: &Connection, frame: Bytes) -> Answer {
     let record = record.map(|record| record.with_model(model));
     match answer {
         Ok(stream) => {
-            let _ = line.set(AccessLine::of(&conn.req, note, record));
+            line.put(AccessLine::of(&conn.req, note, record));
             Answer::Events(Box::new(EventFrames::new(stream)))
         }
         Err((error, fatal)) => {
@@ -108,7 +108,7 @@ pub async fn serve(conn: &Connection, frame: Bytes) -> Answer {
 struct Turn<'a> {
     frame: Bytes,
     ctx: &'a RequestContext,
-    line: Arc<OnceLock<AccessLine>>,
+    line: StreamLine,
     tee: &'a mut Option<Tee>,
 }
 
