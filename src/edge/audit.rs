@@ -10,7 +10,7 @@ use actix_web::http::header::{HeaderName, USER_AGENT};
 use actix_web::{HttpMessage, HttpRequest};
 use compact_str::{CompactString, ToCompactString};
 
-use super::context::RequestContext;
+use super::trace::TraceId;
 use crate::audit::{client_of, now_ms, Audit, Kind, Record};
 use crate::credentials::Principal;
 use crate::obs::{bounded, limit};
@@ -36,9 +36,9 @@ pub struct RequestDraft {
 }
 
 impl RequestDraft {
-    /// The draft of `req`'s row (`context` its request id and trace), when the audit trail
-    /// records it.
-    pub fn of(req: &HttpRequest, context: &RequestContext) -> Option<RequestDraft> {
+    /// The draft of `req`'s row (the relay's request id and the trace's id given), when the
+    /// audit trail records it.
+    pub fn of(req: &HttpRequest, request_id: &str, trace_id: &TraceId) -> Option<RequestDraft> {
         if !req.path().starts_with("/v1/") {
             return None;
         }
@@ -52,8 +52,9 @@ impl RequestDraft {
         Some(RequestDraft {
             audit: audit.clone(),
             action: action_of(req),
-            request_id: context.id.as_str().into(),
-            trace_id: Some(context.trace.trace_id.to_hex()),
+            request_id: request_id.into(),
+            // Its hex made here, for a row only.
+            trace_id: Some(trace_id.to_hex()),
             key_name: extensions
                 .get::<Principal>()
                 .map(|p| bounded(&p.policy.name, limit::MODEL).into()),

@@ -173,7 +173,7 @@ impl AccessLine {
         let Some(context) = extensions.get::<RequestContext>() else {
             return self;
         };
-        self.draft = RequestDraft::of(req, context);
+        self.draft = RequestDraft::of(req, &context.id, &context.trace.trace_id);
         self
     }
 
