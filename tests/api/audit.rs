@@ -1,12 +1,13 @@
 //! The audit trail of a running relay: a row for every data-plane request with who, what model,
 //! which account and how it ended; a row for every admin act and refused admin call with its
 //! actor; no secret and no content anywhere in the trail, its search, its export or its API;
-//! pages behind a cursor; retention that keeps `verify` green; and `on_failure = "refuse"`.
+//! pages behind a cursor; and retention that keeps `verify` green. A trail that cannot be written:
+//! `audit_failure.rs`.
 
 use std::path::{Path, PathBuf};
 
 use codex_relay::audit::{append_now, ActorKind, Record};
-use codex_relay::settings::{AuditOnFailure, Settings};
+use codex_relay::settings::Settings;
 use codex_relay::store::admin_tokens::AdminScope;
 use serde_json::{json, Value};
 
@@ -20,7 +21,7 @@ use crate::mock_upstream::TokenFailure;
 /// The client's trace, which its row names.
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-const PROMPT: &str = "PROMPT-CANARY-audit-4411 what is my password";
+pub const PROMPT: &str = "PROMPT-CANARY-audit-4411 what is my password";
 
 /// The folder of the app's store, where the audit file is (`audit.db` beside the store).
 fn data_dir(settings: &Settings) -> PathBuf {
@@ -88,7 +89,7 @@ pub async fn rows_when(app: &TestApp, token: &str, query: &str, count: usize) ->
 }
 
 /// The status of one short non-streaming request with the test key (its body read).
-async fn ask(app: &TestApp) -> u16 {
+pub async fn ask(app: &TestApp) -> u16 {
     let mut response = app
         .responses()
         .send_json(&body("gpt-5.5", "hi", false))
@@ -505,59 +506,6 @@ async fn pages_follow_the_cursor_newest_first_without_a_gap_or_a_repeat() {
             admin_call(&app, "GET", &format!("/admin/v1/audit?{bad}"), &admin, None).await;
         assert_eq!(status, 400, "{bad}: {error}");
     }
-    app.stop().await;
-}
-
-/// A path no file can be created at: under a regular file.
-fn unwritable(dir: &Path) -> PathBuf {
-    let file = dir.join("a-file");
-    std::fs::write(&file, "not a folder").unwrap();
-    file.join("audit.db")
-}
-
-#[actix_web::test]
-async fn with_refuse_a_broken_audit_trail_answers_503_before_any_account_is_used() {
-    let dir = tempfile::tempdir().unwrap();
-    let broken = unwritable(dir.path());
-    let app = spawn_app_with(|s| {
-        s.audit.path = broken.clone();
-        s.audit.on_failure = AuditOnFailure::Refuse;
-    })
-    .await;
-    let mut response = app
-        .responses()
-        .send_json(&body("gpt-5.5", PROMPT, true))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 503);
-    let error = error_of(&mut response).await;
-    assert_eq!(error["code"], "audit_unavailable");
-    assert_eq!(error["type"], "service_unavailable");
-    assert!(response.headers().contains_key("retry-after"));
-    assert!(
-        app.mock.state.responses_requests().is_empty(),
-        "an account was used"
-    );
-    app.stop().await;
-}
-
-#[actix_web::test]
-async fn with_continue_a_broken_audit_trail_serves_and_counts_what_is_lost() {
-    let dir = tempfile::tempdir().unwrap();
-    let broken = unwritable(dir.path());
-    let app = spawn_app_with(|s| s.audit.path = broken.clone()).await;
-    assert_eq!(ask(&app).await, 200);
-    let admin = app.admin_token(AdminScope::Read).await;
-    let counted = eventually(5, || async {
-        let mut metrics = app.admin("GET", "/metrics", &admin).send().await.unwrap();
-        let text = String::from_utf8_lossy(&metrics.body().await.unwrap()).into_owned();
-        text.lines().any(|line| {
-            line.starts_with("codex_relay_audit_rows_lost_total ") && !line.ends_with(" 0")
-        })
-    })
-    .await;
-    assert!(counted, "the lost row is not counted");
-    assert!(app.logs().contains("audit rows cannot be written"));
     app.stop().await;
 }
 

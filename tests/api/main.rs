@@ -17,6 +17,7 @@ mod admin_onboarding;
 mod admin_pool;
 mod audit;
 mod audit_cli;
+mod audit_failure;
 mod auth;
 mod backup;
 mod bounds;
