@@ -18,6 +18,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
+use super::interleave::{self, Interleaved};
 use super::load::{self, LoopResult};
 use super::report::{loop_json, millis, quantile};
 use super::targets::{Kind, Target};
@@ -31,11 +32,12 @@ pub struct Round {
     pub paced_off: LoopResult,
 }
 
-/// Every round, and what its phases were.
+/// Every round, and what its phases were; then the fast stream interleaved, when the plan has it.
 pub struct AuditAb {
     pub fast_users: usize,
     pub paced_users: usize,
     pub rounds: Vec<Round>,
+    pub interleaved: Option<Interleaved>,
 }
 
 /// Runs `plan.audit_rounds` rounds against two new relays reaching the mock at `upstream`.
@@ -96,12 +98,22 @@ pub async fn measure(
         eprintln!("audit on/off, {}", round.summary());
         rounds.push(round);
     }
+    let interleaved = match plan.audit_interleave {
+        window if window.is_zero() => None,
+        window => {
+            let (slice, warmup) = (plan.audit_slice, plan.warmup);
+            let run = interleave::measure(&on, &off, fast_users, slice, warmup, window).await?;
+            eprintln!("audit on/off, interleaved: {} errors", run.errors);
+            Some(run)
+        }
+    };
     relay_on.child.check_alive()?;
     relay_off.child.check_alive()?;
     Ok(AuditAb {
         fast_users,
         paced_users: plan.paced_users,
         rounds,
+        interleaved,
     })
 }
 
@@ -239,7 +251,7 @@ pub struct Interval {
 
 impl Interval {
     /// A ratio's interval as percentages: `+3.1% (95%: -0.4% to +6.0%)`.
-    fn percent(self) -> String {
+    pub fn percent(self) -> String {
         let p = |v: f64| format!("{:+.1}%", (v - 1.0) * 100.0);
         format!(
             "{} (95%: {} to {})",
@@ -249,7 +261,7 @@ impl Interval {
         )
     }
 
-    fn json(self) -> Value {
+    pub fn json(self) -> Value {
         json!({ "median": self.median, "low_95": self.low, "high_95": self.high })
     }
 }
@@ -261,7 +273,8 @@ impl AuditAb {
     }
 
     pub fn errors(&self) -> u64 {
-        self.rounds.iter().map(Round::errors).sum()
+        let interleaved = self.interleaved.as_ref().map_or(0, |run| run.errors);
+        self.rounds.iter().map(Round::errors).sum::<u64>() + interleaved
     }
 
     /// The section printed under the table: a line per round, then the medians.
@@ -310,6 +323,9 @@ impl AuditAb {
             share(writer(|r| &r.paced_on)),
             interval(self.median_of(Round::first_byte_ratio)),
         ));
+        if let Some(run) = &self.interleaved {
+            out.push_str(&run.table());
+        }
         out
     }
 
@@ -367,6 +383,7 @@ impl AuditAb {
             "median_paced_cpu_ratio": self.median_of(Round::paced_cpu_ratio).map(Interval::json),
             "median_paced_first_byte_ratio":
                 self.median_of(Round::first_byte_ratio).map(Interval::json),
+            "interleaved": self.interleaved.as_ref().map(Interleaved::json),
         })
     }
 }

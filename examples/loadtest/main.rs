@@ -20,6 +20,7 @@
 //! | `main.rs`      | the command line, the plan, the order of the run               |
 //! | `phases.rs`    | every phase of the plan against one target                     |
 //! | `audit_ab.rs`  | the audit trail on against off, the two relays in turns        |
+//! | `interleave.rs`| the same on the fast stream, the relays taking turns by slices |
 //! | `setup.rs`     | building; starting the mock and each relay (data, logins, key) |
 //! | `nginx.rs`     | the nginx yardstick                                            |
 //! | `targets.rs`   | what is measured and the requests it gets                      |
@@ -34,6 +35,7 @@
 
 mod audit_ab;
 mod client;
+mod interleave;
 mod load;
 mod nginx;
 mod phases;
@@ -84,6 +86,14 @@ struct Args {
     /// what the trail costs, with more `--audit-rounds`).
     #[arg(long, conflicts_with_all = ["no_audit_off", "smoke"])]
     audit_only: bool,
+    /// Seconds of the fast stream against the relays with the audit trail on and off
+    /// interleaved, after the rounds: one closed loop, the relays taking turns every
+    /// `--audit-slice` (0 leaves it out).
+    #[arg(long, default_value_t = 30.0)]
+    audit_interleave: f64,
+    /// Seconds each relay serves in a turn of the interleaved loop.
+    #[arg(long, default_value_t = 1.0)]
+    audit_slice: f64,
     /// Leave nginx out even when it is installed.
     #[arg(long)]
     no_nginx: bool,
@@ -138,6 +148,10 @@ pub struct Plan {
     pub audit_off: bool,
     /// Rounds of the audit trail on against off, in turns (`audit_ab.rs`).
     pub audit_rounds: usize,
+    /// Then the fast stream against both, interleaved for this long (none when zero), the
+    /// relays taking turns every `audit_slice` (`interleave.rs`).
+    pub audit_interleave: Duration,
+    pub audit_slice: Duration,
     /// Measure the table's targets (direct, nginx, the relays); all but `--audit-only`.
     pub table: bool,
     pub nginx: bool,
@@ -166,6 +180,8 @@ impl Plan {
                 h2: true,
                 audit_off: true,
                 audit_rounds: 1,
+                audit_interleave: Duration::from_millis(800),
+                audit_slice: Duration::from_millis(200),
                 table: true,
                 nginx: false,
             });
@@ -197,6 +213,12 @@ impl Plan {
             } else {
                 args.audit_rounds
             },
+            audit_interleave: match args.no_audit_off {
+                true => Duration::ZERO,
+                false => Duration::try_from_secs_f64(args.audit_interleave)
+                    .context("--audit-interleave")?,
+            },
+            audit_slice: Duration::try_from_secs_f64(args.audit_slice).context("--audit-slice")?,
             table: !args.audit_only,
             nginx: !args.no_nginx,
         })
@@ -323,7 +345,7 @@ async fn run(args: &Args, plan: &Plan) -> anyhow::Result<()> {
 }
 
 /// The table's targets (`measure_table`; none with `--audit-only`), then, when the plan has
-/// rounds of it, the audit trail on against off in turns.
+/// rounds of it or the interleaved loop, the audit trail on against off.
 async fn measure_all(
     args: &Args,
     plan: &Plan,
@@ -339,9 +361,9 @@ async fn measure_all(
         true => measure_table(plan, bins, dir, fd_limit, &mock).await?,
         false => Vec::new(),
     };
-    let audit_ab = match plan.audit_rounds {
-        0 => None,
-        _ => Some(audit_ab::measure(plan, bins, dir, &plain, mock_pid).await?),
+    let audit_ab = match plan.audit_rounds == 0 && plan.audit_interleave.is_zero() {
+        true => None,
+        false => Some(audit_ab::measure(plan, bins, dir, &plain, mock_pid).await?),
     };
     Ok((all, audit_ab))
 }
