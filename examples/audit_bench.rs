@@ -16,7 +16,7 @@ use sha2::Digest;
 use codex_relay::audit::search::{search, Cursor, Filter};
 use codex_relay::audit::verify::verify;
 use codex_relay::audit::{
-    append, open_for_reading, open_for_writing, ActorKind, Appender, Kind, Record,
+    append, open_for_reading, open_for_writing, ActorKind, Appender, Kind, Prepared, Record,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -122,17 +122,26 @@ fn writer_cost(conn: &mut rusqlite::Connection, filled: i64, now: i64) {
     for batch in [16, 200, 1000] {
         let records: Vec<Record> = (next..next + ROWS).map(|n| row(n, now)).collect();
         next += ROWS;
+        // The recording threads prepare each row (the request path, in the server).
+        let (user, _) = thread_cpu();
+        let rows: Vec<Prepared> = records
+            .iter()
+            .map(|record| Prepared::of(record).expect("a row is prepared"))
+            .collect();
+        let prepared = thread_cpu().0 - user;
         let (user, system) = thread_cpu();
-        for chunk in records.chunks(batch) {
+        for chunk in rows.chunks(batch) {
             appender.append(conn, chunk).expect("a batch is written");
         }
         let (user_after, system_after) = thread_cpu();
         let per_row = |d: Duration| d.as_secs_f64() * 1e6 / ROWS as f64;
         println!(
-            "writer: {:.1} µs of CPU a row ({:.1} user, {:.1} system), appended in batches of {batch}",
+            "writer: {:.1} µs of CPU a row ({:.1} user, {:.1} system), appended in batches of \
+             {batch}; preparing a row {:.1} µs",
             per_row(user_after + system_after - user - system),
             per_row(user_after - user),
-            per_row(system_after - system)
+            per_row(system_after - system),
+            per_row(prepared)
         );
     }
     let contents: Vec<String> = (0..ROWS)

@@ -68,8 +68,9 @@ pub struct BlockIndex {
 }
 
 impl BlockIndex {
-    /// Adds row `seq` (rows come in ascending order) with its time and its filters' values.
-    fn add(&mut self, seq: i64, at_ms: i64, values: [(char, Option<&str>); 6]) {
+    /// Adds row `seq` (rows come in ascending order) with its time and its filters' values
+    /// ([`facets`]; the writer has them from a prepared row).
+    pub fn add(&mut self, seq: i64, at_ms: i64, values: [(char, Option<&str>); FACETS]) {
         (self.min_at_ms, self.max_at_ms) = match self.rows {
             0 => (at_ms, at_ms),
             _ => (self.min_at_ms.min(at_ms), self.max_at_ms.max(at_ms)),
@@ -90,22 +91,36 @@ impl BlockIndex {
 
     /// Adds a row as its sealed record says.
     pub fn add_record(&mut self, seq: i64, record: &Record) {
-        let status = record.status.filter(|status| !common_status(*status));
-        let status = status.map(|status| status.to_string());
-        let action = Some(record.action.as_str()).filter(|action| !common_action(action));
-        self.add(
-            seq,
-            record.at_ms,
-            [
-                ('t', record.tenant_id.as_deref()),
-                ('k', record.key_id.as_deref()),
-                ('m', record.model()),
-                ('a', record.account_id.as_deref()),
-                ('s', status.as_deref()),
-                ('x', action),
-            ],
-        );
+        let mut status = itoa::Buffer::new();
+        self.add(seq, record.at_ms, facets(record, &mut status));
     }
+}
+
+/// How many values a row is filed under at most, and their prefixes, in order.
+pub const FACETS: usize = 6;
+pub const FACET_PREFIXES: [char; FACETS] = ['t', 'k', 'm', 'a', 's', 'x'];
+
+/// The values `record` is filed under, with their prefixes ([`FACET_PREFIXES`]): its tenant, key,
+/// model and account, and its status and action unless they are the common ones. A status is
+/// written as text into `status`.
+pub fn facets<'a>(
+    record: &'a Record,
+    status: &'a mut itoa::Buffer,
+) -> [(char, Option<&'a str>); FACETS] {
+    let status = record
+        .status
+        .filter(|status| !common_status(*status))
+        .map(|code| status.format(code));
+    let action = Some(record.action.as_str()).filter(|action| !common_action(action));
+    let values = [
+        record.tenant_id.as_deref(),
+        record.key_id.as_deref(),
+        record.model(),
+        record.account_id.as_deref(),
+        status,
+        action,
+    ];
+    std::array::from_fn(|i| (FACET_PREFIXES[i], values[i]))
 }
 
 /// The status most rows have, left out of the index: a search for it reads rows in time order,

@@ -1,4 +1,4 @@
-//! The content a row's hash seals: `{"seq":…,` then the record's fields in declaration order,
+//! The content a row's hash seals: `{"seq":…` then the record's fields in declaration order,
 //! those absent left out — byte for byte what serde_json writes for the record flattened behind
 //! `seq`, which every release has sealed (`Row` reads it back through serde).
 //!
@@ -21,8 +21,22 @@ macro_rules! field {
     };
 }
 
-/// Writes the content a row's hash seals onto `out`.
+/// Writes the content a row's hash seals onto `out`: its place, then its fields.
+#[cfg(test)]
 pub(super) fn write_canonical(out: &mut Vec<u8>, seq: i64, record: &Record) -> Result<(), Error> {
+    write_place(out, seq);
+    write_fields(out, record)
+}
+
+/// Writes the start of a row's content, its place: `{"seq":N`.
+pub(super) fn write_place(out: &mut Vec<u8>, seq: i64) {
+    out.extend_from_slice(b"{\"seq\":");
+    out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+}
+
+/// Writes the rest of a row's content after its place, `,"at_ms":…}` (a row is prepared so
+/// before it has a place: `prepared.rs`).
+pub(super) fn write_fields(out: &mut Vec<u8>, record: &Record) -> Result<(), Error> {
     // Every field named, none left to `..`: a field added to `Record` does not compile here until
     // it is written (in declaration order, as serde writes it; a test compares the bytes).
     let Record {
@@ -57,7 +71,6 @@ pub(super) fn write_canonical(out: &mut Vec<u8>, seq: i64, record: &Record) -> R
         capture_id,
     } = record;
     let mut object = Object(out);
-    object.number("{\"seq\":", &seq)?;
     field!(object.number(at_ms));
     field!(object.text(kind.as_str()));
     field!(object.text(action));

@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 use super::blocks::{self, BlockIndex};
 use std::borrow::Borrow;
 
-use super::canonical::write_canonical;
+use super::canonical::write_place;
+use super::prepared::Prepared;
 use super::record::Record;
 use super::segment::{Packer, SEGMENT_ROWS};
 use super::AuditError;
@@ -68,7 +69,11 @@ fn read_link(conn: &Connection, sql: &str) -> rusqlite::Result<Option<Link>> {
 /// Appends `records` in order, in one immediate transaction; returns the new head. For a
 /// process appending now and then (the CLI); the server's writer keeps an [`Appender`].
 pub fn append(conn: &mut Connection, records: &[impl Borrow<Record>]) -> Result<Link, AuditError> {
-    Appender::new()?.append(conn, records)
+    let rows = records
+        .iter()
+        .map(|record| Prepared::of(record.borrow()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Appender::new()?.append(conn, &rows)
 }
 
 /// Appends batches: segments compressed with one reused context, and the block index of the
@@ -93,42 +98,32 @@ impl Appender {
         })
     }
 
-    /// Appends `records` in order, in one immediate transaction; returns the new head. The
-    /// writer's batches are the boxes its queue carried (`&[Box<Record>]`): a row is not copied
-    /// out of its box to be written.
-    pub fn append(
-        &mut self,
-        conn: &mut Connection,
-        records: &[impl Borrow<Record>],
-    ) -> Result<Link, AuditError> {
+    /// Appends `rows` in order, in one immediate transaction; returns the new head.
+    pub fn append(&mut self, conn: &mut Connection, rows: &[Prepared]) -> Result<Link, AuditError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let head = self.append_in(&tx, records)?;
+        let head = self.append_in(&tx, rows)?;
         tx.commit()?;
         Ok(head)
     }
 
-    fn append_in(
-        &mut self,
-        tx: &Transaction,
-        records: &[impl Borrow<Record>],
-    ) -> Result<Link, AuditError> {
+    fn append_in(&mut self, tx: &Transaction, rows: &[Prepared]) -> Result<Link, AuditError> {
         let start = head(tx)?;
         let mut seq = start.seq;
         let mut previous = seed(&start.hash);
         let (mut lines, mut hashes) = (Vec::new(), Vec::new());
-        for segment in records.chunks(SEGMENT_ROWS) {
+        for segment in rows.chunks(SEGMENT_ROWS) {
             let first = seq + 1;
             lines.clear();
             hashes.clear();
             let mut times = (i64::MAX, i64::MIN);
-            for record in segment {
-                let record = record.borrow();
+            for row in segment {
                 seq += 1;
                 if !lines.is_empty() {
                     lines.push(b'\n');
                 }
                 let line = lines.len();
-                write_canonical(&mut lines, seq, record)?;
+                write_place(&mut lines, seq);
+                lines.extend_from_slice(row.fields());
                 let hash = Sha256::new()
                     .chain_update(&previous)
                     .chain_update(&lines[line..])
@@ -136,7 +131,8 @@ impl Appender {
                 hashes.extend_from_slice(&hash);
                 previous.clear();
                 previous.extend_from_slice(&hash);
-                times = (times.0.min(record.at_ms), times.1.max(record.at_ms));
+                let at_ms = row.at_ms();
+                times = (times.0.min(at_ms), times.1.max(at_ms));
             }
             self.packer.insert(tx, first, &lines, &hashes, times)?;
         }
@@ -149,7 +145,7 @@ impl Appender {
              ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
         )?
         .execute(params![at.seq, at.hash])?;
-        self.index(tx, start.seq, records)?;
+        self.index(tx, start.seq, rows)?;
         Ok(at)
     }
 
@@ -160,12 +156,12 @@ impl Appender {
         &mut self,
         tx: &Transaction,
         before: i64,
-        records: &[impl Borrow<Record>],
+        rows: &[Prepared],
     ) -> Result<(), AuditError> {
         if self.filling.as_ref().is_some_and(|f| f.upto != before) {
             self.filling = None;
         }
-        for (seq, record) in (before + 1..).zip(records) {
+        for (seq, row) in (before + 1..).zip(rows) {
             let block = blocks::block_of(seq);
             if self.filling.is_none() && seq == blocks::first_of(block) {
                 self.filling = Some(Filling {
@@ -175,7 +171,7 @@ impl Appender {
                 });
             }
             if let Some(filling) = &mut self.filling {
-                filling.index.add_record(seq, record.borrow());
+                filling.index.add(seq, row.at_ms(), row.facets());
                 filling.upto = seq;
             }
             if seq == blocks::last_of(block) {

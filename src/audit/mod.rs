@@ -6,6 +6,7 @@
 //! |----------------|----------------------------------------------------------------|
 //! | `record.rs`    | what a row says                                                |
 //! | `canonical.rs` | a row's canonical content, the bytes its hash seals            |
+//! | `prepared.rs`  | a row made ready for the writer by the thread recording it     |
 //! | `file.rs`      | the audit file: where, its modes, WAL, its schema              |
 //! | `chain.rs`     | appending under the chain's head, the hash of a link           |
 //! | `segment.rs`   | the storage: rows in compressed segments beside their hashes   |
@@ -25,6 +26,7 @@ mod canonical;
 mod chain;
 mod file;
 pub mod metrics;
+mod prepared;
 pub mod record;
 mod retention;
 pub mod search;
@@ -43,6 +45,7 @@ use slog::{error, info, Logger};
 pub use self::chain::{append, Appender, Link, GENESIS};
 pub use self::file::{backup, open_for_reading, open_for_writing, path_of};
 pub use self::metrics::AuditMetrics;
+pub use self::prepared::Prepared;
 pub use self::record::{client_of, now_ms, ActorKind, Kind, Record, Row};
 pub use self::retention::prune;
 use self::writer::{Message, Writer};
@@ -159,7 +162,19 @@ impl Audit {
         let Some(queue) = &self.0.queue else {
             return;
         };
-        match queue.try_send(Message::Row(Box::new(record))) {
+        // Prepared here, on the recording thread: the record's strings are freed where they
+        // were made, and the writer gets one buffer (`prepared.rs`).
+        let row = match Prepared::of(&record) {
+            Ok(row) => row,
+            Err(e) => {
+                self.0.metrics.lost.inc();
+                self.0
+                    .failed(&format!("an audit row could not be encoded: {e}"));
+                return;
+            }
+        };
+        drop(record);
+        match queue.try_send(Message::Row(row)) {
             Ok(()) => {
                 if self.0.metrics.pending.inc() + 1 >= self.0.flush_rows {
                     self.0.wake_writer();

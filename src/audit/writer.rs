@@ -16,21 +16,21 @@ use rusqlite::Connection;
 use slog::{error, info, warn};
 
 use super::chain::Appender;
-use super::record::{now_ms, Record};
+use super::prepared::Prepared;
+use super::record::now_ms;
 use super::{file, retention, Shared};
 
 /// What the queue carries.
 pub(super) enum Message {
-    /// Boxed: the queue's slots are allocated up front, one pointer each rather than a row
-    /// each (`audit.queue_rows` rows of some 700 bytes would be tens of MB held for nothing).
-    Row(Box<Record>),
+    /// A row prepared by the thread that recorded it (`prepared.rs`): a buffer's pointer, length
+    /// and capacity in the queue's slot, allocated up front for `audit.queue_rows`.
+    Row(Prepared),
     /// Answered once every row queued before it is written (or lost).
     Flush(SyncSender<()>),
 }
 
-/// A batch as the queue carried it, each row still in its box: moving the rows out would copy
-/// each (some 700 bytes), and again as the batch grows.
-type Batch = Vec<Box<Record>>;
+/// A batch, the rows as the queue carried them.
+type Batch = Vec<Prepared>;
 
 /// How often retention looks for rows to prune.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -122,7 +122,7 @@ impl Writer {
     }
 
     /// Appends `batch` through the open connection (opened again after a failure).
-    fn append(&mut self, batch: &[Box<Record>]) -> Result<(), String> {
+    fn append(&mut self, batch: &[Prepared]) -> Result<(), String> {
         if self.appender.is_none() {
             self.appender = Some(Appender::new().map_err(|e| e.to_string())?);
         }

@@ -12,6 +12,7 @@ use crate::audit::record::{Kind, Record, Row};
 use crate::audit::retention::prune;
 use crate::audit::search::{export, search, Cursor, Filter};
 use crate::audit::verify::{verify, Break};
+use crate::audit::Prepared;
 
 /// Row `n` of a trail: values spread unevenly over few tenants and models and many keys, and a
 /// time that does not follow the row's place (a request row is written when it ends, with the
@@ -345,7 +346,10 @@ fn a_block_filled_by_another_process_is_indexed_from_its_rows() {
     for (n, batch) in records.chunks(100).enumerate() {
         match n % 4 {
             3 => append(&mut cli, batch).unwrap(),
-            _ => appender.append(&mut server, batch).unwrap(),
+            _ => {
+                let rows: Vec<Prepared> = batch.iter().map(|r| Prepared::of(r).unwrap()).collect();
+                appender.append(&mut server, &rows).unwrap()
+            }
         };
     }
     assert_eq!(verify(&server).unwrap().broken, None);
