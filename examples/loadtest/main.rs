@@ -89,10 +89,10 @@ struct Args {
     /// Seconds of the fast stream against the relays with the audit trail on and off
     /// interleaved, after the rounds: one closed loop, the relays taking turns every
     /// `--audit-slice` (0 leaves it out).
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 60.0)]
     audit_interleave: f64,
     /// Seconds each relay serves in a turn of the interleaved loop.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 0.5)]
     audit_slice: f64,
     /// Leave nginx out even when it is installed.
     #[arg(long)]
