@@ -203,7 +203,8 @@ impl Round {
     }
 }
 
-fn ratio(on: Option<f64>, off: Option<f64>) -> Option<f64> {
+/// `on / off`, when both are known and `off` is not zero.
+pub fn ratio(on: Option<f64>, off: Option<f64>) -> Option<f64> {
     match (on, off) {
         (Some(on), Some(off)) if off > 0.0 => Some(on / off),
         _ => None,

@@ -26,13 +26,11 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
-use super::audit_ab::{median_interval, Interval};
-use super::load::{Client, Http};
+use super::audit_ab::{median_interval, ratio, Interval};
+use super::load::{attempt, Http, AUDIT_WRITER};
 use super::procs;
 use super::targets::Target;
 
-/// The relay's audit writer thread (`audit::Audit::start`).
-const AUDIT_WRITER: &str = "audit-writer";
 /// Longest a single answer may take before it counts as failed.
 const ANSWER_LIMIT: Duration = Duration::from_secs(30);
 
@@ -90,16 +88,12 @@ pub struct Cycle {
 
 impl Cycle {
     fn cpu_ratio(&self) -> Option<f64> {
-        ratio(self.on.cpu_per_request()?, self.off.cpu_per_request()?)
+        ratio(self.on.cpu_per_request(), self.off.cpu_per_request())
     }
 
     fn rest_ratio(&self) -> Option<f64> {
-        ratio(self.on.rest_per_request()?, self.off.cpu_per_request()?)
+        ratio(self.on.rest_per_request(), self.off.cpu_per_request())
     }
-}
-
-fn ratio(on: f64, off: f64) -> Option<f64> {
-    (off > 0.0).then_some(on / off)
 }
 
 /// What the interleaved loop measured.
@@ -227,21 +221,8 @@ async fn user_loop(clients: [Http; 2], shared: Arc<Shared>, warm_cycles: usize) 
     let mut conns = [None, None];
     while !shared.stop.load(Ordering::SeqCst) {
         let side = serving(shared.tick.load(Ordering::SeqCst)) as usize;
-        let outcome = match conns[side].as_mut() {
-            Some(conn) => tokio::time::timeout(ANSWER_LIMIT, clients[side].send(conn))
-                .await
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {ANSWER_LIMIT:?}"))),
-            None => match clients[side].open().await {
-                Ok(conn) => {
-                    conns[side] = Some(conn);
-                    continue;
-                }
-                Err(e) => {
-                    // Do not spin on a refused connect.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    Err(e)
-                }
-            },
+        let Some(outcome) = attempt(&clients[side], &mut conns[side], ANSWER_LIMIT).await else {
+            continue;
         };
         let cycle = shared.tick.load(Ordering::SeqCst) / 4;
         let counted = cycle >= warm_cycles && !shared.stop.load(Ordering::SeqCst);
@@ -252,13 +233,11 @@ async fn user_loop(clients: [Http; 2], shared: Arc<Shared>, warm_cycles: usize) 
                 }
             }
             Ok(_) => {}
-            Err(e) => {
-                conns[side] = None;
-                if counted {
-                    shared.errors.fetch_add(1, Ordering::SeqCst);
-                    record_error(&shared, format!("{e:#}"));
-                }
+            Err(e) if counted => {
+                shared.errors.fetch_add(1, Ordering::SeqCst);
+                record_error(&shared, format!("{e:#}"));
             }
+            Err(_) => {}
         }
     }
 }
@@ -304,13 +283,16 @@ impl Interleaved {
             });
         format!(
             "\naudit trail on against off, the fast stream interleaved: the relays take turns every \
-             {:.2} s, {} cycles (on, off, off, on), c={}, {} errors\n  median of the cycles on/off: \
+             {:.2} s, {} cycles (on, off, off, on), c={}, {} errors{}\n  median of the cycles on/off: \
              fast CPU a request {}\n    the audit writer's share {}, the rest {}\n  the whole \
              run: on {} a request (the writer {}), off {}: {}\n",
             self.slice.as_secs_f64(),
             self.cycles.len(),
             self.users,
             self.errors,
+            self.first_error
+                .as_ref()
+                .map_or(String::new(), |e| format!(" (the first: {e})")),
             interval(self.median_of(Cycle::cpu_ratio)),
             share,
             interval(self.median_of(Cycle::rest_ratio)),

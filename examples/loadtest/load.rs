@@ -72,7 +72,7 @@ pub struct Watched {
 
 /// A connection that answers one request at a time, and what is sent over it: the same closed
 /// loop drives an HTTP call over keep-alive connections and a turn over WebSockets.
-pub trait Client: Send + 'static {
+pub trait Client: Send + Sync + 'static {
     type Conn: Send;
     fn open(&self) -> impl Future<Output = anyhow::Result<Self::Conn>> + Send;
     /// Sends the request and reads its answer to the end.
@@ -165,7 +165,7 @@ pub async fn closed_loop<C: Client>(
 }
 
 /// The relay's audit writer thread (`audit::Audit::start`).
-const AUDIT_WRITER: &str = "audit-writer";
+pub const AUDIT_WRITER: &str = "audit-writer";
 
 fn cpu(pids: &[u32]) -> u64 {
     if pids.is_empty() {
@@ -202,40 +202,52 @@ async fn user_loop<C: Client>(
     };
     let mut conn: Option<C::Conn> = None;
     while Instant::now() < end {
-        let outcome = match conn.as_mut() {
-            Some(open) => {
-                let limit = (end + ANSWER_GRACE).saturating_duration_since(Instant::now());
-                tokio::time::timeout(limit, client.send(open))
-                    .await
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {limit:?}")))
-            }
-            None => match client.open().await {
-                Ok(open) => {
-                    conn = Some(open);
-                    continue;
-                }
-                Err(e) => {
-                    // Do not spin on a refused connect.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    Err(e)
-                }
-            },
+        let limit = (end + ANSWER_GRACE).saturating_duration_since(Instant::now());
+        let Some(outcome) = attempt(&client, &mut conn, limit).await else {
+            continue;
         };
         let done = Instant::now();
         let counted = done >= warm_end && done <= end;
         match outcome {
             Ok(timing) if counted => result.record(&timing),
             Ok(_) => {}
-            Err(e) => {
-                conn = None;
-                if counted {
-                    result.errors += 1;
-                    result.first_error.get_or_insert_with(|| format!("{e:#}"));
-                }
+            Err(e) if counted => {
+                result.errors += 1;
+                result.first_error.get_or_insert_with(|| format!("{e:#}"));
             }
+            Err(_) => {}
         }
     }
     result
+}
+
+/// One step of a user on `conn`: with a connection open, `client`'s request sent over it and its
+/// answer read (at most `limit`); with none, one opened — `None`, nothing was sent. An error
+/// closes the connection (a refused connect after a pause, so it does not spin).
+pub async fn attempt<C: Client>(
+    client: &C,
+    conn: &mut Option<C::Conn>,
+    limit: Duration,
+) -> Option<anyhow::Result<Timing>> {
+    let outcome = match conn.as_mut() {
+        Some(open) => tokio::time::timeout(limit, client.send(open))
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {limit:?}"))),
+        None => match client.open().await {
+            Ok(open) => {
+                *conn = Some(open);
+                return None;
+            }
+            Err(e) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                Err(e)
+            }
+        },
+    };
+    if outcome.is_err() {
+        *conn = None;
+    }
+    Some(outcome)
 }
 
 impl UserResult {

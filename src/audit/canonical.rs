@@ -193,6 +193,43 @@ pub(super) fn canonical(seq: i64, record: &Record) -> Result<String, Error> {
     Ok(String::from_utf8(out).expect("JSON is UTF-8"))
 }
 
+/// A record with every field set (tests: the canonical content, a prepared row).
+#[cfg(test)]
+pub(super) fn every_field() -> Record {
+    use super::record::Kind;
+    Record {
+        at_ms: 1_700_000_000_123,
+        kind: Kind::Request,
+        action: "responses.create".into(),
+        request_id: Some("req_0190a1b2c3d47e5f8a9b0c1d2e3f4a5b".into()),
+        trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+        tenant_id: Some("ten_1".into()),
+        key_id: Some("key_1".into()),
+        key_name: Some("ci".into()),
+        client_addr: Some("10.0.0.7".into()),
+        client_name: Some("codex_cli_rs".into()),
+        client_version: Some("0.50.0".into()),
+        endpoint: Some("POST /v1/responses".into()),
+        model_requested: Some("gpt-5".into()),
+        model_served: Some("gpt-5-codex".into()),
+        account_id: Some("acct_2".into()),
+        accounts_tried: vec!["acct_1".into(), "acct_2".into()],
+        status: Some(200),
+        error_code: Some("upstream_error".into()),
+        stream: Some(true),
+        stream_outcome: Some("completed".into()),
+        input_tokens: Some(12),
+        output_tokens: Some(34),
+        duration_ms: Some(56),
+        actor_kind: Some(ActorKind::AdminToken),
+        actor_id: Some("adm_1".into()),
+        actor_name: Some("ops".into()),
+        target: Some("key_9".into()),
+        result: Some("ok".into()),
+        capture_id: Some("cap_1".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Serialize;
@@ -227,40 +264,6 @@ mod tests {
             record: &'a Record,
         }
         serde_json::to_string(&Flattened { seq, record }).unwrap()
-    }
-
-    fn every_field() -> Record {
-        Record {
-            at_ms: 1_700_000_000_123,
-            kind: Kind::Request,
-            action: "responses.create".into(),
-            request_id: Some("req_0190a1b2c3d47e5f8a9b0c1d2e3f4a5b".into()),
-            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
-            tenant_id: Some("ten_1".into()),
-            key_id: Some("key_1".into()),
-            key_name: Some("ci".into()),
-            client_addr: Some("10.0.0.7".into()),
-            client_name: Some("codex_cli_rs".into()),
-            client_version: Some("0.50.0".into()),
-            endpoint: Some("POST /v1/responses".into()),
-            model_requested: Some("gpt-5".into()),
-            model_served: Some("gpt-5-codex".into()),
-            account_id: Some("acct_2".into()),
-            accounts_tried: vec!["acct_1".into(), "acct_2".into()],
-            status: Some(200),
-            error_code: Some("upstream_error".into()),
-            stream: Some(true),
-            stream_outcome: Some("completed".into()),
-            input_tokens: Some(12),
-            output_tokens: Some(34),
-            duration_ms: Some(56),
-            actor_kind: Some(ActorKind::AdminToken),
-            actor_id: Some("adm_1".into()),
-            actor_name: Some("ops".into()),
-            target: Some("key_9".into()),
-            result: Some("ok".into()),
-            capture_id: Some("cap_1".into()),
-        }
     }
 
     /// Each field left out in turn (a field skipped, or not, where serde would not).

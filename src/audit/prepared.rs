@@ -86,48 +86,43 @@ fn len(n: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::canonical::canonical;
-    use crate::audit::Kind;
+    use crate::audit::canonical::{canonical, every_field};
+    use crate::audit::ActorKind;
 
+    /// Every field, an index value JSON escapes, and a status the index files.
     fn request() -> Record {
         Record {
-            at_ms: 1_796_605_557_644,
-            kind: Kind::Request,
-            action: "responses.create".into(),
-            request_id: Some("req_01a24e093b8c726f8248f5d4517a5000".into()),
             tenant_id: Some("tenant \"quoted\"".into()),
-            key_id: Some("dde2929f-b61a-4ea7-bd45-afe0b28f7c75".into()),
-            model_requested: Some("gpt-5.5".into()),
-            account_id: Some("c58666b1-b043-4c2a-a1b9-3aee5812c6ca".into()),
             status: Some(429),
-            ..Record::default()
+            ..every_field()
         }
     }
 
     #[test]
     fn a_prepared_row_holds_the_canonical_content_after_its_place() {
-        let record = request();
-        let prepared = Prepared::of(&record).unwrap();
-        let mut line = b"{\"seq\":42".to_vec();
-        line.extend_from_slice(prepared.fields());
-        assert_eq!(
-            String::from_utf8(line).unwrap(),
-            canonical(42, &record).unwrap()
-        );
-        assert_eq!(prepared.at_ms(), record.at_ms);
+        for record in [every_field(), request(), Record::default()] {
+            let prepared = Prepared::of(&record).unwrap();
+            let mut line = b"{\"seq\":42".to_vec();
+            line.extend_from_slice(prepared.fields());
+            assert_eq!(
+                String::from_utf8(line).unwrap(),
+                canonical(42, &record).unwrap()
+            );
+            assert_eq!(prepared.at_ms(), record.at_ms);
+        }
     }
 
     #[test]
     fn a_prepared_row_files_under_the_values_its_record_does() {
         let mut status = itoa::Buffer::new();
         for record in [
+            every_field(),
             request(),
             Record {
-                status: Some(200),
-                model_served: Some("gpt-5.5-codex".into()),
+                model_served: None,
                 ..request()
             },
-            Record::act(crate::audit::ActorKind::Cli, "key.create"),
+            Record::act(ActorKind::Cli, "key.create"),
             Record::default(),
         ] {
             let prepared = Prepared::of(&record).unwrap();
