@@ -49,29 +49,23 @@ pub async fn measure(
     mock: u32,
 ) -> anyhow::Result<AuditAb> {
     let accounts = plan.accounts.iter().copied().min().unwrap_or(1);
-    let start = |audit| setup::start_relay_named(bins, dir, "ab", accounts, upstream, audit, false);
-    let mut relay_on = start(true).await?;
-    let mut relay_off = start(false).await?;
-    let target = |relay: &setup::Relay, audit| {
-        let kind = Kind::Relay {
-            accounts,
-            h2: false,
-            audit,
-        };
-        Target::relay(kind, relay.addr, &relay.key, relay.child.pid())
-    };
-    let (on, off) = (target(&relay_on, true), target(&relay_off, false));
     let fast_users = plan.fast_users.iter().copied().max().unwrap_or(1);
-    // A new process's first load grows its heap, faults its pages in and fills its caches:
-    // one fast phase each, not counted, before the rounds.
-    for relay in [&on, &off] {
-        phase(relay, plan, mock, fast_users, None).await?;
-    }
+    let relays = Relays {
+        plan,
+        bins,
+        dir,
+        upstream,
+        mock,
+        accounts,
+        fast_users,
+    };
+    let pair = relays.start("ab").await?;
+    let (on, off) = (&pair.on, &pair.off);
     let mut rounds = Vec::new();
     for round in 0..plan.audit_rounds {
         // The first round on then off, the next off then on: neither always follows the other.
         let first_on = round % 2 == 0;
-        let (a, b) = if first_on { (&on, &off) } else { (&off, &on) };
+        let (a, b) = if first_on { (on, off) } else { (off, on) };
         let (fast_a, fast_b) = (
             phase(a, plan, mock, fast_users, None).await?,
             phase(b, plan, mock, fast_users, None).await?,
@@ -98,23 +92,97 @@ pub async fn measure(
         eprintln!("audit on/off, {}", round.summary());
         rounds.push(round);
     }
-    let interleaved = match plan.audit_interleave {
-        window if window.is_zero() => None,
-        window => {
-            let (slice, warmup) = (plan.audit_slice, plan.warmup);
-            let run = interleave::measure(&on, &off, fast_users, slice, warmup, window).await?;
-            eprintln!("audit on/off, interleaved: {} errors", run.errors);
-            Some(run)
-        }
+    let interleaved = match plan.audit_interleave.is_zero() {
+        true => None,
+        false => Some(relays.interleave(&pair).await?),
     };
-    relay_on.child.check_alive()?;
-    relay_off.child.check_alive()?;
+    pair.check_alive()?;
     Ok(AuditAb {
         fast_users,
         paced_users: plan.paced_users,
         rounds,
         interleaved,
     })
+}
+
+/// What starting and measuring a pair of relays needs.
+struct Relays<'a> {
+    plan: &'a Plan,
+    bins: &'a setup::Binaries,
+    dir: &'a Path,
+    upstream: &'a setup::Upstream,
+    mock: u32,
+    accounts: usize,
+    fast_users: usize,
+}
+
+/// Two relays with the fewest accounts, the trail on and off.
+struct Pair {
+    relay_on: setup::Relay,
+    relay_off: setup::Relay,
+    on: Target,
+    off: Target,
+}
+
+impl Pair {
+    fn check_alive(mut self) -> anyhow::Result<()> {
+        self.relay_on.child.check_alive()?;
+        self.relay_off.child.check_alive()
+    }
+}
+
+impl Relays<'_> {
+    /// A new pair (its data in folders named from `name`), each given one fast phase not
+    /// counted: a new process's first load grows its heap, faults its pages in and fills its
+    /// caches.
+    async fn start(&self, name: &str) -> anyhow::Result<Pair> {
+        let start = |audit| {
+            let (bins, dir, upstream) = (self.bins, self.dir, self.upstream);
+            setup::start_relay_named(bins, dir, name, self.accounts, upstream, audit, false)
+        };
+        let relay_on = start(true).await?;
+        let relay_off = start(false).await?;
+        let target = |relay: &setup::Relay, audit| {
+            let kind = Kind::Relay {
+                accounts: self.accounts,
+                h2: false,
+                audit,
+            };
+            Target::relay(kind, relay.addr, &relay.key, relay.child.pid())
+        };
+        let (on, off) = (target(&relay_on, true), target(&relay_off, false));
+        for relay in [&on, &off] {
+            phase(relay, self.plan, self.mock, self.fast_users, None).await?;
+        }
+        Ok(Pair {
+            relay_on,
+            relay_off,
+            on,
+            off,
+        })
+    }
+
+    /// The fast stream interleaved, its time split among `audit_pairs` pairs: `first` (the
+    /// rounds' pair), then new ones, each stopped when its part is done. Two processes of one
+    /// build differ by about a percent (both relays with the trail off measured so: +0.9%,
+    /// -0.5%), more than one pair's interval says; the pairs' spread shows in the interval.
+    async fn interleave(&self, first: &Pair) -> anyhow::Result<Interleaved> {
+        let plan = self.plan;
+        let pairs = plan.audit_pairs.max(1);
+        let window = plan.audit_interleave / pairs as u32;
+        let (slice, warmup, users) = (plan.audit_slice, plan.warmup, self.fast_users);
+        let mut runs =
+            vec![interleave::measure(&first.on, &first.off, users, slice, warmup, window).await?];
+        for n in 1..pairs {
+            let pair = self.start(&format!("ab{n}")).await?;
+            let (on, off) = (&pair.on, &pair.off);
+            runs.push(interleave::measure(on, off, users, slice, warmup, window).await?);
+            pair.check_alive()?;
+        }
+        let run = Interleaved::of_pairs(runs);
+        eprintln!("audit on/off, interleaved: {} errors", run.errors);
+        Ok(run)
+    }
 }
 
 /// The fast phase (no marker) or the paced one against `target`.
@@ -225,13 +293,25 @@ pub fn median(mut values: Vec<f64>) -> Option<f64> {
 /// The median of `values` and a 95% interval around it: the 2.5th and 97.5th percentiles of the
 /// medians of resamples of the values (a bootstrap). Seeded: a run's report reads the same twice.
 pub fn median_interval(values: &[f64]) -> Option<Interval> {
+    median_interval_grouped(&[values.to_vec()])
+}
+
+/// [`median_interval`] of values measured in groups (the cycles of each pair of relays): each
+/// resample draws groups, then values within each group drawn, so that how far the groups differ
+/// widens the interval as much as how far the values within them do.
+pub fn median_interval_grouped(groups: &[Vec<f64>]) -> Option<Interval> {
     const RESAMPLES: usize = 2000;
-    let median_of_all = median(values.to_vec())?;
+    let groups: Vec<&Vec<f64>> = groups.iter().filter(|g| !g.is_empty()).collect();
+    let median_of_all = median(groups.iter().flat_map(|g| g.iter().copied()).collect())?;
     let mut rng = StdRng::seed_from_u64(2026);
     let mut medians: Vec<f64> = (0..RESAMPLES)
         .filter_map(|_| {
-            let resample = (0..values.len()).map(|_| values[rng.gen_range(0..values.len())]);
-            median(resample.collect())
+            let mut resample = Vec::new();
+            for _ in 0..groups.len() {
+                let group = groups[rng.gen_range(0..groups.len())];
+                resample.extend((0..group.len()).map(|_| group[rng.gen_range(0..group.len())]));
+            }
+            median(resample)
         })
         .collect();
     medians.sort_by(f64::total_cmp);
@@ -391,7 +471,7 @@ impl AuditAb {
 
 #[cfg(test)]
 mod tests {
-    use super::{median, median_interval};
+    use super::{median, median_interval, median_interval_grouped};
 
     #[test]
     fn the_median_is_the_middle_value_or_the_mean_of_the_two_middle_ones() {
@@ -416,5 +496,28 @@ mod tests {
             narrow.high - narrow.low < (wide.high - wide.low) / 5.0,
             "{narrow:?}"
         );
+    }
+
+    #[test]
+    fn groups_that_disagree_widen_the_interval_beyond_their_pooled_values() {
+        // Three pairs of relays, each tight around its own level.
+        let around = |level: f64| -> Vec<f64> {
+            (0..30).map(|i| level + f64::from(i % 5) * 0.001).collect()
+        };
+        let groups = [around(1.00), around(1.02), around(1.04)];
+        let pooled: Vec<f64> = groups.iter().flatten().copied().collect();
+        let flat = median_interval(&pooled).unwrap();
+        let grouped = median_interval_grouped(&groups).unwrap();
+        assert_eq!(grouped.median, flat.median);
+        assert!(
+            grouped.high - grouped.low > 5.0 * (flat.high - flat.low),
+            "{grouped:?} against {flat:?}"
+        );
+        let one = around(1.02);
+        assert_eq!(
+            median_interval_grouped(&[one.clone(), vec![]]),
+            median_interval(&one)
+        );
+        assert_eq!(median_interval_grouped(&[vec![]]), None);
     }
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
-use super::audit_ab::{median_interval, ratio, Interval};
+use super::audit_ab::{median, median_interval_grouped, ratio, Interval};
 use super::load::{attempt, Http, AUDIT_WRITER};
 use super::procs;
 use super::targets::Target;
@@ -96,11 +96,12 @@ impl Cycle {
     }
 }
 
-/// What the interleaved loop measured.
+/// What the interleaved loop measured, with one pair of relays or several in turn.
 pub struct Interleaved {
     pub users: usize,
     pub slice: Duration,
-    pub cycles: Vec<Cycle>,
+    /// Each pair's cycles.
+    pub pairs: Vec<Vec<Cycle>>,
     pub errors: u64,
     pub first_error: Option<String>,
 }
@@ -192,7 +193,7 @@ pub async fn measure(
     Ok(Interleaved {
         users,
         slice: half * 2,
-        cycles,
+        pairs: vec![cycles],
         errors: shared.errors.load(Ordering::SeqCst),
         first_error,
     })
@@ -251,8 +252,51 @@ fn record_error(shared: &Shared, error: String) {
 }
 
 impl Interleaved {
+    /// The runs of several pairs as one.
+    pub fn of_pairs(runs: Vec<Interleaved>) -> Interleaved {
+        let mut runs = runs.into_iter();
+        let Some(mut all) = runs.next() else {
+            return Interleaved {
+                users: 0,
+                slice: Duration::ZERO,
+                pairs: Vec::new(),
+                errors: 0,
+                first_error: None,
+            };
+        };
+        for run in runs {
+            all.pairs.extend(run.pairs);
+            all.errors += run.errors;
+            all.first_error = all.first_error.or(run.first_error);
+        }
+        all
+    }
+
+    fn cycles(&self) -> impl Iterator<Item = &Cycle> {
+        self.pairs.iter().flatten()
+    }
+
+    /// The median of the cycles' ratios; its interval draws pairs, then cycles within them.
     fn median_of(&self, ratio: fn(&Cycle) -> Option<f64>) -> Option<Interval> {
-        median_interval(&self.cycles.iter().filter_map(ratio).collect::<Vec<_>>())
+        let groups: Vec<Vec<f64>> = self
+            .pairs
+            .iter()
+            .map(|cycles| cycles.iter().filter_map(ratio).collect())
+            .collect();
+        median_interval_grouped(&groups)
+    }
+
+    /// Each pair's median, as a percentage.
+    fn pair_medians(&self) -> String {
+        let medians: Vec<String> = self
+            .pairs
+            .iter()
+            .map(|cycles| {
+                median(cycles.iter().filter_map(Cycle::cpu_ratio).collect())
+                    .map_or("-".into(), |v| format!("{:+.1}%", (v - 1.0) * 100.0))
+            })
+            .collect();
+        medians.join(", ")
     }
 
     /// Both relays over the whole run.
@@ -261,7 +305,7 @@ impl Interleaved {
             on: Share::default(),
             off: Share::default(),
         };
-        self.cycles.iter().fold(zero, |sum, c| Cycle {
+        self.cycles().fold(zero, |sum, c| Cycle {
             on: sum.on.add(c.on),
             off: sum.off.add(c.off),
         })
@@ -283,17 +327,20 @@ impl Interleaved {
             });
         format!(
             "\naudit trail on against off, the fast stream interleaved: the relays take turns every \
-             {:.2} s, {} cycles (on, off, off, on), c={}, {} errors{}\n  median of the cycles on/off: \
-             fast CPU a request {}\n    the audit writer's share {}, the rest {}\n  the whole \
-             run: on {} a request (the writer {}), off {}: {}\n",
+             {:.2} s, {} pairs of relays, {} cycles (on, off, off, on), c={}, {} errors{}\n  median \
+             of the cycles on/off: fast CPU a request {}\n    each pair's: {}\n    the audit \
+             writer's share {}, the rest {}\n  the whole run: on {} a request (the writer {}), \
+             off {}: {}\n",
             self.slice.as_secs_f64(),
-            self.cycles.len(),
+            self.pairs.len(),
+            self.cycles().count(),
             self.users,
             self.errors,
             self.first_error
                 .as_ref()
                 .map_or(String::new(), |e| format!(" (the first: {e})")),
             interval(self.median_of(Cycle::cpu_ratio)),
+            self.pair_medians(),
             share,
             interval(self.median_of(Cycle::rest_ratio)),
             micros(whole.on.cpu_per_request()),
@@ -309,15 +356,16 @@ impl Interleaved {
                 "requests": s.requests, "cpu_us": s.cpu_us, "audit_writer_cpu_us": s.writer_us,
             })
         };
-        let cycles: Vec<Value> = self
-            .cycles
+        let cycle = |c: &Cycle| json!({"on": share(&c.on), "off": share(&c.off), "cpu_ratio": c.cpu_ratio()});
+        let pairs: Vec<Value> = self
+            .pairs
             .iter()
-            .map(|c| json!({"on": share(&c.on), "off": share(&c.off), "cpu_ratio": c.cpu_ratio()}))
+            .map(|cycles| Value::from(cycles.iter().map(cycle).collect::<Vec<_>>()))
             .collect();
         let whole = self.whole();
         json!({
             "users": self.users, "slice_s": self.slice.as_secs_f64(), "errors": self.errors,
-            "first_error": self.first_error, "cycles": cycles,
+            "first_error": self.first_error, "pairs": pairs,
             "median_fast_cpu_ratio": self.median_of(Cycle::cpu_ratio).map(Interval::json),
             "median_fast_rest_ratio": self.median_of(Cycle::rest_ratio).map(Interval::json),
             "whole_fast_cpu_ratio": whole.cpu_ratio(),

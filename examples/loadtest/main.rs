@@ -94,6 +94,10 @@ struct Args {
     /// Seconds each relay serves in a turn of the interleaved loop.
     #[arg(long, default_value_t = 0.5)]
     audit_slice: f64,
+    /// Pairs of relays (trail on, trail off) the interleaved seconds are split among, each pair
+    /// new processes: two processes of one build differ by about a percent.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    audit_pairs: u32,
     /// Leave nginx out even when it is installed.
     #[arg(long)]
     no_nginx: bool,
@@ -152,6 +156,8 @@ pub struct Plan {
     /// relays taking turns every `audit_slice` (`interleave.rs`).
     pub audit_interleave: Duration,
     pub audit_slice: Duration,
+    /// The pairs of relays the interleaved loop's time is split among.
+    pub audit_pairs: usize,
     /// Measure the table's targets (direct, nginx, the relays); all but `--audit-only`.
     pub table: bool,
     pub nginx: bool,
@@ -182,6 +188,7 @@ impl Plan {
                 audit_rounds: 1,
                 audit_interleave: Duration::from_millis(800),
                 audit_slice: Duration::from_millis(200),
+                audit_pairs: 2,
                 table: true,
                 nginx: false,
             });
@@ -219,6 +226,7 @@ impl Plan {
                     .context("--audit-interleave")?,
             },
             audit_slice: Duration::try_from_secs_f64(args.audit_slice).context("--audit-slice")?,
+            audit_pairs: args.audit_pairs as usize,
             table: !args.audit_only,
             nginx: !args.no_nginx,
         })
