@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::StatusCode;
 use actix_web::HttpRequest;
-use awc::error::SendRequestError;
+use awc::error::{ConnectError, SendRequestError};
 use backoff::backoff::Backoff;
 use backoff::{ExponentialBackoff, ExponentialBackoffBuilder};
 use bytes::Bytes;
@@ -341,23 +341,25 @@ async fn try_account(
 /// The request did not get an answer (no status line).
 fn unreachable(lease: Lease, error: &SendRequestError, ctx: &RequestContext) -> Attempt {
     warn!(ctx.log, "upstream request failed"; "error" => error.to_string());
+    let (failure, outcome) = match error {
+        SendRequestError::Timeout => (Failure::Timeout, Outcome::TimedOut),
+        _ => (Failure::Transport, Outcome::TransportFailed),
+    };
+    Attempt::failed(failure, lease, outcome, unanswered_signature(error))
+}
+
+/// What an attempt without a status line looks like beside the next account's (`attribution.rs`);
+/// `None` for a connection that could not be opened: the body never left, so this cannot be the
+/// request's failure.
+fn unanswered_signature(error: &SendRequestError) -> Option<Signature> {
     match error {
-        SendRequestError::Timeout => Attempt::failed(
-            Failure::Timeout,
-            lease,
-            Outcome::TimedOut,
-            Some(Signature::Timeout),
-        ),
-        // No connection, so the body never left: this cannot be the request's failure.
-        SendRequestError::Connect(_) => {
-            Attempt::failed(Failure::Transport, lease, Outcome::TransportFailed, None)
-        }
-        _ => Attempt::failed(
-            Failure::Transport,
-            lease,
-            Outcome::TransportFailed,
-            Some(Signature::Dropped),
-        ),
+        SendRequestError::Timeout => Some(Signature::Timeout),
+        // awc also calls a connection that ended after the request went, before its status
+        // line, a connect error: a drop like any other (sent twice by then,
+        // `upstream::closed_unanswered`).
+        SendRequestError::Connect(ConnectError::Disconnected) => Some(Signature::Dropped),
+        SendRequestError::Connect(_) => None,
+        _ => Some(Signature::Dropped),
     }
 }
 

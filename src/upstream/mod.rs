@@ -20,8 +20,9 @@ pub mod websocket;
 
 use std::time::Duration;
 
+use actix_web::error::ParseError;
 use actix_web::http::header::HeaderMap;
-use awc::error::SendRequestError;
+use awc::error::{ConnectError, SendRequestError};
 use bytes::Bytes;
 use relay_actors::Lease;
 use secrecy::ExposeSecret;
@@ -77,8 +78,9 @@ impl UpstreamClient {
 
     /// Sends one Responses request with the lease's credentials; resolves when the status line
     /// and headers have arrived. The body is read by the caller, as it arrives; its stream counts
-    /// against its connection until the body ends or is dropped. A stream the upstream dropped
-    /// unprocessed goes once more (see [`unprocessed`]).
+    /// against its connection until the body ends or is dropped. A request the upstream dropped
+    /// unprocessed, or whose connection it closed before answering, goes once more (see
+    /// [`unprocessed`] and [`closed_unanswered`]).
     pub async fn send_responses(
         &self,
         lease: &Lease,
@@ -86,7 +88,9 @@ impl UpstreamClient {
         body: Bytes,
     ) -> Result<UpstreamResponse, SendRequestError> {
         match self.send_once(lease, client_headers, body.clone()).await {
-            Err(error) if unprocessed(&error) => self.send_once(lease, client_headers, body).await,
+            Err(error) if unprocessed(&error) || closed_unanswered(&error) => {
+                self.send_once(lease, client_headers, body).await
+            }
             sent => sent,
         }
     }
@@ -191,5 +195,53 @@ fn unprocessed(error: &SendRequestError) -> bool {
         Some(REFUSED_STREAM) => true,
         Some(NO_ERROR) => error.is_go_away(),
         _ => false,
+    }
+}
+
+/// Whether the upstream closed an HTTP/1.1 request's connection before any answer came. A server
+/// closes an idle kept-alive connection on its own schedule (actix-web after 5 s, nginx after
+/// 75 s), which the relay's pool cannot know: a request sent on it just then meets a closed
+/// connection, and the server never read it. Neither the request nor the account is at fault, and
+/// the request goes once more, on a new connection. awc cannot say whether the connection was a
+/// kept one; on a new one this costs one more connect before the failure counts, and the upstream
+/// gets the request again as failing over to another account would have sent it anyway.
+fn closed_unanswered(error: &SendRequestError) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
+    match error {
+        // awc's word for a connection that ended before the response's status line.
+        SendRequestError::Connect(ConnectError::Disconnected) => true,
+        SendRequestError::Send(error) => matches!(error.kind(), BrokenPipe | ConnectionReset),
+        SendRequestError::Response(ParseError::Io(error)) => error.kind() == ConnectionReset,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error, ErrorKind};
+
+    use super::*;
+
+    #[test]
+    fn a_connection_closed_before_any_answer_goes_once_more_and_nothing_else_does() {
+        let closed = [
+            SendRequestError::Connect(ConnectError::Disconnected),
+            SendRequestError::Send(Error::from(ErrorKind::BrokenPipe)),
+            SendRequestError::Send(Error::from(ErrorKind::ConnectionReset)),
+            SendRequestError::Response(ParseError::Io(Error::from(ErrorKind::ConnectionReset))),
+        ];
+        for error in closed {
+            assert!(closed_unanswered(&error), "{error:?}");
+        }
+        let other = [
+            SendRequestError::Timeout,
+            SendRequestError::Connect(ConnectError::Timeout),
+            SendRequestError::Connect(ConnectError::Io(Error::from(ErrorKind::ConnectionRefused))),
+            SendRequestError::Send(Error::from(ErrorKind::InvalidData)),
+            SendRequestError::Response(ParseError::Incomplete),
+        ];
+        for error in other {
+            assert!(!closed_unanswered(&error), "{error:?}");
+        }
     }
 }

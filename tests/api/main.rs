@@ -68,6 +68,7 @@ mod store_cli;
 mod tenant_cli;
 mod trace;
 mod upstream_drift;
+mod upstream_reuse;
 mod upstream_streams;
 mod upstream_tls;
 mod websocket;

@@ -379,3 +379,27 @@ fn each_attempt_is_counted_by_how_its_upstream_call_ended() {
         assert_eq!(record.call_status(), status, "{record:?}");
     }
 }
+
+#[test]
+fn only_a_connection_that_never_opened_is_the_account_s_alone() {
+    use std::io::{Error, ErrorKind};
+    let refused = || Error::from(ErrorKind::ConnectionRefused);
+    let cases = [
+        (SendRequestError::Timeout, Some(Signature::Timeout)),
+        // The body never left.
+        (SendRequestError::Connect(ConnectError::Timeout), None),
+        (SendRequestError::Connect(ConnectError::Io(refused())), None),
+        // The connection ended after the request went, before its status line.
+        (
+            SendRequestError::Connect(ConnectError::Disconnected),
+            Some(Signature::Dropped),
+        ),
+        (
+            SendRequestError::Send(Error::from(ErrorKind::ConnectionReset)),
+            Some(Signature::Dropped),
+        ),
+    ];
+    for (error, signature) in cases {
+        assert_eq!(unanswered_signature(&error), signature, "{error:?}");
+    }
+}
