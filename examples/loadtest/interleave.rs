@@ -126,7 +126,7 @@ pub async fn measure(
     slice: Duration,
     warmup: Duration,
     window: Duration,
-) -> anyhow::Result<Interleaved> {
+) -> Interleaved {
     let half = (slice / 2).max(Duration::from_millis(1));
     let cycle = half * 4;
     let whole = |span: Duration| span.as_nanos().div_ceil(cycle.as_nanos()) as usize;
@@ -190,13 +190,13 @@ pub async fn measure(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .take();
-    Ok(Interleaved {
+    Interleaved {
         users,
         slice: half * 2,
         pairs: vec![cycles],
         errors: shared.errors.load(Ordering::SeqCst),
         first_error,
-    })
+    }
 }
 
 /// A relay's CPU at a cycle's edge: all its threads', and its writer's.
