@@ -171,15 +171,14 @@ impl Relays<'_> {
         let pairs = plan.audit_pairs.max(1);
         let window = plan.audit_interleave / pairs as u32;
         let (slice, warmup, users) = (plan.audit_slice, plan.warmup, self.fast_users);
-        let mut runs =
-            vec![interleave::measure(&first.on, &first.off, users, slice, warmup, window).await];
+        let mut run =
+            interleave::measure(&first.on, &first.off, users, slice, warmup, window).await;
         for n in 1..pairs {
             let pair = self.start(&format!("ab{n}")).await?;
             let (on, off) = (&pair.on, &pair.off);
-            runs.push(interleave::measure(on, off, users, slice, warmup, window).await);
+            run.add_pair(interleave::measure(on, off, users, slice, warmup, window).await);
             pair.check_alive()?;
         }
-        let run = Interleaved::of_pairs(runs);
         eprintln!("audit on/off, interleaved: {} errors", run.errors);
         Ok(run)
     }

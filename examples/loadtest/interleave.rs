@@ -252,24 +252,11 @@ fn record_error(shared: &Shared, error: String) {
 }
 
 impl Interleaved {
-    /// The runs of several pairs as one.
-    pub fn of_pairs(runs: Vec<Interleaved>) -> Interleaved {
-        let mut runs = runs.into_iter();
-        let Some(mut all) = runs.next() else {
-            return Interleaved {
-                users: 0,
-                slice: Duration::ZERO,
-                pairs: Vec::new(),
-                errors: 0,
-                first_error: None,
-            };
-        };
-        for run in runs {
-            all.pairs.extend(run.pairs);
-            all.errors += run.errors;
-            all.first_error = all.first_error.or(run.first_error);
-        }
-        all
+    /// Takes another pair's run in with this one's.
+    pub fn add_pair(&mut self, run: Interleaved) {
+        self.pairs.extend(run.pairs);
+        self.errors += run.errors;
+        self.first_error = self.first_error.take().or(run.first_error);
     }
 
     fn cycles(&self) -> impl Iterator<Item = &Cycle> {

@@ -15,7 +15,7 @@ use slog::{warn, Logger};
 
 use crate::state::AppState;
 use crate::upstream::websocket::{self, as_event, SocketSlot, UpstreamSocket};
-use crate::upstream::{UpstreamClient, UpstreamResponse};
+use crate::upstream::{closed_by_peer, UpstreamClient, UpstreamResponse};
 
 /// What a turn needs to go upstream either way.
 pub struct UpstreamTurn {
@@ -61,7 +61,7 @@ impl UpstreamTurn {
             {
                 // A kept connection the backend closed meanwhile is not the account's failure:
                 // the turn goes once more, on a new connection.
-                Err(SendRequestError::Send(error)) if stale(&error) => {}
+                Err(SendRequestError::Send(error)) if closed_by_peer(&error) => {}
                 sent => return sent,
             }
         }
@@ -120,10 +120,6 @@ enum Refused {
     /// Another status (401, 429, 5xx…), judged like the same answer over HTTP.
     Status(StatusCode),
     Unreachable(SendRequestError),
-}
-
-fn stale(error: &io::Error) -> bool {
-    error.kind() == io::ErrorKind::ConnectionReset || error.kind() == io::ErrorKind::BrokenPipe
 }
 
 /// The upstream's refusal of a WebSocket, as the answer the failover loop judges: awc keeps no

@@ -18,6 +18,7 @@ pub mod usage;
 mod warmup;
 pub mod websocket;
 
+use std::io;
 use std::time::Duration;
 
 use actix_web::error::ParseError;
@@ -206,14 +207,24 @@ fn unprocessed(error: &SendRequestError) -> bool {
 /// kept one; on a new one this costs one more connect before the failure counts, and the upstream
 /// gets the request again as failing over to another account would have sent it anyway.
 fn closed_unanswered(error: &SendRequestError) -> bool {
-    use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
     match error {
         // awc's word for a connection that ended before the response's status line.
         SendRequestError::Connect(ConnectError::Disconnected) => true,
-        SendRequestError::Send(error) => matches!(error.kind(), BrokenPipe | ConnectionReset),
-        SendRequestError::Response(ParseError::Io(error)) => error.kind() == ConnectionReset,
+        SendRequestError::Send(error) => closed_by_peer(error),
+        SendRequestError::Response(ParseError::Io(error)) => {
+            error.kind() == io::ErrorKind::ConnectionReset
+        }
         _ => false,
     }
+}
+
+/// Whether writing to a kept connection failed because the upstream had closed it (reset, or
+/// closed for writing): an HTTP request's connection, or a kept upstream WebSocket.
+pub fn closed_by_peer(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+    )
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! that request on.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -28,22 +28,22 @@ struct ClosingProxy {
 }
 
 impl ClosingProxy {
-    /// Listens on a loopback port in front of `upstream` (`host:port`); returns its address.
-    fn start(&self, upstream: String) -> String {
+    /// Listens on a loopback port in front of `upstream`; returns its address.
+    fn start(&self, upstream: Vec<SocketAddr>) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy binds");
         let addr = listener.local_addr().expect("proxy address");
         let proxy = self.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 proxy.accepted.fetch_add(1, Ordering::SeqCst);
-                let Ok(server) = TcpStream::connect(&upstream) else {
+                let Ok(server) = TcpStream::connect(&upstream[..]) else {
                     continue;
                 };
                 let proxy = proxy.clone();
                 std::thread::spawn(move || proxy.pass(client, server));
             }
         });
-        addr.to_string()
+        addr
     }
 
     /// Passes bytes both ways; counts the requests the relay starts on this connection by the
@@ -83,18 +83,15 @@ impl ClosingProxy {
 
 async fn spawn_behind(proxy: &ClosingProxy) -> TestApp {
     spawn_app_with(|s| {
-        let mock = s.upstream.base_url.clone();
-        let upstream = format!(
-            "{}:{}",
-            mock.host_str().unwrap(),
-            mock.port_or_known_default().unwrap()
-        );
-        let front = proxy.start(upstream);
-        let mut url = mock;
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(front.rsplit(':').next().unwrap().parse().ok())
-            .unwrap();
-        s.upstream.base_url = url;
+        let mock = s
+            .upstream
+            .base_url
+            .socket_addrs(|| None)
+            .expect("the mock's address");
+        let front = proxy.start(mock);
+        let url = &mut s.upstream.base_url;
+        url.set_ip_host(front.ip()).expect("an http URL");
+        url.set_port(Some(front.port())).expect("an http URL");
     })
     .await
 }
