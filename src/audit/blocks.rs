@@ -100,26 +100,36 @@ impl BlockIndex {
 pub const FACETS: usize = 6;
 pub const FACET_PREFIXES: [char; FACETS] = ['t', 'k', 'm', 'a', 's', 'x'];
 
-/// The values `record` is filed under, with their prefixes ([`FACET_PREFIXES`]): its tenant, key,
-/// model and account, and its status and action unless they are the common ones. A status is
-/// written as text into `status`.
+/// The values `record` is filed under, with their prefixes ([`FACET_PREFIXES`]): [`facets_of`]
+/// its tenant, key, model and account, status and action.
 pub fn facets<'a>(
     record: &'a Record,
     status: &'a mut itoa::Buffer,
 ) -> [(char, Option<&'a str>); FACETS] {
-    let status = record
-        .status
-        .filter(|status| !common_status(*status))
-        .map(|code| status.format(code));
-    let action = Some(record.action.as_str()).filter(|action| !common_action(action));
     let values = [
         record.tenant_id.as_deref(),
         record.key_id.as_deref(),
         record.model(),
         record.account_id.as_deref(),
-        status,
-        action,
     ];
+    facets_of(values, record.status, &record.action, status)
+}
+
+/// The values a row is filed under, with their prefixes ([`FACET_PREFIXES`]): its tenant, key,
+/// model and account (`values`), and its status and action unless they are the common ones. A
+/// status is written as text into `status`.
+pub fn facets_of<'a>(
+    values: [Option<&'a str>; 4],
+    code: Option<u16>,
+    action: &'a str,
+    status: &'a mut itoa::Buffer,
+) -> [(char, Option<&'a str>); FACETS] {
+    let status = code
+        .filter(|code| !common_status(*code))
+        .map(|code| status.format(code));
+    let action = Some(action).filter(|action| !common_action(action));
+    let [tenant, key, model, account] = values;
+    let values = [tenant, key, model, account, status, action];
     std::array::from_fn(|i| (FACET_PREFIXES[i], values[i]))
 }
 

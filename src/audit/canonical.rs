@@ -2,31 +2,15 @@
 //! those absent left out — byte for byte what serde_json writes for the record flattened behind
 //! `seq`, which every release has sealed (`Row` reads it back through serde).
 //!
-//! Written field by field rather than through serde: the writer thread spent about a third of its
-//! time in serde_json's string loop, which looks up every byte of every key and value in its
-//! escape table (`docs/performance.md`). Here the keys are constants, and a value is copied as it
-//! is unless it holds a character JSON escapes; only then does serde_json escape it.
+//! Rendered by the writer from a row packed on the thread that recorded it (`prepared.rs`),
+//! field by field rather than through serde: the keys are constants, and a value is copied as it
+//! is unless it holds a character JSON escapes; only then does serde_json escape it (its string
+//! loop looks up every byte of every key and value in its escape table: once a third of the
+//! writer's time, `docs/performance.md`).
 
-use compact_str::CompactString;
-use serde_json::Error;
-
-use super::record::{ActorKind, Record};
-
-/// Writes one field through `Object`'s method: its key, `,"name":`, a constant made of the
-/// binding's name (which is the field's), and its value, `name` or an expression beginning with
-/// it.
-macro_rules! field {
-    ($object:ident . $write:ident ($name:ident $($value:tt)*)) => {
-        $object.$write(concat!(",\"", stringify!($name), "\":"), $name $($value)*)?
-    };
-}
-
-/// Writes the content a row's hash seals onto `out`: its place, then its fields.
+use super::prepared::{Prepared, Value};
 #[cfg(test)]
-pub(super) fn write_canonical(out: &mut Vec<u8>, seq: i64, record: &Record) -> Result<(), Error> {
-    write_place(out, seq);
-    write_fields(out, record)
-}
+use super::record::{ActorKind, Record};
 
 /// Writes the start of a row's content, its place: `{"seq":N`.
 pub(super) fn write_place(out: &mut Vec<u8>, seq: i64) {
@@ -34,149 +18,50 @@ pub(super) fn write_place(out: &mut Vec<u8>, seq: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
 }
 
-/// Writes the rest of a row's content after its place, `,"at_ms":…}` (a row is prepared so
-/// before it has a place: `prepared.rs`).
-pub(super) fn write_fields(out: &mut Vec<u8>, record: &Record) -> Result<(), Error> {
-    // Every field named, none left to `..`: a field added to `Record` does not compile here until
-    // it is written (in declaration order, as serde writes it; a test compares the bytes).
-    let Record {
-        at_ms,
-        kind,
-        action,
-        request_id,
-        trace_id,
-        tenant_id,
-        key_id,
-        key_name,
-        client_addr,
-        client_name,
-        client_version,
-        endpoint,
-        model_requested,
-        model_served,
-        account_id,
-        accounts_tried,
-        status,
-        error_code,
-        stream,
-        stream_outcome,
-        input_tokens,
-        output_tokens,
-        duration_ms,
-        actor_kind,
-        actor_id,
-        actor_name,
-        target,
-        result,
-        capture_id,
-    } = record;
-    let mut object = Object(out);
-    field!(object.number(at_ms));
-    field!(object.text(kind.as_str()));
-    field!(object.text(action));
-    field!(object.some_text(request_id.as_deref()));
-    field!(object.some_text(trace_id.as_deref()));
-    field!(object.some_text(tenant_id.as_deref()));
-    field!(object.some_text(key_id.as_deref()));
-    field!(object.some_text(key_name.as_deref()));
-    field!(object.some_text(client_addr.as_deref()));
-    field!(object.some_text(client_name.as_deref()));
-    field!(object.some_text(client_version.as_deref()));
-    field!(object.some_text(endpoint.as_deref()));
-    field!(object.some_text(model_requested.as_deref()));
-    field!(object.some_text(model_served.as_deref()));
-    field!(object.some_text(account_id.as_deref()));
-    field!(object.texts(accounts_tried));
-    field!(object.some_number(status));
-    field!(object.some_text(error_code.as_deref()));
-    field!(object.some_bool(stream));
-    field!(object.some_text(stream_outcome.as_deref()));
-    field!(object.some_number(input_tokens));
-    field!(object.some_number(output_tokens));
-    field!(object.some_number(duration_ms));
-    field!(object.some_text(actor_kind.map(ActorKind::as_str)));
-    field!(object.some_text(actor_id.as_deref()));
-    field!(object.some_text(actor_name.as_deref()));
-    field!(object.some_text(target.as_deref()));
-    field!(object.some_text(result.as_deref()));
-    field!(object.some_text(capture_id.as_deref()));
-    object.0.push(b'}');
-    Ok(())
+/// Writes the rest of a row's content after its place: `,"at_ms":…}`.
+pub(super) fn write_fields(out: &mut Vec<u8>, row: &Prepared) {
+    out.extend_from_slice(b",\"at_ms\":");
+    out.extend_from_slice(itoa::Buffer::new().format(row.at_ms()).as_bytes());
+    for (field, value) in row.fields() {
+        out.extend_from_slice(field.key().as_bytes());
+        match value {
+            Value::Text(text) => string(out, text),
+            Value::Texts(mut texts) => {
+                out.push(b'[');
+                if let Some(first) = texts.next() {
+                    string(out, first);
+                }
+                for text in texts {
+                    out.push(b',');
+                    string(out, text);
+                }
+                out.push(b']');
+            }
+            Value::Number(number) => {
+                out.extend_from_slice(itoa::Buffer::new().format(number).as_bytes())
+            }
+            Value::Bool(value) => out.extend_from_slice(if value { b"true" } else { b"false" }),
+        }
+    }
+    out.push(b'}');
 }
 
-/// The object being written: each method writes a field (left out when absent, as serde's
-/// `skip_serializing_if` leaves it out).
-struct Object<'a>(&'a mut Vec<u8>);
-
-impl Object<'_> {
-    fn number<N: itoa::Integer + Copy>(&mut self, key: &str, number: &N) -> Result<(), Error> {
-        self.0.extend_from_slice(key.as_bytes());
-        self.0
-            .extend_from_slice(itoa::Buffer::new().format(*number).as_bytes());
-        Ok(())
+/// A JSON string: copied between its quotes when nothing in it needs escaping (nearly every
+/// value: ids, names, addresses), else escaped by serde_json.
+fn string(out: &mut Vec<u8>, text: &[u8]) {
+    // Folded without stopping at the first byte that is not plain, so that the compiler
+    // checks 16 bytes an instruction; nearly every text is plain throughout.
+    if text.iter().fold(true, |all, byte| all & plain(*byte)) {
+        out.push(b'"');
+        out.extend_from_slice(text);
+        out.push(b'"');
+        return;
     }
-
-    fn some_number<N>(&mut self, key: &str, number: &Option<N>) -> Result<(), Error>
-    where
-        N: itoa::Integer + Copy,
-    {
-        match number {
-            Some(number) => self.number(key, number),
-            None => Ok(()),
-        }
-    }
-
-    fn some_bool(&mut self, key: &str, value: &Option<bool>) -> Result<(), Error> {
-        if let Some(value) = value {
-            self.0.extend_from_slice(key.as_bytes());
-            self.0
-                .extend_from_slice(if *value { b"true" } else { b"false" });
-        }
-        Ok(())
-    }
-
-    fn text(&mut self, key: &str, text: &str) -> Result<(), Error> {
-        self.0.extend_from_slice(key.as_bytes());
-        self.string(text)
-    }
-
-    fn some_text(&mut self, key: &str, text: Option<&str>) -> Result<(), Error> {
-        match text {
-            Some(text) => self.text(key, text),
-            None => Ok(()),
-        }
-    }
-
-    /// A list of texts, left out when empty.
-    fn texts(&mut self, key: &str, texts: &[CompactString]) -> Result<(), Error> {
-        let Some((first, rest)) = texts.split_first() else {
-            return Ok(());
-        };
-        self.0.extend_from_slice(key.as_bytes());
-        self.0.push(b'[');
-        self.string(first)?;
-        for text in rest {
-            self.0.push(b',');
-            self.string(text)?;
-        }
-        self.0.push(b']');
-        Ok(())
-    }
-
-    /// A JSON string: copied between its quotes when nothing in it needs escaping (nearly every
-    /// value: ids, names, addresses), else escaped by serde_json.
-    fn string(&mut self, text: &str) -> Result<(), Error> {
-        // Folded without stopping at the first byte that is not plain, so that the compiler
-        // checks 16 bytes an instruction; nearly every text is plain throughout.
-        if text.bytes().fold(true, |all, byte| all & plain(byte)) {
-            self.0.push(b'"');
-            self.0.extend_from_slice(text.as_bytes());
-            self.0.push(b'"');
-            Ok(())
-        } else {
-            serde_json::to_writer(&mut *self.0, text)
-        }
-    }
+    // Packed from `&str`s, so always text; were it not, its bytes would be written as text
+    // with the invalid ones replaced, still valid JSON.
+    let text = String::from_utf8_lossy(text);
+    // Writing a string into a `Vec` does not fail.
+    let _ = serde_json::to_writer(&mut *out, text.as_ref());
 }
 
 /// A byte JSON writes as it is inside a string: all but the control characters, the quote and
@@ -187,10 +72,11 @@ fn plain(byte: u8) -> bool {
 
 /// The canonical content of `record` at `seq`, as text.
 #[cfg(test)]
-pub(super) fn canonical(seq: i64, record: &Record) -> Result<String, Error> {
+pub(super) fn canonical(seq: i64, record: &Record) -> Result<String, std::string::FromUtf8Error> {
     let mut out = Vec::new();
-    write_canonical(&mut out, seq, record)?;
-    Ok(String::from_utf8(out).expect("JSON is UTF-8"))
+    write_place(&mut out, seq);
+    write_fields(&mut out, &Prepared::of(record));
+    String::from_utf8(out)
 }
 
 /// A record with every field set (tests: the canonical content, a prepared row).
@@ -232,6 +118,7 @@ pub(super) fn every_field() -> Record {
 
 #[cfg(test)]
 mod tests {
+    use compact_str::CompactString;
     use serde::Serialize;
 
     use super::*;

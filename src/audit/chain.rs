@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::blocks::{self, BlockIndex};
 use std::borrow::Borrow;
 
-use super::canonical::write_place;
+use super::canonical::{write_fields, write_place};
 use super::prepared::Prepared;
 use super::record::Record;
 use super::segment::{Packer, SEGMENT_ROWS};
@@ -69,10 +69,10 @@ fn read_link(conn: &Connection, sql: &str) -> rusqlite::Result<Option<Link>> {
 /// Appends `records` in order, in one immediate transaction; returns the new head. For a
 /// process appending now and then (the CLI); the server's writer keeps an [`Appender`].
 pub fn append(conn: &mut Connection, records: &[impl Borrow<Record>]) -> Result<Link, AuditError> {
-    let rows = records
+    let rows: Vec<Prepared> = records
         .iter()
         .map(|record| Prepared::of(record.borrow()))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect();
     Appender::new()?.append(conn, &rows)
 }
 
@@ -123,7 +123,7 @@ impl Appender {
                 }
                 let line = lines.len();
                 write_place(&mut lines, seq);
-                lines.extend_from_slice(row.fields());
+                write_fields(&mut lines, row);
                 let hash = Sha256::new()
                     .chain_update(&previous)
                     .chain_update(&lines[line..])
@@ -161,6 +161,7 @@ impl Appender {
         if self.filling.as_ref().is_some_and(|f| f.upto != before) {
             self.filling = None;
         }
+        let mut status = itoa::Buffer::new();
         for (seq, row) in (before + 1..).zip(rows) {
             let block = blocks::block_of(seq);
             if self.filling.is_none() && seq == blocks::first_of(block) {
@@ -171,7 +172,7 @@ impl Appender {
                 });
             }
             if let Some(filling) = &mut self.filling {
-                filling.index.add(seq, row.at_ms(), row.facets());
+                filling.index.add(seq, row.at_ms(), row.facets(&mut status));
                 filling.upto = seq;
             }
             if seq == blocks::last_of(block) {

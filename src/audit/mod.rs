@@ -2,20 +2,20 @@
 //! row per data-plane request and per administrative act, metadata only, in a hash chain of its
 //! own SQLite file (`docs/audit.md`).
 //!
-//! | file           | owns                                                           |
-//! |----------------|----------------------------------------------------------------|
-//! | `record.rs`    | what a row says                                                |
-//! | `canonical.rs` | a row's canonical content, the bytes its hash seals            |
-//! | `prepared.rs`  | a row made ready for the writer by the thread recording it     |
-//! | `file.rs`      | the audit file: where, its modes, WAL, its schema              |
-//! | `chain.rs`     | appending under the chain's head, the hash of a link           |
-//! | `segment.rs`   | the storage: rows in compressed segments beside their hashes   |
-//! | `blocks.rs`    | the search index of tenant, key, model, account, …, in bulk    |
-//! | `verify.rs`    | walking the chain from its anchor, naming the first break      |
-//! | `search.rs`    | filters, pages behind a cursor, the export                     |
-//! | `retention.rs` | pruning old rows behind an anchor                              |
-//! | `writer.rs`    | the one writer thread and its batches                          |
-//! | `metrics.rs`   | rows written, lost, failed writes, pending                     |
+//! | file           | owns                                                             |
+//! |----------------|------------------------------------------------------------------|
+//! | `record.rs`    | what a row says                                                  |
+//! | `canonical.rs` | a row's canonical content, the bytes its hash seals              |
+//! | `prepared.rs`  | a row's values packed by the thread recording it, for the writer |
+//! | `file.rs`      | the audit file: where, its modes, WAL, its schema                |
+//! | `chain.rs`     | appending under the chain's head, the hash of a link             |
+//! | `segment.rs`   | the storage: rows in compressed segments beside their hashes     |
+//! | `blocks.rs`    | the search index of tenant, key, model, account, …, in bulk      |
+//! | `verify.rs`    | walking the chain from its anchor, naming the first break        |
+//! | `search.rs`    | filters, pages behind a cursor, the export                       |
+//! | `retention.rs` | pruning old rows behind an anchor                                |
+//! | `writer.rs`    | the one writer thread and its batches                            |
+//! | `metrics.rs`   | rows written, lost, failed writes, pending                       |
 //!
 //! The request path holds an [`Audit`] and only tries to queue a row ([`Audit::record`]): no
 //! wait, no lock, no I/O. The CLI, a process of its own, appends its acts directly
@@ -162,17 +162,9 @@ impl Audit {
         let Some(queue) = &self.0.queue else {
             return;
         };
-        // Prepared here, on the recording thread: the record's strings are freed where they
-        // were made, and the writer gets one buffer (`prepared.rs`).
-        let row = match Prepared::of(&record) {
-            Ok(row) => row,
-            Err(e) => {
-                self.0.metrics.lost.inc();
-                self.0
-                    .failed(&format!("an audit row could not be encoded: {e}"));
-                return;
-            }
-        };
+        // Packed here, on the recording thread: the record's strings are freed where they were
+        // made, and the writer gets one buffer (`prepared.rs`).
+        let row = Prepared::of(&record);
         drop(record);
         match queue.try_send(Message::Row(row)) {
             Ok(()) => {

@@ -347,7 +347,7 @@ fn a_block_filled_by_another_process_is_indexed_from_its_rows() {
         match n % 4 {
             3 => append(&mut cli, batch).unwrap(),
             _ => {
-                let rows: Vec<Prepared> = batch.iter().map(|r| Prepared::of(r).unwrap()).collect();
+                let rows: Vec<Prepared> = batch.iter().map(Prepared::of).collect();
                 appender.append(&mut server, &rows).unwrap()
             }
         };
