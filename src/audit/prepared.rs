@@ -14,10 +14,12 @@
 use compact_str::CompactString;
 
 use super::blocks::{facets_of, FACETS};
-use super::record::{ActorKind, Record};
+use super::record::{ActorKind, Kind, Record};
 
-/// Declares [`Field`], a row's fields in declaration order, and [`KEYS`], each as the content
-/// writes it (`,"name":`): one list, so a key is its field's name.
+/// Declares [`Field`], a row's fields in declaration order, [`KEYS`], each as the content writes
+/// it (`,"name":`), and how a record is packed: one list, so a key is its field's name and a
+/// row holds its fields in the list's order — the declaration's, which a test compares with
+/// serde's.
 macro_rules! fields {
     ($($name:ident),* $(,)?) => {
         /// A row's fields after its time, in the order of `Record`'s declaration.
@@ -29,6 +31,13 @@ macro_rules! fields {
 
         /// Each field's key as the content writes it, by its place in [`Field`].
         pub const KEYS: &[&str] = &[$(concat!(",\"", stringify!($name), "\":")),*];
+
+        /// Packs each field `record` has after its time, in order. Every field named, none
+        /// left to `..`: a field added to `Record` does not compile here until it is listed.
+        fn pack_fields(record: &Record, row: &mut Packing) {
+            let Record { at_ms: _, $($name),* } = record;
+            $($name.pack(Field::$name, row);)*
+        }
     };
 }
 
@@ -84,70 +93,10 @@ pub struct Prepared(Vec<u8>);
 
 impl Prepared {
     pub fn of(record: &Record) -> Prepared {
-        // Every field named, none left to `..`: a field added to `Record` does not compile here
-        // until it is packed (in declaration order; a test compares the content with serde's).
-        let Record {
-            at_ms,
-            kind,
-            action,
-            request_id,
-            trace_id,
-            tenant_id,
-            key_id,
-            key_name,
-            client_addr,
-            client_name,
-            client_version,
-            endpoint,
-            model_requested,
-            model_served,
-            account_id,
-            accounts_tried,
-            status,
-            error_code,
-            stream,
-            stream_outcome,
-            input_tokens,
-            output_tokens,
-            duration_ms,
-            actor_kind,
-            actor_id,
-            actor_name,
-            target,
-            result,
-            capture_id,
-        } = record;
         // A request row's values are some 250 bytes.
         let mut row = Packing(Vec::with_capacity(320));
-        row.0.extend_from_slice(&at_ms.to_le_bytes());
-        row.text(Field::kind, Some(kind.as_str()));
-        row.text(Field::action, Some(action));
-        row.text(Field::request_id, request_id.as_deref());
-        row.text(Field::trace_id, trace_id.as_deref());
-        row.text(Field::tenant_id, tenant_id.as_deref());
-        row.text(Field::key_id, key_id.as_deref());
-        row.text(Field::key_name, key_name.as_deref());
-        row.text(Field::client_addr, client_addr.as_deref());
-        row.text(Field::client_name, client_name.as_deref());
-        row.text(Field::client_version, client_version.as_deref());
-        row.text(Field::endpoint, endpoint.as_deref());
-        row.text(Field::model_requested, model_requested.as_deref());
-        row.text(Field::model_served, model_served.as_deref());
-        row.text(Field::account_id, account_id.as_deref());
-        row.texts(Field::accounts_tried, accounts_tried);
-        row.number(Field::status, status.map(u64::from));
-        row.text(Field::error_code, error_code.as_deref());
-        row.bool(Field::stream, *stream);
-        row.text(Field::stream_outcome, stream_outcome.as_deref());
-        row.number(Field::input_tokens, *input_tokens);
-        row.number(Field::output_tokens, *output_tokens);
-        row.number(Field::duration_ms, *duration_ms);
-        row.text(Field::actor_kind, actor_kind.map(ActorKind::as_str));
-        row.text(Field::actor_id, actor_id.as_deref());
-        row.text(Field::actor_name, actor_name.as_deref());
-        row.text(Field::target, target.as_deref());
-        row.text(Field::result, result.as_deref());
-        row.text(Field::capture_id, capture_id.as_deref());
+        row.0.extend_from_slice(&record.at_ms.to_le_bytes());
+        pack_fields(record, &mut row);
         Prepared(row.0)
     }
 
@@ -199,42 +148,84 @@ impl Prepared {
 struct Packing(Vec<u8>);
 
 impl Packing {
-    fn text(&mut self, field: Field, text: Option<&str>) {
-        if let Some(text) = text {
-            self.0.push(field as u8);
-            self.put_text(text);
-        }
-    }
-
-    /// A list of texts, left out when empty.
-    fn texts(&mut self, field: Field, texts: &[CompactString]) {
-        if texts.is_empty() {
-            return;
-        }
+    fn tag(&mut self, field: Field) {
         self.0.push(field as u8);
-        self.0.extend_from_slice(&len(texts.len()).to_le_bytes());
-        for text in texts {
-            self.put_text(text);
-        }
     }
 
-    fn number(&mut self, field: Field, number: Option<u64>) {
-        if let Some(number) = number {
-            self.0.push(field as u8);
-            self.0.extend_from_slice(&number.to_le_bytes());
-        }
-    }
-
-    fn bool(&mut self, field: Field, value: Option<bool>) {
-        if let Some(value) = value {
-            self.0.push(field as u8);
-            self.0.push(u8::from(value));
-        }
-    }
-
-    fn put_text(&mut self, text: &str) {
+    fn text(&mut self, text: &str) {
         self.0.extend_from_slice(&len(text.len()).to_le_bytes());
         self.0.extend_from_slice(text.as_bytes());
+    }
+
+    fn number(&mut self, field: Field, number: u64) {
+        self.tag(field);
+        self.0.extend_from_slice(&number.to_le_bytes());
+    }
+}
+
+/// A field's value packed after its tag; an absent one (`None`, an empty list) is left out.
+trait Pack {
+    fn pack(&self, field: Field, row: &mut Packing);
+}
+
+impl Pack for CompactString {
+    fn pack(&self, field: Field, row: &mut Packing) {
+        row.tag(field);
+        row.text(self);
+    }
+}
+
+impl Pack for Kind {
+    fn pack(&self, field: Field, row: &mut Packing) {
+        row.tag(field);
+        row.text(self.as_str());
+    }
+}
+
+impl Pack for ActorKind {
+    fn pack(&self, field: Field, row: &mut Packing) {
+        row.tag(field);
+        row.text(self.as_str());
+    }
+}
+
+impl Pack for Vec<CompactString> {
+    fn pack(&self, field: Field, row: &mut Packing) {
+        if self.is_empty() {
+            return;
+        }
+        row.tag(field);
+        row.0.extend_from_slice(&len(self.len()).to_le_bytes());
+        for text in self {
+            row.text(text);
+        }
+    }
+}
+
+impl Pack for u16 {
+    fn pack(&self, field: Field, row: &mut Packing) {
+        row.number(field, u64::from(*self));
+    }
+}
+
+impl Pack for u64 {
+    fn pack(&self, field: Field, row: &mut Packing) {
+        row.number(field, *self);
+    }
+}
+
+impl Pack for bool {
+    fn pack(&self, field: Field, row: &mut Packing) {
+        row.tag(field);
+        row.0.push(u8::from(*self));
+    }
+}
+
+impl<T: Pack> Pack for Option<T> {
+    fn pack(&self, field: Field, row: &mut Packing) {
+        if let Some(value) = self {
+            value.pack(field, row);
+        }
     }
 }
 
@@ -324,7 +315,6 @@ mod tests {
     use super::*;
     use crate::audit::blocks::facets;
     use crate::audit::canonical::every_field;
-    use crate::audit::{ActorKind, Kind};
 
     /// Every field, an index value JSON escapes, and a status the index files.
     fn request() -> Record {
