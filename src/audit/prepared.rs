@@ -14,7 +14,7 @@
 use compact_str::CompactString;
 
 use super::blocks::{facets_of, FACETS};
-use super::record::{ActorKind, Kind, Record};
+use super::record::{model_of, ActorKind, Kind, Record};
 
 /// Declares [`Field`], a row's fields in declaration order, [`KEYS`], each as the content writes
 /// it (`,"name":`), and how a record is packed: one list, so a key is its field's name and a
@@ -136,7 +136,7 @@ impl Prepared {
             }
         }
         facets_of(
-            [tenant, key, served.or(asked), account],
+            [tenant, key, model_of(served, asked), account],
             code,
             action.unwrap_or_default(),
             status,

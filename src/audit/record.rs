@@ -126,9 +126,10 @@ pub struct Record {
 impl Record {
     /// The model a search by model finds: the one served, else the one asked.
     pub fn model(&self) -> Option<&str> {
-        self.model_served
-            .as_deref()
-            .or(self.model_requested.as_deref())
+        model_of(
+            self.model_served.as_deref(),
+            self.model_requested.as_deref(),
+        )
     }
 
     /// An administrative act done now by `actor` (result `ok` until told otherwise).
@@ -142,6 +143,11 @@ impl Record {
             ..Record::default()
         }
     }
+}
+
+/// The model a row is searched by: the one served, else the one asked.
+pub fn model_of<'a>(served: Option<&'a str>, requested: Option<&'a str>) -> Option<&'a str> {
+    served.or(requested)
 }
 
 /// The wall clock in unix milliseconds.
